@@ -1,0 +1,33 @@
+# Every target bootstraps .venv on first use, so each is one command on a fresh machine.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test check bench lint typecheck clean sandbox
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/astro-scim demo
+
+test: $(STAMP)
+	$(BIN)/pytest -q -n 2 --dist loadgroup
+
+check: $(STAMP)
+	$(BIN)/ruff check connector tests benchmarks
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/sandbox.py
+
+sandbox: $(STAMP)
+	$(BIN)/astro-scim sandbox --write-config build/sandbox.yaml --write-json build/sandbox.json
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

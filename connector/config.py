@@ -1,0 +1,281 @@
+"""The project file `astro-scim.yaml` -> typed, validated models. Secrets stay references until used."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connector import yamlsrc
+from connector.errors import ConfigError, Location
+from connector.secret import Secret
+from connector.urls import check_endpoint
+
+DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+
+
+@dataclass
+class AstroConfig:
+    scim_url: str
+    token: Secret
+    api_url: str = "https://api.astronomer.io/v1"
+    organization_id: str = ""
+
+
+@dataclass
+class OktaConfig:
+    org_url: str
+    token: Secret | None = None
+    client_id: str | None = None
+    private_key: Secret | None = None
+    scopes: list[str] = field(default_factory=list)
+    app_label: str | None = "Astro"
+    app_id: str | None = None
+    integration: str = "oin"  # oin = Okta's Astro catalogue app; manual = custom SCIM app
+    mapping: Path | None = None
+    assign_groups: list[str] = field(default_factory=list)
+    push_groups: list[str] = field(default_factory=list)
+    location: Location | None = None
+
+
+@dataclass
+class AzureCredential:
+    kind: str  # secret | certificate | cli | default | workload | token
+    client_id: str | None = None
+    client_secret: Secret | None = None
+    certificate_path: Path | None = None
+    token: Secret | None = None
+
+
+@dataclass
+class AzureConfig:
+    tenant_id: str
+    credential: AzureCredential
+    graph_url: str = DEFAULT_GRAPH_URL
+    app_display_name: str | None = "Astro"
+    app_id: str | None = None
+    mapping: Path | None = None
+    assign_groups: list[str] = field(default_factory=list)
+    location: Location | None = None
+
+
+@dataclass
+class SafetyConfig:
+    max_delete_fraction: float = 0.10
+    max_delete_count: int = 25
+
+
+@dataclass
+class ProjectConfig:
+    file: str
+    astro: AstroConfig | None = None
+    okta: OktaConfig | None = None
+    azure: AzureConfig | None = None
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    access: dict[str, Any] = field(default_factory=dict)
+    document: yamlsrc.Document | None = None
+
+    def idps(self) -> list[str]:
+        return [name for name in ("okta", "azure") if getattr(self, name) is not None]
+
+
+class _Section:
+    """Reads one mapping of the document with location-aware type checks and unknown-key detection."""
+
+    def __init__(self, doc: yamlsrc.Document, path: tuple[str | int, ...], allowed: set[str], base: Path) -> None:
+        self.doc, self.path, self.base = doc, path, base
+        node: Any = doc.data
+        for p in path:
+            node = node[p]
+        if not isinstance(node, dict):
+            raise ConfigError(f"'{'.'.join(map(str, path))}' must be a mapping", location=doc.loc(path))
+        self.data: dict[str, Any] = node
+        for key in node:
+            if key not in allowed:
+                raise ConfigError(
+                    f"unknown key '{key}' in '{'.'.join(map(str, path))}'",
+                    location=doc.loc((*path, key), key=True),
+                    hint="allowed keys: " + ", ".join(sorted(allowed)),
+                )
+
+    def loc(self, key: str) -> Location:
+        return self.doc.loc((*self.path, key))
+
+    def str(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise ConfigError(
+                    f"'{'.'.join(map(str, self.path))}.{key}' is required", location=self.doc.loc(self.path)
+                )
+            return default
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise ConfigError(f"'{key}' must be a string", location=self.loc(key))
+        return str(value)
+
+    def secret(self, key: str) -> Secret | None:
+        value = self.str(key)
+        return Secret(value, location=self.loc(key), base_dir=self.base) if value is not None else None
+
+    def str_list(self, key: str) -> list[str]:
+        value = self.data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"'{key}' must be a list of strings", location=self.loc(key))
+        return list(value)
+
+    def path_value(self, key: str) -> Path | None:
+        value = self.str(key)
+        if value is None:
+            return None
+        p = Path(value)
+        return p if p.is_absolute() else self.base / p
+
+    def sub(self, key: str, allowed: set[str]) -> _Section | None:
+        if self.data.get(key) is None:
+            return None
+        return _Section(self.doc, (*self.path, key), allowed, self.base)
+
+
+def _astro(doc: yamlsrc.Document, base: Path) -> AstroConfig:
+    s = _Section(doc, ("astro",), {"scim_url", "token", "api_url", "organization_id"}, base)
+    scim_url = check_endpoint(s.str("scim_url", required=True) or "", what="astro.scim_url", location=s.loc("scim_url"))
+    token = s.secret("token") or Secret("env:ASTRO_API_TOKEN", location=s.loc("token"))
+    api_url = check_endpoint(
+        s.str("api_url", "https://api.astronomer.io/v1") or "", what="astro.api_url", location=s.loc("api_url")
+    )
+    org_id = s.str("organization_id") or scim_url.rstrip("/").rsplit("/", 1)[-1]
+    return AstroConfig(scim_url=scim_url, token=token, api_url=api_url, organization_id=org_id)
+
+
+def _okta(doc: yamlsrc.Document, base: Path) -> OktaConfig:
+    s = _Section(
+        doc,
+        ("okta",),
+        {"org_url", "token", "client_id", "private_key", "scopes", "app", "integration", "mapping",
+         "assign_groups", "push_groups"},
+        base,
+    )
+    org_url = s.str("org_url") or os.environ.get("OKTA_CLIENT_ORGURL")
+    if not org_url:
+        raise ConfigError("okta.org_url is required (or set OKTA_CLIENT_ORGURL)", location=doc.loc(("okta",)))
+    org_url = check_endpoint(org_url, what="okta.org_url", location=s.loc("org_url"))
+    token = s.secret("token")
+    private_key = s.secret("private_key")
+    client_id = s.str("client_id")
+    if token is None and private_key is None:
+        token = Secret("env:OKTA_CLIENT_TOKEN", location=doc.loc(("okta",)))
+    if private_key is not None and not client_id:
+        raise ConfigError("okta.private_key needs okta.client_id (the OAuth service app)", location=s.loc("private_key"))
+    app = s.sub("app", {"label", "id"})
+    integration = s.str("integration", "oin") or "oin"
+    if integration not in ("oin", "manual"):
+        raise ConfigError(
+            f"okta.integration must be 'oin' or 'manual', not {integration!r}", location=s.loc("integration")
+        )
+    return OktaConfig(
+        org_url=org_url,
+        token=token,
+        client_id=client_id,
+        private_key=private_key,
+        scopes=s.str_list("scopes"),
+        app_label=(app.str("label") if app else "Astro") if not (app and app.str("id")) else None,
+        app_id=app.str("id") if app else None,
+        integration=integration,
+        mapping=s.path_value("mapping"),
+        assign_groups=s.str_list("assign_groups"),
+        push_groups=s.str_list("push_groups"),
+        location=doc.loc(("okta",)),
+    )
+
+
+def _azure(doc: yamlsrc.Document, base: Path) -> AzureConfig:
+    s = _Section(
+        doc, ("azure",), {"tenant_id", "credential", "graph_url", "app", "mapping", "assign_groups"}, base
+    )
+    tenant = s.str("tenant_id") or os.environ.get("AZURE_TENANT_ID")
+    if not tenant:
+        raise ConfigError("azure.tenant_id is required (or set AZURE_TENANT_ID)", location=doc.loc(("azure",)))
+    c = s.sub("credential", {"type", "client_id", "client_secret", "certificate_path", "token"})
+    cred: AzureCredential
+    if c is None:
+        client_id = os.environ.get("AZURE_CLIENT_ID")
+        if client_id and os.environ.get("AZURE_CLIENT_SECRET"):
+            cred = AzureCredential("secret", client_id=client_id, client_secret=Secret("env:AZURE_CLIENT_SECRET"))
+        else:
+            cred = AzureCredential("default")
+    else:
+        kind = c.str("type")
+        if c.str("token") is not None:
+            cred = AzureCredential(kind or "token", token=c.secret("token"))
+        elif c.str("client_secret") is not None:
+            cred = AzureCredential(
+                kind or "secret", client_id=c.str("client_id", required=True), client_secret=c.secret("client_secret")
+            )
+        elif c.str("certificate_path") is not None:
+            cred = AzureCredential(
+                kind or "certificate", client_id=c.str("client_id", required=True),
+                certificate_path=c.path_value("certificate_path"),
+            )
+        else:
+            cred = AzureCredential(kind or "default", client_id=c.str("client_id"))
+        if cred.kind not in ("secret", "certificate", "cli", "default", "workload", "token"):
+            raise ConfigError(
+                f"unknown azure.credential.type {cred.kind!r}",
+                location=c.loc("type"),
+                hint="use one of: secret, certificate, cli, default, workload, token",
+            )
+    app = s.sub("app", {"display_name", "app_id"})
+    graph_url = check_endpoint(s.str("graph_url", DEFAULT_GRAPH_URL) or "", what="azure.graph_url",
+                               location=s.loc("graph_url"))
+    return AzureConfig(
+        tenant_id=tenant,
+        credential=cred,
+        graph_url=graph_url,
+        app_display_name=(app.str("display_name") if app else "Astro") if not (app and app.str("app_id")) else None,
+        app_id=app.str("app_id") if app else None,
+        mapping=s.path_value("mapping"),
+        assign_groups=s.str_list("assign_groups"),
+        location=doc.loc(("azure",)),
+    )
+
+
+def load_config(path: str | Path) -> ProjectConfig:
+    doc = yamlsrc.load(path)
+    if doc.duplicates:
+        key, loc = doc.duplicates[0]
+        raise ConfigError(f"duplicate key '{key[-1]}'", location=loc)
+    if not isinstance(doc.data, dict):
+        raise ConfigError("the config file must be a YAML mapping", location=doc.loc(()))
+    base = Path(path).resolve().parent
+    allowed = {"astro", "okta", "azure", "safety", "access"}
+    for key in doc.data:
+        if key not in allowed:
+            raise ConfigError(
+                f"unknown top-level key '{key}'", location=doc.loc((key,), key=True),
+                hint="allowed keys: " + ", ".join(sorted(allowed)),
+            )
+    cfg = ProjectConfig(file=str(path), document=doc)
+    if doc.data.get("astro") is not None:
+        cfg.astro = _astro(doc, base)
+    if doc.data.get("okta") is not None:
+        cfg.okta = _okta(doc, base)
+    if doc.data.get("azure") is not None:
+        cfg.azure = _azure(doc, base)
+    if doc.data.get("safety") is not None:
+        s = _Section(doc, ("safety",), {"max_delete_fraction", "max_delete_count"}, base)
+        try:
+            cfg.safety = SafetyConfig(
+                max_delete_fraction=float(s.data.get("max_delete_fraction", 0.10)),
+                max_delete_count=int(s.data.get("max_delete_count", 25)),
+            )
+        except (TypeError, ValueError):
+            raise ConfigError("safety limits must be numbers", location=doc.loc(("safety",))) from None
+    access = doc.data.get("access")
+    if access is not None:
+        if not isinstance(access, dict):
+            raise ConfigError("'access' must be a mapping of group name -> roles", location=doc.loc(("access",)))
+        cfg.access = access
+    return cfg

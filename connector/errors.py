@@ -1,0 +1,132 @@
+"""One exception tree for the whole tool; the CLI maps it to exit codes.
+
+    ConnectorError                 exit 2 unless a subclass says otherwise
+    ├── UsageError                 bad flags or arguments (2)
+    ├── ConfigError                a config/mapping file is wrong; carries file:line:col (2)
+    │   └── NotFound               an IdP object named in the config does not exist; carries candidates (2)
+    ├── RemoteError                an API answered with an error, or could not be reached, after retries (3)
+    │   └── AuthError              the credential was refused (3)
+    ├── UnsafePlan                 a plan exceeds a safety limit and --force was not given (2)
+    ├── ManualStepRequired         a step no API can do; the runbook text says what to click (1)
+    └── VerificationFailed         the action ran but the result could not be verified (1)
+
+Foreign exceptions (SDK, httpx, pydantic) are translated at the provider boundary, never shown raw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+EXIT_REMOTE = 3
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in a file a problem is; lines and columns are 1-based."""
+
+    file: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.file}:{self.line}:{self.column or 1}"
+        return self.file
+
+
+class ConnectorError(Exception):
+    """Base of every error the tool raises on purpose."""
+
+    exit_code: int = EXIT_USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(ConnectorError):
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(ConnectorError):
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, location: Location | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.location = location
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+class NotFound(ConfigError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        candidates: list[str] | None = None,
+        location: Location | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.candidates = candidates or []
+        if self.candidates and hint is None:
+            hint = "did you mean: " + ", ".join(repr(c) for c in self.candidates) + "?"
+        super().__init__(message, location=location, hint=hint)
+
+
+class RemoteError(ConnectorError):
+    """An HTTP API failed. Names the endpoint, the status and the service's own error code."""
+
+    exit_code = EXIT_REMOTE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str = "",
+        endpoint: str = "",
+        status: int | None = None,
+        code: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.service = service
+        self.endpoint = endpoint
+        self.status = status
+        self.code = code
+
+    def __str__(self) -> str:
+        parts = [p for p in (self.service, self.endpoint) if p]
+        where = " ".join(parts)
+        status = f" (HTTP {self.status}{', ' + self.code if self.code else ''})" if self.status else (
+            f" ({self.code})" if self.code else ""
+        )
+        return f"{where}: {self.message}{status}" if where else f"{self.message}{status}"
+
+
+class AuthError(RemoteError):
+    pass
+
+
+class UnsafePlan(ConnectorError):
+    exit_code = EXIT_USAGE
+
+
+class ManualStepRequired(ConnectorError):
+    exit_code = EXIT_FINDINGS
+
+    def __init__(self, message: str, *, steps: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.steps = steps
+
+
+class VerificationFailed(ConnectorError):
+    exit_code = EXIT_FINDINGS

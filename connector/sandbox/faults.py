@@ -1,0 +1,125 @@
+"""Fault injection for the emulators: latency, 429s, 5xx, dropped connections. Seeded, so runs repeat."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+# Paths no fault touches: the sandbox's own admin endpoints must stay reliable for tests to set up state.
+ADMIN_PREFIX = "/_sandbox"
+
+
+@dataclass
+class FaultConfig:
+    latency_ms: float = 0.0
+    rate_429: float = 0.0
+    rate_5xx: float = 0.0
+    rate_reset: float = 0.0
+    seed: int = 0
+
+
+@dataclass
+class LoggedRequest:
+    method: str
+    path: str
+    query: str
+    status: int
+
+
+@dataclass
+class RequestLog:
+    """Every request a service answered; tests use it to prove `plan` writes nothing."""
+
+    entries: list[LoggedRequest] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, entry: LoggedRequest) -> None:
+        with self.lock:
+            self.entries.append(entry)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+    def writes(self) -> list[LoggedRequest]:
+        with self.lock:
+            return [
+                e for e in self.entries
+                if e.method not in ("GET", "HEAD", "OPTIONS") and not e.path.startswith(ADMIN_PREFIX)
+            ]
+
+    def count(self, method: str | None = None, prefix: str = "") -> int:
+        with self.lock:
+            return sum(
+                1 for e in self.entries if (method is None or e.method == method) and e.path.startswith(prefix)
+            )
+
+
+class FaultMiddleware:
+    """Wraps an emulator. `throttle` and `server_error` build the IdP's own error responses."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        config: FaultConfig,
+        *,
+        throttle: Callable[[Request], Response],
+        server_error: Callable[[Request], Response],
+        log: RequestLog,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.throttle = throttle
+        self.server_error = server_error
+        self.log = log
+        self._rng = random.Random(config.seed)
+        self._lock = threading.Lock()
+
+    def _roll(self) -> float:
+        with self._lock:
+            return self._rng.random()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        query = environ.get("QUERY_STRING", "")
+        status_holder: list[int] = [0]
+
+        def recording_start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status_holder[0] = int(status.split(" ", 1)[0])
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        cfg = self.config
+        if not path.startswith(ADMIN_PREFIX):
+            if cfg.latency_ms:
+                time.sleep(cfg.latency_ms / 1000.0)
+            if cfg.rate_reset and self._roll() < cfg.rate_reset:
+                sock = environ.get("werkzeug.socket")
+                if isinstance(sock, socket.socket):
+                    # Drop the connection without an answer, as a flaky load balancer does.
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                self.log.add(LoggedRequest(method, path, query, 0))
+                return []
+            if cfg.rate_429 and self._roll() < cfg.rate_429:
+                resp = self.throttle(Request(environ))
+                self.log.add(LoggedRequest(method, path, query, resp.status_code))
+                return resp(environ, start_response)
+            if cfg.rate_5xx and self._roll() < cfg.rate_5xx:
+                resp = self.server_error(Request(environ))
+                self.log.add(LoggedRequest(method, path, query, resp.status_code))
+                return resp(environ, start_response)
+        result = self.app(environ, recording_start)
+        self.log.add(LoggedRequest(method, path, query, status_holder[0]))
+        return result

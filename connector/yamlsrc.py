@@ -1,0 +1,117 @@
+"""YAML with locations: every node of a document keeps its file, line and column, so that config and mapping
+errors can point at `file:line:col`. Duplicate keys are reported instead of silently overwritten."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from connector.errors import ConfigError, Location
+
+try:  # the C loader is several times faster; fall back when libyaml is absent
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+PathKey = tuple[str | int, ...]
+
+
+@dataclass
+class Document:
+    """A parsed YAML document: plain Python data plus a location for every path into it."""
+
+    file: str
+    data: Any
+    locations: dict[PathKey, Location] = field(default_factory=dict)
+    key_locations: dict[PathKey, Location] = field(default_factory=dict)
+    duplicates: list[tuple[PathKey, Location]] = field(default_factory=list)
+
+    def loc(self, path: PathKey = (), *, key: bool = False) -> Location:
+        """The location of `path`'s value (or its key with key=True); falls back to the nearest parent."""
+        table = self.key_locations if key else self.locations
+        p = tuple(path)
+        while p:
+            if p in table:
+                return table[p]
+            if p in self.locations:
+                return self.locations[p]
+            p = p[:-1]
+        return self.locations.get((), Location(self.file, 1, 1))
+
+
+def _mark(file: str, node: yaml.Node) -> Location:
+    return Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _construct(doc: Document, node: yaml.Node, path: PathKey, loader: Any) -> Any:
+    doc.locations[path] = _mark(doc.file, node)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):
+                raise ConfigError("a mapping key must be a plain value", location=_mark(doc.file, key_node))
+            child = (*path, key if isinstance(key, str | int) else str(key))
+            if key in out:
+                doc.duplicates.append((child, _mark(doc.file, key_node)))
+            doc.key_locations[child] = _mark(doc.file, key_node)
+            out[key] = _construct(doc, value_node, child, loader)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(doc, item, (*path, i), loader) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def _yaml_error(file: str, exc: yaml.YAMLError, text: str) -> ConfigError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    hint = None
+    lines = text.splitlines()
+    if mark is not None and mark.line < len(lines) and "\t" in lines[mark.line]:
+        hint = "YAML does not allow tabs for indentation; use spaces"
+    loc = Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file)
+    return ConfigError(f"invalid YAML: {problem}", location=loc, hint=hint)
+
+
+def parse(text: str, file: str) -> Document:
+    """Parse one YAML document. Raises ConfigError with a location for syntax errors."""
+    doc = Document(file=file, data=None)
+    if "\x00" in text:
+        raise ConfigError("file is binary, not YAML", location=Location(file), hint="point at a .yaml text file")
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            doc.locations[()] = Location(file, 1, 1)
+            return doc
+        doc.data = _construct(doc, node, (), loader)
+    except yaml.YAMLError as exc:
+        raise _yaml_error(file, exc, text) from None
+    finally:
+        loader.dispose()
+    return doc
+
+
+def load(path: str | Path) -> Document:
+    """Read and parse a YAML file; unreadable or undecodable files become ConfigError."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError("file not found", location=Location(str(path))) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, expected a YAML file", location=Location(str(path))) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror}", location=Location(str(path))) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"file is not UTF-8 text (byte {exc.start})",
+            location=Location(str(path)),
+            hint="save the file as UTF-8 YAML",
+        ) from None
+    return parse(text, str(path))
