@@ -36,6 +36,7 @@ class OktaConfig:
     mapping: Path | None = None
     assign_groups: list[str] = field(default_factory=list)
     push_groups: list[str] = field(default_factory=list)
+    astro: AstroConfig | None = None  # overrides the top-level astro section for this IdP
     location: Location | None = None
 
 
@@ -57,6 +58,7 @@ class AzureConfig:
     app_id: str | None = None
     mapping: Path | None = None
     assign_groups: list[str] = field(default_factory=list)
+    astro: AstroConfig | None = None  # overrides the top-level astro section for this IdP
     location: Location | None = None
 
 
@@ -78,6 +80,18 @@ class ProjectConfig:
 
     def idps(self) -> list[str]:
         return [name for name in ("okta", "azure") if getattr(self, name) is not None]
+
+    def astro_for(self, idp: str) -> AstroConfig:
+        """The Astro organization an IdP provisions into: its own `astro:` block, else the top-level one."""
+        section = getattr(self, idp, None)
+        target = getattr(section, "astro", None) or self.astro
+        if target is None:
+            raise ConfigError(
+                f"no Astro SCIM endpoint configured for {idp}",
+                location=self.document.loc(()) if self.document else None,
+                hint="add an 'astro:' section with scim_url and token",
+            )
+        return target
 
 
 class _Section:
@@ -139,8 +153,8 @@ class _Section:
         return _Section(self.doc, (*self.path, key), allowed, self.base)
 
 
-def _astro(doc: yamlsrc.Document, base: Path) -> AstroConfig:
-    s = _Section(doc, ("astro",), {"scim_url", "token", "api_url", "organization_id"}, base)
+def _astro(doc: yamlsrc.Document, base: Path, path: tuple[str, ...] = ("astro",)) -> AstroConfig:
+    s = _Section(doc, path, {"scim_url", "token", "api_url", "organization_id"}, base)
     scim_url = check_endpoint(s.str("scim_url", required=True) or "", what="astro.scim_url", location=s.loc("scim_url"))
     token = s.secret("token") or Secret("env:ASTRO_API_TOKEN", location=s.loc("token"))
     api_url = check_endpoint(
@@ -155,7 +169,7 @@ def _okta(doc: yamlsrc.Document, base: Path) -> OktaConfig:
         doc,
         ("okta",),
         {"org_url", "token", "client_id", "private_key", "scopes", "app", "integration", "mapping",
-         "assign_groups", "push_groups"},
+         "assign_groups", "push_groups", "astro"},
         base,
     )
     org_url = s.str("org_url") or os.environ.get("OKTA_CLIENT_ORGURL")
@@ -187,13 +201,14 @@ def _okta(doc: yamlsrc.Document, base: Path) -> OktaConfig:
         mapping=s.path_value("mapping"),
         assign_groups=s.str_list("assign_groups"),
         push_groups=s.str_list("push_groups"),
+        astro=_astro(doc, base, ("okta", "astro")) if s.data.get("astro") is not None else None,
         location=doc.loc(("okta",)),
     )
 
 
 def _azure(doc: yamlsrc.Document, base: Path) -> AzureConfig:
     s = _Section(
-        doc, ("azure",), {"tenant_id", "credential", "graph_url", "app", "mapping", "assign_groups"}, base
+        doc, ("azure",), {"tenant_id", "credential", "graph_url", "app", "mapping", "assign_groups", "astro"}, base
     )
     tenant = s.str("tenant_id") or os.environ.get("AZURE_TENANT_ID")
     if not tenant:
@@ -238,6 +253,7 @@ def _azure(doc: yamlsrc.Document, base: Path) -> AzureConfig:
         app_id=app.str("app_id") if app else None,
         mapping=s.path_value("mapping"),
         assign_groups=s.str_list("assign_groups"),
+        astro=_astro(doc, base, ("azure", "astro")) if s.data.get("astro") is not None else None,
         location=doc.loc(("azure",)),
     )
 
