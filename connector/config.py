@@ -116,7 +116,7 @@ class _Section:
     def loc(self, key: str) -> Location:
         return self.doc.loc((*self.path, key))
 
-    def str(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+    def text(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
         value = self.data.get(key)
         if value is None:
             if required:
@@ -129,7 +129,7 @@ class _Section:
         return str(value)
 
     def secret(self, key: str) -> Secret | None:
-        value = self.str(key)
+        value = self.text(key)
         return Secret(value, location=self.loc(key), base_dir=self.base) if value is not None else None
 
     def str_list(self, key: str) -> list[str]:
@@ -141,7 +141,7 @@ class _Section:
         return list(value)
 
     def path_value(self, key: str) -> Path | None:
-        value = self.str(key)
+        value = self.text(key)
         if value is None:
             return None
         p = Path(value)
@@ -155,12 +155,12 @@ class _Section:
 
 def _astro(doc: yamlsrc.Document, base: Path, path: tuple[str, ...] = ("astro",)) -> AstroConfig:
     s = _Section(doc, path, {"scim_url", "token", "api_url", "organization_id"}, base)
-    scim_url = check_endpoint(s.str("scim_url", required=True) or "", what="astro.scim_url", location=s.loc("scim_url"))
+    scim_url = check_endpoint(s.text("scim_url", required=True) or "", what="astro.scim_url", location=s.loc("scim_url"))
     token = s.secret("token") or Secret("env:ASTRO_API_TOKEN", location=s.loc("token"))
     api_url = check_endpoint(
-        s.str("api_url", "https://api.astronomer.io/v1") or "", what="astro.api_url", location=s.loc("api_url")
+        s.text("api_url", "https://api.astronomer.io/v1") or "", what="astro.api_url", location=s.loc("api_url")
     )
-    org_id = s.str("organization_id") or scim_url.rstrip("/").rsplit("/", 1)[-1]
+    org_id = s.text("organization_id") or scim_url.rstrip("/").rsplit("/", 1)[-1]
     return AstroConfig(scim_url=scim_url, token=token, api_url=api_url, organization_id=org_id)
 
 
@@ -172,19 +172,19 @@ def _okta(doc: yamlsrc.Document, base: Path) -> OktaConfig:
          "assign_groups", "push_groups", "astro"},
         base,
     )
-    org_url = s.str("org_url") or os.environ.get("OKTA_CLIENT_ORGURL")
+    org_url = s.text("org_url") or os.environ.get("OKTA_CLIENT_ORGURL")
     if not org_url:
         raise ConfigError("okta.org_url is required (or set OKTA_CLIENT_ORGURL)", location=doc.loc(("okta",)))
     org_url = check_endpoint(org_url, what="okta.org_url", location=s.loc("org_url"))
     token = s.secret("token")
     private_key = s.secret("private_key")
-    client_id = s.str("client_id")
+    client_id = s.text("client_id")
     if token is None and private_key is None:
         token = Secret("env:OKTA_CLIENT_TOKEN", location=doc.loc(("okta",)))
     if private_key is not None and not client_id:
         raise ConfigError("okta.private_key needs okta.client_id (the OAuth service app)", location=s.loc("private_key"))
     app = s.sub("app", {"label", "id"})
-    integration = s.str("integration", "oin") or "oin"
+    integration = s.text("integration", "oin") or "oin"
     if integration not in ("oin", "manual"):
         raise ConfigError(
             f"okta.integration must be 'oin' or 'manual', not {integration!r}", location=s.loc("integration")
@@ -195,8 +195,8 @@ def _okta(doc: yamlsrc.Document, base: Path) -> OktaConfig:
         client_id=client_id,
         private_key=private_key,
         scopes=s.str_list("scopes"),
-        app_label=(app.str("label") if app else "Astro") if not (app and app.str("id")) else None,
-        app_id=app.str("id") if app else None,
+        app_label=(app.text("label") if app else "Astro") if not (app and app.text("id")) else None,
+        app_id=app.text("id") if app else None,
         integration=integration,
         mapping=s.path_value("mapping"),
         assign_groups=s.str_list("assign_groups"),
@@ -210,7 +210,7 @@ def _azure(doc: yamlsrc.Document, base: Path) -> AzureConfig:
     s = _Section(
         doc, ("azure",), {"tenant_id", "credential", "graph_url", "app", "mapping", "assign_groups", "astro"}, base
     )
-    tenant = s.str("tenant_id") or os.environ.get("AZURE_TENANT_ID")
+    tenant = s.text("tenant_id") or os.environ.get("AZURE_TENANT_ID")
     if not tenant:
         raise ConfigError("azure.tenant_id is required (or set AZURE_TENANT_ID)", location=doc.loc(("azure",)))
     c = s.sub("credential", {"type", "client_id", "client_secret", "certificate_path", "token"})
@@ -222,20 +222,20 @@ def _azure(doc: yamlsrc.Document, base: Path) -> AzureConfig:
         else:
             cred = AzureCredential("default")
     else:
-        kind = c.str("type")
-        if c.str("token") is not None:
+        kind = c.text("type")
+        if c.text("token") is not None:
             cred = AzureCredential(kind or "token", token=c.secret("token"))
-        elif c.str("client_secret") is not None:
+        elif c.text("client_secret") is not None:
             cred = AzureCredential(
-                kind or "secret", client_id=c.str("client_id", required=True), client_secret=c.secret("client_secret")
+                kind or "secret", client_id=c.text("client_id", required=True), client_secret=c.secret("client_secret")
             )
-        elif c.str("certificate_path") is not None:
+        elif c.text("certificate_path") is not None:
             cred = AzureCredential(
-                kind or "certificate", client_id=c.str("client_id", required=True),
+                kind or "certificate", client_id=c.text("client_id", required=True),
                 certificate_path=c.path_value("certificate_path"),
             )
         else:
-            cred = AzureCredential(kind or "default", client_id=c.str("client_id"))
+            cred = AzureCredential(kind or "default", client_id=c.text("client_id"))
         if cred.kind not in ("secret", "certificate", "cli", "default", "workload", "token"):
             raise ConfigError(
                 f"unknown azure.credential.type {cred.kind!r}",
@@ -243,14 +243,14 @@ def _azure(doc: yamlsrc.Document, base: Path) -> AzureConfig:
                 hint="use one of: secret, certificate, cli, default, workload, token",
             )
     app = s.sub("app", {"display_name", "app_id"})
-    graph_url = check_endpoint(s.str("graph_url", DEFAULT_GRAPH_URL) or "", what="azure.graph_url",
+    graph_url = check_endpoint(s.text("graph_url", DEFAULT_GRAPH_URL) or "", what="azure.graph_url",
                                location=s.loc("graph_url"))
     return AzureConfig(
         tenant_id=tenant,
         credential=cred,
         graph_url=graph_url,
-        app_display_name=(app.str("display_name") if app else "Astro") if not (app and app.str("app_id")) else None,
-        app_id=app.str("app_id") if app else None,
+        app_display_name=(app.text("display_name") if app else "Astro") if not (app and app.text("app_id")) else None,
+        app_id=app.text("app_id") if app else None,
         mapping=s.path_value("mapping"),
         assign_groups=s.str_list("assign_groups"),
         astro=_astro(doc, base, ("azure", "astro")) if s.data.get("astro") is not None else None,

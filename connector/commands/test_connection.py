@@ -1,0 +1,34 @@
+"""`astro-scim test-connection`: can we reach the IdP, find the app, and does the Astro SCIM token work?"""
+
+from __future__ import annotations
+
+import argparse
+
+from connector import output
+from connector.cli import load_config_arg
+from connector.errors import EXIT_FINDINGS, EXIT_OK
+from connector.providers import registry
+from connector.providers.base import Check
+
+MARK = {True: "ok  ", False: "FAIL", None: "info"}
+
+
+def show_checks(title: str, checks: list[Check]) -> bool:
+    output.say(title, style="bold")
+    for c in checks:
+        style = {True: "green", False: "red", None: "cyan"}[c.ok]
+        output.say(f"  {MARK[c.ok]} {c.name}" + (f": {c.detail}" if c.detail else ""), style=style)
+        if c.hint and c.ok is False:
+            output.say(f"       hint: {c.hint}", style="dim")
+    return all(c.ok is not False for c in checks)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config_arg(args.config)
+    ok = True
+    for provider in registry.build(cfg, args.idp):
+        try:
+            ok &= show_checks(provider.name, provider.test_connection())
+        finally:
+            provider.close()
+    return EXIT_OK if ok else EXIT_FINDINGS

@@ -1,0 +1,31 @@
+"""Build the providers a command needs from the config. SDK modules are imported here, not at start-up."""
+
+from __future__ import annotations
+
+from connector.config import ProjectConfig
+from connector.errors import ConfigError
+from connector.providers.base import Provider
+
+
+def selected_idps(cfg: ProjectConfig, idp: str) -> list[str]:
+    names = cfg.idps() if idp == "all" else [idp]
+    for name in names:
+        if getattr(cfg, name) is None:
+            raise ConfigError(f"the config has no '{name}' section", hint=f"add '{name}:' to {cfg.file}")
+    if not names:
+        raise ConfigError("the config names no identity provider", hint="add an 'okta:' or 'azure:' section")
+    return names
+
+
+def build(cfg: ProjectConfig, idp: str, *, prune: bool = False, pause: bool = False) -> list[Provider]:
+    providers: list[Provider] = []
+    for name in selected_idps(cfg, idp):
+        if name == "okta":
+            from connector.providers.okta import OktaProvider
+
+            providers.append(OktaProvider(cfg, prune=prune))
+        else:
+            from connector.providers.azure import AzureProvider
+
+            providers.append(AzureProvider(cfg, pause=pause))
+    return providers
