@@ -1,0 +1,70 @@
+"""What each side holds, as plain values: the IdP view (from a provider) and the Astro view (from SCIM).
+
+Drift compares the two; neither side knows about HTTP here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class IdpUser:
+    id: str  # the IdP's object id (Okta 00u..., Entra objectId)
+    user_name: str  # what Astro's userName must be
+    active: bool  # in scope and enabled: Astro should hold an active account
+    expected: dict[str, Any] = field(default_factory=dict)  # SCIM path -> value the mapping yields
+    scim_id: str | None = None  # the Astro id the IdP recorded (Okta app user externalId), if any
+    error: str | None = None  # the IdP's own provisioning error for this user (Okta syncState ERROR)
+
+
+@dataclass
+class IdpGroup:
+    id: str
+    name: str  # the Team's displayName in Astro
+    members: set[str] = field(default_factory=set)  # userNames, lower-cased
+    scim_id: str | None = None
+    error: str | None = None  # Okta push mapping ERROR summary
+
+
+@dataclass
+class IdpIssue:
+    """An IdP-side problem not tied to one user or group row (quarantine, failed log entries)."""
+
+    kind: str  # e.g. "entra.quarantine", "entra.failed_export", "okta.push_error"
+    subject: str
+    message: str
+
+
+@dataclass
+class IdpView:
+    idp: str  # "okta" | "azure"
+    users: list[IdpUser] = field(default_factory=list)
+    groups: list[IdpGroup] = field(default_factory=list)
+    issues: list[IdpIssue] = field(default_factory=list)
+
+
+@dataclass
+class AstroUser:
+    id: str
+    user_name: str
+    active: bool
+    external_id: str | None
+    data: dict[str, Any]  # the SCIM resource JSON, for attribute comparison
+
+
+@dataclass
+class AstroTeam:
+    id: str
+    name: str
+    members: set[str]  # SCIM user ids
+    external_id: str | None = None
+
+
+@dataclass
+class AstroView:
+    scim_url: str
+    users: list[AstroUser] = field(default_factory=list)
+    teams: list[AstroTeam] = field(default_factory=list)
+    deviations: list[str] = field(default_factory=list)  # vendor deviations tolerated while reading
