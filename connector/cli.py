@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 
 from connector import __version__
-from connector.errors import EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, ConnectorError
+from connector.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, ConnectorError
 
 DEFAULT_CONFIG = "astro-scim.yaml"
 
@@ -24,6 +24,7 @@ EXIT_CODES = """exit codes:
   1    findings: validation errors, drift, a plan with changes (--exit-code), a manual step to do
   2    usage or configuration error (file:line says where)
   3    remote error: authentication, API or network failure after retries
+  70   internal error: a one-line message and the path of a log with the details
   130  interrupted
 """
 
@@ -167,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the promise: never a raw traceback
         path = _crash_log(exc)
         output.error(f"unexpected {type(exc).__name__}: {exc}", f"details were written to {path}; please report it")
-        return 70
+        return EXIT_INTERNAL
 
 
 def load_config_arg(path: str):  # type: ignore[no-untyped-def]

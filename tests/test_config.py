@@ -1,0 +1,88 @@
+"""Project config: typed loading, file:line errors, secrets by reference, https rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connector.config import load_config
+from connector.errors import ConfigError
+from connector.secret import Secret
+
+GOOD = """\
+astro:
+  scim_url: https://api.astronomer.io/scim/v2/clorg123
+  token: env:ASTRO_API_TOKEN
+okta:
+  org_url: https://acme.okta.com
+  token: env:OKTA_API_TOKEN
+  app: {label: Astro}
+  mapping: mappings/okta.yaml
+  assign_groups: [Astro Users]
+  push_groups: [Data Engineering]
+azure:
+  tenant_id: 00000000-0000-0000-0000-000000000000
+  credential: {client_id: abc, client_secret: env:AZURE_CLIENT_SECRET}
+  app: {display_name: Astro}
+  mapping: mappings/azure.yaml
+  assign_groups: [Astro Users]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "astro-scim.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_good_config_loads_typed(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.idps() == ["okta", "azure"]
+    assert cfg.okta is not None and cfg.okta.app_label == "Astro" and cfg.okta.push_groups == ["Data Engineering"]
+    assert cfg.okta.mapping == tmp_path / "mappings/okta.yaml"
+    assert cfg.azure is not None and cfg.azure.credential.kind == "secret"
+    assert cfg.astro_for("okta").organization_id == "clorg123"
+
+
+def test_secret_from_env_and_missing_env_names_the_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = load_config(write(tmp_path, GOOD))
+    monkeypatch.setenv("ASTRO_API_TOKEN", "canary-astro-token-123")
+    assert cfg.astro_for("okta").token.reveal() == "canary-astro-token-123"
+    assert "canary" not in repr(cfg.astro_for("okta").token) and "canary" not in str(cfg.astro_for("okta").token)
+    monkeypatch.delenv("OKTA_API_TOKEN", raising=False)
+    assert cfg.okta is not None and cfg.okta.token is not None
+    with pytest.raises(ConfigError) as err:
+        cfg.okta.token.reveal()
+    assert "OKTA_API_TOKEN" in str(err.value) and ":6:" in str(err.value)
+
+
+def test_secret_from_file(tmp_path: Path) -> None:
+    (tmp_path / "tok").write_text("file-secret-value\n")
+    s = Secret("file:tok", base_dir=tmp_path)
+    assert s.reveal() == "file-secret-value"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "needle"),
+    [
+        (GOOD.replace("https://acme.okta.com", "http://acme.okta.com"), 5, "must use https"),
+        (GOOD + "oktaa: {}\n", 17, "unknown top-level key 'oktaa'"),
+        (GOOD.replace("  push_groups:", "  push_group:"), 10, "unknown key 'push_group'"),
+        (GOOD.replace("  assign_groups: [Astro Users]\n  push", "  assign_groups: Astro Users\n  push"), 9,
+         "must be a list of strings"),
+        ("astro:\n  scim_url: https://x/scim/v2/o\nastro:\n  scim_url: https://y\n", 3, "duplicate key"),
+        ("astro:\n\t scim_url: x\n", 2, "invalid YAML"),
+    ],
+)
+def test_bad_config_points_at_line(tmp_path: Path, text: str, line: int, needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    assert needle in str(err.value)
+    assert f"astro-scim.yaml:{line}:" in str(err.value)
+
+
+def test_loopback_may_use_http(tmp_path: Path) -> None:
+    text = GOOD.replace("https://acme.okta.com", "http://127.0.0.1:8080")
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.okta is not None and cfg.okta.org_url == "http://127.0.0.1:8080"

@@ -1,0 +1,36 @@
+"""Plan value objects: rendering, JSON, safety limits, redaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector import redact
+from connector.errors import UnsafePlan
+from connector.plan import Action, Change, Plan
+
+
+def test_counts_and_json() -> None:
+    plan = Plan("okta", [Change(Action.CREATE, "okta.push_mapping", "Data"), Change(Action.DELETE, "x", "y")])
+    assert plan.counts() == {"create": 1, "delete": 1}
+    assert plan.to_json()["changes"][0] == {
+        "action": "create", "resource": "okta.push_mapping", "key": "Data", "before": None, "after": None,
+        "detail": "",
+    }
+    assert not Plan("okta")
+
+
+def test_safety_limit_lower_of_fraction_and_count() -> None:
+    plan = Plan("astro", [Change(Action.DELETE, "astro.user", f"u{i}") for i in range(11)])
+    with pytest.raises(UnsafePlan, match="11 objects"):
+        plan.check_safety(existing=100, max_fraction=0.10, max_count=25, force=False)
+    plan.check_safety(existing=100, max_fraction=0.10, max_count=25, force=True)
+    small = Plan("astro", [Change(Action.DELETE, "astro.user", f"u{i}") for i in range(10)])
+    small.check_safety(existing=100, max_fraction=0.10, max_count=25, force=False)
+    with pytest.raises(UnsafePlan):
+        small.check_safety(existing=1000, max_fraction=0.10, max_count=5, force=False)
+
+
+def test_describe_masks_secrets() -> None:
+    redact.register("supersecret-token-xyz")
+    c = Change(Action.UPDATE, "azure.secrets", "SecretToken", detail="set to supersecret-token-xyz")
+    assert "supersecret" not in c.describe() and "****" in c.describe()
