@@ -1,0 +1,437 @@
+"""An Astro-like SCIM 2.0 service: the real scim2-server, one in-memory store per Astro organization.
+
+Served under `/scim/v2/<org-id>` like Astro's SCIM base URL. What it adds to scim2-server, and why:
+- a bearer token per organization (Astro's Organization API token); wrong or missing -> 401 SCIM error;
+- a policy tolerant of Microsoft Entra's request shapes (capitalised ops, "False" strings, Remove-with-value);
+- Astro's limits: no nested groups (a Group member that is a group -> 400);
+- referential cleanup: a deleted user leaves every Team (scim2-server keeps dangling members);
+- misbehaviour modes (HTML page, truncated JSON, wrong totals, 500s) that the drift auditor must survive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from scim2_models import (
+    AuthenticationScheme,
+    Context,
+    External,
+    InvalidValueException,
+    PatchOp,
+    Reference,
+    Resource,
+    ResourceType,
+    ScimPolicy,
+    ScimProvider,
+    SearchRequest,
+    UnauthorizedException,
+)
+from scim2_server.applications.wsgi import WSGIApplication
+from scim2_server.memory import InMemoryStorage
+from scim2_server.requests import ScimRequest
+from scim2_server.service import ScimService
+from scim2_server.storage import SearchPage
+from scim2_server.utils import (
+    load_default_resource_types,
+    load_default_schemas,
+    load_default_service_provider_config,
+    parametrize,
+)
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from connector.sandbox.faults import ADMIN_PREFIX
+
+SCIM_PREFIX = "/scim/v2"
+SCIM_MEDIA_TYPE = "application/scim+json"
+ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
+MISBEHAVIOURS = ("html", "truncated", "wrong_totals", "error_500")
+
+# The three knobs Entra needs (reference: scim-libraries-and-quirks.md §1.4); Okta's shapes pass either way.
+ENTRA_TOLERANT_POLICY = ScimPolicy(
+    unknown=ScimPolicy.Unknown.ignore,
+    remove_value_as_filter=ScimPolicy.RemoveValue.apply,
+    unmatched_path_filter=ScimPolicy.UnmatchedPathFilter.create,
+)
+
+_BEARER = AuthenticationScheme(
+    type=AuthenticationScheme.Type.oauthbearertoken,
+    name="OAuth Bearer Token",
+    description="Astro Organization API token",
+    spec_uri=Reference[External]("https://datatracker.ietf.org/doc/html/rfc6750"),
+)
+
+_CUID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def build_provider() -> ScimProvider:
+    """scim2-server's default schemas and config, announcing bearer auth, with the Entra-tolerant policy."""
+    config = load_default_service_provider_config()
+    config = config.model_copy(update={"authentication_schemes": [_BEARER]})
+    return ScimProvider.from_discovery(
+        load_default_schemas().values(),
+        load_default_resource_types().values(),
+        config=config,
+        policy=ENTRA_TOLERANT_POLICY,
+    )
+
+
+def scim_error(status: int, detail: str, scim_type: str | None = None, headers: dict[str, str] | None = None
+               ) -> Response:
+    body: dict[str, Any] = {"schemas": [ERROR_SCHEMA], "status": str(status), "detail": detail}
+    if scim_type:
+        body["scimType"] = scim_type
+    return Response(json.dumps(body), status=status, headers=headers or {}, content_type=SCIM_MEDIA_TYPE)
+
+
+class AstroStorage(InMemoryStorage):
+    """scim2-server's in-memory storage with Astro's rules on Teams, and a cheap unfiltered page.
+
+    The stock search sorts every resource on each request (O(n log n)); Okta imports and the drift auditor page
+    through all users without a filter, so that case reads a cached id order instead (invalidated on create and
+    delete; updates keep a resource's id, so its place).
+    """
+
+    def __init__(self, user_type: ResourceType, group_type: ResourceType) -> None:
+        super().__init__()
+        self.user_type = user_type
+        self.group_type = group_type
+        self._order: dict[str | None, list[str]] = {}
+
+    def generate_id(self, resource_type: ResourceType, resource: Resource[Any]) -> str:
+        # Astro's ids are cuids (e.g. clk17xqgm124q01hkrgilsr49), not UUIDs.
+        return "cl" + "".join(secrets.choice(_CUID_ALPHABET) for _ in range(23))
+
+    def _check_members(self, resource: Resource[Any]) -> None:
+        groups = self._resources.get(self.group_type.name, {})
+        for member in getattr(resource, "members", None) or []:
+            if member.type == "Group" or (member.value is not None and member.value in groups):
+                raise InvalidValueException(
+                    detail=f"member {member.value!r} is a group: Astro Teams cannot contain groups "
+                    "(nested groups are not supported)"
+                )
+
+    def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
+        with self.lock:
+            if resource_type.name == self.group_type.name:
+                self._check_members(resource)
+            created = super().create(resource_type, resource)
+            self._order.pop(resource_type.name, None)
+            return created
+
+    def update(
+        self, resource_type: ResourceType, resource: Resource[Any], *, expected_version: str | None = None
+    ) -> Resource[Any]:
+        with self.lock:
+            if resource_type.name == self.group_type.name:
+                self._check_members(resource)
+            return super().update(resource_type, resource, expected_version=expected_version)
+
+    def delete(self, resource_type: ResourceType, resource_id: str, *, expected_version: str | None = None) -> None:
+        with self.lock:
+            super().delete(resource_type, resource_id, expected_version=expected_version)
+            self._order.pop(resource_type.name, None)
+            if resource_type.name == self.user_type.name:
+                self._leave_all_groups(resource_id)
+
+    def _leave_all_groups(self, user_id: str) -> None:
+        for group in list(self._resources.get(self.group_type.name, {}).values()):
+            members = getattr(group, "members", None) or []
+            kept = [m for m in members if m.value != user_id]
+            if len(kept) != len(members):
+                updated = group.model_copy(deep=True)
+                updated.members = kept  # type: ignore[attr-defined]
+                super().update(self.group_type, updated)
+
+    def search(
+        self, resource_types: list[ResourceType], search_request: SearchRequest[Any], *, position: Any = None
+    ) -> SearchPage:
+        plain = (
+            len(resource_types) == 1
+            and search_request.filter is None
+            and search_request.sort_by is None
+            and search_request.cursor is None
+        )
+        if not plain:
+            return super().search(resource_types, search_request, position=position)
+        with self.lock:
+            name = resource_types[0].name
+            stored = self._resources.get(name, {})
+            order = self._order.get(name)
+            if order is None:
+                # Same order as the stock search (by id), so results do not change with the fast path.
+                order = self._order[name] = sorted(stored)
+            start = search_request.start_index_0 or 0
+            stop = None if search_request.count is None else start + search_request.count
+            return SearchPage(len(order), [stored[i].model_copy(deep=True) for i in order[start:stop]])
+
+
+class _OrgApplication(WSGIApplication):
+    """One organization's SCIM app: bearer-token auth, URLs built from the mount point (no extra /v2)."""
+
+    def __init__(self, storage: AstroStorage, provider: ScimProvider, service: ScimService, token: str) -> None:
+        super().__init__(storage, provider, service)
+        self.token = token
+
+    @staticmethod
+    def get_base_url(environ: dict[str, Any]) -> str:  # type: ignore[override]
+        from wsgiref.util import application_uri
+
+        return application_uri(environ).rstrip("/")
+
+    def check_auth(self, request: ScimRequest) -> None:
+        scheme, _, token = (request.header("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), self.token.encode()):
+            raise UnauthorizedException(detail="invalid or missing bearer token")
+
+
+@dataclass
+class _Org:
+    org_id: str
+    token: str
+    storage: AstroStorage
+    app: _OrgApplication
+    misbehaviour: str | None = None
+
+
+class AstroScim:
+    """Several Astro organizations' SCIM endpoints in one WSGI app (`.app`)."""
+
+    def __init__(self) -> None:
+        self.provider = build_provider()
+        self.service = ScimService(self.provider, secret=os.environ.get("SCIM2_SERVER_SECRET"))
+        self.user_type = self.service.get_resource_type("User")
+        self.group_type = self.service.get_resource_type("Group")
+        self.base_url = "http://127.0.0.1"  # the Sandbox sets the served URL; used for meta.location in dumps
+        self._orgs: dict[str, _Org] = {}
+        self._lock = threading.Lock()
+        self._routes = Map([
+            Rule(f"{SCIM_PREFIX}/<org_id>", endpoint="scim"),
+            Rule(f"{SCIM_PREFIX}/<org_id>/<path:rest>", endpoint="scim"),
+            Rule(f"{ADMIN_PREFIX}/health", endpoint="health"),
+            Rule(f"{ADMIN_PREFIX}/orgs", endpoint="orgs"),
+            Rule(f"{ADMIN_PREFIX}/orgs/<org_id>/misbehaviour", endpoint="misbehaviour", methods=["PUT"]),
+        ], strict_slashes=False, merge_slashes=False)
+
+    # -- organizations ------------------------------------------------------------------------------------
+
+    def add_org(self, org_id: str, token: str) -> None:
+        if not org_id or "/" in org_id:
+            raise ValueError(f"invalid organization id {org_id!r}")
+        storage = AstroStorage(self.user_type, self.group_type)
+        with self._lock:
+            if org_id in self._orgs:
+                raise ValueError(f"organization {org_id!r} already exists")
+            self._orgs[org_id] = _Org(org_id, token, storage, _OrgApplication(storage, self.provider, self.service,
+                                                                             token))
+
+    def org_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._orgs)
+
+    def scim_url(self, org_id: str) -> str:
+        return f"{self.base_url.rstrip('/')}{SCIM_PREFIX}/{org_id}"
+
+    def _org(self, org_id: str) -> _Org:
+        with self._lock:
+            org = self._orgs.get(org_id)
+        if org is None:
+            raise KeyError(f"no Astro organization {org_id!r}")
+        return org
+
+    def set_misbehaviour(self, org_id: str, mode: str | None) -> None:
+        """Make an organization's endpoint answer badly: html, truncated, wrong_totals, error_500, or None."""
+        if mode is not None and mode not in MISBEHAVIOURS:
+            raise ValueError(f"unknown misbehaviour {mode!r}; one of {', '.join(MISBEHAVIOURS)} or None")
+        self._org(org_id).misbehaviour = mode
+
+    # -- inspection and drift injection (tests, demo) ------------------------------------------------------
+
+    def _dump(self, resource: Resource[Any]) -> dict[str, Any]:
+        org_base = self.base_url  # location is informative only in dumps
+        return cast(dict[str, Any], self.service.publish(org_base, resource).model_dump(
+            scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
+
+    def _stored(self, org_id: str, type_name: str) -> list[Resource[Any]]:
+        org = self._org(org_id)
+        with org.storage.lock:
+            return [r.model_copy(deep=True) for r in org.storage._resources.get(type_name, {}).values()]
+
+    def users(self, org_id: str) -> list[dict[str, Any]]:
+        with self.provider:
+            return [self._dump(r) for r in self._stored(org_id, cast(str, self.user_type.name))]
+
+    def groups(self, org_id: str) -> list[dict[str, Any]]:
+        with self.provider:
+            return [self._dump(r) for r in self._stored(org_id, cast(str, self.group_type.name))]
+
+    def _find(self, org_id: str, type_name: str, attr: str, value: str) -> Resource[Any] | None:
+        # userName and displayName compare case-insensitively, as the SCIM filters of Okta and Entra do.
+        wanted = value.casefold()
+        org = self._org(org_id)
+        with org.storage.lock:
+            for resource in org.storage._resources.get(type_name, {}).values():
+                current = getattr(resource, attr, None)
+                if isinstance(current, str) and current.casefold() == wanted:
+                    return resource.model_copy(deep=True)
+        return None
+
+    def _find_user(self, org_id: str, user_name: str) -> Resource[Any] | None:
+        return self._find(org_id, cast(str, self.user_type.name), "user_name", user_name)
+
+    def _find_group(self, org_id: str, display_name: str) -> Resource[Any] | None:
+        return self._find(org_id, cast(str, self.group_type.name), "display_name", display_name)
+
+    def find_user(self, org_id: str, user_name: str) -> dict[str, Any] | None:
+        found = self._find_user(org_id, user_name)
+        if found is None:
+            return None
+        with self.provider:
+            return self._dump(found)
+
+    def find_group(self, org_id: str, display_name: str) -> dict[str, Any] | None:
+        found = self._find_group(org_id, display_name)
+        if found is None:
+            return None
+        with self.provider:
+            return self._dump(found)
+
+    def _require_user(self, org_id: str, user_name: str) -> Resource[Any]:
+        user = self._find_user(org_id, user_name)
+        if user is None:
+            raise KeyError(f"no user {user_name!r} in Astro organization {org_id!r}")
+        return user
+
+    def edit_user(self, org_id: str, user_name: str, path: str, value: Any) -> None:
+        """Change one attribute in Astro only (drift), e.g. ("name.givenName", "Eve") or ("active", False)."""
+        org = self._org(org_id)
+        with self.provider, org.storage.lock:
+            user = self._require_user(org_id, user_name)
+            op = parametrize(PatchOp, self.service.get_model(self.user_type)).model_validate(
+                {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                 "Operations": [{"op": "replace", "path": path, "value": value}]},
+                scim_ctx=Context.RESOURCE_PATCH_REQUEST,
+            )
+            op.patch(user)
+            org.storage.update(self.user_type, user)
+
+    def drop_membership(self, org_id: str, group_name: str, user_name: str) -> None:
+        """Remove a user from a Team in Astro only (drift)."""
+        org = self._org(org_id)
+        with self.provider, org.storage.lock:
+            group = self._find_group(org_id, group_name)
+            if group is None:
+                raise KeyError(f"no team {group_name!r} in Astro organization {org_id!r}")
+            user = self._require_user(org_id, user_name)
+            members = getattr(group, "members", None) or []
+            kept = [m for m in members if m.value != user.id]
+            if len(kept) == len(members):
+                raise KeyError(f"{user_name!r} is not a member of {group_name!r}")
+            group.members = kept  # type: ignore[attr-defined]
+            org.storage.update(self.group_type, group)
+
+    def add_orphan(self, org_id: str, user_name: str, given: str, family: str) -> dict[str, Any]:
+        """Create a user that exists in Astro only (no IdP account): what the drift auditor calls an orphan."""
+        org = self._org(org_id)
+        with self.provider:
+            model = self.service.get_model(self.user_type)
+            user = model.model_validate({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": user_name,
+                "name": {"givenName": given, "familyName": family, "formatted": f"{given} {family}"},
+                "displayName": f"{given} {family}",
+                "emails": [{"value": user_name, "type": "work", "primary": True}],
+                "active": True,
+            }, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+            return self._dump(org.storage.create(self.user_type, user))
+
+    def delete_user(self, org_id: str, user_name: str) -> None:
+        """Delete a user in Astro only; Astro also removes them from every Team."""
+        org = self._org(org_id)
+        with self.provider, org.storage.lock:
+            user = self._require_user(org_id, user_name)
+            org.storage.delete(self.user_type, cast(str, user.id))
+
+    # -- HTTP ---------------------------------------------------------------------------------------------
+
+    def throttle_response(self, request: Request) -> Response:
+        return scim_error(429, "Too many requests; retry later", headers={"Retry-After": "1"})
+
+    def server_error_response(self, request: Request) -> Response:
+        return scim_error(500, "Internal server error")
+
+    def _admin(self, endpoint: str, values: Mapping[str, Any], request: Request) -> Response:
+        if endpoint == "health":
+            return Response(json.dumps({"ok": True}), content_type="application/json")
+        if endpoint == "orgs":
+            body = [
+                {"org_id": o, "users": len(self._stored(o, "User")), "groups": len(self._stored(o, "Group")),
+                 "misbehaviour": self._org(o).misbehaviour}
+                for o in self.org_ids()
+            ]
+            return Response(json.dumps(body), content_type="application/json")
+        # misbehaviour
+        payload = request.get_json(silent=True) or {}
+        try:
+            self.set_misbehaviour(values["org_id"], payload.get("mode"))
+        except (KeyError, ValueError) as exc:
+            return Response(json.dumps({"error": str(exc)}), status=400, content_type="application/json")
+        return Response(status=204)
+
+    def app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The WSGI entry point: route `/scim/v2/<org>/...` to that organization's scim2-server app."""
+        adapter = self._routes.bind_to_environ(environ)
+        try:
+            endpoint, values = adapter.match()
+        except HTTPException:
+            return scim_error(404, "not found")(environ, start_response)
+        if endpoint != "scim":
+            return self._admin(endpoint, values, Request(environ))(environ, start_response)
+        with self._lock:
+            org = self._orgs.get(values["org_id"])
+        if org is None:
+            return scim_error(404, f"unknown organization {values['org_id']!r}")(environ, start_response)
+        environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + f"{SCIM_PREFIX}/{org.org_id}"
+        environ["PATH_INFO"] = "/" + values.get("rest", "")
+        mode = org.misbehaviour
+        if mode == "html":
+            page = "<!doctype html><html><head><title>Astro</title></head><body><h1>Sign in to Astro</h1></body></html>"
+            return Response(page, status=200, content_type="text/html; charset=utf-8")(environ, start_response)
+        if mode == "error_500":
+            return self.server_error_response(Request(environ))(environ, start_response)
+        return self._buffered(org, mode, environ, start_response)
+
+    def _buffered(self, org: _Org, mode: str | None, environ: dict[str, Any], start_response: Callable[..., Any]
+                  ) -> Iterable[bytes]:
+        """Run the org's app, then send the body with a Content-Length (keep-alive) and the misbehaviour."""
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], Any]:
+            captured["status"], captured["headers"] = status, headers
+            return lambda _data: None
+
+        body = b"".join(org.app(environ, capture))
+        status: str = captured["status"]
+        headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
+        if mode == "wrong_totals" and body:
+            try:
+                data = json.loads(body)
+            except ValueError:
+                data = None
+            if isinstance(data, dict) and isinstance(data.get("totalResults"), int):
+                # Claims more than exists: a pager that trusts totalResults would ask for pages that never come.
+                data["totalResults"] = data["totalResults"] * 2 + 10
+                body = json.dumps(data).encode()
+        elif mode == "truncated" and body:
+            body = body[: len(body) // 2]
+        headers.append(("Content-Length", str(len(body))))
+        start_response(status, headers)
+        return [body]
+
