@@ -10,6 +10,7 @@ Served under `/scim/v2/<org-id>` like Astro's SCIM base URL. What it adds to sci
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -71,15 +72,19 @@ _BEARER = AuthenticationScheme(
 _CUID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
-def build_provider() -> ScimProvider:
-    """scim2-server's default schemas and config, announcing bearer auth, with the Entra-tolerant policy."""
+@functools.lru_cache(maxsize=4)
+def build_provider(policy: ScimPolicy = ENTRA_TOLERANT_POLICY) -> ScimProvider:
+    """scim2-server's default schemas and config, announcing bearer auth, with the (Entra-tolerant) policy.
+
+    Cached: building it costs ~0.1 s and it holds no state, so every sandbox in a test run shares one.
+    """
     config = load_default_service_provider_config()
     config = config.model_copy(update={"authentication_schemes": [_BEARER]})
     return ScimProvider.from_discovery(
         load_default_schemas().values(),
         load_default_resource_types().values(),
         config=config,
-        policy=ENTRA_TOLERANT_POLICY,
+        policy=policy,
     )
 
 
@@ -202,10 +207,14 @@ class _Org:
 
 
 class AstroScim:
-    """Several Astro organizations' SCIM endpoints in one WSGI app (`.app`)."""
+    """Several Astro organizations' SCIM endpoints in one WSGI app (`.app`).
 
-    def __init__(self) -> None:
-        self.provider = build_provider()
+    `policy` defaults to the Entra-tolerant one; pass `ScimPolicy()` for scim2-server's strict RFC reading
+    (e.g. to prove a client's request shapes need no tolerance).
+    """
+
+    def __init__(self, *, policy: ScimPolicy = ENTRA_TOLERANT_POLICY) -> None:
+        self.provider = build_provider(policy)
         self.service = ScimService(self.provider, secret=os.environ.get("SCIM2_SERVER_SECRET"))
         self.user_type = self.service.get_resource_type("User")
         self.group_type = self.service.get_resource_type("Group")

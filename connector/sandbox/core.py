@@ -1,0 +1,261 @@
+"""`Sandbox`: emulated Okta, emulated Microsoft Graph and an Astro-like SCIM server, on loopback, in one process.
+
+    with Sandbox(users=20, groups=4, seed=1) as sb:
+        sb.write_config(tmp / "astro-scim.yaml")   # a project file that works as-is against this sandbox
+
+Every service is a real HTTP server on 127.0.0.1 with an ephemeral port and a random token, so the connector is
+exercised through the official SDKs exactly as against the real services. The sandbox is the test double: its
+tokens are NOT registered for redaction (the connector registers what it reads; tests check that it does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+from connector.sandbox.astro_scim import AstroScim
+from connector.sandbox.faults import FaultConfig, FaultMiddleware, RequestLog
+from connector.sandbox.seed import ASSIGNED_TEAM, SeedOrg, generate
+from connector.sandbox.server import ServedApp
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MAPPINGS_DIR = REPO_ROOT / "mappings"
+IDPS = ("okta", "azure")
+# Token files written next to a config; `write_config` references them as `file:<name>`.
+TOKEN_FILES = {"okta": "okta.token", "graph": "graph.token", "astro-okta": "astro-okta.token",
+               "astro-azure": "astro-azure.token"}
+
+
+@dataclass(frozen=True)
+class AstroOrg:
+    org_id: str
+    scim_url: str
+    token: str = field(repr=False)  # keep it out of assertion messages and logs
+
+
+def _load_emulator(module: str, cls: str) -> Any | None:
+    """The emulator class, or None while its module has not landed yet (other helpers are writing them)."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(f"connector.sandbox.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"connector.sandbox.{module}":
+            return None
+        raise
+    return getattr(mod, cls)
+
+
+def _cuid(rng: random.Random) -> str:
+    # Astro organization ids look like cuids; deterministic from the seed so configs are reproducible.
+    return "cl" + "".join(rng.choice("0123456789abcdefghijklmnopqrstuvwxyz") for _ in range(23))
+
+
+@dataclass
+class Sandbox:
+    """Start with `with Sandbox(...) as sb:` (or `start()`/`stop()`); see the module docstring."""
+
+    users: int = 20
+    groups: int = 4
+    seed: int = 1
+    faults: FaultConfig = field(default_factory=FaultConfig)  # for the IdP emulators (Okta, Graph)
+    astro_faults: FaultConfig = field(default_factory=FaultConfig)  # off by default
+    org_name: str = "acme"
+
+    def __post_init__(self) -> None:
+        rng = random.Random(self.seed)
+        self.tenant_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        self._org_ids = {idp: _cuid(rng) for idp in IDPS}
+        self.okta_token = secrets.token_urlsafe(30)
+        self.graph_token = secrets.token_urlsafe(30)
+        self._astro_tokens = {idp: secrets.token_urlsafe(30) for idp in IDPS}
+        self.seed_org: SeedOrg = generate(self.users, self.groups, self.seed)
+        self.logs: dict[str, RequestLog] = {"okta": RequestLog(), "graph": RequestLog(), "astro": RequestLog()}
+        self.okta: Any | None = None
+        self.graph: Any | None = None
+        self.astro = AstroScim()
+        self._middleware: dict[str, FaultMiddleware] = {}
+        self._served: dict[str, ServedApp] = {}
+        self.okta_url: str | None = None
+        self.graph_url: str | None = None
+        self.astro_url = ""
+        self.astro_orgs: dict[str, AstroOrg] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    def _wrap(self, name: str, app: Any, emulator: Any, config: FaultConfig) -> FaultMiddleware:
+        mw = FaultMiddleware(app, config, throttle=emulator.throttle_response,
+                             server_error=emulator.server_error_response, log=self.logs[name])
+        self._middleware[name] = mw
+        return mw
+
+    def _serve(self, name: str, app: Any) -> str:
+        served = ServedApp(name, app)
+        # Register before starting, so stop() closes the socket even if starting fails.
+        self._served[name] = served
+        served.start()
+        return served.url
+
+    def start(self) -> Sandbox:
+        try:
+            for idp in IDPS:
+                self.astro.add_org(self._org_ids[idp], self._astro_tokens[idp])
+            self.astro_url = self._serve(
+                "astro", self._wrap("astro", self.astro.app, self.astro, self.astro_faults)
+            )
+            self.astro.base_url = self.astro_url
+            self.astro_orgs = {
+                idp: AstroOrg(self._org_ids[idp], self.astro.scim_url(self._org_ids[idp]), self._astro_tokens[idp])
+                for idp in IDPS
+            }
+            okta_cls = _load_emulator("okta_api", "OktaEmulator")
+            if okta_cls is not None:
+                self.okta = okta_cls(self.okta_token, org_name=self.org_name)
+                self.okta.load(self.seed_org)
+                self.okta_url = self._serve("okta", self._wrap("okta", self.okta.app, self.okta, self.faults))
+            graph_cls = _load_emulator("graph_api", "GraphEmulator")
+            if graph_cls is not None:
+                self.graph = graph_cls(self.graph_token, tenant_id=self.tenant_id)
+                self.graph.load(self.seed_org)
+                self.graph_url = self._serve(
+                    "graph", self._wrap("graph", self.graph.app, self.graph, self.faults)
+                ) + "/v1.0"
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        served, self._served = self._served, {}
+        for app in served.values():
+            app.stop()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> dict[str, str]:
+        """Service name -> base URL of every server currently up."""
+        return {name: app.url for name, app in self._served.items()}
+
+    def set_faults(self, config: FaultConfig, *, service: str | None = None) -> None:
+        """Change fault rates live. service: "okta", "graph", "astro", or None for both IdP emulators."""
+        if service is None:
+            names = ["okta", "graph"]
+            self.faults = config
+        elif service in self.logs:
+            names = [service]
+            if service == "astro":
+                self.astro_faults = config
+        else:
+            raise ValueError(f"unknown service {service!r}; one of okta, graph, astro")
+        for name in names:
+            mw = self._middleware.get(name)
+            if mw is not None:
+                mw.config = config
+
+    # -- files for the connector --------------------------------------------------------------------------
+
+    @staticmethod
+    def _write_private(path: Path, text: str) -> None:
+        # Token-bearing files are owner-only, like a real credentials file should be.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(path, 0o600)
+
+    def _write_tokens(self, directory: Path) -> None:
+        values = {"okta": self.okta_token, "graph": self.graph_token,
+                  "astro-okta": self._astro_tokens["okta"], "astro-azure": self._astro_tokens["azure"]}
+        for key, name in TOKEN_FILES.items():
+            self._write_private(directory / name, values[key] + "\n")
+
+    def default_team_names(self, count: int = 2) -> list[str]:
+        return [t.name for t in self.seed_org.teams if t.name != ASSIGNED_TEAM][:count]
+
+    def config_data(
+        self,
+        *,
+        okta_push_groups: list[str] | None = None,
+        okta_assign_groups: list[str] | None = None,
+        azure_assign_groups: list[str] | None = None,
+        okta_integration: str = "oin",
+        okta_app_label: str = "Astro",
+        azure_app_name: str = "Astro",
+        idps: tuple[str, ...] = IDPS,
+    ) -> dict[str, Any]:
+        """The astro-scim.yaml content (tokens as `file:` references) for the running services."""
+        teams = self.default_team_names()
+        data: dict[str, Any] = {}
+        if "okta" in idps and self.okta_url:
+            data["okta"] = {
+                "org_url": self.okta_url,
+                "token": f"file:{TOKEN_FILES['okta']}",
+                "app": {"label": okta_app_label},
+                "integration": okta_integration,
+                "mapping": str(MAPPINGS_DIR / "okta.yaml"),
+                "assign_groups": okta_assign_groups if okta_assign_groups is not None else [ASSIGNED_TEAM],
+                "push_groups": okta_push_groups if okta_push_groups is not None else teams,
+                "astro": {"scim_url": self.astro_orgs["okta"].scim_url,
+                          "token": f"file:{TOKEN_FILES['astro-okta']}"},
+            }
+        if "azure" in idps and self.graph_url:
+            data["azure"] = {
+                "tenant_id": self.tenant_id,
+                "graph_url": self.graph_url,
+                "credential": {"token": f"file:{TOKEN_FILES['graph']}"},
+                "app": {"display_name": azure_app_name},
+                "mapping": str(MAPPINGS_DIR / "azure.yaml"),
+                "assign_groups": (
+                    azure_assign_groups if azure_assign_groups is not None else [ASSIGNED_TEAM, *teams]
+                ),
+                "astro": {"scim_url": self.astro_orgs["azure"].scim_url,
+                          "token": f"file:{TOKEN_FILES['astro-azure']}"},
+            }
+        return data
+
+    def write_config(self, path: str | Path, **options: Any) -> Path:
+        """Write an astro-scim.yaml for this sandbox, and its token files next to it. Options: `config_data`."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_tokens(path.parent)
+        header = (
+            "# astro-scim project file for a local sandbox (loopback, throwaway tokens in the *.token files).\n"
+            "# It stops working when the sandbox stops: its ports and tokens are new on every start.\n"
+        )
+        body = yaml.safe_dump(self.config_data(**options), sort_keys=False, allow_unicode=True)
+        path.write_text(header + body, encoding="utf-8")
+        return path
+
+    def json_data(self) -> dict[str, Any]:
+        okta_org = self.astro_orgs["okta"]
+        return {
+            "okta": {"org_url": self.okta_url, "token": self.okta_token},
+            "graph": {"base_url": self.graph_url, "token": self.graph_token},
+            "astro": {"scim_url": okta_org.scim_url, "token": okta_org.token},
+            "astro_orgs": {
+                idp: {"org_id": org.org_id, "scim_url": org.scim_url, "token": org.token}
+                for idp, org in self.astro_orgs.items()
+            },
+        }
+
+    def write_json(self, path: str | Path) -> Path:
+        """URLs and tokens as JSON for scripts (owner-only file: it holds the tokens)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_private(path, json.dumps(self.json_data(), indent=2) + "\n")
+        return path
