@@ -1,0 +1,405 @@
+"""Reconcile what the IdP says Astro should hold with what Astro's SCIM endpoint holds. Pure: no I/O.
+
+Users reconcile on userName (case-insensitive, RFC 7643 caseExact=false) and, failing that, on externalId
+(exact) or on the Astro id the IdP recorded. One root cause gives one finding: a user missing from Astro is not
+also reported as missing from each of its Teams (the `user_missing` finding lists those Teams, so the remedy can
+repair both), and an orphaned or still-active deprovisioned account is not also reported as an extra member.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from connector.mapping.model import Severity
+from connector.views import AstroTeam, AstroUser, AstroView, IdpGroup, IdpUser, IdpView
+
+
+class Kind(str, Enum):
+    USER_MISSING = "user_missing"
+    ORPHANED = "orphaned"
+    DEACTIVATION_NOT_PROPAGATED = "deactivation_not_propagated"
+    ATTRIBUTE_MISMATCH = "attribute_mismatch"
+    TEAM_MISSING = "team_missing"
+    MEMBERSHIP_MISSING = "membership_missing"
+    MEMBERSHIP_EXTRA = "membership_extra"
+    IDP_ERROR = "idp_error"
+
+
+KIND_TITLES: dict[Kind, str] = {
+    Kind.USER_MISSING: "IdP users present in Astro",
+    Kind.ORPHANED: "no orphaned Astro accounts",
+    Kind.DEACTIVATION_NOT_PROPAGATED: "deprovisioning reached Astro",
+    Kind.ATTRIBUTE_MISMATCH: "attributes match the mapping",
+    Kind.TEAM_MISSING: "groups present as Astro Teams",
+    Kind.MEMBERSHIP_MISSING: "no Team member missing",
+    Kind.MEMBERSHIP_EXTRA: "no extra Team member",
+    Kind.IDP_ERROR: "no IdP-side provisioning errors",
+}
+
+_ORDER = {k: i for i, k in enumerate(Kind)}
+
+# The remedies of Astro's SCIM setup FAQ, in its words, plus what `drift --fix` does about it.
+_FAQ_OKTA_GROUP = (
+    "Okta group out of sync: in the Okta dashboard open the Astro app, Push Groups, click the group's Push Status, "
+    "then Push now. Okta's API has no Push now: `drift --fix` re-pushes with the documented workaround (push "
+    "mapping INACTIVE then ACTIVE) and verifies the Team in Astro."
+)
+_FAQ_OKTA_USER = (
+    "Okta user not appearing in Astro: remove and re-assign the user in Okta. `drift --fix` re-assigns the user "
+    "to the Astro app."
+)
+_FAQ_OKTA_REMOVED = (
+    "Okta user removed but the Astro account remains: delete the account from Astro. `drift --fix "
+    "--delete-orphans` deletes it (within the safety limit)."
+)
+_FAQ_OKTA_DEACTIVATED = (
+    "Okta user removed or deactivated but the Astro account remains active: delete the account from Astro. "
+    "`drift --fix` deactivates it (SCIM active=false, what Okta sends when it deprovisions); add "
+    "--delete-orphans to delete it as the FAQ says."
+)
+_FAQ_AZURE = (
+    "Azure user or group out of sync: provision the user or group on demand (Entra admin center > Enterprise "
+    "applications > Astro > Provision on demand). `drift --fix` calls provision on demand."
+)
+_FAQ_AZURE_ORPHAN = (
+    "Account unknown to Entra: Entra cannot provision it on demand; delete the account from Astro. `drift --fix "
+    "--delete-orphans` deletes it (within the safety limit)."
+)
+_ENTRA_QUARANTINE = (
+    "The Entra provisioning job is quarantined: fix the cause it reports (often the Astro token or URL), then "
+    "restart provisioning (Enterprise applications > Astro > Provisioning > Restart provisioning)."
+)
+
+
+def remedy_text(idp: str, kind: Kind, *, issue_kind: str = "") -> str:
+    if kind is Kind.IDP_ERROR and issue_kind.endswith("quarantine"):
+        return _ENTRA_QUARANTINE
+    if idp == "okta":
+        return {
+            Kind.USER_MISSING: _FAQ_OKTA_USER,
+            Kind.ORPHANED: _FAQ_OKTA_REMOVED,
+            Kind.DEACTIVATION_NOT_PROPAGATED: _FAQ_OKTA_DEACTIVATED,
+            Kind.ATTRIBUTE_MISMATCH: _FAQ_OKTA_USER,
+            Kind.TEAM_MISSING: _FAQ_OKTA_GROUP,
+            Kind.MEMBERSHIP_MISSING: _FAQ_OKTA_GROUP,
+            Kind.MEMBERSHIP_EXTRA: _FAQ_OKTA_GROUP,
+            Kind.IDP_ERROR: _FAQ_OKTA_GROUP if "push" in issue_kind else _FAQ_OKTA_USER,
+        }[kind]
+    if kind is Kind.ORPHANED:
+        return _FAQ_AZURE_ORPHAN
+    return _FAQ_AZURE
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One difference between the IdP and Astro. `id` is stable across runs for the same problem."""
+
+    id: str
+    kind: Kind
+    idp: str
+    subject: str  # a userName or a Team name
+    detail: str
+    remedy: str
+    severity: Severity = Severity.ERROR
+    attribute: str | None = None
+    expected: Any = None
+    actual: Any = None
+    user: str | None = None  # userName (IdP spelling) the finding is about
+    team: str | None = None  # Team / IdP group name the finding is about
+    astro_id: str | None = None  # SCIM id of the Astro user concerned
+    idp_id: str | None = None  # IdP object id of the user or group concerned
+    teams: tuple[str, ...] = ()  # user_missing: the Teams the user should be in
+    issue_kind: str = ""  # idp_error: the IdP's own kind (okta.app_user_error, entra.quarantine, ...)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id, "kind": self.kind.value, "severity": self.severity.value, "idp": self.idp,
+            "subject": self.subject, "detail": self.detail, "remedy": self.remedy,
+        }
+        for name in ("attribute", "user", "team", "astro_id", "idp_id"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.kind is Kind.ATTRIBUTE_MISMATCH:
+            out["expected"], out["actual"] = self.expected, self.actual
+        if self.teams:
+            out["teams"] = list(self.teams)
+        if self.issue_kind:
+            out["issue_kind"] = self.issue_kind
+        return out
+
+
+def finding_id(idp: str, kind: Kind, subject: str, key: str = "") -> str:
+    """Hash of what identifies the problem (not of values that may change while it persists)."""
+    text = "\x1f".join((idp, kind.value, subject.casefold(), key))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def _make(idp: str, kind: Kind, subject: str, detail: str, *, key: str = "",
+          severity: Severity = Severity.ERROR, **fields: Any) -> Finding:
+    return Finding(
+        id=finding_id(idp, kind, subject, key), kind=kind, idp=idp, subject=subject, detail=detail,
+        remedy=remedy_text(idp, kind, issue_kind=fields.get("issue_kind", "")), severity=severity, **fields,
+    )
+
+
+# -- attribute comparison ----------------------------------------------------------------------------------
+
+# RFC 7643 §8.7.1: these are caseExact; every other User string attribute Astro documents compares ignoring case.
+_CASE_EXACT = frozenset({"id", "externalid", "password"})
+_BOOLEAN_PATHS = frozenset({"active"})
+
+
+def _root(path: str) -> str:
+    return path.split("[", 1)[0].split(".", 1)[0].rsplit(":", 1)[-1].casefold()
+
+
+def normalise(value: Any, path: str) -> Any:
+    """A comparable form: absent, None, "" and [] are the same; strings trimmed and case-folded unless caseExact;
+    "True"/"False" strings (Entra without the aadOptscim062020 flag) are booleans; a list of complex values
+    (emails) becomes the set of its `value`s; a one-element list is its element."""
+    if value is None:
+        return None
+    root = _root(path)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if root in _BOOLEAN_PATHS and text.casefold() in ("true", "false"):
+            return text.casefold() == "true"
+        return text if root in _CASE_EXACT else text.casefold()
+    if isinstance(value, list | tuple | set):
+        items = []
+        for item in value:
+            if isinstance(item, dict):
+                item = item.get("value")
+            n = normalise(item, path)
+            if n is not None:
+                items.append(n)
+        if not items:
+            return None
+        if len(items) == 1:
+            return items[0]
+        return frozenset(items)
+    if isinstance(value, dict):
+        if set(value) <= {"value", "type", "primary", "display", "$ref"} and "value" in value:
+            return normalise(value["value"], path)
+        normalised = {k: normalise(v, f"{path}.{k}") for k, v in value.items()}
+        return frozenset((k, v) for k, v in normalised.items() if v is not None) or None
+    return value
+
+
+def same_value(expected: Any, actual: Any, path: str) -> bool:
+    return bool(normalise(expected, path) == normalise(actual, path))
+
+
+def _actual_value(user: AstroUser, path: str) -> Any:
+    # Imported here so the module's import graph stays small for the offline commands.
+    from connector.mapping.scim_paths import get_value
+
+    if _root(path) == "username":
+        return user.user_name
+    return get_value(user.data, path)
+
+
+# -- reconciliation ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Index:
+    by_name: dict[str, AstroUser] = field(default_factory=dict)
+    by_external: dict[str, AstroUser] = field(default_factory=dict)
+    by_id: dict[str, AstroUser] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, users: Iterable[AstroUser]) -> _Index:
+        index = cls()
+        for u in users:
+            index.by_id[u.id] = u
+            index.by_name.setdefault(u.user_name.casefold(), u)
+            if u.external_id:
+                index.by_external.setdefault(u.external_id, u)
+        return index
+
+    def match(self, user: IdpUser, claimed: set[str]) -> AstroUser | None:
+        candidates = [self.by_name.get(user.user_name.casefold())]
+        if user.scim_id:
+            candidates.append(self.by_id.get(user.scim_id))
+        external = user.expected.get("externalId")
+        for key in (external, user.id):
+            if isinstance(key, str) and key:
+                candidates.append(self.by_external.get(key))
+        for c in candidates:
+            if c is not None and c.id not in claimed:
+                return c
+        return None
+
+
+def _match_team(group: IdpGroup, teams: list[AstroTeam], claimed: set[str]) -> AstroTeam | None:
+    by_id = {t.id: t for t in teams}
+    candidates: list[AstroTeam | None] = [by_id.get(group.scim_id) if group.scim_id else None]
+    candidates += [t for t in teams if t.name.casefold() == group.name.casefold()]
+    candidates += [t for t in teams if t.external_id and t.external_id == group.id]
+    for c in candidates:
+        if c is not None and c.id not in claimed:
+            return c
+    return None
+
+
+def audit(idp: IdpView, astro: AstroView) -> list[Finding]:
+    """Every difference between the IdP's view and Astro's, sorted by kind then subject."""
+    name = idp.idp
+    findings: list[Finding] = []
+    index = _Index.of(astro.users)
+    claimed: set[str] = set()
+    matched: dict[str, AstroUser] = {}  # IdP userName (casefolded) -> Astro user
+    idp_by_astro: dict[str, IdpUser] = {}
+    for user in sorted(idp.users, key=lambda u: (not u.active, u.user_name.casefold())):
+        # Active users claim first: if an inactive duplicate shares a name, the live account belongs to the live user.
+        found = index.match(user, claimed)
+        if found is not None:
+            claimed.add(found.id)
+            matched[user.user_name.casefold()] = found
+            idp_by_astro[found.id] = user
+
+    teams_of: dict[str, list[str]] = {}
+    for group in idp.groups:
+        for member in group.members:
+            teams_of.setdefault(member.casefold(), []).append(group.name)
+
+    # -- users
+    active_idp: set[str] = set()
+    for user in idp.users:
+        key = user.user_name.casefold()
+        astro_user = matched.get(key)
+        if user.error:
+            findings.append(_make(name, Kind.IDP_ERROR, user.user_name, f"{name} reports: {user.error}",
+                                  key="user", user=user.user_name, idp_id=user.id, issue_kind=f"{name}.user_error"))
+        if not user.active:
+            if astro_user is not None and astro_user.active:
+                findings.append(_make(
+                    name, Kind.DEACTIVATION_NOT_PROPAGATED, user.user_name,
+                    f"inactive or out of scope in {name}, but the Astro account is active",
+                    user=user.user_name, astro_id=astro_user.id, idp_id=user.id,
+                ))
+            continue
+        active_idp.add(key)
+        if astro_user is None:
+            teams = tuple(sorted(teams_of.get(key, [])))
+            also = f" (and from {len(teams)} Team{'s' * (len(teams) != 1)}: {', '.join(teams)})" if teams else ""
+            findings.append(_make(name, Kind.USER_MISSING, user.user_name, f"no Astro account{also}",
+                                  user=user.user_name, idp_id=user.id, teams=teams))
+            continue
+        findings.extend(_attribute_findings(name, user, astro_user))
+
+    # -- orphans: active Astro accounts no IdP user accounts for
+    for astro_user in astro.users:
+        if astro_user.id in claimed or not astro_user.active:
+            continue
+        findings.append(_make(name, Kind.ORPHANED, astro_user.user_name,
+                              f"active in Astro, unknown to {name}", user=astro_user.user_name,
+                              astro_id=astro_user.id))
+
+    # -- teams and memberships
+    claimed_teams: set[str] = set()
+    for group in sorted(idp.groups, key=lambda g: g.name.casefold()):
+        if group.error:
+            findings.append(_make(name, Kind.IDP_ERROR, group.name, f"{name} reports: {group.error}",
+                                  key="group", team=group.name, idp_id=group.id, issue_kind=f"{name}.push_error"))
+        team = _match_team(group, astro.teams, claimed_teams)
+        if team is None:
+            findings.append(_make(name, Kind.TEAM_MISSING, group.name,
+                                  f"no Astro Team for this group ({len(group.members)} members in {name})",
+                                  team=group.name, idp_id=group.id))
+            continue
+        claimed_teams.add(team.id)
+        if team.name.casefold() != group.name.casefold():
+            findings.append(_make(
+                name, Kind.ATTRIBUTE_MISMATCH, group.name, f"Team displayName is {team.name!r}",
+                key="displayName", severity=Severity.WARNING, attribute="displayName", expected=group.name,
+                actual=team.name, team=group.name, idp_id=group.id,
+            ))
+        findings.extend(_membership_findings(name, group, team, matched, idp_by_astro, index, active_idp))
+
+    for issue in idp.issues:
+        kind = issue.kind if "." in issue.kind else f"{name}.{issue.kind}"
+        findings.append(_make(name, Kind.IDP_ERROR, issue.subject, issue.message, key=issue.kind,
+                              issue_kind=kind))
+    findings.sort(key=lambda f: (_ORDER[f.kind], f.subject.casefold(), f.attribute or "", f.detail))
+    return findings
+
+
+def _attribute_findings(idp: str, user: IdpUser, astro_user: AstroUser) -> list[Finding]:
+    out: list[Finding] = []
+    if not astro_user.active:
+        out.append(_make(idp, Kind.ATTRIBUTE_MISMATCH, user.user_name, "the Astro account is deactivated",
+                         key="active", severity=Severity.ERROR, attribute="active", expected=True, actual=False,
+                         user=user.user_name, astro_id=astro_user.id, idp_id=user.id))
+    expected = dict(user.expected)
+    expected.setdefault("userName", user.user_name)
+    for path in sorted(expected):
+        if _root(path) == "active":
+            continue  # activity is judged above, from IdpUser.active
+        want = expected[path]
+        have = _actual_value(astro_user, path)
+        if same_value(want, have, path):
+            continue
+        out.append(_make(idp, Kind.ATTRIBUTE_MISMATCH, user.user_name,
+                         f"{path}: expected {want!r}, Astro has {have!r}", key=path, severity=Severity.WARNING,
+                         attribute=path, expected=want, actual=have, user=user.user_name,
+                         astro_id=astro_user.id, idp_id=user.id))
+    return out
+
+
+def _membership_findings(
+    idp: str,
+    group: IdpGroup,
+    team: AstroTeam,
+    matched: dict[str, AstroUser],
+    idp_by_astro: dict[str, IdpUser],
+    index: _Index,
+    active_idp: set[str],
+) -> list[Finding]:
+    out: list[Finding] = []
+    wanted = {m.casefold() for m in group.members}
+    # Members that should be in the Team and whose Astro account is live; a missing or deactivated account is
+    # reported once, on the user.
+    expected = {m for m in wanted if m in active_idp and m in matched and matched[m].active}
+    actual: set[str] = set()
+    for member_id in sorted(team.members):
+        astro_user = index.by_id.get(member_id)
+        if astro_user is None:
+            out.append(_make(idp, Kind.MEMBERSHIP_EXTRA, group.name,
+                             f"member id {member_id} is not an Astro user", key=f"id:{member_id}",
+                             team=group.name, astro_id=member_id, idp_id=group.id))
+            continue
+        owner = idp_by_astro.get(member_id)
+        if owner is None or not owner.active or not astro_user.active:
+            continue  # orphaned or deprovisioned account: its own finding covers it
+        actual.add(owner.user_name.casefold())
+        if owner.user_name.casefold() not in wanted:
+            out.append(_make(idp, Kind.MEMBERSHIP_EXTRA, group.name,
+                             f"{owner.user_name} is in the Team but not in the {idp} group",
+                             key=owner.user_name.casefold(), team=group.name, user=owner.user_name,
+                             astro_id=member_id, idp_id=group.id))
+    for member in sorted(expected - actual):
+        astro_user = matched[member]
+        user_name = idp_by_astro[astro_user.id].user_name
+        out.append(_make(idp, Kind.MEMBERSHIP_MISSING, group.name,
+                         f"{user_name} is in the {idp} group but not in the Team", key=member,
+                         team=group.name, user=user_name, astro_id=astro_user.id, idp_id=group.id))
+    return out
+
+
+def summary(findings: Iterable[Finding]) -> dict[str, int]:
+    """Finding count per kind, every kind present (zeros included), in the canonical order."""
+    counts = {k.value: 0 for k in Kind}
+    for f in findings:
+        counts[f.kind.value] += 1
+    return counts

@@ -1,0 +1,306 @@
+"""Pure reconciliation: one table row per finding kind, plus the matching and normalisation rules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from connector.drift import Finding, Kind, audit, finding_id, normalise, same_value, summary
+from connector.mapping.model import Severity
+from connector.views import AstroTeam, AstroUser, AstroView, IdpGroup, IdpIssue, IdpUser, IdpView
+
+ADA = "ada.lovelace@acme.example"
+BOB = "bob.kahn@acme.example"
+CY = "cy.young@acme.example"
+
+
+def _expected(first: str, last: str, email: str) -> dict[str, Any]:
+    return {
+        "name.givenName": first,
+        "name.familyName": last,
+        'emails[type eq "work"].value': email,
+        "displayName": f"{first} {last}",
+    }
+
+
+def _astro_user(uid: str, user_name: str, first: str, last: str, *, active: bool = True,
+                external_id: str | None = None, **extra: Any) -> AstroUser:
+    data: dict[str, Any] = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "id": uid,
+        "userName": user_name,
+        "name": {"givenName": first, "familyName": last},
+        "displayName": f"{first} {last}",
+        "emails": [{"value": user_name, "type": "work", "primary": True}],
+        "active": active,
+    }
+    data.update(extra)
+    if external_id:
+        data["externalId"] = external_id
+    return AstroUser(id=uid, user_name=user_name, active=active, external_id=external_id, data=data)
+
+
+@dataclass
+class World:
+    """A consistent IdP and Astro pair that the table rows then break in one place each."""
+
+    idp: IdpView = field(default_factory=lambda: IdpView("okta"))
+    astro: AstroView = field(default_factory=lambda: AstroView("http://127.0.0.1/scim/v2/org"))
+
+    @classmethod
+    def clean(cls, idp: str = "okta") -> World:
+        w = cls(IdpView(idp))
+        people = [(ADA, "Ada", "Lovelace", "00u1", "a1"), (BOB, "Bob", "Kahn", "00u2", "a2"),
+                  (CY, "Cy", "Young", "00u3", "a3")]
+        for login, first, last, oid, aid in people:
+            w.idp.users.append(IdpUser(oid, login, True, _expected(first, last, login)))
+            w.astro.users.append(_astro_user(aid, login, first, last, external_id=oid))
+        w.idp.groups = [IdpGroup("00g1", "Data Engineering", {ADA, BOB}), IdpGroup("00g2", "Analytics", {CY})]
+        w.astro.teams = [AstroTeam("t1", "Data Engineering", {"a1", "a2"}), AstroTeam("t2", "Analytics", {"a3"})]
+        return w
+
+    def idp_user(self, login: str) -> IdpUser:
+        return next(u for u in self.idp.users if u.user_name == login)
+
+    def astro_user(self, login: str) -> AstroUser:
+        return next(u for u in self.astro.users if u.user_name == login)
+
+    def team(self, name: str) -> AstroTeam:
+        return next(t for t in self.astro.teams if t.name == name)
+
+
+def test_a_consistent_world_is_clean() -> None:
+    w = World.clean()
+    assert audit(w.idp, w.astro) == []
+
+
+def _remove_astro_user(w: World) -> None:
+    w.astro.users = [u for u in w.astro.users if u.user_name != BOB]
+    w.team("Data Engineering").members.discard("a2")  # Astro's referential cleanup
+
+
+def _orphan(w: World) -> None:
+    w.astro.users.append(_astro_user("a9", "eve@acme.example", "Eve", "Orphan"))
+
+
+def _deactivate_in_idp(w: World) -> None:
+    w.idp_user(BOB).active = False
+
+
+def _edit_given_name(w: World) -> None:
+    w.astro_user(CY).data["name"]["givenName"] = "Cyrus"
+
+
+def _drop_team(w: World) -> None:
+    w.astro.teams = [t for t in w.astro.teams if t.name != "Analytics"]
+
+
+def _drop_membership(w: World) -> None:
+    w.team("Data Engineering").members.discard("a1")
+
+
+def _extra_membership(w: World) -> None:
+    w.team("Analytics").members.add("a1")
+
+
+def _user_error(w: World) -> None:
+    w.idp_user(CY).error = "SCIM server answered 400 invalidValue"
+
+
+def _group_error(w: World) -> None:
+    w.idp.groups[0].error = "push failed: 500"
+
+
+def _quarantine(w: World) -> None:
+    w.idp.idp = "azure"
+    w.idp.issues.append(IdpIssue("entra.quarantine", "Astro", "job quarantined: HTTP 401 from the target"))
+
+
+@dataclass
+class Case:
+    name: str
+    breaks: Callable[[World], None]
+    kind: Kind
+    subject: str
+    severity: Severity = Severity.ERROR
+    check: Callable[[Finding], bool] = lambda f: True
+
+
+CASES = [
+    Case("user missing", _remove_astro_user, Kind.USER_MISSING, BOB,
+         check=lambda f: f.teams == ("Data Engineering",) and "Data Engineering" in f.detail),
+    Case("orphan", _orphan, Kind.ORPHANED, "eve@acme.example", check=lambda f: f.astro_id == "a9"),
+    Case("deactivation", _deactivate_in_idp, Kind.DEACTIVATION_NOT_PROPAGATED, BOB,
+         check=lambda f: f.astro_id == "a2"),
+    Case("attribute", _edit_given_name, Kind.ATTRIBUTE_MISMATCH, CY, Severity.WARNING,
+         check=lambda f: (f.attribute, f.expected, f.actual) == ("name.givenName", "Cy", "Cyrus")),
+    Case("team missing", _drop_team, Kind.TEAM_MISSING, "Analytics"),
+    Case("membership missing", _drop_membership, Kind.MEMBERSHIP_MISSING, "Data Engineering",
+         check=lambda f: f.user == ADA and f.astro_id == "a1"),
+    Case("membership extra", _extra_membership, Kind.MEMBERSHIP_EXTRA, "Analytics",
+         check=lambda f: f.user == ADA),
+    Case("user error", _user_error, Kind.IDP_ERROR, CY, check=lambda f: "400 invalidValue" in f.detail),
+    Case("push error", _group_error, Kind.IDP_ERROR, "Data Engineering",
+         check=lambda f: f.issue_kind == "okta.push_error" and "Push now" in f.remedy),
+    Case("quarantine", _quarantine, Kind.IDP_ERROR, "Astro",
+         check=lambda f: f.issue_kind == "entra.quarantine" and "Restart provisioning" in f.remedy),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_each_injected_drift_gives_exactly_its_finding(case: Case) -> None:
+    w = World.clean()
+    case.breaks(w)
+    findings = audit(w.idp, w.astro)
+    assert [(f.kind, f.subject) for f in findings] == [(case.kind, case.subject)], findings
+    f = findings[0]
+    assert f.severity is case.severity
+    assert f.remedy and f.detail
+    assert case.check(f), f
+
+
+REMEDY_WORDS = {
+    ("okta", Kind.USER_MISSING): "remove and re-assign the user in Okta",
+    ("okta", Kind.ORPHANED): "delete the account from Astro",
+    ("okta", Kind.DEACTIVATION_NOT_PROPAGATED): "delete the account from Astro",
+    ("okta", Kind.TEAM_MISSING): "Push now",
+    ("okta", Kind.MEMBERSHIP_MISSING): "Push now",
+    ("azure", Kind.USER_MISSING): "provision the user or group on demand",
+    ("azure", Kind.TEAM_MISSING): "provision the user or group on demand",
+    ("azure", Kind.ATTRIBUTE_MISMATCH): "provision the user or group on demand",
+}
+
+
+@pytest.mark.parametrize("key", list(REMEDY_WORDS), ids=[f"{i}-{k.value}" for i, k in REMEDY_WORDS])
+def test_remedies_use_the_faq_words(key: tuple[str, Kind]) -> None:
+    from connector.drift import remedy_text
+
+    idp, kind = key
+    assert REMEDY_WORDS[key] in remedy_text(idp, kind)
+
+
+def test_user_name_matches_case_insensitively_and_external_id_exactly() -> None:
+    w = World.clean()
+    shouting = w.astro_user(ADA)
+    shouting.user_name = shouting.data["userName"] = ADA.upper()
+    assert audit(w.idp, w.astro) == []
+    # Renamed in Astro: still the same account (externalId = Okta id), reported as a userName mismatch.
+    w = World.clean()
+    renamed = w.astro_user(BOB)
+    renamed.user_name = renamed.data["userName"] = "robert.kahn@acme.example"
+    findings = audit(w.idp, w.astro)
+    assert [(f.kind, f.attribute, f.actual) for f in findings] == [
+        (Kind.ATTRIBUTE_MISMATCH, "userName", "robert.kahn@acme.example")
+    ]
+    # A different externalId case is a different id: no match, so missing + orphan.
+    w = World.clean()
+    renamed = w.astro_user(BOB)
+    renamed.user_name = renamed.data["userName"] = "robert.kahn@acme.example"
+    renamed.external_id = "00U2"
+    kinds = sorted(f.kind.value for f in audit(w.idp, w.astro))
+    assert kinds == ["orphaned", "user_missing"]
+
+
+def test_the_astro_id_the_idp_recorded_matches() -> None:
+    w = World.clean()
+    renamed = w.astro_user(CY)
+    renamed.user_name, renamed.external_id = "someone.else@acme.example", None
+    w.idp_user(CY).scim_id = "a3"
+    findings = audit(w.idp, w.astro)
+    assert [(f.kind, f.attribute) for f in findings] == [(Kind.ATTRIBUTE_MISMATCH, "userName")]
+
+
+def test_deactivated_astro_account_of_an_in_scope_user_is_an_active_mismatch() -> None:
+    w = World.clean()
+    w.astro_user(ADA).active = False
+    findings = audit(w.idp, w.astro)
+    # Not also a missing membership: one root cause, one finding.
+    assert [(f.kind, f.attribute, f.severity) for f in findings] == [
+        (Kind.ATTRIBUTE_MISMATCH, "active", Severity.ERROR)
+    ]
+
+
+def test_inactive_idp_user_without_astro_account_and_inactive_astro_orphan_are_fine() -> None:
+    w = World.clean()
+    _remove_astro_user(w)
+    w.idp_user(BOB).active = False
+    w.astro.users.append(_astro_user("a8", "gone@acme.example", "Gone", "User", active=False))
+    assert audit(w.idp, w.astro) == []
+
+
+def test_deprovisioned_member_still_in_team_is_reported_once() -> None:
+    w = World.clean()
+    w.idp_user(BOB).active = False
+    w.idp.groups[0].members.discard(BOB)
+    assert [f.kind for f in audit(w.idp, w.astro)] == [Kind.DEACTIVATION_NOT_PROPAGATED]
+
+
+def test_dangling_member_id_is_extra() -> None:
+    w = World.clean()
+    w.team("Analytics").members.add("ghost")
+    (f,) = audit(w.idp, w.astro)
+    assert (f.kind, f.astro_id) == (Kind.MEMBERSHIP_EXTRA, "ghost")
+
+
+def test_team_matches_by_external_id_and_reports_a_rename() -> None:
+    w = World.clean("azure")
+    team = w.team("Analytics")
+    team.name, team.external_id = "Analytics (old)", "00g2"
+    (f,) = audit(w.idp, w.astro)
+    assert (f.kind, f.attribute, f.actual) == (Kind.ATTRIBUTE_MISMATCH, "displayName", "Analytics (old)")
+
+
+def test_team_missing_does_not_also_list_its_members() -> None:
+    w = World.clean()
+    w.astro.teams = []
+    assert [f.kind for f in audit(w.idp, w.astro)] == [Kind.TEAM_MISSING, Kind.TEAM_MISSING]
+
+
+def test_ids_are_stable_and_distinct() -> None:
+    w = World.clean()
+    _orphan(w)
+    _edit_given_name(w)
+    a = audit(w.idp, w.astro)
+    w.astro_user(CY).data["name"]["givenName"] = "Cyril"  # another wrong value: same problem, same id
+    b = audit(w.idp, w.astro)
+    assert [f.id for f in a] == [f.id for f in b]
+    assert len({f.id for f in a}) == len(a) == 2
+    assert finding_id("okta", Kind.ORPHANED, "X@Y") == finding_id("okta", Kind.ORPHANED, "x@y")
+    assert finding_id("okta", Kind.ORPHANED, "x@y") != finding_id("azure", Kind.ORPHANED, "x@y")
+
+
+def test_summary_and_json() -> None:
+    w = World.clean()
+    _orphan(w)
+    _drop_team(w)
+    findings = audit(w.idp, w.astro)
+    counts = summary(findings)
+    assert list(counts) == [k.value for k in Kind]
+    assert counts["orphaned"] == 1 and counts["team_missing"] == 1 and sum(counts.values()) == 2
+    j = findings[0].to_json()
+    assert {"id", "kind", "severity", "idp", "subject", "detail", "remedy"} <= set(j)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected", "actual", "same"),
+    [
+        ("name.givenName", "Ada", "ADA", True),
+        ("name.givenName", "Ada", " Ada ", True),
+        ("name.givenName", "Ada", "Eve", False),
+        ("displayName", "", None, True),
+        ("displayName", None, [], True),
+        ("profileUrl", None, "https://x", False),
+        ("externalId", "abc", "ABC", False),
+        ("active", True, "True", True),
+        ("active", False, "False", True),
+        ("emails", "a@b.example", [{"value": "A@B.example", "type": "work", "primary": True}], True),
+        ("emails", ["a@b", "c@d"], [{"value": "c@d"}, {"value": "a@b"}], True),
+        ("emails", ["a@b", "c@d"], [{"value": "a@b"}], False),
+        ('emails[type eq "work"].value', "a@b", ["A@B"], True),
+    ],
+)
+def test_value_normalisation(path: str, expected: Any, actual: Any, same: bool) -> None:
+    assert same_value(expected, actual, path) is same, (normalise(expected, path), normalise(actual, path))
