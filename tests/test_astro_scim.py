@@ -1,0 +1,444 @@
+"""The Astro-like SCIM server, driven over loopback HTTP with the real scim2-client (httpx2 engine) and raw httpx2."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import pytest
+from scim2_client.engines.httpx2 import SyncSCIMClient
+from scim2_models import (
+    EnterpriseUser,
+    Group,
+    GroupMember,
+    Name,
+    PatchOp,
+    PatchOperation,
+    ResourceType,
+    ScimPolicy,
+    ScimProvider,
+    SearchRequest,
+    User,
+)
+
+from connector.sandbox.astro_scim import AstroScim
+from connector.sandbox.server import ServedApp
+
+ORG, TOKEN = "clorgone00000000000000001", "token-one"
+ORG2, TOKEN2 = "clorgtwo00000000000000002", "token-two"
+SCIM_JSON = "application/scim+json"
+PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+class Astro:
+    """A served AstroScim with two organizations and raw HTTP helpers."""
+
+    def __init__(self, server: AstroScim, served: ServedApp) -> None:
+        self.server, self.served = server, served
+        self.http = httpx2.Client(
+            base_url=f"{served.url}/scim/v2/{ORG}", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+
+    def client(self) -> SyncSCIMClient:
+        provider = ScimProvider(
+            models=[User, EnterpriseUser, Group],
+            resource_types=[ResourceType.from_resource(User[EnterpriseUser]), ResourceType.from_resource(Group)],
+        )
+        client = SyncSCIMClient(self.http, provider=provider)
+        client.discover()
+        return client
+
+    def send(self, method: str, path: str, body: Any = None, content_type: str = SCIM_JSON) -> httpx2.Response:
+        content = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": content_type} if content is not None else {}
+        return self.http.request(method, path, content=content, headers=headers)
+
+    def new_user(self, user_name: str, **extra: Any) -> dict[str, Any]:
+        resp = self.send("POST", "/Users", {"schemas": [USER_SCHEMA], "userName": user_name, "active": True, **extra})
+        assert resp.status_code == 201, resp.text
+        return dict(resp.json())
+
+    def new_group(self, name: str, members: list[str] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"schemas": [GROUP_SCHEMA], "displayName": name}
+        if members is not None:
+            body["members"] = [{"value": m} for m in members]
+        resp = self.send("POST", "/Groups", body)
+        assert resp.status_code == 201, resp.text
+        return dict(resp.json())
+
+    def member_ids(self, group_id: str) -> set[str]:
+        return {m["value"] for m in self.send("GET", f"/Groups/{group_id}").json().get("members") or []}
+
+
+def _serve(policy: ScimPolicy | None = None) -> Iterator[Astro]:
+    server = AstroScim() if policy is None else AstroScim(policy=policy)
+    server.add_org(ORG, TOKEN)
+    server.add_org(ORG2, TOKEN2)
+    served = ServedApp("astro-test", server.app).start()
+    server.base_url = served.url
+    astro = Astro(server, served)
+    try:
+        yield astro
+    finally:
+        astro.http.close()
+        served.stop()
+
+
+@pytest.fixture
+def astro() -> Iterator[Astro]:
+    yield from _serve()
+
+
+@pytest.fixture
+def strict_astro() -> Iterator[Astro]:
+    yield from _serve(ScimPolicy())
+
+
+# -- protocol basics through the official client -----------------------------------------------------------
+
+
+def test_crud_users_and_groups_with_scim2_client(astro: Astro) -> None:
+    client = astro.client()
+    created = client.create(User[EnterpriseUser](
+        user_name="ada.lovelace@acme.example", name=Name(given_name="Ada", family_name="Lovelace"), active=True,
+    ))
+    assert created.id and created.id.startswith("cl") and len(created.id) == 25
+    assert created.meta.location == f"{astro.served.url}/scim/v2/{ORG}/Users/{created.id}"
+
+    fetched = client.query(User[EnterpriseUser], created.id)
+    assert fetched.user_name == "ada.lovelace@acme.example" and fetched.name.given_name == "Ada"
+
+    found = client.query(User[EnterpriseUser], query_parameters=SearchRequest(
+        filter='userName eq "ADA.LOVELACE@acme.example"'))
+    assert found.total_results == 1 and found.resources[0].id == created.id
+
+    fetched.display_name = "Ada L."
+    replaced = client.replace(fetched)
+    assert replaced.display_name == "Ada L."
+
+    patch = PatchOp[User[EnterpriseUser]](operations=[PatchOperation(op="replace", path="active", value=False)])
+    assert client.modify(User[EnterpriseUser], created.id, patch) is None  # 204, like Astro
+    assert client.query(User[EnterpriseUser], created.id).active is False
+
+    group = client.create(Group(display_name="Data Engineering", members=[GroupMember(value=created.id)]))
+    assert [m.value for m in group.members] == [created.id]
+    groups = client.query(Group, query_parameters=SearchRequest(filter='displayName eq "data engineering"'))
+    assert groups.total_results == 1
+
+    client.delete(User[EnterpriseUser], created.id)
+    assert astro.send("GET", f"/Users/{created.id}").status_code == 404
+
+
+def test_duplicate_username_is_409_and_orgs_are_isolated(astro: Astro) -> None:
+    astro.new_user("grace@acme.example")
+    dup = astro.send("POST", "/Users", {"schemas": [USER_SCHEMA], "userName": "GRACE@acme.example"})
+    assert dup.status_code == 409 and dup.json()["scimType"] == "uniqueness"
+
+    other = httpx2.Client(base_url=f"{astro.served.url}/scim/v2/{ORG2}",
+                          headers={"Authorization": f"Bearer {TOKEN2}"})
+    with other:
+        assert other.get("/Users").json()["totalResults"] == 0
+        again = other.post("/Users", json={"schemas": [USER_SCHEMA], "userName": "grace@acme.example"})
+        assert again.status_code == 201  # the same person may exist in another Astro organization
+    assert len(astro.server.users(ORG)) == 1 and len(astro.server.users(ORG2)) == 1
+
+
+def test_discovery_endpoints_work_under_the_org_prefix(astro: Astro) -> None:
+    spc = astro.send("GET", "/ServiceProviderConfig")
+    assert spc.status_code == 200
+    assert spc.json()["meta"]["location"] == f"{astro.served.url}/scim/v2/{ORG}/ServiceProviderConfig"
+    assert spc.json()["authenticationSchemes"][0]["type"] == "oauthbearertoken"
+    assert {r["name"] for r in astro.send("GET", "/ResourceTypes").json()["Resources"]} >= {"User", "Group"}
+    assert astro.send("GET", "/Schemas").json()["totalResults"] >= 3
+
+
+# -- auth and routing ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong-token", f"Basic {TOKEN}", f"Bearer {TOKEN2}"])
+def test_wrong_or_missing_token_is_401_scim_error(astro: Astro, header: str | None) -> None:
+    headers = {"Authorization": header} if header else {}
+    resp = httpx2.get(f"{astro.served.url}/scim/v2/{ORG}/Users", headers=headers)
+    assert resp.status_code == 401
+    assert resp.headers["content-type"].startswith(SCIM_JSON)
+    assert resp.headers["www-authenticate"].startswith("Bearer")
+    body = resp.json()
+    assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"] and body["status"] == "401"
+
+
+def test_unknown_org_and_unknown_path_are_404_scim_errors(astro: Astro) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    for url in (f"{astro.served.url}/scim/v2/nope/Users", f"{astro.served.url}/api/v1/users",
+                f"{astro.served.url}/scim/v2/{ORG}/Users/does-not-exist"):
+        resp = httpx2.get(url, headers=auth)
+        assert resp.status_code == 404, url
+        assert resp.json()["status"] == "404"
+
+
+def test_add_org_refuses_duplicates_and_bad_ids() -> None:
+    server = AstroScim()
+    server.add_org("a", "t")
+    with pytest.raises(ValueError):
+        server.add_org("a", "t2")
+    with pytest.raises(ValueError):
+        server.add_org("a/b", "t")
+
+
+# -- IdP request shapes ------------------------------------------------------------------------------------
+
+
+def _entra_flow(astro: Astro) -> tuple[str, str]:
+    created = astro.send("POST", "/Users", {
+        "schemas": [USER_SCHEMA, ENTERPRISE],
+        "externalId": "ada", "userName": "ada@acme.example", "active": True,
+        "name": {"givenName": "Ada", "familyName": "Lovelace", "formatted": "Ada Lovelace"},
+        "emails": [{"primary": True, "type": "work", "value": "ada@acme.example"}],
+        "meta": {"resourceType": "User"}, "roles": [],
+        ENTERPRISE: {"department": "Data"},
+    })
+    assert created.status_code == 201, created.text
+    uid = created.json()["id"]
+    assert astro.send("GET", "/Users", None).status_code == 200
+    lookup = astro.http.get("/Users", params={"filter": 'userName eq "ada@acme.example"'})
+    assert lookup.json()["totalResults"] == 1
+    # Entra without aadOptscim062020: capitalised ops, one Replace per path, a string boolean
+    patched = astro.send("PATCH", f"/Users/{uid}", {"schemas": [PATCH_SCHEMA], "Operations": [
+        {"op": "Replace", "path": "name.givenName", "value": "Augusta"},
+        {"op": "Add", "path": 'phoneNumbers[type eq "mobile"].value', "value": "+1 555 0100"},
+        {"op": "Replace", "path": f"{ENTERPRISE}:employeeNumber", "value": "42"},
+        {"op": "Replace", "path": "active", "value": "False"},
+    ]})
+    assert patched.status_code == 204, patched.text
+    user = astro.server.find_user(ORG, "ada@acme.example")
+    assert user is not None
+    assert user["active"] is False and user["name"]["givenName"] == "Augusta"
+    assert user["phoneNumbers"][0]["value"] == "+1 555 0100"
+    assert user[ENTERPRISE]["employeeNumber"] == "42"
+
+    group = astro.send("POST", "/Groups", {
+        "schemas": [GROUP_SCHEMA, "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+        "externalId": "00000000-0000-0000-0000-000000000001", "displayName": "Analytics",
+        "meta": {"resourceType": "Group"},
+    })
+    assert group.status_code == 201, group.text
+    gid = group.json()["id"]
+    found = astro.http.get("/Groups", params={"excludedAttributes": "members",
+                                              "filter": 'displayName eq "Analytics"'})
+    assert found.json()["totalResults"] == 1 and "members" not in found.json()["Resources"][0]
+    add = astro.send("PATCH", f"/Groups/{gid}", {"schemas": [PATCH_SCHEMA], "Operations": [
+        {"op": "Add", "path": "members", "value": [{"$ref": None, "value": uid}]}]})
+    assert add.status_code == 204, add.text
+    assert astro.member_ids(gid) == {uid}
+    return uid, gid
+
+
+def test_entra_request_shapes_are_accepted(astro: Astro) -> None:
+    uid, gid = _entra_flow(astro)
+    remove = astro.send("PATCH", f"/Groups/{gid}", {"schemas": [PATCH_SCHEMA], "Operations": [
+        {"op": "Remove", "path": "members", "value": [{"value": uid}]}]})
+    assert remove.status_code == 204, remove.text
+    assert astro.member_ids(gid) == set()
+
+
+def test_entra_shapes_need_the_tolerant_policy(strict_astro: Astro) -> None:
+    # The control: scim2-server's strict default refuses Entra's extra group schema.
+    group = strict_astro.send("POST", "/Groups", {
+        "schemas": [GROUP_SCHEMA, "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+        "displayName": "Analytics",
+    })
+    assert group.status_code == 400
+
+
+def _okta_flow(astro: Astro) -> None:
+    lookup = astro.http.get("/Users", params={"filter": 'userName eq "linus@acme.example"', "startIndex": 1,
+                                              "count": 100})
+    assert lookup.status_code == 200 and lookup.json()["totalResults"] == 0
+    created = astro.send("POST", "/Users", {
+        "schemas": [USER_SCHEMA], "userName": "linus@acme.example", "externalId": "00u1abcd",
+        "name": {"givenName": "Linus", "familyName": "Torvalds"},
+        "emails": [{"primary": True, "value": "linus@acme.example", "type": "work"}],
+        "displayName": "Linus Torvalds", "active": True, "password": "xY9!secret", "groups": [],
+    }, content_type="application/json")
+    assert created.status_code == 201, created.text
+    user = created.json()
+    full = {**user, "name": {"givenName": "Linus B.", "familyName": "Torvalds"}}
+    assert astro.send("PUT", f"/Users/{user['id']}", full, content_type="application/json").status_code == 200
+    deactivate = astro.send("PATCH", f"/Users/{user['id']}", {"schemas": [PATCH_SCHEMA], "Operations": [
+        {"op": "replace", "value": {"active": False}}]})
+    assert deactivate.status_code == 204, deactivate.text
+    other = astro.new_user("ken@acme.example")
+    group = astro.send("POST", "/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Platform", "members": []})
+    assert group.status_code == 201, group.text
+    gid = group.json()["id"]
+    push = astro.send("PATCH", f"/Groups/{gid}", {"schemas": [PATCH_SCHEMA], "Operations": [
+        {"op": "replace", "value": {"id": gid, "displayName": "Platform Team"}},
+        {"op": "add", "path": "members", "value": [{"value": user["id"], "display": "linus@acme.example"},
+                                                    {"value": other["id"], "display": "ken@acme.example"}]},
+    ]})
+    assert push.status_code == 204, push.text
+    remove = astro.send("PATCH", f"/Groups/{gid}", {"schemas": [PATCH_SCHEMA], "Operations": [
+        {"op": "remove", "path": f'members[value eq "{other["id"]}"]'}]})
+    assert remove.status_code == 204, remove.text
+    got = astro.send("GET", f"/Groups/{gid}").json()
+    assert got["displayName"] == "Platform Team" and [m["value"] for m in got["members"]] == [user["id"]]
+    stored = astro.server.find_user(ORG, "LINUS@acme.example")
+    assert stored is not None and stored["active"] is False and stored["name"]["givenName"] == "Linus B."
+    assert "password" not in stored
+
+
+def test_okta_request_shapes_are_accepted(astro: Astro) -> None:
+    _okta_flow(astro)
+
+
+def test_okta_request_shapes_pass_the_strict_policy(strict_astro: Astro) -> None:
+    _okta_flow(strict_astro)
+
+
+# -- Astro's rules ----------------------------------------------------------------------------------------
+
+
+def test_nested_group_member_is_refused(astro: Astro) -> None:
+    user = astro.new_user("ada@acme.example")
+    inner = astro.new_group("Inner", [user["id"]])
+    nested = astro.send("POST", "/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Outer",
+                                            "members": [{"value": inner["id"]}]})
+    assert nested.status_code == 400 and nested.json()["scimType"] == "invalidValue"
+    assert "nested" in nested.json()["detail"]
+    typed = astro.send("POST", "/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Outer",
+                                           "members": [{"value": "whatever", "type": "Group"}]})
+    assert typed.status_code == 400
+    outer = astro.new_group("Outer", [user["id"]])
+    patch = astro.send("PATCH", f"/Groups/{outer['id']}", {"schemas": [PATCH_SCHEMA], "Operations": [
+        {"op": "add", "path": "members", "value": [{"value": inner["id"]}]}]})
+    assert patch.status_code == 400
+    assert astro.member_ids(outer["id"]) == {user["id"]}
+    assert astro.server.find_group(ORG, "Outer") is not None
+
+
+def test_deleting_a_user_removes_them_from_every_team(astro: Astro) -> None:
+    ada, ken = astro.new_user("ada@acme.example"), astro.new_user("ken@acme.example")
+    g1 = astro.new_group("One", [ada["id"], ken["id"]])
+    g2 = astro.new_group("Two", [ada["id"]])
+    g3 = astro.new_group("Three", [ken["id"]])
+    version_before = astro.send("GET", f"/Groups/{g3['id']}").headers.get("etag")
+    assert astro.send("DELETE", f"/Users/{ada['id']}").status_code == 204
+    assert astro.member_ids(g1["id"]) == {ken["id"]}
+    assert astro.member_ids(g2["id"]) == set()
+    assert astro.send("GET", f"/Groups/{g3['id']}").headers.get("etag") == version_before  # untouched
+    astro.server.delete_user(ORG, "ken@acme.example")
+    assert astro.member_ids(g1["id"]) == set()
+    assert astro.server.users(ORG) == []
+
+
+# -- paging ------------------------------------------------------------------------------------------------
+
+
+def test_paging_is_complete_stable_and_matches_the_stock_order(astro: Astro) -> None:
+    for i in range(120):
+        astro.server.add_orphan(ORG, f"user{i:03d}@acme.example", "U", f"{i}")
+    seen: list[str] = []
+    start = 1
+    while True:
+        page = astro.http.get("/Users", params={"startIndex": start, "count": 50}).json()
+        assert page["totalResults"] == 120 and page["startIndex"] == start
+        if not page.get("Resources"):
+            break
+        seen += [r["id"] for r in page["Resources"]]
+        start += page["itemsPerPage"]
+    assert len(seen) == len(set(seen)) == 120
+    # A filter takes scim2-server's own (sorting) search path: same order as the cached fast path.
+    stock = astro.http.get("/Users", params={"filter": "userName pr", "count": 1000}).json()
+    assert [r["id"] for r in stock["Resources"]] == seen
+    # A new user invalidates the cached order.
+    astro.new_user("late@acme.example")
+    assert astro.http.get("/Users", params={"count": 1000}).json()["totalResults"] == 121
+    assert astro.http.get("/Users", params={"count": 0}).json()["totalResults"] == 121
+
+
+# -- drift injection helpers --------------------------------------------------------------------------------
+
+
+def test_drift_helpers_change_astro_only(astro: Astro) -> None:
+    ada = astro.new_user("ada@acme.example", name={"givenName": "Ada", "familyName": "Lovelace"},
+                         emails=[{"value": "ada@acme.example", "type": "work", "primary": True}])
+    team = astro.new_group("Analytics", [ada["id"]])
+    astro.server.edit_user(ORG, "ADA@acme.example", "name.givenName", "Eve")
+    astro.server.edit_user(ORG, "ada@acme.example", 'emails[type eq "work"].value', "eve@acme.example")
+    astro.server.edit_user(ORG, "ada@acme.example", "active", False)
+    got = astro.send("GET", f"/Users/{ada['id']}").json()
+    assert got["name"]["givenName"] == "Eve" and got["active"] is False
+    assert got["emails"][0]["value"] == "eve@acme.example"
+
+    astro.server.drop_membership(ORG, "analytics", "ada@acme.example")
+    assert astro.member_ids(team["id"]) == set()
+    with pytest.raises(KeyError):
+        astro.server.drop_membership(ORG, "Analytics", "ada@acme.example")
+
+    orphan = astro.server.add_orphan(ORG, "mallory@acme.example", "Mallory", "Orphan")
+    assert orphan["id"] and orphan["name"] == {"givenName": "Mallory", "familyName": "Orphan",
+                                               "formatted": "Mallory Orphan"}
+    listed = astro.http.get("/Users", params={"filter": 'userName eq "mallory@acme.example"'}).json()
+    assert listed["Resources"][0]["id"] == orphan["id"]
+    assert astro.server.find_user(ORG2, "mallory@acme.example") is None
+    assert astro.server.find_group(ORG, "nope") is None
+    with pytest.raises(KeyError):
+        astro.server.edit_user(ORG, "nobody@acme.example", "active", True)
+    with pytest.raises(KeyError):
+        astro.server.users("no-such-org")
+    assert {g["displayName"] for g in astro.server.groups(ORG)} == {"Analytics"}
+
+
+# -- misbehaviour ------------------------------------------------------------------------------------------
+
+
+def test_misbehaviour_modes(astro: Astro) -> None:
+    for i in range(3):
+        astro.new_user(f"u{i}@acme.example")
+    users = f"{astro.served.url}/scim/v2/{ORG}/Users"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    client = astro.client()
+
+    astro.server.set_misbehaviour(ORG, "html")
+    resp = httpx2.get(users, headers=auth)
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/html")
+    with pytest.raises(Exception):  # noqa: B017 - whichever check fires first, the client must not accept it
+        client.query(User[EnterpriseUser])
+
+    astro.server.set_misbehaviour(ORG, "truncated")
+    resp = httpx2.get(users, headers=auth)
+    assert resp.status_code == 200 and int(resp.headers["content-length"]) == len(resp.content)
+    with pytest.raises(ValueError):
+        json.loads(resp.content)
+
+    astro.server.set_misbehaviour(ORG, "wrong_totals")
+    body = httpx2.get(users, headers=auth).json()
+    assert body["totalResults"] > len(body["Resources"]) == 3
+
+    astro.server.set_misbehaviour(ORG, "error_500")
+    resp = httpx2.get(users, headers=auth)
+    assert resp.status_code == 500 and resp.json()["status"] == "500"
+    assert httpx2.get(f"{astro.served.url}/scim/v2/{ORG2}/Users",
+                      headers={"Authorization": f"Bearer {TOKEN2}"}).status_code == 200  # other org unaffected
+
+    astro.server.set_misbehaviour(ORG, None)
+    assert client.query(User[EnterpriseUser]).total_results == 3
+    with pytest.raises(ValueError):
+        astro.server.set_misbehaviour(ORG, "slow")
+
+
+def test_admin_endpoints(astro: Astro) -> None:
+    base = astro.served.url
+    assert httpx2.get(f"{base}/_sandbox/health").json() == {"ok": True}
+    astro.new_user("a@acme.example")
+    orgs = {o["org_id"]: o for o in httpx2.get(f"{base}/_sandbox/orgs").json()}
+    assert orgs[ORG]["users"] == 1 and orgs[ORG2]["users"] == 0
+    assert httpx2.put(f"{base}/_sandbox/orgs/{ORG}/misbehaviour", json={"mode": "error_500"}).status_code == 204
+    assert astro.send("GET", "/Users").status_code == 500
+    assert httpx2.put(f"{base}/_sandbox/orgs/{ORG}/misbehaviour", json={"mode": "bogus"}).status_code == 400
+    assert httpx2.put(f"{base}/_sandbox/orgs/{ORG}/misbehaviour", json={"mode": None}).status_code == 204
+    assert astro.send("GET", "/Users").status_code == 200
