@@ -1,0 +1,163 @@
+"""Provision on demand: Graph's limits (5 calls per 10 s; one group with at most 5 members per call) and the
+JSON-in-a-string answer. Pure apart from the pacer's clock, which tests can replace."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+MAX_MEMBERS_PER_CALL = 5
+CALLS_PER_WINDOW = 5
+WINDOW_SECONDS = 10.0
+
+
+def member_chunks(member_ids: list[str], size: int = MAX_MEMBERS_PER_CALL) -> list[list[str]]:
+    """Split a group's members into calls of at most `size`; a group without members still gets one call."""
+    if not member_ids:
+        return [[]]
+    return [member_ids[i:i + size] for i in range(0, len(member_ids), size)]
+
+
+def user_subject(user_id: str) -> dict[str, Any]:
+    return {"objectId": user_id, "objectTypeName": "User"}
+
+
+def group_subject(group_id: str, member_ids: list[str]) -> dict[str, Any]:
+    return {
+        "objectId": group_id,
+        "objectTypeName": "Group",
+        "links": {"members": [user_subject(m) for m in member_ids]},
+    }
+
+
+class SlidingWindow:
+    """At most `limit` calls in any `period` seconds. Waits before a call rather than collecting a 429."""
+
+    def __init__(
+        self,
+        limit: int = CALLS_PER_WINDOW,
+        period: float = WINDOW_SECONDS,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.limit = limit
+        self.period = period
+        self.clock = clock
+        self.sleep = sleep
+        self.stamps: deque[float] = deque()
+
+    async def acquire(self) -> float:
+        """Wait for a free slot; return how long we waited."""
+        waited = 0.0
+        while True:
+            now = self.clock()
+            while self.stamps and now - self.stamps[0] >= self.period:
+                self.stamps.popleft()
+            if len(self.stamps) < self.limit:
+                self.stamps.append(now)
+                return waited
+            delay = self.period - (now - self.stamps[0]) + 0.01
+            waited += delay
+            await self.sleep(delay)
+
+    def penalize(self) -> None:
+        """After a 429 the server's window is full whatever ours says: count the window as used from now."""
+        now = self.clock()
+        self.stamps = deque([now] * self.limit)
+
+
+@dataclass
+class OnDemandResult:
+    """What Entra reported for one subject of one provisionOnDemand call."""
+
+    subject: str  # display name / id of the source object
+    object_type: str  # "User" | "Group"
+    action: str  # Create | Update | Delete | Other | ""
+    status: str  # success | failure | skipped | warning | ...
+    error_code: str = ""
+    reason: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status.lower() in ("failure", "failed", "error")
+
+    def describe(self) -> str:
+        text = f"{self.object_type} {self.subject}: {self.action or 'no action'}, {self.status}"
+        if self.error_code or self.reason:
+            text += f" ({': '.join(p for p in (self.error_code, self.reason) if p)})"
+        return text
+
+
+def _loads(text: Any) -> Any:
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _ci(d: dict[str, Any], *names: str) -> Any:
+    """A field by any of several names, case-insensitively (the documented shapes differ in casing)."""
+    lowered = {str(k).lower(): v for k, v in d.items()}
+    for n in names:
+        if n.lower() in lowered and lowered[n.lower()] is not None:
+            return lowered[n.lower()]
+    return None
+
+
+def _one(entry: dict[str, Any], fallback_subject: str, key_info: dict[str, Any]) -> OnDemandResult:
+    status_info = _ci(entry, "statusInfo", "provisioningStatusInfo") or {}
+    if not isinstance(status_info, dict):
+        status_info = {}
+    error_info = _ci(status_info, "errorInformation") or {}
+    if not isinstance(error_info, dict):
+        error_info = {}
+    details = key_info.get("details") if isinstance(key_info.get("details"), dict) else {}
+    status = str(_ci(status_info, "status") or key_info.get("result") or "unknown")
+    code = str(_ci(status_info, "errorCode") or _ci(error_info, "errorCode") or _ci(details or {}, "errorCode")
+               or "")
+    reason = str(_ci(status_info, "reason") or _ci(error_info, "reason") or _ci(details or {}, "reason") or "")
+    if not reason and status.lower() in ("failure", "skipped", "warning"):
+        # The step that failed or skipped says why when statusInfo does not.
+        for step in _ci(entry, "provisioningSteps") or []:
+            if isinstance(step, dict) and str(step.get("status", "")).lower() in ("failure", "skipped", "warning"):
+                reason = str(step.get("description") or step.get("name") or "")
+                break
+    source = _ci(entry, "sourceIdentity") or {}
+    subject = fallback_subject
+    object_type = ""
+    if isinstance(source, dict):
+        subject = str(_ci(source, "displayName", "id") or fallback_subject)
+        object_type = str(_ci(source, "identityType", "type") or "")
+    return OnDemandResult(
+        subject=subject,
+        object_type=object_type.capitalize() if object_type else "",
+        action=str(_ci(entry, "action", "provisioningAction") or ""),
+        status=status,
+        error_code=code,
+        reason=" ".join(reason.split()),
+    )
+
+
+def parse_response(key: str | None, value: str | None, *, subject: str, object_type: str) -> list[OnDemandResult]:
+    """Parse provisionOnDemand's StringKeyStringValuePair: both `key` and `value` are JSON text; `value` is an
+    object (v1.0 docs) or an array (cross-tenant docs). Anything else becomes one 'unknown' result."""
+    key_info = _loads(key)
+    if not isinstance(key_info, dict):
+        key_info = {}
+    parsed = _loads(value)
+    entries = parsed if isinstance(parsed, list) else [parsed] if isinstance(parsed, dict) else []
+    results = [_one(e, subject, key_info) for e in entries if isinstance(e, dict)]
+    if not results:
+        results = [_one({}, subject, key_info)]
+    for r in results:
+        if not r.object_type:
+            r.object_type = object_type
+    return results
