@@ -1,0 +1,1552 @@
+"""An Okta Management API emulator (WSGI) covering what the connector uses, with Okta's documented quirks.
+
+Shapes follow the Okta Management OpenAPI spec 5.1.0 (the one the `okta` SDK is generated from); behaviour
+follows reference/okta-api.md:
+- auth: `SSWS <token>`, `SSWS<token>` (the SDK omits the space) and `Bearer <token>`; else 401 E0000011;
+- every answer carries X-Rate-Limit-Limit/-Remaining/-Reset and a real per-minute budget per endpoint family
+  (users, groups, apps, mappings, meta); over budget -> 429 E0000047 (the SDK retries on Date + Reset);
+- cursor paging with two separate `link` headers, rel="self" first, rel="next" last, per-endpoint limits;
+- the provisioning connection API answers 200 with status/authScheme UNKNOWN for these apps (they are not on
+  Okta's supported list), for GET and POST alike; provisioning is switched on by the Admin Console step, which the
+  sandbox offers as `POST /_sandbox/apps/{appId}/provisioning` / `enable_provisioning()`;
+- features answer 400 E0000001 "Provisioning is not enabled for the app instance." until then;
+- group push mappings: create answers 201, PATCH changes status only, DELETE needs INACTIVE + deleteTargetGroup;
+  a pushed group appears in Okta as an APP_GROUP (what `targetGroupId` names), as in a real org, so list groups
+  with `search=type eq "OKTA_GROUP"` to see only the org's own groups.
+Sandbox decisions (no public source says otherwise): direct unassignment of a user assigned only through a group
+answers 400 E0000001; an app user whose provisioning failed keeps status STAGED with syncState ERROR, and the
+error text is available through `provisioning_errors()` (Okta shows it in the Admin Console only).
+
+Writes that Okta would provision run the engine (okta_engine.py) synchronously, inside the request.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.datastructures import Headers
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from connector.sandbox.faults import ADMIN_PREFIX
+from connector.sandbox.okta_engine import OktaEngine, app_attributes, expression_error
+from connector.sandbox.okta_state import (
+    USER_PROVISIONING,
+    FilterError,
+    OktaState,
+    Predicate,
+    Row,
+    Table,
+    compile_filter,
+    public,
+)
+
+if TYPE_CHECKING:
+    from connector.sandbox.seed import SeedOrg
+
+DEFAULT_RATE_LIMIT = 600  # requests per minute per endpoint family; generous, like a paid org's users budget
+ADMIN_LOGIN_LOCAL = "admin"
+OIN_APP_NAME = "astronomer"  # UNCERTAIN: the Astro OIN app's key name is not documented publicly
+PROFILE_URL = "https://acme.example/people/{key}"
+
+
+class OktaApiError(Exception):
+    """An Okta error response: status, errorCode, errorSummary, errorCauses."""
+
+    def __init__(self, status: int, code: str, summary: str, causes: Iterable[str] = ()) -> None:
+        super().__init__(summary)
+        self.status = status
+        self.code = code
+        self.summary = summary
+        self.causes = list(causes)
+
+
+def not_found(key: str, kind: str) -> OktaApiError:
+    return OktaApiError(404, "E0000007", f"Not found: Resource not found: {key} ({kind})")
+
+
+def validation(what: str, *causes: str) -> OktaApiError:
+    return OktaApiError(400, "E0000001", f"Api validation failed: {what}", causes)
+
+
+def error_body(code: str, summary: str, causes: Iterable[str] = ()) -> Row:
+    return {
+        "errorCode": code,
+        "errorSummary": summary,
+        "errorLink": code,
+        "errorId": "oae" + secrets.token_urlsafe(16)[:22],
+        "errorCauses": [{"errorSummary": c} for c in causes],
+    }
+
+
+class RateLimiter:
+    """Per-family request counts in fixed one-minute windows, like Okta's org-wide per-endpoint limits."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float]) -> None:
+        self.per_minute = per_minute
+        self.overrides: dict[str, int] = {}
+        self._clock = clock
+        self._window = 0
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def limit(self, family: str) -> int:
+        return self.overrides.get(family, self.per_minute)
+
+    def hit(self, family: str) -> tuple[int, int, int, bool]:
+        """Count one request: (limit, remaining, reset epoch seconds, allowed)."""
+        now = self._clock()
+        window = int(now // 60) * 60
+        limit = self.limit(family)
+        with self._lock:
+            if window != self._window:
+                self._window, self._counts = window, {}
+            used = self._counts.get(family, 0)
+            allowed = used < limit
+            if allowed:
+                used += 1
+                self._counts[family] = used
+        return limit, max(limit - used, 0), window + 60, allowed
+
+    def peek(self, family: str) -> tuple[int, int, int]:
+        now = self._clock()
+        window = int(now // 60) * 60
+        limit = self.limit(family)
+        with self._lock:
+            used = self._counts.get(family, 0) if window == self._window else 0
+        return limit, max(limit - used, 0), window + 60
+
+
+def _family(path: str) -> str:
+    parts = path.split("/")
+    return parts[3] if len(parts) > 3 and parts[1] == "api" else "other"
+
+
+def _rule(path: str, endpoint: str, *methods: str) -> Rule:
+    return Rule(path, endpoint=endpoint, methods=list(methods))
+
+
+_ROUTES = Map([
+    _rule("/api/v1/users", "list_users", "GET"),
+    _rule("/api/v1/users", "create_user", "POST"),
+    _rule("/api/v1/users/<uid>", "get_user", "GET"),
+    _rule("/api/v1/users/<uid>", "update_user", "POST"),
+    _rule("/api/v1/users/<uid>", "replace_user", "PUT"),
+    _rule("/api/v1/users/<uid>/groups", "list_user_groups", "GET"),
+    _rule("/api/v1/users/<uid>/lifecycle/deactivate", "deactivate_user", "POST"),
+    _rule("/api/v1/groups", "list_groups", "GET"),
+    _rule("/api/v1/groups", "create_group", "POST"),
+    _rule("/api/v1/groups/<gid>", "get_group", "GET"),
+    _rule("/api/v1/groups/<gid>", "replace_group", "PUT"),
+    _rule("/api/v1/groups/<gid>/users", "list_group_users", "GET"),
+    _rule("/api/v1/groups/<gid>/users/<uid>", "add_group_member", "PUT"),
+    _rule("/api/v1/groups/<gid>/users/<uid>", "remove_group_member", "DELETE"),
+    _rule("/api/v1/groups/<gid>/apps", "list_group_apps", "GET"),
+    _rule("/api/v1/meta/types/user", "list_user_types", "GET"),
+    _rule("/api/v1/meta/types/user/<tid>", "get_user_type", "GET"),
+    _rule("/api/v1/apps", "list_apps", "GET"),
+    _rule("/api/v1/apps/<aid>", "get_app", "GET"),
+    _rule("/api/v1/apps/<aid>/users", "list_app_users", "GET"),
+    _rule("/api/v1/apps/<aid>/users", "assign_user", "POST"),
+    _rule("/api/v1/apps/<aid>/users/<uid>", "get_app_user", "GET"),
+    _rule("/api/v1/apps/<aid>/users/<uid>", "update_app_user", "POST"),
+    _rule("/api/v1/apps/<aid>/users/<uid>", "unassign_user", "DELETE"),
+    _rule("/api/v1/apps/<aid>/groups", "list_app_groups", "GET"),
+    _rule("/api/v1/apps/<aid>/groups/<gid>", "get_app_group", "GET"),
+    _rule("/api/v1/apps/<aid>/groups/<gid>", "assign_group", "PUT"),
+    _rule("/api/v1/apps/<aid>/groups/<gid>", "patch_app_group", "PATCH"),
+    _rule("/api/v1/apps/<aid>/groups/<gid>", "unassign_group", "DELETE"),
+    _rule("/api/v1/apps/<aid>/connections/default", "get_connection", "GET"),
+    _rule("/api/v1/apps/<aid>/connections/default", "update_connection", "POST"),
+    _rule("/api/v1/apps/<aid>/connections/default/lifecycle/<action>", "connection_lifecycle", "POST"),
+    _rule("/api/v1/apps/<aid>/features", "list_features", "GET"),
+    _rule("/api/v1/apps/<aid>/features/<name>", "get_feature", "GET"),
+    _rule("/api/v1/apps/<aid>/features/<name>", "update_feature", "PUT"),
+    _rule("/api/v1/apps/<aid>/group-push/mappings", "list_push", "GET"),
+    _rule("/api/v1/apps/<aid>/group-push/mappings", "create_push", "POST"),
+    _rule("/api/v1/apps/<aid>/group-push/mappings/<mid>", "get_push", "GET"),
+    _rule("/api/v1/apps/<aid>/group-push/mappings/<mid>", "update_push", "PATCH"),
+    _rule("/api/v1/apps/<aid>/group-push/mappings/<mid>", "delete_push", "DELETE"),
+    _rule("/api/v1/mappings", "list_mappings", "GET"),
+    _rule("/api/v1/mappings/<mid>", "get_mapping", "GET"),
+    _rule("/api/v1/mappings/<mid>", "update_mapping", "POST"),
+    _rule(f"{ADMIN_PREFIX}/health", "admin_health", "GET"),
+    _rule(f"{ADMIN_PREFIX}/apps/<aid>/provisioning", "admin_provisioning", "POST"),
+    _rule(f"{ADMIN_PREFIX}/okta/apps", "admin_apps", "GET"),
+    _rule(f"{ADMIN_PREFIX}/okta/users/<login>/deactivate-silently", "admin_deactivate", "POST"),
+    _rule(f"{ADMIN_PREFIX}/okta/apps/<aid>/users/<login>/error", "admin_user_error", "POST"),
+    _rule(f"{ADMIN_PREFIX}/okta/apps/<aid>/push/<group>/error", "admin_push_error", "POST"),
+    _rule(f"{ADMIN_PREFIX}/okta/rate-limit", "admin_rate_limit", "PUT"),
+], strict_slashes=False, merge_slashes=False)
+
+_CAPABILITY_DEFAULTS: Row = {
+    "create": {"lifecycleCreate": {"status": "DISABLED"}},
+    "update": {
+        "profile": {"status": "DISABLED"},
+        "lifecycleDeactivate": {"status": "DISABLED"},
+        "password": {"status": "DISABLED", "seed": "RANDOM", "change": "KEEP_EXISTING"},
+    },
+}
+_STATUS_VALUES = ("ENABLED", "DISABLED")
+
+
+class OktaEmulator:
+    """The emulated Okta org. `.app` is the WSGI callable; Python methods mirror the sandbox admin endpoints."""
+
+    def __init__(self, token: str, *, org_name: str = "acme", rate_limit: int = DEFAULT_RATE_LIMIT,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._tokens = [token]
+        self.org_name = org_name
+        self.state = OktaState(org_name, clock=clock)
+        self.engine = OktaEngine(self.state)
+        self.rate = RateLimiter(rate_limit, clock)
+        self.org_id = self.state.ids.new("00o")
+        self._seed_org()
+
+    # == seeding ==================================================================================================
+
+    def _seed_org(self) -> None:
+        st = self.state
+        ts = st.now()
+        tid = st.ids.new("oty")
+        st.user_types.add(tid, {
+            "id": tid, "displayName": "User", "name": "user",
+            "description": "Okta user profile template with default permission settings",
+            "createdBy": "", "lastUpdatedBy": "", "created": ts, "lastUpdated": ts, "default": True,
+            "_schemaId": st.ids.new("osc"),
+        })
+        domain = f"{self.org_name}.example"
+        admin = st.add_user({
+            "login": f"{ADMIN_LOGIN_LOCAL}@{domain}", "email": f"{ADMIN_LOGIN_LOCAL}@{domain}",
+            "firstName": "Org", "lastName": "Admin", "displayName": "Org Admin", "title": "Okta Administrator",
+            "department": "IT", "profileUrl": None,
+        })
+        st.admin_id = admin["id"]
+        self._add_app("Astro", OIN_APP_NAME, oin=True)
+        self._add_app("Astro SCIM (custom)", f"{self.org_name}_astroscimcustom_1", oin=False)
+
+    def _add_app(self, label: str, name: str, *, oin: bool) -> Row:
+        st = self.state
+        aid = st.ids.new("0oa")
+        ts = st.now()
+        if oin:
+            sign_on: Row = {
+                "defaultRelayState": None, "ssoAcsUrlOverride": None, "audienceOverride": None,
+                "recipientOverride": None, "destinationOverride": None, "attributeStatements": [],
+            }
+            settings_app: Row = {"organizationId": None}
+        else:
+            sign_on = {
+                "defaultRelayState": None,
+                "ssoAcsUrl": "https://auth.astronomer.io/login/callback",
+                "idpIssuer": "http://www.okta.com/${org.externalKey}",
+                "audience": "urn:auth0:astronomer",
+                "recipient": "https://auth.astronomer.io/login/callback",
+                "destination": "https://auth.astronomer.io/login/callback",
+                "subjectNameIdTemplate": "${user.userName}",
+                "subjectNameIdFormat": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+                "responseSigned": True, "assertionSigned": True,
+                "signatureAlgorithm": "RSA_SHA256", "digestAlgorithm": "SHA256",
+                "honorForceAuthn": True,
+                "authnContextClassRef": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
+                "requestCompressed": False, "allowMultipleAcsEndpoints": False, "acsEndpoints": [],
+                "samlSignedRequestEnabled": False, "attributeStatements": [], "inlineHooks": [],
+            }
+            settings_app = {}
+        row: Row = {
+            "id": aid,
+            "orn": f"orn:okta:idp:{self.org_id}:apps:{name}:{aid}",
+            "name": name,
+            "label": label,
+            "status": "ACTIVE",
+            "lastUpdated": ts,
+            "created": ts,
+            "accessibility": {"selfService": False, "errorRedirectUrl": None, "loginRedirectUrl": None},
+            "visibility": {"autoLaunch": False, "autoSubmitToolbar": False, "hide": {"iOS": False, "web": False},
+                           "appLinks": {f"{name}_link": True}},
+            "features": [],
+            "signOnMode": "SAML_2_0",
+            "credentials": {"userNameTemplate": {"template": "${source.login}", "type": "BUILT_IN"},
+                            "signing": {"kid": secrets.token_urlsafe(32)}},
+            "settings": {
+                "app": settings_app,
+                "notifications": {"vpn": {"network": {"connection": "DISABLED"}, "message": None, "helpUrl": None}},
+                "manualProvisioning": False,
+                "implicitAssignment": False,
+                "notes": {"admin": None, "enduser": None},
+                "signOn": sign_on,
+            },
+        }
+        st.apps.add(aid, row)
+        st.app_users[aid] = Table()
+        st.app_groups[aid] = Table()
+        st.push[aid] = Table()
+        user_type = st.default_user_type()
+        to_app = st.ids.new("prm")
+        st.mappings.add(to_app, {
+            "id": to_app,
+            "source": {"id": user_type["id"], "name": "user", "type": "user"},
+            "target": {"id": aid, "name": name, "type": "appuser"},
+            # Okta's defaults for a new SCIM app: the names and the email; the rest is the admin's job.
+            "properties": {
+                "givenName": {"expression": "user.firstName", "pushStatus": "PUSH"},
+                "familyName": {"expression": "user.lastName", "pushStatus": "PUSH"},
+                "email": {"expression": "user.email", "pushStatus": "PUSH"},
+            },
+        })
+        from_app = st.ids.new("prm")
+        st.mappings.add(from_app, {
+            "id": from_app,
+            "source": {"id": aid, "name": name, "type": "appuser"},
+            "target": {"id": user_type["id"], "name": "user", "type": "user"},
+            "properties": {},
+        })
+        return row
+
+    def load(self, seed: SeedOrg) -> None:
+        """Load a seeded org: ACTIVE users and OKTA_GROUP groups with their members."""
+        st = self.state
+        with st.lock:
+            ts = st.now()
+            by_key: dict[str, str] = {}
+            for p in seed.people:
+                row = st.add_user({
+                    "login": p.email, "email": p.email, "firstName": p.first_name, "lastName": p.last_name,
+                    "displayName": p.display_name, "profileUrl": PROFILE_URL.format(key=p.key),
+                    "department": p.department, "title": p.title,
+                }, status="ACTIVE" if p.active else "DEPROVISIONED", when=ts)
+                by_key[p.key] = row["id"]
+            for t in seed.teams:
+                group = st.add_group(t.name, t.description, when=ts)
+                for key in t.member_keys:
+                    st.add_member(group["id"], by_key[key], when=ts)
+
+    # == Python API for the sandbox and tests (mirrored by /_sandbox endpoints) ==================================
+
+    def add_token(self, token: str) -> None:
+        self._tokens.append(token)
+
+    def app_by_label(self, label: str) -> Row:
+        with self.state.lock:
+            row = self.state.app_by_label(label)
+            if row is None:
+                raise KeyError(f"no app labelled {label!r}")
+            return public(row)
+
+    def user_by_login(self, login: str) -> Row:
+        with self.state.lock:
+            row = self.state.user(login)
+            if row is None:
+                raise KeyError(f"no user {login!r}")
+            return public(row)
+
+    def group_by_name(self, name: str) -> Row:
+        with self.state.lock:
+            row = self.state.group_by_name(name)
+            if row is None:
+                raise KeyError(f"no group {name!r}")
+            return public(row)
+
+    def enable_provisioning(self, app_id: str, base_url: str, token: str) -> None:
+        """The Admin Console's "Configure API integration": the app provisions to `base_url` with `token`.
+
+        USER_PROVISIONING then exists with every "To App" capability DISABLED, as after the console step.
+        """
+        st = self.state
+        with st.lock:
+            app = self._app(app_id)
+            st.connections[app_id] = {"baseUrl": base_url.rstrip("/"), "token": token}
+            if app_id not in st.features:
+                st.features[app_id] = {"status": "ENABLED", "capabilities": json.loads(json.dumps(
+                    _CAPABILITY_DEFAULTS))}
+            if "organizationId" in app["settings"]["app"]:
+                # The OIN app asks for the Astro Organization ID; the SCIM base URL ends with it.
+                app["settings"]["app"]["organizationId"] = base_url.rstrip("/").rsplit("/", 1)[-1]
+            for au in st.app_users[app_id].values():
+                if not au.get("externalId"):
+                    au.update(status="STAGED", syncState="DISABLED")
+            self._refresh_app_features(app_id)
+
+    def deactivate_user_silently(self, login: str) -> None:
+        """Deactivate a user in Okta without telling any app: a missed deprovision (drift)."""
+        st = self.state
+        with st.lock:
+            user = st.user(login)
+            if user is None:
+                raise KeyError(f"no user {login!r}")
+            now = st.now()
+            user.update(status="DEPROVISIONED", statusChanged=now, lastUpdated=now)
+            for table in st.app_users.values():
+                table.remove(user["id"])
+
+    def set_app_user_error(self, app_id: str, login: str, summary: str) -> None:
+        st = self.state
+        with st.lock:
+            user = st.user(login)
+            au = st.app_users[self._app(app_id)["id"]].get(user["id"]) if user else None
+            if au is None:
+                raise KeyError(f"{login!r} is not assigned to app {app_id}")
+            au.update(syncState="ERROR", _error=summary, lastUpdated=st.now())
+
+    def set_push_error(self, app_id: str, group_name: str, summary: str) -> None:
+        st = self.state
+        with st.lock:
+            group = st.group_by_name(group_name)
+            for pm in st.push[self._app(app_id)["id"]].values():
+                if group is not None and pm["sourceGroupId"] == group["id"]:
+                    pm.update(status="ERROR", errorSummary=summary, lastUpdated=st.now())
+                    return
+            raise KeyError(f"no push mapping for {group_name!r} in app {app_id}")
+
+    def set_rate_limit(self, per_minute: int, family: str | None = None) -> None:
+        """Change the per-minute budget for every family, or one (users, groups, apps, mappings, meta)."""
+        if family is None:
+            self.rate.per_minute = per_minute
+            self.rate.overrides.clear()
+        else:
+            self.rate.overrides[family] = per_minute
+
+    def app_user(self, app_id: str, login: str) -> Row | None:
+        st = self.state
+        with st.lock:
+            user = st.user(login)
+            au = st.app_users[app_id].get(user["id"]) if user else None
+            return public(au) if au else None
+
+    def push_mapping(self, app_id: str, group_name: str) -> Row | None:
+        st = self.state
+        with st.lock:
+            group = st.group_by_name(group_name)
+            for pm in st.push[app_id].values():
+                if group is not None and pm["sourceGroupId"] == group["id"]:
+                    return public(pm)
+        return None
+
+    def provisioning_errors(self, app_id: str) -> dict[str, str]:
+        """App username -> the error of each app user in syncState ERROR (Okta's Admin Console tasks)."""
+        with self.state.lock:
+            return {au["credentials"]["userName"]: str(au.get("_error") or "")
+                    for au in self.state.app_users[app_id].values() if au.get("syncState") == "ERROR"}
+
+    def close(self) -> None:
+        self.engine.close()
+
+    # == WSGI ======================================================================================================
+
+    def app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = Request(environ)
+        response = self._handle(request)
+        return response(environ, start_response)
+
+    def throttle_response(self, request: Request) -> Response:
+        """429 E0000047 with the headers the okta SDK needs to back off and retry (Date is set by the server)."""
+        family = _family(request.path)
+        limit, _remaining, reset = self.rate.peek(family)
+        resp = self._error(429, "E0000047", "API call exceeded rate limit due to too many requests.")
+        # A simulated burst: reset in this second, so the SDK's backoff (reset - Date + 1) is about a second.
+        self._rate_headers(resp, limit, 0, int(self.state.clock()))
+        return resp
+
+    def server_error_response(self, request: Request) -> Response:
+        """503 E0000009: Okta's transient failure; the okta SDK retries 503s that carry Date and Reset."""
+        family = _family(request.path)
+        limit, remaining, _reset = self.rate.peek(family)
+        resp = self._error(503, "E0000009", "Internal Server Error")
+        self._rate_headers(resp, limit, remaining, int(self.state.clock()))
+        return resp
+
+    def _rate_headers(self, resp: Response, limit: int, remaining: int, reset: int) -> None:
+        resp.headers["X-Rate-Limit-Limit"] = str(limit)
+        resp.headers["X-Rate-Limit-Remaining"] = str(remaining)
+        resp.headers["X-Rate-Limit-Reset"] = str(reset)
+        resp.headers["X-Okta-Request-Id"] = secrets.token_urlsafe(18)
+
+    def _error(self, status: int, code: str, summary: str, causes: Iterable[str] = ()) -> Response:
+        return Response(json.dumps(error_body(code, summary, causes)), status=status,
+                        content_type="application/json")
+
+    def _authorized(self, request: Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        for scheme in ("SSWS ", "SSWS", "Bearer "):
+            if header.startswith(scheme):
+                given = header[len(scheme):].strip().encode()
+                return any(secrets.compare_digest(given, t.encode()) for t in self._tokens)
+        return False
+
+    def _handle(self, request: Request) -> Response:
+        path = request.path
+        if path.startswith(ADMIN_PREFIX):
+            return self._dispatch(request)
+        family = _family(path)
+        if not self._authorized(request):
+            limit, remaining, reset = self.rate.peek(family)
+            resp = self._error(401, "E0000011", "Invalid token provided")
+            self._rate_headers(resp, limit, remaining, reset)
+            return resp
+        limit, remaining, reset, allowed = self.rate.hit(family)
+        if not allowed:
+            resp = self._error(429, "E0000047", "API call exceeded rate limit due to too many requests.")
+        else:
+            resp = self._dispatch(request)
+        self._rate_headers(resp, limit, remaining, reset)
+        return resp
+
+    def _dispatch(self, request: Request) -> Response:
+        adapter = _ROUTES.bind_to_environ(request.environ)
+        try:
+            endpoint, values = adapter.match()
+        except MethodNotAllowed:
+            return self._error(405, "E0000022", "The endpoint does not support the provided HTTP method")
+        except NotFound:
+            return self._error(404, "E0000007", f"Not found: Resource not found: {request.path} (Path)")
+        except HTTPException as exc:  # redirects for trailing slashes and the like
+            return self._error(exc.code or 400, "E0000001", "Api validation failed: path")
+        handler: Callable[..., Response] = getattr(self, f"_ep_{endpoint}")
+        try:
+            with self.state.lock:
+                return handler(request, **values)
+        except OktaApiError as exc:
+            return self._error(exc.status, exc.code, exc.summary, exc.causes)
+
+    # == helpers ===================================================================================================
+
+    @staticmethod
+    def _base(request: Request) -> str:
+        return request.host_url.rstrip("/")
+
+    @staticmethod
+    def _json(body: Any, status: int = 200) -> Response:
+        return Response(json.dumps(body), status=status, content_type="application/json")
+
+    @staticmethod
+    def _body(request: Request, *, required: bool = True) -> Any:
+        raw = request.get_data(cache=True)
+        if not raw.strip():
+            if required:
+                raise OktaApiError(400, "E0000003", "The request body was not well-formed.")
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise OktaApiError(400, "E0000003", "The request body was not well-formed.") from None
+
+    def _object_body(self, request: Request) -> Row:
+        body = self._body(request)
+        if not isinstance(body, dict):
+            raise OktaApiError(400, "E0000003", "The request body was not well-formed.")
+        return body
+
+    @staticmethod
+    def _limit(request: Request, default: int, minimum: int, maximum: int) -> int:
+        raw = request.args.get("limit")
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise validation("limit", "limit: must be an integer") from None
+        if value < 0:  # -1: "no limit", i.e. the endpoint's maximum page
+            return maximum
+        return min(max(value, minimum), maximum)
+
+    def _page(self, request: Request, table: Table, render: Callable[[Row], Row], *, default: int,
+              maximum: int, minimum: int = 1, pred: Predicate | None = None, paginate: bool = True) -> Response:
+        limit = self._limit(request, default, minimum, maximum)
+        start = 0
+        after = request.args.get("after")
+        if after and paginate:
+            pos = table.position_after(after)
+            if pos is None:
+                raise validation("after", f"after: invalid cursor {after!r}")
+            start = pos
+        rows, more = table.scan(start, limit, pred)
+        resp = self._json([render(r) for r in rows])
+        base = self._base(request)
+        self_url = base + request.full_path.rstrip("?")
+        # Two separate headers, self first: the okta SDK keeps only the last one, which must be rel="next".
+        headers: Headers = resp.headers
+        headers.add("link", f'<{self_url}>; rel="self"')
+        if more and paginate and rows:
+            args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("after", "limit")]
+            args += [("after", str(rows[-1]["id"])), ("limit", str(limit))]
+            headers.add("link", f'<{base}{request.path}?{urllib.parse.urlencode(args)}>; rel="next"')
+        return resp
+
+    @staticmethod
+    def _filter_arg(request: Request, *names: str) -> Predicate | None:
+        preds: list[Predicate] = []
+        for name in names:
+            text = request.args.get(name)
+            if text:
+                try:
+                    preds.append(compile_filter(text))
+                except FilterError as exc:
+                    raise OktaApiError(400, "E0000031", "Invalid search criteria.", [str(exc)]) from None
+        if not preds:
+            return None
+        return lambda r: all(p(r) for p in preds)
+
+    def _app(self, aid: str) -> Row:
+        row = self.state.apps.get(aid)
+        if row is None:
+            raise not_found(aid, "App")
+        return row
+
+    def _user(self, uid: str) -> Row:
+        row = self.state.user(uid)
+        if row is None:
+            raise not_found(uid, "User")
+        return row
+
+    def _group(self, gid: str) -> Row:
+        row = self.state.groups.get(gid)
+        if row is None:
+            raise not_found(gid, "UserGroup")
+        return row
+
+    # == JSON shapes ================================================================================================
+
+    def _user_json(self, row: Row, base: str) -> Row:
+        out = public(row)
+        href = f"{base}/api/v1/users/{row['id']}"
+        out["_links"] = {"self": {"href": href}, "type": {"href": f"{base}/api/v1/meta/types/user/"
+                                                                  f"{row['type']['id']}"}}
+        return out
+
+    def _group_json(self, row: Row, base: str, expand: str = "") -> Row:
+        out = public(row)
+        gid = row["id"]
+        links: Row = {
+            "logo": [{"name": "medium", "href": f"{base}/img/logos/groups/okta-medium.png", "type": "image/png"},
+                     {"name": "large", "href": f"{base}/img/logos/groups/okta-large.png", "type": "image/png"}],
+            "users": {"href": f"{base}/api/v1/groups/{gid}/users"},
+            "apps": {"href": f"{base}/api/v1/groups/{gid}/apps"},
+        }
+        if row.get("_sourceApp"):
+            links["source"] = {"href": f"{base}/api/v1/apps/{row['_sourceApp']}"}
+        out["_links"] = links
+        embedded: Row = {}
+        if "stats" in expand:
+            embedded["stats"] = {
+                "usersCount": len(self.state.members.get(gid, ())),
+                "appsCount": sum(1 for t in self.state.app_groups.values() if gid in t),
+                "groupPushMappingsCount": sum(1 for t in self.state.push.values() for pm in t.values()
+                                              if pm["sourceGroupId"] == gid),
+                "hasAdminPrivlege": False,  # sic: the spec's spelling,
+            }
+        if "app" in expand and row.get("_sourceApp"):
+            app = self.state.apps.get(row["_sourceApp"])
+            if app:
+                embedded["app"] = {k: app[k] for k in ("id", "name", "label", "signOnMode")}
+        if embedded:
+            out["_embedded"] = embedded
+        return out
+
+    def _app_json(self, row: Row, base: str) -> Row:
+        out = public(row)
+        aid = row["id"]
+        out["_links"] = {
+            "uploadLogo": {"href": f"{base}/api/v1/apps/{aid}/logo", "hints": {"allow": ["POST"]}},
+            "appLinks": [{"name": f"{row['name']}_link", "href": f"{base}/home/{row['name']}/{aid}/aln1",
+                          "type": "text/html"}],
+            "groups": {"href": f"{base}/api/v1/apps/{aid}/groups"},
+            "logo": [{"name": "medium", "href": f"{base}/assets/img/logos/default.png", "type": "image/png"}],
+            "users": {"href": f"{base}/api/v1/apps/{aid}/users"},
+            "deactivate": {"href": f"{base}/api/v1/apps/{aid}/lifecycle/deactivate"},
+            "metadata": {"href": f"{base}/api/v1/apps/{aid}/sso/saml/metadata", "type": "application/xml"},
+        }
+        return out
+
+    def _app_user_json(self, aid: str, row: Row, base: str, expand: str = "") -> Row:
+        out = public(row)
+        uid = row["id"]
+        out["_links"] = {"app": {"href": f"{base}/api/v1/apps/{aid}"},
+                         "user": {"href": f"{base}/api/v1/users/{uid}"}}
+        if "user" in expand:
+            user = self.state.users.get(uid)
+            if user:
+                out["_embedded"] = {"user": self._user_json(user, base)}
+        return out
+
+    def _app_group_json(self, aid: str, row: Row, base: str, expand: str = "") -> Row:
+        out = public(row)
+        gid = row["id"]
+        out["_links"] = {"app": {"href": f"{base}/api/v1/apps/{aid}"},
+                         "self": {"href": f"{base}/api/v1/apps/{aid}/groups/{gid}"},
+                         "group": {"href": f"{base}/api/v1/groups/{gid}"}}
+        if "group" in expand:
+            group = self.state.groups.get(gid)
+            if group:
+                out["_embedded"] = {"group": self._group_json(group, base)}
+        return out
+
+    def _feature_json(self, aid: str, base: str) -> Row:
+        feature = self.state.features[aid]
+        return {
+            "name": USER_PROVISIONING,
+            "status": feature["status"],
+            "description": "User provisioning settings from Okta to a downstream application",
+            "capabilities": json.loads(json.dumps(feature["capabilities"])),
+            "_links": {"self": {"href": f"{base}/api/v1/apps/{aid}/features/{USER_PROVISIONING}",
+                                "hints": {"allow": ["GET", "PUT"]}}},
+        }
+
+    def _mapping_json(self, row: Row, base: str, *, with_properties: bool) -> Row:
+        def end(e: Row) -> Row:
+            if e["type"] == "user":
+                links = {"self": {"href": f"{base}/api/v1/meta/types/user/{e['id']}"},
+                         "schema": {"href": f"{base}/api/v1/meta/schemas/user/default"}}
+            else:
+                links = {"self": {"href": f"{base}/api/v1/apps/{e['id']}"},
+                         "schema": {"href": f"{base}/api/v1/meta/schemas/apps/{e['id']}/default"}}
+            return {**e, "_links": links}
+
+        out: Row = {"id": row["id"], "source": end(row["source"]), "target": end(row["target"])}
+        if with_properties:
+            out["properties"] = json.loads(json.dumps(row["properties"]))
+        out["_links"] = {"self": {"href": f"{base}/api/v1/mappings/{row['id']}"}}
+        return out
+
+    def _push_json(self, aid: str, row: Row, base: str) -> Row:
+        out = {k: v for k, v in public(row).items() if v is not None}
+        links: Row = {"app": {"href": f"{base}/api/v1/apps/{aid}"},
+                      "sourceGroup": {"href": f"{base}/api/v1/groups/{row['sourceGroupId']}"}}
+        if row.get("targetGroupId"):
+            links["targetGroup"] = {"href": f"{base}/api/v1/groups/{row['targetGroupId']}"}
+        out["_links"] = links
+        return out
+
+    # == orchestration: assignments and the engine =====================================================================
+
+    def _refresh_app_features(self, aid: str) -> None:
+        """`Application.features` lists what is switched on, as Okta's app object does."""
+        st = self.state
+        feats: list[str] = []
+        if st.provisioning_on(aid):
+            if st.capability(aid, "create", "lifecycleCreate"):
+                feats.append("PUSH_NEW_USERS")
+            if st.capability(aid, "update", "profile"):
+                feats.append("PUSH_PROFILE_UPDATES")
+            if st.capability(aid, "update", "lifecycleDeactivate"):
+                feats.append("PUSH_USER_DEACTIVATION")
+            feats.append("GROUP_PUSH")
+        st.apps.get(aid)["features"] = feats  # type: ignore[index]
+
+    def _assign(self, aid: str, uid: str, *, group_id: str | None = None, explicit: Row | None = None,
+                user_name: str | None = None) -> tuple[Row, bool]:
+        """Give `uid` the app (directly, or through group `group_id`); provision if Okta would.
+
+        Returns the app user and whether it was provisioned by this call.
+        """
+        st = self.state
+        app = st.apps.get(aid)
+        user = st.users.get(uid)
+        assert app is not None and user is not None
+        table = st.app_users[aid]
+        au = table.get(uid)
+        now = st.now()
+        new = au is None
+        if au is None:
+            provisioning = st.provisioning_on(aid)
+            au = table.add(uid, {
+                "id": uid, "externalId": None, "created": now, "lastUpdated": now,
+                "scope": "GROUP" if group_id else "USER",
+                "status": "STAGED" if provisioning else "ACTIVE",
+                "statusChanged": now, "passwordChanged": None, "syncState": "DISABLED", "lastSync": None,
+                "credentials": {"userName": user_name or self.engine.app_user_name(app, user)},
+                "profile": {}, "_direct": False, "_groups": {}, "_explicit": dict(explicit or {}), "_error": None,
+            })
+        if group_id:
+            au["_groups"][group_id] = None
+        else:
+            au["_direct"] = True
+            if explicit:
+                au["_explicit"].update(explicit)
+            if user_name:
+                au["credentials"]["userName"] = user_name
+        au["scope"] = "USER" if au["_direct"] else "GROUP"
+        au["profile"] = self.engine.app_profile(aid, user, au["_explicit"])
+        provisioned = False
+        if (new or not au.get("externalId")) and st.capability(aid, "create", "lifecycleCreate"):
+            provisioned = self.engine.provision(aid, au)
+        return au, provisioned
+
+    def _unassign(self, aid: str, uid: str, *, group_id: str | None = None) -> None:
+        """Take back one source of the assignment; when none is left, deprovision and drop the app user."""
+        st = self.state
+        table = st.app_users[aid]
+        au = table.get(uid)
+        if au is None:
+            return
+        if group_id:
+            au["_groups"].pop(group_id, None)
+        else:
+            au["_direct"] = False
+        if au["_direct"] or au["_groups"]:
+            au["scope"] = "USER" if au["_direct"] else "GROUP"
+            return
+        if st.capability(aid, "update", "lifecycleDeactivate"):
+            self.engine.deactivate(aid, au)
+        table.remove(uid)
+
+    def _member_added(self, gid: str, uid: str) -> None:
+        st = self.state
+        just_provisioned: set[str] = set()
+        user = st.users.get(uid)
+        if user is not None and user["status"] == "ACTIVE":
+            for aid, groups in st.app_groups.items():
+                if gid in groups:
+                    _au, provisioned = self._assign(aid, uid, group_id=gid)
+                    if provisioned:
+                        just_provisioned.add(aid)
+        for aid, mappings in st.push.items():
+            if aid in just_provisioned:
+                continue  # provisioning already joined the user to the app's pushed groups
+            for pm in mappings.values():
+                if pm["sourceGroupId"] == gid and pm["status"] == "ACTIVE":
+                    self.engine.push_membership(aid, pm, uid, True)
+
+    def _member_removed(self, gid: str, uid: str) -> None:
+        st = self.state
+        for aid, mappings in st.push.items():
+            for pm in mappings.values():
+                if pm["sourceGroupId"] == gid and pm["status"] == "ACTIVE":
+                    self.engine.push_membership(aid, pm, uid, False)
+        for aid, groups in st.app_groups.items():
+            if gid in groups:
+                self._unassign(aid, uid, group_id=gid)
+
+    def _user_changed(self, user: Row) -> None:
+        """Recompute the user's app profiles; push the change where "Update User Attributes" is on."""
+        st = self.state
+        for aid, table in st.app_users.items():
+            au = table.get(user["id"])
+            if au is None:
+                continue
+            app = st.apps.get(aid)
+            assert app is not None
+            profile = self.engine.app_profile(aid, user, au["_explicit"])
+            name = self.engine.app_user_name(app, user)
+            if profile == au["profile"] and name == au["credentials"]["userName"]:
+                continue
+            au["profile"] = profile
+            au["credentials"]["userName"] = name
+            au["lastUpdated"] = st.now()
+            if au.get("externalId") and st.capability(aid, "update", "profile"):
+                self.engine.update(aid, au)
+
+    def _remap_app(self, aid: str) -> None:
+        """A profile mapping changed: every app user's profile is re-evaluated (and pushed if enabled)."""
+        st = self.state
+        for au in list(st.app_users[aid].values()):
+            user = st.users.get(au["id"])
+            if user is None:
+                continue
+            profile = self.engine.app_profile(aid, user, au["_explicit"])
+            if profile == au["profile"]:
+                continue
+            au["profile"] = profile
+            au["lastUpdated"] = st.now()
+            if au.get("externalId") and st.capability(aid, "update", "profile"):
+                self.engine.update(aid, au)
+
+    # == users ======================================================================================================
+
+    def _ep_list_users(self, request: Request) -> Response:
+        base = self._base(request)
+        q = request.args.get("q")
+        searched = self._filter_arg(request, "search", "filter")
+        if q:
+            needle = q.casefold()
+            fields = ("firstName", "lastName", "email", "login")
+
+            def q_pred(r: Row) -> bool:
+                return r["status"] != "DEPROVISIONED" and any(
+                    str(r["profile"].get(f) or "").casefold().startswith(needle) for f in fields)
+
+            # `q` does not paginate and defaults to 10 results.
+            return self._page(request, self.state.users, lambda r: self._user_json(r, base), default=10,
+                              maximum=200, pred=q_pred, paginate=False)
+        if searched is not None:
+            pred = searched
+        else:
+            def pred(r: Row) -> bool:
+                return bool(r["status"] != "DEPROVISIONED")
+        return self._page(request, self.state.users, lambda r: self._user_json(r, base), default=200,
+                          maximum=200, pred=pred)
+
+    def _ep_get_user(self, request: Request, uid: str) -> Response:
+        if uid == "me":
+            # For an API token, /users/me is the token's owner: the org's admin.
+            uid = self.state.admin_id
+        return self._json(self._user_json(self._user(uid), self._base(request)))
+
+    def _validate_profile(self, profile: Any, *, full: bool, exclude_id: str | None = None) -> Row:
+        if not isinstance(profile, dict):
+            raise validation("profile", "profile: must be an object")
+        causes = []
+        if full:
+            for f in ("login", "email", "firstName", "lastName"):
+                if not profile.get(f):
+                    causes.append(f"{f}: The field cannot be left blank")
+        login = profile.get("login")
+        if login is not None:
+            other = self.state.logins.get(str(login).casefold())
+            if other and other != exclude_id:
+                causes.append("login: An object with this field already exists in the current organization")
+        if causes:
+            raise validation(causes[0].split(":")[0], *causes)
+        return profile
+
+    def _ep_create_user(self, request: Request) -> Response:
+        body = self._object_body(request)
+        profile = self._validate_profile(body.get("profile"), full=True)
+        group_ids = body.get("groupIds") or []
+        for gid in group_ids:
+            self._group(str(gid))
+        activate = request.args.get("activate", "true").lower() != "false"
+        user = self.state.add_user(dict(profile), status="ACTIVE" if activate else "STAGED")
+        for gid in group_ids:
+            if self.state.add_member(str(gid), user["id"]):
+                self._member_added(str(gid), user["id"])
+        return self._json(self._user_json(user, self._base(request)))
+
+    def _change_profile(self, request: Request, uid: str, *, replace: bool) -> Response:
+        user = self._user(uid)
+        body = self._object_body(request)
+        profile = self._validate_profile(body.get("profile"), full=replace, exclude_id=user["id"])
+        new = dict(profile) if replace else {**user["profile"], **profile}
+        old_login = str(user["profile"]["login"]).casefold()
+        if str(new["login"]).casefold() != old_login:
+            self.state.logins.pop(old_login, None)
+            self.state.logins[str(new["login"]).casefold()] = user["id"]
+        user["profile"] = new
+        user["lastUpdated"] = self.state.now()
+        self._user_changed(user)
+        return self._json(self._user_json(user, self._base(request)))
+
+    def _ep_update_user(self, request: Request, uid: str) -> Response:
+        return self._change_profile(request, uid, replace=False)
+
+    def _ep_replace_user(self, request: Request, uid: str) -> Response:
+        return self._change_profile(request, uid, replace=True)
+
+    def _ep_list_user_groups(self, request: Request, uid: str) -> Response:
+        user = self._user(uid)
+        base = self._base(request)
+        groups = [self.state.groups.get(g) for g in self.state.user_groups.get(user["id"], {})]
+        return self._json([self._group_json(g, base) for g in groups if g is not None])
+
+    def _ep_deactivate_user(self, request: Request, uid: str) -> Response:
+        st = self.state
+        user = self._user(uid)
+        if user["status"] == "DEPROVISIONED":
+            raise validation("user", "Cannot deactivate a user that is already deactivated")
+        for aid, table in st.app_users.items():
+            au = table.get(user["id"])
+            if au is None:
+                continue
+            if st.capability(aid, "update", "lifecycleDeactivate"):
+                self.engine.deactivate(aid, au)
+            table.remove(user["id"])
+        now = st.now()
+        user.update(status="DEPROVISIONED", statusChanged=now, lastUpdated=now)
+        return self._json({})
+
+    # == groups ====================================================================================================
+
+    def _ep_list_groups(self, request: Request) -> Response:
+        base = self._base(request)
+        expand = request.args.get("expand", "")
+        q = request.args.get("q")
+        searched = self._filter_arg(request, "search", "filter")
+        if q:
+            needle = q.casefold()
+
+            def q_pred(r: Row) -> bool:
+                return str(r["profile"].get("name", "")).casefold().startswith(needle) and (
+                    searched is None or searched(r))
+
+            return self._page(request, self.state.groups, lambda r: self._group_json(r, base, expand),
+                              default=300, maximum=10000, pred=q_pred, paginate=False)
+        return self._page(request, self.state.groups, lambda r: self._group_json(r, base, expand),
+                          default=10000, maximum=10000, pred=searched)
+
+    def _ep_get_group(self, request: Request, gid: str) -> Response:
+        return self._json(self._group_json(self._group(gid), self._base(request), request.args.get("expand", "")))
+
+    def _group_profile(self, request: Request, exclude: str | None = None) -> Row:
+        body = self._object_body(request)
+        profile = body.get("profile")
+        if not isinstance(profile, dict) or not profile.get("name"):
+            raise validation("name", "name: The field cannot be left blank")
+        other = self.state.group_by_name(str(profile["name"]))
+        if other is not None and other["id"] != exclude:
+            raise validation("name", "name: An object with this field already exists in the current organization")
+        return profile
+
+    def _ep_create_group(self, request: Request) -> Response:
+        profile = self._group_profile(request)
+        row = self.state.add_group(str(profile["name"]), str(profile.get("description") or ""))
+        return self._json(self._group_json(row, self._base(request)))
+
+    def _ep_replace_group(self, request: Request, gid: str) -> Response:
+        group = self._group(gid)
+        if group["type"] != "OKTA_GROUP":
+            raise OktaApiError(403, "E0000006", "You do not have permission to perform the requested action")
+        profile = self._group_profile(request, exclude=gid)
+        renamed = profile["name"] != group["profile"]["name"]
+        group["profile"] = {"name": profile["name"], "description": profile.get("description") or ""}
+        group["lastUpdated"] = self.state.now()
+        if renamed:
+            for aid, mappings in self.state.push.items():
+                for pm in mappings.values():
+                    if pm["sourceGroupId"] == gid and pm["status"] == "ACTIVE" and not pm.get("_targetName"):
+                        self.engine.rename(aid, pm)
+        return self._json(self._group_json(group, self._base(request)))
+
+    def _ep_list_group_users(self, request: Request, gid: str) -> Response:
+        self._group(gid)
+        base = self._base(request)
+        users = self.state.users
+
+        def render(r: Row) -> Row:
+            return self._user_json(users.get(r["id"]) or {"id": r["id"], "type": {"id": ""}}, base)
+
+        return self._page(request, self.state.members[gid], render, default=1000, maximum=10000)
+
+    def _ep_add_group_member(self, request: Request, gid: str, uid: str) -> Response:
+        group = self._group(gid)
+        user = self._user(uid)
+        if group["type"] != "OKTA_GROUP":
+            raise OktaApiError(403, "E0000006", "You do not have permission to perform the requested action")
+        if self.state.add_member(gid, user["id"]):
+            self._member_added(gid, user["id"])
+        return Response(status=204)
+
+    def _ep_remove_group_member(self, request: Request, gid: str, uid: str) -> Response:
+        group = self._group(gid)
+        user = self._user(uid)
+        if group["type"] != "OKTA_GROUP":
+            raise OktaApiError(403, "E0000006", "You do not have permission to perform the requested action")
+        if self.state.is_member(gid, user["id"]):
+            # Push the removal while the app user still exists, then take back the group's assignment.
+            self.state.remove_member(gid, user["id"])
+            self._member_removed(gid, user["id"])
+        return Response(status=204)
+
+    def _ep_list_group_apps(self, request: Request, gid: str) -> Response:
+        self._group(gid)
+        base = self._base(request)
+        apps = [self.state.apps.get(a) for a, t in self.state.app_groups.items() if gid in t]
+        return self._json([self._app_json(a, base) for a in apps if a is not None])
+
+    # == user types ==================================================================================================
+
+    def _user_type_json(self, row: Row, base: str) -> Row:
+        out = public(row)
+        out["_links"] = {"self": {"href": f"{base}/api/v1/meta/types/user/{row['id']}"},
+                         "schema": {"href": f"{base}/api/v1/meta/schemas/user/{row['_schemaId']}"}}
+        return out
+
+    def _ep_list_user_types(self, request: Request) -> Response:
+        base = self._base(request)
+        return self._json([self._user_type_json(r, base) for r in self.state.user_types.values()])
+
+    def _ep_get_user_type(self, request: Request, tid: str) -> Response:
+        row = self.state.user_types.get(tid)
+        if row is None:
+            raise not_found(tid, "UserType")
+        return self._json(self._user_type_json(row, self._base(request)))
+
+    # == apps ======================================================================================================
+
+    def _ep_list_apps(self, request: Request) -> Response:
+        base = self._base(request)
+        q = request.args.get("q")
+        searched = self._filter_arg(request, "filter")
+        needle = (q or "").casefold()
+
+        def pred(r: Row) -> bool:
+            if needle and not (str(r["name"]).casefold().startswith(needle)
+                               or str(r["label"]).casefold().startswith(needle)):
+                return False
+            return searched is None or searched(r)
+
+        return self._page(request, self.state.apps, lambda r: self._app_json(r, base), default=200, maximum=200,
+                          pred=pred)
+
+    def _ep_get_app(self, request: Request, aid: str) -> Response:
+        return self._json(self._app_json(self._app(aid), self._base(request)))
+
+    # -- app users --
+
+    def _ep_list_app_users(self, request: Request, aid: str) -> Response:
+        self._app(aid)
+        base = self._base(request)
+        expand = request.args.get("expand", "")
+        q = (request.args.get("q") or "").casefold()
+        pred: Predicate | None = None
+        if q:
+            users = self.state.users
+
+            def pred(r: Row) -> bool:
+                if str(r["credentials"]["userName"]).casefold().startswith(q):
+                    return True
+                user = users.get(r["id"])
+                return user is not None and any(
+                    str(user["profile"].get(f) or "").casefold().startswith(q)
+                    for f in ("firstName", "lastName", "email"))
+
+        return self._page(request, self.state.app_users[aid], lambda r: self._app_user_json(aid, r, base, expand),
+                          default=50, maximum=500, pred=pred)
+
+    def _app_user_row(self, aid: str, uid: str) -> Row:
+        self._app(aid)
+        user = self._user(uid)
+        au = self.state.app_users[aid].get(user["id"])
+        if au is None:
+            raise not_found(uid, "AppUser")
+        return au
+
+    def _check_mapped_profile(self, aid: str, profile: Row) -> None:
+        """Okta refuses explicit values for mapped attributes while it pushes them (E0000075)."""
+        mapping = self.state.mapping_to_app(aid) or {"properties": {}}
+        pushing = self.state.capability(aid, "create", "lifecycleCreate") or self.state.capability(
+            aid, "update", "profile")
+        if not pushing:
+            return
+        for attr in profile:
+            if attr in mapping["properties"]:
+                raise OktaApiError(403, "E0000075", f"Cannot modify the {attr} attribute because it has a field "
+                                                    "mapping and profile push is enabled.")
+
+    def _ep_assign_user(self, request: Request, aid: str) -> Response:
+        self._app(aid)
+        body = self._object_body(request)
+        uid = body.get("id")
+        if not uid or not isinstance(uid, str):
+            raise validation("id", "id: The field cannot be left blank")
+        user = self._user(uid)
+        profile = body.get("profile") or {}
+        if not isinstance(profile, dict):
+            raise validation("profile", "profile: must be an object")
+        self._check_mapped_profile(aid, profile)
+        user_name = (body.get("credentials") or {}).get("userName")
+        au, _ = self._assign(aid, user["id"], explicit=profile, user_name=user_name)
+        return self._json(self._app_user_json(aid, au, self._base(request)))
+
+    def _ep_get_app_user(self, request: Request, aid: str, uid: str) -> Response:
+        au = self._app_user_row(aid, uid)
+        return self._json(self._app_user_json(aid, au, self._base(request), request.args.get("expand", "")))
+
+    def _ep_update_app_user(self, request: Request, aid: str, uid: str) -> Response:
+        au = self._app_user_row(aid, uid)
+        body = self._object_body(request)
+        profile = body.get("profile")
+        creds = body.get("credentials")
+        if profile is None and creds is None:
+            raise validation("appUser", "Either credentials or profile is required")
+        if profile is not None:
+            if not isinstance(profile, dict):
+                raise validation("profile", "profile: must be an object")
+            self._check_mapped_profile(aid, profile)
+            au["_explicit"].update(profile)
+        if isinstance(creds, dict) and creds.get("userName"):
+            au["credentials"]["userName"] = str(creds["userName"])
+        user = self.state.users.get(au["id"])
+        assert user is not None
+        au["profile"] = self.engine.app_profile(aid, user, au["_explicit"])
+        au["lastUpdated"] = self.state.now()
+        if au.get("externalId") and self.state.capability(aid, "update", "profile"):
+            self.engine.update(aid, au)
+        return self._json(self._app_user_json(aid, au, self._base(request)))
+
+    def _ep_unassign_user(self, request: Request, aid: str, uid: str) -> Response:
+        au = self._app_user_row(aid, uid)
+        if not au["_direct"]:
+            raise validation("user", "The user is assigned to the app through a group; remove the group "
+                                     "assignment or the group membership instead")
+        self._unassign(aid, au["id"])
+        return Response(status=204)
+
+    # -- app groups --
+
+    def _ep_list_app_groups(self, request: Request, aid: str) -> Response:
+        self._app(aid)
+        base = self._base(request)
+        expand = request.args.get("expand", "")
+        q = (request.args.get("q") or "").casefold()
+        pred: Predicate | None = None
+        if q:
+            groups = self.state.groups
+
+            def pred(r: Row) -> bool:
+                g = groups.get(r["id"])
+                return g is not None and str(g["profile"].get("name", "")).casefold().startswith(q)
+
+        return self._page(request, self.state.app_groups[aid],
+                          lambda r: self._app_group_json(aid, r, base, expand), default=20, minimum=20,
+                          maximum=200, pred=pred)
+
+    def _app_group_row(self, aid: str, gid: str) -> Row:
+        self._app(aid)
+        self._group(gid)
+        row = self.state.app_groups[aid].get(gid)
+        if row is None:
+            raise not_found(gid, "ApplicationGroupAssignment")
+        return row
+
+    def _ep_get_app_group(self, request: Request, aid: str, gid: str) -> Response:
+        row = self._app_group_row(aid, gid)
+        return self._json(self._app_group_json(aid, row, self._base(request), request.args.get("expand", "")))
+
+    def _ep_assign_group(self, request: Request, aid: str, gid: str) -> Response:
+        self._app(aid)
+        group = self._group(gid)
+        body = self._body(request, required=False) or {}
+        if not isinstance(body, dict):
+            raise OktaApiError(400, "E0000003", "The request body was not well-formed.")
+        table = self.state.app_groups[aid]
+        row = table.get(gid)
+        now = self.state.now()
+        if row is None:
+            priority = body.get("priority")
+            row = table.add(gid, {"id": gid, "lastUpdated": now,
+                                  "priority": priority if isinstance(priority, int) else len(table),
+                                  "profile": dict(body.get("profile") or {})})
+            if group["type"] == "OKTA_GROUP":
+                users = self.state.users
+                for member in list(self.state.members[gid].values()):
+                    user = users.get(member["id"])
+                    if user is not None and user["status"] == "ACTIVE":
+                        self._assign(aid, member["id"], group_id=gid)
+        else:
+            if "priority" in body and isinstance(body["priority"], int):
+                row["priority"] = body["priority"]
+            if isinstance(body.get("profile"), dict):
+                row["profile"] = dict(body["profile"])
+            row["lastUpdated"] = now
+        return self._json(self._app_group_json(aid, row, self._base(request)))
+
+    def _ep_patch_app_group(self, request: Request, aid: str, gid: str) -> Response:
+        row = self._app_group_row(aid, gid)
+        ops = self._body(request)
+        if not isinstance(ops, list):
+            raise OktaApiError(400, "E0000003", "The request body was not well-formed.")
+        for op in ops:
+            if not isinstance(op, dict) or op.get("op") not in ("add", "replace", "remove"):
+                raise validation("op", "op: must be add, replace or remove")
+            path = str(op.get("path") or "")
+            if path == "/priority" and op["op"] != "remove":
+                row["priority"] = op.get("value")
+            elif path.startswith("/profile/"):
+                key = path[len("/profile/"):]
+                if op["op"] == "remove":
+                    row["profile"].pop(key, None)
+                else:
+                    row["profile"][key] = op.get("value")
+            else:
+                raise validation("path", f"path: unsupported {path!r}")
+        row["lastUpdated"] = self.state.now()
+        return self._json(self._app_group_json(aid, row, self._base(request)))
+
+    def _ep_unassign_group(self, request: Request, aid: str, gid: str) -> Response:
+        self._app_group_row(aid, gid)
+        self.state.app_groups[aid].remove(gid)
+        for member in list(self.state.members.get(gid, Table()).values()):
+            self._unassign(aid, member["id"], group_id=gid)
+        return Response(status=204)
+
+    # -- provisioning connection: unsupported for these apps, as for every app outside Okta's short list --
+
+    def _unknown_connection(self, request: Request, aid: str) -> Row:
+        base = self._base(request)
+        return {
+            "authScheme": "UNKNOWN",
+            "status": "UNKNOWN",
+            "profile": {"authScheme": "UNKNOWN"},
+            "_links": {"self": {"href": f"{base}/api/v1/apps/{aid}/connections/default",
+                                "hints": {"allow": ["GET", "POST"]}}},
+        }
+
+    def _ep_get_connection(self, request: Request, aid: str) -> Response:
+        self._app(aid)
+        return self._json(self._unknown_connection(request, aid))
+
+    def _ep_update_connection(self, request: Request, aid: str) -> Response:
+        self._app(aid)
+        self._object_body(request)
+        # Okta answers 200 UNKNOWN and configures nothing (okta-mcp-server PR #72); the token is never stored.
+        return self._json(self._unknown_connection(request, aid))
+
+    def _ep_connection_lifecycle(self, request: Request, aid: str, action: str) -> Response:
+        self._app(aid)
+        if action not in ("activate", "deactivate"):
+            raise not_found(action, "Path")
+        raise validation("connection", "Provisioning connection is not supported for this app instance.")
+
+    # -- features --
+
+    def _require_provisioning(self, aid: str) -> None:
+        self._app(aid)
+        if aid not in self.state.features:
+            raise validation("feature", "Provisioning is not enabled for the app instance.")
+
+    def _ep_list_features(self, request: Request, aid: str) -> Response:
+        self._require_provisioning(aid)
+        return self._json([self._feature_json(aid, self._base(request))])
+
+    def _ep_get_feature(self, request: Request, aid: str, name: str) -> Response:
+        self._require_provisioning(aid)
+        if name != USER_PROVISIONING:
+            raise not_found(name, "AppFeature")
+        return self._json(self._feature_json(aid, self._base(request)))
+
+    def _ep_update_feature(self, request: Request, aid: str, name: str) -> Response:
+        self._require_provisioning(aid)
+        if name != USER_PROVISIONING:
+            raise not_found(name, "AppFeature")
+        body = self._object_body(request)
+        caps = self.state.features[aid]["capabilities"]
+        merged = json.loads(json.dumps(caps))
+        allowed: dict[str, dict[str, tuple[str, ...]]] = {
+            "create": {"lifecycleCreate": ("status",)},
+            "update": {"profile": ("status",), "lifecycleDeactivate": ("status",),
+                       "password": ("status", "seed", "change")},
+        }
+        enums = {"status": _STATUS_VALUES, "seed": ("OKTA", "RANDOM"), "change": ("CHANGE", "KEEP_EXISTING")}
+        for section, value in body.items():
+            if section not in allowed or not isinstance(value, dict):
+                raise validation("capabilities", f"{section}: unknown capability")
+            for cap, setting in value.items():
+                if cap not in allowed[section] or not isinstance(setting, dict):
+                    raise validation("capabilities", f"{section}.{cap}: unknown capability")
+                for key, v in setting.items():
+                    if key not in allowed[section][cap] or v not in enums[key]:
+                        raise validation("capabilities", f"{section}.{cap}.{key}: invalid value {v!r}")
+                    merged[section][cap][key] = v
+        was_creating = self.state.capability(aid, "create", "lifecycleCreate")
+        self.state.features[aid]["capabilities"] = merged
+        self._refresh_app_features(aid)
+        if not was_creating and self.state.capability(aid, "create", "lifecycleCreate"):
+            # Turning on "Create Users" provisions the existing assignments too.
+            for au in list(self.state.app_users[aid].values()):
+                if not au.get("externalId"):
+                    self.engine.provision(aid, au)
+        return self._json(self._feature_json(aid, self._base(request)))
+
+    # -- group push --
+
+    def _ep_list_push(self, request: Request, aid: str) -> Response:
+        self._app(aid)
+        base = self._base(request)
+        source = request.args.get("sourceGroupId")
+        status = request.args.get("status")
+        if status and status not in ("ACTIVE", "INACTIVE", "ERROR"):
+            raise validation("status", f"status: invalid value {status!r}")
+        since = request.args.get("lastUpdated")
+
+        def pred(r: Row) -> bool:
+            return ((not source or r["sourceGroupId"] == source) and (not status or r["status"] == status)
+                    and (not since or str(r["lastUpdated"]) >= since.replace("Z", ".000Z")))
+
+        return self._page(request, self.state.push[aid], lambda r: self._push_json(aid, r, base), default=100,
+                          maximum=1000, pred=pred)
+
+    def _push_row(self, aid: str, mid: str) -> Row:
+        self._app(aid)
+        row = self.state.push[aid].get(mid)
+        if row is None:
+            raise not_found(mid, "GroupPushMapping")
+        return row
+
+    def _ep_create_push(self, request: Request, aid: str) -> Response:
+        st = self.state
+        self._app(aid)
+        body = self._object_body(request)
+        source_id = body.get("sourceGroupId")
+        if not source_id or not isinstance(source_id, str):
+            raise validation("sourceGroupId", "sourceGroupId: The field cannot be left blank")
+        source = st.groups.get(source_id)
+        if source is None or source["type"] != "OKTA_GROUP":
+            raise validation("sourceGroupId", f"sourceGroupId: no Okta group {source_id}")
+        if not st.provisioning_on(aid):
+            raise validation("groupPush", "Group Push is not enabled for the app instance.")
+        name, target_id = body.get("targetGroupName"), body.get("targetGroupId")
+        if name and target_id:
+            raise validation("targetGroupName", "Specify either targetGroupName or targetGroupId, not both")
+        status = body.get("status") or "ACTIVE"
+        if status not in ("ACTIVE", "INACTIVE"):
+            raise validation("status", f"status: invalid value {status!r}")
+        for pm in st.push[aid].values():
+            if pm["sourceGroupId"] == source_id:
+                raise validation("sourceGroupId", "A group push mapping already exists for this source group")
+        now = st.now()
+        mid = st.ids.new("gPm")
+        row: Row = {"id": mid, "sourceGroupId": source_id, "targetGroupId": None, "status": status,
+                    "errorSummary": "", "created": now, "lastUpdated": now, "lastPush": None,
+                    "_scimId": None, "_targetName": None}
+        if target_id:
+            target = st.groups.get(str(target_id))
+            if target is None or target["type"] != "APP_GROUP" or target.get("_sourceApp") != aid:
+                raise validation("targetGroupId", f"targetGroupId: no group {target_id} in this app")
+            row.update(targetGroupId=target["id"], _scimId=target.get("_scimId"),
+                       _targetName=target["profile"]["name"])
+        elif name:
+            row["_targetName"] = None if str(name) == source["profile"]["name"] else str(name)
+        st.push[aid].add(mid, row)
+        if status == "ACTIVE":
+            self.engine.push(aid, row)
+        return self._json(self._push_json(aid, row, self._base(request)), status=201)
+
+    def _ep_get_push(self, request: Request, aid: str, mid: str) -> Response:
+        return self._json(self._push_json(aid, self._push_row(aid, mid), self._base(request)))
+
+    def _ep_update_push(self, request: Request, aid: str, mid: str) -> Response:
+        row = self._push_row(aid, mid)
+        body = self._object_body(request)
+        extra = set(body) - {"status"}
+        if extra:
+            raise validation("status", f"Only status can be changed, not {', '.join(sorted(extra))}")
+        status = body.get("status")
+        if status not in ("ACTIVE", "INACTIVE"):
+            raise validation("status", f"status: invalid value {status!r}")
+        if status == "INACTIVE":
+            row.update(status="INACTIVE", lastUpdated=self.state.now())
+        elif row["status"] != "ACTIVE":
+            # INACTIVE/ERROR -> ACTIVE pushes the whole group again (the documented "Push now" workaround).
+            self.engine.push(aid, row)
+        return self._json(self._push_json(aid, row, self._base(request)))
+
+    def _ep_delete_push(self, request: Request, aid: str, mid: str) -> Response:
+        row = self._push_row(aid, mid)
+        raw = request.args.get("deleteTargetGroup")
+        if raw is None or raw.lower() not in ("true", "false"):
+            raise validation("deleteTargetGroup", "deleteTargetGroup: The query parameter is required (true or false)")
+        if row["status"] == "ACTIVE":
+            raise validation("status", "The group push mapping must be INACTIVE before it can be deleted")
+        if raw.lower() == "true":
+            if not self.engine.delete_target(aid, row):
+                raise validation("deleteTargetGroup", str(row.get("errorSummary") or "delete failed"))
+            if row.get("targetGroupId"):
+                self.state.groups.remove(row["targetGroupId"])
+                self.state.members.pop(row["targetGroupId"], None)
+        self.state.push[aid].remove(mid)
+        return Response(status=204)
+
+    # == profile mappings ============================================================================================
+
+    def _ep_list_mappings(self, request: Request) -> Response:
+        base = self._base(request)
+        source, target = request.args.get("sourceId"), request.args.get("targetId")
+
+        def pred(r: Row) -> bool:
+            return (not source or r["source"]["id"] == source) and (not target or r["target"]["id"] == target)
+
+        return self._page(request, self.state.mappings,
+                          lambda r: self._mapping_json(r, base, with_properties=False), default=20, maximum=200,
+                          pred=pred)
+
+    def _mapping_row(self, mid: str) -> Row:
+        row = self.state.mappings.get(mid)
+        if row is None:
+            raise not_found(mid, "Mapping")
+        return row
+
+    def _ep_get_mapping(self, request: Request, mid: str) -> Response:
+        return self._json(self._mapping_json(self._mapping_row(mid), self._base(request), with_properties=True))
+
+    def _ep_update_mapping(self, request: Request, mid: str) -> Response:
+        row = self._mapping_row(mid)
+        body = self._object_body(request)
+        props = body.get("properties")
+        if not isinstance(props, dict):
+            raise validation("properties", "properties: The field cannot be left blank")
+        to_app = row["target"]["type"] == "appuser"
+        known = set(app_attributes()) if to_app else None
+        updated = json.loads(json.dumps(row["properties"]))
+        for attr, prop in props.items():
+            if known is not None and attr not in known:
+                raise validation("properties", f"Property {attr} does not exist in the target schema")
+            if prop is None or (isinstance(prop, dict) and prop.get("expression") is None):
+                updated.pop(attr, None)  # {"expression": null, "pushStatus": null} removes the mapping
+                continue
+            if not isinstance(prop, dict) or not isinstance(prop.get("expression"), str):
+                raise validation("properties", f"{attr}: expression must be a string")
+            push = prop.get("pushStatus") or "PUSH"
+            if push not in ("PUSH", "DONT_PUSH"):
+                raise validation("properties", f"{attr}: invalid pushStatus {push!r}")
+            problem = expression_error(prop["expression"])
+            if problem:
+                raise validation("properties", f"{attr}: {problem}")
+            updated[attr] = {"expression": prop["expression"], "pushStatus": push}
+        row["properties"] = updated
+        if to_app:
+            self._remap_app(row["target"]["id"])
+        return self._json(self._mapping_json(row, self._base(request), with_properties=True))
+
+    # == sandbox admin (never faulted, no Okta auth: loopback only) ===================================================
+
+    def _ep_admin_health(self, request: Request) -> Response:
+        return self._json({"ok": True, "users": len(self.state.users), "groups": len(self.state.groups)})
+
+    def _ep_admin_provisioning(self, request: Request, aid: str) -> Response:
+        body = self._object_body(request)
+        base_url, token = body.get("baseUrl"), body.get("token")
+        if not isinstance(base_url, str) or not isinstance(token, str) or not base_url or not token:
+            raise validation("provisioning", "baseUrl and token are required")
+        self.enable_provisioning(aid, base_url, token)
+        return self._json({"appId": aid, "baseUrl": base_url.rstrip("/"), "provisioning": "ENABLED"})
+
+    def _ep_admin_apps(self, request: Request) -> Response:
+        base = self._base(request)
+        label = request.args.get("label")
+        rows = [r for r in self.state.apps.values() if not label or r["label"].casefold() == label.casefold()]
+        return self._json([self._app_json(r, base) for r in rows])
+
+    def _ep_admin_deactivate(self, request: Request, login: str) -> Response:
+        try:
+            self.deactivate_user_silently(login)
+        except KeyError:
+            raise not_found(login, "User") from None
+        return Response(status=204)
+
+    def _admin_summary(self, request: Request) -> str:
+        body = self._object_body(request)
+        summary = body.get("summary")
+        if not isinstance(summary, str) or not summary:
+            raise validation("summary", "summary is required")
+        return summary
+
+    def _ep_admin_user_error(self, request: Request, aid: str, login: str) -> Response:
+        summary = self._admin_summary(request)
+        try:
+            self.set_app_user_error(aid, login, summary)
+        except KeyError as exc:
+            raise OktaApiError(404, "E0000007", f"Not found: {exc}") from None
+        return Response(status=204)
+
+    def _ep_admin_push_error(self, request: Request, aid: str, group: str) -> Response:
+        summary = self._admin_summary(request)
+        try:
+            self.set_push_error(aid, group, summary)
+        except KeyError as exc:
+            raise OktaApiError(404, "E0000007", f"Not found: {exc}") from None
+        return Response(status=204)
+
+    def _ep_admin_rate_limit(self, request: Request) -> Response:
+        body = self._object_body(request)
+        per_minute = body.get("perMinute")
+        if not isinstance(per_minute, int) or per_minute < 1:
+            raise validation("perMinute", "perMinute must be a positive integer")
+        family = body.get("family")
+        self.set_rate_limit(per_minute, family if isinstance(family, str) else None)
+        return Response(status=204)

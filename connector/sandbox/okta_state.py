@@ -1,0 +1,416 @@
+"""The emulated Okta org's data: plain dicts in insertion-ordered tables, plus their JSON shapes.
+
+Rows are stored already in the Okta API's JSON shape (minus `_links`, added per request because links carry the
+served origin); keys starting with "_" are private bookkeeping and never serialized. No per-object models: 50,000
+users and 2,000 groups must load in about a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+Row = dict[str, Any]
+Predicate = Callable[[Row], bool]
+
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def iso(ts: float) -> str:
+    """Okta's timestamp format: UTC, milliseconds, Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+
+
+def public(row: Row) -> Row:
+    """A row without its private keys (shallow copy)."""
+    return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+class IdMaker:
+    """Okta-looking 20-character ids (00u..., 00g..., 0oa...): prefix + 17 base62 characters.
+
+    The characters come from a hash of (org, prefix, counter): random-looking like Okta's, yet the same for the
+    same org and creation order, so seeded runs repeat.
+    """
+
+    def __init__(self, org_name: str) -> None:
+        self._org = org_name.encode()
+        self._next: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def new(self, prefix: str) -> str:
+        with self._lock:
+            n = self._next.get(prefix, 1)
+            self._next[prefix] = n + 1
+        value = int.from_bytes(hashlib.blake2b(b"%s/%s/%d" % (self._org, prefix.encode(), n),
+                                               digest_size=16).digest(), "big")
+        out = []
+        for _ in range(20 - len(prefix)):
+            value, r = divmod(value, 62)
+            out.append(_B62[r])
+        return prefix + "".join(out)
+
+
+class Table:
+    """Rows in insertion order with an id index. Removal leaves a hole, so positions stay valid.
+
+    `scan` starts at a position and applies an optional predicate lazily: paging through a filtered list costs
+    O(rows) in total, not per page. Cursors are row ids (Okta's `after` is the last id of a page, e.g. a user
+    id); a removed row's last position is remembered so a cursor on it still resumes in the right place.
+    """
+
+    def __init__(self) -> None:
+        self._rows: list[Row | None] = []
+        self._index: dict[str, int] = {}
+        self._removed: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def add(self, key: str, row: Row) -> Row:
+        if key in self._index:
+            self.remove(key)
+        self._index[key] = len(self._rows)
+        self._rows.append(row)
+        return row
+
+    def get(self, key: str) -> Row | None:
+        pos = self._index.get(key)
+        return None if pos is None else self._rows[pos]
+
+    def remove(self, key: str) -> Row | None:
+        pos = self._index.pop(key, None)
+        if pos is None:
+            return None
+        row = self._rows[pos]
+        self._rows[pos] = None
+        self._removed[key] = pos
+        return row
+
+    def position_after(self, key: str) -> int | None:
+        """Where a page that ended with row `key` continues; None for a cursor this table never issued."""
+        pos = self._index.get(key, self._removed.get(key))
+        return None if pos is None else pos + 1
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def values(self) -> Iterator[Row]:
+        return (r for r in self._rows if r is not None)
+
+    def scan(self, start: int, limit: int, pred: Predicate | None = None) -> tuple[list[Row], bool]:
+        """Up to `limit` rows from position `start`, and whether more matching rows follow."""
+        out: list[Row] = []
+        rows = self._rows
+        pos = start
+        end = len(rows)
+        while pos < end:
+            row = rows[pos]
+            pos += 1
+            if row is None or (pred is not None and not pred(row)):
+                continue
+            out.append(row)
+            if len(out) == limit:
+                # Only promise a next page if one exists: Okta omits rel="next" on the last page.
+                while pos < end:
+                    nxt = rows[pos]
+                    if nxt is not None and (pred is None or pred(nxt)):
+                        return out, True
+                    pos += 1
+                return out, False
+        return out, False
+
+
+# -- Okta's filter / search expressions -----------------------------------------------------------------------
+
+_TOKEN = re.compile(r'\s*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|([A-Za-z_][\w.:-]*)|(-?\d+(?:\.\d+)?))')
+_OPS = {"eq", "ne", "sw", "co", "ew", "gt", "ge", "lt", "le"}
+
+
+class FilterError(ValueError):
+    pass
+
+
+def _lookup(row: Row, path: str) -> Any:
+    cur: Any = row
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+def _compare(op: str, actual: Any, wanted: Any) -> bool:
+    if isinstance(actual, str) and isinstance(wanted, str):
+        a, w = actual.casefold(), wanted.casefold()
+    else:
+        a, w = actual, wanted
+    if op == "eq":
+        return bool(a == w)
+    if op == "ne":
+        return bool(a != w)
+    if a is None or w is None:
+        return False
+    if op in ("sw", "co", "ew"):
+        if not isinstance(a, str) or not isinstance(w, str):
+            return False
+        return a.startswith(w) if op == "sw" else (w in a if op == "co" else a.endswith(w))
+    try:
+        if op == "gt":
+            return bool(a > w)
+        if op == "ge":
+            return bool(a >= w)
+        if op == "lt":
+            return bool(a < w)
+        return bool(a <= w)
+    except TypeError:
+        return False
+
+
+def compile_filter(text: str) -> Predicate:
+    """`status eq "ACTIVE" and (profile.department eq "Data" or type eq "OKTA_GROUP")` -> predicate.
+
+    The subset of Okta's `search`/`filter` syntax a SCIM-style client uses: eq ne sw co ew gt ge lt le pr,
+    and/or/not-free nesting with parentheses. Strings compare case-insensitively, as Okta's search does.
+    """
+    tokens: list[tuple[str, Any]] = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise FilterError(f"cannot parse {text[pos:]!r}")
+        pos = m.end()
+        if m.group(1):
+            tokens.append(("(", None))
+        elif m.group(2):
+            tokens.append((")", None))
+        elif m.group(3) is not None:
+            tokens.append(("str", m.group(3).replace('\\"', '"')))
+        elif m.group(4):
+            word = m.group(4)
+            low = word.lower()
+            if low in ("true", "false"):
+                tokens.append(("lit", low == "true"))
+            elif low == "null":
+                tokens.append(("lit", None))
+            else:
+                tokens.append(("word", word))
+        else:
+            num = m.group(5)
+            tokens.append(("lit", float(num) if "." in num else int(num)))
+    i = 0
+
+    def peek() -> tuple[str, Any] | None:
+        return tokens[i] if i < len(tokens) else None
+
+    def take() -> tuple[str, Any]:
+        nonlocal i
+        if i >= len(tokens):
+            raise FilterError("unexpected end of expression")
+        tok = tokens[i]
+        i += 1
+        return tok
+
+    def is_word(tok: tuple[str, Any] | None, word: str) -> bool:
+        return tok is not None and tok[0] == "word" and str(tok[1]).lower() == word
+
+    def parse_or() -> Predicate:
+        left = parse_and()
+        while is_word(peek(), "or"):
+            take()
+            right = parse_and()
+            left = (lambda a, b: lambda r: a(r) or b(r))(left, right)
+        return left
+
+    def parse_and() -> Predicate:
+        left = parse_atom()
+        while is_word(peek(), "and"):
+            take()
+            right = parse_atom()
+            left = (lambda a, b: lambda r: a(r) and b(r))(left, right)
+        return left
+
+    def parse_atom() -> Predicate:
+        tok = take()
+        if tok[0] == "(":
+            inner = parse_or()
+            if take()[0] != ")":
+                raise FilterError("missing )")
+            return inner
+        if tok[0] != "word":
+            raise FilterError(f"expected an attribute, got {tok[1]!r}")
+        attr = str(tok[1])
+        op_tok = take()
+        op = str(op_tok[1]).lower() if op_tok[0] == "word" else ""
+        if op == "pr":
+            return lambda r: _lookup(r, attr) not in (None, "", [])
+        if op not in _OPS:
+            raise FilterError(f"unknown operator {op_tok[1]!r}")
+        val_tok = take()
+        if val_tok[0] not in ("str", "lit"):
+            raise FilterError(f"expected a value after {op}")
+        wanted = val_tok[1]
+        return lambda r: _compare(op, _lookup(r, attr), wanted)
+
+    if not tokens:
+        raise FilterError("empty expression")
+    pred = parse_or()
+    if i != len(tokens):
+        raise FilterError(f"unexpected {tokens[i][1]!r}")
+    return pred
+
+
+# -- the org ---------------------------------------------------------------------------------------------------
+
+USER_PROVISIONING = "USER_PROVISIONING"
+
+
+@dataclass
+class OktaState:
+    """Everything the emulated org holds. Guard every access with `lock` (the HTTP server is threaded)."""
+
+    org_name: str
+    clock: Callable[[], float] = time.time
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    users: Table = field(default_factory=Table)
+    logins: dict[str, str] = field(default_factory=dict)  # casefolded login -> user id
+    groups: Table = field(default_factory=Table)
+    members: dict[str, Table] = field(default_factory=dict)  # group id -> rows {"id": user id}
+    user_groups: dict[str, dict[str, None]] = field(default_factory=dict)  # user id -> ordered set of group ids
+    apps: Table = field(default_factory=Table)
+    app_users: dict[str, Table] = field(default_factory=dict)  # app id -> app users (row id = user id)
+    app_groups: dict[str, Table] = field(default_factory=dict)  # app id -> assignments (row id = group id)
+    features: dict[str, Row] = field(default_factory=dict)  # app id -> USER_PROVISIONING (once enabled)
+    connections: dict[str, Row] = field(default_factory=dict)  # app id -> {"baseUrl", "token"}
+    mappings: Table = field(default_factory=Table)
+    push: dict[str, Table] = field(default_factory=dict)  # app id -> group push mappings
+    user_types: Table = field(default_factory=Table)
+    admin_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.ids = IdMaker(self.org_name)
+
+    def now(self) -> str:
+        return iso(self.clock())
+
+    # -- lookups ----------------------------------------------------------------------------------------------
+
+    def user(self, key: str) -> Row | None:
+        """By id or by login (Okta's GET /users/{id} accepts either)."""
+        row = self.users.get(key)
+        if row is None:
+            uid = self.logins.get(key.casefold())
+            row = self.users.get(uid) if uid else None
+        return row
+
+    def default_user_type(self) -> Row:
+        for row in self.user_types.values():
+            if row.get("default"):
+                return row
+        raise LookupError("no default user type")
+
+    def group_by_name(self, name: str, group_type: str = "OKTA_GROUP") -> Row | None:
+        wanted = name.casefold()
+        for row in self.groups.values():
+            if row["type"] == group_type and str(row["profile"].get("name", "")).casefold() == wanted:
+                return row
+        return None
+
+    def app_by_label(self, label: str) -> Row | None:
+        wanted = label.casefold()
+        for row in self.apps.values():
+            if str(row.get("label", "")).casefold() == wanted:
+                return row
+        return None
+
+    def is_member(self, group_id: str, user_id: str) -> bool:
+        table = self.members.get(group_id)
+        return table is not None and user_id in table
+
+    def mapping_to_app(self, app_id: str) -> Row | None:
+        """The Okta user -> app user profile mapping of an app."""
+        for row in self.mappings.values():
+            if row["target"]["id"] == app_id and row["target"]["type"] == "appuser":
+                return row
+        return None
+
+    def provisioning_on(self, app_id: str) -> bool:
+        return app_id in self.connections
+
+    def capability(self, app_id: str, *path: str) -> bool:
+        """Whether USER_PROVISIONING is ENABLED and the capability at `path` (e.g. create, lifecycleCreate) too."""
+        feature = self.features.get(app_id)
+        if not feature or feature.get("status") != "ENABLED":
+            return False
+        cur: Any = feature.get("capabilities", {})
+        for part in path:
+            cur = cur.get(part, {}) if isinstance(cur, dict) else {}
+        return isinstance(cur, dict) and cur.get("status") == "ENABLED"
+
+    # -- creation --------------------------------------------------------------------------------------------
+
+    def add_user(self, profile: Row, *, status: str = "ACTIVE", when: str | None = None) -> Row:
+        uid = self.ids.new("00u")
+        ts = when or self.now()
+        row: Row = {
+            "id": uid,
+            "status": status,
+            "created": ts,
+            "activated": ts if status == "ACTIVE" else None,
+            "statusChanged": ts,
+            "lastLogin": None,
+            "lastUpdated": ts,
+            "passwordChanged": None,
+            "type": {"id": self.default_user_type()["id"]},
+            "profile": profile,
+            "credentials": {"provider": {"type": "OKTA", "name": "OKTA"}},
+        }
+        self.users.add(uid, row)
+        self.logins[str(profile["login"]).casefold()] = uid
+        self.user_groups[uid] = {}
+        return row
+
+    def add_group(self, name: str, description: str = "", *, group_type: str = "OKTA_GROUP",
+                  when: str | None = None, source_app: str | None = None) -> Row:
+        gid = self.ids.new("00g")
+        ts = when or self.now()
+        row: Row = {
+            "id": gid,
+            "created": ts,
+            "lastUpdated": ts,
+            "lastMembershipUpdated": ts,
+            "objectClass": ["okta:user_group"] if group_type == "OKTA_GROUP" else ["okta:app_group"],
+            "type": group_type,
+            "profile": {"name": name, "description": description},
+        }
+        if source_app:
+            row["_sourceApp"] = source_app
+        self.groups.add(gid, row)
+        self.members[gid] = Table()
+        return row
+
+    def add_member(self, group_id: str, user_id: str, *, when: str | None = None) -> bool:
+        table = self.members[group_id]
+        if user_id in table:
+            return False
+        table.add(user_id, {"id": user_id})
+        self.user_groups.setdefault(user_id, {})[group_id] = None
+        self.groups.get(group_id)["lastMembershipUpdated"] = when or self.now()  # type: ignore[index]
+        return True
+
+    def remove_member(self, group_id: str, user_id: str) -> bool:
+        table = self.members[group_id]
+        if table.remove(user_id) is None:
+            return False
+        self.user_groups.get(user_id, {}).pop(group_id, None)
+        self.groups.get(group_id)["lastMembershipUpdated"] = self.now()  # type: ignore[index]
+        return True
