@@ -16,14 +16,20 @@ from scim2_models import (
     Name,
     PatchOp,
     PatchOperation,
+    Path,
     ResourceType,
     ScimPolicy,
     ScimProvider,
     SearchRequest,
     User,
 )
+from scim2_server.memory import InMemoryStorage
+from scim2_server.service import ScimService
+from scim2_server.storage import SearchPage
+from scim2_server.utils import parametrize
 
-from connector.sandbox.astro_scim import AstroScim
+from connector.sandbox.astro_scim import AstroScim, AstroStorage
+from connector.sandbox.seed import generate
 from connector.sandbox.server import ServedApp
 
 ORG, TOKEN = "clorgone00000000000000001", "token-one"
@@ -442,3 +448,64 @@ def test_admin_endpoints(astro: Astro) -> None:
     assert httpx2.put(f"{base}/_sandbox/orgs/{ORG}/misbehaviour", json={"mode": "bogus"}).status_code == 400
     assert httpx2.put(f"{base}/_sandbox/orgs/{ORG}/misbehaviour", json={"mode": None}).status_code == 204
     assert astro.send("GET", "/Users").status_code == 200
+
+
+# -- the speed-ups must not change answers ------------------------------------------------------------------
+
+
+def test_cached_list_pages_equal_scim2_servers_own_rendering(astro: Astro) -> None:
+    astro.server.preload(ORG, generate(30, 3, seed=2))
+    server = astro.server
+    stock = ScimService(server.provider)
+    base = f"{astro.served.url}/scim/v2/{ORG}"
+    for params in ({"count": "10"}, {"startIndex": "11", "count": "10"}, {"count": "0"}):
+        served = astro.http.get("/Users", params=params).json()
+        served_again = astro.http.get("/Users", params=params).json()  # second answer comes from the cache
+        ids = [r["id"] for r in served.get("Resources", [])]
+        stored = server._orgs[ORG].storage._resources["User"]
+        with server.provider:
+            request = parametrize(SearchRequest, stock.get_model(server.user_type)).model_validate(
+                {k: int(v) for k, v in params.items()})
+            request.start_index = request.start_index or 1
+            expected = stock.search_response(base, [server.user_type], SearchPage(30, [stored[i] for i in ids]),
+                                             request).body
+        assert served == served_again == expected
+    # an update changes the version, so the cached JSON of that user is not reused
+    first = astro.http.get("/Users", params={"count": "1"}).json()["Resources"][0]
+    server.edit_user(ORG, first["userName"], "displayName", "Renamed Person")
+    again = astro.http.get("/Users", params={"count": "1"}).json()["Resources"][0]
+    assert again["id"] == first["id"] and again["displayName"] == "Renamed Person"
+    assert again["meta"]["version"] != first["meta"]["version"]
+
+
+def test_fast_attribute_reads_match_the_stock_path_walk() -> None:
+    server = AstroScim()
+    server.add_org("o", "t")
+    server.add_orphan("o", "Ada@Acme.example", "Ada", "Lovelace")
+    server.edit_user("o", "ada@acme.example", "externalId", "00uABC")
+    stored = next(iter(server._orgs["o"].storage._resources["User"].values()))
+    for path in ("userName", "externalId", "displayName", "name.givenName", "emails.value", "active",
+                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"):
+        with server.provider:
+            binding = parametrize(Path, type(stored))(path).resolve()
+        assert binding is not None
+        assert AstroStorage._comparable_value(stored, binding) == InMemoryStorage._comparable_value(stored, binding)
+
+
+def test_preload_looks_like_a_provisioned_org(astro: Astro) -> None:
+    seed = generate(25, 3, seed=4)
+    astro.server.preload(ORG, seed, teams=[seed.teams[1].name])
+    assert len(astro.server.users(ORG)) == 25
+    person = seed.people[3]
+    user = astro.server.find_user(ORG, person.email)
+    assert user is not None and user["name"]["givenName"] == person.first_name and user["active"] is True
+    groups = astro.http.get("/Groups").json()
+    assert groups["totalResults"] == 1
+    team = groups["Resources"][0]
+    assert team["displayName"] == seed.teams[1].name
+    members = {m["display"] for m in team["members"]}
+    assert members == {seed.person(k).email for k in seed.teams[1].member_keys}
+    assert astro.http.get("/Users", params={"filter": f'userName eq "{person.email.upper()}"'}).json()[
+        "totalResults"] == 1
+    with pytest.raises(Exception):  # noqa: B017 - duplicates are refused by the storage's uniqueness check
+        astro.server.preload(ORG, seed, teams=[])

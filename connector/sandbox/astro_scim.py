@@ -17,14 +17,18 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, cast
 
 from scim2_models import (
+    AttributeBinding,
     AuthenticationScheme,
     Context,
     External,
     InvalidValueException,
+    Meta,
     PatchOp,
+    Path,
     Reference,
     Resource,
     ResourceType,
@@ -32,10 +36,12 @@ from scim2_models import (
     ScimProvider,
     SearchRequest,
     UnauthorizedException,
+    Uniqueness,
 )
-from scim2_server.applications.wsgi import WSGIApplication
-from scim2_server.memory import InMemoryStorage
+from scim2_server.applications.wsgi import WSGIApplication, send_response
+from scim2_server.memory import InMemoryStorage, _hashable
 from scim2_server.requests import ScimRequest
+from scim2_server.responses import ScimResponse
 from scim2_server.service import ScimService
 from scim2_server.storage import SearchPage
 from scim2_server.utils import (
@@ -49,10 +55,12 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from connector.sandbox.faults import ADMIN_PREFIX
+from connector.sandbox.seed import SeedOrg
 
 SCIM_PREFIX = "/scim/v2"
 SCIM_MEDIA_TYPE = "application/scim+json"
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
+LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 MISBEHAVIOURS = ("html", "truncated", "wrong_totals", "error_500")
 
 # The three knobs Entra needs (reference: scim-libraries-and-quirks.md §1.4); Okta's shapes pass either way.
@@ -70,6 +78,7 @@ _BEARER = AuthenticationScheme(
 )
 
 _CUID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+_CUID_TABLE = bytes(ord(_CUID_ALPHABET[i % 36]) for i in range(256))  # random byte -> base-36 character
 
 
 @functools.lru_cache(maxsize=4)
@@ -97,11 +106,12 @@ def scim_error(status: int, detail: str, scim_type: str | None = None, headers: 
 
 
 class AstroStorage(InMemoryStorage):
-    """scim2-server's in-memory storage with Astro's rules on Teams, and a cheap unfiltered page.
+    """scim2-server's in-memory storage with Astro's rules on Teams, tuned for 50,000-user organizations.
 
-    The stock search sorts every resource on each request (O(n log n)); Okta imports and the drift auditor page
-    through all users without a filter, so that case reads a cached id order instead (invalidated on create and
-    delete; updates keep a resource's id, so its place).
+    The stock search sorts every resource on each request (O(n log n)) and deep-copies the page; Okta imports and
+    the drift auditor page through all users without a filter, so that case reads a cached id order instead
+    (invalidated on create and delete; updates keep a resource's id, so its place). `rendered` caches each
+    resource's JSON per version for `AstroService` (the SCIM dump costs ~0.5 ms per resource).
     """
 
     def __init__(self, user_type: ResourceType, group_type: ResourceType) -> None:
@@ -109,10 +119,42 @@ class AstroStorage(InMemoryStorage):
         self.user_type = user_type
         self.group_type = group_type
         self._order: dict[str | None, list[str]] = {}
+        self._unique: dict[type[Any], list[AttributeBinding]] = {}
+        self.rendered: dict[str, tuple[str | None, str, bytes]] = {}  # id -> (version, base_url, JSON)
 
     def generate_id(self, resource_type: ResourceType, resource: Resource[Any]) -> str:
-        # Astro's ids are cuids (e.g. clk17xqgm124q01hkrgilsr49), not UUIDs.
-        return "cl" + "".join(secrets.choice(_CUID_ALPHABET) for _ in range(23))
+        # Astro's ids are cuids (e.g. clk17xqgm124q01hkrgilsr49), not UUIDs: "cl" + 23 base-36 characters.
+        return "cl" + os.urandom(23).translate(_CUID_TABLE).decode()
+
+    def _values_of(self, resource: Resource[Any]) -> dict[str, Any]:
+        # Same result as the stock method; the unique attributes of a model are resolved once, not per write
+        # (that lookup was most of the cost of a create).
+        bindings = self._unique.get(type(resource))
+        if bindings is None:
+            paths = parametrize(Path, type(resource)).iter_paths(
+                include_subattributes=False, uniqueness=[Uniqueness.server, Uniqueness.global_]
+            )
+            bindings = self._unique[type(resource)] = [cast(AttributeBinding, p.resolve()) for p in paths]
+        values = {}
+        for attribute in bindings:
+            value = self._comparable_value(resource, attribute)
+            if value is not None:
+                values[attribute.urn] = _hashable(value)
+        return values
+
+    @staticmethod
+    def _comparable_value(resource: Resource[Any], attribute: AttributeBinding) -> Any:
+        # A plain top-level attribute of the resource's own model (userName, externalId, displayName) is read
+        # directly; the stock path-walk costs ~0.1 ms, i.e. seconds to index 50,000 users. Others: stock.
+        if attribute.sub_field_name is None and not attribute.is_multivalued and isinstance(resource, attribute.model):
+            value = getattr(resource, attribute.field_name, None)
+            if value is None:
+                return None
+            try:
+                return attribute.comparable(value)
+            except ValueError:
+                return None
+        return InMemoryStorage._comparable_value(resource, attribute)
 
     def _check_members(self, resource: Resource[Any]) -> None:
         groups = self._resources.get(self.group_type.name, {})
@@ -131,6 +173,25 @@ class AstroStorage(InMemoryStorage):
             self._order.pop(resource_type.name, None)
             return created
 
+    def insert_many(self, resource_type: ResourceType, resources: Iterable[Resource[Any]]) -> list[str]:
+        """Store freshly built resources without the two defensive copies of `create` (bulk loading)."""
+        ids = []
+        with self.lock:
+            for resource in resources:
+                if resource_type.name == self.group_type.name:
+                    self._check_members(resource)
+                resource.id = self.generate_id(resource_type, resource)
+                now = self.clock()
+                resource.meta = Meta(
+                    resource_type=resource_type.name, created=now, last_modified=now, version=self.next_version()
+                )
+                values = self._values_of(resource)
+                self._check_uniqueness(resource, values)
+                self._store(resource, values)
+                ids.append(resource.id)
+            self._order.pop(resource_type.name, None)
+        return ids
+
     def update(
         self, resource_type: ResourceType, resource: Resource[Any], *, expected_version: str | None = None
     ) -> Resource[Any]:
@@ -143,6 +204,7 @@ class AstroStorage(InMemoryStorage):
         with self.lock:
             super().delete(resource_type, resource_id, expected_version=expected_version)
             self._order.pop(resource_type.name, None)
+            self.rendered.pop(resource_id, None)
             if resource_type.name == self.user_type.name:
                 self._leave_all_groups(resource_id)
 
@@ -175,7 +237,58 @@ class AstroStorage(InMemoryStorage):
                 order = self._order[name] = sorted(stored)
             start = search_request.start_index_0 or 0
             stop = None if search_request.count is None else start + search_request.count
-            return SearchPage(len(order), [stored[i].model_copy(deep=True) for i in order[start:stop]])
+            # No copies: stored resources are replaced on write, never changed in place, and the service only
+            # reads them (publish() copies before it changes anything).
+            return SearchPage(len(order), [stored[i] for i in order[start:stop]])
+
+
+class _RawResponse(ScimResponse):
+    """A response whose JSON body is already serialized (list pages assembled from cached resource JSON)."""
+
+    raw: bytes = b""
+
+
+class AstroService(ScimService):
+    """scim2-server's service; list pages reuse each resource's JSON while its version is unchanged."""
+
+    def __init__(self, provider: ScimProvider, storage: AstroStorage) -> None:
+        super().__init__(provider, secret=os.environ.get("SCIM2_SERVER_SECRET"))
+        self.storage = storage
+
+    def _rendered(self, base_url: str, resource: Resource[Any], search_request: SearchRequest[Any]) -> bytes:
+        key = cast(str, resource.id)
+        version = resource.meta.version if resource.meta else None
+        hit = self.storage.rendered.get(key)
+        if hit is not None and hit[0] == version and hit[1] == base_url:
+            return hit[2]
+        body = json.dumps(self.publish(base_url, resource).model_dump(
+            scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=search_request,
+        )).encode()
+        self.storage.rendered[key] = (version, base_url, body)
+        return body
+
+    def search_response(
+        self,
+        base_url: str,
+        resource_types: list[ResourceType],
+        page: SearchPage,
+        search_request: SearchRequest[Any],
+    ) -> ScimResponse:
+        if (
+            search_request.attributes
+            or search_request.excluded_attributes
+            or search_request.cursor is not None
+            or page.total is None
+        ):
+            return super().search_response(base_url, resource_types, page, search_request)
+        items = [self._rendered(base_url, r, search_request) for r in page.resources]
+        head = json.dumps({
+            "schemas": [LIST_SCHEMA], "totalResults": page.total, "startIndex": search_request.start_index,
+            "itemsPerPage": len(items),
+        })
+        response = _RawResponse(HTTPStatus.OK, None)
+        response.raw = head[:-1].encode() + b', "Resources": [' + b", ".join(items) + b"]}"
+        return response
 
 
 class _OrgApplication(WSGIApplication):
@@ -184,6 +297,13 @@ class _OrgApplication(WSGIApplication):
     def __init__(self, storage: AstroStorage, provider: ScimProvider, service: ScimService, token: str) -> None:
         super().__init__(storage, provider, service)
         self.token = token
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        response = self.serve(self.read_request(environ))
+        if isinstance(response, _RawResponse):
+            start_response(f"{response.status.value} {response.status.phrase}", list(response.headers.items()))
+            return [response.raw]
+        return send_response(response, start_response)
 
     @staticmethod
     def get_base_url(environ: dict[str, Any]) -> str:  # type: ignore[override]
@@ -238,8 +358,8 @@ class AstroScim:
         with self._lock:
             if org_id in self._orgs:
                 raise ValueError(f"organization {org_id!r} already exists")
-            self._orgs[org_id] = _Org(org_id, token, storage, _OrgApplication(storage, self.provider, self.service,
-                                                                             token))
+            service = AstroService(self.provider, storage)
+            self._orgs[org_id] = _Org(org_id, token, storage, _OrgApplication(storage, self.provider, service, token))
 
     def org_ids(self) -> list[str]:
         with self._lock:
@@ -360,6 +480,43 @@ class AstroScim:
                 "active": True,
             }, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
             return self._dump(org.storage.create(self.user_type, user))
+
+    def preload(self, org_id: str, seed: SeedOrg, *, teams: Iterable[str] | None = None) -> None:
+        """Fill an organization as if an IdP had provisioned `seed` (benchmarks, large drift scenarios).
+
+        Writes straight to the storage (no HTTP, no engine): about 10x faster than provisioning through SCIM.
+        `teams`: names of the teams to create with their members (default: every team but "Astro Users").
+        """
+        org = self._org(org_id)
+        wanted = set(teams) if teams is not None else {t.name for t in seed.teams[1:]}
+        user_model = self.service.get_model(self.user_type)
+        group_model = self.service.get_model(self.group_type)
+        emails = {p.key: p.email for p in seed.people}
+        with self.provider, org.storage.lock:
+            users = [
+                user_model.model_validate({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": p.email,
+                    "externalId": p.key,
+                    "name": {"givenName": p.first_name, "familyName": p.last_name},
+                    "displayName": p.display_name,
+                    "emails": [{"value": p.email, "type": "work", "primary": True}],
+                    "title": p.title,
+                    "active": p.active,
+                })
+                for p in seed.people
+            ]
+            ids = dict(zip((p.key for p in seed.people), org.storage.insert_many(self.user_type, users), strict=True))
+            groups = [
+                group_model.model_validate({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": team.name,
+                    "externalId": team.key,
+                    "members": [{"value": ids[k], "display": emails[k]} for k in team.member_keys],
+                })
+                for team in seed.teams if team.name in wanted
+            ]
+            org.storage.insert_many(self.group_type, groups)
 
     def delete_user(self, org_id: str, user_name: str) -> None:
         """Delete a user in Astro only; Astro also removes them from every Team."""
