@@ -1,0 +1,181 @@
+"""The Sandbox context manager: three real loopback services, seeded IdPs, faults, and the files it writes."""
+
+from __future__ import annotations
+
+import json
+import socket
+import stat
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connector.config import load_config
+from connector.sandbox.core import TOKEN_FILES, Sandbox, _load_emulator
+from connector.sandbox.faults import FaultConfig
+
+
+def _port_open(url: str) -> bool:
+    host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, int(port))) == 0
+
+
+def _okta(sb: Sandbox, path: str) -> httpx.Response:
+    return httpx.get(f"{sb.okta_url}{path}", headers={"Authorization": f"SSWS {sb.okta_token}"})
+
+
+def _graph(sb: Sandbox, path: str) -> httpx.Response:
+    return httpx.get(f"{sb.graph_url}{path}", headers={"Authorization": f"Bearer {sb.graph_token}"})
+
+
+def _astro(sb: Sandbox, idp: str, path: str, token: str | None = None) -> httpx.Response:
+    org = sb.astro_orgs[idp]
+    return httpx.get(f"{org.scim_url}{path}", headers={"Authorization": f"Bearer {token or org.token}"})
+
+
+def test_start_serves_three_services_and_stop_closes_them() -> None:
+    threads_before = {t.name for t in threading.enumerate()}
+    sb = Sandbox(users=5, groups=2, seed=3)
+    with sb:
+        assert set(sb.running) == {"okta", "graph", "astro"}
+        urls = [sb.okta_url, sb.graph_url, sb.astro_url]
+        assert all(u and u.startswith("http://127.0.0.1:") for u in urls)
+        assert sb.graph_url and sb.graph_url.endswith("/v1.0")
+        assert all(_port_open(u) for u in urls if u)
+        assert {f"sandbox-{n}" for n in ("okta", "graph", "astro")} <= {t.name for t in threading.enumerate()}
+    assert sb.running == {}
+    assert not any(_port_open(u) for u in urls if u)
+    leftover = {t.name for t in threading.enumerate()} - threads_before
+    assert not {n for n in leftover if n.startswith("sandbox-")}
+    sb.stop()  # idempotent
+
+
+def test_idps_are_seeded_from_the_seed_org(sandbox: Sandbox) -> None:
+    emails = {p.email for p in sandbox.seed_org.people}
+    assert len(emails) == 12 and len(sandbox.seed_org.teams) == 4
+    okta_users = _okta(sandbox, "/api/v1/users?limit=200")
+    assert okta_users.status_code == 200
+    assert emails <= {u["profile"]["login"] for u in okta_users.json()}
+    okta_groups = {g["profile"]["name"] for g in _okta(sandbox, "/api/v1/groups?limit=200").json()}
+    assert {t.name for t in sandbox.seed_org.teams} <= okta_groups
+    graph_users = _graph(sandbox, "/users?$top=999")
+    assert graph_users.status_code == 200
+    assert emails <= {u["userPrincipalName"] for u in graph_users.json()["value"]}
+    graph_groups = {g["displayName"] for g in _graph(sandbox, "/groups?$top=999").json()["value"]}
+    assert {t.name for t in sandbox.seed_org.teams} <= graph_groups
+
+
+def test_one_astro_org_per_idp_with_its_own_token(sandbox: Sandbox) -> None:
+    okta_org, azure_org = sandbox.astro_orgs["okta"], sandbox.astro_orgs["azure"]
+    assert okta_org.org_id != azure_org.org_id and okta_org.token != azure_org.token
+    assert okta_org.scim_url == f"{sandbox.astro_url}/scim/v2/{okta_org.org_id}"
+    assert _astro(sandbox, "okta", "/Users").json()["totalResults"] == 0  # Astro starts empty: IdPs provision it
+    assert _astro(sandbox, "azure", "/Users").status_code == 200
+    assert _astro(sandbox, "okta", "/Users", token=azure_org.token).status_code == 401
+    assert okta_org.token not in repr(okta_org)
+
+
+def test_same_seed_same_ids_but_fresh_tokens() -> None:
+    a, b = Sandbox(users=3, groups=1, seed=11), Sandbox(users=3, groups=1, seed=11)
+    assert a.tenant_id == b.tenant_id
+    assert a._org_ids == b._org_ids
+    assert a.okta_token != b.okta_token and a.graph_token != b.graph_token
+    assert Sandbox(users=3, groups=1, seed=12).tenant_id != a.tenant_id
+
+
+def test_write_config_loads_and_keeps_tokens_in_private_files(sandbox: Sandbox, sandbox_config: Path) -> None:
+    text = sandbox_config.read_text()
+    for token in (sandbox.okta_token, sandbox.graph_token, *(o.token for o in sandbox.astro_orgs.values())):
+        assert token not in text
+    for name in TOKEN_FILES.values():
+        path = sandbox_config.parent / name
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
+    cfg = load_config(sandbox_config)
+    assert cfg.okta is not None and cfg.azure is not None
+    assert cfg.okta.org_url == sandbox.okta_url
+    assert cfg.okta.token is not None and cfg.okta.token.reveal() == sandbox.okta_token
+    assert cfg.okta.app_label == "Astro" and cfg.okta.integration == "oin"
+    assert cfg.okta.mapping is not None and cfg.okta.mapping.is_file() and cfg.okta.mapping.name == "okta.yaml"
+    teams = [t.name for t in sandbox.seed_org.teams[1:3]]
+    assert cfg.okta.assign_groups == ["Astro Users"] and cfg.okta.push_groups == teams
+    assert cfg.azure.tenant_id == sandbox.tenant_id and cfg.azure.graph_url == sandbox.graph_url
+    assert cfg.azure.credential.kind == "token"
+    assert cfg.azure.credential.token is not None and cfg.azure.credential.token.reveal() == sandbox.graph_token
+    assert cfg.azure.app_display_name == "Astro" and cfg.azure.assign_groups == ["Astro Users", *teams]
+    assert cfg.azure.mapping is not None and cfg.azure.mapping.is_file()
+    for idp in ("okta", "azure"):
+        astro = cfg.astro_for(idp)
+        assert astro.scim_url == sandbox.astro_orgs[idp].scim_url
+        assert astro.organization_id == sandbox.astro_orgs[idp].org_id
+        assert astro.token.reveal() == sandbox.astro_orgs[idp].token
+
+
+def test_write_config_options(sandbox: Sandbox, tmp_path: Path) -> None:
+    path = sandbox.write_config(tmp_path / "sub" / "only-okta.yaml", idps=("okta",), okta_push_groups=[],
+                                okta_integration="manual", okta_app_label="Astro SCIM (custom)")
+    cfg = load_config(path)
+    assert cfg.azure is None and cfg.okta is not None
+    assert cfg.okta.push_groups == [] and cfg.okta.integration == "manual"
+    assert cfg.okta.app_label == "Astro SCIM (custom)"
+
+
+def test_write_json_has_exactly_the_contract_keys(sandbox: Sandbox, tmp_path: Path) -> None:
+    path = sandbox.write_json(tmp_path / "sandbox.json")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    data = json.loads(path.read_text())
+    assert set(data) == {"okta", "graph", "astro", "astro_orgs"}
+    assert data["okta"] == {"org_url": sandbox.okta_url, "token": sandbox.okta_token}
+    assert data["graph"] == {"base_url": sandbox.graph_url, "token": sandbox.graph_token}
+    okta_org = sandbox.astro_orgs["okta"]
+    assert data["astro"] == {"scim_url": okta_org.scim_url, "token": okta_org.token}
+    assert set(data["astro_orgs"]) == {"okta", "azure"}
+    for idp, org in sandbox.astro_orgs.items():
+        assert data["astro_orgs"][idp] == {"org_id": org.org_id, "scim_url": org.scim_url, "token": org.token}
+
+
+def test_faults_change_live_per_service(sandbox: Sandbox) -> None:
+    sandbox.set_faults(FaultConfig(rate_429=1.0))
+    okta = _okta(sandbox, "/api/v1/users")
+    assert okta.status_code == 429 and okta.json()["errorCode"] == "E0000047"
+    assert _graph(sandbox, "/users").status_code == 429
+    assert _astro(sandbox, "okta", "/Users").status_code == 200  # Astro has its own (off) fault config
+
+    sandbox.set_faults(FaultConfig(rate_5xx=1.0), service="astro")
+    resp = _astro(sandbox, "okta", "/Users")
+    assert resp.status_code == 500 and resp.json()["status"] == "500"
+    sandbox.set_faults(FaultConfig(rate_429=1.0), service="astro")
+    resp = _astro(sandbox, "okta", "/Users")
+    assert resp.status_code == 429 and resp.headers["retry-after"] == "1"
+    assert resp.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+
+    sandbox.set_faults(FaultConfig())
+    sandbox.set_faults(FaultConfig(), service="astro")
+    assert _okta(sandbox, "/api/v1/users").status_code == 200
+    assert _astro(sandbox, "okta", "/Users").status_code == 200
+    with pytest.raises(ValueError):
+        sandbox.set_faults(FaultConfig(), service="ldap")
+
+
+def test_request_logs_record_each_service(sandbox: Sandbox) -> None:
+    _okta(sandbox, "/api/v1/users")
+    _graph(sandbox, "/users")
+    _astro(sandbox, "okta", "/Users")
+    assert sandbox.logs["okta"].count("GET", "/api/v1/users") == 1
+    assert sandbox.logs["graph"].count("GET", "/v1.0/users") == 1
+    assert sandbox.logs["astro"].count("GET", "/scim/v2/") == 1
+    assert all(not log.writes() for log in sandbox.logs.values())
+
+
+def test_faults_at_construction_apply_to_the_idps() -> None:
+    with Sandbox(users=2, groups=1, seed=1, faults=FaultConfig(rate_5xx=1.0)) as sb:
+        assert _okta(sb, "/api/v1/users").status_code >= 500
+        assert _graph(sb, "/users").status_code >= 500
+        assert _astro(sb, "okta", "/Users").status_code == 200
+
+
+def test_a_missing_emulator_module_is_tolerated() -> None:
+    assert _load_emulator("no_such_emulator", "X") is None
+    assert _load_emulator("okta_api", "OktaEmulator") is not None
