@@ -179,3 +179,55 @@ def test_faults_at_construction_apply_to_the_idps() -> None:
 def test_a_missing_emulator_module_is_tolerated() -> None:
     assert _load_emulator("no_such_emulator", "X") is None
     assert _load_emulator("okta_api", "OktaEmulator") is not None
+
+
+# -- `astro-scim sandbox` ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flags", [["--rate-429", "1.5"], ["--rate-5xx", "-0.1"], ["--users", "-1"],
+                                   ["--latency-ms", "-5"]])
+def test_sandbox_command_refuses_bad_flags(flags: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from connector.cli import main
+
+    assert main(["sandbox", *flags]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_sandbox_command_serves_until_interrupted(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config, js = tmp_path / "astro-scim.yaml", tmp_path / "sandbox.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connector", "sandbox", "--users", "4", "--groups", "1", "--seed", "5",
+         "--write-config", str(config), "--write-json", str(js)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (js.exists() and js.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()
+        data = json.loads(js.read_text())
+        org = data["astro_orgs"]["okta"]
+        resp = httpx.get(f"{org['scim_url']}/Users", headers={"Authorization": f"Bearer {org['token']}"})
+        assert resp.status_code == 200
+        okta = httpx.get(f"{data['okta']['org_url']}/api/v1/users",
+                         headers={"Authorization": f"SSWS {data['okta']['token']}"})
+        assert okta.status_code == 200 and len([u for u in okta.json() if "acme.example" in u["profile"]["login"]]) >= 4
+        assert load_config(config).okta is not None
+        time.sleep(0.3)  # the panel is printed right after the files are written
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "token in" in out and str(config) in out and "sandbox stopped" in out
+    for token in (data["okta"]["token"], data["graph"]["token"], org["token"], data["astro_orgs"]["azure"]["token"]):
+        assert token not in out and token not in err
+    assert not _port_open(data["okta"]["org_url"]) and not _port_open(org["scim_url"])

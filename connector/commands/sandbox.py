@@ -1,0 +1,99 @@
+"""`astro-scim sandbox`: run emulated Okta, Microsoft Graph and Astro SCIM on loopback until Ctrl-C.
+
+Token values are never printed: they go to owner-only files (next to --write-config, or into --write-json), and
+the panel says which file holds which token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from types import FrameType
+
+from connector import output
+from connector.errors import EXIT_OK, UsageError
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.users < 0 or args.groups < 0:
+        raise UsageError("--users and --groups must be 0 or more")
+    if args.latency_ms < 0:
+        raise UsageError("--latency-ms must be 0 or more")
+    for flag, value in (("--rate-429", args.rate_429), ("--rate-5xx", args.rate_5xx)):
+        if not 0.0 <= value <= 1.0:
+            raise UsageError(f"{flag} must be a fraction between 0 and 1, not {value}")
+
+
+def _panel(sb: object, config_path: Path, json_path: Path | None, args: argparse.Namespace, temporary: bool) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+
+    from connector.sandbox.core import TOKEN_FILES, Sandbox
+
+    assert isinstance(sb, Sandbox)
+    where = config_path.parent
+
+    def token_in(key: str) -> str:
+        return f"token in {where / TOKEN_FILES[key]}"
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("Okta", f"{sb.okta_url or '(emulator not available)'}   {token_in('okta')}")
+    table.add_row("Microsoft Graph", f"{sb.graph_url or '(emulator not available)'}   {token_in('graph')}")
+    table.add_row("Entra tenant", sb.tenant_id)
+    for idp in ("okta", "azure"):
+        org = sb.astro_orgs[idp]
+        table.add_row(f"Astro SCIM ({idp})", f"{org.scim_url}   {token_in('astro-' + idp)}")
+    table.add_row("Seeded", f"{len(sb.seed_org.people)} people, {len(sb.seed_org.teams)} teams (seed {args.seed})")
+    faults = f"latency {args.latency_ms:g} ms, 429 rate {args.rate_429:g}, 5xx rate {args.rate_5xx:g}"
+    table.add_row("IdP faults", faults if (args.latency_ms or args.rate_429 or args.rate_5xx) else "off")
+    table.add_row("Config", f"{config_path}" + ("   (temporary: deleted on exit)" if temporary else ""))
+    if json_path is not None:
+        table.add_row("JSON", f"{json_path}   (URLs and all tokens)")
+    output.render(Panel(table, title="astro-scim sandbox: running on loopback", expand=False))
+    output.say(f"try: astro-scim plan --config {config_path}")
+    output.say("Ctrl-C stops the sandbox.", style="dim")
+    sys.stdout.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
+    from connector.sandbox.core import Sandbox
+    from connector.sandbox.faults import FaultConfig
+
+    faults = FaultConfig(latency_ms=args.latency_ms, rate_429=args.rate_429, rate_5xx=args.rate_5xx, seed=args.seed)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    # Ctrl-C and SIGTERM (e.g. from a process manager) both shut down cleanly. SIGINT gets a handler too: a
+    # shell starts background jobs with SIGINT ignored, and Python would then never raise KeyboardInterrupt.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    temp_dir: Path | None = None
+    try:
+        with Sandbox(users=args.users, groups=args.groups, seed=args.seed, faults=faults) as sb:
+            if args.write_config:
+                config_path = sb.write_config(Path(args.write_config))
+            else:
+                # The tokens must live somewhere the user can point the connector at; only for this run.
+                temp_dir = Path(tempfile.mkdtemp(prefix="astro-scim-sandbox-"))
+                config_path = sb.write_config(temp_dir / "astro-scim.yaml")
+            json_path = sb.write_json(Path(args.write_json)) if args.write_json else None
+            _panel(sb, config_path.resolve(), json_path.resolve() if json_path else None, args, temp_dir is not None)
+            while not stop.wait(0.5):
+                pass
+            output.say("stopping the sandbox ...", style="dim")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+    output.say("sandbox stopped")
+    return EXIT_OK
