@@ -455,21 +455,35 @@ def test_admin_endpoints(astro: Astro) -> None:
 
 def test_cached_list_pages_equal_scim2_servers_own_rendering(astro: Astro) -> None:
     astro.server.preload(ORG, generate(30, 3, seed=2))
+    some = astro.server.users(ORG)[0]["id"]
+    # a relative member reference: scim2-server turns it into a URL when it publishes the group
+    astro.new_group("Relative", [])
+    gid = astro.server.find_group(ORG, "Relative")["id"]  # type: ignore[index]
+    astro.send("PATCH", f"/Groups/{gid}", {"schemas": [PATCH_SCHEMA], "Operations": [
+        {"op": "add", "path": "members", "value": [{"value": some, "$ref": f"Users/{some}"}]}]})
     server = astro.server
     stock = ScimService(server.provider)
     base = f"{astro.served.url}/scim/v2/{ORG}"
-    for params in ({"count": "10"}, {"startIndex": "11", "count": "10"}, {"count": "0"}):
-        served = astro.http.get("/Users", params=params).json()
-        served_again = astro.http.get("/Users", params=params).json()  # second answer comes from the cache
+    cases = [
+        ("/Users", server.user_type, {"count": "10"}),
+        ("/Users", server.user_type, {"startIndex": "11", "count": "10"}),
+        ("/Users", server.user_type, {"count": "0"}),
+        ("/Groups", server.group_type, {"count": "10"}),
+    ]
+    for endpoint, rtype, params in cases:
+        served = astro.http.get(endpoint, params=params).json()
+        served_again = astro.http.get(endpoint, params=params).json()  # second answer comes from the cache
         ids = [r["id"] for r in served.get("Resources", [])]
-        stored = server._orgs[ORG].storage._resources["User"]
+        stored = server._orgs[ORG].storage._resources[rtype.name]
         with server.provider:
-            request = parametrize(SearchRequest, stock.get_model(server.user_type)).model_validate(
+            request = parametrize(SearchRequest, stock.get_model(rtype)).model_validate(
                 {k: int(v) for k, v in params.items()})
             request.start_index = request.start_index or 1
-            expected = stock.search_response(base, [server.user_type], SearchPage(30, [stored[i] for i in ids]),
-                                             request).body
+            expected = stock.search_response(base, [rtype], SearchPage(served["totalResults"],
+                                                                        [stored[i] for i in ids]), request).body
         assert served == served_again == expected
+    relative = astro.http.get("/Groups", params={"filter": 'displayName eq "Relative"'}).json()["Resources"][0]
+    assert relative["members"][0]["$ref"] == f"{base}/Users/{some}"
     # an update changes the version, so the cached JSON of that user is not reused
     first = astro.http.get("/Users", params={"count": "1"}).json()["Resources"][0]
     server.edit_user(ORG, first["userName"], "displayName", "Renamed Person")

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from scim2_models import (
     AttributeBinding,
@@ -242,6 +243,23 @@ class AstroStorage(InMemoryStorage):
             return SearchPage(len(order), [stored[i] for i in order[start:stop]])
 
 
+_META_ORDER = ("resourceType", "created", "lastModified", "location", "version")
+
+
+def _has_relative_ref(value: Any) -> bool:
+    """True when a dumped resource holds a `$ref` that publish() would turn into a URL."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "$ref" and isinstance(v, str) and not (urlsplit(v).scheme or v.startswith("/")):
+                return True
+            if isinstance(v, dict | list) and _has_relative_ref(v):
+                return True
+        return False
+    if isinstance(value, list):
+        return any(_has_relative_ref(v) for v in value)
+    return False
+
+
 class _RawResponse(ScimResponse):
     """A response whose JSON body is already serialized (list pages assembled from cached resource JSON)."""
 
@@ -261,11 +279,28 @@ class AstroService(ScimService):
         hit = self.storage.rendered.get(key)
         if hit is not None and hit[0] == version and hit[1] == base_url:
             return hit[2]
-        body = json.dumps(self.publish(base_url, resource).model_dump(
-            scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=search_request,
-        )).encode()
+        body = json.dumps(self._publish_dump(base_url, resource, search_request)).encode()
         self.storage.rendered[key] = (version, base_url, body)
         return body
+
+    def _publish_dump(self, base_url: str, resource: Resource[Any], search_request: SearchRequest[Any]
+                      ) -> dict[str, Any]:
+        """What publish() + model_dump() give, without publish()'s deep copy and path walk (~3/4 of the cost).
+
+        publish() only adds meta.location, drops the version without ETag support, and turns relative
+        references into URLs; a resource holding a relative reference takes the stock path.
+        """
+        ctx = Context.RESOURCE_QUERY_RESPONSE
+        data = cast(dict[str, Any], resource.model_dump(scim_ctx=ctx, response_parameters=search_request))
+        meta = data.get("meta")
+        if _has_relative_ref(data) or not isinstance(meta, dict):
+            return cast(dict[str, Any], self.publish(base_url, resource).model_dump(
+                scim_ctx=ctx, response_parameters=search_request))
+        meta["location"] = self.resource_location(base_url, self.get_resource_type_of(resource), cast(str, resource.id))
+        if not self.etag_supported:
+            meta.pop("version", None)
+        data["meta"] = {k: meta[k] for k in _META_ORDER if k in meta}
+        return data
 
     def search_response(
         self,
