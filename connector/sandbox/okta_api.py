@@ -268,7 +268,8 @@ class OktaEmulator:
             "status": "ACTIVE",
             "lastUpdated": ts,
             "created": ts,
-            "accessibility": {"selfService": False, "errorRedirectUrl": None, "loginRedirectUrl": None},
+            # The spec types the redirect URLs as non-nullable strings: absent, not null, when unset.
+            "accessibility": {"selfService": False},
             "visibility": {"autoLaunch": False, "autoSubmitToolbar": False, "hide": {"iOS": False, "web": False},
                            "appLinks": {f"{name}_link": True}},
             "features": [],
@@ -665,7 +666,8 @@ class OktaEmulator:
         return out
 
     def _app_user_json(self, aid: str, row: Row, base: str, expand: str = "") -> Row:
-        out = public(row)
+        # externalId and lastSync are non-nullable in the spec: absent until provisioning sets them.
+        out = {k: v for k, v in public(row).items() if v is not None or k == "passwordChanged"}
         uid = row["id"]
         out["_links"] = {"app": {"href": f"{base}/api/v1/apps/{aid}"},
                          "user": {"href": f"{base}/api/v1/users/{uid}"}}

@@ -19,6 +19,7 @@ Row = dict[str, Any]
 Predicate = Callable[[Row], bool]
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_B62_BYTES = bytes(ord(_B62[i % 62]) for i in range(256))  # byte -> base62 character (bias is harmless)
 
 
 def iso(ts: float) -> str:
@@ -47,13 +48,8 @@ class IdMaker:
         with self._lock:
             n = self._next.get(prefix, 1)
             self._next[prefix] = n + 1
-        value = int.from_bytes(hashlib.blake2b(b"%s/%s/%d" % (self._org, prefix.encode(), n),
-                                               digest_size=16).digest(), "big")
-        out = []
-        for _ in range(20 - len(prefix)):
-            value, r = divmod(value, 62)
-            out.append(_B62[r])
-        return prefix + "".join(out)
+        digest = hashlib.blake2b(b"%s/%s/%d" % (self._org, prefix.encode(), n), digest_size=20).digest()
+        return prefix + digest[: 20 - len(prefix)].translate(_B62_BYTES).decode()
 
 
 class Table:
@@ -298,6 +294,7 @@ class OktaState:
 
     def __post_init__(self) -> None:
         self.ids = IdMaker(self.org_name)
+        self._type_id = ""
 
     def now(self) -> str:
         return iso(self.clock())
@@ -317,6 +314,11 @@ class OktaState:
             if row.get("default"):
                 return row
         raise LookupError("no default user type")
+
+    def default_type_id(self) -> str:
+        if not self._type_id:
+            self._type_id = str(self.default_user_type()["id"])
+        return self._type_id
 
     def group_by_name(self, name: str, group_type: str = "OKTA_GROUP") -> Row | None:
         wanted = name.casefold()
@@ -370,7 +372,7 @@ class OktaState:
             "lastLogin": None,
             "lastUpdated": ts,
             "passwordChanged": None,
-            "type": {"id": self.default_user_type()["id"]},
+            "type": {"id": self.default_type_id()},
             "profile": profile,
             "credentials": {"provider": {"type": "OKTA", "name": "OKTA"}},
         }
@@ -404,7 +406,8 @@ class OktaState:
             return False
         table.add(user_id, {"id": user_id})
         self.user_groups.setdefault(user_id, {})[group_id] = None
-        self.groups.get(group_id)["lastMembershipUpdated"] = when or self.now()  # type: ignore[index]
+        if when is None:  # bulk loads pass the time they already stamped on the group
+            self.groups.get(group_id)["lastMembershipUpdated"] = self.now()  # type: ignore[index]
         return True
 
     def remove_member(self, group_id: str, user_id: str) -> bool:
