@@ -1,0 +1,147 @@
+"""Sandbox benchmark: seed a 50,000-user / 2,000-group org, then measure list-page throughput of each service.
+
+    .venv/bin/python benchmarks/sandbox.py [--users 50000 --groups 2000 --requests 2000 --threads 4]
+
+Targets: full Sandbox start (generate + Okta and Graph `load` + servers) <= 30 s; >= 1,000 list pages/s per
+emulator. The load runs in a child process (4 threads, keep-alive httpx clients) so the client does not share
+the servers' interpreter lock. Loopback only; every loop is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _load(url: str, headers: dict[str, str], requests: int, threads: int) -> tuple[float, dict[int, int]]:
+    """Child process: `requests` GETs of one URL over `threads` keep-alive clients -> (seconds, status counts)."""
+    import httpx
+
+    statuses: Counter[int] = Counter()
+    lock = threading.Lock()
+    per_thread = [requests // threads + (1 if i < requests % threads else 0) for i in range(threads)]
+
+    def worker(n: int) -> None:
+        local: Counter[int] = Counter()
+        with httpx.Client(headers=headers, timeout=60) as client:
+            for _ in range(n):
+                local[client.get(url).status_code] += 1
+        with lock:
+            statuses.update(local)
+
+    workers = [threading.Thread(target=worker, args=(n,)) for n in per_thread]
+    start = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return time.perf_counter() - start, dict(statuses)
+
+
+def _rate(pool: Any, url: str, headers: dict[str, str], requests: int, threads: int) -> tuple[float, dict[int, int]]:
+    import httpx
+
+    httpx.get(url, headers=headers, timeout=120)  # warm-up: first-touch costs (indexes, caches) are not the rate
+    seconds, statuses = pool.apply(_load, (url, headers, requests, threads))
+    return requests / seconds, statuses
+
+
+def _walk(scim_url: str, token: str, page: int = 100) -> tuple[float, int]:
+    """Read every user page by page, as the drift auditor does -> (seconds, users seen)."""
+    import httpx
+
+    seen, start_index = 0, 1
+    start = time.perf_counter()
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:
+        while True:
+            body = client.get(f"{scim_url}/Users", params={"startIndex": start_index, "count": page}).json()
+            got = len(body.get("Resources") or [])
+            if not got:
+                break
+            seen += got
+            start_index += got
+    return time.perf_counter() - start, seen
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=50_000)
+    parser.add_argument("--groups", type=int, default=2_000)
+    parser.add_argument("--requests", type=int, default=2_000)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    from connector.sandbox.core import Sandbox
+    from connector.sandbox.seed import generate
+
+    rows: list[tuple[str, str, str]] = []
+    t0 = time.perf_counter()
+    seed_org = generate(args.users, args.groups, args.seed)
+    rows.append(("seed.generate", f"{time.perf_counter() - t0:.2f} s", "~1 s"))
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        pool.apply(time.sleep, (0,))  # start the child before timing anything
+        t0 = time.perf_counter()
+        sb = Sandbox(users=args.users, groups=args.groups, seed=args.seed)
+        with sb:
+            start_s = time.perf_counter() - t0
+            rows.append((f"Sandbox start ({args.users:,} users, {args.groups:,} groups)", f"{start_s:.2f} s",
+                         "<= 30 s" + ("" if start_s <= 30 else "  MISSED")))
+            org = sb.astro_orgs["okta"]
+            t0 = time.perf_counter()
+            sb.astro.preload(org.org_id, seed_org)
+            rows.append(("Astro preload (direct to storage, not HTTP)", f"{time.perf_counter() - t0:.2f} s", "-"))
+
+            targets = []
+            if sb.okta is not None and hasattr(sb.okta, "set_rate_limit"):
+                # Okta's per-minute budget (600 for /users) would turn most of the loop into 429s: lift it.
+                sb.okta.set_rate_limit(10**9)
+            if sb.okta_url:
+                targets.append(("Okta GET /api/v1/users?limit=200", f"{sb.okta_url}/api/v1/users?limit=200",
+                                {"Authorization": f"SSWS {sb.okta_token}", "Accept": "application/json"}))
+            if sb.graph_url:
+                targets.append(("Graph GET /v1.0/users?$top=999", f"{sb.graph_url}/users?$top=999",
+                                {"Authorization": f"Bearer {sb.graph_token}"}))
+            scim_auth = {"Authorization": f"Bearer {org.token}"}
+            targets.append(("Astro GET /Users?count=100", f"{org.scim_url}/Users?count=100", scim_auth))
+            targets.append(("Astro GET /Users?filter=userName eq",
+                            f'{org.scim_url}/Users?filter=userName eq "{seed_org.people[-1].email}"', scim_auth))
+            for label, url, headers in targets:
+                rate, statuses = _rate(pool, url, headers, args.requests, args.threads)
+                ok = statuses.get(200, 0) == args.requests
+                verdict = ">= 1,000/s" + ("" if rate >= 1000 else "  MISSED") + ("" if ok else f"  {statuses}")
+                rows.append((label, f"{rate:,.0f} req/s", verdict))
+
+            cold_s, seen = _walk(org.scim_url, org.token)
+            rows.append((f"Astro full walk, cold ({seen:,} users, pages of 100)", f"{cold_s:.2f} s", "-"))
+            warm_s, seen = _walk(org.scim_url, org.token)
+            rows.append((f"Astro full walk, warm ({seen:,} users)", f"{warm_s:.2f} s", "-"))
+            t0 = time.perf_counter()
+            import httpx
+
+            httpx.get(f"{org.scim_url}/Users", params={"count": 100, "sortBy": "userName"}, headers=scim_auth,
+                      timeout=300)
+            rows.append(("Astro GET /Users?sortBy=userName (stock O(n log n) path)",
+                         f"{time.perf_counter() - t0:.2f} s", "-"))
+        t0 = time.perf_counter()
+    rows.append(("Sandbox stop", f"{time.perf_counter() - t0:.2f} s", "-"))
+
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'result':>14}  target")
+    for label, value, target in rows:
+        print(f"{label:<{width}}  {value:>14}  {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
