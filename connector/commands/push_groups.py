@@ -1,0 +1,78 @@
+"""`astro-scim push-groups [GROUP...]`: Okta Group Push, checked against what Astro actually holds.
+
+Creates or activates missing push mappings and re-pushes groups that are in ERROR or out of sync with their Astro
+Team. Okta has no "Push now" API; the re-push is the documented workaround (mapping INACTIVE, then ACTIVE), and it
+is verified in Astro's SCIM afterwards. Without --yes it only shows what it would do (or asks, on a terminal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from connector import output
+from connector.cli import load_config_arg
+from connector.errors import EXIT_OK, ConfigError, VerificationFailed
+from connector.providers.okta import PUSH_NOW_STEPS, GroupPush, OktaProvider, PushReport
+
+
+def _show_state(g: GroupPush, acting: bool) -> None:
+    status = g.status or "no mapping"
+    team = "no Team in Astro" if g.in_astro is None else f"Team has {len(g.in_astro)} member(s)"
+    line = f"  {g.name}: push mapping {status}, {team}; Okta expects {len(g.expected)}"
+    output.say(line, style="yellow" if g.action else "green")
+    if g.action:
+        output.say(f"      {g.reason}")
+        output.say(f"      {'doing' if acting else 'would'}: {g.describe_action()}")
+
+
+def _show_report(report: PushReport) -> None:
+    for g in report.groups:
+        _show_state(g, report.acted)
+
+
+def _confirm(count: int) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    answer = input(f"fix {count} group(s) in Okta? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config_arg(args.config)
+    if cfg.okta is None:
+        raise ConfigError("push-groups is for Okta, and the config has no 'okta' section",
+                          hint=f"add 'okta:' to {cfg.file}")
+    provider = OktaProvider(cfg)
+    names = list(args.groups) or None
+    try:
+        report = provider.push_groups(names, yes=args.yes)
+        output.say("okta: Group Push", style="bold")
+        _show_report(report)
+        if not report.pending:
+            output.say("every group is pushed and in sync with Astro", style="green")
+            return EXIT_OK
+        if not report.acted:
+            if not _confirm(len(report.pending)):
+                output.say(f"{len(report.pending)} group(s) need attention; nothing changed "
+                           "(re-run with --yes to fix them)")
+                return EXIT_OK
+            report = provider.push_groups(names, yes=True)
+        if any(g.action == "repush" for g in report.groups):
+            output.warn("note: Okta has no API for Push now; re-pushing uses the workaround of setting the push "
+                        "mapping INACTIVE and then ACTIVE again, and checks the result in Astro")
+        for g in report.groups:
+            if not g.action:
+                continue
+            style = "green" if g.verified else "red"
+            output.say(f"  {g.name}: {g.describe_action()}: {g.result}", style=style)
+    finally:
+        provider.close()
+    if report.failed:
+        names_text = ", ".join(g.name for g in report.failed)
+        raise VerificationFailed(
+            f"okta: {len(report.failed)} group(s) still differ in Astro after the re-push: {names_text}",
+            hint=PUSH_NOW_STEPS,
+        )
+    output.say(f"{len(report.pending)} group(s) fixed and verified in Astro", style="bold green")
+    return EXIT_OK

@@ -1,0 +1,373 @@
+"""The Okta provider against the sandbox: real HTTP on loopback, the official okta SDK, the real CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from connector.cli import main
+from connector.config import load_config
+from connector.providers.okta import OktaProvider
+from connector.sandbox.core import Sandbox
+from connector.sandbox.faults import FaultConfig
+from connector.sandbox.seed import ASSIGNED_TEAM
+
+APP = "Astro"
+
+
+# -- helpers --------------------------------------------------------------------------------------------------
+
+def app_id(sb: Sandbox) -> str:
+    return str(sb.okta.app_by_label(APP)["id"])
+
+
+def enable_provisioning(sb: Sandbox) -> None:
+    """What the admin does in the Admin Console after reading the runbook."""
+    org = sb.astro_orgs["okta"]
+    sb.okta.enable_provisioning(app_id(sb), org.scim_url, org.token)
+
+
+def okta_api(sb: Sandbox, method: str, path: str, body: Any = None, **params: str) -> Any:
+    """An Okta admin changing something behind the tool's back (setup for drift tests)."""
+    resp = httpx.request(method, f"{sb.okta_url}{path}", json=body, params=params,
+                         headers={"Authorization": f"SSWS {sb.okta_token}"})
+    assert resp.status_code < 300, resp.text
+    return resp.json() if resp.content else None
+
+
+def plan_json(config: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> list[dict[str, Any]]:
+    capsys.readouterr()
+    assert main(["plan", "--idp", "okta", "-c", str(config), "--format", "json", *extra]) == 0
+    return json.loads(capsys.readouterr().out)["plans"][0]["changes"]
+
+
+def kinds(changes: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return [(c["action"], c["resource"], c["key"]) for c in changes]
+
+
+def configured(sb: Sandbox, config: Path) -> None:
+    """Provisioning enabled and `apply --yes` done: the state every drift test starts from."""
+    enable_provisioning(sb)
+    assert main(["apply", "--idp", "okta", "-c", str(config), "--yes"]) == 0
+
+
+def provider(config: Path, **kw: Any) -> OktaProvider:
+    return OktaProvider(load_config(config), **kw)
+
+
+# -- plan on a fresh org ---------------------------------------------------------------------------------------
+
+def test_plan_on_fresh_org_lists_every_change_and_writes_nothing(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    changes = plan_json(sandbox_config, capsys)
+    teams = sandbox.default_team_names()
+    assert kinds(changes) == [
+        ("manual", "okta.provisioning", APP),
+        ("create", "okta.feature", "USER_PROVISIONING"),
+        # Okta's defaults already map givenName, familyName and email as the seed page wants.
+        ("create", "okta.profile_mapping", "displayName"),
+        ("create", "okta.profile_mapping", "profileUrl"),
+        ("create", "okta.group_assignment", ASSIGNED_TEAM),
+        *[("create", "okta.push_mapping", t) for t in teams],
+    ]
+    assert sandbox.logs["okta"].writes() == []
+    assert sandbox.logs["astro"].writes() == []
+
+
+def test_plan_text_shows_the_runbook_with_exact_values(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", "--idp", "okta", "-c", str(sandbox_config), "--exit-code"]) == 1
+    out = capsys.readouterr().out
+    org = sandbox.astro_orgs["okta"]
+    assert "Configure API integration" in out and f"Organization ID: {org.org_id}" in out
+    assert "the token in file " in out and org.token not in out
+    assert "connections API answers status UNKNOWN" in out
+
+
+def test_manual_integration_runbook_has_scim_connector_values(
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", okta_integration="manual",
+                                  okta_app_label="Astro SCIM (custom)")
+    changes = plan_json(config, capsys)
+    assert changes[0]["resource"] == "okta.provisioning"
+    assert main(["plan", "--idp", "okta", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert f"SCIM connector base URL: {sandbox.astro_orgs['okta'].scim_url}" in out
+    assert "Authentication Mode: HTTP Header" in out
+
+
+# -- apply: the manual step, then everything else ----------------------------------------------------------
+
+def test_apply_stops_at_the_manual_step_then_completes_and_converges(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["apply", "--idp", "okta", "-c", str(sandbox_config), "--yes"]) == 1
+    captured = capsys.readouterr()
+    assert "Configure API integration" in captured.out and "provisioning is not enabled" in captured.err
+    assert sandbox.logs["okta"].writes() == []  # nothing before the manual step, nothing after it
+
+    enable_provisioning(sandbox)
+    assert main(["apply", "--idp", "okta", "-c", str(sandbox_config), "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "done + okta.push_mapping" in out and "applied 6 change(s)" in out
+
+    assert plan_json(sandbox_config, capsys) == []
+    sandbox.logs["okta"].clear()
+    assert main(["plan", "--idp", "okta", "-c", str(sandbox_config), "--exit-code"]) == 0
+    assert sandbox.logs["okta"].writes() == []
+
+
+def test_end_to_end_astro_holds_users_with_mapped_attributes_and_teams(
+    sandbox: Sandbox, sandbox_config: Path
+) -> None:
+    configured(sandbox, sandbox_config)
+    org_id = sandbox.astro_orgs["okta"].org_id
+    seed = sandbox.seed_org
+    people = {p.email: p for p in seed.people if p.active}
+    users = {u["userName"]: u for u in sandbox.astro.users(org_id)}
+    assert set(users) == set(people)
+    for email, person in people.items():
+        u = users[email]
+        assert u["name"]["givenName"] == person.first_name and u["name"]["familyName"] == person.last_name
+        assert u["displayName"] == person.display_name
+        assert u["profileUrl"].endswith(f"/people/{person.key}")
+        assert [e["value"] for e in u["emails"]] == [email]
+        assert u["active"] is True
+    by_id = {u["id"]: name for name, u in users.items()}
+    for team_name in sandbox.default_team_names():
+        team = sandbox.astro.find_group(org_id, team_name)
+        assert team is not None, team_name
+        members = {by_id[m["value"]] for m in team.get("members") or []}
+        expected = {seed.person(k).email for k in seed.team(team_name).member_keys if seed.person(k).active}
+        assert members == expected
+
+
+def test_apply_under_rate_limits_and_server_errors_converges_without_duplicates(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sandbox.set_faults(FaultConfig(rate_429=0.2, rate_5xx=0.05))
+    assert main(["apply", "--idp", "okta", "-c", str(sandbox_config), "--yes"]) == 1  # the manual step
+    enable_provisioning(sandbox)
+    assert main(["apply", "--idp", "okta", "-c", str(sandbox_config), "--yes"]) == 0
+    assert plan_json(sandbox_config, capsys) == []
+    statuses = Counter(e.status for e in sandbox.logs["okta"].entries)
+    assert statuses[429] > 0 and statuses[503] > 0  # the faults really happened
+    sandbox.set_faults(FaultConfig())
+    org_id = sandbox.astro_orgs["okta"].org_id
+    names = [u["userName"] for u in sandbox.astro.users(org_id)]
+    teams = [g["displayName"] for g in sandbox.astro.groups(org_id)]
+    assert len(names) == len(set(names)) == sum(1 for p in sandbox.seed_org.people if p.active)
+    assert sorted(teams) == sorted(sandbox.default_team_names())
+    sources = [m["sourceGroupId"] for m in okta_api(sandbox, "GET", f"/api/v1/apps/{app_id(sandbox)}/group-push/mappings")]
+    assert len(sources) == len(set(sources)) == 2
+
+
+# -- one resource kind at a time: drift in Okta -> one change -> apply -> empty plan -------------------------
+
+def _converges(sb: Sandbox, config: Path, capsys: pytest.CaptureFixture[str], expected: list[tuple[str, str, str]],
+               *extra: str) -> None:
+    assert kinds(plan_json(config, capsys, *extra)) == expected
+    force = ["--force"] if "--prune" in extra else []  # one deletion of three is over the 10% safety limit
+    assert main(["apply", "--idp", "okta", "-c", str(config), "--yes", *extra, *force]) == 0
+    assert plan_json(config, capsys, *extra) == []
+
+
+def test_feature_drift_is_planned_and_fixed(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configured(sandbox, sandbox_config)
+    okta_api(sandbox, "PUT", f"/api/v1/apps/{app_id(sandbox)}/features/USER_PROVISIONING",
+             {"update": {"profile": {"status": "DISABLED"}}})
+    changes = plan_json(sandbox_config, capsys)
+    assert changes[0]["before"] == {"update.profile": "DISABLED"}
+    _converges(sandbox, sandbox_config, capsys, [("update", "okta.feature", "USER_PROVISIONING")])
+
+
+def test_profile_mapping_drift_is_planned_and_fixed(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configured(sandbox, sandbox_config)
+    mapping = okta_api(sandbox, "GET", "/api/v1/mappings", targetId=app_id(sandbox))
+    to_app = next(m for m in mapping if m["source"]["type"] == "user")
+    okta_api(sandbox, "POST", f"/api/v1/mappings/{to_app['id']}",
+             {"properties": {"displayName": {"expression": "user.login", "pushStatus": "DONT_PUSH"},
+                             "title": {"expression": "user.title", "pushStatus": "PUSH"}}})
+    _converges(sandbox, sandbox_config, capsys, [("update", "okta.profile_mapping", "displayName")])
+    props = okta_api(sandbox, "GET", f"/api/v1/mappings/{to_app['id']}")["properties"]
+    assert props["title"]["expression"] == "user.title"  # not ours: left alone
+
+
+def test_group_assignment_drift_is_planned_and_fixed(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configured(sandbox, sandbox_config)
+    gid = sandbox.okta.group_by_name(ASSIGNED_TEAM)["id"]
+    okta_api(sandbox, "DELETE", f"/api/v1/apps/{app_id(sandbox)}/groups/{gid}")
+    _converges(sandbox, sandbox_config, capsys, [("create", "okta.group_assignment", ASSIGNED_TEAM)])
+
+
+def test_inactive_push_mapping_is_reactivated(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configured(sandbox, sandbox_config)
+    team = sandbox.default_team_names()[0]
+    mapping = sandbox.okta.push_mapping(app_id(sandbox), team)
+    okta_api(sandbox, "PATCH", f"/api/v1/apps/{app_id(sandbox)}/group-push/mappings/{mapping['id']}",
+             {"status": "INACTIVE"})
+    _converges(sandbox, sandbox_config, capsys, [("update", "okta.push_mapping", team)])
+
+
+def test_push_mapping_outside_config_is_deleted_only_with_prune(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configured(sandbox, sandbox_config)
+    extra = [t.name for t in sandbox.seed_org.teams if t.name not in (*sandbox.default_team_names(), ASSIGNED_TEAM)]
+    gid = sandbox.okta.group_by_name(extra[0])["id"]
+    okta_api(sandbox, "POST", f"/api/v1/apps/{app_id(sandbox)}/group-push/mappings",
+             {"sourceGroupId": gid, "targetGroupName": extra[0]})
+    assert plan_json(sandbox_config, capsys) == []
+    assert main(["apply", "--idp", "okta", "-c", str(sandbox_config), "--yes", "--prune"]) == 2  # safety limit
+    assert sandbox.okta.push_mapping(app_id(sandbox), extra[0]) is not None
+    _converges(sandbox, sandbox_config, capsys, [("delete", "okta.push_mapping", extra[0])], "--prune")
+    assert sandbox.okta.push_mapping(app_id(sandbox), extra[0]) is None
+    assert sandbox.astro.find_group(sandbox.astro_orgs["okta"].org_id, extra[0]) is not None  # Team kept
+
+
+# -- errors the user sees -------------------------------------------------------------------------------------
+
+def test_bad_token_exits_3_naming_the_org_and_okta_code(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (sandbox_config.parent / "okta.token").write_text("not-the-right-token-at-all\n")
+    assert main(["plan", "--idp", "okta", "-c", str(sandbox_config)]) == 3
+    err = capsys.readouterr().err
+    assert f"Okta {sandbox.okta_url} refused the API token" in err and "E0000011" in err
+    assert "not-the-right-token-at-all" not in err
+
+
+def test_app_not_found_exits_2_with_candidates(
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", okta_app_label="Astor")
+    assert main(["plan", "--idp", "okta", "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "no app labelled 'Astor'" in err and "'Astro'" in err
+    assert f"{config}:" in err  # file:line of okta.app.label
+
+
+def test_unknown_group_exits_2_with_candidates_and_location(
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", okta_assign_groups=["Astro User"])
+    assert main(["plan", "--idp", "okta", "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "no group named 'Astro User'" in err and f"'{ASSIGNED_TEAM}'" in err
+
+
+def test_secrets_never_reach_output_or_logs(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secrets = [sandbox.okta_token, sandbox.astro_orgs["okta"].token]
+    runs = [
+        ["-v", "test-connection", "--idp", "okta", "-c", str(sandbox_config)],
+        ["-v", "plan", "--idp", "okta", "-c", str(sandbox_config)],
+        ["-v", "apply", "--idp", "okta", "-c", str(sandbox_config), "--yes"],
+        ["-v", "status", "--idp", "okta", "-c", str(sandbox_config)],
+    ]
+    for argv in runs:
+        main(argv)
+        if argv[1] == "apply":
+            enable_provisioning(sandbox)
+            main(argv)
+    (sandbox_config.parent / "okta.token").write_text(secrets[0][::-1] + "\n")  # a wrong token: error paths
+    main(["-v", "plan", "--idp", "okta", "-c", str(sandbox_config)])
+    captured = capsys.readouterr()
+    assert "okta GET /api/v1/apps" in caplog.text  # -v really logged the HTTP calls
+    for secret in [*secrets, secrets[0][::-1]]:
+        assert secret not in captured.out and secret not in captured.err and secret not in caplog.text
+
+
+# -- test-connection, status -----------------------------------------------------------------------------------
+
+def test_test_connection_reports_each_check(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["test-connection", "--idp", "okta", "-c", str(sandbox_config)]) == 0
+    out = capsys.readouterr().out
+    assert "ok   Okta API token" in out and "admin@" in out
+    assert f"ok   Okta app: {APP}" in out
+    assert "info Okta provisioning: not enabled yet" in out
+    assert "ok   Astro SCIM token" in out
+    log = sandbox.logs["astro"].entries
+    assert any(e.path.endswith("/ServiceProviderConfig") for e in log)
+    assert any("astro-scim-connection-test" in e.query for e in log)
+
+
+def test_test_connection_fails_on_a_bad_astro_token(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (sandbox_config.parent / "astro-okta.token").write_text("wrong-astro-token-value\n")
+    assert main(["test-connection", "--idp", "okta", "-c", str(sandbox_config)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL Astro SCIM token" in out and "refused the Organization API token" in out
+
+
+def test_status_reports_app_user_and_push_errors(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configured(sandbox, sandbox_config)
+    capsys.readouterr()
+    assert main(["status", "--idp", "okta", "-c", str(sandbox_config)]) == 0
+    person = sandbox.seed_org.people[0].email
+    team = sandbox.default_team_names()[0]
+    sandbox.okta.set_app_user_error(app_id(sandbox), person, "SCIM 409: userName already exists")
+    sandbox.okta.set_push_error(app_id(sandbox), team, "Failed on 2024-01-01: unable to push")
+    capsys.readouterr()
+    assert main(["status", "--idp", "okta", "-c", str(sandbox_config)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL app users in ERROR: 1:" in out and person in out
+    assert f"FAIL push mappings in ERROR: {team}: Failed on 2024-01-01" in out
+
+
+# -- drift support ---------------------------------------------------------------------------------------------
+
+def test_read_view_holds_users_expected_values_and_groups(sandbox: Sandbox, sandbox_config: Path) -> None:
+    configured(sandbox, sandbox_config)
+    silent = next(p for p in sandbox.seed_org.people if p.active).email
+    view = provider(sandbox_config).read_view()
+    users = {u.user_name: u for u in view.users}
+    person = next(p for p in sandbox.seed_org.people if p.email == silent)
+    u = users[silent]
+    assert u.active and u.scim_id and u.error is None
+    assert u.expected["name.givenName"] == person.first_name
+    assert u.expected['emails[type eq "work"].value'] == silent
+    assert u.expected["userName"] == silent
+    team = sandbox.default_team_names()[0]
+    group = next(g for g in view.groups if g.name == team)
+    seed_team = sandbox.seed_org.team(team)
+    assert group.members == {sandbox.seed_org.person(k).email.lower() for k in seed_team.member_keys
+                             if sandbox.seed_org.person(k).active}
+
+
+def test_reassign_user_brings_back_a_user_deleted_in_astro(sandbox: Sandbox, sandbox_config: Path) -> None:
+    configured(sandbox, sandbox_config)
+    org_id = sandbox.astro_orgs["okta"].org_id
+    login = next(p for p in sandbox.seed_org.people if p.active).email
+    sandbox.astro.delete_user(org_id, login)
+    assert sandbox.astro.find_user(org_id, login) is None
+    done = provider(sandbox_config).reassign_user(login)
+    assert "re-assigned" in done
+    user = sandbox.astro.find_user(org_id, login)
+    assert user is not None and user["active"] is True
+    # The user is back in the groups they left and rejoined, in Okta and as a Team member in Astro.
+    assert sandbox.okta.app_user(app_id(sandbox), login)["scope"] == "GROUP"

@@ -1,0 +1,120 @@
+"""`astro-scim push-groups` against the sandbox: create/link, the INACTIVE/ACTIVE re-push workaround, verification."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connector.cli import main
+from connector.sandbox.core import Sandbox
+
+
+def app_id(sb: Sandbox) -> str:
+    return str(sb.okta.app_by_label("Astro")["id"])
+
+
+def configured(sb: Sandbox, config: Path) -> None:
+    org = sb.astro_orgs["okta"]
+    sb.okta.enable_provisioning(app_id(sb), org.scim_url, org.token)
+    assert main(["apply", "--idp", "okta", "-c", str(config), "--yes"]) == 0
+
+
+def team_members(sb: Sandbox, team: str) -> set[str]:
+    org_id = sb.astro_orgs["okta"].org_id
+    names = {u["id"]: u["userName"] for u in sb.astro.users(org_id)}
+    group = sb.astro.find_group(org_id, team)
+    assert group is not None
+    return {names[m["value"]] for m in group.get("members") or []}
+
+
+def expected_members(sb: Sandbox, team: str) -> set[str]:
+    seed = sb.seed_org
+    return {seed.person(k).email for k in seed.team(team).member_keys if seed.person(k).active}
+
+
+def push(config: Path, *args: str) -> int:
+    return main(["push-groups", "-c", str(config), *args])
+
+
+def test_in_sync_groups_need_nothing(sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    configured(sandbox, sandbox_config)
+    capsys.readouterr()
+    sandbox.logs["okta"].clear()
+    assert push(sandbox_config) == 0
+    out = capsys.readouterr().out
+    assert "every group is pushed and in sync with Astro" in out
+    assert sandbox.logs["okta"].writes() == []
+
+
+def test_repush_workaround_fixes_a_dropped_membership_and_verifies(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configured(sandbox, sandbox_config)
+    team = sandbox.default_team_names()[0]
+    victim = sorted(expected_members(sandbox, team))[0]
+    sandbox.astro.drop_membership(sandbox.astro_orgs["okta"].org_id, team, victim)
+    assert victim not in team_members(sandbox, team)
+    capsys.readouterr()
+
+    sandbox.logs["okta"].clear()
+    assert push(sandbox_config) == 0  # without --yes (and no TTY): report only
+    out = capsys.readouterr().out
+    assert f"{team}: push mapping ACTIVE" in out and "1 missing" in out and victim in out
+    assert "would: re-push" in out and "nothing changed" in out
+    assert sandbox.logs["okta"].writes() == []
+
+    assert push(sandbox_config, "--yes") == 0
+    captured = capsys.readouterr()
+    assert "workaround" in captured.err and "INACTIVE and then ACTIVE" in captured.err
+    assert f"verified in Astro: Team {team!r}" in captured.out
+    patches = [e for e in sandbox.logs["okta"].writes() if e.method == "PATCH"]
+    assert len(patches) == 2  # INACTIVE, then ACTIVE, for the one out-of-sync group only
+    assert team_members(sandbox, team) == expected_members(sandbox, team)
+
+
+def test_missing_mapping_is_created_for_named_group(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configured(sandbox, sandbox_config)
+    other = next(t.name for t in sandbox.seed_org.teams if t.name not in (*sandbox.default_team_names(), "Astro Users"))
+    assert push(sandbox_config, other, "--yes") == 0
+    out = capsys.readouterr().out
+    assert f"{other}: create the push mapping" in out and "verified in Astro" in out
+    assert team_members(sandbox, other) == expected_members(sandbox, other)
+    assert sandbox.okta.push_mapping(app_id(sandbox), other)["status"] == "ACTIVE"
+
+
+def test_push_error_is_repushed(sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    configured(sandbox, sandbox_config)
+    team = sandbox.default_team_names()[1]
+    sandbox.okta.set_push_error(app_id(sandbox), team, "Error while pushing: 503")
+    capsys.readouterr()
+    assert push(sandbox_config, team, "--yes") == 0
+    out = capsys.readouterr().out
+    assert "push mapping in ERROR: Error while pushing: 503" in out and "verified in Astro" in out
+    assert sandbox.okta.push_mapping(app_id(sandbox), team)["status"] == "ACTIVE"
+
+
+def test_unverifiable_push_says_push_now_and_exits_1(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configured(sandbox, sandbox_config)
+    team = sandbox.default_team_names()[0]
+    victim = sorted(expected_members(sandbox, team))[0]
+    sandbox.astro.drop_membership(sandbox.astro_orgs["okta"].org_id, team, victim)
+    # The emulated Okta accepts the re-push but sends nothing (what the FAQ's "Push now" exists for).
+    monkeypatch.setattr(sandbox.okta.engine, "push", lambda app_id, pm: pm.update(status="ACTIVE") or True)
+    monkeypatch.setattr("connector.providers.okta.VERIFY_TIMEOUT", 0.3)
+    capsys.readouterr()
+    assert push(sandbox_config, team, "--yes") == 1
+    captured = capsys.readouterr()
+    assert f"{team}: re-push" in captured.out and "still out of sync in Astro: 1 missing" in captured.out
+    assert "still differ in Astro after the re-push" in captured.err
+    assert "Push Groups > click the Push Status value of the group > Push now" in captured.err
+
+
+def test_unknown_group_exits_2(sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert push(sandbox_config, "Data Enginering") == 2
+    err = capsys.readouterr().err
+    assert "no group named 'Data Enginering'" in err and "'Data Engineering'" in err
