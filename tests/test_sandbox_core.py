@@ -151,9 +151,12 @@ def test_faults_change_live_per_service(sandbox: Sandbox) -> None:
     assert resp.status_code == 429 and resp.headers["retry-after"] == "1"
     assert resp.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
 
-    sandbox.set_faults(FaultConfig())
-    sandbox.set_faults(FaultConfig(), service="astro")
+    sandbox.set_faults(FaultConfig(rate_5xx=1.0), service="graph")
+    assert _graph(sandbox, "/users").status_code >= 500 and _okta(sandbox, "/api/v1/users").status_code == 429
+
+    sandbox.set_faults(FaultConfig(), service="all")
     assert _okta(sandbox, "/api/v1/users").status_code == 200
+    assert _graph(sandbox, "/users").status_code == 200
     assert _astro(sandbox, "okta", "/Users").status_code == 200
     with pytest.raises(ValueError):
         sandbox.set_faults(FaultConfig(), service="ldap")

@@ -153,16 +153,19 @@ class Sandbox:
         return {name: app.url for name, app in self._served.items()}
 
     def set_faults(self, config: FaultConfig, *, service: str | None = None) -> None:
-        """Change fault rates live. service: "okta", "graph", "astro", or None for both IdP emulators."""
+        """Change fault rates live. service: "okta", "graph", "astro", "all", or None for both IdP emulators."""
         if service is None:
             names = ["okta", "graph"]
-            self.faults = config
+        elif service == "all":
+            names = ["okta", "graph", "astro"]
         elif service in self.logs:
             names = [service]
-            if service == "astro":
-                self.astro_faults = config
         else:
-            raise ValueError(f"unknown service {service!r}; one of okta, graph, astro")
+            raise ValueError(f"unknown service {service!r}; one of okta, graph, astro, all")
+        if "okta" in names:
+            self.faults = config
+        if "astro" in names:
+            self.astro_faults = config
         for name in names:
             mw = self._middleware.get(name)
             if mw is not None:
