@@ -298,9 +298,18 @@ def test_next_link_parsing() -> None:
 
 
 def test_client_config_private_key_mode() -> None:
-    cfg = OktaConfig(org_url="https://acme.okta.com", client_id="0oaSvc",
-                     private_key=Secret.from_value("-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----"))
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from connector.providers.okta_client import new_sdk_client
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    cfg = OktaConfig(org_url="https://acme.okta.com", client_id="0oaSvc", private_key=Secret.from_value(pem))
     conf = client_config(cfg)
     assert conf["authorizationMode"] == "PrivateKey" and conf["clientId"] == "0oaSvc"
     assert "okta.apps.manage" in conf["scopes"] and "token" not in conf
     assert conf["rateLimit"]["maxRetries"] == 0
+    # The SDK accepts it as an OAuth service app configuration (the token request happens on first call).
+    assert new_sdk_client(cfg).get_config()["client"]["authorizationMode"] == "PrivateKey"

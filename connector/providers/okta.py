@@ -248,7 +248,12 @@ class OktaProvider:
 
     async def _resolve_groups(self, c: OktaClient, names: list[str], key: str) -> list[P.OktaGroup]:
         async def one(name: str) -> P.OktaGroup | None:
-            found = await c.get("/api/v1/groups", {"q": name, "limit": 200}) or []
+            if '"' in name or "\\" in name:
+                # q= is a prefix search without paging: fine for odd names, which are rare.
+                found = await c.get("/api/v1/groups", {"q": name, "limit": 200}) or []
+            else:
+                # An exact, paged search: a prefix search could hide the group behind 200 longer names.
+                found = await c.pages("/api/v1/groups", {"search": f'profile.name eq "{name}"', "limit": 200})
             # APP_GROUPs are the pushed copies of groups in target apps; they share the source group's name.
             exact = [g for g in found if (g.get("profile") or {}).get("name") == name and g.get("type") != "APP_GROUP"]
             return P.OktaGroup(str(exact[0]["id"]), name) if exact else None
