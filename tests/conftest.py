@@ -9,13 +9,11 @@ import pytest
 
 from connector.sandbox.core import Sandbox
 
-SMALL_ORG = {"users": 12, "groups": 3, "seed": 7}
-
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     """Okta, Graph and Astro SCIM on ephemeral loopback ports, seeded with 12 people and 3 teams."""
-    with Sandbox(**SMALL_ORG) as sb:
+    with Sandbox(users=12, groups=3, seed=7) as sb:
         yield sb
 
 

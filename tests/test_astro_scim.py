@@ -12,10 +12,9 @@ from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_models import (
     EnterpriseUser,
     Group,
-    GroupMember,
+    ListResponse,
     Name,
     PatchOp,
-    PatchOperation,
     Path,
     ResourceType,
     ScimPolicy,
@@ -113,28 +112,35 @@ def test_crud_users_and_groups_with_scim2_client(astro: Astro) -> None:
     created = client.create(User[EnterpriseUser](
         user_name="ada.lovelace@acme.example", name=Name(given_name="Ada", family_name="Lovelace"), active=True,
     ))
-    assert created.id and created.id.startswith("cl") and len(created.id) == 25
+    assert isinstance(created, User) and created.id and created.meta
+    assert created.id.startswith("cl") and len(created.id) == 25
     assert created.meta.location == f"{astro.served.url}/scim/v2/{ORG}/Users/{created.id}"
 
     fetched = client.query(User[EnterpriseUser], created.id)
+    assert isinstance(fetched, User) and fetched.name
     assert fetched.user_name == "ada.lovelace@acme.example" and fetched.name.given_name == "Ada"
 
-    found = client.query(User[EnterpriseUser], query_parameters=SearchRequest(
-        filter='userName eq "ADA.LOVELACE@acme.example"'))
+    found = client.query(User[EnterpriseUser], query_parameters=SearchRequest.model_validate(
+        {"filter": 'userName eq "ADA.LOVELACE@acme.example"'}))
+    assert isinstance(found, ListResponse) and found.resources
     assert found.total_results == 1 and found.resources[0].id == created.id
 
     fetched.display_name = "Ada L."
     replaced = client.replace(fetched)
-    assert replaced.display_name == "Ada L."
+    assert isinstance(replaced, User) and replaced.display_name == "Ada L."
 
-    patch = PatchOp[User[EnterpriseUser]](operations=[PatchOperation(op="replace", path="active", value=False)])
+    patch = PatchOp[User[EnterpriseUser]].model_validate(
+        {"Operations": [{"op": "replace", "path": "active", "value": False}]})
     assert client.modify(User[EnterpriseUser], created.id, patch) is None  # 204, like Astro
-    assert client.query(User[EnterpriseUser], created.id).active is False
+    after = client.query(User[EnterpriseUser], created.id)
+    assert isinstance(after, User) and after.active is False
 
-    group = client.create(Group(display_name="Data Engineering", members=[GroupMember(value=created.id)]))
-    assert [m.value for m in group.members] == [created.id]
-    groups = client.query(Group, query_parameters=SearchRequest(filter='displayName eq "data engineering"'))
-    assert groups.total_results == 1
+    group = client.create(Group.model_validate(
+        {"displayName": "Data Engineering", "members": [{"value": created.id}]}))
+    assert isinstance(group, Group) and [m.value for m in group.members or []] == [created.id]
+    groups: Any = client.query(Group, query_parameters=SearchRequest.model_validate(  # type: ignore[arg-type]
+        {"filter": 'displayName eq "data engineering"'}))
+    assert isinstance(groups, ListResponse) and groups.total_results == 1
 
     client.delete(User[EnterpriseUser], created.id)
     assert astro.send("GET", f"/Users/{created.id}").status_code == 404
@@ -432,7 +438,8 @@ def test_misbehaviour_modes(astro: Astro) -> None:
                       headers={"Authorization": f"Bearer {TOKEN2}"}).status_code == 200  # other org unaffected
 
     astro.server.set_misbehaviour(ORG, None)
-    assert client.query(User[EnterpriseUser]).total_results == 3
+    listed = client.query(User[EnterpriseUser])
+    assert isinstance(listed, ListResponse) and listed.total_results == 3
     with pytest.raises(ValueError):
         astro.server.set_misbehaviour(ORG, "slow")
 
