@@ -250,11 +250,11 @@ def okta_attribute(target: str) -> str:
     """The Okta app-user attribute for a SCIM path (name.givenName -> givenName)."""
     from connector.mapping import idp_attributes
 
-    table: dict[str, str] = getattr(idp_attributes, "SCIM_TO_OKTA_APPUSER", None) or {}
-    for key, name in table.items():
-        if key.lower() == target.lower():
-            return name
-    # Outside the table (extension attributes): the custom SCIM app names its attribute after the last segment.
+    known = idp_attributes.okta_app_user_attribute(target)
+    if known:
+        return known
+    # Outside the app template (custom extension attributes): a custom SCIM app names the attribute after the
+    # path's last segment, which is also what the admin console suggests.
     last = re.sub(r"\[.*?\]", "", target).rsplit(":", 1)[-1].rsplit(".", 1)[-1]
     return last or target
 

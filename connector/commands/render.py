@@ -1,0 +1,91 @@
+"""`astro-scim render --idp okta|azure --out DIR [--config FILE] [--mapping FILE]`: offline, imports no IdP SDK.
+
+Exit 0 with the list of files written; 1 when the mapping has validation errors (each printed with file:line:col);
+2 when an input cannot be read or the flags do not fit together.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from connector import output
+from connector.errors import EXIT_FINDINGS, EXIT_OK, ConfigError
+from connector.mapping.model import Finding, Severity
+
+if TYPE_CHECKING:
+    from connector.config import ProjectConfig
+
+# Where a checkout keeps the shipped mappings, for `render` run from outside the checkout.
+_CHECKOUT_MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
+
+
+def _mapping_path(args: argparse.Namespace, config: ProjectConfig | None) -> Path:
+    if args.mapping:
+        return Path(args.mapping)
+    section = getattr(config, args.idp, None) if config is not None else None
+    configured = getattr(section, "mapping", None)
+    if configured is not None:
+        return Path(configured)
+    for candidate in (Path("mappings") / f"{args.idp}.yaml", _CHECKOUT_MAPPINGS / f"{args.idp}.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no mapping file for {args.idp}: mappings/{args.idp}.yaml does not exist here",
+        hint="pass --mapping FILE, or set the mapping in the config's idp section",
+    )
+
+
+def _print(findings: list[Finding]) -> None:
+    for f in findings:
+        text = f"{f.location}: {f.message}"
+        if f.severity == Severity.ERROR:
+            output.error(text, f.hint)
+        else:
+            output.warn(f"warning: {text}" + (f" (hint: {f.hint})" if f.hint else ""))
+
+
+def run(args: argparse.Namespace) -> int:
+    from connector.cli import load_config_arg
+    from connector.mapping.load import load_mapping
+    from connector.mapping.validate import UNREADABLE, validate_paths
+    from connector.render import render_idp
+
+    config = load_config_arg(args.config) if args.config else None
+    path = _mapping_path(args, config)
+    if not path.exists():
+        raise ConfigError(f"mapping file {path} not found")
+    if not path.is_file():
+        raise ConfigError(f"mapping path {path} is not a file", hint="render takes one mapping file per IdP")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot read mapping file {path}: {exc.strerror}") from None
+
+    findings = validate_paths([str(path)])
+    unreadable = [f for f in findings if f.code in UNREADABLE]
+    if unreadable:
+        raise ConfigError(unreadable[0].message, location=unreadable[0].location, hint=unreadable[0].hint)
+    _print(findings)
+    if any(f.severity == Severity.ERROR for f in findings):
+        output.error(f"{path} has validation errors; nothing was rendered")
+        return EXIT_FINDINGS
+    mapping, load_findings = load_mapping(str(path))
+    if mapping is None:  # validate_paths reported why; this only guards against a disagreement between the two
+        _print([f for f in load_findings if f not in findings])
+        return EXIT_FINDINGS
+    if mapping.idp != args.idp:
+        raise ConfigError(
+            f"{path} is a mapping for {mapping.idp}, not {args.idp}",
+            location=mapping.location,
+            hint=f"pass --mapping mappings/{args.idp}.yaml or --idp {mapping.idp}",
+        )
+
+    command = f"astro-scim render --idp {args.idp}"
+    written = render_idp(args.idp, mapping, config, args.out, mapping_path=str(path), command=command)
+    output.say(f"rendered {len(written)} files for {args.idp} from {path}:")
+    for p in written:
+        output.say(f"  {p}")
+    return EXIT_OK
