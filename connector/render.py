@@ -466,18 +466,3 @@ def render_idp(
     except OSError as exc:
         raise ConfigError(f"cannot write to {out}: {exc.strerror}") from None
     return written
-
-
-def entra_object_mappings(mapping: MappingFile) -> list[dict[str, Any]]:
-    """The objectMappings `render` writes, for code that merges them into a job schema (same template)."""
-    ctx = build_context("azure", mapping, None, mapping_path=mapping.file, command="")
-    doc = json.loads(render_text("azure/entra-schema-mappings.json.j2", ctx.as_dict()))
-    result: list[dict[str, Any]] = doc["objectMappings"]
-    return result
-
-
-def okta_profile_mapping_body(mapping: MappingFile) -> dict[str, Any]:
-    """The POST /api/v1/mappings/{id} body `render` writes (same template)."""
-    ctx = build_context("okta", mapping, None, mapping_path=mapping.file, command="")
-    body: dict[str, Any] = json.loads(render_text("okta/okta-profile-mapping.json.j2", ctx.as_dict()))
-    return body

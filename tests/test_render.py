@@ -503,3 +503,41 @@ def test_env_names_and_outputs() -> None:
         "okta/okta-features.json.j2", "okta/okta-group-push.json.j2", "okta/okta-profile-mapping.json.j2",
         "okta/runbook-okta.md.j2", "okta/terraform/okta.tf.j2"]
     assert (REPO / "templates" / "okta" / "runbook-okta.md.j2").is_file()  # the documented location in a checkout
+
+
+# ---------------------------------------------------------------------------------------------- agreement
+
+
+def test_entra_file_agrees_with_what_apply_writes(tmp_path: Path) -> None:
+    """The rendered attributeMappings are exactly what `apply` merges into an empty template schema."""
+    from connector.mapping.load import load_mapping
+    from connector.providers.azure_schema import merge
+
+    mapping, findings = load_mapping(REPO / "mappings" / "azure.yaml")
+    assert mapping is not None and not findings
+    _, out = render(tmp_path, "azure")
+    rendered = json.loads((out / "entra-schema-mappings.json").read_text())["objectMappings"]
+    empty = {"directories": [], "synchronizationRules": [{"objectMappings": [
+        {"sourceObjectName": om["sourceObjectName"], "targetObjectName": om["targetObjectName"],
+         "attributeMappings": []} for om in rendered]}]}
+    merged, _ = merge(empty, mapping)
+    applied = merged["synchronizationRules"][0]["objectMappings"]
+    assert [om["attributeMappings"] for om in applied] == [om["attributeMappings"] for om in rendered]
+
+
+def test_mapping_comes_from_the_config_or_the_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    custom = tmp_path / "my-okta.yaml"
+    custom.write_text((REPO / "mappings" / "okta.yaml").read_text().replace("user.profileUrl", "user.nickName"))
+    cfg = write_config(tmp_path)
+    cfg.write_text(cfg.read_text().replace("  integration: oin\n", "  integration: oin\n  mapping: my-okta.yaml\n"))
+    monkeypatch.chdir(tmp_path)  # no mappings/ here: the config names the file
+    assert main(["render", "--idp", "okta", "--config", str(cfg), "--out", "a"]) == 0
+    props = json.loads((tmp_path / "a" / "okta-profile-mapping.json").read_text())["properties"]
+    assert props["profileUrl"]["expression"] == "user.nickName"
+    assert f"from {custom}" in capsys.readouterr().out
+    # Without --mapping or a config entry, outside a checkout: the checkout's shipped mappings.
+    assert main(["render", "--idp", "okta", "--out", "b"]) == 0
+    props = json.loads((tmp_path / "b" / "okta-profile-mapping.json").read_text())["properties"]
+    assert props["profileUrl"]["expression"] == "user.profileUrl"
