@@ -171,6 +171,25 @@ def test_apply_under_rate_limits_and_server_errors_converges_without_duplicates(
     assert len(sources) == len(set(sources)) == 2
 
 
+def test_integration_pointing_to_another_astro_org_is_a_manual_change(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = sandbox.astro_orgs["azure"]
+    sandbox.okta.enable_provisioning(app_id(sandbox), wrong.scim_url, wrong.token)
+    changes = plan_json(sandbox_config, capsys)
+    right = sandbox.astro_orgs["okta"].org_id
+    assert changes[0]["action"] == "manual" and changes[0]["before"] == {"organizationId": wrong.org_id}
+    assert changes[0]["after"] == {"organizationId": right}
+    assert main(["apply", "--idp", "okta", "-c", str(sandbox_config), "--yes"]) == 1
+    assert f"Organization ID: {right}" in capsys.readouterr().out
+    assert sandbox.logs["okta"].writes() == []
+    assert main(["test-connection", "--idp", "okta", "-c", str(sandbox_config)]) == 1
+    assert f"FAIL Astro organization: the app's API integration uses {wrong.org_id}" in capsys.readouterr().out
+    enable_provisioning(sandbox)  # the admin fixes it in the console
+    assert main(["apply", "--idp", "okta", "-c", str(sandbox_config), "--yes"]) == 0
+    assert plan_json(sandbox_config, capsys) == []
+
+
 # -- one resource kind at a time: drift in Okta -> one change -> apply -> empty plan -------------------------
 
 def _converges(sb: Sandbox, config: Path, capsys: pytest.CaptureFixture[str], expected: list[tuple[str, str, str]],

@@ -135,3 +135,14 @@ def test_username_note_only_for_unusual_templates() -> None:
     assert P.username_note({}) is None
     note = P.username_note({"credentials": {"userNameTemplate": {"template": "${source.samAccountName}"}}})
     assert note is not None and "samAccountName" in note
+
+
+def test_organization_change_only_when_the_app_points_elsewhere() -> None:
+    app = {"id": "0oa1", "label": "Astro", "settings": {"app": {"organizationId": "clother"}}}
+    change = P.organization_change(app=app, astro=ASTRO, config_file="astro-scim.yaml")
+    assert change is not None and change.action is Action.MANUAL
+    assert change.before == {"organizationId": "clother"} and change.after == {"organizationId": "clorg123"}
+    assert "Organization ID: clorg123" in change.data["steps"]
+    same = {"settings": {"app": {"organizationId": "clorg123"}}}
+    assert P.organization_change(app=same, astro=ASTRO, config_file="x") is None
+    assert P.organization_change(app={"settings": {"app": {}}}, astro=ASTRO, config_file="x") is None

@@ -329,6 +329,8 @@ class OktaProvider:
                 integration=self.okta.integration, app_label=str(app.get("label")), app_id=app_id, astro=self.astro,
                 config_file=self.cfg.file, connection_status=conn_status,
             ))
+        elif (org_change := P.organization_change(app=app, astro=self.astro, config_file=self.cfg.file)) is not None:
+            changes.append(org_change)
         if (fc := P.feature_change(feature, provisioning_enabled=enabled)) is not None:
             changes.append(fc)
         changes += P.property_changes(desired_props, properties, mapping_id=mapping_id)
@@ -371,11 +373,15 @@ class OktaProvider:
         for batch in batches:
             kind = batch[0].resource
             if kind == P.PROVISIONING:
+                self._app = None  # re-read: settings.app shows what the Admin Console step configured
+                app = await self._find_app(c)
                 enabled, _, _ = await self._provisioning(c, app_id)
-                if not enabled:
+                wrong_org = P.organization_change(app=app, astro=self.astro, config_file=self.cfg.file)
+                if not enabled or wrong_org is not None:
+                    what = "is not enabled" if not enabled else "points to another Astro organization"
                     raise ManualStepRequired(
-                        f"okta: provisioning is not enabled for app {app.get('label')!r} yet: do the Admin Console "
-                        "step below, then re-run apply",
+                        f"okta: provisioning {what} for app {app.get('label')!r}: do the Admin Console step "
+                        "below, then re-run apply",
                         steps=str(batch[0].data.get("steps", "")),
                     )
                 progress(batch[0])  # verified: someone did the manual step since the plan was made
@@ -515,6 +521,7 @@ class OktaProvider:
                     caps = P.capability_statuses(feature)
                     text = ", ".join(f"{k} {v}" for k, v in caps.items())
                     checks.append(Check("Okta provisioning", True, f"API integration enabled; To App: {text}"))
+                    checks.append(self._organization_check(app))
                 else:
                     checks.append(Check(
                         "Okta provisioning", None,
@@ -528,6 +535,16 @@ class OktaProvider:
                 checks.append(Check("Okta app", False, str(exc), exc.hint))
         checks.append(await self._astro_check())
         return checks
+
+    def _organization_check(self, app: dict[str, Any]) -> Check:
+        have = P.configured_organization(app)
+        want = self.astro.organization_id
+        if have is None:
+            return Check("Astro organization", None, f"the app does not show it; the config says {want}")
+        if have != want:
+            return Check("Astro organization", False, f"the app's API integration uses {have}, the config says {want}",
+                         "run 'astro-scim plan' for the steps to fix it")
+        return Check("Astro organization", True, f"the app's API integration uses {want}")
 
     async def _astro_check(self) -> Check:
         astro = self.astro
@@ -553,6 +570,7 @@ class OktaProvider:
                                 "run 'astro-scim plan' for the Admin Console steps"))
             return checks
         checks.append(Check("provisioning", True, f"enabled for {app.get('label')} ({app_id})"))
+        checks.append(self._organization_check(app))
         caps = P.capability_statuses(feature)
         wrong = {k: v for k, v in caps.items() if v != P.DESIRED_CAPABILITIES[k]}
         checks.append(Check(

@@ -110,6 +110,35 @@ def provisioning_change(
     )
 
 
+def configured_organization(app: dict[str, Any]) -> str | None:
+    """The Astro Organization ID the OIN app's API integration holds (`settings.app`), if the app shows one."""
+    value = ((app.get("settings") or {}).get("app") or {}).get("organizationId")
+    return str(value) if value else None
+
+
+def organization_change(*, app: dict[str, Any], astro: AstroConfig, config_file: str) -> Change | None:
+    """A MANUAL change when the API integration points to another Astro organization than the config's."""
+    have = configured_organization(app)
+    if have is None or have == astro.organization_id:
+        return None
+    label = str(app.get("label") or app.get("id"))
+    steps = "\n".join([
+        f"The API integration of {label} sends users to Astro organization {have}, but the config says "
+        f"{astro.organization_id} ({astro.scim_url}).",
+        f"In the Okta Admin Console open Applications > Applications > {label} > Provisioning > Integration > Edit:",
+        f"1. Organization ID: {astro.organization_id}",
+        f"2. API token: {secret_reference(astro.token, where=config_file)} (a token of that organization).",
+        "3. Click Test API Credentials, then Save.",
+        f"Or, if {have} is right, fix the astro section of {config_file}.",
+    ])
+    return Change(
+        Action.MANUAL, PROVISIONING, label, before={"organizationId": have},
+        after={"organizationId": astro.organization_id},
+        detail=f"the API integration points to Astro organization {have}, not {astro.organization_id}",
+        data={"app_id": app.get("id"), "steps": steps},
+    )
+
+
 # -- USER_PROVISIONING --------------------------------------------------------------------------------------
 
 def capability_statuses(feature: dict[str, Any] | None) -> dict[str, str | None]:
