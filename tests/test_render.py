@@ -171,7 +171,7 @@ def test_entra_secrets_body_holds_references_only(tmp_path: Path) -> None:
 def test_azure_runbook_follows_the_seed(tmp_path: Path) -> None:
     _, out = render(tmp_path, "azure")
     md = (out / "runbook-azure.md").read_text()
-    assert md.startswith("# Astro SCIM provisioning from Microsoft Entra ID")
+    assert md.startswith("# Astro SCIM provisioning from Microsoft Entra ID") and "\n\n\n" not in md
     for heading in ("## Values", "## Steps", "## Frequently asked questions"):
         assert f"\n{heading}\n" in md
     assert numbered_steps(md, "## Steps") == list(range(1, 11))
@@ -302,7 +302,7 @@ def test_okta_create_only_is_dont_push(tmp_path: Path) -> None:
 def test_okta_runbook_follows_the_seed(tmp_path: Path) -> None:
     _, out = render(tmp_path, "okta")
     md = (out / "runbook-okta.md").read_text()
-    assert md.startswith("# Astro SCIM provisioning from Okta")
+    assert md.startswith("# Astro SCIM provisioning from Okta") and "\n\n\n" not in md
     a = "## A. Okta - Astro integration (recommended)"
     b = "## B. Okta - Manual (custom SCIM app)"
     for heading in ("## Values", a, b, "## Frequently asked questions"):
