@@ -541,3 +541,13 @@ def test_mapping_comes_from_the_config_or_the_checkout(
     assert main(["render", "--idp", "okta", "--out", "b"]) == 0
     props = json.loads((tmp_path / "b" / "okta-profile-mapping.json").read_text())["properties"]
     assert props["profileUrl"]["expression"] == "user.profileUrl"
+
+
+def test_okta_app_by_id(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    cfg.write_text(cfg.read_text().replace("{label: Astro Prod}", "{id: 0oa1b2c3d4E5F6g7h8i9}"))
+    _, ok = render(tmp_path, "okta", "--config", str(cfg))
+    doc = hcl(ok / "terraform" / "okta.tf")
+    assert blocks(doc, "data", "okta_app")["astro"] == {"id": "${var.app_id}"}
+    assert variables(doc)["app_id"]["default"] == "0oa1b2c3d4E5F6g7h8i9"
+    assert "APP=0oa1b2c3d4E5F6g7h8i9" in (ok / "runbook-okta.md").read_text()
