@@ -73,6 +73,10 @@ def _yaml_error(file: str, exc: yaml.YAMLError, text: str) -> ConfigError:
     if mark is not None and mark.line < len(lines) and "\t" in lines[mark.line]:
         hint = "YAML does not allow tabs for indentation; use spaces"
     loc = Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file)
+    # Say where an unfinished construct began (an unclosed quote or bracket is reported at the end of the file).
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and context_mark is not None and mark is not None and context_mark.line != mark.line:
+        problem = f"{problem} ({context} that starts at line {context_mark.line + 1}, column {context_mark.column + 1})"
     return ConfigError(f"invalid YAML: {problem}", location=loc, hint=hint)
 
 

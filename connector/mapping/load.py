@@ -46,6 +46,10 @@ class LoadResult:
     lines: list[str] = field(default_factory=list)
     entry_paths: dict[int, tuple[str | int, ...]] = field(default_factory=dict)  # id(AttributeMapping) -> path
     broken_targets: dict[str, set[str]] = field(default_factory=lambda: {"users": set(), "groups": set()})
+    # Sections whose entries could not all be read (not a list, an entry without a target, a misspelt section
+    # name): checks that need the whole section, such as "exactly one userName", are skipped for them so that
+    # one mistake gives one finding.
+    incomplete: set[str] = field(default_factory=set)
 
     def loc(self, path: tuple[str | int, ...], *, key: bool = False) -> Location:
         if self.document is None:
@@ -139,6 +143,8 @@ class _Loader:
         for key in data:
             if str(key) not in TOP_KEYS:
                 guess = did_you_mean(str(key), TOP_KEYS, _KEY_ALIASES)
+                if guess in SECTIONS and guess not in data:
+                    self.r.incomplete.add(guess)
                 self.add("unknown-key", f"unknown top-level key '{key}'", doc.loc((str(key),), key=True),
                          f"did you mean '{guess}'?" if guess else "allowed keys: " + ", ".join(TOP_KEYS))
         idp = self._idp(data)
@@ -175,6 +181,8 @@ class _Loader:
         if section not in data or data[section] is None:
             return []
         items = data[section]
+        if not isinstance(items, list):
+            self.r.incomplete.add(section)
         if isinstance(items, dict):
             self.add("wrong-type", f"'{section}' must be a list of mappings (each starting with '- target:'), "
                      "not a mapping", doc.loc((section,)), "put a '- ' before each entry")
@@ -196,22 +204,30 @@ class _Loader:
         path: tuple[str | int, ...] = (section, index)
         loc = doc.loc(path)
         if not isinstance(item, dict):
+            self.r.incomplete.add(section)
             self.add("wrong-type", f"{section}[{index}] must be a mapping with target and source, not "
                      f"{_type_name(item)}", loc, "e.g. '- target: displayName' then 'source: ...' on the next line")
             return None
         ok = True
+        misspelt: set[str] = set()  # keys the user meant, so their absence is not reported twice
         for key in item:
             if str(key) not in ENTRY_KEYS:
                 guess = did_you_mean(str(key), ENTRY_KEYS, _KEY_ALIASES)
+                if guess and guess not in item:
+                    misspelt.add(guess)
                 self.add("unknown-key", f"unknown key '{key}' in {section}[{index}]",
                          doc.loc((*path, str(key)), key=True),
                          f"did you mean '{guess}'?" if guess else "allowed keys: " + ", ".join(ENTRY_KEYS))
         target = item.get("target")
         if target is None:
+            self.r.incomplete.add(section)
+            if "target" in misspelt:
+                return None
             self.add("missing-target", f"{section}[{index}] has no 'target' (the SCIM attribute to set)", loc,
                      "e.g. target: name.givenName")
             return None
         if not isinstance(target, str) or not target.strip():
+            self.r.incomplete.add(section)
             self.add("wrong-type", f"'target' must be a SCIM attribute path string, not {_type_name(target)}",
                      doc.loc((*path, "target")))
             return None
@@ -224,6 +240,7 @@ class _Loader:
         from_sign_on = item.get("from_sign_on", False)
         if not isinstance(from_sign_on, bool):
             bad("from_sign_on", f"'from_sign_on' must be true or false, not {_type_name(from_sign_on)}")
+            misspelt.add("source")  # the user meant from_sign_on; a missing source is not news
             from_sign_on = False
         source = item.get("source")
         if "source" in item and not isinstance(source, str):
@@ -238,9 +255,10 @@ class _Loader:
             source = None
         elif source is None and not from_sign_on:
             ok = False
-            self.add("missing-source", f"{section}[{index}] ({target}) has no 'source' expression", loc,
-                     "add source: <expression>" + (" (or from_sign_on: true for Okta's userName)"
-                                                    if section == "users" else ""))
+            if "source" not in misspelt:
+                self.add("missing-source", f"{section}[{index}] ({target}) has no 'source' expression", loc,
+                         "add source: <expression>" + (" (or from_sign_on: true for Okta's userName)"
+                                                        if section == "users" else ""))
         apply_on = ApplyOn.CREATE_AND_UPDATE
         raw_apply = item.get("apply_on")
         if raw_apply is not None:
@@ -306,6 +324,11 @@ def load(path: str | Path) -> LoadResult:
             code = "tabs"
         result.findings.append(Finding(Severity.ERROR, exc.location or Location(file), code, exc.message,
                                        exc.hint))
+        return result
+    except RecursionError:  # an alias that contains itself (a: &x [*x]) or absurd nesting
+        result.findings.append(Finding(Severity.ERROR, Location(file, 1, 1), "yaml-syntax",
+                                       "invalid YAML: an anchor refers to itself, or nesting is too deep",
+                                       "remove the recursive &anchor / *alias"))
         return result
     result.mapping = _Loader(result).load()
     return result

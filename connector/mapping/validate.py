@@ -242,12 +242,14 @@ class _Checker:
                          "give each matching attribute its own precedence (1, 2, ...)")
             else:
                 by_priority[e.matching] = e
-        if not by_priority:
+        if not by_priority and section not in self.r.incomplete:
             want = "userName" if section == "users" else "displayName"
             self.add(ERROR, self.r.loc((section,), key=True), "no-matching",
                      f"Entra needs a matching attribute for {section}", f"add matching: 1 to {want}")
 
     def user_name(self) -> None:
+        if "users" in self.r.incomplete:
+            return
         names = [e for e in self.m.users if scim_paths.canonical(e.target) == "userName"]
         broken = any(scim_paths.canonical(t) == "userName" for t in self.r.broken_targets["users"])
         if not names and not broken:
@@ -263,7 +265,7 @@ class _Checker:
                      f"more than one userName mapping (first at line {first.line})", "keep exactly one")
 
     def group_display_name(self) -> None:
-        if not self.m.groups:
+        if not self.m.groups or "groups" in self.r.incomplete:
             return
         if any(scim_paths.canonical(e.target, "Group") == "displayName" for e in self.m.groups):
             return

@@ -1,0 +1,219 @@
+"""`astro-scim validate` end to end: one broken fixture per failure mode, the real CLI, exact file:line:col."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from connector.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+BROKEN = Path(__file__).parent / "fixtures" / "mappings" / "broken"
+VALID = Path(__file__).parent / "fixtures" / "mappings" / "valid"
+SHIPPED = ROOT / "mappings"
+
+# fixture, exit code, line, column, a substring of the message (hint included)
+CASES = [
+    ("yaml-syntax.yaml", 1, 6, 11, "invalid YAML: did not find expected ',' or ']' (while parsing a flow sequence "
+                                   "that starts at line 5, column 13)"),
+    ("yaml-unclosed-quote.yaml", 1, 7, 1, "a quoted scalar that starts at line 5, column 13"),
+    ("tabs.yaml", 1, 4, 1, "hint: YAML does not allow tabs for indentation; use spaces"),
+    ("duplicate-key.yaml", 1, 7, 5, "duplicate key 'source' in users.1"),
+    ("unknown-key.yaml", 1, 6, 5, "unknown key 'sorce' in users[1] (hint: did you mean 'source'?)"),
+    ("unknown-top-key.yaml", 1, 2, 1, "unknown top-level key 'user' (hint: did you mean 'users'?)"),
+    ("missing-username.yaml", 1, 2, 1, "no mapping for userName"),
+    ("two-usernames.yaml", 1, 6, 13, "more than one userName mapping (first at line 3)"),
+    ("duplicate-target.yaml", 1, 7, 13, "users maps displayName twice (first at line 5)"),
+    ("bad-scim-path.yaml", 1, 5, 34, "invalid SCIM path 'emails[type eq \"work\".value': expected 'and', 'or' or ']'"),
+    ("unknown-scim-attribute.yaml", 1, 5, 13, "unknown SCIM attribute 'givenName' in the User schema (hint: did "
+                                              "you mean name.givenName?)"),
+    ("unknown-enterprise-attribute.yaml", 1, 5, 13, "unknown SCIM attribute 'departmnt' in urn:ietf:params:scim:"
+                                                    "schemas:extension:enterprise:2.0:User (hint: did you mean"),
+    ("bad-okta-expression.yaml", 1, 6, 29, "invalid Okta expression for displayName: unexpected end of expression"),
+    ("bad-entra-expression.yaml", 1, 7, 26, "invalid Entra expression for displayName: unexpected character '+'"),
+    ("unknown-function-entra.yaml", 1, 7, 13, "unknown function 'toLower' (hint: did you mean ToLower?"),
+    ("unknown-function-okta.yaml", 1, 6, 13, "unknown function 'String.toLowercase' (hint: did you mean "
+                                             "String.toLowerCase?"),
+    ("wrong-arity-entra.yaml", 1, 7, 13, "Append takes 2 arguments, got 1 (hint: usage: Append(source, suffix))"),
+    ("wrong-arity-okta.yaml", 1, 6, 13, "String.substringBefore takes 2 arguments, got 1"),
+    ("switch-odd-arguments.yaml", 1, 7, 13, "Switch needs source, default, then key/value pairs"),
+    ("unbalanced-brackets-entra.yaml", 1, 7, 21, "unclosed '(' of ToLower: missing ')'"),
+    ("unbalanced-brackets-okta.yaml", 1, 6, 31, "unclosed '(' of String.toLowerCase: missing ')'"),
+    ("unbalanced-attribute-bracket-entra.yaml", 1, 7, 13, "unclosed '[': attribute names end with ']'"),
+    ("unbalanced-quotes-entra.yaml", 1, 7, 34, "unterminated string: missing closing '\"'"),
+    ("unbalanced-quotes-okta.yaml", 1, 6, 31, "unterminated string: missing closing \""),
+    ("wrong-type-source.yaml", 1, 6, 13, "'source' must be an expression string, not a number (hint: quote it"),
+    ("wrong-type-matching.yaml", 1, 5, 15, "'matching' must be a whole number >= 0"),
+    ("wrong-type-from-sign-on.yaml", 1, 4, 19, "'from_sign_on' must be true or false, not a string"),
+    ("empty.yaml", 1, 1, 1, "mapping file is empty"),
+    ("comments-only.yaml", 1, 1, 1, "mapping file is empty"),
+    ("binary.yaml", 1, 1, 1, "file is binary, not YAML"),
+    ("not-utf8.yaml", 1, 6, 38, "file is not UTF-8 text (byte 0xe9)"),
+    ("idp-missing.yaml", 1, 1, 1, "missing 'idp'"),
+    ("idp-unknown.yaml", 1, 1, 6, "unknown idp 'entra' (hint: did you mean 'azure'?)"),
+    ("list-instead-of-mapping.yaml", 1, 1, 1, "must be a YAML mapping with idp, users and groups, not a list"),
+    ("users-not-a-list.yaml", 1, 3, 3, "'users' must be a list of mappings"),
+    ("entry-not-a-mapping.yaml", 1, 3, 5, "users[0] must be a mapping with target and source, not a string"),
+    ("from-sign-on-not-username.yaml", 1, 6, 19, "from_sign_on only applies to userName, not displayName"),
+    ("from-sign-on-on-azure.yaml", 1, 4, 19, "from_sign_on is Okta-only"),
+    ("matching-on-okta.yaml", 1, 5, 15, "matching is Entra-only"),
+    ("default-on-okta.yaml", 1, 7, 14, "default is Entra-only"),
+    ("bad-apply-on.yaml", 1, 7, 15, "apply_on must be one of create_and_update, create_only, not 'always'"),
+    ("missing-source.yaml", 1, 5, 5, "users[1] (displayName) has no 'source' expression"),
+    ("missing-target.yaml", 1, 5, 5, "users[1] has no 'target'"),
+    ("okta-username-from-source.yaml", 1, 4, 13, "Okta sets userName from the app's sign-on settings"),
+    ("duplicate-matching.yaml", 1, 8, 15, "matching 1 is also used by userName"),
+    ("no-matching-azure.yaml", 1, 2, 1, "Entra needs a matching attribute for users (hint: add matching: 1 to "
+                                        "userName)"),
+    ("group-missing-display-name.yaml", 1, 5, 1, "groups have no displayName mapping"),
+    ("read-only-target.yaml", 1, 6, 13, "id is read-only"),
+    ("members-under-users.yaml", 1, 5, 13, "members is a Group attribute: put it under groups:"),
+    ("wrong-object-okta.yaml", 1, 6, 13, "group.name: user mappings cannot read the group"),
+    ("multi-valued-target.yaml", 1, 5, 13, "emails is multi-valued; select one entry with a filter"),
+    ("comparison-outside-function.yaml", 1, 7, 13, "a comparison ('=') is only allowed inside a function"),
+    ("warn-unknown-source-attribute.yaml", 0, 6, 13,
+     "warning: user.displayname is not in Okta's standard user profile (hint: did you mean user.displayName?)"),
+    ("warn-undocumented-target.yaml", 0, 6, 13, "warning: Astro does not document 'title'"),
+]
+
+
+def test_every_fixture_has_a_case() -> None:
+    assert sorted(p.name for p in BROKEN.iterdir()) == sorted(c[0] for c in CASES)
+    assert len(CASES) >= 30
+
+
+@pytest.mark.parametrize(("name", "code", "line", "column", "text"), CASES, ids=[c[0] for c in CASES])
+def test_broken_fixture(name: str, code: int, line: int, column: int, text: str,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    path = BROKEN / name
+    assert main(["validate", str(path)]) == code
+    out, err = capsys.readouterr()
+    lines = [ln for ln in out.splitlines() if ln.startswith(f"{path}:")]
+    assert len(lines) == 1, out  # one failure mode, one finding
+    assert lines[0].startswith(f"{path}:{line}:{column}: "), lines[0]
+    assert text in lines[0]
+    assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize("name", ["warn-unknown-source-attribute.yaml", "warn-undocumented-target.yaml"])
+def test_strict_makes_warnings_fail(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--strict", str(BROKEN / name)]) == 1
+    assert "(--strict: warnings fail)" in capsys.readouterr().out
+
+
+def test_shipped_and_valid_mappings_are_clean(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--strict", str(SHIPPED), str(VALID)]) == 0
+    assert capsys.readouterr().out.strip() == "4 mapping files OK"
+
+
+def test_a_folder_reports_every_finding_of_every_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(BROKEN)]) == 1
+    out = capsys.readouterr().out
+    errors = sum(1 for c in CASES if c[1])
+    assert out.strip().splitlines()[-1] == f"{errors} errors, 2 warnings in {len(CASES)} files"
+    for name, _, line, column, _ in CASES:
+        assert f"{BROKEN / name}:{line}:{column}: " in out
+
+
+def test_missing_path_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
+    assert "no such file or folder" in capsys.readouterr().out
+    assert main(["validate", str(tmp_path)]) == 2  # a folder without mapping files
+    assert "no *.yaml or *.yml files in folder" in capsys.readouterr().out
+
+
+def test_missing_path_alongside_good_files_still_reports_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(SHIPPED), "does-not-exist"]) == 2
+    out = capsys.readouterr().out
+    assert "does-not-exist: error: no such file or folder" in out
+
+
+def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate"]) == 2
+    assert main(["validate", "--format", "xml", str(SHIPPED)]) == 2
+    capsys.readouterr()
+
+
+def test_json_format(capsys: pytest.CaptureFixture[str]) -> None:
+    path = BROKEN / "two-usernames.yaml"
+    assert main(["validate", "--format", "json", str(path), str(SHIPPED / "okta.yaml")]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["files"] == [str(path), str(SHIPPED / "okta.yaml")]
+    assert data["summary"] == {"files": 2, "errors": 1, "warnings": 0, "strict": False, "exit_code": 1}
+    assert data["findings"] == [{
+        "file": str(path), "line": 6, "column": 13, "severity": "error", "code": "duplicate-username",
+        "message": "more than one userName mapping (first at line 3)", "hint": "keep exactly one",
+    }]
+
+
+def test_github_format(capsys: pytest.CaptureFixture[str]) -> None:
+    path = BROKEN / "wrong-arity-entra.yaml"
+    assert main(["validate", "--format", "github", str(path), str(BROKEN / "warn-undocumented-target.yaml")]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (f"::error file={path},line=7,col=13,title=astro-scim arity::invalid Entra expression for "
+                        "displayName: Append takes 2 arguments, got 1 (hint: usage: Append(source, suffix))")
+    assert lines[1].startswith("::warning file=")
+    assert lines[-1] == "1 error, 1 warning in 2 files"
+
+
+def test_github_escapes_newlines_and_separators(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "a,b:c.yaml"
+    path.write_text("idp: okta\nusers:\n  - target: userName\n    from_sign_on: true\n  - target: \"x\\ny\"\n"
+                    "    source: user.firstName\n")
+    assert main(["validate", "--format", "github", str(path)]) == 1
+    line = capsys.readouterr().out.splitlines()[0]
+    assert "file=" + str(path).replace(":", "%3A").replace(",", "%2C") + "," in line
+    from connector.commands.validate import _github_line
+    from connector.errors import Location
+    from connector.mapping.model import Finding, Severity
+
+    finding = Finding(Severity.WARNING, Location("f.yaml", 2, 3), "c", "two\nlines 100%", "h")
+    assert _github_line(finding) == "::warning file=f.yaml,line=2,col=3,title=astro-scim c::two%0Alines 100%25 (hint: h)"
+
+
+@pytest.mark.parametrize("junk", [
+    b"", b"\xff\xfe", b"idp: [", b"{{{{", b"idp: okta\nusers: [1, 2, {target: 3}]\n", b"!!python/object:os.system x",
+    b"idp: okta\nusers:\n  - target: userName\n    from_sign_on: true\n  - target: a[b eq \"\n    source: ((((\n",
+    b"- - - -\n", b"idp: azure\nusers:\n  - {target: userName, source: '[a]', matching: -1}\n", b"a: &x [*x]\n",
+    b"idp: okta\nusers:\n  - target: userName\n    from_sign_on: true\n  - target: displayName\n    source: " +
+    b"(" * 200 + b"\n", b"? [a]\n: b\n",
+])
+def test_no_traceback_on_junk(junk: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "junk.yaml"
+    path.write_bytes(junk)
+    assert main(["validate", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err and "unexpected" not in err
+    assert f"{path}:" in out
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-m", "connector", "validate", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=60)
+
+
+def test_subprocess_clean_shipped_mappings() -> None:
+    done = _run("mappings/")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2 mapping files OK"
+    assert done.stderr == ""
+
+
+@pytest.mark.parametrize(("name", "code"), [("tabs.yaml", 1), ("not-utf8.yaml", 1), ("idp-unknown.yaml", 1)])
+def test_subprocess_broken(name: str, code: int) -> None:
+    done = _run(str(BROKEN / name))
+    assert done.returncode == code
+    assert done.stdout.startswith(str(BROKEN / name) + ":")
+    assert "Traceback" not in done.stderr
+
+
+def test_subprocess_missing_path() -> None:
+    done = _run("no/such/dir")
+    assert done.returncode == 2
+    assert "no/such/dir: error: no such file or folder" in done.stdout
