@@ -118,3 +118,4 @@ def test_unknown_group_exits_2(sandbox: Sandbox, sandbox_config: Path, capsys: p
     assert push(sandbox_config, "Data Enginering") == 2
     err = capsys.readouterr().err
     assert "no group named 'Data Enginering'" in err and "'Data Engineering'" in err
+    assert "astro-scim.yaml:" not in err  # named on the command line, not in the config

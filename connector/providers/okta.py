@@ -246,7 +246,8 @@ class OktaProvider:
         data = json.loads(full.to_json()) if hasattr(full, "to_json") else dict(full or {})
         return mapping_id, dict(data.get("properties") or {})
 
-    async def _resolve_groups(self, c: OktaClient, names: list[str], key: str) -> list[P.OktaGroup]:
+    async def _resolve_groups(self, c: OktaClient, names: list[str], key: str | None) -> list[P.OktaGroup]:
+        """Group names -> OKTA_GROUP ids. `key` names the config list they came from (None: the command line)."""
         async def one(name: str) -> P.OktaGroup | None:
             if '"' in name or "\\" in name:
                 # q= is a prefix search without paging: fine for odd names, which are rare.
@@ -265,9 +266,9 @@ class OktaProvider:
                 known = sorted({str((g.get("profile") or {}).get("name")) for g in every
                                 if g.get("type") != "APP_GROUP"})
                 raise NotFound(
-                    f"Okta {c.org_url} has no group named {name!r} (okta.{key})",
+                    f"Okta {c.org_url} has no group named {name!r}" + (f" (okta.{key})" if key else ""),
                     candidates=difflib.get_close_matches(name, known, n=5, cutoff=0.5),
-                    location=self._loc(key, index),
+                    location=self._loc(key, index) if key else None,
                 )
         return [g for g in results if g is not None]
 
@@ -613,24 +614,25 @@ class OktaProvider:
 
     def push_groups(self, names: list[str] | None, yes: bool) -> PushReport:
         """Inspect the groups' push state against Astro; with `yes`, create/activate/re-push and verify."""
-        return self._run(lambda c: self._push_groups(c, names or list(self.okta.push_groups), yes))
+        return self._run(lambda c: self._push_groups(c, names or list(self.okta.push_groups), yes,
+                                                     from_config=not names))
 
     def repush_group(self, name: str) -> GroupPush:
         """The drift fixer's remedy: re-push one group (the INACTIVE/ACTIVE workaround) and verify it in Astro."""
         async def run(c: OktaClient) -> GroupPush:
-            report = await self._push_groups(c, [name], True, force_repush=True)
+            report = await self._push_groups(c, [name], True, force_repush=True, from_config=False)
             return report.groups[0]
 
         return self._run(run)
 
-    async def _push_groups(self, c: OktaClient, names: list[str], yes: bool, *, force_repush: bool = False
-                           ) -> PushReport:
+    async def _push_groups(self, c: OktaClient, names: list[str], yes: bool, *, force_repush: bool = False,
+                           from_config: bool = True) -> PushReport:
         if not names:
             raise ConfigError("no groups to push: name them, or list them in okta.push_groups",
                               location=self._loc("push_groups"))
         app = await self._find_app(c)
         app_id = str(app["id"])
-        groups = await self._resolve_groups(c, names, "push_groups")
+        groups = await self._resolve_groups(c, names, "push_groups" if from_config else None)
         app_users = await self._app_user_names(c, app_id)
         async with AstroReader(self.astro) as astro:
             states = list(await asyncio.gather(*(self._push_state(c, astro, app_id, g, app_users) for g in groups)))
