@@ -26,9 +26,8 @@ from okta.models import (
 )
 from okta.pagination import paginate_all
 
-from connector.sandbox.astro_scim import AstroScim
+from connector.sandbox.core import Sandbox
 from connector.sandbox.okta_api import OktaEmulator
-from connector.sandbox.seed import generate
 from connector.sandbox.server import ServedApp
 
 # The okta SDK refuses http:// org URLs unless this is set before a Client is built (reference §2.3).
@@ -43,54 +42,45 @@ def run(coro: Awaitable[T]) -> T:
 
 
 class World:
-    """An emulator with a seeded org, served on loopback, plus an Astro SCIM org to provision into."""
+    """The shared sandbox seen from Okta: the emulator, its URL and token, and the Okta org's Astro SCIM org."""
 
-    def __init__(self, users: int = 30, groups: int = 4) -> None:
-        self.seed = generate(users, groups, 7)
-        self.okta = OktaEmulator(TOKEN)
-        self.okta.load(self.seed)
-        self.served = ServedApp("okta", self.okta.app).start()
-        self.url = self.served.url
-        self.astro = AstroScim()
-        self.astro_served = ServedApp("astro", self.astro.app).start()
-        self.astro.base_url = self.astro_served.url
-        self.astro.add_org("org-okta", "astro-token")
-        self.app_id = self.okta.app_by_label("Astro")["id"]
+    def __init__(self, sb: Sandbox) -> None:
+        assert sb.okta is not None and sb.okta_url is not None
+        self.sb = sb
+        self.seed = sb.seed_org
+        self.okta: OktaEmulator = sb.okta
+        self.url = sb.okta_url
+        self.token = sb.okta_token
+        self.astro = sb.astro
+        self.astro_org = sb.astro_orgs["okta"]
+        self.app_id = str(self.okta.app_by_label("Astro")["id"])
 
     def client(self) -> Client:
-        return Client({"orgUrl": self.url, "token": TOKEN})
+        return Client({"orgUrl": self.url, "token": self.token})
 
-    def raw(self, method: str, path: str, *, token: str | None = TOKEN, **kw: Any) -> httpx.Response:
-        headers = {"Authorization": f"SSWS {token}"} if token else {}
+    def raw(self, method: str, path: str, *, auth: bool = True, **kw: Any) -> httpx.Response:
+        headers = {"Authorization": f"SSWS {self.token}"} if auth else {}
         headers.update(kw.pop("headers", {}))
         return httpx.request(method, self.url + path, headers=headers, **kw)
 
     def enable(self) -> None:
-        self.okta.enable_provisioning(self.app_id, self.astro.scim_url("org-okta"), "astro-token")
+        self.okta.enable_provisioning(self.app_id, self.astro_org.scim_url, self.astro_org.token)
 
     def group_id(self, name: str) -> str:
         return str(self.okta.group_by_name(name)["id"])
 
-    def stop(self) -> None:
-        self.served.stop()
-        self.astro_served.stop()
-        self.okta.close()
-
 
 @pytest.fixture(scope="module")
 def shared() -> Iterator[World]:
-    """Read-only tests share one world."""
-    world = World()
-    yield world
-    world.stop()
+    """Read-only tests share one sandbox."""
+    with Sandbox(users=30, groups=4, seed=7) as sb:
+        yield World(sb)
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    """Tests that change state get their own."""
-    w = World(users=12, groups=3)
-    yield w
-    w.stop()
+def world(sandbox: Sandbox) -> World:
+    """Tests that change state get their own (the shared conftest sandbox: 12 people, 3 teams)."""
+    return World(sandbox)
 
 
 async def _all(method: Callable[..., Any], limit: int, **kw: Any) -> list[Any]:
@@ -363,7 +353,7 @@ def test_group_push_mapping_lifecycle(world: World) -> None:
             activated, _, err = await c.update_group_push_mapping(
                 world.app_id, created.id, UpdateGroupPushMappingRequest(status="ACTIVE"))
             assert err is None
-            assert world.astro.find_group("org-okta", name) is not None  # ACTIVE pushed the group
+            assert world.astro.find_group(world.astro_org.org_id, name) is not None  # ACTIVE pushed the group
             still_active = await c.delete_group_push_mapping(world.app_id, created.id, delete_target_group=True)
             await c.update_group_push_mapping(world.app_id, created.id,
                                               UpdateGroupPushMappingRequest(status="INACTIVE"))
@@ -378,7 +368,7 @@ def test_group_push_mapping_lifecycle(world: World) -> None:
     assert activated.last_push is not None
     assert still_active[-1].status == 400  # must be INACTIVE before delete
     assert deleted[-1] is None
-    assert world.astro.find_group("org-okta", name) is None  # deleteTargetGroup=true removed the Team
+    assert world.astro.find_group(world.astro_org.org_id, name) is None  # deleteTargetGroup=true removed the Team
 
 
 def test_push_delete_requires_delete_target_group_param(world: World) -> None:
@@ -396,16 +386,16 @@ def test_push_delete_requires_delete_target_group_param(world: World) -> None:
 
 # -- auth, errors, rate limits ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("header", [f"SSWS {TOKEN}", f"SSWS{TOKEN}", f"Bearer {TOKEN}"])
+@pytest.mark.parametrize("header", ["SSWS {t}", "SSWS{t}", "Bearer {t}"])
 def test_accepted_authorization_forms(shared: World, header: str) -> None:
-    resp = shared.raw("GET", "/api/v1/users/me", token=None, headers={"Authorization": header})
+    resp = shared.raw("GET", "/api/v1/users/me", auth=False, headers={"Authorization": header.format(t=shared.token)})
     assert resp.status_code == 200
 
 
 @pytest.mark.parametrize("header", [None, "SSWS wrong", "Bearer", "Basic abc"])
 def test_bad_or_missing_token_is_401_e0000011(shared: World, header: str | None) -> None:
     headers = {"Authorization": header} if header else {}
-    resp = shared.raw("GET", "/api/v1/users", token=None, headers=headers)
+    resp = shared.raw("GET", "/api/v1/users", auth=False, headers=headers)
     assert resp.status_code == 401
     body = resp.json()
     assert body["errorCode"] == "E0000011" and body["errorSummary"] == "Invalid token provided"
@@ -510,11 +500,11 @@ def test_sandbox_admin_endpoints(world: World) -> None:
     apps = httpx.get(world.url + "/_sandbox/okta/apps", params={"label": "Astro"}).json()
     assert [a["id"] for a in apps] == [world.app_id]
     enabled = httpx.post(world.url + f"/_sandbox/apps/{world.app_id}/provisioning",
-                         json={"baseUrl": world.astro.scim_url("org-okta"), "token": "astro-token"})
-    assert enabled.status_code == 200 and "astro-token" not in enabled.text
+                         json={"baseUrl": world.astro_org.scim_url, "token": world.astro_org.token})
+    assert enabled.status_code == 200 and world.astro_org.token not in enabled.text
     assert world.raw("GET", f"/api/v1/apps/{world.app_id}/features").status_code == 200
     app = world.raw("GET", f"/api/v1/apps/{world.app_id}").json()
-    assert app["settings"]["app"]["organizationId"] == "org-okta"
+    assert app["settings"]["app"]["organizationId"] == world.astro_org.org_id
 
     person = world.seed.people[0]
     world.raw("POST", f"/api/v1/apps/{world.app_id}/users", json={"id": world.okta.user_by_login(person.email)["id"]})

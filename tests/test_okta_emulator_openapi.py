@@ -14,15 +14,12 @@ from openapi_core.contrib.werkzeug import WerkzeugOpenAPIResponse
 from openapi_core.testing import MockRequest
 from werkzeug.test import Client, TestResponse
 
-from connector.sandbox.astro_scim import AstroScim
+from connector.sandbox.core import Sandbox
 from connector.sandbox.okta_api import OktaEmulator
-from connector.sandbox.seed import generate
-from connector.sandbox.server import ServedApp
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "specs" / "okta-management-openapi-5.1.0.yaml"
 pytestmark = pytest.mark.skipif(not SPEC.exists(), reason=f"Okta OpenAPI spec not found at {SPEC}")
 
-TOKEN = "00OpenApiConformanceToken000000000000000"
 BASE = "http://localhost"
 EMULATED_PATHS = [
     "/api/v1/users", "/api/v1/users/{id}", "/api/v1/users/{id}/groups",
@@ -82,18 +79,18 @@ def _pruned_spec() -> dict[str, Any]:
 
 
 class World:
-    def __init__(self) -> None:
-        self.seed = generate(10, 3, 5)
-        self.okta = OktaEmulator(TOKEN)
-        self.okta.load(self.seed)
-        self.astro = AstroScim()
-        self.astro_served = ServedApp("astro", self.astro.app).start()
-        self.astro.base_url = self.astro_served.url
-        self.astro.add_org("org", "scim-token")
+    """A sandbox's Okta emulator, called in-process through werkzeug's test client (no fault middleware)."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        assert sb.okta is not None
+        self.seed = sb.seed_org
+        self.okta: OktaEmulator = sb.okta
+        self.token = sb.okta_token
         self.client = Client(self.okta.app)
         self.app_id = str(self.okta.app_by_label("Astro")["id"])
         self.custom_id = str(self.okta.app_by_label("Astro SCIM (custom)")["id"])
-        self.okta.enable_provisioning(self.app_id, self.astro.scim_url("org"), "scim-token")
+        astro = sb.astro_orgs["okta"]
+        self.okta.enable_provisioning(self.app_id, astro.scim_url, astro.token)
         self.call("PUT", f"/api/v1/apps/{self.app_id}/features/USER_PROVISIONING",
                   {"create": {"lifecycleCreate": {"status": "ENABLED"}},
                    "update": {"profile": {"status": "ENABLED"}, "lifecycleDeactivate": {"status": "ENABLED"}}})
@@ -101,22 +98,23 @@ class World:
         self.people = [p.email for p in self.seed.people]
         self.team = self.seed.teams[1].name
         self.push_id = self.call("POST", f"/api/v1/apps/{self.app_id}/group-push/mappings",
-                                 {"sourceGroupId": self.gid(self.team)}).json["id"]
-        self.mapping_id = self.call("GET", f"/api/v1/mappings?targetId={self.app_id}").json[0]["id"]
+                                 {"sourceGroupId": self.gid(self.team)}).get_json()["id"]
+        self.mapping_id = self.call("GET", f"/api/v1/mappings?targetId={self.app_id}").get_json()[0]["id"]
 
-    def call(self, method: str, path: str, body: Any = None, token: str = TOKEN) -> TestResponse:
-        headers = {"Authorization": f"SSWS {token}"}
+    def call(self, method: str, path: str, body: Any = None, token: str | None = None) -> TestResponse:
+        headers = {"Authorization": f"SSWS {token or self.token}"}
         return self.client.open(path, method=method, json=body, headers=headers, base_url=BASE)
+
+    def exhaust(self, family: str, case: tuple[str, str, Any, int]) -> tuple[str, str, Any, int]:
+        """Spend a family's budget so the case's request is answered 429."""
+        self.okta.set_rate_limit(0, family)
+        return case
 
     def uid(self, login: str) -> str:
         return str(self.okta.user_by_login(login)["id"])
 
     def gid(self, name: str) -> str:
         return str(self.okta.group_by_name(name)["id"])
-
-    def stop(self) -> None:
-        self.astro_served.stop()
-        self.okta.close()
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +124,8 @@ def openapi() -> OpenAPI:
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
-    w = World()
-    yield w
-    w.stop()
+    with Sandbox(users=10, groups=3, seed=5) as sb:
+        yield World(sb)
 
 
 def _errors(openapi: OpenAPI, resp: TestResponse) -> list[str]:
@@ -151,7 +148,7 @@ Case = Callable[[World], tuple[str, str, Any, int]]
 
 
 def _new_group(w: World, name: str) -> str:
-    return str(w.call("POST", "/api/v1/groups", {"profile": {"name": name}}).json["id"])
+    return str(w.call("POST", "/api/v1/groups", {"profile": {"name": name}}).get_json()["id"])
 
 
 CASES: dict[str, Case] = {
@@ -172,8 +169,7 @@ CASES: dict[str, Case] = {
     "unassignUserFromGroup": lambda w: ("DELETE", f"/api/v1/groups/{w.gid(w.team)}/users/{w.uid(w.people[3])}",
                                         None, 204),
     "listUserTypes": lambda w: ("GET", "/api/v1/meta/types/user", None, 200),
-    "listUserTypes 429": lambda w: (w.okta.set_rate_limit(0, "meta"), ("GET", "/api/v1/meta/types/user", None,
-                                                                         429))[1],
+    "listUserTypes 429": lambda w: w.exhaust("meta", ("GET", "/api/v1/meta/types/user", None, 429)),
     "listApplications": lambda w: ("GET", "/api/v1/apps?q=Astro", None, 200),
     "getApplication": lambda w: ("GET", f"/api/v1/apps/{w.app_id}", None, 200),
     "listApplicationUsers": lambda w: ("GET", f"/api/v1/apps/{w.app_id}/users?expand=user&limit=3", None, 200),
@@ -228,7 +224,7 @@ CASES: dict[str, Case] = {
 @pytest.mark.parametrize("name", list(CASES))
 def test_response_matches_the_spec(openapi: OpenAPI, world: World, name: str) -> None:
     method, path, body, status = CASES[name](world)
-    token = "wrong" if status == 401 else TOKEN
+    token = "wrong" if status == 401 else None
     resp = world.call(method, path, body, token=token)
     assert resp.status_code == status, resp.get_data(as_text=True)
     assert _errors(openapi, resp) == []
@@ -243,4 +239,5 @@ def test_the_provisioning_connection_deviates_from_the_spec_only_where_okta_does
         assert resp.status_code == 200
         errors = _errors(openapi, resp)
         assert errors and all(e.startswith("authScheme: ") for e in errors), errors
-        assert resp.json["status"] == "UNKNOWN" and resp.json["profile"] == {"authScheme": "UNKNOWN"}
+        body = resp.get_json()
+        assert body["status"] == "UNKNOWN" and body["profile"] == {"authScheme": "UNKNOWN"}

@@ -28,15 +28,15 @@ from scim2_server.memory import InMemoryStorage
 from scim2_server.utils import load_default_provider
 
 from connector.sandbox.astro_scim import AstroScim
+from connector.sandbox.core import Sandbox
+from connector.sandbox.faults import RequestLog
 from connector.sandbox.okta_api import OktaEmulator
 from connector.sandbox.seed import generate
 from connector.sandbox.server import ServedApp
 
 os.environ["OKTA_TESTING_TESTINGDISABLEHTTPSCHECK"] = "true"
 
-TOKEN = "00EngineTestToken0000000000000000000000"
-SCIM_TOKEN = "astro-org-token-123"
-ORG = "org-okta"
+STRICT_TOKEN = "00EngineTestToken0000000000000000000000"
 
 
 @dataclass
@@ -77,38 +77,61 @@ class Recorder:
 
 
 class Env:
-    """Okta emulator + a SCIM server (Astro-like, or plain strict scim2-server) with the Astro app provisioning."""
+    """Okta emulator + a SCIM server with the Astro app provisioning into it: the shared sandbox (Astro-like
+    SCIM), or a plain scim2-server with its strict default policy and a body-recording wrapper."""
 
-    def __init__(self, *, strict: bool = False, users: int = 12, groups: int = 3) -> None:
-        self.seed = generate(users, groups, 3)
-        self.okta = OktaEmulator(TOKEN)
-        self.okta.load(self.seed)
-        self.okta_served = ServedApp("okta", self.okta.app).start()
-        self.astro: AstroScim | None = None
-        if strict:
+    def __init__(self, sb: Sandbox | None = None) -> None:
+        self.recorder: Recorder | None = None
+        self._served: list[ServedApp] = []
+        if sb is not None:
+            assert sb.okta is not None and sb.okta_url is not None
+            self.seed = sb.seed_org
+            self.okta: OktaEmulator = sb.okta
+            self.okta_url, self.okta_token = sb.okta_url, sb.okta_token
+            self.astro: AstroScim | None = sb.astro
+            self.org_id = sb.astro_orgs["okta"].org_id
+            self.scim_url, self.scim_token = sb.astro_orgs["okta"].scim_url, sb.astro_orgs["okta"].token
+            self._log: RequestLog | None = sb.logs["astro"]
+        else:
+            self.seed = generate(12, 3, 7)
+            self.okta = OktaEmulator(STRICT_TOKEN)
+            self.okta.load(self.seed)
+            self._served.append(ServedApp("okta", self.okta.app).start())
+            self.okta_url, self.okta_token = self._served[0].url, STRICT_TOKEN
+            self.astro, self.org_id, self._log = None, "", None
             # scim2-server's own defaults: RFC-strict policy, no Astro tolerance.
             self.recorder = Recorder(WSGIApplication(InMemoryStorage(), load_default_provider()))
-            self.scim_served = ServedApp("scim", self.recorder).start()
-            self.scim_url = self.scim_served.url + "/v2"
-        else:
-            self.astro = AstroScim()
-            self.recorder = Recorder(self.astro.app)
-            self.scim_served = ServedApp("astro", self.recorder).start()
-            self.astro.base_url = self.scim_served.url
-            self.astro.add_org(ORG, SCIM_TOKEN)
-            self.scim_url = self.astro.scim_url(ORG)
+            self._served.append(ServedApp("scim", self.recorder).start())
+            self.scim_url, self.scim_token = self._served[1].url + "/v2", "scim-token"
         self.app_id = str(self.okta.app_by_label("Astro")["id"])
-        self.okta.enable_provisioning(self.app_id, self.scim_url, SCIM_TOKEN)
+        self.okta.enable_provisioning(self.app_id, self.scim_url, self.scim_token)
+
+    def of(self, method: str, fragment: str = "") -> list[Call]:
+        """SCIM requests with `method` whose path contains `fragment` (bodies only on the strict server)."""
+        if self.recorder is not None:
+            return self.recorder.of(method, fragment)
+        assert self._log is not None
+        with self._log.lock:
+            entries = list(self._log.entries)
+        return [Call(e.method, e.path, e.query, None, e.status) for e in entries
+                if e.method == method and fragment in e.path]
+
+    def clear_log(self) -> None:
+        if self.recorder is not None:
+            self.recorder.calls.clear()
+        elif self._log is not None:
+            self._log.clear()
 
     def run(self, fn: Callable[[Client], Any]) -> Any:
         async def go() -> Any:
-            async with Client({"orgUrl": self.okta_served.url, "token": TOKEN}) as c:
+            async with Client({"orgUrl": self.okta_url, "token": self.okta_token}) as c:
                 return await fn(c)
 
         return asyncio.run(go())
 
     def raw(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        return httpx.request(method, self.okta_served.url + path, headers={"Authorization": f"SSWS {TOKEN}"}, **kw)
+        return httpx.request(method, self.okta_url + path, headers={"Authorization": f"SSWS {self.okta_token}"},
+                             **kw)
 
     def features(self, *, create: bool = True, profile: bool = True, deactivate: bool = True) -> None:
         def st(on: bool) -> dict[str, str]:
@@ -154,7 +177,7 @@ class Env:
 
     def scim(self, kind: str) -> list[dict[str, Any]]:
         resp = httpx.get(f"{self.scim_url}/{kind}", params={"count": 1000},
-                         headers={"Authorization": f"Bearer {SCIM_TOKEN}"})
+                         headers={"Authorization": f"Bearer {self.scim_token}"})
         assert resp.status_code == 200, resp.text
         return list(resp.json().get("Resources") or [])
 
@@ -170,21 +193,20 @@ class Env:
         return team.name, sorted(emails[k] for k in team.member_keys)
 
     def stop(self) -> None:
-        self.okta_served.stop()
-        self.scim_served.stop()
-        self.okta.close()
+        for served in self._served:
+            served.stop()
+        if self.recorder is not None:
+            self.okta.close()
 
 
 @pytest.fixture
-def env() -> Iterator[Env]:
-    e = Env()
-    yield e
-    e.stop()
+def env(sandbox: Sandbox) -> Env:
+    return Env(sandbox)
 
 
 @pytest.fixture
 def strict() -> Iterator[Env]:
-    e = Env(strict=True)
+    e = Env()
     yield e
     e.stop()
 
@@ -247,16 +269,17 @@ def test_okta_request_shapes_pass_scim2_servers_strict_policy(strict: Env) -> No
     env.set_push_status(mapping.id, "INACTIVE")
     env.set_push_status(mapping.id, "ACTIVE")                                        # re-push: rename + replace
 
+    assert env.recorder is not None
     failures = [c for c in env.recorder.calls if c.status >= 400]
     assert failures == [], failures
     assert env.okta.provisioning_errors(env.app_id) == {}
-    assert env.okta.push_mapping(env.app_id, name)["status"] == "ACTIVE"
+    assert (env.okta.push_mapping(env.app_id, name) or {}).get("status") == "ACTIVE"
 
     # Match before create: GET /Users?filter=userName eq "..."&startIndex=1&count=100, then POST.
-    searches = env.recorder.of("GET", "/Users")
+    searches = env.of("GET", "/Users")
     assert len([s for s in searches if "filter=" in s.query]) == len(env.seed.people)
     assert all("startIndex=1" in s.query and "count=100" in s.query for s in searches if "filter=" in s.query)
-    posted = env.recorder.of("POST", "/Users")
+    posted = env.of("POST", "/Users")
     assert len(posted) == len(env.seed.people)
     body = posted[0].body
     assert body["schemas"] == ["urn:ietf:params:scim:schemas:core:2.0:User"]
@@ -267,20 +290,20 @@ def test_okta_request_shapes_pass_scim2_servers_strict_policy(strict: Env) -> No
     users = {u["userName"]: u for u in env.scim("Users")}
 
     # Profile change: a full PUT of the resource, with the new value.
-    puts = env.recorder.of("PUT", "/Users/")
+    puts = env.of("PUT", "/Users/")
     assert len(puts) == 1 and puts[0].body["name"]["familyName"] == "Renamed"
     assert users[outsider]["name"]["familyName"] == "Renamed"
 
     # Deprovisioning: pathless PATCH active=false; never a DELETE of a user.
-    deactivations = env.recorder.of("PATCH", "/Users/")
+    deactivations = env.of("PATCH", "/Users/")
     assert [c.body["Operations"] for c in deactivations] == [[{"op": "replace", "value": {"active": False}}]]
     assert users[member]["active"] is False
-    assert env.recorder.of("DELETE", "/Users") == []
+    assert env.of("DELETE", "/Users") == []
 
     # Group push shapes: POST with members, PATCH add / remove, re-push = rename op + members replace.
-    group_posts = env.recorder.of("POST", "/Groups")
+    group_posts = env.of("POST", "/Groups")
     assert len(group_posts) == 1 and group_posts[0].body["displayName"] == name
-    ops = [c.body["Operations"] for c in env.recorder.of("PATCH", "/Groups/")]
+    ops = [c.body["Operations"] for c in env.of("PATCH", "/Groups/")]
     outsider_id, member_id = users[outsider]["id"], users[member]["id"]
     assert ops[0] == [{"op": "add", "path": "members", "value": [{"value": outsider_id, "display": outsider}]}]
     assert ops[1] == [{"op": "remove", "path": f'members[value eq "{member_id}"]'}]
@@ -300,7 +323,7 @@ def test_push_now_workaround_restores_a_membership_dropped_in_astro(env: Env) ->
     env.assign_group("Astro Users")
     name, emails = env.team(1)
     mapping = env.push(name)
-    env.astro.drop_membership(ORG, name, emails[0])
+    env.astro.drop_membership(env.org_id, name, emails[0])
     group = env.scim_group(name)
     assert group is not None and len(group.get("members") or []) == len(emails) - 1
 
@@ -316,8 +339,8 @@ def test_push_now_workaround_restores_a_membership_dropped_in_astro(env: Env) ->
 def test_an_existing_account_is_matched_not_duplicated(env: Env) -> None:
     assert env.astro is not None
     person = env.seed.people[0]
-    existing = env.astro.add_orphan(ORG, person.email.upper(), "Old", "Name")
-    env.astro.edit_user(ORG, person.email, "active", False)
+    existing = env.astro.add_orphan(env.org_id, person.email.upper(), "Old", "Name")
+    env.astro.edit_user(env.org_id, person.email, "active", False)
     env.features()
     env.assign_group("Astro Users")
 
@@ -325,21 +348,21 @@ def test_an_existing_account_is_matched_not_duplicated(env: Env) -> None:
     assert len(matches) == 1 and matches[0]["id"] == existing["id"]
     assert matches[0]["active"] is True  # re-assignment reactivates
     assert matches[0]["name"]["givenName"] == person.first_name  # and the update pushed Okta's profile
-    assert env.okta.app_user(env.app_id, person.email)["externalId"] == existing["id"]
+    assert (env.okta.app_user(env.app_id, person.email) or {}).get("externalId") == existing["id"]
 
 
 def test_pushing_links_an_existing_team_of_the_same_name(env: Env) -> None:
     env.features()
     env.assign_group("Astro Users")
     name, emails = env.team(1)
-    pre = httpx.post(f"{env.scim_url}/Groups", headers={"Authorization": f"Bearer {SCIM_TOKEN}"},
+    pre = httpx.post(f"{env.scim_url}/Groups", headers={"Authorization": f"Bearer {env.scim_token}"},
                      json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name})
     assert pre.status_code == 201
-    env.recorder.calls.clear()
+    env.clear_log()
 
     env.push(name, target_group_name=name)
 
-    assert env.recorder.of("POST", "/Groups") == []
+    assert env.of("POST", "/Groups") == []
     groups = [g for g in env.scim("Groups") if g["displayName"] == name]
     assert len(groups) == 1 and groups[0]["id"] == pre.json()["id"]
     assert {m["value"] for m in groups[0]["members"]} == {env.scim_user(e)["id"] for e in emails}
@@ -348,13 +371,13 @@ def test_pushing_links_an_existing_team_of_the_same_name(env: Env) -> None:
 def test_scim_failures_become_sync_errors_and_push_errors(env: Env) -> None:
     assert env.astro is not None
     env.features()
-    env.astro.set_misbehaviour(ORG, "error_500")
+    env.astro.set_misbehaviour(env.org_id, "error_500")
     person = env.seed.people[0]
     resp = env.raw("POST", f"/api/v1/apps/{env.app_id}/users", json={"id": env.uid(person.email)})
     assert resp.status_code == 200
     assert resp.json()["syncState"] == "ERROR" and resp.json()["status"] == "STAGED"
     summary = env.okta.provisioning_errors(env.app_id)[person.email]
-    assert "500" in summary and SCIM_TOKEN not in summary
+    assert "500" in summary and env.scim_token not in summary
 
     name, _ = env.team(1)
     mapping = env.push(name)
@@ -362,7 +385,7 @@ def test_scim_failures_become_sync_errors_and_push_errors(env: Env) -> None:
     listed = env.raw("GET", f"/api/v1/apps/{env.app_id}/group-push/mappings", params={"status": "ERROR"}).json()
     assert [m["id"] for m in listed] == [mapping.id]
 
-    env.astro.set_misbehaviour(ORG, None)
+    env.astro.set_misbehaviour(env.org_id, None)
     retried = env.set_push_status(mapping.id, "ACTIVE")  # ERROR -> ACTIVE pushes again
     assert retried.status == "ACTIVE" and retried.error_summary == ""
     assert env.scim_group(name) is not None
@@ -404,7 +427,7 @@ def test_profile_updates_wait_for_update_user_attributes(env: Env) -> None:
     env.assign_group("Astro Users")
     env.raw("POST", f"/api/v1/users/{env.uid(person.email)}", json={"profile": {"firstName": "Changed"}})
     assert env.scim_user(person.email)["name"]["givenName"] == person.first_name
-    assert env.recorder.of("PUT") == []
+    assert env.of("PUT") == []
 
 
 def test_deactivation_in_okta_deprovisions_but_a_silent_one_does_not(env: Env) -> None:
