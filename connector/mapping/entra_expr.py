@@ -11,15 +11,10 @@ Pure and stdlib-only: the validator, the renderer and the Graph emulator's provi
 
 from __future__ import annotations
 
-import base64
-import random
 import re
-import string
 import unicodedata
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from connector.errors import ConfigError
@@ -837,6 +832,8 @@ def _instr(args: list[Any], column: int) -> int:
 
 
 def _random_string(args: list[Any], column: int) -> str:
+    import random
+    import string
     length = _num(args[0], "RandomString's length", column)
     mins = [_num(a, "RandomString's minimum", column) for a in args[1:5]]
     avoid = _s(args[5]) if len(args) > 5 else ""
@@ -851,6 +848,8 @@ def _random_string(args: list[Any], column: int) -> str:
 
 
 def _now() -> str:
+    from datetime import UTC, datetime
+
     t = datetime.now(UTC)
     hour = t.hour % 12 or 12
     return f"{t.month}/{t.day}/{t.year} {hour}:{t.minute:02d}:{t.second:02d} {'AM' if t.hour < 12 else 'PM'}"
@@ -895,9 +894,9 @@ _EVAL: dict[str, Callable[[list[Any], int], Any]] = {
     "SingleAppRoleAssignment": lambda a, c: _single_app_role(a[0]),
     "IgnoreFlowIfNullOrEmpty": lambda a, c: None if a[0] in (None, "", []) else a[0],
     "Redact": lambda a, c: a[0],
-    "ConvertToBase64": _unary(lambda s: base64.b64encode(s.encode("utf-16-le")).decode("ascii")),
+    "ConvertToBase64": _unary(lambda s: __import__("base64").b64encode(s.encode("utf-16-le")).decode("ascii")),
     "ConvertToUTF8Hex": _unary(lambda s: s.encode("utf-8").hex().upper()),
-    "Guid": lambda a, c: str(uuid.uuid4()),
+    "Guid": lambda a, c: str(__import__("uuid").uuid4()),
     "Now": lambda a, c: _now(),
     "BitAnd": lambda a, c: _num(a[0], "BitAnd's value1", c) & _num(a[1], "BitAnd's value2", c),
     "InStr": lambda a, c: _instr(a, c),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from connector.errors import ConfigError
@@ -765,6 +764,8 @@ def _to_int(value: Any, column: int) -> int:
 
 
 def _time_now(args: list[Any]) -> str:
+    from datetime import UTC, datetime
+
     now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
