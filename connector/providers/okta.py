@@ -530,9 +530,7 @@ class OktaProvider:
                     ))
                 if (note := P.username_note(app)) is not None:
                     checks.append(Check("Okta app username", None, note))
-            except NotFound as exc:
-                checks.append(Check("Okta app", False, str(exc), exc.hint))
-            except ConnectorError as exc:
+            except ConnectorError as exc:  # NotFound carries the candidate labels in its hint
                 checks.append(Check("Okta app", False, str(exc), exc.hint))
         checks.append(await self._astro_check())
         return checks
