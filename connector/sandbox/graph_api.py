@@ -905,7 +905,7 @@ class GraphEmulator:
                 user = self.state.user_by_upn(simple[1])  # index, not a scan: lookups stay fast at 50,000
                 items = [user] if user else []
             else:
-                items = list(self.state.users.values())
+                items = self.state.user_list()
         return self._collection(request, items, "users", default_select=USER_DEFAULT_PROPERTIES)
 
     def _h_user(self, request: Request, user_id: str) -> Response:

@@ -310,9 +310,15 @@ def select_fields(raw: str | None) -> list[str] | None:
 
 def project(obj: dict[str, Any], fields: list[str] | None, default: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Apply `$select` (case-insensitive), else the resource's default property set (users have one)."""
-    keep = fields if fields is not None else (list(default) if default is not None else None)
-    if keep is None:
-        return dict(obj)
+    if fields is None:
+        if default is None:
+            return dict(obj)
+        # The common case (no $select): exact property names, no case folding needed.
+        out_default = {k: obj[k] for k in default if k in obj}
+        if "@odata.type" in obj:
+            return {"@odata.type": obj["@odata.type"], **out_default}
+        return out_default
+    keep = fields
     lowered = {k.lower(): k for k in obj}
     out: dict[str, Any] = {}
     if "@odata.type" in obj:

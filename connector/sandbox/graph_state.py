@@ -7,6 +7,7 @@ engine takes snapshots under it and talks to the SCIM server without holding it.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import uuid
 from collections import deque
@@ -148,13 +149,19 @@ class GraphState:
         self.sync: dict[str, SpSync] = {}
         self.provisioning_logs: list[dict[str, Any]] = []
         self.denied: set[str] = set()
+        self._user_list: list[dict[str, Any]] | None = None  # cached list of users.values() for paging
         self._ns = uuid.uuid5(uuid.NAMESPACE_URL, f"https://login.microsoftonline.com/{tenant_id}")
 
     # -- ids -------------------------------------------------------------------------------------------
 
     def stable_id(self, kind: str, key: str) -> str:
-        """Deterministic object id for seeded objects: the same seed gives the same ids in every run."""
-        return str(uuid.uuid5(self._ns, f"{kind}:{key}"))
+        """Deterministic object id for seeded objects: the same seed gives the same ids in every run.
+
+        A name-based (v5-style) UUID written out by hand: uuid.uuid5 costs ~35 us, and seeding 50,000 users
+        calls this 50,000 times."""
+        h = hashlib.sha1(self._ns.bytes + f"{kind}:{key}".encode()).hexdigest()
+        variant = "89ab"[int(h[16], 16) & 3]
+        return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
     # -- users -----------------------------------------------------------------------------------------
 
@@ -169,7 +176,16 @@ class GraphState:
             user.setdefault("createdDateTime", now_iso())
             self.users[user["id"]] = user
             self.upn_index[user["userPrincipalName"].lower()] = user["id"]
+            self._user_list = None
             return user
+
+    def user_list(self) -> list[dict[str, Any]]:
+        """All users in insertion order. Cached: a 50,000-user page request must not copy the dict each time;
+        adding or deleting a user invalidates it (in-place property edits keep the same objects)."""
+        with self.lock:
+            if self._user_list is None:
+                self._user_list = list(self.users.values())
+            return self._user_list
 
     def user_by_upn(self, upn: str) -> dict[str, Any] | None:
         uid = self.upn_index.get(upn.lower())
@@ -182,6 +198,7 @@ class GraphState:
             if user is None:
                 return None
             self.upn_index.pop(user["userPrincipalName"].lower(), None)
+            self._user_list = None
             self.deleted_users[user_id] = user
             for members in self.members.values():
                 if user_id in members:
@@ -219,6 +236,7 @@ class GraphState:
     def load(self, seed: SeedLike) -> None:
         """Users and security groups from a seed org. Plain loops over dicts: 50,000 users in well under 1 s."""
         with self.lock:
+            self._user_list = None
             ids: dict[str, str] = {}
             created = now_iso()
             for p in seed.people:
