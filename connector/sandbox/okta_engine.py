@@ -12,102 +12,39 @@ The caller holds the state lock: the engine reads and writes rows directly.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from typing import Any
 
 import httpx
 
+from connector.mapping import okta_expr, scim_paths
+from connector.mapping.idp_attributes import OKTA_APP_USER_TO_SCIM, OKTA_USER_ATTRIBUTES
 from connector.sandbox.okta_state import OktaState, Row
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
-ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 SCIM_JSON = "application/scim+json"
 
-# App user attribute -> SCIM path, the attribute names of Okta's SCIM 2.0 app template. Used only until
-# connector.mapping.idp_attributes (the project's one table, shared with the Okta provider) is importable.
-_FALLBACK_APP_ATTRIBUTES: dict[str, str] = {
-    "givenName": "name.givenName",
-    "familyName": "name.familyName",
-    "middleName": "name.middleName",
-    "honorificPrefix": "name.honorificPrefix",
-    "honorificSuffix": "name.honorificSuffix",
-    "email": 'emails[type eq "work"].value',
-    "secondEmail": 'emails[type eq "home"].value',
-    "displayName": "displayName",
-    "nickName": "nickName",
-    "profileUrl": "profileUrl",
-    "title": "title",
-    "userType": "userType",
-    "preferredLanguage": "preferredLanguage",
-    "locale": "locale",
-    "timezone": "timezone",
-    "primaryPhone": 'phoneNumbers[type eq "work"].value',
-    "mobilePhone": 'phoneNumbers[type eq "mobile"].value',
-    "streetAddress": 'addresses[type eq "work"].streetAddress',
-    "city": 'addresses[type eq "work"].locality',
-    "state": 'addresses[type eq "work"].region',
-    "zipCode": 'addresses[type eq "work"].postalCode',
-    "countryCode": 'addresses[type eq "work"].country',
-    "employeeNumber": f"{ENTERPRISE_USER}:employeeNumber",
-    "costCenter": f"{ENTERPRISE_USER}:costCenter",
-    "organization": f"{ENTERPRISE_USER}:organization",
-    "division": f"{ENTERPRISE_USER}:division",
-    "department": f"{ENTERPRISE_USER}:department",
-}
-
-_FILTERED = re.compile(r'^(\w+)\[(\w+) eq "([^"]*)"\](?:\.(\w+))?$')
-_USER_ATTR = re.compile(r"^\s*user\.(\w+)\s*$")
 _TEMPLATE = re.compile(r"\$\{source\.(\w+)\}")
 
 
-# The Okta base user profile (spec schema UserProfile): expressions may only read these user.* attributes.
-OKTA_USER_ATTRIBUTES = frozenset({
-    "login", "email", "secondEmail", "firstName", "lastName", "middleName", "honorificPrefix", "honorificSuffix",
-    "title", "displayName", "nickName", "profileUrl", "primaryPhone", "mobilePhone", "streetAddress", "city",
-    "state", "zipCode", "countryCode", "postalAddress", "preferredLanguage", "locale", "timezone", "userType",
-    "employeeNumber", "costCenter", "organization", "division", "department", "managerId", "manager",
-})
-
-
-def _optional(module: str) -> Any:
-    """A project module another helper may not have landed yet; None until it exists."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
-
-
 def app_attributes() -> dict[str, str]:
-    """The app user schema of the emulated SCIM apps: attribute name -> SCIM path."""
-    idp_attributes = _optional("connector.mapping.idp_attributes")
-    table = getattr(idp_attributes, "OKTA_APP_USER_TO_SCIM", None)
-    return dict(table) if isinstance(table, dict) and table else _FALLBACK_APP_ATTRIBUTES
+    """The app user schema of the emulated SCIM apps (Okta's SCIM 2.0 template): attribute -> SCIM path."""
+    return OKTA_APP_USER_TO_SCIM
 
 
 def evaluate_expression(expression: str, profile: Row, groups: list[str] | None = None) -> Any:
     """An Okta expression's value for a user profile (and the user's group names, for isMemberOf*)."""
-    okta_expr = _optional("connector.mapping.okta_expr")
-    if okta_expr is None:
-        m = _USER_ATTR.match(expression)
-        return profile.get(m.group(1)) if m else None
     return okta_expr.evaluate(okta_expr.parse(expression), profile, groups=groups or ())
 
 
 def expression_error(expression: str) -> str | None:
     """Why Okta would refuse an expression in a user-to-app profile mapping, or None."""
-    okta_expr = _optional("connector.mapping.okta_expr")
-    if okta_expr is None:
-        m = _USER_ATTR.match(expression)
-        if m and m.group(1) not in OKTA_USER_ATTRIBUTES:
-            return f"Invalid property {m.group(1)} in expression {expression}"
-        return None
     try:
         parsed = okta_expr.parse(expression)
-    except Exception as exc:  # the parser's own error type: any failure is a 400 for the client
+    except okta_expr.ExpressionError as exc:
         return f"Invalid expression {expression}: {exc}"
     for path in okta_expr.attributes(parsed):
         if path.root == "user" and path.name not in OKTA_USER_ATTRIBUTES:
@@ -115,55 +52,15 @@ def expression_error(expression: str) -> str | None:
     return None
 
 
-def set_path(resource: Row, path: str, value: Any) -> None:
-    """Set a SCIM attribute by path: `a`, `a.b`, `a[type eq "x"].b`, or an extension URN's `urn:...:attr`."""
-    if path.startswith("urn:"):
-        urn, _, attr = path.rpartition(":")
-        resource.setdefault(urn, {})[attr] = value
-        schemas = resource.setdefault("schemas", [])
-        if urn not in schemas:
-            schemas.append(urn)
-        return
-    m = _FILTERED.match(path)
-    if m:
-        attr, key, wanted, sub = m.groups()
-        items = resource.setdefault(attr, [])
-        for item in items:
-            if item.get(key) == wanted:
-                item[sub or "value"] = value
-                return
-        item = {sub or "value": value, key: wanted}
-        if not items:
-            item["primary"] = True  # Okta marks the first (primary) email/phone/address so
-        items.append(item)
-        return
-    head, _, tail = path.partition(".")
-    if tail:
-        resource.setdefault(head, {})[tail] = value
-    else:
-        resource[head] = value
-
-
-def remove_path(resource: Row, path: str) -> None:
-    if path.startswith("urn:"):
-        urn, _, attr = path.rpartition(":")
-        resource.get(urn, {}).pop(attr, None)
-        return
-    m = _FILTERED.match(path)
-    if m:
-        attr, key, wanted, _sub = m.groups()
-        items = resource.get(attr) or []
-        resource[attr] = [i for i in items if i.get(key) != wanted]
-        if not resource[attr]:
-            resource.pop(attr)
-        return
-    head, _, tail = path.partition(".")
-    if tail:
-        sub = resource.get(head)
-        if isinstance(sub, dict):
-            sub.pop(tail, None)
-    else:
-        resource.pop(head, None)
+def set_attribute(resource: Row, path: str, value: Any) -> None:
+    """Set (or, for None/"", remove) a SCIM attribute; the first entry of a multi-valued one is primary, as
+    Okta sends `emails: [{"primary": true, "value": ..., "type": "work"}]`."""
+    parsed = scim_paths.parse_path(path)
+    fresh = bool(parsed.filter) and not resource.get(parsed.attr)
+    scim_paths.set_value(resource, parsed, None if value in (None, "") else value)
+    items = resource.get(parsed.attr)
+    if fresh and isinstance(items, list) and items and isinstance(items[0], dict):
+        items[0]["primary"] = True
 
 
 class ScimFailure(Exception):
@@ -262,7 +159,7 @@ class OktaEngine:
         for attr, value in au["profile"].items():
             path = table.get(attr)
             if path and value not in (None, ""):
-                set_path(body, path, value)
+                set_attribute(body, path, value)
         body["active"] = True
         body["externalId"] = user["id"]
         body["groups"] = []
@@ -319,10 +216,7 @@ class OktaEngine:
             path = table.get(attr)
             if not path or pushes.get(attr, "PUSH") != "PUSH":
                 continue  # DONT_PUSH: Okta sends the attribute on create only
-            if value in (None, ""):
-                remove_path(body, path)
-            else:
-                set_path(body, path, value)
+            set_attribute(body, path, value)
         if activate:
             body["active"] = True
         self._call(app_id, "PUT", f"/Users/{scim_id}", action=action, body=body)
