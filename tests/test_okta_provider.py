@@ -390,3 +390,13 @@ def test_reassign_user_brings_back_a_user_deleted_in_astro(sandbox: Sandbox, san
     assert user is not None and user["active"] is True
     # The user is back in the groups they left and rejoined, in Okta and as a Team member in Astro.
     assert sandbox.okta.app_user(app_id(sandbox), login)["scope"] == "GROUP"
+
+
+def test_test_connection_names_candidate_apps(
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", okta_app_label="Astor")
+    assert main(["test-connection", "--idp", "okta", "-c", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL Okta app" in out and "did you mean: 'Astro'" in out
+    assert "ok   Astro SCIM token" in out  # checked independently of the Okta side
