@@ -469,3 +469,60 @@ def test_renaming_a_pushed_group_renames_the_team(env: Env) -> None:
     resp = env.raw("PUT", f"/api/v1/groups/{env.gid(name)}", json={"profile": {"name": name + " Guild"}})
     assert resp.status_code == 200
     assert env.scim_group(name + " Guild") is not None and env.scim_group(name) is None
+
+
+def test_a_new_hire_in_assigned_and_pushed_groups_is_provisioned_and_joins_the_team(env: Env) -> None:
+    env.features()
+    env.assign_group("Astro Users")
+    name, emails = env.team(1)
+    env.push(name)
+    resp = env.raw("POST", "/api/v1/users", params={"activate": "true"}, json={
+        "profile": {"firstName": "Nia", "lastName": "New", "email": "nia.new@acme.example",
+                    "login": "nia.new@acme.example", "displayName": "Nia New"},
+        "groupIds": [env.gid("Astro Users"), env.gid(name)],
+    })
+    assert resp.status_code == 200 and resp.json()["status"] == "ACTIVE"
+    hire = env.scim_user("nia.new@acme.example")
+    assert hire["externalId"] == resp.json()["id"] and hire["name"]["givenName"] == "Nia"
+    group = env.scim_group(name)
+    assert group is not None
+    assert {m["value"] for m in group["members"]} == {env.scim_user(e)["id"] for e in [*emails, hire["userName"]]}
+
+
+def test_the_engine_retries_scim_429s_like_okta() -> None:
+    astro = AstroScim()
+    astro.add_org("org", "tok")
+    count = [0]
+    lock = threading.Lock()
+
+    def every_third_throttled(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        with lock:
+            count[0] += 1
+            throttle = count[0] % 3 == 0
+        if throttle:
+            start_response("429 Too Many Requests", [("Retry-After", "0"), ("Content-Type", "application/scim+json")])
+            return [b'{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"429"}']
+        return astro.app(environ, start_response)
+
+    served = ServedApp("astro", every_third_throttled).start()
+    astro.base_url = served.url
+    okta = OktaEmulator(STRICT_TOKEN)
+    seed = generate(6, 1, 2)
+    okta.load(seed)
+    try:
+        app_id = str(okta.app_by_label("Astro")["id"])
+        okta.enable_provisioning(app_id, astro.scim_url("org"), "tok")
+        okta.state.features[app_id]["capabilities"]["create"]["lifecycleCreate"]["status"] = "ENABLED"
+        from werkzeug.test import Client as WClient
+
+        client = WClient(okta.app)
+        gid = okta.group_by_name("Astro Users")["id"]
+        resp = client.put(f"/api/v1/apps/{app_id}/groups/{gid}", json={},
+                          headers={"Authorization": f"SSWS {STRICT_TOKEN}"})
+        assert resp.status_code == 200
+        assert okta.provisioning_errors(app_id) == {}
+        assert {u["userName"] for u in astro.users("org")} == {p.email for p in seed.people}
+        assert count[0] > 2 * len(seed.people)  # the throttled requests were sent again
+    finally:
+        served.stop()
+        okta.close()

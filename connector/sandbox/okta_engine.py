@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import httpx
@@ -26,6 +27,9 @@ CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 SCIM_JSON = "application/scim+json"
+RETRIES = 2
+RETRY_PAUSE = 0.1
+MAX_RETRY_PAUSE = 1.0
 
 _TEMPLATE = re.compile(r"\$\{source\.(\w+)\}")
 
@@ -123,11 +127,7 @@ class OktaEngine:
         if body is not None:
             headers["Content-Type"] = f"{SCIM_JSON}; charset=utf-8"
             content = json.dumps(body)
-        try:
-            resp = self._http.request(method, url, headers=headers, content=content, params=params)
-        except httpx.HTTPError as exc:
-            raise ScimFailure(f"Error while {action}: could not connect to {conn['baseUrl']}: "
-                              f"{type(exc).__name__}.") from None
+        resp = self._send(method, url, headers, content, params, action=action, base=str(conn["baseUrl"]))
         if resp.status_code not in ok:
             detail = ""
             try:
@@ -140,6 +140,29 @@ class OktaEngine:
             raise ScimFailure(f"Error while {action}: {resp.status_code} {reason}. "
                               f"Errors reported by remote server: {detail or 'none'}")
         return resp
+
+    def _send(self, method: str, url: str, headers: dict[str, str], content: str | None,
+              params: dict[str, Any] | None, *, action: str, base: str) -> httpx.Response:
+        """One SCIM request, retried a couple of times like Okta does on 429/503 (honouring a short Retry-After)
+        and, for idempotent methods, on a dropped connection; the rest is the caller's error to record."""
+        for attempt in range(RETRIES + 1):
+            try:
+                resp = self._http.request(method, url, headers=headers, content=content, params=params)
+            except httpx.HTTPError as exc:
+                if attempt < RETRIES and method in ("GET", "PUT", "DELETE"):
+                    time.sleep(RETRY_PAUSE)
+                    continue
+                raise ScimFailure(f"Error while {action}: could not connect to {base}: "
+                                  f"{type(exc).__name__}.") from None
+            if resp.status_code in (429, 503) and attempt < RETRIES:
+                try:
+                    pause = float(resp.headers.get("Retry-After", RETRY_PAUSE))
+                except ValueError:
+                    pause = RETRY_PAUSE
+                time.sleep(min(max(pause, 0.0), MAX_RETRY_PAUSE))  # the sandbox keeps tests fast
+                continue
+            return resp
+        raise AssertionError("unreachable")
 
     def _json(self, resp: httpx.Response, action: str) -> Row:
         try:
