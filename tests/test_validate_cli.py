@@ -217,3 +217,28 @@ def test_subprocess_missing_path() -> None:
     done = _run("no/such/dir")
     assert done.returncode == 2
     assert "no/such/dir: error: no such file or folder" in done.stdout
+
+
+def test_pre_commit_hook_runs_validate_on_mapping_files(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+    import shlex
+
+    import yaml
+
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    hook = next(h for h in hooks if h["id"] == "astro-scim-validate")
+    assert hook["language"] == "python"
+    pattern = re.compile(hook["files"])
+    assert pattern.search("mappings/okta.yaml") and pattern.search("mappings/x.yml")
+    assert not pattern.search("astro-scim.yaml")
+    program, *args = shlex.split(hook["entry"])
+    assert program == "astro-scim"  # the console script pyproject.toml installs
+    files = sorted(str(p.relative_to(ROOT)) for p in SHIPPED.iterdir() if pattern.search(str(p.relative_to(ROOT))))
+    assert files
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        assert main([*args, *files]) == 0  # what pre-commit runs, with the matching files appended
+    finally:
+        os.chdir(cwd)
+    capsys.readouterr()
