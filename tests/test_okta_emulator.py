@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ from okta.pagination import paginate_all
 
 from connector.sandbox.core import Sandbox
 from connector.sandbox.okta_api import OktaEmulator
+from connector.sandbox.seed import generate
 from connector.sandbox.server import ServedApp
 
 # The okta SDK refuses http:// org URLs unless this is set before a Client is built (reference §2.3).
@@ -524,3 +526,27 @@ def test_sandbox_admin_endpoints(world: World) -> None:
     assert limited.status_code == 204
     assert world.raw("GET", "/api/v1/apps").headers["X-Rate-Limit-Limit"] == "1000"
     assert world.raw("GET", "/api/v1/users").headers["X-Rate-Limit-Limit"] == "600"
+
+
+def test_a_50k_org_loads_in_seconds_and_pages_from_any_cursor() -> None:
+    from werkzeug.test import Client as WClient
+
+    seed = generate(50_000, 2_000, 1)
+    started = time.perf_counter()
+    okta = OktaEmulator(TOKEN)
+    okta.load(seed)
+    loaded = time.perf_counter() - started
+    assert loaded < 15, f"loading 50k users and 2k groups took {loaded:.1f} s"  # ~1-2 s on an idle core
+    client = WClient(okta.app)
+    headers = {"Authorization": f"SSWS {TOKEN}"}
+    cursor = okta.user_by_login(seed.people[49_899].email)["id"]
+    started = time.perf_counter()
+    page = client.get(f"/api/v1/users?limit=200&after={cursor}", headers=headers)
+    elapsed = time.perf_counter() - started
+    assert [u["profile"]["login"] for u in page.get_json()] == [p.email for p in seed.people[49_900:]]
+    assert [link for link in page.headers.getlist("link") if "next" in link] == []
+    assert elapsed < 1.0  # a cursor resumes in place, it does not rescan from the start
+    everyone = okta.group_by_name("Astro Users")["id"]
+    members = client.get(f"/api/v1/groups/{everyone}/users?limit=1000", headers=headers)
+    assert len(members.get_json()) == 1000
+    okta.close()
