@@ -33,7 +33,7 @@ from connector.providers.azure_ondemand import (
     parse_response,
     user_subject,
 )
-from connector.providers.azure_tenant import NON_GALLERY_TEMPLATE, Tenant, is_guid, to_json
+from connector.providers.azure_tenant import NON_GALLERY_TEMPLATE, Tenant, is_guid
 from connector.providers.azure_view import (
     compile_mappings,
     idp_group,
@@ -516,8 +516,8 @@ class AzureProvider:
         results: list[OnDemandResult] = []
         for u in users:
             person = await self.tenant.find_user(u, ["id", "userPrincipalName", "displayName"])
-            results.extend(await self._on_demand_call(sp_id, job_id, rule, user_subject(str(person.id)),
-                                                      str(person.user_principal_name or u), "User"))
+            results.extend(await self._on_demand_call(sp_id, job_id, rule, user_subject(str(person["id"])),
+                                                      str(person.get("userPrincipalName") or u), "User"))
         for g in groups:
             grp = await self.tenant.find_group(g)
             members = await self.tenant.group_members(str(grp.id), ["id", "userPrincipalName"])
@@ -564,7 +564,7 @@ class AzureProvider:
         async def direct_user(a: Any) -> dict[str, Any] | None:
             async with sem:
                 try:
-                    return to_json(await self.tenant.get_user(str(a.principal_id), select))
+                    return await self.tenant.get_user(str(a.principal_id), select)
                 except NotFound:
                     return None
 

@@ -41,18 +41,6 @@ def _propagating(exc: BaseException) -> bool:
     return (isinstance(exc, RemoteError) and exc.status in PROPAGATION_STATUSES) or is_retryable(exc)
 
 
-def to_json(model: Any) -> dict[str, Any]:
-    """An SDK model as Graph JSON (camelCase, additional data kept): what entra_expr evaluates against."""
-    import json
-
-    from kiota_serialization_json.json_serialization_writer import JsonSerializationWriter
-
-    writer = JsonSerializationWriter()
-    writer.write_object_value(None, model)
-    data = json.loads(writer.get_serialized_content().decode("utf-8") or "{}")
-    return data if isinstance(data, dict) else {}
-
-
 def _no_sdk_retry() -> Any:
     """Request configuration that turns the SDK's RetryHandler off (for non-idempotent creates)."""
     from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -229,7 +217,8 @@ class Tenant:
             raise NotFound(f"no Entra group named {name_or_id!r}", candidates=candidates)
         return found[0]
 
-    async def find_user(self, upn_or_id: str, select: list[str]) -> Any:
+    async def find_user(self, upn_or_id: str, select: list[str]) -> dict[str, Any]:
+        """A user as Graph JSON, by userPrincipalName or object id."""
         from kiota_abstractions.base_request_configuration import RequestConfiguration
         from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
@@ -238,30 +227,34 @@ class Tenant:
         query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
             filter=f"userPrincipalName eq {odata_quote(upn_or_id)}", select=select,
         )
-        page = await self.graph.call(
-            "GET /users", lambda: self.sdk.users.get(
-                request_configuration=RequestConfiguration(query_parameters=query)), permission="users",
+        builder = self.sdk.users
+        page = await self.graph.send_json(
+            "GET /users", lambda: builder.to_get_request_information(RequestConfiguration(query_parameters=query)),
+            permission="users",
         )
-        users = list(page.value or [])
+        users = list((page or {}).get("value") or [])
         if not users:
             raise NotFound(f"no Entra user with userPrincipalName {upn_or_id!r}",
                            hint="give the userPrincipalName (e.g. ada@contoso.com) or the object id")
-        return users[0]
+        return users[0]  # type: ignore[no-any-return]
 
-    async def get_user(self, user_id: str, select: list[str]) -> Any:
+    async def get_user(self, user_id: str, select: list[str]) -> dict[str, Any]:
         from kiota_abstractions.base_request_configuration import RequestConfiguration
         from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 
         q = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=select)
+        builder = self.sdk.users.by_user_id(user_id)
         try:
-            return await self.graph.call(
-                f"GET /users/{user_id}", lambda: self.sdk.users.by_user_id(user_id).get(
-                    request_configuration=RequestConfiguration(query_parameters=q)), permission="users",
+            data = await self.graph.send_json(
+                f"GET /users/{user_id}",
+                lambda: builder.to_get_request_information(RequestConfiguration(query_parameters=q)),
+                permission="users",
             )
         except RemoteError as exc:
             if exc.status != 404:
                 raise
             raise NotFound(f"no Entra user with id {user_id}") from None
+        return data if isinstance(data, dict) else {}
 
     async def group_members(self, group_id: str, select: list[str]) -> list[dict[str, Any]]:
         """Direct members that are users, as Graph JSON (Entra provisions direct members only)."""
@@ -270,19 +263,12 @@ class Tenant:
 
         builder = self.sdk.groups.by_group_id(group_id).members
         query = MembersRequestBuilder.MembersRequestBuilderGetQueryParameters(select=select, top=999)
-        endpoint = f"GET /groups/{group_id}/members"
-        first = await self.graph.call(
-            endpoint, lambda: builder.get(request_configuration=RequestConfiguration(query_parameters=query)),
+        members = await self.graph.get_all_json(
+            f"GET /groups/{group_id}/members", builder, RequestConfiguration(query_parameters=query),
             permission="groups",
         )
-        members = await self.graph.all_pages(endpoint, first, builder, permission="groups")
-        out = []
-        for m in members:
-            data = to_json(m)
-            kind = str(data.get("@odata.type") or type(m).__name__).lower()
-            if kind.endswith("user"):
-                out.append(data)
-        return out
+        # Members may be users, groups, devices or service principals; only users are provisioned.
+        return [m for m in members if str(m.get("@odata.type", "#microsoft.graph.user")).lower().endswith("user")]
 
     # --- synchronization ---------------------------------------------------------------------------------
 

@@ -192,6 +192,38 @@ class GraphClient:
 
     # --- raw JSON over the SDK's adapter (auth, retries and base URL stay the SDK's) -------------------------
 
+    async def send_json(
+        self,
+        endpoint: str,
+        make_request: Callable[[], Any],
+        *,
+        body: Any = None,
+        permission: str | None = None,
+        retry: bool = True,
+        retry_on: Callable[[BaseException], bool] | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> Any:
+        """Send the RequestInformation `make_request()` builds (an SDK builder's URL, query and method) with an
+        optional JSON body; return the parsed JSON answer, or None for an empty one (204)."""
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+        adapter = self.sdk.request_adapter
+
+        async def send() -> Any:
+            ri = make_request()
+            ri.headers.try_add("Accept", "application/json")
+            if body is not None:
+                ri.set_stream_content(json.dumps(body).encode("utf-8"), "application/json")
+            if ri.http_method.value in ("GET", "POST", "PUT") or body is not None:
+                data = await adapter.send_primitive_async(ri, "bytes", {"XXX": ODataError})
+            else:
+                await adapter.send_no_response_content_async(ri, {"XXX": ODataError})
+                data = None
+            return json.loads(data) if data else None
+
+        return await self.call(endpoint, send, permission=permission, retry=retry, retry_on=retry_on,
+                               policy=policy)
+
     async def raw(
         self,
         method: str,
@@ -204,30 +236,36 @@ class GraphClient:
         retry_on: Callable[[BaseException], bool] | None = None,
         policy: RetryPolicy | None = None,
     ) -> Any:
-        """Send `method` to the URL of an SDK request builder with a JSON body; return the parsed JSON or None."""
+        """`method` on the URL of an SDK request builder (no query), raw JSON in and out."""
         from kiota_abstractions.method import Method
         from kiota_abstractions.request_information import RequestInformation
-        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
-        adapter = self.sdk.request_adapter
+        def make() -> Any:
+            return RequestInformation(Method[method], builder.url_template, dict(builder.path_parameters))
 
-        async def send() -> Any:
-            ri = RequestInformation(Method[method], builder.url_template, dict(builder.path_parameters))
-            ri.headers.try_add("Accept", "application/json")
-            if body is not None:
-                ri.set_stream_content(json.dumps(body).encode("utf-8"), "application/json")
-                data = await adapter.send_primitive_async(ri, "bytes", {"XXX": ODataError})
-            elif method == "GET":
-                data = await adapter.send_primitive_async(ri, "bytes", {"XXX": ODataError})
-            else:
-                await adapter.send_no_response_content_async(ri, {"XXX": ODataError})
-                data = None
-            if not data:
-                return None
-            return json.loads(data)
+        return await self.send_json(endpoint, make, body=body, permission=permission, retry=retry,
+                                    retry_on=retry_on, policy=policy)
 
-        return await self.call(endpoint, send, permission=permission, retry=retry, retry_on=retry_on,
-                               policy=policy)
+    async def get_all_json(self, endpoint: str, builder: Any, config: Any = None, *,
+                           permission: str | None = None) -> list[dict[str, Any]]:
+        """Every item of a collection as raw JSON, following @odata.nextLink. Raw, because parsing thousands of
+        users into SDK models and back costs more than the request."""
+        page = await self.send_json(endpoint, lambda: builder.to_get_request_information(config),
+                                    permission=permission)
+        items: list[dict[str, Any]] = list((page or {}).get("value") or [])
+        link = (page or {}).get("@odata.nextLink")
+        while link:
+            page = await self.send_json(endpoint, _next_request(builder, link), permission=permission)
+            items.extend((page or {}).get("value") or [])
+            link = (page or {}).get("@odata.nextLink")
+        return items
+
+
+def _next_request(builder: Any, link: str) -> Callable[[], Any]:
+    def make() -> Any:
+        return builder.with_url(link).to_get_request_information()
+
+    return make
 
 
 def _next_page(builder: Any, link: str) -> Callable[[], Awaitable[Any]]:

@@ -1,0 +1,31 @@
+"""`astro-scim provision --user U | --group G`: Entra provision on demand (the seed FAQ's fix for an Azure user
+or group that is out of sync with Astro). Groups are sent as one group plus up to 5 members per call, paced at
+5 calls per 10 seconds."""
+
+from __future__ import annotations
+
+import argparse
+
+from connector import output
+from connector.cli import load_config_arg
+from connector.errors import EXIT_FINDINGS, EXIT_OK
+from connector.providers import registry
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config_arg(args.config)
+    [provider] = registry.build(cfg, "azure")
+    try:
+        subject = f"user {args.user}" if args.user else f"group {args.group}"
+        output.say(f"azure: provisioning {subject} on demand", style="bold")
+        results = provider.provision(user=args.user, group=args.group)  # type: ignore[attr-defined]
+    finally:
+        provider.close()
+    failed = 0
+    for r in results:
+        style = "red" if r.failed else "green" if r.status.lower() == "success" else "yellow"
+        output.say("  " + r.describe(), style=style)
+        failed += r.failed
+    calls = "call" if len(results) == 1 else "results"
+    output.say(f"{len(results)} {calls}, {failed} failed", style="bold red" if failed else "bold green")
+    return EXIT_FINDINGS if failed else EXIT_OK

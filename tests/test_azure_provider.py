@@ -1,0 +1,440 @@
+"""The Entra provider against the sandbox: real msgraph-sdk calls over loopback HTTP to the Graph emulator, whose
+engine provisions into the sandbox's Astro SCIM server. User-facing behaviour goes through the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from connector.cli import main
+from connector.config import load_config
+from connector.plan import Plan
+from connector.providers.azure import AzureProvider
+from connector.sandbox.core import Sandbox
+from connector.sandbox.faults import FaultConfig
+from connector.sandbox.seed import ASSIGNED_TEAM
+
+pytestmark = pytest.mark.xdist_group("azure")
+
+
+@pytest.fixture
+def azure_config(sandbox: Sandbox, tmp_path: Path) -> Path:
+    return sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
+
+
+@pytest.fixture
+def provider(azure_config: Path) -> Iterator[AzureProvider]:
+    p = AzureProvider(load_config(azure_config))
+    yield p
+    p.close()
+
+
+def cli(*args: str, config: Path) -> int:
+    return main([args[0], "--config", str(config), *args[1:]])
+
+
+def applied(config: Path, *extra: str) -> None:
+    assert cli("apply", "--idp", "azure", "--yes", *extra, config=config) == 0
+
+
+def sp_of(sb: Sandbox) -> dict[str, Any]:
+    assert sb.graph is not None
+    sps = [s for s in sb.graph.service_principals() if s["displayName"] == "Astro"]
+    assert len(sps) == 1, f"expected exactly one app named Astro, found {len(sps)}"
+    return sps[0]
+
+
+def graph_http(sb: Sandbox) -> httpx.Client:
+    """A plain HTTP client on the emulator, for changing the tenant behind the connector's back."""
+    return httpx.Client(base_url=str(sb.graph_url), headers={"Authorization": f"Bearer {sb.graph_token}"})
+
+
+def resources(plan: Plan) -> list[str]:
+    return [c.resource for c in plan.changes]
+
+
+def azure_org(sb: Sandbox) -> str:
+    return sb.astro_orgs["azure"].org_id
+
+
+# --- plan / apply ------------------------------------------------------------------------------------------
+
+
+def test_plan_on_fresh_tenant_lists_every_change_and_writes_nothing(sandbox: Sandbox, provider: AzureProvider) -> None:
+    plan = provider.plan()
+    teams = sandbox.default_team_names()
+    assert resources(plan) == ["azure.app", "azure.assignment", "azure.assignment", "azure.assignment",
+                               "azure.job", "azure.secrets", "azure.schema", "azure.job_state"]
+    assert [c.key for c in plan.changes if c.resource == "azure.assignment"] == [ASSIGNED_TEAM, *teams]
+    assert sandbox.logs["graph"].writes() == []
+    assert sandbox.logs["astro"].writes() == []
+    assert sandbox.graph is not None and sandbox.graph.service_principals() == []
+
+
+def test_apply_makes_every_change_and_second_plan_is_empty(sandbox: Sandbox, azure_config: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    applied(azure_config)
+    out = capsys.readouterr().out
+    assert "applied 8 change(s)" in out
+    graph = sandbox.graph
+    assert graph is not None
+    sp = sp_of(sandbox)
+    assert {a["principalDisplayName"] for a in graph.assignments(sp["id"])} == {
+        ASSIGNED_TEAM, *sandbox.default_team_names()}
+    [job] = graph.jobs(sp["id"])
+    assert job["templateId"] == "scim" and job["schedule"]["state"] == "Active"
+    secrets = graph.secrets(sp["id"])
+    assert secrets["BaseAddress"] == sandbox.astro_orgs["azure"].scim_url
+    assert secrets["SecretToken"] == sandbox.astro_orgs["azure"].token
+    assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0
+    assert "azure: no changes" in capsys.readouterr().out
+    # The plan after apply asked Entra to test the saved token (a read-only POST) and changed nothing.
+    sandbox.logs["graph"].clear()
+    sandbox.logs["astro"].clear()
+    assert cli("plan", "--idp", "azure", config=azure_config) == 0
+    writes = sandbox.logs["graph"].writes()
+    assert [w.path.rsplit("/", 1)[-1] for w in writes] == ["validateCredentials"]
+    assert sandbox.logs["astro"].writes() == []
+
+
+def _delete_assignment(sb: Sandbox, sp: dict[str, Any]) -> None:
+    assert sb.graph is not None
+    victim = next(a for a in sb.graph.assignments(sp["id"]) if a["principalDisplayName"] != ASSIGNED_TEAM)
+    with graph_http(sb) as h:
+        h.delete(f"/servicePrincipals/{sp['id']}/appRoleAssignedTo/{victim['id']}").raise_for_status()
+
+
+def _move_base_address(sb: Sandbox, sp: dict[str, Any]) -> None:
+    assert sb.graph is not None
+    sb.graph.set_secrets(sp["id"], {"BaseAddress": "https://old.example/scim/v2/x",
+                                    "SecretToken": sb.astro_orgs["azure"].token})
+
+
+def _wrong_token(sb: Sandbox, sp: dict[str, Any]) -> None:
+    assert sb.graph is not None
+    sb.graph.set_secrets(sp["id"], {"BaseAddress": sb.astro_orgs["azure"].scim_url, "SecretToken": "stale-token-1"})
+
+
+def _edit_schema(sb: Sandbox, sp: dict[str, Any]) -> None:
+    assert sb.graph is not None
+    schema = sb.graph.schema(sp["id"])
+    for rule in schema["synchronizationRules"]:
+        for om in rule["objectMappings"]:
+            for am in om["attributeMappings"]:
+                if om["sourceObjectName"] == "User" and am["targetAttributeName"] == "name.givenName":
+                    am["source"] = {"expression": "[mail]", "name": "mail", "type": "Attribute", "parameters": []}
+    job_id = sb.graph.jobs(sp["id"])[0]["id"]
+    with graph_http(sb) as h:
+        h.put(f"/servicePrincipals/{sp['id']}/synchronization/jobs/{job_id}/schema", json=schema).raise_for_status()
+
+
+def _pause_job(sb: Sandbox, sp: dict[str, Any]) -> None:
+    assert sb.graph is not None
+    job_id = sb.graph.jobs(sp["id"])[0]["id"]
+    with graph_http(sb) as h:
+        h.post(f"/servicePrincipals/{sp['id']}/synchronization/jobs/{job_id}/pause").raise_for_status()
+
+
+def _delete_job(sb: Sandbox, sp: dict[str, Any]) -> None:
+    assert sb.graph is not None
+    job_id = sb.graph.jobs(sp["id"])[0]["id"]
+    with graph_http(sb) as h:
+        h.delete(f"/servicePrincipals/{sp['id']}/synchronization/jobs/{job_id}").raise_for_status()
+
+
+@pytest.mark.parametrize(
+    ("drift", "expected"),
+    [
+        (_delete_assignment, ["azure.assignment"]),
+        (_move_base_address, ["azure.secrets"]),
+        (_wrong_token, ["azure.secrets"]),
+        (_edit_schema, ["azure.schema"]),
+        (_pause_job, ["azure.job_state"]),
+        (_delete_job, ["azure.job", "azure.secrets", "azure.job_state"]),
+    ],
+    ids=["assignment", "secrets-url", "secrets-token", "schema", "job-state", "job"],
+)
+def test_each_resource_kind_is_detected_repaired_and_then_clean(
+    sandbox: Sandbox, azure_config: Path, drift: Any, expected: list[str]
+) -> None:
+    applied(azure_config)
+    sp = sp_of(sandbox)
+    drift(sandbox, sp)
+    cfg = load_config(azure_config)
+    p = AzureProvider(cfg)
+    try:
+        plan = p.plan()
+        assert resources(plan) == expected
+        if expected == ["azure.schema"]:
+            [change] = plan.changes
+            assert change.key == "User name.givenName"
+            assert (change.before, change.after) == ("[mail]", "[givenName]")
+        assert p.apply(plan) == len(expected)
+        assert not p.plan()
+    finally:
+        p.close()
+    assert sandbox.graph is not None
+    assert len(sandbox.graph.jobs(sp["id"])) == 1
+    assert sandbox.graph.secrets(sp["id"])["SecretToken"] == sandbox.astro_orgs["azure"].token
+
+
+def test_apply_pause_leaves_the_job_paused(sandbox: Sandbox, azure_config: Path) -> None:
+    applied(azure_config)
+    applied(azure_config, "--pause")
+    assert sandbox.graph is not None
+    assert sandbox.graph.jobs(sp_of(sandbox)["id"])[0]["schedule"]["state"] == "Paused"
+
+
+def _flatten(node: Any, path: str = "") -> dict[str, Any]:
+    """JSON -> {path: leaf}; list items keyed by their natural name so a reorder is not a change."""
+    out: dict[str, Any] = {}
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out.update(_flatten(v, f"{path}/{k}"))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            key = str(i)
+            if isinstance(v, dict):
+                key = str(v.get("targetAttributeName") or v.get("name") or v.get("id") or v.get("key") or i)
+            out.update(_flatten(v, f"{path}[{key}]"))
+    else:
+        out[path] = node
+    return out
+
+
+def test_schema_round_trip_keeps_every_field_the_yaml_does_not_change(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
+    applied(config, "--pause")  # the shipped mapping equals the template's: the job keeps its own schema
+    assert sandbox.graph is not None
+    sp = sp_of(sandbox)
+    before = sandbox.graph.schema(sp["id"])
+
+    mapping = yaml.safe_load((Path(__file__).parents[1] / "mappings" / "azure.yaml").read_text())
+    for m in mapping["users"]:
+        if m["target"] == "name.givenName":
+            m["source"] = 'Coalesce([givenName], "Unknown")'
+    cost = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter"
+    mapping["users"].append({"target": cost, "source": "[department]"})
+    (tmp_path / "azure.yaml").write_text(yaml.safe_dump(mapping))
+    data = yaml.safe_load(config.read_text())
+    data["azure"]["mapping"] = "azure.yaml"
+    config.write_text(yaml.safe_dump(data))
+    p = AzureProvider(load_config(config), pause=True)
+    try:
+        plan = p.plan()
+        assert [(c.resource, c.key, c.before, c.after) for c in plan.changes] == [
+            ("azure.schema", "User name.givenName", "[givenName]", 'Coalesce([givenName], "Unknown")'),
+            ("azure.schema", f"User {cost}", None, "[department]"),
+        ]
+        p.apply(plan)
+    finally:
+        p.close()
+    after = sandbox.graph.schema(sp["id"])
+
+    flat_before, flat_after = _flatten(before), _flatten(after)
+    changed = {k for k in flat_before if flat_before[k] != flat_after.get(k, object())}
+    added = set(flat_after) - set(flat_before)
+    # Only the givenName source changed; every other field of the job's schema is still there, unchanged.
+    assert changed and all("[name.givenName]/source" in k for k in changed), sorted(changed)
+    assert added and all(f"[{cost}]" in k or "[name.givenName]/source" in k for k in added), sorted(added)
+    flows = [om["flowTypes"] for r in after["synchronizationRules"] for om in r["objectMappings"]]
+    assert flows and all(f == "Add, Update, Delete" for f in flows)
+
+
+# --- end to end ---------------------------------------------------------------------------------------------
+
+
+def test_apply_and_a_job_cycle_provision_users_and_teams_into_astro(sandbox: Sandbox, azure_config: Path) -> None:
+    applied(azure_config)
+    org = azure_org(sandbox)
+    people = {p.email.lower(): p for p in sandbox.seed_org.people}
+    users = {u["userName"].lower(): u for u in sandbox.astro.users(org)}
+    assert set(users) == set(people)  # every person is in "Astro Users", the assigned group
+    for upn, user in users.items():
+        person = people[upn]
+        assert user["displayName"] == person.display_name
+        assert user["name"]["givenName"] == person.first_name
+        assert user["name"]["familyName"] == person.last_name
+        assert user["active"] is True
+    id_to_upn = {u["id"]: upn for upn, u in users.items()}
+    teams = {g["displayName"]: g for g in sandbox.astro.groups(org)}
+    expected_teams = [ASSIGNED_TEAM, *sandbox.default_team_names()]
+    assert set(teams) == set(expected_teams)
+    by_name = {t.name: t for t in sandbox.seed_org.teams}
+    key_to_upn = {p.key: p.email.lower() for p in sandbox.seed_org.people}
+    for name in expected_teams:
+        members = {id_to_upn[m["value"]] for m in teams[name].get("members") or []}
+        assert members == {key_to_upn[k] for k in by_name[name].member_keys}, name
+
+
+def test_provision_user_makes_exactly_that_user_appear(sandbox: Sandbox, azure_config: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    applied(azure_config, "--pause")  # configured, but no cycle has run
+    org = azure_org(sandbox)
+    assert sandbox.astro.users(org) == []
+    person = sandbox.seed_org.people[3]
+    capsys.readouterr()
+    assert cli("provision", "--user", person.email, config=azure_config) == 0
+    out = capsys.readouterr().out
+    assert "User" in out and "success" in out.lower()
+    assert [u["userName"] for u in sandbox.astro.users(org)] == [person.email]
+
+
+def test_group_of_twelve_is_provisioned_in_three_calls_within_the_rate_limit(
+    sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    applied(azure_config, "--pause")
+    sandbox.logs["graph"].clear()
+    assert cli("provision", "--group", ASSIGNED_TEAM, config=azure_config) == 0
+    calls = [e for e in sandbox.logs["graph"].entries if e.path.endswith("/provisionOnDemand")]
+    assert len(calls) == 3 and all(e.status == 200 for e in calls)
+    org = azure_org(sandbox)
+    assert len(sandbox.astro.users(org)) == 12
+    [team] = [g for g in sandbox.astro.groups(org) if g["displayName"] == ASSIGNED_TEAM]
+    assert len(team["members"]) == 12
+
+
+def test_more_calls_than_the_limit_are_paced_not_throttled(sandbox: Sandbox, azure_config: Path) -> None:
+    assert sandbox.graph is not None
+    applied(azure_config, "--pause")
+    # Scale the service's window down (5 calls per 1 s) so the test is quick; the client keeps its own pace.
+    sandbox.graph.ondemand_window_s = 1.0
+    p = AzureProvider(load_config(azure_config))
+    p.window.period = 1.0
+    try:
+        sandbox.logs["graph"].clear()
+        results = p.provision_on_demand(users=[person.email for person in sandbox.seed_org.people[:7]])
+    finally:
+        p.close()
+    assert len(results) == 7 and not any(r.failed for r in results)
+    calls = [e for e in sandbox.logs["graph"].entries if e.path.endswith("/provisionOnDemand")]
+    assert [e.status for e in calls] == [200] * 7  # paced: the service never had to say 429
+
+
+# --- robustness --------------------------------------------------------------------------------------------
+
+
+def test_apply_converges_under_throttling_and_server_errors_without_duplicates(
+    sandbox: Sandbox, azure_config: Path
+) -> None:
+    assert sandbox.graph is not None
+    sandbox.graph.propagation_failures = 2  # the new app is briefly invisible to the sync API, as in Entra
+    sandbox.set_faults(FaultConfig(rate_429=0.2, rate_5xx=0.05, rate_reset=0.03), service="graph")
+    assert cli("plan", "--idp", "azure", config=azure_config) == 0
+    applied(azure_config)
+    assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0
+    assert cli("status", "--idp", "azure", config=azure_config) == 0
+    statuses = [e.status for e in sandbox.logs["graph"].entries]
+    # The faults really happened (the fault RNG is seeded and our requests are sequential: this is stable).
+    assert statuses.count(429) >= 2 and any(s >= 500 for s in statuses) and 0 in statuses, statuses
+    sp = sp_of(sandbox)  # exactly one app
+    assert len(sandbox.graph.jobs(sp["id"])) == 1
+    principals = [a["principalId"] for a in sandbox.graph.assignments(sp["id"])]
+    assert len(principals) == len(set(principals)) == 3
+    sandbox.set_faults(FaultConfig(), service="graph")
+    assert len(sandbox.astro.users(azure_org(sandbox))) == 12
+
+
+def test_missing_permission_is_named(sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert sandbox.graph is not None
+    applied(azure_config)
+    sandbox.graph.deny_permission("appRoleAssignments")
+    capsys.readouterr()
+    assert cli("test-connection", "--idp", "azure", config=azure_config) == 1
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if "FAIL" in ln)
+    assert "AppRoleAssignment.ReadWrite.All" in line and "Authorization_RequestDenied" in line
+    assert cli("plan", "--idp", "azure", config=azure_config) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: graph GET /servicePrincipals/")
+    assert "missing permission: AppRoleAssignment.ReadWrite.All" in err and "Traceback" not in err
+
+
+def test_odata_error_is_one_readable_line(sandbox: Sandbox, azure_config: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    data = yaml.safe_load(azure_config.read_text())
+    (azure_config.parent / "graph.token").write_text("not-the-token\n")
+    azure_config.write_text(yaml.safe_dump(data))
+    assert cli("plan", "--idp", "azure", config=azure_config) == 3
+    err = capsys.readouterr().err
+    first = err.splitlines()[0]
+    assert "InvalidAuthenticationToken" in first and "HTTP 401" in first
+    assert "Traceback" not in err
+
+
+def test_unknown_group_is_not_found_with_candidates(sandbox: Sandbox, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",),
+                                  azure_assign_groups=["Astro User"])
+    assert cli("plan", "--idp", "azure", config=config) == 2
+    err = capsys.readouterr().err
+    assert "no Entra group named 'Astro User'" in err and "did you mean: 'Astro Users'" in err
+
+
+def test_status_reports_quarantine_and_failed_entries(sandbox: Sandbox, azure_config: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert sandbox.graph is not None
+    applied(azure_config)
+    assert cli("status", "--idp", "azure", config=azure_config) == 0
+    out = capsys.readouterr().out
+    assert "job state: Active" in out and "not quarantined" in out and "Succeeded" in out
+    sandbox.graph.quarantine(sp_of(sandbox)["id"], reason="EncounteredQuarantineException")
+    assert cli("status", "--idp", "azure", config=azure_config) == 1
+    out = capsys.readouterr().out
+    assert "FAIL quarantine: EncounteredQuarantineException" in out
+
+
+def test_failed_credentials_stop_apply_before_the_job_starts(sandbox: Sandbox, azure_config: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    (azure_config.parent / "astro-azure.token").write_text("wrong-astro-token-123\n")
+    assert cli("apply", "--idp", "azure", "--yes", config=azure_config) == 3
+    err = capsys.readouterr().err
+    assert "Test connection failed" in err and "wrong-astro-token-123" not in err
+    assert sandbox.graph is not None
+    assert sandbox.graph.jobs(sp_of(sandbox)["id"])[0]["schedule"]["state"] != "Active"
+
+
+def test_secrets_never_appear_in_output_or_logs(sandbox: Sandbox, azure_config: Path,
+                                                capfd: pytest.CaptureFixture[str]) -> None:
+    canaries = [sandbox.graph_token, sandbox.astro_orgs["azure"].token]
+    for args in (["apply", "--idp", "azure", "--yes"], ["plan", "--idp", "azure", "--format", "json"],
+                 ["test-connection", "--idp", "azure"], ["status", "--idp", "azure"]):
+        assert main(["-v", args[0], "--config", str(azure_config), *args[1:]]) in (0, 1)
+    assert cli("provision", "--user", sandbox.seed_org.people[0].email, config=azure_config) == 0
+    out, err = capfd.readouterr()
+    assert "validateCredentials" in err or "azure" in out  # the runs really produced output
+    for canary in canaries:
+        assert canary not in out and canary not in err
+
+
+# --- the drift view --------------------------------------------------------------------------------------
+
+
+def test_read_view_maps_in_scope_users_and_groups(sandbox: Sandbox, azure_config: Path) -> None:
+    assert sandbox.graph is not None
+    applied(azure_config)
+    person = sandbox.seed_org.people[0]
+    sandbox.graph.update_user(person.email, accountEnabled=False)
+    p = AzureProvider(load_config(azure_config))
+    try:
+        view = p.read_view()
+    finally:
+        p.close()
+    users = {u.user_name.lower(): u for u in view.users}
+    assert set(users) == {q.email.lower() for q in sandbox.seed_org.people}
+    me = users[person.email.lower()]
+    assert not me.active
+    assert me.expected == {"userName": person.email, "displayName": person.display_name,
+                           "name.givenName": person.first_name, "name.familyName": person.last_name}
+    groups = {g.name: g for g in view.groups}
+    assert set(groups) == {ASSIGNED_TEAM, *sandbox.default_team_names()}
+    assert person.email.lower() not in groups[ASSIGNED_TEAM].members  # disabled: not a provisioned member
+    assert len(groups[ASSIGNED_TEAM].members) == 11
+    assert view.issues == []
+    json.dumps([u.expected for u in view.users])  # plain values only
