@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from connector.sandbox.astro_platform import AstroPlatform
 from connector.sandbox.astro_scim import AstroScim
 from connector.sandbox.faults import FaultConfig, FaultMiddleware, RequestLog
 from connector.sandbox.seed import ASSIGNED_TEAM, SeedOrg, generate
@@ -83,6 +84,7 @@ class Sandbox:
         self.okta: Any | None = None
         self.graph: Any | None = None
         self.astro = AstroScim()
+        self.astro_platform = AstroPlatform(self.astro)  # Team roles (Platform API) under /v1, same Teams
         self._middleware: dict[str, FaultMiddleware] = {}
         self._served: dict[str, ServedApp] = {}
         self.okta_url: str | None = None
@@ -110,7 +112,8 @@ class Sandbox:
             for idp in IDPS:
                 self.astro.add_org(self._org_ids[idp], self._astro_tokens[idp])
             self.astro_url = self._serve(
-                "astro", self._wrap("astro", self.astro.app, self.astro, self.astro_faults)
+                "astro", self._wrap("astro", self.astro_platform.mount(self.astro.app), self.astro_platform,
+                                    self.astro_faults)
             )
             self.astro.base_url = self.astro_url
             self.astro_orgs = {
@@ -213,7 +216,7 @@ class Sandbox:
                 "mapping": str(MAPPINGS_DIR / "okta.yaml"),
                 "assign_groups": okta_assign_groups if okta_assign_groups is not None else [ASSIGNED_TEAM],
                 "push_groups": okta_push_groups if okta_push_groups is not None else teams,
-                "astro": {"scim_url": self.astro_orgs["okta"].scim_url,
+                "astro": {"scim_url": self.astro_orgs["okta"].scim_url, "api_url": f"{self.astro_url}/v1",
                           "token": f"file:{TOKEN_FILES['astro-okta']}"},
             }
         if "azure" in idps and self.graph_url:
@@ -226,7 +229,7 @@ class Sandbox:
                 "assign_groups": (
                     azure_assign_groups if azure_assign_groups is not None else [ASSIGNED_TEAM, *teams]
                 ),
-                "astro": {"scim_url": self.astro_orgs["azure"].scim_url,
+                "astro": {"scim_url": self.astro_orgs["azure"].scim_url, "api_url": f"{self.astro_url}/v1",
                           "token": f"file:{TOKEN_FILES['astro-azure']}"},
             }
         return data
