@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
                 total += provider.apply(plan, functools.partial(_report, done))
             except ManualStepRequired as exc:
                 output.say(f"{plan.provider}: {len(done)} change(s) applied before a manual step", style="bold")
-                if exc.steps:
+                shown = any(c.data.get("steps") for c in plan.changes)  # the plan above already listed them
+                if exc.steps and not shown:
                     output.say(exc.steps)
                 raise
             except ConnectorError as exc:
