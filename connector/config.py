@@ -21,6 +21,7 @@ class AstroConfig:
     token: Secret
     api_url: str = "https://api.astronomer.io/v1"
     organization_id: str = ""
+    team_wait_seconds: float = 60.0  # access templates: how long apply waits for an IdP to push a Team
 
 
 @dataclass
@@ -154,14 +155,18 @@ class _Section:
 
 
 def _astro(doc: yamlsrc.Document, base: Path, path: tuple[str, ...] = ("astro",)) -> AstroConfig:
-    s = _Section(doc, path, {"scim_url", "token", "api_url", "organization_id"}, base)
+    s = _Section(doc, path, {"scim_url", "token", "api_url", "organization_id", "team_wait_seconds"}, base)
     scim_url = check_endpoint(s.text("scim_url", required=True) or "", what="astro.scim_url", location=s.loc("scim_url"))
     token = s.secret("token") or Secret("env:ASTRO_API_TOKEN", location=s.loc("token"))
     api_url = check_endpoint(
         s.text("api_url", "https://api.astronomer.io/v1") or "", what="astro.api_url", location=s.loc("api_url")
     )
     org_id = s.text("organization_id") or scim_url.rstrip("/").rsplit("/", 1)[-1]
-    return AstroConfig(scim_url=scim_url, token=token, api_url=api_url, organization_id=org_id)
+    wait = s.data.get("team_wait_seconds", 60.0)
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
+        raise ConfigError("team_wait_seconds must be a number of seconds (>= 0)", location=s.loc("team_wait_seconds"))
+    return AstroConfig(scim_url=scim_url, token=token, api_url=api_url, organization_id=org_id,
+                       team_wait_seconds=float(wait))
 
 
 def _okta(doc: yamlsrc.Document, base: Path) -> OktaConfig:
