@@ -302,3 +302,60 @@ def test_entra_shapes_fail_the_strict_policy(graph_env: GraphEnv, strict_scim: t
     reason = graph.logs()[-1]["provisioningStatusInfo"]["errorInformation"]["reason"]
     assert "PATCH" in reason and "HTTP 400" in reason
     assert len(httpx.get(f"{base}/Groups/{made.json()['id']}").json()["members"]) == len(team.member_keys)
+
+
+def test_astro_drift_survives_incremental_cycles_until_restart(provisioned: tuple[GraphEnv, str, str]) -> None:
+    env, sp_id, job_id = provisioned
+    upn = env.graph.group_member_upns(ASSIGNED_TEAM)[0]
+    wanted = _by_user_name(env)[upn]["displayName"]
+    env.astro.edit_user(ORG_ID, upn, "displayName", "Edited In Astro")
+    env.graph.run_cycle(sp_id)
+    # Entra only exports what changed in Entra: a change made in Astro alone stays (drift).
+    assert _by_user_name(env)[upn]["displayName"] == "Edited In Astro"
+    env.scim_requests.clear()
+    _post(env, f"/servicePrincipals/{sp_id}/synchronization/jobs/{job_id}/restart",
+          {"criteria": {"resetScope": "Full"}})
+    assert _by_user_name(env)[upn]["displayName"] == wanted
+    (fix,) = [r for r in writes(env) if "/Users/" in r["path"]]
+    assert fix["body"]["Operations"] == [{"op": "Replace", "path": "displayName", "value": wanted}]
+
+
+def test_sync_all_provisions_every_user_and_group(graph_env: GraphEnv) -> None:  # noqa: F811
+    sp_id, job_id = configured(graph_env)
+    graph_env.graph.set_secrets(sp_id, {"SyncAll": "true"})
+    graph_env.graph.update_user(graph_env.graph.users()[0]["userPrincipalName"], accountEnabled=False)
+    last = start(graph_env, sp_id, job_id)
+    assert last["countEntitled"] == 12 + 4
+    assert len(graph_env.astro_users()) == 11  # the disabled user is not created
+    assert len(graph_env.astro_groups()) == 4
+
+
+def test_background_cycles(graph_env: GraphEnv) -> None:  # noqa: F811
+    sp_id, job_id = configured(graph_env)
+    graph_env.graph.assign(sp_id, graph_env.graph.group(ASSIGNED_TEAM)["id"])  # type: ignore[index]
+    graph_env.graph.background_cycles = True
+    _post(graph_env, f"/servicePrincipals/{sp_id}/synchronization/jobs/{job_id}/start")
+    assert graph_env.graph.wait_for_cycles(30)
+    assert graph_env.graph.job(sp_id, job_id).status["lastExecution"]["state"] == "Succeeded"
+    assert len(graph_env.astro_users()) == 12
+
+
+def test_sandbox_admin_endpoints(provisioned: tuple[GraphEnv, str, str]) -> None:
+    env, sp_id, _ = provisioned
+    base = env.graph_url.removesuffix("/v1.0")
+    auth = {"Authorization": f"Bearer {env.token}"}
+    upn = env.graph.group_member_upns(ASSIGNED_TEAM)[0]
+    assert httpx.post(f"{base}/_sandbox/users/{upn}/removeSilently", headers=auth).status_code == 204
+    ran = httpx.post(f"{base}/_sandbox/servicePrincipals/{sp_id}/runCycle", headers=auth)
+    assert ran.status_code == 200 and ran.json()["jobs"][0]["state"] == "Succeeded"
+    assert _by_user_name(env)[upn]["active"] is False
+    assert httpx.delete(f"{base}/_sandbox/permissions/users", headers=auth).status_code == 204
+    assert httpx.get(f"{env.graph_url}/users", headers=auth).json()["error"]["code"] == "Authorization_RequestDenied"
+    assert httpx.put(f"{base}/_sandbox/permissions/users", headers=auth).status_code == 204
+    assert httpx.get(f"{env.graph_url}/users", headers=auth).status_code == 200
+    quarantined = httpx.post(f"{base}/_sandbox/servicePrincipals/{sp_id}/quarantine", headers=auth,
+                             json={"reason": "TooManyDeletes"})
+    assert quarantined.status_code == 204
+    status = env.graph.job(sp_id).status
+    assert status["code"] == "Quarantine" and status["quarantine"]["reason"] == "TooManyDeletes"
+    assert httpx.get(f"{base}/_sandbox/state").status_code == 401

@@ -21,7 +21,8 @@ Emulator choices where the real service is undocumented (documented here so clie
 - Secret values of SecretToken/Password/ClientSecret/... read back as "*****"; BaseAddress, SyncAll and the
   other settings read back as stored. PUT merges by key; an empty value removes the key.
 - `start`/`restart` run the provisioning cycle synchronously before answering 204, so a test can look at Astro
-  right after; the job stays Active (code "Active") until paused or quarantined.
+  right after (`background_cycles = True` runs it in a thread instead, like the real service); the job stays
+  Active (code "Active") until paused or quarantined.
 - One job per template per service principal: a second POST of the same templateId is a 409.
 - Server errors are 503 `serviceNotAvailable` with `Retry-After` (what Graph sends for transient failures).
 
@@ -220,6 +221,11 @@ class GraphEmulator:
         self.ondemand_limit = ONDEMAND_LIMIT
         self.ondemand_window_s = ONDEMAND_WINDOW_S
         self._ondemand_lock = threading.Lock()
+        # False (default): start/restart run the cycle before answering, so tests can look at Astro right away.
+        # True: they answer 204 at once and the cycle runs in a thread, as on the real service (big sandboxes,
+        # where a cycle over thousands of users would outlast the client's timeout); see wait_for_cycles().
+        self.background_cycles = False
+        self._cycles: list[threading.Thread] = []
 
     # -- WSGI ------------------------------------------------------------------------------------------
 
@@ -652,7 +658,7 @@ class GraphEmulator:
                 # start is how an admin clears quarantine ("Resume provisioning").
                 job.status["quarantine"] = None
                 job.status["countSuccessiveCompleteFailures"] = 0
-        self.engine.run_cycle(sp_id, job)
+        self._cycle(sp_id, job)
         return self._no_content()
 
     def _h_pause(self, request: Request, sp_id: str, job_id: str) -> Response:
@@ -689,8 +695,27 @@ class GraphEmulator:
                     job.status["code"] = "Active"
             run = job.schedule_state == "Active"
         if run:
-            self.engine.run_cycle(sp_id, job)
+            self._cycle(sp_id, job)
         return self._no_content()
+
+    def _cycle(self, sp_id: str, job: SyncJob) -> None:
+        if not self.background_cycles:
+            self.engine.run_cycle(sp_id, job)
+            return
+        thread = threading.Thread(target=self.engine.run_cycle, args=(sp_id, job), name=f"entra-cycle-{job.id}",
+                                  daemon=True)
+        with self.state.lock:
+            self._cycles = [t for t in self._cycles if t.is_alive()] + [thread]
+        thread.start()
+
+    def wait_for_cycles(self, timeout: float = 60.0) -> bool:
+        """Wait for background cycles (background_cycles=True) to finish; False if some still run."""
+        deadline = time.monotonic() + timeout
+        with self.state.lock:
+            running = list(self._cycles)
+        for thread in running:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in running)
 
     def _h_on_demand(self, request: Request, sp_id: str, job_id: str) -> Response:
         job = self._job(sp_id, job_id)
