@@ -359,3 +359,23 @@ def test_sandbox_admin_endpoints(provisioned: tuple[GraphEnv, str, str]) -> None
     status = env.graph.job(sp_id).status
     assert status["code"] == "Quarantine" and status["quarantine"]["reason"] == "TooManyDeletes"
     assert httpx.get(f"{base}/_sandbox/state").status_code == 401
+
+
+def test_schema_without_user_mapping_fails_cycles_and_on_demand(graph_env: GraphEnv) -> None:  # noqa: F811
+    sp_id, job_id = configured(graph_env)
+    schema = graph_env.graph.schema(sp_id, job_id)
+    rule = schema["synchronizationRules"][0]
+    rule["objectMappings"] = [m for m in rule["objectMappings"] if m["sourceObjectName"] != "User"]
+
+    async def put(c: Any) -> None:
+        await raw(c, "PUT", job_builder(c, sp_id, job_id).schema, schema)
+
+    run(graph_env, put)
+    last = start(graph_env, sp_id, job_id)
+    assert last["state"] == "Failed" and last["error"]["code"] == "SchemaInvalid"
+    user = graph_env.graph.users()[0]
+    r = httpx.post(f"{graph_env.graph_url}/servicePrincipals/{sp_id}/synchronization/jobs/{job_id}/provisionOnDemand",
+                   json={"parameters": [{"ruleId": rule["id"], "subjects": [{"objectId": user["id"],
+                                                                             "objectTypeName": "User"}]}]},
+                   headers={"Authorization": f"Bearer {graph_env.token}"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "SchemaInvalid"

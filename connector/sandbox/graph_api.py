@@ -237,6 +237,11 @@ class GraphEmulator:
             response = odata_error(exc.status, exc.code, exc.message, request=request, headers=exc.headers)
         except ODataQueryError as exc:
             response = odata_error(400, exc.code, exc.message, request=request)
+        except CredentialCheckFailed as exc:
+            response = odata_error(400, exc.code, exc.message, request=request)
+        except Exception as exc:  # an emulator bug: answer like Graph does, not with an HTML traceback
+            response = odata_error(500, "UnknownError", f"Sandbox emulator failure: {type(exc).__name__}: {exc}",
+                                   request=request)
         return response(environ, start_response)
 
     def _dispatch(self, request: Request) -> Response:
