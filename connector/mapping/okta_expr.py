@@ -589,7 +589,8 @@ def format(expr: Expr) -> str:
             return "true" if v else "false"
         if isinstance(v, str):
             return _quote(v)
-        return repr(v)
+        text = repr(v)
+        return f"{v:f}".rstrip("0").rstrip(".") if "e" in text else text  # the grammar has no exponents
     if isinstance(expr, Path):
         return f"{expr.root}.{expr.name}"
     if isinstance(expr, Call):
