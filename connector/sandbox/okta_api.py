@@ -18,6 +18,15 @@ answers 400 E0000001; an app user whose provisioning failed keeps status STAGED 
 error text is available through `provisioning_errors()` (Okta shows it in the Admin Console only).
 
 Writes that Okta would provision run the engine (okta_engine.py) synchronously, inside the request.
+
+Sandbox admin endpoints (never faulted, no Okta auth; loopback only) and their Python twins:
+    POST /_sandbox/apps/{appId}/provisioning {"baseUrl", "token"}    enable_provisioning(app_id, base_url, token)
+    GET  /_sandbox/okta/apps?label=Astro                              app_by_label(label)
+    POST /_sandbox/okta/users/{login}/deactivate-silently             deactivate_user_silently(login)
+    POST /_sandbox/okta/apps/{appId}/users/{login}/error {"summary"}  set_app_user_error(app_id, login, summary)
+    POST /_sandbox/okta/apps/{appId}/push/{group}/error {"summary"}   set_push_error(app_id, group_name, summary)
+    PUT  /_sandbox/okta/rate-limit {"perMinute", "family"?}           set_rate_limit(per_minute, family=None)
+Inspection for tests: user_by_login, group_by_name, app_user, push_mapping, provisioning_errors.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ from connector.sandbox.okta_state import (
     OktaState,
     Predicate,
     Row,
+    Shapes,
     Table,
     compile_filter,
     public,
@@ -52,9 +62,6 @@ if TYPE_CHECKING:
     from connector.sandbox.seed import SeedOrg
 
 DEFAULT_RATE_LIMIT = 600  # requests per minute per endpoint family; generous, like a paid org's users budget
-ADMIN_LOGIN_LOCAL = "admin"
-OIN_APP_NAME = "astronomer"  # UNCERTAIN: the Astro OIN app's key name is not documented publicly
-PROFILE_URL = "https://acme.example/people/{key}"
 
 
 class OktaApiError(Exception):
@@ -206,128 +213,14 @@ class OktaEmulator:
         self.org_name = org_name
         self.state = OktaState(org_name, clock=clock)
         self.engine = OktaEngine(self.state)
+        self.shapes = Shapes(self.state)
         self.rate = RateLimiter(rate_limit, clock)
-        self.org_id = self.state.ids.new("00o")
-        self._seed_org()
-
-    # == seeding ==================================================================================================
-
-    def _seed_org(self) -> None:
-        st = self.state
-        ts = st.now()
-        tid = st.ids.new("oty")
-        st.user_types.add(tid, {
-            "id": tid, "displayName": "User", "name": "user",
-            "description": "Okta user profile template with default permission settings",
-            "createdBy": "", "lastUpdatedBy": "", "created": ts, "lastUpdated": ts, "default": True,
-            "_schemaId": st.ids.new("osc"),
-        })
-        domain = f"{self.org_name}.example"
-        admin = st.add_user({
-            "login": f"{ADMIN_LOGIN_LOCAL}@{domain}", "email": f"{ADMIN_LOGIN_LOCAL}@{domain}",
-            "firstName": "Org", "lastName": "Admin", "displayName": "Org Admin", "title": "Okta Administrator",
-            "department": "IT", "profileUrl": None,
-        })
-        st.admin_id = admin["id"]
-        self._add_app("Astro", OIN_APP_NAME, oin=True)
-        self._add_app("Astro SCIM (custom)", f"{self.org_name}_astroscimcustom_1", oin=False)
-
-    def _add_app(self, label: str, name: str, *, oin: bool) -> Row:
-        st = self.state
-        aid = st.ids.new("0oa")
-        ts = st.now()
-        if oin:
-            sign_on: Row = {
-                "defaultRelayState": None, "ssoAcsUrlOverride": None, "audienceOverride": None,
-                "recipientOverride": None, "destinationOverride": None, "attributeStatements": [],
-            }
-            settings_app: Row = {"organizationId": None}
-        else:
-            sign_on = {
-                "defaultRelayState": None,
-                "ssoAcsUrl": "https://auth.astronomer.io/login/callback",
-                "idpIssuer": "http://www.okta.com/${org.externalKey}",
-                "audience": "urn:auth0:astronomer",
-                "recipient": "https://auth.astronomer.io/login/callback",
-                "destination": "https://auth.astronomer.io/login/callback",
-                "subjectNameIdTemplate": "${user.userName}",
-                "subjectNameIdFormat": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
-                "responseSigned": True, "assertionSigned": True,
-                "signatureAlgorithm": "RSA_SHA256", "digestAlgorithm": "SHA256",
-                "honorForceAuthn": True,
-                "authnContextClassRef": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
-                "requestCompressed": False, "allowMultipleAcsEndpoints": False, "acsEndpoints": [],
-                "samlSignedRequestEnabled": False, "attributeStatements": [], "inlineHooks": [],
-            }
-            settings_app = {}
-        row: Row = {
-            "id": aid,
-            "orn": f"orn:okta:idp:{self.org_id}:apps:{name}:{aid}",
-            "name": name,
-            "label": label,
-            "status": "ACTIVE",
-            "lastUpdated": ts,
-            "created": ts,
-            # The spec types the redirect URLs as non-nullable strings: absent, not null, when unset.
-            "accessibility": {"selfService": False},
-            "visibility": {"autoLaunch": False, "autoSubmitToolbar": False, "hide": {"iOS": False, "web": False},
-                           "appLinks": {f"{name}_link": True}},
-            "features": [],
-            "signOnMode": "SAML_2_0",
-            "credentials": {"userNameTemplate": {"template": "${source.login}", "type": "BUILT_IN"},
-                            "signing": {"kid": secrets.token_urlsafe(32)}},
-            "settings": {
-                "app": settings_app,
-                "notifications": {"vpn": {"network": {"connection": "DISABLED"}, "message": None, "helpUrl": None}},
-                "manualProvisioning": False,
-                "implicitAssignment": False,
-                "notes": {"admin": None, "enduser": None},
-                "signOn": sign_on,
-            },
-        }
-        st.apps.add(aid, row)
-        st.app_users[aid] = Table()
-        st.app_groups[aid] = Table()
-        st.push[aid] = Table()
-        user_type = st.default_user_type()
-        to_app = st.ids.new("prm")
-        st.mappings.add(to_app, {
-            "id": to_app,
-            "source": {"id": user_type["id"], "name": "user", "type": "user"},
-            "target": {"id": aid, "name": name, "type": "appuser"},
-            # Okta's defaults for a new SCIM app: the names and the email; the rest is the admin's job.
-            "properties": {
-                "givenName": {"expression": "user.firstName", "pushStatus": "PUSH"},
-                "familyName": {"expression": "user.lastName", "pushStatus": "PUSH"},
-                "email": {"expression": "user.email", "pushStatus": "PUSH"},
-            },
-        })
-        from_app = st.ids.new("prm")
-        st.mappings.add(from_app, {
-            "id": from_app,
-            "source": {"id": aid, "name": name, "type": "appuser"},
-            "target": {"id": user_type["id"], "name": "user", "type": "user"},
-            "properties": {},
-        })
-        return row
+        self.org_id = self.state.org_id
+        self.state.seed_defaults()
 
     def load(self, seed: SeedOrg) -> None:
         """Load a seeded org: ACTIVE users and OKTA_GROUP groups with their members."""
-        st = self.state
-        with st.lock:
-            ts = st.now()
-            by_key: dict[str, str] = {}
-            for p in seed.people:
-                row = st.add_user({
-                    "login": p.email, "email": p.email, "firstName": p.first_name, "lastName": p.last_name,
-                    "displayName": p.display_name, "profileUrl": PROFILE_URL.format(key=p.key),
-                    "department": p.department, "title": p.title,
-                }, status="ACTIVE" if p.active else "DEPROVISIONED", when=ts)
-                by_key[p.key] = row["id"]
-            for t in seed.teams:
-                group = st.add_group(t.name, t.description, when=ts)
-                for key in t.member_keys:
-                    st.add_member(group["id"], by_key[key], when=ts)
+        self.state.load(seed)
 
     # == Python API for the sandbox and tests (mirrored by /_sandbox endpoints) ==================================
 
@@ -373,7 +266,7 @@ class OktaEmulator:
             for au in st.app_users[app_id].values():
                 if not au.get("externalId"):
                     au.update(status="STAGED", syncState="DISABLED")
-            self._refresh_app_features(app_id)
+            self.engine.refresh_app_features(app_id)
 
     def deactivate_user_silently(self, login: str) -> None:
         """Deactivate a user in Okta without telling any app: a missed deprovision (drift)."""
@@ -612,253 +505,6 @@ class OktaEmulator:
             raise not_found(gid, "UserGroup")
         return row
 
-    # == JSON shapes ================================================================================================
-
-    def _user_json(self, row: Row, base: str) -> Row:
-        out = public(row)
-        href = f"{base}/api/v1/users/{row['id']}"
-        out["_links"] = {"self": {"href": href}, "type": {"href": f"{base}/api/v1/meta/types/user/"
-                                                                  f"{row['type']['id']}"}}
-        return out
-
-    def _group_json(self, row: Row, base: str, expand: str = "") -> Row:
-        out = public(row)
-        gid = row["id"]
-        links: Row = {
-            "logo": [{"name": "medium", "href": f"{base}/img/logos/groups/okta-medium.png", "type": "image/png"},
-                     {"name": "large", "href": f"{base}/img/logos/groups/okta-large.png", "type": "image/png"}],
-            "users": {"href": f"{base}/api/v1/groups/{gid}/users"},
-            "apps": {"href": f"{base}/api/v1/groups/{gid}/apps"},
-        }
-        if row.get("_sourceApp"):
-            links["source"] = {"href": f"{base}/api/v1/apps/{row['_sourceApp']}"}
-        out["_links"] = links
-        embedded: Row = {}
-        if "stats" in expand:
-            embedded["stats"] = {
-                "usersCount": len(self.state.members.get(gid, ())),
-                "appsCount": sum(1 for t in self.state.app_groups.values() if gid in t),
-                "groupPushMappingsCount": sum(1 for t in self.state.push.values() for pm in t.values()
-                                              if pm["sourceGroupId"] == gid),
-                "hasAdminPrivlege": False,  # sic: the spec's spelling,
-            }
-        if "app" in expand and row.get("_sourceApp"):
-            app = self.state.apps.get(row["_sourceApp"])
-            if app:
-                embedded["app"] = {k: app[k] for k in ("id", "name", "label", "signOnMode")}
-        if embedded:
-            out["_embedded"] = embedded
-        return out
-
-    def _app_json(self, row: Row, base: str) -> Row:
-        out = public(row)
-        aid = row["id"]
-        out["_links"] = {
-            "uploadLogo": {"href": f"{base}/api/v1/apps/{aid}/logo", "hints": {"allow": ["POST"]}},
-            "appLinks": [{"name": f"{row['name']}_link", "href": f"{base}/home/{row['name']}/{aid}/aln1",
-                          "type": "text/html"}],
-            "groups": {"href": f"{base}/api/v1/apps/{aid}/groups"},
-            "logo": [{"name": "medium", "href": f"{base}/assets/img/logos/default.png", "type": "image/png"}],
-            "users": {"href": f"{base}/api/v1/apps/{aid}/users"},
-            "deactivate": {"href": f"{base}/api/v1/apps/{aid}/lifecycle/deactivate"},
-            "metadata": {"href": f"{base}/api/v1/apps/{aid}/sso/saml/metadata", "type": "application/xml"},
-        }
-        return out
-
-    def _app_user_json(self, aid: str, row: Row, base: str, expand: str = "") -> Row:
-        # externalId and lastSync are non-nullable in the spec: absent until provisioning sets them.
-        out = {k: v for k, v in public(row).items() if v is not None or k == "passwordChanged"}
-        uid = row["id"]
-        out["_links"] = {"app": {"href": f"{base}/api/v1/apps/{aid}"},
-                         "user": {"href": f"{base}/api/v1/users/{uid}"}}
-        if "user" in expand:
-            user = self.state.users.get(uid)
-            if user:
-                out["_embedded"] = {"user": self._user_json(user, base)}
-        return out
-
-    def _app_group_json(self, aid: str, row: Row, base: str, expand: str = "") -> Row:
-        out = public(row)
-        gid = row["id"]
-        out["_links"] = {"app": {"href": f"{base}/api/v1/apps/{aid}"},
-                         "self": {"href": f"{base}/api/v1/apps/{aid}/groups/{gid}"},
-                         "group": {"href": f"{base}/api/v1/groups/{gid}"}}
-        if "group" in expand:
-            group = self.state.groups.get(gid)
-            if group:
-                out["_embedded"] = {"group": self._group_json(group, base)}
-        return out
-
-    def _feature_json(self, aid: str, base: str) -> Row:
-        feature = self.state.features[aid]
-        return {
-            "name": USER_PROVISIONING,
-            "status": feature["status"],
-            "description": "User provisioning settings from Okta to a downstream application",
-            "capabilities": json.loads(json.dumps(feature["capabilities"])),
-            "_links": {"self": {"href": f"{base}/api/v1/apps/{aid}/features/{USER_PROVISIONING}",
-                                "hints": {"allow": ["GET", "PUT"]}}},
-        }
-
-    def _mapping_json(self, row: Row, base: str, *, with_properties: bool) -> Row:
-        def end(e: Row) -> Row:
-            if e["type"] == "user":
-                links = {"self": {"href": f"{base}/api/v1/meta/types/user/{e['id']}"},
-                         "schema": {"href": f"{base}/api/v1/meta/schemas/user/default"}}
-            else:
-                links = {"self": {"href": f"{base}/api/v1/apps/{e['id']}"},
-                         "schema": {"href": f"{base}/api/v1/meta/schemas/apps/{e['id']}/default"}}
-            return {**e, "_links": links}
-
-        out: Row = {"id": row["id"], "source": end(row["source"]), "target": end(row["target"])}
-        if with_properties:
-            out["properties"] = json.loads(json.dumps(row["properties"]))
-        out["_links"] = {"self": {"href": f"{base}/api/v1/mappings/{row['id']}"}}
-        return out
-
-    def _push_json(self, aid: str, row: Row, base: str) -> Row:
-        out = {k: v for k, v in public(row).items() if v is not None}
-        links: Row = {"app": {"href": f"{base}/api/v1/apps/{aid}"},
-                      "sourceGroup": {"href": f"{base}/api/v1/groups/{row['sourceGroupId']}"}}
-        if row.get("targetGroupId"):
-            links["targetGroup"] = {"href": f"{base}/api/v1/groups/{row['targetGroupId']}"}
-        out["_links"] = links
-        return out
-
-    # == orchestration: assignments and the engine =====================================================================
-
-    def _refresh_app_features(self, aid: str) -> None:
-        """`Application.features` lists what is switched on, as Okta's app object does."""
-        st = self.state
-        feats: list[str] = []
-        if st.provisioning_on(aid):
-            if st.capability(aid, "create", "lifecycleCreate"):
-                feats.append("PUSH_NEW_USERS")
-            if st.capability(aid, "update", "profile"):
-                feats.append("PUSH_PROFILE_UPDATES")
-            if st.capability(aid, "update", "lifecycleDeactivate"):
-                feats.append("PUSH_USER_DEACTIVATION")
-            feats.append("GROUP_PUSH")
-        st.apps.get(aid)["features"] = feats  # type: ignore[index]
-
-    def _assign(self, aid: str, uid: str, *, group_id: str | None = None, explicit: Row | None = None,
-                user_name: str | None = None) -> tuple[Row, bool]:
-        """Give `uid` the app (directly, or through group `group_id`); provision if Okta would.
-
-        Returns the app user and whether it was provisioned by this call.
-        """
-        st = self.state
-        app = st.apps.get(aid)
-        user = st.users.get(uid)
-        assert app is not None and user is not None
-        table = st.app_users[aid]
-        au = table.get(uid)
-        now = st.now()
-        new = au is None
-        if au is None:
-            provisioning = st.provisioning_on(aid)
-            au = table.add(uid, {
-                "id": uid, "externalId": None, "created": now, "lastUpdated": now,
-                "scope": "GROUP" if group_id else "USER",
-                "status": "STAGED" if provisioning else "ACTIVE",
-                "statusChanged": now, "passwordChanged": None, "syncState": "DISABLED", "lastSync": None,
-                "credentials": {"userName": user_name or self.engine.app_user_name(app, user)},
-                "profile": {}, "_direct": False, "_groups": {}, "_explicit": dict(explicit or {}), "_error": None,
-            })
-        if group_id:
-            au["_groups"][group_id] = None
-        else:
-            au["_direct"] = True
-            if explicit:
-                au["_explicit"].update(explicit)
-            if user_name:
-                au["credentials"]["userName"] = user_name
-        au["scope"] = "USER" if au["_direct"] else "GROUP"
-        au["profile"] = self.engine.app_profile(aid, user, au["_explicit"])
-        provisioned = False
-        if (new or not au.get("externalId")) and st.capability(aid, "create", "lifecycleCreate"):
-            provisioned = self.engine.provision(aid, au)
-        return au, provisioned
-
-    def _unassign(self, aid: str, uid: str, *, group_id: str | None = None) -> None:
-        """Take back one source of the assignment; when none is left, deprovision and drop the app user."""
-        st = self.state
-        table = st.app_users[aid]
-        au = table.get(uid)
-        if au is None:
-            return
-        if group_id:
-            au["_groups"].pop(group_id, None)
-        else:
-            au["_direct"] = False
-        if au["_direct"] or au["_groups"]:
-            au["scope"] = "USER" if au["_direct"] else "GROUP"
-            return
-        if st.capability(aid, "update", "lifecycleDeactivate"):
-            self.engine.deactivate(aid, au)
-        table.remove(uid)
-
-    def _member_added(self, gid: str, uid: str) -> None:
-        st = self.state
-        just_provisioned: set[str] = set()
-        user = st.users.get(uid)
-        if user is not None and user["status"] == "ACTIVE":
-            for aid, groups in st.app_groups.items():
-                if gid in groups:
-                    _au, provisioned = self._assign(aid, uid, group_id=gid)
-                    if provisioned:
-                        just_provisioned.add(aid)
-        for aid, mappings in st.push.items():
-            if aid in just_provisioned:
-                continue  # provisioning already joined the user to the app's pushed groups
-            for pm in mappings.values():
-                if pm["sourceGroupId"] == gid and pm["status"] == "ACTIVE":
-                    self.engine.push_membership(aid, pm, uid, True)
-
-    def _member_removed(self, gid: str, uid: str) -> None:
-        st = self.state
-        for aid, mappings in st.push.items():
-            for pm in mappings.values():
-                if pm["sourceGroupId"] == gid and pm["status"] == "ACTIVE":
-                    self.engine.push_membership(aid, pm, uid, False)
-        for aid, groups in st.app_groups.items():
-            if gid in groups:
-                self._unassign(aid, uid, group_id=gid)
-
-    def _user_changed(self, user: Row) -> None:
-        """Recompute the user's app profiles; push the change where "Update User Attributes" is on."""
-        st = self.state
-        for aid, table in st.app_users.items():
-            au = table.get(user["id"])
-            if au is None:
-                continue
-            app = st.apps.get(aid)
-            assert app is not None
-            profile = self.engine.app_profile(aid, user, au["_explicit"])
-            name = self.engine.app_user_name(app, user)
-            if profile == au["profile"] and name == au["credentials"]["userName"]:
-                continue
-            au["profile"] = profile
-            au["credentials"]["userName"] = name
-            au["lastUpdated"] = st.now()
-            if au.get("externalId") and st.capability(aid, "update", "profile"):
-                self.engine.update(aid, au)
-
-    def _remap_app(self, aid: str) -> None:
-        """A profile mapping changed: every app user's profile is re-evaluated (and pushed if enabled)."""
-        st = self.state
-        for au in list(st.app_users[aid].values()):
-            user = st.users.get(au["id"])
-            if user is None:
-                continue
-            profile = self.engine.app_profile(aid, user, au["_explicit"])
-            if profile == au["profile"]:
-                continue
-            au["profile"] = profile
-            au["lastUpdated"] = st.now()
-            if au.get("externalId") and st.capability(aid, "update", "profile"):
-                self.engine.update(aid, au)
-
     # == users ======================================================================================================
 
     def _ep_list_users(self, request: Request) -> Response:
@@ -874,21 +520,21 @@ class OktaEmulator:
                     str(r["profile"].get(f) or "").casefold().startswith(needle) for f in fields)
 
             # `q` does not paginate and defaults to 10 results.
-            return self._page(request, self.state.users, lambda r: self._user_json(r, base), default=10,
+            return self._page(request, self.state.users, lambda r: self.shapes.user_json(r, base), default=10,
                               maximum=200, pred=q_pred, paginate=False)
         if searched is not None:
             pred = searched
         else:
             def pred(r: Row) -> bool:
                 return bool(r["status"] != "DEPROVISIONED")
-        return self._page(request, self.state.users, lambda r: self._user_json(r, base), default=200,
+        return self._page(request, self.state.users, lambda r: self.shapes.user_json(r, base), default=200,
                           maximum=200, pred=pred)
 
     def _ep_get_user(self, request: Request, uid: str) -> Response:
         if uid == "me":
             # For an API token, /users/me is the token's owner: the org's admin.
             uid = self.state.admin_id
-        return self._json(self._user_json(self._user(uid), self._base(request)))
+        return self._json(self.shapes.user_json(self._user(uid), self._base(request)))
 
     def _validate_profile(self, profile: Any, *, full: bool, exclude_id: str | None = None) -> Row:
         if not isinstance(profile, dict):
@@ -917,8 +563,8 @@ class OktaEmulator:
         user = self.state.add_user(dict(profile), status="ACTIVE" if activate else "STAGED")
         for gid in group_ids:
             if self.state.add_member(str(gid), user["id"]):
-                self._member_added(str(gid), user["id"])
-        return self._json(self._user_json(user, self._base(request)))
+                self.engine.member_added(str(gid), user["id"])
+        return self._json(self.shapes.user_json(user, self._base(request)))
 
     def _change_profile(self, request: Request, uid: str, *, replace: bool) -> Response:
         user = self._user(uid)
@@ -931,8 +577,8 @@ class OktaEmulator:
             self.state.logins[str(new["login"]).casefold()] = user["id"]
         user["profile"] = new
         user["lastUpdated"] = self.state.now()
-        self._user_changed(user)
-        return self._json(self._user_json(user, self._base(request)))
+        self.engine.user_changed(user)
+        return self._json(self.shapes.user_json(user, self._base(request)))
 
     def _ep_update_user(self, request: Request, uid: str) -> Response:
         return self._change_profile(request, uid, replace=False)
@@ -944,7 +590,7 @@ class OktaEmulator:
         user = self._user(uid)
         base = self._base(request)
         groups = [self.state.groups.get(g) for g in self.state.user_groups.get(user["id"], {})]
-        return self._json([self._group_json(g, base) for g in groups if g is not None])
+        return self._json([self.shapes.group_json(g, base) for g in groups if g is not None])
 
     def _ep_deactivate_user(self, request: Request, uid: str) -> Response:
         st = self.state
@@ -976,13 +622,13 @@ class OktaEmulator:
                 return str(r["profile"].get("name", "")).casefold().startswith(needle) and (
                     searched is None or searched(r))
 
-            return self._page(request, self.state.groups, lambda r: self._group_json(r, base, expand),
+            return self._page(request, self.state.groups, lambda r: self.shapes.group_json(r, base, expand),
                               default=300, maximum=10000, pred=q_pred, paginate=False)
-        return self._page(request, self.state.groups, lambda r: self._group_json(r, base, expand),
+        return self._page(request, self.state.groups, lambda r: self.shapes.group_json(r, base, expand),
                           default=10000, maximum=10000, pred=searched)
 
     def _ep_get_group(self, request: Request, gid: str) -> Response:
-        return self._json(self._group_json(self._group(gid), self._base(request), request.args.get("expand", "")))
+        return self._json(self.shapes.group_json(self._group(gid), self._base(request), request.args.get("expand", "")))
 
     def _group_profile(self, request: Request, exclude: str | None = None) -> Row:
         body = self._object_body(request)
@@ -997,7 +643,7 @@ class OktaEmulator:
     def _ep_create_group(self, request: Request) -> Response:
         profile = self._group_profile(request)
         row = self.state.add_group(str(profile["name"]), str(profile.get("description") or ""))
-        return self._json(self._group_json(row, self._base(request)))
+        return self._json(self.shapes.group_json(row, self._base(request)))
 
     def _ep_replace_group(self, request: Request, gid: str) -> Response:
         group = self._group(gid)
@@ -1012,7 +658,7 @@ class OktaEmulator:
                 for pm in mappings.values():
                     if pm["sourceGroupId"] == gid and pm["status"] == "ACTIVE" and not pm.get("_targetName"):
                         self.engine.rename(aid, pm)
-        return self._json(self._group_json(group, self._base(request)))
+        return self._json(self.shapes.group_json(group, self._base(request)))
 
     def _ep_list_group_users(self, request: Request, gid: str) -> Response:
         self._group(gid)
@@ -1020,7 +666,7 @@ class OktaEmulator:
         users = self.state.users
 
         def render(r: Row) -> Row:
-            return self._user_json(users.get(r["id"]) or {"id": r["id"], "type": {"id": ""}}, base)
+            return self.shapes.user_json(users.get(r["id"]) or {"id": r["id"], "type": {"id": ""}}, base)
 
         return self._page(request, self.state.members[gid], render, default=1000, maximum=10000)
 
@@ -1030,7 +676,7 @@ class OktaEmulator:
         if group["type"] != "OKTA_GROUP":
             raise OktaApiError(403, "E0000006", "You do not have permission to perform the requested action")
         if self.state.add_member(gid, user["id"]):
-            self._member_added(gid, user["id"])
+            self.engine.member_added(gid, user["id"])
         return Response(status=204)
 
     def _ep_remove_group_member(self, request: Request, gid: str, uid: str) -> Response:
@@ -1041,32 +687,26 @@ class OktaEmulator:
         if self.state.is_member(gid, user["id"]):
             # Push the removal while the app user still exists, then take back the group's assignment.
             self.state.remove_member(gid, user["id"])
-            self._member_removed(gid, user["id"])
+            self.engine.member_removed(gid, user["id"])
         return Response(status=204)
 
     def _ep_list_group_apps(self, request: Request, gid: str) -> Response:
         self._group(gid)
         base = self._base(request)
         apps = [self.state.apps.get(a) for a, t in self.state.app_groups.items() if gid in t]
-        return self._json([self._app_json(a, base) for a in apps if a is not None])
+        return self._json([self.shapes.app_json(a, base) for a in apps if a is not None])
 
     # == user types ==================================================================================================
 
-    def _user_type_json(self, row: Row, base: str) -> Row:
-        out = public(row)
-        out["_links"] = {"self": {"href": f"{base}/api/v1/meta/types/user/{row['id']}"},
-                         "schema": {"href": f"{base}/api/v1/meta/schemas/user/{row['_schemaId']}"}}
-        return out
-
     def _ep_list_user_types(self, request: Request) -> Response:
         base = self._base(request)
-        return self._json([self._user_type_json(r, base) for r in self.state.user_types.values()])
+        return self._json([self.shapes.user_type_json(r, base) for r in self.state.user_types.values()])
 
     def _ep_get_user_type(self, request: Request, tid: str) -> Response:
         row = self.state.user_types.get(tid)
         if row is None:
             raise not_found(tid, "UserType")
-        return self._json(self._user_type_json(row, self._base(request)))
+        return self._json(self.shapes.user_type_json(row, self._base(request)))
 
     # == apps ======================================================================================================
 
@@ -1082,11 +722,11 @@ class OktaEmulator:
                 return False
             return searched is None or searched(r)
 
-        return self._page(request, self.state.apps, lambda r: self._app_json(r, base), default=200, maximum=200,
+        return self._page(request, self.state.apps, lambda r: self.shapes.app_json(r, base), default=200, maximum=200,
                           pred=pred)
 
     def _ep_get_app(self, request: Request, aid: str) -> Response:
-        return self._json(self._app_json(self._app(aid), self._base(request)))
+        return self._json(self.shapes.app_json(self._app(aid), self._base(request)))
 
     # -- app users --
 
@@ -1107,7 +747,7 @@ class OktaEmulator:
                     str(user["profile"].get(f) or "").casefold().startswith(q)
                     for f in ("firstName", "lastName", "email"))
 
-        return self._page(request, self.state.app_users[aid], lambda r: self._app_user_json(aid, r, base, expand),
+        return self._page(request, self.state.app_users[aid], lambda r: self.shapes.app_user_json(aid, r, base, expand),
                           default=50, maximum=500, pred=pred)
 
     def _app_user_row(self, aid: str, uid: str) -> Row:
@@ -1142,12 +782,12 @@ class OktaEmulator:
             raise validation("profile", "profile: must be an object")
         self._check_mapped_profile(aid, profile)
         user_name = (body.get("credentials") or {}).get("userName")
-        au, _ = self._assign(aid, user["id"], explicit=profile, user_name=user_name)
-        return self._json(self._app_user_json(aid, au, self._base(request)))
+        au, _ = self.engine.assign(aid, user["id"], explicit=profile, user_name=user_name)
+        return self._json(self.shapes.app_user_json(aid, au, self._base(request)))
 
     def _ep_get_app_user(self, request: Request, aid: str, uid: str) -> Response:
         au = self._app_user_row(aid, uid)
-        return self._json(self._app_user_json(aid, au, self._base(request), request.args.get("expand", "")))
+        return self._json(self.shapes.app_user_json(aid, au, self._base(request), request.args.get("expand", "")))
 
     def _ep_update_app_user(self, request: Request, aid: str, uid: str) -> Response:
         au = self._app_user_row(aid, uid)
@@ -1169,14 +809,14 @@ class OktaEmulator:
         au["lastUpdated"] = self.state.now()
         if au.get("externalId") and self.state.capability(aid, "update", "profile"):
             self.engine.update(aid, au)
-        return self._json(self._app_user_json(aid, au, self._base(request)))
+        return self._json(self.shapes.app_user_json(aid, au, self._base(request)))
 
     def _ep_unassign_user(self, request: Request, aid: str, uid: str) -> Response:
         au = self._app_user_row(aid, uid)
         if not au["_direct"]:
             raise validation("user", "The user is assigned to the app through a group; remove the group "
                                      "assignment or the group membership instead")
-        self._unassign(aid, au["id"])
+        self.engine.unassign(aid, au["id"])
         return Response(status=204)
 
     # -- app groups --
@@ -1195,7 +835,7 @@ class OktaEmulator:
                 return g is not None and str(g["profile"].get("name", "")).casefold().startswith(q)
 
         return self._page(request, self.state.app_groups[aid],
-                          lambda r: self._app_group_json(aid, r, base, expand), default=20, minimum=20,
+                          lambda r: self.shapes.app_group_json(aid, r, base, expand), default=20, minimum=20,
                           maximum=200, pred=pred)
 
     def _app_group_row(self, aid: str, gid: str) -> Row:
@@ -1208,7 +848,7 @@ class OktaEmulator:
 
     def _ep_get_app_group(self, request: Request, aid: str, gid: str) -> Response:
         row = self._app_group_row(aid, gid)
-        return self._json(self._app_group_json(aid, row, self._base(request), request.args.get("expand", "")))
+        return self._json(self.shapes.app_group_json(aid, row, self._base(request), request.args.get("expand", "")))
 
     def _ep_assign_group(self, request: Request, aid: str, gid: str) -> Response:
         self._app(aid)
@@ -1229,14 +869,14 @@ class OktaEmulator:
                 for member in list(self.state.members[gid].values()):
                     user = users.get(member["id"])
                     if user is not None and user["status"] == "ACTIVE":
-                        self._assign(aid, member["id"], group_id=gid)
+                        self.engine.assign(aid, member["id"], group_id=gid)
         else:
             if "priority" in body and isinstance(body["priority"], int):
                 row["priority"] = body["priority"]
             if isinstance(body.get("profile"), dict):
                 row["profile"] = dict(body["profile"])
             row["lastUpdated"] = now
-        return self._json(self._app_group_json(aid, row, self._base(request)))
+        return self._json(self.shapes.app_group_json(aid, row, self._base(request)))
 
     def _ep_patch_app_group(self, request: Request, aid: str, gid: str) -> Response:
         row = self._app_group_row(aid, gid)
@@ -1258,13 +898,13 @@ class OktaEmulator:
             else:
                 raise validation("path", f"path: unsupported {path!r}")
         row["lastUpdated"] = self.state.now()
-        return self._json(self._app_group_json(aid, row, self._base(request)))
+        return self._json(self.shapes.app_group_json(aid, row, self._base(request)))
 
     def _ep_unassign_group(self, request: Request, aid: str, gid: str) -> Response:
         self._app_group_row(aid, gid)
         self.state.app_groups[aid].remove(gid)
         for member in list(self.state.members.get(gid, Table()).values()):
-            self._unassign(aid, member["id"], group_id=gid)
+            self.engine.unassign(aid, member["id"], group_id=gid)
         return Response(status=204)
 
     # -- provisioning connection: unsupported for these apps, as for every app outside Okta's short list --
@@ -1304,13 +944,13 @@ class OktaEmulator:
 
     def _ep_list_features(self, request: Request, aid: str) -> Response:
         self._require_provisioning(aid)
-        return self._json([self._feature_json(aid, self._base(request))])
+        return self._json([self.shapes.feature_json(aid, self._base(request))])
 
     def _ep_get_feature(self, request: Request, aid: str, name: str) -> Response:
         self._require_provisioning(aid)
         if name != USER_PROVISIONING:
             raise not_found(name, "AppFeature")
-        return self._json(self._feature_json(aid, self._base(request)))
+        return self._json(self.shapes.feature_json(aid, self._base(request)))
 
     def _ep_update_feature(self, request: Request, aid: str, name: str) -> Response:
         self._require_provisioning(aid)
@@ -1337,13 +977,13 @@ class OktaEmulator:
                     merged[section][cap][key] = v
         was_creating = self.state.capability(aid, "create", "lifecycleCreate")
         self.state.features[aid]["capabilities"] = merged
-        self._refresh_app_features(aid)
+        self.engine.refresh_app_features(aid)
         if not was_creating and self.state.capability(aid, "create", "lifecycleCreate"):
             # Turning on "Create Users" provisions the existing assignments too.
             for au in list(self.state.app_users[aid].values()):
                 if not au.get("externalId"):
                     self.engine.provision(aid, au)
-        return self._json(self._feature_json(aid, self._base(request)))
+        return self._json(self.shapes.feature_json(aid, self._base(request)))
 
     # -- group push --
 
@@ -1360,7 +1000,7 @@ class OktaEmulator:
             return ((not source or r["sourceGroupId"] == source) and (not status or r["status"] == status)
                     and (not since or str(r["lastUpdated"]) >= since.replace("Z", ".000Z")))
 
-        return self._page(request, self.state.push[aid], lambda r: self._push_json(aid, r, base), default=100,
+        return self._page(request, self.state.push[aid], lambda r: self.shapes.push_json(aid, r, base), default=100,
                           maximum=1000, pred=pred)
 
     def _push_row(self, aid: str, mid: str) -> Row:
@@ -1407,10 +1047,10 @@ class OktaEmulator:
         st.push[aid].add(mid, row)
         if status == "ACTIVE":
             self.engine.push(aid, row)
-        return self._json(self._push_json(aid, row, self._base(request)), status=201)
+        return self._json(self.shapes.push_json(aid, row, self._base(request)), status=201)
 
     def _ep_get_push(self, request: Request, aid: str, mid: str) -> Response:
-        return self._json(self._push_json(aid, self._push_row(aid, mid), self._base(request)))
+        return self._json(self.shapes.push_json(aid, self._push_row(aid, mid), self._base(request)))
 
     def _ep_update_push(self, request: Request, aid: str, mid: str) -> Response:
         row = self._push_row(aid, mid)
@@ -1426,7 +1066,7 @@ class OktaEmulator:
         elif row["status"] != "ACTIVE":
             # INACTIVE/ERROR -> ACTIVE pushes the whole group again (the documented "Push now" workaround).
             self.engine.push(aid, row)
-        return self._json(self._push_json(aid, row, self._base(request)))
+        return self._json(self.shapes.push_json(aid, row, self._base(request)))
 
     def _ep_delete_push(self, request: Request, aid: str, mid: str) -> Response:
         row = self._push_row(aid, mid)
@@ -1454,7 +1094,7 @@ class OktaEmulator:
             return (not source or r["source"]["id"] == source) and (not target or r["target"]["id"] == target)
 
         return self._page(request, self.state.mappings,
-                          lambda r: self._mapping_json(r, base, with_properties=False), default=20, maximum=200,
+                          lambda r: self.shapes.mapping_json(r, base, with_properties=False), default=20, maximum=200,
                           pred=pred)
 
     def _mapping_row(self, mid: str) -> Row:
@@ -1464,7 +1104,7 @@ class OktaEmulator:
         return row
 
     def _ep_get_mapping(self, request: Request, mid: str) -> Response:
-        return self._json(self._mapping_json(self._mapping_row(mid), self._base(request), with_properties=True))
+        return self._json(self.shapes.mapping_json(self._mapping_row(mid), self._base(request), with_properties=True))
 
     def _ep_update_mapping(self, request: Request, mid: str) -> Response:
         row = self._mapping_row(mid)
@@ -1492,8 +1132,8 @@ class OktaEmulator:
             updated[attr] = {"expression": prop["expression"], "pushStatus": push}
         row["properties"] = updated
         if to_app:
-            self._remap_app(row["target"]["id"])
-        return self._json(self._mapping_json(row, self._base(request), with_properties=True))
+            self.engine.remap_app(row["target"]["id"])
+        return self._json(self.shapes.mapping_json(row, self._base(request), with_properties=True))
 
     # == sandbox admin (never faulted, no Okta auth: loopback only) ===================================================
 
@@ -1512,7 +1152,7 @@ class OktaEmulator:
         base = self._base(request)
         label = request.args.get("label")
         rows = [r for r in self.state.apps.values() if not label or r["label"].casefold() == label.casefold()]
-        return self._json([self._app_json(r, base) for r in rows])
+        return self._json([self.shapes.app_json(r, base) for r in rows])
 
     def _ep_admin_deactivate(self, request: Request, login: str) -> Response:
         try:

@@ -1,4 +1,5 @@
-"""Okta's provisioning engine, emulated: what Okta sends to an app's SCIM server, with Okta's request shapes.
+"""Okta's provisioning engine, emulated: which app users an assignment, membership, profile or mapping change
+creates, updates or removes, and what Okta then sends to the app's SCIM server, with Okta's request shapes.
 
 Runs synchronously inside the API request that triggers it (assignment, profile change, push mapping), so a
 test sees the result as soon as the call returns. The shapes follow Okta's SCIM 2.0 guide
@@ -402,3 +403,137 @@ class OktaEngine:
         for pm in table.values():
             if pm["status"] == "ACTIVE" and self.state.is_member(pm["sourceGroupId"], au["id"]):
                 self.push_membership(app_id, pm, au["id"], True)
+
+    # -- what Okta does when assignments, memberships, profiles and mappings change ---------------------------
+
+    def refresh_app_features(self, aid: str) -> None:
+        """`Application.features` lists what is switched on, as Okta's app object does."""
+        st = self.state
+        feats: list[str] = []
+        if st.provisioning_on(aid):
+            if st.capability(aid, "create", "lifecycleCreate"):
+                feats.append("PUSH_NEW_USERS")
+            if st.capability(aid, "update", "profile"):
+                feats.append("PUSH_PROFILE_UPDATES")
+            if st.capability(aid, "update", "lifecycleDeactivate"):
+                feats.append("PUSH_USER_DEACTIVATION")
+            feats.append("GROUP_PUSH")
+        st.apps.get(aid)["features"] = feats  # type: ignore[index]
+
+    def assign(self, aid: str, uid: str, *, group_id: str | None = None, explicit: Row | None = None,
+                user_name: str | None = None) -> tuple[Row, bool]:
+        """Give `uid` the app (directly, or through group `group_id`); provision if Okta would.
+
+        Returns the app user and whether it was provisioned by this call.
+        """
+        st = self.state
+        app = st.apps.get(aid)
+        user = st.users.get(uid)
+        assert app is not None and user is not None
+        table = st.app_users[aid]
+        au = table.get(uid)
+        now = st.now()
+        new = au is None
+        if au is None:
+            provisioning = st.provisioning_on(aid)
+            au = table.add(uid, {
+                "id": uid, "externalId": None, "created": now, "lastUpdated": now,
+                "scope": "GROUP" if group_id else "USER",
+                "status": "STAGED" if provisioning else "ACTIVE",
+                "statusChanged": now, "passwordChanged": None, "syncState": "DISABLED", "lastSync": None,
+                "credentials": {"userName": user_name or self.app_user_name(app, user)},
+                "profile": {}, "_direct": False, "_groups": {}, "_explicit": dict(explicit or {}), "_error": None,
+            })
+        if group_id:
+            au["_groups"][group_id] = None
+        else:
+            au["_direct"] = True
+            if explicit:
+                au["_explicit"].update(explicit)
+            if user_name:
+                au["credentials"]["userName"] = user_name
+        au["scope"] = "USER" if au["_direct"] else "GROUP"
+        au["profile"] = self.app_profile(aid, user, au["_explicit"])
+        provisioned = False
+        if (new or not au.get("externalId")) and st.capability(aid, "create", "lifecycleCreate"):
+            provisioned = self.provision(aid, au)
+        return au, provisioned
+
+    def unassign(self, aid: str, uid: str, *, group_id: str | None = None) -> None:
+        """Take back one source of the assignment; when none is left, deprovision and drop the app user."""
+        st = self.state
+        table = st.app_users[aid]
+        au = table.get(uid)
+        if au is None:
+            return
+        if group_id:
+            au["_groups"].pop(group_id, None)
+        else:
+            au["_direct"] = False
+        if au["_direct"] or au["_groups"]:
+            au["scope"] = "USER" if au["_direct"] else "GROUP"
+            return
+        if st.capability(aid, "update", "lifecycleDeactivate"):
+            self.deactivate(aid, au)
+        table.remove(uid)
+
+    def member_added(self, gid: str, uid: str) -> None:
+        st = self.state
+        just_provisioned: set[str] = set()
+        user = st.users.get(uid)
+        if user is not None and user["status"] == "ACTIVE":
+            for aid, groups in st.app_groups.items():
+                if gid in groups:
+                    _au, provisioned = self.assign(aid, uid, group_id=gid)
+                    if provisioned:
+                        just_provisioned.add(aid)
+        for aid, mappings in st.push.items():
+            if aid in just_provisioned:
+                continue  # provisioning already joined the user to the app's pushed groups
+            for pm in mappings.values():
+                if pm["sourceGroupId"] == gid and pm["status"] == "ACTIVE":
+                    self.push_membership(aid, pm, uid, True)
+
+    def member_removed(self, gid: str, uid: str) -> None:
+        st = self.state
+        for aid, mappings in st.push.items():
+            for pm in mappings.values():
+                if pm["sourceGroupId"] == gid and pm["status"] == "ACTIVE":
+                    self.push_membership(aid, pm, uid, False)
+        for aid, groups in st.app_groups.items():
+            if gid in groups:
+                self.unassign(aid, uid, group_id=gid)
+
+    def user_changed(self, user: Row) -> None:
+        """Recompute the user's app profiles; push the change where "Update User Attributes" is on."""
+        st = self.state
+        for aid, table in st.app_users.items():
+            au = table.get(user["id"])
+            if au is None:
+                continue
+            app = st.apps.get(aid)
+            assert app is not None
+            profile = self.app_profile(aid, user, au["_explicit"])
+            name = self.app_user_name(app, user)
+            if profile == au["profile"] and name == au["credentials"]["userName"]:
+                continue
+            au["profile"] = profile
+            au["credentials"]["userName"] = name
+            au["lastUpdated"] = st.now()
+            if au.get("externalId") and st.capability(aid, "update", "profile"):
+                self.update(aid, au)
+
+    def remap_app(self, aid: str) -> None:
+        """A profile mapping changed: every app user's profile is re-evaluated (and pushed if enabled)."""
+        st = self.state
+        for au in list(st.app_users[aid].values()):
+            user = st.users.get(au["id"])
+            if user is None:
+                continue
+            profile = self.app_profile(aid, user, au["_explicit"])
+            if profile == au["profile"]:
+                continue
+            au["profile"] = profile
+            au["lastUpdated"] = st.now()
+            if au.get("externalId") and st.capability(aid, "update", "profile"):
+                self.update(aid, au)

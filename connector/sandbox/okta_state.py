@@ -1,4 +1,5 @@
-"""The emulated Okta org's data: plain dicts in insertion-ordered tables, plus their JSON shapes.
+"""The emulated Okta org's data: plain dicts in insertion-ordered tables, the org's defaults and seeding, and
+the API's JSON shapes of each kind of row (`Shapes`).
 
 Rows are stored already in the Okta API's JSON shape (minus `_links`, added per request because links carry the
 served origin); keys starting with "_" are private bookkeeping and never serialized. No per-object models: 50,000
@@ -8,12 +9,17 @@ users and 2,000 groups must load in about a second.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from connector.sandbox.seed import SeedOrg
 
 Row = dict[str, Any]
 Predicate = Callable[[Row], bool]
@@ -268,6 +274,9 @@ def compile_filter(text: str) -> Predicate:
 # -- the org ---------------------------------------------------------------------------------------------------
 
 USER_PROVISIONING = "USER_PROVISIONING"
+ADMIN_LOGIN_LOCAL = "admin"  # admin@<org>.example owns the API token (GET /users/me)
+OIN_APP_NAME = "astronomer"  # UNCERTAIN: the Astro OIN app's key name is not documented publicly
+PROFILE_URL = "https://acme.example/people/{key}"
 
 
 @dataclass
@@ -294,6 +303,7 @@ class OktaState:
 
     def __post_init__(self) -> None:
         self.ids = IdMaker(self.org_name)
+        self.org_id = self.ids.new("00o")
         self._type_id = ""
 
     def now(self) -> str:
@@ -417,3 +427,248 @@ class OktaState:
         self.user_groups.get(user_id, {}).pop(group_id, None)
         self.groups.get(group_id)["lastMembershipUpdated"] = self.now()  # type: ignore[index]
         return True
+
+    # -- seeding ---------------------------------------------------------------------------------------------
+
+    def seed_defaults(self) -> None:
+        """What a new org has: the default user type, the admin who owns the API token, the two Astro apps."""
+        st = self
+        ts = st.now()
+        tid = st.ids.new("oty")
+        st.user_types.add(tid, {
+            "id": tid, "displayName": "User", "name": "user",
+            "description": "Okta user profile template with default permission settings",
+            "createdBy": "", "lastUpdatedBy": "", "created": ts, "lastUpdated": ts, "default": True,
+            "_schemaId": st.ids.new("osc"),
+        })
+        domain = f"{self.org_name}.example"
+        admin = st.add_user({
+            "login": f"{ADMIN_LOGIN_LOCAL}@{domain}", "email": f"{ADMIN_LOGIN_LOCAL}@{domain}",
+            "firstName": "Org", "lastName": "Admin", "displayName": "Org Admin", "title": "Okta Administrator",
+            "department": "IT", "profileUrl": None,
+        })
+        st.admin_id = admin["id"]
+        self.add_app("Astro", OIN_APP_NAME, oin=True)
+        self.add_app("Astro SCIM (custom)", f"{self.org_name}_astroscimcustom_1", oin=False)
+
+    def add_app(self, label: str, name: str, *, oin: bool) -> Row:
+        """A SAML app with its profile mappings (Okta user -> app user and back), as Okta creates them."""
+        st = self
+        aid = st.ids.new("0oa")
+        ts = st.now()
+        if oin:
+            sign_on: Row = {
+                "defaultRelayState": None, "ssoAcsUrlOverride": None, "audienceOverride": None,
+                "recipientOverride": None, "destinationOverride": None, "attributeStatements": [],
+            }
+            settings_app: Row = {"organizationId": None}
+        else:
+            sign_on = {
+                "defaultRelayState": None,
+                "ssoAcsUrl": "https://auth.astronomer.io/login/callback",
+                "idpIssuer": "http://www.okta.com/${org.externalKey}",
+                "audience": "urn:auth0:astronomer",
+                "recipient": "https://auth.astronomer.io/login/callback",
+                "destination": "https://auth.astronomer.io/login/callback",
+                "subjectNameIdTemplate": "${user.userName}",
+                "subjectNameIdFormat": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+                "responseSigned": True, "assertionSigned": True,
+                "signatureAlgorithm": "RSA_SHA256", "digestAlgorithm": "SHA256",
+                "honorForceAuthn": True,
+                "authnContextClassRef": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
+                "requestCompressed": False, "allowMultipleAcsEndpoints": False, "acsEndpoints": [],
+                "samlSignedRequestEnabled": False, "attributeStatements": [], "inlineHooks": [],
+            }
+            settings_app = {}
+        row: Row = {
+            "id": aid,
+            "orn": f"orn:okta:idp:{self.org_id}:apps:{name}:{aid}",
+            "name": name,
+            "label": label,
+            "status": "ACTIVE",
+            "lastUpdated": ts,
+            "created": ts,
+            # The spec types the redirect URLs as non-nullable strings: absent, not null, when unset.
+            "accessibility": {"selfService": False},
+            "visibility": {"autoLaunch": False, "autoSubmitToolbar": False, "hide": {"iOS": False, "web": False},
+                           "appLinks": {f"{name}_link": True}},
+            "features": [],
+            "signOnMode": "SAML_2_0",
+            "credentials": {"userNameTemplate": {"template": "${source.login}", "type": "BUILT_IN"},
+                            "signing": {"kid": secrets.token_urlsafe(32)}},
+            "settings": {
+                "app": settings_app,
+                "notifications": {"vpn": {"network": {"connection": "DISABLED"}, "message": None, "helpUrl": None}},
+                "manualProvisioning": False,
+                "implicitAssignment": False,
+                "notes": {"admin": None, "enduser": None},
+                "signOn": sign_on,
+            },
+        }
+        st.apps.add(aid, row)
+        st.app_users[aid] = Table()
+        st.app_groups[aid] = Table()
+        st.push[aid] = Table()
+        user_type = st.default_user_type()
+        to_app = st.ids.new("prm")
+        st.mappings.add(to_app, {
+            "id": to_app,
+            "source": {"id": user_type["id"], "name": "user", "type": "user"},
+            "target": {"id": aid, "name": name, "type": "appuser"},
+            # Okta's defaults for a new SCIM app: the names and the email; the rest is the admin's job.
+            "properties": {
+                "givenName": {"expression": "user.firstName", "pushStatus": "PUSH"},
+                "familyName": {"expression": "user.lastName", "pushStatus": "PUSH"},
+                "email": {"expression": "user.email", "pushStatus": "PUSH"},
+            },
+        })
+        from_app = st.ids.new("prm")
+        st.mappings.add(from_app, {
+            "id": from_app,
+            "source": {"id": aid, "name": name, "type": "appuser"},
+            "target": {"id": user_type["id"], "name": "user", "type": "user"},
+            "properties": {},
+        })
+        return row
+
+    def load(self, seed: SeedOrg) -> None:
+        """Load a seeded org: ACTIVE users and OKTA_GROUP groups with their members."""
+        st = self
+        with st.lock:
+            ts = st.now()
+            by_key: dict[str, str] = {}
+            for p in seed.people:
+                row = st.add_user({
+                    "login": p.email, "email": p.email, "firstName": p.first_name, "lastName": p.last_name,
+                    "displayName": p.display_name, "profileUrl": PROFILE_URL.format(key=p.key),
+                    "department": p.department, "title": p.title,
+                }, status="ACTIVE" if p.active else "DEPROVISIONED", when=ts)
+                by_key[p.key] = row["id"]
+            for t in seed.teams:
+                group = st.add_group(t.name, t.description, when=ts)
+                for key in t.member_keys:
+                    st.add_member(group["id"], by_key[key], when=ts)
+
+
+class Shapes:
+    """The Okta API's JSON for each kind of row, with `_links` on the served origin (`base`)."""
+
+    def __init__(self, state: OktaState) -> None:
+        self.state = state
+
+    def user_json(self, row: Row, base: str) -> Row:
+        out = public(row)
+        href = f"{base}/api/v1/users/{row['id']}"
+        out["_links"] = {"self": {"href": href}, "type": {"href": f"{base}/api/v1/meta/types/user/"
+                                                                  f"{row['type']['id']}"}}
+        return out
+
+    def group_json(self, row: Row, base: str, expand: str = "") -> Row:
+        out = public(row)
+        gid = row["id"]
+        links: Row = {
+            "logo": [{"name": "medium", "href": f"{base}/img/logos/groups/okta-medium.png", "type": "image/png"},
+                     {"name": "large", "href": f"{base}/img/logos/groups/okta-large.png", "type": "image/png"}],
+            "users": {"href": f"{base}/api/v1/groups/{gid}/users"},
+            "apps": {"href": f"{base}/api/v1/groups/{gid}/apps"},
+        }
+        if row.get("_sourceApp"):
+            links["source"] = {"href": f"{base}/api/v1/apps/{row['_sourceApp']}"}
+        out["_links"] = links
+        embedded: Row = {}
+        if "stats" in expand:
+            embedded["stats"] = {
+                "usersCount": len(self.state.members.get(gid, ())),
+                "appsCount": sum(1 for t in self.state.app_groups.values() if gid in t),
+                "groupPushMappingsCount": sum(1 for t in self.state.push.values() for pm in t.values()
+                                              if pm["sourceGroupId"] == gid),
+                "hasAdminPrivlege": False,  # sic: the spec's spelling,
+            }
+        if "app" in expand and row.get("_sourceApp"):
+            app = self.state.apps.get(row["_sourceApp"])
+            if app:
+                embedded["app"] = {k: app[k] for k in ("id", "name", "label", "signOnMode")}
+        if embedded:
+            out["_embedded"] = embedded
+        return out
+
+    def app_json(self, row: Row, base: str) -> Row:
+        out = public(row)
+        aid = row["id"]
+        out["_links"] = {
+            "uploadLogo": {"href": f"{base}/api/v1/apps/{aid}/logo", "hints": {"allow": ["POST"]}},
+            "appLinks": [{"name": f"{row['name']}_link", "href": f"{base}/home/{row['name']}/{aid}/aln1",
+                          "type": "text/html"}],
+            "groups": {"href": f"{base}/api/v1/apps/{aid}/groups"},
+            "logo": [{"name": "medium", "href": f"{base}/assets/img/logos/default.png", "type": "image/png"}],
+            "users": {"href": f"{base}/api/v1/apps/{aid}/users"},
+            "deactivate": {"href": f"{base}/api/v1/apps/{aid}/lifecycle/deactivate"},
+            "metadata": {"href": f"{base}/api/v1/apps/{aid}/sso/saml/metadata", "type": "application/xml"},
+        }
+        return out
+
+    def app_user_json(self, aid: str, row: Row, base: str, expand: str = "") -> Row:
+        # externalId and lastSync are non-nullable in the spec: absent until provisioning sets them.
+        out = {k: v for k, v in public(row).items() if v is not None or k == "passwordChanged"}
+        uid = row["id"]
+        out["_links"] = {"app": {"href": f"{base}/api/v1/apps/{aid}"},
+                         "user": {"href": f"{base}/api/v1/users/{uid}"}}
+        if "user" in expand:
+            user = self.state.users.get(uid)
+            if user:
+                out["_embedded"] = {"user": self.user_json(user, base)}
+        return out
+
+    def app_group_json(self, aid: str, row: Row, base: str, expand: str = "") -> Row:
+        out = public(row)
+        gid = row["id"]
+        out["_links"] = {"app": {"href": f"{base}/api/v1/apps/{aid}"},
+                         "self": {"href": f"{base}/api/v1/apps/{aid}/groups/{gid}"},
+                         "group": {"href": f"{base}/api/v1/groups/{gid}"}}
+        if "group" in expand:
+            group = self.state.groups.get(gid)
+            if group:
+                out["_embedded"] = {"group": self.group_json(group, base)}
+        return out
+
+    def feature_json(self, aid: str, base: str) -> Row:
+        feature = self.state.features[aid]
+        return {
+            "name": USER_PROVISIONING,
+            "status": feature["status"],
+            "description": "User provisioning settings from Okta to a downstream application",
+            "capabilities": json.loads(json.dumps(feature["capabilities"])),
+            "_links": {"self": {"href": f"{base}/api/v1/apps/{aid}/features/{USER_PROVISIONING}",
+                                "hints": {"allow": ["GET", "PUT"]}}},
+        }
+
+    def mapping_json(self, row: Row, base: str, *, with_properties: bool) -> Row:
+        def end(e: Row) -> Row:
+            if e["type"] == "user":
+                links = {"self": {"href": f"{base}/api/v1/meta/types/user/{e['id']}"},
+                         "schema": {"href": f"{base}/api/v1/meta/schemas/user/default"}}
+            else:
+                links = {"self": {"href": f"{base}/api/v1/apps/{e['id']}"},
+                         "schema": {"href": f"{base}/api/v1/meta/schemas/apps/{e['id']}/default"}}
+            return {**e, "_links": links}
+
+        out: Row = {"id": row["id"], "source": end(row["source"]), "target": end(row["target"])}
+        if with_properties:
+            out["properties"] = json.loads(json.dumps(row["properties"]))
+        out["_links"] = {"self": {"href": f"{base}/api/v1/mappings/{row['id']}"}}
+        return out
+
+    def push_json(self, aid: str, row: Row, base: str) -> Row:
+        out = {k: v for k, v in public(row).items() if v is not None}
+        links: Row = {"app": {"href": f"{base}/api/v1/apps/{aid}"},
+                      "sourceGroup": {"href": f"{base}/api/v1/groups/{row['sourceGroupId']}"}}
+        if row.get("targetGroupId"):
+            links["targetGroup"] = {"href": f"{base}/api/v1/groups/{row['targetGroupId']}"}
+        out["_links"] = links
+        return out
+
+    def user_type_json(self, row: Row, base: str) -> Row:
+        out = public(row)
+        out["_links"] = {"self": {"href": f"{base}/api/v1/meta/types/user/{row['id']}"},
+                         "schema": {"href": f"{base}/api/v1/meta/schemas/user/{row['_schemaId']}"}}
+        return out
