@@ -234,3 +234,34 @@ def test_sandbox_command_serves_until_interrupted(tmp_path: Path) -> None:
     for token in (data["okta"]["token"], data["graph"]["token"], org["token"], data["astro_orgs"]["azure"]["token"]):
         assert token not in out and token not in err
     assert not _port_open(data["okta"]["org_url"]) and not _port_open(org["scim_url"])
+
+
+# -- the loopback HTTP server under the sandbox ---------------------------------------------------------------
+
+
+def test_connections_are_kept_alive_and_unread_bodies_are_skipped(sandbox: Sandbox) -> None:
+    host, port = sandbox.astro_url.split("//")[1].split(":")
+    org = sandbox.astro_orgs["okta"]
+    path = org.scim_url.split(port, 1)[1]
+    body = b'{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "x@acme.example"}'
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        # 1: unknown org -> 404 answered without reading the body; 2: same connection must still parse cleanly
+        s.sendall(b"POST /scim/v2/nope/Users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        s.sendall(f"GET {path}/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {org.token}\r\n\r\n".encode())
+        data = b""
+        while data.count(b"HTTP/1.1 ") < 2 or not data.rstrip().endswith(b"}"):
+            chunk = s.recv(65536)
+            assert chunk, f"connection closed early: {data!r}"
+            data += chunk
+    first, second = data.split(b"HTTP/1.1 ")[1:3]
+    assert first.startswith(b"404") and b"Connection: close" not in first
+    assert second.startswith(b"200") and b'"totalResults": 0' in second
+
+
+def test_reset_fault_drops_the_connection(sandbox: Sandbox) -> None:
+    sandbox.set_faults(FaultConfig(rate_reset=1.0), service="astro")
+    with pytest.raises(httpx.TransportError):
+        _astro(sandbox, "okta", "/Users")
+    sandbox.set_faults(FaultConfig(), service="astro")
+    assert _astro(sandbox, "okta", "/Users").status_code == 200
