@@ -379,3 +379,14 @@ def test_schema_without_user_mapping_fails_cycles_and_on_demand(graph_env: Graph
                                                                              "objectTypeName": "User"}]}]},
                    headers={"Authorization": f"Bearer {graph_env.token}"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "SchemaInvalid"
+
+
+def test_unreachable_astro_is_a_complete_failure(graph_env: GraphEnv) -> None:  # noqa: F811
+    sp_id, job_id = configured(graph_env)
+    graph_env.graph.assign(sp_id, graph_env.graph.users()[0]["id"])
+    graph_env.graph.set_secrets(sp_id, {"BaseAddress": "http://127.0.0.1:9/scim/v2/nowhere"})
+    last = start(graph_env, sp_id, job_id)
+    assert last["state"] == "Failed" and last["countExported"] == 0
+    assert last["error"]["code"] == "SystemForCrossDomainIdentityManagementServiceFailure"
+    (entry,) = graph_env.graph.logs()
+    assert entry["provisioningStatusInfo"]["status"] == "failure"

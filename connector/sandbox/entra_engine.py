@@ -602,6 +602,11 @@ class EntraEngine:
                     self._cycle(sp_id, job, snap, scim, cycle_id, counts)
                 finally:
                     scim.close()
+                if counts.failures and not counts.exported:
+                    # Nothing got through (endpoint down, every request refused): a complete failure, which
+                    # counts towards quarantine; a few failed entries only make EntryLevelErrors.
+                    error = {"code": counts.failures[0], "tenantActionable": True,
+                             "message": f"All {len(counts.failures)} exports of the cycle failed."}
             except CredentialCheckFailed as exc:
                 error = {"code": exc.code, "message": exc.message, "tenantActionable": True}
             except _ExportFailed as exc:  # a failure that stops the whole cycle (auth, connection)
@@ -700,8 +705,8 @@ class EntraEngine:
         try:
             outcome: _Outcome = work()
         except _ExportFailed as exc:
-            if exc.status in (401, 403) or exc.status == 0:
-                raise  # the endpoint refuses us or is down: the whole cycle fails
+            if exc.status in (401, 403):
+                raise  # the endpoint refuses our token: the whole cycle fails
             outcome = _Outcome("other", "failure", error_code=exc.code, reason=exc.reason,
                                steps=[_step("EntryExportFailed", "export", "failure", exc.reason)])
             counts.failures.append(exc.code)
