@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("apply", "make the IdP match the config (idempotent)")):
         p = sub.add_parser(name, help=text)
         _config_option(p)
-        _idp_option(p)
+        _idp_option(p, ("okta", "azure", "astro", "all"))  # astro: Team access templates only
         p.add_argument("--format", choices=["text", "json"], default="text")
         p.add_argument("--prune", action="store_true", help="also remove push mappings not in the config")
         if name == "plan":

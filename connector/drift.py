@@ -27,6 +27,7 @@ class Kind(str, Enum):
     MEMBERSHIP_MISSING = "membership_missing"
     MEMBERSHIP_EXTRA = "membership_extra"
     IDP_ERROR = "idp_error"
+    TEAM_ROLES_MISMATCH = "team_roles_mismatch"  # access templates (connector/access.py)
 
 
 KIND_TITLES: dict[Kind, str] = {
@@ -38,6 +39,7 @@ KIND_TITLES: dict[Kind, str] = {
     Kind.MEMBERSHIP_MISSING: "no Team member missing",
     Kind.MEMBERSHIP_EXTRA: "no extra Team member",
     Kind.IDP_ERROR: "no IdP-side provisioning errors",
+    Kind.TEAM_ROLES_MISMATCH: "Team roles match the access templates",
 }
 
 _ORDER = {k: i for i, k in enumerate(Kind)}
@@ -124,7 +126,7 @@ class Finding:
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
-        if self.kind is Kind.ATTRIBUTE_MISMATCH:
+        if self.kind in (Kind.ATTRIBUTE_MISMATCH, Kind.TEAM_ROLES_MISMATCH):
             out["expected"], out["actual"] = self.expected, self.actual
         if self.teams:
             out["teams"] = list(self.teams)

@@ -457,6 +457,10 @@ def render_idp(
         command=command or f"astro-scim render --idp {idp}",
     )
     files = render_files(ctx)
+    if config is not None and config.access:  # Team access templates: terraform/astro.tf (connector/access.py)
+        from connector.access import render_files as access_files
+
+        files.update(access_files(idp, config, command=ctx.command))
     written = []
     try:
         for rel, text in files.items():

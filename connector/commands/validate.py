@@ -11,6 +11,7 @@ import argparse
 import json
 
 from connector import output
+from connector.access import validate_project_file
 from connector.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from connector.mapping.model import Finding, Severity
 from connector.mapping.validate import UNREADABLE, find_files, validate_file
@@ -61,7 +62,8 @@ def _plural(n: int, word: str) -> str:
 def run(args: argparse.Namespace) -> int:
     files, findings = find_files(args.paths)
     for path in files:
-        findings.extend(validate_file(path))
+        project = validate_project_file(path)  # a project config: its access section (connector/access.py)
+        findings.extend(project if project is not None else validate_file(path))
     errors = sum(1 for f in findings if f.severity is Severity.ERROR)
     warnings = len(findings) - errors
     unreadable = any(f.code in UNREADABLE for f in findings)

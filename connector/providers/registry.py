@@ -19,7 +19,7 @@ def selected_idps(cfg: ProjectConfig, idp: str) -> list[str]:
 
 def build(cfg: ProjectConfig, idp: str, *, prune: bool = False, pause: bool = False) -> list[Provider]:
     providers: list[Provider] = []
-    for name in selected_idps(cfg, idp):
+    for name in [] if idp == "astro" else selected_idps(cfg, idp):
         if name == "okta":
             from connector.providers.okta import OktaProvider
 
@@ -28,4 +28,12 @@ def build(cfg: ProjectConfig, idp: str, *, prune: bool = False, pause: bool = Fa
             from connector.providers.azure import AzureProvider
 
             providers.append(AzureProvider(cfg, pause=pause))
+    # Team access templates: after the IdPs, which push the Teams the templates give roles to.
+    if idp in ("all", "astro"):
+        if cfg.access:
+            from connector.providers.astro_access import AstroAccessProvider
+
+            providers.append(AstroAccessProvider(cfg))
+        elif idp == "astro":
+            raise ConfigError("the config has no 'access' section", hint=f"add 'access:' to {cfg.file}")
     return providers
