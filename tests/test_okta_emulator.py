@@ -44,7 +44,7 @@ def run(coro: Awaitable[T]) -> T:
 
 
 class World:
-    """The shared sandbox seen from Okta: the emulator, its URL and token, and the Okta org's Astro SCIM org."""
+    """The shared sandbox seen from Okta: the emulator, its URL and token, and the Okta side's Astro org."""
 
     def __init__(self, sb: Sandbox) -> None:
         assert sb.okta is not None and sb.okta_url is not None
@@ -89,7 +89,8 @@ async def _all(method: Callable[..., Any], limit: int, **kw: Any) -> list[Any]:
     return [item async for item in paginate_all(method, limit=limit, **kw)]
 
 
-# -- users, groups, types --------------------------------------------------------------------------------------
+# -- users, groups, types ------------------------------------------------------------------------------------
+
 
 def test_list_users_pages_through_everyone_with_the_sdk(shared: World) -> None:
     async def go() -> tuple[list[Any], list[Any]]:
@@ -98,7 +99,7 @@ def test_list_users_pages_through_everyone_with_the_sdk(shared: World) -> None:
             first, resp, err = await c.list_users(limit=7)
             assert err is None
             # The SDK keeps only the last link header; it must be the next page's.
-            assert "rel=\"next\"" in resp.headers["Link"] and "after=" in resp.headers["Link"]
+            assert 'rel="next"' in resp.headers["Link"] and "after=" in resp.headers["Link"]
             return paged, first
 
     paged, first = run(go())
@@ -125,8 +126,9 @@ def test_user_search_filter_and_q(shared: World) -> None:
 
     async def go() -> tuple[list[Any], list[Any], list[Any]]:
         async with shared.client() as c:
-            by_search, _, e1 = await c.list_users(search=f'profile.department eq "{person.department}" '
-                                                         'and status eq "ACTIVE"')
+            by_search, _, e1 = await c.list_users(
+                search=f'profile.department eq "{person.department}" and status eq "ACTIVE"'
+            )
             by_q, _, e2 = await c.list_users(q=person.first_name)
             by_filter, _, e3 = await c.list_users(filter=f'profile.login eq "{person.email}"')
             assert (e1, e2, e3) == (None, None, None)
@@ -190,7 +192,8 @@ def test_user_types(shared: World) -> None:
     assert len(types) == 1 and types[0].default and types[0].id.startswith("oty") and types[0].name == "user"
 
 
-# -- apps ------------------------------------------------------------------------------------------------------
+# -- apps ----------------------------------------------------------------------------------------------------
+
 
 def test_list_and_get_applications(shared: World) -> None:
     async def go() -> tuple[list[Any], list[Any], Any]:
@@ -219,7 +222,8 @@ def test_features_need_provisioning_then_update_partially(world: World) -> None:
             feats, _, err = await c.list_features_for_application(world.app_id)
             assert err is None
             body = UpdateFeatureForApplicationRequest.from_dict(
-                {"create": {"lifecycleCreate": {"status": "ENABLED"}}})
+                {"create": {"lifecycleCreate": {"status": "ENABLED"}}}
+            )
             updated, _, err = await c.update_feature_for_application(world.app_id, "USER_PROVISIONING", body)
             assert err is None
             return before, feats, updated
@@ -251,9 +255,14 @@ def test_provisioning_connection_answers_unknown_and_configures_nothing(world: W
     assert got.status_code == 200
     assert got.json()["status"] == "UNKNOWN" and got.json()["authScheme"] == "UNKNOWN"
     assert got.json()["profile"] == {"authScheme": "UNKNOWN"}
-    posted = world.raw("POST", f"/api/v1/apps/{world.app_id}/connections/default?activate=true",
-                       json={"baseUrl": "https://example.test/scim", "profile": {"authScheme": "TOKEN",
-                                                                                 "token": "secret-xyz"}})
+    posted = world.raw(
+        "POST",
+        f"/api/v1/apps/{world.app_id}/connections/default?activate=true",
+        json={
+            "baseUrl": "https://example.test/scim",
+            "profile": {"authScheme": "TOKEN", "token": "secret-xyz"},
+        },
+    )
     assert posted.status_code == 200 and posted.json()["status"] == "UNKNOWN"
     assert "secret-xyz" not in posted.text
     # Still not provisioning: the connection call did not configure anything.
@@ -268,10 +277,14 @@ def test_profile_mappings_list_get_update_and_remove(world: World) -> None:
             assert err is None
             from_app, _, _ = await c.list_profile_mappings(source_id=world.app_id)
             got, _, _ = await c.get_profile_mapping(to_app[0].id)
-            req = ProfileMappingRequest(properties={
-                "displayName": ProfileMappingProperty(expression="user.displayName", push_status="PUSH"),
-                "profileUrl": ProfileMappingProperty(expression="user.profileUrl", push_status="DONT_PUSH"),
-            })
+            req = ProfileMappingRequest(
+                properties={
+                    "displayName": ProfileMappingProperty(expression="user.displayName", push_status="PUSH"),
+                    "profileUrl": ProfileMappingProperty(
+                        expression="user.profileUrl", push_status="DONT_PUSH"
+                    ),
+                }
+            )
             updated, _, err = await c.update_profile_mapping(to_app[0].id, req)
             assert err is None
             return to_app, from_app, got, updated
@@ -285,8 +298,11 @@ def test_profile_mappings_list_get_update_and_remove(world: World) -> None:
     assert set(updated.properties) == {"givenName", "familyName", "email", "displayName", "profileUrl"}
     # Removal needs an explicit null, which the SDK strips (defect #6): send it raw.
     mid = to_app[0].id
-    removed = world.raw("POST", f"/api/v1/mappings/{mid}",
-                        json={"properties": {"profileUrl": {"expression": None, "pushStatus": None}}})
+    removed = world.raw(
+        "POST",
+        f"/api/v1/mappings/{mid}",
+        json={"properties": {"profileUrl": {"expression": None, "pushStatus": None}}},
+    )
     assert removed.status_code == 200 and "profileUrl" not in removed.json()["properties"]
 
 
@@ -296,8 +312,9 @@ def test_app_user_assign_get_update_list_unassign(world: World) -> None:
     async def go() -> tuple[Any, Any, list[Any], Any, Any]:
         async with world.client() as c:
             user, _, _ = await c.get_user(person.email)
-            req = AppUserAssignRequest(id=user.id, scope="USER",
-                                       credentials=AppUserCredentials(user_name=person.email))
+            req = AppUserAssignRequest(
+                id=user.id, scope="USER", credentials=AppUserCredentials(user_name=person.email)
+            )
             assigned, _, err = await c.assign_user_to_application(world.app_id, req)
             assert err is None
             got, _, _ = await c.get_application_user(world.app_id, user.id)
@@ -323,7 +340,9 @@ def test_group_assignments_give_users_group_scope(world: World) -> None:
 
     async def go() -> tuple[Any, list[Any], Any, list[Any], Any]:
         async with world.client() as c:
-            assigned, _, err = await c.assign_group_to_application(world.app_id, gid, ApplicationGroupAssignment())
+            assigned, _, err = await c.assign_group_to_application(
+                world.app_id, gid, ApplicationGroupAssignment()
+            )
             assert err is None
             groups, _, _ = await c.list_application_group_assignments(world.app_id, expand="group")
             got, _, _ = await c.get_application_group_assignment(world.app_id, gid)
@@ -353,12 +372,16 @@ def test_group_push_mapping_lifecycle(world: World) -> None:
             active_only, _, _ = await c.list_group_push_mappings(world.app_id, status="ACTIVE")
             got, _, _ = await c.get_group_push_mapping(world.app_id, created.id)
             activated, _, err = await c.update_group_push_mapping(
-                world.app_id, created.id, UpdateGroupPushMappingRequest(status="ACTIVE"))
+                world.app_id, created.id, UpdateGroupPushMappingRequest(status="ACTIVE")
+            )
             assert err is None
             assert world.astro.find_group(world.astro_org.org_id, name) is not None  # ACTIVE pushed the group
-            still_active = await c.delete_group_push_mapping(world.app_id, created.id, delete_target_group=True)
-            await c.update_group_push_mapping(world.app_id, created.id,
-                                              UpdateGroupPushMappingRequest(status="INACTIVE"))
+            still_active = await c.delete_group_push_mapping(
+                world.app_id, created.id, delete_target_group=True
+            )
+            await c.update_group_push_mapping(
+                world.app_id, created.id, UpdateGroupPushMappingRequest(status="INACTIVE")
+            )
             deleted = await c.delete_group_push_mapping(world.app_id, created.id, delete_target_group=True)
             return created, listed, active_only, got, activated, still_active, deleted
 
@@ -370,14 +393,19 @@ def test_group_push_mapping_lifecycle(world: World) -> None:
     assert activated.last_push is not None
     assert still_active[-1].status == 400  # must be INACTIVE before delete
     assert deleted[-1] is None
-    assert world.astro.find_group(world.astro_org.org_id, name) is None  # deleteTargetGroup=true removed the Team
+    assert (
+        world.astro.find_group(world.astro_org.org_id, name) is None
+    )  # deleteTargetGroup=true removed the Team
 
 
 def test_push_delete_requires_delete_target_group_param(world: World) -> None:
     world.enable()
     source = world.group_id(world.seed.teams[1].name)
-    created = world.raw("POST", f"/api/v1/apps/{world.app_id}/group-push/mappings",
-                        json={"sourceGroupId": source, "status": "INACTIVE"})
+    created = world.raw(
+        "POST",
+        f"/api/v1/apps/{world.app_id}/group-push/mappings",
+        json={"sourceGroupId": source, "status": "INACTIVE"},
+    )
     assert created.status_code == 201
     mid = created.json()["id"]
     missing = world.raw("DELETE", f"/api/v1/apps/{world.app_id}/group-push/mappings/{mid}")
@@ -386,11 +414,14 @@ def test_push_delete_requires_delete_target_group_param(world: World) -> None:
     assert ok.status_code == 204
 
 
-# -- auth, errors, rate limits ---------------------------------------------------------------------------------
+# -- auth, errors, rate limits -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("header", ["SSWS {t}", "SSWS{t}", "Bearer {t}"])
 def test_accepted_authorization_forms(shared: World, header: str) -> None:
-    resp = shared.raw("GET", "/api/v1/users/me", auth=False, headers={"Authorization": header.format(t=shared.token)})
+    resp = shared.raw(
+        "GET", "/api/v1/users/me", auth=False, headers={"Authorization": header.format(t=shared.token)}
+    )
     assert resp.status_code == 200
 
 
@@ -426,19 +457,25 @@ def test_unknown_ids_are_404_e0000007(shared: World) -> None:
 
 
 def test_bad_bodies_are_400(world: World) -> None:
-    malformed = world.raw("POST", f"/api/v1/apps/{world.app_id}/users", content=b"{not json",
-                          headers={"Content-Type": "application/json"})
+    malformed = world.raw(
+        "POST",
+        f"/api/v1/apps/{world.app_id}/users",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
     assert malformed.status_code == 400 and malformed.json()["errorCode"] == "E0000003"
     no_id = world.raw("POST", f"/api/v1/apps/{world.app_id}/users", json={"scope": "USER"})
     assert no_id.status_code == 400 and no_id.json()["errorCode"] == "E0000001"
     mid = world.raw("GET", f"/api/v1/mappings?targetId={world.app_id}").json()[0]["id"]
-    unknown_attr = world.raw("POST", f"/api/v1/mappings/{mid}",
-                             json={"properties": {"shoeSize": {"expression": "user.firstName"}}})
+    unknown_attr = world.raw(
+        "POST", f"/api/v1/mappings/{mid}", json={"properties": {"shoeSize": {"expression": "user.firstName"}}}
+    )
     assert unknown_attr.status_code == 400 and "shoeSize" in unknown_attr.text
-    bad_source = world.raw("POST", f"/api/v1/mappings/{mid}",
-                           json={"properties": {"title": {"expression": "user.shoeSize"}}})
+    bad_source = world.raw(
+        "POST", f"/api/v1/mappings/{mid}", json={"properties": {"title": {"expression": "user.shoeSize"}}}
+    )
     assert bad_source.status_code == 400 and "shoeSize" in bad_source.json()["errorCauses"][0]["errorSummary"]
-    bad_search = world.raw("GET", "/api/v1/users", params={"search": 'status eq'})
+    bad_search = world.raw("GET", "/api/v1/users", params={"search": "status eq"})
     assert bad_search.status_code == 400 and bad_search.json()["errorCode"] == "E0000031"
 
 
@@ -447,6 +484,7 @@ def test_rate_limit_headers_count_down_per_family() -> None:
     okta = OktaEmulator(TOKEN, rate_limit=3, clock=lambda: clock[0])
     served = ServedApp("okta", okta.app).start()
     try:
+
         def get(path: str) -> httpx.Response:
             return httpx.get(served.url + path, headers={"Authorization": f"SSWS {TOKEN}"})
 
@@ -482,6 +520,7 @@ def test_sdk_retries_after_the_emulators_429() -> None:
 
     served = ServedApp("okta", flaky).start()
     try:
+
         async def go() -> Any:
             async with Client({"orgUrl": served.url, "token": TOKEN}) as c:
                 return await c.list_users(limit=1)
@@ -496,22 +535,31 @@ def test_sdk_retries_after_the_emulators_429() -> None:
     assert seen[1]["HTTP_X_OKTA_RETRY_COUNT"] == "1"
 
 
-# -- sandbox admin -------------------------------------------------------------------------------------------------
+# -- sandbox admin -------------------------------------------------------------------------------------------
+
 
 def test_sandbox_admin_endpoints(world: World) -> None:
     apps = httpx.get(world.url + "/_sandbox/okta/apps", params={"label": "Astro"}).json()
     assert [a["id"] for a in apps] == [world.app_id]
-    enabled = httpx.post(world.url + f"/_sandbox/apps/{world.app_id}/provisioning",
-                         json={"baseUrl": world.astro_org.scim_url, "token": world.astro_org.token})
+    enabled = httpx.post(
+        world.url + f"/_sandbox/apps/{world.app_id}/provisioning",
+        json={"baseUrl": world.astro_org.scim_url, "token": world.astro_org.token},
+    )
     assert enabled.status_code == 200 and world.astro_org.token not in enabled.text
     assert world.raw("GET", f"/api/v1/apps/{world.app_id}/features").status_code == 200
     app = world.raw("GET", f"/api/v1/apps/{world.app_id}").json()
     assert app["settings"]["app"]["organizationId"] == world.astro_org.org_id
 
     person = world.seed.people[0]
-    world.raw("POST", f"/api/v1/apps/{world.app_id}/users", json={"id": world.okta.user_by_login(person.email)["id"]})
-    err = httpx.post(world.url + f"/_sandbox/okta/apps/{world.app_id}/users/{person.email}/error",
-                     json={"summary": "Conflict"})
+    world.raw(
+        "POST",
+        f"/api/v1/apps/{world.app_id}/users",
+        json={"id": world.okta.user_by_login(person.email)["id"]},
+    )
+    err = httpx.post(
+        world.url + f"/_sandbox/okta/apps/{world.app_id}/users/{person.email}/error",
+        json={"summary": "Conflict"},
+    )
     assert err.status_code == 204
     au = world.raw("GET", f"/api/v1/apps/{world.app_id}/users").json()[0]
     assert au["syncState"] == "ERROR"

@@ -22,14 +22,28 @@ pytestmark = pytest.mark.skipif(not SPEC.exists(), reason=f"Okta OpenAPI spec no
 
 BASE = "http://localhost"
 EMULATED_PATHS = [
-    "/api/v1/users", "/api/v1/users/{id}", "/api/v1/users/{id}/groups",
-    "/api/v1/groups", "/api/v1/groups/{groupId}", "/api/v1/groups/{groupId}/users",
-    "/api/v1/groups/{groupId}/users/{userId}", "/api/v1/meta/types/user",
-    "/api/v1/apps", "/api/v1/apps/{appId}", "/api/v1/apps/{appId}/users", "/api/v1/apps/{appId}/users/{userId}",
-    "/api/v1/apps/{appId}/groups", "/api/v1/apps/{appId}/groups/{groupId}",
-    "/api/v1/apps/{appId}/connections/default", "/api/v1/apps/{appId}/features",
-    "/api/v1/apps/{appId}/features/{featureName}", "/api/v1/mappings", "/api/v1/mappings/{mappingId}",
-    "/api/v1/apps/{appId}/group-push/mappings", "/api/v1/apps/{appId}/group-push/mappings/{mappingId}",
+    "/api/v1/users",
+    "/api/v1/users/{id}",
+    "/api/v1/users/{id}/groups",
+    "/api/v1/groups",
+    "/api/v1/groups/{groupId}",
+    "/api/v1/groups/{groupId}/users",
+    "/api/v1/users/{id}/lifecycle/deactivate",
+    "/api/v1/groups/{groupId}/users/{userId}",
+    "/api/v1/meta/types/user",
+    "/api/v1/apps",
+    "/api/v1/apps/{appId}",
+    "/api/v1/apps/{appId}/users",
+    "/api/v1/apps/{appId}/users/{userId}",
+    "/api/v1/apps/{appId}/groups",
+    "/api/v1/apps/{appId}/groups/{groupId}",
+    "/api/v1/apps/{appId}/connections/default",
+    "/api/v1/apps/{appId}/features",
+    "/api/v1/apps/{appId}/features/{featureName}",
+    "/api/v1/mappings",
+    "/api/v1/mappings/{mappingId}",
+    "/api/v1/apps/{appId}/group-push/mappings",
+    "/api/v1/apps/{appId}/group-push/mappings/{mappingId}",
 ]
 
 
@@ -91,14 +105,20 @@ class World:
         self.custom_id = str(self.okta.app_by_label("Astro SCIM (custom)")["id"])
         astro = sb.astro_orgs["okta"]
         self.okta.enable_provisioning(self.app_id, astro.scim_url, astro.token)
-        self.call("PUT", f"/api/v1/apps/{self.app_id}/features/USER_PROVISIONING",
-                  {"create": {"lifecycleCreate": {"status": "ENABLED"}},
-                   "update": {"profile": {"status": "ENABLED"}, "lifecycleDeactivate": {"status": "ENABLED"}}})
+        self.call(
+            "PUT",
+            f"/api/v1/apps/{self.app_id}/features/USER_PROVISIONING",
+            {
+                "create": {"lifecycleCreate": {"status": "ENABLED"}},
+                "update": {"profile": {"status": "ENABLED"}, "lifecycleDeactivate": {"status": "ENABLED"}},
+            },
+        )
         self.call("PUT", f"/api/v1/apps/{self.app_id}/groups/{self.gid('Astro Users')}", {})
         self.people = [p.email for p in self.seed.people]
         self.team = self.seed.teams[1].name
-        self.push_id = self.call("POST", f"/api/v1/apps/{self.app_id}/group-push/mappings",
-                                 {"sourceGroupId": self.gid(self.team)}).get_json()["id"]
+        self.push_id = self.call(
+            "POST", f"/api/v1/apps/{self.app_id}/group-push/mappings", {"sourceGroupId": self.gid(self.team)}
+        ).get_json()["id"]
         self.mapping_id = self.call("GET", f"/api/v1/mappings?targetId={self.app_id}").get_json()[0]["id"]
 
     def call(self, method: str, path: str, body: Any = None, token: str | None = None) -> TestResponse:
@@ -153,71 +173,174 @@ def _new_group(w: World, name: str) -> str:
 
 CASES: dict[str, Case] = {
     "listUsers": lambda w: ("GET", "/api/v1/users?limit=3", None, 200),
-    "listUsers search": lambda w: ("GET", '/api/v1/users?search=status%20eq%20%22ACTIVE%22', None, 200),
+    "listUsers search": lambda w: ("GET", "/api/v1/users?search=status%20eq%20%22ACTIVE%22", None, 200),
     "getUser": lambda w: ("GET", f"/api/v1/users/{w.uid(w.people[0])}", None, 200),
     "getUser 404": lambda w: ("GET", "/api/v1/users/00unothere", None, 404),
     "getUser me": lambda w: ("GET", "/api/v1/users/me", None, 200),
-    "updateUser": lambda w: ("POST", f"/api/v1/users/{w.uid(w.people[1])}", {"profile": {"title": "Lead"}}, 200),
+    "createUser": lambda w: (
+        "POST",
+        "/api/v1/users?activate=true",
+        {
+            "profile": {
+                "firstName": "Nia",
+                "lastName": "New",
+                "email": "nia@acme.example",
+                "login": "nia@acme.example",
+            }
+        },
+        200,
+    ),
+    "deactivateUser": lambda w: (
+        "POST",
+        f"/api/v1/users/{w.uid(w.people[-1])}/lifecycle/deactivate",
+        None,
+        200,
+    ),
+    "updateUser": lambda w: (
+        "POST",
+        f"/api/v1/users/{w.uid(w.people[1])}",
+        {"profile": {"title": "Lead"}},
+        200,
+    ),
     "listUserGroups": lambda w: ("GET", f"/api/v1/users/{w.uid(w.people[0])}/groups", None, 200),
     "listGroups": lambda w: ("GET", "/api/v1/groups?expand=stats", None, 200),
-    "addGroup": lambda w: ("POST", "/api/v1/groups", {"profile": {"name": "Conformance", "description": "x"}}, 200),
+    "addGroup": lambda w: (
+        "POST",
+        "/api/v1/groups",
+        {"profile": {"name": "Conformance", "description": "x"}},
+        200,
+    ),
     "getGroup": lambda w: ("GET", f"/api/v1/groups/{w.gid(w.team)}", None, 200),
-    "replaceGroup": lambda w: ("PUT", f"/api/v1/groups/{_new_group(w, 'Before')}", {"profile": {"name": "After"}},
-                               200),
+    "replaceGroup": lambda w: (
+        "PUT",
+        f"/api/v1/groups/{_new_group(w, 'Before')}",
+        {"profile": {"name": "After"}},
+        200,
+    ),
     "listGroupUsers": lambda w: ("GET", f"/api/v1/groups/{w.gid(w.team)}/users?limit=2", None, 200),
-    "assignUserToGroup": lambda w: ("PUT", f"/api/v1/groups/{w.gid(w.team)}/users/{w.uid(w.people[2])}", None, 204),
-    "unassignUserFromGroup": lambda w: ("DELETE", f"/api/v1/groups/{w.gid(w.team)}/users/{w.uid(w.people[3])}",
-                                        None, 204),
+    "assignUserToGroup": lambda w: (
+        "PUT",
+        f"/api/v1/groups/{w.gid(w.team)}/users/{w.uid(w.people[2])}",
+        None,
+        204,
+    ),
+    "unassignUserFromGroup": lambda w: (
+        "DELETE",
+        f"/api/v1/groups/{w.gid(w.team)}/users/{w.uid(w.people[3])}",
+        None,
+        204,
+    ),
     "listUserTypes": lambda w: ("GET", "/api/v1/meta/types/user", None, 200),
     "listUserTypes 429": lambda w: w.exhaust("meta", ("GET", "/api/v1/meta/types/user", None, 429)),
     "listApplications": lambda w: ("GET", "/api/v1/apps?q=Astro", None, 200),
     "getApplication": lambda w: ("GET", f"/api/v1/apps/{w.app_id}", None, 200),
-    "listApplicationUsers": lambda w: ("GET", f"/api/v1/apps/{w.app_id}/users?expand=user&limit=3", None, 200),
-    "assignUserToApplication": lambda w: ("POST", f"/api/v1/apps/{w.custom_id}/users",
-                                          {"id": w.uid(w.people[4]), "scope": "USER",
-                                           "credentials": {"userName": w.people[4]}}, 200),
+    "listApplicationUsers": lambda w: (
+        "GET",
+        f"/api/v1/apps/{w.app_id}/users?expand=user&limit=3",
+        None,
+        200,
+    ),
+    "assignUserToApplication": lambda w: (
+        "POST",
+        f"/api/v1/apps/{w.custom_id}/users",
+        {"id": w.uid(w.people[4]), "scope": "USER", "credentials": {"userName": w.people[4]}},
+        200,
+    ),
     "getApplicationUser": lambda w: ("GET", f"/api/v1/apps/{w.app_id}/users/{w.uid(w.people[0])}", None, 200),
-    "updateApplicationUser": lambda w: ("POST", f"/api/v1/apps/{w.app_id}/users/{w.uid(w.people[0])}",
-                                        {"profile": {"title": "Boss"}}, 200),
+    "updateApplicationUser": lambda w: (
+        "POST",
+        f"/api/v1/apps/{w.app_id}/users/{w.uid(w.people[0])}",
+        {"profile": {"title": "Boss"}},
+        200,
+    ),
     "unassignUserFromApplication": lambda w: (
         w.call("POST", f"/api/v1/apps/{w.custom_id}/users", {"id": w.uid(w.people[5])}),
-        ("DELETE", f"/api/v1/apps/{w.custom_id}/users/{w.uid(w.people[5])}", None, 204))[1],
-    "listApplicationGroupAssignments": lambda w: ("GET", f"/api/v1/apps/{w.app_id}/groups?expand=group", None, 200),
-    "assignGroupToApplication": lambda w: ("PUT", f"/api/v1/apps/{w.custom_id}/groups/{w.gid(w.team)}",
-                                           {"priority": 0}, 200),
-    "getApplicationGroupAssignment": lambda w: ("GET", f"/api/v1/apps/{w.app_id}/groups/{w.gid('Astro Users')}",
-                                                None, 200),
+        ("DELETE", f"/api/v1/apps/{w.custom_id}/users/{w.uid(w.people[5])}", None, 204),
+    )[1],
+    "listApplicationGroupAssignments": lambda w: (
+        "GET",
+        f"/api/v1/apps/{w.app_id}/groups?expand=group",
+        None,
+        200,
+    ),
+    "assignGroupToApplication": lambda w: (
+        "PUT",
+        f"/api/v1/apps/{w.custom_id}/groups/{w.gid(w.team)}",
+        {"priority": 0},
+        200,
+    ),
+    "getApplicationGroupAssignment": lambda w: (
+        "GET",
+        f"/api/v1/apps/{w.app_id}/groups/{w.gid('Astro Users')}",
+        None,
+        200,
+    ),
     "updateGroupAssignmentToApplication": lambda w: (
-        "PATCH", f"/api/v1/apps/{w.app_id}/groups/{w.gid('Astro Users')}",
-        [{"op": "replace", "path": "/profile/role", "value": "viewer"}], 200),
+        "PATCH",
+        f"/api/v1/apps/{w.app_id}/groups/{w.gid('Astro Users')}",
+        [{"op": "replace", "path": "/profile/role", "value": "viewer"}],
+        200,
+    ),
     "unassignApplicationFromGroup": lambda w: (
         w.call("PUT", f"/api/v1/apps/{w.custom_id}/groups/{w.gid(w.seed.teams[2].name)}", {}),
-        ("DELETE", f"/api/v1/apps/{w.custom_id}/groups/{w.gid(w.seed.teams[2].name)}", None, 204))[1],
+        ("DELETE", f"/api/v1/apps/{w.custom_id}/groups/{w.gid(w.seed.teams[2].name)}", None, 204),
+    )[1],
     "listFeaturesForApplication": lambda w: ("GET", f"/api/v1/apps/{w.app_id}/features", None, 200),
     "listFeaturesForApplication 400": lambda w: ("GET", f"/api/v1/apps/{w.custom_id}/features", None, 400),
-    "getFeatureForApplication": lambda w: ("GET", f"/api/v1/apps/{w.app_id}/features/USER_PROVISIONING", None,
-                                           200),
-    "updateFeatureForApplication": lambda w: ("PUT", f"/api/v1/apps/{w.app_id}/features/USER_PROVISIONING",
-                                              {"update": {"password": {"status": "DISABLED"}}}, 200),
+    "getFeatureForApplication": lambda w: (
+        "GET",
+        f"/api/v1/apps/{w.app_id}/features/USER_PROVISIONING",
+        None,
+        200,
+    ),
+    "updateFeatureForApplication": lambda w: (
+        "PUT",
+        f"/api/v1/apps/{w.app_id}/features/USER_PROVISIONING",
+        {"update": {"password": {"status": "DISABLED"}}},
+        200,
+    ),
     "listProfileMappings": lambda w: ("GET", f"/api/v1/mappings?targetId={w.app_id}", None, 200),
     "getProfileMapping": lambda w: ("GET", f"/api/v1/mappings/{w.mapping_id}", None, 200),
-    "updateProfileMapping": lambda w: ("POST", f"/api/v1/mappings/{w.mapping_id}",
-                                       {"properties": {"displayName": {"expression": "user.displayName",
-                                                                       "pushStatus": "PUSH"}}}, 200),
-    "listGroupPushMappings": lambda w: ("GET", f"/api/v1/apps/{w.app_id}/group-push/mappings?status=ACTIVE", None,
-                                        200),
+    "updateProfileMapping": lambda w: (
+        "POST",
+        f"/api/v1/mappings/{w.mapping_id}",
+        {"properties": {"displayName": {"expression": "user.displayName", "pushStatus": "PUSH"}}},
+        200,
+    ),
+    "listGroupPushMappings": lambda w: (
+        "GET",
+        f"/api/v1/apps/{w.app_id}/group-push/mappings?status=ACTIVE",
+        None,
+        200,
+    ),
     "listGroupPushMappings 401": lambda w: ("GET", f"/api/v1/apps/{w.app_id}/group-push/mappings", None, 401),
-    "createGroupPushMapping": lambda w: ("POST", f"/api/v1/apps/{w.app_id}/group-push/mappings",
-                                         {"sourceGroupId": w.gid(w.seed.teams[2].name),
-                                          "targetGroupName": w.seed.teams[2].name}, 201),
-    "getGroupPushMapping": lambda w: ("GET", f"/api/v1/apps/{w.app_id}/group-push/mappings/{w.push_id}", None,
-                                      200),
-    "updateGroupPushMapping": lambda w: ("PATCH", f"/api/v1/apps/{w.app_id}/group-push/mappings/{w.push_id}",
-                                         {"status": "ACTIVE"}, 200),
+    "createGroupPushMapping": lambda w: (
+        "POST",
+        f"/api/v1/apps/{w.app_id}/group-push/mappings",
+        {"sourceGroupId": w.gid(w.seed.teams[2].name), "targetGroupName": w.seed.teams[2].name},
+        201,
+    ),
+    "getGroupPushMapping": lambda w: (
+        "GET",
+        f"/api/v1/apps/{w.app_id}/group-push/mappings/{w.push_id}",
+        None,
+        200,
+    ),
+    "updateGroupPushMapping": lambda w: (
+        "PATCH",
+        f"/api/v1/apps/{w.app_id}/group-push/mappings/{w.push_id}",
+        {"status": "ACTIVE"},
+        200,
+    ),
     "deleteGroupPushMapping": lambda w: (
         w.call("PATCH", f"/api/v1/apps/{w.app_id}/group-push/mappings/{w.push_id}", {"status": "INACTIVE"}),
-        ("DELETE", f"/api/v1/apps/{w.app_id}/group-push/mappings/{w.push_id}?deleteTargetGroup=false", None,
-         204))[1],
+        (
+            "DELETE",
+            f"/api/v1/apps/{w.app_id}/group-push/mappings/{w.push_id}?deleteTargetGroup=false",
+            None,
+            204,
+        ),
+    )[1],
 }
 
 
@@ -231,7 +354,8 @@ def test_response_matches_the_spec(openapi: OpenAPI, world: World, name: str) ->
 
 
 def test_the_provisioning_connection_deviates_from_the_spec_only_where_okta_does(
-        openapi: OpenAPI, world: World) -> None:
+    openapi: OpenAPI, world: World
+) -> None:
     """Okta answers top-level authScheme UNKNOWN for unsupported apps; the spec's enum only allows TOKEN (the
     reason the SDK raises, defect #5). Everything else in the body conforms."""
     for method, body in (("GET", None), ("POST", {"profile": {"authScheme": "TOKEN", "token": "t"}})):

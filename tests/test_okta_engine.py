@@ -1,6 +1,6 @@
 """Okta's provisioning engine, emulated: assignments, profile changes and group push reach a SCIM server over
-loopback HTTP with Okta's request shapes. Driven through the official `okta` SDK; checked against the Astro-like
-SCIM server and against scim2-server's strict default policy."""
+loopback HTTP with Okta's request shapes. Driven through the official `okta` SDK; checked against the
+Astro-like SCIM server and against scim2-server's strict default policy."""
 
 from __future__ import annotations
 
@@ -67,8 +67,15 @@ class Recorder:
 
         out = list(self.app(environ, record))
         with self._lock:
-            self.calls.append(Call(environ["REQUEST_METHOD"], environ["PATH_INFO"], environ.get("QUERY_STRING", ""),
-                                   json.loads(raw) if raw else None, status[0]))
+            self.calls.append(
+                Call(
+                    environ["REQUEST_METHOD"],
+                    environ["PATH_INFO"],
+                    environ.get("QUERY_STRING", ""),
+                    json.loads(raw) if raw else None,
+                    status[0],
+                )
+            )
         return out
 
     def of(self, method: str, prefix: str = "") -> list[Call]:
@@ -113,8 +120,11 @@ class Env:
         assert self._log is not None
         with self._log.lock:
             entries = list(self._log.entries)
-        return [Call(e.method, e.path, e.query, None, e.status) for e in entries
-                if e.method == method and fragment in e.path]
+        return [
+            Call(e.method, e.path, e.query, None, e.status)
+            for e in entries
+            if e.method == method and fragment in e.path
+        ]
 
     def clear_log(self) -> None:
         if self.recorder is not None:
@@ -130,26 +140,37 @@ class Env:
         return asyncio.run(go())
 
     def raw(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        return httpx.request(method, self.okta_url + path, headers={"Authorization": f"SSWS {self.okta_token}"},
-                             **kw)
+        return httpx.request(
+            method, self.okta_url + path, headers={"Authorization": f"SSWS {self.okta_token}"}, **kw
+        )
 
     def features(self, *, create: bool = True, profile: bool = True, deactivate: bool = True) -> None:
         def st(on: bool) -> dict[str, str]:
             return {"status": "ENABLED" if on else "DISABLED"}
 
-        body = UpdateFeatureForApplicationRequest.from_dict({
-            "create": {"lifecycleCreate": st(create)},
-            "update": {"profile": st(profile), "lifecycleDeactivate": st(deactivate)},
-        })
-        _, _, err = self.run(lambda c: c.update_feature_for_application(self.app_id, "USER_PROVISIONING", body))
+        body = UpdateFeatureForApplicationRequest.from_dict(
+            {
+                "create": {"lifecycleCreate": st(create)},
+                "update": {"profile": st(profile), "lifecycleDeactivate": st(deactivate)},
+            }
+        )
+        _, _, err = self.run(
+            lambda c: c.update_feature_for_application(self.app_id, "USER_PROVISIONING", body)
+        )
         assert err is None
 
     def map_astro_attributes(self, profile_url_push: str = "PUSH") -> None:
         mid = self.raw("GET", f"/api/v1/mappings?targetId={self.app_id}").json()[0]["id"]
-        resp = self.raw("POST", f"/api/v1/mappings/{mid}", json={"properties": {
-            "displayName": {"expression": "user.displayName", "pushStatus": "PUSH"},
-            "profileUrl": {"expression": "user.profileUrl", "pushStatus": profile_url_push},
-        }})
+        resp = self.raw(
+            "POST",
+            f"/api/v1/mappings/{mid}",
+            json={
+                "properties": {
+                    "displayName": {"expression": "user.displayName", "pushStatus": "PUSH"},
+                    "profileUrl": {"expression": "user.profileUrl", "pushStatus": profile_url_push},
+                }
+            },
+        )
         assert resp.status_code == 200
 
     def gid(self, name: str) -> str:
@@ -159,8 +180,9 @@ class Env:
         return str(self.okta.user_by_login(login)["id"])
 
     def assign_group(self, name: str) -> None:
-        _, _, err = self.run(lambda c: c.assign_group_to_application(self.app_id, self.gid(name),
-                                                                       ApplicationGroupAssignment()))
+        _, _, err = self.run(
+            lambda c: c.assign_group_to_application(self.app_id, self.gid(name), ApplicationGroupAssignment())
+        )
         assert err is None
 
     def push(self, name: str, **kw: Any) -> Any:
@@ -170,14 +192,20 @@ class Env:
         return created
 
     def set_push_status(self, mapping_id: str, status: str) -> Any:
-        got, _, err = self.run(lambda c: c.update_group_push_mapping(
-            self.app_id, mapping_id, UpdateGroupPushMappingRequest(status=status)))
+        got, _, err = self.run(
+            lambda c: c.update_group_push_mapping(
+                self.app_id, mapping_id, UpdateGroupPushMappingRequest(status=status)
+            )
+        )
         assert err is None
         return got
 
     def scim(self, kind: str) -> list[dict[str, Any]]:
-        resp = httpx.get(f"{self.scim_url}/{kind}", params={"count": 1000},
-                         headers={"Authorization": f"Bearer {self.scim_token}"})
+        resp = httpx.get(
+            f"{self.scim_url}/{kind}",
+            params={"count": 1000},
+            headers={"Authorization": f"Bearer {self.scim_token}"},
+        )
         assert resp.status_code == 200, resp.text
         return list(resp.json().get("Resources") or [])
 
@@ -261,13 +289,16 @@ def test_okta_request_shapes_pass_scim2_servers_strict_policy(strict: Env) -> No
     outsider = next(p.email for p in env.seed.people if p.email not in emails)
     member = emails[0]
 
-    env.raw("PUT", f"/api/v1/groups/{env.gid(name)}/users/{env.uid(outsider)}")     # join: PATCH add
-    env.raw("DELETE", f"/api/v1/groups/{env.gid(name)}/users/{env.uid(member)}")    # leave: PATCH remove
-    env.run(lambda c: c.update_user(env.uid(outsider), UpdateUserRequest.from_dict(
-        {"profile": {"lastName": "Renamed"}})))                                      # profile: GET + PUT
+    env.raw("PUT", f"/api/v1/groups/{env.gid(name)}/users/{env.uid(outsider)}")  # join: PATCH add
+    env.raw("DELETE", f"/api/v1/groups/{env.gid(name)}/users/{env.uid(member)}")  # leave: PATCH remove
+    env.run(
+        lambda c: c.update_user(
+            env.uid(outsider), UpdateUserRequest.from_dict({"profile": {"lastName": "Renamed"}})
+        )
+    )  # profile: GET + PUT
     env.raw("DELETE", f"/api/v1/groups/{env.gid('Astro Users')}/users/{env.uid(member)}")  # unassign: PATCH
     env.set_push_status(mapping.id, "INACTIVE")
-    env.set_push_status(mapping.id, "ACTIVE")                                        # re-push: rename + replace
+    env.set_push_status(mapping.id, "ACTIVE")  # re-push: rename + replace
 
     assert env.recorder is not None
     failures = [c for c in env.recorder.calls if c.status >= 400]
@@ -284,8 +315,17 @@ def test_okta_request_shapes_pass_scim2_servers_strict_policy(strict: Env) -> No
     body = posted[0].body
     assert body["schemas"] == ["urn:ietf:params:scim:schemas:core:2.0:User"]
     assert body["active"] is True and body["groups"] == [] and body["externalId"].startswith("00u")
-    assert set(body) == {"schemas", "userName", "name", "emails", "displayName", "profileUrl", "active",
-                         "externalId", "groups"}
+    assert set(body) == {
+        "schemas",
+        "userName",
+        "name",
+        "emails",
+        "displayName",
+        "profileUrl",
+        "active",
+        "externalId",
+        "groups",
+    }
 
     users = {u["userName"]: u for u in env.scim("Users")}
 
@@ -305,7 +345,9 @@ def test_okta_request_shapes_pass_scim2_servers_strict_policy(strict: Env) -> No
     assert len(group_posts) == 1 and group_posts[0].body["displayName"] == name
     ops = [c.body["Operations"] for c in env.of("PATCH", "/Groups/")]
     outsider_id, member_id = users[outsider]["id"], users[member]["id"]
-    assert ops[0] == [{"op": "add", "path": "members", "value": [{"value": outsider_id, "display": outsider}]}]
+    assert ops[0] == [
+        {"op": "add", "path": "members", "value": [{"value": outsider_id, "display": outsider}]}
+    ]
     assert ops[1] == [{"op": "remove", "path": f'members[value eq "{member_id}"]'}]
     group = env.scim_group(name)
     assert group is not None
@@ -355,8 +397,11 @@ def test_pushing_links_an_existing_team_of_the_same_name(env: Env) -> None:
     env.features()
     env.assign_group("Astro Users")
     name, emails = env.team(1)
-    pre = httpx.post(f"{env.scim_url}/Groups", headers={"Authorization": f"Bearer {env.scim_token}"},
-                     json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name})
+    pre = httpx.post(
+        f"{env.scim_url}/Groups",
+        headers={"Authorization": f"Bearer {env.scim_token}"},
+        json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name},
+    )
     assert pre.status_code == 201
     env.clear_log()
 
@@ -382,7 +427,9 @@ def test_scim_failures_become_sync_errors_and_push_errors(env: Env) -> None:
     name, _ = env.team(1)
     mapping = env.push(name)
     assert mapping.status == "ERROR" and "500" in mapping.error_summary
-    listed = env.raw("GET", f"/api/v1/apps/{env.app_id}/group-push/mappings", params={"status": "ERROR"}).json()
+    listed = env.raw(
+        "GET", f"/api/v1/apps/{env.app_id}/group-push/mappings", params={"status": "ERROR"}
+    ).json()
     assert [m["id"] for m in listed] == [mapping.id]
 
     env.astro.set_misbehaviour(env.org_id, None)
@@ -414,8 +461,11 @@ def test_dont_push_attributes_are_sent_on_create_only(env: Env) -> None:
     person = env.seed.people[0]
     env.assign_group("Astro Users")
     assert env.scim_user(person.email)["profileUrl"].endswith(person.key)
-    env.raw("POST", f"/api/v1/users/{env.uid(person.email)}",
-            json={"profile": {"profileUrl": "https://acme.example/elsewhere", "firstName": "Changed"}})
+    env.raw(
+        "POST",
+        f"/api/v1/users/{env.uid(person.email)}",
+        json={"profile": {"profileUrl": "https://acme.example/elsewhere", "firstName": "Changed"}},
+    )
     user = env.scim_user(person.email)
     assert user["name"]["givenName"] == "Changed"
     assert user["profileUrl"].endswith(person.key)
@@ -452,10 +502,22 @@ def test_deleting_a_mapping_deletes_the_team_only_when_asked(env: Env) -> None:
     m1, m2 = env.push(first), env.push(second)
     for m in (m1, m2):
         env.set_push_status(m.id, "INACTIVE")
-    assert env.raw("DELETE", f"/api/v1/apps/{env.app_id}/group-push/mappings/{m1.id}",
-                   params={"deleteTargetGroup": "true"}).status_code == 204
-    assert env.raw("DELETE", f"/api/v1/apps/{env.app_id}/group-push/mappings/{m2.id}",
-                   params={"deleteTargetGroup": "false"}).status_code == 204
+    assert (
+        env.raw(
+            "DELETE",
+            f"/api/v1/apps/{env.app_id}/group-push/mappings/{m1.id}",
+            params={"deleteTargetGroup": "true"},
+        ).status_code
+        == 204
+    )
+    assert (
+        env.raw(
+            "DELETE",
+            f"/api/v1/apps/{env.app_id}/group-push/mappings/{m2.id}",
+            params={"deleteTargetGroup": "false"},
+        ).status_code
+        == 204
+    )
     assert env.scim_group(first) is None
     assert env.scim_group(second) is not None
     assert env.raw("GET", f"/api/v1/groups/{m1.target_group_id}").status_code == 404
@@ -476,17 +538,29 @@ def test_a_new_hire_in_assigned_and_pushed_groups_is_provisioned_and_joins_the_t
     env.assign_group("Astro Users")
     name, emails = env.team(1)
     env.push(name)
-    resp = env.raw("POST", "/api/v1/users", params={"activate": "true"}, json={
-        "profile": {"firstName": "Nia", "lastName": "New", "email": "nia.new@acme.example",
-                    "login": "nia.new@acme.example", "displayName": "Nia New"},
-        "groupIds": [env.gid("Astro Users"), env.gid(name)],
-    })
+    resp = env.raw(
+        "POST",
+        "/api/v1/users",
+        params={"activate": "true"},
+        json={
+            "profile": {
+                "firstName": "Nia",
+                "lastName": "New",
+                "email": "nia.new@acme.example",
+                "login": "nia.new@acme.example",
+                "displayName": "Nia New",
+            },
+            "groupIds": [env.gid("Astro Users"), env.gid(name)],
+        },
+    )
     assert resp.status_code == 200 and resp.json()["status"] == "ACTIVE"
     hire = env.scim_user("nia.new@acme.example")
     assert hire["externalId"] == resp.json()["id"] and hire["name"]["givenName"] == "Nia"
     group = env.scim_group(name)
     assert group is not None
-    assert {m["value"] for m in group["members"]} == {env.scim_user(e)["id"] for e in [*emails, hire["userName"]]}
+    assert {m["value"] for m in group["members"]} == {
+        env.scim_user(e)["id"] for e in [*emails, hire["userName"]]
+    }
 
 
 def test_the_engine_retries_scim_429s_like_okta() -> None:
@@ -500,7 +574,9 @@ def test_the_engine_retries_scim_429s_like_okta() -> None:
             count[0] += 1
             throttle = count[0] % 3 == 0
         if throttle:
-            start_response("429 Too Many Requests", [("Retry-After", "0"), ("Content-Type", "application/scim+json")])
+            start_response(
+                "429 Too Many Requests", [("Retry-After", "0"), ("Content-Type", "application/scim+json")]
+            )
             return [b'{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"429"}']
         return astro.app(environ, start_response)
 
@@ -517,8 +593,9 @@ def test_the_engine_retries_scim_429s_like_okta() -> None:
 
         client = WClient(okta.app)
         gid = okta.group_by_name("Astro Users")["id"]
-        resp = client.put(f"/api/v1/apps/{app_id}/groups/{gid}", json={},
-                          headers={"Authorization": f"SSWS {STRICT_TOKEN}"})
+        resp = client.put(
+            f"/api/v1/apps/{app_id}/groups/{gid}", json={}, headers={"Authorization": f"SSWS {STRICT_TOKEN}"}
+        )
         assert resp.status_code == 200
         assert okta.provisioning_errors(app_id) == {}
         assert {u["userName"] for u in astro.users("org")} == {p.email for p in seed.people}

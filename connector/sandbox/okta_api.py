@@ -6,26 +6,26 @@ follows reference/okta-api.md:
 - every answer carries X-Rate-Limit-Limit/-Remaining/-Reset and a real per-minute budget per endpoint family
   (users, groups, apps, mappings, meta); over budget -> 429 E0000047 (the SDK retries on Date + Reset);
 - cursor paging with two separate `link` headers, rel="self" first, rel="next" last, per-endpoint limits;
-- the provisioning connection API answers 200 with status/authScheme UNKNOWN for these apps (they are not on
-  Okta's supported list), for GET and POST alike; provisioning is switched on by the Admin Console step, which the
-  sandbox offers as `POST /_sandbox/apps/{appId}/provisioning` / `enable_provisioning()`;
+- the provisioning connection API answers 200 with status/authScheme UNKNOWN for these apps (they are not
+  on Okta's supported list), for GET and POST alike; provisioning is switched on by the Admin Console step,
+  which the sandbox offers as `POST /_sandbox/apps/{appId}/provisioning` / `enable_provisioning()`;
 - features answer 400 E0000001 "Provisioning is not enabled for the app instance." until then;
-- group push mappings: create answers 201, PATCH changes status only, DELETE needs INACTIVE + deleteTargetGroup;
-  a pushed group appears in Okta as an APP_GROUP (what `targetGroupId` names), as in a real org, so list groups
-  with `search=type eq "OKTA_GROUP"` to see only the org's own groups.
-Sandbox decisions (no public source says otherwise): direct unassignment of a user assigned only through a group
-answers 400 E0000001; an app user whose provisioning failed keeps status STAGED with syncState ERROR, and the
-error text is available through `provisioning_errors()` (Okta shows it in the Admin Console only).
+- group push mappings: create answers 201, PATCH changes status only, DELETE needs INACTIVE and
+  deleteTargetGroup; a pushed group appears in Okta as an APP_GROUP (what `targetGroupId` names), as in a real
+  org, so list groups with `search=type eq "OKTA_GROUP"` to see only the org's own groups.
+Sandbox decisions (no public source says otherwise): direct unassignment of a user assigned only through a
+group answers 400 E0000001; an app user whose provisioning failed keeps status STAGED with syncState ERROR,
+and the error text is available through `provisioning_errors()` (Okta shows it in the Admin Console only).
 
 Writes that Okta would provision run the engine (okta_engine.py) synchronously, inside the request.
 
 Sandbox admin endpoints (never faulted, no Okta auth; loopback only) and their Python twins:
-    POST /_sandbox/apps/{appId}/provisioning {"baseUrl", "token"}    enable_provisioning(app_id, base_url, token)
-    GET  /_sandbox/okta/apps?label=Astro                              app_by_label(label)
-    POST /_sandbox/okta/users/{login}/deactivate-silently             deactivate_user_silently(login)
-    POST /_sandbox/okta/apps/{appId}/users/{login}/error {"summary"}  set_app_user_error(app_id, login, summary)
-    POST /_sandbox/okta/apps/{appId}/push/{group}/error {"summary"}   set_push_error(app_id, group_name, summary)
-    PUT  /_sandbox/okta/rate-limit {"perMinute", "family"?}           set_rate_limit(per_minute, family=None)
+  POST /_sandbox/apps/{appId}/provisioning {baseUrl, token}     enable_provisioning(app_id, base_url, token)
+  GET  /_sandbox/okta/apps?label=Astro                          app_by_label(label)
+  POST /_sandbox/okta/users/{login}/deactivate-silently         deactivate_user_silently(login)
+  POST /_sandbox/okta/apps/{appId}/users/{login}/error {summary} set_app_user_error(app_id, login, summary)
+  POST /_sandbox/okta/apps/{appId}/push/{group}/error {summary}  set_push_error(app_id, group_name, summary)
+  PUT  /_sandbox/okta/rate-limit {perMinute, family?}           set_rate_limit(per_minute, family=None)
 Inspection for tests: user_by_login, group_by_name, app_user, push_mapping, provisioning_errors.
 """
 
@@ -140,58 +140,62 @@ def _rule(path: str, endpoint: str, *methods: str) -> Rule:
     return Rule(path, endpoint=endpoint, methods=list(methods))
 
 
-_ROUTES = Map([
-    _rule("/api/v1/users", "list_users", "GET"),
-    _rule("/api/v1/users", "create_user", "POST"),
-    _rule("/api/v1/users/<uid>", "get_user", "GET"),
-    _rule("/api/v1/users/<uid>", "update_user", "POST"),
-    _rule("/api/v1/users/<uid>", "replace_user", "PUT"),
-    _rule("/api/v1/users/<uid>/groups", "list_user_groups", "GET"),
-    _rule("/api/v1/users/<uid>/lifecycle/deactivate", "deactivate_user", "POST"),
-    _rule("/api/v1/groups", "list_groups", "GET"),
-    _rule("/api/v1/groups", "create_group", "POST"),
-    _rule("/api/v1/groups/<gid>", "get_group", "GET"),
-    _rule("/api/v1/groups/<gid>", "replace_group", "PUT"),
-    _rule("/api/v1/groups/<gid>/users", "list_group_users", "GET"),
-    _rule("/api/v1/groups/<gid>/users/<uid>", "add_group_member", "PUT"),
-    _rule("/api/v1/groups/<gid>/users/<uid>", "remove_group_member", "DELETE"),
-    _rule("/api/v1/groups/<gid>/apps", "list_group_apps", "GET"),
-    _rule("/api/v1/meta/types/user", "list_user_types", "GET"),
-    _rule("/api/v1/meta/types/user/<tid>", "get_user_type", "GET"),
-    _rule("/api/v1/apps", "list_apps", "GET"),
-    _rule("/api/v1/apps/<aid>", "get_app", "GET"),
-    _rule("/api/v1/apps/<aid>/users", "list_app_users", "GET"),
-    _rule("/api/v1/apps/<aid>/users", "assign_user", "POST"),
-    _rule("/api/v1/apps/<aid>/users/<uid>", "get_app_user", "GET"),
-    _rule("/api/v1/apps/<aid>/users/<uid>", "update_app_user", "POST"),
-    _rule("/api/v1/apps/<aid>/users/<uid>", "unassign_user", "DELETE"),
-    _rule("/api/v1/apps/<aid>/groups", "list_app_groups", "GET"),
-    _rule("/api/v1/apps/<aid>/groups/<gid>", "get_app_group", "GET"),
-    _rule("/api/v1/apps/<aid>/groups/<gid>", "assign_group", "PUT"),
-    _rule("/api/v1/apps/<aid>/groups/<gid>", "patch_app_group", "PATCH"),
-    _rule("/api/v1/apps/<aid>/groups/<gid>", "unassign_group", "DELETE"),
-    _rule("/api/v1/apps/<aid>/connections/default", "get_connection", "GET"),
-    _rule("/api/v1/apps/<aid>/connections/default", "update_connection", "POST"),
-    _rule("/api/v1/apps/<aid>/connections/default/lifecycle/<action>", "connection_lifecycle", "POST"),
-    _rule("/api/v1/apps/<aid>/features", "list_features", "GET"),
-    _rule("/api/v1/apps/<aid>/features/<name>", "get_feature", "GET"),
-    _rule("/api/v1/apps/<aid>/features/<name>", "update_feature", "PUT"),
-    _rule("/api/v1/apps/<aid>/group-push/mappings", "list_push", "GET"),
-    _rule("/api/v1/apps/<aid>/group-push/mappings", "create_push", "POST"),
-    _rule("/api/v1/apps/<aid>/group-push/mappings/<mid>", "get_push", "GET"),
-    _rule("/api/v1/apps/<aid>/group-push/mappings/<mid>", "update_push", "PATCH"),
-    _rule("/api/v1/apps/<aid>/group-push/mappings/<mid>", "delete_push", "DELETE"),
-    _rule("/api/v1/mappings", "list_mappings", "GET"),
-    _rule("/api/v1/mappings/<mid>", "get_mapping", "GET"),
-    _rule("/api/v1/mappings/<mid>", "update_mapping", "POST"),
-    _rule(f"{ADMIN_PREFIX}/health", "admin_health", "GET"),
-    _rule(f"{ADMIN_PREFIX}/apps/<aid>/provisioning", "admin_provisioning", "POST"),
-    _rule(f"{ADMIN_PREFIX}/okta/apps", "admin_apps", "GET"),
-    _rule(f"{ADMIN_PREFIX}/okta/users/<login>/deactivate-silently", "admin_deactivate", "POST"),
-    _rule(f"{ADMIN_PREFIX}/okta/apps/<aid>/users/<login>/error", "admin_user_error", "POST"),
-    _rule(f"{ADMIN_PREFIX}/okta/apps/<aid>/push/<group>/error", "admin_push_error", "POST"),
-    _rule(f"{ADMIN_PREFIX}/okta/rate-limit", "admin_rate_limit", "PUT"),
-], strict_slashes=False, merge_slashes=False)
+_ROUTES = Map(
+    [
+        _rule("/api/v1/users", "list_users", "GET"),
+        _rule("/api/v1/users", "create_user", "POST"),
+        _rule("/api/v1/users/<uid>", "get_user", "GET"),
+        _rule("/api/v1/users/<uid>", "update_user", "POST"),
+        _rule("/api/v1/users/<uid>", "replace_user", "PUT"),
+        _rule("/api/v1/users/<uid>/groups", "list_user_groups", "GET"),
+        _rule("/api/v1/users/<uid>/lifecycle/deactivate", "deactivate_user", "POST"),
+        _rule("/api/v1/groups", "list_groups", "GET"),
+        _rule("/api/v1/groups", "create_group", "POST"),
+        _rule("/api/v1/groups/<gid>", "get_group", "GET"),
+        _rule("/api/v1/groups/<gid>", "replace_group", "PUT"),
+        _rule("/api/v1/groups/<gid>/users", "list_group_users", "GET"),
+        _rule("/api/v1/groups/<gid>/users/<uid>", "add_group_member", "PUT"),
+        _rule("/api/v1/groups/<gid>/users/<uid>", "remove_group_member", "DELETE"),
+        _rule("/api/v1/groups/<gid>/apps", "list_group_apps", "GET"),
+        _rule("/api/v1/meta/types/user", "list_user_types", "GET"),
+        _rule("/api/v1/meta/types/user/<tid>", "get_user_type", "GET"),
+        _rule("/api/v1/apps", "list_apps", "GET"),
+        _rule("/api/v1/apps/<aid>", "get_app", "GET"),
+        _rule("/api/v1/apps/<aid>/users", "list_app_users", "GET"),
+        _rule("/api/v1/apps/<aid>/users", "assign_user", "POST"),
+        _rule("/api/v1/apps/<aid>/users/<uid>", "get_app_user", "GET"),
+        _rule("/api/v1/apps/<aid>/users/<uid>", "update_app_user", "POST"),
+        _rule("/api/v1/apps/<aid>/users/<uid>", "unassign_user", "DELETE"),
+        _rule("/api/v1/apps/<aid>/groups", "list_app_groups", "GET"),
+        _rule("/api/v1/apps/<aid>/groups/<gid>", "get_app_group", "GET"),
+        _rule("/api/v1/apps/<aid>/groups/<gid>", "assign_group", "PUT"),
+        _rule("/api/v1/apps/<aid>/groups/<gid>", "patch_app_group", "PATCH"),
+        _rule("/api/v1/apps/<aid>/groups/<gid>", "unassign_group", "DELETE"),
+        _rule("/api/v1/apps/<aid>/connections/default", "get_connection", "GET"),
+        _rule("/api/v1/apps/<aid>/connections/default", "update_connection", "POST"),
+        _rule("/api/v1/apps/<aid>/connections/default/lifecycle/<action>", "connection_lifecycle", "POST"),
+        _rule("/api/v1/apps/<aid>/features", "list_features", "GET"),
+        _rule("/api/v1/apps/<aid>/features/<name>", "get_feature", "GET"),
+        _rule("/api/v1/apps/<aid>/features/<name>", "update_feature", "PUT"),
+        _rule("/api/v1/apps/<aid>/group-push/mappings", "list_push", "GET"),
+        _rule("/api/v1/apps/<aid>/group-push/mappings", "create_push", "POST"),
+        _rule("/api/v1/apps/<aid>/group-push/mappings/<mid>", "get_push", "GET"),
+        _rule("/api/v1/apps/<aid>/group-push/mappings/<mid>", "update_push", "PATCH"),
+        _rule("/api/v1/apps/<aid>/group-push/mappings/<mid>", "delete_push", "DELETE"),
+        _rule("/api/v1/mappings", "list_mappings", "GET"),
+        _rule("/api/v1/mappings/<mid>", "get_mapping", "GET"),
+        _rule("/api/v1/mappings/<mid>", "update_mapping", "POST"),
+        _rule(f"{ADMIN_PREFIX}/health", "admin_health", "GET"),
+        _rule(f"{ADMIN_PREFIX}/apps/<aid>/provisioning", "admin_provisioning", "POST"),
+        _rule(f"{ADMIN_PREFIX}/okta/apps", "admin_apps", "GET"),
+        _rule(f"{ADMIN_PREFIX}/okta/users/<login>/deactivate-silently", "admin_deactivate", "POST"),
+        _rule(f"{ADMIN_PREFIX}/okta/apps/<aid>/users/<login>/error", "admin_user_error", "POST"),
+        _rule(f"{ADMIN_PREFIX}/okta/apps/<aid>/push/<group>/error", "admin_push_error", "POST"),
+        _rule(f"{ADMIN_PREFIX}/okta/rate-limit", "admin_rate_limit", "PUT"),
+    ],
+    strict_slashes=False,
+    merge_slashes=False,
+)
 
 _CAPABILITY_DEFAULTS: Row = {
     "create": {"lifecycleCreate": {"status": "DISABLED"}},
@@ -205,10 +209,16 @@ _STATUS_VALUES = ("ENABLED", "DISABLED")
 
 
 class OktaEmulator:
-    """The emulated Okta org. `.app` is the WSGI callable; Python methods mirror the sandbox admin endpoints."""
+    """The emulated Okta org. `.app` is the WSGI callable; its Python methods mirror the admin endpoints."""
 
-    def __init__(self, token: str, *, org_name: str = "acme", rate_limit: int = DEFAULT_RATE_LIMIT,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        token: str,
+        *,
+        org_name: str = "acme",
+        rate_limit: int = DEFAULT_RATE_LIMIT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._tokens = [token]
         self.org_name = org_name
         self.state = OktaState(org_name, clock=clock)
@@ -222,7 +232,7 @@ class OktaEmulator:
         """Load a seeded org: ACTIVE users and OKTA_GROUP groups with their members."""
         self.state.load(seed)
 
-    # == Python API for the sandbox and tests (mirrored by /_sandbox endpoints) ==================================
+    # == Python API for the sandbox and tests (mirrored by /_sandbox endpoints) ==============================
 
     def add_token(self, token: str) -> None:
         self._tokens.append(token)
@@ -258,8 +268,10 @@ class OktaEmulator:
             app = self._app(app_id)
             st.connections[app_id] = {"baseUrl": base_url.rstrip("/"), "token": token}
             if app_id not in st.features:
-                st.features[app_id] = {"status": "ENABLED", "capabilities": json.loads(json.dumps(
-                    _CAPABILITY_DEFAULTS))}
+                st.features[app_id] = {
+                    "status": "ENABLED",
+                    "capabilities": json.loads(json.dumps(_CAPABILITY_DEFAULTS)),
+                }
             if "organizationId" in app["settings"]["app"]:
                 # The OIN app asks for the Astro Organization ID; the SCIM base URL ends with it.
                 app["settings"]["app"]["organizationId"] = base_url.rstrip("/").rsplit("/", 1)[-1]
@@ -326,13 +338,16 @@ class OktaEmulator:
     def provisioning_errors(self, app_id: str) -> dict[str, str]:
         """App username -> the error of each app user in syncState ERROR (Okta's Admin Console tasks)."""
         with self.state.lock:
-            return {au["credentials"]["userName"]: str(au.get("_error") or "")
-                    for au in self.state.app_users[app_id].values() if au.get("syncState") == "ERROR"}
+            return {
+                au["credentials"]["userName"]: str(au.get("_error") or "")
+                for au in self.state.app_users[app_id].values()
+                if au.get("syncState") == "ERROR"
+            }
 
     def close(self) -> None:
         self.engine.close()
 
-    # == WSGI ======================================================================================================
+    # == WSGI ================================================================================================
 
     def app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
@@ -340,7 +355,7 @@ class OktaEmulator:
         return response(environ, start_response)
 
     def throttle_response(self, request: Request) -> Response:
-        """429 E0000047 with the headers the okta SDK needs to back off and retry (Date is set by the server)."""
+        """429 E0000047 with the headers the okta SDK needs to back off and retry (the server sets Date)."""
         family = _family(request.path)
         limit, _remaining, reset = self.rate.peek(family)
         resp = self._error(429, "E0000047", "API call exceeded rate limit due to too many requests.")
@@ -363,14 +378,15 @@ class OktaEmulator:
         resp.headers["X-Okta-Request-Id"] = secrets.token_urlsafe(18)
 
     def _error(self, status: int, code: str, summary: str, causes: Iterable[str] = ()) -> Response:
-        return Response(json.dumps(error_body(code, summary, causes)), status=status,
-                        content_type="application/json")
+        return Response(
+            json.dumps(error_body(code, summary, causes)), status=status, content_type="application/json"
+        )
 
     def _authorized(self, request: Request) -> bool:
         header = request.headers.get("Authorization", "")
         for scheme in ("SSWS ", "SSWS", "Bearer "):
             if header.startswith(scheme):
-                given = header[len(scheme):].strip().encode()
+                given = header[len(scheme) :].strip().encode()
                 return any(secrets.compare_digest(given, t.encode()) for t in self._tokens)
         return False
 
@@ -409,7 +425,7 @@ class OktaEmulator:
         except OktaApiError as exc:
             return self._error(exc.status, exc.code, exc.summary, exc.causes)
 
-    # == helpers ===================================================================================================
+    # == helpers =============================================================================================
 
     @staticmethod
     def _base(request: Request) -> str:
@@ -450,8 +466,18 @@ class OktaEmulator:
             return maximum
         return min(max(value, minimum), maximum)
 
-    def _page(self, request: Request, table: Table, render: Callable[[Row], Row], *, default: int,
-              maximum: int, minimum: int = 1, pred: Predicate | None = None, paginate: bool = True) -> Response:
+    def _page(
+        self,
+        request: Request,
+        table: Table,
+        render: Callable[[Row], Row],
+        *,
+        default: int,
+        maximum: int,
+        minimum: int = 1,
+        pred: Predicate | None = None,
+        paginate: bool = True,
+    ) -> Response:
         limit = self._limit(request, default, minimum, maximum)
         start = 0
         after = request.args.get("after")
@@ -505,7 +531,7 @@ class OktaEmulator:
             raise not_found(gid, "UserGroup")
         return row
 
-    # == users ======================================================================================================
+    # == users ===============================================================================================
 
     def _ep_list_users(self, request: Request) -> Response:
         base = self._base(request)
@@ -517,18 +543,34 @@ class OktaEmulator:
 
             def q_pred(r: Row) -> bool:
                 return r["status"] != "DEPROVISIONED" and any(
-                    str(r["profile"].get(f) or "").casefold().startswith(needle) for f in fields)
+                    str(r["profile"].get(f) or "").casefold().startswith(needle) for f in fields
+                )
 
             # `q` does not paginate and defaults to 10 results.
-            return self._page(request, self.state.users, lambda r: self.shapes.user_json(r, base), default=10,
-                              maximum=200, pred=q_pred, paginate=False)
+            return self._page(
+                request,
+                self.state.users,
+                lambda r: self.shapes.user_json(r, base),
+                default=10,
+                maximum=200,
+                pred=q_pred,
+                paginate=False,
+            )
         if searched is not None:
             pred = searched
         else:
+
             def pred(r: Row) -> bool:
                 return bool(r["status"] != "DEPROVISIONED")
-        return self._page(request, self.state.users, lambda r: self.shapes.user_json(r, base), default=200,
-                          maximum=200, pred=pred)
+
+        return self._page(
+            request,
+            self.state.users,
+            lambda r: self.shapes.user_json(r, base),
+            default=200,
+            maximum=200,
+            pred=pred,
+        )
 
     def _ep_get_user(self, request: Request, uid: str) -> Response:
         if uid == "me":
@@ -608,7 +650,7 @@ class OktaEmulator:
         user.update(status="DEPROVISIONED", statusChanged=now, lastUpdated=now)
         return self._json({})
 
-    # == groups ====================================================================================================
+    # == groups ==============================================================================================
 
     def _ep_list_groups(self, request: Request) -> Response:
         base = self._base(request)
@@ -620,15 +662,31 @@ class OktaEmulator:
 
             def q_pred(r: Row) -> bool:
                 return str(r["profile"].get("name", "")).casefold().startswith(needle) and (
-                    searched is None or searched(r))
+                    searched is None or searched(r)
+                )
 
-            return self._page(request, self.state.groups, lambda r: self.shapes.group_json(r, base, expand),
-                              default=300, maximum=10000, pred=q_pred, paginate=False)
-        return self._page(request, self.state.groups, lambda r: self.shapes.group_json(r, base, expand),
-                          default=10000, maximum=10000, pred=searched)
+            return self._page(
+                request,
+                self.state.groups,
+                lambda r: self.shapes.group_json(r, base, expand),
+                default=300,
+                maximum=10000,
+                pred=q_pred,
+                paginate=False,
+            )
+        return self._page(
+            request,
+            self.state.groups,
+            lambda r: self.shapes.group_json(r, base, expand),
+            default=10000,
+            maximum=10000,
+            pred=searched,
+        )
 
     def _ep_get_group(self, request: Request, gid: str) -> Response:
-        return self._json(self.shapes.group_json(self._group(gid), self._base(request), request.args.get("expand", "")))
+        return self._json(
+            self.shapes.group_json(self._group(gid), self._base(request), request.args.get("expand", ""))
+        )
 
     def _group_profile(self, request: Request, exclude: str | None = None) -> Row:
         body = self._object_body(request)
@@ -637,7 +695,9 @@ class OktaEmulator:
             raise validation("name", "name: The field cannot be left blank")
         other = self.state.group_by_name(str(profile["name"]))
         if other is not None and other["id"] != exclude:
-            raise validation("name", "name: An object with this field already exists in the current organization")
+            raise validation(
+                "name", "name: An object with this field already exists in the current organization"
+            )
         return profile
 
     def _ep_create_group(self, request: Request) -> Response:
@@ -696,7 +756,7 @@ class OktaEmulator:
         apps = [self.state.apps.get(a) for a, t in self.state.app_groups.items() if gid in t]
         return self._json([self.shapes.app_json(a, base) for a in apps if a is not None])
 
-    # == user types ==================================================================================================
+    # == user types ==========================================================================================
 
     def _ep_list_user_types(self, request: Request) -> Response:
         base = self._base(request)
@@ -708,7 +768,7 @@ class OktaEmulator:
             raise not_found(tid, "UserType")
         return self._json(self.shapes.user_type_json(row, self._base(request)))
 
-    # == apps ======================================================================================================
+    # == apps ================================================================================================
 
     def _ep_list_apps(self, request: Request) -> Response:
         base = self._base(request)
@@ -717,13 +777,20 @@ class OktaEmulator:
         needle = (q or "").casefold()
 
         def pred(r: Row) -> bool:
-            if needle and not (str(r["name"]).casefold().startswith(needle)
-                               or str(r["label"]).casefold().startswith(needle)):
+            if needle and not (
+                str(r["name"]).casefold().startswith(needle) or str(r["label"]).casefold().startswith(needle)
+            ):
                 return False
             return searched is None or searched(r)
 
-        return self._page(request, self.state.apps, lambda r: self.shapes.app_json(r, base), default=200, maximum=200,
-                          pred=pred)
+        return self._page(
+            request,
+            self.state.apps,
+            lambda r: self.shapes.app_json(r, base),
+            default=200,
+            maximum=200,
+            pred=pred,
+        )
 
     def _ep_get_app(self, request: Request, aid: str) -> Response:
         return self._json(self.shapes.app_json(self._app(aid), self._base(request)))
@@ -745,10 +812,17 @@ class OktaEmulator:
                 user = users.get(r["id"])
                 return user is not None and any(
                     str(user["profile"].get(f) or "").casefold().startswith(q)
-                    for f in ("firstName", "lastName", "email"))
+                    for f in ("firstName", "lastName", "email")
+                )
 
-        return self._page(request, self.state.app_users[aid], lambda r: self.shapes.app_user_json(aid, r, base, expand),
-                          default=50, maximum=500, pred=pred)
+        return self._page(
+            request,
+            self.state.app_users[aid],
+            lambda r: self.shapes.app_user_json(aid, r, base, expand),
+            default=50,
+            maximum=500,
+            pred=pred,
+        )
 
     def _app_user_row(self, aid: str, uid: str) -> Row:
         self._app(aid)
@@ -762,13 +836,18 @@ class OktaEmulator:
         """Okta refuses explicit values for mapped attributes while it pushes them (E0000075)."""
         mapping = self.state.mapping_to_app(aid) or {"properties": {}}
         pushing = self.state.capability(aid, "create", "lifecycleCreate") or self.state.capability(
-            aid, "update", "profile")
+            aid, "update", "profile"
+        )
         if not pushing:
             return
         for attr in profile:
             if attr in mapping["properties"]:
-                raise OktaApiError(403, "E0000075", f"Cannot modify the {attr} attribute because it has a field "
-                                                    "mapping and profile push is enabled.")
+                raise OktaApiError(
+                    403,
+                    "E0000075",
+                    f"Cannot modify the {attr} attribute because it has a field "
+                    "mapping and profile push is enabled.",
+                )
 
     def _ep_assign_user(self, request: Request, aid: str) -> Response:
         self._app(aid)
@@ -787,7 +866,9 @@ class OktaEmulator:
 
     def _ep_get_app_user(self, request: Request, aid: str, uid: str) -> Response:
         au = self._app_user_row(aid, uid)
-        return self._json(self.shapes.app_user_json(aid, au, self._base(request), request.args.get("expand", "")))
+        return self._json(
+            self.shapes.app_user_json(aid, au, self._base(request), request.args.get("expand", ""))
+        )
 
     def _ep_update_app_user(self, request: Request, aid: str, uid: str) -> Response:
         au = self._app_user_row(aid, uid)
@@ -814,8 +895,11 @@ class OktaEmulator:
     def _ep_unassign_user(self, request: Request, aid: str, uid: str) -> Response:
         au = self._app_user_row(aid, uid)
         if not au["_direct"]:
-            raise validation("user", "The user is assigned to the app through a group; remove the group "
-                                     "assignment or the group membership instead")
+            raise validation(
+                "user",
+                "The user is assigned to the app through a group; remove the group "
+                "assignment or the group membership instead",
+            )
         self.engine.unassign(aid, au["id"])
         return Response(status=204)
 
@@ -834,9 +918,15 @@ class OktaEmulator:
                 g = groups.get(r["id"])
                 return g is not None and str(g["profile"].get("name", "")).casefold().startswith(q)
 
-        return self._page(request, self.state.app_groups[aid],
-                          lambda r: self.shapes.app_group_json(aid, r, base, expand), default=20, minimum=20,
-                          maximum=200, pred=pred)
+        return self._page(
+            request,
+            self.state.app_groups[aid],
+            lambda r: self.shapes.app_group_json(aid, r, base, expand),
+            default=20,
+            minimum=20,
+            maximum=200,
+            pred=pred,
+        )
 
     def _app_group_row(self, aid: str, gid: str) -> Row:
         self._app(aid)
@@ -848,7 +938,9 @@ class OktaEmulator:
 
     def _ep_get_app_group(self, request: Request, aid: str, gid: str) -> Response:
         row = self._app_group_row(aid, gid)
-        return self._json(self.shapes.app_group_json(aid, row, self._base(request), request.args.get("expand", "")))
+        return self._json(
+            self.shapes.app_group_json(aid, row, self._base(request), request.args.get("expand", ""))
+        )
 
     def _ep_assign_group(self, request: Request, aid: str, gid: str) -> Response:
         self._app(aid)
@@ -861,9 +953,15 @@ class OktaEmulator:
         now = self.state.now()
         if row is None:
             priority = body.get("priority")
-            row = table.add(gid, {"id": gid, "lastUpdated": now,
-                                  "priority": priority if isinstance(priority, int) else len(table),
-                                  "profile": dict(body.get("profile") or {})})
+            row = table.add(
+                gid,
+                {
+                    "id": gid,
+                    "lastUpdated": now,
+                    "priority": priority if isinstance(priority, int) else len(table),
+                    "profile": dict(body.get("profile") or {}),
+                },
+            )
             if group["type"] == "OKTA_GROUP":
                 users = self.state.users
                 for member in list(self.state.members[gid].values()):
@@ -890,7 +988,7 @@ class OktaEmulator:
             if path == "/priority" and op["op"] != "remove":
                 row["priority"] = op.get("value")
             elif path.startswith("/profile/"):
-                key = path[len("/profile/"):]
+                key = path[len("/profile/") :]
                 if op["op"] == "remove":
                     row["profile"].pop(key, None)
                 else:
@@ -915,8 +1013,12 @@ class OktaEmulator:
             "authScheme": "UNKNOWN",
             "status": "UNKNOWN",
             "profile": {"authScheme": "UNKNOWN"},
-            "_links": {"self": {"href": f"{base}/api/v1/apps/{aid}/connections/default",
-                                "hints": {"allow": ["GET", "POST"]}}},
+            "_links": {
+                "self": {
+                    "href": f"{base}/api/v1/apps/{aid}/connections/default",
+                    "hints": {"allow": ["GET", "POST"]},
+                }
+            },
         }
 
     def _ep_get_connection(self, request: Request, aid: str) -> Response:
@@ -961,8 +1063,11 @@ class OktaEmulator:
         merged = json.loads(json.dumps(caps))
         allowed: dict[str, dict[str, tuple[str, ...]]] = {
             "create": {"lifecycleCreate": ("status",)},
-            "update": {"profile": ("status",), "lifecycleDeactivate": ("status",),
-                       "password": ("status", "seed", "change")},
+            "update": {
+                "profile": ("status",),
+                "lifecycleDeactivate": ("status",),
+                "password": ("status", "seed", "change"),
+            },
         }
         enums = {"status": _STATUS_VALUES, "seed": ("OKTA", "RANDOM"), "change": ("CHANGE", "KEEP_EXISTING")}
         for section, value in body.items():
@@ -997,11 +1102,20 @@ class OktaEmulator:
         since = request.args.get("lastUpdated")
 
         def pred(r: Row) -> bool:
-            return ((not source or r["sourceGroupId"] == source) and (not status or r["status"] == status)
-                    and (not since or str(r["lastUpdated"]) >= since.replace("Z", ".000Z")))
+            return (
+                (not source or r["sourceGroupId"] == source)
+                and (not status or r["status"] == status)
+                and (not since or str(r["lastUpdated"]) >= since.replace("Z", ".000Z"))
+            )
 
-        return self._page(request, self.state.push[aid], lambda r: self.shapes.push_json(aid, r, base), default=100,
-                          maximum=1000, pred=pred)
+        return self._page(
+            request,
+            self.state.push[aid],
+            lambda r: self.shapes.push_json(aid, r, base),
+            default=100,
+            maximum=1000,
+            pred=pred,
+        )
 
     def _push_row(self, aid: str, mid: str) -> Row:
         self._app(aid)
@@ -1033,15 +1147,27 @@ class OktaEmulator:
                 raise validation("sourceGroupId", "A group push mapping already exists for this source group")
         now = st.now()
         mid = st.ids.new("gPm")
-        row: Row = {"id": mid, "sourceGroupId": source_id, "targetGroupId": None, "status": status,
-                    "errorSummary": "", "created": now, "lastUpdated": now, "lastPush": None,
-                    "_scimId": None, "_targetName": None}
+        row: Row = {
+            "id": mid,
+            "sourceGroupId": source_id,
+            "targetGroupId": None,
+            "status": status,
+            "errorSummary": "",
+            "created": now,
+            "lastUpdated": now,
+            "lastPush": None,
+            "_scimId": None,
+            "_targetName": None,
+        }
         if target_id:
             target = st.groups.get(str(target_id))
             if target is None or target["type"] != "APP_GROUP" or target.get("_sourceApp") != aid:
                 raise validation("targetGroupId", f"targetGroupId: no group {target_id} in this app")
-            row.update(targetGroupId=target["id"], _scimId=target.get("_scimId"),
-                       _targetName=target["profile"]["name"])
+            row.update(
+                targetGroupId=target["id"],
+                _scimId=target.get("_scimId"),
+                _targetName=target["profile"]["name"],
+            )
         elif name:
             row["_targetName"] = None if str(name) == source["profile"]["name"] else str(name)
         st.push[aid].add(mid, row)
@@ -1072,7 +1198,9 @@ class OktaEmulator:
         row = self._push_row(aid, mid)
         raw = request.args.get("deleteTargetGroup")
         if raw is None or raw.lower() not in ("true", "false"):
-            raise validation("deleteTargetGroup", "deleteTargetGroup: The query parameter is required (true or false)")
+            raise validation(
+                "deleteTargetGroup", "deleteTargetGroup: The query parameter is required (true or false)"
+            )
         if row["status"] == "ACTIVE":
             raise validation("status", "The group push mapping must be INACTIVE before it can be deleted")
         if raw.lower() == "true":
@@ -1084,7 +1212,7 @@ class OktaEmulator:
         self.state.push[aid].remove(mid)
         return Response(status=204)
 
-    # == profile mappings ============================================================================================
+    # == profile mappings ====================================================================================
 
     def _ep_list_mappings(self, request: Request) -> Response:
         base = self._base(request)
@@ -1093,9 +1221,14 @@ class OktaEmulator:
         def pred(r: Row) -> bool:
             return (not source or r["source"]["id"] == source) and (not target or r["target"]["id"] == target)
 
-        return self._page(request, self.state.mappings,
-                          lambda r: self.shapes.mapping_json(r, base, with_properties=False), default=20, maximum=200,
-                          pred=pred)
+        return self._page(
+            request,
+            self.state.mappings,
+            lambda r: self.shapes.mapping_json(r, base, with_properties=False),
+            default=20,
+            maximum=200,
+            pred=pred,
+        )
 
     def _mapping_row(self, mid: str) -> Row:
         row = self.state.mappings.get(mid)
@@ -1104,7 +1237,9 @@ class OktaEmulator:
         return row
 
     def _ep_get_mapping(self, request: Request, mid: str) -> Response:
-        return self._json(self.shapes.mapping_json(self._mapping_row(mid), self._base(request), with_properties=True))
+        return self._json(
+            self.shapes.mapping_json(self._mapping_row(mid), self._base(request), with_properties=True)
+        )
 
     def _ep_update_mapping(self, request: Request, mid: str) -> Response:
         row = self._mapping_row(mid)
@@ -1135,7 +1270,7 @@ class OktaEmulator:
             self.engine.remap_app(row["target"]["id"])
         return self._json(self.shapes.mapping_json(row, self._base(request), with_properties=True))
 
-    # == sandbox admin (never faulted, no Okta auth: loopback only) ===================================================
+    # == sandbox admin (never faulted, no Okta auth: loopback only) ==========================================
 
     def _ep_admin_health(self, request: Request) -> Response:
         return self._json({"ok": True, "users": len(self.state.users), "groups": len(self.state.groups)})

@@ -3,8 +3,8 @@ creates, updates or removes, and what Okta then sends to the app's SCIM server, 
 
 Runs synchronously inside the API request that triggers it (assignment, profile change, push mapping), so a
 test sees the result as soon as the call returns. The shapes follow Okta's SCIM 2.0 guide
-(reference/scim-libraries-and-quirks.md §3): match by `userName eq` before create, POST with `externalId` = the
-Okta user id and `groups: []`, full PUT (GET, modify, PUT) for profile updates, pathless PATCH for
+(reference/scim-libraries-and-quirks.md §3): match by `userName eq` before create, POST with `externalId` =
+the Okta user id and `groups: []`, full PUT (GET, modify, PUT) for profile updates, pathless PATCH for
 deactivation, never DELETE a user; groups are created by POST, members changed by PATCH add/remove, and a
 re-push sends the rename op (value with id and displayName) plus a full `members` replace.
 
@@ -84,7 +84,7 @@ class OktaEngine:
     def close(self) -> None:
         self._http.close()
 
-    # -- profiles ----------------------------------------------------------------------------------------------
+    # -- profiles --------------------------------------------------------------------------------------------
 
     def app_user_name(self, app: Row, user: Row) -> str:
         """The app username from the app's sign-on template (Okta's default: ${source.login})."""
@@ -114,16 +114,28 @@ class OktaEngine:
         mapping = self.state.mapping_to_app(app_id)
         return {a: p.get("pushStatus") or "PUSH" for a, p in (mapping or {}).get("properties", {}).items()}
 
-    # -- HTTP --------------------------------------------------------------------------------------------------
+    # -- HTTP ------------------------------------------------------------------------------------------------
 
-    def _call(self, app_id: str, method: str, path: str, *, action: str, body: Any = None,
-              params: dict[str, Any] | None = None, ok: tuple[int, ...] = (200, 201, 204)) -> httpx.Response:
+    def _call(
+        self,
+        app_id: str,
+        method: str,
+        path: str,
+        *,
+        action: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        ok: tuple[int, ...] = (200, 201, 204),
+    ) -> httpx.Response:
         conn = self.state.connections.get(app_id)
         if conn is None:
             raise ScimFailure(f"Error while {action}: provisioning is not configured for the app.")
         url = str(conn["baseUrl"]).rstrip("/") + path
-        headers = {"Authorization": f"Bearer {conn['token']}", "Accept": SCIM_JSON,
-                   "User-Agent": "Okta SCIM Client 1.0.0"}
+        headers = {
+            "Authorization": f"Bearer {conn['token']}",
+            "Accept": SCIM_JSON,
+            "User-Agent": "Okta SCIM Client 1.0.0",
+        }
         content = None
         if body is not None:
             headers["Content-Type"] = f"{SCIM_JSON}; charset=utf-8"
@@ -138,14 +150,25 @@ class OktaEngine:
             except ValueError:
                 detail = resp.text[:200]
             reason = resp.reason_phrase or ""
-            raise ScimFailure(f"Error while {action}: {resp.status_code} {reason}. "
-                              f"Errors reported by remote server: {detail or 'none'}")
+            raise ScimFailure(
+                f"Error while {action}: {resp.status_code} {reason}. "
+                f"Errors reported by remote server: {detail or 'none'}"
+            )
         return resp
 
-    def _send(self, method: str, url: str, headers: dict[str, str], content: str | None,
-              params: dict[str, Any] | None, *, action: str, base: str) -> httpx.Response:
-        """One SCIM request, retried a couple of times like Okta does on 429/503 (honouring a short Retry-After)
-        and, for idempotent methods, on a dropped connection; the rest is the caller's error to record."""
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        content: str | None,
+        params: dict[str, Any] | None,
+        *,
+        action: str,
+        base: str,
+    ) -> httpx.Response:
+        """One SCIM request, retried a couple of times like Okta does on 429/503 (honouring a short
+        Retry-After) and, for idempotent methods, on a dropped connection; other failures are the caller's."""
         for attempt in range(RETRIES + 1):
             try:
                 resp = self._http.request(method, url, headers=headers, content=content, params=params)
@@ -153,8 +176,9 @@ class OktaEngine:
                 if attempt < RETRIES and method in ("GET", "PUT", "DELETE"):
                     time.sleep(RETRY_PAUSE)
                     continue
-                raise ScimFailure(f"Error while {action}: could not connect to {base}: "
-                                  f"{type(exc).__name__}.") from None
+                raise ScimFailure(
+                    f"Error while {action}: could not connect to {base}: {type(exc).__name__}."
+                ) from None
             if resp.status_code in (429, 503) and attempt < RETRIES:
                 try:
                     pause = float(resp.headers.get("Retry-After", RETRY_PAUSE))
@@ -175,7 +199,7 @@ class OktaEngine:
             raise ScimFailure(f"Error while {action}: the response is not a SCIM resource.")
         return data
 
-    # -- users -------------------------------------------------------------------------------------------------
+    # -- users -----------------------------------------------------------------------------------------------
 
     def _scim_user(self, app_id: str, au: Row, user: Row) -> Row:
         body: Row = {"schemas": [CORE_USER], "userName": au["credentials"]["userName"]}
@@ -198,9 +222,14 @@ class OktaEngine:
         action = f"creating user {name}"
         now = self.state.now()
         try:
-            resp = self._call(app_id, "GET", "/Users", action=f"searching for user {name}",
-                              params={"filter": f'userName eq "{name}"', "startIndex": 1, "count": 100},
-                              ok=(200, 404))
+            resp = self._call(
+                app_id,
+                "GET",
+                "/Users",
+                action=f"searching for user {name}",
+                params={"filter": f'userName eq "{name}"', "startIndex": 1, "count": 100},
+                ok=(200, 404),
+            )
             found = None
             if resp.status_code == 200:
                 listed = self._json(resp, f"searching for user {name}")
@@ -214,16 +243,26 @@ class OktaEngine:
                 elif found.get("active") is False:
                     self._set_active(app_id, scim_id, True, name)
             else:
-                created = self._json(self._call(app_id, "POST", "/Users", action=action,
-                                                body=self._scim_user(app_id, au, user)), action)
+                created = self._json(
+                    self._call(
+                        app_id, "POST", "/Users", action=action, body=self._scim_user(app_id, au, user)
+                    ),
+                    action,
+                )
                 if not created.get("id"):
                     raise ScimFailure(f"Error while {action}: the response has no id.")
                 au["externalId"] = str(created["id"])
         except ScimFailure as exc:
             au.update(syncState="ERROR", lastUpdated=now, _error=exc.summary)
             return False
-        au.update(status="PROVISIONED", syncState="SYNCHRONIZED", lastSync=now, statusChanged=now,
-                  lastUpdated=now, _error=None)
+        au.update(
+            status="PROVISIONED",
+            syncState="SYNCHRONIZED",
+            lastSync=now,
+            statusChanged=now,
+            lastUpdated=now,
+            _error=None,
+        )
         self._join_pushed_groups(app_id, au)
         return True
 
@@ -275,7 +314,7 @@ class OktaEngine:
             return False
         return True
 
-    # -- group push --------------------------------------------------------------------------------------------
+    # -- group push ------------------------------------------------------------------------------------------
 
     def _member_refs(self, app_id: str, group_id: str) -> list[Row]:
         """The source group's members that this app has provisioned (Okta pushes only those), as SCIM refs."""
@@ -309,16 +348,28 @@ class OktaEngine:
                 self._full_update(app_id, pm["_scimId"], name, members)
             else:
                 action = f"searching for group {name}"
-                resp = self._call(app_id, "GET", "/Groups", action=action, ok=(200, 404),
-                                  params={"filter": f'displayName eq "{name}"', "startIndex": 1, "count": 100})
-                found = (self._json(resp, action).get("Resources") or [None])[0] if resp.status_code == 200 else None
+                resp = self._call(
+                    app_id,
+                    "GET",
+                    "/Groups",
+                    action=action,
+                    ok=(200, 404),
+                    params={"filter": f'displayName eq "{name}"', "startIndex": 1, "count": 100},
+                )
+                found = (
+                    (self._json(resp, action).get("Resources") or [None])[0]
+                    if resp.status_code == 200
+                    else None
+                )
                 if found is not None:
                     pm["_scimId"] = str(found["id"])
                     self._full_update(app_id, pm["_scimId"], name, members)
                 else:
                     action = f"creating group {name}"
                     body = {"schemas": [CORE_GROUP], "displayName": name, "members": members}
-                    created = self._json(self._call(app_id, "POST", "/Groups", action=action, body=body), action)
+                    created = self._json(
+                        self._call(app_id, "POST", "/Groups", action=action, body=body), action
+                    )
                     if not created.get("id"):
                         raise ScimFailure(f"Error while {action}: the response has no id.")
                     pm["_scimId"] = str(created["id"])
@@ -334,17 +385,24 @@ class OktaEngine:
     def _app_group(self, app_id: str, name: str, scim_id: str) -> Row:
         """The APP_GROUP that stands for the pushed group in Okta (what `targetGroupId` names)."""
         for row in self.state.groups.values():
-            if row["type"] == "APP_GROUP" and row.get("_sourceApp") == app_id and row.get("_scimId") == scim_id:
+            if (
+                row["type"] == "APP_GROUP"
+                and row.get("_sourceApp") == app_id
+                and row.get("_scimId") == scim_id
+            ):
                 return row
         row = self.state.add_group(name, "", group_type="APP_GROUP", source_app=app_id)
         row["_scimId"] = scim_id
         return row
 
     def _full_update(self, app_id: str, scim_id: str, name: str, members: list[Row]) -> None:
-        body = {"schemas": [PATCH_OP], "Operations": [
-            {"op": "replace", "value": {"id": scim_id, "displayName": name}},
-            {"op": "replace", "path": "members", "value": members},
-        ]}
+        body = {
+            "schemas": [PATCH_OP],
+            "Operations": [
+                {"op": "replace", "value": {"id": scim_id, "displayName": name}},
+                {"op": "replace", "path": "members", "value": members},
+            ],
+        }
         self._call(app_id, "PATCH", f"/Groups/{scim_id}", action=f"updating group {name}", body=body)
 
     def push_membership(self, app_id: str, pm: Row, user_id: str, added: bool) -> bool:
@@ -355,14 +413,22 @@ class OktaEngine:
             return False
         scim_id, member = pm["_scimId"], row["externalId"]
         if added:
-            op: Row = {"op": "add", "path": "members",
-                       "value": [{"value": member, "display": row["credentials"]["userName"]}]}
+            op: Row = {
+                "op": "add",
+                "path": "members",
+                "value": [{"value": member, "display": row["credentials"]["userName"]}],
+            }
         else:
             op = {"op": "remove", "path": f'members[value eq "{member}"]'}
         name = self._target_name(pm)
         try:
-            self._call(app_id, "PATCH", f"/Groups/{scim_id}", action=f"updating group {name}",
-                       body={"schemas": [PATCH_OP], "Operations": [op]})
+            self._call(
+                app_id,
+                "PATCH",
+                f"/Groups/{scim_id}",
+                action=f"updating group {name}",
+                body={"schemas": [PATCH_OP], "Operations": [op]},
+            )
         except ScimFailure as exc:
             self._fail_push(pm, exc.summary)
             return False
@@ -374,10 +440,14 @@ class OktaEngine:
         if not pm.get("_scimId"):
             return False
         name = self._target_name(pm)
-        body = {"schemas": [PATCH_OP], "Operations": [
-            {"op": "replace", "value": {"id": pm["_scimId"], "displayName": name}}]}
+        body = {
+            "schemas": [PATCH_OP],
+            "Operations": [{"op": "replace", "value": {"id": pm["_scimId"], "displayName": name}}],
+        }
         try:
-            self._call(app_id, "PATCH", f"/Groups/{pm['_scimId']}", action=f"updating group {name}", body=body)
+            self._call(
+                app_id, "PATCH", f"/Groups/{pm['_scimId']}", action=f"updating group {name}", body=body
+            )
         except ScimFailure as exc:
             self._fail_push(pm, exc.summary)
             return False
@@ -388,8 +458,13 @@ class OktaEngine:
         if not pm.get("_scimId"):
             return True
         try:
-            self._call(app_id, "DELETE", f"/Groups/{pm['_scimId']}", ok=(200, 204, 404),
-                       action=f"deleting group {self._target_name(pm)}")
+            self._call(
+                app_id,
+                "DELETE",
+                f"/Groups/{pm['_scimId']}",
+                ok=(200, 204, 404),
+                action=f"deleting group {self._target_name(pm)}",
+            )
         except ScimFailure as exc:
             self._fail_push(pm, exc.summary)
             return False
@@ -404,7 +479,7 @@ class OktaEngine:
             if pm["status"] == "ACTIVE" and self.state.is_member(pm["sourceGroupId"], au["id"]):
                 self.push_membership(app_id, pm, au["id"], True)
 
-    # -- what Okta does when assignments, memberships, profiles and mappings change ---------------------------
+    # -- what Okta does when assignments, memberships, profiles and mappings change --------------------------
 
     def refresh_app_features(self, aid: str) -> None:
         """`Application.features` lists what is switched on, as Okta's app object does."""
@@ -420,8 +495,15 @@ class OktaEngine:
             feats.append("GROUP_PUSH")
         st.apps.get(aid)["features"] = feats  # type: ignore[index]
 
-    def assign(self, aid: str, uid: str, *, group_id: str | None = None, explicit: Row | None = None,
-                user_name: str | None = None) -> tuple[Row, bool]:
+    def assign(
+        self,
+        aid: str,
+        uid: str,
+        *,
+        group_id: str | None = None,
+        explicit: Row | None = None,
+        user_name: str | None = None,
+    ) -> tuple[Row, bool]:
         """Give `uid` the app (directly, or through group `group_id`); provision if Okta would.
 
         Returns the app user and whether it was provisioned by this call.
@@ -436,14 +518,27 @@ class OktaEngine:
         new = au is None
         if au is None:
             provisioning = st.provisioning_on(aid)
-            au = table.add(uid, {
-                "id": uid, "externalId": None, "created": now, "lastUpdated": now,
-                "scope": "GROUP" if group_id else "USER",
-                "status": "STAGED" if provisioning else "ACTIVE",
-                "statusChanged": now, "passwordChanged": None, "syncState": "DISABLED", "lastSync": None,
-                "credentials": {"userName": user_name or self.app_user_name(app, user)},
-                "profile": {}, "_direct": False, "_groups": {}, "_explicit": dict(explicit or {}), "_error": None,
-            })
+            au = table.add(
+                uid,
+                {
+                    "id": uid,
+                    "externalId": None,
+                    "created": now,
+                    "lastUpdated": now,
+                    "scope": "GROUP" if group_id else "USER",
+                    "status": "STAGED" if provisioning else "ACTIVE",
+                    "statusChanged": now,
+                    "passwordChanged": None,
+                    "syncState": "DISABLED",
+                    "lastSync": None,
+                    "credentials": {"userName": user_name or self.app_user_name(app, user)},
+                    "profile": {},
+                    "_direct": False,
+                    "_groups": {},
+                    "_explicit": dict(explicit or {}),
+                    "_error": None,
+                },
+            )
         if group_id:
             au["_groups"][group_id] = None
         else:

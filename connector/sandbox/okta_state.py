@@ -1,9 +1,9 @@
 """The emulated Okta org's data: plain dicts in insertion-ordered tables, the org's defaults and seeding, and
 the API's JSON shapes of each kind of row (`Shapes`).
 
-Rows are stored already in the Okta API's JSON shape (minus `_links`, added per request because links carry the
-served origin); keys starting with "_" are private bookkeeping and never serialized. No per-object models: 50,000
-users and 2,000 groups must load in about a second.
+Rows are stored already in the Okta API's JSON shape (minus `_links`, added per request because links carry
+the served origin); keys starting with "_" are private bookkeeping and never serialized. No per-object models:
+50,000 users and 2,000 groups must load in about a second.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def public(row: Row) -> Row:
 class IdMaker:
     """Okta-looking 20-character ids (00u..., 00g..., 0oa...): prefix + 17 base62 characters.
 
-    The characters come from a hash of (org, prefix, counter): random-looking like Okta's, yet the same for the
-    same org and creation order, so seeded runs repeat.
+    The characters come from a hash of (org, prefix, counter): random-looking like Okta's, yet the same for
+    the same org and creation order, so seeded runs repeat.
     """
 
     def __init__(self, org_name: str) -> None:
@@ -131,7 +131,7 @@ class Table:
         return out, False
 
 
-# -- Okta's filter / search expressions -----------------------------------------------------------------------
+# -- Okta's filter / search expressions ----------------------------------------------------------------------
 
 _TOKEN = re.compile(r'\s*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|([A-Za-z_][\w.:-]*)|(-?\d+(?:\.\d+)?))')
 _OPS = {"eq", "ne", "sw", "co", "ew", "gt", "ge", "lt", "le"}
@@ -271,7 +271,7 @@ def compile_filter(text: str) -> Predicate:
     return pred
 
 
-# -- the org ---------------------------------------------------------------------------------------------------
+# -- the org -------------------------------------------------------------------------------------------------
 
 USER_PROVISIONING = "USER_PROVISIONING"
 ADMIN_LOGIN_LOCAL = "admin"  # admin@<org>.example owns the API token (GET /users/me)
@@ -290,7 +290,9 @@ class OktaState:
     logins: dict[str, str] = field(default_factory=dict)  # casefolded login -> user id
     groups: Table = field(default_factory=Table)
     members: dict[str, Table] = field(default_factory=dict)  # group id -> rows {"id": user id}
-    user_groups: dict[str, dict[str, None]] = field(default_factory=dict)  # user id -> ordered set of group ids
+    user_groups: dict[str, dict[str, None]] = field(
+        default_factory=dict
+    )  # user id -> ordered set of group ids
     apps: Table = field(default_factory=Table)
     app_users: dict[str, Table] = field(default_factory=dict)  # app id -> app users (row id = user id)
     app_groups: dict[str, Table] = field(default_factory=dict)  # app id -> assignments (row id = group id)
@@ -309,7 +311,7 @@ class OktaState:
     def now(self) -> str:
         return iso(self.clock())
 
-    # -- lookups ----------------------------------------------------------------------------------------------
+    # -- lookups ---------------------------------------------------------------------------------------------
 
     def user(self, key: str) -> Row | None:
         """By id or by login (Okta's GET /users/{id} accepts either)."""
@@ -359,7 +361,7 @@ class OktaState:
         return app_id in self.connections
 
     def capability(self, app_id: str, *path: str) -> bool:
-        """Whether USER_PROVISIONING is ENABLED and the capability at `path` (e.g. create, lifecycleCreate) too."""
+        """Whether USER_PROVISIONING is ENABLED and so is the capability at `path` (e.g. create, ...)."""
         feature = self.features.get(app_id)
         if not feature or feature.get("status") != "ENABLED":
             return False
@@ -391,8 +393,15 @@ class OktaState:
         self.user_groups[uid] = {}
         return row
 
-    def add_group(self, name: str, description: str = "", *, group_type: str = "OKTA_GROUP",
-                  when: str | None = None, source_app: str | None = None) -> Row:
+    def add_group(
+        self,
+        name: str,
+        description: str = "",
+        *,
+        group_type: str = "OKTA_GROUP",
+        when: str | None = None,
+        source_app: str | None = None,
+    ) -> Row:
         gid = self.ids.new("00g")
         ts = when or self.now()
         row: Row = {
@@ -435,18 +444,34 @@ class OktaState:
         st = self
         ts = st.now()
         tid = st.ids.new("oty")
-        st.user_types.add(tid, {
-            "id": tid, "displayName": "User", "name": "user",
-            "description": "Okta user profile template with default permission settings",
-            "createdBy": "", "lastUpdatedBy": "", "created": ts, "lastUpdated": ts, "default": True,
-            "_schemaId": st.ids.new("osc"),
-        })
+        st.user_types.add(
+            tid,
+            {
+                "id": tid,
+                "displayName": "User",
+                "name": "user",
+                "description": "Okta user profile template with default permission settings",
+                "createdBy": "",
+                "lastUpdatedBy": "",
+                "created": ts,
+                "lastUpdated": ts,
+                "default": True,
+                "_schemaId": st.ids.new("osc"),
+            },
+        )
         domain = f"{self.org_name}.example"
-        admin = st.add_user({
-            "login": f"{ADMIN_LOGIN_LOCAL}@{domain}", "email": f"{ADMIN_LOGIN_LOCAL}@{domain}",
-            "firstName": "Org", "lastName": "Admin", "displayName": "Org Admin", "title": "Okta Administrator",
-            "department": "IT", "profileUrl": None,
-        })
+        admin = st.add_user(
+            {
+                "login": f"{ADMIN_LOGIN_LOCAL}@{domain}",
+                "email": f"{ADMIN_LOGIN_LOCAL}@{domain}",
+                "firstName": "Org",
+                "lastName": "Admin",
+                "displayName": "Org Admin",
+                "title": "Okta Administrator",
+                "department": "IT",
+                "profileUrl": None,
+            }
+        )
         st.admin_id = admin["id"]
         self.add_app("Astro", OIN_APP_NAME, oin=True)
         self.add_app("Astro SCIM (custom)", f"{self.org_name}_astroscimcustom_1", oin=False)
@@ -458,8 +483,12 @@ class OktaState:
         ts = st.now()
         if oin:
             sign_on: Row = {
-                "defaultRelayState": None, "ssoAcsUrlOverride": None, "audienceOverride": None,
-                "recipientOverride": None, "destinationOverride": None, "attributeStatements": [],
+                "defaultRelayState": None,
+                "ssoAcsUrlOverride": None,
+                "audienceOverride": None,
+                "recipientOverride": None,
+                "destinationOverride": None,
+                "attributeStatements": [],
             }
             settings_app: Row = {"organizationId": None}
         else:
@@ -472,12 +501,18 @@ class OktaState:
                 "destination": "https://auth.astronomer.io/login/callback",
                 "subjectNameIdTemplate": "${user.userName}",
                 "subjectNameIdFormat": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
-                "responseSigned": True, "assertionSigned": True,
-                "signatureAlgorithm": "RSA_SHA256", "digestAlgorithm": "SHA256",
+                "responseSigned": True,
+                "assertionSigned": True,
+                "signatureAlgorithm": "RSA_SHA256",
+                "digestAlgorithm": "SHA256",
                 "honorForceAuthn": True,
                 "authnContextClassRef": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
-                "requestCompressed": False, "allowMultipleAcsEndpoints": False, "acsEndpoints": [],
-                "samlSignedRequestEnabled": False, "attributeStatements": [], "inlineHooks": [],
+                "requestCompressed": False,
+                "allowMultipleAcsEndpoints": False,
+                "acsEndpoints": [],
+                "samlSignedRequestEnabled": False,
+                "attributeStatements": [],
+                "inlineHooks": [],
             }
             settings_app = {}
         row: Row = {
@@ -490,15 +525,23 @@ class OktaState:
             "created": ts,
             # The spec types the redirect URLs as non-nullable strings: absent, not null, when unset.
             "accessibility": {"selfService": False},
-            "visibility": {"autoLaunch": False, "autoSubmitToolbar": False, "hide": {"iOS": False, "web": False},
-                           "appLinks": {f"{name}_link": True}},
+            "visibility": {
+                "autoLaunch": False,
+                "autoSubmitToolbar": False,
+                "hide": {"iOS": False, "web": False},
+                "appLinks": {f"{name}_link": True},
+            },
             "features": [],
             "signOnMode": "SAML_2_0",
-            "credentials": {"userNameTemplate": {"template": "${source.login}", "type": "BUILT_IN"},
-                            "signing": {"kid": secrets.token_urlsafe(32)}},
+            "credentials": {
+                "userNameTemplate": {"template": "${source.login}", "type": "BUILT_IN"},
+                "signing": {"kid": secrets.token_urlsafe(32)},
+            },
             "settings": {
                 "app": settings_app,
-                "notifications": {"vpn": {"network": {"connection": "DISABLED"}, "message": None, "helpUrl": None}},
+                "notifications": {
+                    "vpn": {"network": {"connection": "DISABLED"}, "message": None, "helpUrl": None}
+                },
                 "manualProvisioning": False,
                 "implicitAssignment": False,
                 "notes": {"admin": None, "enduser": None},
@@ -511,24 +554,30 @@ class OktaState:
         st.push[aid] = Table()
         user_type = st.default_user_type()
         to_app = st.ids.new("prm")
-        st.mappings.add(to_app, {
-            "id": to_app,
-            "source": {"id": user_type["id"], "name": "user", "type": "user"},
-            "target": {"id": aid, "name": name, "type": "appuser"},
-            # Okta's defaults for a new SCIM app: the names and the email; the rest is the admin's job.
-            "properties": {
-                "givenName": {"expression": "user.firstName", "pushStatus": "PUSH"},
-                "familyName": {"expression": "user.lastName", "pushStatus": "PUSH"},
-                "email": {"expression": "user.email", "pushStatus": "PUSH"},
+        st.mappings.add(
+            to_app,
+            {
+                "id": to_app,
+                "source": {"id": user_type["id"], "name": "user", "type": "user"},
+                "target": {"id": aid, "name": name, "type": "appuser"},
+                # Okta's defaults for a new SCIM app: the names and the email; the rest is the admin's job.
+                "properties": {
+                    "givenName": {"expression": "user.firstName", "pushStatus": "PUSH"},
+                    "familyName": {"expression": "user.lastName", "pushStatus": "PUSH"},
+                    "email": {"expression": "user.email", "pushStatus": "PUSH"},
+                },
             },
-        })
+        )
         from_app = st.ids.new("prm")
-        st.mappings.add(from_app, {
-            "id": from_app,
-            "source": {"id": aid, "name": name, "type": "appuser"},
-            "target": {"id": user_type["id"], "name": "user", "type": "user"},
-            "properties": {},
-        })
+        st.mappings.add(
+            from_app,
+            {
+                "id": from_app,
+                "source": {"id": aid, "name": name, "type": "appuser"},
+                "target": {"id": user_type["id"], "name": "user", "type": "user"},
+                "properties": {},
+            },
+        )
         return row
 
     def load(self, seed: SeedOrg) -> None:
@@ -538,11 +587,20 @@ class OktaState:
             ts = st.now()
             by_key: dict[str, str] = {}
             for p in seed.people:
-                row = st.add_user({
-                    "login": p.email, "email": p.email, "firstName": p.first_name, "lastName": p.last_name,
-                    "displayName": p.display_name, "profileUrl": PROFILE_URL.format(key=p.key),
-                    "department": p.department, "title": p.title,
-                }, status="ACTIVE" if p.active else "DEPROVISIONED", when=ts)
+                row = st.add_user(
+                    {
+                        "login": p.email,
+                        "email": p.email,
+                        "firstName": p.first_name,
+                        "lastName": p.last_name,
+                        "displayName": p.display_name,
+                        "profileUrl": PROFILE_URL.format(key=p.key),
+                        "department": p.department,
+                        "title": p.title,
+                    },
+                    status="ACTIVE" if p.active else "DEPROVISIONED",
+                    when=ts,
+                )
                 by_key[p.key] = row["id"]
             for t in seed.teams:
                 group = st.add_group(t.name, t.description, when=ts)
@@ -559,16 +617,20 @@ class Shapes:
     def user_json(self, row: Row, base: str) -> Row:
         out = public(row)
         href = f"{base}/api/v1/users/{row['id']}"
-        out["_links"] = {"self": {"href": href}, "type": {"href": f"{base}/api/v1/meta/types/user/"
-                                                                  f"{row['type']['id']}"}}
+        out["_links"] = {
+            "self": {"href": href},
+            "type": {"href": f"{base}/api/v1/meta/types/user/{row['type']['id']}"},
+        }
         return out
 
     def group_json(self, row: Row, base: str, expand: str = "") -> Row:
         out = public(row)
         gid = row["id"]
         links: Row = {
-            "logo": [{"name": "medium", "href": f"{base}/img/logos/groups/okta-medium.png", "type": "image/png"},
-                     {"name": "large", "href": f"{base}/img/logos/groups/okta-large.png", "type": "image/png"}],
+            "logo": [
+                {"name": "medium", "href": f"{base}/img/logos/groups/okta-medium.png", "type": "image/png"},
+                {"name": "large", "href": f"{base}/img/logos/groups/okta-large.png", "type": "image/png"},
+            ],
             "users": {"href": f"{base}/api/v1/groups/{gid}/users"},
             "apps": {"href": f"{base}/api/v1/groups/{gid}/apps"},
         }
@@ -580,8 +642,9 @@ class Shapes:
             embedded["stats"] = {
                 "usersCount": len(self.state.members.get(gid, ())),
                 "appsCount": sum(1 for t in self.state.app_groups.values() if gid in t),
-                "groupPushMappingsCount": sum(1 for t in self.state.push.values() for pm in t.values()
-                                              if pm["sourceGroupId"] == gid),
+                "groupPushMappingsCount": sum(
+                    1 for t in self.state.push.values() for pm in t.values() if pm["sourceGroupId"] == gid
+                ),
                 "hasAdminPrivlege": False,  # sic: the spec's spelling,
             }
         if "app" in expand and row.get("_sourceApp"):
@@ -597,8 +660,13 @@ class Shapes:
         aid = row["id"]
         out["_links"] = {
             "uploadLogo": {"href": f"{base}/api/v1/apps/{aid}/logo", "hints": {"allow": ["POST"]}},
-            "appLinks": [{"name": f"{row['name']}_link", "href": f"{base}/home/{row['name']}/{aid}/aln1",
-                          "type": "text/html"}],
+            "appLinks": [
+                {
+                    "name": f"{row['name']}_link",
+                    "href": f"{base}/home/{row['name']}/{aid}/aln1",
+                    "type": "text/html",
+                }
+            ],
             "groups": {"href": f"{base}/api/v1/apps/{aid}/groups"},
             "logo": [{"name": "medium", "href": f"{base}/assets/img/logos/default.png", "type": "image/png"}],
             "users": {"href": f"{base}/api/v1/apps/{aid}/users"},
@@ -611,8 +679,10 @@ class Shapes:
         # externalId and lastSync are non-nullable in the spec: absent until provisioning sets them.
         out = {k: v for k, v in public(row).items() if v is not None or k == "passwordChanged"}
         uid = row["id"]
-        out["_links"] = {"app": {"href": f"{base}/api/v1/apps/{aid}"},
-                         "user": {"href": f"{base}/api/v1/users/{uid}"}}
+        out["_links"] = {
+            "app": {"href": f"{base}/api/v1/apps/{aid}"},
+            "user": {"href": f"{base}/api/v1/users/{uid}"},
+        }
         if "user" in expand:
             user = self.state.users.get(uid)
             if user:
@@ -622,9 +692,11 @@ class Shapes:
     def app_group_json(self, aid: str, row: Row, base: str, expand: str = "") -> Row:
         out = public(row)
         gid = row["id"]
-        out["_links"] = {"app": {"href": f"{base}/api/v1/apps/{aid}"},
-                         "self": {"href": f"{base}/api/v1/apps/{aid}/groups/{gid}"},
-                         "group": {"href": f"{base}/api/v1/groups/{gid}"}}
+        out["_links"] = {
+            "app": {"href": f"{base}/api/v1/apps/{aid}"},
+            "self": {"href": f"{base}/api/v1/apps/{aid}/groups/{gid}"},
+            "group": {"href": f"{base}/api/v1/groups/{gid}"},
+        }
         if "group" in expand:
             group = self.state.groups.get(gid)
             if group:
@@ -638,18 +710,26 @@ class Shapes:
             "status": feature["status"],
             "description": "User provisioning settings from Okta to a downstream application",
             "capabilities": json.loads(json.dumps(feature["capabilities"])),
-            "_links": {"self": {"href": f"{base}/api/v1/apps/{aid}/features/{USER_PROVISIONING}",
-                                "hints": {"allow": ["GET", "PUT"]}}},
+            "_links": {
+                "self": {
+                    "href": f"{base}/api/v1/apps/{aid}/features/{USER_PROVISIONING}",
+                    "hints": {"allow": ["GET", "PUT"]},
+                }
+            },
         }
 
     def mapping_json(self, row: Row, base: str, *, with_properties: bool) -> Row:
         def end(e: Row) -> Row:
             if e["type"] == "user":
-                links = {"self": {"href": f"{base}/api/v1/meta/types/user/{e['id']}"},
-                         "schema": {"href": f"{base}/api/v1/meta/schemas/user/default"}}
+                links = {
+                    "self": {"href": f"{base}/api/v1/meta/types/user/{e['id']}"},
+                    "schema": {"href": f"{base}/api/v1/meta/schemas/user/default"},
+                }
             else:
-                links = {"self": {"href": f"{base}/api/v1/apps/{e['id']}"},
-                         "schema": {"href": f"{base}/api/v1/meta/schemas/apps/{e['id']}/default"}}
+                links = {
+                    "self": {"href": f"{base}/api/v1/apps/{e['id']}"},
+                    "schema": {"href": f"{base}/api/v1/meta/schemas/apps/{e['id']}/default"},
+                }
             return {**e, "_links": links}
 
         out: Row = {"id": row["id"], "source": end(row["source"]), "target": end(row["target"])}
@@ -660,8 +740,10 @@ class Shapes:
 
     def push_json(self, aid: str, row: Row, base: str) -> Row:
         out = {k: v for k, v in public(row).items() if v is not None}
-        links: Row = {"app": {"href": f"{base}/api/v1/apps/{aid}"},
-                      "sourceGroup": {"href": f"{base}/api/v1/groups/{row['sourceGroupId']}"}}
+        links: Row = {
+            "app": {"href": f"{base}/api/v1/apps/{aid}"},
+            "sourceGroup": {"href": f"{base}/api/v1/groups/{row['sourceGroupId']}"},
+        }
         if row.get("targetGroupId"):
             links["targetGroup"] = {"href": f"{base}/api/v1/groups/{row['targetGroupId']}"}
         out["_links"] = links
@@ -669,6 +751,8 @@ class Shapes:
 
     def user_type_json(self, row: Row, base: str) -> Row:
         out = public(row)
-        out["_links"] = {"self": {"href": f"{base}/api/v1/meta/types/user/{row['id']}"},
-                         "schema": {"href": f"{base}/api/v1/meta/schemas/user/{row['_schemaId']}"}}
+        out["_links"] = {
+            "self": {"href": f"{base}/api/v1/meta/types/user/{row['id']}"},
+            "schema": {"href": f"{base}/api/v1/meta/schemas/user/{row['_schemaId']}"},
+        }
         return out
