@@ -329,7 +329,11 @@ def audit(idp: IdpView, astro: AstroView) -> list[Finding]:
             ))
         findings.extend(_membership_findings(name, group, team, matched, idp_by_astro, index, active_idp))
 
+    # Providers may list a user's or group's own error as an issue too: report it once.
+    reported = {(f.subject.casefold(), f.detail) for f in findings if f.kind is Kind.IDP_ERROR}
     for issue in idp.issues:
+        if (issue.subject.casefold(), f"{name} reports: {issue.message}") in reported:
+            continue
         kind = issue.kind if "." in issue.kind else f"{name}.{issue.kind}"
         findings.append(_make(name, Kind.IDP_ERROR, issue.subject, issue.message, key=issue.kind,
                               issue_kind=kind))
@@ -405,3 +409,34 @@ def summary(findings: Iterable[Finding]) -> dict[str, int]:
     for f in findings:
         counts[f.kind.value] += 1
     return counts
+
+
+@dataclass
+class AuditResult:
+    """One IdP's audit against its Astro organization, as the reports show it."""
+
+    idp: str
+    scim_url: str
+    findings: list[Finding]
+    idp_users: int = 0
+    idp_groups: int = 0
+    astro_users: int = 0
+    astro_teams: int = 0
+    deviations: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    fixed: list[Finding] = field(default_factory=list)  # after `drift --fix --yes`: findings that went away
+    remedies: list[dict[str, Any]] = field(default_factory=list)  # what --fix did: change, ok, message
+    group_sizes: dict[str, int] = field(default_factory=dict)  # IdP group -> members (remedies pick a method)
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+
+def run_audit(idp: IdpView, astro: AstroView, seconds: float = 0.0) -> AuditResult:
+    return AuditResult(
+        idp=idp.idp, scim_url=astro.scim_url, findings=audit(idp, astro), idp_users=len(idp.users),
+        idp_groups=len(idp.groups), astro_users=len(astro.users), astro_teams=len(astro.teams),
+        deviations=list(astro.deviations), seconds=seconds,
+        group_sizes={g.name: len(g.members) for g in idp.groups},
+    )

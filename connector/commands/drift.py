@@ -1,0 +1,138 @@
+"""`astro-scim drift`: audit each IdP against its Astro organization; `--fix` plans remedies, `--yes` acts.
+
+Exit 0 when there is no drift (left), 1 when there is, 2 for a refused plan (UnsafePlan), 3 for remote errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from connector import output
+from connector.astro import read_astro
+from connector.cli import load_config_arg
+from connector.config import AstroConfig, ProjectConfig
+from connector.drift import AuditResult, run_audit
+from connector.errors import EXIT_FINDINGS, EXIT_OK, UsageError
+from connector.plan import Action, Plan
+from connector.planview import show_plans
+from connector.providers import registry
+from connector.remedy import Outcome, check_limits, execute, plan_remedies
+from connector.report import progress_bar, render
+
+# After remedies, IdPs provision asynchronously (Okta's engine, Entra's cycle): re-audit until what was fixed
+# stays fixed, or this long has passed.
+SETTLE_SECONDS = 20.0
+
+
+def audit_once(provider: Any, astro: AstroConfig, *, show_progress: bool = False) -> AuditResult:
+    """Read the IdP and Astro side by side (independent reads, two threads), then reconcile."""
+    started = time.perf_counter()
+    with progress_bar(f"reading {provider.name} and Astro", show_progress) as progress, \
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="drift-read") as pool:
+        idp_future = pool.submit(provider.read_view)
+        astro_future = pool.submit(read_astro, astro, progress=progress)
+        astro_view = astro_future.result()
+        idp_view = idp_future.result()
+    return run_audit(idp_view, astro_view, time.perf_counter() - started)
+
+
+def settle(provider: Any, astro: AstroConfig, targeted: set[str], *, timeout: float = SETTLE_SECONDS
+           ) -> AuditResult:
+    """Re-audit until none of the targeted findings is left (or the timeout): what is left is then real."""
+    deadline = time.monotonic() + timeout
+    delay = 0.25
+    while True:
+        result = audit_once(provider, astro)
+        left = {f.id for f in result.findings} & targeted
+        if not left or time.monotonic() + delay > deadline:
+            return result
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+def _narrate(machine_on_stdout: bool) -> Any:
+    # A JSON/JUnit/... document on stdout must stay parseable: narration then goes to stderr.
+    return output.warn if machine_on_stdout else output.say
+
+
+def _show_plan(plan: Plan, machine_on_stdout: bool) -> None:
+    if machine_on_stdout:
+        for change in plan.changes:
+            output.warn("  " + change.describe())
+    else:
+        show_plans([plan])
+
+
+def _outcome_line(o: Outcome) -> str:
+    return f"  {'done' if o.ok else 'FAILED'} {o.change.describe()}: {o.message}"
+
+
+def _fix(cfg: ProjectConfig, provider: Any, astro: AstroConfig, result: AuditResult, args: argparse.Namespace,
+         machine_on_stdout: bool) -> AuditResult:
+    say = _narrate(machine_on_stdout)
+    plan = plan_remedies(result.idp, result.findings, delete_orphans=args.delete_orphans,
+                         group_sizes=result.group_sizes)
+    if not plan:
+        return result
+    _show_plan(plan, machine_on_stdout)
+    actionable = [c for c in plan.changes if c.action is not Action.MANUAL]
+    if not args.yes:
+        say(f"{result.idp}: {len(actionable)} remedy action(s) planned; nothing done (add --yes to act)")
+        try:
+            check_limits(plan, astro_users=result.astro_users, safety=cfg.safety, force=args.force)
+        except Exception as exc:  # the preview only warns; acting would refuse
+            output.warn(f"note: with --yes this would be refused: {exc}")
+        return result
+    check_limits(plan, astro_users=result.astro_users, safety=cfg.safety, force=args.force)
+    if not actionable:
+        return result
+    outcomes = execute(plan, provider=provider, astro=astro, report=lambda o: say(_outcome_line(o)))
+    targeted = {fid for o in outcomes if o.ok for fid in o.change.data.get("findings", [])}
+    after = settle(provider, astro, targeted)
+    left = {f.id for f in after.findings}
+    after.fixed = [f for f in result.findings if f.id not in left]
+    after.remedies = [{**o.change.to_json(), "ok": o.ok, "message": o.message} for o in outcomes]
+    say(f"{result.idp}: after the fix, {len(after.findings)} finding(s) left "
+        f"({len(after.fixed)} of {len(result.findings)} fixed)")
+    return after
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.fix and (args.yes or args.delete_orphans):
+        raise UsageError("--yes and --delete-orphans only apply with --fix", hint="astro-scim drift --fix --yes")
+    cfg = load_config_arg(args.config)
+    fmt: str = args.format
+    machine_on_stdout = fmt != "text" and not args.output
+    show_progress = sys.stderr.isatty()
+    results: list[AuditResult] = []
+    for idp in registry.selected_idps(cfg, args.idp):
+        astro = cfg.astro_for(idp)
+        (provider,) = registry.build(cfg, idp)
+        try:
+            result = audit_once(provider, astro, show_progress=show_progress)
+            if args.fix and result.findings:
+                if fmt == "text" and not args.output:
+                    output.raw(render([result], "text", color=sys.stdout.isatty()))
+                result = _fix(cfg, provider, astro, result, args, machine_on_stdout)
+            results.append(result)
+        finally:
+            provider.close()
+    _emit(results, fmt, args.output)
+    return EXIT_OK if all(r.clean for r in results) else EXIT_FINDINGS
+
+
+def _emit(results: list[AuditResult], fmt: str, path: str | None) -> None:
+    from connector.redact import redact
+
+    if path:
+        text = render(results, fmt)
+        Path(path).write_text(redact(text), encoding="utf-8")
+        found = sum(len(r.findings) for r in results)
+        output.say(f"wrote the {fmt} report to {path}: " + (f"{found} finding(s)" if found else "no drift"))
+        return
+    output.raw(render(results, fmt, color=fmt == "text" and sys.stdout.isatty()))
