@@ -122,8 +122,7 @@ class _Reader:
             if upper in allowed:
                 hint = f"role names are upper case: {upper}"
             elif other and other != scope:
-                hint = f"{upper} is a{'n' if other[0] in 'aeiou' else ''} {other} role; {scope} roles: " \
-                    + ", ".join(allowed)
+                hint = f"{upper} is {_a(other)} {other} role; {scope} roles: " + ", ".join(allowed)
             else:
                 hint = "one of: " + ", ".join(allowed)
             self.error(location, "access-role", f"unknown {scope} role {value!r}", hint)
@@ -131,7 +130,7 @@ class _Reader:
         if scope == "deployment":
             other = _scope_of(value)
             if other in ("organization", "workspace"):
-                self.error(location, "access-role", f"{value} is an {other} role, not a deployment role",
+                self.error(location, "access-role", f"{value} is {_a(other)} {other} role, not a deployment role",
                            hint=f"use {DEPLOYMENT_ADMIN} or a custom Deployment role name")
                 return None
         return value
@@ -237,6 +236,10 @@ class _Reader:
                    "identity provider of this config, so it never becomes an Astro Team",
                    hint="; ".join(hints) or "add an okta: or azure: section that provisions it")
         return False
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _has_both_parts(ref: str) -> bool:
