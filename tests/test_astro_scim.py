@@ -396,6 +396,7 @@ def test_drift_helpers_change_astro_only(astro: Astro) -> None:
                                                "formatted": "Mallory Orphan"}
     listed = astro.http.get("/Users", params={"filter": 'userName eq "mallory@acme.example"'}).json()
     assert listed["Resources"][0]["id"] == orphan["id"]
+    assert astro.send("GET", f"/Users/{orphan['id']}").json() == orphan  # the helpers return what GET returns
     assert astro.server.find_user(ORG2, "mallory@acme.example") is None
     assert astro.server.find_group(ORG, "nope") is None
     with pytest.raises(KeyError):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import urlsplit
+from wsgiref.util import application_uri
 
 from scim2_models import (
     AttributeBinding,
@@ -342,8 +343,7 @@ class _OrgApplication(WSGIApplication):
 
     @staticmethod
     def get_base_url(environ: dict[str, Any]) -> str:  # type: ignore[override]
-        from wsgiref.util import application_uri
-
+        # SCRIPT_NAME already holds /scim/v2/<org>; the stock method would append another /v2.
         return application_uri(environ).rstrip("/")
 
     def check_auth(self, request: ScimRequest) -> None:
@@ -418,10 +418,15 @@ class AstroScim:
 
     # -- inspection and drift injection (tests, demo) ------------------------------------------------------
 
-    def _dump(self, resource: Resource[Any]) -> dict[str, Any]:
-        org_base = self.base_url  # location is informative only in dumps
-        return cast(dict[str, Any], self.service.publish(org_base, resource).model_dump(
+    def _dump(self, org_id: str, resource: Resource[Any]) -> dict[str, Any]:
+        """The resource as a GET would return it (meta.location under the org's SCIM URL)."""
+        return cast(dict[str, Any], self.service.publish(self.scim_url(org_id), resource).model_dump(
             scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
+
+    def _count(self, org_id: str, type_name: str) -> int:
+        org = self._org(org_id)
+        with org.storage.lock:
+            return len(org.storage._resources.get(type_name, {}))
 
     def _stored(self, org_id: str, type_name: str) -> list[Resource[Any]]:
         org = self._org(org_id)
@@ -430,11 +435,11 @@ class AstroScim:
 
     def users(self, org_id: str) -> list[dict[str, Any]]:
         with self.provider:
-            return [self._dump(r) for r in self._stored(org_id, cast(str, self.user_type.name))]
+            return [self._dump(org_id, r) for r in self._stored(org_id, cast(str, self.user_type.name))]
 
     def groups(self, org_id: str) -> list[dict[str, Any]]:
         with self.provider:
-            return [self._dump(r) for r in self._stored(org_id, cast(str, self.group_type.name))]
+            return [self._dump(org_id, r) for r in self._stored(org_id, cast(str, self.group_type.name))]
 
     def _find(self, org_id: str, type_name: str, attr: str, value: str) -> Resource[Any] | None:
         # userName and displayName compare case-insensitively, as the SCIM filters of Okta and Entra do.
@@ -458,14 +463,14 @@ class AstroScim:
         if found is None:
             return None
         with self.provider:
-            return self._dump(found)
+            return self._dump(org_id, found)
 
     def find_group(self, org_id: str, display_name: str) -> dict[str, Any] | None:
         found = self._find_group(org_id, display_name)
         if found is None:
             return None
         with self.provider:
-            return self._dump(found)
+            return self._dump(org_id, found)
 
     def _require_user(self, org_id: str, user_name: str) -> Resource[Any]:
         user = self._find_user(org_id, user_name)
@@ -514,7 +519,7 @@ class AstroScim:
                 "emails": [{"value": user_name, "type": "work", "primary": True}],
                 "active": True,
             }, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
-            return self._dump(org.storage.create(self.user_type, user))
+            return self._dump(org_id, org.storage.create(self.user_type, user))
 
     def preload(self, org_id: str, seed: SeedOrg, *, teams: Iterable[str] | None = None) -> None:
         """Fill an organization as if an IdP had provisioned `seed` (benchmarks, large drift scenarios).
@@ -573,7 +578,7 @@ class AstroScim:
             return Response(json.dumps({"ok": True}), content_type="application/json")
         if endpoint == "orgs":
             body = [
-                {"org_id": o, "users": len(self._stored(o, "User")), "groups": len(self._stored(o, "Group")),
+                {"org_id": o, "users": self._count(o, "User"), "groups": self._count(o, "Group"),
                  "misbehaviour": self._org(o).misbehaviour}
                 for o in self.org_ids()
             ]
