@@ -163,7 +163,7 @@ class AzureProvider:
         return sp
 
     async def _require_job(self, sp: Any) -> Any:
-        job = await self.tenant.find_job(str(sp.id))
+        job = await self.tenant.find_job(str(sp["id"]))
         if job is None:
             raise NotFound(f"the app {self.app_label!r} has no provisioning job",
                            hint="run 'astro-scim apply --idp azure' to create it")
@@ -179,7 +179,7 @@ class AzureProvider:
         add = plan.changes.append
         mapping = self.mapping
         sp = await self._find_sp()
-        sp_id = str(sp.id) if sp is not None else None
+        sp_id = str(sp["id"]) if sp is not None else None
         if sp is None:
             if self.az.app_id and not self.az.app_display_name:
                 raise NotFound(f"no enterprise app with appId {self.az.app_id}",
@@ -187,12 +187,12 @@ class AzureProvider:
             add(Change(Action.CREATE, "azure.app", self.app_label,
                        detail=f"instantiate the non-gallery app template {NON_GALLERY_TEMPLATE}"))
 
-        assigned = {str(a.principal_id) for a in await self.tenant.assignments(sp_id)} if sp_id else set()
+        assigned = {str(a.get("principalId")) for a in await self.tenant.assignments(sp_id)} if sp_id else set()
         for name in self.az.assign_groups:
             group = await self.tenant.find_group(name)
-            if str(group.id) not in assigned:
-                add(Change(Action.CREATE, "azure.assignment", str(group.display_name or name),
-                           detail="assign the group to the app (role User)", data={"group_id": str(group.id)}))
+            if str(group["id"]) not in assigned:
+                add(Change(Action.CREATE, "azure.assignment", str(group.get("displayName") or name),
+                           detail="assign the group to the app (role User)", data={"group_id": str(group["id"])}))
 
         job = await self.tenant.find_job(sp_id) if sp_id else None
         if job is None:
@@ -229,7 +229,7 @@ class AzureProvider:
             return Change(Action.UPDATE, "azure.secrets", "SecretToken",
                           detail="the saved Secret Token cannot be checked before the job exists; set astro.token")
         try:
-            await self.tenant.validate_credentials(str(sp_id), str(job.id), None)
+            await self.tenant.validate_credentials(str(sp_id), str(job["id"]), None)
         except RemoteError as exc:
             if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (401, 403, 429):
                 return Change(Action.UPDATE, "azure.secrets", "SecretToken",
@@ -239,7 +239,7 @@ class AzureProvider:
 
     async def _current_schema(self, sp_id: str, job: Any) -> dict[str, Any] | None:
         if job is not None:
-            return await self.tenant.get_schema(sp_id, str(job.id))
+            return await self.tenant.get_schema(sp_id, str(job["id"]))
         for tpl in await self.tenant.templates(sp_id):
             if str(tpl.get("id", "")).lower() == "scim" or str(tpl.get("factoryTag", "")).lower() == "scim":
                 schema = tpl.get("schema")
@@ -266,19 +266,20 @@ class AzureProvider:
                 return None
             return Change(Action.RUN, "azure.job_state", "scim", before="Disabled", after="Active",
                           detail="start provisioning", data={"op": "start"})
-        state = _enum(getattr(job.schedule, "state", None)) if job.schedule else ""
-        code = _enum(getattr(job.status, "code", None)) if job.status else ""
+        state = str((job.get("schedule") or {}).get("state") or "")
+        status = job.get("status") or {}
+        code = str(status.get("code") or "")
         if self.pause:
             if state.lower() == "active":
-                return Change(Action.RUN, "azure.job_state", str(job.id), before=state, after="Paused",
+                return Change(Action.RUN, "azure.job_state", str(job["id"]), before=state, after="Paused",
                               detail="pause provisioning", data={"op": "pause"})
             return None
         if state.lower() != "active":
-            return Change(Action.RUN, "azure.job_state", str(job.id), before=state or "unknown", after="Active",
+            return Change(Action.RUN, "azure.job_state", str(job["id"]), before=state or "unknown", after="Active",
                           detail=f"start provisioning ({state or 'unknown'} -> Active)", data={"op": "start"})
         if code.lower() == "quarantine":
-            reason = _enum(getattr(job.status.quarantine, "reason", None)) if job.status.quarantine else ""
-            return Change(Action.RUN, "azure.job_state", str(job.id), before="Quarantine", after="Active",
+            reason = str((status.get("quarantine") or {}).get("reason") or "")
+            return Change(Action.RUN, "azure.job_state", str(job["id"]), before="Quarantine", after="Active",
                           detail=f"start the job to leave quarantine ({reason or 'no reason given'})",
                           data={"op": "start"})
         return None
@@ -322,24 +323,24 @@ class AzureProvider:
         sp, created = await self.tenant.ensure_service_principal(self.app_label)
         ctx.sp, ctx.fresh_app = sp, created
         if created:
-            await self.tenant.wait_until_visible(str(sp.id))
+            await self.tenant.wait_until_visible(str(sp["id"]))
 
     async def _apply_assignment(self, ctx: _Applying, change: Change) -> None:
         await self.tenant.assign(await self._sp(ctx), change.data["group_id"], fresh=ctx.fresh_app)
 
     async def _apply_job(self, ctx: _Applying, change: Change) -> None:
         sp = await self._sp(ctx)
-        ctx.job = await self.tenant.ensure_job(str(sp.id), fresh=ctx.fresh_app)
+        ctx.job = await self.tenant.ensure_job(str(sp["id"]), fresh=ctx.fresh_app)
 
     async def _apply_secrets(self, ctx: _Applying, change: Change) -> None:
         sp = await self._sp(ctx)
         values = self._desired_secrets()
-        saved = await self.tenant.read_secrets(str(sp.id)) or {}
+        saved = await self.tenant.read_secrets(str(sp["id"])) or {}
         # PUT replaces every secret: keep settings we do not own (e.g. notification e-mail), not masked values.
         keep = {k: v for k, v in saved.items()
                 if k not in values and v and not set(v) <= MASK_CHARS and k in _SECRET_KEYS}
-        await self.tenant.put_secrets(str(sp.id), {**keep, **values})
-        job = ctx.job or await self.tenant.find_job(str(sp.id))
+        await self.tenant.put_secrets(str(sp["id"]), {**keep, **values})
+        job = ctx.job or await self.tenant.find_job(str(sp["id"]))
         if job is not None:
             ctx.job = job
             await self._validate(sp, job)
@@ -349,7 +350,7 @@ class AzureProvider:
         """The seed's "Test connection": Entra calls Astro with the configured URL and token."""
         creds = {"BaseAddress": self.astro.scim_url, "SecretToken": self.astro.token.reveal()}
         try:
-            await self.tenant.validate_credentials(str(sp.id), str(job.id), creds)
+            await self.tenant.validate_credentials(str(sp["id"]), str(job["id"]), creds)
         except RemoteError as exc:
             raise RemoteError(
                 f"Test connection failed: Entra could not use the Astro SCIM endpoint ({exc.message})",
@@ -363,21 +364,21 @@ class AzureProvider:
             return  # one PUT carries every attribute mapping change of the plan
         sp = await self._sp(ctx)
         job = await self._job(ctx)
-        schema = await self.tenant.get_schema(str(sp.id), str(job.id))
+        schema = await self.tenant.get_schema(str(sp["id"]), str(job["id"]))
         merged, diffs = azure_schema.merge(schema, self.mapping)
         if diffs:
-            await self.tenant.put_schema(str(sp.id), str(job.id), merged)
+            await self.tenant.put_schema(str(sp["id"]), str(job["id"]), merged)
         ctx.schema_done = True
 
     async def _apply_job_state(self, ctx: _Applying, change: Change) -> None:
         sp = await self._sp(ctx)
         job = await self._job(ctx)
         if change.data.get("op") == "pause":
-            await self.tenant.pause(str(sp.id), str(job.id))
+            await self.tenant.pause(str(sp["id"]), str(job["id"]))
             return
         if not ctx.validated:
             await self._validate(sp, job)  # never start a job into quarantine
-        await self.tenant.start(str(sp.id), str(job.id))
+        await self.tenant.start(str(sp["id"]), str(job["id"]))
 
     # --- test-connection and status ----------------------------------------------------------------------
 
@@ -404,7 +405,7 @@ class AzureProvider:
             checks.append(Check(f"app {self.app_label!r}", False, "not found in the tenant",
                                 "run 'astro-scim apply --idp azure' to create it"))
         else:
-            checks.append(Check(f"app {self.app_label!r}", True, f"service principal {sp.id}"))
+            checks.append(Check(f"app {self.app_label!r}", True, f"service principal {sp['id']}"))
 
         async def probe(name: str, op: Coroutine[Any, Any, Any]) -> Any:
             try:
@@ -421,14 +422,14 @@ class AzureProvider:
 
         job = None
         if sp is not None:
-            jobs = await probe("permission Synchronization.ReadWrite.All", self.tenant.jobs(str(sp.id)))
+            jobs = await probe("permission Synchronization.ReadWrite.All", self.tenant.jobs(str(sp["id"])))
             job = next(iter(jobs or []), None)
-            await probe("permission AppRoleAssignment.ReadWrite.All", self.tenant.assignments(str(sp.id)))
-            await probe("permission AuditLog.Read.All", self.tenant.provisioning_log(str(sp.id), top=1))
+            await probe("permission AppRoleAssignment.ReadWrite.All", self.tenant.assignments(str(sp["id"])))
+            await probe("permission AuditLog.Read.All", self.tenant.provisioning_log(str(sp["id"]), top=1))
         for name in self.az.assign_groups:
             group = await probe(f"group {name!r}", self.tenant.find_group(name))
             if group is not None:
-                checks[-1].detail = f"found ({group.id})"
+                checks[-1].detail = f"found ({group['id']})"
         if sp is None:
             return checks
         if job is None:
@@ -448,44 +449,46 @@ class AzureProvider:
 
     async def _status(self) -> list[Check]:
         sp = await self._require_sp()
-        job = await self.tenant.find_job(str(sp.id))
-        checks = [Check(f"app {self.app_label!r}", True, f"service principal {sp.id}")]
+        job = await self.tenant.find_job(str(sp["id"]))
+        checks = [Check(f"app {self.app_label!r}", True, f"service principal {sp['id']}")]
         if job is None:
             checks.append(Check("provisioning job", False, "none", "run 'astro-scim apply --idp azure'"))
             return checks
-        job = await self.tenant.get_job(str(sp.id), str(job.id))
-        state = _enum(job.schedule.state) if job.schedule else "unknown"
+        job = await self.tenant.get_job(str(sp["id"]), str(job["id"]))
+        state = str((job.get("schedule") or {}).get("state") or "unknown")
         ok_state: bool | None = True if state == "Active" else None if state == "Paused" else False
-        checks.append(Check("job state", ok_state, f"{state} ({job.id})",
+        checks.append(Check("job state", ok_state, f"{state} ({job['id']})",
                             "run 'astro-scim apply --idp azure' to start it" if ok_state is False else None))
-        st = job.status
-        code = _enum(st.code) if st else ""
-        if st is not None and st.quarantine is not None and code == "Quarantine":
-            q = st.quarantine
-            err = q.error
-            detail = f"{_enum(q.reason) or 'Unknown'} since {_when(q.current_began)}; next attempt {_when(q.next_attempt)}"
-            if err is not None and (err.code or err.message):
-                detail += f"; {err.code or ''}: {err.message or ''}"
+        st: dict[str, Any] = job.get("status") or {}
+        code = str(st.get("code") or "")
+        q = st.get("quarantine") or {}
+        if code == "Quarantine":
+            detail = (f"{q.get('reason') or 'Unknown'} since {q.get('currentBegan') or '?'}; "
+                      f"next attempt {q.get('nextAttempt') or '?'}")
+            err = q.get("error") or {}
+            if err.get("code") or err.get("message"):
+                detail += f"; {err.get('code') or ''}: {' '.join(str(err.get('message') or '').split())}"
             checks.append(Check("quarantine", False, detail,
                                 "fix the cause (often the Astro token), then 'astro-scim apply' restarts the job"))
         else:
             checks.append(Check("quarantine", True, f"not quarantined (status {code or 'unknown'})"))
-        last = st.last_execution if st else None
-        if last is not None and last.time_began is not None:
-            run_state = _enum(last.state)
-            detail = (f"{run_state} at {_when(last.time_ended or last.time_began)}: "
-                      f"{last.count_exported or 0} exported, {last.count_imported or 0} imported, "
-                      f"{last.count_entitled or 0} in scope")
-            if last.error is not None and (last.error.code or last.error.message):
-                detail += f"; error {last.error.code}: {last.error.message}"
+        last = st.get("lastExecution") or {}
+        if last.get("timeBegan") and not str(last["timeBegan"]).startswith(NEVER):
+            run_state = str(last.get("state") or "")
+            detail = (f"{run_state} at {last.get('timeEnded') or last['timeBegan']}: "
+                      f"{last.get('countExported') or 0} exported, {last.get('countImported') or 0} imported, "
+                      f"{last.get('countEntitled') or 0} in scope")
+            err = last.get("error") or {}
+            if err.get("code") or err.get("message"):
+                detail += f"; error {err.get('code')}: {' '.join(str(err.get('message') or '').split())}"
             checks.append(Check("last run", run_state == "Succeeded", detail))
         else:
             checks.append(Check("last run", None, "the job has not run yet"))
-        steady = _when(st.steady_state_last_achieved_time) if st else ""
+        steady = str(st.get("steadyStateLastAchievedTime") or "")
         checks.append(Check("steady state", None, f"last reached {steady}" if steady and not steady.startswith(NEVER)
                             else "not reached yet"))
         try:
-            entries = await self.tenant.provisioning_log(str(sp.id), top=50)
+            entries = await self.tenant.provisioning_log(str(sp["id"]), top=50)
         except RemoteError as exc:
             checks.append(Check("provisioning log", False, str(exc), exc.hint))
             return checks
@@ -511,7 +514,7 @@ class AzureProvider:
     async def _provision_on_demand(self, users: list[str], groups: list[str]) -> list[OnDemandResult]:
         sp = await self._require_sp()
         job = await self._require_job(sp)
-        sp_id, job_id = str(sp.id), str(job.id)
+        sp_id, job_id = str(sp["id"]), str(job["id"])
         rule = azure_schema.rule_id(await self.tenant.get_schema(sp_id, job_id))
         results: list[OnDemandResult] = []
         for u in users:
@@ -520,10 +523,10 @@ class AzureProvider:
                                                       str(person.get("userPrincipalName") or u), "User"))
         for g in groups:
             grp = await self.tenant.find_group(g)
-            members = await self.tenant.group_members(str(grp.id), ["id", "userPrincipalName"])
+            members = await self.tenant.group_members(str(grp["id"]), ["id", "userPrincipalName"])
             for chunk in member_chunks([str(m["id"]) for m in members]):
-                results.extend(await self._on_demand_call(sp_id, job_id, rule, group_subject(str(grp.id), chunk),
-                                                          str(grp.display_name or g), "Group"))
+                results.extend(await self._on_demand_call(sp_id, job_id, rule, group_subject(str(grp["id"]), chunk),
+                                                          str(grp.get("displayName") or g), "Group"))
         return results
 
     async def _on_demand_call(self, sp_id: str, job_id: str, rule: str, subject: dict[str, Any], label: str,
@@ -537,7 +540,7 @@ class AzureProvider:
 
         await self.window.acquire()
         pair = await self.tenant.provision_on_demand(sp_id, job_id, rule, subject, retry_on=retry_on)
-        return parse_response(getattr(pair, "key", None), getattr(pair, "value", None), subject=label,
+        return parse_response(pair.get("key"), pair.get("value"), subject=label,
                               object_type=object_type)
 
     # --- the IdP view for drift --------------------------------------------------------------------------
@@ -548,7 +551,7 @@ class AzureProvider:
     async def _read_view(self) -> IdpView:
         mapping = self.mapping
         sp = await self._require_sp()
-        sp_id = str(sp.id)
+        sp_id = str(sp["id"])
         select = user_select(mapping)
         user_maps = compile_mappings(mapping.users)
         group_maps = compile_mappings(mapping.groups)
@@ -559,37 +562,41 @@ class AzureProvider:
 
         async def members_of(a: Any) -> tuple[Any, list[dict[str, Any]]]:
             async with sem:
-                return a, await self.tenant.group_members(str(a.principal_id), select)
+                return a, await self.tenant.group_members(str(a.get("principalId")), select)
 
         async def direct_user(a: Any) -> dict[str, Any] | None:
             async with sem:
                 try:
-                    return await self.tenant.get_user(str(a.principal_id), select)
+                    return await self.tenant.get_user(str(a.get("principalId")), select)
                 except NotFound:
                     return None
 
-        group_assignments = [a for a in assignments if str(a.principal_type or "").lower() == "group"]
-        user_assignments = [a for a in assignments if str(a.principal_type or "").lower() == "user"]
+        group_assignments = [a for a in assignments if str(a.get("principalType") or "").lower() == "group"]
+        user_assignments = [a for a in assignments if str(a.get("principalType") or "").lower() == "user"]
         group_results = await asyncio.gather(*(members_of(a) for a in group_assignments))
         user_results = await asyncio.gather(*(direct_user(a) for a in user_assignments))
         for profile in user_results:
             if profile:
                 profiles[str(profile["id"])] = profile
         seen_groups: set[str] = set()
+        mapped: dict[str, Any] = {}  # user id -> IdpUser | None, each profile evaluated once
+
+        def user_of(profile: dict[str, Any]) -> Any:
+            uid = str(profile.get("id"))
+            if uid not in mapped:
+                profiles.setdefault(uid, profile)
+                mapped[uid] = idp_user(profile, user_maps)
+            return mapped[uid]
+
         for a, members in group_results:
-            gid = str(a.principal_id)
+            gid = str(a.get("principalId"))
             if gid in seen_groups:
                 continue
             seen_groups.add(gid)
-            names: set[str] = set()
-            for m in members:
-                profiles.setdefault(str(m["id"]), m)
-                u = idp_user(m, user_maps)
-                if u is not None and u.active:
-                    names.add(u.user_name)
-            view.groups.append(idp_group({"id": gid, "displayName": a.principal_display_name}, group_maps, names))
-        for profile in profiles.values():
-            u = idp_user(profile, user_maps)
+            names = {u.user_name for u in map(user_of, members) if u is not None and u.active}
+            view.groups.append(idp_group({"id": gid, "displayName": a.get("principalDisplayName")}, group_maps, names))
+        for profile in list(profiles.values()):
+            u = user_of(profile)
             if u is not None:
                 view.users.append(u)
         view.issues.extend(await self._issues(sp))
@@ -597,22 +604,17 @@ class AzureProvider:
 
     async def _issues(self, sp: Any) -> list[IdpIssue]:
         issues: list[IdpIssue] = []
-        job = await self.tenant.find_job(str(sp.id))
+        job = await self.tenant.find_job(str(sp["id"]))
         if job is not None:
-            job = await self.tenant.get_job(str(sp.id), str(job.id))
-            st = job.status
-            if st is not None and _enum(st.code) == "Quarantine":
-                reason = _enum(st.quarantine.reason) if st.quarantine else ""
+            job = await self.tenant.get_job(str(sp["id"]), str(job["id"]))
+            st = job.get("status") or {}
+            if st.get("code") == "Quarantine":
+                reason = (st.get("quarantine") or {}).get("reason") or "Unknown"
                 issues.append(IdpIssue("entra.quarantine", self.app_label,
-                                       f"provisioning job {job.id} is in quarantine ({reason or 'Unknown'})"))
-        for e in await self.tenant.provisioning_log(str(sp.id), top=50):
+                                       f"provisioning job {job['id']} is in quarantine ({reason})"))
+        for e in await self.tenant.provisioning_log(str(sp["id"]), top=50):
             if _log_status(e) == "failure":
-                subject = ""
-                for ident in (e.source_identity, e.target_identity):
-                    if ident is not None and (ident.display_name or ident.id):
-                        subject = str(ident.display_name or ident.id)
-                        break
-                issues.append(IdpIssue("entra.failed_export", subject or str(e.id), _log_error(e)))
+                issues.append(IdpIssue("entra.failed_export", _log_subject(e), _log_error(e)))
         return issues
 
 
@@ -622,42 +624,28 @@ _SECRET_KEYS = frozenset({
 })
 
 
-def _enum(value: Any) -> str:
-    if value is None:
-        return ""
-    return str(getattr(value, "value", value))
+def _log_status(entry: dict[str, Any]) -> str:
+    return str((entry.get("provisioningStatusInfo") or {}).get("status") or "").lower()
 
 
-def _when(value: Any) -> str:
-    if value is None:
-        return ""
-    iso = getattr(value, "isoformat", None)
-    return str(iso() if callable(iso) else value)
-
-
-def _log_status(entry: Any) -> str:
-    info = getattr(entry, "provisioning_status_info", None)
-    return _enum(getattr(info, "status", None)).lower()
-
-
-def _log_error(entry: Any) -> str:
-    info = getattr(entry, "provisioning_status_info", None)
-    err = getattr(info, "error_information", None)
-    if err is None:
-        return "failed"
-    code = err.error_code or ""
-    reason = " ".join(str(err.reason or "").split())
+def _log_error(entry: dict[str, Any]) -> str:
+    err = (entry.get("provisioningStatusInfo") or {}).get("errorInformation") or {}
+    code = str(err.get("errorCode") or "")
+    reason = " ".join(str(err.get("reason") or "").split())
     return f"{code}: {reason}" if code and reason else code or reason or "failed"
 
 
-def _log_line(entry: Any) -> str:
-    who = ""
-    for ident in (getattr(entry, "source_identity", None), getattr(entry, "target_identity", None)):
-        if ident is not None and (ident.display_name or ident.id):
-            who = str(ident.display_name or ident.id)
-            break
-    action = _enum(getattr(entry, "provisioning_action", None))
-    return f"{who or entry.id} ({action or 'action?'}) {_log_error(entry)}"
+def _log_subject(entry: dict[str, Any]) -> str:
+    for key in ("sourceIdentity", "targetIdentity"):
+        ident = entry.get(key) or {}
+        if ident.get("displayName") or ident.get("id"):
+            return str(ident.get("displayName") or ident.get("id"))
+    return str(entry.get("id") or "")
+
+
+def _log_line(entry: dict[str, Any]) -> str:
+    action = entry.get("provisioningAction") or "action?"
+    return f"{_log_subject(entry)} ({action}) {_log_error(entry)}"
 
 
 __all__ = ["AzureProvider", "load_azure_mapping", "is_guid"]

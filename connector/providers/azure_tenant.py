@@ -1,9 +1,13 @@
 """Every Microsoft Graph call the Entra provider makes, one small async method each, through GraphClient.
 
-Reads go through the SDK's builders and models. The synchronization schema, the secrets read and the template
-list go raw (bytes -> json), because the SDK models drop `flowTypes` and other flags enums, and schema PATCH is
-the wrong verb (see reference 2.5). Creates (instantiate, job, assignment) re-read before each retry, and the
-SDK's own POST retry is switched off for them, so a retried create can never make a duplicate.
+The SDK builds every request (URL templates, $filter/$select, bodies from its models, auth, middleware); the
+answers are read as raw Graph JSON, not SDK models, for two measured reasons:
+  - kiota's Entity deserializer re-runs ~1,200 `import` statements for EVERY object it parses (about 25 ms per
+    object here: listing 40 assignments 40 times took 30 s); raw JSON takes microseconds;
+  - the models drop flags enums (schema `flowTypes`) and mangle some values (provisioningStepType "import"),
+    and the schema must go back by PUT, which the SDK does not offer (see reference 2.5).
+Creates (instantiate, job, assignment) re-read before each retry, and the SDK's own POST retry is switched off
+for them, so a retried create can never make a duplicate.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from connector.errors import NotFound, RemoteError
-from connector.http import RetryPolicy, is_retryable
+from connector.http import RetryPolicy, is_retryable, retry_async
 from connector.providers.graph_client import GraphClient
 
 NON_GALLERY_TEMPLATE = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621"
@@ -27,6 +31,8 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 # for a while (Terraform's azuread provider retries 403/409; PowerShell scripts poll). Retry those then.
 PROPAGATION_STATUSES = frozenset({403, 404, 409})
 PROPAGATION_POLICY = RetryPolicy(attempts=10, base_delay=0.5, max_delay=15.0)
+
+Json = dict[str, Any]
 
 
 def is_guid(text: str) -> bool:
@@ -41,12 +47,13 @@ def _propagating(exc: BaseException) -> bool:
     return (isinstance(exc, RemoteError) and exc.status in PROPAGATION_STATUSES) or is_retryable(exc)
 
 
-def _no_sdk_retry() -> Any:
-    """Request configuration that turns the SDK's RetryHandler off (for non-idempotent creates)."""
+def _config(query: Any = None, *, no_retry: bool = False) -> Any:
+    """A request configuration; no_retry turns the SDK's RetryHandler off (for non-idempotent creates)."""
     from kiota_abstractions.base_request_configuration import RequestConfiguration
     from kiota_http.middleware.options import RetryHandlerOption
 
-    return RequestConfiguration(options=[RetryHandlerOption(delay=0.0, max_retries=0, should_retry=False)])
+    options = [RetryHandlerOption(delay=0.0, max_retries=0, should_retry=False)] if no_retry else []
+    return RequestConfiguration(query_parameters=query, options=options)
 
 
 class Tenant:
@@ -63,10 +70,13 @@ class Tenant:
     def job_builder(self, sp_id: str, job_id: str) -> Any:
         return self.sync(sp_id).jobs.by_synchronization_job_id(job_id)
 
+    async def _get(self, endpoint: str, builder: Any, query: Any = None, *, permission: str) -> Any:
+        return await self.graph.send_json(endpoint, lambda: builder.to_get_request_information(_config(query)),
+                                          permission=permission)
+
     # --- the enterprise app ------------------------------------------------------------------------------
 
-    async def list_service_principals(self, *, filter: str | None = None, top: int | None = None) -> list[Any]:
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
+    async def list_service_principals(self, *, filter: str | None = None, top: int | None = None) -> list[Json]:
         from msgraph.generated.service_principals.service_principals_request_builder import (
             ServicePrincipalsRequestBuilder,
         )
@@ -75,49 +85,51 @@ class Tenant:
             filter=filter, top=top, select=["id", "appId", "displayName", "appRoles"],
         )
         builder = self.sdk.service_principals
-        endpoint = "GET /servicePrincipals"
-        first = await self.graph.call(
-            endpoint, lambda: builder.get(request_configuration=RequestConfiguration(query_parameters=query)),
-            permission="apps.read",
-        )
         if top is not None:
-            return list(first.value or [])
-        return await self.graph.all_pages(endpoint, first, builder, permission="apps.read")
+            page = await self._get("GET /servicePrincipals", builder, query, permission="apps.read")
+            return list((page or {}).get("value") or [])
+        return await self.graph.get_all_json("GET /servicePrincipals", builder, _config(query),
+                                             permission="apps.read")
 
-    async def find_service_principal(self, *, display_name: str | None, app_id: str | None) -> Any | None:
+    async def find_service_principal(self, *, display_name: str | None, app_id: str | None) -> Json | None:
         if app_id:
             sps = await self.list_service_principals(filter=f"appId eq {odata_quote(app_id)}")
         else:
             sps = await self.list_service_principals(filter=f"displayName eq {odata_quote(display_name or '')}")
             # Graph's eq is case-insensitive; an exact match wins when several differ only in case.
-            exact = [sp for sp in sps if sp.display_name == display_name]
+            exact = [sp for sp in sps if sp.get("displayName") == display_name]
             sps = exact or sps
         if len(sps) > 1:
-            ids = ", ".join(str(sp.id) for sp in sps)
+            ids = ", ".join(str(sp.get("id")) for sp in sps)
             raise NotFound(
                 f"{len(sps)} enterprise apps are named {display_name!r} ({ids})",
                 hint="set azure.app.app_id to the one to manage",
             )
         return sps[0] if sps else None
 
-    async def instantiate(self, display_name: str) -> Any:
+    async def instantiate(self, display_name: str) -> Json:
         from msgraph.generated.application_templates.item.instantiate.instantiate_post_request_body import (
             InstantiatePostRequestBody,
         )
 
         builder = self.sdk.application_templates.by_application_template_id(NON_GALLERY_TEMPLATE).instantiate
         body = InstantiatePostRequestBody(display_name=display_name)
-        result = await self.graph.call(
+        result = await self.graph.send_json(
             f"POST /applicationTemplates/{NON_GALLERY_TEMPLATE}/instantiate",
-            lambda: builder.post(body, request_configuration=_no_sdk_retry()), permission="apps", retry=False,
+            lambda: builder.to_post_request_information(body, _config(no_retry=True)),
+            permission="apps", retry=False,
         )
-        return result.service_principal
+        sp = (result or {}).get("servicePrincipal")
+        if not isinstance(sp, dict) or not sp.get("id"):
+            raise RemoteError("instantiate returned no servicePrincipal", service="graph", endpoint="instantiate",
+                              status=0)
+        return sp
 
-    async def ensure_service_principal(self, display_name: str) -> tuple[Any, bool]:
+    async def ensure_service_principal(self, display_name: str) -> tuple[Json, bool]:
         """Find the app or instantiate it; (service principal, created?). Safe to retry: re-reads first."""
         created = False
 
-        async def attempt() -> Any:
+        async def attempt() -> Json:
             nonlocal created
             sp = await self.find_service_principal(display_name=display_name, app_id=None)
             if sp is not None:
@@ -125,8 +137,6 @@ class Tenant:
             sp = await self.instantiate(display_name)
             created = True
             return sp
-
-        from connector.http import retry_async
 
         sp = await retry_async(attempt, what="create the enterprise app", policy=self.graph.policy)
         return sp, created
@@ -137,29 +147,27 @@ class Tenant:
 
     # --- assignments -------------------------------------------------------------------------------------
 
-    async def assignments(self, sp_id: str) -> list[Any]:
+    async def assignments(self, sp_id: str) -> list[Json]:
         builder = self.sdk.service_principals.by_service_principal_id(sp_id).app_role_assigned_to
-        endpoint = f"GET /servicePrincipals/{sp_id}/appRoleAssignedTo"
-        first = await self.graph.call(endpoint, lambda: builder.get(), permission="assign")
-        return await self.graph.all_pages(endpoint, first, builder, permission="assign")
+        return await self.graph.get_all_json(f"GET /servicePrincipals/{sp_id}/appRoleAssignedTo", builder,
+                                             permission="assign")
 
-    async def assign(self, sp: Any, principal_id: str, *, fresh: bool = False) -> None:
+    async def assign(self, sp: Json, principal_id: str, *, fresh: bool = False) -> None:
         """Assign a group (or user) to the app with its "User" role; a no-op when already assigned."""
         from msgraph.generated.models.app_role_assignment import AppRoleAssignment
 
-        from connector.http import retry_async
-
-        builder = self.sdk.service_principals.by_service_principal_id(sp.id).app_role_assigned_to
-        role = user_role_id(sp)
+        sp_id = str(sp["id"])
+        builder = self.sdk.service_principals.by_service_principal_id(sp_id).app_role_assigned_to
+        body = AppRoleAssignment(principal_id=uuid.UUID(principal_id), resource_id=uuid.UUID(sp_id),
+                                 app_role_id=uuid.UUID(user_role_id(sp)))
 
         async def attempt() -> None:
-            if any(str(a.principal_id) == principal_id for a in await self.assignments(sp.id)):
+            if any(str(a.get("principalId")) == principal_id for a in await self.assignments(sp_id)):
                 return
-            body = AppRoleAssignment(principal_id=uuid.UUID(principal_id), resource_id=uuid.UUID(str(sp.id)),
-                                     app_role_id=uuid.UUID(role))
-            await self.graph.call(
-                f"POST /servicePrincipals/{sp.id}/appRoleAssignedTo",
-                lambda: builder.post(body, request_configuration=_no_sdk_retry()), permission="assign", retry=False,
+            await self.graph.send_json(
+                f"POST /servicePrincipals/{sp_id}/appRoleAssignedTo",
+                lambda: builder.to_post_request_information(body, _config(no_retry=True)),
+                permission="assign", retry=False,
             )
 
         await retry_async(attempt, what="assign a group to the app",
@@ -169,19 +177,14 @@ class Tenant:
     # --- directory objects -------------------------------------------------------------------------------
 
     async def _group_names(self) -> list[str]:
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
         from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
 
         query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(select=["displayName"], top=999)
-        page = await self.graph.call(
-            "GET /groups", lambda: self.sdk.groups.get(
-                request_configuration=RequestConfiguration(query_parameters=query)), permission="groups",
-        )
-        return [g.display_name for g in page.value or [] if g.display_name]
+        page = await self._get("GET /groups", self.sdk.groups, query, permission="groups")
+        return [str(g["displayName"]) for g in (page or {}).get("value") or [] if g.get("displayName")]
 
-    async def find_group(self, name_or_id: str) -> Any:
+    async def find_group(self, name_or_id: str) -> Json:
         """A group by display name (exact) or object id; NotFound with close names otherwise."""
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
         from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
 
         select = ["id", "displayName"]
@@ -190,36 +193,31 @@ class Tenant:
 
             q = GroupItemRequestBuilder.GroupItemRequestBuilderGetQueryParameters(select=select)
             try:
-                return await self.graph.call(
-                    f"GET /groups/{name_or_id}",
-                    lambda: self.sdk.groups.by_group_id(name_or_id).get(
-                        request_configuration=RequestConfiguration(query_parameters=q)), permission="groups",
-                )
+                group = await self._get(f"GET /groups/{name_or_id}", self.sdk.groups.by_group_id(name_or_id), q,
+                                        permission="groups")
             except RemoteError as exc:
                 if exc.status != 404:
                     raise
                 raise NotFound(f"no Entra group with id {name_or_id}") from None
+            return group if isinstance(group, dict) else {}
         query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
             filter=f"displayName eq {odata_quote(name_or_id)}", select=select,
         )
-        page = await self.graph.call(
-            "GET /groups", lambda: self.sdk.groups.get(
-                request_configuration=RequestConfiguration(query_parameters=query)), permission="groups",
-        )
-        found = [g for g in page.value or [] if g.display_name == name_or_id] or list(page.value or [])
+        page = await self._get("GET /groups", self.sdk.groups, query, permission="groups")
+        groups: list[Json] = list((page or {}).get("value") or [])
+        found = [g for g in groups if g.get("displayName") == name_or_id] or groups
         if len(found) > 1:
             raise NotFound(
                 f"{len(found)} Entra groups are named {name_or_id!r}",
-                hint="use the group's object id instead: " + ", ".join(str(g.id) for g in found),
+                hint="use the group's object id instead: " + ", ".join(str(g.get("id")) for g in found),
             )
         if not found:
             candidates = difflib.get_close_matches(name_or_id, await self._group_names(), n=3, cutoff=0.5)
             raise NotFound(f"no Entra group named {name_or_id!r}", candidates=candidates)
         return found[0]
 
-    async def find_user(self, upn_or_id: str, select: list[str]) -> dict[str, Any]:
-        """A user as Graph JSON, by userPrincipalName or object id."""
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
+    async def find_user(self, upn_or_id: str, select: list[str]) -> Json:
+        """A user by userPrincipalName or object id."""
         from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
         if is_guid(upn_or_id):
@@ -227,52 +225,40 @@ class Tenant:
         query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
             filter=f"userPrincipalName eq {odata_quote(upn_or_id)}", select=select,
         )
-        builder = self.sdk.users
-        page = await self.graph.send_json(
-            "GET /users", lambda: builder.to_get_request_information(RequestConfiguration(query_parameters=query)),
-            permission="users",
-        )
+        page = await self._get("GET /users", self.sdk.users, query, permission="users")
         users = list((page or {}).get("value") or [])
         if not users:
             raise NotFound(f"no Entra user with userPrincipalName {upn_or_id!r}",
                            hint="give the userPrincipalName (e.g. ada@contoso.com) or the object id")
         return users[0]  # type: ignore[no-any-return]
 
-    async def get_user(self, user_id: str, select: list[str]) -> dict[str, Any]:
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
+    async def get_user(self, user_id: str, select: list[str]) -> Json:
         from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 
         q = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=select)
-        builder = self.sdk.users.by_user_id(user_id)
         try:
-            data = await self.graph.send_json(
-                f"GET /users/{user_id}",
-                lambda: builder.to_get_request_information(RequestConfiguration(query_parameters=q)),
-                permission="users",
-            )
+            data = await self._get(f"GET /users/{user_id}", self.sdk.users.by_user_id(user_id), q,
+                                   permission="users")
         except RemoteError as exc:
             if exc.status != 404:
                 raise
             raise NotFound(f"no Entra user with id {user_id}") from None
         return data if isinstance(data, dict) else {}
 
-    async def group_members(self, group_id: str, select: list[str]) -> list[dict[str, Any]]:
-        """Direct members that are users, as Graph JSON (Entra provisions direct members only)."""
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
+    async def group_members(self, group_id: str, select: list[str]) -> list[Json]:
+        """Direct members that are users (Entra provisions direct members only)."""
         from msgraph.generated.groups.item.members.members_request_builder import MembersRequestBuilder
 
         builder = self.sdk.groups.by_group_id(group_id).members
         query = MembersRequestBuilder.MembersRequestBuilderGetQueryParameters(select=select, top=999)
-        members = await self.graph.get_all_json(
-            f"GET /groups/{group_id}/members", builder, RequestConfiguration(query_parameters=query),
-            permission="groups",
-        )
+        members = await self.graph.get_all_json(f"GET /groups/{group_id}/members", builder, _config(query),
+                                                permission="groups")
         # Members may be users, groups, devices or service principals; only users are provisioned.
         return [m for m in members if str(m.get("@odata.type", "#microsoft.graph.user")).lower().endswith("user")]
 
     # --- synchronization ---------------------------------------------------------------------------------
 
-    async def templates(self, sp_id: str, *, fresh: bool = False) -> list[dict[str, Any]]:
+    async def templates(self, sp_id: str, *, fresh: bool = False) -> list[Json]:
         builder = self.sync(sp_id).templates
         endpoint = f"GET /servicePrincipals/{sp_id}/synchronization/templates"
         data = await self.graph.raw("GET", builder, endpoint, permission="sync",
@@ -280,41 +266,38 @@ class Tenant:
                                     policy=PROPAGATION_POLICY if fresh else None)
         return list((data or {}).get("value") or [])
 
-    async def jobs(self, sp_id: str) -> list[Any]:
-        builder = self.sync(sp_id).jobs
-        endpoint = f"GET /servicePrincipals/{sp_id}/synchronization/jobs"
-        first = await self.graph.call(endpoint, lambda: builder.get(), permission="sync")
-        return await self.graph.all_pages(endpoint, first, builder, permission="sync")
+    async def jobs(self, sp_id: str) -> list[Json]:
+        return await self.graph.get_all_json(f"GET /servicePrincipals/{sp_id}/synchronization/jobs",
+                                             self.sync(sp_id).jobs, permission="sync")
 
-    async def find_job(self, sp_id: str) -> Any | None:
+    async def find_job(self, sp_id: str) -> Json | None:
         jobs = await self.jobs(sp_id)
         for job in jobs:
-            if str(job.template_id or "").lower() == JOB_TEMPLATE or str(job.id or "").startswith("scim."):
+            if str(job.get("templateId") or "").lower() == JOB_TEMPLATE or str(job.get("id", "")).startswith("scim."):
                 return job
         return jobs[0] if jobs else None
 
-    async def get_job(self, sp_id: str, job_id: str) -> Any:
-        builder = self.job_builder(sp_id, job_id)
-        return await self.graph.call(f"GET /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}",
-                                     lambda: builder.get(), permission="sync")
+    async def get_job(self, sp_id: str, job_id: str) -> Json:
+        data = await self._get(f"GET /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}",
+                               self.job_builder(sp_id, job_id), permission="sync")
+        return data if isinstance(data, dict) else {}
 
-    async def ensure_job(self, sp_id: str, *, fresh: bool = False) -> Any:
+    async def ensure_job(self, sp_id: str, *, fresh: bool = False) -> Json:
         from msgraph.generated.models.synchronization_job import SynchronizationJob
 
-        from connector.http import retry_async
-
         builder = self.sync(sp_id).jobs
+        body = SynchronizationJob(template_id=JOB_TEMPLATE)
 
-        async def attempt() -> Any:
+        async def attempt() -> Json:
             job = await self.find_job(sp_id)
             if job is not None:
                 return job
-            return await self.graph.call(
+            made = await self.graph.send_json(
                 f"POST /servicePrincipals/{sp_id}/synchronization/jobs",
-                lambda: builder.post(SynchronizationJob(template_id=JOB_TEMPLATE),
-                                     request_configuration=_no_sdk_retry()),
+                lambda: builder.to_post_request_information(body, _config(no_retry=True)),
                 permission="sync", retry=False,
             )
+            return made if isinstance(made, dict) else {}
 
         return await retry_async(attempt, what="create the provisioning job",
                                  policy=PROPAGATION_POLICY if fresh else self.graph.policy,
@@ -354,7 +337,8 @@ class Tenant:
                               lambda: builder.put(SecretsPutRequestBody(value=pairs)), permission="sync")
 
     async def validate_credentials(self, sp_id: str, job_id: str, credentials: dict[str, str] | None) -> None:
-        """Entra's "Test connection": Entra queries the SCIM endpoint. Raises RemoteError with the SCIM error."""
+        """Entra's "Test connection": Entra queries the SCIM endpoint. Raises RemoteError with the SCIM error.
+        credentials None = test the saved ones (useSavedCredentials)."""
         from msgraph.generated.models.synchronization_secret import SynchronizationSecret
         from msgraph.generated.models.synchronization_secret_key_string_value_pair import (
             SynchronizationSecretKeyStringValuePair,
@@ -372,7 +356,7 @@ class Tenant:
         await self.graph.call(f"POST /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}/validateCredentials",
                               lambda: builder.post(body), permission="sync")
 
-    async def get_schema(self, sp_id: str, job_id: str) -> dict[str, Any]:
+    async def get_schema(self, sp_id: str, job_id: str) -> Json:
         builder = self.job_builder(sp_id, job_id).schema
         data = await self.graph.raw("GET", builder,
                                     f"GET /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}/schema",
@@ -382,7 +366,7 @@ class Tenant:
         data.pop("@odata.context", None)
         return data
 
-    async def put_schema(self, sp_id: str, job_id: str, schema: dict[str, Any]) -> None:
+    async def put_schema(self, sp_id: str, job_id: str, schema: Json) -> None:
         builder = self.job_builder(sp_id, job_id).schema
         await self.graph.raw("PUT", builder, f"PUT /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}/schema",
                              body=schema, permission="sync")
@@ -397,8 +381,9 @@ class Tenant:
         await self.graph.call(f"POST /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}/pause",
                               lambda: builder.post(), permission="sync")
 
-    async def provision_on_demand(self, sp_id: str, job_id: str, rule_id: str, subject: dict[str, Any],
-                                  *, retry_on: Callable[[BaseException], bool] | None = None) -> Any:
+    async def provision_on_demand(self, sp_id: str, job_id: str, rule_id: str, subject: Json,
+                                  *, retry_on: Callable[[BaseException], bool] | None = None) -> Json:
+        """One provisionOnDemand call; returns the raw {key, value} pair (both JSON text)."""
         from msgraph.generated.models.synchronization_job_application_parameters import (
             SynchronizationJobApplicationParameters,
         )
@@ -421,14 +406,14 @@ class Tenant:
                                                 object_type_name=subject["objectTypeName"], links=links)],
         )])
         builder = self.job_builder(sp_id, job_id).provision_on_demand
-        return await self.graph.call(
+        data = await self.graph.send_json(
             f"POST /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}/provisionOnDemand",
-            lambda: builder.post(body), permission="sync", retry_on=retry_on,
+            lambda: builder.to_post_request_information(body), permission="sync", retry_on=retry_on,
         )
+        return data if isinstance(data, dict) else {}
 
-    async def provisioning_log(self, sp_id: str, *, top: int = 50) -> list[Any]:
+    async def provisioning_log(self, sp_id: str, *, top: int = 50) -> list[Json]:
         """Recent provisioning log entries of this app, newest first."""
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
         from msgraph.generated.audit_logs.provisioning.provisioning_request_builder import (
             ProvisioningRequestBuilder,
         )
@@ -436,19 +421,17 @@ class Tenant:
         query = ProvisioningRequestBuilder.ProvisioningRequestBuilderGetQueryParameters(
             filter=f"servicePrincipal/id eq {odata_quote(sp_id)}", top=top, orderby=["activityDateTime desc"],
         )
-        page = await self.graph.call(
-            "GET /auditLogs/provisioning",
-            lambda: self.sdk.audit_logs.provisioning.get(
-                request_configuration=RequestConfiguration(query_parameters=query)), permission="logs",
-        )
-        entries = list(page.value or [])
+        page = await self._get("GET /auditLogs/provisioning", self.sdk.audit_logs.provisioning, query,
+                               permission="logs")
+        entries: list[Json] = list((page or {}).get("value") or [])
         # Filter again locally: the service's filter support on nested properties has varied over time.
-        return [e for e in entries if e.service_principal is None or str(e.service_principal.id) == sp_id]
+        return [e for e in entries
+                if not isinstance(e.get("servicePrincipal"), dict) or str(e["servicePrincipal"].get("id")) == sp_id]
 
 
-def user_role_id(sp: Any) -> str:
+def user_role_id(sp: Json) -> str:
     """The id of the app's "User" role (the non-gallery template's default), else default access."""
-    for role in getattr(sp, "app_roles", None) or []:
-        if (role.display_name == "User" or role.value == "User") and role.is_enabled is not False:
-            return str(role.id)
+    for role in sp.get("appRoles") or []:
+        if (role.get("displayName") == "User" or role.get("value") == "User") and role.get("isEnabled") is not False:
+            return str(role["id"])
     return DEFAULT_ROLE_ID

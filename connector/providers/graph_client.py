@@ -180,16 +180,6 @@ class GraphClient:
         return await retry_async(once, what=endpoint, policy=pol,
                                  retry_on=retry_on or (lambda e: is_retryable(e, pol)))
 
-    async def all_pages(self, endpoint: str, first: Any, builder: Any, *, permission: str | None = None) -> list[Any]:
-        """Every item of a collection, following @odata.nextLink until it is absent."""
-        items = list(first.value or [])
-        link = first.odata_next_link
-        while link:
-            page = await self.call(endpoint, _next_page(builder, link), permission=permission)
-            items.extend(page.value or [])
-            link = page.odata_next_link
-        return items
-
     # --- raw JSON over the SDK's adapter (auth, retries and base URL stay the SDK's) -------------------------
 
     async def send_json(
@@ -214,11 +204,7 @@ class GraphClient:
             ri.headers.try_add("Accept", "application/json")
             if body is not None:
                 ri.set_stream_content(json.dumps(body).encode("utf-8"), "application/json")
-            if ri.http_method.value in ("GET", "POST", "PUT") or body is not None:
-                data = await adapter.send_primitive_async(ri, "bytes", {"XXX": ODataError})
-            else:
-                await adapter.send_no_response_content_async(ri, {"XXX": ODataError})
-                data = None
+            data = await adapter.send_primitive_async(ri, "bytes", {"XXX": ODataError})  # None on 204
             return json.loads(data) if data else None
 
         return await self.call(endpoint, send, permission=permission, retry=retry, retry_on=retry_on,
@@ -266,10 +252,3 @@ def _next_request(builder: Any, link: str) -> Callable[[], Any]:
         return builder.with_url(link).to_get_request_information()
 
     return make
-
-
-def _next_page(builder: Any, link: str) -> Callable[[], Awaitable[Any]]:
-    def fetch() -> Awaitable[Any]:
-        return builder.with_url(link).get()  # type: ignore[no-any-return]
-
-    return fetch
