@@ -77,6 +77,9 @@ _ENTRA_QUARANTINE = (
 )
 
 
+_ROLES = "Re-apply the Team's role set from the config's access template (`astro-scim drift --fix --yes`)."
+
+
 def remedy_text(idp: str, kind: Kind, *, issue_kind: str = "") -> str:
     if kind is Kind.IDP_ERROR and issue_kind.endswith("quarantine"):
         return _ENTRA_QUARANTINE
@@ -90,9 +93,11 @@ def remedy_text(idp: str, kind: Kind, *, issue_kind: str = "") -> str:
             Kind.MEMBERSHIP_MISSING: _FAQ_OKTA_GROUP,
             Kind.MEMBERSHIP_EXTRA: _FAQ_OKTA_GROUP,
             Kind.IDP_ERROR: _FAQ_OKTA_GROUP if "push" in issue_kind else _FAQ_OKTA_USER,
-        }[kind]
+        }.get(kind, _ROLES)
     if kind is Kind.ORPHANED:
         return _FAQ_AZURE_ORPHAN
+    if kind is Kind.TEAM_ROLES_MISMATCH:
+        return _ROLES
     return _FAQ_AZURE
 
 

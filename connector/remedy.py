@@ -81,6 +81,8 @@ def plan_remedies(idp: str, findings: list[Finding], *, delete_orphans: bool = F
     b = _Builder(idp)
     sizes = {k.casefold(): v for k, v in (group_sizes or {}).items()}
     for f in findings:
+        if f.kind is Kind.TEAM_ROLES_MISMATCH:
+            continue  # access templates: connector.access re-applies role sets itself
         if idp == "okta":
             _okta(b, f, delete_orphans)
         else:

@@ -65,7 +65,7 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
         if r.clean:
             console.print(Text("  no drift", style="green"))
             continue
-        table = Table(show_header=True, header_style="bold", expand=False, pad_edge=False)
+        table = Table(show_header=True, header_style="bold", expand=False)
         for col in ("id", "kind", "subject", "detail"):
             table.add_column(col, overflow="fold")
         for f in r.findings:
@@ -76,7 +76,7 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
         console.print(Text(f"  {len(r.findings)} finding(s): {counts}", style="bold red"))
         console.print(Text("  remedies (Astro SCIM FAQ):", style="bold"))
         for remedy, kinds in _remedies(r.findings):
-            console.print(Text(f"  - {', '.join(kinds)}: {remedy}"))
+            console.print(Text(f"  - {', '.join(kinds)}: {remedy}"), soft_wrap=True)
     return buf.getvalue()
 
 

@@ -122,6 +122,11 @@ def run(args: argparse.Namespace) -> int:
             results.append(result)
         finally:
             provider.close()
+    if cfg.access:
+        # Team access templates (connector/access.py) add team_roles_mismatch findings and re-apply role sets.
+        from connector.access import audit_team_roles
+
+        audit_team_roles(cfg, results, fix=args.fix, yes=args.yes, say=_narrate(machine_on_stdout))
     _emit(results, fmt, args.output)
     return EXIT_OK if all(r.clean for r in results) else EXIT_FINDINGS
 
