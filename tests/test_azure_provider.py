@@ -273,50 +273,6 @@ def test_apply_and_a_job_cycle_provision_users_and_teams_into_astro(sandbox: San
         assert members == {key_to_upn[k] for k in by_name[name].member_keys}, name
 
 
-def test_provision_user_makes_exactly_that_user_appear(sandbox: Sandbox, azure_config: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    applied(azure_config, "--pause")  # configured, but no cycle has run
-    org = azure_org(sandbox)
-    assert sandbox.astro.users(org) == []
-    person = sandbox.seed_org.people[3]
-    capsys.readouterr()
-    assert cli("provision", "--user", person.email, config=azure_config) == 0
-    out = capsys.readouterr().out
-    assert "User" in out and "success" in out.lower()
-    assert [u["userName"] for u in sandbox.astro.users(org)] == [person.email]
-
-
-def test_group_of_twelve_is_provisioned_in_three_calls_within_the_rate_limit(
-    sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    applied(azure_config, "--pause")
-    sandbox.logs["graph"].clear()
-    assert cli("provision", "--group", ASSIGNED_TEAM, config=azure_config) == 0
-    calls = [e for e in sandbox.logs["graph"].entries if e.path.endswith("/provisionOnDemand")]
-    assert len(calls) == 3 and all(e.status == 200 for e in calls)
-    org = azure_org(sandbox)
-    assert len(sandbox.astro.users(org)) == 12
-    [team] = [g for g in sandbox.astro.groups(org) if g["displayName"] == ASSIGNED_TEAM]
-    assert len(team["members"]) == 12
-
-
-def test_more_calls_than_the_limit_are_paced_not_throttled(sandbox: Sandbox, azure_config: Path) -> None:
-    assert sandbox.graph is not None
-    applied(azure_config, "--pause")
-    # Scale the service's window down (5 calls per 1 s) so the test is quick; the client keeps its own pace.
-    sandbox.graph.ondemand_window_s = 1.0
-    p = AzureProvider(load_config(azure_config))
-    p.window.period = 1.0
-    try:
-        sandbox.logs["graph"].clear()
-        results = p.provision_on_demand(users=[person.email for person in sandbox.seed_org.people[:7]])
-    finally:
-        p.close()
-    assert len(results) == 7 and not any(r.failed for r in results)
-    calls = [e for e in sandbox.logs["graph"].entries if e.path.endswith("/provisionOnDemand")]
-    assert [e.status for e in calls] == [200] * 7  # paced: the service never had to say 429
-
-
 # --- robustness --------------------------------------------------------------------------------------------
 
 

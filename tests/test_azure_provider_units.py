@@ -264,6 +264,20 @@ def test_parse_on_demand_array_shape_and_garbage() -> None:
     assert (r.status, r.error_code) == ("Skipped", "RedundantExport")
 
 
+def test_call_summary_is_not_pinned_on_every_subject() -> None:
+    key = json.dumps({"result": "Skipped", "details": {"errorCode": "NotEffectivelyEntitled"}})
+    value = json.dumps([{"action": "Create", "statusInfo": {"status": "Success"}},
+                        {"action": "Other", "statusInfo": {"status": "Skipped", "reason": "NotEffectivelyEntitled"}}])
+    ok, skipped = parse_response(key, value, subject="g", object_type="Group")
+    assert ok.ok and (ok.error_code, ok.reason) == ("", "")
+    assert not skipped.ok and not skipped.failed
+    assert skipped.describe() == ("Group g: Other, Skipped (NotEffectivelyEntitled); not in scope: assign the user "
+                                  "(or a group it is a direct member of) to the app")
+    [same] = parse_response(None, json.dumps({"statusInfo": {"status": "Skipped", "reason": "RedundantExport"}}),
+                            subject="u", object_type="User")
+    assert same.ok
+
+
 # --- errors ------------------------------------------------------------------------------------------------
 
 

@@ -21,11 +21,13 @@ def run(args: argparse.Namespace) -> int:
         results = provider.provision(user=args.user, group=args.group)  # type: ignore[attr-defined]
     finally:
         provider.close()
-    failed = 0
+    not_done = 0
     for r in results:
-        style = "red" if r.failed else "green" if r.status.lower() == "success" else "yellow"
+        style = "red" if r.failed else "green" if r.ok else "yellow"
         output.say("  " + r.describe(), style=style)
-        failed += r.failed
-    calls = "call" if len(results) == 1 else "results"
-    output.say(f"{len(results)} {calls}, {failed} failed", style="bold red" if failed else "bold green")
-    return EXIT_FINDINGS if failed else EXIT_OK
+        not_done += not r.ok
+    summary = f"{len(results)} result(s): {len(results) - not_done} provisioned or in sync"
+    if not_done:
+        summary += f", {not_done} not provisioned"
+    output.say(summary, style="bold red" if not_done else "bold green")
+    return EXIT_FINDINGS if not_done else EXIT_OK

@@ -87,11 +87,29 @@ class OnDemandResult:
     def failed(self) -> bool:
         return self.status.lower() in ("failure", "failed", "error")
 
+    @property
+    def ok(self) -> bool:
+        """Provisioned, or skipped only because Astro already matches (RedundantExport)."""
+        status = self.status.lower()
+        if status in ("success", "succeeded"):
+            return True
+        return status == "skipped" and "redundantexport" in (self.error_code + self.reason).lower()
+
     def describe(self) -> str:
         text = f"{self.object_type} {self.subject}: {self.action or 'no action'}, {self.status}"
-        if self.error_code or self.reason:
-            text += f" ({': '.join(p for p in (self.error_code, self.reason) if p)})"
+        parts = [p for p in dict.fromkeys((self.error_code, self.reason)) if p]
+        if parts:
+            text += f" ({': '.join(parts)})"
+        hint = SKIP_HINTS.get(self.error_code or self.reason)
+        if hint and not self.ok:
+            text += f"; {hint}"
         return text
+
+
+SKIP_HINTS = {
+    "NotEffectivelyEntitled": "not in scope: assign the user (or a group it is a direct member of) to the app",
+    "RedundantExport": "already in sync",
+}
 
 
 def _loads(text: Any) -> Any:
@@ -113,6 +131,7 @@ def _ci(d: dict[str, Any], *names: str) -> Any:
 
 
 def _one(entry: dict[str, Any], fallback_subject: str, key_info: dict[str, Any]) -> OnDemandResult:
+    """One subject's result. `key_info` (the call's overall result) only fills in what the entry lacks."""
     status_info = _ci(entry, "statusInfo", "provisioningStatusInfo") or {}
     if not isinstance(status_info, dict):
         status_info = {}
@@ -154,7 +173,9 @@ def parse_response(key: str | None, value: str | None, *, subject: str, object_t
         key_info = {}
     parsed = _loads(value)
     entries = parsed if isinstance(parsed, list) else [parsed] if isinstance(parsed, dict) else []
-    results = [_one(e, subject, key_info) for e in entries if isinstance(e, dict)]
+    dicts = [e for e in entries if isinstance(e, dict)]
+    # The key summarises the whole call: attribute its details to an entry only when there is one entry.
+    results = [_one(e, subject, key_info if len(dicts) == 1 else {}) for e in dicts]
     if not results:
         results = [_one({}, subject, key_info)]
     for r in results:
