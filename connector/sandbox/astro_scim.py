@@ -40,10 +40,12 @@ from scim2_models import (
     UnauthorizedException,
     Uniqueness,
 )
+from scim2_server import routing as scim2_routing
 from scim2_server.applications.wsgi import WSGIApplication, send_response
 from scim2_server.memory import InMemoryStorage, _hashable
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
+from scim2_server.routing import Target
 from scim2_server.service import ScimService
 from scim2_server.storage import SearchPage
 from scim2_server.utils import (
@@ -267,12 +269,20 @@ class _RawResponse(ScimResponse):
     raw: bytes = b""
 
 
+# scim2-server routes each request 3-4 times (auth, body limit, dispatch, operation), each a scan of 20 patterns;
+# the answer depends only on (method, path) and Target is frozen, so it is computed once.
+_route = functools.lru_cache(maxsize=8192)(scim2_routing.match)
+
+
 class AstroService(ScimService):
     """scim2-server's service; list pages reuse each resource's JSON while its version is unchanged."""
 
     def __init__(self, provider: ScimProvider, storage: AstroStorage) -> None:
         super().__init__(provider, secret=os.environ.get("SCIM2_SERVER_SECRET"))
         self.storage = storage
+
+    def match(self, request: ScimRequest) -> Target:  # type: ignore[override]
+        return _route(request.method.upper(), request.path)
 
     def _rendered(self, base_url: str, resource: Resource[Any], search_request: SearchRequest[Any]) -> bytes:
         key = cast(str, resource.id)
