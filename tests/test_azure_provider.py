@@ -297,6 +297,29 @@ def test_apply_converges_under_throttling_and_server_errors_without_duplicates(
     assert len(sandbox.astro.users(azure_org(sandbox))) == 12
 
 
+def test_create_answered_with_a_gateway_timeout_is_not_repeated(
+    sandbox: Sandbox, azure_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entra can create the app and still answer 504. A blind retry of the POST would make a second app."""
+    from connector.sandbox.graph_api import GraphError
+
+    assert sandbox.graph is not None
+    real = sandbox.graph.instantiate
+    calls: list[str] = []
+
+    def created_then_timed_out(display_name: str) -> Any:
+        calls.append(display_name)
+        result = real(display_name)
+        if len(calls) == 1:
+            raise GraphError(504, "GatewayTimeout", "The operation timed out.")
+        return result
+
+    monkeypatch.setattr(sandbox.graph, "instantiate", created_then_timed_out)
+    applied(azure_config)
+    assert calls == ["Astro"]  # the retry found the app instead of posting again
+    sp_of(sandbox)
+
+
 def test_missing_permission_is_named(sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert sandbox.graph is not None
     applied(azure_config)
