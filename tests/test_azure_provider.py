@@ -417,3 +417,24 @@ def test_read_view_maps_in_scope_users_and_groups(sandbox: Sandbox, azure_config
     assert len(groups[ASSIGNED_TEAM].members) == 11
     assert view.issues == []
     json.dumps([u.expected for u in view.users])  # plain values only
+
+
+def test_provider_works_from_worker_threads_and_inside_a_running_loop(sandbox: Sandbox, azure_config: Path) -> None:
+    """drift reads the IdP in a worker thread while other code may run an event loop."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    applied(azure_config)
+    p = AzureProvider(load_config(azure_config))
+    try:
+        assert not p.plan()  # main thread
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            views = list(pool.map(lambda _: p.read_view(), range(2)))  # two threads at once: serialized
+        assert [len(v.users) for v in views] == [12, 12]
+
+        async def inside() -> int:
+            return len(p.read_view().users)
+
+        assert asyncio.run(inside()) == 12
+    finally:
+        p.close()

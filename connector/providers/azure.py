@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,7 @@ class AzureProvider:
         self.tenant = Tenant(self.graph)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()  # one call at a time on our loop, whichever thread calls (drift uses a pool)
         self._mapping: MappingFile | None = None
         # provisionOnDemand's limit is per app: one window for every call this provider makes.
         self.window = SlidingWindow()
@@ -111,6 +113,10 @@ class AzureProvider:
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         """One sync entry point per public method; the provider keeps one event loop for its HTTP client."""
+        with self._lock:
+            return self._run_locked(coro)
+
+    def _run_locked(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
         loop = self._loop
@@ -124,6 +130,10 @@ class AzureProvider:
         return self._pool.submit(loop.run_until_complete, coro).result()
 
     def close(self) -> None:
+        with self._lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
         if self._loop is not None:
             loop, self._loop = self._loop, None
             if self._pool is not None:
