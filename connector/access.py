@@ -6,14 +6,14 @@
         workspaces: {analytics: WORKSPACE_AUTHOR}            # Workspace name or id -> role
         deployments: {analytics/prod: DEPLOYMENT_ADMIN}      # "<workspace>/<deployment>" or a Deployment id
 
-A template is the Team's whole role set: Astro's `POST .../teams/{id}/roles` replaces every role, so a scope the
-template leaves out ends up empty. SCIM brings the Team and its members, never its roles; the provider in
+A template is the Team's whole role set: Astro's `POST .../teams/{id}/roles` replaces every role, so a scope
+the template leaves out ends up empty. SCIM brings the Team and its members, never its roles; the provider in
 connector/providers/astro_access.py sets them once the IdP has pushed the group.
 
 Checks here need no network: role names per scope (reference/astro-api.md), the hierarchy rule (a Deployment
-role needs a role on that Deployment's Workspace), and that some IdP of the config pushes (Okta `push_groups`) or
-provisions (Entra `assign_groups`) every group named. Names of Workspaces and Deployments are resolved, and
-checked, against Astro at plan time. Every finding carries file:line:col.
+role needs a role on that Deployment's Workspace), and that some IdP of the config pushes (Okta
+`push_groups`) or provisions (Entra `assign_groups`) every group named. Names of Workspaces and Deployments
+are resolved, and checked, against Astro at plan time. Every finding carries file:line:col.
 """
 
 from __future__ import annotations
@@ -33,8 +33,13 @@ if TYPE_CHECKING:
     from connector.plan import Plan
 
 ORGANIZATION_ROLES = ("ORGANIZATION_MEMBER", "ORGANIZATION_BILLING_ADMIN", "ORGANIZATION_OWNER")
-WORKSPACE_ROLES = ("WORKSPACE_ACCESSOR", "WORKSPACE_MEMBER", "WORKSPACE_AUTHOR", "WORKSPACE_OPERATOR",
-                   "WORKSPACE_OWNER")
+WORKSPACE_ROLES = (
+    "WORKSPACE_ACCESSOR",
+    "WORKSPACE_MEMBER",
+    "WORKSPACE_AUTHOR",
+    "WORKSPACE_OPERATOR",
+    "WORKSPACE_OWNER",
+)
 # Deployments take DEPLOYMENT_ADMIN or the name of a custom Deployment role defined in the Organization.
 DEPLOYMENT_ADMIN = "DEPLOYMENT_ADMIN"
 DEFAULT_ORGANIZATION_ROLE = "ORGANIZATION_MEMBER"
@@ -85,7 +90,7 @@ class AccessTemplate:
 
 
 def providers_of(cfg: ProjectConfig, group: str) -> list[str]:
-    """The IdPs of `cfg` that make `group` a Team: Okta pushes `push_groups`, Entra provisions `assign_groups`."""
+    """IdPs of `cfg` making `group` a Team: Okta pushes `push_groups`, Entra provisions `assign_groups`."""
     out = []
     if cfg.okta is not None and group in cfg.okta.push_groups:
         out.append("okta")
@@ -113,8 +118,12 @@ class _Reader:
 
     def role(self, value: Any, location: Location, scope: str, allowed: tuple[str, ...]) -> str | None:
         if not isinstance(value, str) or not value.strip():
-            self.error(location, "access-role", f"the {scope} role must be a role name",
-                       hint="one of: " + ", ".join(allowed) if allowed else None)
+            self.error(
+                location,
+                "access-role",
+                f"the {scope} role must be a role name",
+                hint="one of: " + ", ".join(allowed) if allowed else None,
+            )
             return None
         if allowed and value not in allowed:
             upper = value.strip().upper()
@@ -130,8 +139,12 @@ class _Reader:
         if scope == "deployment":
             other = _scope_of(value)
             if other in ("organization", "workspace"):
-                self.error(location, "access-role", f"{value} is {_a(other)} {other} role, not a deployment role",
-                           hint=f"use {DEPLOYMENT_ADMIN} or a custom Deployment role name")
+                self.error(
+                    location,
+                    "access-role",
+                    f"{value} is {_a(other)} {other} role, not a deployment role",
+                    hint=f"use {DEPLOYMENT_ADMIN} or a custom Deployment role name",
+                )
                 return None
         return value
 
@@ -139,38 +152,54 @@ class _Reader:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            self.error(location, "access-shape", f"{what} must be a mapping of name -> role",
-                       hint=f"e.g. {what}: {{analytics: WORKSPACE_MEMBER}}" if what == "workspaces" else
-                       f"e.g. {what}: {{analytics/prod: DEPLOYMENT_ADMIN}}")
+            self.error(
+                location,
+                "access-shape",
+                f"{what} must be a mapping of name -> role",
+                hint=f"e.g. {what}: {{analytics: WORKSPACE_MEMBER}}"
+                if what == "workspaces"
+                else f"e.g. {what}: {{analytics/prod: DEPLOYMENT_ADMIN}}",
+            )
             return None
         return value
 
     def template(self, group: Any, body: Any) -> AccessTemplate | None:
         if not isinstance(group, str) or not group.strip():
-            self.error(self.loc(str(group), key=True), "access-shape", "a group name must be a non-empty string")
+            self.error(
+                self.loc(str(group), key=True), "access-shape", "a group name must be a non-empty string"
+            )
             return None
         where = self.loc(group, key=True)
         if body is None:
             body = {}
         if not isinstance(body, dict):
-            self.error(self.loc(group), "access-shape", f"access for {group!r} must be a mapping",
-                       hint="keys: " + ", ".join(TEMPLATE_KEYS))
+            self.error(
+                self.loc(group),
+                "access-shape",
+                f"access for {group!r} must be a mapping",
+                hint="keys: " + ", ".join(TEMPLATE_KEYS),
+            )
             return None
         ok = True
         for key in body:
             if key not in TEMPLATE_KEYS:
-                self.error(self.loc(group, str(key), key=True), "access-unknown-key",
-                           f"unknown key {key!r} in the access template of {group!r}",
-                           hint="allowed keys: " + ", ".join(TEMPLATE_KEYS))
+                self.error(
+                    self.loc(group, str(key), key=True),
+                    "access-unknown-key",
+                    f"unknown key {key!r} in the access template of {group!r}",
+                    hint="allowed keys: " + ", ".join(TEMPLATE_KEYS),
+                )
                 ok = False
         org_role = DEFAULT_ORGANIZATION_ROLE
         if "organization" in body:
-            checked = self.role(body["organization"], self.loc(group, "organization"), "organization",
-                                ORGANIZATION_ROLES)
+            checked = self.role(
+                body["organization"], self.loc(group, "organization"), "organization", ORGANIZATION_ROLES
+            )
             ok = ok and checked is not None
             org_role = checked or org_role
-        tpl = AccessTemplate(group=group, organization_role=org_role, idps=providers_of(self.cfg, group),
-                             location=where)
+        tpl = AccessTemplate(
+            group=group, organization_role=org_role, idps=providers_of(self.cfg, group), location=where
+        )
         workspaces = self.mapping(body.get("workspaces"), self.loc(group, "workspaces"), "workspaces")
         for ref, role in (workspaces or {}).items():
             key_loc = self.loc(group, "workspaces", str(ref), key=True)
@@ -187,8 +216,12 @@ class _Reader:
         for ref, role in (deployments or {}).items():
             key_loc = self.loc(group, "deployments", str(ref), key=True)
             if not isinstance(ref, str) or not (looks_like_id(ref) or _has_both_parts(ref)):
-                self.error(key_loc, "access-deployment", f"deployment {ref!r} must be '<workspace>/<deployment>' "
-                           "or a Deployment id", hint="e.g. analytics/prod")
+                self.error(
+                    key_loc,
+                    "access-deployment",
+                    f"deployment {ref!r} must be '<workspace>/<deployment>' or a Deployment id",
+                    hint="e.g. analytics/prod",
+                )
                 ok = False
                 continue
             checked = self.role(role, self.loc(group, "deployments", ref), "deployment", ())
@@ -209,10 +242,13 @@ class _Reader:
         ok = True
         for d in tpl.deployments:
             if d.workspace is not None and d.workspace not in granted and not by_id:
-                self.error(d.location, "access-hierarchy",
-                           f"a role on deployment {d.ref!r} needs a role on its workspace {d.workspace!r}, and "
-                           f"the template of {tpl.group!r} gives none",
-                           hint=f"add '{d.workspace}: WORKSPACE_ACCESSOR' (or any workspace role) under workspaces")
+                self.error(
+                    d.location,
+                    "access-hierarchy",
+                    f"a role on deployment {d.ref!r} needs a role on its workspace {d.workspace!r}, and "
+                    f"the template of {tpl.group!r} gives none",
+                    hint=f"add '{d.workspace}: WORKSPACE_ACCESSOR' (or any workspace role) under workspaces",
+                )
                 ok = False
         return ok
 
@@ -223,8 +259,10 @@ class _Reader:
         hints = []
         if cfg.okta is not None:
             if tpl.group in cfg.okta.assign_groups:
-                hints.append("okta only assigns it (its members get accounts); add it to okta.push_groups so "
-                             "it becomes a Team")
+                hints.append(
+                    "okta only assigns it (its members get accounts); add it to okta.push_groups so "
+                    "it becomes a Team"
+                )
             else:
                 hints.append("add it to okta.push_groups")
         if cfg.azure is not None:
@@ -232,9 +270,13 @@ class _Reader:
         known = [g for g in _all_groups(cfg) if g.casefold() == tpl.group.casefold()]
         if known:
             hints.insert(0, f"did you mean {known[0]!r}? (names are case-sensitive)")
-        self.error(tpl.location, "access-group", f"group {tpl.group!r} is not pushed or provisioned by any "
-                   "identity provider of this config, so it never becomes an Astro Team",
-                   hint="; ".join(hints) or "add an okta: or azure: section that provisions it")
+        self.error(
+            tpl.location,
+            "access-group",
+            f"group {tpl.group!r} is not pushed or provisioned by any "
+            "identity provider of this config, so it never becomes an Astro Team",
+            hint="; ".join(hints) or "add an okta: or azure: section that provisions it",
+        )
         return False
 
 
@@ -282,12 +324,14 @@ def validate_access(cfg: ProjectConfig) -> list[Finding]:
 
 
 def require_templates(cfg: ProjectConfig) -> list[AccessTemplate]:
-    """The templates, or ConfigError (exit 2) at the first mistake: commands refuse a broken access section."""
+    """Templates, or ConfigError (exit 2) at the first mistake; commands refuse a broken section."""
     templates, findings = parse_access(cfg)
     errors = [f for f in findings if f.severity is Severity.ERROR]
     if errors:
         first = errors[0]
-        more = f" (and {len(errors) - 1} more; run 'astro-scim validate {cfg.file}')" if len(errors) > 1 else ""
+        more = (
+            f" (and {len(errors) - 1} more; run 'astro-scim validate {cfg.file}')" if len(errors) > 1 else ""
+        )
         raise ConfigError(first.message + more, location=first.location, hint=first.hint)
     return templates
 
@@ -335,10 +379,12 @@ class RoleSet:
     def from_api(cls, team: Mapping[str, Any]) -> RoleSet:
         return cls(
             organization=str(team.get("organizationRole") or ""),
-            workspaces=frozenset((str(w.get("workspaceId")), str(w.get("role")))
-                                 for w in team.get("workspaceRoles") or []),
-            deployments=frozenset((str(d.get("deploymentId")), str(d.get("role")))
-                                  for d in team.get("deploymentRoles") or []),
+            workspaces=frozenset(
+                (str(w.get("workspaceId")), str(w.get("role"))) for w in team.get("workspaceRoles") or []
+            ),
+            deployments=frozenset(
+                (str(d.get("deploymentId")), str(d.get("role"))) for d in team.get("deploymentRoles") or []
+            ),
         )
 
     def body(self) -> dict[str, Any]:
@@ -350,11 +396,15 @@ class RoleSet:
         }
 
     def view(self, names: Mapping[str, str]) -> dict[str, Any]:
-        """By name, for plans and reports: {"organization", "workspaces": {name: role}, "deployments": {...}}."""
+        """By name, for plans and reports: {"organization", "workspaces": {name: role}, "deployments"}."""
         return {
             "organization": self.organization,
-            "workspaces": {names.get(i, i): r for i, r in sorted(self.workspaces, key=lambda x: names.get(x[0], x[0]))},
-            "deployments": {names.get(i, i): r for i, r in sorted(self.deployments, key=lambda x: names.get(x[0], x[0]))},
+            "workspaces": {
+                names.get(i, i): r for i, r in sorted(self.workspaces, key=lambda x: names.get(x[0], x[0]))
+            },
+            "deployments": {
+                names.get(i, i): r for i, r in sorted(self.deployments, key=lambda x: names.get(x[0], x[0]))
+            },
         }
 
 
@@ -363,8 +413,10 @@ def describe_diff(before: RoleSet, after: RoleSet, names: Mapping[str, str]) -> 
     lines = []
     if before.organization != after.organization:
         lines.append(f"~ organization {before.organization or '(none)'} -> {after.organization}")
-    for scope, old, new in (("workspace", before.workspaces, after.workspaces),
-                            ("deployment", before.deployments, after.deployments)):
+    for scope, old, new in (
+        ("workspace", before.workspaces, after.workspaces),
+        ("deployment", before.deployments, after.deployments),
+    ):
         old_map, new_map = dict(old), dict(new)
         for item in sorted(set(old_map) | set(new_map), key=lambda i: names.get(i, i)):
             label = names.get(item, item)
@@ -394,21 +446,36 @@ def team_role_findings(idp: str, plan: Plan) -> list[drift.Finding]:
             continue
         group = str(change.data["group"])
         detail = "Team roles differ from the access template: " + "; ".join(change.data.get("diff") or [])
-        out.append(drift.Finding(
-            id=drift.finding_id(idp, drift.Kind.TEAM_ROLES_MISMATCH, group),
-            kind=drift.Kind.TEAM_ROLES_MISMATCH, idp=idp, subject=group, detail=detail,
-            remedy="Re-apply the Team's role set from the config's access template: `astro-scim drift --fix "
-                   "--yes` (or `astro-scim apply --idp astro`) sets it with POST .../teams/{id}/roles.",
-            expected=change.after, actual=change.before, team=group, astro_id=str(change.data["team_id"]),
-        ))
+        out.append(
+            drift.Finding(
+                id=drift.finding_id(idp, drift.Kind.TEAM_ROLES_MISMATCH, group),
+                kind=drift.Kind.TEAM_ROLES_MISMATCH,
+                idp=idp,
+                subject=group,
+                detail=detail,
+                remedy="Re-apply the Team's role set from the config's access template: "
+                "`astro-scim drift --fix --yes` (or `astro-scim apply --idp astro`) sets it with "
+                "POST .../teams/{id}/roles.",
+                expected=change.after,
+                actual=change.before,
+                team=group,
+                astro_id=str(change.data["team_id"]),
+            )
+        )
     return out
 
 
 Say = Callable[[str], None]
 
 
-def audit_team_roles(cfg: ProjectConfig, results: Iterable[drift.AuditResult], *, fix: bool = False,
-                     yes: bool = False, say: Say | None = None) -> None:
+def audit_team_roles(
+    cfg: ProjectConfig,
+    results: Iterable[drift.AuditResult],
+    *,
+    fix: bool = False,
+    yes: bool = False,
+    say: Say | None = None,
+) -> None:
     """Add `team_roles_mismatch` findings to each IdP's audit; with fix and yes, re-apply the role sets.
 
     Called by `astro-scim drift` after the SCIM audit. Does nothing when the config has no access section.
@@ -434,18 +501,24 @@ def audit_team_roles(cfg: ProjectConfig, results: Iterable[drift.AuditResult], *
                         say("  " + change.describe())
             if not yes:
                 if say is not None:
-                    say(f"{result.idp}: {len(found)} Team role set(s) to re-apply; nothing done (add --yes to act)")
+                    say(f"{result.idp}: {len(found)} Team role set(s) to re-apply; nothing done "
+                        "(add --yes to act)")
                 continue
             plan.changes = [c for c in plan.changes if c.data.get("group") in targets]
             provider.apply(plan)
-            left = {f.id for f in team_role_findings(result.idp, provider.plan())}
-            fixed = [f for f in found if f.id not in left]
+            left = {f.subject for f in team_role_findings(result.idp, provider.plan())}
+            fixed = [f for f in found if f.subject not in left]
             result.findings = [f for f in result.findings if f not in fixed]
             result.fixed.extend(fixed)
-            result.remedies.extend(
-                {**c.to_json(), "ok": c.data["group"] not in {f.subject for f in found if f.id in left},
-                 "message": "role set re-applied"} for c in plan.changes
-            )
+            for c in plan.changes:
+                ok = c.data["group"] not in left
+                result.remedies.append(
+                    {
+                        **c.to_json(),
+                        "ok": ok,
+                        "message": "role set re-applied" if ok else "roles still differ",
+                    }
+                )
             if say is not None:
                 say(f"{result.idp}: re-applied {len(fixed)} Team role set(s)")
         finally:
@@ -456,7 +529,7 @@ def audit_team_roles(cfg: ProjectConfig, results: Iterable[drift.AuditResult], *
 
 
 def render_files(idp: str, cfg: ProjectConfig | None, *, command: str = "") -> dict[str, str]:
-    """`terraform/astro.tf` with an `astro_team_roles` resource per template of `idp`'s groups; {} when none."""
+    """`terraform/astro.tf`: an `astro_team_roles` resource per template of `idp`'s groups; {} when none."""
     if cfg is None or not cfg.access:
         return {}
     templates = [t for t in require_templates(cfg) if idp in t.idps]
@@ -480,26 +553,35 @@ def render_files(idp: str, cfg: ProjectConfig | None, *, command: str = "") -> d
         return f'local.deployment_ids[format("%s/%s", {workspace_expr(ws)}, {hcl(name)})]'
 
     named = [d for t in templates for d in t.deployments if not looks_like_id(d.ref)]
-    workspaces = sorted({w.ref for t in templates for w in t.workspaces if not looks_like_id(w.ref)}
-                        | {str(d.workspace) for d in named if not looks_like_id(str(d.workspace))})
+    workspaces = sorted(
+        {w.ref for t in templates for w in t.workspaces if not looks_like_id(w.ref)}
+        | {str(d.workspace) for d in named if not looks_like_id(str(d.workspace))}
+    )
     slugs: dict[str, int] = {}
     rows = []
     for t in templates:
         slug = env_name(t.group).lower()
         slugs[slug] = slugs.get(slug, 0) + 1
-        rows.append({
-            "group": t.group,
-            "slug": slug if slugs[slug] == 1 else f"{slug}_{slugs[slug]}",
-            "organization_role": t.organization_role,
-            "workspaces": [{"expr": workspace_expr(w.ref), "role": w.role} for w in t.workspaces],
-            "deployments": [{"expr": deployment_expr(d.ref), "role": d.role} for d in t.deployments],
-        })
+        rows.append(
+            {
+                "group": t.group,
+                "slug": slug if slugs[slug] == 1 else f"{slug}_{slugs[slug]}",
+                "organization_role": t.organization_role,
+                "workspaces": [{"expr": workspace_expr(w.ref), "role": w.role} for w in t.workspaces],
+                "deployments": [{"expr": deployment_expr(d.ref), "role": d.role} for d in t.deployments],
+            }
+        )
     api = urlsplit(astro.api_url)
     host = f"{api.scheme}://{api.netloc}"
     context = {
-        "command": command or f"astro-scim render --idp {idp}", "version": __version__, "idp": idp,
-        "config_path": cfg.file, "organization_id": Value.of(astro.organization_id, "ASTRO_ORGANIZATION_ID"),
-        "token": token, "teams": rows, "workspaces": workspaces,
+        "command": command or f"astro-scim render --idp {idp}",
+        "version": __version__,
+        "idp": idp,
+        "config_path": cfg.file,
+        "organization_id": Value.of(astro.organization_id, "ASTRO_ORGANIZATION_ID"),
+        "token": token,
+        "teams": rows,
+        "workspaces": workspaces,
         "deployments": sorted({str(d.name) for d in named}),
         "host": None if host == "https://api.astronomer.io" else host,
     }

@@ -6,9 +6,9 @@ Astro Platform API (reference/astro-api.md), with httpx and connector.http's ret
 - Workspaces and Deployments are resolved by name or id (`GET .../workspaces`, `.../deployments`);
 - a Team's role set is replaced with `POST /organizations/{org}/teams/{team}/roles`.
 
-`plan` never waits: a Team that is not there yet is planned as "set once pushed". `apply` waits for it (the IdP
-was applied just before, and Okta's push or Entra's cycle may still be running), up to `astro.team_wait_seconds`,
-then fails with exit 3 naming the group and the IdP that should push it.
+`plan` never waits: a Team that is not there yet is planned as "set once pushed". `apply` waits for it (the
+IdP was applied just before, and Okta's push or Entra's cycle may still be running), up to
+`astro.team_wait_seconds`, then fails with exit 3 naming the group and the IdP that should push it.
 """
 
 from __future__ import annotations
@@ -76,30 +76,47 @@ class _Catalogue:
         if len(named) == 1:
             return named[0]
         if len(named) > 1:
-            raise ConfigError(f"{len(named)} Astro Workspaces are named {ref!r}", location=location,
-                              hint="name the Workspace by its id instead")
+            raise ConfigError(
+                f"{len(named)} Astro Workspaces are named {ref!r}",
+                location=location,
+                hint="name the Workspace by its id instead",
+            )
         if ref in self.workspaces:
             return ref
-        raise NotFound(f"no Astro Workspace {ref!r} in this organization", location=location,
-                       candidates=_close(ref, [str(w.get("name")) for w in self.workspaces.values()]))
+        raise NotFound(
+            f"no Astro Workspace {ref!r} in this organization",
+            location=location,
+            candidates=_close(ref, [str(w.get("name")) for w in self.workspaces.values()]),
+        )
 
     def deployment(self, ref: str, location: Any) -> str:
         if "/" not in ref:
             if ref in self.deployments:
                 return ref
-            raise NotFound(f"no Astro Deployment with id {ref!r} in this organization", location=location,
-                           hint="name it as '<workspace>/<deployment>' or give an existing Deployment id")
+            raise NotFound(
+                f"no Astro Deployment with id {ref!r} in this organization",
+                location=location,
+                hint="name it as '<workspace>/<deployment>' or give an existing Deployment id",
+            )
         ws_ref, name = ref.split("/", 1)
         ws_id = self.workspace(ws_ref, location)
-        found = [i for i, d in self.deployments.items() if d.get("workspaceId") == ws_id and d.get("name") == name]
+        found = [
+            i for i, d in self.deployments.items() if d.get("workspaceId") == ws_id and d.get("name") == name
+        ]
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
-            raise ConfigError(f"{len(found)} Deployments are named {ref!r}", location=location,
-                              hint="name the Deployment by its id instead")
+            raise ConfigError(
+                f"{len(found)} Deployments are named {ref!r}",
+                location=location,
+                hint="name the Deployment by its id instead",
+            )
         in_ws = [str(d.get("name")) for d in self.deployments.values() if d.get("workspaceId") == ws_id]
-        raise NotFound(f"no Deployment {name!r} in Astro Workspace {ws_ref!r}", location=location,
-                       candidates=[f"{ws_ref}/{c}" for c in _close(name, in_ws)])
+        raise NotFound(
+            f"no Deployment {name!r} in Astro Workspace {ws_ref!r}",
+            location=location,
+            candidates=[f"{ws_ref}/{c}" for c in _close(name, in_ws)],
+        )
 
 
 def _close(word: str, options: list[str]) -> list[str]:
@@ -113,8 +130,14 @@ class AstroAccessProvider:
 
     name = "astro"
 
-    def __init__(self, cfg: ProjectConfig, *, idps: Sequence[str] | None = None,
-                 policy: RetryPolicy = DEFAULT_POLICY, poll_seconds: float = 0.25) -> None:
+    def __init__(
+        self,
+        cfg: ProjectConfig,
+        *,
+        idps: Sequence[str] | None = None,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        poll_seconds: float = 0.25,
+    ) -> None:
         self.cfg = cfg
         self.policy = policy
         self.poll_seconds = poll_seconds
@@ -150,7 +173,7 @@ class AstroAccessProvider:
     def close(self) -> None:
         pass  # every call opens and closes its own clients
 
-    # -- plumbing ---------------------------------------------------------------------------------------------
+    # -- plumbing -------------------------------------------------------------------------------------------
 
     def _run(self, work: Callable[[_Http], Awaitable[T]]) -> T:
         async def main() -> T:
@@ -162,11 +185,12 @@ class AstroAccessProvider:
     def _label(self, org: _Org) -> str:
         return f"{'/'.join(org.idps)} organization {org.astro.organization_id}"
 
-    # -- plan ---------------------------------------------------------------------------------------------------
+    # -- plan -----------------------------------------------------------------------------------------------
 
     async def _catalogue(self, http: _Http, org: _Org) -> _Catalogue:
         workspaces, deployments = await asyncio.gather(
-            http.list_all(org, "/workspaces", "workspaces"), http.list_all(org, "/deployments", "deployments"))
+            http.list_all(org, "/workspaces", "workspaces"), http.list_all(org, "/deployments", "deployments")
+        )
         return _Catalogue({str(w["id"]): w for w in workspaces}, {str(d["id"]): d for d in deployments})
 
     @staticmethod
@@ -175,22 +199,27 @@ class AstroAccessProvider:
         for w in tpl.workspaces:
             ws_id = cat.workspace(w.ref, w.location)
             if ws_id in workspaces:
-                raise ConfigError(f"the template of {tpl.group!r} names Workspace {w.ref!r} twice (by name and id)",
-                                  location=w.location)
+                raise ConfigError(
+                    f"the template of {tpl.group!r} names Workspace {w.ref!r} twice (by name and id)",
+                    location=w.location,
+                )
             workspaces[ws_id] = w.role
         deployments: dict[str, str] = {}
         for d in tpl.deployments:
             dep_id = cat.deployment(d.ref, d.location)
             if dep_id in deployments:
-                raise ConfigError(f"the template of {tpl.group!r} names Deployment {d.ref!r} twice",
-                                  location=d.location)
+                raise ConfigError(
+                    f"the template of {tpl.group!r} names Deployment {d.ref!r} twice", location=d.location
+                )
             parent = str(cat.deployments[dep_id].get("workspaceId"))
             if parent not in workspaces:
                 ws_name = cat.workspaces.get(parent, {}).get("name", parent)
                 raise ConfigError(
-                    f"a role on deployment {d.ref!r} needs a role on its workspace {ws_name!r}, and the template "
-                    f"of {tpl.group!r} gives none", location=d.location,
-                    hint=f"add '{ws_name}: WORKSPACE_ACCESSOR' (or any workspace role) under workspaces")
+                    f"a role on deployment {d.ref!r} needs a role on its workspace {ws_name!r}, and the "
+                    f"template of {tpl.group!r} gives none",
+                    location=d.location,
+                    hint=f"add '{ws_name}: WORKSPACE_ACCESSOR' (or any workspace role) under workspaces",
+                )
             deployments[dep_id] = d.role
         return RoleSet(tpl.organization_role, frozenset(workspaces.items()), frozenset(deployments.items()))
 
@@ -209,27 +238,50 @@ class AstroAccessProvider:
                 data = {"org": org.key, "group": tpl.group, "idp": target.idp, "body": desired.body()}
                 found = teams.get(tpl.group, [])
                 if len(found) > 1:
-                    raise RemoteError(f"{len(found)} Teams are named {tpl.group!r}; cannot tell which one the "
-                                      f"template is for", service=SERVICE, endpoint=org.base + "/teams")
+                    raise RemoteError(
+                        f"{len(found)} Teams are named {tpl.group!r}; cannot tell which one the "
+                        f"template is for",
+                        service=SERVICE,
+                        endpoint=org.base + "/teams",
+                    )
                 if not found:
                     wait = org.astro.team_wait_seconds
-                    plan.changes.append(Change(
-                        Action.UPDATE, access.RESOURCE, key, before=None, after=desired.view(names),
-                        detail=f"Team not in Astro yet ({target.idp} pushes it); apply waits up to {wait:g}s for "
-                               "it, then sets " + _summary(desired, names),
-                        data={**data, "team_id": None, "diff": describe_diff_from_nothing(desired, names)}))
+                    plan.changes.append(
+                        Change(
+                            Action.UPDATE,
+                            access.RESOURCE,
+                            key,
+                            before=None,
+                            after=desired.view(names),
+                            detail=f"Team not in Astro yet ({target.idp} pushes it); apply waits up to "
+                            f"{wait:g}s for it, then sets " + _summary(desired, names),
+                            data={
+                                **data,
+                                "team_id": None,
+                                "diff": describe_diff_from_nothing(desired, names),
+                            },
+                        )
+                    )
                     continue
                 team = found[0]
                 current = RoleSet.from_api(team)
                 if current == desired:
                     continue
                 diff = access.describe_diff(current, desired, names)
-                plan.changes.append(Change(
-                    Action.UPDATE, access.RESOURCE, key, before=current.view(names), after=desired.view(names),
-                    detail="; ".join(diff), data={**data, "team_id": str(team["id"]), "diff": diff}))
+                plan.changes.append(
+                    Change(
+                        Action.UPDATE,
+                        access.RESOURCE,
+                        key,
+                        before=current.view(names),
+                        after=desired.view(names),
+                        detail="; ".join(diff),
+                        data={**data, "team_id": str(team["id"]), "diff": diff},
+                    )
+                )
         return plan
 
-    # -- apply --------------------------------------------------------------------------------------------------
+    # -- apply ----------------------------------------------------------------------------------------------
 
     async def _apply(self, http: _Http, plan: Plan, progress: Progress | None) -> int:
         """Teams already in Astro first; then each pending Team as soon as its IdP has pushed it (waits run
@@ -247,7 +299,9 @@ class AstroAccessProvider:
         async def when_pushed(change: Change) -> RemoteError | None:
             org = self._org_of(change)
             try:
-                team_id = await self._wait_for_team(http, org, str(change.data["group"]), str(change.data["idp"]))
+                team_id = await self._wait_for_team(
+                    http, org, str(change.data["group"]), str(change.data["idp"])
+                )
             except RemoteError as exc:
                 return exc
             await self._set(http, change, team_id)
@@ -274,7 +328,8 @@ class AstroAccessProvider:
         if RoleSet.from_api(answer) != RoleSet.from_api(body):
             raise VerificationFailed(
                 f"Astro answered a different role set for Team {group!r} than was sent",
-                hint="re-run 'astro-scim plan --idp astro' to see what Astro holds")
+                hint="re-run 'astro-scim plan --idp astro' to see what Astro holds",
+            )
         change.data["team_id"] = team_id
 
     async def _wait_for_team(self, http: _Http, org: _Org, group: str, idp: str) -> str:
@@ -286,24 +341,30 @@ class AstroAccessProvider:
             if len(found) == 1:
                 return str(found[0]["id"])
             if len(found) > 1:
-                raise RemoteError(f"{len(found)} Teams are named {group!r}", service=SERVICE,
-                                  endpoint=org.base + "/teams")
-            if time.monotonic() + delay > deadline:
+                raise RemoteError(
+                    f"{len(found)} Teams are named {group!r}", service=SERVICE, endpoint=org.base + "/teams"
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 break
-            await asyncio.sleep(delay)
+            await asyncio.sleep(min(delay, remaining))  # the last look is at the deadline itself
             delay = min(delay * 2, 2.0)
         where = "okta.push_groups" if idp == "okta" else "azure.assign_groups"
-        check = ("'astro-scim push-groups' re-pushes it; 'astro-scim status --idp okta' shows push errors"
-                 if idp == "okta" else "'astro-scim provision --group NAME' provisions it now; "
-                 "'astro-scim status --idp azure' shows the job's state")
+        check = (
+            "'astro-scim push-groups' re-pushes it; 'astro-scim status --idp okta' shows push errors"
+            if idp == "okta"
+            else "'astro-scim provision --group NAME' provisions it now; "
+            "'astro-scim status --idp azure' shows the job's state"
+        )
         raise RemoteError(
-            f"Team {group!r} did not appear in Astro organization {org.astro.organization_id} within {timeout:g}s: "
-            f"{idp} should push it ({where}) before its access template can be applied",
-            service=SERVICE, endpoint=org.base + "/teams",
+            f"Team {group!r} did not appear in Astro organization {org.astro.organization_id} within "
+            f"{timeout:g}s: {idp} should push it ({where}) before its access template can be applied",
+            service=SERVICE,
+            endpoint=org.base + "/teams",
             hint=f"{check}; raise astro.team_wait_seconds if the IdP is slow",
         )
 
-    # -- checks -------------------------------------------------------------------------------------------------
+    # -- checks ---------------------------------------------------------------------------------------------
 
     async def _test_connection(self, http: _Http) -> list[Check]:
         checks = []
@@ -313,8 +374,15 @@ class AstroAccessProvider:
                 page = await http.get(org, "/teams", {"limit": 1})
                 checks.append(Check(name, True, f"{page.get('totalCount', '?')} Team(s) readable"))
             except AuthError as exc:
-                checks.append(Check(name, False, str(exc), exc.hint or "the Organization API token needs "
-                                    "Organization Owner to change Team roles"))
+                checks.append(
+                    Check(
+                        name,
+                        False,
+                        str(exc),
+                        exc.hint
+                        or "the Organization API token needs Organization Owner to change Team roles",
+                    )
+                )
             except RemoteError as exc:
                 checks.append(Check(name, False, str(exc), exc.hint))
         return checks
@@ -330,11 +398,23 @@ class AstroAccessProvider:
                 if change is None:
                     checks.append(Check(f"Team roles: {group}", True, "match the access template"))
                 elif change.data.get("team_id") is None:
-                    checks.append(Check(f"Team roles: {group}", None, f"Team not in Astro yet ({target.idp} "
-                                        "pushes it)", "run 'astro-scim apply' to push it and set its roles"))
+                    checks.append(
+                        Check(
+                            f"Team roles: {group}",
+                            None,
+                            f"Team not in Astro yet ({target.idp} pushes it)",
+                            "run 'astro-scim apply' to push it and set its roles",
+                        )
+                    )
                 else:
-                    checks.append(Check(f"Team roles: {group}", False, change.detail,
-                                        "run 'astro-scim apply --idp astro' to set them"))
+                    checks.append(
+                        Check(
+                            f"Team roles: {group}",
+                            False,
+                            change.detail,
+                            "run 'astro-scim apply --idp astro' to set them",
+                        )
+                    )
         return checks
 
 
@@ -366,7 +446,8 @@ class _Http:
         for org in self._orgs:
             token = org.astro.token.reveal()
             self._clients[org.key] = httpx.AsyncClient(
-                base_url=org.base, timeout=30.0,
+                base_url=org.base,
+                timeout=30.0,
                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             )
         return self
@@ -375,8 +456,9 @@ class _Http:
         for client in self._clients.values():
             await client.aclose()
 
-    async def _request(self, org: _Org, method: str, path: str, *, params: Any = None, body: Any = None
-                       ) -> dict[str, Any]:
+    async def _request(
+        self, org: _Org, method: str, path: str, *, params: Any = None, body: Any = None
+    ) -> dict[str, Any]:
         import httpx
 
         client = self._clients[org.key]
@@ -386,15 +468,17 @@ class _Http:
             try:
                 resp = await client.request(method, path, params=params, json=body)
             except httpx.TransportError as exc:
-                raise RemoteError(f"could not reach the endpoint: {type(exc).__name__}", service=SERVICE,
-                                  endpoint=endpoint) from None
+                raise RemoteError(
+                    f"could not reach the endpoint: {type(exc).__name__}", service=SERVICE, endpoint=endpoint
+                ) from None
             if resp.status_code >= 400:
                 raise _error(resp, endpoint)
             try:
                 data = resp.json()
             except ValueError:
-                raise RemoteError("the answer is not JSON", service=SERVICE, endpoint=endpoint,
-                                  status=resp.status_code) from None
+                raise RemoteError(
+                    "the answer is not JSON", service=SERVICE, endpoint=endpoint, status=resp.status_code
+                ) from None
             if not isinstance(data, dict):
                 raise RemoteError("the answer is not a JSON object", service=SERVICE, endpoint=endpoint)
             return data
@@ -408,8 +492,9 @@ class _Http:
         # Idempotent (it replaces the whole role set), so retrying it is safe.
         return await self._request(org, "POST", f"/teams/{team_id}/roles", body=body)
 
-    async def list_all(self, org: _Org, path: str, key: str, params: dict[str, Any] | None = None
-                       ) -> list[dict[str, Any]]:
+    async def list_all(
+        self, org: _Org, path: str, key: str, params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         offset = 0
         while True:
@@ -447,8 +532,11 @@ def _error(resp: httpx.Response, endpoint: str) -> RemoteError:
         message = resp.text[:200].strip()
     message = message or resp.reason_phrase or "request failed"
     cls = AuthError if resp.status_code in (401, 403) else RemoteError
-    hint = ("check astro.token: an Organization API token with Organization Owner can change Team roles"
-            if cls is AuthError else None)
+    hint = (
+        "check astro.token: an Organization API token with Organization Owner can change Team roles"
+        if cls is AuthError
+        else None
+    )
     err = cls(message, service=SERVICE, endpoint=endpoint, status=resp.status_code, hint=hint)
     err.headers = dict(resp.headers)  # type: ignore[attr-defined]  # Retry-After, for connector.http
     return err

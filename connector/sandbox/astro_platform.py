@@ -1,8 +1,8 @@
 """The Astro Platform API's Team-role endpoints, emulated over the SCIM store of `AstroScim`.
 
-A SCIM Group pushed by an IdP *is* an Astro Team: the Team id is the Group id and the name its displayName, so a
-Team appears here the moment an IdP creates its Group. Roles live in a side table keyed by Team id (SCIM knows
-nothing of them). Each organization gets seeded Workspaces and Deployments on first use.
+A SCIM Group pushed by an IdP *is* an Astro Team: the Team id is the Group id and the name its displayName, so
+a Team appears here the moment an IdP creates its Group. Roles live in a side table keyed by Team id (SCIM
+knows nothing of them). Each organization gets seeded Workspaces and Deployments on first use.
 
 Served under `/v1` on the Astro server (`mount`):
 
@@ -12,8 +12,8 @@ Served under `/v1` on the Astro server (`mount`):
     GET  /v1/organizations/{org}/workspaces[/{id}]   GET /v1/organizations/{org}/deployments[/{id}]
 
 Shapes follow Astronomer's API reference (reference/astro-api.md); errors are `{"message", "statusCode",
-"requestId"}`. Where the reference is silent the emulator is strict on purpose (a deployment role without a role
-on its Workspace is a 400), so that a client bug shows up here rather than in production.
+"requestId"}`. Where the reference is silent the emulator is strict on purpose (a deployment role without a
+role on its Workspace is a 400), so that a client bug shows up here rather than in production.
 """
 
 from __future__ import annotations
@@ -35,8 +35,13 @@ from connector.sandbox.astro_scim import AstroScim
 
 PLATFORM_PREFIX = "/v1"
 ORGANIZATION_ROLES = ("ORGANIZATION_MEMBER", "ORGANIZATION_BILLING_ADMIN", "ORGANIZATION_OWNER")
-WORKSPACE_ROLES = ("WORKSPACE_ACCESSOR", "WORKSPACE_MEMBER", "WORKSPACE_AUTHOR", "WORKSPACE_OPERATOR",
-                   "WORKSPACE_OWNER")
+WORKSPACE_ROLES = (
+    "WORKSPACE_ACCESSOR",
+    "WORKSPACE_MEMBER",
+    "WORKSPACE_AUTHOR",
+    "WORKSPACE_OPERATOR",
+    "WORKSPACE_OWNER",
+)
 DEPLOYMENT_ROLES = ("DEPLOYMENT_ADMIN",)
 # A Team created by SCIM starts as an Organization Member with no Workspace or Deployment role.
 DEFAULT_ORGANIZATION_ROLE = "ORGANIZATION_MEMBER"
@@ -90,8 +95,13 @@ class _OrgState:
 class AstroPlatform:
     """The Platform API for every organization of `scim` (same tokens, same Teams)."""
 
-    def __init__(self, scim: AstroScim, *, workspaces: Iterable[str] = DEFAULT_WORKSPACES,
-                 deployments: Iterable[tuple[str, str]] = DEFAULT_DEPLOYMENTS) -> None:
+    def __init__(
+        self,
+        scim: AstroScim,
+        *,
+        workspaces: Iterable[str] = DEFAULT_WORKSPACES,
+        deployments: Iterable[tuple[str, str]] = DEFAULT_DEPLOYMENTS,
+    ) -> None:
         self.scim = scim
         self._seed_workspaces = tuple(workspaces)
         self._seed_deployments = tuple(deployments)
@@ -99,15 +109,19 @@ class AstroPlatform:
         self._lock = threading.RLock()
         self.custom_deployment_roles: set[str] = set()
         o = f"{PLATFORM_PREFIX}/organizations/<org_id>"
-        self._routes = Map([
-            Rule(f"{o}/teams", endpoint="teams", methods=["GET"]),
-            Rule(f"{o}/teams/<team_id>", endpoint="team", methods=["GET"]),
-            Rule(f"{o}/teams/<team_id>/roles", endpoint="team_roles", methods=["POST"]),
-            Rule(f"{o}/workspaces", endpoint="workspaces", methods=["GET"]),
-            Rule(f"{o}/workspaces/<item_id>", endpoint="workspace", methods=["GET"]),
-            Rule(f"{o}/deployments", endpoint="deployments", methods=["GET"]),
-            Rule(f"{o}/deployments/<item_id>", endpoint="deployment", methods=["GET"]),
-        ], strict_slashes=False, merge_slashes=False)
+        self._routes = Map(
+            [
+                Rule(f"{o}/teams", endpoint="teams", methods=["GET"]),
+                Rule(f"{o}/teams/<team_id>", endpoint="team", methods=["GET"]),
+                Rule(f"{o}/teams/<team_id>/roles", endpoint="team_roles", methods=["POST"]),
+                Rule(f"{o}/workspaces", endpoint="workspaces", methods=["GET"]),
+                Rule(f"{o}/workspaces/<item_id>", endpoint="workspace", methods=["GET"]),
+                Rule(f"{o}/deployments", endpoint="deployments", methods=["GET"]),
+                Rule(f"{o}/deployments/<item_id>", endpoint="deployment", methods=["GET"]),
+            ],
+            strict_slashes=False,
+            merge_slashes=False,
+        )
 
     # -- state ----------------------------------------------------------------------------------------------
 
@@ -127,8 +141,14 @@ class AstroPlatform:
     @staticmethod
     def _new_workspace(org_id: str, state: _OrgState, name: str) -> str:
         ws_id = _cuid()
-        state.workspaces[ws_id] = {"id": ws_id, "name": name, "organizationId": org_id, "description": "",
-                                   "createdAt": _now(), "updatedAt": _now()}
+        state.workspaces[ws_id] = {
+            "id": ws_id,
+            "name": name,
+            "organizationId": org_id,
+            "description": "",
+            "createdAt": _now(),
+            "updatedAt": _now(),
+        }
         return ws_id
 
     @staticmethod
@@ -137,9 +157,16 @@ class AstroPlatform:
         if ws is None:
             raise KeyError(f"no workspace {ws_name!r}")
         dep_id = _cuid()
-        state.deployments[dep_id] = {"id": dep_id, "name": name, "organizationId": org_id,
-                                     "workspaceId": ws["id"], "workspaceName": ws["name"], "status": "HEALTHY",
-                                     "createdAt": _now(), "updatedAt": _now()}
+        state.deployments[dep_id] = {
+            "id": dep_id,
+            "name": name,
+            "organizationId": org_id,
+            "workspaceId": ws["id"],
+            "workspaceName": ws["name"],
+            "status": "HEALTHY",
+            "createdAt": _now(),
+            "updatedAt": _now(),
+        }
         return dep_id
 
     def _groups(self, org_id: str) -> list[tuple[str, str, str]]:
@@ -150,17 +177,26 @@ class AstroPlatform:
             out = []
             for group in org.storage._resources.get(type_name, {}).values():
                 created = _stamp(group.meta.created) if group.meta and group.meta.created else _now()
-                out.append((cast(str, group.id), cast(str, getattr(group, "display_name", "") or ""), created))
+                out.append(
+                    (cast(str, group.id), cast(str, getattr(group, "display_name", "") or ""), created)
+                )
         return out
 
-    def _team_json(self, org_id: str, state: _OrgState, team_id: str, name: str, created: str) -> dict[str, Any]:
+    def _team_json(
+        self, org_id: str, state: _OrgState, team_id: str, name: str, created: str
+    ) -> dict[str, Any]:
         roles = state.roles.get(team_id, Roles())
         body = {
-            "id": team_id, "name": name, "description": "", "isIdpManaged": True, "organizationId": org_id,
+            "id": team_id,
+            "name": name,
+            "description": "",
+            "isIdpManaged": True,
+            "organizationId": org_id,
             "organizationRole": roles.organization,
             "workspaceRoles": [{"workspaceId": w, "role": r} for w, r in sorted(roles.workspaces.items())],
             "deploymentRoles": [{"deploymentId": d, "role": r} for d, r in sorted(roles.deployments.items())],
-            "createdAt": created, "updatedAt": state.updated.get(team_id, created),
+            "createdAt": created,
+            "updatedAt": state.updated.get(team_id, created),
         }
         body["rolesCount"] = 1 + len(roles.workspaces) + len(roles.deployments)
         return body
@@ -179,7 +215,9 @@ class AstroPlatform:
         return next(w["id"] for w in self.workspaces(org_id) if w["name"] == name)
 
     def deployment_id(self, org_id: str, workspace: str, name: str) -> str:
-        return next(d["id"] for d in self.deployments(org_id) if d["name"] == name and d["workspaceName"] == workspace)
+        return next(
+            d["id"] for d in self.deployments(org_id) if d["name"] == name and d["workspaceName"] == workspace
+        )
 
     def add_workspace(self, org_id: str, name: str) -> str:
         with self._lock:
@@ -204,7 +242,7 @@ class AstroPlatform:
         raise KeyError(f"no team {team_name!r} in Astro organization {org_id!r}")
 
     def team_roles(self, org_id: str, team_name: str) -> dict[str, Any]:
-        """A Team's roles by name: {"organization": ..., "workspaces": {name: role}, "deployments": {"ws/dep": role}}."""
+        """A Team's roles by name: organization, workspaces {name: role}, deployments {"ws/dep": role}."""
         team_id = self._team_id(org_id, team_name)
         with self._lock:
             state = self._state(org_id)
@@ -218,8 +256,15 @@ class AstroPlatform:
                 },
             }
 
-    def set_team_roles(self, org_id: str, team_name: str, *, organization: str | None = None,
-                       workspaces: dict[str, str] | None = None, deployments: dict[str, str] | None = None) -> None:
+    def set_team_roles(
+        self,
+        org_id: str,
+        team_name: str,
+        *,
+        organization: str | None = None,
+        workspaces: dict[str, str] | None = None,
+        deployments: dict[str, str] | None = None,
+    ) -> None:
         """Change a Team's roles behind the tool's back (drift), by names ("ws/dep" for deployments).
 
         Only the scopes given change; no validation, like an admin clicking in the UI.
@@ -241,7 +286,7 @@ class AstroPlatform:
     # -- HTTP -----------------------------------------------------------------------------------------------
 
     def mount(self, scim_app: WSGI) -> WSGI:
-        """One WSGI app: `/v1/...` here, everything else to `scim_app` (the SCIM server and its admin paths)."""
+        """One WSGI app: `/v1/...` here, everything else to `scim_app` (the SCIM server, its admin paths)."""
 
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             path = environ.get("PATH_INFO", "")
@@ -285,7 +330,9 @@ class AstroPlatform:
         except KeyError:
             raise _ApiError(404, f"organization {org_id} not found") from None
         scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), org.token.encode()):
+        if scheme.lower() != "bearer" or not secrets.compare_digest(
+            token.strip().encode(), org.token.encode()
+        ):
             raise _ApiError(401, "Unauthorized: invalid or missing bearer token")
 
     @staticmethod
@@ -297,7 +344,12 @@ class AstroPlatform:
             raise _ApiError(400, "offset and limit must be integers") from None
         if offset < 0 or not 0 <= limit <= MAX_LIMIT:
             raise _ApiError(400, f"offset must be >= 0 and limit between 0 and {MAX_LIMIT}")
-        return {key: items[offset:offset + limit], "totalCount": len(items), "offset": offset, "limit": limit}
+        return {
+            key: items[offset : offset + limit],
+            "totalCount": len(items),
+            "offset": offset,
+            "limit": limit,
+        }
 
     @staticmethod
     def _multi(request: Request, name: str) -> set[str] | None:
@@ -310,7 +362,9 @@ class AstroPlatform:
         groups = sorted(self._groups(org_id), key=lambda g: (g[1].casefold(), g[0]))
         with self._lock:
             state = self._state(org_id)
-            teams = [self._team_json(org_id, state, i, n, c) for i, n, c in groups if names is None or n in names]
+            teams = [
+                self._team_json(org_id, state, i, n, c) for i, n, c in groups if names is None or n in names
+            ]
         return self._page(request, teams, "teams")
 
     def _team(self, request: Request, org_id: str, team_id: str) -> dict[str, Any]:
@@ -331,15 +385,24 @@ class AstroPlatform:
             raise _ApiError(400, f"organizationRole must be one of {', '.join(ORGANIZATION_ROLES)}")
         with self._lock:
             state = self._state(org_id)
-            workspaces = self._grants(body.get("workspaceRoles"), "workspaceId", state.workspaces, WORKSPACE_ROLES,
-                                      "workspace")
-            deployments = self._grants(body.get("deploymentRoles"), "deploymentId", state.deployments,
-                                       (*DEPLOYMENT_ROLES, *sorted(self.custom_deployment_roles)), "deployment")
+            workspaces = self._grants(
+                body.get("workspaceRoles"), "workspaceId", state.workspaces, WORKSPACE_ROLES, "workspace"
+            )
+            deployments = self._grants(
+                body.get("deploymentRoles"),
+                "deploymentId",
+                state.deployments,
+                (*DEPLOYMENT_ROLES, *sorted(self.custom_deployment_roles)),
+                "deployment",
+            )
             for dep_id in deployments:
                 ws_id = state.deployments[dep_id]["workspaceId"]
                 if ws_id not in workspaces:
-                    raise _ApiError(400, f"deployment {dep_id} belongs to workspace {ws_id}, on which the team "
-                                         "has no role: add a workspace role for it")
+                    raise _ApiError(
+                        400,
+                        f"deployment {dep_id} belongs to workspace {ws_id}, on which the team "
+                        "has no role: add a workspace role for it",
+                    )
             state.roles[team_id] = Roles(org_role, workspaces, deployments)
             state.updated[team_id] = _now()
         return {
@@ -349,8 +412,9 @@ class AstroPlatform:
         }
 
     @staticmethod
-    def _grants(raw: Any, id_key: str, known: dict[str, dict[str, Any]], roles: tuple[str, ...], what: str
-                ) -> dict[str, str]:
+    def _grants(
+        raw: Any, id_key: str, known: dict[str, dict[str, Any]], roles: tuple[str, ...], what: str
+    ) -> dict[str, str]:
         if raw is None:
             return {}
         if not isinstance(raw, list):
@@ -369,24 +433,31 @@ class AstroPlatform:
             out[cast(str, item_id)] = cast(str, role)
         return out
 
-    def _listing(self, request: Request, items: Iterable[dict[str, Any]], key: str, ids_param: str
-                 ) -> dict[str, Any]:
+    def _listing(
+        self, request: Request, items: Iterable[dict[str, Any]], key: str, ids_param: str
+    ) -> dict[str, Any]:
         names, ids = self._multi(request, "names"), self._multi(request, ids_param)
         ws_ids = self._multi(request, "workspaceIds") if key == "deployments" else None
         chosen = [
-            dict(i) for i in sorted(items, key=lambda i: (i["name"], i["id"]))
-            if (names is None or i["name"] in names) and (ids is None or i["id"] in ids)
+            dict(i)
+            for i in sorted(items, key=lambda i: (i["name"], i["id"]))
+            if (names is None or i["name"] in names)
+            and (ids is None or i["id"] in ids)
             and (ws_ids is None or i.get("workspaceId") in ws_ids)
         ]
         return self._page(request, chosen, key)
 
     def _workspaces(self, request: Request, org_id: str) -> dict[str, Any]:
         with self._lock:
-            return self._listing(request, self._state(org_id).workspaces.values(), "workspaces", "workspaceIds")
+            return self._listing(
+                request, self._state(org_id).workspaces.values(), "workspaces", "workspaceIds"
+            )
 
     def _deployments(self, request: Request, org_id: str) -> dict[str, Any]:
         with self._lock:
-            return self._listing(request, self._state(org_id).deployments.values(), "deployments", "deploymentIds")
+            return self._listing(
+                request, self._state(org_id).deployments.values(), "deployments", "deploymentIds"
+            )
 
     def _workspace(self, request: Request, org_id: str, item_id: str) -> dict[str, Any]:
         with self._lock:
