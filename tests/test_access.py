@@ -1,4 +1,4 @@
-"""Team access templates offline: parsing, validation with file:line:col, role-set diffs, the Terraform render."""
+"""Team access templates offline: parsing, validation (file:line:col), role-set diffs, Terraform render."""
 
 from __future__ import annotations
 
@@ -55,11 +55,13 @@ def line_of(path: Path, text: str) -> int:
     return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
 
 
-# -- parsing ------------------------------------------------------------------------------------------------
+# -- parsing -----------------------------------------------------------------------------------------------
 
 
 def test_full_template_parses_with_idps_and_locations(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         Data Engineering:
           organization: ORGANIZATION_BILLING_ADMIN
           workspaces: {analytics: WORKSPACE_AUTHOR, clws000000000000000000001: WORKSPACE_MEMBER}
@@ -68,40 +70,50 @@ def test_full_template_parses_with_idps_and_locations(tmp_path: Path) -> None:
             cldp000000000000000000001: my custom role
         ML Research:
           workspaces: {platform: WORKSPACE_OWNER}
-        """)
+        """,
+    )
     (de, ml), found = parse_access(load_config(path))
     assert found == []
     assert de.group == "Data Engineering" and de.idps == ["okta"]
     assert de.organization_role == "ORGANIZATION_BILLING_ADMIN"
     assert [(w.ref, w.role) for w in de.workspaces] == [
-        ("analytics", "WORKSPACE_AUTHOR"), ("clws000000000000000000001", "WORKSPACE_MEMBER")]
+        ("analytics", "WORKSPACE_AUTHOR"),
+        ("clws000000000000000000001", "WORKSPACE_MEMBER"),
+    ]
     assert [(d.ref, d.workspace, d.name, d.role) for d in de.deployments] == [
         ("analytics/prod", "analytics", "prod", "DEPLOYMENT_ADMIN"),
-        ("cldp000000000000000000001", None, None, "my custom role")]
+        ("cldp000000000000000000001", None, None, "my custom role"),
+    ]
     assert de.deployments[0].location.line == line_of(path, "analytics/prod:")
     # Organization omitted: the lowest organization role (the API needs one).
     assert ml.idps == ["azure"] and ml.organization_role == DEFAULT_ORGANIZATION_ROLE
 
 
 def test_a_group_both_idps_provision_targets_both(tmp_path: Path) -> None:
-    head = HEAD.replace("assign_groups: [Astro Users, ML Research]", "assign_groups: [Astro Users, Analytics]")
+    head = HEAD.replace(
+        "assign_groups: [Astro Users, ML Research]", "assign_groups: [Astro Users, Analytics]"
+    )
     path = write(tmp_path, "Analytics: {organization: ORGANIZATION_MEMBER}\n", head)
     (tpl,) = require_templates(load_config(path))
     assert tpl.idps == ["okta", "azure"]
 
 
-# -- validation ------------------------------------------------------------------------------------------------
+# -- validation --------------------------------------------------------------------------------------------
 
 
 def test_hierarchy_violation_points_at_the_deployment(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         Data Engineering:
           workspaces: {platform: WORKSPACE_MEMBER}
           deployments: {analytics/prod: DEPLOYMENT_ADMIN}
-        """)
+        """,
+    )
     _, found = parse_access(load_config(path))
     assert [(f.code, f.location.line, f.location.column) for f in found] == [
-        ("access-hierarchy", line_of(path, "analytics/prod"), 19)]
+        ("access-hierarchy", line_of(path, "analytics/prod"), 19)
+    ]
     assert "needs a role on its workspace 'analytics'" in found[0].message
     assert found[0].hint and "analytics: WORKSPACE_ACCESSOR" in found[0].hint
     with pytest.raises(ConfigError) as exc:
@@ -110,24 +122,40 @@ def test_hierarchy_violation_points_at_the_deployment(tmp_path: Path) -> None:
 
 
 def test_workspace_granted_by_id_defers_the_hierarchy_check_to_plan(tmp_path: Path) -> None:
-    assert findings(tmp_path, """\
+    assert (
+        findings(
+            tmp_path,
+            """\
         Data Engineering:
           workspaces: {clws000000000000000000001: WORKSPACE_MEMBER}
           deployments: {analytics/prod: DEPLOYMENT_ADMIN}
-        """) == []
+        """,
+        )
+        == []
+    )
 
 
-@pytest.mark.parametrize(("body", "code", "needle"), [
-    ("organization: WORKSPACE_OWNER", "access-role", "unknown organization role 'WORKSPACE_OWNER'"),
-    ("organization: organization_member", "access-role", "unknown organization role"),
-    ("workspaces: {analytics: DEPLOYMENT_ADMIN}", "access-role", "unknown workspace role 'DEPLOYMENT_ADMIN'"),
-    ("workspaces: {analytics: 3}", "access-role", "the workspace role must be a role name"),
-    ("deployments: {cldp000000000000000000001: WORKSPACE_OWNER}", "access-role",
-     "WORKSPACE_OWNER is a workspace role, not a deployment role"),
-    ("deployments: {prod: DEPLOYMENT_ADMIN}", "access-deployment", "must be '<workspace>/<deployment>'"),
-    ("workspaces: [analytics]", "access-shape", "workspaces must be a mapping"),
-    ("teams: {}", "access-unknown-key", "unknown key 'teams'"),
-])
+@pytest.mark.parametrize(
+    ("body", "code", "needle"),
+    [
+        ("organization: WORKSPACE_OWNER", "access-role", "unknown organization role 'WORKSPACE_OWNER'"),
+        ("organization: organization_member", "access-role", "unknown organization role"),
+        (
+            "workspaces: {analytics: DEPLOYMENT_ADMIN}",
+            "access-role",
+            "unknown workspace role 'DEPLOYMENT_ADMIN'",
+        ),
+        ("workspaces: {analytics: 3}", "access-role", "the workspace role must be a role name"),
+        (
+            "deployments: {cldp000000000000000000001: WORKSPACE_OWNER}",
+            "access-role",
+            "WORKSPACE_OWNER is a workspace role, not a deployment role",
+        ),
+        ("deployments: {prod: DEPLOYMENT_ADMIN}", "access-deployment", "must be '<workspace>/<deployment>'"),
+        ("workspaces: [analytics]", "access-shape", "workspaces must be a mapping"),
+        ("teams: {}", "access-unknown-key", "unknown key 'teams'"),
+    ],
+)
 def test_each_mistake_is_one_located_finding(tmp_path: Path, body: str, code: str, needle: str) -> None:
     path = write(tmp_path, f"Data Engineering:\n  {body}\n")
     _, found = parse_access(load_config(path))
@@ -137,18 +165,28 @@ def test_each_mistake_is_one_located_finding(tmp_path: Path, body: str, code: st
 
 
 def test_role_hints_name_the_fix(tmp_path: Path) -> None:
-    _, found = parse_access(load_config(write(tmp_path, "Data Engineering: {organization: organization_owner}\n")))
+    _, found = parse_access(
+        load_config(write(tmp_path, "Data Engineering: {organization: organization_owner}\n"))
+    )
     assert found[0].hint == "role names are upper case: ORGANIZATION_OWNER"
-    _, found = parse_access(load_config(write(tmp_path, "Data Engineering: {organization: WORKSPACE_OWNER}\n")))
-    assert found[0].hint and found[0].hint.startswith("WORKSPACE_OWNER is a workspace role; organization roles:")
+    _, found = parse_access(
+        load_config(write(tmp_path, "Data Engineering: {organization: WORKSPACE_OWNER}\n"))
+    )
+    assert found[0].hint and found[0].hint.startswith(
+        "WORKSPACE_OWNER is a workspace role; organization roles:"
+    )
 
 
 def test_a_group_no_idp_pushes_is_refused_with_the_way_to_push_it(tmp_path: Path) -> None:
-    okta_only = HEAD[:HEAD.index("azure:")]
-    path = write(tmp_path, "Astro Users: {organization: ORGANIZATION_MEMBER}\ndata engineering: {}\n", okta_only)
+    okta_only = HEAD[: HEAD.index("azure:")]
+    path = write(
+        tmp_path, "Astro Users: {organization: ORGANIZATION_MEMBER}\ndata engineering: {}\n", okta_only
+    )
     _, found = parse_access(load_config(path))
     assert [(f.code, f.location.line) for f in found] == [
-        ("access-group", line_of(path, "  Astro Users:")), ("access-group", line_of(path, "data engineering"))]
+        ("access-group", line_of(path, "  Astro Users:")),
+        ("access-group", line_of(path, "data engineering")),
+    ]
     # Astro Users is assigned in Okta (members get accounts) but not pushed: no Team in that organization.
     assert found[0].hint and "add it to okta.push_groups so it becomes a Team" in found[0].hint
     assert found[1].hint and found[1].hint.startswith("did you mean 'Data Engineering'?")
@@ -157,15 +195,19 @@ def test_a_group_no_idp_pushes_is_refused_with_the_way_to_push_it(tmp_path: Path
 def test_validate_command_checks_the_access_section_with_file_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         Data Engineering:
           workspaces: {platform: WORKSPACE_MEMBER}
           deployments: {analytics/prod: DEPLOYMENT_ADMIN}
-        """)
+        """,
+    )
     assert main(["validate", str(path), "--format", "json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert [(f["file"], f["line"], f["code"]) for f in report["findings"]] == [
-        (str(path), line_of(path, "analytics/prod"), "access-hierarchy")]
+        (str(path), line_of(path, "analytics/prod"), "access-hierarchy")
+    ]
     good = write(tmp_path, "Data Engineering: {workspaces: {analytics: WORKSPACE_AUTHOR}}\n")
     assert main(["validate", str(good)]) == 0
     assert capsys.readouterr().out.strip() == "1 mapping file OK"
@@ -182,14 +224,18 @@ def test_validate_reports_a_broken_project_config_as_a_finding(tmp_path: Path) -
     assert validate_project_file(mapping) is None  # a mapping file: the mapping validator's business
 
 
-# -- role sets ----------------------------------------------------------------------------------------------
+# -- role sets ---------------------------------------------------------------------------------------------
 
 
 def test_role_set_round_trips_the_api_body_and_diffs_by_name() -> None:
-    body = {"organizationRole": "ORGANIZATION_MEMBER",
-            "workspaceRoles": [{"workspaceId": "w1", "role": "WORKSPACE_MEMBER"},
-                               {"workspaceId": "w2", "role": "WORKSPACE_OWNER"}],
-            "deploymentRoles": [{"deploymentId": "d1", "role": "DEPLOYMENT_ADMIN"}]}
+    body = {
+        "organizationRole": "ORGANIZATION_MEMBER",
+        "workspaceRoles": [
+            {"workspaceId": "w1", "role": "WORKSPACE_MEMBER"},
+            {"workspaceId": "w2", "role": "WORKSPACE_OWNER"},
+        ],
+        "deploymentRoles": [{"deploymentId": "d1", "role": "DEPLOYMENT_ADMIN"}],
+    }
     roles = RoleSet.from_api(body)
     assert RoleSet.from_api(roles.body()) == roles and roles.body() == body
     after = RoleSet("ORGANIZATION_OWNER", frozenset({("w1", "WORKSPACE_AUTHOR"), ("w3", "WORKSPACE_MEMBER")}))
@@ -202,23 +248,30 @@ def test_role_set_round_trips_the_api_body_and_diffs_by_name() -> None:
         "- deployment analytics/prod DEPLOYMENT_ADMIN",
     ]
     assert describe_diff(roles, roles, names) == []
-    assert after.view(names) == {"organization": "ORGANIZATION_OWNER",
-                                 "workspaces": {"analytics": "WORKSPACE_AUTHOR", "sales": "WORKSPACE_MEMBER"},
-                                 "deployments": {}}
+    assert after.view(names) == {
+        "organization": "ORGANIZATION_OWNER",
+        "workspaces": {"analytics": "WORKSPACE_AUTHOR", "sales": "WORKSPACE_MEMBER"},
+        "deployments": {},
+    }
 
 
 # -- render ------------------------------------------------------------------------------------------------
 
 
-def test_render_emits_team_roles_terraform_per_idp(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write(tmp_path, """\
+def test_render_emits_team_roles_terraform_per_idp(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        """\
         Data Engineering:
           organization: ORGANIZATION_MEMBER
           workspaces: {analytics: WORKSPACE_AUTHOR, clws000000000000000000001: WORKSPACE_MEMBER}
           deployments: {analytics/prod: DEPLOYMENT_ADMIN, cldp000000000000000000001: DEPLOYMENT_ADMIN}
         ML Research:
           workspaces: {platform: WORKSPACE_OWNER}
-        """)
+        """,
+    )
     out = tmp_path / "okta-out"
     assert main(["render", "--idp", "okta", "--config", str(path), "--out", str(out)]) == 0
     text = (out / "terraform" / "astro.tf").read_text()
@@ -228,10 +281,13 @@ def test_render_emits_team_roles_terraform_per_idp(tmp_path: Path, capsys: pytes
     assert roles["team_id"] == '${local.team_ids["Data Engineering"]}'
     assert roles["organization_role"] == "ORGANIZATION_MEMBER"
     assert [w["workspace_id"] for w in roles["workspace_roles"]] == [
-        '${local.workspace_ids["analytics"]}', "clws000000000000000000001"]
+        '${local.workspace_ids["analytics"]}',
+        "clws000000000000000000001",
+    ]
     assert [d["deployment_id"] for d in roles["deployment_roles"]] == [
         '${local.deployment_ids[format("%s/%s", local.workspace_ids["analytics"], "prod")]}',
-        "cldp000000000000000000001"]
+        "cldp000000000000000000001",
+    ]
     data = {k: v for block in doc["data"] for k, v in block.items()}
     assert data["astro_teams"]["access"]["names"] == ["Data Engineering"]
     assert data["astro_workspaces"]["access"]["names"] == ["analytics"]
