@@ -20,8 +20,6 @@ from connector.sandbox.core import Sandbox
 from connector.sandbox.faults import FaultConfig
 from connector.sandbox.seed import ASSIGNED_TEAM
 
-pytestmark = pytest.mark.xdist_group("azure")
-
 
 @pytest.fixture
 def azure_config(sandbox: Sandbox, tmp_path: Path) -> Path:
