@@ -115,7 +115,7 @@ class AstroStorage(InMemoryStorage):
     The stock search sorts every resource on each request (O(n log n)) and deep-copies the page; Okta imports and
     the drift auditor page through all users without a filter, so that case reads a cached id order instead
     (invalidated on create and delete; updates keep a resource's id, so its place). `rendered` caches each
-    resource's JSON per version for `AstroService` (the SCIM dump costs ~0.5 ms per resource).
+    resource's JSON per stored version for `AstroService` (the SCIM dump costs ~0.5 ms per resource).
     """
 
     def __init__(self, user_type: ResourceType, group_type: ResourceType) -> None:
@@ -124,7 +124,9 @@ class AstroStorage(InMemoryStorage):
         self.group_type = group_type
         self._order: dict[str | None, list[str]] = {}
         self._unique: dict[type[Any], list[AttributeBinding]] = {}
-        self.rendered: dict[str, tuple[str | None, str, bytes]] = {}  # id -> (version, base_url, JSON)
+        # id -> (stored object, base_url, JSON). Keyed on the object itself: every write stores a new object
+        # (nothing is changed in place), and `is` is ~1 us cheaper than reading meta.version.
+        self.rendered: dict[str, tuple[Resource[Any], str, bytes]] = {}
 
     def generate_id(self, resource_type: ResourceType, resource: Resource[Any]) -> str:
         # Astro's ids are cuids (e.g. clk17xqgm124q01hkrgilsr49), not UUIDs: "cl" + 23 base-36 characters.
@@ -285,13 +287,11 @@ class AstroService(ScimService):
         return _route(request.method.upper(), request.path)
 
     def _rendered(self, base_url: str, resource: Resource[Any], search_request: SearchRequest[Any]) -> bytes:
-        key = cast(str, resource.id)
-        version = resource.meta.version if resource.meta else None
-        hit = self.storage.rendered.get(key)
-        if hit is not None and hit[0] == version and hit[1] == base_url:
-            return hit[2]
         body = json.dumps(self._publish_dump(base_url, resource, search_request)).encode()
-        self.storage.rendered[key] = (version, base_url, body)
+        key = cast(str, resource.id)
+        stored = self.storage._resources.get(resource.meta.resource_type if resource.meta else None, {})
+        if stored.get(key) is resource:  # a copy (filtered search) could never be hit again
+            self.storage.rendered[key] = (resource, base_url, body)
         return body
 
     def _publish_dump(self, base_url: str, resource: Resource[Any], search_request: SearchRequest[Any]
@@ -327,7 +327,14 @@ class AstroService(ScimService):
             or page.total is None
         ):
             return super().search_response(base_url, resource_types, page, search_request)
-        items = [self._rendered(base_url, r, search_request) for r in page.resources]
+        # The hit test is inlined: this loop runs for every resource of every page.
+        rendered, items = self.storage.rendered, []
+        for r in page.resources:
+            hit = rendered.get(r.id)  # type: ignore[arg-type]
+            if hit is not None and hit[0] is r and hit[1] == base_url:
+                items.append(hit[2])
+            else:
+                items.append(self._rendered(base_url, r, search_request))
         head = json.dumps({
             "schemas": [LIST_SCHEMA], "totalResults": page.total, "startIndex": search_request.start_index,
             "itemsPerPage": len(items),
