@@ -46,7 +46,7 @@ from scim2_server.memory import InMemoryStorage, _hashable
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
 from scim2_server.routing import Target
-from scim2_server.service import ScimService
+from scim2_server.service import SEARCH_REQUEST_PARAMETERS, ScimService
 from scim2_server.storage import SearchPage
 from scim2_server.utils import (
     load_default_resource_types,
@@ -282,9 +282,27 @@ class AstroService(ScimService):
     def __init__(self, provider: ScimProvider, storage: AstroStorage) -> None:
         super().__init__(provider, secret=os.environ.get("SCIM2_SERVER_SECRET"))
         self.storage = storage
+        self._searches: dict[tuple[Any, ...], tuple[SearchRequest[Any], Any]] = {}
 
     def match(self, request: ScimRequest) -> Target:  # type: ignore[override]
         return _route(request.method.upper(), request.path)
+
+    def read_search_query(
+        self, resource_types: list[ResourceType], query: Mapping[str, str]
+    ) -> tuple[SearchRequest[Any], Any]:
+        # Validating the query into a SearchRequest is ~half the cost of a list request, and pagers send the
+        # same few queries over and over. Cursor queries are not cached (their position is per request).
+        key = (tuple(rt.id for rt in resource_types),
+               tuple(sorted((k, query[k]) for k in SEARCH_REQUEST_PARAMETERS if k in query)))
+        hit = self._searches.get(key)
+        if hit is None:
+            hit = super().read_search_query(resource_types, query)
+            if hit[1] is not None or hit[0].cursor is not None:
+                return hit
+            if len(self._searches) >= 4096:
+                self._searches.clear()
+            self._searches[key] = hit
+        return hit[0].model_copy(), hit[1]
 
     def _rendered(self, base_url: str, resource: Resource[Any], search_request: SearchRequest[Any]) -> bytes:
         body = json.dumps(self._publish_dump(base_url, resource, search_request)).encode()
