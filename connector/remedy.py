@@ -3,6 +3,8 @@
 The remedies are the Astro SCIM FAQ's:
 - Okta group out of sync (Team missing, member missing or extra, push error): Push now. Okta has no Push now API,
   so the provider re-pushes with the documented workaround (mapping INACTIVE then ACTIVE) and verifies in Astro.
+  A Team missing in Astro cannot come back that way (the mapping still targets the deleted Team's id, and Okta
+  reports "not found"): the group is unlinked (deleteTargetGroup=false) and pushed again, which creates it.
 - Okta user missing in Astro (or pushed with stale attributes, or in sync ERROR): remove and re-assign the user.
 - Okta user removed but the Astro account remains: delete the account from Astro (only with --delete-orphans,
   within the safety limit). A user deactivated in Okta whose account is still active is deactivated in Astro
@@ -117,8 +119,12 @@ def _okta(b: _Builder, f: Finding, delete_orphans: bool) -> None:
         b.add(Action.RUN, OKTA_REASSIGN, f.user, "remove and re-assign the user in Okta", f, login=f.user)
         for team in f.teams:
             b.add(Action.RUN, OKTA_REPUSH, team, repush, f, group=team)
-    elif f.kind in (Kind.TEAM_MISSING, Kind.MEMBERSHIP_MISSING, Kind.MEMBERSHIP_EXTRA, Kind.ATTRIBUTE_MISMATCH) \
-            and f.team:
+    elif f.kind is Kind.TEAM_MISSING and f.team:
+        relink = ("unlink the pushed group (deleteTargetGroup=false) and push it again, which creates the Team "
+                  "(Push now cannot: the mapping still targets the missing Team)")
+        b.add(Action.RUN, OKTA_REPUSH, f.team, relink, f, group=f.team,
+              relink_group_ids=[f.idp_id] if f.idp_id else [])
+    elif f.kind in (Kind.MEMBERSHIP_MISSING, Kind.MEMBERSHIP_EXTRA, Kind.ATTRIBUTE_MISMATCH) and f.team:
         b.add(Action.RUN, OKTA_REPUSH, f.team, repush, f, group=f.team)
     elif f.kind is Kind.IDP_ERROR and f.issue_kind in ("okta.push_error",):
         b.add(Action.RUN, OKTA_REPUSH, f.team or f.subject, repush, f, group=f.team or f.subject)
@@ -222,12 +228,27 @@ def _reassign(provider: Any, change: Change) -> Outcome:
 
 def _repush(provider: Any, change: Change) -> Outcome:
     try:
+        group_ids = change.data.get("relink_group_ids") or []
+        if group_ids:
+            _unlink(provider, group_ids)
         state = provider.repush_group(change.data["group"])
+        verified = getattr(state, "verified", None)
+        text = ("unlinked and pushed again: " if group_ids else "") + str(getattr(state, "result", "") or "pushed")
     except ConnectorError as exc:
         return Outcome(change, False, str(exc))
-    verified = getattr(state, "verified", None)
-    text = str(getattr(state, "result", "") or "re-pushed")
     return Outcome(change, verified is not False, text)
+
+
+def _unlink(provider: Any, group_ids: list[str]) -> None:
+    """Delete the group's push mapping, keeping the target (deleteTargetGroup=false), through the Okta provider's
+    own client and helpers, so authentication, retries and the SDK workarounds stay in one place."""
+    async def run(client: Any) -> None:
+        app_id = str((await provider._find_app(client))["id"])
+        for group_id in group_ids:
+            for mapping in await provider._push_mappings(client, app_id, source_group_id=group_id):
+                await provider._delete_push(client, app_id, str(mapping["id"]))
+
+    provider._run(run)
 
 
 def _on_demand(provider: Any, changes: list[Change], astro: AstroConfig, policy: RetryPolicy) -> list[Outcome]:

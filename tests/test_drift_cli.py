@@ -1,0 +1,292 @@
+"""`astro-scim drift` end to end against the sandbox: per finding kind, inject it, see exactly it, fix it, clean.
+
+Everything goes through the real CLI, the official SDKs and loopback HTTP; drift is injected behind the tool's
+back with the emulators' own drift methods or plain SCIM requests (what an Astro admin or a script would do).
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from connector.cli import main
+from connector.sandbox.core import Sandbox
+from connector.sandbox.seed import ASSIGNED_TEAM
+
+Found = list[tuple[str, str]]
+
+
+def drift(config: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, Found]:
+    capsys.readouterr()
+    rc = main(["drift", "-c", str(config), "--format", "json", *extra])
+    doc = json.loads(capsys.readouterr().out)
+    return rc, [(f["kind"], f["subject"]) for idp in doc["idps"] for f in idp["findings"]]
+
+
+def fix(config: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
+    capsys.readouterr()
+    rc = main(["drift", "-c", str(config), "--fix", "--yes", *extra])
+    out = capsys.readouterr()
+    return rc, out.out + out.err
+
+
+def scim(sb: Sandbox, idp: str) -> httpx.Client:
+    org = sb.astro_orgs[idp]
+    return httpx.Client(base_url=org.scim_url, headers={"Authorization": f"Bearer {org.token}"})
+
+
+def okta_app(sb: Sandbox) -> str:
+    assert sb.okta is not None
+    return str(sb.okta.app_by_label("Astro")["id"])
+
+
+@pytest.fixture
+def okta_config(sandbox: Sandbox, tmp_path: Path) -> Path:
+    """Okta configured (the admin's manual step done, `apply --yes` run): Astro holds every user and Team."""
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
+    org = sandbox.astro_orgs["okta"]
+    assert sandbox.okta is not None
+    sandbox.okta.enable_provisioning(okta_app(sandbox), org.scim_url, org.token)
+    assert main(["apply", "-c", str(config), "--yes"]) == 0
+    return config
+
+
+@pytest.fixture
+def azure_config(sandbox: Sandbox, tmp_path: Path) -> Path:
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
+    assert main(["apply", "-c", str(config), "--yes"]) == 0
+    return config
+
+
+def _team(sb: Sandbox, idp: str, name: str) -> dict[str, Any]:
+    team = sb.astro.find_group(sb.astro_orgs[idp].org_id, name)
+    assert team is not None, name
+    return team
+
+
+def _member_of(sb: Sandbox, team: str) -> str:
+    return sb.seed_org.person(sb.seed_org.team(team).member_keys[0]).email
+
+
+def _not_member_of(sb: Sandbox, team: str) -> str:
+    keys = set(sb.seed_org.team(team).member_keys)
+    return next(p.email for p in sb.seed_org.people if p.key not in keys)
+
+
+def _only_in_assigned_team(sb: Sandbox) -> str:
+    """A person in no team but "Astro Users": repairing them takes few on-demand calls (Entra allows 5 / 10 s)."""
+    others = {k for t in sb.default_team_names() for k in sb.seed_org.team(t).member_keys}
+    return next((p.email for p in sb.seed_org.people if p.key not in others), sb.seed_org.people[0].email)
+
+
+# Each injector changes one thing and returns the one finding drift must report, as (kind, subject).
+Inject = Callable[[Sandbox, str], tuple[str, str]]
+
+
+def user_missing(sb: Sandbox, idp: str) -> tuple[str, str]:
+    login = _only_in_assigned_team(sb)
+    sb.astro.delete_user(sb.astro_orgs[idp].org_id, login)
+    return "user_missing", login
+
+
+def orphan_in_astro(sb: Sandbox, idp: str) -> tuple[str, str]:
+    sb.astro.add_orphan(sb.astro_orgs[idp].org_id, "eve.orphan@acme.example", "Eve", "Orphan")
+    return "orphaned", "eve.orphan@acme.example"
+
+
+def removed_in_idp(sb: Sandbox, idp: str) -> tuple[str, str]:
+    login = sb.seed_org.people[1].email
+    if idp == "okta":
+        assert sb.okta is not None
+        sb.okta.deactivate_user_silently(login)  # Okta also unassigns a deactivated user from its apps
+    else:
+        assert sb.graph is not None
+        sb.graph.remove_user_silently(login)
+    return "orphaned", login
+
+
+def disabled_in_entra(sb: Sandbox, idp: str) -> tuple[str, str]:
+    login = sb.seed_org.people[2].email
+    assert sb.graph is not None
+    sb.graph.update_user(login, accountEnabled=False)
+    return "deactivation_not_propagated", login
+
+
+def attribute_edited(sb: Sandbox, idp: str) -> tuple[str, str]:
+    login = sb.seed_org.people[3].email
+    sb.astro.edit_user(sb.astro_orgs[idp].org_id, login, "name.givenName", "Mallory")
+    return "attribute_mismatch", login
+
+
+def team_deleted(sb: Sandbox, idp: str) -> tuple[str, str]:
+    name = sb.default_team_names()[0]
+    assert scim(sb, idp).delete(f"/Groups/{_team(sb, idp, name)['id']}").status_code == 204
+    return "team_missing", name
+
+
+def membership_dropped(sb: Sandbox, idp: str) -> tuple[str, str]:
+    name = sb.default_team_names()[1]
+    sb.astro.drop_membership(sb.astro_orgs[idp].org_id, name, _member_of(sb, name))
+    return "membership_missing", name
+
+
+def membership_added(sb: Sandbox, idp: str) -> tuple[str, str]:
+    name = sb.default_team_names()[0]
+    user = sb.astro.find_user(sb.astro_orgs[idp].org_id, _not_member_of(sb, name))
+    assert user is not None
+    r = scim(sb, idp).patch(f"/Groups/{_team(sb, idp, name)['id']}", json={
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": user["id"]}]}]})
+    assert r.status_code in (200, 204), r.text
+    return "membership_extra", name
+
+
+def app_user_error(sb: Sandbox, idp: str) -> tuple[str, str]:
+    login = sb.seed_org.people[4].email
+    assert sb.okta is not None
+    sb.okta.set_app_user_error(okta_app(sb), login, "SCIM 409: userName already exists")
+    return "idp_error", login
+
+
+def push_error(sb: Sandbox, idp: str) -> tuple[str, str]:
+    name = sb.default_team_names()[0]
+    assert sb.okta is not None
+    sb.okta.set_push_error(okta_app(sb), name, "Failed on 2024-01-01: unable to push")
+    return "idp_error", name
+
+
+@dataclass
+class Case:
+    inject: Inject
+    flags: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.inject.__name__
+
+
+ORPHAN_FLAGS = ("--delete-orphans",)
+OKTA_CASES = [Case(user_missing), Case(orphan_in_astro, ORPHAN_FLAGS), Case(removed_in_idp, ORPHAN_FLAGS),
+              Case(attribute_edited), Case(team_deleted), Case(membership_dropped), Case(membership_added),
+              Case(app_user_error), Case(push_error)]
+AZURE_CASES = [Case(user_missing), Case(orphan_in_astro, ORPHAN_FLAGS), Case(removed_in_idp, ORPHAN_FLAGS),
+               Case(disabled_in_entra), Case(attribute_edited), Case(team_deleted), Case(membership_dropped),
+               Case(membership_added)]
+
+
+def _inject_see_fix_clean(sb: Sandbox, config: Path, idp: str, case: Case,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert drift(config, capsys) == (0, []), "the configured sandbox starts clean"
+    expected = case.inject(sb, idp)
+    assert drift(config, capsys) == (1, [expected])
+    rc, out = fix(config, capsys, *case.flags)
+    assert rc == 0, out
+    assert "0 finding(s) left" in out
+    assert drift(config, capsys) == (0, [])
+
+
+@pytest.mark.parametrize("case", OKTA_CASES, ids=str)
+def test_okta_each_finding_kind_is_seen_fixed_and_gone(sandbox: Sandbox, okta_config: Path, case: Case,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    _inject_see_fix_clean(sandbox, okta_config, "okta", case, capsys)
+
+
+@pytest.mark.parametrize("case", AZURE_CASES, ids=str)
+def test_azure_each_finding_kind_is_seen_fixed_and_gone(sandbox: Sandbox, azure_config: Path, case: Case,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    _inject_see_fix_clean(sandbox, azure_config, "azure", case, capsys)
+
+
+def test_quarantine_is_reported_with_its_manual_step_and_left(sandbox: Sandbox, azure_config: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert sandbox.graph is not None
+    sp = next(s for s in sandbox.graph.service_principals() if s["displayName"] == "Astro")
+    sandbox.graph.quarantine(sp["id"], reason="EncounteredQuarantineException")
+    assert drift(azure_config, capsys) == (1, [("idp_error", "Astro")])
+    sandbox.logs["graph"].clear()
+    rc, out = fix(azure_config, capsys)
+    assert rc == 1 and "! remedy.manual Astro" in out and "Restart provisioning" in out
+    assert sandbox.logs["graph"].writes() == []
+
+
+def test_fix_without_yes_prints_the_plan_and_changes_nothing(sandbox: Sandbox, okta_config: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    user_missing(sandbox, "okta")
+    membership_dropped(sandbox, "okta")
+    for log in sandbox.logs.values():
+        log.clear()
+    capsys.readouterr()
+    assert main(["drift", "-c", str(okta_config), "--fix"]) == 1
+    out = capsys.readouterr().out
+    assert "> remedy.okta.reassign_user" in out and "> remedy.okta.repush_group" in out
+    assert "nothing done (add --yes to act)" in out
+    assert sandbox.logs["okta"].writes() == [] and sandbox.logs["astro"].writes() == []
+
+
+def test_mass_orphan_deletion_is_refused_without_force(sandbox: Sandbox, okta_config: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    org = sandbox.astro_orgs["okta"].org_id
+    for i in range(2):  # 12 + 2 Astro users: the limit is min(10% of 14, 25) = 1 deletion
+        sandbox.astro.add_orphan(org, f"orphan{i}@acme.example", "Or", f"Phan{i}")
+    sandbox.logs["astro"].clear()
+    capsys.readouterr()
+    assert main(["drift", "-c", str(okta_config), "--fix", "--yes", "--delete-orphans"]) == 2
+    err = capsys.readouterr().err
+    assert "the plan deletes 2 objects, over the safety limit of 1" in err and "--force" in err
+    assert sandbox.logs["astro"].count("DELETE") == 0
+    rc, out = fix(okta_config, capsys, "--delete-orphans", "--force")
+    assert rc == 0, out
+    assert sandbox.astro.find_user(org, "orphan0@acme.example") is None
+    assert sandbox.logs["astro"].count("DELETE") == 2
+
+
+def test_report_formats_through_the_cli_and_no_secret_in_any(sandbox: Sandbox, okta_config: Path, tmp_path: Path,
+                                                             capfd: pytest.CaptureFixture[str]) -> None:
+    attribute_edited(sandbox, "okta")
+    orphan_in_astro(sandbox, "okta")
+    report = tmp_path / "drift.xml"
+    capfd.readouterr()
+    assert main(["drift", "-c", str(okta_config), "--format", "junit", "--output", str(report)]) == 1
+    suite = ET.parse(report).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "2"
+    outputs = [report.read_text()]
+    for fmt in ("text", "json", "markdown", "github", "html"):
+        assert main(["drift", "-c", str(okta_config), "--format", fmt]) == 1
+        out, err = capfd.readouterr()
+        outputs += [out, err]
+        assert "eve.orphan@acme.example" in out, fmt
+    json.loads(outputs[3])  # the json run's stdout is one clean document
+    secrets = [sandbox.okta_token, sandbox.astro_orgs["okta"].token]
+    for text in outputs:
+        for secret in secrets:
+            assert secret not in text
+
+
+def test_a_refused_astro_token_exits_3_naming_the_endpoint(sandbox: Sandbox, okta_config: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    (okta_config.parent / "astro-okta.token").write_text("not-the-astro-token\n")
+    capsys.readouterr()
+    assert main(["drift", "-c", str(okta_config)]) == 3
+    err = capsys.readouterr().err
+    assert sandbox.astro_orgs["okta"].scim_url in err and "HTTP 401" in err
+    assert "not-the-astro-token" not in err
+
+
+def test_both_idps_in_one_run(sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml")
+    org = sandbox.astro_orgs["okta"]
+    assert sandbox.okta is not None
+    sandbox.okta.enable_provisioning(okta_app(sandbox), org.scim_url, org.token)
+    assert main(["apply", "-c", str(config), "--yes"]) == 0
+    assert drift(config, capsys) == (0, [])
+    team = sandbox.astro.find_group(sandbox.astro_orgs["azure"].org_id, ASSIGNED_TEAM)
+    assert team is not None and len(team["members"]) == len(sandbox.seed_org.people)
+    attribute_edited(sandbox, "azure")
+    rc, found = drift(config, capsys)
+    assert rc == 1 and found == [("attribute_mismatch", sandbox.seed_org.people[3].email)]
