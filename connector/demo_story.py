@@ -103,6 +103,43 @@ class Demo:
         return (f"Astro holds the {len(users)} assigned users with mapped attributes and the pushed groups "
                 f"{self.sb.default_team_names()} as Teams with their members")
 
+    # -- Microsoft Entra ID --------------------------------------------------------------------------------
+    def azure_plan_fresh(self) -> str:
+        code = cli("plan", "--config", str(self.config), "--idp", "azure", "--exit-code")
+        assert code == EXIT_FINDINGS, f"plan on a fresh tenant should list changes (exit 1), got {code}"
+        assert not self.sb.graph.service_principals(), "plan created an app"
+        return "the plan lists the app, assignments, credentials, job, schema mappings and start; nothing created"
+
+    def azure_apply(self) -> str:
+        code = cli("apply", "--config", str(self.config), "--idp", "azure", "--yes")
+        assert code == EXIT_OK, f"apply exited {code}"
+        self.sb.graph.wait_for_cycles()
+        want = {p.email.lower(): p for p in self.assigned_people()}
+        users = {u["userName"].lower(): u for u in self.astro_users("azure")}
+        assert set(users) == set(want), f"Astro users differ: missing {sorted(set(want) - set(users))[:3]}"
+        sample = want[sorted(want)[-1]]
+        u = users[sample.email.lower()]
+        assert u["name"]["familyName"] == sample.last_name and u["displayName"] == sample.display_name, (
+            f"mapped attributes wrong for {sample.email}"
+        )
+        teams = ["Astro Users", *self.sb.default_team_names()]
+        self.check_teams("azure", teams)
+        return f"after the job's first cycle Astro holds {len(users)} users and the Teams {teams} with members"
+
+    def azure_on_demand(self) -> str:
+        person = self.assigned_people()[0]
+        self.sb.graph.update_user(person.email, surname="Hopper-Lovelace")
+        code = cli("provision", "--config", str(self.config), "--user", person.email)
+        assert code == EXIT_OK, f"provision exited {code}"
+        u = self.sb.astro.find_user(self.sb.astro_orgs["azure"].org_id, person.email)
+        assert u is not None and u["name"]["familyName"] == "Hopper-Lovelace", "the change did not reach Astro"
+        return "a surname change in Entra reached Astro in the same call, without waiting for the next cycle"
+
+    def status(self, idp: str) -> str:
+        code = cli("status", "--config", str(self.config), "--idp", idp)
+        assert code == EXIT_OK, f"status exited {code}"
+        return "the IdP reports healthy provisioning"
+
     def plan_empty(self, idp: str) -> str:
         code = cli("plan", "--config", str(self.config), "--idp", idp, "--exit-code")
         assert code == EXIT_OK, f"second plan is not empty (exit {code})"
@@ -121,5 +158,10 @@ def tell(story: Story, tmp: Path) -> None:
         story.step("Okta: the Admin Console step", demo.okta_admin_console)
         story.step("Okta: apply provisions users and pushes groups", demo.okta_apply)
         story.step("Okta: plan again", lambda: demo.plan_empty("okta"))
+        story.step("Entra ID: plan against a fresh tenant", demo.azure_plan_fresh)
+        story.step("Entra ID: apply creates the app and starts provisioning", demo.azure_apply)
+        story.step("Entra ID: plan again", lambda: demo.plan_empty("azure"))
+        story.step("Entra ID: provision on demand", demo.azure_on_demand)
+        story.step("Both: provisioning health as the IdPs report it", lambda: demo.status("all"))
     finally:
         demo.stop()
