@@ -492,6 +492,15 @@ def test_cached_list_pages_equal_scim2_servers_own_rendering(astro: Astro) -> No
         assert served == served_again == expected
     relative = astro.http.get("/Groups", params={"filter": 'displayName eq "Relative"'}).json()["Resources"][0]
     assert relative["members"][0]["$ref"] == f"{base}/Users/{some}"
+
+    # filtered lookups are served from the same cache, and see writes
+    name = astro.server.users(ORG)[3]["userName"]
+    lookup = {"filter": f'userName eq "{name}"'}
+    first = astro.http.get("/Users", params=lookup).json()["Resources"][0]
+    assert astro.http.get("/Users", params=lookup).json()["Resources"][0] == first
+    assert first == astro.send("GET", f"/Users/{first['id']}").json()
+    server.edit_user(ORG, name, "title", "Chief Drift Officer")
+    assert astro.http.get("/Users", params=lookup).json()["Resources"][0]["title"] == "Chief Drift Officer"
     # an update changes the version, so the cached JSON of that user is not reused
     first = astro.http.get("/Users", params={"count": "1"}).json()["Resources"][0]
     server.edit_user(ORG, first["userName"], "displayName", "Renamed Person")

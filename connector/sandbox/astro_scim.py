@@ -233,7 +233,15 @@ class AstroStorage(InMemoryStorage):
             and search_request.cursor is None
         )
         if not plain:
-            return super().search(resource_types, search_request, position=position)
+            with self.lock:
+                page = super().search(resource_types, search_request, position=position)
+                # Hand back the stored objects rather than the stock copies, as the fast path does, so the
+                # service's per-object JSON cache serves filtered lookups (Okta's and Entra's `eq` matches) too.
+                page.resources = [
+                    self._resources[r.meta.resource_type if r.meta else None][cast(str, r.id)]
+                    for r in page.resources
+                ]
+                return page
         with self.lock:
             name = resource_types[0].name
             stored = self._resources.get(name, {})
