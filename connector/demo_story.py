@@ -140,6 +140,93 @@ class Demo:
         assert code == EXIT_OK, f"status exited {code}"
         return "the IdP reports healthy provisioning"
 
+    # -- drift -----------------------------------------------------------------------------------------------
+    def drift(self, *extra: str) -> tuple[int, set[tuple[str, str, str]]]:
+        import json
+
+        report = self.tmp / "drift.json"
+        code = cli("drift", "--config", str(self.config), "--format", "json", "-o", str(report), *extra)
+        doc = json.loads(report.read_text())
+        found = {(i["idp"], f["kind"], f["subject"]) for i in doc["idps"] for f in i["findings"]}
+        return code, found
+
+    def audit_clean(self) -> str:
+        code, found = self.drift()
+        assert code == EXIT_OK and not found, f"expected a clean audit, got exit {code}: {sorted(found)}"
+        return "Okta, Entra ID and both Astro organizations agree: no drift"
+
+    def inject(self) -> str:
+        sb = self.sb
+        people = self.assigned_people()
+        okta_org, azure_org = sb.astro_orgs["okta"].org_id, sb.astro_orgs["azure"].org_id
+        team_a, team_b = sb.default_team_names()
+        touched = {p.email for p in people[1:4]}
+        member = next(e for e in (sb.seed_org.person(k).email for k in sb.seed_org.team(team_b).member_keys)
+                      if e not in touched)
+        # Each line is something that happens behind the tool's back; the audit must name exactly these.
+        sb.okta.deactivate_user_silently(people[1].email)  # removed in Okta, deprovisioning missed
+        sb.astro.edit_user(okta_org, people[3].email, "name.givenName", "Mallory")  # edited in Astro only
+        sb.astro.drop_membership(okta_org, team_b, member)  # a Team membership lost
+        sb.astro.add_orphan(azure_org, "eve.orphan@acme.example", "Eve", "Orphan")  # an account nobody owns
+        sb.graph.update_user(people[2].email, accountEnabled=False)  # disabled in Entra, Astro not told
+        sb.okta.set_push_error(sb.okta.app_by_label("Astro")["id"], team_a, "unable to push: SCIM 500")
+        self.expected = {
+            ("okta", "orphaned", people[1].email),
+            ("okta", "attribute_mismatch", people[3].email),
+            ("okta", "membership_missing", team_b),
+            ("okta", "idp_error", team_a),
+            ("azure", "orphaned", "eve.orphan@acme.example"),
+            ("azure", "deactivation_not_propagated", people[2].email),
+        }
+        return "injected: a missed Okta deprovision, an Astro-only edit, a lost membership, an orphan account, " \
+               "a missed Entra disable and a failed Okta group push"
+
+    def audit_finds_exactly(self) -> str:
+        cli("drift", "--config", str(self.config))  # the table a person reads
+        code, found = self.drift()
+        assert code == EXIT_FINDINGS, f"drift should exit 1, got {code}"
+        assert found == self.expected, (
+            f"missing {sorted(self.expected - found)}, unexpected {sorted(found - self.expected)}"
+        )
+        return f"the audit found exactly the {len(found)} injected problems, each with its remedy"
+
+    def fix(self) -> str:
+        code, _ = self.drift("--fix", "--yes", "--delete-orphans")
+        code, found = self.drift()
+        assert code == EXIT_OK and not found, f"left after the fix: {sorted(found)}"
+        return "re-pushed groups, re-assigned and provisioned users on demand, deleted the orphans; the re-audit is clean"
+
+    # -- Team access templates -----------------------------------------------------------------------------
+    ROLES = {"organization": "ORGANIZATION_MEMBER", "workspaces": {"analytics": "WORKSPACE_AUTHOR"},
+             "deployments": {"analytics/prod": "DEPLOYMENT_ADMIN"}}
+
+    def access_apply(self) -> str:
+        import yaml
+
+        team = self.sb.default_team_names()[0]
+        data = yaml.safe_load(self.config.read_text())
+        data["access"] = {team: self.ROLES}
+        self.config.write_text(yaml.safe_dump(data, sort_keys=False))
+        code = cli("apply", "--config", str(self.config), "--idp", "astro", "--yes")
+        assert code == EXIT_OK, f"apply --idp astro exited {code}"
+        for idp in ("okta", "azure"):
+            got = self.sb.astro_platform.team_roles(self.sb.astro_orgs[idp].org_id, team)
+            assert got == self.ROLES, f"{idp}: Team {team!r} has {got}"
+        assert cli("plan", "--config", str(self.config), "--idp", "astro", "--exit-code") == EXIT_OK
+        return f"Team {team!r} got its organization, workspace and deployment roles in both Astro organizations"
+
+    def access_drift(self) -> str:
+        team = self.sb.default_team_names()[0]
+        org = self.sb.astro_orgs["okta"].org_id
+        self.sb.astro_platform.set_team_roles(org, team, workspaces={"analytics": "WORKSPACE_OWNER"})
+        code, found = self.drift()
+        assert code == EXIT_FINDINGS and found == {("okta", "team_roles_mismatch", team)}, sorted(found)
+        self.drift("--fix", "--yes")
+        code, found = self.drift()
+        assert code == EXIT_OK and not found, sorted(found)
+        assert self.sb.astro_platform.team_roles(org, team) == self.ROLES
+        return "an out-of-band role change (WORKSPACE_OWNER) was caught by drift and put back"
+
     def plan_empty(self, idp: str) -> str:
         code = cli("plan", "--config", str(self.config), "--idp", idp, "--exit-code")
         assert code == EXIT_OK, f"second plan is not empty (exit {code})"
@@ -163,5 +250,11 @@ def tell(story: Story, tmp: Path) -> None:
         story.step("Entra ID: plan again", lambda: demo.plan_empty("azure"))
         story.step("Entra ID: provision on demand", demo.azure_on_demand)
         story.step("Both: provisioning health as the IdPs report it", lambda: demo.status("all"))
+        story.step("Drift: audit both IdPs against Astro", demo.audit_clean)
+        story.step("Drift: things go wrong behind the tool's back", demo.inject)
+        story.step("Drift: the audit finds exactly what went wrong", demo.audit_finds_exactly)
+        story.step("Drift: fix, then audit again", demo.fix)
+        story.step("Team access: pushed groups get their Astro roles", demo.access_apply)
+        story.step("Team access: an out-of-band role change is caught and repaired", demo.access_drift)
     finally:
         demo.stop()

@@ -101,10 +101,9 @@ def _orphan(b: _Builder, f: Finding, delete_orphans: bool) -> None:
 
 
 def _deactivate(b: _Builder, f: Finding, delete_orphans: bool) -> None:
-    if delete_orphans and f.astro_id:
-        b.add(Action.DELETE, ASTRO_DELETE, f.subject, "delete the Astro account (SCIM DELETE /Users/{id})", f,
-              astro_id=f.astro_id)
-    elif f.astro_id:
+    # A disabled user is not an orphan: do what the IdP should have done (active=false), never delete, so that
+    # re-enabling the user in the IdP brings the same Astro account back.
+    if f.astro_id:
         b.add(Action.UPDATE, ASTRO_DEACTIVATE, f.subject, "deactivate the Astro account (SCIM active=false)", f,
               astro_id=f.astro_id, before=True, after=False)
 
@@ -155,11 +154,8 @@ def _azure(b: _Builder, f: Finding, delete_orphans: bool, sizes: dict[str, int])
     if f.kind is Kind.ORPHANED:
         _orphan(b, f, delete_orphans)
     elif f.kind is Kind.DEACTIVATION_NOT_PROPAGATED:
-        if delete_orphans:
-            _deactivate(b, f, delete_orphans)
-        else:
-            # Entra deprovisions a disabled user when asked on demand (PATCH active=false).
-            b.add(Action.RUN, AZURE_USER, f.subject, user_detail, f, subject=f.idp_id or f.subject)
+        # Entra deprovisions a disabled user when asked on demand (PATCH active=false), as the FAQ says.
+        b.add(Action.RUN, AZURE_USER, f.subject, user_detail, f, subject=f.idp_id or f.subject)
     elif f.kind in (Kind.USER_MISSING, Kind.ATTRIBUTE_MISMATCH) and f.user:
         b.add(Action.RUN, AZURE_USER, f.user, user_detail, f, subject=f.idp_id or f.user)
         for team in f.teams:  # the finding's idp_id is the user's: name the group

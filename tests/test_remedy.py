@@ -65,12 +65,15 @@ def test_okta_plan_orders_cleanup_users_then_groups_and_merges_duplicates() -> N
     assert len(plan.changes[2].data["findings"]) == 2  # membership + the missing user's team
 
 
-def test_orphans_and_deprovisioned_accounts_are_deleted_only_with_delete_orphans() -> None:
+def test_orphans_are_deleted_only_with_delete_orphans_and_disabled_users_only_deactivated() -> None:
     findings = [finding("okta", Kind.ORPHANED, "eve@acme.example", astro_id="a9"),
                 finding("okta", Kind.DEACTIVATION_NOT_PROPAGATED, BOB, user=BOB, astro_id="a2")]
     plan = plan_remedies("okta", findings, delete_orphans=True)
-    assert rows(plan) == [("delete", ASTRO_DELETE, BOB), ("delete", ASTRO_DELETE, "eve@acme.example")]
+    # A disabled IdP user keeps the Astro account (active=false), so re-enabling them brings it back.
+    assert rows(plan) == [("update", ASTRO_DEACTIVATE, BOB), ("delete", ASTRO_DELETE, "eve@acme.example")]
     assert {c.data["astro_id"] for c in plan.changes} == {"a2", "a9"}
+    without = plan_remedies("okta", findings, delete_orphans=False)
+    assert [r[0] for r in rows(without)] == ["update", "manual"]
 
 
 def test_azure_plan_uses_on_demand_and_names_the_members_to_check() -> None:
