@@ -34,6 +34,7 @@ DEFAULT_PAGE_SIZE = 100  # when the server announces no filter.maxResults (Okta'
 MAX_PAGE_SIZE = 1000  # bounds memory per response whatever the server announces
 DEFAULT_CONCURRENCY = 8
 TIMEOUT_SECONDS = 60.0
+VALIDATION_SAMPLE = 25  # resources of the first page checked against the RFC 7643 models
 
 Progress = Callable[[int, int], None]  # (pages done, pages known so far)
 
@@ -152,10 +153,11 @@ class _Reader:
         if page.echoed != start:
             self._deviate(f"{endpoint} answers startIndex={page.echoed} when asked for startIndex={start}")
         if endpoint not in self._validated:
-            # Full model validation costs ~1 ms per resource: do it on the first page (to detect deviations),
-            # check the shape of the rest structurally.
+            # Model validation costs ~1 ms per resource and more per Team member (5 s for 1,000 Teams of 100):
+            # validate a sample of the first page to detect deviations, check everything structurally.
             self._validated.add(endpoint)
-            self._validate(model, payload, endpoint)
+            sample = {**payload, "Resources": page.resources[:VALIDATION_SAMPLE]}
+            self._validate(model, sample, endpoint)
         self._pages_done += 1
         if self.progress:
             self.progress(self._pages_done, max(self._pages_known, self._pages_done))
@@ -414,4 +416,12 @@ async def read_astro_async(
 
 def read_astro(astro: AstroConfig, **options: Any) -> AstroView:
     """Every User and Team of the organization behind `astro.scim_url` (see the module docstring)."""
-    return asyncio.run(read_astro_async(astro, **options))
+    holder: list[AstroView] = []
+
+    async def main() -> None:
+        # The view leaves through `holder`, not as the task's result: anyio formats the running task into cancel
+        # reasons (f"... by {task}"), and a task repr includes its result: 20,000 users cost ~0.8 s to format.
+        holder.append(await read_astro_async(astro, **options))
+
+    asyncio.run(main())
+    return holder[0]
