@@ -60,8 +60,8 @@ _FAQ_OKTA_REMOVED = (
 )
 _FAQ_OKTA_DEACTIVATED = (
     "Okta user removed or deactivated but the Astro account remains active: delete the account from Astro. "
-    "`drift --fix` deactivates it (SCIM active=false, what Okta sends when it deprovisions); add "
-    "--delete-orphans to delete it as the FAQ says."
+    "`drift --fix` deactivates it instead (SCIM active=false, what Okta sends when it deprovisions), so "
+    "re-activating the user in Okta brings the same account back."
 )
 _FAQ_AZURE = (
     "Azure user or group out of sync: provision the user or group on demand (Entra admin center > Enterprise "

@@ -7,8 +7,8 @@ The remedies are the Astro SCIM FAQ's:
   reports "not found"): the group is unlinked (deleteTargetGroup=false) and pushed again, which creates it.
 - Okta user missing in Astro (or pushed with stale attributes, or in sync ERROR): remove and re-assign the user.
 - Okta user removed but the Astro account remains: delete the account from Astro (only with --delete-orphans,
-  within the safety limit). A user deactivated in Okta whose account is still active is deactivated in Astro
-  (the PATCH Okta itself sends), or deleted with --delete-orphans.
+  within the safety limit). A user deactivated in the IdP whose account is still active is deactivated in Astro
+  (Okta: the PATCH Okta itself sends; Entra: provision on demand, which sends it), never deleted.
 - Azure user or group out of sync: provision on demand (users, then groups). Entra remembers what it exported
   (its escrow) and skips a group it believes in sync ("RedundantExport"), so a membership changed in Astro only is
   not repaired by on-demand provisioning; the executor then checks the Team in Astro and adds or removes exactly

@@ -112,6 +112,8 @@ def _user_error(w: World) -> None:
 
 def _group_error(w: World) -> None:
     w.idp.groups[0].error = "push failed: 500"
+    # The Okta provider also lists it as an issue: still one finding.
+    w.idp.issues.append(IdpIssue("okta.push_error", "Data Engineering", "push failed: 500"))
 
 
 def _quarantine(w: World) -> None:
