@@ -137,8 +137,10 @@ def test_reads_every_user_and_team_with_members(astro: Astro) -> None:
     assert astro.log.count("GET") == 3 + 5 + 1
 
 
-def test_page_size_comes_from_max_results(astro: Astro) -> None:
-    astro.scim.provider.config.filter.max_results = 4  # what the server announces in ServiceProviderConfig
+def test_page_size_comes_from_max_results(astro: Astro, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the server announces in ServiceProviderConfig. The provider is shared by every sandbox in the
+    # process, so the change must be undone after the test (monkeypatch does).
+    monkeypatch.setattr(astro.scim.provider.config.filter, "max_results", 4)
     astro.add_users(9)
     view = read_astro(astro.config)
     assert len(view.users) == 9
