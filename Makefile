@@ -25,6 +25,7 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/sandbox.py
+	$(BIN)/python benchmarks/drift_scale.py
 
 sandbox: $(STAMP)
 	$(BIN)/astro-scim sandbox --write-config build/sandbox.yaml --write-json build/sandbox.json
