@@ -226,25 +226,14 @@ def _repush(provider: Any, change: Change) -> Outcome:
     try:
         group_ids = change.data.get("relink_group_ids") or []
         if group_ids:
-            _unlink(provider, group_ids)
-        state = provider.repush_group(change.data["group"])
+            state = provider.relink_group(change.data["group"], group_ids=group_ids)
+        else:
+            state = provider.repush_group(change.data["group"])
         verified = getattr(state, "verified", None)
         text = ("unlinked and pushed again: " if group_ids else "") + str(getattr(state, "result", "") or "pushed")
     except ConnectorError as exc:
         return Outcome(change, False, str(exc))
     return Outcome(change, verified is not False, text)
-
-
-def _unlink(provider: Any, group_ids: list[str]) -> None:
-    """Delete the group's push mapping, keeping the target (deleteTargetGroup=false), through the Okta provider's
-    own client and helpers, so authentication, retries and the SDK workarounds stay in one place."""
-    async def run(client: Any) -> None:
-        app_id = str((await provider._find_app(client))["id"])
-        for group_id in group_ids:
-            for mapping in await provider._push_mappings(client, app_id, source_group_id=group_id):
-                await provider._delete_push(client, app_id, str(mapping["id"]))
-
-    provider._run(run)
 
 
 def _on_demand(provider: Any, changes: list[Change], astro: AstroConfig, policy: RetryPolicy) -> list[Outcome]:

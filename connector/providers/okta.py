@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -618,6 +618,22 @@ class OktaProvider:
     def repush_group(self, name: str) -> GroupPush:
         """The drift fixer's remedy: re-push one group (the INACTIVE/ACTIVE workaround) and verify it in Astro."""
         async def run(c: OktaClient) -> GroupPush:
+            report = await self._push_groups(c, [name], True, force_repush=True, from_config=False)
+            return report.groups[0]
+
+        return self._run(run)
+
+    def relink_group(self, name: str, *, group_ids: Sequence[str] | None = None) -> GroupPush:
+        """The drift fixer's remedy for a Team missing in Astro: Push now cannot recreate it (the mapping still
+        targets the deleted Team), so delete the group's push mappings, keeping the target (deleteTargetGroup=false),
+        then push the group again, which creates the Team, and verify it in Astro. `group_ids`: the Okta group ids
+        whose mappings to delete, when the caller knows them (else the group named `name`)."""
+        async def run(c: OktaClient) -> GroupPush:
+            app_id = str((await self._find_app(c))["id"])
+            ids = list(group_ids or [g.id for g in await self._resolve_groups(c, [name], None)])
+            for group_id in ids:
+                for mapping in await self._push_mappings(c, app_id, source_group_id=group_id):
+                    await self._delete_push(c, app_id, str(mapping["id"]))
             report = await self._push_groups(c, [name], True, force_repush=True, from_config=False)
             return report.groups[0]
 
