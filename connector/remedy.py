@@ -26,10 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from connector.astro_http import AstroScimHttp, scim_filter_value
 from connector.config import AstroConfig, SafetyConfig
 from connector.drift import Finding, Kind
 from connector.errors import ConnectorError, RemoteError
-from connector.http import DEFAULT_POLICY, RetryPolicy, retry_async
+from connector.http import DEFAULT_POLICY, RetryPolicy
 from connector.plan import Action, Change, Plan
 
 OKTA_REASSIGN = "remedy.okta.reassign_user"
@@ -39,6 +40,7 @@ AZURE_GROUP = "remedy.azure.provision_group"
 ASTRO_DEACTIVATE = "remedy.astro.deactivate_user"
 ASTRO_DELETE = "remedy.astro.delete_user"
 MANUAL = "remedy.manual"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 # More members than this and on-demand provisioning (5 members per call, 5 calls per 10 s) would take minutes.
 MAX_ON_DEMAND_GROUP_MEMBERS = 25
 
@@ -277,39 +279,21 @@ def _summarise(results: list[Any]) -> str:
 async def _fix_team_members(astro: AstroConfig, team: str, add_users: list[str], remove_ids: list[str],
                             policy: RetryPolicy) -> str:
     """Make the named members right in the Astro Team (after on-demand provisioning, which may skip it)."""
-    import httpx2
-
-    base = astro.scim_url.rstrip("/")
-    async with httpx2.AsyncClient(base_url=base, timeout=30.0, headers={
-            "Authorization": f"Bearer {astro.token.reveal()}", "Accept": "application/scim+json"}) as http:
-
-        async def call(method: str, path: str, **kw: Any) -> Any:
-            async def send() -> Any:
-                try:
-                    resp = await http.request(method, path, **kw)
-                except httpx2.TransportError as exc:
-                    raise RemoteError(f"could not reach the endpoint: {exc}", service="Astro SCIM",
-                                      endpoint=base + path) from None
-                if resp.status_code >= 300:
-                    raise RemoteError(_detail(resp) or "request failed", service="Astro SCIM",
-                                      endpoint=base + path, status=resp.status_code)
-                return resp.json() if resp.content else None
-            return await retry_async(send, what=f"{method} {path}", policy=policy)
-
-        found = await call("GET", "/Groups", params={"filter": f'displayName eq "{_quote(team)}"'})
+    async with AstroScimHttp(astro, timeout=30.0, policy=policy) as scim:
+        found = await scim.get("/Groups", {"filter": f"displayName eq {scim_filter_value(team)}"})
         groups = (found or {}).get("Resources") or []
         if not groups:
             raise RemoteError(f"no Team named {team!r} after provisioning", service="Astro SCIM",
-                              endpoint=base + "/Groups")
+                              endpoint=scim.base + "/Groups")
         group = groups[0]
         members = {m.get("value") for m in group.get("members") or [] if isinstance(m, dict)}
         to_add: list[str] = []
         for user_name in add_users:
-            hit = await call("GET", "/Users", params={"filter": f'userName eq "{_quote(user_name)}"'})
+            hit = await scim.get("/Users", {"filter": f"userName eq {scim_filter_value(user_name)}"})
             users = (hit or {}).get("Resources") or []
             if not users:
                 raise RemoteError(f"no Astro user {user_name!r} to add to {team!r}", service="Astro SCIM",
-                                  endpoint=base + "/Users")
+                                  endpoint=scim.base + "/Users")
             if users[0]["id"] not in members:
                 to_add.append(str(users[0]["id"]))
         to_remove = [i for i in remove_ids if i in members]
@@ -318,59 +302,32 @@ async def _fix_team_members(astro: AstroConfig, team: str, add_users: list[str],
         ops: list[dict[str, Any]] = []
         if to_add:
             ops.append({"op": "add", "path": "members", "value": [{"value": i} for i in to_add]})
-        ops += [{"op": "remove", "path": f'members[value eq "{_quote(i)}"]'} for i in to_remove]
-        await call("PATCH", f"/Groups/{group['id']}", json={
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+        ops += [{"op": "remove", "path": f"members[value eq {scim_filter_value(i)}]"} for i in to_remove]
+        await scim.request("PATCH", f"/Groups/{group['id']}", json={"schemas": [PATCH_OP], "Operations": ops})
         return (f"Entra skipped the Team (it tracks what it exported, not Astro's state): patched {team!r} in Astro "
                 f"directly (+{len(to_add)} -{len(to_remove)} member(s))")
 
 
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _detail(resp: Any) -> str:
-    try:
-        return str(resp.json().get("detail") or "")
-    except Exception:
-        return str(resp.text[:200])
-
-
 async def _astro_changes(astro: AstroConfig, changes: list[Change], policy: RetryPolicy) -> list[Outcome]:
     """SCIM DELETE / PATCH on Astro users, a few at a time; a 404 on delete means it is already gone."""
-    import httpx2
-
-    token = astro.token.reveal()
-    base = astro.scim_url.rstrip("/")
     sem = asyncio.Semaphore(4)
-    async with httpx2.AsyncClient(base_url=base, timeout=30.0, headers={
-            "Authorization": f"Bearer {token}", "Accept": "application/scim+json"}) as http:
+    deactivate = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": False}]}
+    async with AstroScimHttp(astro, timeout=30.0, policy=policy) as scim:
 
         async def one(c: Change) -> Outcome:
             path = f"/Users/{c.data['astro_id']}"
-
-            async def send() -> str:
-                async with sem:
-                    try:
-                        if c.resource == ASTRO_DELETE:
-                            resp = await http.delete(path)
-                        else:
-                            resp = await http.patch(path, json={
-                                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                                "Operations": [{"op": "replace", "path": "active", "value": False}],
-                            }, headers={"Content-Type": "application/scim+json"})
-                    except httpx2.TransportError as exc:
-                        raise RemoteError(f"could not reach the endpoint: {exc}", service="Astro SCIM",
-                                          endpoint=base + path) from None
-                if c.resource == ASTRO_DELETE and resp.status_code == 404:
-                    return "already gone"
-                if resp.status_code >= 300:
-                    raise RemoteError(_detail(resp) or "request failed", service="Astro SCIM",
-                                      endpoint=base + path, status=resp.status_code)
-                return "deleted" if c.resource == ASTRO_DELETE else "deactivated (active=false)"
-
             try:
-                return Outcome(c, True, await retry_async(send, what=f"{c.resource} {c.key}", policy=policy))
+                async with sem:
+                    if c.resource == ASTRO_DELETE:
+                        try:
+                            await scim.request("DELETE", path)
+                        except RemoteError as exc:
+                            if exc.status != 404:
+                                raise
+                            return Outcome(c, True, "already gone")
+                        return Outcome(c, True, "deleted")
+                    await scim.request("PATCH", path, json=deactivate)
+                    return Outcome(c, True, "deactivated (active=false)")
             except ConnectorError as exc:
                 return Outcome(c, False, str(exc))
 

@@ -2,29 +2,18 @@
 
 Okta has no API that says a push arrived; the only proof is Astro itself. A few small httpx calls with the
 Organization API token (bearer): ServiceProviderConfig, one filtered Users query, a Team by displayName and the
-userNames of its members. Retries follow connector.http like every other client.
+userNames of its members. Requests, errors and retries are connector.astro_http's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from connector.config import AstroConfig
-from connector.errors import AuthError, RemoteError
-from connector.http import retry_async
-from connector.redact import redact
-
-log = logging.getLogger("connector.okta.astro")
-SCIM_JSON = "application/scim+json"
-
-
-def scim_filter_value(value: str) -> str:
-    """A SCIM filter string literal: quotes and backslashes escaped (RFC 7644 3.4.2.2 uses JSON strings)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+from connector.astro_http import AstroScimHttp, scim_filter_value
+from connector.errors import RemoteError
 
 
 @dataclass
@@ -34,66 +23,8 @@ class AstroTeam:
     member_ids: set[str]
 
 
-class AstroReader:
+class AstroReader(AstroScimHttp):
     """Read-only SCIM access to the Astro organization an IdP provisions into. `async with AstroReader(astro)`."""
-
-    def __init__(self, astro: AstroConfig, *, timeout: float = 20.0) -> None:
-        self.astro = astro
-        self.base = astro.scim_url.rstrip("/")
-        self.timeout = timeout
-        self._client: Any = None
-
-    async def __aenter__(self) -> AstroReader:
-        import httpx
-
-        token = self.astro.token.reveal()
-        self._client = httpx.AsyncClient(
-            headers={"Authorization": f"Bearer {token}", "Accept": SCIM_JSON}, timeout=self.timeout,
-        )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    async def _get_once(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        import httpx
-
-        url = self.base + path
-        endpoint = f"GET {path}"
-        try:
-            resp = await self._client.get(url, params=params)
-        except httpx.HTTPError as exc:
-            raise RemoteError(f"could not reach Astro SCIM at {self.base}: {type(exc).__name__}",
-                              service="astro", endpoint=endpoint) from None
-        log.info("astro GET %s -> %s", path, resp.status_code)
-        if resp.status_code == 401 or resp.status_code == 403:
-            raise AuthError(
-                f"Astro SCIM at {self.base} refused the Organization API token",
-                service="astro", endpoint=endpoint, status=resp.status_code,
-                hint=f"check {self.astro.token} (an Organization API token with the Organization Owner role) and "
-                     "that SCIM is turned on in Astro (Settings > Authentication > SCIM integration)",
-            )
-        if resp.status_code >= 400:
-            detail = ""
-            try:
-                body = resp.json()
-                detail = str(body.get("detail") or body.get("scimType") or "")
-            except ValueError:
-                detail = resp.text[:200]
-            err = RemoteError(redact(detail or "request failed"), service="astro", endpoint=endpoint,
-                              status=resp.status_code)
-            err.headers = dict(resp.headers)  # type: ignore[attr-defined]  # Retry-After for retry_async
-            raise err
-        try:
-            return resp.json()
-        except ValueError:
-            raise RemoteError("Astro SCIM answered with something that is not JSON", service="astro",
-                              endpoint=endpoint, status=resp.status_code) from None
-
-    async def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        return await retry_async(lambda: self._get_once(path, params), what=f"astro GET {path}")
 
     async def service_provider_config(self) -> dict[str, Any]:
         data = await self.get("/ServiceProviderConfig")
