@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Self
 from connector.config import AstroConfig
 from connector.errors import AuthError, RemoteError
 from connector.http import DEFAULT_POLICY, RetryPolicy, retry_async
+from connector.mapping.scim_paths import filter_string as scim_filter_value
 from connector.redact import redact
 
 if TYPE_CHECKING:
@@ -22,11 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("connector.astro.http")
 SCIM_JSON = "application/scim+json"
 SERVICE = "astro"
-
-
-def scim_filter_value(value: str) -> str:
-    """A SCIM filter string literal: quotes and backslashes escaped (RFC 7644 3.4.2.2 uses JSON strings)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+__all__ = ["SCIM_JSON", "AstroScimHttp", "scim_filter_value"]
 
 
 class AstroScimHttp:

@@ -246,6 +246,11 @@ class Resolved:
         return ScimPath(name, schema, conditions, p.join, sub).format()
 
 
+def filter_string(value: str) -> str:
+    """A SCIM filter string literal: quotes and backslashes escaped (RFC 7644 3.4.2.2 uses JSON strings)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _literal(value: Any) -> str:
     if value is None:
         return "null"
@@ -253,7 +258,7 @@ def _literal(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return filter_string(str(value))
 
 
 def _sub_name(attr: Attr | None, name: str) -> str:
