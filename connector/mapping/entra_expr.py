@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.errors import ConfigError
+from connector.suggest import closest
 
 __all__ = [
     "FUNCTIONS",
@@ -209,11 +210,9 @@ def _did_you_mean(name: str, choices: Sequence[str]) -> str | None:
         return lowered[name.lower()]
     import difflib
 
+    # Function names are case-sensitive: a neighbour in the same spelling first, then ignoring case.
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    if not close:
-        close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
-        close = [lowered[c] for c in close]
-    return close[0] if close else None
+    return close[0] if close else closest(name, choices)
 
 
 # ----------------------------------------------------------------------------------------------- lexer

@@ -11,8 +11,9 @@ Validation warns, not fails, on a source attribute outside these lists: both IdP
 
 from __future__ import annotations
 
-import difflib
 import re
+
+from connector.suggest import closest
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
@@ -126,11 +127,7 @@ def is_standard(idp: str, kind: str, name: str) -> bool:
 def suggest(idp: str, kind: str, name: str) -> str | None:
     """The closest standard attribute name, for a did-you-mean hint."""
     names = user_attributes(idp) if kind == "users" else group_attributes(idp)
-    lowered = {n.lower(): n for n in names}
-    if name.lower() in lowered:
-        return lowered[name.lower()]
-    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.7)
-    return lowered[close[0]] if close else None
+    return closest(name, names, 0.7)
 
 
 def okta_app_user_attribute(target: str) -> str | None:

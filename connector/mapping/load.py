@@ -8,7 +8,6 @@ usage problem, not a finding.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from connector import yamlsrc
 from connector.errors import ConfigError, Location
 from connector.mapping.model import ApplyOn, AttributeMapping, Finding, MappingFile, Severity
+from connector.suggest import closest
 
 IDPS = ("okta", "azure")
 TOP_KEYS = ("idp", "users", "groups")
@@ -73,10 +73,7 @@ def did_you_mean(word: str, choices: tuple[str, ...] | list[str], aliases: dict[
         for k in (low, squashed):
             if k in aliases and aliases[k] in choices:
                 return aliases[k]
-    close = difflib.get_close_matches(low, [c.lower() for c in choices], n=1, cutoff=0.6)
-    if close:
-        return next(c for c in choices if c.lower() == close[0])
-    return None
+    return closest(low, choices)
 
 
 def _type_name(value: Any) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.errors import ConfigError
+from connector.suggest import closest
 
 __all__ = [
     "FUNCTIONS",
@@ -235,13 +236,7 @@ NAMESPACES = sorted({q.split(".")[0] for q in FUNCTIONS if "." in q} - set(ROOTS
 
 
 def _did_you_mean(name: str, choices: Sequence[str], cutoff: float = 0.6) -> str | None:
-    lowered = {c.lower(): c for c in choices}
-    if name.lower() in lowered:
-        return lowered[name.lower()]
-    import difflib
-
-    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=cutoff)
-    return lowered[close[0]] if close else None
+    return closest(name, choices, cutoff)
 
 
 # ----------------------------------------------------------------------------------------------- lexer

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from connector.errors import ConfigError
 from connector.mapping.model import Severity
+from connector.suggest import closest
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -454,12 +455,9 @@ def _all_paths(resource: str) -> dict[str, str]:
 
 
 def _suggest(resource: str, name: str) -> str | None:
-    paths = _all_paths(resource)
-    low = name.lower()
-    if low in paths:
-        return paths[low]
-    close = difflib.get_close_matches(low, list(paths), n=1, cutoff=0.7)
-    return paths[close[0]] if close else None
+    paths = _all_paths(resource)  # lower-cased names and aliases -> the canonical path
+    key = closest(name, paths, 0.7)
+    return paths[key] if key else None
 
 
 def resolve(text: str, resource: str = "User") -> Resolved:
@@ -533,10 +531,10 @@ def resolve(text: str, resource: str = "User") -> Resolved:
         for cond in path.filter:
             sub_attr = _find(attr.sub, cond.attr)
             if sub_attr is None:
-                close = difflib.get_close_matches(cond.attr, [s.name for s in attr.sub], n=1, cutoff=0.6)
+                guess = closest(cond.attr, [s.name for s in attr.sub])
                 issues.append(PathIssue(err, "scim-unknown-attribute",
                                         f"{attr.name} has no sub-attribute {cond.attr!r} to filter on",
-                                        f"did you mean {close[0]}?" if close else
+                                        f"did you mean {guess}?" if guess else
                                         "sub-attributes: " + ", ".join(s.name for s in attr.sub)))
             elif cond.op == "eq" and sub_attr.canonical and isinstance(cond.value, str) and \
                     cond.value.lower() not in {v.lower() for v in sub_attr.canonical}:
@@ -554,10 +552,10 @@ def resolve(text: str, resource: str = "User") -> Resolved:
             return res
         sub_attr = _find(attr.sub, path.sub)
         if sub_attr is None:
-            close = difflib.get_close_matches(path.sub, [s.name for s in attr.sub], n=1, cutoff=0.6)
+            guess = closest(path.sub, [s.name for s in attr.sub])
             issues.append(PathIssue(err, "scim-unknown-attribute",
                                     f"{attr.name} has no sub-attribute {path.sub!r}",
-                                    f"did you mean {attr.name}.{close[0]}?" if close else
+                                    f"did you mean {attr.name}.{guess}?" if guess else
                                     "sub-attributes: " + ", ".join(s.name for s in attr.sub)))
             return res
         res.sub = sub_attr
