@@ -3,6 +3,7 @@
     ConnectorError                 exit 2 unless a subclass says otherwise
     ├── UsageError                 bad flags or arguments (2)
     ├── ConfigError                a config/mapping file is wrong; carries file:line:col (2)
+    │   ├── ExpressionError        a mapping expression does not parse or evaluate; carries its column (2)
     │   └── NotFound               an IdP object named in the config does not exist; carries candidates (2)
     ├── RemoteError                an API answered with an error, or could not be reached, after retries (3)
     │   └── AuthError              the credential was refused (3)
@@ -66,6 +67,18 @@ class ConfigError(ConnectorError):
 
     def __str__(self) -> str:
         return f"{self.location}: {self.message}" if self.location else self.message
+
+
+class ExpressionError(ConfigError):
+    """A mapping expression (Okta EL or Entra) that does not parse or cannot be evaluated. `column` is 1-based
+    within the expression."""
+
+    def __init__(self, message: str, column: int = 1, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.column = column
+
+    def __str__(self) -> str:
+        return f"column {self.column}: {self.message}"
 
 
 class NotFound(ConfigError):

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.errors import ConfigError
+from connector.errors import ExpressionError
 from connector.suggest import closest
 
 __all__ = [
@@ -37,17 +37,6 @@ __all__ = [
     "parse",
     "to_source_tree",
 ]
-
-
-class ExpressionError(ConfigError):
-    """An expression that does not parse or cannot be evaluated. `column` is 1-based within the expression."""
-
-    def __init__(self, message: str, column: int = 1, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.column = column
-
-    def __str__(self) -> str:
-        return f"column {self.column}: {self.message}"
 
 
 # ---------------------------------------------------------------------------------------------------- AST
