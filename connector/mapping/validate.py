@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from connector.errors import ConfigError, Location
+from connector.errors import ConfigError, ExpressionError, Location
 from connector.mapping import entra_expr, idp_attributes, okta_expr, scim_paths
 from connector.mapping.load import LoadResult, load
 from connector.mapping.model import AttributeMapping, Finding, MappingFile, Severity
@@ -151,8 +151,7 @@ class _Checker:
             else:
                 self.entra_source(section, e)
 
-    def expression_error(self, e: AttributeMapping, exc: okta_expr.ExpressionError | entra_expr.ExpressionError
-                         ) -> None:
+    def expression_error(self, e: AttributeMapping, exc: ExpressionError) -> None:
         assert e.source is not None
         loc = self.inner(self.r.entry_loc(e, "source"), e.source, exc.column)
         self.add(ERROR, loc, _expression_code(exc.message),
