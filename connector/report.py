@@ -38,10 +38,6 @@ def _totals(results: list[AuditResult]) -> dict[str, int]:
     return counts
 
 
-def _value(v: Any) -> str:
-    return "(absent)" if v is None else repr(v) if not isinstance(v, str) else v
-
-
 # -- text ---------------------------------------------------------------------------------------------------
 
 

@@ -53,7 +53,6 @@ def test_help_imports_no_sdk() -> None:
     assert (sdks, code) == ([], 0)
 
 
-@pytest.mark.skipif(not (ROOT / "connector" / "commands" / "render.py").exists(), reason="render not there yet")
 @pytest.mark.parametrize("idp", ["okta", "azure"])
 def test_render_imports_no_sdk(idp: str, tmp_path: Path) -> None:
     sdks, code = _loaded(["render", "--idp", idp, "--mapping", str(ROOT / "mappings" / f"{idp}.yaml"),
