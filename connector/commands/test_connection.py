@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from connector import output
 from connector.cli import load_config_arg
 from connector.errors import EXIT_FINDINGS, EXIT_OK
 from connector.providers import registry
-from connector.providers.base import Check
+from connector.providers.base import Check, Provider
 
 MARK = {True: "ok  ", False: "FAIL", None: "info"}
 
@@ -23,12 +24,17 @@ def show_checks(title: str, checks: list[Check]) -> bool:
     return all(c.ok is not False for c in checks)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_checks(args: argparse.Namespace, checks: Callable[[Provider], list[Check]]) -> int:
+    """Show each configured IdP's `checks`; exit 1 when any failed. `status` shares it."""
     cfg = load_config_arg(args.config)
     ok = True
     for provider in registry.build(cfg, args.idp):
         try:
-            ok &= show_checks(provider.name, provider.test_connection())
+            ok &= show_checks(provider.name, checks(provider))
         finally:
             provider.close()
     return EXIT_OK if ok else EXIT_FINDINGS
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_checks(args, lambda provider: provider.test_connection())
