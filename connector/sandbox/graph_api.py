@@ -299,7 +299,10 @@ class GraphEmulator:
         return request.host_url.rstrip("/") + "/v1.0"
 
     def _json(self, request: Request, body: Any, status: int = 200) -> Response:
-        resp = Response(json.dumps(body), status=status, content_type=JSON_TYPE)
+        return self._json_bytes(request, json.dumps(body).encode(), status)
+
+    def _json_bytes(self, request: Request, body: bytes, status: int = 200) -> Response:
+        resp = Response(body, status=status, content_type=JSON_TYPE)
         request_id = str(uuid.uuid4())
         resp.headers["request-id"] = request_id
         resp.headers["client-request-id"] = request.headers.get("client-request-id") or request_id
@@ -333,8 +336,12 @@ class GraphEmulator:
         default_select: tuple[str, ...] | None = None,
         case_insensitive: bool = True,
         allow_skip: bool = False,
+        raw: Callable[[dict[str, Any]], bytes] | None = None,
     ) -> Response:
-        """Filter, order, page and project a list the way Graph does, with an absolute @odata.nextLink."""
+        """Filter, order, page and project a list the way Graph does, with an absolute @odata.nextLink.
+
+        `raw` gives an item's JSON bytes when no `$select` is asked (from a cache): the page is then joined,
+        not serialized; the bytes are the same as json.dumps of the whole body."""
         args = request.args
         if "$skip" in args and not allow_skip:
             raise ODataQueryError("'$skip' is not supported by the service.", "Request_UnsupportedQuery")
@@ -350,11 +357,21 @@ class GraphEmulator:
         body: dict[str, Any] = {"@odata.context": f"{self._base(request)}/$metadata#{context}"}
         if args.get("$count", "").lower() == "true":
             body["@odata.count"] = len(items)
-        body["value"] = [project(o, fields, default_select) for o in page]
+        next_link = None
         if offset + top < len(items):
             query = {k: v for k, v in args.items() if k not in ("$skiptoken", "$skip")}
             query["$skiptoken"] = encode_skiptoken(offset + top)
-            body["@odata.nextLink"] = f"{self._base(request)}{request.path[len('/v1.0'):]}?{urlencode(query)}"
+            next_link = f"{self._base(request)}{request.path[len('/v1.0'):]}?{urlencode(query)}"
+        if raw is not None and fields is None:
+            # json.dumps(body) with "value" spliced in from per-item bytes, keys in the same order.
+            tail = b"" if next_link is None else b', "@odata.nextLink": ' + json.dumps(next_link).encode()
+            with self.state.lock:  # a change_user between rendering and caching must not leave stale bytes
+                values = b", ".join([raw(o) for o in page])
+            joined = json.dumps(body)[:-1].encode() + b', "value": [' + values + b"]"
+            return self._json_bytes(request, joined + tail + b"}")
+        body["value"] = [project(o, fields, default_select) for o in page]
+        if next_link is not None:
+            body["@odata.nextLink"] = next_link
         return self._json(request, body)
 
     def _entity(self, request: Request, obj: dict[str, Any], context: str,
@@ -936,7 +953,18 @@ class GraphEmulator:
                 items = [user] if user else []
             else:
                 items = self.state.user_list()
-        return self._collection(request, items, "users", default_select=USER_DEFAULT_PROPERTIES)
+        return self._collection(request, items, "users", default_select=USER_DEFAULT_PROPERTIES,
+                                raw=self._user_bytes)
+
+    def _user_bytes(self, user: dict[str, Any]) -> bytes:
+        """JSON of a user's default projection (no $select), cached until `GraphState.change_user`."""
+        cache = self.state.user_bytes
+        hit = cache.get(user["id"])
+        if hit is not None and hit[0] is user:
+            return hit[1]
+        body = json.dumps(project(user, None, USER_DEFAULT_PROPERTIES)).encode()
+        cache[user["id"]] = (user, body)
+        return body
 
     def _h_user(self, request: Request, user_id: str) -> Response:
         with self.state.lock:
@@ -1130,7 +1158,7 @@ class GraphEmulator:
             user = self.state.user_by_upn(upn)
             if user is None:
                 raise KeyError(upn)
-            user.update(props)
+            self.state.change_user(user, props)
 
     def add_member(self, group_name: str, upn: str) -> None:
         with self.state.lock:

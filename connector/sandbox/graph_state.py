@@ -150,6 +150,10 @@ class GraphState:
         self.provisioning_logs: list[dict[str, Any]] = []
         self.denied: set[str] = set()
         self._user_list: list[dict[str, Any]] | None = None  # cached list of users.values() for paging
+        # user id -> (user dict, JSON bytes of its default projection): GET /users pages join these instead of
+        # serializing up to 999 users per request. Change a user only through `change_user` (it drops the
+        # entry); a user replaced by a new dict misses by identity.
+        self.user_bytes: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._ns = uuid.uuid5(uuid.NAMESPACE_URL, f"https://login.microsoftonline.com/{tenant_id}")
 
     # -- ids -------------------------------------------------------------------------------------------
@@ -187,6 +191,12 @@ class GraphState:
                 self._user_list = list(self.users.values())
             return self._user_list
 
+    def change_user(self, user: dict[str, Any], props: dict[str, Any]) -> None:
+        """Change properties of a stored user (and forget its cached JSON)."""
+        with self.lock:
+            user.update(props)
+            self.user_bytes.pop(user["id"], None)
+
     def user_by_upn(self, upn: str) -> dict[str, Any] | None:
         uid = self.upn_index.get(upn.lower())
         return self.users.get(uid) if uid else None
@@ -199,6 +209,7 @@ class GraphState:
                 return None
             self.upn_index.pop(user["userPrincipalName"].lower(), None)
             self._user_list = None
+            self.user_bytes.pop(user_id, None)
             self.deleted_users[user_id] = user
             for members in self.members.values():
                 if user_id in members:
