@@ -17,7 +17,7 @@ from connector.astro import read_astro
 from connector.cli import load_config_arg
 from connector.config import AstroConfig, ProjectConfig
 from connector.drift import AuditResult, run_audit
-from connector.errors import EXIT_FINDINGS, EXIT_OK, UsageError
+from connector.errors import EXIT_FINDINGS, EXIT_OK, UnsafePlan, UsageError
 from connector.plan import Action, Plan
 from connector.planview import show_plans
 from connector.providers import registry
@@ -85,7 +85,7 @@ def _fix(cfg: ProjectConfig, provider: Any, astro: AstroConfig, result: AuditRes
         say(f"{result.idp}: {len(actionable)} remedy action(s) planned; nothing done (add --yes to act)")
         try:
             check_limits(plan, astro_users=result.astro_users, safety=cfg.safety, force=args.force)
-        except Exception as exc:  # the preview only warns; acting would refuse
+        except UnsafePlan as exc:  # the preview only warns; acting would refuse
             output.warn(f"note: with --yes this would be refused: {exc}")
         return result
     check_limits(plan, astro_users=result.astro_users, safety=cfg.safety, force=args.force)
