@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from scim2_client import SCIMClientException
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_models import (
     EnterpriseUser,
@@ -20,6 +21,7 @@ from scim2_models import (
     ScimPolicy,
     ScimProvider,
     SearchRequest,
+    UniquenessException,
     User,
 )
 from scim2_server.memory import InMemoryStorage
@@ -419,7 +421,7 @@ def test_misbehaviour_modes(astro: Astro) -> None:
     astro.server.set_misbehaviour(ORG, "html")
     resp = httpx2.get(users, headers=auth)
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/html")
-    with pytest.raises(Exception):  # noqa: B017 - whichever check fires first, the client must not accept it
+    with pytest.raises(SCIMClientException):  # whichever of the client's checks fires first, it must not accept it
         client.query(User[EnterpriseUser])
 
     astro.server.set_misbehaviour(ORG, "truncated")
@@ -538,5 +540,5 @@ def test_preload_looks_like_a_provisioned_org(astro: Astro) -> None:
     assert members == {seed.person(k).email for k in seed.teams[1].member_keys}
     assert astro.http.get("/Users", params={"filter": f'userName eq "{person.email.upper()}"'}).json()[
         "totalResults"] == 1
-    with pytest.raises(Exception):  # noqa: B017 - duplicates are refused by the storage's uniqueness check
+    with pytest.raises(UniquenessException):  # duplicates are refused by the storage's uniqueness check
         astro.server.preload(ORG, seed, teams=[])
