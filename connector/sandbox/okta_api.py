@@ -427,9 +427,20 @@ class OktaEmulator:
 
     # == helpers =============================================================================================
 
-    @staticmethod
-    def _base(request: Request) -> str:
-        return request.host_url.rstrip("/")
+    _bases: dict[tuple[Any, ...], str] = {}
+
+    @classmethod
+    def _base(cls, request: Request) -> str:
+        # host_url depends only on these environ keys; werkzeug rebuilds it (IRI/URI conversions) on each access.
+        env = request.environ
+        key = (env.get("wsgi.url_scheme"), env.get("HTTP_HOST"), env.get("SERVER_NAME"), env.get("SERVER_PORT"),
+               env.get("SCRIPT_NAME"))
+        base = cls._bases.get(key)
+        if base is None:
+            if len(cls._bases) > 256:
+                cls._bases.clear()
+            base = cls._bases[key] = request.host_url.rstrip("/")
+        return base
 
     @staticmethod
     def _json(body: Any, status: int = 200) -> Response:
@@ -477,9 +488,9 @@ class OktaEmulator:
         minimum: int = 1,
         pred: Predicate | None = None,
         paginate: bool = True,
-        raw: Callable[[Row], bytes] | None = None,
+        raw: Callable[[list[Row]], list[bytes]] | None = None,
     ) -> Response:
-        """One page of `table` with Okta's link headers. `raw` (instead of `render`) gives a row's JSON bytes,
+        """One page of `table` with Okta's link headers. `raw` (instead of `render`) gives the rows' JSON bytes,
         e.g. from a cache: the page is then joined, not serialized (same bytes as json.dumps of the list)."""
         limit = self._limit(request, default, minimum, maximum)
         start = 0
@@ -491,7 +502,7 @@ class OktaEmulator:
             start = pos
         rows, more = table.scan(start, limit, pred)
         if raw is not None:
-            resp = Response(b"[" + b", ".join([raw(r) for r in rows]) + b"]", content_type="application/json")
+            resp = Response(b"[" + b", ".join(raw(rows)) + b"]", content_type="application/json")
         else:
             resp = self._json([render(r) for r in rows])
         base = self._base(request)
@@ -561,7 +572,7 @@ class OktaEmulator:
                 maximum=200,
                 pred=q_pred,
                 paginate=False,
-                raw=lambda r: self.shapes.user_bytes(r, base),
+                raw=lambda rows: self.shapes.users_bytes(rows, base),
             )
         if searched is not None:
             pred = searched
@@ -577,7 +588,7 @@ class OktaEmulator:
             default=200,
             maximum=200,
             pred=pred,
-            raw=lambda r: self.shapes.user_bytes(r, base),
+            raw=lambda rows: self.shapes.users_bytes(rows, base),
         )
 
     def _ep_get_user(self, request: Request, uid: str) -> Response:
@@ -735,9 +746,12 @@ class OktaEmulator:
         def render(r: Row) -> Row:
             return self.shapes.user_json(users.get(r["id"]) or {"id": r["id"], "type": {"id": ""}}, base)
 
-        def raw(r: Row) -> bytes:
-            user = users.get(r["id"])
-            return json.dumps(render(r)).encode() if user is None else self.shapes.user_bytes(user, base)
+        def raw(rows: list[Row]) -> list[bytes]:
+            out = []
+            for r in rows:
+                user = users.get(r["id"])
+                out.append(json.dumps(render(r)).encode() if user is None else self.shapes.user_bytes(user, base))
+            return out
 
         return self._page(request, self.state.members[gid], render, default=1000, maximum=10000, raw=raw)
 
