@@ -650,11 +650,17 @@ class AstroScim:
 
     def app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """The WSGI entry point: route `/scim/v2/<org>/...` to that organization's scim2-server app."""
-        adapter = self._routes.bind_to_environ(environ)
-        try:
-            endpoint, values = adapter.match()
-        except HTTPException:
-            return scim_error(404, "not found")(environ, start_response)
+        path: str = environ.get("PATH_INFO", "")
+        org_id, _, rest = path[len(SCIM_PREFIX) + 1:].partition("/")
+        if path.startswith(SCIM_PREFIX + "/") and path.isascii() and org_id and not rest.startswith("/"):
+            # What the map below answers for these paths (the SCIM traffic), without binding and matching it.
+            endpoint, values = "scim", cast(Mapping[str, Any], {"org_id": org_id, "rest": rest})
+        else:
+            adapter = self._routes.bind_to_environ(environ)
+            try:
+                endpoint, values = adapter.match()
+            except HTTPException:
+                return scim_error(404, "not found")(environ, start_response)
         if endpoint != "scim":
             return self._admin(endpoint, values, Request(environ))(environ, start_response)
         with self._lock:
