@@ -72,6 +72,11 @@ def test_repush_workaround_fixes_a_dropped_membership_and_verifies(
     assert len(patches) == 2  # INACTIVE, then ACTIVE, for the one out-of-sync group only
     assert team_members(sandbox, team) == expected_members(sandbox, team)
 
+    # Run twice: the second run finds every group in sync and writes nothing.
+    sandbox.logs["okta"].clear()
+    assert push(sandbox_config, "--yes") == 0
+    assert sandbox.logs["okta"].writes() == []
+
 
 def test_missing_mapping_is_created_for_named_group(
     sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
