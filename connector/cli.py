@@ -137,6 +137,31 @@ def _crash_log(exc: BaseException) -> str:
     return path
 
 
+_log_handler: object = None
+
+
+def _verbose_logging() -> None:
+    """-v: log HTTP calls of our code and the SDKs to stderr, every record masked by RedactingFilter.
+
+    The handler goes on the root logger directly (not basicConfig, which does nothing when any handler exists,
+    e.g. under pytest or in an embedding program), once per process.
+    """
+    global _log_handler
+    import logging
+
+    from connector.redact import RedactingFilter
+
+    root = logging.getLogger()
+    if _log_handler is None:
+        handler = logging.StreamHandler()
+        handler.addFilter(RedactingFilter())
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        _log_handler = handler
+    if _log_handler not in root.handlers:
+        root.addHandler(_log_handler)  # type: ignore[arg-type]
+    root.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from connector import output
 
@@ -149,13 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     if args.verbose:
-        import logging
-
-        from connector.redact import RedactingFilter
-
-        handler = logging.StreamHandler()
-        handler.addFilter(RedactingFilter())
-        logging.basicConfig(level=logging.INFO, handlers=[handler], format="%(name)s: %(message)s")
+        _verbose_logging()
     try:
         module = importlib.import_module(f"connector.commands.{COMMANDS[args.command]}")
         return int(module.run(args))
