@@ -113,6 +113,9 @@ def test_apply_stops_at_the_manual_step_then_completes_and_converges(
     assert main(["apply", "--idp", "okta", "-c", str(sandbox_config), "--yes"]) == 1
     captured = capsys.readouterr()
     assert "Configure API integration" in captured.out and "provisioning is not enabled" in captured.err
+    # the steps are printed with the plan, before the error: the error must not send the reader "below"
+    assert "listed in the plan above" in captured.err
+    assert captured.out.index("Configure API integration") < captured.out.index("before a manual step")
     assert sandbox.logs["okta"].writes() == []  # nothing before the manual step, nothing after it
 
     enable_provisioning(sandbox)

@@ -382,7 +382,7 @@ class OktaProvider:
                     what = "is not enabled" if not enabled else "points to another Astro organization"
                     raise ManualStepRequired(
                         f"okta: provisioning {what} for app {app.get('label')!r}: do the Admin Console step "
-                        "below, then re-run apply",
+                        "listed in the plan above, then re-run apply",
                         steps=str(batch[0].data.get("steps", "")),
                     )
                 progress(batch[0])  # verified: someone did the manual step since the plan was made
