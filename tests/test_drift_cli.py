@@ -227,6 +227,8 @@ def test_fix_without_yes_prints_the_plan_and_changes_nothing(sandbox: Sandbox, o
     assert "> remedy.okta.reassign_user" in out and "> remedy.okta.repush_group" in out
     assert "nothing done (add --yes to act)" in out
     assert sandbox.logs["okta"].writes() == [] and sandbox.logs["astro"].writes() == []
+    # the report is shown once, before the plan: nothing changed, so it is not repeated after it
+    assert out.count("finding(s):") == 1 and out.rindex("nothing done") > out.index("finding(s):")
 
 
 def test_mass_orphan_deletion_is_refused_without_force(sandbox: Sandbox, okta_config: Path,

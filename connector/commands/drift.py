@@ -110,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
     machine_on_stdout = fmt != "text" and not args.output
     show_progress = sys.stderr.isatty()
     results: list[AuditResult] = []
+    # Text reports already printed before a --fix preview, by id, with their finding count then: when nothing
+    # was done (no --yes) and nothing was added since, the final report would repeat them word for word.
+    shown: dict[int, int] = {}
     for idp in registry.selected_idps(cfg, args.idp):
         astro = cfg.astro_for(idp)
         (provider,) = registry.build(cfg, idp)
@@ -118,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
             if args.fix and result.findings:
                 if fmt == "text" and not args.output:
                     output.raw(render([result], "text", color=sys.stdout.isatty()))
+                    if not args.yes:
+                        shown[id(result)] = len(result.findings)
                 result = _fix(cfg, provider, astro, result, args, machine_on_stdout)
             results.append(result)
         finally:
@@ -127,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
         from connector.access import audit_team_roles
 
         audit_team_roles(cfg, results, fix=args.fix, yes=args.yes, say=_narrate(machine_on_stdout))
-    _emit(results, fmt, args.output)
+    unseen = [r for r in results if shown.get(id(r)) != len(r.findings)]
+    if unseen or not results:
+        _emit(unseen, fmt, args.output)  # `shown` only ever holds text on stdout: other formats get everything
     return EXIT_OK if all(r.clean for r in results) else EXIT_FINDINGS
 
 
