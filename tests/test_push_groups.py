@@ -68,6 +68,8 @@ def test_repush_workaround_fixes_a_dropped_membership_and_verifies(
     captured = capsys.readouterr()
     assert "workaround" in captured.err and "INACTIVE and then ACTIVE" in captured.err
     assert f"verified in Astro: Team {team!r}" in captured.out
+    n = len(expected_members(sandbox, team))  # the state line is the state the reason describes: before acting
+    assert f"{team}: push mapping ACTIVE, Team has {n - 1} member(s); Okta expects {n}" in captured.out
     patches = [e for e in sandbox.logs["okta"].writes() if e.method == "PATCH"]
     assert len(patches) == 2  # INACTIVE, then ACTIVE, for the one out-of-sync group only
     assert team_members(sandbox, team) == expected_members(sandbox, team)

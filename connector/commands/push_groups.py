@@ -18,7 +18,9 @@ from connector.providers.okta import PUSH_NOW_STEPS, GroupPush, OktaProvider, Pu
 
 def _show_state(g: GroupPush, acting: bool) -> None:
     status = g.status or "no mapping"
-    team = "no Team in Astro" if g.in_astro is None else f"Team has {len(g.in_astro)} member(s)"
+    # Once acted upon, in_astro is the state after the re-push: this line and its reason describe the state before.
+    members = g.in_astro_before if g.verified is not None else g.in_astro
+    team = "no Team in Astro" if members is None else f"Team has {len(members)} member(s)"
     line = f"  {g.name}: push mapping {status}, {team}; Okta expects {len(g.expected)}"
     output.say(line, style="yellow" if g.action else "green")
     if g.action:

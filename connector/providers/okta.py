@@ -63,8 +63,9 @@ class GroupPush:
     in_astro: set[str] | None  # the Team's members in Astro; None = no such Team
     action: str | None = None  # create | activate | repush | None (in sync)
     reason: str = ""
-    verified: bool | None = None
+    verified: bool | None = None  # set once acted upon
     result: str = ""
+    in_astro_before: set[str] | None = None  # the Team's members before acting (in_astro is then re-read)
 
     def describe_action(self) -> str:
         return {
@@ -692,6 +693,7 @@ class OktaProvider:
         return state
 
     async def _push_one(self, c: OktaClient, astro: AstroReader, app_id: str, s: GroupPush) -> None:
+        s.in_astro_before = s.in_astro
         if s.action == "create" or (s.action == "activate" and s.mapping_id is None):
             await self._ensure_push(c, app_id, s.group_id, s.name)
         elif s.action == "activate" and s.mapping_id:
