@@ -292,3 +292,20 @@ def test_both_idps_in_one_run(sandbox: Sandbox, tmp_path: Path, capsys: pytest.C
     attribute_edited(sandbox, "azure")
     rc, found = drift(config, capsys)
     assert rc == 1 and found == [("attribute_mismatch", sandbox.seed_org.people[3].email)]
+
+
+def test_report_to_a_missing_folder_is_a_usage_error_before_any_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # no config, no sandbox: the output path is checked first (it used to crash with exit 70 after the audit)
+    assert main(["drift", "-c", str(tmp_path / "none.yaml"), "-o", str(tmp_path / "no" / "drift.html")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the report to" in err and "folder does not exist" in err and "Traceback" not in err
+
+
+def test_report_that_cannot_be_written_is_a_usage_error(okta_config: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["drift", "-c", str(okta_config), "--format", "html", "-o", str(tmp_path)]) == 2  # a folder
+    err = capsys.readouterr().err
+    assert f"cannot write the report to {tmp_path}" in err and "crash" not in err

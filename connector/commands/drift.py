@@ -105,6 +105,10 @@ def _fix(cfg: ProjectConfig, provider: Any, astro: AstroConfig, result: AuditRes
 def run(args: argparse.Namespace) -> int:
     if not args.fix and (args.yes or args.delete_orphans):
         raise UsageError("--yes and --delete-orphans only apply with --fix", hint="astro-scim drift --fix --yes")
+    if args.output and not Path(args.output).resolve().parent.is_dir():
+        # checked before the audit, which can take a while, rather than failing to write its result
+        raise UsageError(f"cannot write the report to {args.output}: its folder does not exist",
+                         hint=f"create it first (mkdir -p {Path(args.output).parent})")
     cfg = load_config_arg(args.config)
     fmt: str = args.format
     machine_on_stdout = fmt != "text" and not args.output
@@ -143,7 +147,10 @@ def _emit(results: list[AuditResult], fmt: str, path: str | None) -> None:
 
     if path:
         text = render(results, fmt)
-        Path(path).write_text(redact(text), encoding="utf-8")
+        try:
+            Path(path).write_text(redact(text), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write the report to {path}: {exc.strerror or exc}") from exc
         found = sum(len(r.findings) for r in results)
         output.say(f"wrote the {fmt} report to {path}: " + (f"{found} finding(s)" if found else "no drift"))
         return
