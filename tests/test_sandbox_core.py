@@ -196,6 +196,18 @@ def test_sandbox_command_refuses_bad_flags(flags: list[str], capsys: pytest.Capt
     assert "error:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--write-config", "--write-json"])
+def test_sandbox_command_refuses_an_unwritable_path(flag: str, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from connector.cli import main
+
+    (tmp_path / "afile").write_text("")
+    assert main(["sandbox", flag, str(tmp_path / "afile" / "sub" / "x")]) == 2  # used to crash (exit 70)
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert main(["sandbox", flag, str(tmp_path)]) == 2
+    assert "is a folder, not a file" in capsys.readouterr().err
+
+
 def test_sandbox_command_serves_until_interrupted(tmp_path: Path) -> None:
     import os
     import signal

@@ -27,6 +27,20 @@ def _check(args: argparse.Namespace) -> None:
     for flag, value in (("--rate-429", args.rate_429), ("--rate-5xx", args.rate_5xx)):
         if not 0.0 <= value <= 1.0:
             raise UsageError(f"{flag} must be a fraction between 0 and 1, not {value}")
+    for flag, value in (("--write-config", args.write_config), ("--write-json", args.write_json)):
+        if value:
+            _check_writable(flag, Path(value))
+
+
+def _check_writable(flag: str, path: Path) -> None:
+    """Refuse a path the sandbox could not write, before it starts its servers (it creates missing folders)."""
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder, not a file", hint=f"e.g. {flag} {path / 'astro-scim.yaml'}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {path}: {folder} is a file, not a folder", hint="choose another path")
 
 
 def _panel(sb: object, config_path: Path, json_path: Path | None, args: argparse.Namespace, temporary: bool) -> None:
