@@ -309,3 +309,14 @@ def test_report_that_cannot_be_written_is_a_usage_error(okta_config: Path, tmp_p
     assert main(["drift", "-c", str(okta_config), "--format", "html", "-o", str(tmp_path)]) == 2  # a folder
     err = capsys.readouterr().err
     assert f"cannot write the report to {tmp_path}" in err and "crash" not in err
+
+
+def test_fix_yes_with_only_manual_remedies_prints_the_report_once(
+    sandbox: Sandbox, okta_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    orphan_in_astro(sandbox, "okta")  # without --delete-orphans its remedy is manual: nothing is done
+    capsys.readouterr()
+    assert main(["drift", "-c", str(okta_config), "--fix", "--yes"]) == 1
+    out = capsys.readouterr().out
+    assert "! remedy.manual eve.orphan@acme.example" in out
+    assert out.count("finding(s):") == 1 and out.count("eve.orphan@acme.example") == 2  # the table, the plan

@@ -114,9 +114,10 @@ def run(args: argparse.Namespace) -> int:
     machine_on_stdout = fmt != "text" and not args.output
     show_progress = sys.stderr.isatty()
     results: list[AuditResult] = []
-    # Text reports already printed before a --fix preview, by id, with their finding count then: when nothing
-    # was done (no --yes) and nothing was added since, the final report would repeat them word for word.
-    shown: dict[int, int] = {}
+    # Text reports already printed before the --fix plan, with their finding count then. When nothing was done
+    # (no --yes, or only manual remedies: _fix returns the same result) and nothing was added since, the final
+    # report would repeat them word for word. A fix that acted returns a new result, which is printed.
+    shown: list[tuple[AuditResult, int]] = []
     for idp in registry.selected_idps(cfg, args.idp):
         astro = cfg.astro_for(idp)
         (provider,) = registry.build(cfg, idp)
@@ -125,8 +126,7 @@ def run(args: argparse.Namespace) -> int:
             if args.fix and result.findings:
                 if fmt == "text" and not args.output:
                     output.raw(render([result], "text", color=sys.stdout.isatty()))
-                    if not args.yes:
-                        shown[id(result)] = len(result.findings)
+                    shown.append((result, len(result.findings)))
                 result = _fix(cfg, provider, astro, result, args, machine_on_stdout)
             results.append(result)
         finally:
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         from connector.access import audit_team_roles
 
         audit_team_roles(cfg, results, fix=args.fix, yes=args.yes, say=_narrate(machine_on_stdout))
-    unseen = [r for r in results if shown.get(id(r)) != len(r.findings)]
+    unseen = [r for r in results if not any(r is seen and len(r.findings) == n for seen, n in shown)]
     if unseen or not results:
         _emit(unseen, fmt, args.output)  # `shown` only ever holds text on stdout: other formats get everything
     return EXIT_OK if all(r.clean for r in results) else EXIT_FINDINGS
