@@ -68,9 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         _config_option(p)
         _idp_option(p, ("okta", "azure", "astro", "all"))  # astro: Team access templates only
-        p.add_argument("--format", choices=["text", "json"], default="text")
         p.add_argument("--prune", action="store_true", help="also remove push mappings not in the config")
         if name == "plan":
+            # plan only: apply narrates its changes as text (an ignored --format json on apply misled scripts)
+            p.add_argument("--format", choices=["text", "json"], default="text")
             p.add_argument("--exit-code", action="store_true", help="exit 1 when the plan has changes")
         else:
             p.add_argument("--yes", action="store_true", help="do not ask for confirmation")

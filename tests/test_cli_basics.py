@@ -28,6 +28,14 @@ def test_bad_flag_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "--nope"]) == 2
 
 
+def test_apply_refuses_a_format_it_would_ignore(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # apply narrates as text; `apply --format json` used to be accepted and silently print text
+    assert main(["apply", "--format", "json", "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert "unrecognized arguments: --format" in capsys.readouterr().err
+    assert main(["plan", "--format", "json", "--config", str(tmp_path / "nope.yaml")]) == 2  # the config, not the flag
+    assert "not found" in capsys.readouterr().err
+
+
 def test_missing_config_is_exit_2_with_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "--config", str(tmp_path / "nope.yaml")]) == 2
     err = capsys.readouterr().err

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     for provider in registry.build(cfg, args.idp, prune=args.prune, pause=args.pause):
         try:
             plan = provider.plan()
-            show_plans([plan], args.format if args.format == "text" else "text")
+            show_plans([plan], "text")
             if not plan:
                 continue
             existing = int(plan.changes[0].data.get("existing_count", 0)) if plan.changes else 0
