@@ -275,7 +275,7 @@ class _Reader:
             "access-group",
             f"group {tpl.group!r} is not pushed or provisioned by any "
             "identity provider of this config, so it never becomes an Astro Team",
-            hint="; ".join(hints) or "add an okta: or azure: section that provisions it",
+            hint="; or ".join(hints) or "add an okta: or azure: section that provisions it",  # alternatives
         )
         return False
 

@@ -192,6 +192,11 @@ def test_a_group_no_idp_pushes_is_refused_with_the_way_to_push_it(tmp_path: Path
     assert found[1].hint and found[1].hint.startswith("did you mean 'Data Engineering'?")
 
 
+def test_a_group_neither_idp_provisions_offers_either_idp_as_alternatives(tmp_path: Path) -> None:
+    _, found = parse_access(load_config(write(tmp_path, "Marketing: {}\n")))
+    assert found[0].hint == "add it to okta.push_groups; or add it to azure.assign_groups"
+
+
 def test_validate_command_checks_the_access_section_with_file_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
