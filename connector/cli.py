@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         _config_option(p)
         _idp_option(p, ("okta", "azure", "astro", "all"))  # astro: Team access templates only
         p.add_argument("--prune", action="store_true", help="also remove push mappings not in the config")
+        # plan takes it too, so that it shows what `apply --pause` will do (pause, not start, the job)
+        p.add_argument("--pause", action="store_true", help="Entra: leave the provisioning job paused")
         if name == "plan":
             # plan only: apply narrates its changes as text (an ignored --format json on apply misled scripts)
             p.add_argument("--format", choices=["text", "json"], default="text")
@@ -76,7 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
             p.add_argument("--force", action="store_true", help="allow deletions above the safety limit")
-            p.add_argument("--pause", action="store_true", help="Entra: leave the provisioning job paused")
 
     p = sub.add_parser("test-connection", help="check IdP credentials, the app and the Astro SCIM token")
     _config_option(p)

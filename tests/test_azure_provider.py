@@ -182,8 +182,12 @@ def test_each_resource_kind_is_detected_repaired_and_then_clean(
     assert sandbox.graph.secrets(sp["id"])["SecretToken"] == sandbox.astro_orgs["azure"].token
 
 
-def test_apply_pause_leaves_the_job_paused(sandbox: Sandbox, azure_config: Path) -> None:
+def test_apply_pause_leaves_the_job_paused(sandbox: Sandbox, azure_config: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     applied(azure_config)
+    capsys.readouterr()
+    assert main(["plan", "--idp", "azure", "-c", str(azure_config), "--pause"]) == 0  # plan shows what apply does
+    assert "pause provisioning" in capsys.readouterr().out
     applied(azure_config, "--pause")
     assert sandbox.graph is not None
     assert sandbox.graph.jobs(sp_of(sandbox)["id"])[0]["schedule"]["state"] == "Paused"
