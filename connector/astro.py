@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from connector.config import AstroConfig
-from connector.errors import AuthError, RemoteError
+from connector.errors import UNREACHABLE_HINT, AuthError, RemoteError
 from connector.http import DEFAULT_POLICY, RetryPolicy, is_retryable, retry_async
 from connector.views import AstroTeam, AstroUser, AstroView
 
@@ -258,7 +258,8 @@ def _translate(exc: BaseException, endpoint: str) -> RemoteError:
     status = getattr(source, "status_code", None)
     if isinstance(exc, RequestNetworkException):
         notes = "; ".join(getattr(exc, "__notes__", []) or []) or "connection failed"
-        return RemoteError(f"could not reach the endpoint: {notes}", service=SERVICE, endpoint=endpoint)
+        return RemoteError(f"could not reach the endpoint: {notes}", service=SERVICE, endpoint=endpoint,
+                           hint=UNREACHABLE_HINT.format(key="astro.scim_url"))
     if isinstance(exc, UnexpectedContentFormatException):
         ctype = (_header(exc, "content-type") or "").split(";")[0].strip() or "no content type"
         text = getattr(source, "text", "") or ""

@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Self
 
 from connector.config import AstroConfig
-from connector.errors import AuthError, RemoteError
+from connector.errors import UNREACHABLE_HINT, AuthError, RemoteError
 from connector.http import DEFAULT_POLICY, RetryPolicy, retry_async
 from connector.mapping.scim_paths import filter_string as scim_filter_value
 from connector.redact import redact
@@ -72,7 +72,8 @@ class AstroScimHttp:
             resp = await self._client.request(method, self.base + path, params=params, **kw)
         except httpx.HTTPError as exc:
             raise RemoteError(f"could not reach Astro SCIM at {self.base}: {type(exc).__name__}",
-                              service=SERVICE, endpoint=endpoint) from None
+                              service=SERVICE, endpoint=endpoint,
+                              hint=UNREACHABLE_HINT.format(key="astro.scim_url")) from None
         log.info("astro %s %s -> %s", method, path, resp.status_code)
         if resp.status_code in (401, 403):
             raise AuthError(

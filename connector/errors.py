@@ -18,6 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The hint for a service that did not answer at all; {key} names the config key holding its URL.
+UNREACHABLE_HINT = (
+    "check {key} in the config, and that this machine reaches it (network, proxy: HTTPS_PROXY, firewall, DNS)"
+)
+
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2

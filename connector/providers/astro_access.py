@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from connector import access
 from connector.access import AccessTemplate, RoleSet
-from connector.errors import AuthError, ConfigError, NotFound, RemoteError, VerificationFailed
+from connector.errors import (
+    UNREACHABLE_HINT,
+    AuthError,
+    ConfigError,
+    NotFound,
+    RemoteError,
+    VerificationFailed,
+)
 from connector.http import DEFAULT_POLICY, RetryPolicy, retry_async
 from connector.plan import Action, Change, Plan
 from connector.providers.base import Check, Progress
@@ -469,7 +476,8 @@ class _Http:
                 resp = await client.request(method, path, params=params, json=body)
             except httpx.TransportError as exc:
                 raise RemoteError(
-                    f"could not reach the endpoint: {type(exc).__name__}", service=SERVICE, endpoint=endpoint
+                    f"could not reach the endpoint: {type(exc).__name__}", service=SERVICE, endpoint=endpoint,
+                    hint=UNREACHABLE_HINT.format(key="astro.api_url"),
                 ) from None
             if resp.status_code >= 400:
                 raise _error(resp, endpoint)

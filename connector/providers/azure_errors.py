@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from connector.errors import AuthError, ConnectorError, RemoteError
+from connector.errors import UNREACHABLE_HINT, AuthError, ConnectorError, RemoteError
 from connector.redact import redact
 
 SERVICE = "graph"
@@ -116,7 +116,7 @@ def _translate(exc: BaseException, *, endpoint: str, permission: str | None) -> 
         # status None: connection resets and timeouts are retryable.
         return RemoteError(
             f"cannot reach Microsoft Graph ({type(exc).__name__}: {redact(str(exc)) or 'no answer'})",
-            service=SERVICE, endpoint=endpoint,
+            service=SERVICE, endpoint=endpoint, hint=UNREACHABLE_HINT.format(key="azure.graph_url"),
         )
     if type(exc).__name__ == "HTTPError" and "https" in str(exc):
         return RemoteError(

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from connector.config import OktaConfig
-from connector.errors import AuthError, RemoteError
+from connector.errors import UNREACHABLE_HINT, AuthError, RemoteError
 from connector.http import DEFAULT_POLICY, RateBudget, RetryPolicy, retry_async
 from connector.redact import redact
 from connector.urls import is_loopback
@@ -199,6 +199,7 @@ class OktaClient:
                 f"could not reach Okta at {self.org_url}: {type(err).__name__} {err}".rstrip(),
                 service="okta",
                 endpoint=endpoint,
+                hint=UNREACHABLE_HINT.format(key="okta.org_url"),
             )
         else:
             text = summary or str(getattr(err, "message", "") or err).strip() or "request failed"
