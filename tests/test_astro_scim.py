@@ -352,6 +352,18 @@ def test_deleting_a_user_removes_them_from_every_team(astro: Astro) -> None:
 # -- paging ------------------------------------------------------------------------------------------------
 
 
+def test_excluded_meta_pages_are_the_full_pages_without_meta_and_never_stale(astro: Astro) -> None:
+    for i in range(30):
+        astro.server.add_orphan(ORG, f"user{i:03d}@acme.example", "U", f"{i}")
+    full = astro.http.get("/Users", params={"count": 1000}).json()["Resources"]
+    slim = astro.http.get("/Users", params={"count": 1000, "excludedAttributes": "meta"}).json()["Resources"]
+    assert all("meta" in r for r in full)
+    assert slim == [{k: v for k, v in r.items() if k != "meta"} for r in full]
+    astro.server.edit_user(ORG, "user007@acme.example", "name.givenName", "Changed")
+    again = astro.http.get("/Users", params={"count": 1000, "excludedAttributes": "meta"}).json()["Resources"]
+    assert next(r for r in again if r["userName"] == "user007@acme.example")["name"]["givenName"] == "Changed"
+
+
 def test_paging_is_complete_stable_and_matches_the_stock_order(astro: Astro) -> None:
     for i in range(120):
         astro.server.add_orphan(ORG, f"user{i:03d}@acme.example", "U", f"{i}")

@@ -127,6 +127,8 @@ class AstroStorage(InMemoryStorage):
         # id -> (stored object, base_url, JSON). Keyed on the object itself: every write stores a new object
         # (nothing is changed in place), and `is` is ~1 us cheaper than reading meta.version.
         self.rendered: dict[str, tuple[Resource[Any], str, bytes]] = {}
+        # The same without `meta`, for `excludedAttributes=meta` (the drift reader asks for it).
+        self.rendered_nometa: dict[str, tuple[Resource[Any], str, bytes]] = {}
 
     def generate_id(self, resource_type: ResourceType, resource: Resource[Any]) -> str:
         # Astro's ids are cuids (e.g. clk17xqgm124q01hkrgilsr49), not UUIDs: "cl" + 23 base-36 characters.
@@ -211,6 +213,7 @@ class AstroStorage(InMemoryStorage):
             super().delete(resource_type, resource_id, expected_version=expected_version)
             self._order.pop(resource_type.name, None)
             self.rendered.pop(resource_id, None)
+            self.rendered_nometa.pop(resource_id, None)
             if resource_type.name == self.user_type.name:
                 self._leave_all_groups(resource_id)
 
@@ -298,6 +301,9 @@ class _RawResponse(ScimResponse):
 _route = functools.lru_cache(maxsize=8192)(scim2_routing.match)
 
 
+_FULL_DUMP: SearchRequest[Any] = SearchRequest()  # no attributes asked or excluded: every default attribute
+
+
 class AstroService(ScimService):
     """scim2-server's service; list pages reuse each resource's JSON while its version is unchanged."""
 
@@ -326,12 +332,18 @@ class AstroService(ScimService):
             self._searches[key] = hit
         return hit[0].model_copy(), hit[1]
 
-    def _rendered(self, base_url: str, resource: Resource[Any], search_request: SearchRequest[Any]) -> bytes:
-        body = json.dumps(self._publish_dump(base_url, resource, search_request)).encode()
+    def _rendered(self, base_url: str, resource: Resource[Any], search_request: SearchRequest[Any],
+                  nometa: bool = False) -> bytes:
+        # The full dump, then meta dropped: dumping with the exclusion would take publish()'s slow path.
+        dump = self._publish_dump(base_url, resource, _FULL_DUMP if nometa else search_request)
+        if nometa:
+            dump.pop("meta", None)
+        body = json.dumps(dump).encode()
         key = cast(str, resource.id)
         stored = self.storage._resources.get(resource.meta.resource_type if resource.meta else None, {})
         if stored.get(key) is resource:  # a copy (filtered search) could never be hit again
-            self.storage.rendered[key] = (resource, base_url, body)
+            cache = self.storage.rendered_nometa if nometa else self.storage.rendered
+            cache[key] = (resource, base_url, body)
         return body
 
     def _publish_dump(self, base_url: str, resource: Resource[Any], search_request: SearchRequest[Any]
@@ -360,21 +372,24 @@ class AstroService(ScimService):
         page: SearchPage,
         search_request: SearchRequest[Any],
     ) -> ScimResponse:
+        excluded = search_request.excluded_attributes
+        nometa = bool(excluded) and [str(a) for a in excluded or []] == ["meta"]
         if (
             search_request.attributes
-            or search_request.excluded_attributes
+            or (excluded and not nometa)
             or search_request.cursor is not None
             or page.total is None
         ):
             return super().search_response(base_url, resource_types, page, search_request)
         # The hit test is inlined: this loop runs for every resource of every page.
-        rendered, items = self.storage.rendered, []
+        rendered = self.storage.rendered_nometa if nometa else self.storage.rendered
+        items = []
         for r in page.resources:
             hit = rendered.get(r.id)  # type: ignore[arg-type]
             if hit is not None and hit[0] is r and hit[1] == base_url:
                 items.append(hit[2])
             else:
-                items.append(self._rendered(base_url, r, search_request))
+                items.append(self._rendered(base_url, r, search_request, nometa))
         head = json.dumps({
             "schemas": [LIST_SCHEMA], "totalResults": page.total, "startIndex": search_request.start_index,
             "itemsPerPage": len(items),
