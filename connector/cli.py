@@ -7,12 +7,15 @@ so `validate`, `render` and `--help` never pay for the Okta or Graph SDKs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from connector import __version__
 from connector.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, ConnectorError
@@ -139,29 +142,42 @@ def _crash_log(exc: BaseException) -> str:
     return path
 
 
-_log_handler: object = None
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time of the record (tests and embedders swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
 
 
-def _verbose_logging() -> None:
+@contextlib.contextmanager
+def _verbose_logging(enabled: bool) -> Iterator[None]:
     """-v: log HTTP calls of our code and the SDKs to stderr, every record masked by RedactingFilter.
 
-    The handler goes on the root logger directly (not basicConfig, which does nothing when any handler exists,
-    e.g. under pytest or in an embedding program), once per process.
+    The handler goes on the root logger for the duration of the command only (not basicConfig, which does
+    nothing when any handler exists, e.g. under pytest or in an embedding program).
     """
-    global _log_handler
-    import logging
-
+    if not enabled:
+        yield
+        return
     from connector.redact import RedactingFilter
 
     root = logging.getLogger()
-    if _log_handler is None:
-        handler = logging.StreamHandler()
-        handler.addFilter(RedactingFilter())
-        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-        _log_handler = handler
-    if _log_handler not in root.handlers:
-        root.addHandler(_log_handler)  # type: ignore[arg-type]
+    handler = _StderrHandler()
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    level = root.level
+    root.addHandler(handler)
     root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -175,11 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
-    if args.verbose:
-        _verbose_logging()
     try:
         module = importlib.import_module(f"connector.commands.{COMMANDS[args.command]}")
-        return int(module.run(args))
+        with _verbose_logging(args.verbose):
+            return int(module.run(args))
     except ConnectorError as exc:
         output.error(str(exc), exc.hint)
         return exc.exit_code
