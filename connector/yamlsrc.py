@@ -99,17 +99,21 @@ def parse(text: str, file: str) -> Document:
     return doc
 
 
-def load(path: str | Path) -> Document:
-    """Read and parse a YAML file; unreadable or undecodable files become ConfigError."""
-    p = Path(path)
+def read_bytes(path: str | Path) -> bytes:
+    """A config or mapping file's bytes; a missing, unreadable or directory path becomes ConfigError."""
     try:
-        raw = p.read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError("file not found", location=Location(str(path))) from None
     except IsADirectoryError:
         raise ConfigError("is a directory, expected a YAML file", location=Location(str(path))) from None
     except OSError as exc:
         raise ConfigError(f"cannot read file: {exc.strerror}", location=Location(str(path))) from None
+
+
+def load(path: str | Path) -> Document:
+    """Read and parse a YAML file; unreadable or undecodable files become ConfigError."""
+    raw = read_bytes(path)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

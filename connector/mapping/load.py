@@ -92,18 +92,6 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _read(path: str | Path) -> bytes:
-    p = Path(path)
-    try:
-        return p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError("file not found", location=Location(str(path))) from None
-    except IsADirectoryError:
-        raise ConfigError("is a directory, expected a YAML file", location=Location(str(path))) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read file: {exc.strerror}", location=Location(str(path))) from None
-
-
 def _utf8_error_location(file: str, raw: bytes, offset: int) -> Location:
     before = raw[:offset]
     line = before.count(b"\n") + 1
@@ -299,7 +287,7 @@ class _Loader:
 def load(path: str | Path) -> LoadResult:
     """Load a mapping file with full detail. Raises ConfigError only when the file cannot be read."""
     file = str(path)
-    raw = _read(path)
+    raw = yamlsrc.read_bytes(path)
     result = LoadResult(file=file, mapping=None)
     if b"\x00" in raw:
         result.findings.append(Finding(Severity.ERROR, Location(file, 1, 1), "binary",

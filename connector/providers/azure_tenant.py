@@ -192,14 +192,8 @@ class Tenant:
             from msgraph.generated.groups.item.group_item_request_builder import GroupItemRequestBuilder
 
             q = GroupItemRequestBuilder.GroupItemRequestBuilderGetQueryParameters(select=select)
-            try:
-                group = await self._get(f"GET /groups/{name_or_id}", self.sdk.groups.by_group_id(name_or_id), q,
-                                        permission="groups")
-            except RemoteError as exc:
-                if exc.status != 404:
-                    raise
-                raise NotFound(f"no Entra group with id {name_or_id}") from None
-            return group if isinstance(group, dict) else {}
+            return await self._get_by_id(f"GET /groups/{name_or_id}", self.sdk.groups.by_group_id(name_or_id), q,
+                                         permission="groups", missing=f"no Entra group with id {name_or_id}")
         query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
             filter=f"displayName eq {odata_quote(name_or_id)}", select=select,
         )
@@ -236,13 +230,17 @@ class Tenant:
         from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 
         q = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=select)
+        return await self._get_by_id(f"GET /users/{user_id}", self.sdk.users.by_user_id(user_id), q,
+                                     permission="users", missing=f"no Entra user with id {user_id}")
+
+    async def _get_by_id(self, endpoint: str, builder: Any, query: Any, *, permission: str, missing: str) -> Json:
+        """One object by id; Graph's 404 becomes NotFound (exit 2: the config or argument names nothing)."""
         try:
-            data = await self._get(f"GET /users/{user_id}", self.sdk.users.by_user_id(user_id), q,
-                                   permission="users")
+            data = await self._get(endpoint, builder, query, permission=permission)
         except RemoteError as exc:
             if exc.status != 404:
                 raise
-            raise NotFound(f"no Entra user with id {user_id}") from None
+            raise NotFound(missing) from None
         return data if isinstance(data, dict) else {}
 
     async def group_members(self, group_id: str, select: list[str]) -> list[Json]:

@@ -237,26 +237,21 @@ class OktaEmulator:
     def add_token(self, token: str) -> None:
         self._tokens.append(token)
 
-    def app_by_label(self, label: str) -> Row:
+    def _lookup(self, find: Callable[[], Row | None], what: str) -> Row:
         with self.state.lock:
-            row = self.state.app_by_label(label)
+            row = find()
             if row is None:
-                raise KeyError(f"no app labelled {label!r}")
+                raise KeyError(f"no {what}")
             return public(row)
+
+    def app_by_label(self, label: str) -> Row:
+        return self._lookup(lambda: self.state.app_by_label(label), f"app labelled {label!r}")
 
     def user_by_login(self, login: str) -> Row:
-        with self.state.lock:
-            row = self.state.user(login)
-            if row is None:
-                raise KeyError(f"no user {login!r}")
-            return public(row)
+        return self._lookup(lambda: self.state.user(login), f"user {login!r}")
 
     def group_by_name(self, name: str) -> Row:
-        with self.state.lock:
-            row = self.state.group_by_name(name)
-            if row is None:
-                raise KeyError(f"no group {name!r}")
-            return public(row)
+        return self._lookup(lambda: self.state.group_by_name(name), f"group {name!r}")
 
     def enable_provisioning(self, app_id: str, base_url: str, token: str) -> None:
         """The Admin Console's "Configure API integration": the app provisions to `base_url` with `token`.
