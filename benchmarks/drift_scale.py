@@ -36,17 +36,34 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _child_read(scim_url: str, token: str, concurrency: int) -> dict[str, Any]:
-    """In a fresh process: read_astro once (warm-up of imports excluded), report time, stats and peak RSS."""
+def _peak_rss_mb() -> float:
+    """This process's peak resident set. /proc's VmHWM starts again at exec; getrusage's ru_maxrss does not (a
+    child spawned by a parent holding a 20,000-user sandbox would report the parent's size)."""
     import resource
 
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child_read(scim_url: str, token: str, concurrency: int, page_size: int) -> dict[str, Any]:
+    """In a fresh process: read_astro once (warm-up of imports excluded), report time, stats and peak RSS."""
     from connector.astro import ReadStats, read_astro
     from connector.config import AstroConfig
     from connector.secret import Secret
 
-    cfg = AstroConfig(scim_url=scim_url, token=Secret.from_value(token))
-    import httpx2  # noqa: F401  (imports are start-up cost, not read cost)
+    cfg = AstroConfig(scim_url=scim_url, token=Secret.from_value(token), page_size=page_size)
+    import aiohttp.connector  # noqa: F401  (imports are start-up cost, not read cost)
+    import orjson  # noqa: F401
+    import pydantic  # noqa: F401
     import scim2_client  # noqa: F401
+    import scim2_models  # noqa: F401
+
+    import connector.scim_aiohttp  # noqa: F401
 
     stats = ReadStats()
     cpu = time.process_time()
@@ -56,14 +73,12 @@ def _child_read(scim_url: str, token: str, concurrency: int) -> dict[str, Any]:
     return {
         "wall": wall, "cpu": time.process_time() - cpu, "requests": stats.requests, "page_size": stats.page_size, "users": len(view.users),
         "teams": len(view.teams), "memberships": sum(len(t.members) for t in view.teams),
-        "deviations": view.deviations, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "deviations": view.deviations, "rss_mb": _peak_rss_mb(),
     }
 
 
 def _child_audit(config: str) -> dict[str, Any]:
     """In a fresh process: the whole `drift` audit for Entra (IdP view and Astro read side by side)."""
-    import resource
-
     from connector.commands.drift import audit_once
     from connector.config import load_config
     from connector.providers.azure import AzureProvider
@@ -78,7 +93,7 @@ def _child_audit(config: str) -> dict[str, Any]:
         provider.close()
     return {"wall": wall, "findings": len(result.findings), "kinds": dict(Counter(f.kind.value for f in result.findings)),
             "idp_users": result.idp_users, "astro_users": result.astro_users,
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "rss_mb": _peak_rss_mb()}
 
 
 def _with_memberships(seed_org: Any, target: int, skip: set[str], rng: random.Random) -> Any:
@@ -113,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memberships", type=int, default=100_000)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--page-size", type=int, default=100, help="astro.page_size (default: the reader's, 100)")
+    parser.add_argument("--compare-page-size", type=int, default=1000, help="a second read with this page size "
+                        "(0: none)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--audit", action="store_true", help="also time the whole audit against Entra")
     args = parser.parse_args(argv)
@@ -127,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, str, str]] = []
     latency = args.latency_ms / 1000
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(1) as pool, tempfile.TemporaryDirectory() as tmp:
-        pool.apply(time.sleep, (0,))  # start the child before timing anything
+    # One fresh child process per task, as each `astro-scim drift` run is (imports excluded from the timing).
+    with ctx.Pool(1, maxtasksperchild=1) as pool, tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         sb = Sandbox(users=args.users, groups=args.groups, seed=args.seed)
         with sb:
@@ -148,54 +166,58 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(("Entra apply --pause (app, assignments; no provisioning cycle)",
                              f"{time.perf_counter() - t0:.1f} s", "-"))
 
+            # The sandbox's SCIM server renders each resource's JSON with pydantic the first time it is listed
+            # (~0.5 ms a resource: seconds for this org) and reuses it until the resource changes. That is the
+            # emulator's cost, not the reader's: one untimed read first, so the timed ones meet a server that
+            # answers as fast as its HTTP stack allows.
+            t0 = time.perf_counter()
+            pool.apply(_child_read, (org.scim_url, org.token, args.concurrency, args.page_size))
+            rows.append(("sandbox warm-up read, no latency (the server renders each resource's JSON once)",
+                         f"{time.perf_counter() - t0:.1f} s", "-"))
+
             sb.set_faults(FaultConfig(latency_ms=args.latency_ms), service="astro")
             sb.set_faults(FaultConfig(latency_ms=args.latency_ms))
-            sb.logs["astro"].clear()
 
-            cpu0 = time.process_time()
-            read = pool.apply(_child_read, (org.scim_url, org.token, args.concurrency))
-            busy = time.process_time() - cpu0  # the servers' CPU: nothing else runs in this process meanwhile
-            entries = list(sb.logs["astro"].entries)
+            def timed_read(page_size: int) -> tuple[dict[str, Any], list[Any], float]:
+                sb.logs["astro"].clear()
+                cpu0 = time.process_time()
+                read = pool.apply(_child_read, (org.scim_url, org.token, args.concurrency, page_size))
+                busy = time.process_time() - cpu0  # the servers' CPU: nothing else runs in this process meanwhile
+                return read, list(sb.logs["astro"].entries), busy
+
+            def bound(requests: int) -> float:
+                chain = 3 * latency  # discovery -> first pages -> the rest
+                return max(chain, requests * latency / args.concurrency)
+
+            read, entries, busy = timed_read(args.page_size)
             page = read["page_size"]
             user_pages, group_pages = math.ceil(args.users / page), math.ceil(len(seed_org.teams) / page)
             minimum = 1 + user_pages + group_pages  # ServiceProviderConfig + every page once
-            chain = 3 * latency  # discovery -> first pages -> the rest
-            throughput = len(entries) * latency / args.concurrency
-            latency_bound = max(chain, throughput)
-            server_bound = max(latency_bound, busy + chain)
+            latency_bound = bound(len(entries))
             rows += [
-                (f"read_astro wall ({read['users']:,} users, {read['teams']:,} Teams, "
+                (f"read_astro wall, fresh process ({read['users']:,} users, {read['teams']:,} Teams, "
                  f"{read['memberships']:,} memberships)", f"{read['wall']:.2f} s", "-"),
                 ("requests by endpoint", ", ".join(f"{k} {v}" for k, v in sorted(_by_endpoint(entries).items())),
                  "-"),
                 (f"requests vs minimum (1 discovery + {user_pages} + {group_pages} pages of {page})",
                  f"{len(entries)} / {minimum} = {len(entries) / minimum:.2f}",
                  "<= 1.1" + ("" if len(entries) <= 1.1 * minimum else "  MISSED")),
-                (f"latency lower bound: max(chain 3 x {args.latency_ms:g} ms, {len(entries)} req x "
+                (f"critical-path lower bound: max(chain 3 x {args.latency_ms:g} ms, {len(entries)} req x "
                  f"{args.latency_ms:g} ms / {args.concurrency})", f"{latency_bound:.3f} s", "-"),
-                ("wall / latency lower bound", f"{read['wall'] / latency_bound:.1f}",
-                 "<= 2" + ("" if read["wall"] <= 2 * latency_bound else "  MISSED (see server bound)")),
+                ("wall / lower bound", f"{read['wall'] / latency_bound:.2f}",
+                 "<= 2" + ("" if read["wall"] <= 2 * latency_bound else "  MISSED")),
+                ("reader CPU time (HTTP, JSON decoding, views)", f"{read['cpu']:.2f} s", "-"),
                 ("sandbox SCIM server CPU time during the read (one interpreter lock)", f"{busy:.2f} s", "-"),
-                ("wall / server-aware lower bound (server CPU + chain)", f"{read['wall'] / server_bound:.2f}",
-                 "<= 2" + ("" if read["wall"] <= 2 * server_bound else "  MISSED")),
                 ("reader peak RSS (child process)", f"{read['rss_mb']:.0f} MB",
                  "<= 400 MB" + ("" if read["rss_mb"] <= 400 else "  MISSED")),
             ]
-            # The sandbox caches list pages it has answered once: a second read shows the reader's own cost.
-            sb.logs["astro"].clear()
-            cpu0 = time.process_time()
-            warm = pool.apply(_child_read, (org.scim_url, org.token, args.concurrency))
-            warm_busy = time.process_time() - cpu0
-            client_bound = max(latency_bound, warm["cpu"])
-            rows += [
-                ("read_astro again (server answers from its page cache)", f"{warm['wall']:.2f} s", "-"),
-                (f"  server CPU {warm_busy:.2f} s; wall / latency lower bound",
-                 f"{warm['wall'] / latency_bound:.1f}",
-                 "<= 2" + ("" if warm["wall"] <= 2 * latency_bound else "  MISSED (see client CPU)")),
-                (f"  reader CPU {warm['cpu']:.2f} s (JSON decoding, view); wall / max(latency bound, reader CPU)",
-                 f"{warm['wall'] / client_bound:.2f}", "<= 2" + ("" if warm["wall"] <= 2 * client_bound else
-                                                                 "  MISSED")),
-            ]
+            if args.compare_page_size and args.compare_page_size != page:
+                # Bigger pages: fewer requests, the same JSON to decode. The wall is then the reader's CPU, and
+                # the latency bound (fewer requests) says little: printed for the trade-off, no target.
+                other, other_entries, _ = timed_read(args.compare_page_size)
+                rows.append((f"for comparison, astro.page_size {other['page_size']}: wall "
+                             f"({len(other_entries)} requests, reader CPU {other['cpu']:.2f} s); wall / bound",
+                             f"{other['wall']:.2f} s; {other['wall'] / bound(len(other_entries)):.1f}", "-"))
             if read["deviations"]:
                 rows.append(("tolerated deviations", "; ".join(read["deviations"]), "-"))
             if args.audit:

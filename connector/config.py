@@ -22,6 +22,7 @@ class AstroConfig:
     api_url: str = "https://api.astronomer.io/v1"
     organization_id: str = ""
     team_wait_seconds: float = 60.0  # access templates: how long apply waits for an IdP to push a Team
+    page_size: int = 100  # resources per SCIM list page the drift reader asks for (capped by maxResults)
 
 
 @dataclass
@@ -155,7 +156,8 @@ class _Section:
 
 
 def _astro(doc: yamlsrc.Document, base: Path, path: tuple[str, ...] = ("astro",)) -> AstroConfig:
-    s = _Section(doc, path, {"scim_url", "token", "api_url", "organization_id", "team_wait_seconds"}, base)
+    s = _Section(doc, path, {"scim_url", "token", "api_url", "organization_id", "team_wait_seconds", "page_size"},
+                 base)
     scim_url = check_endpoint(s.text("scim_url", required=True) or "", what="astro.scim_url", location=s.loc("scim_url"))
     token = s.secret("token") or Secret("env:ASTRO_API_TOKEN", location=s.loc("token"))
     api_url = check_endpoint(
@@ -165,8 +167,12 @@ def _astro(doc: yamlsrc.Document, base: Path, path: tuple[str, ...] = ("astro",)
     wait = s.data.get("team_wait_seconds", 60.0)
     if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
         raise ConfigError("team_wait_seconds must be a number of seconds (>= 0)", location=s.loc("team_wait_seconds"))
+    page_size = s.data.get("page_size", 100)
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 1000:
+        raise ConfigError("page_size must be a whole number from 1 to 1000 (resources per SCIM list page)",
+                          location=s.loc("page_size"))
     return AstroConfig(scim_url=scim_url, token=token, api_url=api_url, organization_id=org_id,
-                       team_wait_seconds=float(wait))
+                       team_wait_seconds=float(wait), page_size=page_size)
 
 
 def _okta(doc: yamlsrc.Document, base: Path) -> OktaConfig:

@@ -144,9 +144,48 @@ def test_page_size_comes_from_max_results(astro: Astro, monkeypatch: pytest.Monk
     astro.add_users(9)
     view = read_astro(astro.config)
     assert len(view.users) == 9
+    # The first page goes out with discovery, asking astro.page_size (100): the server caps it at 4. The rest
+    # ask for what the server announced.
     assert sorted((int(p["startIndex"]), p["count"]) for p in astro.list_requests("Users")) == [
-        (1, "4"), (5, "4"), (9, "4")
+        (1, "100"), (5, "4"), (9, "4")
     ]
+
+
+def test_page_size_comes_from_the_config_when_smaller(astro: Astro) -> None:
+    astro.add_users(7)
+    config = astro.config
+    config.page_size = 3
+    view = read_astro(config)
+    assert len(view.users) == 7
+    assert sorted((int(p["startIndex"]), p["count"]) for p in astro.list_requests("Users")) == [
+        (1, "3"), (4, "3"), (7, "3")
+    ]
+
+
+def test_endpoints_announced_in_resource_types_are_used(astro: Astro) -> None:
+    # A server whose users live at /Accounts: the first pages, sent to /Users before ResourceTypes was read,
+    # are dropped and the users read again from the endpoint it announces.
+    astro.add_users(5)
+
+    def route(environ: dict[str, Any]) -> None:
+        path = environ["PATH_INFO"]
+        if path.endswith("/Users"):
+            environ["PATH_INFO"] = path + "-not-here"
+        elif path.endswith("/Accounts"):
+            environ["PATH_INFO"] = path.removesuffix("/Accounts") + "/Users"
+
+    def announce(data: dict[str, Any]) -> None:
+        for resource_type in data["Resources"]:
+            if resource_type["name"] == "User":
+                resource_type["endpoint"] = "/Accounts"
+
+    astro.wrapper.before = route
+    astro.wrapper.after = _rewrite_json("/ResourceTypes", announce)
+    view = read_astro(astro.config, page_size=2)
+    assert sorted(u.user_name for u in view.users) == [f"user{i:04d}@acme.example" for i in range(5)]
+    assert view.deviations == []
+    accounts = [dict(parse_qsl(e.query)) for e in astro.log.entries if e.path.endswith("/Accounts")]
+    assert sorted(int(p["startIndex"]) for p in accounts) == [1, 3, 5]
 
 
 def test_remaining_pages_are_fetched_concurrently_within_the_bound(astro: Astro) -> None:

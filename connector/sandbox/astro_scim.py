@@ -129,6 +129,15 @@ class AstroStorage(InMemoryStorage):
         self.rendered: dict[str, tuple[Resource[Any], str, bytes]] = {}
         # The same without `meta`, for `excludedAttributes=meta` (the drift reader asks for it).
         self.rendered_nometa: dict[str, tuple[Resource[Any], str, bytes]] = {}
+        self.generation = 0  # bumped by every write: cached list answers of an older generation are stale
+
+    def _store(self, resource: Resource[Any], values: dict[str, Any]) -> None:
+        self.generation += 1
+        super()._store(resource, values)
+
+    def _remove(self, key: Any) -> None:
+        self.generation += 1
+        super()._remove(key)
 
     def generate_id(self, resource_type: ResourceType, resource: Resource[Any]) -> str:
         # Astro's ids are cuids (e.g. clk17xqgm124q01hkrgilsr49), not UUIDs: "cl" + 23 base-36 characters.
@@ -405,11 +414,32 @@ class _OrgApplication(WSGIApplication):
     def __init__(self, storage: AstroStorage, provider: ScimProvider, service: ScimService, token: str) -> None:
         super().__init__(storage, provider, service)
         self.token = token
+        # (path, query, base URL) -> (storage generation, status line, headers, body) for list answers. An
+        # auditor pages the same unchanged organization again and again; scim2-server's request handling costs
+        # ~1 ms a page, which at 20 ms of latency and 8 pages in flight is most of what the sandbox adds.
+        self._pages: dict[tuple[str, str, str], tuple[int, str, list[tuple[str, str]], bytes]] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        key: tuple[str, str, str] | None = None
+        if environ.get("REQUEST_METHOD") == "GET":
+            key = (environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), self.get_base_url(environ))
+            hit = self._pages.get(key)
+            # The same bearer check as check_auth, or the request takes the full path (and its 401).
+            auth = environ.get("HTTP_AUTHORIZATION", "")
+            if hit is not None and hit[0] == self.storage.generation and auth[:7].lower() == "bearer " \
+                    and secrets.compare_digest(auth[7:].strip().encode(), self.token.encode()):
+                start_response(hit[1], hit[2])
+                return [hit[3]]
+        generation = self.storage.generation  # read first: a write during the request makes the entry stale
         response = self.serve(self.read_request(environ))
         if isinstance(response, _RawResponse):
-            start_response(f"{response.status.value} {response.status.phrase}", list(response.headers.items()))
+            status = f"{response.status.value} {response.status.phrase}"
+            headers = list(response.headers.items())
+            if key is not None and response.status == HTTPStatus.OK:
+                if len(self._pages) >= 4096:
+                    self._pages.clear()
+                self._pages[key] = (generation, status, headers, response.raw)
+            start_response(status, headers)
             return [response.raw]
         return send_response(response, start_response)
 
