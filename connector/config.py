@@ -155,9 +155,11 @@ class _Section:
         return _Section(self.doc, (*self.path, key), allowed, self.base)
 
 
+ASTRO_KEYS = ("scim_url", "token", "api_url", "organization_id", "team_wait_seconds", "page_size")
+
+
 def _astro(doc: yamlsrc.Document, base: Path, path: tuple[str, ...] = ("astro",)) -> AstroConfig:
-    s = _Section(doc, path, {"scim_url", "token", "api_url", "organization_id", "team_wait_seconds", "page_size"},
-                 base)
+    s = _Section(doc, path, set(ASTRO_KEYS), base)
     scim_url = check_endpoint(s.text("scim_url", required=True) or "", what="astro.scim_url", location=s.loc("scim_url"))
     token = s.secret("token") or Secret("env:ASTRO_API_TOKEN", location=s.loc("token"))
     api_url = check_endpoint(

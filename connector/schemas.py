@@ -128,6 +128,11 @@ def _astro() -> dict[str, Any]:
                          default="env:ASTRO_API_TOKEN", examples=["env:ASTRO_API_TOKEN"]),
         "api_url": _string("Astro Platform API base URL.", default="https://api.astronomer.io/v1", format="uri"),
         "organization_id": _string("Astro organization id (default: the last segment of scim_url)."),
+        "team_wait_seconds": {"type": "number", "minimum": 0, "default": 60,
+                              "description": "Access templates: how long apply waits for an IdP to push a Team."},
+        "page_size": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100,
+                      "description": "Resources per SCIM list page the drift audit asks for (capped by the "
+                                     "server's maxResults)."},
     }, ["scim_url"])
 
 

@@ -382,3 +382,19 @@ def test_a_server_refusing_excluded_attributes_is_read_in_full(astro: Astro) -> 
     assert len(view.users) == 5
     assert any("excludedAttributes" in d for d in view.deviations)
     assert astro.list_requests("Users")[-1].get("excludedAttributes") is None
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_cyclic_gc_is_paused_during_the_read_and_restored_after(astro: Astro, enabled: bool) -> None:
+    import gc
+
+    astro.add_users(5)
+    during: list[bool] = []
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        read_astro(astro.config, page_size=2, progress=lambda done, known: during.append(gc.isenabled()))
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert during and not any(during)

@@ -554,3 +554,34 @@ def test_preload_looks_like_a_provisioned_org(astro: Astro) -> None:
         "totalResults"] == 1
     with pytest.raises(UniquenessException):  # duplicates are refused by the storage's uniqueness check
         astro.server.preload(ORG, seed, teams=[])
+
+
+def test_cached_list_answers_follow_every_kind_of_write(astro: Astro) -> None:
+    # List answers are cached per storage generation: each write below must show in the very next answer of
+    # the same URL, and a cached answer must never be served to a wrong token.
+    ids = [astro.new_user(f"cache{i}@acme.example")["id"] for i in range(3)]
+    team = astro.new_group("Cached", ids[:1])
+    url = "/Users?startIndex=1&count=100&excludedAttributes=meta"
+
+    def names() -> list[str]:
+        return sorted(r["userName"] for r in astro.http.get(url).json()["Resources"])
+
+    def members() -> set[str]:
+        return {m["value"] for m in astro.http.get("/Groups?count=100").json()["Resources"][0].get("members", [])}
+
+    assert names() == names() == ["cache0@acme.example", "cache1@acme.example", "cache2@acme.example"]
+    astro.new_user("cache3@acme.example")  # create
+    assert "cache3@acme.example" in names()
+    patch = {"schemas": [PATCH_SCHEMA], "Operations": [{"op": "replace", "path": "userName",
+                                                         "value": "renamed@acme.example"}]}
+    assert astro.send("PATCH", f"/Users/{ids[0]}", patch).status_code in (200, 204)  # update
+    assert "renamed@acme.example" in names() and "cache0@acme.example" not in names()
+    assert astro.send("DELETE", f"/Users/{ids[1]}").status_code == 204  # delete
+    assert "cache1@acme.example" not in names()
+    assert members() == {ids[0]}
+    add = {"schemas": [PATCH_SCHEMA], "Operations": [{"op": "add", "path": "members", "value": [{"value": ids[2]}]}]}
+    assert astro.send("PATCH", f"/Groups/{team['id']}", add).status_code in (200, 204)  # membership
+    assert members() == {ids[0], ids[2]}
+    wrong = astro.http.get(url, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    assert astro.http.get(url, headers={"Authorization": f"Bearer {TOKEN2}"}).status_code == 401  # other org's

@@ -43,6 +43,7 @@ def test_good_config_loads_typed(tmp_path: Path) -> None:
     assert cfg.okta.mapping == tmp_path / "mappings/okta.yaml"
     assert cfg.azure is not None and cfg.azure.credential.kind == "secret"
     assert cfg.astro_for("okta").organization_id == "clorg123"
+    assert cfg.astro_for("okta").page_size == 100  # the drift reader's default
 
 
 def test_secret_from_env_and_missing_env_names_the_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,6 +74,10 @@ def test_secret_from_file(tmp_path: Path) -> None:
          "must be a list of strings"),
         ("astro:\n  scim_url: https://x/scim/v2/o\nastro:\n  scim_url: https://y\n", 3, "duplicate key"),
         ("astro:\n\t scim_url: x\n", 2, "invalid YAML"),
+        (GOOD.replace("  token: env:ASTRO_API_TOKEN\n", "  token: env:ASTRO_API_TOKEN\n  page_size: 5000\n"), 4,
+         "page_size must be a whole number from 1 to 1000"),
+        (GOOD.replace("  token: env:ASTRO_API_TOKEN\n", "  token: env:ASTRO_API_TOKEN\n  page_size: '100'\n"), 4,
+         "page_size must be a whole number"),
     ],
 )
 def test_bad_config_points_at_line(tmp_path: Path, text: str, line: int, needle: str) -> None:

@@ -56,20 +56,23 @@ def test_structurally_broken_mappings_fail_the_schema(name: str) -> None:
 
 FULL_CONFIG: dict[str, Any] = {
     "astro": {"scim_url": "https://api.astronomer.io/scim/v2/org1", "token": "env:ASTRO_API_TOKEN",
-              "api_url": "https://api.astronomer.io/v1", "organization_id": "org1"},
+              "api_url": "https://api.astronomer.io/v1", "organization_id": "org1", "team_wait_seconds": 30,
+              "page_size": 500},
     "okta": {"org_url": "https://acme.okta.com", "token": "env:OKTA_API_TOKEN", "client_id": "0oa1",
              "private_key": "file:okta.pem", "scopes": ["okta.apps.read"], "app": {"label": "Astro", "id": "0oa2"},
              "integration": "manual", "mapping": "mappings/okta.yaml", "assign_groups": ["Astro Users"],
              "push_groups": ["Data Engineering"],
              "astro": {"scim_url": "https://api.astronomer.io/scim/v2/org2", "token": "env:T2",
-                       "api_url": "https://api.astronomer.io/v1", "organization_id": "org2"}},
+                       "api_url": "https://api.astronomer.io/v1", "organization_id": "org2", "team_wait_seconds": 5,
+                       "page_size": 50}},
     "azure": {"tenant_id": "t1", "credential": {"type": "secret", "client_id": "c1",
                                                 "client_secret": "env:AZURE_CLIENT_SECRET",
                                                 "certificate_path": "cert.pem", "token": "env:X"},
               "graph_url": "https://graph.microsoft.com/v1.0", "app": {"display_name": "Astro", "app_id": "a1"},
               "mapping": "mappings/azure.yaml", "assign_groups": ["Astro Users"],
               "astro": {"scim_url": "https://api.astronomer.io/scim/v2/org3", "token": "env:T3",
-                        "api_url": "https://api.astronomer.io/v1", "organization_id": "org3"}},
+                        "api_url": "https://api.astronomer.io/v1", "organization_id": "org3", "team_wait_seconds": 5,
+                        "page_size": 1000}},
     "safety": {"max_delete_fraction": 0.2, "max_delete_count": 10},
     "access": {"Data Engineering": {"organization": "ORGANIZATION_MEMBER"}},
 }
@@ -101,8 +104,16 @@ def test_full_config_uses_every_schema_key_and_loads(tmp_path: Path) -> None:
     path = tmp_path / "astro-scim.yaml"
     path.write_text(yaml.safe_dump(FULL_CONFIG))
     config = load_config(path)  # the loader accepts every key the schema offers
+    assert config.astro is not None and config.astro.page_size == 500 and config.astro.team_wait_seconds == 30
     assert config.okta is not None and config.okta.integration == "manual"
     assert config.azure is not None and config.azure.app_id == "a1"
+
+
+def test_the_schema_offers_every_astro_key_the_loader_accepts() -> None:
+    from connector.config import ASTRO_KEYS
+
+    schema = json.loads((ROOT / "schemas" / "config.schema.json").read_text())
+    assert set(schema["$defs"]["astro"]["properties"]) == set(ASTRO_KEYS)
 
 
 @pytest.mark.parametrize(("section", "key"), [((), "oktaa"), (("okta",), "tokn"), (("azure", "credential"), "kind"),

@@ -1,0 +1,112 @@
+"""The scim2-client engine over aiohttp (connector.scim_aiohttp), against real loopback servers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import pytest
+from scim2_client import RequestNetworkException
+from scim2_models import EnterpriseUser, Group, ResourceType, ScimProvider, User
+
+from connector.sandbox.astro_scim import AstroScim
+from connector.sandbox.server import ServedApp
+from connector.scim_aiohttp import AiohttpSCIMClient
+
+ORG, TOKEN = "clorgengine0000000000000001", "engine-token"
+
+
+def _client(base_url: str, token: str = TOKEN, concurrency: int = 4) -> AiohttpSCIMClient:
+    provider = ScimProvider(models=[User, EnterpriseUser, Group], resource_types=[
+        ResourceType.from_resource(User[EnterpriseUser]), ResourceType.from_resource(Group)])
+    return AiohttpSCIMClient(base_url, headers={"Authorization": f"Bearer {token}"}, concurrency=concurrency,
+                             timeout=10, provider=provider)
+
+
+@pytest.fixture
+def astro_url() -> Iterator[str]:
+    scim = AstroScim()
+    scim.add_org(ORG, TOKEN)
+    served = ServedApp("engine-astro", scim.app).start()
+    scim.base_url = served.url
+    try:
+        yield scim.scim_url(ORG)
+    finally:
+        served.stop()
+
+
+def test_scim2_client_crud_through_the_engine(astro_url: str) -> None:
+    # The engine carries scim2-client's whole request/response cycle: a JSON body out, a validated model back.
+    async def go() -> tuple[Any, Any, Any]:
+        async with _client(astro_url) as client:
+            user = User[EnterpriseUser](user_name="engine@acme.example", active=True)
+            created = await client.create(user)
+            fetched = await client.query(User[EnterpriseUser], created.id)
+            await client.delete(User[EnterpriseUser], created.id)
+            listed = await client.query(User[EnterpriseUser])
+            return created, fetched, listed
+
+    created, fetched, listed = asyncio.run(go())
+    assert created.user_name == fetched.user_name == "engine@acme.example" and created.id == fetched.id
+    assert listed.total_results == 0
+
+
+def test_a_refused_connection_is_scim2_clients_network_exception() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+
+    async def go() -> None:
+        async with _client(f"http://127.0.0.1:{port}/scim/v2") as client:
+            await client.request("GET", "/Users")
+
+    with pytest.raises(RequestNetworkException) as caught:
+        asyncio.run(go())
+    assert caught.value.__notes__  # says what failed
+
+
+class _SlowApp:
+    """Counts requests as they arrive, answers each after `delay` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.arrived = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        with self._lock:
+            self.arrived += 1
+        time.sleep(self.delay)
+        body = b'{"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": 0}'
+        start_response("200 OK", [("Content-Type", "application/scim+json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def test_all_sent_returns_once_the_requests_are_on_the_wire_not_answered() -> None:
+    app = _SlowApp(delay=0.5)
+    served = ServedApp("engine-slow", app).start()
+    try:
+        async def go() -> tuple[int, bool, float]:
+            async with _client(served.url, concurrency=4) as client:
+                tasks = [asyncio.ensure_future(client.request("GET", f"/Users?startIndex={i}")) for i in range(4)]
+                started = time.perf_counter()
+                await client.all_sent()
+                waited = time.perf_counter() - started
+                # The requests are written; the server may take a moment to read them from its sockets.
+                deadline = time.perf_counter() + 0.3
+                while app.arrived < 4 and time.perf_counter() < deadline:
+                    await asyncio.sleep(0.01)
+                arrived, answered = app.arrived, any(t.done() for t in tasks)
+                await asyncio.gather(*tasks)
+                return arrived, answered, waited
+
+        arrived, answered, waited = asyncio.run(go())
+    finally:
+        served.stop()
+    assert arrived == 4
+    assert not answered  # all_sent did not wait for the answers (0.5 s each)
+    assert waited < 0.25
