@@ -37,8 +37,8 @@ T = TypeVar("T")
 
 SERVICE = "Astro SCIM"
 # Pages of 100 unless astro.page_size says otherwise: what Okta's imports ask of a SCIM server, so the size Astro's
-# endpoint is exercised with (its own limits are not published). Larger pages cut requests, not work: at 20 ms a
-# request and 8 in flight a 20,000-user audit is bound by reading the JSON either way (benchmarks/drift_scale.py).
+# endpoint is exercised with (its own limits are not published). Larger pages cut requests, not JSON: fewer round
+# trips on a slow link, bigger answers from a server whose limits are unknown (benchmarks/drift_scale.py compares).
 DEFAULT_PAGE_SIZE = 100  # also what is assumed when the server announces no filter.maxResults
 MAX_PAGE_SIZE = 1000  # bounds memory per response whatever the server announces or the config asks
 DEFAULT_CONCURRENCY = 8
