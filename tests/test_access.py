@@ -215,7 +215,7 @@ def test_validate_command_checks_the_access_section_with_file_line(
     ]
     good = write(tmp_path, "Data Engineering: {workspaces: {analytics: WORKSPACE_AUTHOR}}\n")
     assert main(["validate", str(good)]) == 0
-    assert capsys.readouterr().out.strip() == "1 mapping file OK"
+    assert capsys.readouterr().out.strip() == "1 project config OK"
 
 
 def test_validate_reports_a_broken_project_config_as_a_finding(tmp_path: Path) -> None:

@@ -115,7 +115,7 @@ def test_a_folder_reports_every_finding_of_every_file(capsys: pytest.CaptureFixt
     assert main(["validate", str(BROKEN)]) == 1
     out = capsys.readouterr().out
     errors = sum(1 for c in CASES if c[1])
-    assert out.strip().splitlines()[-1] == f"{errors} errors, 2 warnings in {len(CASES)} files"
+    assert out.strip().splitlines()[-1] == f"{errors} errors, 2 warnings in {len(CASES)} mapping files"
     for name, _, line, column, _ in CASES:
         assert f"{BROKEN / name}:{line}:{column}: " in out
 
@@ -158,7 +158,7 @@ def test_github_format(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[0] == (f"::error file={path},line=7,col=13,title=astro-scim arity::invalid Entra expression for "
                         "displayName: Append takes 2 arguments, got 1 (hint: usage: Append(source, suffix))")
     assert lines[1].startswith("::warning file=")
-    assert lines[-1] == "1 error, 1 warning in 2 files"
+    assert lines[-1] == "1 error, 1 warning in 2 mapping files"
 
 
 def test_github_escapes_newlines_and_separators(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -242,3 +242,43 @@ def test_pre_commit_hook_runs_validate_on_mapping_files(capsys: pytest.CaptureFi
     finally:
         os.chdir(cwd)
     capsys.readouterr()
+
+
+def _project(tmp_path: Path, okta_mapping: str, azure_mapping: str | None = None) -> Path:
+    text = ("astro:\n  scim_url: https://api.astronomer.io/scim/v2/clorg1\n  token: env:ASTRO_API_TOKEN\n"
+            f"okta:\n  org_url: https://acme.okta.com\n  token: env:OKTA_API_TOKEN\n  mapping: {okta_mapping}\n")
+    if azure_mapping:
+        text += ("azure:\n  tenant_id: t1\n  credential: {client_id: c, client_secret: env:S}\n"
+                 f"  mapping: {azure_mapping}\n")
+    path = tmp_path / "astro-scim.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_project_config_is_checked_with_the_mappings_it_names(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    config = _project(tmp_path, str(SHIPPED / "okta.yaml"), str(SHIPPED / "azure.yaml"))
+    assert main(["validate", str(config)]) == 0
+    assert capsys.readouterr().out.strip() == "1 project config and 2 mapping files OK"
+    # Named and given: checked once.
+    assert main(["validate", str(config), str(SHIPPED / "okta.yaml")]) == 0
+    assert capsys.readouterr().out.strip() == "1 project config and 2 mapping files OK"
+
+
+def test_a_broken_mapping_named_by_the_config_fails_validate(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    config = _project(tmp_path, str(BROKEN / "bad-okta-expression.yaml"))
+    assert main(["validate", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert f"{BROKEN / 'bad-okta-expression.yaml'}:" in out
+    assert out.strip().splitlines()[-1].endswith("in 1 project config and 1 mapping file")
+
+
+def test_a_missing_mapping_named_by_the_config_points_at_its_line(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    config = _project(tmp_path, "mappings/nope.yaml")
+    assert main(["validate", "--format", "json", str(config)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    (finding,) = report["findings"]
+    assert (finding["file"], finding["line"], finding["code"]) == (str(config), 7, "mapping-not-found")
+    assert str(tmp_path / "mappings" / "nope.yaml") in finding["message"]

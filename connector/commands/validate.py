@@ -1,5 +1,7 @@
 """`astro-scim validate PATH... [--format text|json|github] [--strict]`: check mapping files offline.
 
+A project config among the paths is checked too (its access section), with the mapping files it names.
+
 Exit 0 when clean, 1 when there are errors (or warnings with --strict), 2 when a path cannot be read.
 Output goes through connector.output.raw (plain text, secrets masked) so that this command stays fast: it
 imports neither rich nor any IdP SDK.
@@ -9,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from connector import output
 from connector.access import validate_project_file
-from connector.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
-from connector.mapping.model import Finding, Severity
+from connector.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ConfigError
+from connector.mapping.model import Finding, Location, Severity
 from connector.mapping.validate import UNREADABLE, find_files, validate_file
 
 
@@ -59,11 +62,43 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _referenced_mappings(path: Path) -> list[tuple[Path, Location]]:
+    """The mapping files a project config names (okta.mapping, azure.mapping), each with where it is named."""
+    from connector import yamlsrc
+    from connector.config import load_config
+
+    try:
+        doc, cfg = yamlsrc.load(path), load_config(path)
+    except ConfigError:
+        return []  # validate_project_file has reported it
+    return [(section.mapping, doc.loc((idp, "mapping"))) for idp, section in (("okta", cfg.okta), ("azure", cfg.azure))
+            if section is not None and section.mapping is not None]
+
+
 def run(args: argparse.Namespace) -> int:
     files, findings = find_files(args.paths)
-    for path in files:
+    seen = {Path(p).resolve() for p in files}
+    projects = mappings = 0
+    for path in list(files):  # referenced mappings are appended as they are checked
         project = validate_project_file(path)  # a project config: its access section (connector/access.py)
-        findings.extend(project if project is not None else validate_file(path))
+        if project is None:
+            findings.extend(validate_file(path))
+            mappings += 1
+            continue
+        projects += 1
+        findings.extend(project)
+        for mapping, where in _referenced_mappings(Path(path)):
+            if mapping.resolve() in seen:
+                continue
+            seen.add(mapping.resolve())
+            if not mapping.is_file():
+                findings.append(Finding(Severity.ERROR, where, "mapping-not-found",
+                                        f"mapping file {mapping} does not exist",
+                                        "the path is relative to the config file"))
+                continue
+            findings.extend(validate_file(mapping))
+            files.append(mapping)
+            mappings += 1
     errors = sum(1 for f in findings if f.severity is Severity.ERROR)
     warnings = len(findings) - errors
     unreadable = any(f.code in UNREADABLE for f in findings)
@@ -84,10 +119,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         for f in findings:
             output.raw(_text_line(f))
+    checked = " and ".join(([_plural(projects, "project config")] if projects else [])
+                           + ([_plural(mappings, "mapping file")] if mappings or not projects else []))
     if not findings:
-        summary = f"{_plural(len(files), 'mapping file')} OK"
+        summary = f"{checked} OK"
     else:
-        summary = f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')} in {_plural(len(files), 'file')}"
+        summary = f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')} in {checked}"
         if args.strict and warnings and not errors:
             summary += " (--strict: warnings fail)"
     output.raw(summary)
