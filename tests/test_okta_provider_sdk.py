@@ -13,10 +13,13 @@ import asyncio
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +31,8 @@ from connector.http import RetryPolicy
 from connector.providers.okta_client import HTTPS_CHECK_ENV, OktaClient, client_config, next_link, unpack
 from connector.sandbox.server import ServedApp
 from connector.secret import Secret
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TOKEN = "stub-okta-token-0123456789abcdef"
 Handler = Callable[[Request], Response]
@@ -90,10 +95,12 @@ def run(coro_fn: Callable[[OktaClient], Any], url: str, **kw: Any) -> Any:
 
 
 def sdk_client(url: str) -> Any:
-    """A bare SDK client (as the okta SDK documents it), to show its behaviour without our wrapper."""
-    from connector.providers.okta_client import new_sdk_client
+    """A bare SDK client, okta.client.Client as the SDK documents it, to show its behaviour without our wrapper."""
+    from okta.client import Client
 
-    return new_sdk_client(okta_config(url))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(HTTPS_CHECK_ENV, "true")  # a loopback stub
+        return Client(client_config(okta_config(url)))
 
 
 def free_port() -> int:
@@ -245,7 +252,9 @@ def test_sdk_defect_https_check_switch_in_dict_is_ignored(monkeypatch: pytest.Mo
     monkeypatch.delenv(HTTPS_CHECK_ENV, raising=False)
     with pytest.raises(ValueError, match="https"):
         Client({"orgUrl": "http://127.0.0.1:1", "token": TOKEN, "testing": {"testingDisableHttpsCheck": True}})
-    sdk_client("http://127.0.0.1:1")  # loopback: the wrapper sets the env switch around construction only
+    from connector.providers.okta_client import new_sdk_client
+
+    new_sdk_client(okta_config("http://127.0.0.1:1"))  # loopback: the switch is set around construction only
     assert HTTPS_CHECK_ENV not in os.environ
 
 
@@ -313,3 +322,52 @@ def test_client_config_private_key_mode() -> None:
     assert conf["rateLimit"]["maxRetries"] == 0
     # The SDK accepts it as an OAuth service app configuration (the token request happens on first call).
     assert new_sdk_client(cfg).get_config()["client"]["authorizationMode"] == "PrivateKey"
+
+
+# -- the client this tool builds (only the API classes it calls) --------------------------------------------------
+
+def test_our_client_is_configured_exactly_as_the_sdks_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from okta.client import Client
+
+    from connector.providers.okta_client import new_sdk_client
+
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    for cfg in (okta_config("https://acme.okta.com"),
+                OktaConfig(org_url="https://acme.okta.com", client_id="0oaSvc", private_key=Secret.from_value(pem))):
+        ours, theirs = new_sdk_client(cfg), Client(client_config(cfg))
+        assert ours.get_config() == theirs.get_config()
+        mine, sdk = ours.get_request_executor(), theirs.get_request_executor()
+        assert type(mine) is type(sdk) and type(mine._cache) is type(sdk._cache)
+        assert mine._default_headers == sdk._default_headers  # user agent, authorization
+        assert mine._authorization_mode == sdk._authorization_mode
+
+
+def test_our_client_has_every_sdk_method_the_code_calls() -> None:
+    # Typed calls are written `lambda s: s.<method>(...)` / `lambda sdk: sdk.<method>(...)`: each must exist on the
+    # client we build, with the SDK's own implementation (the one okta.client.Client would run).
+    import re
+
+    from okta.client import Client
+
+    from connector.providers.okta_client import new_sdk_client
+
+    sources = "\n".join(p.read_text() for p in (ROOT / "connector" / "providers").glob("okta*.py"))
+    called = set(re.findall(r"lambda (s|sdk): \1\.(\w+)\(", sources))
+    assert {"get_user", "create_group_push_mapping", "update_feature_for_application"} <= {m for _, m in called}
+    ours = new_sdk_client(okta_config("https://acme.okta.com"))
+    for _, method in called:
+        assert getattr(type(ours), method) is getattr(Client, method), method
+
+
+def test_building_our_client_does_not_import_the_whole_sdk() -> None:
+    code = ("import sys\n"
+            "from connector.config import OktaConfig\n"
+            "from connector.providers.okta_client import new_sdk_client\n"
+            "from connector.secret import Secret\n"
+            "new_sdk_client(OktaConfig(org_url='https://acme.okta.com', token=Secret.from_value('x')))\n"
+            "print(sorted(m for m in sys.modules if m in ('okta.client', 'okta.api.policy_api')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"

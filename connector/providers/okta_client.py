@@ -11,7 +11,9 @@ What the wrapper adds over calling the SDK directly (reference/okta-api.md secti
 - every SDK error becomes a connector.errors exception (endpoint, HTTP status, Okta errorCode, no secret);
 - the project's retry policy (connector.http.retry_async) handles 429/5xx/dropped connections, and a RateBudget
   fed from X-Rate-Limit-* headers slows down before the limit; the SDK's own retry is turned off (it waits
-  `reset - Date + 1` whole seconds and only when both headers are present), so there is one policy, not two.
+  `reset - Date + 1` whole seconds and only when both headers are present), so there is one policy, not two;
+- the client is built from the SDK API classes this tool calls, not `okta.client.Client` (which imports all of
+  them: ~4 s before an Okta command's first request).
 """
 
 from __future__ import annotations
@@ -70,18 +72,86 @@ def client_config(okta: OktaConfig) -> dict[str, Any]:
     return config
 
 
+# The SDK API classes this tool calls (each is a mixin of okta.client.Client, which inherits all ~100 of them).
+SDK_APIS = (
+    ("okta.api.application_features_api", "ApplicationFeaturesApi"),  # list/update_feature_for_application
+    ("okta.api.application_groups_api", "ApplicationGroupsApi"),  # assign_group_to_application
+    ("okta.api.application_users_api", "ApplicationUsersApi"),  # unassign_user_from_application
+    ("okta.api.group_api", "GroupApi"),  # assign/unassign_user_to/from_group
+    ("okta.api.group_push_mapping_api", "GroupPushMappingApi"),  # create/update/delete/list_group_push_mapping(s)
+    ("okta.api.profile_mapping_api", "ProfileMappingApi"),  # get_profile_mapping
+    ("okta.api.user_api", "UserApi"),  # get_user
+)
+
+
+def _sdk_client_class() -> type:
+    """A client built from the SDK's own API classes, only those this tool calls.
+
+    `okta.client.Client` inherits from every API class of the SDK, so importing it imports all of them and their
+    models: ~3.7 s on a 2-core machine, paid by every Okta command (this class: ~0.7 s). Construction goes through
+    the same SDK pieces as Client's (ConfigSetter with the environment and okta.yaml, ConfigValidator,
+    RequestExecutor, the cache it configures), minus the SDK's logging set-up: ours redacts.
+    tests/test_okta_provider_sdk.py checks that both end up with the same configuration and executor.
+    """
+    import importlib
+
+    import aiohttp
+    from okta.cache.no_op_cache import NoOpCache
+    from okta.cache.okta_cache import OktaCache
+    from okta.config.config_setter import ConfigSetter
+    from okta.config.config_validator import ConfigValidator
+    from okta.request_executor import RequestExecutor
+
+    bases = tuple(getattr(importlib.import_module(module), name) for module, name in SDK_APIS)
+
+    class OktaSdkClient(*bases):  # type: ignore[misc]  # the bases are only known here
+        def __init__(self, user_config: dict[str, Any]) -> None:
+            setter = ConfigSetter()
+            setter._apply_config({"client": user_config})
+            config = setter._prune_config(setter.get_config())
+            ConfigValidator(config)
+            super().__init__(configuration=config)
+            cache = config["client"]["cache"]
+            self._config = config
+            self._request_executor = RequestExecutor(
+                config, OktaCache(cache["defaultTtl"], cache["defaultTti"]) if cache["enabled"] else NoOpCache(), None)
+            self._session: aiohttp.ClientSession | None = None
+
+        async def __aenter__(self) -> OktaSdkClient:
+            self._session = aiohttp.ClientSession()
+            self._request_executor.set_session(self._session)
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            if self._session is not None:
+                await self._session.close()
+
+        def get_config(self) -> dict[str, Any]:
+            return self._config  # type: ignore[no-any-return]
+
+        def get_request_executor(self) -> Any:
+            return self._request_executor
+
+    return OktaSdkClient
+
+
+_client_class: type | None = None
+
+
 def new_sdk_client(okta: OktaConfig) -> Any:
     """Construct the SDK client (imported here, never at start-up)."""
-    from okta.client import Client
-
+    global _client_class
+    if _client_class is None:
+        _client_class = _sdk_client_class()
+    client_class = _client_class
     config = client_config(okta)
     if not is_loopback(okta.org_url):
-        return Client(config)
+        return client_class(config)
     with _env_lock:
         previous = os.environ.get(HTTPS_CHECK_ENV)
         os.environ[HTTPS_CHECK_ENV] = "true"
         try:
-            return Client(config)
+            return client_class(config)
         finally:
             if previous is None:
                 os.environ.pop(HTTPS_CHECK_ENV, None)
