@@ -440,3 +440,21 @@ def test_provider_works_from_worker_threads_and_inside_a_running_loop(sandbox: S
         assert asyncio.run(inside()) == 12
     finally:
         p.close()
+
+
+def test_a_misspelled_app_name_gets_the_closest_name_in_the_tenant(sandbox: Sandbox, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    applied(sandbox.write_config(tmp_path / "good.yaml", idps=("azure",)))  # creates the app "Astro"
+    typo = sandbox.write_config(tmp_path / "typo.yaml", idps=("azure",), azure_app_name="Astr0")
+    capsys.readouterr()
+    assert cli("test-connection", "--idp", "azure", config=typo) == 1
+    out = capsys.readouterr().out
+    assert "FAIL app 'Astr0': not found in the tenant" in out
+    assert "did you mean 'Astro' (azure.app.display_name)?" in out
+    assert cli("status", "--idp", "azure", config=typo) == 2
+    assert "did you mean 'Astro'" in capsys.readouterr().err
+    # Nothing close: the hint is to create it.
+    other = sandbox.write_config(tmp_path / "other.yaml", idps=("azure",), azure_app_name="Snowflake")
+    assert cli("test-connection", "--idp", "azure", config=other) == 1
+    out = capsys.readouterr().out
+    assert "did you mean" not in out and "astro-scim apply --idp azure" in out

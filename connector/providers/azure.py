@@ -34,7 +34,7 @@ from connector.providers.azure_ondemand import (
     parse_response,
     user_subject,
 )
-from connector.providers.azure_tenant import NON_GALLERY_TEMPLATE, Tenant, is_guid
+from connector.providers.azure_tenant import NON_GALLERY_TEMPLATE, Tenant, is_guid, odata_quote
 from connector.providers.azure_view import (
     compile_mappings,
     idp_group,
@@ -43,6 +43,7 @@ from connector.providers.azure_view import (
 )
 from connector.providers.base import Check, Progress
 from connector.providers.graph_client import GraphClient
+from connector.suggest import closest
 from connector.views import IdpIssue, IdpView
 
 log = logging.getLogger("connector.azure")
@@ -168,9 +169,23 @@ class AzureProvider:
     async def _require_sp(self) -> Any:
         sp = await self._find_sp()
         if sp is None:
-            raise NotFound(f"no enterprise app {self.app_label!r} in the tenant",
-                           hint="run 'astro-scim apply --idp azure' to create it")
+            raise NotFound(f"no enterprise app {self.app_label!r} in the tenant", hint=await self._missing_app_hint())
         return sp
+
+    async def _missing_app_hint(self) -> str:
+        """What to do about an app that is not in the tenant: the closest name there (among one page of apps
+        whose name starts like it: a tenant can hold thousands), else create it."""
+        create = "run 'astro-scim apply --idp azure' to create it"
+        name = self.az.app_display_name
+        if not name:
+            return create
+        try:
+            sps = await self.tenant.list_service_principals(
+                filter=f"startswith(displayName,{odata_quote(name[:3])})", top=999)
+        except RemoteError:
+            return create
+        match = closest(name, [str(sp.get("displayName") or "") for sp in sps])
+        return f"did you mean {match!r} (azure.app.display_name)? Otherwise {create}" if match else create
 
     async def _require_job(self, sp: Any) -> Any:
         job = await self.tenant.find_job(str(sp["id"]))
@@ -413,7 +428,7 @@ class AzureProvider:
             return checks
         if sp is None:
             checks.append(Check(f"app {self.app_label!r}", False, "not found in the tenant",
-                                "run 'astro-scim apply --idp azure' to create it"))
+                                await self._missing_app_hint()))
         else:
             checks.append(Check(f"app {self.app_label!r}", True, f"service principal {sp['id']}"))
 
