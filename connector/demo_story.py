@@ -171,7 +171,7 @@ class Demo:
         sb.graph.update_user(people[2].email, accountEnabled=False)  # disabled in Entra, Astro not told
         sb.okta.set_push_error(sb.okta.app_by_label("Astro")["id"], team_a, "unable to push: SCIM 500")
         self.expected = {
-            ("okta", "orphaned", people[1].email),
+            ("okta", "deactivation_not_propagated", people[1].email),
             ("okta", "attribute_mismatch", people[3].email),
             ("okta", "membership_missing", team_b),
             ("okta", "idp_error", team_a),
@@ -194,7 +194,8 @@ class Demo:
         code, _ = self.drift("--fix", "--yes", "--delete-orphans")
         code, found = self.drift()
         assert code == EXIT_OK and not found, f"left after the fix: {sorted(found)}"
-        return "re-pushed groups, re-assigned and provisioned users on demand, deleted the orphans; the re-audit is clean"
+        return ("re-pushed groups, re-assigned and provisioned users on demand, deactivated the deprovisioned, deleted "
+                "the orphan; the re-audit is clean")
 
     # -- Team access templates -----------------------------------------------------------------------------
     ROLES = {"organization": "ORGANIZATION_MEMBER", "workspaces": {"analytics": "WORKSPACE_AUTHOR"},

@@ -106,9 +106,9 @@ def removed_in_idp(sb: Sandbox, idp: str) -> tuple[str, str]:
     if idp == "okta":
         assert sb.okta is not None
         sb.okta.deactivate_user_silently(login)  # Okta also unassigns a deactivated user from its apps
-    else:
-        assert sb.graph is not None
-        sb.graph.remove_user_silently(login)
+        return "deactivation_not_propagated", login  # still known to Okta, as deactivated
+    assert sb.graph is not None
+    sb.graph.remove_user_silently(login)
     return "orphaned", login
 
 

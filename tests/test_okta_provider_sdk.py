@@ -343,6 +343,11 @@ def test_our_client_is_configured_exactly_as_the_sdks_own(monkeypatch: pytest.Mo
         assert type(mine) is type(sdk) and type(mine._cache) is type(sdk._cache)
         assert mine._default_headers == sdk._default_headers  # user agent, authorization
         assert mine._authorization_mode == sdk._authorization_mode
+    import logging
+
+    logging.getLogger("okta-sdk-python").disabled = False
+    new_sdk_client(okta_config("https://acme.okta.com"))
+    assert logging.getLogger("okta-sdk-python").disabled  # as Client leaves it: the SDK logs bodies unredacted
 
 
 def test_our_client_has_every_sdk_method_the_code_calls() -> None:

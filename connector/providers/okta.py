@@ -729,9 +729,10 @@ class OktaProvider:
         ]
         app = await self._find_app(c)
         app_id = str(app["id"])
-        app_users, mappings = await asyncio.gather(
+        app_users, mappings, deactivated = await asyncio.gather(
             c.pages(f"/api/v1/apps/{app_id}/users", {"limit": 500, "expand": "user"}),
             self._push_mappings_or_empty(c, app_id),
+            c.pages("/api/v1/users", {"filter": 'status eq "DEPROVISIONED"', "limit": 200}),
         )
         in_scope = [u for u in app_users if u.get("status") not in OUT_OF_SCOPE_APP_USER]
         okta_users = await self._okta_users(c, in_scope)
@@ -756,6 +757,13 @@ class OktaProvider:
             ))
             if error:
                 view.issues.append(IdpIssue("okta.user_error", user_name, error))
+        # Okta unassigns a user it deactivates from every app, so they are not among the app users. Listed as
+        # inactive under their Okta username (the app's default username format), an Astro account still active
+        # for them is a deactivation that did not reach Astro, not an account Okta never knew.
+        for user in deactivated:
+            uid, login = str(user.get("id")), (user.get("profile") or {}).get("login")
+            if uid not in names and isinstance(login, str) and login:
+                view.users.append(IdpUser(id=uid, user_name=login, active=False))
         active_names = {uid: n for uid, n in names.items()
                         if (okta_users.get(uid) or {}).get("status") not in INACTIVE_OKTA_USER}
         group_ids = [str(m.get("sourceGroupId")) for m in mappings]

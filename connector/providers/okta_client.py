@@ -90,7 +90,7 @@ def _sdk_client_class() -> type:
     `okta.client.Client` inherits from every API class of the SDK, so importing it imports all of them and their
     models: ~3.7 s on a 2-core machine, paid by every Okta command (this class: ~0.7 s). Construction goes through
     the same SDK pieces as Client's (ConfigSetter with the environment and okta.yaml, ConfigValidator,
-    RequestExecutor, the cache it configures), minus the SDK's logging set-up: ours redacts.
+    RequestExecutor, the cache it configures, the SDK's logger off).
     tests/test_okta_provider_sdk.py checks that both end up with the same configuration and executor.
     """
     import importlib
@@ -112,6 +112,9 @@ def _sdk_client_class() -> type:
             ConfigValidator(config)
             super().__init__(configuration=config)
             cache = config["client"]["cache"]
+            # Client's logging set-up leaves the SDK's logger disabled unless logging.enabled (ours: never, the
+            # SDK logs response bodies unredacted); it also adds a handler per client, which is not copied.
+            logging.getLogger("okta-sdk-python").disabled = not config["client"]["logging"]["enabled"]
             self._config = config
             self._request_executor = RequestExecutor(
                 config, OktaCache(cache["defaultTtl"], cache["defaultTti"]) if cache["enabled"] else NoOpCache(), None)
