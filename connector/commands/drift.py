@@ -38,6 +38,13 @@ def audit_once(provider: Any, astro: AstroConfig, *, show_progress: bool = False
         astro_future = pool.submit(read_astro, astro, progress=progress)
         astro_view = astro_future.result()
         idp_view = idp_future.result()
+    # An IdP may know, as inactive, users its view of the app leaves out (Okta unassigns whom it deactivates).
+    inactive_users = getattr(provider, "inactive_users", None)
+    if inactive_users is not None:
+        known = {u.user_name.casefold() for u in idp_view.users}
+        unknown = [u.user_name for u in astro_view.users if u.active and u.user_name.casefold() not in known]
+        if unknown:
+            idp_view.users.extend(inactive_users(unknown))
     return run_audit(idp_view, astro_view, time.perf_counter() - started)
 
 

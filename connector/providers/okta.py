@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from connector import output
 from connector.config import AstroConfig, OktaConfig, ProjectConfig
@@ -42,6 +43,7 @@ DEFAULT_MAPPING = Path(__file__).resolve().parents[2] / "mappings" / "okta.yaml"
 OUT_OF_SCOPE_APP_USER = frozenset({"DEPROVISIONED", "UNASSIGNED", "REVOKED"})
 # Okta users in these states are not active people: Astro should hold them deactivated (and Okta never pushes them).
 INACTIVE_OKTA_USER = frozenset({"DEPROVISIONED", "SUSPENDED"})
+MAX_INACTIVE_LOOKUPS = 200  # more unknown Astro accounts than this is a mass orphaning: reported as orphans
 CONNECTION_TEST_USER = "astro-scim-connection-test"
 PUSH_NOW_STEPS = (
     "open the Astro app in the Okta Admin Console > Push Groups > click the Push Status value of the group > "
@@ -729,10 +731,9 @@ class OktaProvider:
         ]
         app = await self._find_app(c)
         app_id = str(app["id"])
-        app_users, mappings, deactivated = await asyncio.gather(
+        app_users, mappings = await asyncio.gather(
             c.pages(f"/api/v1/apps/{app_id}/users", {"limit": 500, "expand": "user"}),
             self._push_mappings_or_empty(c, app_id),
-            c.pages("/api/v1/users", {"filter": 'status eq "DEPROVISIONED"', "limit": 200}),
         )
         in_scope = [u for u in app_users if u.get("status") not in OUT_OF_SCOPE_APP_USER]
         okta_users = await self._okta_users(c, in_scope)
@@ -757,13 +758,6 @@ class OktaProvider:
             ))
             if error:
                 view.issues.append(IdpIssue("okta.user_error", user_name, error))
-        # Okta unassigns a user it deactivates from every app, so they are not among the app users. Listed as
-        # inactive under their Okta username (the app's default username format), an Astro account still active
-        # for them is a deactivation that did not reach Astro, not an account Okta never knew.
-        for user in deactivated:
-            uid, login = str(user.get("id")), (user.get("profile") or {}).get("login")
-            if uid not in names and isinstance(login, str) and login:
-                view.users.append(IdpUser(id=uid, user_name=login, active=False))
         active_names = {uid: n for uid, n in names.items()
                         if (okta_users.get(uid) or {}).get("status") not in INACTIVE_OKTA_USER}
         group_ids = [str(m.get("sourceGroupId")) for m in mappings]
@@ -780,6 +774,31 @@ class OktaProvider:
             if g.error:
                 view.issues.append(IdpIssue("okta.push_error", g.name, g.error))
         return view
+
+    def inactive_users(self, user_names: Sequence[str]) -> list[IdpUser]:
+        """The users among `user_names` (Astro accounts no app user accounts for) that Okta has deactivated or
+        suspended, as inactive IdP users.
+
+        Okta unassigns a user it deactivates from every app, so read_view does not see them; without this, an
+        Astro account still active for one would look like an account Okta never knew (an orphan, deleted by
+        --delete-orphans) instead of a deactivation that did not reach Astro (deactivated by --fix). Looked up
+        by login (the Astro app's default username format), concurrently, at most MAX_INACTIVE_LOOKUPS.
+        """
+        return self._run(lambda c: self._inactive_users(c, list(user_names)[:MAX_INACTIVE_LOOKUPS]))
+
+    async def _inactive_users(self, c: OktaClient, user_names: list[str]) -> list[IdpUser]:
+        async def one(login: str) -> IdpUser | None:
+            try:
+                user = await c.get(f"/api/v1/users/{quote(login, safe='@')}")
+            except RemoteError as exc:
+                if exc.status == 404:
+                    return None  # not an Okta user at all: a real orphan
+                raise
+            if not isinstance(user, dict) or user.get("status") not in INACTIVE_OKTA_USER:
+                return None
+            return IdpUser(id=str(user.get("id")), user_name=login, active=False)
+
+        return [u for u in await asyncio.gather(*(one(n) for n in user_names)) if u is not None]
 
     async def _okta_users(self, c: OktaClient, app_users: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Okta user JSON per app user: from `_embedded.user` (expand=user), else one GET per user."""
