@@ -107,6 +107,7 @@ class _Reader:
             async with self._limit:
                 self.requests += 1
                 got = await send()
+            log.info("astro SCIM GET %s -> %s", path, getattr(got, "status_code", "ok"))
             if finish is None:
                 return got
             await self.client.all_sent()  # the requests waiting for this slot go out before the decoding
