@@ -51,7 +51,7 @@ class Answer:
 class AiohttpSCIMClient(BaseAsyncSCIMClient):
     """`async with AiohttpSCIMClient(base_url, headers=..., concurrency=8, timeout=60, provider=...) as client:`.
 
-    Requests go to `base_url` + the endpoint path, at most `concurrency` connections, `headers` on each (the
+    Requests go to `base_url` + an endpoint path (never elsewhere), at most `concurrency` connections, `headers` on each (the
     credentials); proxies from the environment, as the other HTTP clients honour them.
     """
 
@@ -94,7 +94,9 @@ class AiohttpSCIMClient(BaseAsyncSCIMClient):
         if json is not None:
             kwargs["data"] = orjson.dumps(json)
             kwargs["headers"] = {"Content-Type": SCIM_JSON, **kwargs.get("headers", {})}
-        target = url if url.startswith(("http://", "https://")) else self.base_url + url
+        if "://" in url.split("?", 1)[0]:  # the credentials go with every request: paths under base_url only
+            raise ValueError(f"not an endpoint path under the SCIM base URL: {url!r}")
+        target = self.base_url + url
         mark = SimpleNamespace(sent=False)
         self._unsent += 1
         self._sent.clear()

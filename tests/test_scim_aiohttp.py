@@ -55,6 +55,15 @@ def test_scim2_client_crud_through_the_engine(astro_url: str) -> None:
     assert listed.total_results == 0
 
 
+def test_requests_stay_under_the_base_url() -> None:
+    async def go() -> None:
+        async with _client("http://127.0.0.1:1/scim/v2/org") as client:
+            await client.request("GET", "https://elsewhere.example/steal")
+
+    with pytest.raises(ValueError, match="under the SCIM base URL"):
+        asyncio.run(go())
+
+
 def test_a_refused_connection_is_scim2_clients_network_exception() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
