@@ -403,3 +403,71 @@ def test_test_connection_names_candidate_apps(
     out = capsys.readouterr().out
     assert "FAIL Okta app" in out and "did you mean: 'Astro'" in out
     assert "ok   Astro SCIM token" in out  # checked independently of the Okta side
+
+
+# -- OAuth service app (private key) ---------------------------------------------------------------------------
+
+def _service_app_config(sb: Sandbox, tmp_path: Path, key_pem: str, scopes: list[str] | None = None) -> Path:
+    """The sandbox config with the Okta credential swapped for an OAuth service app and its private key file."""
+    import yaml
+
+    config = sb.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
+    data = yaml.safe_load(config.read_text())
+    (tmp_path / "okta-service.pem").write_text(key_pem)
+    data["okta"].pop("token")
+    data["okta"].update(client_id="0oaService", private_key="file:okta-service.pem")
+    if scopes is not None:
+        data["okta"]["scopes"] = scopes
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
+def _key_pair() -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
+
+
+ALL_SCOPES = ["okta.apps.read", "okta.apps.manage", "okta.groups.read", "okta.groups.manage", "okta.users.read",
+              "okta.profileMappings.read", "okta.profileMappings.manage"]
+
+
+def test_oauth_service_app_with_a_private_key_plans_and_applies(sandbox: Sandbox, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    private, public = _key_pair()
+    sandbox.okta.register_service_app("0oaService", public, ALL_SCOPES)
+    config = _service_app_config(sandbox, tmp_path, private)
+    assert main(["test-connection", "--idp", "okta", "-c", str(config)]) == 0
+    enable_provisioning(sandbox)
+    assert main(["apply", "--idp", "okta", "-c", str(config), "--yes"]) == 0
+    assert plan_json(config, capsys) == []  # second plan empty, through the OAuth access token
+    tokens = [e for e in sandbox.logs["okta"].entries if e.path == "/oauth2/v1/token"]
+    assert tokens and all(e.method == "POST" for e in tokens)
+    out = capsys.readouterr()
+    assert private.splitlines()[1] not in out.out + out.err
+
+
+@pytest.mark.parametrize(("case", "words"), [
+    ("wrong key", "invalid_client"),
+    ("scope not granted", "invalid_scope"),
+])
+def test_oauth_refusals_are_clear_auth_errors(sandbox: Sandbox, tmp_path: Path, case: str, words: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    private, public = _key_pair()
+    other_private, _ = _key_pair()
+    granted = ALL_SCOPES if case == "wrong key" else ["okta.apps.read"]
+    sandbox.okta.register_service_app("0oaService", public, granted)
+    config = _service_app_config(sandbox, tmp_path, other_private if case == "wrong key" else private)
+    capsys.readouterr()
+    code = main(["plan", "--idp", "okta", "-c", str(config)])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert words in err and "Traceback" not in err
+    hint = next(line for line in err.splitlines() if line.startswith("hint:"))
+    assert ("okta.private_key" if case == "wrong key" else "okta.scopes") in hint  # names what to fix

@@ -309,6 +309,9 @@ class OktaClient:
             return "the credential lacks permission: it needs an admin role that can manage this app and its groups"
         if status == 429:
             return "Okta's rate limit was exceeded even after retries; try again in a minute"
+        if code == "invalid_scope":
+            return ("grant the scopes to the service app (Okta Admin Console > Applications > the app > Okta API "
+                    "Scopes) or list only granted ones in okta.scopes")
         return None
 
     # -- calls -------------------------------------------------------------------------------------------------

@@ -3,6 +3,11 @@
 Shapes follow the Okta Management OpenAPI spec 5.1.0 (the one the `okta` SDK is generated from); behaviour
 follows reference/okta-api.md:
 - auth: `SSWS <token>`, `SSWS<token>` (the SDK omits the space) and `Bearer <token>`; else 401 E0000011;
+- OAuth for service apps (`register_service_app`): POST /oauth2/v1/token takes the client_credentials grant with a
+  private_key_jwt client assertion (RS256, iss = sub = client id, aud = the token URL, not expired), checks the
+  requested scopes against the app's grants and issues a Bearer access token for an hour; errors are OAuth's
+  `{"error", "error_description"}` (401 invalid_client, 400 invalid_scope / invalid_request /
+  unsupported_grant_type). Scopes are checked at the token endpoint only, not per API call;
 - every answer carries X-Rate-Limit-Limit/-Remaining/-Reset and a real per-minute budget per endpoint family
   (users, groups, apps, mappings, meta); over budget -> 429 E0000047 (the SDK retries on Date + Reset);
 - cursor paging with two separate `link` headers, rel="self" first, rel="next" last, per-endpoint limits;
@@ -220,6 +225,9 @@ class OktaEmulator:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._tokens = [token]
+        self._service_apps: dict[str, tuple[str, frozenset[str]]] = {}  # client id -> (public key PEM, scopes)
+        self._access_tokens: dict[str, float] = {}  # OAuth access token -> expiry (epoch seconds)
+        self._clock = clock
         self.org_name = org_name
         self.state = OktaState(org_name, clock=clock)
         self.engine = OktaEngine(self.state)
@@ -236,6 +244,10 @@ class OktaEmulator:
 
     def add_token(self, token: str) -> None:
         self._tokens.append(token)
+
+    def register_service_app(self, client_id: str, public_key_pem: str, scopes: Iterable[str]) -> None:
+        """An OAuth service app with public-key client authentication and these granted scopes."""
+        self._service_apps[client_id] = (public_key_pem, frozenset(scopes))
 
     def _lookup(self, find: Callable[[], Row | None], what: str) -> Row:
         with self.state.lock:
@@ -381,14 +393,58 @@ class OktaEmulator:
         header = request.headers.get("Authorization", "")
         for scheme in ("SSWS ", "SSWS", "Bearer "):
             if header.startswith(scheme):
-                given = header[len(scheme) :].strip().encode()
-                return any(secrets.compare_digest(given, t.encode()) for t in self._tokens)
+                given = header[len(scheme) :].strip()
+                if scheme == "Bearer " and self._access_tokens.get(given, 0.0) > self._clock():
+                    return True
+                return any(secrets.compare_digest(given.encode(), t.encode()) for t in self._tokens)
         return False
+
+    def _oauth_token(self, request: Request) -> Response:
+        """POST /oauth2/v1/token: the client_credentials grant of a service app (see the module docstring)."""
+        import jwt
+
+        def refuse(status: int, error: str, description: str) -> Response:
+            return Response(json.dumps({"error": error, "error_description": description}), status=status,
+                            content_type="application/json")
+
+        form = request.form
+        if form.get("grant_type") != "client_credentials":
+            return refuse(400, "unsupported_grant_type", "The authorization grant type is not supported.")
+        assertion = form.get("client_assertion") or ""
+        if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" \
+                or not assertion:
+            return refuse(400, "invalid_request", "client_assertion and its type are required.")
+        try:
+            client_id = str(jwt.decode(assertion, options={"verify_signature": False}).get("iss") or "")
+        except jwt.PyJWTError:
+            return refuse(401, "invalid_client", "The client_assertion is not a valid JWT.")
+        app = self._service_apps.get(client_id)
+        if app is None:
+            return refuse(401, "invalid_client", "The client_id is not valid.")
+        public_key, granted = app
+        try:
+            claims = jwt.decode(assertion, public_key, algorithms=["RS256"], issuer=client_id,
+                                audience=f"{self._base(request)}/oauth2/v1/token",
+                                options={"require": ["iss", "sub", "aud", "exp", "iat"]})
+        except jwt.PyJWTError as exc:
+            return refuse(401, "invalid_client", f"The client_assertion token is invalid: {exc}.")
+        if claims.get("sub") != client_id:
+            return refuse(401, "invalid_client", "The client_assertion sub must be the client_id.")
+        asked = set((form.get("scope") or "").split())
+        if not asked or asked - granted:
+            return refuse(400, "invalid_scope", "The following scopes are not granted to the client: "
+                          + " ".join(sorted(asked - granted) or ["(none requested)"]) + ".")
+        token = secrets.token_urlsafe(32)
+        self._access_tokens[token] = self._clock() + 3600
+        return self._json({"token_type": "Bearer", "expires_in": 3600, "access_token": token,
+                           "scope": " ".join(sorted(asked))})
 
     def _handle(self, request: Request) -> Response:
         path = request.path
         if path.startswith(ADMIN_PREFIX):
             return self._dispatch(request)
+        if path == "/oauth2/v1/token" and request.method == "POST":
+            return self._oauth_token(request)
         family = _family(path)
         if not self._authorized(request):
             limit, remaining, reset = self.rate.peek(family)
