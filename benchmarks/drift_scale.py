@@ -56,9 +56,9 @@ def _peak_rss_mb() -> float:
 
 def _child_read(scim_url: str, token: str, concurrency: int, page_size: int) -> dict[str, Any]:
     """In a fresh process: read_astro once (warm-up of imports excluded), report time, stats and peak RSS."""
-    from connector.astro import ReadStats, read_astro
-    from connector.config import AstroConfig
-    from connector.secret import Secret
+    from connector.astro.reader import ReadStats, read_astro
+    from connector.config.load import AstroConfig
+    from connector.support.secret import Secret
 
     cfg = AstroConfig(scim_url=scim_url, token=Secret.from_value(token), page_size=page_size)
     import aiohttp.connector  # noqa: F401  (imports are start-up cost, not read cost)
@@ -67,7 +67,7 @@ def _child_read(scim_url: str, token: str, concurrency: int, page_size: int) -> 
     import scim2_client  # noqa: F401
     import scim2_models  # noqa: F401
 
-    import connector.scim_aiohttp  # noqa: F401
+    import connector.astro.engine  # noqa: F401
 
     stats = ReadStats()
     cpu = time.process_time()
@@ -84,8 +84,8 @@ def _child_read(scim_url: str, token: str, concurrency: int, page_size: int) -> 
 def _child_audit(config: str) -> dict[str, Any]:
     """In a fresh process: the whole `drift` audit for Entra (IdP view and Astro read side by side)."""
     from connector.commands.drift import audit_once
-    from connector.config import load_config
-    from connector.providers.azure import AzureProvider
+    from connector.config.load import load_config
+    from connector.providers.entra.provider import AzureProvider
 
     cfg = load_config(config)
     provider = AzureProvider(cfg)

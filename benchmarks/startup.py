@@ -70,9 +70,9 @@ def main() -> int:
 
 OKTA_BUILD = """
 import sys
-from connector.config import OktaConfig
-from connector.providers.okta_client import client_config, new_sdk_client
-from connector.secret import Secret
+from connector.config.load import OktaConfig
+from connector.providers.okta.client import client_config, new_sdk_client
+from connector.support.secret import Secret
 cfg = OktaConfig(org_url="https://acme.okta.com", token=Secret.from_value("x"))
 if sys.argv[1] == "ours":
     new_sdk_client(cfg)

@@ -134,7 +134,7 @@ COMMANDS = {
 
 
 def _crash_log(exc: BaseException) -> str:
-    from connector.redact import redact
+    from connector.support.redact import redact
 
     fd, path = tempfile.mkstemp(prefix="astro-scim-crash-", suffix=".log")
     with os.fdopen(fd, "w") as f:
@@ -164,7 +164,7 @@ def _verbose_logging(enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    from connector.redact import RedactingFilter
+    from connector.support.redact import RedactingFilter
 
     root = logging.getLogger()
     handler = _StderrHandler()
@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def load_config_arg(path: str):  # type: ignore[no-untyped-def]
     """Load --config, with a friendly error when the default file is absent."""
-    from connector.config import load_config
+    from connector.config.load import load_config
 
     if not os.path.exists(path):
         raise ConfigError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from connector.redact import redact
+from connector.support.redact import redact
 
 if TYPE_CHECKING:
     from rich.console import Console

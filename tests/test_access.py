@@ -10,7 +10,7 @@ import hcl2
 import pytest
 from hcl2.utils import SerializationOptions
 
-from connector.access import (
+from connector.access.model import (
     DEFAULT_ORGANIZATION_ROLE,
     RoleSet,
     describe_diff,
@@ -19,7 +19,7 @@ from connector.access import (
     validate_project_file,
 )
 from connector.cli import main
-from connector.config import load_config
+from connector.config.load import load_config
 from connector.errors import ConfigError
 
 HCL = SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)

@@ -11,9 +11,9 @@ import httpx
 import pytest
 import yaml
 
+from connector.access.provider import AstroAccessProvider
 from connector.cli import main
-from connector.config import load_config
-from connector.providers.astro_access import AstroAccessProvider
+from connector.config.load import load_config
 from connector.sandbox.core import Sandbox
 from connector.sandbox.faults import FaultConfig
 
@@ -383,8 +383,8 @@ def test_status_and_test_connection(sandbox: Sandbox, tmp_path: Path) -> None:
 def test_drift_catches_an_out_of_band_role_change_and_fix_repairs_it(
     sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from connector.access import audit_team_roles
-    from connector.drift import AuditResult, Kind
+    from connector.access.model import audit_team_roles
+    from connector.audit.reconcile import AuditResult, Kind
 
     de, an = teams(sandbox)
     path = config(sandbox, tmp_path, {de: FULL, an: {"workspaces": {"platform": "WORKSPACE_MEMBER"}}})

@@ -17,14 +17,14 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 import pytest
 
-from connector.astro import read_astro
-from connector.config import AstroConfig
+from connector.astro.reader import read_astro
+from connector.config.load import AstroConfig
 from connector.errors import EXIT_REMOTE, AuthError, RemoteError
-from connector.http import RetryPolicy
-from connector.sandbox.astro_scim import AstroScim
+from connector.sandbox.astro.scim import AstroScim
 from connector.sandbox.faults import FaultConfig, FaultMiddleware, RequestLog
 from connector.sandbox.server import ServedApp
-from connector.secret import Secret
+from connector.support.http import RetryPolicy
+from connector.support.secret import Secret
 
 ORG = "clorg0000000000000000000001"
 TOKEN = "astro-test-token-0123456789"

@@ -29,7 +29,7 @@ from scim2_server.service import ScimService
 from scim2_server.storage import SearchPage
 from scim2_server.utils import parametrize
 
-from connector.sandbox.astro_scim import AstroScim, AstroStorage
+from connector.sandbox.astro.scim import AstroScim, AstroStorage
 from connector.sandbox.seed import generate
 from connector.sandbox.server import ServedApp
 

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from connector.cli import main
-from connector.config import load_config
-from connector.plan import Plan
-from connector.providers.azure import AzureProvider
+from connector.config.load import load_config
+from connector.plan.model import Plan
+from connector.providers.entra.provider import AzureProvider
 from connector.sandbox.core import Sandbox
 from connector.sandbox.faults import FaultConfig
 from connector.sandbox.seed import ASSIGNED_TEAM
@@ -303,7 +303,7 @@ def test_create_answered_with_a_gateway_timeout_is_not_repeated(
     sandbox: Sandbox, azure_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Entra can create the app and still answer 504. A blind retry of the POST would make a second app."""
-    from connector.sandbox.graph_api import GraphError
+    from connector.sandbox.graph.api import GraphError
 
     assert sandbox.graph is not None
     real = sandbox.graph.instantiate

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from werkzeug.wrappers import Request, Response
 
-from connector.config import AzureConfig, AzureCredential
+from connector.config.load import AzureConfig, AzureCredential
 from connector.errors import ConfigError
-from connector.providers.graph_client import StaticTokenCredential, _github_oidc_token, build_credential
-from connector.redact import redact
+from connector.providers.entra.client import StaticTokenCredential, _github_oidc_token, build_credential
 from connector.sandbox.server import ServedApp
-from connector.secret import Secret
+from connector.support.redact import redact
+from connector.support.secret import Secret
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 CLIENT = "99999999-8888-7777-6666-555555555555"

@@ -12,10 +12,10 @@ import pytest
 
 from connector.errors import AuthError, RemoteError
 from connector.mapping.model import ApplyOn, AttributeMapping, MappingFile
-from connector.providers import azure_schema
-from connector.providers.azure_errors import credential_error, translate
-from connector.providers.azure_ondemand import SlidingWindow, group_subject, member_chunks, parse_response
-from connector.providers.azure_view import compile_mappings, idp_user, user_select
+from connector.providers.entra import schema as azure_schema
+from connector.providers.entra.errors import credential_error, translate
+from connector.providers.entra.ondemand import SlidingWindow, group_subject, member_chunks, parse_response
+from connector.providers.entra.view import compile_mappings, idp_user, user_select
 
 
 def _src(expr: str, name: str) -> dict[str, Any]:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from connector.config import load_config
+from connector.config.load import load_config
 from connector.errors import ConfigError
-from connector.secret import Secret
+from connector.support.secret import Secret
 
 GOOD = """\
 astro:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from connector.drift import Finding, Kind, audit, finding_id, normalise, same_value, summary
+from connector.audit.reconcile import Finding, Kind, audit, finding_id, normalise, same_value, summary
 from connector.mapping.model import Severity
 from connector.views import AstroTeam, AstroUser, AstroView, IdpGroup, IdpIssue, IdpUser, IdpView
 
@@ -178,7 +178,7 @@ REMEDY_WORDS = {
 
 @pytest.mark.parametrize("key", list(REMEDY_WORDS), ids=[f"{i}-{k.value}" for i, k in REMEDY_WORDS])
 def test_remedies_use_the_faq_words(key: tuple[str, Kind]) -> None:
-    from connector.drift import remedy_text
+    from connector.audit.reconcile import remedy_text
 
     idp, kind = key
     assert REMEDY_WORDS[key] in remedy_text(idp, kind)

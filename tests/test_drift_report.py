@@ -9,9 +9,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from connector.drift import AuditResult, Finding, Kind, finding_id, remedy_text
+from connector.audit.reconcile import AuditResult, Finding, Kind, finding_id, remedy_text
+from connector.audit.report import FORMATS, render
 from connector.mapping.model import Severity
-from connector.report import FORMATS, render
 
 
 def _f(idp: str, kind: Kind, subject: str, detail: str, severity: Severity = Severity.ERROR) -> Finding:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from test_graph_emulator import ORG_ID, GraphEnv, configured, graph_env, job_builder, raw, run  # noqa: F401
 
-from connector.sandbox.entra_template import ENTERPRISE
+from connector.sandbox.graph.template import ENTERPRISE
 from connector.sandbox.seed import ASSIGNED_TEAM
 from connector.sandbox.server import ServedApp
 

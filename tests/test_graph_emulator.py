@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from connector.sandbox.astro_scim import AstroScim
-from connector.sandbox.entra_template import NON_GALLERY_TEMPLATE_ID, RULE_ID
-from connector.sandbox.graph_api import USER_ROLE_ID, GraphEmulator
+from connector.sandbox.astro.scim import AstroScim
+from connector.sandbox.graph.api import USER_ROLE_ID, GraphEmulator
+from connector.sandbox.graph.template import NON_GALLERY_TEMPLATE_ID, RULE_ID
 from connector.sandbox.seed import SeedOrg, generate
 from connector.sandbox.server import ServedApp
 

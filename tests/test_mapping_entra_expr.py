@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from connector.mapping import entra_expr as E
+from connector.mapping.expr import entra as E
 
 PROFILE: dict[str, Any] = {
     "id": "00aa00aa-bb11",

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from connector.mapping import okta_expr as O
+from connector.mapping.expr import okta as O
 
 USER: dict[str, Any] = {
     "firstName": "Winston",

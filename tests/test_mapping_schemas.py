@@ -10,8 +10,8 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from connector import schemas
-from connector.config import load_config
+from connector.config import schemas
+from connector.config.load import load_config
 from connector.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,7 +110,7 @@ def test_full_config_uses_every_schema_key_and_loads(tmp_path: Path) -> None:
 
 
 def test_the_schema_offers_every_astro_key_the_loader_accepts() -> None:
-    from connector.config import ASTRO_KEYS
+    from connector.config.load import ASTRO_KEYS
 
     schema = json.loads((ROOT / "schemas" / "config.schema.json").read_text())
     assert set(schema["$defs"]["astro"]["properties"]) == set(ASTRO_KEYS)

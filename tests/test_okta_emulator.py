@@ -28,7 +28,7 @@ from okta.models import (
 from okta.pagination import paginate_all
 
 from connector.sandbox.core import Sandbox
-from connector.sandbox.okta_api import OktaEmulator
+from connector.sandbox.okta.api import OktaEmulator
 from connector.sandbox.seed import generate
 from connector.sandbox.server import ServedApp
 

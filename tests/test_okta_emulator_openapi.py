@@ -15,7 +15,7 @@ from openapi_core.testing import MockRequest
 from werkzeug.test import Client, TestResponse
 
 from connector.sandbox.core import Sandbox
-from connector.sandbox.okta_api import OktaEmulator
+from connector.sandbox.okta.api import OktaEmulator
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "specs" / "okta-management-openapi-5.1.0.yaml"
 pytestmark = pytest.mark.skipif(not SPEC.exists(), reason=f"Okta OpenAPI spec not found at {SPEC}")

@@ -27,10 +27,10 @@ from scim2_server.applications.wsgi import WSGIApplication
 from scim2_server.memory import InMemoryStorage
 from scim2_server.utils import load_default_provider
 
-from connector.sandbox.astro_scim import AstroScim
+from connector.sandbox.astro.scim import AstroScim
 from connector.sandbox.core import Sandbox
 from connector.sandbox.faults import RequestLog
-from connector.sandbox.okta_api import OktaEmulator
+from connector.sandbox.okta.api import OktaEmulator
 from connector.sandbox.seed import generate
 from connector.sandbox.server import ServedApp
 

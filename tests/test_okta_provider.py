@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from connector.cli import main
-from connector.config import load_config
-from connector.providers.okta import OktaProvider
+from connector.config.load import load_config
+from connector.providers.okta.provider import OktaProvider
 from connector.sandbox.core import Sandbox
 from connector.sandbox.faults import FaultConfig
 from connector.sandbox.seed import ASSIGNED_TEAM

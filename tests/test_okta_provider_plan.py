@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from connector.config import AstroConfig
+from connector.config.load import AstroConfig
 from connector.errors import ConfigError
 from connector.mapping.model import ApplyOn, AttributeMapping, MappingFile
-from connector.plan import Action
-from connector.providers import okta_plan as P
-from connector.secret import Secret
+from connector.plan.model import Action
+from connector.providers.okta import plan as P
+from connector.support.secret import Secret
 
 TABLE = {"name.givenName": "givenName", "name.familyName": "familyName", "displayName": "displayName",
          'emails[type eq "work"].value': "email", "profileUrl": "profileUrl"}

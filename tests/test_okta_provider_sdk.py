@@ -25,12 +25,12 @@ from typing import Any
 import pytest
 from werkzeug.wrappers import Request, Response
 
-from connector.config import OktaConfig
+from connector.config.load import OktaConfig
 from connector.errors import AuthError, RemoteError
-from connector.http import RetryPolicy
-from connector.providers.okta_client import HTTPS_CHECK_ENV, OktaClient, client_config, next_link, unpack
+from connector.providers.okta.client import HTTPS_CHECK_ENV, OktaClient, client_config, next_link, unpack
 from connector.sandbox.server import ServedApp
-from connector.secret import Secret
+from connector.support.http import RetryPolicy
+from connector.support.secret import Secret
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -252,7 +252,7 @@ def test_sdk_defect_https_check_switch_in_dict_is_ignored(monkeypatch: pytest.Mo
     monkeypatch.delenv(HTTPS_CHECK_ENV, raising=False)
     with pytest.raises(ValueError, match="https"):
         Client({"orgUrl": "http://127.0.0.1:1", "token": TOKEN, "testing": {"testingDisableHttpsCheck": True}})
-    from connector.providers.okta_client import new_sdk_client
+    from connector.providers.okta.client import new_sdk_client
 
     new_sdk_client(okta_config("http://127.0.0.1:1"))  # loopback: the switch is set around construction only
     assert HTTPS_CHECK_ENV not in os.environ
@@ -310,7 +310,7 @@ def test_client_config_private_key_mode() -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from connector.providers.okta_client import new_sdk_client
+    from connector.providers.okta.client import new_sdk_client
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -331,7 +331,7 @@ def test_our_client_is_configured_exactly_as_the_sdks_own(monkeypatch: pytest.Mo
     from cryptography.hazmat.primitives.asymmetric import rsa
     from okta.client import Client
 
-    from connector.providers.okta_client import new_sdk_client
+    from connector.providers.okta.client import new_sdk_client
 
     pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
@@ -357,9 +357,9 @@ def test_our_client_has_every_sdk_method_the_code_calls() -> None:
 
     from okta.client import Client
 
-    from connector.providers.okta_client import new_sdk_client
+    from connector.providers.okta.client import new_sdk_client
 
-    sources = "\n".join(p.read_text() for p in (ROOT / "connector" / "providers").glob("okta*.py"))
+    sources = "\n".join(p.read_text() for p in (ROOT / "connector" / "providers" / "okta").glob("*.py"))
     called = set(re.findall(r"lambda (s|sdk): \1\.(\w+)\(", sources))
     assert {"get_user", "create_group_push_mapping", "update_feature_for_application"} <= {m for _, m in called}
     ours = new_sdk_client(okta_config("https://acme.okta.com"))
@@ -369,9 +369,9 @@ def test_our_client_has_every_sdk_method_the_code_calls() -> None:
 
 def test_building_our_client_does_not_import_the_whole_sdk() -> None:
     code = ("import sys\n"
-            "from connector.config import OktaConfig\n"
-            "from connector.providers.okta_client import new_sdk_client\n"
-            "from connector.secret import Secret\n"
+            "from connector.config.load import OktaConfig\n"
+            "from connector.providers.okta.client import new_sdk_client\n"
+            "from connector.support.secret import Secret\n"
             "new_sdk_client(OktaConfig(org_url='https://acme.okta.com', token=Secret.from_value('x')))\n"
             "print(sorted(m for m in sys.modules if m in ('okta.client', 'okta.api.policy_api')))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from connector import redact
 from connector.errors import UnsafePlan
-from connector.plan import Action, Change, Plan
+from connector.plan.model import Action, Change, Plan
+from connector.support import redact
 
 
 def test_counts_and_json() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from connector.cli import main
-from connector.config import load_config
-from connector.providers.azure import AzureProvider
+from connector.config.load import load_config
+from connector.providers.entra.provider import AzureProvider
 from connector.sandbox.core import Sandbox
 from connector.sandbox.seed import ASSIGNED_TEAM
 

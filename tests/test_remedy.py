@@ -8,12 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from connector.config import AstroConfig, SafetyConfig
-from connector.drift import Finding, Kind, finding_id, remedy_text
-from connector.errors import EXIT_USAGE, UnsafePlan
-from connector.http import RetryPolicy
-from connector.plan import Action
-from connector.remedy import (
+from connector.audit.reconcile import Finding, Kind, finding_id, remedy_text
+from connector.audit.remedies import (
     ASTRO_DEACTIVATE,
     ASTRO_DELETE,
     AZURE_GROUP,
@@ -25,9 +21,13 @@ from connector.remedy import (
     execute,
     plan_remedies,
 )
-from connector.sandbox.astro_scim import AstroScim
+from connector.config.load import AstroConfig, SafetyConfig
+from connector.errors import EXIT_USAGE, UnsafePlan
+from connector.plan.model import Action
+from connector.sandbox.astro.scim import AstroScim
 from connector.sandbox.server import ServedApp
-from connector.secret import Secret
+from connector.support.http import RetryPolicy
+from connector.support.secret import Secret
 
 ADA, BOB = "ada@acme.example", "bob@acme.example"
 

@@ -478,7 +478,7 @@ def test_render_imports_no_idp_sdk(tmp_path: Path) -> None:
     ],
 )
 def test_hcl_literals(value: Any, expected: str) -> None:
-    from connector.render import hcl as hcl_literal
+    from connector.render.generate import hcl as hcl_literal
 
     assert hcl_literal(value) == expected
 
@@ -489,13 +489,13 @@ def test_hcl_literals(value: Any, expected: str) -> None:
      ("one\ntwo", "`one two`")],
 )
 def test_markdown_code_spans(value: str, expected: str) -> None:
-    from connector.render import code
+    from connector.render.generate import code
 
     assert code(value) == expected
 
 
 def test_env_names_and_outputs() -> None:
-    from connector.render import env_name, outputs_for
+    from connector.render.generate import env_name, outputs_for
 
     assert env_name("Astro Admins") == "ASTRO_ADMINS"
     assert env_name("3rd-line support!") == "G_3RD_LINE_SUPPORT"
@@ -511,7 +511,7 @@ def test_env_names_and_outputs() -> None:
 def test_entra_file_agrees_with_what_apply_writes(tmp_path: Path) -> None:
     """The rendered attributeMappings are exactly what `apply` merges into an empty template schema."""
     from connector.mapping.load import load_mapping
-    from connector.providers.azure_schema import merge
+    from connector.providers.entra.schema import merge
 
     mapping, findings = load_mapping(REPO / "mappings" / "azure.yaml")
     assert mapping is not None and not findings

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connector.config import load_config
-from connector.sandbox.core import TOKEN_FILES, Sandbox, _load_emulator
+from connector.config.load import load_config
+from connector.sandbox.core import TOKEN_FILES, Sandbox
 from connector.sandbox.faults import FaultConfig
 
 
@@ -177,11 +177,6 @@ def test_faults_at_construction_apply_to_the_idps() -> None:
         assert _okta(sb, "/api/v1/users").status_code >= 500
         assert _graph(sb, "/users").status_code >= 500
         assert _astro(sb, "okta", "/Users").status_code == 200
-
-
-def test_a_missing_emulator_module_is_tolerated() -> None:
-    assert _load_emulator("no_such_emulator", "X") is None
-    assert _load_emulator("okta_api", "OktaEmulator") is not None
 
 
 # -- `astro-scim sandbox` ------------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ import pytest
 from scim2_client import RequestNetworkException
 from scim2_models import EnterpriseUser, Group, ResourceType, ScimProvider, User
 
-from connector.sandbox.astro_scim import AstroScim
+from connector.astro.engine import AiohttpSCIMClient
+from connector.sandbox.astro.scim import AstroScim
 from connector.sandbox.server import ServedApp
-from connector.scim_aiohttp import AiohttpSCIMClient
 
 ORG, TOKEN = "clorgengine0000000000000001", "engine-token"
 

@@ -9,8 +9,8 @@ import sys
 from connector import output
 from connector.cli import load_config_arg
 from connector.errors import EXIT_OK, ConnectorError, ManualStepRequired, UsageError
-from connector.plan import Change
-from connector.planview import show_plans
+from connector.plan.model import Change
+from connector.plan.view import show_plans
 from connector.providers import registry
 
 

@@ -16,8 +16,6 @@ from pathlib import Path
 from connector import output
 from connector.errors import EXIT_FINDINGS, EXIT_OK
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @dataclass
 class StepResult:
@@ -68,7 +66,7 @@ def cli(*argv: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from connector import demo_story
+    from connector.demo import story as demo_story
 
     with tempfile.TemporaryDirectory(prefix="astro-scim-demo-") as tmp:
         story = Story()

@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from connector import output
-from connector.astro import read_astro
+from connector.astro.reader import read_astro
+from connector.audit.reconcile import AuditResult, run_audit
+from connector.audit.remedies import Outcome, check_limits, execute, plan_remedies
+from connector.audit.report import progress_bar, render
 from connector.cli import load_config_arg
-from connector.config import AstroConfig, ProjectConfig
-from connector.drift import AuditResult, run_audit
+from connector.config.load import AstroConfig, ProjectConfig
 from connector.errors import EXIT_FINDINGS, EXIT_OK, UnsafePlan, UsageError
-from connector.plan import Action, Plan
-from connector.planview import show_plans
+from connector.plan.model import Action, Plan
+from connector.plan.view import show_plans
 from connector.providers import registry
-from connector.remedy import Outcome, check_limits, execute, plan_remedies
-from connector.report import progress_bar, render
 
 # After remedies, IdPs provision asynchronously (Okta's engine, Entra's cycle): re-audit until what was fixed
 # stays fixed, or this long has passed.
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
             provider.close()
     if cfg.access:
         # Team access templates (connector/access.py) add team_roles_mismatch findings and re-apply role sets.
-        from connector.access import audit_team_roles
+        from connector.access.model import audit_team_roles
 
         audit_team_roles(cfg, results, fix=args.fix, yes=args.yes, say=_narrate(machine_on_stdout))
     unseen = [r for r in results if not any(r is seen and len(r.findings) == n for seen, n in shown)]
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _emit(results: list[AuditResult], fmt: str, path: str | None) -> None:
-    from connector.redact import redact
+    from connector.support.redact import redact
 
     if path:
         text = render(results, fmt)

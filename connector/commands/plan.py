@@ -6,7 +6,7 @@ import argparse
 
 from connector.cli import load_config_arg
 from connector.errors import EXIT_FINDINGS, EXIT_OK
-from connector.planview import show_plans
+from connector.plan.view import show_plans
 from connector.providers import registry
 
 

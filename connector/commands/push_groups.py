@@ -13,7 +13,7 @@ import sys
 from connector import output
 from connector.cli import load_config_arg
 from connector.errors import EXIT_OK, ConfigError, VerificationFailed
-from connector.providers.okta import PUSH_NOW_STEPS, GroupPush, OktaProvider, PushReport
+from connector.providers.okta.provider import PUSH_NOW_STEPS, GroupPush, OktaProvider, PushReport
 
 
 def _show_state(g: GroupPush, acting: bool) -> None:

@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING
 from connector import output
 from connector.errors import EXIT_FINDINGS, EXIT_OK, ConfigError
 from connector.mapping.model import Finding, Severity
+from connector.support.packaged import default_mapping
 
 if TYPE_CHECKING:
-    from connector.config import ProjectConfig
+    from connector.config.load import ProjectConfig
 
-# Where a checkout keeps the shipped mappings, for `render` run from outside the checkout.
-_CHECKOUT_MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 
 
 def _mapping_path(args: argparse.Namespace, config: ProjectConfig | None) -> Path:
@@ -28,13 +27,10 @@ def _mapping_path(args: argparse.Namespace, config: ProjectConfig | None) -> Pat
     configured = getattr(section, "mapping", None)
     if configured is not None:
         return Path(configured)
-    for candidate in (Path("mappings") / f"{args.idp}.yaml", _CHECKOUT_MAPPINGS / f"{args.idp}.yaml"):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(
-        f"no mapping file for {args.idp}: mappings/{args.idp}.yaml does not exist here",
-        hint="pass --mapping FILE, or set the mapping in the config's idp section",
-    )
+    local = Path("mappings") / f"{args.idp}.yaml"
+    if local.is_file():
+        return local
+    return default_mapping(args.idp)  # the shipped tables of Astro's setup page
 
 
 def _print(findings: list[Finding]) -> None:
@@ -50,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from connector.cli import load_config_arg
     from connector.mapping.load import load_mapping
     from connector.mapping.validate import UNREADABLE, validate_paths
-    from connector.render import render_idp
+    from connector.render.generate import render_idp
 
     config = load_config_arg(args.config) if args.config else None
     path = _mapping_path(args, config)

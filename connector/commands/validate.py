@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from connector import output
-from connector.access import validate_project_file
+from connector.access.model import validate_project_file
 from connector.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ConfigError
 from connector.mapping.model import Finding, Location, Severity
 from connector.mapping.validate import UNREADABLE, find_files, validate_file
@@ -64,8 +64,8 @@ def _plural(n: int, word: str) -> str:
 
 def _referenced_mappings(path: Path) -> list[tuple[Path, Location]]:
     """The mapping files a project config names (okta.mapping, azure.mapping), each with where it is named."""
-    from connector import yamlsrc
-    from connector.config import load_config
+    from connector.config.load import load_config
+    from connector.support import yamlsrc
 
     try:
         doc, cfg = yamlsrc.load(path), load_config(path)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from connector.suggest import closest
+from connector.support.suggest import closest
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connector import yamlsrc
 from connector.errors import ConfigError, Location
 from connector.mapping.model import ApplyOn, AttributeMapping, Finding, MappingFile, Severity
-from connector.suggest import closest
+from connector.support import yamlsrc
+from connector.support.suggest import closest
 
 IDPS = ("okta", "azure")
 TOP_KEYS = ("idp", "users", "groups")

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from connector.errors import ConfigError
 from connector.mapping.model import Severity
-from connector.suggest import closest
+from connector.support.suggest import closest
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"

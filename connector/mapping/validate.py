@@ -7,7 +7,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from connector.errors import ConfigError, ExpressionError, Location
-from connector.mapping import entra_expr, idp_attributes, okta_expr, scim_paths
+from connector.mapping import idp_attributes, scim_paths
+from connector.mapping.expr import entra as entra_expr
+from connector.mapping.expr import okta as okta_expr
 from connector.mapping.load import LoadResult, load
 from connector.mapping.model import AttributeMapping, Finding, MappingFile, Severity
 

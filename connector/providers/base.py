@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from connector.plan import Change, Plan
+from connector.plan.model import Change, Plan
 
 Progress = Callable[[Change], None]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.config import ProjectConfig
+from connector.config.load import ProjectConfig
 from connector.errors import ConfigError
 from connector.providers.base import Provider
 
@@ -21,17 +21,17 @@ def build(cfg: ProjectConfig, idp: str, *, prune: bool = False, pause: bool = Fa
     providers: list[Provider] = []
     for name in [] if idp == "astro" else selected_idps(cfg, idp):
         if name == "okta":
-            from connector.providers.okta import OktaProvider
+            from connector.providers.okta.provider import OktaProvider
 
             providers.append(OktaProvider(cfg, prune=prune))
         else:
-            from connector.providers.azure import AzureProvider
+            from connector.providers.entra.provider import AzureProvider
 
             providers.append(AzureProvider(cfg, pause=pause))
     # Team access templates: after the IdPs, which push the Teams the templates give roles to.
     if idp in ("all", "astro"):
         if cfg.access:
-            from connector.providers.astro_access import AstroAccessProvider
+            from connector.access.provider import AstroAccessProvider
 
             providers.append(AstroAccessProvider(cfg))
         elif idp == "astro":

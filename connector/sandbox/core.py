@@ -22,14 +22,15 @@ from typing import Any
 
 import yaml
 
-from connector.sandbox.astro_platform import AstroPlatform
-from connector.sandbox.astro_scim import AstroScim
+from connector.sandbox.astro.platform import AstroPlatform
+from connector.sandbox.astro.scim import AstroScim
 from connector.sandbox.faults import FaultConfig, FaultMiddleware, RequestLog
+from connector.sandbox.graph.api import GraphEmulator
+from connector.sandbox.okta.api import OktaEmulator
 from connector.sandbox.seed import ASSIGNED_TEAM, SeedOrg, generate
 from connector.sandbox.server import ServedApp
+from connector.support.packaged import default_mapping
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MAPPINGS_DIR = REPO_ROOT / "mappings"
 IDPS = ("okta", "azure")
 # Token files written next to a config; `write_config` references them as `file:<name>`.
 TOKEN_FILES = {"okta": "okta.token", "graph": "graph.token", "astro-okta": "astro-okta.token",
@@ -41,19 +42,6 @@ class AstroOrg:
     org_id: str
     scim_url: str
     token: str = field(repr=False)  # keep it out of assertion messages and logs
-
-
-def _load_emulator(module: str, cls: str) -> Any | None:
-    """The emulator class, or None while its module has not landed yet (other helpers are writing them)."""
-    import importlib
-
-    try:
-        mod = importlib.import_module(f"connector.sandbox.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"connector.sandbox.{module}":
-            return None
-        raise
-    return getattr(mod, cls)
 
 
 def _cuid(rng: random.Random) -> str:
@@ -120,18 +108,14 @@ class Sandbox:
                 idp: AstroOrg(self._org_ids[idp], self.astro.scim_url(self._org_ids[idp]), self._astro_tokens[idp])
                 for idp in IDPS
             }
-            okta_cls = _load_emulator("okta_api", "OktaEmulator")
-            if okta_cls is not None:
-                self.okta = okta_cls(self.okta_token, org_name=self.org_name)
-                self.okta.load(self.seed_org)
-                self.okta_url = self._serve("okta", self._wrap("okta", self.okta.app, self.okta, self.faults))
-            graph_cls = _load_emulator("graph_api", "GraphEmulator")
-            if graph_cls is not None:
-                self.graph = graph_cls(self.graph_token, tenant_id=self.tenant_id)
-                self.graph.load(self.seed_org)
-                self.graph_url = self._serve(
-                    "graph", self._wrap("graph", self.graph.app, self.graph, self.faults)
-                ) + "/v1.0"
+            self.okta = OktaEmulator(self.okta_token, org_name=self.org_name)
+            self.okta.load(self.seed_org)
+            self.okta_url = self._serve("okta", self._wrap("okta", self.okta.app, self.okta, self.faults))
+            self.graph = GraphEmulator(self.graph_token, tenant_id=self.tenant_id)
+            self.graph.load(self.seed_org)
+            self.graph_url = self._serve(
+                "graph", self._wrap("graph", self.graph.app, self.graph, self.faults)
+            ) + "/v1.0"
         except BaseException:
             self.stop()
             raise
@@ -213,7 +197,7 @@ class Sandbox:
                 "token": f"file:{TOKEN_FILES['okta']}",
                 "app": {"label": okta_app_label},
                 "integration": okta_integration,
-                "mapping": str(MAPPINGS_DIR / "okta.yaml"),
+                "mapping": str(default_mapping("okta")),
                 "assign_groups": okta_assign_groups if okta_assign_groups is not None else [ASSIGNED_TEAM],
                 "push_groups": okta_push_groups if okta_push_groups is not None else teams,
                 "astro": {"scim_url": self.astro_orgs["okta"].scim_url, "api_url": f"{self.astro_url}/v1",
@@ -225,7 +209,7 @@ class Sandbox:
                 "graph_url": self.graph_url,
                 "credential": {"token": f"file:{TOKEN_FILES['graph']}"},
                 "app": {"display_name": azure_app_name},
-                "mapping": str(MAPPINGS_DIR / "azure.yaml"),
+                "mapping": str(default_mapping("azure")),
                 "assign_groups": (
                     azure_assign_groups if azure_assign_groups is not None else [ASSIGNED_TEAM, *teams]
                 ),

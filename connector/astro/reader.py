@@ -1,0 +1,665 @@
+"""Read an Astro organization's SCIM endpoint into an `AstroView`: discovery, then every User and Group, paged.
+
+Over scim2-client with an aiohttp engine (connector.scim_aiohttp says why not httpx2). Paging: the first page
+of each resource type, then the remaining pages concurrently once totalResults is known (bounded), astro.page_size
+resources a page (100) capped by the server's filter.maxResults. The critical path is discovery -> first page ->
+the rest, whatever the user count; each page is decoded and converted while later ones are on their way.
+
+Strict first, relaxed one flag at a time: a JSON body under the wrong media type, or a first page that does not
+validate against the RFC 7643 models, is tolerated and reported in `AstroView.deviations`. Anything that would
+make the audit lie is an error naming the endpoint: HTTP errors after retries, HTML, truncated JSON, resources
+without ids, and totals that do not add up (fewer resources than totalResults, duplicates, a total that moves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+from urllib.parse import urlsplit
+
+import orjson
+
+from connector.config.load import AstroConfig
+from connector.errors import UNREACHABLE_HINT, AuthError, RemoteError
+from connector.support.http import DEFAULT_POLICY, RetryPolicy, is_retryable, retry_async
+from connector.views import AstroTeam, AstroUser, AstroView
+
+if TYPE_CHECKING:
+    from connector.astro.engine import AiohttpSCIMClient, Answer
+
+log = logging.getLogger("connector.astro")
+T = TypeVar("T")
+
+SERVICE = "Astro SCIM"
+# Pages of 100 unless astro.page_size says otherwise: what Okta's imports ask of a SCIM server, so the size Astro's
+# endpoint is exercised with (its own limits are not published). Larger pages cut requests, not JSON: fewer round
+# trips on a slow link, bigger answers from a server whose limits are unknown (benchmarks/drift_scale.py compares).
+DEFAULT_PAGE_SIZE = 100  # also what is assumed when the server announces no filter.maxResults
+MAX_PAGE_SIZE = 1000  # bounds memory per response whatever the server announces or the config asks
+DEFAULT_CONCURRENCY = 8
+TIMEOUT_SECONDS = 60.0
+VALIDATION_SAMPLE = 25  # resources of the first page checked against the RFC 7643 models
+MEMBER_SAMPLE = 10  # members of each sampled Team checked too (a member costs ~60 us to validate)
+
+Progress = Callable[[int, int], None]  # (pages done, pages known so far)
+Convert = Callable[[dict[str, Any], str, int], Any]  # (resource, endpoint URL, page start) -> view object
+
+
+@dataclass
+class _Page:
+    start: int
+    total: int
+    resources: list[dict[str, Any]]
+    echoed: int = 0  # the startIndex the server says the page starts at
+    items: list[Any] = field(default_factory=list)  # the resources as view objects (AstroUser, AstroTeam)
+    payload: dict[str, Any] = field(default_factory=dict)  # the ListResponse as received
+
+
+class _Reader:
+    def __init__(self, client: AiohttpSCIMClient, scim_url: str, *, concurrency: int, policy: RetryPolicy,
+                 page_size: int | None, progress: Progress | None) -> None:
+        self.client = client
+        self.scim_url = scim_url
+        self.policy = policy
+        self.page_size = page_size
+        self.progress = progress
+        self.deviations: list[str] = []
+        self.requests = 0
+        self._limit = asyncio.Semaphore(concurrency)
+        self._pages_done = 0
+        self._pages_known = 0
+        # Drift never reads `meta` (~40% of a user's JSON): ask the server to leave it out, unless it refuses.
+        self._exclude_meta = True
+
+    # -- one request, translated ------------------------------------------------------------------------
+
+    def _deviate(self, text: str) -> None:
+        if text not in self.deviations:
+            log.info("tolerating a deviation from SCIM: %s", text)
+            self.deviations.append(text)
+
+    def url(self, path: str) -> str:
+        return self.scim_url.rstrip("/") + path
+
+    @overload
+    async def _call(self, path: str, send: Callable[[], Awaitable[T]]) -> T: ...
+    @overload
+    async def _call(self, path: str, send: Callable[[], Awaitable[Any]], finish: Callable[[Any], T]) -> T: ...
+
+    async def _call(self, path: str, send: Callable[[], Awaitable[Any]],
+                    finish: Callable[[Any], Any] | None = None) -> Any:
+        """One request with the shared retry policy; scim2-client's exceptions become RemoteError here.
+
+        `finish` (decoding, checks) runs after the request has left its concurrency slot: the next page is
+        already on its way while this one is decoded.
+        """
+        from scim2_client import UnexpectedContentTypeException
+
+        endpoint = self.url(path)
+
+        async def once() -> Any:
+            async with self._limit:
+                self.requests += 1
+                got = await send()
+            log.info("astro SCIM GET %s -> %s", path, getattr(got, "status_code", "ok"))
+            if finish is None:
+                return got
+            await self.client.all_sent()  # the requests waiting for this slot go out before the decoding
+            return finish(got)
+
+        async def attempt() -> Any:
+            try:
+                return await once()
+            except UnexpectedContentTypeException as exc:
+                # The body parsed as JSON, only its media type is wrong: relax that one check, re-ask.
+                ctype = _header(exc, "content-type") or "none"
+                self._deviate(f"responses are JSON served as {ctype!r}, not application/scim+json")
+                self.client.check_response_content_type = False
+                try:
+                    return await once()
+                except Exception as again:
+                    raise _translate(again, endpoint) from None
+            except Exception as exc:
+                raise _translate(exc, endpoint) from None
+
+        try:
+            return await retry_async(attempt, what=f"GET {path}", policy=self.policy)
+        except RemoteError as exc:
+            if self.policy.attempts > 1 and is_retryable(exc, self.policy):
+                exc.message += f" (after {self.policy.attempts} attempts)"
+            raise
+
+    # -- discovery ----------------------------------------------------------------------------------------
+
+    def fetch(self, path: str) -> asyncio.Future[Any]:
+        """GET a discovery endpoint's JSON (checked by scim2-client's check_response, not yet validated)."""
+        return asyncio.ensure_future(self._call(path, lambda: self.client.request("GET", path), self._read_json))
+
+    async def discover(self, spc_q: asyncio.Future[Any], rt_q: asyncio.Future[Any]) -> tuple[int, dict[str, str]]:
+        """Page size from ServiceProviderConfig; endpoints from ResourceTypes (best effort).
+
+        Read from the JSON: validating them against the models first (pydantic, tens of ms in a fresh process)
+        would stand between discovery and the pages. `validate_discovery` does it once the pages are on their way.
+        """
+        spc: Any
+        rts: Any
+        spc, rts = await asyncio.gather(spc_q, rt_q, return_exceptions=True)
+        page = DEFAULT_PAGE_SIZE
+        if isinstance(spc, BaseException):
+            if not isinstance(spc, RemoteError) or spc.status not in (404, 501):
+                raise spc
+            self._deviate(f"no /ServiceProviderConfig (HTTP {spc.status}); pages of {page} assumed")
+        else:
+            filter_ = spc.get("filter") if isinstance(spc, dict) else None
+            max_results = filter_.get("maxResults") if isinstance(filter_, dict) else None
+            if isinstance(max_results, int) and not isinstance(max_results, bool) and max_results > 0:
+                page = max_results
+            else:
+                self._deviate(f"/ServiceProviderConfig announces no filter.maxResults; pages of {page} assumed")
+        page = min(page, MAX_PAGE_SIZE, self.page_size or MAX_PAGE_SIZE)
+
+        endpoints = {"User": "/Users", "Group": "/Groups"}
+        if isinstance(rts, AuthError):
+            raise rts
+        if isinstance(rts, BaseException):
+            self._deviate(f"/ResourceTypes unavailable ({rts}); standard endpoints assumed")
+        else:
+            resources = rts.get("Resources") if isinstance(rts, dict) else None
+            for rt in resources if isinstance(resources, list) else []:
+                name, endpoint = (rt.get("name"), rt.get("endpoint")) if isinstance(rt, dict) else (None, None)
+                if name not in endpoints or not isinstance(endpoint, str) or not endpoint:
+                    continue
+                if _is_relative_path(endpoint):
+                    endpoints[name] = endpoint
+                else:  # the token would go wherever it points
+                    self._deviate(f"/ResourceTypes announces {endpoint!r} for {name}, not a path under the SCIM "
+                                  f"base URL; {endpoints[name]} used")
+        return page, endpoints
+
+    def validate_discovery(self, spc_q: asyncio.Future[Any], rt_q: asyncio.Future[Any]) -> None:
+        """The answers `discover` read, against the RFC 7643 models: a mismatch is a reported deviation."""
+        from pydantic import ValidationError
+        from scim2_models import Context, ResourceType, ServiceProviderConfig
+
+        spc, rts = (None if q.exception() else q.result() for q in (spc_q, rt_q))  # failures: already reported
+        if isinstance(spc, dict):
+            try:
+                ServiceProviderConfig.model_validate(spc, scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+            except ValidationError as exc:
+                self._deviate(f"/ServiceProviderConfig does not validate against RFC 7643 ({_first_error(exc)})")
+        if isinstance(rts, dict):
+            problem = _invalid(ResourceType, rts.get("Resources") or [])
+            if problem:
+                self._deviate(f"/ResourceTypes does not validate against RFC 7643 ({problem})")
+
+    async def check_schemas(self, fetched: asyncio.Future[Any]) -> None:
+        """/Schemas is only checked, nothing read from it is used: asked for early, validated last."""
+        from scim2_models import Schema
+
+        try:
+            payload = await fetched
+        except AuthError:
+            raise
+        except RemoteError as exc:
+            self._deviate(f"/Schemas unavailable ({exc})")
+            return
+        resources = payload.get("Resources") if isinstance(payload, dict) else None
+        problem = _invalid(Schema, resources) if isinstance(resources, list) else "not a ListResponse"
+        if problem:
+            self._deviate(f"/Schemas does not validate against RFC 7643 ({problem})")
+
+    def _read_json(self, response: Answer) -> Any:
+        """An answer's JSON, checked by scim2-client's own `check_response` (status, SCIM error bodies, media
+        type); its exceptions carry the response, as `query()`'s do.
+
+        Not read through `query()`: it builds each request through the models (~1 ms a request under the profiler,
+        about as long as reading a page of 100 users), and a 20,000-user audit sends 200 of them.
+        """
+        from scim2_client import (
+            SCIMClientException,
+            UnexpectedContentFormatException,
+            UnexpectedStatusCodeException,
+        )
+        from scim2_models import SCIMException
+
+        try:
+            try:
+                payload = orjson.loads(response.content) if response.content else None
+            except ValueError as exc:
+                if not 200 <= response.status_code < 300:
+                    raise UnexpectedStatusCodeException(response.status_code) from exc
+                raise UnexpectedContentFormatException(source=response) from exc
+            return self.client.check_response(payload=payload, status_code=response.status_code,
+                                              headers=response.headers, expected_status_codes=[200],
+                                              check_response_payload=False)
+        except (SCIMClientException, SCIMException) as exc:
+            exc.source = response  # type: ignore[union-attr]  # what _translate reads status and body from
+            raise
+
+    async def _page(self, model: Any, endpoint: str, start: int, count: int, convert: Convert) -> _Page:
+        def ask(exclude: bool) -> str:
+            return f"{endpoint}?startIndex={start}&count={count}" + ("&excludedAttributes=meta" if exclude else "")
+
+        def get(where: str) -> Awaitable[Any]:
+            return self._call(where, lambda: self.client.request("GET", where), self._read_json)
+
+        exclude = self._exclude_meta
+        where = ask(exclude)
+        try:
+            payload = await get(where)
+        except RemoteError as exc:
+            if not (exclude and exc.status in (400, 501)):
+                raise
+            self._exclude_meta = False
+            self._deviate(f"{endpoint} refuses excludedAttributes=meta (HTTP {exc.status}); full resources read")
+            where = ask(False)
+            payload = await get(where)
+        page = _check_list(payload, self.url(where), start)
+        # Converted as each page arrives, while later pages are still on their way.
+        url = self.url(endpoint)
+        page.items = [convert(r, url, start) for r in page.resources]
+        if page.echoed != start:
+            self._deviate(f"{endpoint} answers startIndex={page.echoed} when asked for startIndex={start}")
+        page.payload = payload
+        self._pages_done += 1
+        if self.progress:
+            self.progress(self._pages_done, max(self._pages_known, self._pages_done))
+        return page
+
+    def _validate(self, model: Any, page: _Page, endpoint: str) -> None:
+        """Model validation costs ~1 ms per resource and more per Team member (5 s for 1,000 Teams of 100): a
+        sample of the first page is validated to detect deviations; everything is checked structurally."""
+        problem = _invalid(model, [_trimmed(r) for r in page.resources[:VALIDATION_SAMPLE]])
+        if problem:
+            self._deviate(f"{endpoint} resources do not validate against RFC 7643 ({problem}); read as plain JSON")
+
+    async def first_page(self, model: Any, endpoint: str, page_size: int, convert: Convert) -> _Page:
+        self._pages_known += 1
+        return await self._page(model, endpoint, 1, page_size, convert)
+
+    async def rest(self, model: Any, endpoint: str, first: _Page, page_size: int, convert: Convert) -> list[_Page]:
+        """Every page of one resource type after `first`, in order with it. Raises RemoteError when they do not
+        add up to totalResults."""
+        total = first.total
+        pages = [first]
+        step = len(first.resources)
+        if total <= step:
+            self._validate(model, first, endpoint)
+            return _assemble(pages, self.url(endpoint), total)
+        if step == 0:
+            raise _totals_error(self.url(endpoint), f"totalResults is {total} but the first page is empty")
+        # A server may cap count below what it announces (or the first page may have been asked before the
+        # announcement was read): the rest start where the first page ended, in pages no larger than either.
+        count = min(step, page_size)
+        starts = list(range(1 + step, total + 1, count))
+        self._pages_known += len(starts)
+        rest = asyncio.ensure_future(asyncio.gather(*(self._page(model, endpoint, s, count, convert) for s in starts)))
+        try:
+            await self.client.all_sent()
+            self._validate(model, first, endpoint)  # while the other pages are on their way
+        except BaseException:
+            rest.cancel()
+            raise
+        pages += await rest
+        pages += await self._fill_gaps(model, endpoint, pages, total, count, convert)
+        return _assemble(pages, self.url(endpoint), total)
+
+    async def complete_members(self, endpoint: str, pages: list[_Page]) -> list[AstroTeam]:
+        """Some servers leave `members` out of list responses; then read each group by id (concurrently)."""
+        from scim2_models import Group
+
+        teams = [team for page in pages for team in page.items]
+        groups = [group for page in pages for group in page.resources]
+        if not groups or any("members" in g for g in groups):
+            return teams
+
+        async def one(group: dict[str, Any]) -> dict[str, Any]:
+            path = f"{endpoint}/{group['id']}"
+            full = await self._call(path, lambda: self.client.query(
+                Group, group["id"], check_response_payload=False, expected_status_codes=[200]))
+            if not isinstance(full, dict) or full.get("id") != group["id"]:
+                raise RemoteError("answered with another resource than the one asked for", service=SERVICE,
+                                  endpoint=self.url(path), code="invalid_body")
+            return full
+
+        probe = await one(groups[0])
+        if not probe.get("members"):
+            return teams  # the first Team is empty: nothing says members are being left out
+        self._deviate(f"{endpoint} lists Teams without their members; each Team was read by id")
+        full = [probe, *await asyncio.gather(*(one(g) for g in groups[1:]))]
+        return [_team(group, self.url(f"{endpoint}/{group['id']}"), 1) for group in full]
+
+    async def _fill_gaps(self, model: Any, endpoint: str, pages: list[_Page], total: int, step: int,
+                         convert: Convert) -> list[_Page]:
+        """Pages shorter than asked (without being the last) leave gaps; ask for them until none is left."""
+        extra: list[_Page] = []
+        while True:
+            covered = sorted((p.start, p.start + len(p.resources)) for p in (*pages, *extra))
+            gaps, pos = [], 1
+            for lo, hi in covered:
+                if lo > pos:
+                    gaps.append(pos)
+                pos = max(pos, hi)
+            if pos <= total:
+                gaps.append(pos)
+            if not gaps:
+                return extra
+            got = await asyncio.gather(*(self._page(model, endpoint, g, step, convert) for g in gaps))
+            for g, page in zip(gaps, got, strict=True):
+                if not page.resources:
+                    raise _totals_error(
+                        self.url(endpoint), f"totalResults is {total} but startIndex={g} returned no resources"
+                    )
+            extra += got
+
+
+def _is_relative_path(endpoint: str) -> bool:
+    """A path under the base URL: no scheme or host, query, fragment or dot segments."""
+    parts = urlsplit(endpoint)
+    return (endpoint.startswith("/") and not (parts.scheme or parts.netloc or parts.query or parts.fragment)
+            and not {".", ".."} & set(parts.path.split("/")))
+
+
+def _invalid(model: Any, resources: list[Any]) -> str | None:
+    """`Resources.i.path: message` for the first resource that does not validate as `model`, else None.
+
+    One resource at a time, not as a ListResponse[model]: pydantic builds a class per generic ListResponse on
+    first use (a fresh process pays that on every run), and the envelope is checked structurally anyway.
+    """
+    from pydantic import ValidationError
+    from scim2_models import Context
+
+    for i, resource in enumerate(resources):
+        try:
+            model.model_validate(resource, scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+        except ValidationError as exc:
+            return f"Resources.{i}.{_first_error(exc)}"
+    return None
+
+
+def _first_error(exc: Any) -> str:
+    """`loc: message` of a pydantic ValidationError's first error."""
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": (), "msg": str(exc)}
+    return ".".join(str(p) for p in first.get("loc", ())) + f": {first.get('msg')}"
+
+
+def _trimmed(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource with at most MEMBER_SAMPLE members: a sampled Team of 5,000 members would cost 0.3 s."""
+    members = resource.get("members")
+    if isinstance(members, list) and len(members) > MEMBER_SAMPLE:
+        return {**resource, "members": members[:MEMBER_SAMPLE]}
+    return resource
+
+
+def _header(exc: BaseException, name: str) -> str | None:
+    source = getattr(exc, "source", None)
+    headers = getattr(source, "headers", None)
+    return headers.get(name) if headers is not None else None
+
+
+def _translate(exc: BaseException, endpoint: str) -> RemoteError:
+    """scim2-client / scim2-models exceptions -> our RemoteError (status None means transport)."""
+    from scim2_client import (
+        RequestNetworkException,
+        UnexpectedContentFormatException,
+        UnexpectedStatusCodeException,
+    )
+
+    if isinstance(exc, RemoteError):
+        return exc
+    source = getattr(exc, "source", None)
+    status = getattr(source, "status_code", None)
+    if isinstance(exc, RequestNetworkException):
+        notes = "; ".join(getattr(exc, "__notes__", []) or []) or "connection failed"
+        return RemoteError(f"could not reach the endpoint: {notes}", service=SERVICE, endpoint=endpoint,
+                           hint=UNREACHABLE_HINT.format(key="astro.scim_url"))
+    if isinstance(exc, UnexpectedContentFormatException):
+        ctype = (_header(exc, "content-type") or "").split(";")[0].strip() or "no content type"
+        text = getattr(source, "text", "") or ""
+        if "html" in ctype or text.lstrip()[:1] == "<":
+            what = f"an HTML page ({ctype}), not SCIM JSON: is the URL the SCIM base URL?"
+        elif "json" in ctype:
+            what = f"a body that is not valid JSON ({len(text)} bytes of {ctype}; truncated?)"
+        else:
+            what = f"a body that is not JSON ({ctype})"
+        return RemoteError(f"answered with {what}", service=SERVICE, endpoint=endpoint, status=status,
+                           code="invalid_body")
+    if isinstance(exc, UnexpectedStatusCodeException) or status is not None:
+        detail, code = _scim_error(source)
+        cls = AuthError if status in (401, 403) else RemoteError
+        hint = ("check the Organization API token (Organization Owner) and that SCIM is enabled for the "
+                "organization") if cls is AuthError else None
+        err = cls(detail or "request failed", service=SERVICE, endpoint=endpoint, status=status, code=code,
+                  hint=hint)
+        headers = getattr(source, "headers", None)
+        if headers is not None:
+            # connector.http.retry_async honours Retry-After through this attribute.
+            err.headers = dict(headers)  # type: ignore[attr-defined]
+        return err
+    return RemoteError(f"{type(exc).__name__}: {exc}", service=SERVICE, endpoint=endpoint, code="invalid_body")
+
+
+def _scim_error(source: Any) -> tuple[str, str | None]:
+    try:
+        body = source.json()
+    except Exception:
+        return "", None
+    if isinstance(body, dict):
+        detail = body.get("detail")
+        return (str(detail) if detail else ""), (str(body["scimType"]) if body.get("scimType") else None)
+    return "", None
+
+
+def _totals_error(endpoint: str, message: str) -> RemoteError:
+    return RemoteError(f"the list does not add up: {message}", service=SERVICE, endpoint=endpoint,
+                       code="inconsistent_paging",
+                       hint="the server's paging is broken or the data changed while reading; re-run, and if "
+                            "it persists report it to Astro support")
+
+
+def _check_list(payload: Any, where: str, start: int) -> _Page:
+    """The page as asked for (`start` is what we requested: coverage is computed from our requests, so a server
+    that ignores startIndex shows up as duplicates, not as an endless hunt for gaps)."""
+    if not isinstance(payload, dict):
+        raise RemoteError("answered with something other than a ListResponse", service=SERVICE,
+                          endpoint=where, code="invalid_body")
+    total = payload.get("totalResults")
+    if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+        raise RemoteError(f"ListResponse without a valid totalResults ({total!r})", service=SERVICE,
+                          endpoint=where, code="invalid_body")
+    resources = payload.get("Resources") or []
+    echoed = payload.get("startIndex", start)
+    if not isinstance(resources, list) or not all(isinstance(r, dict) for r in resources):
+        raise RemoteError("Resources is not a list of objects", service=SERVICE, endpoint=where,
+                          code="invalid_body")
+    return _Page(start=start, total=total, resources=resources, echoed=echoed if isinstance(echoed, int) else start)
+
+
+def _assemble(pages: list[_Page], endpoint: str, total: int) -> list[_Page]:
+    totals = {p.total for p in pages}
+    if len(totals) > 1:
+        raise _totals_error(endpoint, f"totalResults changed while paging ({', '.join(map(str, sorted(totals)))})")
+    pages = sorted(pages, key=lambda p: p.start)
+    seen: set[str] = set()
+    for page in pages:
+        for item in page.items:
+            if item.id in seen:
+                raise _totals_error(endpoint, f"resource {item.id} was returned twice (unstable paging order)")
+            seen.add(item.id)
+    if len(seen) != total:
+        raise _totals_error(endpoint, f"totalResults is {total} but {len(seen)} distinct resources came back")
+    return pages
+
+
+def _required(resource: dict[str, Any], key: str, endpoint: str, start: int) -> tuple[str, str]:
+    """The resource's id and its `key` attribute (userName, displayName): without them it cannot be audited."""
+    rid = resource.get("id")
+    if not isinstance(rid, str) or not rid:
+        raise RemoteError(f"a resource has no id (startIndex={start})", service=SERVICE, endpoint=endpoint,
+                          code="invalid_body")
+    value = resource.get(key)
+    if not isinstance(value, str):
+        raise RemoteError(f"resource {rid} has no {key}", service=SERVICE, endpoint=endpoint, code="invalid_body")
+    return rid, value
+
+
+def _active(value: Any) -> bool:
+    # Absent means active (Astro lists live accounts); Entra-era servers may store "False" strings.
+    if isinstance(value, str):
+        return value.strip().casefold() != "false"
+    return value is not False
+
+
+# _user and _team run for every resource (20,000 users, 100,000 memberships per audit): the common case is
+# tested with exact type checks first, the careful path only runs when it fails.
+
+def _user(resource: dict[str, Any], endpoint: str, start: int) -> AstroUser:
+    rid, user_name = resource.get("id"), resource.get("userName")
+    if type(rid) is not str or not rid or type(user_name) is not str:
+        rid, user_name = _required(resource, "userName", endpoint, start)
+    ext = resource.get("externalId")
+    active = resource.get("active", True)
+    return AstroUser(id=rid, user_name=user_name, active=True if active is True else _active(active),
+                     external_id=ext if type(ext) is str else None, data=resource)
+
+
+def _team(resource: dict[str, Any], endpoint: str, start: int) -> AstroTeam:
+    rid, name = _required(resource, "displayName", endpoint, start)
+    members = resource.get("members") or ()
+    try:
+        ids = {m["value"] for m in members}
+        "".join(ids)  # raises TypeError unless every value is a string: one C-speed pass
+    except (TypeError, KeyError):
+        ids = {m.get("value") for m in members if isinstance(m, dict)}
+        ids = {i for i in ids if isinstance(i, str)}
+    ext = resource.get("externalId")
+    return AstroTeam(id=rid, name=name, members=ids, external_id=ext if isinstance(ext, str) else None)
+
+
+async def _cancel(tasks: Sequence[asyncio.Future[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _all_or_none(tasks: Sequence[asyncio.Future[T]]) -> list[T]:
+    """Every task's result; at the first failure the others are cancelled (not left running unobserved)."""
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        await _cancel(tasks)
+        raise
+
+
+@dataclass
+class ReadStats:
+    """What a read cost, for the benchmark and `--verbose`."""
+
+    requests: int = 0
+    page_size: int = 0
+
+
+async def read_astro_async(
+    astro: AstroConfig,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    page_size: int | None = None,
+    progress: Progress | None = None,
+    stats: ReadStats | None = None,
+) -> AstroView:
+    """See `read_astro`; `page_size` overrides astro.page_size."""
+    from scim2_models import EnterpriseUser, Group, ResourceType, ScimProvider, User
+
+    from connector.astro.engine import AiohttpSCIMClient
+
+    token = astro.token.reveal()
+    user_model = User[EnterpriseUser]
+    provider = ScimProvider(models=[User, EnterpriseUser, Group], resource_types=[
+        ResourceType.from_resource(user_model), ResourceType.from_resource(Group)])
+    client = AiohttpSCIMClient(
+        astro.scim_url, headers={"Authorization": f"Bearer {token}", "Accept": "application/scim+json"},
+        concurrency=concurrency, timeout=TIMEOUT_SECONDS, provider=provider,
+    )
+    async with client:
+        reader = _Reader(client, astro.scim_url, concurrency=concurrency, policy=policy,
+                         page_size=page_size or astro.page_size, progress=progress)
+        # Discovery and the first page of each type go out together: the pages do not depend on it unless the
+        # server announces other endpoints than the standard ones (then they are read again from those).
+        asked = min(page_size or astro.page_size, MAX_PAGE_SIZE)
+        standard = {"User": "/Users", "Group": "/Groups"}
+        firsts = [asyncio.ensure_future(reader.first_page(user_model, standard["User"], asked, _user)),
+                  asyncio.ensure_future(reader.first_page(Group, standard["Group"], asked, _team))]
+        # On the wire before discovery's preparation (scim2-client builds each query through the models).
+        await client.all_sent()
+        spc, rts, schemas = reader.fetch("/ServiceProviderConfig"), reader.fetch("/ResourceTypes"), \
+            reader.fetch("/Schemas")
+        discovery = asyncio.ensure_future(reader.discover(spc, rts))
+        try:
+            size, endpoints = await discovery
+        except BaseException:
+            await _cancel([*firsts, spc, rts, schemas])
+            raise
+        try:
+            if endpoints != standard:
+                await _cancel(firsts)
+                client.provider = ScimProvider(models=[User, EnterpriseUser, Group], resource_types=[
+                    ResourceType.from_resource(user_model).model_copy(update={"endpoint": endpoints["User"]}),
+                    ResourceType.from_resource(Group).model_copy(update={"endpoint": endpoints["Group"]})])
+                firsts = [asyncio.ensure_future(reader.first_page(user_model, endpoints["User"], size, _user)),
+                          asyncio.ensure_future(reader.first_page(Group, endpoints["Group"], size, _team))]
+            first_users, first_groups = await _all_or_none(firsts)
+            # Teams first: a page of them carries ~10,000 memberships (~6 ms to decode); queued behind the users'
+            # pages they would be decoded at the end, with no request left in flight to overlap them.
+            rests = [asyncio.ensure_future(reader.rest(Group, endpoints["Group"], first_groups, size, _team)),
+                     asyncio.ensure_future(reader.rest(user_model, endpoints["User"], first_users, size, _user))]
+            await client.all_sent()
+            reader.validate_discovery(spc, rts)  # while the pages are on their way
+            group_pages, user_pages = await _all_or_none(rests)
+            teams = await reader.complete_members(endpoints["Group"], group_pages)
+            await reader.check_schemas(schemas)
+        except BaseException:
+            await _cancel([*firsts, schemas])
+            raise
+        if stats is not None:
+            stats.requests, stats.page_size = reader.requests, size
+        users = [user for page in user_pages for user in page.items]
+        return AstroView(scim_url=astro.scim_url, users=users, teams=teams, deviations=reader.deviations)
+
+
+def read_astro(astro: AstroConfig, **options: Any) -> AstroView:
+    """Every User and Team of the organization behind `astro.scim_url` (see the module docstring)."""
+    holder: list[AstroView] = []
+
+    async def main() -> None:
+        # The view leaves through `holder`, not as the task's result: anyio formats the running task into cancel
+        # reasons (f"... by {task}"), and a task repr includes its result: 20,000 users cost ~0.8 s to format.
+        holder.append(await read_astro_async(astro, **options))
+
+    with _cyclic_gc_paused():
+        asyncio.run(main())
+    return holder[0]
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """A read allocates ~500,000 containers (the JSON of 20,000 users and 100,000 memberships) and no garbage
+    cycles, yet every full collection walks all of them: two of those cost 0.14 s of a 0.9 s read. Reference
+    counting still frees everything; the collector resumes (if it was on) when the read ends.
+
+    Before it resumes, what the read built is moved out of its reach (gc.freeze): the view lives until the audit
+    ends, and its first collection would otherwise walk all of it once more (~50 ms)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.freeze()
+            gc.enable()

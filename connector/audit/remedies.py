@@ -1,0 +1,334 @@
+"""Drift findings -> a remediation Plan (changes on resources "remedy.*"), and the executor that carries it out.
+
+The remedies are the Astro SCIM FAQ's:
+- Okta group out of sync (Team missing, member missing or extra, push error): Push now. Okta has no Push now API,
+  so the provider re-pushes with the documented workaround (mapping INACTIVE then ACTIVE) and verifies in Astro.
+  A Team missing in Astro cannot come back that way (the mapping still targets the deleted Team's id, and Okta
+  reports "not found"): the group is unlinked (deleteTargetGroup=false) and pushed again, which creates it.
+- Okta user missing in Astro (or pushed with stale attributes, or in sync ERROR): remove and re-assign the user.
+- Okta user removed but the Astro account remains: delete the account from Astro (only with --delete-orphans,
+  within the safety limit). A user deactivated in the IdP whose account is still active is deactivated in Astro
+  (Okta: the PATCH Okta itself sends; Entra: provision on demand, which sends it), never deleted.
+- Azure user or group out of sync: provision on demand (users, then groups). Entra remembers what it exported
+  (its escrow) and skips a group it believes in sync ("RedundantExport"), so a membership changed in Astro only is
+  not repaired by on-demand provisioning; the executor then checks the Team in Astro and adds or removes exactly
+  the members Entra's group says (SCIM PATCH, the request Entra itself sends), and says so. Groups too big for
+  on-demand within its rate limit (5 calls per 10 s, 5 members per call) go straight to that step.
+- Entra quarantine: a manual step (fix the cause, restart provisioning).
+
+Order of execution: Astro clean-up first, then users, then groups, so re-pushed Teams find their members.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from connector.astro.client import AstroScimHttp, scim_filter_value
+from connector.audit.reconcile import Finding, Kind
+from connector.config.load import AstroConfig, SafetyConfig
+from connector.errors import ConnectorError, RemoteError
+from connector.plan.model import Action, Change, Plan
+from connector.support.http import DEFAULT_POLICY, RetryPolicy
+
+OKTA_REASSIGN = "remedy.okta.reassign_user"
+OKTA_REPUSH = "remedy.okta.repush_group"
+AZURE_USER = "remedy.azure.provision_user"
+AZURE_GROUP = "remedy.azure.provision_group"
+ASTRO_DEACTIVATE = "remedy.astro.deactivate_user"
+ASTRO_DELETE = "remedy.astro.delete_user"
+MANUAL = "remedy.manual"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+# More members than this and on-demand provisioning (5 members per call, 5 calls per 10 s) would take minutes.
+MAX_ON_DEMAND_GROUP_MEMBERS = 25
+
+# Execution order: clean-up in Astro, then users, then groups; manual steps are listed last.
+_STAGE = {ASTRO_DELETE: 0, ASTRO_DEACTIVATE: 0, OKTA_REASSIGN: 1, AZURE_USER: 1, OKTA_REPUSH: 2, AZURE_GROUP: 2,
+          MANUAL: 3}
+
+
+class _Builder:
+    def __init__(self, idp: str) -> None:
+        self.plan = Plan(provider=f"{idp} drift remedies")
+        self._by_key: dict[tuple[str, str], Change] = {}
+
+    def add(self, action: Action, resource: str, key: str, detail: str, finding: Finding, **data: Any) -> None:
+        """One change per (resource, subject); a second finding for the same subject joins the first."""
+        slot = (resource, key.casefold())
+        existing = self._by_key.get(slot)
+        if existing is not None:
+            existing.data["findings"].append(finding.id)
+            for name, value in data.items():
+                if isinstance(value, list):
+                    existing.data.setdefault(name, [])
+                    existing.data[name] += [v for v in value if v not in existing.data[name]]
+            return
+        change = Change(action, resource, key, detail=detail, data={"findings": [finding.id], **data})
+        if action is Action.UPDATE:
+            change.before, change.after = data.get("before"), data.get("after")
+        self._by_key[slot] = change
+        self.plan.changes.append(change)
+
+    def done(self) -> Plan:
+        self.plan.changes.sort(key=lambda c: (_STAGE[c.resource], c.key.casefold()))
+        return self.plan
+
+
+def plan_remedies(idp: str, findings: list[Finding], *, delete_orphans: bool = False,
+                  group_sizes: dict[str, int] | None = None) -> Plan:
+    """What `drift --fix` would do about `findings` of one IdP. Pure: decides, never calls anything.
+
+    `group_sizes` (IdP group name -> member count) lets Entra remedies skip on-demand for groups too big for it.
+    """
+    b = _Builder(idp)
+    sizes = {k.casefold(): v for k, v in (group_sizes or {}).items()}
+    for f in findings:
+        if f.kind is Kind.TEAM_ROLES_MISMATCH:
+            continue  # access templates: connector.access re-applies role sets itself
+        if idp == "okta":
+            _okta(b, f, delete_orphans)
+        else:
+            _azure(b, f, delete_orphans, sizes)
+    return b.done()
+
+
+def _orphan(b: _Builder, f: Finding, delete_orphans: bool) -> None:
+    if delete_orphans and f.astro_id:
+        b.add(Action.DELETE, ASTRO_DELETE, f.subject, "delete the Astro account (SCIM DELETE /Users/{id})", f,
+              astro_id=f.astro_id)
+    else:
+        b.add(Action.MANUAL, MANUAL, f.subject, "delete the account from Astro, or re-run with --delete-orphans", f)
+
+
+def _deactivate(b: _Builder, f: Finding, delete_orphans: bool) -> None:
+    # A disabled user is not an orphan: do what the IdP should have done (active=false), never delete, so that
+    # re-enabling the user in the IdP brings the same Astro account back.
+    if f.astro_id:
+        b.add(Action.UPDATE, ASTRO_DEACTIVATE, f.subject, "deactivate the Astro account (SCIM active=false)", f,
+              astro_id=f.astro_id, before=True, after=False)
+
+
+def _okta(b: _Builder, f: Finding, delete_orphans: bool) -> None:
+    repush = "re-push the group (Push now workaround: mapping INACTIVE then ACTIVE), then verify the Team"
+    if f.kind is Kind.ORPHANED:
+        _orphan(b, f, delete_orphans)
+    elif f.kind is Kind.DEACTIVATION_NOT_PROPAGATED:
+        _deactivate(b, f, delete_orphans)
+    elif f.kind in (Kind.USER_MISSING, Kind.ATTRIBUTE_MISMATCH) and f.user:
+        b.add(Action.RUN, OKTA_REASSIGN, f.user, "remove and re-assign the user in Okta", f, login=f.user)
+        for team in f.teams:
+            b.add(Action.RUN, OKTA_REPUSH, team, repush, f, group=team)
+    elif f.kind is Kind.TEAM_MISSING and f.team:
+        relink = ("unlink the pushed group (deleteTargetGroup=false) and push it again, which creates the Team "
+                  "(Push now cannot: the mapping still targets the missing Team)")
+        b.add(Action.RUN, OKTA_REPUSH, f.team, relink, f, group=f.team,
+              relink_group_ids=[f.idp_id] if f.idp_id else [])
+    elif f.kind in (Kind.MEMBERSHIP_MISSING, Kind.MEMBERSHIP_EXTRA, Kind.ATTRIBUTE_MISMATCH) and f.team:
+        b.add(Action.RUN, OKTA_REPUSH, f.team, repush, f, group=f.team)
+    elif f.kind is Kind.IDP_ERROR and f.issue_kind in ("okta.push_error",):
+        b.add(Action.RUN, OKTA_REPUSH, f.team or f.subject, repush, f, group=f.team or f.subject)
+    elif f.kind is Kind.IDP_ERROR and f.issue_kind in ("okta.user_error",):
+        b.add(Action.RUN, OKTA_REASSIGN, f.user or f.subject, "remove and re-assign the user in Okta", f,
+              login=f.user or f.subject)
+    else:
+        b.add(Action.MANUAL, MANUAL, f.subject, f.remedy, f)
+
+
+def _azure_group(b: _Builder, f: Finding, team: str, sizes: dict[str, int], *, subject: str | None = None,
+                 add_users: list[str] | None = None, remove_ids: list[str] | None = None) -> None:
+    size = sizes.get(team.casefold())
+    on_demand = size is None or size <= MAX_ON_DEMAND_GROUP_MEMBERS
+    if on_demand:
+        detail = "provision the group on demand, then check the Team in Astro"
+    else:
+        detail = (f"the group has {size} members, too many for on-demand provisioning: fix the Team's members in "
+                  "Astro as Entra's group has them (SCIM PATCH)")
+    if add_users or remove_ids:
+        detail += f" (members to add: {len(add_users or [])}, to remove: {len(remove_ids or [])})"
+    b.add(Action.RUN, AZURE_GROUP, team, detail, f, subject=subject or team, team=team, on_demand=on_demand,
+          add_users=list(add_users or []), remove_ids=list(remove_ids or []))
+
+
+def _azure(b: _Builder, f: Finding, delete_orphans: bool, sizes: dict[str, int]) -> None:
+    user_detail = "provision the user on demand"
+    if f.kind is Kind.ORPHANED:
+        _orphan(b, f, delete_orphans)
+    elif f.kind is Kind.DEACTIVATION_NOT_PROPAGATED:
+        # Entra deprovisions a disabled user when asked on demand (PATCH active=false), as the FAQ says.
+        b.add(Action.RUN, AZURE_USER, f.subject, user_detail, f, subject=f.idp_id or f.subject)
+    elif f.kind in (Kind.USER_MISSING, Kind.ATTRIBUTE_MISMATCH) and f.user:
+        b.add(Action.RUN, AZURE_USER, f.user, user_detail, f, subject=f.idp_id or f.user)
+        for team in f.teams:  # the finding's idp_id is the user's: name the group
+            _azure_group(b, f, team, sizes, add_users=[f.user])
+    elif f.kind is Kind.MEMBERSHIP_MISSING and f.team and f.user:
+        _azure_group(b, f, f.team, sizes, subject=f.idp_id, add_users=[f.user])
+    elif f.kind is Kind.MEMBERSHIP_EXTRA and f.team and f.astro_id:
+        _azure_group(b, f, f.team, sizes, subject=f.idp_id, remove_ids=[f.astro_id])
+    elif f.kind in (Kind.TEAM_MISSING, Kind.ATTRIBUTE_MISMATCH) and f.team:
+        _azure_group(b, f, f.team, sizes, subject=f.idp_id)
+    elif f.kind is Kind.IDP_ERROR and f.user:
+        b.add(Action.RUN, AZURE_USER, f.user, user_detail, f, subject=f.idp_id or f.user)
+    else:
+        steps = f.remedy
+        b.add(Action.MANUAL, MANUAL, f.subject, steps.split(":", 1)[0] if ":" in steps else steps, f, steps=steps)
+
+
+def check_limits(plan: Plan, *, astro_users: int, safety: SafetyConfig, force: bool) -> None:
+    """Refuse to delete more than min(fraction x Astro users, count) accounts without --force (UnsafePlan)."""
+    plan.check_safety(existing=astro_users, max_fraction=safety.max_delete_fraction,
+                      max_count=safety.max_delete_count, force=force)
+
+
+@dataclass
+class Outcome:
+    change: Change
+    ok: bool
+    message: str
+
+
+Report = Callable[[Outcome], None]
+
+
+def execute(plan: Plan, *, provider: Any, astro: AstroConfig, report: Report | None = None,
+            policy: RetryPolicy = DEFAULT_POLICY) -> list[Outcome]:
+    """Carry out every non-manual change. A failed change is reported and the rest still run."""
+    outcomes: list[Outcome] = []
+
+    def done(o: Outcome) -> None:
+        outcomes.append(o)
+        if report:
+            report(o)
+
+    astro_changes = [c for c in plan.changes if c.resource in (ASTRO_DELETE, ASTRO_DEACTIVATE)]
+    if astro_changes:
+        for o in asyncio.run(_astro_changes(astro, astro_changes, policy)):
+            done(o)
+    for c in plan.changes:
+        if c.resource == OKTA_REASSIGN:
+            done(_reassign(provider, c))
+        elif c.resource == OKTA_REPUSH:
+            done(_repush(provider, c))
+    azure = [c for c in plan.changes if c.resource in (AZURE_USER, AZURE_GROUP)]
+    if azure:
+        for o in _on_demand(provider, azure, astro, policy):
+            done(o)
+    return outcomes
+
+
+def _reassign(provider: Any, change: Change) -> Outcome:
+    try:
+        return Outcome(change, True, str(provider.reassign_user(change.data["login"])))
+    except ConnectorError as exc:
+        return Outcome(change, False, str(exc))
+
+
+def _repush(provider: Any, change: Change) -> Outcome:
+    try:
+        group_ids = change.data.get("relink_group_ids") or []
+        if group_ids:
+            state = provider.relink_group(change.data["group"], group_ids=group_ids)
+        else:
+            state = provider.repush_group(change.data["group"])
+        verified = getattr(state, "verified", None)
+        text = ("unlinked and pushed again: " if group_ids else "") + str(getattr(state, "result", "") or "pushed")
+    except ConnectorError as exc:
+        return Outcome(change, False, str(exc))
+    return Outcome(change, verified is not False, text)
+
+
+def _on_demand(provider: Any, changes: list[Change], astro: AstroConfig, policy: RetryPolicy) -> list[Outcome]:
+    """Provision on demand (the provider paces Entra's 5-calls-per-10-s limit), then check Teams in Astro."""
+    out: list[Outcome] = []
+    for c in changes:
+        kind = "users" if c.resource == AZURE_USER else "groups"
+        texts: list[str] = []
+        ok = True
+        if kind == "users" or c.data.get("on_demand", True):
+            try:
+                results = provider.provision_on_demand(**{kind: [c.data["subject"]]})
+            except ConnectorError as exc:
+                out.append(Outcome(c, False, str(exc)))
+                continue
+            failed = [r for r in results if getattr(r, "failed", False)]
+            ok = not failed
+            texts.append(_summarise(results) or "provisioned on demand")
+        if kind == "groups" and ok and (c.data.get("add_users") or c.data.get("remove_ids")):
+            try:
+                texts.append(asyncio.run(_fix_team_members(astro, c.data["team"], c.data.get("add_users", []),
+                                                           c.data.get("remove_ids", []), policy)))
+            except ConnectorError as exc:
+                ok = False
+                texts.append(str(exc))
+        out.append(Outcome(c, ok, "; ".join(texts)))
+    return out
+
+
+def _summarise(results: list[Any]) -> str:
+    """Entra's verdicts, short: each subject for one or two, else counted per object type and outcome."""
+    if len(results) <= 2:
+        return "; ".join(r.describe() for r in results)
+    counts: dict[str, int] = {}
+    for r in results:
+        line = f"{r.object_type}: {r.action or 'no action'}, {r.status}" + (f" ({r.reason})" if r.reason else "")
+        counts[line] = counts.get(line, 0) + 1
+    return "on demand: " + "; ".join(f"{n} x {line}" for line, n in counts.items())
+
+
+async def _fix_team_members(astro: AstroConfig, team: str, add_users: list[str], remove_ids: list[str],
+                            policy: RetryPolicy) -> str:
+    """Make the named members right in the Astro Team (after on-demand provisioning, which may skip it)."""
+    async with AstroScimHttp(astro, timeout=30.0, policy=policy) as scim:
+        found = await scim.get("/Groups", {"filter": f"displayName eq {scim_filter_value(team)}"})
+        groups = (found or {}).get("Resources") or []
+        if not groups:
+            raise RemoteError(f"no Team named {team!r} after provisioning", service="Astro SCIM",
+                              endpoint=scim.base + "/Groups")
+        group = groups[0]
+        members = {m.get("value") for m in group.get("members") or [] if isinstance(m, dict)}
+        to_add: list[str] = []
+        for user_name in add_users:
+            hit = await scim.get("/Users", {"filter": f"userName eq {scim_filter_value(user_name)}"})
+            users = (hit or {}).get("Resources") or []
+            if not users:
+                raise RemoteError(f"no Astro user {user_name!r} to add to {team!r}", service="Astro SCIM",
+                                  endpoint=scim.base + "/Users")
+            if users[0]["id"] not in members:
+                to_add.append(str(users[0]["id"]))
+        to_remove = [i for i in remove_ids if i in members]
+        if not to_add and not to_remove:
+            return f"Team {team!r} members are right in Astro"
+        ops: list[dict[str, Any]] = []
+        if to_add:
+            ops.append({"op": "add", "path": "members", "value": [{"value": i} for i in to_add]})
+        ops += [{"op": "remove", "path": f"members[value eq {scim_filter_value(i)}]"} for i in to_remove]
+        await scim.request("PATCH", f"/Groups/{group['id']}", json={"schemas": [PATCH_OP], "Operations": ops})
+        return (f"Entra skipped the Team (it tracks what it exported, not Astro's state): patched {team!r} in Astro "
+                f"directly (+{len(to_add)} -{len(to_remove)} member(s))")
+
+
+async def _astro_changes(astro: AstroConfig, changes: list[Change], policy: RetryPolicy) -> list[Outcome]:
+    """SCIM DELETE / PATCH on Astro users, a few at a time; a 404 on delete means it is already gone."""
+    sem = asyncio.Semaphore(4)
+    deactivate = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": False}]}
+    async with AstroScimHttp(astro, timeout=30.0, policy=policy) as scim:
+
+        async def one(c: Change) -> Outcome:
+            path = f"/Users/{c.data['astro_id']}"
+            try:
+                async with sem:
+                    if c.resource == ASTRO_DELETE:
+                        try:
+                            await scim.request("DELETE", path)
+                        except RemoteError as exc:
+                            if exc.status != 404:
+                                raise
+                            return Outcome(c, True, "already gone")
+                        return Outcome(c, True, "deleted")
+                    await scim.request("PATCH", path, json=deactivate)
+                    return Outcome(c, True, "deactivated (active=false)")
+            except ConnectorError as exc:
+                return Outcome(c, False, str(exc))
+
+        return list(await asyncio.gather(*(one(c) for c in changes)))

@@ -1,0 +1,310 @@
+"""The project file `astro-scim.yaml` -> typed, validated models. Secrets stay references until used."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connector.errors import ConfigError, Location
+from connector.support import yamlsrc
+from connector.support.secret import Secret
+from connector.support.urls import check_endpoint
+
+DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+
+
+@dataclass
+class AstroConfig:
+    scim_url: str
+    token: Secret
+    api_url: str = "https://api.astronomer.io/v1"
+    organization_id: str = ""
+    team_wait_seconds: float = 60.0  # access templates: how long apply waits for an IdP to push a Team
+    page_size: int = 100  # resources per SCIM list page the drift reader asks for (capped by maxResults)
+
+
+@dataclass
+class OktaConfig:
+    org_url: str
+    token: Secret | None = None
+    client_id: str | None = None
+    private_key: Secret | None = None
+    scopes: list[str] = field(default_factory=list)
+    app_label: str | None = "Astro"
+    app_id: str | None = None
+    integration: str = "oin"  # oin = Okta's Astro catalogue app; manual = custom SCIM app
+    mapping: Path | None = None
+    assign_groups: list[str] = field(default_factory=list)
+    push_groups: list[str] = field(default_factory=list)
+    astro: AstroConfig | None = None  # overrides the top-level astro section for this IdP
+    location: Location | None = None
+
+
+@dataclass
+class AzureCredential:
+    kind: str  # secret | certificate | cli | default | workload | token
+    client_id: str | None = None
+    client_secret: Secret | None = None
+    certificate_path: Path | None = None
+    token: Secret | None = None
+
+
+@dataclass
+class AzureConfig:
+    tenant_id: str
+    credential: AzureCredential
+    graph_url: str = DEFAULT_GRAPH_URL
+    app_display_name: str | None = "Astro"
+    app_id: str | None = None
+    mapping: Path | None = None
+    assign_groups: list[str] = field(default_factory=list)
+    astro: AstroConfig | None = None  # overrides the top-level astro section for this IdP
+    location: Location | None = None
+
+
+@dataclass
+class SafetyConfig:
+    max_delete_fraction: float = 0.10
+    max_delete_count: int = 25
+
+
+@dataclass
+class ProjectConfig:
+    file: str
+    astro: AstroConfig | None = None
+    okta: OktaConfig | None = None
+    azure: AzureConfig | None = None
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    access: dict[str, Any] = field(default_factory=dict)
+    document: yamlsrc.Document | None = None
+
+    def idps(self) -> list[str]:
+        return [name for name in ("okta", "azure") if getattr(self, name) is not None]
+
+    def astro_for(self, idp: str) -> AstroConfig:
+        """The Astro organization an IdP provisions into: its own `astro:` block, else the top-level one."""
+        section = getattr(self, idp, None)
+        target = getattr(section, "astro", None) or self.astro
+        if target is None:
+            raise ConfigError(
+                f"no Astro SCIM endpoint configured for {idp}",
+                location=self.document.loc(()) if self.document else None,
+                hint="add an 'astro:' section with scim_url and token",
+            )
+        return target
+
+
+class _Section:
+    """Reads one mapping of the document with location-aware type checks and unknown-key detection."""
+
+    def __init__(self, doc: yamlsrc.Document, path: tuple[str | int, ...], allowed: set[str], base: Path) -> None:
+        self.doc, self.path, self.base = doc, path, base
+        node: Any = doc.data
+        for p in path:
+            node = node[p]
+        if not isinstance(node, dict):
+            raise ConfigError(f"'{'.'.join(map(str, path))}' must be a mapping", location=doc.loc(path))
+        self.data: dict[str, Any] = node
+        for key in node:
+            if key not in allowed:
+                raise ConfigError(
+                    f"unknown key '{key}' in '{'.'.join(map(str, path))}'",
+                    location=doc.loc((*path, key), key=True),
+                    hint="allowed keys: " + ", ".join(sorted(allowed)),
+                )
+
+    def loc(self, key: str) -> Location:
+        return self.doc.loc((*self.path, key))
+
+    def text(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise ConfigError(
+                    f"'{'.'.join(map(str, self.path))}.{key}' is required", location=self.doc.loc(self.path)
+                )
+            return default
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise ConfigError(f"'{key}' must be a string", location=self.loc(key))
+        return str(value)
+
+    def secret(self, key: str) -> Secret | None:
+        value = self.text(key)
+        return Secret(value, location=self.loc(key), base_dir=self.base) if value is not None else None
+
+    def str_list(self, key: str) -> list[str]:
+        value = self.data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"'{key}' must be a list of strings", location=self.loc(key))
+        return list(value)
+
+    def path_value(self, key: str) -> Path | None:
+        value = self.text(key)
+        if value is None:
+            return None
+        p = Path(value)
+        return p if p.is_absolute() else self.base / p
+
+    def sub(self, key: str, allowed: set[str]) -> _Section | None:
+        if self.data.get(key) is None:
+            return None
+        return _Section(self.doc, (*self.path, key), allowed, self.base)
+
+
+ASTRO_KEYS = ("scim_url", "token", "api_url", "organization_id", "team_wait_seconds", "page_size")
+
+
+def _astro(doc: yamlsrc.Document, base: Path, path: tuple[str, ...] = ("astro",)) -> AstroConfig:
+    s = _Section(doc, path, set(ASTRO_KEYS), base)
+    scim_url = check_endpoint(s.text("scim_url", required=True) or "", what="astro.scim_url", location=s.loc("scim_url"))
+    token = s.secret("token") or Secret("env:ASTRO_API_TOKEN", location=s.loc("token"))
+    api_url = check_endpoint(
+        s.text("api_url", "https://api.astronomer.io/v1") or "", what="astro.api_url", location=s.loc("api_url")
+    )
+    org_id = s.text("organization_id") or scim_url.rstrip("/").rsplit("/", 1)[-1]
+    wait = s.data.get("team_wait_seconds", 60.0)
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
+        raise ConfigError("team_wait_seconds must be a number of seconds (>= 0)", location=s.loc("team_wait_seconds"))
+    page_size = s.data.get("page_size", 100)
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 1000:
+        raise ConfigError("page_size must be a whole number from 1 to 1000 (resources per SCIM list page)",
+                          location=s.loc("page_size"))
+    return AstroConfig(scim_url=scim_url, token=token, api_url=api_url, organization_id=org_id,
+                       team_wait_seconds=float(wait), page_size=page_size)
+
+
+def _okta(doc: yamlsrc.Document, base: Path) -> OktaConfig:
+    s = _Section(
+        doc,
+        ("okta",),
+        {"org_url", "token", "client_id", "private_key", "scopes", "app", "integration", "mapping",
+         "assign_groups", "push_groups", "astro"},
+        base,
+    )
+    org_url = s.text("org_url") or os.environ.get("OKTA_CLIENT_ORGURL")
+    if not org_url:
+        raise ConfigError("okta.org_url is required (or set OKTA_CLIENT_ORGURL)", location=doc.loc(("okta",)))
+    org_url = check_endpoint(org_url, what="okta.org_url", location=s.loc("org_url"))
+    token = s.secret("token")
+    private_key = s.secret("private_key")
+    client_id = s.text("client_id")
+    if token is None and private_key is None:
+        token = Secret("env:OKTA_CLIENT_TOKEN", location=doc.loc(("okta",)))
+    if private_key is not None and not client_id:
+        raise ConfigError("okta.private_key needs okta.client_id (the OAuth service app)", location=s.loc("private_key"))
+    app = s.sub("app", {"label", "id"})
+    integration = s.text("integration", "oin") or "oin"
+    if integration not in ("oin", "manual"):
+        raise ConfigError(
+            f"okta.integration must be 'oin' or 'manual', not {integration!r}", location=s.loc("integration")
+        )
+    return OktaConfig(
+        org_url=org_url,
+        token=token,
+        client_id=client_id,
+        private_key=private_key,
+        scopes=s.str_list("scopes"),
+        app_label=(app.text("label") if app else "Astro") if not (app and app.text("id")) else None,
+        app_id=app.text("id") if app else None,
+        integration=integration,
+        mapping=s.path_value("mapping"),
+        assign_groups=s.str_list("assign_groups"),
+        push_groups=s.str_list("push_groups"),
+        astro=_astro(doc, base, ("okta", "astro")) if s.data.get("astro") is not None else None,
+        location=doc.loc(("okta",)),
+    )
+
+
+def _azure(doc: yamlsrc.Document, base: Path) -> AzureConfig:
+    s = _Section(
+        doc, ("azure",), {"tenant_id", "credential", "graph_url", "app", "mapping", "assign_groups", "astro"}, base
+    )
+    tenant = s.text("tenant_id") or os.environ.get("AZURE_TENANT_ID")
+    if not tenant:
+        raise ConfigError("azure.tenant_id is required (or set AZURE_TENANT_ID)", location=doc.loc(("azure",)))
+    c = s.sub("credential", {"type", "client_id", "client_secret", "certificate_path", "token"})
+    cred: AzureCredential
+    if c is None:
+        client_id = os.environ.get("AZURE_CLIENT_ID")
+        if client_id and os.environ.get("AZURE_CLIENT_SECRET"):
+            cred = AzureCredential("secret", client_id=client_id, client_secret=Secret("env:AZURE_CLIENT_SECRET"))
+        else:
+            cred = AzureCredential("default")
+    else:
+        kind = c.text("type")
+        if c.text("token") is not None:
+            cred = AzureCredential(kind or "token", token=c.secret("token"))
+        elif c.text("client_secret") is not None:
+            cred = AzureCredential(
+                kind or "secret", client_id=c.text("client_id", required=True), client_secret=c.secret("client_secret")
+            )
+        elif c.text("certificate_path") is not None:
+            cred = AzureCredential(
+                kind or "certificate", client_id=c.text("client_id", required=True),
+                certificate_path=c.path_value("certificate_path"),
+            )
+        else:
+            cred = AzureCredential(kind or "default", client_id=c.text("client_id"))
+        if cred.kind not in ("secret", "certificate", "cli", "default", "workload", "token"):
+            raise ConfigError(
+                f"unknown azure.credential.type {cred.kind!r}",
+                location=c.loc("type"),
+                hint="use one of: secret, certificate, cli, default, workload, token",
+            )
+    app = s.sub("app", {"display_name", "app_id"})
+    graph_url = check_endpoint(s.text("graph_url", DEFAULT_GRAPH_URL) or "", what="azure.graph_url",
+                               location=s.loc("graph_url"))
+    return AzureConfig(
+        tenant_id=tenant,
+        credential=cred,
+        graph_url=graph_url,
+        app_display_name=(app.text("display_name") if app else "Astro") if not (app and app.text("app_id")) else None,
+        app_id=app.text("app_id") if app else None,
+        mapping=s.path_value("mapping"),
+        assign_groups=s.str_list("assign_groups"),
+        astro=_astro(doc, base, ("azure", "astro")) if s.data.get("astro") is not None else None,
+        location=doc.loc(("azure",)),
+    )
+
+
+def load_config(path: str | Path) -> ProjectConfig:
+    doc = yamlsrc.load(path)
+    if doc.duplicates:
+        key, loc = doc.duplicates[0]
+        raise ConfigError(f"duplicate key '{key[-1]}'", location=loc)
+    if not isinstance(doc.data, dict):
+        raise ConfigError("the config file must be a YAML mapping", location=doc.loc(()))
+    base = Path(path).resolve().parent
+    allowed = {"astro", "okta", "azure", "safety", "access"}
+    for key in doc.data:
+        if key not in allowed:
+            raise ConfigError(
+                f"unknown top-level key '{key}'", location=doc.loc((key,), key=True),
+                hint="allowed keys: " + ", ".join(sorted(allowed)),
+            )
+    cfg = ProjectConfig(file=str(path), document=doc)
+    if doc.data.get("astro") is not None:
+        cfg.astro = _astro(doc, base)
+    if doc.data.get("okta") is not None:
+        cfg.okta = _okta(doc, base)
+    if doc.data.get("azure") is not None:
+        cfg.azure = _azure(doc, base)
+    if doc.data.get("safety") is not None:
+        s = _Section(doc, ("safety",), {"max_delete_fraction", "max_delete_count"}, base)
+        try:
+            cfg.safety = SafetyConfig(
+                max_delete_fraction=float(s.data.get("max_delete_fraction", 0.10)),
+                max_delete_count=int(s.data.get("max_delete_count", 25)),
+            )
+        except (TypeError, ValueError):
+            raise ConfigError("safety limits must be numbers", location=doc.loc(("safety",))) from None
+    access = doc.data.get("access")
+    if access is not None:
+        if not isinstance(access, dict):
+            raise ConfigError("'access' must be a mapping of group name -> roles", location=doc.loc(("access",)))
+        cfg.access = access
+    return cfg

@@ -1,0 +1,30 @@
+"""Plans as people and scripts read them."""
+
+from __future__ import annotations
+
+import json
+
+from connector import output
+from connector.plan.model import Action, Plan
+
+_STYLE = {
+    Action.CREATE: "green", Action.UPDATE: "yellow", Action.DELETE: "red", Action.MANUAL: "magenta",
+    Action.RUN: "cyan",
+}
+
+
+def show_plans(plans: list[Plan], fmt: str = "text") -> None:
+    if fmt == "json":
+        output.raw(json.dumps({"plans": [p.to_json() for p in plans]}, indent=2, default=str))
+        return
+    for plan in plans:
+        if not plan:
+            output.say(f"{plan.provider}: no changes", style="green")
+            continue
+        counts = ", ".join(f"{n} to {a}" for a, n in plan.counts().items())
+        output.say(f"{plan.provider}: {len(plan.changes)} change(s) ({counts})", style="bold")
+        for change in plan.changes:
+            output.say("  " + change.describe(), style=_STYLE[change.action])
+            if change.action is Action.MANUAL and change.data.get("steps"):
+                for line in str(change.data["steps"]).splitlines():
+                    output.say("      " + line)

@@ -1,0 +1,254 @@
+"""A thin wrapper over msgraph-sdk's GraphServiceClient: credentials, base URL, retries, errors, raw JSON.
+
+Why a wrapper: every call needs the same three things the SDK does not give us. (1) Errors translated into one
+readable line (azure_errors.translate), with the missing Graph permission named on 403. (2) The project's retry
+policy on top of the SDK's RetryHandler (which retries 429/503/504 only; we also retry 500/502 and dropped
+connections). (3) Raw JSON for the calls the SDK gets wrong: the synchronization schema (GET -> model -> PATCH
+loses flowTypes and the PATCH route answers 404; we GET bytes and PUT JSON) and reading secrets (no `.get()`).
+
+All SDK imports are lazy: offline commands never load msgraph, kiota or azure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from connector.config.load import AzureConfig
+from connector.errors import ConfigError
+from connector.providers.entra.errors import translate
+from connector.support.http import DEFAULT_POLICY, RetryPolicy, is_retryable, retry_async
+from connector.support.redact import register
+from connector.support.secret import Secret
+
+log = logging.getLogger("connector.graph")
+T = TypeVar("T")
+
+GITHUB_AUDIENCE = "api://AzureADTokenExchange"
+
+
+class StaticTokenCredential:
+    """An azure-core TokenCredential that hands out one fixed bearer token (CI tokens, the sandbox).
+
+    azure-core ships none. kiota calls `get_token(*scopes, claims=..., enable_cae=True)`, hence **kwargs.
+    """
+
+    def __init__(self, token: Secret) -> None:
+        self._token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self._token.reveal(), int(time.time()) + 3600)
+
+    def close(self) -> None:
+        pass
+
+
+def _github_oidc_token() -> str:
+    """A fresh GitHub Actions OIDC JWT for Entra's token exchange (it lives ~5 minutes: fetch per token request)."""
+    import httpx
+
+    url = os.environ["ACTIONS_ID_TOKEN_REQUEST_URL"]
+    bearer = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "")
+    register(bearer)
+    sep = "&" if "?" in url else "?"
+    resp = httpx.get(f"{url}{sep}audience={GITHUB_AUDIENCE}", headers={"Authorization": f"bearer {bearer}"},
+                     timeout=30)
+    resp.raise_for_status()
+    token = str(resp.json()["value"])
+    register(token)
+    return token
+
+
+def build_credential(cfg: AzureConfig) -> Any:
+    """The azure-identity credential for azure.credential.type (secret|certificate|cli|default|workload|token)."""
+    c = cfg.credential
+    kind = c.kind
+    if kind == "token":
+        if c.token is None:
+            raise ConfigError("azure.credential.type 'token' needs azure.credential.token", location=cfg.location)
+        return StaticTokenCredential(c.token)
+
+    from azure import identity
+
+    client_id = c.client_id or os.environ.get("AZURE_CLIENT_ID")
+    if kind == "secret":
+        if not client_id or c.client_secret is None:
+            raise ConfigError("azure.credential needs client_id and client_secret", location=cfg.location)
+        return identity.ClientSecretCredential(cfg.tenant_id, client_id, c.client_secret.reveal())
+    if kind == "certificate":
+        if not client_id or c.certificate_path is None:
+            raise ConfigError("azure.credential needs client_id and certificate_path", location=cfg.location)
+        return identity.CertificateCredential(cfg.tenant_id, client_id, certificate_path=str(c.certificate_path))
+    if kind == "cli":
+        return identity.AzureCliCredential(tenant_id=cfg.tenant_id)
+    if kind == "workload":
+        if not client_id:
+            raise ConfigError(
+                "azure.credential type 'workload' needs client_id (or AZURE_CLIENT_ID)", location=cfg.location
+            )
+        if os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL"):
+            # GitHub hands out the JWT over HTTP, not as a file: exchange a fresh one on every token request.
+            return identity.ClientAssertionCredential(cfg.tenant_id, client_id, _github_oidc_token)
+        token_file = os.environ.get("AZURE_FEDERATED_TOKEN_FILE")
+        if not token_file:
+            raise ConfigError(
+                "workload identity needs a federated token: run inside GitHub Actions with 'permissions: "
+                "id-token: write', or set AZURE_FEDERATED_TOKEN_FILE", location=cfg.location,
+            )
+        return identity.WorkloadIdentityCredential(
+            tenant_id=cfg.tenant_id, client_id=client_id, token_file_path=token_file
+        )
+    return identity.DefaultAzureCredential()
+
+
+class GraphClient:
+    """One GraphServiceClient per provider, created on first use inside the provider's event loop."""
+
+    def __init__(self, cfg: AzureConfig, *, policy: RetryPolicy = DEFAULT_POLICY) -> None:
+        self.cfg = cfg
+        self.policy = policy
+        self._credential: Any = None
+        self._client: Any = None
+        self._http: Any = None
+
+    @property
+    def sdk(self) -> Any:
+        """The GraphServiceClient (msgraph.GraphServiceClient) with base URL = azure.graph_url."""
+        if self._client is None:
+            import httpx
+            from kiota_authentication_azure.azure_identity_authentication_provider import (
+                AzureIdentityAuthenticationProvider,
+            )
+            from kiota_http.middleware.options import RetryHandlerOption
+            from msgraph import GraphRequestAdapter, GraphServiceClient
+            from msgraph.graph_request_adapter import options as graph_options
+            from msgraph_core import GraphClientFactory
+
+            self._credential = build_credential(self.cfg)
+            base = self.cfg.graph_url.rstrip("/")
+            options = dict(graph_options)
+            # Retry-After is honoured as sent; without it, no extra 3 s base delay on top of the backoff.
+            options[RetryHandlerOption.get_key()] = RetryHandlerOption(delay=0.0, max_retries=3)
+            http = httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(100, connect=30))
+            self._http = GraphClientFactory.create_with_default_middleware(client=http, options=options)
+            auth = AzureIdentityAuthenticationProvider(self._credential)
+            adapter = GraphRequestAdapter(auth, client=self._http)
+            adapter.base_url = base
+            self._client = GraphServiceClient(request_adapter=adapter)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        self._client = None
+        close = getattr(self._credential, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:  # closing a credential must never mask the real outcome
+                pass
+        self._credential = None
+
+    async def call(
+        self,
+        endpoint: str,
+        op: Callable[[], Awaitable[T]],
+        *,
+        permission: str | None = None,
+        retry: bool = True,
+        retry_on: Callable[[BaseException], bool] | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> T:
+        """Run one SDK call: translate its errors; retry transient ones (idempotent calls only)."""
+
+        async def once() -> T:
+            try:
+                return await op()
+            except Exception as exc:
+                raise translate(exc, endpoint=endpoint, permission=permission) from None
+
+        if not retry:
+            return await once()
+        pol = policy or self.policy
+        return await retry_async(once, what=endpoint, policy=pol,
+                                 retry_on=retry_on or (lambda e: is_retryable(e, pol)))
+
+    # --- raw JSON over the SDK's adapter (auth, retries and base URL stay the SDK's) -------------------------
+
+    async def send_json(
+        self,
+        endpoint: str,
+        make_request: Callable[[], Any],
+        *,
+        body: Any = None,
+        permission: str | None = None,
+        retry: bool = True,
+        retry_on: Callable[[BaseException], bool] | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> Any:
+        """Send the RequestInformation `make_request()` builds (an SDK builder's URL, query and method) with an
+        optional JSON body; return the parsed JSON answer, or None for an empty one (204)."""
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+        adapter = self.sdk.request_adapter
+
+        async def send() -> Any:
+            ri = make_request()
+            ri.headers.try_add("Accept", "application/json")
+            if body is not None:
+                ri.set_stream_content(json.dumps(body).encode("utf-8"), "application/json")
+            data = await adapter.send_primitive_async(ri, "bytes", {"XXX": ODataError})  # None on 204
+            return json.loads(data) if data else None
+
+        return await self.call(endpoint, send, permission=permission, retry=retry, retry_on=retry_on,
+                               policy=policy)
+
+    async def raw(
+        self,
+        method: str,
+        builder: Any,
+        endpoint: str,
+        *,
+        body: Any = None,
+        permission: str | None = None,
+        retry: bool = True,
+        retry_on: Callable[[BaseException], bool] | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> Any:
+        """`method` on the URL of an SDK request builder (no query), raw JSON in and out."""
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.request_information import RequestInformation
+
+        def make() -> Any:
+            return RequestInformation(Method[method], builder.url_template, dict(builder.path_parameters))
+
+        return await self.send_json(endpoint, make, body=body, permission=permission, retry=retry,
+                                    retry_on=retry_on, policy=policy)
+
+    async def get_all_json(self, endpoint: str, builder: Any, config: Any = None, *,
+                           permission: str | None = None) -> list[dict[str, Any]]:
+        """Every item of a collection as raw JSON, following @odata.nextLink. Raw, because parsing thousands of
+        users into SDK models and back costs more than the request."""
+        page = await self.send_json(endpoint, lambda: builder.to_get_request_information(config),
+                                    permission=permission)
+        items: list[dict[str, Any]] = list((page or {}).get("value") or [])
+        link = (page or {}).get("@odata.nextLink")
+        while link:
+            page = await self.send_json(endpoint, _next_request(builder, link), permission=permission)
+            items.extend((page or {}).get("value") or [])
+            link = (page or {}).get("@odata.nextLink")
+        return items
+
+
+def _next_request(builder: Any, link: str) -> Callable[[], Any]:
+    def make() -> Any:
+        return builder.with_url(link).to_get_request_information()
+
+    return make

@@ -1,0 +1,206 @@
+"""Merge the YAML attribute mappings into an Entra synchronization schema (raw Graph JSON). Pure: no I/O.
+
+We own, per YAML target, an attributeMapping's `source`, `matchingPriority`, `flowType` and `defaultValue`.
+Everything else in the schema (directories, metadata, other rules, scoping filters, flowTypes, mappings the YAML
+does not name, flowBehavior, unknown fields) is kept exactly as Graph returned it: the schema is replaced whole
+by PUT, so anything we dropped would be deleted in the tenant. Template mappings the YAML does not name (active,
+emails, externalId...) stay: the YAML says what Astro must receive, not what else Entra may send.
+
+Expressions are compared by their canonical text (entra_expr.format), so a tree Graph wrote with other parameter
+keys or spacing is not "changed" on every run.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from connector.errors import RemoteError
+from connector.mapping.expr import entra as entra_expr
+from connector.mapping.model import ApplyOn, AttributeMapping, MappingFile
+
+OBJECTS = ("User", "Group")
+FLOW_TYPE = {ApplyOn.CREATE_AND_UPDATE: "Always", ApplyOn.CREATE_ONLY: "ObjectAddOnly"}
+
+
+@dataclass(frozen=True)
+class MappingDiff:
+    """One attributeMapping the merge adds or changes."""
+
+    object_name: str  # "User" | "Group"
+    target: str
+    before: str | None  # canonical expression before; None = the mapping did not exist
+    after: str
+    changes: tuple[str, ...] = ()  # other owned fields that change, e.g. "matching 0 -> 1"
+
+    @property
+    def key(self) -> str:
+        return f"{self.object_name} {self.target}"
+
+    def describe(self) -> str:
+        if self.before is None:
+            text = f"add {self.after}"
+        elif self.before != self.after:
+            text = f"{self.before} -> {self.after}"
+        else:
+            text = self.after
+        return text + "".join(f"; {c}" for c in self.changes)
+
+
+def _shape_error(message: str) -> RemoteError:
+    return RemoteError(message, service="graph", endpoint="synchronization schema", status=0, code="SchemaShape",
+                       hint="the job's schema is not a SCIM provisioning schema; was the job created from "
+                            "templateId 'scim'?")
+
+
+def find_rule(schema: dict[str, Any]) -> dict[str, Any]:
+    """The rule that provisions users: its objectMappings have sourceObjectName == "User".
+
+    The source directory is "Azure Active Directory" in older tenants and "Microsoft Entra ID" in newer ones, so
+    the rule is found by what it maps, never by directory name.
+    """
+    for rule in schema.get("synchronizationRules") or []:
+        for om in rule.get("objectMappings") or []:
+            if str(om.get("sourceObjectName", "")).lower() == "user":
+                return rule  # type: ignore[no-any-return]
+    raise _shape_error("the synchronization schema has no rule with a User object mapping")
+
+
+def object_mapping(rule: dict[str, Any], source_object: str) -> dict[str, Any] | None:
+    for om in rule.get("objectMappings") or []:
+        if str(om.get("sourceObjectName", "")).lower() == source_object.lower():
+            return om  # type: ignore[no-any-return]
+    return None
+
+
+def canonical(source: Any) -> str:
+    """Canonical text of an attributeMappingSource (falls back to its raw expression if we cannot parse it)."""
+    if not isinstance(source, dict):
+        return ""
+    try:
+        return entra_expr.format(entra_expr.from_source_tree(source))
+    except entra_expr.ExpressionError:
+        return str(source.get("expression") or source.get("name") or "")
+
+
+def desired_source(m: AttributeMapping) -> dict[str, Any]:
+    return entra_expr.to_source_tree(entra_expr.parse(m.source or ""))
+
+
+def _target_attribute_defined(schema: dict[str, Any], rule: dict[str, Any], om: dict[str, Any], target: str) -> bool:
+    directory = str(rule.get("targetDirectoryName", "")).lower()
+    obj_name = str(om.get("targetObjectName", "")).lower()
+    for d in schema.get("directories") or []:
+        if str(d.get("name", "")).lower() != directory:
+            continue
+        for obj in d.get("objects") or []:
+            if str(obj.get("name", "")).lower() == obj_name:
+                return any(str(a.get("name", "")).lower() == target.lower() for a in obj.get("attributes") or [])
+    return True  # no definition to check against: leave the directory alone
+
+
+def _define_target_attribute(schema: dict[str, Any], rule: dict[str, Any], om: dict[str, Any], target: str) -> None:
+    """Entra refuses a mapping to an attribute its target object does not list (the portal's "Edit attribute
+    list"); add a plain string definition."""
+    directory = str(rule.get("targetDirectoryName", "")).lower()
+    obj_name = str(om.get("targetObjectName", "")).lower()
+    for d in schema.get("directories") or []:
+        if str(d.get("name", "")).lower() != directory:
+            continue
+        for obj in d.get("objects") or []:
+            if str(obj.get("name", "")).lower() == obj_name:
+                obj.setdefault("attributes", []).append({
+                    "name": target, "type": "String", "mutability": "ReadWrite", "required": False,
+                    "multivalued": False, "caseExact": False, "anchor": False, "flowNullValues": False,
+                    "defaultValue": None, "apiExpressions": [], "referencedObjects": [], "metadata": [],
+                })
+                return
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == ""
+
+
+def merge(schema: dict[str, Any], mapping: MappingFile) -> tuple[dict[str, Any], list[MappingDiff]]:
+    """The schema with the YAML mappings applied, and what changed. The input is not modified."""
+    merged = copy.deepcopy(schema)
+    rule = find_rule(merged)
+    diffs: list[MappingDiff] = []
+    for obj_name, items in (("User", mapping.users), ("Group", mapping.groups)):
+        if not items:
+            continue
+        om = object_mapping(rule, obj_name)
+        if om is None:
+            raise _shape_error(f"the provisioning rule has no {obj_name} object mapping")
+        attrs: list[dict[str, Any]] = om.setdefault("attributeMappings", [])
+        index = {str(a.get("targetAttributeName", "")).lower(): a for a in attrs}
+        for m in items:
+            diff = _merge_one(merged, rule, om, attrs, index, obj_name, m)
+            if diff is not None:
+                diffs.append(diff)
+    return merged, diffs
+
+
+def _merge_one(
+    schema: dict[str, Any],
+    rule: dict[str, Any],
+    om: dict[str, Any],
+    attrs: list[dict[str, Any]],
+    index: dict[str, dict[str, Any]],
+    obj_name: str,
+    m: AttributeMapping,
+) -> MappingDiff | None:
+    want_source = desired_source(m)
+    after = canonical(want_source)
+    want_flow = FLOW_TYPE[m.apply_on]
+    existing = index.get(m.target.lower())
+    if existing is None:
+        notes: list[str] = []
+        if not _target_attribute_defined(schema, rule, om, m.target):
+            _define_target_attribute(schema, rule, om, m.target)
+            notes.append(f"defines {m.target} on {om.get('targetObjectName')}")
+        if m.matching:
+            notes.append(f"matching {m.matching}")
+        if m.apply_on is ApplyOn.CREATE_ONLY:
+            notes.append("on create only")
+        new = {
+            "targetAttributeName": m.target,
+            "source": want_source,
+            "defaultValue": m.default,
+            "exportMissingReferences": False,
+            "flowBehavior": "FlowWhenChanged",
+            "flowType": want_flow,
+            "matchingPriority": m.matching,
+        }
+        attrs.append(new)
+        index[m.target.lower()] = new
+        return MappingDiff(obj_name, m.target, None, after, tuple(notes))
+
+    changes: list[str] = []
+    before = canonical(existing.get("source"))
+    if before != after:
+        existing["source"] = want_source
+    have_match = int(existing.get("matchingPriority") or 0)
+    if have_match != m.matching:
+        changes.append(f"matching {have_match} -> {m.matching}")
+        existing["matchingPriority"] = m.matching
+    have_flow = existing.get("flowType") or "Always"
+    if have_flow != want_flow:
+        changes.append(f"flowType {have_flow} -> {want_flow}")
+        existing["flowType"] = want_flow
+    have_default = existing.get("defaultValue")
+    if not (_blank(have_default) and _blank(m.default)) and have_default != m.default:
+        changes.append(f"default {have_default!r} -> {m.default!r}")
+        existing["defaultValue"] = m.default
+    if before == after and not changes:
+        return None
+    return MappingDiff(obj_name, str(existing.get("targetAttributeName") or m.target), before, after, tuple(changes))
+
+
+def rule_id(schema: dict[str, Any]) -> str:
+    """The id provisionOnDemand needs (the user/group rule's)."""
+    rid = find_rule(schema).get("id")
+    if not rid:
+        raise _shape_error("the provisioning rule has no id")
+    return str(rid)

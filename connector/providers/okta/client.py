@@ -1,0 +1,446 @@
+"""The one way this tool talks to Okta: the official `okta` SDK (async), wrapped so its sharp edges stay here.
+
+What the wrapper adds over calling the SDK directly (reference/okta-api.md section 2.4):
+- every result tuple is unpacked defensively: typed calls return 3-tuples, `None`-returning calls (delete,
+  unassign, lifecycle) return 2-tuples on error, and a dropped connection makes typed calls raise
+  AttributeError instead of returning an error (`test_sdk_defect_*` in tests/test_okta_provider_sdk.py pin each);
+- list endpoints are read through the SDK's own request executor, because `ApiResponse.headers` keeps only the
+  last `Link` header and would silently lose the next-page cursor;
+- calls whose models are broken (provisioning connection enum, application `features`/`settings.app`, mapping
+  property removal with nulls) go through the same executor as raw JSON;
+- every SDK error becomes a connector.errors exception (endpoint, HTTP status, Okta errorCode, no secret);
+- the project's retry policy (connector.http.retry_async) handles 429/5xx/dropped connections, and a RateBudget
+  fed from X-Rate-Limit-* headers slows down before the limit; the SDK's own retry is turned off (it waits
+  `reset - Date + 1` whole seconds and only when both headers are present), so there is one policy, not two;
+- the client is built from the SDK API classes this tool calls, not `okta.client.Client` (which imports all of
+  them: ~4 s before an Okta command's first request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlencode, urlsplit
+
+from connector.config.load import OktaConfig
+from connector.errors import UNREACHABLE_HINT, AuthError, RemoteError
+from connector.support.http import DEFAULT_POLICY, RateBudget, RetryPolicy, retry_async
+from connector.support.redact import redact
+from connector.support.urls import is_loopback
+
+log = logging.getLogger("connector.okta")
+T = TypeVar("T")
+
+# The SDK would retry 429/503/504 itself; retry_async does it for every client the same way (see module doc).
+SDK_MAX_RETRIES = 0
+DEFAULT_CONCURRENCY = 8
+HTTPS_CHECK_ENV = "OKTA_TESTING_TESTINGDISABLEHTTPSCHECK"
+# The SDK reads any non-empty value of this variable as "skip the https check"; constructing a client is the only
+# moment it looks, so it is set around construction only, for loopback URLs only.
+_env_lock = threading.Lock()
+
+
+def client_config(okta: OktaConfig) -> dict[str, Any]:
+    """The dict handed to `okta.client.Client`: SSWS token or OAuth service app with a private key."""
+    config: dict[str, Any] = {
+        "orgUrl": okta.org_url,
+        # An int: the SDK crashes on the string it would read from OKTA_CLIENT_RATELIMIT_MAXRETRIES.
+        "rateLimit": {"maxRetries": SDK_MAX_RETRIES},
+        "requestTimeout": 0,
+        "logging": {"enabled": False},
+    }
+    if okta.private_key is not None:
+        config.update(
+            authorizationMode="PrivateKey",
+            clientId=okta.client_id,
+            scopes=okta.scopes or [
+                "okta.apps.read", "okta.apps.manage", "okta.groups.read", "okta.groups.manage", "okta.users.read",
+                "okta.profileMappings.read", "okta.profileMappings.manage",
+            ],
+            privateKey=okta.private_key.reveal(),
+        )
+    else:
+        if okta.token is None:  # config.py always sets one of the two; keep mypy and future callers honest
+            raise AuthError("no Okta credential configured", service="okta", hint="set okta.token or okta.private_key")
+        config.update(authorizationMode="SSWS", token=okta.token.reveal())
+    return config
+
+
+# The SDK API classes this tool calls (each is a mixin of okta.client.Client, which inherits all ~100 of them).
+SDK_APIS = (
+    ("okta.api.application_features_api", "ApplicationFeaturesApi"),  # list/update_feature_for_application
+    ("okta.api.application_groups_api", "ApplicationGroupsApi"),  # assign_group_to_application
+    ("okta.api.application_users_api", "ApplicationUsersApi"),  # unassign_user_from_application
+    ("okta.api.group_api", "GroupApi"),  # assign/unassign_user_to/from_group
+    ("okta.api.group_push_mapping_api", "GroupPushMappingApi"),  # create/update/delete/list_group_push_mapping(s)
+    ("okta.api.profile_mapping_api", "ProfileMappingApi"),  # get_profile_mapping
+    ("okta.api.user_api", "UserApi"),  # get_user
+)
+
+
+def _sdk_client_class() -> type:
+    """A client built from the SDK's own API classes, only those this tool calls.
+
+    `okta.client.Client` inherits from every API class of the SDK, so importing it imports all of them and their
+    models: ~3.7 s on a 2-core machine, paid by every Okta command (this class: ~0.7 s). Construction goes through
+    the same SDK pieces as Client's (ConfigSetter with the environment and okta.yaml, ConfigValidator,
+    RequestExecutor, the cache it configures, the SDK's logger off).
+    tests/test_okta_provider_sdk.py checks that both end up with the same configuration and executor.
+    """
+    import importlib
+
+    import aiohttp
+    from okta.cache.no_op_cache import NoOpCache
+    from okta.cache.okta_cache import OktaCache
+    from okta.config.config_setter import ConfigSetter
+    from okta.config.config_validator import ConfigValidator
+    from okta.request_executor import RequestExecutor
+
+    bases = tuple(getattr(importlib.import_module(module), name) for module, name in SDK_APIS)
+
+    class OktaSdkClient(*bases):  # type: ignore[misc]  # the bases are only known here
+        def __init__(self, user_config: dict[str, Any]) -> None:
+            setter = ConfigSetter()
+            setter._apply_config({"client": user_config})
+            config = setter._prune_config(setter.get_config())
+            ConfigValidator(config)
+            super().__init__(configuration=config)
+            cache = config["client"]["cache"]
+            # Client's logging set-up leaves the SDK's logger disabled unless logging.enabled (ours: never, the
+            # SDK logs response bodies unredacted); it also adds a handler per client, which is not copied.
+            logging.getLogger("okta-sdk-python").disabled = not config["client"]["logging"]["enabled"]
+            self._config = config
+            self._request_executor = RequestExecutor(
+                config, OktaCache(cache["defaultTtl"], cache["defaultTti"]) if cache["enabled"] else NoOpCache(), None)
+            self._session: aiohttp.ClientSession | None = None
+
+        async def __aenter__(self) -> OktaSdkClient:
+            self._session = aiohttp.ClientSession()
+            self._request_executor.set_session(self._session)
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            if self._session is not None:
+                await self._session.close()
+
+        def get_config(self) -> dict[str, Any]:
+            return self._config  # type: ignore[no-any-return]
+
+        def get_request_executor(self) -> Any:
+            return self._request_executor
+
+    return OktaSdkClient
+
+
+_client_class: type | None = None
+
+
+def new_sdk_client(okta: OktaConfig) -> Any:
+    """Construct the SDK client (imported here, never at start-up)."""
+    global _client_class
+    if _client_class is None:
+        _client_class = _sdk_client_class()
+    client_class = _client_class
+    config = client_config(okta)
+    if not is_loopback(okta.org_url):
+        return client_class(config)
+    with _env_lock:
+        previous = os.environ.get(HTTPS_CHECK_ENV)
+        os.environ[HTTPS_CHECK_ENV] = "true"
+        try:
+            return client_class(config)
+        finally:
+            if previous is None:
+                os.environ.pop(HTTPS_CHECK_ENV, None)
+            else:
+                os.environ[HTTPS_CHECK_ENV] = previous
+
+
+@dataclass
+class RawResponse:
+    status: int
+    data: Any
+    headers: Mapping[str, str]
+    links: list[str]  # every Link header value, in order (a plain dict would keep only the last one)
+
+
+def next_link(links: list[str]) -> str | None:
+    """The URL of rel="next" among all Link headers (Okta sends self and next as separate headers)."""
+    for header in links:
+        for part in header.split(","):
+            if "rel=\"next\"" in part or "rel=next" in part:
+                url = part.split(";", 1)[0].strip()
+                return url.strip("<>").strip()
+    return None
+
+
+def _headers_of(obj: Any) -> dict[str, str]:
+    headers = getattr(obj, "headers", None) or getattr(obj, "response_headers", None)
+    if not headers:
+        return {}
+    try:
+        return {str(k): str(v) for k, v in headers.items()}
+    except AttributeError:
+        return {}
+
+
+def unpack(result: Any) -> tuple[Any, Any, Any]:
+    """(data, response, error) from whatever shape the SDK returned.
+
+    Typed calls: (data, ApiResponse, None) or (None, ClientResponse, OktaAPIError); calls returning None:
+    (None, ApiResponse, None) on success but (ClientResponse, OktaAPIError) on error; request-building
+    failures: (None, error).
+    """
+    if not isinstance(result, tuple):
+        return result, None, None
+    if len(result) == 3:
+        return result[0], result[1], result[2]
+    if len(result) == 2:
+        return None, result[0], result[1]
+    raise RemoteError(f"unexpected result shape from the okta SDK: {len(result)} values", service="okta")
+
+
+class OktaClient:
+    """An open connection to one Okta org. Use as `async with OktaClient(cfg.okta) as okta:`."""
+
+    def __init__(
+        self,
+        okta: OktaConfig,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        policy: RetryPolicy = DEFAULT_POLICY,
+    ) -> None:
+        self.config = okta
+        self.org_url = okta.org_url
+        self.policy = policy
+        self.concurrency = concurrency
+        self.budget = RateBudget()
+        self.requests = 0
+        self._sdk: Any = None
+        self._sem: asyncio.Semaphore | None = None
+
+    async def __aenter__(self) -> OktaClient:
+        self._sdk = new_sdk_client(self.config)
+        await self._sdk.__aenter__()
+        self._sem = asyncio.Semaphore(self.concurrency)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._sdk is not None:
+            await self._sdk.__aexit__(None, None, None)
+            self._sdk = None
+
+    @property
+    def sdk(self) -> Any:
+        if self._sdk is None:
+            raise RuntimeError("OktaClient used outside 'async with'")
+        return self._sdk
+
+    @property
+    def credential_name(self) -> str:
+        return "OAuth service app credentials" if self.config.private_key is not None else "API token"
+
+    # -- errors ----------------------------------------------------------------------------------------------
+
+    def translate(self, err: Any, method: str, path: str) -> RemoteError:
+        """An SDK error object (OktaAPIError, HTTPError, aiohttp/other exception) -> connector.errors."""
+        endpoint = f"{method} {path.split('?', 1)[0]}"
+        status = getattr(err, "status", None)
+        code = getattr(err, "error_code", None)
+        summary = getattr(err, "error_summary", None)
+        causes = getattr(err, "error_causes", None) or []
+        headers = _headers_of(err)
+        exc: RemoteError
+        if status == 401:
+            exc = AuthError(
+                f"Okta {self.org_url} refused the {self.credential_name}"
+                + (f": {summary}" if summary else ""),
+                service="okta",
+                endpoint=endpoint,
+                status=401,
+                code=code or "E0000011",
+                hint=self._auth_hint(),
+            )
+        elif status is None:
+            exc = RemoteError(
+                f"could not reach Okta at {self.org_url}: {type(err).__name__} {err}".rstrip(),
+                service="okta",
+                endpoint=endpoint,
+                hint=UNREACHABLE_HINT.format(key="okta.org_url"),
+            )
+        else:
+            text = summary or str(getattr(err, "message", "") or err).strip() or "request failed"
+            cause_text = "; ".join(str(c.get("errorSummary", "")) for c in causes if isinstance(c, dict))
+            if cause_text and cause_text not in text:
+                text = f"{text} ({cause_text})"
+            exc = RemoteError(
+                text, service="okta", endpoint=endpoint, status=int(status), code=code,
+                hint=self._status_hint(int(status), code),
+            )
+        exc.message = redact(exc.message)
+        # retry_async waits as long as these headers say. Okta sends X-Rate-Limit-Reset on every answer (the end of
+        # the current minute's window): a wait hint for a 429 only; a 5xx is retried after a short backoff.
+        exc.headers = (  # type: ignore[attr-defined]
+            headers if status == 429 else {k: v for k, v in headers.items() if k.lower() == "retry-after"}
+        )
+        return exc
+
+    def _auth_hint(self) -> str:
+        if self.config.private_key is not None:
+            return (
+                "check okta.client_id and okta.private_key (the OAuth service app's key) and that the app is "
+                "granted the okta.apps/groups/users/profileMappings scopes"
+            )
+        ref = str(self.config.token) if self.config.token is not None else "okta.token"
+        return (
+            f"the token ({ref}) is invalid, expired or revoked: create one in the Okta Admin Console under "
+            "Security > API > Tokens (by an admin with the Application Administrator role or higher)"
+        )
+
+    @staticmethod
+    def _status_hint(status: int, code: str | None) -> str | None:
+        if status == 403:
+            return "the credential lacks permission: it needs an admin role that can manage this app and its groups"
+        if status == 429:
+            return "Okta's rate limit was exceeded even after retries; try again in a minute"
+        if code == "invalid_scope":
+            return ("grant the scopes to the service app (Okta Admin Console > Applications > the app > Okta API "
+                    "Scopes) or list only granted ones in okta.scopes")
+        return None
+
+    # -- calls -------------------------------------------------------------------------------------------------
+
+    async def _slot(self) -> asyncio.Semaphore:
+        if self._sem is None:
+            raise RuntimeError("OktaClient used outside 'async with'")
+        await self.budget.wait()
+        return self._sem
+
+    async def call_once(self, method: str, path: str, fn: Callable[[Any], Awaitable[Any]]) -> Any:
+        """One SDK call. `method`/`path` only name the endpoint in logs and errors."""
+        from pydantic import ValidationError
+
+        sem = await self._slot()
+        async with sem:
+            self.requests += 1
+            try:
+                result = await fn(self.sdk)
+            except AttributeError as exc:
+                # okta 3.4.x: a dropped connection makes typed calls read `.status` of a None response.
+                if "'NoneType' object has no attribute 'status'" not in str(exc):
+                    raise
+                raise self.translate(ConnectionError("connection failed"), method, path) from None
+            except ValidationError as exc:
+                raise RemoteError(
+                    f"the okta SDK could not read Okta's answer ({exc.error_count()} validation error(s))",
+                    service="okta", endpoint=f"{method} {path}",
+                ) from None
+        data, response, error = unpack(result)
+        self.budget.observe(_headers_of(response))
+        log.info("okta %s %s -> %s", method, path, getattr(response, "status", getattr(response, "status_code", "?")))
+        if error is not None:
+            raise self.translate(error, method, path)
+        return data
+
+    async def call(self, method: str, path: str, fn: Callable[[Any], Awaitable[Any]]) -> Any:
+        """An idempotent SDK call, retried on transient failures."""
+        return await retry_async(lambda: self.call_once(method, path, fn), what=f"okta {method} {path}",
+                                 policy=self.policy)
+
+    async def request_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        keep_empty: bool = False,
+    ) -> RawResponse:
+        """One request through the SDK's request executor (same auth, session and user agent as typed calls)."""
+        url = self._url(path, params)
+        sem = await self._slot()
+        async with sem:
+            self.requests += 1
+            executor = self.sdk.get_request_executor()
+            request, error = await executor.create_request(
+                method, url, body, {}, keep_empty_params=keep_empty
+            )
+            if error is not None:
+                raise self.translate(error, method, path)
+            response, text, error = await executor.execute(request)
+        if response is None:  # connection-level failure: no status at all
+            raise self.translate(error or ConnectionError("no response"), method, path)
+        headers = _headers_of(response)
+        self.budget.observe(headers)
+        log.info("okta %s %s -> %s", method, url[len(self.org_url):], response.status)
+        if error is not None:
+            raise self.translate(error, method, path)
+        data: Any = None
+        if text:
+            try:
+                data = json.loads(text)
+            except ValueError:
+                raise RemoteError(
+                    "Okta answered with something that is not JSON", service="okta", endpoint=f"{method} {path}",
+                    status=response.status,
+                ) from None
+        links = list(response.headers.getall("Link", [])) if hasattr(response.headers, "getall") else []
+        return RawResponse(status=response.status, data=data, headers=headers, links=links)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        keep_empty: bool = False,
+    ) -> RawResponse:
+        """An idempotent raw request, retried on transient failures."""
+        return await retry_async(
+            lambda: self.request_once(method, path, params=params, body=body, keep_empty=keep_empty),
+            what=f"okta {method} {path}",
+            policy=self.policy,
+        )
+
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return (await self.request("GET", path, params=params)).data
+
+    async def pages(self, path: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every item of a cursor-paged list, following rel="next" across all Link headers."""
+        items: list[dict[str, Any]] = []
+        url: str | None = self._url(path, params)
+        seen: set[str] = set()
+        while url is not None:
+            if url in seen:  # a server that repeats a cursor must not loop us forever
+                raise RemoteError("Okta returned the same page link twice", service="okta", endpoint=f"GET {path}")
+            seen.add(url)
+            page = await self.request("GET", url)
+            if not isinstance(page.data, list):
+                raise RemoteError("Okta answered a list request with something else", service="okta",
+                                  endpoint=f"GET {path}", status=page.status)
+            items.extend(page.data)
+            nxt = next_link(page.links)
+            url = self._relative(nxt) if nxt else None
+        return items
+
+    def _url(self, path: str, params: Mapping[str, Any] | None) -> str:
+        if path.startswith(("http://", "https://")):
+            path = self._relative(path)
+        query = urlencode({k: v for k, v in (params or {}).items() if v is not None}, doseq=True)
+        if query:
+            path += ("&" if "?" in path else "?") + query
+        return self.org_url + path
+
+    def _relative(self, url: str) -> str:
+        # Next links are absolute; keep path and query only so a differing host spelling cannot redirect us.
+        parts = urlsplit(url)
+        if not parts.scheme:
+            return url
+        return parts.path + (f"?{parts.query}" if parts.query else "")
