@@ -29,17 +29,17 @@ def cfg(kind: str, **kw: Any) -> AzureConfig:
 def test_each_credential_type_builds_the_matching_azure_identity_credential(tmp_path: Path) -> None:
     from azure import identity
 
-    assert isinstance(build_credential(cfg("secret", client_id=CLIENT, client_secret=Secret("s3cr3t-value"))),
+    assert isinstance(build_credential(cfg("secret", client_id=CLIENT, client_secret=Secret.from_value("s3cr3t-value"))),
                       identity.ClientSecretCredential)
     assert isinstance(build_credential(cfg("cli")), identity.AzureCliCredential)
     assert isinstance(build_credential(cfg("default")), identity.DefaultAzureCredential)
-    assert isinstance(build_credential(cfg("token", token=Secret("static-token-value"))), StaticTokenCredential)
+    assert isinstance(build_credential(cfg("token", token=Secret.from_value("static-token-value"))), StaticTokenCredential)
     with pytest.raises(ConfigError, match="client_id and client_secret"):
-        build_credential(cfg("secret", client_secret=Secret("x" * 8)))
+        build_credential(cfg("secret", client_secret=Secret.from_value("x" * 8)))
 
 
 def test_static_token_credential_answers_kiota_style_calls() -> None:
-    cred = StaticTokenCredential(Secret("a-static-bearer-token"))
+    cred = StaticTokenCredential(Secret.from_value("a-static-bearer-token"))
     token = cred.get_token("https://graph.microsoft.com/.default", claims=None, enable_cae=True)
     assert token.token == "a-static-bearer-token" and token.expires_on > 0
     assert redact("Bearer a-static-bearer-token") == "Bearer ****"  # reveal() registered it

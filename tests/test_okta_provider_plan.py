@@ -126,8 +126,8 @@ def test_runbook_names_exact_values_and_never_the_token(integration: str, monkey
 def test_secret_reference_forms(tmp_path: object) -> None:
     assert P.secret_reference(Secret("env:X")) == "the token in env X"
     assert P.secret_reference(Secret("file:/run/astro.token")) == "the token in file /run/astro.token"
-    assert "move it to env: or file:" in P.secret_reference(Secret("literal-token-value-xyz"))
-    assert "literal-token-value-xyz" not in P.secret_reference(Secret("literal-token-value-xyz"))
+    assert "move it to env: or file:" in P.secret_reference(Secret.from_value("literal-token-value-xyz"))
+    assert "literal-token-value-xyz" not in P.secret_reference(Secret.from_value("literal-token-value-xyz"))
 
 
 def test_username_note_only_for_unusual_templates() -> None:

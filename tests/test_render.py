@@ -412,13 +412,14 @@ def test_a_secret_value_never_reaches_a_file_or_the_terminal(
     cfg = str(write_config(tmp_path, token=token))
     for idp in ("okta", "azure"):
         code, out = render(tmp_path, idp, "--config", cfg)
+        if how == "literal":  # the config is refused before anything is rendered: secrets are references only
+            assert code == 2 and not out.exists()
+            continue
         assert code == 0
         for f in out.rglob("*"):
             if f.is_file():
                 assert CANARY not in f.read_text(), f
         md = (out / f"runbook-{idp}.md").read_text()
-        if how == "literal":
-            assert "holds the Astro Organization API token literally" in md
         if how == "file":
             assert f"reads the Astro Organization API token from {tmp_path / 'token.txt'}" in md
     captured = capsys.readouterr()

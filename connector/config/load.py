@@ -271,6 +271,24 @@ def _azure(doc: yamlsrc.Document, base: Path) -> AzureConfig:
     )
 
 
+def _safety(s: _Section) -> SafetyConfig:
+    """The deletion limits of drift --fix. A limit that is not a number in range would silently widen what may be
+    deleted (5 read as 500%, .nan compares false with everything), so each is checked with its line."""
+    fraction = s.data.get("max_delete_fraction", SafetyConfig.max_delete_fraction)
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction <= 1:
+        raise ConfigError(
+            f"safety.max_delete_fraction must be a fraction from 0 to 1, not {fraction!r}",
+            location=s.loc("max_delete_fraction"), hint="0.10 allows deleting at most 10% of the Astro accounts",
+        )
+    count = s.data.get("max_delete_count", SafetyConfig.max_delete_count)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ConfigError(
+            f"safety.max_delete_count must be a whole number >= 0, not {count!r}",
+            location=s.loc("max_delete_count"), hint="25 allows deleting at most 25 Astro accounts per run",
+        )
+    return SafetyConfig(max_delete_fraction=float(fraction), max_delete_count=count)
+
+
 def load_config(path: str | Path) -> ProjectConfig:
     doc = yamlsrc.load(path)
     if doc.duplicates:
@@ -294,14 +312,7 @@ def load_config(path: str | Path) -> ProjectConfig:
     if doc.data.get("azure") is not None:
         cfg.azure = _azure(doc, base)
     if doc.data.get("safety") is not None:
-        s = _Section(doc, ("safety",), {"max_delete_fraction", "max_delete_count"}, base)
-        try:
-            cfg.safety = SafetyConfig(
-                max_delete_fraction=float(s.data.get("max_delete_fraction", 0.10)),
-                max_delete_count=int(s.data.get("max_delete_count", 25)),
-            )
-        except (TypeError, ValueError):
-            raise ConfigError("safety limits must be numbers", location=doc.loc(("safety",))) from None
+        cfg.safety = _safety(_Section(doc, ("safety",), {"max_delete_fraction", "max_delete_count"}, base))
     access = doc.data.get("access")
     if access is not None:
         if not isinstance(access, dict):

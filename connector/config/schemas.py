@@ -26,12 +26,19 @@ SCHEMA_DIR = Path(__file__).resolve().parents[1] / "data" / "schemas"
 
 SECRET_REF = (
     "A secret by reference: env:NAME (read from the environment) or file:PATH (relative to this file). "
-    "A literal value works but is discouraged."
+    "The secret itself is refused."
 )
 
 
 def _string(description: str, **extra: Any) -> dict[str, Any]:
     return {"type": "string", "description": description, **extra}
+
+
+SECRET_PATTERN = r"^(env:\s*[A-Za-z_][A-Za-z0-9_]*|file:\s*\S.*)$"
+
+
+def _secret(description: str, **extra: Any) -> dict[str, Any]:
+    return _string(description.rstrip() + " " + SECRET_REF, pattern=SECRET_PATTERN, **extra)
 
 
 def _strings(description: str) -> dict[str, Any]:
@@ -125,7 +132,7 @@ def _astro() -> dict[str, Any]:
     return _object("The Astro organization the IdP provisions into.", {
         "scim_url": _string("Astro's SCIM Integration URL (Settings > Authentication), "
                             "https://api.astronomer.io/scim/v2/<organization-id>.", format="uri"),
-        "token": _string("Organization API token with Organization Owner rights. " + SECRET_REF,
+        "token": _secret("Organization API token with Organization Owner rights. ",
                          default="env:ASTRO_API_TOKEN", examples=["env:ASTRO_API_TOKEN"]),
         "api_url": _string("Astro Platform API base URL.", default="https://api.astronomer.io/v1", format="uri"),
         "organization_id": _string("Astro organization id (default: the last segment of scim_url)."),
@@ -140,9 +147,9 @@ def _astro() -> dict[str, Any]:
 def config_schema() -> dict[str, Any]:
     okta = _object("Okta org and the Astro app in it.", {
         "org_url": _string("Okta org URL, e.g. https://acme.okta.com (or set OKTA_CLIENT_ORGURL).", format="uri"),
-        "token": _string("Okta API token (SSWS). " + SECRET_REF, examples=["env:OKTA_API_TOKEN"]),
+        "token": _secret("Okta API token (SSWS). ", examples=["env:OKTA_API_TOKEN"]),
         "client_id": _string("OAuth service app client id (with private_key)."),
-        "private_key": _string("OAuth service app private key (PEM or JWK). " + SECRET_REF,
+        "private_key": _secret("OAuth service app private key (PEM or JWK). ",
                                examples=["file:okta.pem"]),
         "scopes": _strings("OAuth scopes to request with private_key."),
         "app": _object("The Okta app: by label or by id.", {
@@ -161,10 +168,10 @@ def config_schema() -> dict[str, Any]:
                              "type": {"enum": ["secret", "certificate", "cli", "default", "workload", "token"],
                                       "description": "Credential kind (inferred from the other keys when absent)."},
                              "client_id": _string("App registration (client) id."),
-                             "client_secret": _string("Client secret. " + SECRET_REF,
+                             "client_secret": _secret("Client secret. ",
                                                       examples=["env:AZURE_CLIENT_SECRET"]),
                              "certificate_path": _string("Client certificate (PEM), relative to this file."),
-                             "token": _string("A ready access token. " + SECRET_REF),
+                             "token": _secret("A ready access token. "),
                          })
     azure = _object("Microsoft Entra tenant and the Astro enterprise app in it.", {
         "tenant_id": _string("Tenant id (or set AZURE_TENANT_ID)."),

@@ -4,6 +4,7 @@ prints, logs or renders passes through `redact()`."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 
 MASK = "****"
@@ -18,8 +19,16 @@ def register(value: str) -> None:
             _values.add(value)
 
 
+# `scheme://user:password@host`: a password in a URL is masked even when it was never read through a Secret.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]+):[^\s/@]+@")
+
+
 def redact(text: str) -> str:
-    if not _values or not text:
+    if not text:
+        return text
+    if "@" in text and "://" in text:
+        text = _URL_PASSWORD.sub(rf"\1:{MASK}@", text)
+    if not _values:
         return text
     with _lock:
         values = sorted(_values, key=len, reverse=True)

@@ -3,37 +3,68 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from connector.errors import ConfigError, Location
 from connector.support import redact
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_REFERENCE_HINT = "write env:NAME (an environment variable) or file:PATH (a file next to the config)"
+
+
+def _reference_error(ref: str, location: Location | None) -> ConfigError:
+    """Why a config value is not a secret reference, with the reference the user probably meant."""
+    stripped = ref.strip()
+    prefix, sep, rest = stripped.partition(":")
+    if sep and prefix.strip().lower() in ("env", "file") and prefix.strip() not in ("env", "file"):
+        fixed = f"{prefix.strip().lower()}:{rest.strip()}"
+        return ConfigError(f"unknown secret reference prefix '{prefix}:'", location=location,
+                           hint=f"prefixes are lower case: write {fixed}")
+    if stripped.startswith("$"):
+        name = stripped.lstrip("$").strip("{}")
+        return ConfigError("a secret reference is not expanded like a shell variable", location=location,
+                           hint=f"write env:{name}" if _ENV_NAME.fullmatch(name) else _REFERENCE_HINT)
+    redact.register(ref)  # most likely the token itself: never echo it, wherever it shows up later
+    return ConfigError(
+        "a secret must be a reference, not the secret itself (the value is not shown)", location=location,
+        hint=f"{_REFERENCE_HINT}; a literal token in a file ends up in repositories and logs",
+    )
+
 
 class Secret:
-    """A credential. `str()` and `repr()` never show the value; `reveal()` does, and registers it for redaction."""
+    """A credential. `str()` and `repr()` never show the value; `reveal()` does, and registers it for redaction.
+
+    From a config file only references are accepted (`env:NAME`, `file:PATH`); `from_value` wraps a value that came
+    from somewhere safe (an environment variable the user named, a sandbox).
+    """
 
     __slots__ = ("_literal", "location", "ref")
 
     def __init__(self, ref: str, *, location: Location | None = None, base_dir: Path | None = None) -> None:
         self.location = location
         self._literal: str | None = None
-        if ref.startswith("env:"):
-            self.ref = ref
-        elif ref.startswith("file:"):
-            path = Path(ref[5:]).expanduser()
+        kind, sep, rest = ref.partition(":")
+        rest = rest.strip()  # `env: NAME` (a space after the colon, quoted in YAML) means env:NAME
+        if sep and kind == "env" and _ENV_NAME.fullmatch(rest):
+            self.ref = f"env:{rest}"
+        elif sep and kind == "env":
+            raise ConfigError(f"'{rest}' is not an environment variable name", location=location,
+                              hint="env:NAME takes letters, digits and underscores, e.g. env:ASTRO_API_TOKEN")
+        elif sep and kind == "file" and rest:
+            path = Path(rest).expanduser()
             if base_dir is not None and not path.is_absolute():
                 path = base_dir / path
             self.ref = f"file:{path}"
         else:
-            # A literal value in a file works, but is discouraged; keep it out of every output.
-            self.ref = "literal"
-            self._literal = ref
-            redact.register(ref)
+            raise _reference_error(ref, location)
 
     @classmethod
     def from_value(cls, value: str) -> Secret:
         """Wrap a value that came from somewhere safe (an env var the user named, a sandbox)."""
-        s = cls(value)
+        s = cls.__new__(cls)
+        s.location, s.ref, s._literal = None, "literal", value
+        redact.register(value)
         return s
 
     def reveal(self) -> str:
@@ -41,19 +72,24 @@ class Secret:
             return self._literal
         if self.ref.startswith("env:"):
             name = self.ref[4:]
-            value = os.environ.get(name)
+            # Values exported from files (`export T=$(cat f)`) or CI settings often end in a newline.
+            value = os.environ.get(name, "").strip()
             if not value:
                 raise ConfigError(
-                    f"environment variable {name} is not set",
+                    f"environment variable {name} is not set" if name not in os.environ
+                    else f"environment variable {name} is empty",
                     location=self.location,
                     hint=f"export {name}=... (the secret is read from it)",
                 )
         else:
             path = Path(self.ref[5:])
             try:
-                value = path.read_text(encoding="utf-8").strip()
+                value = path.read_bytes().decode("utf-8-sig").strip()
+            except UnicodeDecodeError as exc:
+                raise ConfigError(f"secret file {path} is not UTF-8 text (byte {exc.start})", location=self.location,
+                                  hint="the file must hold the token as plain text") from exc
             except OSError as exc:
-                raise ConfigError(f"cannot read secret file {path}: {exc.strerror}", location=self.location) from None
+                raise ConfigError(f"cannot read secret file {path}: {exc.strerror}", location=self.location) from exc
             if not value:
                 raise ConfigError(f"secret file {path} is empty", location=self.location)
         redact.register(value)

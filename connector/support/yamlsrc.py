@@ -18,6 +18,12 @@ except ImportError:  # pragma: no cover
 
 PathKey = tuple[str | int, ...]
 
+# Bounds for what a config or mapping file may expand to. Aliases make YAML a compression format: a few lines of
+# nested `*a` references ("billion laughs") expand to billions of nodes. Real files here have a few hundred nodes.
+MAX_BYTES = 2 * 1024 * 1024
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+
 
 @dataclass
 class Document:
@@ -46,7 +52,25 @@ def _mark(file: str, node: yaml.Node) -> Location:
     return Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _construct(doc: Document, node: yaml.Node, path: PathKey, loader: Any) -> Any:
+class _Budget:
+    """Counts the nodes built; aliases are expanded by _construct, so the count includes every expansion."""
+
+    def __init__(self, file: str) -> None:
+        self.file, self.nodes = file, 0
+
+    def spend(self, node: yaml.Node, depth: int) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise ConfigError(
+                f"the document expands to more than {MAX_NODES:,} values", location=_mark(self.file, node),
+                hint="YAML aliases (*name) multiply what they point at; write the values out instead",
+            )
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"the document nests deeper than {MAX_DEPTH} levels", location=_mark(self.file, node))
+
+
+def _construct(doc: Document, node: yaml.Node, path: PathKey, loader: Any, budget: _Budget) -> Any:
+    budget.spend(node, len(path))
     doc.locations[path] = _mark(doc.file, node)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -58,10 +82,10 @@ def _construct(doc: Document, node: yaml.Node, path: PathKey, loader: Any) -> An
             if key in out:
                 doc.duplicates.append((child, _mark(doc.file, key_node)))
             doc.key_locations[child] = _mark(doc.file, key_node)
-            out[key] = _construct(doc, value_node, child, loader)
+            out[key] = _construct(doc, value_node, child, loader, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(doc, item, (*path, i), loader) for i, item in enumerate(node.value)]
+        return [_construct(doc, item, (*path, i), loader, budget) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
 
 
@@ -85,15 +109,21 @@ def parse(text: str, file: str) -> Document:
     doc = Document(file=file, data=None)
     if "\x00" in text:
         raise ConfigError("file is binary, not YAML", location=Location(file), hint="point at a .yaml text file")
+    if len(text) > MAX_BYTES:
+        raise ConfigError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MB", location=Location(file),
+                          hint="a config or mapping file is a few kB; is this the right file?")
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             doc.locations[()] = Location(file, 1, 1)
             return doc
-        doc.data = _construct(doc, node, (), loader)
+        doc.data = _construct(doc, node, (), loader, _Budget(file))
     except yaml.YAMLError as exc:
-        raise _yaml_error(file, exc, text) from None
+        raise _yaml_error(file, exc, text) from exc
+    except RecursionError as exc:  # deeply nested flow collections overflow the parser before our depth check
+        raise ConfigError(f"the document nests too deeply (more than {MAX_DEPTH} levels)",
+                          location=Location(file)) from exc
     finally:
         loader.dispose()
     return doc

@@ -1,0 +1,152 @@
+"""Bad input in the project file: bounded YAML, safety limits in range, secrets only by reference, no credentials in
+URLs. Each ends as a ConfigError (exit 2) naming file:line, never a crash, and never echoes a secret."""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+import pytest
+
+from connector.cli import main
+from connector.config.load import load_config
+from connector.errors import ConfigError
+from connector.support import redact
+
+HEAD = """\
+astro:
+  scim_url: https://api.astronomer.io/scim/v2/clorg123
+  token: env:ASTRO_API_TOKEN
+"""
+CANARY = "canary-S3cr3t-Xq9v2Lk7"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "astro-scim.yaml"
+    p.write_text(text)
+    return p
+
+
+def error(tmp_path: Path, text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    return err.value
+
+
+# -- YAML bounds -------------------------------------------------------------------------------------------------
+
+
+def test_an_alias_bomb_is_refused_without_expanding_it(tmp_path: Path) -> None:
+    rows = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        rows.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    err = error(tmp_path, HEAD + "\n".join(rows) + "\n")
+    assert "expands to more than 100,000 values" in err.message and "aliases" in (err.hint or "")
+    assert err.location is not None and err.location.line >= 1
+    # 9**9 = 387 million strings if expanded; the refusal must not have grown the process by more than a little.
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KB
+
+
+def test_deep_nesting_is_refused_with_its_line(tmp_path: Path) -> None:
+    err = error(tmp_path, HEAD + "okta: " + "[" * 100 + "]" * 100 + "\n")
+    assert "nests" in err.message
+
+
+def test_a_huge_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    err = error(tmp_path, HEAD + "# " + "x" * (3 * 1024 * 1024) + "\n")
+    assert "larger than 2 MB" in err.message
+
+
+# -- safety limits -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("line", "needle"), [
+    ("max_delete_fraction: .nan", "max_delete_fraction must be a fraction from 0 to 1"),
+    ("max_delete_fraction: 5", "max_delete_fraction must be a fraction from 0 to 1"),
+    ("max_delete_fraction: -0.1", "max_delete_fraction must be a fraction from 0 to 1"),
+    ("max_delete_fraction: .inf", "max_delete_fraction must be a fraction from 0 to 1"),
+    ("max_delete_fraction: '10%'", "max_delete_fraction must be a fraction from 0 to 1"),
+    ("max_delete_fraction: true", "max_delete_fraction must be a fraction from 0 to 1"),
+    ("max_delete_count: .inf", "max_delete_count must be a whole number >= 0"),
+    ("max_delete_count: -1", "max_delete_count must be a whole number >= 0"),
+    ("max_delete_count: 2.5", "max_delete_count must be a whole number >= 0"),
+    ("max_delete_count: many", "max_delete_count must be a whole number >= 0"),
+])
+def test_safety_limits_out_of_range_are_refused_at_their_line(tmp_path: Path, line: str, needle: str) -> None:
+    err = error(tmp_path, HEAD + "safety:\n  " + line + "\n")
+    assert needle in err.message
+    assert err.location is not None and err.location.line == 5
+
+
+def test_safety_limits_in_range_load(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, HEAD + "safety: {max_delete_fraction: 1, max_delete_count: 0}\n"))
+    assert cfg.safety.max_delete_fraction == 1.0 and cfg.safety.max_delete_count == 0
+
+
+# -- secrets -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "hint"), [
+    (CANARY, "write env:NAME"),
+    ("$OKTA_API_TOKEN", "write env:OKTA_API_TOKEN"),
+    ("${OKTA_API_TOKEN}", "write env:OKTA_API_TOKEN"),
+    ("ENV:OKTA_API_TOKEN", "write env:OKTA_API_TOKEN"),
+    ("File:okta.token", "write file:okta.token"),
+    ("env:", "letters, digits and underscores"),
+    ("env:OKTA-TOKEN", "letters, digits and underscores"),
+    ("file:", "write env:NAME"),
+])
+def test_a_secret_that_is_not_a_reference_is_refused_with_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str, hint: str
+) -> None:
+    path = write(tmp_path, HEAD + f"okta:\n  org_url: https://acme.okta.com\n  token: '{value}'\n")
+    assert main(["plan", "--idp", "okta", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:6:" in err and hint in err
+    assert CANARY not in err
+
+
+def test_env_reference_with_a_space_and_a_trailing_newline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = load_config(write(tmp_path, HEAD + "okta:\n  org_url: https://acme.okta.com\n  token: 'env: OKTA_T'\n"))
+    monkeypatch.setenv("OKTA_T", CANARY + "\n")
+    assert cfg.okta is not None and cfg.okta.token is not None
+    assert cfg.okta.token.ref == "env:OKTA_T"
+    assert cfg.okta.token.reveal() == CANARY  # the newline of `export T=$(cat file)` is not part of the token
+
+
+def test_an_empty_env_secret_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = load_config(write(tmp_path, HEAD))
+    monkeypatch.setenv("ASTRO_API_TOKEN", " \n")
+    with pytest.raises(ConfigError, match="ASTRO_API_TOKEN is empty"):
+        cfg.astro_for("okta").token.reveal()
+
+
+def test_a_secret_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "astro.token").write_bytes(b"\xff\xfe\x00tok\x80en")
+    cfg = load_config(write(tmp_path, HEAD.replace("env:ASTRO_API_TOKEN", "file:astro.token")))
+    with pytest.raises(ConfigError) as err:
+        cfg.astro_for("okta").token.reveal()
+    assert "is not UTF-8 text" in err.value.message and err.value.location is not None
+
+
+# -- URLs --------------------------------------------------------------------------------------------------------
+
+
+def test_a_password_in_a_url_is_refused_and_never_echoed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, HEAD.replace("https://api.astronomer.io", f"https://admin:{CANARY}@api.astronomer.io"))
+    assert main(["drift", "--idp", "okta", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "must not carry credentials" in err and f"{path}:2:" in err
+    assert CANARY not in err
+
+
+def test_redaction_masks_url_passwords_it_was_never_told_about() -> None:
+    assert redact.redact("GET https://bob:pa55word@host.example/x") == "GET https://bob:****@host.example/x"
+    assert redact.redact("mail bob@host.example, see https://host.example/a@b") == (
+        "mail bob@host.example, see https://host.example/a@b")
+
+
+def test_a_bad_port_is_a_config_error(tmp_path: Path) -> None:
+    err = error(tmp_path, HEAD.replace("api.astronomer.io", "api.astronomer.io:99999"))
+    assert "not a valid URL" in err.message and err.location is not None and err.location.line == 2
