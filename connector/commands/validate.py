@@ -18,6 +18,7 @@ from connector.access.model import validate_project_file
 from connector.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ConfigError
 from connector.mapping.model import Finding, Location, Severity
 from connector.mapping.validate import UNREADABLE, find_files, validate_file
+from connector.support import github
 
 
 def _text_line(f: Finding) -> str:
@@ -27,23 +28,22 @@ def _text_line(f: Finding) -> str:
     return line
 
 
-def _gh_escape(text: str, prop: bool = False) -> str:
-    # GitHub workflow commands: https://docs.github.com/actions/reference/workflow-commands-for-github-actions
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    if prop:
-        text = text.replace(":", "%3A").replace(",", "%2C")
-    return text
-
-
 def _github_line(f: Finding) -> str:
     kind = "error" if f.severity is Severity.ERROR else "warning"
-    props = [f"file={_gh_escape(f.location.file, True)}"]
-    if f.location.line:
-        props.append(f"line={f.location.line}")
-        props.append(f"col={f.location.column or 1}")
-    props.append(f"title={_gh_escape('astro-scim ' + f.code, True)}")
     message = f.message + (f" (hint: {f.hint})" if f.hint else "")
-    return f"::{kind} {','.join(props)}::{_gh_escape(message)}"
+    return github.annotation(kind, message, title=f"astro-scim {f.code}", file=f.location.file,
+                             line=f.location.line, column=f.location.column)
+
+
+def _markdown(findings: list[Finding], summary: str) -> str:
+    """The job summary: the verdict line, then a table of the findings."""
+    lines = ["### astro-scim validate", "", summary]
+    if findings:
+        lines += ["", "| where | severity | finding | hint |", "|---|---|---|---|"]
+        for f in findings:
+            cells = [f"`{f.location}`", f.severity.value, f.message, f.hint or ""]
+            lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    return "\n".join(lines)
 
 
 def _as_json(f: Finding) -> dict[str, object]:
@@ -128,4 +128,6 @@ def run(args: argparse.Namespace) -> int:
         if args.strict and warnings and not errors:
             summary += " (--strict: warnings fail)"
     output.raw(summary)
+    if args.format == "github":
+        github.append_summary(_markdown(findings, summary))
     return code

@@ -1,0 +1,88 @@
+"""The GitHub Action (action.yml + action/run.sh), run locally the way a runner runs it: inputs as INPUT_*
+variables, GITHUB_* files for outputs, path and job summary. astro-scim is already on PATH here, as on a runner
+with a cached venv, so the step does not install (the wheel smoke in .ci/run covers installing)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
+
+
+def run_action(tmp_path: Path, **inputs: str) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    files = {name: tmp_path / name for name in ("summary.md", "output.txt", "path.txt")}
+    for f in files.values():
+        f.write_text("")
+    env = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_ACTION_PATH": str(ROOT),
+        "GITHUB_STEP_SUMMARY": str(files["summary.md"]),
+        "GITHUB_OUTPUT": str(files["output.txt"]),
+        "GITHUB_PATH": str(files["path.txt"]),
+        "RUNNER_TEMP": str(tmp_path),
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}),
+    }
+    step = ACTION["runs"]["steps"][-1]
+    for name, expr in step["env"].items():  # what action.yml maps each input to, with its declared default
+        key = expr.removeprefix("${{ inputs.").removesuffix(" }}")
+        env[name] = inputs.get(key.replace("-", "_"), str(ACTION["inputs"][key].get("default", "")))
+    proc = subprocess.run(["bash", str(ROOT / "action" / "run.sh")], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    return proc, {name: f.read_text() for name, f in files.items()}
+
+
+def test_every_input_reaches_the_step_and_none_is_spliced_into_the_script() -> None:
+    setup, step = ACTION["runs"]["steps"]
+    mapped = {v.removeprefix("${{ inputs.").removesuffix(" }}") for v in step["env"].values()}
+    assert setup["with"]["python-version"] == "${{ inputs.python-version }}"
+    assert mapped | {"python-version"} == set(ACTION["inputs"])
+    assert "${{" not in step["run"]  # inputs as environment variables: no shell injection through a value
+    assert ACTION["runs"]["using"] == "composite"
+
+
+def test_validate_clean_mappings(tmp_path: Path) -> None:
+    (tmp_path / "mappings").mkdir()
+    for name in ("okta.yaml", "azure.yaml"):
+        (tmp_path / "mappings" / name).write_text((ROOT / "mappings" / name).read_text())
+    proc, files = run_action(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "::error" not in proc.stdout
+    assert "exit-code=0" in files["output.txt"]
+    assert "### astro-scim validate" in files["summary.md"] and "2 mapping files OK" in files["summary.md"]
+
+
+def test_validate_findings_become_annotations_and_a_summary_table(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "mappings" / "okta.yaml").read_text().replace("user.lastName", "String.toUpperCase("))
+    proc, files = run_action(tmp_path, paths="bad.yaml")
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("::error file=bad.yaml,line=12,col=")
+    assert "exit-code=1" in files["output.txt"]
+    assert "| where | severity | finding | hint |" in files["summary.md"] and "`bad.yaml:12:" in files["summary.md"]
+
+
+def test_findings_can_be_reported_without_failing_the_step(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("idp: okta\nusers: []\n")
+    proc, files = run_action(tmp_path, paths="bad.yaml", fail_on_findings="false")
+    assert proc.returncode == 0 and "exit-code=1" in files["output.txt"]
+
+
+def test_an_unknown_command_is_an_error_annotation(tmp_path: Path) -> None:
+    proc, files = run_action(tmp_path, command="rm -rf /")
+    assert proc.returncode == 2 and "::error title=astro-scim::unknown command" in proc.stdout
+
+
+@pytest.mark.parametrize("paths", ["mappings/; touch pwned", "$(touch pwned)", "`touch pwned`"])
+def test_input_values_are_never_executed(tmp_path: Path, paths: str) -> None:
+    proc, _ = run_action(tmp_path, paths=paths)
+    assert proc.returncode == 2  # the words are paths that do not exist
+    assert not (tmp_path / "pwned").exists()
