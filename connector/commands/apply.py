@@ -7,7 +7,7 @@ import functools
 import sys
 
 from connector import output
-from connector.cli import load_config_arg
+from connector.config.arg import load_config_arg
 from connector.errors import EXIT_OK, ConnectorError, ManualStepRequired, UsageError
 from connector.plan.model import Change
 from connector.plan.view import show_plans

@@ -17,7 +17,7 @@ from connector.astro.reader import read_astro
 from connector.audit.reconcile import AuditResult, run_audit
 from connector.audit.remedies import Outcome, check_limits, execute, plan_remedies
 from connector.audit.report import progress_bar, render
-from connector.cli import load_config_arg
+from connector.config.arg import load_config_arg
 from connector.config.load import AstroConfig, ProjectConfig
 from connector.errors import EXIT_FINDINGS, EXIT_OK, UnsafePlan, UsageError
 from connector.plan.model import Action, Plan

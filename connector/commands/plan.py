@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from connector.cli import load_config_arg
+from connector.config.arg import load_config_arg
 from connector.errors import EXIT_FINDINGS, EXIT_OK
 from connector.plan.view import show_plans
 from connector.providers import registry

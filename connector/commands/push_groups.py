@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from connector import output
-from connector.cli import load_config_arg
+from connector.config.arg import load_config_arg
 from connector.errors import EXIT_OK, ConfigError, VerificationFailed
 from connector.providers.okta.provider import PUSH_NOW_STEPS, GroupPush, OktaProvider, PushReport
 

@@ -43,7 +43,7 @@ def _print(findings: list[Finding]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from connector.cli import load_config_arg
+    from connector.config.arg import load_config_arg
     from connector.mapping.load import load_mapping
     from connector.mapping.validate import UNREADABLE, validate_paths
     from connector.render.generate import render_idp

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 
 from connector import output
-from connector.cli import load_config_arg
+from connector.config.arg import load_config_arg
 from connector.errors import EXIT_FINDINGS, EXIT_OK
 from connector.providers import registry
 from connector.providers.base import Check, Provider
