@@ -83,7 +83,7 @@ def _child_read(scim_url: str, token: str, concurrency: int, page_size: int) -> 
 
 def _child_audit(config: str) -> dict[str, Any]:
     """In a fresh process: the whole `drift` audit for Entra (IdP view and Astro read side by side)."""
-    from connector.commands.drift import audit_once
+    from connector.audit.run import audit_once
     from connector.config.load import load_config
     from connector.providers.entra.provider import AzureProvider
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from connector import __version__
-from connector.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, ConnectorError
+from connector.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, ConnectorError
 
 DEFAULT_CONFIG = "astro-scim.yaml"
 
@@ -205,18 +205,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = _crash_log(exc)
         output.error(f"unexpected {type(exc).__name__}: {exc}", f"details were written to {path}; please report it")
         return EXIT_INTERNAL
-
-
-def load_config_arg(path: str):  # type: ignore[no-untyped-def]
-    """Load --config, with a friendly error when the default file is absent."""
-    from connector.config.load import load_config
-
-    if not os.path.exists(path):
-        raise ConfigError(
-            f"config file {path} not found",
-            hint="pass --config FILE, or run 'astro-scim sandbox --write-config astro-scim.yaml' to rehearse",
-        )
-    return load_config(path)
 
 
 if __name__ == "__main__":  # pragma: no cover

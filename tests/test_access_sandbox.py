@@ -383,8 +383,8 @@ def test_status_and_test_connection(sandbox: Sandbox, tmp_path: Path) -> None:
 def test_drift_catches_an_out_of_band_role_change_and_fix_repairs_it(
     sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from connector.access.model import audit_team_roles
     from connector.audit.reconcile import AuditResult, Kind
+    from connector.audit.team_roles import audit_team_roles
 
     de, an = teams(sandbox)
     path = config(sandbox, tmp_path, {de: FULL, an: {"workspaces": {"platform": "WORKSPACE_MEMBER"}}})

@@ -14,8 +14,8 @@ from connector.errors import AuthError, RemoteError
 from connector.mapping.model import ApplyOn, AttributeMapping, MappingFile
 from connector.providers.entra import schema as azure_schema
 from connector.providers.entra.errors import credential_error, translate
+from connector.providers.entra.expected import compile_mappings, idp_user, user_select
 from connector.providers.entra.ondemand import SlidingWindow, group_subject, member_chunks, parse_response
-from connector.providers.entra.view import compile_mappings, idp_user, user_select
 
 
 def _src(expr: str, name: str) -> dict[str, Any]:

@@ -150,3 +150,18 @@ def test_redaction_masks_url_passwords_it_was_never_told_about() -> None:
 def test_a_bad_port_is_a_config_error(tmp_path: Path) -> None:
     err = error(tmp_path, HEAD.replace("api.astronomer.io", "api.astronomer.io:99999"))
     assert "not a valid URL" in err.message and err.location is not None and err.location.line == 2
+
+
+# -- did you mean ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "line", "hint"), [
+    (HEAD + "okat:\n  org_url: https://acme.okta.com\n", 4, "did you mean 'okta'?"),
+    (HEAD + "okta:\n  org_url: https://acme.okta.com\n  push_group: [A]\n", 6, "did you mean 'push_groups'?"),
+    (HEAD.replace("scim_url", "scim_uri"), 2, "did you mean 'scim_url'?"),
+    (HEAD + "safety: {limit: 3}\n", 4, "allowed keys: max_delete_count, max_delete_fraction"),
+])
+def test_a_mistyped_config_key_gets_the_closest_key(tmp_path: Path, text: str, line: int, hint: str) -> None:
+    err = error(tmp_path, text)
+    assert "unknown" in err.message and err.hint == hint
+    assert err.location is not None and err.location.line == line

@@ -112,7 +112,7 @@ def test_unverifiable_push_says_push_now_and_exits_1(
     sandbox.astro.drop_membership(sandbox.astro_orgs["okta"].org_id, team, victim)
     # The emulated Okta accepts the re-push but sends nothing (what the FAQ's "Push now" exists for).
     monkeypatch.setattr(sandbox.okta.engine, "push", lambda app_id, pm: pm.update(status="ACTIVE") or True)
-    monkeypatch.setattr("connector.providers.okta.provider.VERIFY_TIMEOUT", 0.3)
+    monkeypatch.setattr("connector.providers.okta.push.VERIFY_TIMEOUT", 0.3)
     capsys.readouterr()
     assert push(sandbox_config, team, "--yes") == 1
     captured = capsys.readouterr()

@@ -8,7 +8,7 @@
 
 A template is the Team's whole role set: Astro's `POST .../teams/{id}/roles` replaces every role, so a scope
 the template leaves out ends up empty. SCIM brings the Team and its members, never its roles; the provider in
-connector/providers/astro_access.py sets them once the IdP has pushed the group.
+connector/access/provider.py sets them once the IdP has pushed the group.
 
 Checks here need no network: role names per scope (reference/astro-api.md), the hierarchy rule (a Deployment
 role needs a role on that Deployment's Workspace), and that some IdP of the config pushes (Okta
@@ -19,7 +19,7 @@ are resolved, and checked, against Astro at plan time. Every finding carries fil
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,9 +28,7 @@ from connector.errors import ConfigError, Location
 from connector.mapping.model import Finding, Severity
 
 if TYPE_CHECKING:
-    from connector.audit import reconcile as drift
     from connector.config.load import ProjectConfig
-    from connector.plan.model import Plan
 
 ORGANIZATION_ROLES = ("ORGANIZATION_MEMBER", "ORGANIZATION_BILLING_ADMIN", "ORGANIZATION_OWNER")
 WORKSPACE_ROLES = (
@@ -427,162 +425,3 @@ def describe_diff(before: RoleSet, after: RoleSet, names: Mapping[str, str]) -> 
             elif old_map[item] != new_map[item]:
                 lines.append(f"~ {scope} {label} {old_map[item]} -> {new_map[item]}")
     return lines
-
-
-# ---------------------------------------------------------------------------------------------- drift
-
-
-def team_role_findings(idp: str, plan: Plan) -> list[drift.Finding]:
-    """`team_roles_mismatch` findings from an access plan: one per Team whose roles differ from its template.
-
-    A Team that is not in Astro yet is left out: drift reports it as `team_missing` already (one root cause,
-    one finding).
-    """
-    from connector.audit import reconcile as drift
-
-    out = []
-    for change in plan.changes:
-        if change.data.get("idp") != idp or change.data.get("team_id") is None:
-            continue
-        group = str(change.data["group"])
-        detail = "Team roles differ from the access template: " + "; ".join(change.data.get("diff") or [])
-        out.append(
-            drift.Finding(
-                id=drift.finding_id(idp, drift.Kind.TEAM_ROLES_MISMATCH, group),
-                kind=drift.Kind.TEAM_ROLES_MISMATCH,
-                idp=idp,
-                subject=group,
-                detail=detail,
-                remedy="Re-apply the Team's role set from the config's access template: "
-                "`astro-scim drift --fix --yes` (or `astro-scim apply --idp astro`) sets it with "
-                "POST .../teams/{id}/roles.",
-                expected=change.after,
-                actual=change.before,
-                team=group,
-                astro_id=str(change.data["team_id"]),
-            )
-        )
-    return out
-
-
-Say = Callable[[str], None]
-
-
-def audit_team_roles(
-    cfg: ProjectConfig,
-    results: Iterable[drift.AuditResult],
-    *,
-    fix: bool = False,
-    yes: bool = False,
-    say: Say | None = None,
-) -> None:
-    """Add `team_roles_mismatch` findings to each IdP's audit; with fix and yes, re-apply the role sets.
-
-    Called by `astro-scim drift` after the SCIM audit. Does nothing when the config has no access section.
-    """
-    if not cfg.access:
-        return
-    from connector.access.provider import AstroAccessProvider
-
-    for result in results:
-        if not any(result.idp in t.idps for t in require_templates(cfg)):
-            continue
-        provider = AstroAccessProvider(cfg, idps=[result.idp])
-        try:
-            plan = provider.plan()
-            found = team_role_findings(result.idp, plan)
-            result.findings.extend(found)
-            if not fix or not found:
-                continue
-            targets = {f.subject for f in found}
-            if say is not None:
-                for change in plan.changes:
-                    if change.data.get("group") in targets:
-                        say("  " + change.describe())
-            if not yes:
-                if say is not None:
-                    say(f"{result.idp}: {len(found)} Team role set(s) to re-apply; nothing done "
-                        "(add --yes to act)")
-                continue
-            plan.changes = [c for c in plan.changes if c.data.get("group") in targets]
-            provider.apply(plan)
-            left = {f.subject for f in team_role_findings(result.idp, provider.plan())}
-            fixed = [f for f in found if f.subject not in left]
-            result.findings = [f for f in result.findings if f not in fixed]
-            result.fixed.extend(fixed)
-            for c in plan.changes:
-                ok = c.data["group"] not in left
-                result.remedies.append(
-                    {
-                        **c.to_json(),
-                        "ok": ok,
-                        "message": "role set re-applied" if ok else "roles still differ",
-                    }
-                )
-            if say is not None:
-                say(f"{result.idp}: re-applied {len(fixed)} Team role set(s)")
-        finally:
-            provider.close()
-
-
-# ---------------------------------------------------------------------------------------------- render
-
-
-def render_files(idp: str, cfg: ProjectConfig | None, *, command: str = "") -> dict[str, str]:
-    """`terraform/astro.tf`: an `astro_team_roles` resource per template of `idp`'s groups; {} when none."""
-    if cfg is None or not cfg.access:
-        return {}
-    templates = [t for t in require_templates(cfg) if idp in t.idps]
-    if not templates:
-        return {}
-    from urllib.parse import urlsplit
-
-    from connector import __version__
-    from connector.render.generate import Value, env_name, hcl, render_text, secret_value
-
-    astro = cfg.astro_for(idp)
-    token, _ = secret_value(astro.token, "ASTRO_API_TOKEN", "Astro Organization API token")
-
-    def workspace_expr(ref: str) -> str:
-        return hcl(ref) if looks_like_id(ref) else f"local.workspace_ids[{hcl(ref)}]"
-
-    def deployment_expr(ref: str) -> str:
-        if looks_like_id(ref):
-            return hcl(ref)
-        ws, name = ref.split("/", 1)
-        return f'local.deployment_ids[format("%s/%s", {workspace_expr(ws)}, {hcl(name)})]'
-
-    named = [d for t in templates for d in t.deployments if not looks_like_id(d.ref)]
-    workspaces = sorted(
-        {w.ref for t in templates for w in t.workspaces if not looks_like_id(w.ref)}
-        | {str(d.workspace) for d in named if not looks_like_id(str(d.workspace))}
-    )
-    slugs: dict[str, int] = {}
-    rows = []
-    for t in templates:
-        slug = env_name(t.group).lower()
-        slugs[slug] = slugs.get(slug, 0) + 1
-        rows.append(
-            {
-                "group": t.group,
-                "slug": slug if slugs[slug] == 1 else f"{slug}_{slugs[slug]}",
-                "organization_role": t.organization_role,
-                "workspaces": [{"expr": workspace_expr(w.ref), "role": w.role} for w in t.workspaces],
-                "deployments": [{"expr": deployment_expr(d.ref), "role": d.role} for d in t.deployments],
-            }
-        )
-    api = urlsplit(astro.api_url)
-    host = f"{api.scheme}://{api.netloc}"
-    context = {
-        "command": command or f"astro-scim render --idp {idp}",
-        "version": __version__,
-        "idp": idp,
-        "config_path": cfg.file,
-        "organization_id": Value.of(astro.organization_id, "ASTRO_ORGANIZATION_ID"),
-        "token": token,
-        "teams": rows,
-        "workspaces": workspaces,
-        "deployments": sorted({str(d.name) for d in named}),
-        "host": None if host == "https://api.astronomer.io" else host,
-    }
-    return {"terraform/astro.tf": render_text("terraform/astro.tf.j2", context)}

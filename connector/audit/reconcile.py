@@ -27,7 +27,7 @@ class Kind(str, Enum):
     MEMBERSHIP_MISSING = "membership_missing"
     MEMBERSHIP_EXTRA = "membership_extra"
     IDP_ERROR = "idp_error"
-    TEAM_ROLES_MISMATCH = "team_roles_mismatch"  # access templates (connector/access.py)
+    TEAM_ROLES_MISMATCH = "team_roles_mismatch"  # access templates (connector/audit/team_roles.py)
 
 
 KIND_TITLES: dict[Kind, str] = {

@@ -22,7 +22,7 @@ Order of execution: Astro clean-up first, then users, then groups, so re-pushed 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from connector.audit.reconcile import Finding, Kind
 from connector.config.load import AstroConfig, SafetyConfig
 from connector.errors import ConnectorError, RemoteError
 from connector.plan.model import Action, Change, Plan
+from connector.providers.base import AuditTarget, OnDemandOutcome, ProvisionOnDemand, Remedies
 from connector.support.http import DEFAULT_POLICY, RetryPolicy
 
 OKTA_REASSIGN = "remedy.okta.reassign_user"
@@ -191,9 +192,15 @@ class Outcome:
 Report = Callable[[Outcome], None]
 
 
-def execute(plan: Plan, *, provider: Any, astro: AstroConfig, report: Report | None = None,
+def execute(plan: Plan, *, provider: AuditTarget | None, astro: AstroConfig, report: Report | None = None,
             policy: RetryPolicy = DEFAULT_POLICY) -> list[Outcome]:
-    """Carry out every non-manual change. A failed change is reported and the rest still run."""
+    """Carry out every non-manual change. A failed change is reported and the rest still run.
+
+    `provider` is the IdP the findings came from (None: only Astro-side changes can run); a change needing a
+    remedy it does not offer fails with a message saying so.
+    """
+    remedies = provider.remedies if provider else None
+    on_demand = provider.on_demand if provider else None
     outcomes: list[Outcome] = []
 
     def done(o: Outcome) -> None:
@@ -206,39 +213,47 @@ def execute(plan: Plan, *, provider: Any, astro: AstroConfig, report: Report | N
         for o in asyncio.run(_astro_changes(astro, astro_changes, policy)):
             done(o)
     for c in plan.changes:
-        if c.resource == OKTA_REASSIGN:
-            done(_reassign(provider, c))
-        elif c.resource == OKTA_REPUSH:
-            done(_repush(provider, c))
+        if c.resource in (OKTA_REASSIGN, OKTA_REPUSH):
+            if remedies is None:
+                done(_unsupported(c, provider))
+            elif c.resource == OKTA_REASSIGN:
+                done(_reassign(remedies, c))
+            else:
+                done(_repush(remedies, c))
     azure = [c for c in plan.changes if c.resource in (AZURE_USER, AZURE_GROUP)]
     if azure:
-        for o in _on_demand(provider, azure, astro, policy):
+        for o in _on_demand(on_demand, provider, azure, astro, policy):
             done(o)
     return outcomes
 
 
-def _reassign(provider: Any, change: Change) -> Outcome:
+def _unsupported(change: Change, provider: AuditTarget | None) -> Outcome:
+    idp = provider.idp if provider else "no identity provider given"
+    return Outcome(change, False, f"cannot run {change.resource}: {idp} offers no such remedy")
+
+
+def _reassign(remedies: Remedies, change: Change) -> Outcome:
     try:
-        return Outcome(change, True, str(provider.reassign_user(change.data["login"])))
+        return Outcome(change, True, remedies.reassign_user(change.data["login"]))
     except ConnectorError as exc:
         return Outcome(change, False, str(exc))
 
 
-def _repush(provider: Any, change: Change) -> Outcome:
+def _repush(remedies: Remedies, change: Change) -> Outcome:
     try:
         group_ids = change.data.get("relink_group_ids") or []
         if group_ids:
-            state = provider.relink_group(change.data["group"], group_ids=group_ids)
+            state = remedies.relink_group(change.data["group"], group_ids=group_ids)
         else:
-            state = provider.repush_group(change.data["group"])
-        verified = getattr(state, "verified", None)
-        text = ("unlinked and pushed again: " if group_ids else "") + str(getattr(state, "result", "") or "pushed")
+            state = remedies.repush_group(change.data["group"])
+        text = ("unlinked and pushed again: " if group_ids else "") + (state.result or "pushed")
     except ConnectorError as exc:
         return Outcome(change, False, str(exc))
-    return Outcome(change, verified is not False, text)
+    return Outcome(change, state.verified is not False, text)
 
 
-def _on_demand(provider: Any, changes: list[Change], astro: AstroConfig, policy: RetryPolicy) -> list[Outcome]:
+def _on_demand(on_demand: ProvisionOnDemand | None, provider: AuditTarget | None, changes: list[Change],
+               astro: AstroConfig, policy: RetryPolicy) -> list[Outcome]:
     """Provision on demand (the provider paces Entra's 5-calls-per-10-s limit), then check Teams in Astro."""
     out: list[Outcome] = []
     for c in changes:
@@ -246,12 +261,17 @@ def _on_demand(provider: Any, changes: list[Change], astro: AstroConfig, policy:
         texts: list[str] = []
         ok = True
         if kind == "users" or c.data.get("on_demand", True):
+            if on_demand is None:
+                out.append(_unsupported(c, provider))
+                continue
             try:
-                results = provider.provision_on_demand(**{kind: [c.data["subject"]]})
+                subject = [str(c.data["subject"])]
+                results = (on_demand.provision_on_demand(users=subject) if kind == "users"
+                           else on_demand.provision_on_demand(groups=subject))
             except ConnectorError as exc:
                 out.append(Outcome(c, False, str(exc)))
                 continue
-            failed = [r for r in results if getattr(r, "failed", False)]
+            failed = [r for r in results if r.failed]
             ok = not failed
             texts.append(_summarise(results) or "provisioned on demand")
         if kind == "groups" and ok and (c.data.get("add_users") or c.data.get("remove_ids")):
@@ -265,7 +285,7 @@ def _on_demand(provider: Any, changes: list[Change], astro: AstroConfig, policy:
     return out
 
 
-def _summarise(results: list[Any]) -> str:
+def _summarise(results: Sequence[OnDemandOutcome]) -> str:
     """Entra's verdicts, short: each subject for one or two, else counted per object type and outcome."""
     if len(results) <= 2:
         return "; ".join(r.describe() for r in results)

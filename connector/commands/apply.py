@@ -7,7 +7,7 @@ import functools
 import sys
 
 from connector import output
-from connector.cli import load_config_arg
+from connector.config.arg import load_config_arg
 from connector.errors import EXIT_OK, ConnectorError, ManualStepRequired, UsageError
 from connector.plan.model import Change
 from connector.plan.view import show_plans
@@ -29,15 +29,14 @@ def _report(done: list[Change], change: Change) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = load_config_arg(args.config)
     total = 0
-    for provider in registry.build(cfg, args.idp, prune=args.prune, pause=args.pause):
+    for provider in registry.config_providers(cfg, args.idp, prune=args.prune, pause=args.pause):
         try:
             plan = provider.plan()
             show_plans([plan], "text")
             if not plan:
                 continue
-            existing = int(plan.changes[0].data.get("existing_count", 0)) if plan.changes else 0
             plan.check_safety(
-                existing=max(existing, len(plan.changes)),
+                existing=max(plan.existing, len(plan.changes)),
                 max_fraction=cfg.safety.max_delete_fraction,
                 max_count=cfg.safety.max_delete_count,
                 force=args.force,

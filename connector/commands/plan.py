@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from connector.cli import load_config_arg
+from connector.config.arg import load_config_arg
 from connector.errors import EXIT_FINDINGS, EXIT_OK
 from connector.plan.view import show_plans
 from connector.providers import registry
@@ -13,7 +13,7 @@ from connector.providers import registry
 def run(args: argparse.Namespace) -> int:
     cfg = load_config_arg(args.config)
     plans = []
-    for provider in registry.build(cfg, args.idp, prune=args.prune, pause=args.pause):
+    for provider in registry.config_providers(cfg, args.idp, prune=args.prune, pause=args.pause):
         try:
             plans.append(provider.plan())
         finally:

@@ -7,18 +7,19 @@ from __future__ import annotations
 import argparse
 
 from connector import output
-from connector.cli import load_config_arg
+from connector.config.arg import load_config_arg
 from connector.errors import EXIT_FINDINGS, EXIT_OK
 from connector.providers import registry
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config_arg(args.config)
-    [provider] = registry.build(cfg, "azure")
+    provider = registry.provision_on_demand(cfg, args.idp)
     try:
         subject = f"user {args.user}" if args.user else f"group {args.group}"
         output.say(f"azure: provisioning {subject} on demand", style="bold")
-        results = provider.provision(user=args.user, group=args.group)  # type: ignore[attr-defined]
+        results = provider.provision_on_demand(users=[args.user] if args.user else None,
+                                                groups=[args.group] if args.group else None)
     finally:
         provider.close()
     not_done = 0

@@ -11,12 +11,13 @@ import argparse
 import sys
 
 from connector import output
-from connector.cli import load_config_arg
-from connector.errors import EXIT_OK, ConfigError, VerificationFailed
-from connector.providers.okta.provider import PUSH_NOW_STEPS, GroupPush, OktaProvider, PushReport
+from connector.config.arg import load_config_arg
+from connector.errors import EXIT_OK, VerificationFailed
+from connector.providers import registry
+from connector.providers.base import PushReport, PushState
 
 
-def _show_state(g: GroupPush, acting: bool) -> None:
+def _show_state(g: PushState, acting: bool) -> None:
     status = g.status or "no mapping"
     # Once acted upon, in_astro is the state after the re-push: this line and its reason describe the state before.
     members = g.in_astro_before if g.verified is not None else g.in_astro
@@ -42,10 +43,7 @@ def _confirm(count: int) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config_arg(args.config)
-    if cfg.okta is None:
-        raise ConfigError("push-groups is for Okta, and the config has no 'okta' section",
-                          hint=f"add 'okta:' to {cfg.file}")
-    provider = OktaProvider(cfg)
+    provider = registry.group_push(cfg)
     names = list(args.groups) or None
     try:
         report = provider.push_groups(names, yes=args.yes)
@@ -74,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         names_text = ", ".join(g.name for g in report.failed)
         raise VerificationFailed(
             f"okta: {len(report.failed)} group(s) still differ in Astro after the re-push: {names_text}",
-            hint=PUSH_NOW_STEPS,
+            hint=report.manual_steps or None,
         )
     output.say(f"{len(report.pending)} group(s) fixed and verified in Astro", style="bold green")
     return EXIT_OK

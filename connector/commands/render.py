@@ -19,12 +19,11 @@ if TYPE_CHECKING:
     from connector.config.load import ProjectConfig
 
 
-
 def _mapping_path(args: argparse.Namespace, config: ProjectConfig | None) -> Path:
     if args.mapping:
         return Path(args.mapping)
-    section = getattr(config, args.idp, None) if config is not None else None
-    configured = getattr(section, "mapping", None)
+    section = None if config is None else config.okta if args.idp == "okta" else config.azure
+    configured = section.mapping if section is not None else None
     if configured is not None:
         return Path(configured)
     local = Path("mappings") / f"{args.idp}.yaml"
@@ -43,10 +42,10 @@ def _print(findings: list[Finding]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from connector.cli import load_config_arg
+    from connector.config.arg import load_config_arg
     from connector.mapping.load import load_mapping
     from connector.mapping.validate import UNREADABLE, validate_paths
-    from connector.render.generate import render_idp
+    from connector.render.write import render_idp
 
     config = load_config_arg(args.config) if args.config else None
     path = _mapping_path(args, config)

@@ -6,10 +6,10 @@ import argparse
 from collections.abc import Callable
 
 from connector import output
-from connector.cli import load_config_arg
+from connector.config.arg import load_config_arg
 from connector.errors import EXIT_FINDINGS, EXIT_OK
 from connector.providers import registry
-from connector.providers.base import Check, Provider
+from connector.providers.base import Check, Health
 
 MARK = {True: "ok  ", False: "FAIL", None: "info"}
 
@@ -24,11 +24,11 @@ def show_checks(title: str, checks: list[Check]) -> bool:
     return all(c.ok is not False for c in checks)
 
 
-def run_checks(args: argparse.Namespace, checks: Callable[[Provider], list[Check]]) -> int:
+def run_checks(args: argparse.Namespace, checks: Callable[[Health], list[Check]]) -> int:
     """Show each configured IdP's `checks`; exit 1 when any failed. `status` shares it."""
     cfg = load_config_arg(args.config)
     ok = True
-    for provider in registry.build(cfg, args.idp):
+    for provider in registry.health(cfg, args.idp):
         try:
             ok &= show_checks(provider.name, checks(provider))
         finally:

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     seen = {Path(p).resolve() for p in files}
     projects = mappings = 0
     for path in list(files):  # referenced mappings are appended as they are checked
-        project = validate_project_file(path)  # a project config: its access section (connector/access.py)
+        project = validate_project_file(path)  # a project config: its access section (connector/access/model.py)
         if project is None:
             findings.extend(validate_file(path))
             mappings += 1

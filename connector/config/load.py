@@ -10,6 +10,7 @@ from typing import Any
 from connector.errors import ConfigError, Location
 from connector.support import yamlsrc
 from connector.support.secret import Secret
+from connector.support.suggest import closest
 from connector.support.urls import check_endpoint
 
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
@@ -96,6 +97,11 @@ class ProjectConfig:
         return target
 
 
+def _key_hint(key: str, allowed: set[str]) -> str:
+    guess = closest(key, allowed)
+    return f"did you mean '{guess}'?" if guess else "allowed keys: " + ", ".join(sorted(allowed))
+
+
 class _Section:
     """Reads one mapping of the document with location-aware type checks and unknown-key detection."""
 
@@ -111,8 +117,7 @@ class _Section:
             if key not in allowed:
                 raise ConfigError(
                     f"unknown key '{key}' in '{'.'.join(map(str, path))}'",
-                    location=doc.loc((*path, key), key=True),
-                    hint="allowed keys: " + ", ".join(sorted(allowed)),
+                    location=doc.loc((*path, key), key=True), hint=_key_hint(str(key), allowed),
                 )
 
     def loc(self, key: str) -> Location:
@@ -302,7 +307,7 @@ def load_config(path: str | Path) -> ProjectConfig:
         if key not in allowed:
             raise ConfigError(
                 f"unknown top-level key '{key}'", location=doc.loc((key,), key=True),
-                hint="allowed keys: " + ", ".join(sorted(allowed)),
+                hint=_key_hint(str(key), allowed),
             )
     cfg = ProjectConfig(file=str(path), document=doc)
     if doc.data.get("astro") is not None:

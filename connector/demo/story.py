@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from connector.commands.demo import Story, cli
+from connector.demo.narration import Story, cli
 from connector.errors import EXIT_FINDINGS, EXIT_OK
 from connector.support.packaged import data_dir
 

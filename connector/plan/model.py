@@ -54,6 +54,7 @@ class Change:
 class Plan:
     provider: str
     changes: list[Change] = field(default_factory=list)
+    existing: int = 0  # objects of the kinds the plan may delete: the deletion limit is a fraction of them
 
     def __bool__(self) -> bool:
         return bool(self.changes)

@@ -1,14 +1,35 @@
-"""The contract every provider keeps (modelled on octodns): `plan` never writes; after `apply`, `plan` is empty."""
+"""What providers offer, as typed capabilities, and the plan/apply flow written once (modelled on octodns).
+
+A provider class declares the capabilities it implements by the Protocols below; commands and the audit ask
+`providers.registry` for a capability and get it typed, never by probing an object with getattr:
+
+    ConfigProvider     plan / apply the IdP (or Astro access) setup          every provider
+    Health             test_connection / status                              every provider
+    IdPView            what the audit reads: read_view, inactive_users       okta, azure
+    Remedies           the FAQ's Okta fixes: reassign, re-push, re-link      okta
+    ProvisionOnDemand  Entra's provisionOnDemand                             azure
+    GroupPush          push-groups: inspect and repair Group Push            okta
+
+`BaseProvider` is the ConfigProvider template method: `plan` never writes; after `apply`, `plan` is empty.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, Generic, Protocol, TypeVar
 
-from connector.plan.model import Change, Plan
+from connector import output
+from connector.errors import ManualStepRequired, UsageError
+from connector.plan.model import Action, Change, Plan
+from connector.views import IdpUser, IdpView
 
 Progress = Callable[[Change], None]
+T = TypeVar("T")
+S = TypeVar("S")  # what the provider's calls run with (Okta: an SDK session; Entra: the tenant)
+State = TypeVar("State")  # what populate read
+Ctx = TypeVar("Ctx")  # what apply learns as it goes (ids of objects it found or made)
 
 
 @dataclass
@@ -21,9 +42,18 @@ class Check:
     hint: str | None = None
 
 
-class Provider(Protocol):
+# ------------------------------------------------------------------------------------------ capabilities
+
+
+class Closable(Protocol):
     name: str  # "okta" | "azure" | "astro"
 
+    def close(self) -> None:
+        """Release what the provider holds (HTTP sessions, its event loop). Safe to call twice."""
+        ...
+
+
+class ConfigProvider(Closable, Protocol):
     def plan(self) -> Plan:
         """Read the current state and return what `apply` would change. Never writes."""
         ...
@@ -35,11 +65,240 @@ class Provider(Protocol):
         """
         ...
 
+
+class Health(Closable, Protocol):
     def test_connection(self) -> list[Check]:
+        """Can we reach the IdP with these credentials, find the app, and does Astro take its token?"""
         ...
 
     def status(self) -> list[Check]:
+        """Provisioning health as the IdP reports it (job state, quarantine, errors)."""
         ...
 
-    def close(self) -> None:
+
+class IdPView(Closable, Protocol):
+    def read_view(self) -> IdpView:
+        """The IdP's in-scope users and groups, mapped through the mapping file: what Astro should hold."""
         ...
+
+    def inactive_users(self, user_names: Sequence[str]) -> list[IdpUser]:
+        """Among `user_names` (Astro accounts read_view does not account for), the ones the IdP knows as
+        deactivated, as inactive IdP users; [] when the IdP's view already shows its disabled users."""
+        ...
+
+
+class PushOutcome(Protocol):
+    """What a re-push did: verified in Astro (None: not checked), and a one-line account of it."""
+
+    @property
+    def verified(self) -> bool | None: ...
+
+    @property
+    def result(self) -> str: ...
+
+
+class Remedies(Closable, Protocol):
+    """The Astro SCIM FAQ's fixes on the Okta side (drift --fix)."""
+
+    def reassign_user(self, login: str) -> str:
+        """Remove and re-assign the user in the IdP; returns what it did."""
+        ...
+
+    def repush_group(self, name: str) -> PushOutcome:
+        """Push the group again and verify its Team in Astro."""
+        ...
+
+    def relink_group(self, name: str, *, group_ids: Sequence[str] | None = None) -> PushOutcome:
+        """Unlink the pushed group (keeping the Team) and push it again, which recreates a missing Team."""
+        ...
+
+
+class OnDemandOutcome(Protocol):
+    """Entra's verdict on one subject of one provisionOnDemand call."""
+
+    subject: str
+    object_type: str
+    action: str
+    status: str
+    reason: str
+
+    @property
+    def failed(self) -> bool: ...
+
+    @property
+    def ok(self) -> bool: ...
+
+    def describe(self) -> str: ...
+
+
+class ProvisionOnDemand(Closable, Protocol):
+    def provision_on_demand(self, *, users: list[str] | None = None, groups: list[str] | None = None,
+                            ) -> Sequence[OnDemandOutcome]:
+        """Provision users (userPrincipalName or id) and groups (name or id) now, paced to the IdP's limit."""
+        ...
+
+
+@dataclass
+class PushState:
+    """One group's Group Push state, what push-groups would do about it, and what happened."""
+
+    name: str
+    group_id: str
+    mapping_id: str | None
+    status: str | None  # ACTIVE | INACTIVE | ERROR | None (no mapping)
+    error: str | None
+    expected: set[str]  # userNames (lower-cased) the IdP should have pushed: members who are provisioned users
+    in_astro: set[str] | None  # the Team's members in Astro; None = no such Team
+    action: str | None = None  # create | activate | repush | None (in sync)
+    reason: str = ""
+    verified: bool | None = None  # set once acted upon
+    result: str = ""
+    in_astro_before: set[str] | None = None  # the Team's members before acting (in_astro is then re-read)
+
+    def describe_action(self) -> str:
+        return {
+            "create": "create the push mapping (push as a Team)",
+            "activate": "activate the push mapping",
+            "repush": "re-push: set the mapping INACTIVE then ACTIVE (a workaround: Okta has no Push now API)",
+        }.get(self.action or "", "nothing to do")
+
+
+@dataclass
+class PushReport:
+    groups: list[PushState] = field(default_factory=list)
+    acted: bool = False
+    manual_steps: str = ""  # how to push by hand when the API route did not take
+
+    @property
+    def pending(self) -> list[PushState]:
+        return [g for g in self.groups if g.action]
+
+    @property
+    def failed(self) -> list[PushState]:
+        return [g for g in self.groups if g.verified is False]
+
+
+class GroupPush(Closable, Protocol):
+    def push_groups(self, names: list[str] | None, yes: bool) -> PushReport:
+        """Inspect the groups' push state against Astro; with `yes`, create/activate/re-push and verify."""
+        ...
+
+
+@dataclass
+class AuditTarget:
+    """One IdP as drift uses it: the view it reads and the remedies it offers (None where the IdP has none).
+
+    The capabilities are one provider object seen through each Protocol, so they share its session and the
+    pacing of its limits (Entra's on-demand window).
+    """
+
+    idp: str
+    view: IdPView
+    remedies: Remedies | None = None  # Okta
+    on_demand: ProvisionOnDemand | None = None  # Entra
+
+    def close(self) -> None:
+        self.view.close()
+
+
+# ------------------------------------------------------------------------------------- the template method
+
+
+class BaseProvider(ABC, Generic[S, State, Ctx]):
+    """ConfigProvider, written once. A subclass supplies the per-IdP hooks:
+
+    plan():  `_call(fn)` runs fn with the provider's session S  ->  `_populate(s)` reads the current state
+             ->  `_changes(state)` computes the changes (pure)  ->  Plan(name, changes); `_notes(state)` are
+             printed as warnings (things to know that no change fixes).
+    apply(plan): refuses another provider's plan  ->  `_begin_apply(s, plan)` makes the context  ->  for each
+             batch of consecutive changes of one resource (`_batches`): a MANUAL change is re-checked with
+             `_recheck_manual` (someone may have done it since the plan), which stops apply with
+             ManualStepRequired when it is still to do, after the steps before it are done; other batches go to `_apply_batch`
+             (default: `_apply_change` one by one, `progress` after each). Returns how many changes were made.
+    """
+
+    name: ClassVar[str]
+
+    # -- hooks ----------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def _call(self, fn: Callable[[S], Awaitable[T]]) -> T:
+        """Run `fn` to completion with the provider's session; the one sync entry point of each public call."""
+
+    @abstractmethod
+    async def _populate(self, s: S) -> State:
+        """Read the current state. Never writes."""
+
+    @abstractmethod
+    def _changes(self, state: State) -> list[Change]:
+        """The changes that make `state` what the config asks for. Pure."""
+
+    def _notes(self, state: State) -> list[str]:
+        return []
+
+    def _existing(self, state: State) -> int:
+        """How many objects exist of the kinds the plan may delete (the base of the deletion limit)."""
+        return 0
+
+    @abstractmethod
+    async def _begin_apply(self, s: S, plan: Plan) -> Ctx:
+        """The context apply carries from change to change."""
+
+    async def _recheck_manual(self, s: S, ctx: Ctx, change: Change) -> None:
+        """Raise ManualStepRequired unless the manual step of `change` has been done since the plan was made."""
+        raise ManualStepRequired(f"{self.name}: {change.describe()}: do it by hand, then re-run apply",
+                                 steps=str(change.data.get("steps", "")))
+
+    def _batches(self, changes: list[Change]) -> Iterator[list[Change]]:
+        batch: list[Change] = []
+        for change in changes:
+            if batch and (change.resource != batch[0].resource or Action.MANUAL in (change.action, batch[0].action)):
+                yield batch
+                batch = []
+            batch.append(change)
+        if batch:
+            yield batch
+
+    async def _apply_batch(self, s: S, ctx: Ctx, batch: list[Change], progress: Progress) -> int:
+        for change in batch:
+            await self._apply_change(s, ctx, change)
+            progress(change)
+        return len(batch)
+
+    async def _apply_change(self, s: S, ctx: Ctx, change: Change) -> None:
+        raise UsageError(f"the {self.name} provider cannot apply {change.resource}")
+
+    # -- the flow -------------------------------------------------------------------------------------------
+
+    def plan(self) -> Plan:
+        state, plan = self._call(self._plan)
+        for note in self._notes(state):
+            output.warn(f"{self.name}: note: {note}")
+        return plan
+
+    async def _plan(self, s: S) -> tuple[State, Plan]:
+        state = await self._populate(s)
+        return state, Plan(self.name, self._changes(state), existing=self._existing(state))
+
+    def apply(self, plan: Plan, progress: Progress | None = None) -> int:
+        if plan.provider != self.name:
+            raise UsageError(f"the {self.name} provider cannot apply a plan for {plan.provider}")
+        if not plan.changes:
+            return 0
+        return self._call(lambda s: self._apply(s, plan, progress or _nothing))
+
+    async def _apply(self, s: S, plan: Plan, progress: Progress) -> int:
+        ctx = await self._begin_apply(s, plan)
+        done = 0
+        for batch in self._batches(plan.changes):
+            first = batch[0]
+            if first.action is Action.MANUAL:
+                await self._recheck_manual(s, ctx, first)
+                progress(first)  # verified: someone did the manual step since the plan was made
+                continue
+            done += await self._apply_batch(s, ctx, batch, progress)
+        return done
+
+
+def _nothing(change: Change) -> None:
+    pass

@@ -12,7 +12,6 @@ at the point of use) and Terraform variables without a default in HCL.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -430,44 +429,3 @@ def render_files(ctx: RenderContext) -> dict[str, str]:
         rel = name.split("/", 1)[1]
         out[rel[: -len(".j2")]] = render_text(name, data)
     return out
-
-
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def render_idp(
-    idp: str,
-    mapping: MappingFile,
-    config: ProjectConfig | None,
-    out_dir: str | Path,
-    *,
-    mapping_path: str | None = None,
-    command: str | None = None,
-) -> list[Path]:
-    """Render every output for `idp` into `out_dir`; returns the files written."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a folder")
-    ctx = build_context(
-        idp, mapping, config,
-        mapping_path=mapping_path or mapping.file,
-        command=command or f"astro-scim render --idp {idp}",
-    )
-    files = render_files(ctx)
-    if config is not None and config.access:  # Team access templates: terraform/astro.tf (connector/access.py)
-        from connector.access.model import render_files as access_files
-
-        files.update(access_files(idp, config, command=ctx.command))
-    written = []
-    try:
-        for rel, text in files.items():
-            target = out / rel
-            _write(target, text)
-            written.append(target)
-    except OSError as exc:
-        raise ConfigError(f"cannot write to {out}: {exc.strerror}") from None
-    return written

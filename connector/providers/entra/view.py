@@ -1,92 +1,94 @@
-"""What Astro should hold according to Entra: Graph user/group JSON mapped through the YAML. Pure: no I/O."""
+"""What Astro should hold according to Entra (the audit's IdP view): the app's assigned users and the members of
+its assigned groups, mapped through the YAML (expected.py), and the job's own troubles (quarantine, failures)."""
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
-from connector.mapping.expr import entra as entra_expr
-from connector.mapping.model import AttributeMapping, MappingFile
-from connector.views import IdpGroup, IdpUser
-
-log = logging.getLogger("connector.azure")
-
-# Always read: identity, scope and the attributes of the seed's table.
-BASE_USER_SELECT = ("id", "userPrincipalName", "displayName", "givenName", "surname", "mail", "mailNickname",
-                    "accountEnabled")
-# Names expressions may use that are not Graph user properties (so they must not go into $select).
-VIRTUAL_ATTRIBUTES = frozenset({"issoftdeleted", "objectid", "appRoleAssignments".lower(), "manager", "members",
-                                "objectguid"})
+from connector.errors import NotFound
+from connector.providers.entra.app import EntraApp, log_error, log_status, log_subject
+from connector.providers.entra.expected import compile_mappings, idp_group, idp_user, user_select
+from connector.views import IdpIssue, IdpUser, IdpView
 
 
-def user_select(mapping: MappingFile) -> list[str]:
-    """$select for users: the base set plus every attribute the user mappings read."""
-    names: list[str] = list(BASE_USER_SELECT)
-    seen = {n.lower() for n in names}
-    for m in mapping.users:
-        try:
-            attrs = entra_expr.attributes(entra_expr.parse(m.source or ""))
-        except entra_expr.ExpressionError:
-            continue
-        for a in attrs:
-            if a.name.lower() not in seen and a.name.lower() not in VIRTUAL_ATTRIBUTES:
-                seen.add(a.name.lower())
-                names.append(a.name)
-    return names
+class EntraView(EntraApp):
+    """The IdPView capability."""
+
+    def read_view(self) -> IdpView:
+        return self._run(self._read_view())
+
+    async def _read_view(self) -> IdpView:
+        mapping = self.mapping
+        sp = await self._require_sp()
+        sp_id = str(sp["id"])
+        select = user_select(mapping)
+        user_maps = compile_mappings(mapping.users)
+        group_maps = compile_mappings(mapping.groups)
+        view = IdpView("azure")
+        assignments = await self.tenant.assignments(sp_id)
+        profiles: dict[str, dict[str, Any]] = {}
+        sem = asyncio.Semaphore(8)
+
+        async def members_of(a: Any) -> tuple[Any, list[dict[str, Any]]]:
+            async with sem:
+                return a, await self.tenant.group_members(str(a.get("principalId")), select)
+
+        async def direct_user(a: Any) -> dict[str, Any] | None:
+            async with sem:
+                try:
+                    return await self.tenant.get_user(str(a.get("principalId")), select)
+                except NotFound:
+                    return None
+
+        group_assignments = [a for a in assignments if str(a.get("principalType") or "").lower() == "group"]
+        user_assignments = [a for a in assignments if str(a.get("principalType") or "").lower() == "user"]
+        group_results = await asyncio.gather(*(members_of(a) for a in group_assignments))
+        user_results = await asyncio.gather(*(direct_user(a) for a in user_assignments))
+        for profile in user_results:
+            if profile:
+                profiles[str(profile["id"])] = profile
+        seen_groups: set[str] = set()
+        mapped: dict[str, Any] = {}  # user id -> IdpUser | None, each profile evaluated once
+
+        def user_of(profile: dict[str, Any]) -> Any:
+            uid = str(profile.get("id"))
+            if uid not in mapped:
+                profiles.setdefault(uid, profile)
+                mapped[uid] = idp_user(profile, user_maps)
+            return mapped[uid]
+
+        for a, members in group_results:
+            gid = str(a.get("principalId"))
+            if gid in seen_groups:
+                continue
+            seen_groups.add(gid)
+            names = {u.user_name for u in map(user_of, members) if u is not None and u.active}
+            view.groups.append(idp_group({"id": gid, "displayName": a.get("principalDisplayName")}, group_maps, names))
+        for profile in list(profiles.values()):
+            u = user_of(profile)
+            if u is not None:
+                view.users.append(u)
+        view.issues.extend(await self._issues(sp))
+        return view
+
+    async def _issues(self, sp: Any) -> list[IdpIssue]:
+        issues: list[IdpIssue] = []
+        job = await self.tenant.find_job(str(sp["id"]))
+        if job is not None:
+            job = await self.tenant.get_job(str(sp["id"]), str(job["id"]))
+            st = job.get("status") or {}
+            if st.get("code") == "Quarantine":
+                reason = (st.get("quarantine") or {}).get("reason") or "Unknown"
+                issues.append(IdpIssue("entra.quarantine", self.app_label,
+                                       f"provisioning job {job['id']} is in quarantine ({reason})"))
+        for e in await self.tenant.provisioning_log(str(sp["id"]), top=50):
+            if log_status(e) == "failure":
+                issues.append(IdpIssue("entra.failed_export", log_subject(e), log_error(e)))
+        return issues
 
 
-@dataclass
-class CompiledMapping:
-    target: str
-    expr: entra_expr.Expr
-
-    def value(self, profile: dict[str, Any]) -> Any:
-        try:
-            return entra_expr.evaluate(self.expr, profile)
-        except entra_expr.ExpressionError as exc:
-            # Tenant-only functions (Now, Guid, AppRoleAssignmentsComplex...) have no offline value.
-            log.debug("cannot evaluate %s offline: %s", self.target, exc)
-            return None
-
-
-def compile_mappings(items: list[AttributeMapping]) -> list[CompiledMapping]:
-    out = []
-    for m in items:
-        try:
-            out.append(CompiledMapping(m.target, entra_expr.parse(m.source or "")))
-        except entra_expr.ExpressionError:
-            continue  # `validate` reports it; the view just has no expectation for this attribute
-    return out
-
-
-def expected_values(compiled: list[CompiledMapping], profile: dict[str, Any]) -> dict[str, Any]:
-    """SCIM path -> value. None is left out: Entra does not provision null values."""
-    out: dict[str, Any] = {}
-    for c in compiled:
-        value = c.value(profile)
-        if value is not None and value != "":
-            out[c.target] = value
-    return out
-
-
-def idp_user(profile: dict[str, Any], compiled: list[CompiledMapping]) -> IdpUser | None:
-    expected = expected_values(compiled, profile)
-    user_name = next((v for k, v in expected.items() if k.lower() == "username"), None)
-    if user_name is None:
-        user_name = profile.get("userPrincipalName")
-    if not user_name:
-        return None
-    return IdpUser(
-        id=str(profile.get("id") or ""),
-        user_name=str(user_name),
-        active=profile.get("accountEnabled") is not False,
-        expected=expected,
-    )
-
-
-def idp_group(group: dict[str, Any], compiled: list[CompiledMapping], member_names: set[str]) -> IdpGroup:
-    expected = expected_values(compiled, group)
-    name = next((v for k, v in expected.items() if k.lower() == "displayname"), None)
-    return IdpGroup(id=str(group.get("id") or ""), name=str(name or group.get("displayName") or ""),
-                    members={n.lower() for n in member_names})
+    def inactive_users(self, user_names: Sequence[str]) -> list[IdpUser]:
+        """Entra keeps a disabled user's assignment (accountEnabled false), so read_view already shows them."""
+        return []

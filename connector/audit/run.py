@@ -1,0 +1,162 @@
+"""The drift pipeline, as `astro-scim drift` runs it: read the IdP and Astro side by side, reconcile, and with
+--fix plan the remedies, carry them out and re-audit until what was fixed stays fixed.
+
+    IdPView.read_view + astro.reader.read_astro -> reconcile.run_audit -> remedies.plan_remedies
+        -> remedies.execute -> settle (re-audit) -> team_roles (access templates) -> report
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from connector import output
+from connector.astro.reader import read_astro
+from connector.audit.reconcile import AuditResult, run_audit
+from connector.audit.remedies import Outcome, check_limits, execute, plan_remedies
+from connector.audit.report import progress_bar, render
+from connector.config.load import AstroConfig, ProjectConfig
+from connector.errors import UnsafePlan
+from connector.plan.model import Action, Plan
+from connector.plan.view import show_plans
+from connector.providers import registry
+from connector.providers.base import AuditTarget, IdPView
+
+# After remedies, IdPs provision asynchronously (Okta's engine, Entra's cycle): re-audit until what was fixed
+# stays fixed, or this long has passed.
+SETTLE_SECONDS = 20.0
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class FixOptions:
+    """What `drift` was asked to do about its findings."""
+
+    fix: bool = False  # plan remedies
+    yes: bool = False  # and carry them out
+    delete_orphans: bool = False
+    force: bool = False  # past the deletion limits
+
+
+@dataclass
+class DriftRun:
+    results: list[AuditResult] = field(default_factory=list)
+    # Text reports already printed before a --fix plan, with their finding count then (see `drift`).
+    shown: list[tuple[AuditResult, int]] = field(default_factory=list)
+
+    def unseen(self) -> list[AuditResult]:
+        return [r for r in self.results if not any(r is seen and len(r.findings) == n for seen, n in self.shown)]
+
+
+def audit_once(view: IdPView, astro: AstroConfig, *, show_progress: bool = False) -> AuditResult:
+    """Read the IdP and Astro side by side (independent reads, two threads), then reconcile."""
+    started = time.perf_counter()
+    with progress_bar(f"reading {view.name} and Astro", show_progress) as progress, \
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="drift-read") as pool:
+        idp_future = pool.submit(view.read_view)
+        astro_future = pool.submit(read_astro, astro, progress=progress)
+        astro_view = astro_future.result()
+        idp_view = idp_future.result()
+    # An IdP may know, as inactive, users its view of the app leaves out (Okta unassigns whom it deactivates).
+    known = {u.user_name.casefold() for u in idp_view.users}
+    unknown = [u.user_name for u in astro_view.users if u.active and u.user_name.casefold() not in known]
+    if unknown:
+        idp_view.users.extend(view.inactive_users(unknown))
+    return run_audit(idp_view, astro_view, time.perf_counter() - started)
+
+
+def settle(view: IdPView, astro: AstroConfig, targeted: set[str], *, timeout: float = SETTLE_SECONDS
+           ) -> AuditResult:
+    """Re-audit until none of the targeted findings is left (or the timeout): what is left is then real."""
+    deadline = time.monotonic() + timeout
+    delay = 0.25
+    while True:
+        result = audit_once(view, astro)
+        left = {f.id for f in result.findings} & targeted
+        if not left or time.monotonic() + delay > deadline:
+            return result
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+def narrator(machine_on_stdout: bool) -> Say:
+    # A JSON/JUnit/... document on stdout must stay parseable: narration then goes to stderr.
+    return output.warn if machine_on_stdout else output.say
+
+
+def _show_plan(plan: Plan, machine_on_stdout: bool) -> None:
+    if machine_on_stdout:
+        for change in plan.changes:
+            output.warn("  " + change.describe())
+    else:
+        show_plans([plan])
+
+
+def _outcome_line(o: Outcome) -> str:
+    return f"  {'done' if o.ok else 'FAILED'} {o.change.describe()}: {o.message}"
+
+
+def fix(cfg: ProjectConfig, target: AuditTarget, astro: AstroConfig, result: AuditResult, options: FixOptions,
+        machine_on_stdout: bool) -> AuditResult:
+    """Plan the remedies of `result`; with options.yes carry them out and return the settled re-audit."""
+    say = narrator(machine_on_stdout)
+    plan = plan_remedies(result.idp, result.findings, delete_orphans=options.delete_orphans,
+                         group_sizes=result.group_sizes)
+    if not plan:
+        return result
+    _show_plan(plan, machine_on_stdout)
+    actionable = [c for c in plan.changes if c.action is not Action.MANUAL]
+    if not options.yes:
+        say(f"{result.idp}: {len(actionable)} remedy action(s) planned; nothing done (add --yes to act)")
+        try:
+            check_limits(plan, astro_users=result.astro_users, safety=cfg.safety, force=options.force)
+        except UnsafePlan as exc:  # the preview only warns; acting would refuse
+            output.warn(f"note: with --yes this would be refused: {exc}")
+        return result
+    check_limits(plan, astro_users=result.astro_users, safety=cfg.safety, force=options.force)
+    if not actionable:
+        return result
+    outcomes = execute(plan, provider=target, astro=astro, report=lambda o: say(_outcome_line(o)))
+    targeted = {fid for o in outcomes if o.ok for fid in o.change.data.get("findings", [])}
+    after = settle(target.view, astro, targeted)
+    left = {f.id for f in after.findings}
+    after.fixed = [f for f in result.findings if f.id not in left]
+    after.remedies = [{**o.change.to_json(), "ok": o.ok, "message": o.message} for o in outcomes]
+    say(f"{result.idp}: after the fix, {len(after.findings)} finding(s) left "
+        f"({len(after.fixed)} of {len(result.findings)} fixed)")
+    return after
+
+
+def drift(cfg: ProjectConfig, idp: str, options: FixOptions, *, fmt: str, to_stdout: bool) -> DriftRun:
+    """Audit each selected IdP against its Astro organization (and fix, per `options`), then the Team roles.
+
+    Text reports printed before a --fix plan are recorded in `shown`: when nothing was done since (no --yes, or
+    only manual remedies: `fix` returns the same result), the final report would repeat them word for word. A
+    fix that acted returns a new result, which is reported.
+    """
+    machine_on_stdout = fmt != "text" and to_stdout
+    show_progress = sys.stderr.isatty()
+    run = DriftRun()
+    for name in registry.selected_idps(cfg, idp):
+        astro = cfg.astro_for(name)
+        target = registry.audit_target(cfg, name)
+        try:
+            result = audit_once(target.view, astro, show_progress=show_progress)
+            if options.fix and result.findings:
+                if fmt == "text" and to_stdout:
+                    output.raw(render([result], "text", color=sys.stdout.isatty()))
+                    run.shown.append((result, len(result.findings)))
+                result = fix(cfg, target, astro, result, options, machine_on_stdout)
+            run.results.append(result)
+        finally:
+            target.close()
+    if cfg.access:
+        # Team access templates add team_roles_mismatch findings and re-apply role sets.
+        from connector.audit.team_roles import audit_team_roles
+
+        audit_team_roles(cfg, run.results, fix=options.fix, yes=options.yes, say=narrator(machine_on_stdout))
+    return run

@@ -1,0 +1,62 @@
+"""The narration of the demo: numbered steps, each verified or failed with its reason, and a summary."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from connector import output
+from connector.errors import EXIT_FINDINGS, EXIT_OK
+
+
+@dataclass
+class StepResult:
+    title: str
+    ok: bool
+    detail: str
+    seconds: float
+
+
+class Story:
+    def __init__(self) -> None:
+        self.results: list[StepResult] = []
+
+    def step(self, title: str, action: Callable[[], str]) -> bool:
+        """Run one narrated step. `action` returns a one-line outcome or raises AssertionError/ConnectorError."""
+        output.say("")
+        output.say(f"== {len(self.results) + 1}. {title}", style="bold cyan")
+        start = time.perf_counter()
+        try:
+            detail = action()
+            ok = True
+        except AssertionError as exc:
+            ok, detail = False, f"not verified: {exc}"
+        except Exception as exc:  # a demo step failing must still narrate, never crash the story
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        seconds = time.perf_counter() - start
+        self.results.append(StepResult(title, ok, detail, seconds))
+        output.say(f"   {'verified' if ok else 'FAILED'}: {detail} ({seconds:.1f}s)", style="green" if ok else "red")
+        return ok
+
+    def summary(self) -> int:
+        failed = [r for r in self.results if not r.ok]
+        output.say("")
+        total = sum(r.seconds for r in self.results)
+        if failed:
+            output.say(f"demo: {len(failed)} of {len(self.results)} steps failed ({total:.1f}s)", style="bold red")
+            return EXIT_FINDINGS
+        output.say(f"demo: all {len(self.results)} steps verified ({total:.1f}s)", style="bold green")
+        return EXIT_OK
+
+
+def cli(*argv: str) -> int:
+    """Run a real command, showing it as the user would type it.
+
+    The demo drives the program from the outside, as a user does: it is the one module below the shell that
+    calls into it (connector.cli imports the demo command only by name, when chosen, so there is no cycle).
+    """
+    from connector.cli import main
+
+    output.say("   $ astro-scim " + " ".join(argv), style="dim")
+    return main(list(argv))

@@ -1,0 +1,204 @@
+"""The Entra enterprise app and its provisioning job, as every Entra job finds them; and the event loop each call
+runs on. Each job (plan/apply in provider.py, health.py, provision.py, view.py) is a class on top of
+`EntraApp`; `AzureProvider` composes them. Graph calls live in tenant.Tenant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from connector.config.load import AstroConfig, AzureConfig, ProjectConfig
+from connector.errors import ConfigError, NotFound, RemoteError
+from connector.mapping.model import MappingFile, Severity
+from connector.providers.entra.client import GraphClient
+from connector.providers.entra.ondemand import SlidingWindow
+from connector.providers.entra.tenant import Tenant, odata_quote
+from connector.support.packaged import default_mapping
+from connector.support.suggest import closest
+
+log = logging.getLogger("connector.azure")
+T = TypeVar("T")
+
+NEVER = "0001-01-01"  # Graph's "not yet" timestamp prefix
+MASK_CHARS = frozenset("*")
+
+
+def load_azure_mapping(path: Path | None) -> MappingFile:
+    """The azure mapping file, checked: structural errors and unparsable expressions stop here with file:line."""
+    from connector.mapping.expr import entra as entra_expr
+    from connector.mapping.load import load_mapping
+
+    path = path or default_mapping("azure")
+    mapping, findings = load_mapping(path)
+    errors = [f for f in findings if f.severity is Severity.ERROR]
+    if mapping is None or errors:
+        first = errors[0] if errors else None
+        raise ConfigError(
+            f"the mapping file has {len(errors) or 1} error(s)" + (f"; first: {first.message}" if first else ""),
+            location=first.location if first else None,
+            hint=f"run 'astro-scim validate {path}'",
+        )
+    if mapping.idp != "azure":
+        raise ConfigError(f"azure.mapping points to a mapping for idp {mapping.idp!r}", location=mapping.location,
+                          hint="use a mapping file with 'idp: azure'")
+    for m in [*mapping.users, *mapping.groups]:
+        try:
+            entra_expr.parse(m.source or "")
+        except entra_expr.ExpressionError as exc:
+            raise ConfigError(f"{m.target}: {exc.message}", location=m.location, hint=exc.hint) from None
+    return mapping
+
+
+
+
+class EntraApp:
+    name = "azure"
+
+    def __init__(self, cfg: ProjectConfig, *, pause: bool = False) -> None:
+        if cfg.azure is None:
+            raise ConfigError("the config has no 'azure' section")
+        self.cfg = cfg
+        self.az: AzureConfig = cfg.azure
+        self.pause = pause
+        self.graph = GraphClient(self.az)
+        self.tenant = Tenant(self.graph)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()  # one call at a time on our loop, whichever thread calls (drift uses a pool)
+        self._mapping: MappingFile | None = None
+        # provisionOnDemand's limit is per app: one window for every call this provider makes.
+        self.window = SlidingWindow()
+
+    # --- plumbing ----------------------------------------------------------------------------------------
+
+    def _call(self, fn: Callable[[Tenant], Awaitable[T]]) -> T:
+        async def run() -> T:
+            return await fn(self.tenant)
+
+        return self._run(run())
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """One sync entry point per public method; the provider keeps one event loop for its HTTP client."""
+        with self._lock:
+            return self._run_locked(coro)
+
+    def _run_locked(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        loop = self._loop
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return loop.run_until_complete(coro)
+        # Called from async code (e.g. a concurrent drift run): drive our loop from a worker thread.
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="azure")
+        return self._pool.submit(loop.run_until_complete, coro).result()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        if self._loop is not None:
+            loop, self._loop = self._loop, None
+            if self._pool is not None:
+                self._pool.submit(loop.run_until_complete, self.graph.aclose()).result()
+                self._pool.shutdown()
+                self._pool = None
+            else:
+                loop.run_until_complete(self.graph.aclose())
+            loop.close()
+
+    @property
+    def mapping(self) -> MappingFile:
+        if self._mapping is None:
+            self._mapping = load_azure_mapping(self.az.mapping)
+        return self._mapping
+
+    @property
+    def astro(self) -> AstroConfig:
+        return self.cfg.astro_for("azure")
+
+    @property
+    def app_label(self) -> str:
+        return self.az.app_display_name or self.az.app_id or "Astro"
+
+    def _desired_secrets(self) -> dict[str, str]:
+        # SyncAll=false: only assigned users and groups are in scope (the portal's "Sync only assigned").
+        return {"BaseAddress": self.astro.scim_url, "SecretToken": self.astro.token.reveal(), "SyncAll": "false"}
+
+    async def _find_sp(self) -> Any | None:
+        return await self.tenant.find_service_principal(display_name=self.az.app_display_name, app_id=self.az.app_id)
+
+    async def _require_sp(self) -> Any:
+        sp = await self._find_sp()
+        if sp is None:
+            raise NotFound(f"no enterprise app {self.app_label!r} in the tenant", hint=await self._missing_app_hint())
+        return sp
+
+    async def _missing_app_hint(self) -> str:
+        """What to do about an app that is not in the tenant: the closest name there (among one page of apps
+        whose name starts like it: a tenant can hold thousands), else create it."""
+        create = "run 'astro-scim apply --idp azure' to create it"
+        name = self.az.app_display_name
+        if not name:
+            return create
+        try:
+            sps = await self.tenant.list_service_principals(
+                filter=f"startswith(displayName,{odata_quote(name[:3])})", top=999)
+        except RemoteError:
+            return create
+        match = closest(name, [str(sp.get("displayName") or "") for sp in sps])
+        return f"did you mean {match!r} (azure.app.display_name)? Otherwise {create}" if match else create
+
+    async def _require_job(self, sp: Any) -> Any:
+        job = await self.tenant.find_job(str(sp["id"]))
+        if job is None:
+            raise NotFound(f"the app {self.app_label!r} has no provisioning job",
+                           hint="run 'astro-scim apply --idp azure' to create it")
+        return job
+
+    async def _validate(self, sp: Any, job: Any) -> None:
+        """The seed's "Test connection": Entra calls Astro with the configured URL and token."""
+        creds = {"BaseAddress": self.astro.scim_url, "SecretToken": self.astro.token.reveal()}
+        try:
+            await self.tenant.validate_credentials(str(sp["id"]), str(job["id"]), creds)
+        except RemoteError as exc:
+            raise RemoteError(
+                f"Test connection failed: Entra could not use the Astro SCIM endpoint ({exc.message})",
+                service="graph", endpoint="validateCredentials", status=exc.status, code=exc.code,
+                hint="check astro.scim_url and that astro.token is an Organization API token with the "
+                     "Organization Owner role",
+            ) from None
+
+
+def log_status(entry: dict[str, Any]) -> str:
+    return str((entry.get("provisioningStatusInfo") or {}).get("status") or "").lower()
+
+
+def log_error(entry: dict[str, Any]) -> str:
+    err = (entry.get("provisioningStatusInfo") or {}).get("errorInformation") or {}
+    code = str(err.get("errorCode") or "")
+    reason = " ".join(str(err.get("reason") or "").split())
+    return f"{code}: {reason}" if code and reason else code or reason or "failed"
+
+
+def log_subject(entry: dict[str, Any]) -> str:
+    for key in ("sourceIdentity", "targetIdentity"):
+        ident = entry.get(key) or {}
+        if ident.get("displayName") or ident.get("id"):
+            return str(ident.get("displayName") or ident.get("id"))
+    return str(entry.get("id") or "")
+
+
+def log_line(entry: dict[str, Any]) -> str:
+    action = entry.get("provisioningAction") or "action?"
+    return f"{log_subject(entry)} ({action}) {log_error(entry)}"
+

@@ -1,0 +1,92 @@
+"""What Astro should hold according to Entra: Graph user/group JSON mapped through the YAML. Pure: no I/O."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from connector.mapping.expr import entra as entra_expr
+from connector.mapping.model import AttributeMapping, MappingFile
+from connector.views import IdpGroup, IdpUser
+
+log = logging.getLogger("connector.azure")
+
+# Always read: identity, scope and the attributes of the seed's table.
+BASE_USER_SELECT = ("id", "userPrincipalName", "displayName", "givenName", "surname", "mail", "mailNickname",
+                    "accountEnabled")
+# Names expressions may use that are not Graph user properties (so they must not go into $select).
+VIRTUAL_ATTRIBUTES = frozenset({"issoftdeleted", "objectid", "appRoleAssignments".lower(), "manager", "members",
+                                "objectguid"})
+
+
+def user_select(mapping: MappingFile) -> list[str]:
+    """$select for users: the base set plus every attribute the user mappings read."""
+    names: list[str] = list(BASE_USER_SELECT)
+    seen = {n.lower() for n in names}
+    for m in mapping.users:
+        try:
+            attrs = entra_expr.attributes(entra_expr.parse(m.source or ""))
+        except entra_expr.ExpressionError:
+            continue
+        for a in attrs:
+            if a.name.lower() not in seen and a.name.lower() not in VIRTUAL_ATTRIBUTES:
+                seen.add(a.name.lower())
+                names.append(a.name)
+    return names
+
+
+@dataclass
+class CompiledMapping:
+    target: str
+    expr: entra_expr.Expr
+
+    def value(self, profile: dict[str, Any]) -> Any:
+        try:
+            return entra_expr.evaluate(self.expr, profile)
+        except entra_expr.ExpressionError as exc:
+            # Tenant-only functions (Now, Guid, AppRoleAssignmentsComplex...) have no offline value.
+            log.debug("cannot evaluate %s offline: %s", self.target, exc)
+            return None
+
+
+def compile_mappings(items: list[AttributeMapping]) -> list[CompiledMapping]:
+    out = []
+    for m in items:
+        try:
+            out.append(CompiledMapping(m.target, entra_expr.parse(m.source or "")))
+        except entra_expr.ExpressionError:
+            continue  # `validate` reports it; the view just has no expectation for this attribute
+    return out
+
+
+def expected_values(compiled: list[CompiledMapping], profile: dict[str, Any]) -> dict[str, Any]:
+    """SCIM path -> value. None is left out: Entra does not provision null values."""
+    out: dict[str, Any] = {}
+    for c in compiled:
+        value = c.value(profile)
+        if value is not None and value != "":
+            out[c.target] = value
+    return out
+
+
+def idp_user(profile: dict[str, Any], compiled: list[CompiledMapping]) -> IdpUser | None:
+    expected = expected_values(compiled, profile)
+    user_name = next((v for k, v in expected.items() if k.lower() == "username"), None)
+    if user_name is None:
+        user_name = profile.get("userPrincipalName")
+    if not user_name:
+        return None
+    return IdpUser(
+        id=str(profile.get("id") or ""),
+        user_name=str(user_name),
+        active=profile.get("accountEnabled") is not False,
+        expected=expected,
+    )
+
+
+def idp_group(group: dict[str, Any], compiled: list[CompiledMapping], member_names: set[str]) -> IdpGroup:
+    expected = expected_values(compiled, group)
+    name = next((v for k, v in expected.items() if k.lower() == "displayname"), None)
+    return IdpGroup(id=str(group.get("id") or ""), name=str(name or group.get("displayName") or ""),
+                    members={n.lower() for n in member_names})

@@ -1,0 +1,133 @@
+"""Entra test-connection and status: the Graph credential, the app, the permissions the jobs need, the job's
+state, quarantine, last run and recent provisioning failures, and Entra's own test of the Astro token."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import Any
+
+from connector.errors import AuthError, NotFound, RemoteError
+from connector.providers.base import Check
+from connector.providers.entra.app import NEVER, EntraApp, log_line, log_status
+
+
+class EntraHealth(EntraApp):
+    """The Health capability."""
+
+    def test_connection(self) -> list[Check]:
+        return self._run(self._test_connection())
+
+    async def _test_connection(self) -> list[Check]:
+        checks: list[Check] = []
+        try:
+            await self.tenant.list_service_principals(top=1)
+            checks.append(Check("Graph credential", True, f"{self.az.credential.kind} credential accepted by "
+                                                          f"{self.az.graph_url}"))
+        except RemoteError as exc:
+            checks.append(Check("Graph credential", False, str(exc), exc.hint))
+            return checks
+        try:
+            sp = await self._find_sp()
+        except RemoteError as exc:
+            checks.append(Check(f"app {self.app_label!r}", False, str(exc), exc.hint))
+            return checks
+        if sp is None:
+            checks.append(Check(f"app {self.app_label!r}", False, "not found in the tenant",
+                                await self._missing_app_hint()))
+        else:
+            checks.append(Check(f"app {self.app_label!r}", True, f"service principal {sp['id']}"))
+
+        async def probe(name: str, op: Coroutine[Any, Any, Any]) -> Any:
+            try:
+                result = await op
+                checks.append(Check(name, True, "granted"))
+                return result
+            except AuthError as exc:
+                checks.append(Check(name, False, str(exc), exc.hint))
+            except NotFound as exc:
+                checks.append(Check(name, False, str(exc), exc.hint))
+            except RemoteError as exc:
+                checks.append(Check(name, False, str(exc), exc.hint))
+            return None
+
+        job = None
+        if sp is not None:
+            jobs = await probe("permission Synchronization.ReadWrite.All", self.tenant.jobs(str(sp["id"])))
+            job = next(iter(jobs or []), None)
+            await probe("permission AppRoleAssignment.ReadWrite.All", self.tenant.assignments(str(sp["id"])))
+            await probe("permission AuditLog.Read.All", self.tenant.provisioning_log(str(sp["id"]), top=1))
+        for name in self.az.assign_groups:
+            group = await probe(f"group {name!r}", self.tenant.find_group(name))
+            if group is not None:
+                checks[-1].detail = f"found ({group['id']})"
+        if sp is None:
+            return checks
+        if job is None:
+            checks.append(Check("Astro SCIM (validateCredentials)", False, "no provisioning job to test with",
+                                "run 'astro-scim apply --idp azure' first"))
+            return checks
+        try:
+            await self._validate(sp, job)
+            checks.append(Check("Astro SCIM (validateCredentials)", True,
+                                f"Entra reached {self.astro.scim_url} with astro.token"))
+        except RemoteError as exc:
+            checks.append(Check("Astro SCIM (validateCredentials)", False, str(exc), exc.hint))
+        return checks
+
+    def status(self) -> list[Check]:
+        return self._run(self._status())
+
+    async def _status(self) -> list[Check]:
+        sp = await self._require_sp()
+        job = await self.tenant.find_job(str(sp["id"]))
+        checks = [Check(f"app {self.app_label!r}", True, f"service principal {sp['id']}")]
+        if job is None:
+            checks.append(Check("provisioning job", False, "none", "run 'astro-scim apply --idp azure'"))
+            return checks
+        job = await self.tenant.get_job(str(sp["id"]), str(job["id"]))
+        state = str((job.get("schedule") or {}).get("state") or "unknown")
+        ok_state: bool | None = True if state == "Active" else None if state == "Paused" else False
+        checks.append(Check("job state", ok_state, f"{state} ({job['id']})",
+                            "run 'astro-scim apply --idp azure' to start it" if ok_state is False else None))
+        st: dict[str, Any] = job.get("status") or {}
+        code = str(st.get("code") or "")
+        q = st.get("quarantine") or {}
+        if code == "Quarantine":
+            detail = (f"{q.get('reason') or 'Unknown'} since {q.get('currentBegan') or '?'}; "
+                      f"next attempt {q.get('nextAttempt') or '?'}")
+            err = q.get("error") or {}
+            if err.get("code") or err.get("message"):
+                detail += f"; {err.get('code') or ''}: {' '.join(str(err.get('message') or '').split())}"
+            checks.append(Check("quarantine", False, detail,
+                                "fix the cause (often the Astro token), then 'astro-scim apply' restarts the job"))
+        else:
+            checks.append(Check("quarantine", True, f"not quarantined (status {code or 'unknown'})"))
+        last = st.get("lastExecution") or {}
+        if last.get("timeBegan") and not str(last["timeBegan"]).startswith(NEVER):
+            run_state = str(last.get("state") or "")
+            detail = (f"{run_state} at {last.get('timeEnded') or last['timeBegan']}: "
+                      f"{last.get('countExported') or 0} exported, {last.get('countImported') or 0} imported, "
+                      f"{last.get('countEntitled') or 0} in scope")
+            err = last.get("error") or {}
+            if err.get("code") or err.get("message"):
+                detail += f"; error {err.get('code')}: {' '.join(str(err.get('message') or '').split())}"
+            checks.append(Check("last run", run_state == "Succeeded", detail))
+        else:
+            checks.append(Check("last run", None, "the job has not run yet"))
+        steady = str(st.get("steadyStateLastAchievedTime") or "")
+        checks.append(Check("steady state", None, f"last reached {steady}" if steady and not steady.startswith(NEVER)
+                            else "not reached yet"))
+        try:
+            entries = await self.tenant.provisioning_log(str(sp["id"]), top=50)
+        except RemoteError as exc:
+            checks.append(Check("provisioning log", False, str(exc), exc.hint))
+            return checks
+        failed = [e for e in entries if log_status(e) == "failure"]
+        if failed:
+            shown = "; ".join(log_line(e) for e in failed[:3])
+            checks.append(Check("provisioning log", False, f"{len(failed)} recent failure(s): {shown}",
+                                "fix the cause, then 'astro-scim provision --user/--group' retries one subject"))
+        else:
+            checks.append(Check("provisioning log", True, f"no failures in the last {len(entries)} entries"))
+        return checks
+

@@ -1,0 +1,140 @@
+"""Okta Group Push: each group's push mapping and its Team in Astro, compared; create, activate or re-push it, and
+verify the result in Astro. Okta has no "Push now" API: a re-push sets the mapping INACTIVE then ACTIVE (the
+documented workaround), which pushes the group's full membership again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from connector.errors import ConfigError
+from connector.providers.base import PushReport, PushState
+from connector.providers.okta import plan as P
+from connector.providers.okta.astro_check import AstroReader, poll
+from connector.providers.okta.client import OktaClient
+from connector.providers.okta.org import OktaOrg
+
+PUSH_NOW_STEPS = (
+    "open the Astro app in the Okta Admin Console > Push Groups > click the Push Status value of the group > "
+    "Push now"
+)
+VERIFY_TIMEOUT = 15.0
+
+
+class OktaGroupPush(OktaOrg):
+    """The GroupPush capability (push-groups), and the re-push the drift remedies use."""
+
+    def push_groups(self, names: list[str] | None, yes: bool) -> PushReport:
+        """Inspect the groups' push state against Astro; with `yes`, create/activate/re-push and verify."""
+        return self._call(lambda c: self._push_groups(c, names or list(self.okta.push_groups), yes,
+                                                     from_config=not names))
+
+    def repush_group(self, name: str) -> PushState:
+        """The drift fixer's remedy: re-push one group (the INACTIVE/ACTIVE workaround) and verify it in Astro."""
+        async def run(c: OktaClient) -> PushState:
+            report = await self._push_groups(c, [name], True, force_repush=True, from_config=False)
+            return report.groups[0]
+
+        return self._call(run)
+
+    def relink_group(self, name: str, *, group_ids: Sequence[str] | None = None) -> PushState:
+        """The drift fixer's remedy for a Team missing in Astro: Push now cannot recreate it (the mapping still
+        targets the deleted Team), so delete the group's push mappings, keeping the target (deleteTargetGroup=false),
+        then push the group again, which creates the Team, and verify it in Astro. `group_ids`: the Okta group ids
+        whose mappings to delete, when the caller knows them (else the group named `name`)."""
+        async def run(c: OktaClient) -> PushState:
+            app_id = str((await self._find_app(c))["id"])
+            ids = list(group_ids or [g.id for g in await self._resolve_groups(c, [name], None)])
+            for group_id in ids:
+                for mapping in await self._push_mappings(c, app_id, source_group_id=group_id):
+                    await self._delete_push(c, app_id, str(mapping["id"]))
+            report = await self._push_groups(c, [name], True, force_repush=True, from_config=False)
+            return report.groups[0]
+
+        return self._call(run)
+
+    async def _push_groups(self, c: OktaClient, names: list[str], yes: bool, *, force_repush: bool = False,
+                           from_config: bool = True) -> PushReport:
+        if not names:
+            raise ConfigError("no groups to push: name them, or list them in okta.push_groups",
+                              location=self._loc("push_groups"))
+        app = await self._find_app(c)
+        app_id = str(app["id"])
+        groups = await self._resolve_groups(c, names, "push_groups" if from_config else None)
+        app_users = await self._app_user_names(c, app_id)
+        async with AstroReader(self.astro) as astro:
+            states = list(await asyncio.gather(*(self._push_state(c, astro, app_id, g, app_users) for g in groups)))
+            for s in states:
+                if force_repush and s.action is None and s.mapping_id:
+                    s.action, s.reason = "repush", "re-push requested"
+            report = PushReport(states, manual_steps=PUSH_NOW_STEPS)
+            if not yes or not report.pending:
+                return report
+            report.acted = True
+            await asyncio.gather(*(self._push_one(c, astro, app_id, s) for s in report.pending))
+        return report
+
+
+    async def _push_state(self, c: OktaClient, astro: AstroReader, app_id: str, group: P.OktaGroup,
+                          app_users: dict[str, str]) -> PushState:
+        mappings, expected, in_astro = await asyncio.gather(
+            self._push_mappings(c, app_id, source_group_id=group.id),
+            self._expected_members(c, group.id, app_users),
+            astro.team_members(group.name),
+        )
+        m = mappings[0] if mappings else None
+        state = PushState(
+            name=group.name, group_id=group.id, mapping_id=str(m["id"]) if m else None,
+            status=str(m.get("status")) if m else None, error=(m or {}).get("errorSummary") or None,
+            expected=expected, in_astro=in_astro,
+        )
+        decide(state)
+        return state
+
+    async def _push_one(self, c: OktaClient, astro: AstroReader, app_id: str, s: PushState) -> None:
+        s.in_astro_before = s.in_astro
+        if s.action == "create" or (s.action == "activate" and s.mapping_id is None):
+            await self._ensure_push(c, app_id, s.group_id, s.name)
+        elif s.action == "activate" and s.mapping_id:
+            await self._set_push_status(c, app_id, s.mapping_id, "ACTIVE")
+        elif s.action == "repush" and s.mapping_id:
+            # The documented workaround for Push now (no API): deactivate, then activate, which pushes the group's
+            # full membership again.
+            await self._set_push_status(c, app_id, s.mapping_id, "INACTIVE")
+            await self._set_push_status(c, app_id, s.mapping_id, "ACTIVE")
+
+        async def matches() -> bool:
+            s.in_astro = await astro.team_members(s.name)
+            return s.in_astro is not None and s.in_astro == s.expected
+
+        s.verified = await poll(matches, timeout=VERIFY_TIMEOUT)
+        if s.verified:
+            s.result = f"verified in Astro: Team {s.name!r} has the {len(s.expected)} expected member(s)"
+        else:
+            s.result = "still out of sync in Astro: " + difference(s.expected, s.in_astro)
+
+
+def difference(expected: set[str], actual: set[str] | None) -> str:
+    if actual is None:
+        return "the Team does not exist"
+    missing, extra = sorted(expected - actual), sorted(actual - expected)
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})")
+    if extra:
+        parts.append(f"{len(extra)} extra ({', '.join(extra[:5])}{', ...' if len(extra) > 5 else ''})")
+    return "; ".join(parts) or "in sync"
+
+
+def decide(s: PushState) -> None:
+    """What push-groups should do for a group, from its mapping and what Astro holds."""
+    if s.mapping_id is None:
+        s.action, s.reason = "create", "no push mapping"
+    elif s.status == "INACTIVE":
+        s.action, s.reason = "activate", "the push mapping is INACTIVE"
+    elif s.status == "ERROR" or s.error:
+        s.action, s.reason = "repush", f"push mapping in ERROR: {s.error or 'no summary'}"
+    elif s.in_astro is None or s.in_astro != s.expected:
+        s.action, s.reason = "repush", "out of sync with Astro: " + difference(s.expected, s.in_astro)
+    else:
+        s.action, s.reason = None, f"in sync ({len(s.expected)} member(s))"

@@ -1,0 +1,101 @@
+"""The Astro SCIM FAQ's Okta fixes that drift --fix runs: remove and re-assign a user (or, for a user who holds the
+app through groups, leave and re-join them), and re-push or re-link a group (push.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from connector.errors import ManualStepRequired, NotFound, RemoteError
+from connector.providers.okta.client import OktaClient
+from connector.providers.okta.org import app_user_name
+from connector.providers.okta.push import OktaGroupPush
+
+
+class OktaRemedies(OktaGroupPush):
+    """The Remedies capability: reassign_user here, repush_group and relink_group from OktaGroupPush."""
+
+    def reassign_user(self, login: str) -> str:
+        """The FAQ's fix for a user missing in Astro: remove and re-assign the user in Okta. Returns what it did."""
+        return self._call(lambda c: self._reassign_user(c, login))
+
+    async def _reassign_user(self, c: OktaClient, login: str) -> str:
+        app = await self._find_app(c)
+        app_id = str(app["id"])
+        try:
+            user = await c.get(f"/api/v1/users/{login}")
+        except RemoteError as exc:
+            if exc.status == 404:
+                raise NotFound(f"Okta {c.org_url} has no user {login!r}") from None
+            raise
+        uid = str(user["id"])
+        try:
+            au = await c.get(f"/api/v1/apps/{app_id}/users/{uid}")
+        except RemoteError as exc:
+            if exc.status == 404:
+                raise NotFound(f"{login} is not assigned to the Okta app {app.get('label')!r}",
+                               hint="assign the user (or one of their groups) to the app first") from None
+            raise
+        if au.get("scope") == "GROUP":
+            return await self._reassign_through_groups(c, app, uid, login)
+        body = {"id": uid, "scope": "USER", "credentials": {"userName": app_user_name(au) or login}}
+        await self._unassign(c, app_id, uid)
+        await c.request("POST", f"/api/v1/apps/{app_id}/users", body=body)
+        return f"removed and re-assigned {login}"
+
+    async def _reassign_through_groups(self, c: OktaClient, app: dict[str, Any], uid: str, login: str) -> str:
+        """A user who holds the app through groups is re-assigned by leaving and re-joining those groups.
+
+        Okta refuses to unassign such a user directly, and an individual assignment on top changes nothing. Leaving
+        a group also takes away every other app that group grants, so this runs only when the groups grant no
+        other app; otherwise it is a manual step.
+        """
+        app_id = str(app["id"])
+        user_groups, assigned = await asyncio.gather(
+            c.pages(f"/api/v1/users/{uid}/groups", {"limit": 200}),
+            c.pages(f"/api/v1/apps/{app_id}/groups", {"limit": 200}),
+        )
+        assigned_ids = {str(a.get("id")) for a in assigned}
+        granting = [g for g in user_groups if str(g.get("id")) in assigned_ids]
+        names = [str((g.get("profile") or {}).get("name") or g.get("id")) for g in granting]
+        apps_per_group = await asyncio.gather(
+            *(c.pages(f"/api/v1/groups/{g['id']}/apps", {"limit": 200}) for g in granting)
+        )
+        shared = sorted({
+            name for name, apps in zip(names, apps_per_group, strict=True)
+            if any(str(a.get("id")) != app_id for a in apps)
+        })
+        if not granting or shared:
+            raise ManualStepRequired(
+                f"okta: {login} holds the app through group(s) {', '.join(shared or names) or '(none found)'}"
+                + (" that also grant other apps" if shared else ""),
+                steps=(f"In the Okta Admin Console open Applications > {app.get('label')} > Assignments, convert "
+                       f"{login}'s assignment to an individual one, then remove and re-assign the user."),
+            )
+        def leave(gid: str) -> Callable[[Any], Awaitable[Any]]:
+            return lambda sdk: sdk.unassign_user_from_group(gid, uid)
+
+        def join(gid: str) -> Callable[[Any], Awaitable[Any]]:
+            return lambda sdk: sdk.assign_user_to_group(gid, uid)
+
+        left: list[str] = []
+        try:
+            for g in granting:
+                gid = str(g["id"])
+                await c.call("DELETE", f"/api/v1/groups/{gid}/users/{uid}", leave(gid))
+                left.append(gid)
+        finally:  # re-join whatever was left, even after a failure: a membership must never stay lost
+            for gid in left:
+                await c.call("PUT", f"/api/v1/groups/{gid}/users/{uid}", join(gid))
+        return f"re-assigned {login} (left and re-joined {', '.join(names)}, which grant only this app)"
+
+    async def _unassign(self, c: OktaClient, app_id: str, uid: str) -> None:
+        path = f"/api/v1/apps/{app_id}/users/{uid}"
+        try:
+            await c.call("DELETE", path, lambda s: s.unassign_user_from_application(app_id, uid, send_email=False))
+        except RemoteError as exc:
+            if exc.status != 404:
+                raise
+
+
