@@ -9,8 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
+
+from connector.cli import main
+from connector.sandbox.core import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
@@ -86,3 +90,21 @@ def test_input_values_are_never_executed(tmp_path: Path, paths: str) -> None:
     proc, _ = run_action(tmp_path, paths=paths)
     assert proc.returncode == 2  # the words are paths that do not exist
     assert not (tmp_path / "pwned").exists()
+
+
+def test_drift_in_the_action_annotates_and_summarises(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The whole drift through the action's step against the sandbox: the Entra side applied, then an account
+    created in Astro behind the IdP's back, which the audit reports as an orphan."""
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
+    assert main(["apply", "-c", str(config), "--yes"]) == 0
+    org = sandbox.astro_orgs["azure"]
+    with httpx.Client(base_url=org.scim_url, headers={"Authorization": f"Bearer {org.token}"}) as scim:
+        scim.post("/Users", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                  "userName": "eve.orphan@acme.example", "active": True}).raise_for_status()
+    proc, files = run_action(tmp_path, command="drift", config=str(config), idp="azure")
+    assert proc.returncode == 1, proc.stderr
+    assert "::error title=drift azure orphaned%3A eve.orphan@acme.example::" in proc.stdout
+    assert "exit-code=1" in files["output.txt"]
+    assert "eve.orphan@acme.example" in files["summary.md"] and files["summary.md"].lstrip().startswith("#")
+    for secret in (sandbox.graph_token, org.token):
+        assert secret not in proc.stdout + proc.stderr + files["summary.md"]

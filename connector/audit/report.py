@@ -16,6 +16,7 @@ from typing import Any
 
 from connector.audit.reconcile import KIND_TITLES, AuditResult, Finding, Kind, summary
 from connector.mapping.model import Severity
+from connector.support import github
 
 FORMATS = ("text", "json", "markdown", "junit", "github", "html")
 REPORT_VERSION = 1
@@ -191,24 +192,17 @@ def to_junit(results: list[AuditResult]) -> str:
 # -- github -------------------------------------------------------------------------------------------------
 
 
-def _gh_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _gh_prop(text: str) -> str:
-    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
 def to_github(results: list[AuditResult]) -> str:
-    """GitHub Actions workflow commands: one ::error / ::warning annotation per finding."""
+    """GitHub Actions workflow commands: one ::error / ::warning annotation per finding (the markdown report goes
+    to the job summary: commands/drift.py)."""
     lines: list[str] = []
     for r in results:
         for d in r.deviations:
-            lines.append(f"::notice title={_gh_prop(f'astro-scim drift {r.idp}')}::{_gh_data('tolerated: ' + d)}")
+            lines.append(github.annotation("notice", "tolerated: " + d, title=f"astro-scim drift {r.idp}"))
         for f in r.findings:
             level = "error" if f.severity is Severity.ERROR else "warning"
-            title = _gh_prop(f"drift {r.idp} {f.kind.value}: {f.subject}")
-            lines.append(f"::{level} title={title}::{_gh_data(f'{f.detail} [{f.id}]. Remedy: {f.remedy}')}")
+            lines.append(github.annotation(level, f"{f.detail} [{f.id}]. Remedy: {f.remedy}",
+                                           title=f"drift {r.idp} {f.kind.value}: {f.subject}"))
     found = sum(len(r.findings) for r in results)
     lines.append(f"astro-scim drift: {found} finding(s) across {len(results)} IdP(s)" if found
                  else f"astro-scim drift: no drift across {len(results)} IdP(s)")

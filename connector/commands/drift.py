@@ -11,10 +11,11 @@ from pathlib import Path
 
 from connector import output
 from connector.audit.reconcile import AuditResult
-from connector.audit.report import render
+from connector.audit.report import render, to_markdown
 from connector.audit.run import FixOptions, drift
 from connector.config.arg import load_config_arg
 from connector.errors import EXIT_FINDINGS, EXIT_OK, UsageError
+from connector.support import github
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _emit(results: list[AuditResult], fmt: str, path: str | None) -> None:
     from connector.support.redact import redact
+
+    if fmt == "github":  # in GitHub Actions the markdown report becomes the job summary too
+        github.append_summary(to_markdown(results))
 
     if path:
         text = render(results, fmt)
