@@ -38,13 +38,20 @@ CONNECTOR = Path(__file__).resolve().parents[1] / "connector"
 
 @dataclass
 class Recorder:
-    """Keeps the JSON body of every write, so a test sees what went on the wire."""
+    """Keeps the JSON body of every write, so a test sees what went on the wire; `refuse_or` plays a server that
+    only takes the `eq` filters Okta and Entra send."""
 
     app: Any
     bodies: list[tuple[str, str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    refuse_or: bool = False
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if self.refuse_or and " or " in dict(parse_qsl(environ.get("QUERY_STRING", ""))).get("filter", ""):
+            error = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "400",
+                     "scimType": "invalidFilter", "detail": "only eq filters are supported"}
+            start_response("400 Bad Request", [("Content-Type", "application/scim+json")])
+            return [json.dumps(error).encode()]
         if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
             raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
             environ["wsgi.input"] = io.BytesIO(raw)
@@ -134,6 +141,26 @@ def test_team_members_are_one_groups_read_and_one_users_filter_per_chunk(astro: 
     # Was 1 + 61 GETs (one per member); now 1 Groups read + 2 Users filters, and 1 more for the missing Team.
     assert len(astro.lists("Groups")) == 2 and len(astro.lists("Users")) == 2
     assert astro.log.count("GET") == 4
+
+
+def test_a_server_refusing_or_filters_is_asked_one_user_at_a_time(astro: Astro) -> None:
+    ids = [astro.user(f"m{i}@acme.example") for i in range(3)]
+    _team(astro, "Ops", [*ids, "cl-dangling-member-id"])
+    astro.recorder.refuse_or = True
+    astro.log.clear()
+
+    async def go() -> tuple[set[str] | None, dict[str, dict[str, Any]], list[str]]:
+        async with AstroReader(astro.config(), policy=FAST) as reader:
+            members = await reader.team_members("Ops")
+            users = await reader.find_users(["M0@acme.example", "m1@acme.example", "nobody@acme.example"])
+            return members, users, reader.deviations
+
+    members, users, deviations = asyncio.run(go())
+    assert members == {f"m{i}@acme.example" for i in range(3)} and set(users) == {"m0@acme.example", "m1@acme.example"}
+    assert deviations == ["/Users refuses 'or' filters (HTTP 400); users are read one at a time"]
+    # One refused `or` filter, then GET by id per member (the dangling one is a 404) and userName eq per name.
+    assert astro.log.count("GET", prefix=f"/scim/v2/{ORG}/Users/") == 4
+    assert [s["filter"].count(" or ") for s in astro.lists("Users")] == [3, 0, 0, 0]
 
 
 def test_an_empty_team_costs_one_request(astro: Astro) -> None:

@@ -20,6 +20,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
+from urllib.parse import quote
 
 import orjson
 
@@ -61,6 +62,7 @@ class AstroScimClient:
         self._limit = asyncio.Semaphore(concurrency)
         self._engine: AiohttpSCIMClient | None = None
         self._auth_hint = astro_errors.scim_auth_hint(astro.token)
+        self._or_filters = True  # until the server refuses one (see _users_where)
 
     async def __aenter__(self) -> Self:
         from scim2_models import EnterpriseUser, Group, ResourceType, ScimProvider, User
@@ -206,15 +208,9 @@ class AstroScimClient:
 
     async def find_users(self, user_names: Iterable[str]) -> dict[str, dict[str, Any]]:
         """userName (case-folded) -> the User, for those Astro has; one `or` filter per FILTER_CHUNK names."""
-        from scim2_models import EnterpriseUser, User
-
         wanted = sorted({n.casefold(): n for n in user_names}.values())
-        chunks = [wanted[i:i + FILTER_CHUNK] for i in range(0, len(wanted), FILTER_CHUNK)]
-        found = await asyncio.gather(*(
-            self._search(User[EnterpriseUser], "/Users",
-                         " or ".join(f"userName eq {scim_filter_value(n)}" for n in chunk), len(chunk))
-            for chunk in chunks))
-        return {str(u.get("userName", "")).casefold(): u for page in found for u in page if u.get("id")}
+        found = await self._users_where("userName", wanted)
+        return {str(u.get("userName", "")).casefold(): u for u in found if u.get("id")}
 
     async def find_user(self, user_name: str) -> dict[str, Any] | None:
         return (await self.find_users([user_name])).get(user_name.casefold())
@@ -231,17 +227,50 @@ class AstroScimClient:
     async def user_names(self, ids: Iterable[str]) -> dict[str, str]:
         """SCIM id -> userName (lower-cased) of the given users; ids Astro does not know are left out. One `or`
         filter per FILTER_CHUNK ids, not one GET per id."""
+        wanted = sorted(set(ids))
+        asked = set(wanted)
+        return {str(u["id"]): str(u["userName"]).lower() for u in await self._users_where("id", wanted)
+                if u.get("id") in asked and isinstance(u.get("userName"), str) and u["userName"]}
+
+    async def _users_where(self, attr: str, values: list[str]) -> list[dict[str, Any]]:
+        """The Users whose `attr` (userName or id) is one of `values`, in `or` filters of FILTER_CHUNK values.
+
+        Okta and Entra only ever send `eq` filters, so a SCIM server may refuse `or` (400/501): then the values
+        are asked one at a time (`userName eq`, or GET /Users/{id}), concurrently, and the deviation is noted."""
         from scim2_models import EnterpriseUser, User
 
-        wanted = sorted(set(ids))
-        chunks = [wanted[i:i + FILTER_CHUNK] for i in range(0, len(wanted), FILTER_CHUNK)]
-        found = await asyncio.gather(*(
-            self._search(User[EnterpriseUser], "/Users", " or ".join(f"id eq {scim_filter_value(i)}" for i in chunk),
-                         len(chunk))
-            for chunk in chunks))
-        asked = set(wanted)
-        return {str(u["id"]): str(u["userName"]).lower() for page in found for u in page
-                if u.get("id") in asked and isinstance(u.get("userName"), str) and u["userName"]}
+        model = User[EnterpriseUser]
+
+        async def one(value: str) -> dict[str, Any] | None:
+            if attr == "id":  # the one lookup every SCIM server has
+                try:
+                    got = await self.get_json(f"/Users/{quote(value, safe='')}")
+                except RemoteError as exc:
+                    if exc.status == 404:
+                        return None
+                    raise
+                return got if isinstance(got, dict) else None
+            hits = await self._search(model, "/Users", f"{attr} eq {scim_filter_value(value)}")
+            return hits[0] if hits else None
+
+        async def chunk(part: list[str]) -> list[dict[str, Any]]:
+            if self._or_filters and len(part) > 1:
+                try:
+                    return await self._search(model, "/Users",
+                                              " or ".join(f"{attr} eq {scim_filter_value(v)}" for v in part),
+                                              len(part))
+                except RemoteError as exc:
+                    if exc.status not in (400, 501):
+                        raise
+                    if self._or_filters:
+                        self._or_filters = False
+                        self.deviate(f"/Users refuses 'or' filters (HTTP {exc.status}); users are read one at "
+                                     "a time")
+            return [u for u in await asyncio.gather(*(one(v) for v in part)) if u is not None]
+
+        pages = await asyncio.gather(*(chunk(values[i:i + FILTER_CHUNK])
+                                       for i in range(0, len(values), FILTER_CHUNK)))
+        return [u for page in pages for u in page]
 
     # -- writes (scim2-models PatchOp; each retried, so each must be idempotent) ---------------------------------
 
