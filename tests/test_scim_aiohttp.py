@@ -1,4 +1,4 @@
-"""The scim2-client engine over aiohttp (connector.scim_aiohttp), against real loopback servers."""
+"""The scim2-client engine over aiohttp (connector.astro.engine), against real loopback servers."""
 
 from __future__ import annotations
 

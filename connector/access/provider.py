@@ -1,6 +1,6 @@
 """`AstroAccessProvider`: give the Teams that SCIM brings into Astro the roles of their access templates.
 
-Astro Platform API (reference/astro-api.md), with httpx and connector.http's retry policy:
+Astro Platform API (reference/astro-api.md), through connector.astro.platform (its client and error mapping):
 - Teams are found by name (`GET /organizations/{org}/teams?names=...`); a Team is the group an IdP pushed, in
   the Astro organization of that IdP (`cfg.astro_for(idp)`), so it only exists after the first push;
 - Workspaces and Deployments are resolved by name or id (`GET .../workspaces`, `.../deployments`);
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from connector.access import model as access
 from connector.access.model import AccessTemplate, RoleSet
+from connector.astro.platform import SERVICE, AstroPlatform
 from connector.errors import (
-    UNREACHABLE_HINT,
     AuthError,
     ConfigError,
     NotFound,
@@ -31,15 +31,11 @@ from connector.errors import (
 )
 from connector.plan.model import Action, Change, Plan
 from connector.providers.base import Check, Progress
-from connector.support.http import DEFAULT_POLICY, RetryPolicy, retry_async
+from connector.support.http import DEFAULT_POLICY, RetryPolicy
 
 if TYPE_CHECKING:
-    import httpx
-
     from connector.config.load import AstroConfig, ProjectConfig
 
-SERVICE = "Astro Platform API"
-PAGE = 100
 T = TypeVar("T")
 
 
@@ -182,9 +178,9 @@ class AstroAccessProvider:
 
     # -- plumbing -------------------------------------------------------------------------------------------
 
-    def _run(self, work: Callable[[_Http], Awaitable[T]]) -> T:
+    def _run(self, work: Callable[[AstroPlatform], Awaitable[T]]) -> T:
         async def main() -> T:
-            async with _Http(self.orgs.values(), self.policy) as http:
+            async with AstroPlatform(self.orgs.values(), self.policy) as http:
                 return await work(http)
 
         return asyncio.run(main())
@@ -194,7 +190,7 @@ class AstroAccessProvider:
 
     # -- plan -----------------------------------------------------------------------------------------------
 
-    async def _catalogue(self, http: _Http, org: _Org) -> _Catalogue:
+    async def _catalogue(self, http: AstroPlatform, org: _Org) -> _Catalogue:
         workspaces, deployments = await asyncio.gather(
             http.list_all(org, "/workspaces", "workspaces"), http.list_all(org, "/deployments", "deployments")
         )
@@ -230,7 +226,7 @@ class AstroAccessProvider:
             deployments[dep_id] = d.role
         return RoleSet(tpl.organization_role, frozenset(workspaces.items()), frozenset(deployments.items()))
 
-    async def _plan(self, http: _Http) -> Plan:
+    async def _plan(self, http: AstroPlatform) -> Plan:
         plan = Plan(provider="astro team roles")
         several = len(self.orgs) > 1
         for org in self.orgs.values():
@@ -290,7 +286,7 @@ class AstroAccessProvider:
 
     # -- apply ----------------------------------------------------------------------------------------------
 
-    async def _apply(self, http: _Http, plan: Plan, progress: Progress | None) -> int:
+    async def _apply(self, http: AstroPlatform, plan: Plan, progress: Progress | None) -> int:
         """Teams already in Astro first; then each pending Team as soon as its IdP has pushed it (waits run
         side by side, each up to its organization's `team_wait_seconds`)."""
         changes = [c for c in plan.changes if c.resource == access.RESOURCE]
@@ -328,7 +324,7 @@ class AstroAccessProvider:
         key = change.data["org"]
         return self.orgs[(str(key[0]), str(key[1]))]
 
-    async def _set(self, http: _Http, change: Change, team_id: str) -> None:
+    async def _set(self, http: AstroPlatform, change: Change, team_id: str) -> None:
         group = str(change.data["group"])
         body = change.data["body"]
         answer = await http.post_roles(self._org_of(change), team_id, body)
@@ -339,7 +335,7 @@ class AstroAccessProvider:
             )
         change.data["team_id"] = team_id
 
-    async def _wait_for_team(self, http: _Http, org: _Org, group: str, idp: str) -> str:
+    async def _wait_for_team(self, http: AstroPlatform, org: _Org, group: str, idp: str) -> str:
         timeout = org.astro.team_wait_seconds
         deadline = time.monotonic() + timeout
         delay = self.poll_seconds
@@ -373,7 +369,7 @@ class AstroAccessProvider:
 
     # -- checks ---------------------------------------------------------------------------------------------
 
-    async def _test_connection(self, http: _Http) -> list[Check]:
+    async def _test_connection(self, http: AstroPlatform) -> list[Check]:
         checks = []
         for org in self.orgs.values():
             name = f"Astro Platform API ({self._label(org)})"
@@ -394,7 +390,7 @@ class AstroAccessProvider:
                 checks.append(Check(name, False, str(exc), exc.hint))
         return checks
 
-    async def _status(self, http: _Http) -> list[Check]:
+    async def _status(self, http: AstroPlatform) -> list[Check]:
         plan = await self._plan(http)
         pending = {c.data["group"]: c for c in plan.changes}
         checks = []
@@ -434,117 +430,3 @@ def _summary(roles: RoleSet, names: dict[str, str]) -> str:
 
 def describe_diff_from_nothing(roles: RoleSet, names: dict[str, str]) -> list[str]:
     return access.describe_diff(RoleSet(""), roles, names)
-
-
-# -------------------------------------------------------------------------------------------------- HTTP
-
-
-class _Http:
-    """One httpx.AsyncClient per Astro organization; every request retried by connector.http's policy."""
-
-    def __init__(self, orgs: Any, policy: RetryPolicy) -> None:
-        self._orgs = list(orgs)
-        self.policy = policy
-        self._clients: dict[tuple[str, str], httpx.AsyncClient] = {}
-
-    async def __aenter__(self) -> _Http:
-        import httpx
-
-        for org in self._orgs:
-            token = org.astro.token.reveal()
-            self._clients[org.key] = httpx.AsyncClient(
-                base_url=org.base,
-                timeout=30.0,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        for client in self._clients.values():
-            await client.aclose()
-
-    async def _request(
-        self, org: _Org, method: str, path: str, *, params: Any = None, body: Any = None
-    ) -> dict[str, Any]:
-        import httpx
-
-        client = self._clients[org.key]
-        endpoint = f"{method} {org.base}{path}"
-
-        async def once() -> dict[str, Any]:
-            try:
-                resp = await client.request(method, path, params=params, json=body)
-            except httpx.TransportError as exc:
-                raise RemoteError(
-                    f"could not reach the endpoint: {type(exc).__name__}", service=SERVICE, endpoint=endpoint,
-                    hint=UNREACHABLE_HINT.format(key="astro.api_url"),
-                ) from None
-            if resp.status_code >= 400:
-                raise _error(resp, endpoint)
-            try:
-                data = resp.json()
-            except ValueError:
-                raise RemoteError(
-                    "the answer is not JSON", service=SERVICE, endpoint=endpoint, status=resp.status_code
-                ) from None
-            if not isinstance(data, dict):
-                raise RemoteError("the answer is not a JSON object", service=SERVICE, endpoint=endpoint)
-            return data
-
-        return await retry_async(once, what=endpoint, policy=self.policy)
-
-    async def get(self, org: _Org, path: str, params: Any = None) -> dict[str, Any]:
-        return await self._request(org, "GET", path, params=params)
-
-    async def post_roles(self, org: _Org, team_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        # Idempotent (it replaces the whole role set), so retrying it is safe.
-        return await self._request(org, "POST", f"/teams/{team_id}/roles", body=body)
-
-    async def list_all(
-        self, org: _Org, path: str, key: str, params: dict[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            page = await self.get(org, path, {**(params or {}), "offset": offset, "limit": PAGE})
-            items = page.get(key) or []
-            if not isinstance(items, list):
-                raise RemoteError(f"'{key}' is not a list", service=SERVICE, endpoint=org.base + path)
-            out.extend(i for i in items if isinstance(i, dict) and i.get("id"))
-            offset += len(items)
-            total = page.get("totalCount")
-            if not items or len(items) < PAGE or (isinstance(total, int) and offset >= total):
-                return out
-
-    async def teams_named(self, org: _Org, names: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """Teams by exact name (the names filter narrows; the exact comparison is ours)."""
-        if not names:
-            return {}
-        teams = await self.list_all(org, "/teams", "teams", {"names": names})
-        out: dict[str, list[dict[str, Any]]] = {}
-        wanted = set(names)
-        for team in teams:
-            name = team.get("name")
-            if name in wanted:
-                out.setdefault(str(name), []).append(team)
-        return out
-
-
-def _error(resp: httpx.Response, endpoint: str) -> RemoteError:
-    message = ""
-    try:
-        data = resp.json()
-        if isinstance(data, dict):
-            message = str(data.get("message") or "")
-    except ValueError:
-        message = resp.text[:200].strip()
-    message = message or resp.reason_phrase or "request failed"
-    cls = AuthError if resp.status_code in (401, 403) else RemoteError
-    hint = (
-        "check astro.token: an Organization API token with Organization Owner can change Team roles"
-        if cls is AuthError
-        else None
-    )
-    err = cls(message, service=SERVICE, endpoint=endpoint, status=resp.status_code, hint=hint)
-    err.headers = dict(resp.headers)  # type: ignore[attr-defined]  # Retry-After, for connector.http
-    return err

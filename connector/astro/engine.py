@@ -1,11 +1,13 @@
-"""A scim2-client engine over aiohttp, for the bulk Astro SCIM reader (connector.astro).
+"""A scim2-client engine over aiohttp: the HTTP under connector.astro.client, the one Astro SCIM client (this is the
+only module that opens a session to Astro SCIM; tests/test_astro_client.py checks it).
 
 scim2-client ships engines for httpx2, WSGI and ASGI; an engine only has to send a request and hand back the
 status, headers and body (`BaseAsyncSCIMClient.request`), and scim2-client does the SCIM side: request building,
 response checks, model validation. This one sends with aiohttp because of what a large audit costs on the
 client: measured over 211 list pages, httpx2 spends 1.3-1.8 ms of CPU per request, aiohttp 0.3-0.5 ms (its
 HTTP parser is C). A 20,000-user organization is ~200 list pages: that difference is about a quarter of the
-reader's CPU time, and the reader is CPU-bound (benchmarks/drift_scale.py). aiohttp is already installed with the okta SDK, whose HTTP client it is.
+reader's CPU time, and the reader is CPU-bound (benchmarks/drift_scale.py). aiohttp is already installed with
+the okta SDK, whose HTTP client it is.
 
 It also knows when its requests are on the wire (`all_sent`). A request started by a coroutine only reaches
 the socket after a few turns of the event loop; a reader that decodes a page in between (milliseconds of CPU)

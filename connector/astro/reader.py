@@ -1,6 +1,7 @@
 """Read an Astro organization's SCIM endpoint into an `AstroView`: discovery, then every User and Group, paged.
 
-Over scim2-client with an aiohttp engine (connector.scim_aiohttp says why not httpx2). Paging: the first page
+Over the one Astro SCIM client (connector.astro.client: scim2-client with the aiohttp engine, the retry policy and
+the error mapping; connector.astro.engine says why not httpx2). Paging: the first page
 of each resource type, then the remaining pages concurrently once totalResults is known (bounded), astro.page_size
 resources a page (100) capped by the server's filter.maxResults. The critical path is discovery -> first page ->
 the rest, whatever the user count; each page is decoded and converted while later ones are on their way.
@@ -19,30 +20,26 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-import orjson
-
+from connector.astro.client import DEFAULT_CONCURRENCY, SERVICE, AstroScimClient
 from connector.config.load import AstroConfig
-from connector.errors import UNREACHABLE_HINT, AuthError, RemoteError
-from connector.support.http import DEFAULT_POLICY, RetryPolicy, is_retryable, retry_async
+from connector.errors import AuthError, RemoteError
+from connector.support.http import DEFAULT_POLICY, RetryPolicy
 from connector.views import AstroTeam, AstroUser, AstroView
 
 if TYPE_CHECKING:
-    from connector.astro.engine import AiohttpSCIMClient, Answer
+    from connector.astro.engine import AiohttpSCIMClient
 
 log = logging.getLogger("connector.astro")
 T = TypeVar("T")
 
-SERVICE = "Astro SCIM"
 # Pages of 100 unless astro.page_size says otherwise: what Okta's imports ask of a SCIM server, so the size Astro's
 # endpoint is exercised with (its own limits are not published). Larger pages cut requests, not JSON: fewer round
 # trips on a slow link, bigger answers from a server whose limits are unknown (benchmarks/drift_scale.py compares).
 DEFAULT_PAGE_SIZE = 100  # also what is assumed when the server announces no filter.maxResults
 MAX_PAGE_SIZE = 1000  # bounds memory per response whatever the server announces or the config asks
-DEFAULT_CONCURRENCY = 8
-TIMEOUT_SECONDS = 60.0
 VALIDATION_SAMPLE = 25  # resources of the first page checked against the RFC 7643 models
 MEMBER_SAMPLE = 10  # members of each sampled Team checked too (a member costs ~60 us to validate)
 
@@ -61,84 +58,30 @@ class _Page:
 
 
 class _Reader:
-    def __init__(self, client: AiohttpSCIMClient, scim_url: str, *, concurrency: int, policy: RetryPolicy,
-                 page_size: int | None, progress: Progress | None) -> None:
-        self.client = client
-        self.scim_url = scim_url
-        self.policy = policy
+    """One read of an organization, over `scim` (whose requests, retries, errors and deviations it uses)."""
+
+    def __init__(self, scim: AstroScimClient, *, page_size: int | None, progress: Progress | None) -> None:
+        self.scim = scim
+        self.client: AiohttpSCIMClient = scim.engine
         self.page_size = page_size
         self.progress = progress
-        self.deviations: list[str] = []
-        self.requests = 0
-        self._limit = asyncio.Semaphore(concurrency)
+        self.deviations = scim.deviations
         self._pages_done = 0
         self._pages_known = 0
         # Drift never reads `meta` (~40% of a user's JSON): ask the server to leave it out, unless it refuses.
         self._exclude_meta = True
 
-    # -- one request, translated ------------------------------------------------------------------------
-
     def _deviate(self, text: str) -> None:
-        if text not in self.deviations:
-            log.info("tolerating a deviation from SCIM: %s", text)
-            self.deviations.append(text)
+        self.scim.deviate(text)
 
     def url(self, path: str) -> str:
-        return self.scim_url.rstrip("/") + path
-
-    @overload
-    async def _call(self, path: str, send: Callable[[], Awaitable[T]]) -> T: ...
-    @overload
-    async def _call(self, path: str, send: Callable[[], Awaitable[Any]], finish: Callable[[Any], T]) -> T: ...
-
-    async def _call(self, path: str, send: Callable[[], Awaitable[Any]],
-                    finish: Callable[[Any], Any] | None = None) -> Any:
-        """One request with the shared retry policy; scim2-client's exceptions become RemoteError here.
-
-        `finish` (decoding, checks) runs after the request has left its concurrency slot: the next page is
-        already on its way while this one is decoded.
-        """
-        from scim2_client import UnexpectedContentTypeException
-
-        endpoint = self.url(path)
-
-        async def once() -> Any:
-            async with self._limit:
-                self.requests += 1
-                got = await send()
-            log.info("astro SCIM GET %s -> %s", path, getattr(got, "status_code", "ok"))
-            if finish is None:
-                return got
-            await self.client.all_sent()  # the requests waiting for this slot go out before the decoding
-            return finish(got)
-
-        async def attempt() -> Any:
-            try:
-                return await once()
-            except UnexpectedContentTypeException as exc:
-                # The body parsed as JSON, only its media type is wrong: relax that one check, re-ask.
-                ctype = _header(exc, "content-type") or "none"
-                self._deviate(f"responses are JSON served as {ctype!r}, not application/scim+json")
-                self.client.check_response_content_type = False
-                try:
-                    return await once()
-                except Exception as again:
-                    raise _translate(again, endpoint) from None
-            except Exception as exc:
-                raise _translate(exc, endpoint) from None
-
-        try:
-            return await retry_async(attempt, what=f"GET {path}", policy=self.policy)
-        except RemoteError as exc:
-            if self.policy.attempts > 1 and is_retryable(exc, self.policy):
-                exc.message += f" (after {self.policy.attempts} attempts)"
-            raise
+        return self.scim.url(path)
 
     # -- discovery ----------------------------------------------------------------------------------------
 
     def fetch(self, path: str) -> asyncio.Future[Any]:
         """GET a discovery endpoint's JSON (checked by scim2-client's check_response, not yet validated)."""
-        return asyncio.ensure_future(self._call(path, lambda: self.client.request("GET", path), self._read_json))
+        return asyncio.ensure_future(self.scim.get_json(path))
 
     async def discover(self, spc_q: asyncio.Future[Any], rt_q: asyncio.Future[Any]) -> tuple[int, dict[str, str]]:
         """Page size from ServiceProviderConfig; endpoints from ResourceTypes (best effort).
@@ -213,40 +156,12 @@ class _Reader:
         if problem:
             self._deviate(f"/Schemas does not validate against RFC 7643 ({problem})")
 
-    def _read_json(self, response: Answer) -> Any:
-        """An answer's JSON, checked by scim2-client's own `check_response` (status, SCIM error bodies, media
-        type); its exceptions carry the response, as `query()`'s do.
-
-        Not read through `query()`: it builds each request through the models (~1 ms a request under the profiler,
-        about as long as reading a page of 100 users), and a 20,000-user audit sends 200 of them.
-        """
-        from scim2_client import (
-            SCIMClientException,
-            UnexpectedContentFormatException,
-            UnexpectedStatusCodeException,
-        )
-        from scim2_models import SCIMException
-
-        try:
-            try:
-                payload = orjson.loads(response.content) if response.content else None
-            except ValueError as exc:
-                if not 200 <= response.status_code < 300:
-                    raise UnexpectedStatusCodeException(response.status_code) from exc
-                raise UnexpectedContentFormatException(source=response) from exc
-            return self.client.check_response(payload=payload, status_code=response.status_code,
-                                              headers=response.headers, expected_status_codes=[200],
-                                              check_response_payload=False)
-        except (SCIMClientException, SCIMException) as exc:
-            exc.source = response  # type: ignore[union-attr]  # what _translate reads status and body from
-            raise
-
     async def _page(self, model: Any, endpoint: str, start: int, count: int, convert: Convert) -> _Page:
         def ask(exclude: bool) -> str:
             return f"{endpoint}?startIndex={start}&count={count}" + ("&excludedAttributes=meta" if exclude else "")
 
         def get(where: str) -> Awaitable[Any]:
-            return self._call(where, lambda: self.client.request("GET", where), self._read_json)
+            return self.scim.get_json(where)
 
         exclude = self._exclude_meta
         where = ask(exclude)
@@ -320,7 +235,7 @@ class _Reader:
 
         async def one(group: dict[str, Any]) -> dict[str, Any]:
             path = f"{endpoint}/{group['id']}"
-            full = await self._call(path, lambda: self.client.query(
+            full = await self.scim.call(path, lambda: self.client.query(
                 Group, group["id"], check_response_payload=False, expected_status_codes=[200]))
             if not isinstance(full, dict) or full.get("id") != group["id"]:
                 raise RemoteError("answered with another resource than the one asked for", service=SERVICE,
@@ -395,65 +310,6 @@ def _trimmed(resource: dict[str, Any]) -> dict[str, Any]:
     if isinstance(members, list) and len(members) > MEMBER_SAMPLE:
         return {**resource, "members": members[:MEMBER_SAMPLE]}
     return resource
-
-
-def _header(exc: BaseException, name: str) -> str | None:
-    source = getattr(exc, "source", None)
-    headers = getattr(source, "headers", None)
-    return headers.get(name) if headers is not None else None
-
-
-def _translate(exc: BaseException, endpoint: str) -> RemoteError:
-    """scim2-client / scim2-models exceptions -> our RemoteError (status None means transport)."""
-    from scim2_client import (
-        RequestNetworkException,
-        UnexpectedContentFormatException,
-        UnexpectedStatusCodeException,
-    )
-
-    if isinstance(exc, RemoteError):
-        return exc
-    source = getattr(exc, "source", None)
-    status = getattr(source, "status_code", None)
-    if isinstance(exc, RequestNetworkException):
-        notes = "; ".join(getattr(exc, "__notes__", []) or []) or "connection failed"
-        return RemoteError(f"could not reach the endpoint: {notes}", service=SERVICE, endpoint=endpoint,
-                           hint=UNREACHABLE_HINT.format(key="astro.scim_url"))
-    if isinstance(exc, UnexpectedContentFormatException):
-        ctype = (_header(exc, "content-type") or "").split(";")[0].strip() or "no content type"
-        text = getattr(source, "text", "") or ""
-        if "html" in ctype or text.lstrip()[:1] == "<":
-            what = f"an HTML page ({ctype}), not SCIM JSON: is the URL the SCIM base URL?"
-        elif "json" in ctype:
-            what = f"a body that is not valid JSON ({len(text)} bytes of {ctype}; truncated?)"
-        else:
-            what = f"a body that is not JSON ({ctype})"
-        return RemoteError(f"answered with {what}", service=SERVICE, endpoint=endpoint, status=status,
-                           code="invalid_body")
-    if isinstance(exc, UnexpectedStatusCodeException) or status is not None:
-        detail, code = _scim_error(source)
-        cls = AuthError if status in (401, 403) else RemoteError
-        hint = ("check the Organization API token (Organization Owner) and that SCIM is enabled for the "
-                "organization") if cls is AuthError else None
-        err = cls(detail or "request failed", service=SERVICE, endpoint=endpoint, status=status, code=code,
-                  hint=hint)
-        headers = getattr(source, "headers", None)
-        if headers is not None:
-            # connector.http.retry_async honours Retry-After through this attribute.
-            err.headers = dict(headers)  # type: ignore[attr-defined]
-        return err
-    return RemoteError(f"{type(exc).__name__}: {exc}", service=SERVICE, endpoint=endpoint, code="invalid_body")
-
-
-def _scim_error(source: Any) -> tuple[str, str | None]:
-    try:
-        body = source.json()
-    except Exception:
-        return "", None
-    if isinstance(body, dict):
-        detail = body.get("detail")
-        return (str(detail) if detail else ""), (str(body["scimType"]) if body.get("scimType") else None)
-    return "", None
 
 
 def _totals_error(endpoint: str, message: str) -> RemoteError:
@@ -577,19 +433,10 @@ async def read_astro_async(
     """See `read_astro`; `page_size` overrides astro.page_size."""
     from scim2_models import EnterpriseUser, Group, ResourceType, ScimProvider, User
 
-    from connector.astro.engine import AiohttpSCIMClient
-
-    token = astro.token.reveal()
     user_model = User[EnterpriseUser]
-    provider = ScimProvider(models=[User, EnterpriseUser, Group], resource_types=[
-        ResourceType.from_resource(user_model), ResourceType.from_resource(Group)])
-    client = AiohttpSCIMClient(
-        astro.scim_url, headers={"Authorization": f"Bearer {token}", "Accept": "application/scim+json"},
-        concurrency=concurrency, timeout=TIMEOUT_SECONDS, provider=provider,
-    )
-    async with client:
-        reader = _Reader(client, astro.scim_url, concurrency=concurrency, policy=policy,
-                         page_size=page_size or astro.page_size, progress=progress)
+    async with AstroScimClient(astro, concurrency=concurrency, policy=policy) as scim:
+        client = scim.engine
+        reader = _Reader(scim, page_size=page_size or astro.page_size, progress=progress)
         # Discovery and the first page of each type go out together: the pages do not depend on it unless the
         # server announces other endpoints than the standard ones (then they are read again from those).
         asked = min(page_size or astro.page_size, MAX_PAGE_SIZE)
@@ -628,7 +475,7 @@ async def read_astro_async(
             await _cancel([*firsts, schemas])
             raise
         if stats is not None:
-            stats.requests, stats.page_size = reader.requests, size
+            stats.requests, stats.page_size = scim.requests, size
         users = [user for page in user_pages for user in page.items]
         return AstroView(scim_url=astro.scim_url, users=users, teams=teams, deviations=reader.deviations)
 

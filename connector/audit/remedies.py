@@ -24,9 +24,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from connector.astro.client import AstroScimHttp, scim_filter_value
+from connector.astro.client import SERVICE as ASTRO_SCIM
+from connector.astro.client import AstroScimClient, run_sync
 from connector.audit.reconcile import Finding, Kind
 from connector.config.load import AstroConfig, SafetyConfig
 from connector.errors import ConnectorError, RemoteError
@@ -41,7 +43,6 @@ AZURE_GROUP = "remedy.azure.provision_group"
 ASTRO_DEACTIVATE = "remedy.astro.deactivate_user"
 ASTRO_DELETE = "remedy.astro.delete_user"
 MANUAL = "remedy.manual"
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 # More members than this and on-demand provisioning (5 members per call, 5 calls per 10 s) would take minutes.
 MAX_ON_DEMAND_GROUP_MEMBERS = 25
 
@@ -210,7 +211,7 @@ def execute(plan: Plan, *, provider: AuditTarget | None, astro: AstroConfig, rep
 
     astro_changes = [c for c in plan.changes if c.resource in (ASTRO_DELETE, ASTRO_DEACTIVATE)]
     if astro_changes:
-        for o in asyncio.run(_astro_changes(astro, astro_changes, policy)):
+        for o in run_sync(astro, lambda scim: _astro_changes(scim, astro_changes), timeout=30.0, policy=policy):
             done(o)
     for c in plan.changes:
         if c.resource in (OKTA_REASSIGN, OKTA_REPUSH):
@@ -276,8 +277,9 @@ def _on_demand(on_demand: ProvisionOnDemand | None, provider: AuditTarget | None
             texts.append(_summarise(results) or "provisioned on demand")
         if kind == "groups" and ok and (c.data.get("add_users") or c.data.get("remove_ids")):
             try:
-                texts.append(asyncio.run(_fix_team_members(astro, c.data["team"], c.data.get("add_users", []),
-                                                           c.data.get("remove_ids", []), policy)))
+                fix = partial(_fix_team_members, team=c.data["team"], add_users=c.data.get("add_users", []),
+                              remove_ids=c.data.get("remove_ids", []))
+                texts.append(run_sync(astro, fix, timeout=30.0, policy=policy))
             except ConnectorError as exc:
                 ok = False
                 texts.append(str(exc))
@@ -296,59 +298,41 @@ def _summarise(results: Sequence[OnDemandOutcome]) -> str:
     return "on demand: " + "; ".join(f"{n} x {line}" for line, n in counts.items())
 
 
-async def _fix_team_members(astro: AstroConfig, team: str, add_users: list[str], remove_ids: list[str],
-                            policy: RetryPolicy) -> str:
+async def _fix_team_members(scim: AstroScimClient, team: str, add_users: list[str], remove_ids: list[str]) -> str:
     """Make the named members right in the Astro Team (after on-demand provisioning, which may skip it)."""
-    async with AstroScimHttp(astro, timeout=30.0, policy=policy) as scim:
-        found = await scim.get("/Groups", {"filter": f"displayName eq {scim_filter_value(team)}"})
-        groups = (found or {}).get("Resources") or []
-        if not groups:
-            raise RemoteError(f"no Team named {team!r} after provisioning", service="Astro SCIM",
-                              endpoint=scim.base + "/Groups")
-        group = groups[0]
-        members = {m.get("value") for m in group.get("members") or [] if isinstance(m, dict)}
-        to_add: list[str] = []
-        for user_name in add_users:
-            hit = await scim.get("/Users", {"filter": f"userName eq {scim_filter_value(user_name)}"})
-            users = (hit or {}).get("Resources") or []
-            if not users:
-                raise RemoteError(f"no Astro user {user_name!r} to add to {team!r}", service="Astro SCIM",
-                                  endpoint=scim.base + "/Users")
-            if users[0]["id"] not in members:
-                to_add.append(str(users[0]["id"]))
-        to_remove = [i for i in remove_ids if i in members]
-        if not to_add and not to_remove:
-            return f"Team {team!r} members are right in Astro"
-        ops: list[dict[str, Any]] = []
-        if to_add:
-            ops.append({"op": "add", "path": "members", "value": [{"value": i} for i in to_add]})
-        ops += [{"op": "remove", "path": f"members[value eq {scim_filter_value(i)}]"} for i in to_remove]
-        await scim.request("PATCH", f"/Groups/{group['id']}", json={"schemas": [PATCH_OP], "Operations": ops})
-        return (f"Entra skipped the Team (it tracks what it exported, not Astro's state): patched {team!r} in Astro "
-                f"directly (+{len(to_add)} -{len(to_remove)} member(s))")
+    group = await scim.find_group(team)
+    if group is None:
+        raise RemoteError(f"no Team named {team!r} after provisioning", service=ASTRO_SCIM,
+                          endpoint=scim.url("/Groups"))
+    members = {m.get("value") for m in group.get("members") or [] if isinstance(m, dict)}
+    users = await scim.find_users(add_users)
+    missing = [u for u in add_users if u.casefold() not in users]
+    if missing:
+        raise RemoteError(f"no Astro user {missing[0]!r} to add to {team!r}", service=ASTRO_SCIM,
+                          endpoint=scim.url("/Users"))
+    to_add = list(dict.fromkeys(str(users[u.casefold()]["id"]) for u in add_users
+                                if users[u.casefold()]["id"] not in members))
+    to_remove = [i for i in remove_ids if i in members]
+    if not to_add and not to_remove:
+        return f"Team {team!r} members are right in Astro"
+    await scim.set_members(str(group["id"]), add=to_add, remove=to_remove)
+    return (f"Entra skipped the Team (it tracks what it exported, not Astro's state): patched {team!r} in Astro "
+            f"directly (+{len(to_add)} -{len(to_remove)} member(s))")
 
 
-async def _astro_changes(astro: AstroConfig, changes: list[Change], policy: RetryPolicy) -> list[Outcome]:
-    """SCIM DELETE / PATCH on Astro users, a few at a time; a 404 on delete means it is already gone."""
+async def _astro_changes(scim: AstroScimClient, changes: list[Change]) -> list[Outcome]:
+    """SCIM DELETE / PATCH active=false on Astro users, a few at a time; a 404 on delete means it is already gone."""
     sem = asyncio.Semaphore(4)
-    deactivate = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": False}]}
-    async with AstroScimHttp(astro, timeout=30.0, policy=policy) as scim:
 
-        async def one(c: Change) -> Outcome:
-            path = f"/Users/{c.data['astro_id']}"
-            try:
-                async with sem:
-                    if c.resource == ASTRO_DELETE:
-                        try:
-                            await scim.request("DELETE", path)
-                        except RemoteError as exc:
-                            if exc.status != 404:
-                                raise
-                            return Outcome(c, True, "already gone")
-                        return Outcome(c, True, "deleted")
-                    await scim.request("PATCH", path, json=deactivate)
-                    return Outcome(c, True, "deactivated (active=false)")
-            except ConnectorError as exc:
-                return Outcome(c, False, str(exc))
+    async def one(c: Change) -> Outcome:
+        user_id = str(c.data["astro_id"])
+        try:
+            async with sem:
+                if c.resource == ASTRO_DELETE:
+                    return Outcome(c, True, "deleted" if await scim.delete_user(user_id) else "already gone")
+                await scim.deactivate_user(user_id)
+                return Outcome(c, True, "deactivated (active=false)")
+        except ConnectorError as exc:
+            return Outcome(c, False, str(exc))
 
-        return list(await asyncio.gather(*(one(c) for c in changes)))
+    return list(await asyncio.gather(*(one(c) for c in changes)))

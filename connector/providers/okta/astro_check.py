@@ -1,8 +1,9 @@
 """What Okta pushed, as Astro's SCIM endpoint shows it: the Okta provider's read-only check of the result.
 
-Okta has no API that says a push arrived; the only proof is Astro itself. A few small httpx calls with the
-Organization API token (bearer): ServiceProviderConfig, one filtered Users query, a Team by displayName and the
-userNames of its members. Requests, errors and retries are connector.astro_http's.
+Okta has no API that says a push arrived; the only proof is Astro itself. A few small reads with the Organization
+API token (bearer), all through the one Astro SCIM client (connector.astro.client: requests, errors, retries):
+ServiceProviderConfig, one filtered Users query, a Team by displayName (members included) and the userNames of
+its members, read in `id eq ... or ...` filters of 50 rather than one GET per member.
 """
 
 from __future__ import annotations
@@ -10,10 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
-from connector.astro.client import AstroScimHttp, scim_filter_value
-from connector.errors import RemoteError
+from connector.astro.client import AstroScimClient
 
 
 @dataclass
@@ -23,50 +22,24 @@ class AstroTeam:
     member_ids: set[str]
 
 
-class AstroReader(AstroScimHttp):
+class AstroReader(AstroScimClient):
     """Read-only SCIM access to the Astro organization an IdP provisions into. `async with AstroReader(astro)`."""
 
-    async def service_provider_config(self) -> dict[str, Any]:
-        data = await self.get("/ServiceProviderConfig")
-        return data if isinstance(data, dict) else {}
-
-    async def find_user(self, user_name: str) -> dict[str, Any] | None:
-        data = await self.get("/Users", {"filter": f"userName eq {scim_filter_value(user_name)}"})
-        resources = (data or {}).get("Resources") or []
-        return resources[0] if resources else None
-
     async def find_team(self, name: str) -> AstroTeam | None:
-        data = await self.get("/Groups", {"filter": f"displayName eq {scim_filter_value(name)}"})
-        for g in (data or {}).get("Resources") or []:
-            if str(g.get("displayName", "")) == name:
-                members = {str(m.get("value")) for m in g.get("members") or [] if m.get("value")}
-                return AstroTeam(id=str(g.get("id")), name=name, member_ids=members)
-        return None
-
-    async def user_names(self, ids: set[str], *, concurrency: int = 8) -> dict[str, str]:
-        """SCIM id -> userName (lower-cased) for the given users; ids Astro does not know are left out."""
-        sem = asyncio.Semaphore(concurrency)
-        out: dict[str, str] = {}
-
-        async def one(uid: str) -> None:
-            async with sem:
-                try:
-                    data = await self.get(f"/Users/{uid}")
-                except RemoteError as exc:
-                    if exc.status == 404:
-                        return
-                    raise
-            if isinstance(data, dict) and data.get("userName"):
-                out[uid] = str(data["userName"]).lower()
-
-        await asyncio.gather(*(one(i) for i in sorted(ids)))
-        return out
+        group = await self.find_group(name)
+        if group is None:
+            return None
+        members = {str(m["value"]) for m in group.get("members") or [] if isinstance(m, dict) and m.get("value")}
+        return AstroTeam(id=str(group.get("id")), name=name, member_ids=members)
 
     async def team_members(self, name: str) -> set[str] | None:
-        """The userNames (lower-cased) in the Team, or None when Astro has no such Team."""
+        """The userNames (lower-cased) in the Team, or None when Astro has no such Team. Members Astro does not
+        know as users (dangling ids) are left out."""
         team = await self.find_team(name)
         if team is None:
             return None
+        if not team.member_ids:
+            return set()
         names = await self.user_names(team.member_ids)
         return set(names.values())
 
@@ -81,4 +54,3 @@ async def poll(check: Callable[[], Awaitable[bool]], *, timeout: float, interval
         if loop.time() >= deadline:
             return False
         await asyncio.sleep(interval)
-

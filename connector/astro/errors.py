@@ -1,0 +1,109 @@
+"""The one error mapping for Astro: HTTP answers and transport failures -> RemoteError / AuthError.
+
+Both Astro APIs go through it: SCIM (connector.astro.client, over scim2-client: its exceptions are translated by
+`from_scim2`) and the Platform API (connector.astro.platform, over httpx). Whatever the client, an error names the
+service, the endpoint (the URL; a write is prefixed with its method), the status, the server's own detail
+(redacted) and a hint; the answer's headers ride along (`headers`) so connector.support.http's retry honours
+Retry-After.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from connector.errors import UNREACHABLE_HINT, AuthError, RemoteError
+from connector.support.redact import redact
+
+SCIM = "Astro SCIM"
+PLATFORM = "Astro Platform API"
+REFUSED = "refused the Organization API token"
+
+
+def endpoint(method: str, url: str) -> str:
+    """How an error names what was asked: the URL, with the method in front unless it is a plain read."""
+    return url if method == "GET" else f"{method} {url}"
+
+
+def unreachable(service: str, where: str, cause: str, *, key: str) -> RemoteError:
+    """No HTTP answer at all (refused, DNS, TLS, timeout); `key` is the config key holding the URL."""
+    return RemoteError(f"could not reach the endpoint: {cause or 'connection failed'}", service=service,
+                       endpoint=where, hint=UNREACHABLE_HINT.format(key=key))
+
+
+def http_error(service: str, where: str, status: int, headers: Mapping[str, str] | None, body: Any, *,
+               auth_hint: str) -> RemoteError:
+    """An HTTP error answer. `body` is the raw answer (bytes or text) or its decoded JSON; the detail comes from a
+    SCIM Error (`detail`, `scimType`) or a Platform API error (`message`), else from the start of the text."""
+    detail, code = _detail(body)
+    if status in (401, 403):
+        err: RemoteError = AuthError(REFUSED + (f" ({detail})" if detail else ""), service=service, endpoint=where,
+                                     status=status, code=code, hint=auth_hint)
+    else:
+        err = RemoteError(detail or "request failed", service=service, endpoint=where, status=status, code=code)
+    if headers is not None:
+        # connector.support.http's retry reads Retry-After through this attribute.
+        err.headers = dict(headers)  # type: ignore[attr-defined]
+    return err
+
+
+def scim_auth_hint(token: object) -> str:
+    """`token` is the config's Secret: its str() names where it comes from, never its value."""
+    return (f"check {token} (an Organization API token with the Organization Owner role) and that SCIM is turned "
+            "on in Astro (Settings > Authentication > SCIM integration)")
+
+
+def _detail(body: Any) -> tuple[str, str | None]:
+    data = body
+    if isinstance(body, bytes | str):
+        try:
+            data = orjson.loads(body) if body else None
+        except ValueError:
+            text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+            return redact(" ".join(text[:200].split())), None
+    if not isinstance(data, dict):
+        return "", None
+    detail = data.get("detail") or data.get("message") or ""
+    code = data.get("scimType")
+    return redact(str(detail)), (str(code) if code else None)
+
+
+def header(exc: BaseException, name: str) -> str | None:
+    """A header of the response a scim2-client exception carries (`source`), if any."""
+    source = getattr(exc, "source", None)
+    headers = getattr(source, "headers", None)
+    return headers.get(name) if headers is not None else None
+
+
+def from_scim2(exc: BaseException, where: str, *, auth_hint: str) -> RemoteError:
+    """scim2-client / scim2-models exceptions -> RemoteError (status None means transport)."""
+    from scim2_client import RequestNetworkException, UnexpectedContentFormatException
+
+    if isinstance(exc, RemoteError):
+        return exc
+    source = getattr(exc, "source", None)
+    status = getattr(source, "status_code", None)
+    if isinstance(exc, RequestNetworkException):
+        notes = "; ".join(getattr(exc, "__notes__", []) or [])
+        return unreachable(SCIM, where, notes, key="astro.scim_url")
+    if isinstance(exc, UnexpectedContentFormatException):
+        ctype = (header(exc, "content-type") or "").split(";")[0].strip() or "no content type"
+        text = getattr(source, "text", "") or ""
+        if "html" in ctype or text.lstrip()[:1] == "<":
+            what = f"an HTML page ({ctype}), not SCIM JSON: is the URL the SCIM base URL?"
+        elif "json" in ctype:
+            what = f"a body that is not valid JSON ({len(text)} bytes of {ctype}; truncated?)"
+        else:
+            what = f"a body that is not JSON ({ctype})"
+        return RemoteError(f"answered with {what}", service=SCIM, endpoint=where, status=status,
+                           code="invalid_body")
+    if isinstance(status, int) and status >= 400:
+        return http_error(SCIM, where, status, getattr(source, "headers", None), getattr(source, "content", b""),
+                          auth_hint=auth_hint)
+    if status is not None:  # a success status whose answer scim2-client refused (unexpected code, bad payload)
+        notes = "; ".join(getattr(exc, "__notes__", []) or [])
+        return RemoteError(redact(f"{exc}" + (f": {notes[:200]}" if notes else "")) or "unexpected answer",
+                           service=SCIM, endpoint=where, status=status, code="invalid_body")
+    return RemoteError(f"{type(exc).__name__}: {exc}", service=SCIM, endpoint=where, code="invalid_body")
