@@ -31,7 +31,7 @@ from connector.errors import (
 )
 from connector.plan.model import Action, Change, Plan
 from connector.providers.base import Check, Progress
-from connector.support.http import DEFAULT_POLICY, RetryPolicy, retry_async
+from connector.support.http import DEFAULT_POLICY, RetryPolicy, retry_after_seconds, retry_async
 
 if TYPE_CHECKING:
     import httpx
@@ -546,5 +546,5 @@ def _error(resp: httpx.Response, endpoint: str) -> RemoteError:
         else None
     )
     err = cls(message, service=SERVICE, endpoint=endpoint, status=resp.status_code, hint=hint)
-    err.headers = dict(resp.headers)  # type: ignore[attr-defined]  # Retry-After, for connector.http
+    err.retry_after = retry_after_seconds(resp.headers)
     return err

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Self
 from connector.config.load import AstroConfig
 from connector.errors import UNREACHABLE_HINT, AuthError, RemoteError
 from connector.mapping.scim_paths import filter_string as scim_filter_value
-from connector.support.http import DEFAULT_POLICY, RetryPolicy, retry_async
+from connector.support.http import DEFAULT_POLICY, RetryPolicy, retry_after_seconds, retry_async
 from connector.support.redact import redact
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ class AstroScimHttp:
                 detail = resp.text[:200]
             err = RemoteError(redact(detail or "request failed"), service=SERVICE, endpoint=endpoint,
                               status=resp.status_code)
-            err.headers = dict(resp.headers)  # type: ignore[attr-defined]  # Retry-After for retry_async
+            err.retry_after = retry_after_seconds(resp.headers)
             raise err
         if not resp.content:
             return None

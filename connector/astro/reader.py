@@ -26,7 +26,7 @@ import orjson
 
 from connector.config.load import AstroConfig
 from connector.errors import UNREACHABLE_HINT, AuthError, RemoteError
-from connector.support.http import DEFAULT_POLICY, RetryPolicy, is_retryable, retry_async
+from connector.support.http import DEFAULT_POLICY, RetryPolicy, is_retryable, retry_after_seconds, retry_async
 from connector.views import AstroTeam, AstroUser, AstroView
 
 if TYPE_CHECKING:
@@ -437,10 +437,7 @@ def _translate(exc: BaseException, endpoint: str) -> RemoteError:
                 "organization") if cls is AuthError else None
         err = cls(detail or "request failed", service=SERVICE, endpoint=endpoint, status=status, code=code,
                   hint=hint)
-        headers = getattr(source, "headers", None)
-        if headers is not None:
-            # connector.http.retry_async honours Retry-After through this attribute.
-            err.headers = dict(headers)  # type: ignore[attr-defined]
+        err.retry_after = retry_after_seconds(getattr(source, "headers", None))
         return err
     return RemoteError(f"{type(exc).__name__}: {exc}", service=SERVICE, endpoint=endpoint, code="invalid_body")
 
