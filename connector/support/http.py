@@ -26,7 +26,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from connector.errors import AuthError, RemoteError
 from connector.support import clock as clocks
@@ -34,6 +34,7 @@ from connector.support.clock import Clock
 
 log = logging.getLogger("connector.http")
 T = TypeVar("T")
+S = TypeVar("S")
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 THROTTLED = 429
@@ -123,13 +124,13 @@ def retry_after_seconds(
     return None
 
 
-def without_transport_retry(session: Any) -> Any:
+def without_transport_retry(session: S) -> S:
     """Turn off aiohttp's own retry of an idempotent request whose connection dropped (RFC 9112 9.3.1; aiohttp
     >= 3.10 resends once, on any dropped connection, not only a stale kept-alive one). Ours is the one retry
     layer: a drop becomes one failure of the policy, retried after its backoff. aiohttp has no public switch;
     its own test client turns the same attribute off. tests/test_http.py counts requests, so a rename shows."""
     if hasattr(session, "_retry_connection"):
-        session._retry_connection = False
+        session._retry_connection = False  # type: ignore[attr-defined]  # aiohttp's private switch, see above
     return session
 
 
