@@ -115,12 +115,16 @@ class RemoteError(ConnectorError):
         status: int | None = None,
         code: str | None = None,
         hint: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.service = service
         self.endpoint = endpoint
         self.status = status
         self.code = code
+        # Seconds the service asked us to wait before trying again (Retry-After, Okta's X-Rate-Limit-Reset),
+        # parsed where the foreign error is translated; connector.support.http honours it.
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         parts = [p for p in (self.service, self.endpoint) if p]

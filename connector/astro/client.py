@@ -145,7 +145,7 @@ class AstroScimClient:
         try:
             return await retry_async(attempt, what=f"{method} {path}", policy=self.policy)
         except RemoteError as exc:
-            if self.policy.attempts > 1 and is_retryable(exc, self.policy):
+            if self.policy.attempts > 1 and is_retryable(exc, self.policy) and exc.status != 429:  # 429s: by time
                 exc.message += f" (after {self.policy.attempts} attempts)"
             raise
 

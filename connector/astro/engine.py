@@ -26,6 +26,8 @@ import orjson
 from scim2_client.client import BaseAsyncSCIMClient
 from scim2_client.errors import RequestNetworkException
 
+from connector.support.http import without_transport_retry
+
 if TYPE_CHECKING:
     import aiohttp
     from multidict import CIMultiDictProxy
@@ -72,10 +74,10 @@ class AiohttpSCIMClient(BaseAsyncSCIMClient):
 
         trace = aiohttp.TraceConfig()
         trace.on_request_headers_sent.append(self._on_headers_sent)
-        self._session = aiohttp.ClientSession(
+        self._session = without_transport_retry(aiohttp.ClientSession(
             headers=self._headers, connector=aiohttp.TCPConnector(limit=self._concurrency),
             timeout=aiohttp.ClientTimeout(total=self._timeout), trust_env=True, trace_configs=[trace],
-        )
+        ))
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -3,8 +3,7 @@
 Both Astro APIs go through it: SCIM (connector.astro.client, over scim2-client: its exceptions are translated by
 `from_scim2`) and the Platform API (connector.astro.platform, over httpx). Whatever the client, an error names the
 service, the endpoint (the URL; a write is prefixed with its method), the status, the server's own detail
-(redacted) and a hint; the answer's headers ride along (`headers`) so connector.support.http's retry honours
-Retry-After.
+(redacted) and a hint; Retry-After is parsed into `retry_after`, which connector.support.http's retry honours.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from typing import Any
 import orjson
 
 from connector.errors import UNREACHABLE_HINT, AuthError, RemoteError
+from connector.support.http import retry_after_seconds
 from connector.support.redact import redact
 
 SCIM = "Astro SCIM"
@@ -43,9 +43,7 @@ def http_error(service: str, where: str, status: int, headers: Mapping[str, str]
                                      status=status, code=code, hint=auth_hint)
     else:
         err = RemoteError(detail or "request failed", service=service, endpoint=where, status=status, code=code)
-    if headers is not None:
-        # connector.support.http's retry reads Retry-After through this attribute.
-        err.headers = dict(headers)  # type: ignore[attr-defined]
+    err.retry_after = retry_after_seconds(headers)
     return err
 
 

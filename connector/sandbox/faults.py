@@ -103,6 +103,8 @@ class FaultMiddleware:
             if cfg.latency_ms:
                 time.sleep(cfg.latency_ms / 1000.0)
             if cfg.rate_reset and self._roll() < cfg.rate_reset:
+                # Logged before the drop: the client sees the drop at once and may be counted right after.
+                self.log.add(LoggedRequest(method, path, query, 0))
                 sock = environ.get("werkzeug.socket")
                 if isinstance(sock, socket.socket):
                     # Drop the connection without an answer, as a flaky load balancer does.
@@ -110,7 +112,6 @@ class FaultMiddleware:
                         sock.shutdown(socket.SHUT_RDWR)
                     except OSError:
                         pass
-                self.log.add(LoggedRequest(method, path, query, 0))
                 return []
             if cfg.rate_429 and self._roll() < cfg.rate_429:
                 resp = self.throttle(Request(environ))

@@ -1,59 +1,137 @@
-"""One retry / rate-limit / TLS policy shared by every client we drive (SDK calls and raw httpx alike).
+"""The one retry / rate-limit policy shared by every client we drive (SDK calls and raw httpx/aiohttp alike).
 
-The SDKs retry some failures themselves (okta: 429/503/504 with rate-limit headers; msgraph: 429/503/504 with
-Retry-After), but not all (okta never retries a 500 or a dropped connection). `retry_async` wraps whole idempotent
-operations so every provider converges the same way under faults.
+It is the only retry layer: the Graph client is built without kiota's RetryHandler, the okta SDK's rate-limit
+retry is set to 0, aiohttp's resend of a dropped idempotent request is turned off (without_transport_retry), and
+httpx and scim2-client do not retry by themselves (tests/test_http.py counts the requests per call against the
+sandbox). `retry_async` wraps whole idempotent operations so every provider
+converges the same way under faults.
+
+The policy is bounded twice:
+- failures (5xx, dropped connections, timeouts) by a number of attempts: a host that refuses connections is
+  reported within seconds;
+- throttling (429) by time: the service is not failing, it says when to come back (Retry-After, or Okta's
+  X-Rate-Limit-Reset), and we come back then for as long as the call's time budget lasts. This is what rides
+  out a sustained share of 429s that a fixed number of attempts would not.
+A wait the server asks for is honoured in full, even past max_delay, when it fits in the budget; when it does
+not, the call gives up at once rather than hammer the service early.
+
+Every wait goes through connector.support.clock, so tests run all of this with virtual time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import TypeVar
 
 from connector.errors import AuthError, RemoteError
+from connector.support import clock as clocks
+from connector.support.clock import Clock
 
 log = logging.getLogger("connector.http")
 T = TypeVar("T")
+S = TypeVar("S")
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+THROTTLED = 429
+# A Retry-After beyond this is treated as this: the budget refuses it anyway, and float() of an absurd number of
+# digits must not overflow.
+MAX_HINT_SECONDS = 86_400.0
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 6
-    base_delay: float = 0.2
-    max_delay: float = 30.0
+    attempts: int = 6  # tries for a failing call (5xx, connection errors); 429s are bounded by `budget` instead
+    base_delay: float = 0.2  # the first backoff's upper bound; doubles per failure (full jitter)
+    max_delay: float = 30.0  # cap of a computed backoff (a server's own Retry-After may exceed it)
+    # Seconds a call may spend, first try to last retry (no retry would end after it): two of Okta's one-minute
+    # rate-limit windows plus margin, as parallel workers can use up the new window before our retry gets in.
+    budget: float = 150.0
+    min_throttle_delay: float = 1.0  # never retry a 429 sooner than this ("Retry-After: 0" must not spin)
     statuses: frozenset[int] = field(default=RETRY_STATUSES)
 
 
 DEFAULT_POLICY = RetryPolicy()
 
 
-def retry_after_seconds(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
-    """How long the server asked us to wait: Retry-After (seconds or HTTP date) or Okta's X-Rate-Limit-Reset."""
+def _digits(value: str) -> int | None:
+    """A non-negative integer written as 1*DIGIT (RFC 9110's delay-seconds, Okta's epoch seconds), else None."""
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 15:  # int() of thousands of digits even raises
+        return None
+    return int(text)
+
+
+def _delta_seconds(value: str) -> float | None:
+    seconds = _digits(value)
+    return None if seconds is None else min(float(seconds), MAX_HINT_SECONDS)
+
+
+def _http_date(value: str) -> float | None:
+    """RFC 9110 HTTP-date (IMF-fixdate, or the obsolete RFC 850 / asctime forms) as epoch seconds, or None."""
+    try:
+        parsed = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:  # asctime carries no zone; HTTP dates are always GMT
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from a Retry-After value (delay-seconds or HTTP-date, RFC 9110 10.2.3); None if absent or
+    malformed (a malformed header is ignored: the policy's own backoff applies)."""
+    if value is None:
+        return None
+    seconds = _delta_seconds(value)
+    if seconds is not None:
+        return seconds
+    when = _http_date(value)
+    if when is None:
+        return None
+    return min(max(0.0, when - now), MAX_HINT_SECONDS)
+
+
+def retry_after_seconds(
+    headers: Mapping[str, str] | None, *, rate_limit_reset: bool = False, clock: Clock | None = None
+) -> float | None:
+    """How long the server asked us to wait: Retry-After, else (with rate_limit_reset) Okta's X-Rate-Limit-Reset.
+
+    X-Rate-Limit-Reset is the epoch second the rate-limit window resets; it is measured against the answer's own
+    Date header when there is one (Okta's clock, so our clock's skew does not matter), else against ours.
+    """
     if not headers:
         return None
-    lower = {k.lower(): v for k, v in headers.items()}
-    value = lower.get("retry-after")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value)
-            return max(0.0, parsed.timestamp() - (now or time.time()))
-    reset = lower.get("x-rate-limit-reset")
-    if reset:
-        try:
-            return max(0.0, float(reset) - (now or time.time())) + 0.05
-        except ValueError:
+    lower = {str(k).lower(): str(v) for k, v in headers.items()}
+    now = (clock or clocks.current()).time()
+    if "retry-after" in lower:
+        hinted = parse_retry_after(lower["retry-after"], now=now)
+        if hinted is not None:
+            return hinted
+    if rate_limit_reset and "x-rate-limit-reset" in lower:
+        reset = _digits(lower["x-rate-limit-reset"])
+        if reset is None:
             return None
+        server_now = _http_date(lower["date"]) if "date" in lower else None
+        return min(max(0.0, reset - (server_now if server_now is not None else now)), MAX_HINT_SECONDS)
     return None
+
+
+def without_transport_retry(session: S) -> S:
+    """Turn off aiohttp's own retry of an idempotent request whose connection dropped (RFC 9112 9.3.1; aiohttp
+    >= 3.10 resends once, on any dropped connection, not only a stale kept-alive one). Ours is the one retry
+    layer: a drop becomes one failure of the policy, retried after its backoff. aiohttp has no public switch;
+    its own test client turns the same attribute off. tests/test_http.py counts requests, so a rename shows."""
+    if hasattr(session, "_retry_connection"):
+        session._retry_connection = False  # type: ignore[attr-defined]  # aiohttp's private switch, see above
+    return session
 
 
 def is_retryable(exc: BaseException, policy: RetryPolicy = DEFAULT_POLICY) -> bool:
@@ -61,16 +139,21 @@ def is_retryable(exc: BaseException, policy: RetryPolicy = DEFAULT_POLICY) -> bo
         return False
     if isinstance(exc, RemoteError):
         return exc.status is None or exc.status in policy.statuses
+    import asyncio
+
     import httpx
 
     return isinstance(exc, httpx.TransportError | ConnectionError | asyncio.TimeoutError)
 
 
-def backoff(attempt: int, policy: RetryPolicy, hinted: float | None = None) -> float:
-    if hinted is not None:
-        return min(hinted, policy.max_delay)
+def backoff(failures: int, policy: RetryPolicy) -> float:
+    """The wait before retry number `failures` (1-based) when the server gave no hint."""
     # Full jitter: spreads retries of parallel workers apart.
-    return random.uniform(0, min(policy.max_delay, policy.base_delay * (2**attempt)))
+    return random.uniform(0, min(policy.max_delay, policy.base_delay * (2 ** (failures - 1))))
+
+
+def _throttled(exc: BaseException) -> bool:
+    return isinstance(exc, RemoteError) and exc.status == THROTTLED
 
 
 async def retry_async(
@@ -79,50 +162,82 @@ async def retry_async(
     what: str,
     policy: RetryPolicy = DEFAULT_POLICY,
     retry_on: Callable[[BaseException], bool] | None = None,
+    clock: Clock | None = None,
 ) -> T:
-    """Run an idempotent async operation, retrying transient failures with backoff.
+    """Run an idempotent async operation, retrying transient failures with backoff (see the module doc).
 
     Non-idempotent creates must re-read state before calling again (the caller's job), so a retried POST never
     makes a duplicate.
     """
+    clk = clock or clocks.current()
     check = retry_on or (lambda e: is_retryable(e, policy))
-    for attempt in range(policy.attempts):
+    started = clk.monotonic()
+    failures = 0
+    throttles = 0
+    while True:
         try:
             return await operation()
         except Exception as exc:
-            if attempt == policy.attempts - 1 or not check(exc):
+            if not check(exc):
                 raise
-            hinted = retry_after_seconds(getattr(exc, "headers", None))
-            delay = backoff(attempt, policy, hinted)
-            log.info("%s failed (%s); retry %d in %.2fs", what, exc, attempt + 1, delay)
-            await asyncio.sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
+            if _throttled(exc):
+                throttles += 1
+            else:
+                failures += 1
+                if failures >= policy.attempts:
+                    raise
+            hinted = exc.retry_after if isinstance(exc, RemoteError) else None
+            if _throttled(exc):
+                # Never sooner than min_throttle_delay: "Retry-After: 0" (or a reset already past) on every 429
+                # would otherwise spin until the budget is gone.
+                delay = max(policy.min_throttle_delay, hinted if hinted is not None else backoff(throttles, policy))
+            else:
+                delay = hinted if hinted is not None else backoff(failures, policy)
+            spent = clk.monotonic() - started
+            if spent + delay > policy.budget:
+                if isinstance(exc, RemoteError) and exc.hint is None and hinted is not None:
+                    exc.hint = (f"the service asked to wait {hinted:.0f}s, past the {policy.budget:.0f}s this tool "
+                                "waits per call; try again later")
+                log.info("%s failed (%s); no retry: %.1fs spent, %.1fs more would pass the %.0fs budget",
+                         what, exc, spent, delay, policy.budget)
+                raise
+            log.info("%s failed (%s); retry in %.2fs", what, exc, delay)
+            await clk.asleep(delay)
 
 
 class RateBudget:
     """Okta-style budget from X-Rate-Limit-Remaining/Reset: slow down before the limit instead of hitting 429."""
 
-    def __init__(self, reserve: int = 2) -> None:
+    def __init__(self, reserve: int = 2, *, clock: Clock | None = None) -> None:
         self.reserve = reserve
         self.remaining: int | None = None
-        self.reset_at: float = 0.0
+        self.reset_in: float | None = None  # seconds from `observed_at` to the reset, by the server's clock
+        self.observed_at = 0.0
+        self._clock = clock
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock or clocks.current()
 
     def observe(self, headers: Mapping[str, str] | None) -> None:
         if not headers:
             return
         lower = {k.lower(): v for k, v in headers.items()}
-        try:
-            if "x-rate-limit-remaining" in lower:
-                self.remaining = int(lower["x-rate-limit-remaining"])
-            if "x-rate-limit-reset" in lower:
-                self.reset_at = float(lower["x-rate-limit-reset"])
-        except ValueError:
-            return
+        if "x-rate-limit-remaining" in lower:
+            remaining = _digits(lower["x-rate-limit-remaining"])
+            if remaining is None:
+                return
+            self.remaining = remaining
+        if "x-rate-limit-reset" in lower:
+            self.reset_in = retry_after_seconds(
+                {k: v for k, v in lower.items() if k != "retry-after"}, rate_limit_reset=True, clock=self.clock
+            )
+            self.observed_at = self.clock.monotonic()
 
     async def wait(self) -> None:
         if self.remaining is not None and self.remaining <= self.reserve:
-            delay = self.reset_at - time.time()
+            delay = (self.reset_in or 0.0) - (self.clock.monotonic() - self.observed_at)
             if 0 < delay < 65:
                 log.info("rate limit nearly used (%d left); waiting %.1fs for the reset", self.remaining, delay)
-                await asyncio.sleep(delay)
+                await self.clock.asleep(delay)
             self.remaining = None

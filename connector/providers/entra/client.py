@@ -2,8 +2,9 @@
 
 Why a wrapper: every call needs the same three things the SDK does not give us. (1) Errors translated into one
 readable line (azure_errors.translate), with the missing Graph permission named on 403. (2) The project's retry
-policy on top of the SDK's RetryHandler (which retries 429/503/504 only; we also retry 500/502 and dropped
-connections). (3) Raw JSON for the calls the SDK gets wrong: the synchronization schema (GET -> model -> PATCH
+policy as the only retry layer: the middleware is kiota's default chain minus its RetryHandler (which retries
+429/503/504 only, would nest inside ours and multiply the requests per call, and sleeps on the real clock).
+(3) Raw JSON for the calls the SDK gets wrong: the synchronization schema (GET -> model -> PATCH
 loses flowTypes and the PATCH route answers 404; we GET bytes and PUT JSON) and reading secrets (no `.get()`).
 
 All SDK imports are lazy: offline commands never load msgraph, kiota or azure.
@@ -107,6 +108,31 @@ def build_credential(cfg: AzureConfig) -> Any:
     return identity.DefaultAzureCredential()
 
 
+def graph_middleware() -> list[Any]:
+    """msgraph's default middleware chain (kiota's defaults with msgraph's options, then its telemetry handler)
+    without kiota's RetryHandler: connector.support.http is the one retry layer."""
+    from kiota_http.kiota_client_factory import KiotaClientFactory
+    from kiota_http.middleware import RetryHandler
+    from msgraph.graph_request_adapter import options as graph_options
+    from msgraph_core.middleware import GraphTelemetryHandler
+    from msgraph_core.middleware.options import GraphTelemetryHandlerOption
+
+    options = dict(graph_options)
+    chain = [m for m in KiotaClientFactory.get_default_middleware(options) if not isinstance(m, RetryHandler)]
+    # What create_with_default_middleware appends: the telemetry handler with msgraph's SDK version.
+    telemetry = options.get(GraphTelemetryHandlerOption.get_key())
+    chain.append(GraphTelemetryHandler(options=telemetry) if isinstance(telemetry, GraphTelemetryHandlerOption)
+                 else GraphTelemetryHandler())
+    return chain
+
+
+def graph_http_client(http: Any) -> Any:
+    """`http` (an httpx.AsyncClient) with the Graph middleware of `graph_middleware()` as its transport."""
+    from msgraph_core import GraphClientFactory
+
+    return GraphClientFactory.create_with_custom_middleware(graph_middleware(), client=http)
+
+
 class GraphClient:
     """One GraphServiceClient per provider, created on first use inside the provider's event loop."""
 
@@ -125,18 +151,12 @@ class GraphClient:
             from kiota_authentication_azure.azure_identity_authentication_provider import (
                 AzureIdentityAuthenticationProvider,
             )
-            from kiota_http.middleware.options import RetryHandlerOption
             from msgraph import GraphRequestAdapter, GraphServiceClient
-            from msgraph.graph_request_adapter import options as graph_options
-            from msgraph_core import GraphClientFactory
 
             self._credential = build_credential(self.cfg)
             base = self.cfg.graph_url.rstrip("/")
-            options = dict(graph_options)
-            # Retry-After is honoured as sent; without it, no extra 3 s base delay on top of the backoff.
-            options[RetryHandlerOption.get_key()] = RetryHandlerOption(delay=0.0, max_retries=3)
             http = httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(100, connect=30))
-            self._http = GraphClientFactory.create_with_default_middleware(client=http, options=options)
+            self._http = graph_http_client(http)
             auth = AzureIdentityAuthenticationProvider(self._credential)
             adapter = GraphRequestAdapter(auth, client=self._http)
             adapter.base_url = base
@@ -180,7 +200,7 @@ class GraphClient:
         return await retry_async(once, what=endpoint, policy=pol,
                                  retry_on=retry_on or (lambda e: is_retryable(e, pol)))
 
-    # --- raw JSON over the SDK's adapter (auth, retries and base URL stay the SDK's) -------------------------
+    # --- raw JSON over the SDK's adapter (auth, middleware and base URL stay the SDK's) ----------------------
 
     async def send_json(
         self,

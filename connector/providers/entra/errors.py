@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from connector.errors import UNREACHABLE_HINT, AuthError, ConnectorError, RemoteError
+from connector.support.http import retry_after_seconds
 from connector.support.redact import redact
 
 SERVICE = "graph"
@@ -79,8 +80,9 @@ def translate(exc: BaseException, *, endpoint: str, permission: str | None = Non
     if isinstance(exc, ConnectorError):
         return exc
     error = _translate(exc, endpoint=endpoint, permission=permission)
-    # retry_async reads Retry-After from `headers`; keep the service's answer for it.
-    error.headers = _headers(exc)  # type: ignore[attr-defined]
+    if isinstance(error, RemoteError):
+        # Graph's 429 and 503 say how long to back off; connector.support.http honours it.
+        error.retry_after = retry_after_seconds(_headers(exc))
     return error
 
 

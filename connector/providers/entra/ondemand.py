@@ -1,15 +1,15 @@
 """Provision on demand: Graph's limits (5 calls per 10 s; one group with at most 5 members per call) and the
-JSON-in-a-string answer. Pure apart from the pacer's clock, which tests can replace."""
+JSON-in-a-string answer. Pure apart from the pacer's clock (connector.support.clock), which tests replace."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+from connector.support import clock as clocks
+from connector.support.clock import Clock
 
 MAX_MEMBERS_PER_CALL = 5
 CALLS_PER_WINDOW = 5
@@ -38,25 +38,23 @@ def group_subject(group_id: str, member_ids: list[str]) -> dict[str, Any]:
 class SlidingWindow:
     """At most `limit` calls in any `period` seconds. Waits before a call rather than collecting a 429."""
 
-    def __init__(
-        self,
-        limit: int = CALLS_PER_WINDOW,
-        period: float = WINDOW_SECONDS,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
+    def __init__(self, limit: int = CALLS_PER_WINDOW, period: float = WINDOW_SECONDS, *,
+                 clock: Clock | None = None) -> None:
         self.limit = limit
         self.period = period
-        self.clock = clock
-        self.sleep = sleep
+        self._clock = clock
         self.stamps: deque[float] = deque()
+
+    @property
+    def clock(self) -> Clock:
+        """The clock given, else the process-wide one at the time of asking (tests replace it)."""
+        return self._clock or clocks.current()
 
     async def acquire(self) -> float:
         """Wait for a free slot; return how long we waited."""
         waited = 0.0
         while True:
-            now = self.clock()
+            now = self.clock.monotonic()
             while self.stamps and now - self.stamps[0] >= self.period:
                 self.stamps.popleft()
             if len(self.stamps) < self.limit:
@@ -64,11 +62,11 @@ class SlidingWindow:
                 return waited
             delay = self.period - (now - self.stamps[0]) + 0.01
             waited += delay
-            await self.sleep(delay)
+            await self.clock.asleep(delay)
 
     def penalize(self) -> None:
         """After a 429 the server's window is full whatever ours says: count the window as used from now."""
-        now = self.clock()
+        now = self.clock.monotonic()
         self.stamps = deque([now] * self.limit)
 
 

@@ -30,7 +30,14 @@ from urllib.parse import urlencode, urlsplit
 
 from connector.config.load import OktaConfig
 from connector.errors import UNREACHABLE_HINT, AuthError, RemoteError
-from connector.support.http import DEFAULT_POLICY, RateBudget, RetryPolicy, retry_async
+from connector.support.http import (
+    DEFAULT_POLICY,
+    RateBudget,
+    RetryPolicy,
+    retry_after_seconds,
+    retry_async,
+    without_transport_retry,
+)
 from connector.support.redact import redact
 from connector.support.urls import is_loopback
 
@@ -121,7 +128,7 @@ def _sdk_client_class() -> type:
             self._session: aiohttp.ClientSession | None = None
 
         async def __aenter__(self) -> OktaSdkClient:
-            self._session = aiohttp.ClientSession()
+            self._session = without_transport_retry(aiohttp.ClientSession())
             self._request_executor.set_session(self._session)
             return self
 
@@ -284,11 +291,9 @@ class OktaClient:
                 hint=self._status_hint(int(status), code),
             )
         exc.message = redact(exc.message)
-        # retry_async waits as long as these headers say. Okta sends X-Rate-Limit-Reset on every answer (the end of
-        # the current minute's window): a wait hint for a 429 only; a 5xx is retried after a short backoff.
-        exc.headers = (  # type: ignore[attr-defined]
-            headers if status == 429 else {k: v for k, v in headers.items() if k.lower() == "retry-after"}
-        )
+        # Okta sends X-Rate-Limit-Reset on every answer (the end of the current minute's window): a wait hint for
+        # a 429 only; a 5xx waits only if it says Retry-After, else the policy's short backoff.
+        exc.retry_after = retry_after_seconds(headers, rate_limit_reset=status == 429)
         return exc
 
     def _auth_hint(self) -> str:

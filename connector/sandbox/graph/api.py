@@ -220,6 +220,7 @@ class GraphEmulator:
         self._pending_propagation: dict[str, int] = {}
         self.ondemand_limit = ONDEMAND_LIMIT
         self.ondemand_window_s = ONDEMAND_WINDOW_S
+        self.ondemand_clock = time.monotonic  # tests share their virtual clock with the client's pacer
         self._ondemand_lock = threading.Lock()
         # False (default): start/restart run the cycle before answering, so tests can look at Astro right away.
         # True: they answer 204 at once and the cycle runs in a thread, as on the real service (big sandboxes,
@@ -791,7 +792,7 @@ class GraphEmulator:
         return self._json(request, body)
 
     def _ondemand_rate(self, job: SyncJob) -> None:
-        now = time.monotonic()
+        now = self.ondemand_clock()
         with self._ondemand_lock:
             calls = job.ondemand_calls
             while calls and now - calls[0] >= self.ondemand_window_s:
