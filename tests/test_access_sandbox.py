@@ -16,6 +16,7 @@ from connector.cli import main
 from connector.config.load import load_config
 from connector.sandbox.core import Sandbox
 from connector.sandbox.faults import FaultConfig
+from connector.support.clock import FakeClock
 
 FULL = {
     "organization": "ORGANIZATION_MEMBER",
@@ -300,15 +301,13 @@ def test_hierarchy_violation_fails_validation_with_file_line(
 
 
 def test_a_team_that_never_appears_exits_3_naming_group_and_idp(
-    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_clock: FakeClock
 ) -> None:
     de = teams(sandbox)[0]
     path = config(sandbox, tmp_path, {de: FULL}, wait=1.0)
-    started = time.monotonic()
     assert main(["apply", "--idp", "astro", "-c", str(path), "--yes"]) == 3
-    elapsed = time.monotonic() - started
     err = capsys.readouterr().err
-    assert 1.0 <= elapsed < 6, elapsed
+    assert 1.0 <= fake_clock.monotonic() < 6  # it waited its whole budget (virtual seconds), then gave up
     assert (
         f"Team '{de}' did not appear in Astro organization {sandbox.astro_orgs['okta'].org_id} within 1s"
         in err
@@ -317,21 +316,24 @@ def test_a_team_that_never_appears_exits_3_naming_group_and_idp(
     assert sandbox.logs["astro"].writes() == []
 
 
-def test_a_team_pushed_while_apply_waits_gets_its_roles(sandbox: Sandbox, tmp_path: Path) -> None:
-    import threading
-
+def test_a_team_pushed_while_apply_waits_gets_its_roles(sandbox: Sandbox, tmp_path: Path,
+                                                        fake_clock: FakeClock) -> None:
     de = teams(sandbox)[0]
     path = config(sandbox, tmp_path, {de: FULL}, wait=10.0)
     provider = AstroAccessProvider(load_config(path), poll_seconds=0.05)
     plan = provider.plan()
     assert plan.changes[0].data["team_id"] is None
     org_id = sandbox.astro_orgs["okta"].org_id
-    timer = threading.Timer(0.3, push_teams, args=(sandbox,))
-    timer.start()
-    try:
-        assert provider.apply(plan) == 1
-    finally:
-        timer.join()
+    pushed: list[float] = []
+
+    def push_meanwhile(now: float) -> None:  # the IdP pushes the Team 0.3 s (virtual) into apply's wait
+        if now >= 0.3 and not pushed:
+            pushed.append(now)
+            push_teams(sandbox)
+
+    fake_clock.on_sleep = push_meanwhile
+    assert provider.apply(plan) == 1
+    assert pushed and fake_clock.monotonic() < 10  # found after the push, long before the wait's budget
     assert sandbox.astro_platform.team_roles(org_id, de) == FULL
 
 

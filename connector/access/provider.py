@@ -14,7 +14,6 @@ IdP was applied just before, and Okta's push or Entra's cycle may still be runni
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,6 +30,7 @@ from connector.errors import (
 )
 from connector.plan.model import Action, Change, Plan
 from connector.providers.base import Check, Progress
+from connector.support import clock
 from connector.support.http import DEFAULT_POLICY, RetryPolicy
 
 if TYPE_CHECKING:
@@ -337,7 +337,8 @@ class AstroAccessProvider:
 
     async def _wait_for_team(self, http: AstroPlatform, org: _Org, group: str, idp: str) -> str:
         timeout = org.astro.team_wait_seconds
-        deadline = time.monotonic() + timeout
+        clk = clock.current()
+        deadline = clk.monotonic() + timeout
         delay = self.poll_seconds
         while True:
             found = (await http.teams_named(org, [group])).get(group, [])
@@ -347,10 +348,10 @@ class AstroAccessProvider:
                 raise RemoteError(
                     f"{len(found)} Teams are named {group!r}", service=SERVICE, endpoint=org.base + "/teams"
                 )
-            remaining = deadline - time.monotonic()
+            remaining = deadline - clk.monotonic()
             if remaining <= 0:
                 break
-            await asyncio.sleep(min(delay, remaining))  # the last look is at the deadline itself
+            await clk.asleep(min(delay, remaining))  # the last look is at the deadline itself
             delay = min(delay * 2, 2.0)
         where = "okta.push_groups" if idp == "okta" else "azure.assign_groups"
         check = (

@@ -24,6 +24,7 @@ from connector.plan.model import Action, Plan
 from connector.plan.view import show_plans
 from connector.providers import registry
 from connector.providers.base import AuditTarget, IdPView
+from connector.support import clock
 
 # After remedies, IdPs provision asynchronously (Okta's engine, Entra's cycle): re-audit until what was fixed
 # stays fixed, or this long has passed.
@@ -72,14 +73,15 @@ def audit_once(view: IdPView, astro: AstroConfig, *, show_progress: bool = False
 def settle(view: IdPView, astro: AstroConfig, targeted: set[str], *, timeout: float = SETTLE_SECONDS
            ) -> AuditResult:
     """Re-audit until none of the targeted findings is left (or the timeout): what is left is then real."""
-    deadline = time.monotonic() + timeout
+    clk = clock.current()
+    deadline = clk.monotonic() + timeout
     delay = 0.25
     while True:
         result = audit_once(view, astro)
         left = {f.id for f in result.findings} & targeted
-        if not left or time.monotonic() + delay > deadline:
+        if not left or clk.monotonic() + delay > deadline:
             return result
-        time.sleep(delay)
+        clk.sleep(delay)
         delay = min(delay * 2, 2.0)
 
 

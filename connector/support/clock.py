@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol, TypeVar
 
@@ -65,6 +65,9 @@ class FakeClock:
         self._wall0 = time.time() if wall is None else wall
         self._lock = threading.Lock()
         self.sleeps: list[float] = []
+        # Called after each sleep with the virtual time reached: a test makes "meanwhile" happen here (a Team
+        # pushed while apply waits for it) at a chosen virtual moment, without a real timer.
+        self.on_sleep: Callable[[float], None] | None = None
 
     def monotonic(self) -> float:
         with self._lock:
@@ -82,6 +85,9 @@ class FakeClock:
         with self._lock:
             self._now += max(0.0, seconds)
             self.sleeps.append(seconds)
+            now = self._now
+        if self.on_sleep is not None:
+            self.on_sleep(now)
 
     async def asleep(self, seconds: float) -> None:
         self.sleep(seconds)

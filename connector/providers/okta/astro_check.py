@@ -8,11 +8,11 @@ its members, read in `id eq ... or ...` filters of 50 rather than one GET per me
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from connector.astro.client import AstroScimClient
+from connector.support import clock
 
 
 @dataclass
@@ -46,11 +46,11 @@ class AstroReader(AstroScimClient):
 
 async def poll(check: Callable[[], Awaitable[bool]], *, timeout: float, interval: float = 0.25) -> bool:
     """Call `check` until it returns True or `timeout` seconds pass; Okta pushes asynchronously."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    clk = clock.current()
+    deadline = clk.monotonic() + timeout
     while True:
         if await check():
             return True
-        if loop.time() >= deadline:
+        if clk.monotonic() >= deadline:
             return False
-        await asyncio.sleep(interval)
+        await clk.asleep(interval)
