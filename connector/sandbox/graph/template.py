@@ -94,7 +94,8 @@ def _source_group_attributes() -> list[dict[str, Any]]:
 
 def _target_user_attributes() -> list[dict[str, Any]]:
     attrs: list[dict[str, Any]] = [
-        _attr("userName", required=True, metadata={"scim:Path": "userName"}),
+        # No metadata: its keys are attributeDefinitionMetadata members (Graph v1.0 CSDL), and `scim:Path` is none.
+        _attr("userName", required=True),
         _attr("active", "Boolean"),
         _attr("displayName"),
         _attr("externalId"),
