@@ -186,6 +186,8 @@ def _resolve(vocab: Vocabulary, path: str) -> tuple[str, Attr, str | None]:
     """(the path as the server should read it, its attribute, its sub-attribute) or invalidPath."""
     urn, attrs, rest = _split_urn(vocab, path)
     head, sub = _head(rest)
+    if head.lower() in COMMON:  # id, externalId, meta, schemas: scim2-server applies their mutability itself
+        return path, Attr(head, False, frozenset()), sub
     attr = attrs.get(head.lower())
     if attr is None and urn is None and rest == path:
         # An unqualified extension attribute (Entra's `manager`): qualified when exactly one extension has it.

@@ -334,10 +334,11 @@ def build_template(application_id: str) -> dict[str, Any]:
         "description": "Provision users and groups to any application that supports SCIM 2.0.",
         "discoverable": True,
         "factoryTag": SCIM_TEMPLATE_ID,
+        # Keys are synchronizationMetadata members, spelled as the v1.0 CSDL declares them (PascalCase).
         "metadata": [
-            {"key": "galleryApplicationIdentifier", "value": NON_GALLERY_TEMPLATE_ID},
-            {"key": "galleryApplicationKey", "value": "customappsso"},
-            {"key": "configurationFields", "value": json.dumps(fields)},
+            {"key": "GalleryApplicationIdentifier", "value": NON_GALLERY_TEMPLATE_ID},
+            {"key": "GalleryApplicationKey", "value": "customappsso"},
+            {"key": "ConfigurationFields", "value": json.dumps(fields)},
             {"key": "IsOAuthEnabled", "value": "false"},
         ],
         "schema": copy.deepcopy(_TEMPLATE_SCHEMA),
