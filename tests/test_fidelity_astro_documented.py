@@ -60,3 +60,6 @@ def test_discovery_announces_only_the_documented_attributes(documented: httpx.Cl
     config = documented.get("/ServiceProviderConfig").json()
     assert config["patch"]["supported"] and config["filter"]["supported"]
     assert not any(config[f]["supported"] for f in ("bulk", "changePassword", "sort", "etag"))
+    bulk = documented.post("/Bulk", headers=SCIM, json={
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": []})
+    assert bulk.status_code == 501

@@ -10,10 +10,12 @@ what it cannot keep with `invalidValue` (RFC 7644 ยง3.12) and changes nothing (ย
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -41,8 +43,13 @@ RFC_JUDGED = {
 }
 
 
+@functools.cache
+def _description() -> dict[str, Any]:
+    return cast(dict[str, Any], yaml.safe_load(OPENAPI.read_text(encoding="utf-8")))
+
+
 def _spec() -> OpenAPI:
-    data = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
+    data = copy.deepcopy(_description())
     for item in data["paths"].values():  # YAML reads `200:` as an int; OpenAPI's keys are strings
         for op in item.values():
             if isinstance(op, dict) and "responses" in op:
@@ -63,7 +70,7 @@ def astro() -> Iterator[tuple[Sandbox, httpx.Client, list[httpx.Response]]]:
 
 
 def _documented_statuses(method: str, path: str) -> list[str]:
-    data = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
+    data = _description()
     template = "/" + path.strip("/").split("/")[0] + ("/{id}" if path.strip("/").count("/") else "")
     return [str(k) for k in data["paths"][template][method.lower()]["responses"]]
 

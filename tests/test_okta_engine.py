@@ -333,6 +333,8 @@ def test_okta_request_shapes_pass_scim2_servers_strict_policy(strict: Env) -> No
     # Profile change: a full PUT of the resource, with the new value.
     puts = env.of("PUT", "/Users/")
     assert len(puts) == 1 and puts[0].body["name"]["familyName"] == "Renamed"
+    # The whole resource Okta read goes back, `id`, `meta` and `groups` included (Okta SCIM 2.0 reference, PUT).
+    assert {"id", "meta", "groups"} <= set(puts[0].body)
     assert users[outsider]["name"]["familyName"] == "Renamed"
 
     # Deprovisioning: pathless PATCH active=false; never a DELETE of a user.

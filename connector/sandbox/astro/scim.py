@@ -136,33 +136,45 @@ class AstroStorage(InMemoryStorage):
         # user id -> {group id: None}, kept with every group write: answers carry `User.groups` (RFC 7643 §4.1.2,
         # read-only, "groups to which the user belongs"), which scim2-server leaves unset.
         self.member_of: dict[str, dict[str, None]] = {}
+        self._replacing = False
 
-    def _index_members(self, group: Resource[Any], add: bool) -> None:
-        gid = cast(str, group.id)
-        for member in getattr(group, "members", None) or []:
-            uid = member.value
-            if uid is None:
-                continue
-            if add:
-                self.member_of.setdefault(uid, {})[gid] = None
-            else:
-                self.member_of.get(uid, {}).pop(gid, None)
-            # The user's cached JSON carries its groups: forget it.
+    @staticmethod
+    def _member_ids(group: Resource[Any] | None) -> set[str]:
+        return {m.value for m in (getattr(group, "members", None) or []) if m.value is not None}
+
+    def _reindex(self, gid: str, old: Resource[Any] | None, new: Resource[Any] | None) -> None:
+        """Keep `member_of` for one group write, and forget the cached JSON of the users whose `groups` changed
+        (only those: a PATCH adding one member to a 5,000-member Team re-renders one user, not 5,000)."""
+        before, after = self._member_ids(old), self._member_ids(new)
+        renamed = old is not None and new is not None and \
+            getattr(old, "display_name", None) != getattr(new, "display_name", None)
+        touched = (before ^ after) | (after if renamed else set())
+        for uid in before - after:
+            self.member_of.get(uid, {}).pop(gid, None)
+        for uid in after - before:
+            self.member_of.setdefault(uid, {})[gid] = None
+        for uid in touched:
             self.rendered.pop(uid, None)
             self.rendered_nometa.pop(uid, None)
 
     def _store(self, resource: Resource[Any], values: dict[str, Any]) -> None:
         self.generation += 1
-        super()._store(resource, values)  # calls _remove first, which unindexes the group's old members
-        if _key(resource)[0] == self.group_type.name:
-            self._index_members(resource, True)
+        key = _key(resource)
+        if key[0] != self.group_type.name:
+            super()._store(resource, values)
+            return
+        old = self._resources.get(key[0], {}).get(key[1])
+        self._replacing = True  # the stock _store removes the old version first: not a deletion
+        try:
+            super()._store(resource, values)
+        finally:
+            self._replacing = False
+        self._reindex(key[1], old, resource)
 
     def _remove(self, key: Any) -> None:
         self.generation += 1
-        if key[0] == self.group_type.name:
-            old = self._resources.get(key[0], {}).get(key[1])
-            if old is not None:
-                self._index_members(old, False)
+        if key[0] == self.group_type.name and not self._replacing:
+            self._reindex(key[1], self._resources.get(key[0], {}).get(key[1]), None)
         super()._remove(key)
 
     def generate_id(self, resource_type: ResourceType, resource: Resource[Any]) -> str:
@@ -581,6 +593,9 @@ class _OrgApplication(WSGIApplication):
         if refused is not None:
             return refused(environ, start_response)
         if self.documented_only:
+            if environ.get("PATH_INFO", "").strip("/").lower() == "bulk" and self._authorized(environ):
+                # Announced unsupported, so not served: RFC 7644 §3.7 ("bulk.supported"), 501 as §3.12 lists.
+                return scim_error(501, "bulk operations are not supported")(environ, start_response)
             announced = self._discovery(environ, start_response)
             if announced is not None:
                 return announced
