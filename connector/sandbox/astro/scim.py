@@ -3,8 +3,14 @@
 Served under `/scim/v2/<org-id>` like Astro's SCIM base URL. What it adds to scim2-server, and why:
 - a bearer token per organization (Astro's Organization API token); wrong or missing -> 401 SCIM error;
 - a policy tolerant of Microsoft Entra's request shapes (capitalised ops, "False" strings, Remove-with-value);
-- Astro's limits: no nested groups (a Group member that is a group -> 400);
+- it keeps what it accepts and refuses what it cannot keep with the RFC 7644 error, never a silent 2xx
+  (vocabulary.py: unknown attributes, Entra's `manager` kept in the enterprise extension); a documented-only
+  mode per organization announces and keeps only what Astro's setup page documents;
+- Astro's limits: no nested groups (a Group member that is a group -> 400), and a member is a user of the
+  organization (any other id -> 400 invalidValue; scim2-server stores any id);
 - referential cleanup: a deleted user leaves every Team (scim2-server keeps dangling members);
+- answers carry `User.groups` (computed, RFC 7643 §4.1.2) and print empty `members`/`groups` as `[]`, as the
+  vendors' examples do;
 - misbehaviour modes (HTML page, truncated JSON, wrong totals, 500s) that the drift auditor must survive.
 """
 

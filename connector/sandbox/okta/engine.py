@@ -4,9 +4,10 @@ creates, updates or removes, and what Okta then sends to the app's SCIM server, 
 Runs synchronously inside the API request that triggers it (assignment, profile change, push mapping), so a
 test sees the result as soon as the call returns. The shapes follow Okta's SCIM 2.0 guide
 (reference/scim-libraries-and-quirks.md §3): match by `userName eq` before create, POST with `externalId` =
-the Okta user id and `groups: []`, full PUT (GET, modify, PUT) for profile updates, pathless PATCH for
-deactivation, never DELETE a user; groups are created by POST, members changed by PATCH add/remove, and a
-re-push sends the rename op (value with id and displayName) plus a full `members` replace.
+the Okta user id, `groups: []` and a `password`, full PUT (GET, modify, PUT the whole resource back, `meta` and
+`groups` included) for profile updates, pathless PATCH for deactivation, never DELETE a user; groups are created
+by POST with `members: []` and filled by PATCH; every group PATCH starts with the rename op (value with id and
+displayName), then members add/remove, or on a re-push a full `members` replace.
 
 The caller holds the state lock: the engine reads and writes rows directly.
 """
