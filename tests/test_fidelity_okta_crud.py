@@ -83,3 +83,36 @@ def test_assignment_with_a_value_other_than_the_mapped_one_is_refused(okta_app: 
         "id": created["id"], "scope": "USER", "profile": {"givenName": "Not Ann"}})
     assert refused.status_code == 403 and refused.json()["errorCode"] == "E0000075"
     assert sb.astro.find_user(sb.astro_orgs["okta"].org_id, "ann@atko.example") is None
+
+
+def test_user_lifecycle_activate_and_reactivate(okta_app: tuple[Sandbox, str]) -> None:
+    """Okta's lifecycle rules (okta-management-openapi-5.1.0.yaml, activateUser / reactivateUser): activate only
+    STAGED or DEPROVISIONED users (ACTIVE with a password, PROVISIONED without); reactivate only PROVISIONED or
+    RECOVERY users; with sendEmail=false the answer carries the activation link and token."""
+    sb, _app_id = okta_app
+    with httpx.Client(base_url=str(sb.okta_url), headers={"Authorization": f"SSWS {sb.okta_token}"}) as c:
+        def user(login: str, password: bool) -> str:
+            body: dict[str, object] = {"profile": {"firstName": "L", "lastName": "C", "email": login, "login": login}}
+            if password:
+                body["credentials"] = {"password": {"value": "Kv7J2LEa"}}
+            else:
+                body["credentials"] = {}
+            made = c.post("/api/v1/users", params={"activate": "false"}, json=body)
+            assert made.status_code == 200 and made.json()["status"] == "STAGED", made.text
+            return str(made.json()["id"])
+
+        with_pw, without_pw = user("pw@atko.example", True), user("nopw@atko.example", False)
+        assert c.post(f"/api/v1/users/{with_pw}/lifecycle/activate").json() == {}
+        assert c.get(f"/api/v1/users/{with_pw}").json()["status"] == "ACTIVE"
+        again = c.post(f"/api/v1/users/{with_pw}/lifecycle/activate")
+        assert again.status_code == 403 and again.json()["errorCode"] == "E0000016"
+        assert c.post(f"/api/v1/users/{with_pw}/lifecycle/reactivate").status_code == 403
+        assert c.post(f"/api/v1/users/{with_pw}/lifecycle/deactivate").status_code == 200
+        assert c.post(f"/api/v1/users/{with_pw}/lifecycle/activate").status_code == 200
+        assert c.get(f"/api/v1/users/{with_pw}").json()["status"] == "ACTIVE"
+
+        token = c.post(f"/api/v1/users/{without_pw}/lifecycle/activate", params={"sendEmail": "false"}).json()
+        assert token["activationToken"] and token["activationUrl"].endswith(token["activationToken"])
+        assert c.get(f"/api/v1/users/{without_pw}").json()["status"] == "PROVISIONED"
+        again_token = c.post(f"/api/v1/users/{without_pw}/lifecycle/reactivate").json()  # sendEmail defaults false
+        assert again_token["activationToken"] != token["activationToken"]
