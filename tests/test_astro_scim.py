@@ -503,6 +503,13 @@ def test_cached_list_pages_equal_scim2_servers_own_rendering(astro: Astro) -> No
             request.start_index = request.start_index or 1
             expected = stock.search_response(base, [rtype], SearchPage(served["totalResults"],
                                                                         [stored[i] for i in ids]), request).body
+        # What Astro adds to scim2-server's rendering: each user's groups (RFC 7643 §4.1.2) and `members: []`.
+        ours = server._orgs[ORG].app.service
+        for item in expected.get("Resources", []):
+            if rtype is server.user_type:
+                item["groups"] = ours._groups_of(base, item["id"])
+            else:
+                item.setdefault("members", [])
         assert served == served_again == expected
     relative = astro.http.get("/Groups", params={"filter": 'displayName eq "Relative"'}).json()["Resources"][0]
     assert relative["members"][0]["$ref"] == f"{base}/Users/{some}"
@@ -585,3 +592,33 @@ def test_cached_list_answers_follow_every_kind_of_write(astro: Astro) -> None:
     wrong = astro.http.get(url, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
     assert astro.http.get(url, headers={"Authorization": f"Bearer {TOKEN2}"}).status_code == 401  # other org's
+
+
+def test_user_groups_follow_memberships_and_team_names(astro: Astro) -> None:
+    """`User.groups` (RFC 7643 §4.1.2, read-only) is computed from the Teams, in lists and single reads alike,
+    and stays true after a membership PATCH, a rename and a deletion (cached renderings included)."""
+    ada, bob = astro.new_user("ada@acme.example"), astro.new_user("bob@acme.example")
+    team = astro.new_group("Analytics", [ada["id"]])
+    assert [m["value"] for m in team["members"]] == [ada["id"]]
+    empty = astro.new_group("Empty")
+    assert empty["members"] == []  # printed, as Okta's "Create Groups" answer does
+
+    def groups_of(user_id: str) -> list[tuple[str, str]]:
+        listed = {u["id"]: u for u in astro.send("GET", "/Users").json()["Resources"]}
+        single = astro.send("GET", f"/Users/{user_id}").json()
+        assert listed[user_id]["groups"] == single["groups"]
+        return [(g["value"], g["display"]) for g in single["groups"]]
+
+    assert groups_of(ada["id"]) == [(team["id"], "Analytics")] and groups_of(bob["id"]) == []
+    astro.send("PATCH", f"/Groups/{team['id']}", {"schemas": [PATCH_SCHEMA], "Operations": [
+        {"op": "add", "path": "members", "value": [{"value": bob["id"]}]}]})
+    assert groups_of(bob["id"]) == [(team["id"], "Analytics")]
+    astro.send("PATCH", f"/Groups/{team['id']}", {"schemas": [PATCH_SCHEMA], "Operations": [
+        {"op": "replace", "value": {"id": team["id"], "displayName": "Data"}}]})
+    assert groups_of(ada["id"]) == [(team["id"], "Data")]
+    assert astro.send("DELETE", f"/Groups/{team['id']}").status_code == 204
+    assert groups_of(ada["id"]) == [] and groups_of(bob["id"]) == []
+    unknown = astro.send("PATCH", f"/Groups/{empty['id']}", {"schemas": [PATCH_SCHEMA], "Operations": [
+        {"op": "add", "path": "members", "value": [{"value": "cl-no-such-user"}]}]})
+    assert unknown.status_code == 400 and unknown.json()["scimType"] == "invalidValue"
+    assert astro.member_ids(empty["id"]) == set()

@@ -325,6 +325,7 @@ def test_okta_request_shapes_pass_scim2_servers_strict_policy(strict: Env) -> No
         "active",
         "externalId",
         "groups",
+        "password",  # Okta always sends one (Okta SCIM 2.0 reference, "Create the User")
     }
 
     users = {u["userName"]: u for u in env.scim("Users")}
@@ -332,6 +333,8 @@ def test_okta_request_shapes_pass_scim2_servers_strict_policy(strict: Env) -> No
     # Profile change: a full PUT of the resource, with the new value.
     puts = env.of("PUT", "/Users/")
     assert len(puts) == 1 and puts[0].body["name"]["familyName"] == "Renamed"
+    # The whole resource Okta read goes back, `id`, `meta` and `groups` included (Okta SCIM 2.0 reference, PUT).
+    assert {"id", "meta", "groups"} <= set(puts[0].body)
     assert users[outsider]["name"]["familyName"] == "Renamed"
 
     # Deprovisioning: pathless PATCH active=false; never a DELETE of a user.
@@ -340,19 +343,22 @@ def test_okta_request_shapes_pass_scim2_servers_strict_policy(strict: Env) -> No
     assert users[member]["active"] is False
     assert env.of("DELETE", "/Users") == []
 
-    # Group push shapes: POST with members, PATCH add / remove, re-push = rename op + members replace.
+    # Group push shapes (Okta SCIM 2.0 reference): POST with `members: []`, then PATCH add of the members;
+    # every membership PATCH re-sends the rename op first; re-push = rename op + members replace.
     group_posts = env.of("POST", "/Groups")
     assert len(group_posts) == 1 and group_posts[0].body["displayName"] == name
+    assert group_posts[0].body["members"] == []
     ops = [c.body["Operations"] for c in env.of("PATCH", "/Groups/")]
     outsider_id, member_id = users[outsider]["id"], users[member]["id"]
-    assert ops[0] == [
-        {"op": "add", "path": "members", "value": [{"value": outsider_id, "display": outsider}]}
-    ]
-    assert ops[1] == [{"op": "remove", "path": f'members[value eq "{member_id}"]'}]
     group = env.scim_group(name)
     assert group is not None
-    rename, replace = ops[-1]
-    assert rename == {"op": "replace", "value": {"id": group["id"], "displayName": name}}
+    rename = {"op": "replace", "value": {"id": group["id"], "displayName": name}}
+    assert ops[0][0] == rename and ops[0][1]["op"] == "add" and ops[0][1]["path"] == "members"
+    assert {m["value"] for m in ops[0][1]["value"]} == {users[e]["id"] for e in emails}
+    assert ops[1] == [rename, {"op": "add", "path": "members", "value": [{"value": outsider_id, "display": outsider}]}]
+    assert ops[2] == [rename, {"op": "remove", "path": f'members[value eq "{member_id}"]'}]
+    assert ops[-1][0] == rename
+    replace = ops[-1][1]
     assert replace["op"] == "replace" and replace["path"] == "members"
     expected = {users[e]["id"] for e in [*emails[1:], outsider]}
     assert {m["value"] for m in replace["value"]} == expected

@@ -59,6 +59,9 @@ class Sandbox:
     faults: FaultConfig = field(default_factory=FaultConfig)  # for the IdP emulators (Okta, Graph)
     astro_faults: FaultConfig = field(default_factory=FaultConfig)  # off by default
     org_name: str = "acme"
+    # The emulated Astro organizations announce and keep only what Astro's setup page documents (the default:
+    # a complete SCIM server). Either way, what an organization cannot keep is refused with the RFC's error.
+    astro_documented_only: bool = False
 
     def __post_init__(self) -> None:
         rng = random.Random(self.seed)
@@ -98,7 +101,8 @@ class Sandbox:
     def start(self) -> Sandbox:
         try:
             for idp in IDPS:
-                self.astro.add_org(self._org_ids[idp], self._astro_tokens[idp])
+                self.astro.add_org(self._org_ids[idp], self._astro_tokens[idp],
+                                   documented_only=self.astro_documented_only)
             self.astro_url = self._serve(
                 "astro", self._wrap("astro", self.astro_platform.mount(self.astro.app), self.astro_platform,
                                     self.astro_faults)

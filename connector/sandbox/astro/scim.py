@@ -3,14 +3,21 @@
 Served under `/scim/v2/<org-id>` like Astro's SCIM base URL. What it adds to scim2-server, and why:
 - a bearer token per organization (Astro's Organization API token); wrong or missing -> 401 SCIM error;
 - a policy tolerant of Microsoft Entra's request shapes (capitalised ops, "False" strings, Remove-with-value);
-- Astro's limits: no nested groups (a Group member that is a group -> 400);
+- it keeps what it accepts and refuses what it cannot keep with the RFC 7644 error, never a silent 2xx
+  (vocabulary.py: unknown attributes, Entra's `manager` kept in the enterprise extension); a documented-only
+  mode per organization announces and keeps only what Astro's setup page documents;
+- Astro's limits: no nested groups (a Group member that is a group -> 400), and a member is a user of the
+  organization (any other id -> 400 invalidValue; scim2-server stores any id);
 - referential cleanup: a deleted user leaves every Team (scim2-server keeps dangling members);
+- answers carry `User.groups` (computed, RFC 7643 §4.1.2) and print empty `members`/`groups` as `[]`, as the
+  vendors' examples do;
 - misbehaviour modes (HTML page, truncated JSON, wrong totals, 500s) that the drift auditor must survive.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import secrets
@@ -29,6 +36,7 @@ from scim2_models import (
     External,
     InvalidValueException,
     Meta,
+    NotFoundException,
     PatchOp,
     Path,
     Reference,
@@ -42,7 +50,7 @@ from scim2_models import (
 )
 from scim2_server import routing as scim2_routing
 from scim2_server.applications.wsgi import WSGIApplication, send_response
-from scim2_server.memory import InMemoryStorage, _hashable, _page
+from scim2_server.memory import InMemoryStorage, _hashable, _key, _page
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
 from scim2_server.routing import Target
@@ -58,6 +66,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from connector.sandbox.astro import vocabulary
 from connector.sandbox.faults import ADMIN_PREFIX
 from connector.sandbox.seed import SeedOrg
 
@@ -130,13 +139,48 @@ class AstroStorage(InMemoryStorage):
         # The same without `meta`, for `excludedAttributes=meta` (the drift reader asks for it).
         self.rendered_nometa: dict[str, tuple[Resource[Any], str, bytes]] = {}
         self.generation = 0  # bumped by every write: cached list answers of an older generation are stale
+        # user id -> {group id: None}, kept with every group write: answers carry `User.groups` (RFC 7643 §4.1.2,
+        # read-only, "groups to which the user belongs"), which scim2-server leaves unset.
+        self.member_of: dict[str, dict[str, None]] = {}
+        self._replacing = False
+
+    @staticmethod
+    def _member_ids(group: Resource[Any] | None) -> set[str]:
+        return {m.value for m in (getattr(group, "members", None) or []) if m.value is not None}
+
+    def _reindex(self, gid: str, old: Resource[Any] | None, new: Resource[Any] | None) -> None:
+        """Keep `member_of` for one group write, and forget the cached JSON of the users whose `groups` changed
+        (only those: a PATCH adding one member to a 5,000-member Team re-renders one user, not 5,000)."""
+        before, after = self._member_ids(old), self._member_ids(new)
+        renamed = old is not None and new is not None and \
+            getattr(old, "display_name", None) != getattr(new, "display_name", None)
+        touched = (before ^ after) | (after if renamed else set())
+        for uid in before - after:
+            self.member_of.get(uid, {}).pop(gid, None)
+        for uid in after - before:
+            self.member_of.setdefault(uid, {})[gid] = None
+        for uid in touched:
+            self.rendered.pop(uid, None)
+            self.rendered_nometa.pop(uid, None)
 
     def _store(self, resource: Resource[Any], values: dict[str, Any]) -> None:
         self.generation += 1
-        super()._store(resource, values)
+        key = _key(resource)
+        if key[0] != self.group_type.name:
+            super()._store(resource, values)
+            return
+        old = self._resources.get(key[0], {}).get(key[1])
+        self._replacing = True  # the stock _store removes the old version first: not a deletion
+        try:
+            super()._store(resource, values)
+        finally:
+            self._replacing = False
+        self._reindex(key[1], old, resource)
 
     def _remove(self, key: Any) -> None:
         self.generation += 1
+        if key[0] == self.group_type.name and not self._replacing:
+            self._reindex(key[1], self._resources.get(key[0], {}).get(key[1]), None)
         super()._remove(key)
 
     def generate_id(self, resource_type: ResourceType, resource: Resource[Any]) -> str:
@@ -175,12 +219,17 @@ class AstroStorage(InMemoryStorage):
 
     def _check_members(self, resource: Resource[Any]) -> None:
         groups = self._resources.get(self.group_type.name, {})
+        users = self._resources.get(self.user_type.name, {})
         for member in getattr(resource, "members", None) or []:
             if member.type == "Group" or (member.value is not None and member.value in groups):
                 raise InvalidValueException(
                     detail=f"member {member.value!r} is a group: Astro Teams cannot contain groups "
                     "(nested groups are not supported)"
                 )
+            if member.value not in users:
+                # A member is a user of this organization; an id that is none cannot be kept as one (RFC 7643
+                # §4.2: "value: Identifier of the member"; RFC 7644 §3.12 invalidValue).
+                raise InvalidValueException(detail=f"member {member.value!r} is no user of this organization")
 
     def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
         with self.lock:
@@ -324,6 +373,57 @@ class AstroService(ScimService):
     def match(self, request: ScimRequest) -> Target:  # type: ignore[override]
         return _route(request.method.upper(), request.path)
 
+    # -- what answers carry beyond the stored resource ------------------------------------------------------
+
+    def _groups_of(self, base_url: str, user_id: str) -> list[dict[str, Any]]:
+        """`User.groups` as RFC 7643 §4.1.2 prints it (value, $ref, display, type "direct")."""
+        stored = self.storage._resources.get(self.storage.group_type.name, {})
+        out = []
+        for gid in self.storage.member_of.get(user_id, {}):
+            group = stored.get(gid)
+            if group is not None:
+                out.append({"value": gid, "$ref": self.resource_location(base_url, self.storage.group_type, gid),
+                            "display": getattr(group, "display_name", None), "type": "direct"})
+        return out
+
+    def publish(self, base_url: str, resource: Resource[Any]) -> Resource[Any]:
+        published = super().publish(base_url, resource)
+        if _key(resource)[0] == self.storage.user_type.name:
+            groups = self._groups_of(base_url, cast(str, resource.id))
+            if groups:
+                published.groups = groups  # type: ignore[attr-defined]  # validated into the model's type
+        return published
+
+    def _empty_lists(self, body: Any, resource: Resource[Any], parameters: Any) -> None:
+        """Print `members: []` on a Team and `groups: []` on a user with none, as Okta's and Microsoft's examples
+        do (Okta SCIM 2.0 reference "Create Groups" answers `"members": []`; its "Create the User" answer and
+        Microsoft's tutorial print `"groups": []`): a dump leaves empty lists out. Not when the client asked
+        for other attributes only, or excluded these."""
+        if not isinstance(body, dict):
+            return
+        name = _key(resource)[0]
+        key = "members" if name == self.storage.group_type.name else \
+            "groups" if name == self.storage.user_type.name else None
+        if key is None or key in body:
+            return
+        asked = [str(a).rsplit(":", 1)[-1].lower() for a in (getattr(parameters, "attributes", None) or [])]
+        excluded = [str(a).rsplit(":", 1)[-1].lower() for a in (getattr(parameters, "excluded_attributes", None)
+                                                                 or [])]
+        if (asked and key not in asked) or key in excluded:
+            return
+        body[key] = []
+
+    def resource_response(  # type: ignore[override]
+        self,
+        resource: Resource[Any],
+        scim_ctx: Context,
+        response_parameters: Any = None,
+        status: HTTPStatus = HTTPStatus.OK,
+    ) -> ScimResponse:
+        response = super().resource_response(resource, scim_ctx, response_parameters, status)
+        self._empty_lists(response.body, resource, response_parameters)
+        return response
+
     def read_search_query(
         self, resource_types: list[ResourceType], query: Mapping[str, str]
     ) -> tuple[SearchRequest[Any], Any]:
@@ -371,6 +471,11 @@ class AstroService(ScimService):
         meta["location"] = self.resource_location(base_url, self.get_resource_type_of(resource), cast(str, resource.id))
         if not self.etag_supported:
             meta.pop("version", None)
+        if meta.get("resourceType") == self.storage.user_type.name:
+            data["groups"] = self._groups_of(base_url, cast(str, resource.id))
+        elif "members" not in data:
+            data["members"] = []
+        del data["meta"]  # re-added last, where a dump puts it
         data["meta"] = {k: meta[k] for k in _META_ORDER if k in meta}
         return data
 
@@ -389,7 +494,11 @@ class AstroService(ScimService):
             or search_request.cursor is not None
             or page.total is None
         ):
-            return super().search_response(base_url, resource_types, page, search_request)
+            response = super().search_response(base_url, resource_types, page, search_request)
+            listed = response.body.get("Resources") if isinstance(response.body, dict) else None
+            for item, resource in zip(listed or [], page.resources, strict=False):
+                self._empty_lists(item, resource, search_request)
+            return response
         # The hit test is inlined: this loop runs for every resource of every page.
         rendered = self.storage.rendered_nometa if nometa else self.storage.rendered
         items = []
@@ -411,15 +520,91 @@ class AstroService(ScimService):
 class _OrgApplication(WSGIApplication):
     """One organization's SCIM app: bearer-token auth, URLs built from the mount point (no extra /v2)."""
 
-    def __init__(self, storage: AstroStorage, provider: ScimProvider, service: ScimService, token: str) -> None:
+    def __init__(self, storage: AstroStorage, provider: ScimProvider, service: ScimService, token: str,
+                 *, documented_only: bool = False) -> None:
         super().__init__(storage, provider, service)
         self.token = token
+        self.documented_only = documented_only
+        self.vocabulary = vocabulary.documented() if documented_only else vocabulary.complete()
         # (path, query, base URL) -> (storage generation, status line, headers, body) for list answers. An
         # auditor pages the same unchanged organization again and again; scim2-server's request handling costs
         # ~1 ms a page, which at 20 ms of latency and 8 pages in flight is most of what the sandbox adds.
         self._pages: dict[tuple[str, str, str], tuple[int, str, list[tuple[str, str]], bytes]] = {}
 
+    def _authorized(self, environ: dict[str, Any]) -> bool:
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        return auth[:7].lower() == "bearer " and secrets.compare_digest(auth[7:].strip().encode(), self.token.encode())
+
+    def _check_write(self, environ: dict[str, Any]) -> Response | None:
+        """Refuse (RFC 7644 §3.12) a write of what this organization would not keep; see vocabulary.py.
+
+        Runs before scim2-server reads the request: the body is read here and handed on unchanged, or with
+        Entra's unqualified extension paths qualified."""
+        method = environ.get("REQUEST_METHOD", "")
+        parts = environ.get("PATH_INFO", "").strip("/").split("/")
+        kind = {"users": "User", "groups": "Group"}.get(parts[0].lower()) if parts else None
+        if method not in ("POST", "PUT", "PATCH") or kind is None or len(parts) > 2 \
+                or (len(parts) == 2 and parts[1].startswith(".")) or not self._authorized(environ):
+            return None
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return None
+        raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            return None  # scim2-server answers the invalid JSON itself
+        vocab = self.vocabulary[kind]
+        try:
+            if method == "PATCH":
+                if vocabulary.rewrite_patch(vocab, body):
+                    raw = vocabulary.encode(body)
+                    environ["wsgi.input"] = io.BytesIO(raw)
+                    environ["CONTENT_LENGTH"] = str(len(raw))
+            else:
+                vocabulary.check_resource(vocab, body)
+        except vocabulary.Refusal as refusal:
+            return scim_error(400, refusal.detail, refusal.scim_type)
+        return None
+
+    def _discovery(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes] | None:
+        """In the documented-only mode, discovery announces what Astro documents, nothing more."""
+        parts = environ.get("PATH_INFO", "").strip("/").split("/")
+        if environ.get("REQUEST_METHOD") != "GET" or parts[0] not in ("Schemas", "ServiceProviderConfig",
+                                                                       "ResourceTypes"):
+            return None
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], Any]:
+            captured["status"], captured["headers"] = status, headers
+            return lambda _data: None
+
+        body = b"".join(send_response(self.serve(self.read_request(environ)), capture))
+        if not captured["status"].startswith("200"):
+            start_response(captured["status"], captured["headers"])
+            return [body]
+        data = vocabulary.announce(json.loads(body), self.vocabulary)
+        if data is None:
+            return send_response(cast(ScimResponse, self.service.error_response(
+                NotFoundException(detail="no such schema"))), start_response)
+        out = json.dumps(data).encode()
+        headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
+        start_response(captured["status"], [*headers, ("Content-Length", str(len(out)))])
+        return [out]
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        refused = self._check_write(environ)
+        if refused is not None:
+            return refused(environ, start_response)
+        if self.documented_only:
+            if environ.get("PATH_INFO", "").strip("/").lower() == "bulk" and self._authorized(environ):
+                # Announced unsupported, so not served: RFC 7644 §3.7 ("bulk.supported"), 501 as §3.12 lists.
+                return scim_error(501, "bulk operations are not supported")(environ, start_response)
+            announced = self._discovery(environ, start_response)
+            if announced is not None:
+                return announced
         key: tuple[str, str, str] | None = None
         if environ.get("REQUEST_METHOD") == "GET":
             key = (environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), self.get_base_url(environ))
@@ -488,7 +673,10 @@ class AstroScim:
 
     # -- organizations ------------------------------------------------------------------------------------
 
-    def add_org(self, org_id: str, token: str) -> None:
+    def add_org(self, org_id: str, token: str, *, documented_only: bool = False) -> None:
+        """A new organization. By default it is a complete SCIM server (RFC 7643 User with the enterprise
+        extension, Group) that keeps what it accepts; `documented_only` makes it announce and keep only what
+        Astro's setup page documents. Either refuses what it would not keep (vocabulary.py)."""
         if not org_id or "/" in org_id:
             raise ValueError(f"invalid organization id {org_id!r}")
         storage = AstroStorage(self.user_type, self.group_type)
@@ -496,7 +684,8 @@ class AstroScim:
             if org_id in self._orgs:
                 raise ValueError(f"organization {org_id!r} already exists")
             service = AstroService(self.provider, storage)
-            self._orgs[org_id] = _Org(org_id, token, storage, _OrgApplication(storage, self.provider, service, token))
+            app = _OrgApplication(storage, self.provider, service, token, documented_only=documented_only)
+            self._orgs[org_id] = _Org(org_id, token, storage, app)
 
     def org_ids(self) -> list[str]:
         with self._lock:
@@ -522,8 +711,11 @@ class AstroScim:
 
     def _dump(self, org_id: str, resource: Resource[Any]) -> dict[str, Any]:
         """The resource as a GET would return it (meta.location under the org's SCIM URL)."""
-        return cast(dict[str, Any], self.service.publish(self.scim_url(org_id), resource).model_dump(
+        service = cast(AstroService, self._org(org_id).app.service)
+        body = cast(dict[str, Any], service.publish(self.scim_url(org_id), resource).model_dump(
             scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
+        service._empty_lists(body, resource, None)
+        return body
 
     def _count(self, org_id: str, type_name: str) -> int:
         org = self._org(org_id)

@@ -94,7 +94,8 @@ def _source_group_attributes() -> list[dict[str, Any]]:
 
 def _target_user_attributes() -> list[dict[str, Any]]:
     attrs: list[dict[str, Any]] = [
-        _attr("userName", required=True, metadata={"scim:Path": "userName"}),
+        # No metadata: its keys are attributeDefinitionMetadata members (Graph v1.0 CSDL), and `scim:Path` is none.
+        _attr("userName", required=True),
         _attr("active", "Boolean"),
         _attr("displayName"),
         _attr("externalId"),
@@ -333,10 +334,11 @@ def build_template(application_id: str) -> dict[str, Any]:
         "description": "Provision users and groups to any application that supports SCIM 2.0.",
         "discoverable": True,
         "factoryTag": SCIM_TEMPLATE_ID,
+        # Keys are synchronizationMetadata members, spelled as the v1.0 CSDL declares them (PascalCase).
         "metadata": [
-            {"key": "galleryApplicationIdentifier", "value": NON_GALLERY_TEMPLATE_ID},
-            {"key": "galleryApplicationKey", "value": "customappsso"},
-            {"key": "configurationFields", "value": json.dumps(fields)},
+            {"key": "GalleryApplicationIdentifier", "value": NON_GALLERY_TEMPLATE_ID},
+            {"key": "GalleryApplicationKey", "value": "customappsso"},
+            {"key": "ConfigurationFields", "value": json.dumps(fields)},
             {"key": "IsOAuthEnabled", "value": "false"},
         ],
         "schema": copy.deepcopy(_TEMPLATE_SCHEMA),

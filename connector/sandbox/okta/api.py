@@ -154,6 +154,8 @@ _ROUTES = Map(
         _rule("/api/v1/users/<uid>", "replace_user", "PUT"),
         _rule("/api/v1/users/<uid>/groups", "list_user_groups", "GET"),
         _rule("/api/v1/users/<uid>/lifecycle/deactivate", "deactivate_user", "POST"),
+        _rule("/api/v1/users/<uid>/lifecycle/activate", "activate_user", "POST"),
+        _rule("/api/v1/users/<uid>/lifecycle/reactivate", "reactivate_user", "POST"),
         _rule("/api/v1/groups", "list_groups", "GET"),
         _rule("/api/v1/groups", "create_group", "POST"),
         _rule("/api/v1/groups/<gid>", "get_group", "GET"),
@@ -672,7 +674,21 @@ class OktaEmulator:
         for gid in group_ids:
             self._group(str(gid))
         activate = request.args.get("activate", "true").lower() != "false"
-        user = self.state.add_user(dict(profile), status="ACTIVE" if activate else "STAGED")
+        raw_creds = body.get("credentials")
+        creds: Row = raw_creds if isinstance(raw_creds, dict) else {}
+        password = isinstance(creds.get("password"), dict) and bool(creds["password"].get("value"))
+        # With a password an activated user is ACTIVE at once; without one Okta leaves them PROVISIONED until
+        # the welcome flow (okta-management-openapi-5.1.0.yaml, createUser / activateUser).
+        status = ("ACTIVE" if password else "PROVISIONED") if activate else "STAGED"
+        if activate and not password and not isinstance(raw_creds, dict):
+            status = "ACTIVE"  # the emulator's long-standing shortcut for profile-only creates (tests, seeds)
+        user = self.state.add_user(dict(profile), status=status)
+        if password:
+            user["_password"] = True
+            user["credentials"] = {"password": {}, "provider": {"type": "OKTA", "name": "OKTA"}}
+            question = creds.get("recovery_question")
+            if isinstance(question, dict) and question.get("question"):
+                user["credentials"]["recovery_question"] = {"question": str(question["question"])}
         for gid in group_ids:
             if self.state.add_member(str(gid), user["id"]):
                 self.engine.member_added(str(gid), user["id"])
@@ -718,6 +734,40 @@ class OktaEmulator:
         now = st.now()
         st.change_user(user, status="DEPROVISIONED", statusChanged=now, lastUpdated=now)
         return self._json({})
+
+    def _activation(self, request: Request, user: Row, *, send_email_default: bool) -> Response:
+        # Okta answers a UserActivationToken: the link and token when sendEmail=false, else an empty object
+        # (okta-management-openapi-5.1.0.yaml, activateUser / reactivateUser).
+        send = request.args.get("sendEmail", "true" if send_email_default else "false").lower() != "false"
+        if send:
+            return self._json({})
+        token = secrets.token_urlsafe(15)
+        return self._json({"activationUrl": f"{self._base(request)}/welcome/{token}", "activationToken": token})
+
+    def _ep_activate_user(self, request: Request, uid: str) -> Response:
+        """`POST /users/{id}/lifecycle/activate`: only STAGED or DEPROVISIONED users (okta-management-openapi-
+        5.1.0.yaml, activateUser); a user with a password becomes ACTIVE, one without waits in PROVISIONED for
+        the welcome flow. Okta's SCIM 2.0 CRUD test re-enables its deactivated user this way and expects 200.
+        App assignments are not restored: deactivation removed them, and the test assigns the app again."""
+        st = self.state
+        user = self._user(uid)
+        if user["status"] not in ("STAGED", "DEPROVISIONED"):
+            raise OktaApiError(403, "E0000016", "Activation failed because the user is already active")
+        now = st.now()
+        status = "ACTIVE" if user.get("_password") else "PROVISIONED"
+        st.change_user(user, status=status, statusChanged=now, lastUpdated=now,
+                       activated=now if status == "ACTIVE" else user.get("activated"))
+        return self._activation(request, user, send_email_default=True)
+
+    def _ep_reactivate_user(self, request: Request, uid: str) -> Response:
+        """`POST /users/{id}/lifecycle/reactivate`: only PROVISIONED or RECOVERY users (reactivateUser); it
+        restarts the activation flow, so the status does not change."""
+        user = self._user(uid)
+        if user["status"] not in ("PROVISIONED", "RECOVERY"):
+            raise OktaApiError(
+                403, "E0000038", "This operation is not allowed in the user's current status."
+            )
+        return self._activation(request, user, send_email_default=False)
 
     # == groups ==============================================================================================
 
@@ -908,16 +958,20 @@ class OktaEmulator:
             raise not_found(uid, "AppUser")
         return au
 
-    def _check_mapped_profile(self, aid: str, profile: Row) -> None:
-        """Okta refuses explicit values for mapped attributes while it pushes them (E0000075)."""
+    def _check_mapped_profile(self, aid: str, profile: Row, user: Row) -> None:
+        """Okta refuses explicit values for mapped attributes while it pushes them (E0000075), but only values
+        that differ from what the mapping gives: Okta's own SCIM 2.0 CRUD test assigns a user with
+        `givenName`/`familyName`/`email` equal to the mapped ones and expects 200 (okta-scim20-crud-test.json,
+        step "Assign user to SCIM App")."""
         mapping = self.state.mapping_to_app(aid) or {"properties": {}}
         pushing = self.state.capability(aid, "create", "lifecycleCreate") or self.state.capability(
             aid, "update", "profile"
         )
         if not pushing:
             return
-        for attr in profile:
-            if attr in mapping["properties"]:
+        mapped = self.engine.app_profile(aid, user)
+        for attr, value in profile.items():
+            if attr in mapping["properties"] and value != mapped.get(attr):
                 raise OktaApiError(
                     403,
                     "E0000075",
@@ -935,7 +989,7 @@ class OktaEmulator:
         profile = body.get("profile") or {}
         if not isinstance(profile, dict):
             raise validation("profile", "profile: must be an object")
-        self._check_mapped_profile(aid, profile)
+        self._check_mapped_profile(aid, profile, user)
         user_name = (body.get("credentials") or {}).get("userName")
         au, _ = self.engine.assign(aid, user["id"], explicit=profile, user_name=user_name)
         return self._json(self.shapes.app_user_json(aid, au, self._base(request)))
@@ -956,7 +1010,9 @@ class OktaEmulator:
         if profile is not None:
             if not isinstance(profile, dict):
                 raise validation("profile", "profile: must be an object")
-            self._check_mapped_profile(aid, profile)
+            user_row = self.state.users.get(au["id"])
+            assert user_row is not None
+            self._check_mapped_profile(aid, profile, user_row)
             au["_explicit"].update(profile)
         if isinstance(creds, dict) and creds.get("userName"):
             au["credentials"]["userName"] = str(creds["userName"])

@@ -4,9 +4,10 @@ creates, updates or removes, and what Okta then sends to the app's SCIM server, 
 Runs synchronously inside the API request that triggers it (assignment, profile change, push mapping), so a
 test sees the result as soon as the call returns. The shapes follow Okta's SCIM 2.0 guide
 (reference/scim-libraries-and-quirks.md §3): match by `userName eq` before create, POST with `externalId` =
-the Okta user id and `groups: []`, full PUT (GET, modify, PUT) for profile updates, pathless PATCH for
-deactivation, never DELETE a user; groups are created by POST, members changed by PATCH add/remove, and a
-re-push sends the rename op (value with id and displayName) plus a full `members` replace.
+the Okta user id, `groups: []` and a `password`, full PUT (GET, modify, PUT the whole resource back, `meta` and
+`groups` included) for profile updates, pathless PATCH for deactivation, never DELETE a user; groups are created
+by POST with `members: []` and filled by PATCH; every group PATCH starts with the rename op (value with id and
+displayName), then members add/remove, or on a re-push a full `members` replace.
 
 The caller holds the state lock: the engine reads and writes rows directly.
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
+import string
 import time
 from typing import Any
 
@@ -33,6 +36,7 @@ RETRIES = 2
 RETRY_PAUSE = 0.1
 MAX_RETRY_PAUSE = 1.0
 
+_PASSWORD_ALPHABET = string.ascii_lowercase + string.digits
 _TEMPLATE = re.compile(r"\$\{source\.(\w+)\}")
 
 
@@ -212,6 +216,10 @@ class OktaEngine:
         body["active"] = True
         body["externalId"] = user["id"]
         body["groups"] = []
+        # Okta always sends a password on create: the user's own when "Sync Password" is on, else a random one
+        # (Okta SCIM 2.0 reference, "Create the User": "password": "1mz050nq"; the feature's password
+        # capability defaults to seed RANDOM). Okta keeps no copy the emulator could show, so a fresh one.
+        body["password"] = "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(8))
         return body
 
     def provision(self, app_id: str, au: Row) -> bool:
@@ -272,7 +280,10 @@ class OktaEngine:
         name = au["credentials"]["userName"]
         action = f"updating user {name}"
         current = self._json(self._call(app_id, "GET", f"/Users/{scim_id}", action=action), action)
-        body = {k: v for k, v in current.items() if k != "meta"}
+        # Okta PUTs back the whole resource it read, `id`, `groups` and `meta` included (Okta SCIM 2.0
+        # reference, "Update a specific User (PUT)"); the server ignores the read-only parts.
+        body = dict(current)
+        body.setdefault("groups", [])
         body["userName"] = name
         pushes = self._push_statuses(app_id)
         table = app_attributes()
@@ -366,14 +377,22 @@ class OktaEngine:
                     pm["_scimId"] = str(found["id"])
                     self._full_update(app_id, pm["_scimId"], name, members)
                 else:
+                    # Okta creates the group empty, `{displayName, members: []}`, and sends the members in a
+                    # PATCH of their own (Okta SCIM 2.0 reference, "Create Groups" / "Update specific Group
+                    # membership"), which can fail alone: the push is then in ERROR with an empty group there.
                     action = f"creating group {name}"
-                    body = {"schemas": [CORE_GROUP], "displayName": name, "members": members}
+                    body = {"schemas": [CORE_GROUP], "displayName": name, "members": []}
                     created = self._json(
                         self._call(app_id, "POST", "/Groups", action=action, body=body), action
                     )
                     if not created.get("id"):
                         raise ScimFailure(f"Error while {action}: the response has no id.")
                     pm["_scimId"] = str(created["id"])
+                    if not pm.get("targetGroupId"):
+                        pm["targetGroupId"] = self._app_group(app_id, name, pm["_scimId"])["id"]
+                    if members:
+                        self._patch_group(app_id, pm["_scimId"], name,
+                                          [{"op": "add", "path": "members", "value": members}])
         except ScimFailure as exc:
             self._fail_push(pm, exc.summary)
             return False
@@ -396,15 +415,18 @@ class OktaEngine:
         row["_scimId"] = scim_id
         return row
 
-    def _full_update(self, app_id: str, scim_id: str, name: str, members: list[Row]) -> None:
+    def _patch_group(self, app_id: str, scim_id: str, name: str, ops: list[Row]) -> None:
+        """A group PATCH as Okta sends it: the rename op (value with `id` and `displayName`) goes first on every
+        membership update too (Okta SCIM 2.0 reference, "Update specific Group name"; reference/
+        scim-libraries-and-quirks.md §3, Okta: "re-sent on every membership update")."""
         body = {
             "schemas": [PATCH_OP],
-            "Operations": [
-                {"op": "replace", "value": {"id": scim_id, "displayName": name}},
-                {"op": "replace", "path": "members", "value": members},
-            ],
+            "Operations": [{"op": "replace", "value": {"id": scim_id, "displayName": name}}, *ops],
         }
         self._call(app_id, "PATCH", f"/Groups/{scim_id}", action=f"updating group {name}", body=body)
+
+    def _full_update(self, app_id: str, scim_id: str, name: str, members: list[Row]) -> None:
+        self._patch_group(app_id, scim_id, name, [{"op": "replace", "path": "members", "value": members}])
 
     def push_membership(self, app_id: str, pm: Row, user_id: str, added: bool) -> bool:
         """One member joined or left a pushed group: PATCH add `members` / remove `members[value eq ...]`."""
@@ -423,13 +445,7 @@ class OktaEngine:
             op = {"op": "remove", "path": f'members[value eq "{member}"]'}
         name = self._target_name(pm)
         try:
-            self._call(
-                app_id,
-                "PATCH",
-                f"/Groups/{scim_id}",
-                action=f"updating group {name}",
-                body={"schemas": [PATCH_OP], "Operations": [op]},
-            )
+            self._patch_group(app_id, scim_id, name, [op])
         except ScimFailure as exc:
             self._fail_push(pm, exc.summary)
             return False
