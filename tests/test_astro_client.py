@@ -39,12 +39,14 @@ CONNECTOR = Path(__file__).resolve().parents[1] / "connector"
 @dataclass
 class Recorder:
     """Keeps the JSON body of every write, so a test sees what went on the wire; `refuse_or` plays a server that
-    only takes the `eq` filters Okta and Entra send."""
+    only takes the `eq` filters Okta and Entra send; `dangling_member` plays an Astro whose Teams list a member id
+    that is no user (the sandbox refuses to store one, a real server may still answer with one after a race)."""
 
     app: Any
     bodies: list[tuple[str, str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     refuse_or: bool = False
+    dangling_member: str | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if self.refuse_or and " or " in dict(parse_qsl(environ.get("QUERY_STRING", ""))).get("filter", ""):
@@ -57,8 +59,25 @@ class Recorder:
             environ["wsgi.input"] = io.BytesIO(raw)
             with self.lock:
                 self.bodies.append((environ["REQUEST_METHOD"], environ["PATH_INFO"], json.loads(raw) if raw else None))
+        if self.dangling_member and environ["REQUEST_METHOD"] == "GET" and "/Groups" in environ["PATH_INFO"]:
+            return self._with_dangling_member(environ, start_response)
         result: Iterable[bytes] = self.app(environ, start_response)
         return result
+
+    def _with_dangling_member(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        answer: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], Any]:
+            answer.update(status=status, headers=headers)
+            return lambda _: None
+
+        body = json.loads(b"".join(self.app(environ, capture)) or b"{}")
+        for group in body.get("Resources", [body] if "id" in body else []):
+            group.setdefault("members", []).append({"value": self.dangling_member})
+        raw = json.dumps(body).encode()
+        headers = [(k, v) for k, v in answer["headers"] if k.lower() != "content-length"]
+        start_response(answer["status"], [*headers, ("Content-Length", str(len(raw)))])
+        return [raw]
 
 
 @dataclass
@@ -128,7 +147,8 @@ def test_users_are_found_by_user_name_in_or_filters_case_insensitively(astro: As
 
 def test_team_members_are_one_groups_read_and_one_users_filter_per_chunk(astro: Astro) -> None:
     ids = [astro.user(f"m{i:03d}@acme.example") for i in range(FILTER_CHUNK + 10)]
-    _team(astro, "Data Engineering", [*ids, "cl-dangling-member-id"])
+    _team(astro, "Data Engineering", ids)
+    astro.recorder.dangling_member = "cl-dangling-member-id"
     astro.log.clear()
 
     async def go() -> tuple[set[str] | None, set[str] | None]:
@@ -145,7 +165,8 @@ def test_team_members_are_one_groups_read_and_one_users_filter_per_chunk(astro: 
 
 def test_a_server_refusing_or_filters_is_asked_one_user_at_a_time(astro: Astro) -> None:
     ids = [astro.user(f"m{i}@acme.example") for i in range(3)]
-    _team(astro, "Ops", [*ids, "cl-dangling-member-id"])
+    _team(astro, "Ops", ids)
+    astro.recorder.dangling_member = "cl-dangling-member-id"
     astro.recorder.refuse_or = True
     astro.log.clear()
 

@@ -221,11 +221,11 @@ async def graph_sdk_call(cfg: ProjectConfig, policy: RetryPolicy, times: int) ->
 
 
 async def astro_scim_call(cfg: ProjectConfig, policy: RetryPolicy, times: int) -> list[Any]:
-    from connector.astro.client import AstroScimHttp
+    from connector.astro.client import AstroScimClient
 
     assert cfg.okta is not None and cfg.okta.astro is not None
-    async with AstroScimHttp(cfg.okta.astro, policy=policy) as scim:
-        return [await scim.get("/Users") for _ in range(times)]
+    async with AstroScimClient(cfg.okta.astro, policy=policy) as scim:
+        return [await scim.find_users(["nobody@acme.example"]) for _ in range(times)]
 
 
 async def astro_reader_call(cfg: ProjectConfig, policy: RetryPolicy) -> Any:
