@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.xdist_group("layout")  # one worker parses connector/ once for every check
 PACKAGE = ROOT / "connector"
 
 # Lowest first; a module may import its own layer and those below it. A module belongs to its longest matching

@@ -20,6 +20,8 @@ from connector.sandbox.core import Sandbox
 from connector.sandbox.okta.api import OktaEmulator
 
 SPEC = Path(__file__).resolve().parent / "data" / "specs" / "okta-management-openapi-5.1.0.yaml.gz"
+# One xdist worker runs the whole module, so the spec (a 3.3 MB YAML, ~2 s of CPU) is parsed once per run.
+pytestmark = pytest.mark.xdist_group("okta-openapi")
 
 BASE = "http://localhost"
 EMULATED_PATHS = [
