@@ -332,12 +332,23 @@ def test_a_team_pushed_while_apply_waits_gets_its_roles(sandbox: Sandbox, tmp_pa
     plan = provider.plan()
     assert plan.changes[0].data["team_id"] is None
     org_id = sandbox.astro_orgs["okta"].org_id
-    timer = threading.Timer(0.3, push_teams, args=(sandbox,))
-    timer.start()
+    after_plan = team_lookups(sandbox)
+    stop = threading.Event()
+
+    def push_once_apply_has_looked() -> None:
+        # The IdP pushes only after apply's first look came back empty, so apply must wait and look again.
+        while team_lookups(sandbox) == after_plan and not stop.wait(0.01):
+            pass
+        push_teams(sandbox)
+
+    pusher = threading.Thread(target=push_once_apply_has_looked)
+    pusher.start()
     try:
         assert provider.apply(plan) == 1
     finally:
-        timer.join()
+        stop.set()
+        pusher.join()
+    assert team_lookups(sandbox) - after_plan >= 2  # not there at the first look, found at a later one
     assert sandbox.astro_platform.team_roles(org_id, de) == FULL
 
 
