@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("connector.__main__",),
 ]
 
-# Pure logic: no network, no processes, no console. What counts as I/O, by module prefix.
+# Pure logic does no network and no process I/O. What counts as I/O, by module prefix (connector or foreign).
 PURE = ("connector.mapping", "connector.plan.model", "connector.audit.reconcile", "connector.access.model")
 IO_MODULES = (
     "connector.support.http", "connector.astro", "connector.providers", "connector.access.provider",
