@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/sandbox.py
 	$(BIN)/python benchmarks/drift_scale.py
+	$(BIN)/python benchmarks/timing.py
 
 sandbox: $(STAMP)
 	$(BIN)/astro-scim sandbox --write-config build/sandbox.yaml --write-json build/sandbox.json

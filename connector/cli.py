@@ -193,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         module = importlib.import_module(f"connector.commands.{COMMANDS[args.command]}")
+        args.program = main  # the program itself, for a command that runs others (demo): no import back to here
         with _verbose_logging(args.verbose):
             return int(module.run(args))
     except ConnectorError as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,12 @@ def push_teams(sb: Sandbox, idp: str = "okta") -> str:
     org_id = sb.astro_orgs[idp].org_id
     sb.astro.preload(org_id, sb.seed_org, teams=teams(sb))
     return org_id
+
+
+def team_lookups(sb: Sandbox) -> int:
+    """How many times the Astro Platform API was asked for Teams by name."""
+    return len([e for e in sb.logs["astro"].entries
+                if e.method == "GET" and e.path.endswith("/teams") and "names=" in e.query])
 
 
 def plan_changes(path: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
@@ -200,9 +205,9 @@ def test_teams_pushed_by_okta_apply_get_their_roles_in_one_apply(
     capsys.readouterr()
     assert main(["plan", "-c", str(path), "--format", "json"]) == 0
     astro_plan = json.loads(capsys.readouterr().out)["plans"][-1]
-    started = time.monotonic()
+    before = team_lookups(sandbox)
     AstroAccessProvider(load_config(path)).plan()
-    assert time.monotonic() - started < 2
+    assert team_lookups(sandbox) == before + 1  # one look for both Teams, no polling (apply is what waits)
     assert [c["before"] for c in astro_plan["changes"]] == [None, None]
     assert astro_plan["changes"][0]["detail"].startswith("Team not in Astro yet (okta pushes it)")
 
@@ -305,9 +310,11 @@ def test_a_team_that_never_appears_exits_3_naming_group_and_idp(
 ) -> None:
     de = teams(sandbox)[0]
     path = config(sandbox, tmp_path, {de: FULL}, wait=1.0)
+    before = team_lookups(sandbox)
     assert main(["apply", "--idp", "astro", "-c", str(path), "--yes"]) == 3
     err = capsys.readouterr().err
     assert 1.0 <= fake_clock.monotonic() < 6  # it waited its whole budget (virtual seconds), then gave up
+    assert team_lookups(sandbox) - before >= 3  # plan's look, then apply's: it looked again while it waited
     assert (
         f"Team '{de}' did not appear in Astro organization {sandbox.astro_orgs['okta'].org_id} within 1s"
         in err
@@ -324,6 +331,7 @@ def test_a_team_pushed_while_apply_waits_gets_its_roles(sandbox: Sandbox, tmp_pa
     plan = provider.plan()
     assert plan.changes[0].data["team_id"] is None
     org_id = sandbox.astro_orgs["okta"].org_id
+    after_plan = team_lookups(sandbox)
     pushed: list[float] = []
 
     def push_meanwhile(now: float) -> None:  # the IdP pushes the Team 0.3 s (virtual) into apply's wait
@@ -334,6 +342,7 @@ def test_a_team_pushed_while_apply_waits_gets_its_roles(sandbox: Sandbox, tmp_pa
     fake_clock.on_sleep = push_meanwhile
     assert provider.apply(plan) == 1
     assert pushed and fake_clock.monotonic() < 10  # found after the push, long before the wait's budget
+    assert team_lookups(sandbox) - after_plan >= 2  # not there at the first look, found at a later one
     assert sandbox.astro_platform.team_roles(org_id, de) == FULL
 
 

@@ -192,14 +192,12 @@ def test_remaining_pages_are_fetched_concurrently_within_the_bound(astro: Astro)
     astro.add_users(40)
     read_astro(astro.config)  # warm up: imports and model building are not what this test measures
     astro.wrapper.peak = 0
-    astro.wrapper.delay = 0.1
-    started = time.perf_counter()
+    astro.wrapper.delay = 0.1  # each answer takes a while, so requests sent side by side are seen in flight together
     view = read_astro(astro.config, page_size=4, concurrency=4)
-    elapsed = time.perf_counter() - started
     assert len(view.users) == 40
     assert astro.wrapper.peak == 4  # 9 remaining user pages in flight at once, never more than allowed
-    # One at a time would take (3 + 10 + 1) x 100 ms = 1.4 s; the critical path is 1 + 1 + 3 rounds = 0.5 s.
-    assert elapsed < 1.0, elapsed
+    # What that buys in wall time (1 + 1 + 3 rounds instead of 14 requests in a row) is measured in
+    # benchmarks/timing.py, not asserted here.
 
 
 def test_a_server_that_returns_shorter_pages_than_asked_is_read_completely(astro: Astro) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -576,24 +575,20 @@ def test_sandbox_admin_endpoints(world: World) -> None:
     assert world.raw("GET", "/api/v1/users").headers["X-Rate-Limit-Limit"] == "600"
 
 
-def test_a_50k_org_loads_in_seconds_and_pages_from_any_cursor() -> None:
+def test_a_big_org_pages_from_any_cursor() -> None:
     from werkzeug.test import Client as WClient
 
-    seed = generate(50_000, 2_000, 1)
-    started = time.perf_counter()
+    # Big enough for a 1,000-member page of "Astro Users"; how fast 50k users load and a cursor near their end
+    # resumes is a figure in benchmarks/timing.py, not asserted here.
+    seed = generate(1_500, 20, 1)
     okta = OktaEmulator(TOKEN)
     okta.load(seed)
-    loaded = time.perf_counter() - started
-    assert loaded < 15, f"loading 50k users and 2k groups took {loaded:.1f} s"  # ~1-2 s on an idle core
     client = WClient(okta.app)
     headers = {"Authorization": f"SSWS {TOKEN}"}
-    cursor = okta.user_by_login(seed.people[49_899].email)["id"]
-    started = time.perf_counter()
+    cursor = okta.user_by_login(seed.people[1_399].email)["id"]
     page = client.get(f"/api/v1/users?limit=200&after={cursor}", headers=headers)
-    elapsed = time.perf_counter() - started
-    assert [u["profile"]["login"] for u in page.get_json()] == [p.email for p in seed.people[49_900:]]
+    assert [u["profile"]["login"] for u in page.get_json()] == [p.email for p in seed.people[1_400:]]
     assert [link for link in page.headers.getlist("link") if "next" in link] == []
-    assert elapsed < 1.0  # a cursor resumes in place, it does not rescan from the start
     everyone = okta.group_by_name("Astro Users")["id"]
     members = client.get(f"/api/v1/groups/{everyone}/users?limit=1000", headers=headers)
     assert len(members.get_json()) == 1000

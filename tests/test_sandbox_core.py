@@ -208,34 +208,50 @@ def test_sandbox_command_serves_until_interrupted(tmp_path: Path) -> None:
     import signal
     import subprocess
     import sys
-    import time
+    import threading
 
     config, js = tmp_path / "astro-scim.yaml", tmp_path / "sandbox.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "connector", "sandbox", "--users", "4", "--groups", "1", "--seed", "5",
-         "--write-config", str(config), "--write-json", str(js)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"},
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not (js.exists() and js.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert proc.poll() is None, proc.communicate()
-        data = json.loads(js.read_text())
-        org = data["astro_orgs"]["okta"]
-        resp = httpx.get(f"{org['scim_url']}/Users", headers={"Authorization": f"Bearer {org['token']}"})
-        assert resp.status_code == 200
-        okta = httpx.get(f"{data['okta']['org_url']}/api/v1/users",
-                         headers={"Authorization": f"SSWS {data['okta']['token']}"})
-        assert okta.status_code == 200 and len([u for u in okta.json() if "acme.example" in u["profile"]["login"]]) >= 4
-        assert load_config(config).okta is not None
-        time.sleep(0.3)  # the panel is printed right after the files are written
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    err_file = tmp_path / "stderr.txt"  # a file, not a pipe: nobody has to drain it while the sandbox runs
+    with err_file.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "connector", "sandbox", "--users", "4", "--groups", "1", "--seed", "5",
+             "--write-config", str(config), "--write-json", str(js)],
+            stdout=subprocess.PIPE, stderr=stderr, text=True, env={**os.environ, "COLUMNS": "200"},
+        )
+        lines: list[str] = []
+        ready = threading.Event()
+
+        def read_stdout() -> None:
+            # The sandbox's own readiness signal: its last words once the files are written and Ctrl-C is wired.
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if "Ctrl-C stops the sandbox." in line:
+                    ready.set()
+            ready.set()  # end of output: the process is gone, the assertion below says so
+
+        reader = threading.Thread(target=read_stdout, daemon=True)
+        reader.start()
+        try:
+            ready.wait(60)  # a bound against a hang; nothing is asserted about the time taken
+            assert proc.poll() is None, "".join(lines) + err_file.read_text()
+            data = json.loads(js.read_text())
+            org = data["astro_orgs"]["okta"]
+            resp = httpx.get(f"{org['scim_url']}/Users", headers={"Authorization": f"Bearer {org['token']}"})
+            assert resp.status_code == 200
+            okta = httpx.get(f"{data['okta']['org_url']}/api/v1/users",
+                             headers={"Authorization": f"SSWS {data['okta']['token']}"})
+            assert okta.status_code == 200
+            assert len([u for u in okta.json() if "acme.example" in u["profile"]["login"]]) >= 4
+            assert load_config(config).okta is not None
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            reader.join(timeout=30)
+    out, err = "".join(lines), err_file.read_text()
     assert proc.returncode == 0, err
     assert "token in" in out and str(config) in out and "sandbox stopped" in out
     for token in (data["okta"]["token"], data["graph"]["token"], org["token"], data["astro_orgs"]["azure"]["token"]):

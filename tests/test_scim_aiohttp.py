@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -78,44 +77,48 @@ def test_a_refused_connection_is_scim2_clients_network_exception() -> None:
     assert caught.value.__notes__  # says what failed
 
 
-class _SlowApp:
-    """Counts requests as they arrive, answers each after `delay` seconds."""
+class _HeldApp:
+    """Counts requests as they arrive and holds every answer until the test releases them: "not answered yet"
+    is then a fact of the test, not a race against a timer."""
 
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
         self.arrived = 0
+        self.all_arrived = threading.Event()
+        self.release = threading.Event()
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         with self._lock:
             self.arrived += 1
-        time.sleep(self.delay)
+            if self.arrived == self.expected:
+                self.all_arrived.set()
+        self.release.wait(30)  # a bound so a broken test cannot hang the server thread forever
         body = b'{"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": 0}'
         start_response("200 OK", [("Content-Type", "application/scim+json"), ("Content-Length", str(len(body)))])
         return [body]
 
 
 def test_all_sent_returns_once_the_requests_are_on_the_wire_not_answered() -> None:
-    app = _SlowApp(delay=0.5)
-    served = ServedApp("engine-slow", app).start()
+    app = _HeldApp(expected=4)
+    served = ServedApp("engine-held", app).start()
     try:
-        async def go() -> tuple[int, bool, float]:
+        async def go() -> tuple[bool, bool]:
             async with _client(served.url, concurrency=4) as client:
                 tasks = [asyncio.ensure_future(client.request("GET", f"/Users?startIndex={i}")) for i in range(4)]
-                started = time.perf_counter()
-                await client.all_sent()
-                waited = time.perf_counter() - started
-                # The requests are written; the server may take a moment to read them from its sockets.
-                deadline = time.perf_counter() + 0.3
-                while app.arrived < 4 and time.perf_counter() < deadline:
-                    await asyncio.sleep(0.01)
-                arrived, answered = app.arrived, any(t.done() for t in tasks)
+                try:
+                    await client.all_sent()
+                    answered = any(t.done() for t in tasks)  # nothing can be: the server holds every answer
+                    # The requests are written; the server reads them from its sockets in its own time.
+                    arrived = await asyncio.to_thread(app.all_arrived.wait, 30)
+                finally:
+                    app.release.set()
                 await asyncio.gather(*tasks)
-                return arrived, answered, waited
+                return arrived, answered
 
-        arrived, answered, waited = asyncio.run(go())
+        arrived, answered = asyncio.run(go())
     finally:
+        app.release.set()
         served.stop()
-    assert arrived == 4
-    assert not answered  # all_sent did not wait for the answers (0.5 s each)
-    assert waited < 0.25
+    assert arrived and app.arrived == 4
+    assert not answered  # all_sent did not wait for the answers

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 
 import pytest
@@ -59,9 +58,7 @@ def test_negative_sizes_refused() -> None:
         generate(-1, 0, seed=1)
 
 
-def test_large_org_is_fast() -> None:
-    start = time.perf_counter()
-    org = generate(50_000, 2_000, seed=1)
-    elapsed = time.perf_counter() - start
-    assert len(org.people) == 50_000 and len(org.teams) == 2_001
-    assert elapsed < 5.0, f"generate took {elapsed:.2f}s"
+def test_an_org_has_exactly_the_size_asked() -> None:
+    # How fast a 50,000-person org is generated is a figure in benchmarks/timing.py.
+    org = generate(2_000, 150, seed=1)
+    assert len(org.people) == 2_000 and len(org.teams) == 151  # + the Astro Users team

@@ -11,12 +11,14 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from connector.demo import narration
 from connector.demo import story as demo_story
 from connector.demo.narration import Story
 
 
 def run(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="astro-scim-demo-") as tmp:
+    # args.program is connector.cli's main, given by the shell: the story runs the real program with it.
+    with tempfile.TemporaryDirectory(prefix="astro-scim-demo-") as tmp, narration.running(args.program):
         story = Story()
         demo_story.tell(story, Path(tmp))
         return story.summary()

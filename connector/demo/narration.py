@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from connector import output
@@ -50,13 +51,25 @@ class Story:
         return EXIT_OK
 
 
+Program = Callable[[list[str]], int]
+_program: Program | None = None
+
+
+@contextmanager
+def running(program: Program) -> Iterator[None]:
+    """Run the story's commands with `program`: connector.cli's main, handed down by the shell when it runs the
+    demo command (so nothing below the shell imports it, and the demo still drives the real program)."""
+    global _program
+    previous, _program = _program, program
+    try:
+        yield
+    finally:
+        _program = previous
+
+
 def cli(*argv: str) -> int:
-    """Run a real command, showing it as the user would type it.
-
-    The demo drives the program from the outside, as a user does: it is the one module below the shell that
-    calls into it (connector.cli imports the demo command only by name, when chosen, so there is no cycle).
-    """
-    from connector.cli import main
-
+    """Run a real command, showing it as the user would type it."""
+    if _program is None:
+        raise RuntimeError("the demo's commands run inside narration.running(main)")
     output.say("   $ astro-scim " + " ".join(argv), style="dim")
-    return main(list(argv))
+    return _program(list(argv))
