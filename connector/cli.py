@@ -213,7 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from connector.support import extras
 
     idp = getattr(args, "idp", None)
-    output.set_quiet(args.quiet)
+    # A command run inside another (the demo's steps) stays as quiet as the outer one.
+    was_quiet = output.set_quiet(args.quiet)
+    if was_quiet:
+        output.set_quiet(True)
     try:
         extras.check(args.command, idp)
         module = importlib.import_module(f"connector.commands.{COMMANDS[args.command]}")
@@ -234,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the promise: never a raw traceback
         return _internal_error(exc)
     finally:
-        output.set_quiet(False)  # main() is also called in-process (tests, embedders)
+        output.set_quiet(was_quiet)  # main() is also called in-process (the demo, tests, embedders)
 
 
 def _internal_error(exc: BaseException) -> int:

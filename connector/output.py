@@ -16,9 +16,11 @@ _err: Console | None = None
 _quiet = False
 
 
-def set_quiet(quiet: bool) -> None:
+def set_quiet(quiet: bool) -> bool:
+    """Turn --quiet on or off; returns the previous setting, for the caller to restore."""
     global _quiet
-    _quiet = quiet
+    previous, _quiet = _quiet, quiet
+    return previous
 
 
 def console() -> Console:

@@ -181,3 +181,21 @@ def test_quiet_plan_json_and_verbose_plan_after_the_command(sandbox_config: Path
     assert main(["plan", "--idp", "okta", "--config", str(sandbox_config), "-v"]) == 0
     captured = capsys.readouterr()
     assert "okta:" in captured.out and "GET" in captured.err  # -v: the HTTP calls, on stderr
+
+
+def test_quiet_holds_for_commands_run_inside_another(capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # the demo runs its steps through main(); an inner main() must neither drop nor leak --quiet
+    import connector.commands.status as status
+    from connector import output
+
+    def outer(args: object) -> int:
+        assert main(["validate", str(ROOT / "mappings")]) == 0
+        output.say("after the inner command")
+        return 0
+
+    monkeypatch.setattr(status, "run", outer)
+    assert main(["status", "-q"]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert main(["status"]) == 0
+    assert "after the inner command" in capsys.readouterr().out
