@@ -17,6 +17,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
+from connector.sandbox.core import Sandbox
 from connector.support import extras
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,15 +109,18 @@ def test_a_missing_extra_is_named_before_anything_is_read(
     assert "LOADED=[]" in done.stdout
 
 
-@pytest.mark.parametrize(("blocked", "line", "module"), [
-    (OKTA, "[okta]", "okta"),
-    (("kiota_http",), "[entra]", "kiota_http"),
+@pytest.mark.parametrize(("blocked", "idps", "line", "module"), [
+    (OKTA, ("okta", "azure"), "[okta]", "okta"),
+    (("kiota_http",), ("okta", "azure"), "[entra]", "kiota_http"),
+    # aiohttp comes with both IdP extras: the provider that was importing it says which one is missing
+    (("aiohttp",), ("okta",), "[okta]", "aiohttp"),
 ])
 def test_a_missing_extra_found_from_the_config_names_the_pip_line(
-    sandbox_config: Path, blocked: tuple[str, ...], line: str, module: str
+    sandbox: Sandbox, tmp_path: Path, blocked: tuple[str, ...], idps: tuple[str, ...], line: str, module: str
 ) -> None:
     # --idp all: the config says which IdPs run, so the SDK is only found missing when its provider loads
-    done = run_without(blocked, ["plan", "--config", str(sandbox_config)], cwd=sandbox_config.parent)
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=idps)
+    done = run_without(blocked, ["plan", "--config", str(config)], cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert f"pip install 'astro-scim-connector{line}'" in done.stderr
     assert f"module '{module}" in done.stderr and "Traceback" not in done.stderr

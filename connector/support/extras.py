@@ -99,6 +99,24 @@ def from_import_error(exc: ModuleNotFoundError, command: str, idp: str | None) -
     if named and not set(extras) & set(named):
         # e.g. jwt for `plan --idp okta`: a dependency of the SDK, missing from a broken install of its extra
         extras = named
-    elif len(extras) > 1:  # shared by both IdP extras (aiohttp): the one the command named, else both
-        extras = tuple(e for e in extras if e in named) or extras
+    elif len(extras) > 1:  # shared by both IdP extras (aiohttp): the one the command named, or whose
+        # provider was importing it (`plan` with only okta configured), else both
+        extras = tuple(e for e in extras if e in named) or _importing_provider(exc) or extras
     return _error(command, extras, name, tuple(dict.fromkeys((*named, *extras))))
+
+
+PROVIDER_PACKAGES = {"connector.providers.okta": "okta", "connector.providers.entra": "entra"}
+
+
+def _importing_provider(exc: BaseException) -> tuple[str, ...]:
+    """The extra of the provider package whose code was running when the import failed (innermost first)."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(str(tb.tb_frame.f_globals.get("__name__", "")))
+        tb = tb.tb_next
+    for module in reversed(frames):
+        for package, extra in PROVIDER_PACKAGES.items():
+            if module == package or module.startswith(package + "."):
+                return (extra,)
+    return ()
