@@ -66,9 +66,13 @@ def _spec(extras: tuple[str, ...]) -> str:
     return ",".join(extras)
 
 
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _error(command: str, missing: tuple[str, ...], module: str, needed: tuple[str, ...]) -> UsageError:
-    what = " and ".join(WHAT[e] for e in missing)
-    extras_named = " and ".join(f"[{e}]" for e in missing) + (" extras" if len(missing) > 1 else " extra")
+    what = _and([WHAT[e] for e in missing])
+    extras_named = _and([f"[{e}]" for e in missing]) + (" extras" if len(missing) > 1 else " extra")
     return UsageError(
         f"astro-scim {command} needs {what}: module {module!r} is not installed (it comes with the {extras_named})",
         hint=pip_line(_spec(needed)),
