@@ -25,7 +25,8 @@ DEFAULT_CONFIG = "astro-scim.yaml"
 EXIT_CODES = """exit codes:
   0    success, no findings, no drift
   1    findings: validation errors, drift, a plan with changes (--exit-code), a manual step to do
-  2    usage or configuration error (file:line says where)
+  2    usage or configuration error (file:line says where), or an extra the command needs is not
+       installed (the message gives the pip install line)
   3    remote error: authentication, API or network failure after retries
   70   internal error: a one-line message and the path of a log with the details
   130  interrupted
@@ -43,6 +44,13 @@ def _idp_option(p: argparse.ArgumentParser, choices: Sequence[str] = ("okta", "a
     p.add_argument("--idp", choices=list(choices), default=default, help=f"which identity provider (default: {default})")
 
 
+def _global_options(p: argparse.ArgumentParser, default: Any) -> None:
+    p.add_argument("-v", "--verbose", action="store_true", default=default,
+                   help="log HTTP calls (secrets masked) to stderr")
+    p.add_argument("-q", "--quiet", action="store_true", default=default,
+                   help="print only errors and the data asked for (--format json, reports)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="astro-scim",
@@ -51,16 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"astro-scim {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log HTTP calls (secrets masked) to stderr")
+    _global_options(parser, False)
+    # -v/-q are taken after the command too: each subcommand repeats them with a SUPPRESS default, so that one
+    # not given there leaves the value parsed before the command alone (argparse copies the subcommand's
+    # namespace over the main one).
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("validate", help="check mapping files offline (CI)", epilog=EXIT_CODES,
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    p = command("validate", help="check mapping files offline (CI)", epilog=EXIT_CODES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="mapping files or folders of *.yaml")
     p.add_argument("--format", choices=["text", "json", "github"], default="text")
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
 
-    p = sub.add_parser("render", help="render IdP configuration from the mappings (offline)")
+    p = command("render", help="render IdP configuration from the mappings (offline)")
     p.add_argument("--idp", choices=["okta", "azure"], required=True)
     p.add_argument("--config", help="project config: fills in URLs, app and group names")
     p.add_argument("--mapping", help="mapping file (default: from --config, else mappings/<idp>.yaml)")
@@ -68,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, text in (("plan", "show what apply would change; writes nothing"),
                        ("apply", "make the IdP match the config (idempotent)")):
-        p = sub.add_parser(name, help=text)
+        p = command(name, help=text)
         _config_option(p)
         _idp_option(p, ("okta", "azure", "astro", "all"))  # astro: Team access templates only
         p.add_argument("--prune", action="store_true", help="also remove push mappings not in the config")
@@ -82,23 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
             p.add_argument("--force", action="store_true", help="allow deletions above the safety limit")
 
-    p = sub.add_parser("test-connection", help="check IdP credentials, the app and the Astro SCIM token")
+    p = command("test-connection", help="check IdP credentials, the app and the Astro SCIM token")
     _config_option(p)
     _idp_option(p)
 
-    p = sub.add_parser("push-groups", help="Okta: create/link push mappings and re-push out-of-sync groups")
+    p = command("push-groups", help="Okta: create/link push mappings and re-push out-of-sync groups")
     _config_option(p)
     p.add_argument("groups", nargs="*", metavar="GROUP", help="group names (default: okta.push_groups)")
     p.add_argument("--yes", action="store_true")
 
-    p = sub.add_parser("provision", help="Entra: provision a user or group on demand")
+    p = command("provision", help="Entra: provision a user or group on demand")
     _config_option(p)
     p.add_argument("--idp", choices=["azure"], default="azure")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--user", help="userPrincipalName or object id")
     g.add_argument("--group", help="display name or object id")
 
-    p = sub.add_parser("drift", help="audit the IdP against Astro's SCIM endpoint; --fix repairs")
+    p = command("drift", help="audit the IdP against Astro's SCIM endpoint; --fix repairs")
     _config_option(p)
     _idp_option(p)
     p.add_argument("--format", choices=["text", "json", "markdown", "junit", "github", "html"], default="text")
@@ -108,11 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delete-orphans", action="store_true", help="with --fix: delete Astro accounts the IdP removed")
     p.add_argument("--force", action="store_true", help="allow deletions above the safety limit")
 
-    p = sub.add_parser("status", help="IdP provisioning health: job state, quarantine, errors")
+    p = command("status", help="IdP provisioning health: job state, quarantine, errors")
     _config_option(p)
     _idp_option(p)
 
-    p = sub.add_parser("sandbox", help="run emulated Okta, Graph and Astro SCIM on loopback")
+    p = command("sandbox", help="run emulated Okta, Graph and Astro SCIM on loopback")
     p.add_argument("--users", type=int, default=20)
     p.add_argument("--groups", type=int, default=4)
     p.add_argument("--seed", type=int, default=1)
@@ -122,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write-config", metavar="FILE", help="write an astro-scim.yaml for this sandbox")
     p.add_argument("--write-json", metavar="FILE", help="write URLs and tokens as JSON for scripts")
 
-    sub.add_parser("demo", help="the whole story against a fresh sandbox, narrated")
+    command("demo", help="the whole story against a fresh sandbox, narrated")
     return parser
 
 
@@ -191,7 +207,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
+    if args.verbose and args.quiet:
+        output.error("-v/--verbose and -q/--quiet contradict each other", "give one of them")
+        return EXIT_USAGE
+    from connector.support import extras
+
+    idp = getattr(args, "idp", None)
+    # A command run inside another (the demo's steps) stays as quiet as the outer one.
+    was_quiet = output.set_quiet(args.quiet)
+    if was_quiet:
+        output.set_quiet(True)
     try:
+        extras.check(args.command, idp)
         module = importlib.import_module(f"connector.commands.{COMMANDS[args.command]}")
         args.program = main  # the program itself, for a command that runs others (demo): no import back to here
         with _verbose_logging(args.verbose):
@@ -199,13 +226,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConnectorError as exc:
         output.error(str(exc), exc.hint)
         return exc.exit_code
+    except ModuleNotFoundError as exc:  # a package of an extra that is not installed: the pip line, not a crash
+        missing = extras.from_import_error(exc, args.command, idp)
+        if missing is None:
+            return _internal_error(exc)
+        output.error(str(missing), missing.hint)
+        return missing.exit_code
     except KeyboardInterrupt:
         output.error("interrupted")
         return EXIT_INTERRUPTED
     except Exception as exc:  # the promise: never a raw traceback
-        path = _crash_log(exc)
-        output.error(f"unexpected {type(exc).__name__}: {exc}", f"details were written to {path}; please report it")
-        return EXIT_INTERNAL
+        return _internal_error(exc)
+    finally:
+        output.set_quiet(was_quiet)  # main() is also called in-process (the demo, tests, embedders)
+
+
+def _internal_error(exc: BaseException) -> int:
+    from connector import output
+
+    path = _crash_log(exc)
+    output.error(f"unexpected {type(exc).__name__}: {exc}", f"details were written to {path}; please report it")
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,15 @@ if TYPE_CHECKING:
 
 _out: Console | None = None
 _err: Console | None = None
+# --quiet: only errors and the data a command was asked for (raw: JSON, reports) are printed.
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> bool:
+    """Turn --quiet on or off; returns the previous setting, for the caller to restore."""
+    global _quiet
+    previous, _quiet = _quiet, quiet
+    return previous
 
 
 def console() -> Console:
@@ -33,7 +42,9 @@ def err_console() -> Console:
 
 
 def say(text: str = "", *, style: str | None = None, markup: bool = False) -> None:
-    """Print one line to stdout (secrets masked)."""
+    """Print one line to stdout (secrets masked); nothing under --quiet."""
+    if _quiet:
+        return
     console().print(redact(text), style=style, markup=markup)
 
 
@@ -45,7 +56,15 @@ def raw(text: str) -> None:
     sys.stdout.flush()
 
 
+def note(text: str) -> None:
+    """A plain summary line (as raw, no rich), left out under --quiet."""
+    if not _quiet:
+        raw(text)
+
+
 def warn(text: str) -> None:
+    if _quiet:
+        return
     err_console().print(redact(text), style="yellow", markup=False)
 
 
@@ -56,5 +75,7 @@ def error(text: str, hint: str | None = None) -> None:
 
 
 def render(obj: Any) -> None:
-    """Print a rich renderable (table, panel)."""
+    """Print a rich renderable (table, panel); nothing under --quiet."""
+    if _quiet:
+        return
     console().print(obj)

@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         summary = f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')} in {checked}"
         if args.strict and warnings and not errors:
             summary += " (--strict: warnings fail)"
-    output.raw(summary)
+    output.note(summary)  # --quiet: the findings alone
     if args.format == "github":
         github.append_summary(_markdown(findings, summary))
     return code
