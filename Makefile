@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Everything a developer and CI need: both IdPs, the emulators, the test and lint tools, at the pinned versions.
 EXTRAS := all,sandbox,test,dev
 
-.PHONY: demo test check bench lint typecheck clean sandbox constraints install-size
+.PHONY: demo test check bench lint typecheck clean sandbox constraints install-size image
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -47,6 +47,23 @@ constraints:
 	{ echo "# Exact versions of the full install (.[$(EXTRAS)]), tested together. Regenerate: make constraints"; \
 	  build/constraints-venv/bin/pip freeze --exclude astro-scim-connector; } > constraints.txt
 	rm -rf build/constraints-venv
+
+# The container image (Containerfile): a wheelhouse of the wheel and its pinned dependencies, then a podman build
+# that needs no network. IMAGE_BASE: a Python 3.11 image from a registry; left empty, a Debian bookworm base is made
+# from Debian's packages with mmdebstrap (here no registry image can be pulled), once.
+IMAGE ?= astro-scim
+IMAGE_BASE ?=
+DEBIAN_BASE := localhost/astro-scim-base:bookworm
+image: $(STAMP)
+	rm -rf build/image && mkdir -p build/image
+	$(BIN)/pip wheel -q --no-deps -w build/image/dist .
+	$(BIN)/pip wheel -q -c constraints.txt -w build/image/dist "$$(ls build/image/dist/astro_scim_connector-*.whl)[all]"
+	cp Containerfile .containerignore build/image/
+	if [ -z "$(IMAGE_BASE)" ] && ! podman image exists $(DEBIAN_BASE); then \
+	  mmdebstrap --variant=apt --include=python3,python3-venv,ca-certificates,passwd bookworm build/image/base.tar \
+	  && podman import build/image/base.tar $(DEBIAN_BASE) && rm build/image/base.tar; fi
+	podman build --isolation chroot --build-arg BASE=$(or $(IMAGE_BASE),$(DEBIAN_BASE)) \
+	  -t $(IMAGE):$$($(BIN)/python -c 'import connector; print(connector.__version__)') -f build/image/Containerfile build/image
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
