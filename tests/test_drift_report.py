@@ -220,6 +220,13 @@ def test_text_is_a_table_with_remedies_and_deviations(results: list[AuditResult]
     assert "\x1b[" not in text  # no colour codes unless asked
 
 
+def test_text_shows_notices_as_information_not_in_the_warning_colour(results: list[AuditResult]) -> None:
+    text = render(results, "text", color=True, width=200)
+    notice = next(line for line in text.splitlines() if "tolerated: responses are JSON" in line)
+    warning = next(line for line in text.splitlines() if "attribute_mismatch" in line)
+    assert "\x1b[33m" in warning and "\x1b[33m" not in notice and "\x1b[34m" in notice  # yellow vs blue
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_clean_audit_renders_in_every_format(fmt: str) -> None:
     out = render([AuditResult("okta", "https://x.example/scim/v2/o", [])], fmt)

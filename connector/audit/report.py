@@ -96,7 +96,8 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
                 f"{r.astro_users} users, {r.astro_teams} Teams")
         console.print(Text(head, style="bold"))
         for d in r.deviations:
-            console.print(Text(f"  tolerated: {d}", style="yellow"))
+            # information, not a warning: yellow is what warning findings are drawn in
+            console.print(Text(f"  tolerated: {d}", style="blue"))
         if r.remedies:
             console.print(Text(f"  fixed {len(r.fixed)} finding(s) with {len(r.remedies)} remedy action(s)",
                                style="green"))
