@@ -499,7 +499,7 @@ def _idp_section(r: AuditResult) -> list[str]:
         return parts
     groups = _remedy_groups(r.findings)
     parts.append(f"<p><strong>{_plural(len(r.findings), 'finding')}</strong> {_badges(_by_severity(r.findings))}, "
-                 f"{_plural(len(groups), 'remedy')} (from Astro's SCIM FAQ):</p>")
+                 f"{_plural(len(groups), 'remedy')}:</p>")
     for i, (remedy, found) in enumerate(groups, 1):
         worst = min((_severity(f) for f in found), key=_rank)
         kinds = list(dict.fromkeys(f.kind.value for f in found))
