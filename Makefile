@@ -17,8 +17,16 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/astro-scim demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/pytest -q -n 2 --dist loadgroup
+
+# Debian's chromium, for the HTML report checked in a real browser (tests/test_report_browser.py): installed when
+# missing, as root with apt-get; elsewhere that test skips, or fails when CI is set (.ci/run sets it).
+.PHONY: browser
+browser:
+	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ] || \
+		{ export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq chromium || \
+		  { apt-get update -qq && apt-get install -y -qq chromium; }; }
 
 check: $(STAMP)
 	$(BIN)/ruff check connector tests benchmarks

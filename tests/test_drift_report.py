@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 
 import pytest
 
+from connector import __version__
 from connector.audit.reconcile import AuditResult, Finding, Kind, finding_id, remedy_text
-from connector.audit.report import FORMATS, render
+from connector.audit.report import FORMATS, _inline_code, render
 from connector.mapping.model import Severity
+from connector.support.redact import register
 
 
 def _f(idp: str, kind: Kind, subject: str, detail: str, severity: Severity = Severity.ERROR) -> Finding:
@@ -99,11 +102,115 @@ def test_html_is_one_self_contained_page_with_a_chart(results: list[AuditResult]
     page = render(results, "html")
     parser = _Collect()
     parser.feed(page)
-    assert parser.tags.count("svg") == 1 and parser.tags.count("rect") == len(Kind)
+    assert parser.tags.count("svg") == 1
+    assert parser.tags.count("rect") == 4  # a bar per kind with findings (3), and the notices'
     assert "script" not in parser.tags and "link" not in parser.tags and "img" not in parser.tags
     assert parser.urls == []  # no external assets, no links out
     assert TRICKY in "".join(parser.text)  # escaped in the markup, intact as text
     assert "<Ops>" not in page
+
+
+def test_html_chart_is_coloured_by_severity_with_a_legend_and_a_text_alternative(
+    results: list[AuditResult],
+) -> None:
+    page = render(results, "html")
+    fills = re.findall(r'<rect [^>]*fill="(#[0-9a-f]{6})"', page)
+    assert fills == ["#b42318", "#b54708", "#b42318", "#175cd3"]  # error, warning, error; the notice as info
+    assert 'aria-labelledby="chart-title chart-desc"' in page
+    desc = re.search(r'<desc id="chart-desc">([^<]*)</desc>', page)
+    assert desc and "attribute_mismatch: 1 warning" in desc.group(1) and "user_missing: 1 error" in desc.group(1)
+    assert re.findall(r'<li><span class="swatch sev-(\w+)"></span>', page) == ["error", "warning", "info"]
+    rows = re.findall(r'<tr><td><code>([^<]+)</code>', page)  # the chart's numbers as a table: every check
+    assert rows == [k.value for k in Kind] + ["notices (tolerated)"]
+
+
+def test_html_shows_each_remedy_once_over_the_findings_it_fixes(results: list[AuditResult]) -> None:
+    okta = results[0]
+    okta.findings.insert(1, _f("okta", Kind.USER_MISSING, "dee@acme.example", "no Astro account"))
+    page = render(results, "html")
+    remedies = list(dict.fromkeys(f.remedy for f in okta.findings))
+    assert page.count('<section class="remedy"') == len(remedies)
+    first = page.index('<section class="remedy"')
+    section = page[first:page.index("</section>", first)]  # the errors' first remedy: ada's and dee's
+    fixes = [f for f in okta.findings if f.remedy == remedies[0]]  # which other kinds share it is reconcile's say
+    assert f"Remedy 1 of {len(remedies)}" in section and "for user_missing" in section
+    assert section.count("<tr>") == 1 + len(fixes) and "ada@" in section and "dee@" in section
+    assert "<code>drift --fix</code> re-assigns" in section  # the remedy's backticks are code spans
+    assert page.count("re-assigns the user") == 1 and "`" not in page
+    assert "remove and re-assign the user in Okta" in remedy_text("okta", Kind.USER_MISSING)
+
+
+def test_html_notices_are_information_not_warnings(results: list[AuditResult]) -> None:
+    page = render(results, "html")
+    (notice,) = re.findall(r'<p class="note">.*?</p>', page)
+    assert '<strong class="info">Notice</strong> (information, nothing to fix)' in notice
+    assert "responses are JSON served as" in notice and "warning" not in notice
+
+
+@pytest.mark.parametrize(("text", "markup"), [
+    ("run `drift --fix` now", "run <code>drift --fix</code> now"),
+    ("`a` and `b <c>`", "<code>a</code> and <code>b &lt;c&gt;</code>"),
+    ("one ` stray", "one ` stray"),
+    ("`a` then ` stray", "<code>a</code> then ` stray"),
+    ("no code & <tags>", "no code &amp; &lt;tags&gt;"),
+])
+def test_inline_code_in_remedies(text: str, markup: str) -> None:
+    assert _inline_code(text) == markup
+
+
+AT = datetime(2026, 12, 6, 21, 30, 5, tzinfo=UTC)
+
+
+@pytest.fixture
+def stamped(results: list[AuditResult]) -> list[AuditResult]:
+    okta, azure = results
+    okta.idp_org, okta.audited_at = "acme.okta.com", AT
+    azure.idp_org, azure.audited_at = "0000-tenant", AT.replace(second=9)
+    return results
+
+
+def test_every_format_says_when_with_which_version_and_which_organizations(stamped: list[AuditResult]) -> None:
+    when, version = "2026-12-06 21:30:05 UTC", f"astro-scim {__version__}"
+    scope = ("okta (Okta org acme.okta.com) -> Astro org clorg at api.astronomer.io; "
+             "azure (Entra tenant 0000-tenant) -> Astro org clorg2 at api.astronomer.io")
+    assert render(stamped, "text", width=300).splitlines()[0] == f"{version} drift report, {when}: {scope}"
+    assert render(stamped, "github").splitlines()[0] == f"{version} drift report, {when}: {scope}"
+    doc = json.loads(render(stamped, "json"))
+    assert doc["tool"] == "astro-scim" and doc["tool_version"] == __version__
+    assert doc["audited_at"] == "2026-12-06T21:30:05Z"
+    assert doc["orgs"][0] == {"idp": "okta", "idp_org": "acme.okta.com", "astro_org": "clorg",
+                              "scim_url": "https://api.astronomer.io/scim/v2/clorg"}
+    assert doc["idps"][1]["idp_org"] == "0000-tenant" and doc["idps"][1]["audited_at"] == "2026-12-06T21:30:09Z"
+    markdown = render(stamped, "markdown")
+    assert f"{version}, audited {when}." in markdown
+    assert "Okta org acme.okta.com -> Astro organization `clorg` at `api.astronomer.io`." in markdown
+    suite = ET.fromstring(render(stamped, "junit").split("\n", 1)[1]).find("testsuite")
+    assert suite is not None and suite.get("timestamp") == "2026-12-06T21:30:05"
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["tool_version"] == __version__ and props["idp_org"] == "acme.okta.com"
+    assert props["astro_org"] == "clorg" and props["audited_at"] == "2026-12-06T21:30:05Z"
+    page = render(stamped, "html")
+    assert f'<time datetime="2026-12-06T21:30:05Z">{when}</time>' in page and version in page
+    assert "Okta org acme.okta.com &rarr; Astro organization <code>clorg</code>" in page
+    assert "Entra tenant 0000-tenant" in page
+
+
+def test_a_result_built_by_hand_says_its_time_was_not_recorded(results: list[AuditResult]) -> None:
+    assert "time not recorded" in render(results, "text", width=300).splitlines()[0]
+    assert json.loads(render(results, "json"))["audited_at"] is None
+
+
+def test_html_masks_a_secret_before_escaping_or_wrapping_it(results: list[AuditResult]) -> None:
+    secret = "tok.en&with/wrap-points_0123456789"  # long, with every soft-wrap point, and a character to escape
+    register(secret)
+    results[0].findings.append(_f("okta", Kind.IDP_ERROR, "Astro", f"okta reports: token {secret} refused"))
+    page = render(results, "html")
+    assert "token **** refused" in page and "0123456789" not in page
+
+
+def test_the_astro_organization_is_the_scim_urls_last_segment() -> None:
+    result = AuditResult("okta", "https://api.astronomer.io/scim/v2/clorg123/", [])
+    assert (result.astro_org, result.astro_host) == ("clorg123", "api.astronomer.io")
 
 
 def test_text_is_a_table_with_remedies_and_deviations(results: list[AuditResult]) -> None:
@@ -112,6 +219,13 @@ def test_text_is_a_table_with_remedies_and_deviations(results: list[AuditResult]
     assert "tolerated: responses are JSON" in text
     assert "remedies (Astro SCIM FAQ)" in text and "azure:" in text and "no drift" in text
     assert "\x1b[" not in text  # no colour codes unless asked
+
+
+def test_text_shows_notices_as_information_not_in_the_warning_colour(results: list[AuditResult]) -> None:
+    text = render(results, "text", color=True, width=200)
+    notice = next(line for line in text.splitlines() if "tolerated: responses are JSON" in line)
+    warning = next(line for line in text.splitlines() if "attribute_mismatch" in line)
+    assert "\x1b[33m" in warning and "\x1b[33m" not in notice and "\x1b[34m" in notice  # yellow vs blue
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from typing import Any
+from urllib.parse import urlsplit
 
 from connector.mapping.model import Severity
 from connector.views import AstroTeam, AstroUser, AstroView, IdpGroup, IdpUser, IdpView
@@ -432,16 +434,29 @@ class AuditResult:
     fixed: list[Finding] = field(default_factory=list)  # after `drift --fix --yes`: findings that went away
     remedies: list[dict[str, Any]] = field(default_factory=list)  # what --fix did: change, ok, message
     group_sizes: dict[str, int] = field(default_factory=dict)  # IdP group -> members (remedies pick a method)
+    # What a report names the sides by: the IdP's organization (Okta's org host, Entra's tenant id; audit/run.py
+    # sets it from the config, the view does not carry it) and when the reads began (UTC; None when built by hand).
+    idp_org: str = ""
+    audited_at: datetime | None = None
 
     @property
     def clean(self) -> bool:
         return not self.findings
 
+    @property
+    def astro_org(self) -> str:
+        """Astro's organization id: the last segment of its SCIM URL (.../scim/v2/<organization-id>)."""
+        return urlsplit(self.scim_url).path.rstrip("/").rsplit("/", 1)[-1]
 
-def run_audit(idp: IdpView, astro: AstroView, seconds: float = 0.0) -> AuditResult:
+    @property
+    def astro_host(self) -> str:
+        return urlsplit(self.scim_url).netloc
+
+
+def run_audit(idp: IdpView, astro: AstroView, seconds: float = 0.0, *, at: datetime | None = None) -> AuditResult:
     return AuditResult(
         idp=idp.idp, scim_url=astro.scim_url, findings=audit(idp, astro), idp_users=len(idp.users),
         idp_groups=len(idp.groups), astro_users=len(astro.users), astro_teams=len(astro.teams),
         deviations=list(astro.deviations), seconds=seconds,
-        group_sizes={g.name: len(g.members) for g in idp.groups},
+        group_sizes={g.name: len(g.members) for g in idp.groups}, audited_at=at,
     )

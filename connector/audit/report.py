@@ -1,7 +1,8 @@
 """Drift reports: text (a rich table), json, markdown, junit, github annotations, html (one self-contained page).
 
 Every renderer takes the same `AuditResult`s and returns a string; the caller redacts and writes it. Pure apart
-from rich rendering into memory.
+from rich rendering into memory. Every format says when the audit ran, which tool version wrote it and which
+organizations it compared (the IdP's and Astro's), so a report read later, or forwarded, stands on its own.
 """
 
 from __future__ import annotations
@@ -9,14 +10,18 @@ from __future__ import annotations
 import html
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
+from connector import __version__
 from connector.audit.reconcile import KIND_TITLES, AuditResult, Finding, Kind, summary
 from connector.mapping.model import Severity
 from connector.support import github
+from connector.support.redact import redact
 
 FORMATS = ("text", "json", "markdown", "junit", "github", "html")
 REPORT_VERSION = 1
@@ -29,6 +34,41 @@ def render(results: list[AuditResult], fmt: str, *, color: bool = False, width: 
     if fmt == "text":
         return to_text(results, color=color, width=width)
     return renderers[fmt](results)
+
+
+def audited_at(results: list[AuditResult]) -> datetime | None:
+    """When the audit began: the earliest read of the report's IdPs (None when no result recorded one)."""
+    times = [r.audited_at for r in results if r.audited_at is not None]
+    return min(times) if times else None
+
+
+def _stamp(at: datetime | None) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if at else "time not recorded"
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if at else None
+
+
+_IDP_ORG_LABELS = {"okta": "Okta org", "azure": "Entra tenant"}
+
+
+def _idp_org(r: AuditResult) -> str:
+    """'Okta org acme.okta.com', 'Entra tenant <id>'; empty when the result does not know it."""
+    return f"{_IDP_ORG_LABELS.get(r.idp, r.idp + ' org')} {r.idp_org}" if r.idp_org else ""
+
+
+def _scope(r: AuditResult) -> str:
+    """One IdP and the Astro organization it provisions into, on one line."""
+    idp = f"{r.idp} ({_idp_org(r)})" if r.idp_org else r.idp
+    astro = f"Astro org {r.astro_org} at {r.astro_host}" if r.astro_host else "Astro"
+    return f"{idp} -> {astro}"
+
+
+def header_line(results: list[AuditResult]) -> str:
+    """The line every plain-text report starts with: tool version, time, and what was compared."""
+    scope = "; ".join(_scope(r) for r in results) or "no IdP"
+    return f"astro-scim {__version__} drift report, {_stamp(audited_at(results))}: {scope}"
 
 
 def _totals(results: list[AuditResult]) -> dict[str, int]:
@@ -50,12 +90,14 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=color, no_color=not color, highlight=False,
                       soft_wrap=False)
+    console.print(Text(header_line(results), style="dim"), soft_wrap=True)
     for r in results:
         head = (f"{r.idp}: {r.idp_users} IdP users, {r.idp_groups} groups | Astro {r.scim_url}: "
                 f"{r.astro_users} users, {r.astro_teams} Teams")
         console.print(Text(head, style="bold"))
         for d in r.deviations:
-            console.print(Text(f"  tolerated: {d}", style="yellow"))
+            # information, not a warning: yellow is what warning findings are drawn in
+            console.print(Text(f"  tolerated: {d}", style="blue"))
         if r.remedies:
             console.print(Text(f"  fixed {len(r.fixed)} finding(s) with {len(r.remedies)} remedy action(s)",
                                style="green"))
@@ -93,12 +135,20 @@ def _remedies(findings: list[Finding]) -> list[tuple[str, list[str]]]:
 def to_json(results: list[AuditResult]) -> str:
     doc = {
         "version": REPORT_VERSION,
+        "tool": "astro-scim",
+        "tool_version": __version__,
+        "audited_at": _iso(audited_at(results)),
+        "orgs": [{"idp": r.idp, "idp_org": r.idp_org, "astro_org": r.astro_org, "scim_url": r.scim_url}
+                 for r in results],
         "clean": all(r.clean for r in results),
         "totals": _totals(results),
         "idps": [
             {
                 "idp": r.idp,
+                "idp_org": r.idp_org,
+                "astro_org": r.astro_org,
                 "scim_url": r.scim_url,
+                "audited_at": _iso(r.audited_at),
                 "clean": r.clean,
                 "counts": {"idp_users": r.idp_users, "idp_groups": r.idp_groups, "astro_users": r.astro_users,
                            "astro_teams": r.astro_teams},
@@ -122,12 +172,15 @@ def _md(text: Any) -> str:
 
 
 def to_markdown(results: list[AuditResult]) -> str:
-    lines = ["# Astro SCIM drift report", ""]
+    lines = ["# Astro SCIM drift report", "",
+             f"astro-scim {__version__}, audited {_stamp(audited_at(results))}.", ""]
     status = "no drift" if all(r.clean for r in results) else f"{sum(len(r.findings) for r in results)} finding(s)"
     lines += [f"**Result:** {status}", ""]
     for r in results:
-        lines += [f"## {r.idp}", "",
-                  f"{r.idp_users} IdP users, {r.idp_groups} groups; Astro `{r.scim_url}`: {r.astro_users} users, "
+        lines += [f"## {r.idp}", ""]
+        if r.idp_org or r.astro_host:
+            lines += [f"{_idp_org(r) or r.idp} -> Astro organization `{r.astro_org}` at `{r.astro_host}`.", ""]
+        lines += [f"{r.idp_users} IdP users, {r.idp_groups} groups; Astro `{r.scim_url}`: {r.astro_users} users, "
                   f"{r.astro_teams} Teams.", ""]
         for d in r.deviations:
             lines.append(f"- tolerated: {_md(d)}")
@@ -159,6 +212,13 @@ def to_junit(results: list[AuditResult]) -> str:
     total_tests = total_failures = 0
     for r in results:
         suite = ET.SubElement(root, "testsuite", name=f"drift.{r.idp}", time=f"{r.seconds:.3f}")
+        if r.audited_at is not None:  # JUnit's timestamp is ISO 8601 without a zone: this one is UTC
+            suite.set("timestamp", r.audited_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+        props = ET.SubElement(suite, "properties")  # first in a testsuite, as the JUnit schema orders it
+        for name, value in (("tool_version", __version__), ("audited_at", _iso(r.audited_at) or ""),
+                            ("idp", r.idp), ("idp_org", r.idp_org), ("astro_org", r.astro_org),
+                            ("scim_url", r.scim_url)):
+            ET.SubElement(props, "property", name=name, value=value)
         tests = failures = 0
         by_kind: dict[Kind, list[Finding]] = {k: [] for k in Kind}
         for f in r.findings:
@@ -195,7 +255,7 @@ def to_junit(results: list[AuditResult]) -> str:
 def to_github(results: list[AuditResult]) -> str:
     """GitHub Actions workflow commands: one ::error / ::warning annotation per finding (the markdown report goes
     to the job summary: commands/drift.py)."""
-    lines: list[str] = []
+    lines: list[str] = [header_line(results)]  # a plain log line: not an annotation
     for r in results:
         for d in r.deviations:
             lines.append(github.annotation("notice", "tolerated: " + d, title=f"astro-scim drift {r.idp}"))
@@ -211,67 +271,279 @@ def to_github(results: list[AuditResult]) -> str:
 
 # -- html ---------------------------------------------------------------------------------------------------
 
+# The chart's, legend's and remedy groups' order. Tolerated deviations of Astro's SCIM server (notices) are
+# "info": the reader should know of them, but there is nothing to fix.
+SEVERITIES = ("error", "warning", "info")
+
+# Readable from a 360 px phone to a wide screen with no page-level horizontal scrolling: text wraps anywhere
+# it must (long userNames, SCIM URLs), finding tables become one card per finding below 40rem, and any box
+# that still cannot fit scrolls inside itself. Colours stay in print (they carry the severity).
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1d2330;max-width:72rem}
-h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem}
-table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{border:1px solid #d5d9e0;padding:.35rem .5rem;
-text-align:left;vertical-align:top}th{background:#f3f5f8}.error{color:#b42318}.warning{color:#a15c07}
-.ok{color:#067647}code{font-size:.85rem}.muted{color:#5b6475}
+:root{--ink:#1d2330;--muted:#5b6475;--line:#d5d9e0;--soft:#f3f5f8;--error:#b42318;--warning:#b54708;
+--info:#175cd3;--ok:#067647}
+*{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
+body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);margin:0 auto;
+max-width:72rem;padding:1rem;overflow-wrap:break-word;-webkit-print-color-adjust:exact;print-color-adjust:exact}
+h1{font-size:1.5rem;line-height:1.25;margin:0 0 .75rem}
+h2{font-size:1.25rem;margin:2rem 0 .5rem;padding-top:1rem;border-top:1px solid var(--line)}
+h3{font-size:1rem;margin:0 0 .25rem}
+p{margin:.5rem 0}
+code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.875em;background:var(--soft);
+padding:0 .2em;border-radius:3px;overflow-wrap:anywhere}
+.meta{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.2rem 1rem;margin:0 0 1rem}
+.meta dt{font-weight:600;color:var(--muted)}.meta dd{margin:0}
+.verdict{font-size:1.1rem}
+.error{color:var(--error)}.warning{color:var(--warning)}.info{color:var(--info)}.ok{color:var(--ok)}
+.muted{color:var(--muted)}
+.overview{display:flex;flex-wrap:wrap;gap:1rem 2.5rem;align-items:flex-start;margin:1rem 0}
+.chart{margin:0;max-width:100%}.chart svg{display:block;max-width:100%;height:auto}
+.legend{list-style:none;margin:0;padding:0}.legend li{margin:.15rem 0}
+.swatch{display:inline-block;width:.9em;height:.9em;margin-right:.4em;vertical-align:-.1em;border-radius:2px}
+.badge{display:inline-block;padding:0 .5em;border-radius:999px;font-size:.8rem;font-weight:600;color:#fff;
+white-space:nowrap}
+.sev-error{background:var(--error)}.sev-warning{background:var(--warning)}.sev-info{background:var(--info)}
+.note{border-left:4px solid var(--info);background:#eff4ff;padding:.5rem .75rem;margin:.5rem 0}
+.remedy{border-left:4px solid var(--line);padding:.1rem 0 .1rem .75rem;margin:1.25rem 0}
+.remedy[data-severity=error]{border-left-color:var(--error)}
+.remedy[data-severity=warning]{border-left-color:var(--warning)}
+.scroll{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;width:100%;font-size:.9rem}
+th,td{border:1px solid var(--line);padding:.35rem .5rem;text-align:left;vertical-align:top;overflow-wrap:break-word}
+th{background:var(--soft);white-space:nowrap}.n{text-align:right;font-variant-numeric:tabular-nums}
+td.id code{white-space:nowrap}td.kind code{overflow-wrap:normal}table.checks{width:auto}
+details{margin:.75rem 0}summary{cursor:pointer;color:var(--muted)}
+@media (max-width:40rem){
+.meta{grid-template-columns:minmax(0,1fr);gap:0}.meta dd{margin-bottom:.35rem}
+table.findings thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
+table.findings,table.findings tbody,table.findings tr,table.findings td{display:block;width:100%}
+table.findings tr{border:1px solid var(--line);border-radius:4px;margin:.5rem 0;padding:.25rem .5rem}
+table.findings td{border:0;padding:.1rem 0;display:grid;grid-template-columns:4.5rem minmax(0,1fr);gap:.5rem;
+justify-items:start}
+table.findings td::before{content:attr(data-label);font-weight:600;color:var(--muted)}
+}
+@media print{body{max-width:none}.remedy,tr{break-inside:avoid}}
 """
 
+def _esc(text: str) -> str:
+    """Secrets masked, then escaped: the caller redacts the page too, but a secret escaped (`&` -> `&amp;`) or
+    split by <wbr> would no longer be found there."""
+    return html.escape(redact(text))
 
-def _svg_chart(counts: dict[str, int]) -> str:
-    """A horizontal bar chart of findings per kind, inline SVG (no scripts, no external assets)."""
-    bar_h, gap, label_w, chart_w = 18, 6, 210, 300
-    peak = max(counts.values()) or 1
-    rows = []
-    for i, (kind, n) in enumerate(counts.items()):
-        y = i * (bar_h + gap)
-        w = 0 if n == 0 else max(2, round(chart_w * n / peak))
-        fill = "#d92d20" if n else "#c5cad3"
-        rows.append(
-            f'<text x="{label_w - 8}" y="{y + 13}" text-anchor="end" font-size="12">{html.escape(kind)}</text>'
-            f'<rect x="{label_w}" y="{y}" width="{w}" height="{bar_h}" fill="{fill}"/>'
-            f'<text x="{label_w + w + 6}" y="{y + 13}" font-size="12">{n}</text>'
-        )
-    height = len(counts) * (bar_h + gap)
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="findings by kind" '
-            f'width="{label_w + chart_w + 40}" height="{height}" viewBox="0 0 {label_w + chart_w + 40} {height}">'
-            + "".join(rows) + "</svg>")
+
+_COLOURS = {"error": "#b42318", "warning": "#b54708", "info": "#175cd3"}  # as --error, --warning, --info
+
+
+def _severity(f: Finding) -> str:
+    return f.severity.value
+
+
+def _rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
+
+
+def _plural(n: int, word: str) -> str:
+    if n == 1:
+        return f"{n} {word}"
+    return f"{n} {word[:-1]}ies" if word.endswith("y") else f"{n} {word}s"
+
+
+def _inline_code(text: str) -> str:
+    """Escape `text` for HTML, with its `backticked` spans as <code> (remedies quote commands that way)."""
+    parts = redact(text).split("`")
+    if len(parts) % 2 == 0:  # an odd number of backticks: the last one is a character, not a span
+        parts[-2:] = [parts[-2] + "`" + parts[-1]]
+    return "".join(f"<code>{_esc(p)}</code>" if i % 2 else _esc(p) for i, p in enumerate(parts))
+
+
+def _by_severity(findings: list[Finding]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[_severity(f)] = counts.get(_severity(f), 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: _rank(item[0])))
+
+
+def _badges(counts: dict[str, int]) -> str:
+    return " ".join(f'<span class="badge sev-{_esc(sev)}">{_plural(n, _esc(sev))}</span>'
+                    for sev, n in counts.items() if n)
+
+
+def _chart_rows(results: list[AuditResult]) -> list[tuple[str, dict[str, int]]]:
+    """Per finding kind (every kind, in the canonical order), its count per severity; notices last, as info."""
+    rows: dict[str, dict[str, int]] = {k.value: {} for k in Kind}
+    for r in results:
+        for f in r.findings:
+            per = rows.setdefault(f.kind.value, {})
+            per[_severity(f)] = per.get(_severity(f), 0) + 1
+    notices = sum(len(r.deviations) for r in results)
+    out = [(kind, dict(sorted(per.items(), key=lambda item: _rank(item[0])))) for kind, per in rows.items()]
+    return out + [("notices (tolerated)", {"info": notices})]
+
+
+def _describe(per: dict[str, int]) -> str:
+    return ", ".join(_plural(n, sev) for sev, n in per.items() if n) or "none"
+
+
+def _svg_chart(rows: list[tuple[str, dict[str, int]]]) -> str:
+    """A bar per finding kind that has findings, its segments coloured by severity; inline SVG (no scripts, no
+    external assets), 320 units wide and drawn 1:1 (labels above the bars) so its text stays legible on a
+    phone. Its <title> and <desc> are the text alternative; the table after it holds the same numbers."""
+    shown = [(kind, per) for kind, per in rows if sum(per.values())]
+    width, row_h, bar_h, count_w = 320, 36, 12, 44
+    peak = max((sum(per.values()) for _, per in shown), default=1)
+    parts = []
+    for i, (kind, per) in enumerate(shown):
+        y = i * row_h
+        parts.append(f'<text x="0" y="{y + 12}" font-size="12" fill="#1d2330">{_esc(kind)}</text>')
+        x = 0
+        for sev, n in per.items():
+            w = max(3, round((width - count_w) * n / peak))
+            parts.append(f'<rect x="{x}" y="{y + 17}" width="{w}" height="{bar_h}" '
+                         f'fill="{_COLOURS.get(sev, "#5b6475")}"><title>{_esc(kind)}: '
+                         f"{_plural(n, _esc(sev))}</title></rect>")
+            x += w
+        parts.append(f'<text x="{x + 6}" y="{y + 27}" font-size="12" fill="#1d2330">{sum(per.values())}</text>')
+    height = len(shown) * row_h
+    desc = "; ".join(f"{kind}: {_describe(per)}" for kind, per in shown)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="chart-title chart-desc" '
+            f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
+            f'<title id="chart-title">Findings by kind and severity</title>'
+            f'<desc id="chart-desc">{_esc(desc)}.</desc>' + "".join(parts) + "</svg>")
+
+
+def _overview(results: list[AuditResult]) -> list[str]:
+    rows = _chart_rows(results)
+    totals = {sev: sum(per.get(sev, 0) for _, per in rows) for sev in SEVERITIES}
+    legend = "".join(
+        f'<li><span class="swatch sev-{sev}"></span>{sev}: '
+        f'{_plural(totals[sev], "notice" if sev == "info" else "finding")}</li>' for sev in SEVERITIES
+    )
+    out = ['<div class="overview">']
+    if any(sum(per.values()) for _, per in rows):
+        out.append(f'<figure class="chart">{_svg_chart(rows)}</figure>')
+    out.append(f'<ul class="legend" aria-label="severities">{legend}</ul></div>')
+    titles: dict[str, str] = {k.value: t for k, t in KIND_TITLES.items()}
+    checks = "".join(
+        f"<tr><td><code>{_esc(kind)}</code> {_esc(titles.get(kind, ''))}</td>"
+        + "".join(f'<td class="n">{per.get(sev, 0)}</td>' for sev in SEVERITIES) + "</tr>"
+        for kind, per in rows
+    )
+    out.append('<details><summary>Every check, as a table (the chart\'s numbers)</summary><div class="scroll">'
+               '<table class="checks"><thead><tr><th>check</th>'
+               + "".join(f'<th class="n">{sev}</th>' for sev in SEVERITIES)
+               + f"</tr></thead><tbody>{checks}</tbody></table></div></details>")
+    return out
+
+
+def _remedy_groups(findings: list[Finding]) -> list[tuple[str, list[Finding]]]:
+    """Findings grouped by remedy text, each remedy once: the most severe first, then in first-seen order."""
+    groups: dict[str, list[Finding]] = {}
+    for f in findings:
+        groups.setdefault(f.remedy, []).append(f)
+    return sorted(groups.items(), key=lambda g: min(_rank(_severity(f)) for f in g[1]))
+
+
+def _breakable(name: str) -> str:
+    """A snake_case name that may wrap after its underscores, and nowhere else (a narrow table column)."""
+    return "_<wbr>".join(_esc(part) for part in name.split("_"))
+
+
+_LONG_WORD = re.compile(r"\S{16,}")
+_SOFT_BREAK = re.compile(r"(?<=[@./_:-])")
+
+
+def _soft(text: str) -> str:
+    """Escape `text`, letting its long words (userNames, URLs, paths) wrap after @ . / _ : -.
+
+    In a table cell that is what lets a column narrow without breaking names mid-word: the browser sizes
+    columns by their longest unbreakable run, and wraps at these points before it wraps anywhere.
+    """
+    text = redact(text)  # before <wbr> splits a secret apart
+    out, end = [], 0
+    for word in _LONG_WORD.finditer(text):
+        out.append(_esc(text[end:word.start()]))
+        out.append("<wbr>".join(_esc(piece) for piece in _SOFT_BREAK.split(word.group())))
+        end = word.end()
+    out.append(_esc(text[end:]))
+    return "".join(out)
+
+
+def _findings_table(findings: list[Finding]) -> str:
+    e = _esc
+    rows = "".join(
+        f'<tr><td data-label="severity"><span class="badge sev-{e(_severity(f))}">{e(_severity(f))}</span></td>'
+        f'<td class="kind" data-label="kind"><code>{_breakable(f.kind.value)}</code></td>'
+        f'<td data-label="subject">{_soft(f.subject)}</td><td data-label="detail">{_soft(f.detail)}</td><td class="id" data-label="id"><code>{e(f.id)}</code></td></tr>'
+        for f in findings
+    )
+    return ('<div class="scroll"><table class="findings"><thead><tr><th>severity</th><th>kind</th><th>subject</th>'
+            f"<th>detail</th><th>id</th></tr></thead><tbody>{rows}</tbody></table></div>")
+
+
+def _idp_section(r: AuditResult) -> list[str]:
+    e = _esc
+    where = e(_idp_org(r)) if r.idp_org else e(r.idp)
+    parts = [f"<section><h2>{e(r.idp)}</h2>",
+             f'<p class="muted">{where} &rarr; Astro organization <code>{e(r.astro_org)}</code> at '
+             f"<code>{e(r.astro_host)}</code>. {_plural(r.idp_users, 'IdP user')}, {_plural(r.idp_groups, 'group')};"
+             f" Astro <code>{e(r.scim_url)}</code>: {_plural(r.astro_users, 'user')}, "
+             f"{_plural(r.astro_teams, 'Team')}. Audited {_stamp(r.audited_at)}.</p>"]
+    for d in r.deviations:
+        parts.append(f'<p class="note"><strong class="info">Notice</strong> (information, nothing to fix): '
+                     f"Astro's SCIM server deviates from the standard and the audit tolerated it: {e(d)}</p>")
+    if r.remedies:
+        parts.append(f'<p class="ok">Fixed {_plural(len(r.fixed), "finding")} with '
+                     f'{_plural(len(r.remedies), "remedy action")}.</p>')
+    if r.clean:
+        parts.append('<p class="ok"><strong>No drift.</strong></p></section>')
+        return parts
+    groups = _remedy_groups(r.findings)
+    parts.append(f"<p><strong>{_plural(len(r.findings), 'finding')}</strong> {_badges(_by_severity(r.findings))}, "
+                 f"{_plural(len(groups), 'remedy')}:</p>")
+    for i, (remedy, found) in enumerate(groups, 1):
+        worst = min((_severity(f) for f in found), key=_rank)
+        kinds = list(dict.fromkeys(f.kind.value for f in found))
+        parts += [f'<section class="remedy" data-severity="{e(worst)}">',
+                  f"<h3>Remedy {i} of {len(groups)} <span class=\"muted\">for {e(', '.join(kinds))}</span></h3>",
+                  f"<p>{_inline_code(remedy)}</p>",
+                  f"<p class=\"muted\">It fixes {_plural(len(found), 'finding')}: {_badges(_by_severity(found))}</p>",
+                  _findings_table(found), "</section>"]
+    parts.append("</section>")
+    return parts
 
 
 def to_html(results: list[AuditResult]) -> str:
-    e = html.escape
-    found = sum(len(r.findings) for r in results)
+    """One self-contained page: no scripts, no external assets, readable offline and at any width."""
+    e = _esc
+    found = [f for r in results for f in r.findings]
+    counts = _by_severity(found)
+    notices = sum(len(r.deviations) for r in results)
+    at = audited_at(results)
+    verdict_class = "ok" if not found else min(counts, key=_rank)
+    verdict = (f"<strong>{_plural(len(found), 'finding')}</strong> ({_describe(counts)})" if found
+               else "<strong>No drift</strong>")
+    verdict += f" across {_plural(len(results), 'IdP')}" + (f"; {_plural(notices, 'notice')}." if notices else ".")
+    when = f'<time datetime="{_iso(at)}">{_stamp(at)}</time>' if at else _stamp(at)
+    meta = [f"<dt>Audited</dt><dd>{when}</dd>", f"<dt>Tool</dt><dd>astro-scim {e(__version__)}</dd>"]
+    for r in results:
+        idp = e(_idp_org(r)) if r.idp_org else "IdP"
+        meta.append(f"<dt>{e(r.idp)}</dt><dd>{idp} &rarr; Astro organization <code>{e(r.astro_org)}</code> "
+                    f"at <code>{e(r.astro_host)}</code></dd>")
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width,initial-scale=1">',
-        "<title>Astro SCIM drift report</title>",
+        f'<meta name="generator" content="astro-scim {e(__version__)}">',
+        f"<title>Astro SCIM drift report, {e(_stamp(at))}</title>",
         f"<style>{_CSS}</style></head><body>",
-        "<h1>Astro SCIM drift report</h1>",
-        f'<p class="{"ok" if not found else "error"}"><strong>'
-        f'{"No drift" if not found else f"{found} finding(s)"}</strong> across {len(results)} IdP(s).</p>',
-        _svg_chart(_totals(results)),
+        "<header><h1>Astro SCIM drift report</h1>",
+        f'<dl class="meta">{"".join(meta)}</dl>',
+        f'<p class="verdict {verdict_class}">{verdict}</p></header>',
+        "<main>", *_overview(results),
     ]
     for r in results:
-        parts.append(f"<h2>{e(r.idp)}</h2>")
-        parts.append(f'<p class="muted">{r.idp_users} IdP users, {r.idp_groups} groups; Astro '
-                     f"<code>{e(r.scim_url)}</code>: {r.astro_users} users, {r.astro_teams} Teams.</p>")
-        for d in r.deviations:
-            parts.append(f'<p class="warning">tolerated: {e(d)}</p>')
-        if r.clean:
-            parts.append('<p class="ok">No drift.</p>')
-            continue
-        parts.append("<table><thead><tr><th>id</th><th>kind</th><th>subject</th><th>detail</th><th>remedy</th>"
-                     "</tr></thead><tbody>")
-        for f in r.findings:
-            parts.append(
-                f'<tr><td><code>{e(f.id)}</code></td><td class="{f.severity.value}">{e(f.kind.value)}</td>'
-                f"<td>{e(f.subject)}</td><td>{e(f.detail)}</td><td>{e(f.remedy)}</td></tr>"
-            )
-        parts.append("</tbody></table>")
-    parts.append("</body></html>")
+        parts += _idp_section(r)
+    parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"
 
 

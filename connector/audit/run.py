@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from connector import output
 from connector.astro.reader import read_astro
@@ -56,6 +58,7 @@ class DriftRun:
 def audit_once(view: IdPView, astro: AstroConfig, *, show_progress: bool = False) -> AuditResult:
     """Read the IdP and Astro side by side (independent reads, two threads), then reconcile."""
     started = time.perf_counter()
+    at = datetime.fromtimestamp(clock.current().time(), UTC)  # the report's "as of"; a fake clock in tests
     with progress_bar(f"reading {view.name} and Astro", show_progress) as progress, \
             ThreadPoolExecutor(max_workers=2, thread_name_prefix="drift-read") as pool:
         idp_future = pool.submit(view.read_view)
@@ -67,7 +70,7 @@ def audit_once(view: IdPView, astro: AstroConfig, *, show_progress: bool = False
     unknown = [u.user_name for u in astro_view.users if u.active and u.user_name.casefold() not in known]
     if unknown:
         idp_view.users.extend(view.inactive_users(unknown))
-    return run_audit(idp_view, astro_view, time.perf_counter() - started)
+    return run_audit(idp_view, astro_view, time.perf_counter() - started, at=at)
 
 
 def settle(view: IdPView, astro: AstroConfig, targeted: set[str], *, timeout: float = SETTLE_SECONDS
@@ -127,10 +130,20 @@ def fix(cfg: ProjectConfig, target: AuditTarget, astro: AstroConfig, result: Aud
     after = settle(target.view, astro, targeted)
     left = {f.id for f in after.findings}
     after.fixed = [f for f in result.findings if f.id not in left]
+    after.idp_org = result.idp_org
     after.remedies = [{**o.change.to_json(), "ok": o.ok, "message": o.message} for o in outcomes]
     say(f"{result.idp}: after the fix, {len(after.findings)} finding(s) left "
         f"({len(after.fixed)} of {len(result.findings)} fixed)")
     return after
+
+
+def idp_org(cfg: ProjectConfig, idp: str) -> str:
+    """What names the IdP's organization in a report: Okta's org host, Entra's tenant id."""
+    if idp == "okta" and cfg.okta is not None:
+        return urlsplit(cfg.okta.org_url).netloc
+    if idp == "azure" and cfg.azure is not None:
+        return cfg.azure.tenant_id
+    return ""
 
 
 def drift(cfg: ProjectConfig, idp: str, options: FixOptions, *, fmt: str, to_stdout: bool) -> DriftRun:
@@ -148,6 +161,7 @@ def drift(cfg: ProjectConfig, idp: str, options: FixOptions, *, fmt: str, to_std
         target = registry.audit_target(cfg, name)
         try:
             result = audit_once(target.view, astro, show_progress=show_progress)
+            result.idp_org = idp_org(cfg, name)
             if options.fix and result.findings:
                 if fmt == "text" and to_stdout:
                     output.raw(render([result], "text", color=sys.stdout.isatty()))
