@@ -78,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
             # plan only: apply narrates its changes as text (an ignored --format json on apply misled scripts)
             p.add_argument("--format", choices=["text", "json"], default="text")
             p.add_argument("--exit-code", action="store_true", help="exit 1 when the plan has changes")
+            p.add_argument("-out", "--out", metavar="FILE", help="save the plan for 'astro-scim apply FILE'")
         else:
+            p.add_argument("plan_file", nargs="?", metavar="FILE",
+                           help="a plan saved by 'plan -out FILE': apply exactly it, refused if the org moved")
             p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
             p.add_argument("--force", action="store_true", help="allow deletions above the safety limit")
 

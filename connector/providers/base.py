@@ -22,7 +22,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 
 from connector import output
 from connector.errors import ManualStepRequired, UsageError
-from connector.plan.model import Action, Change, Plan
+from connector.plan.model import Action, Change, Plan, state_digests
 from connector.views import IdpUser, IdpView
 
 Progress = Callable[[Change], None]
@@ -236,6 +236,12 @@ class BaseProvider(ABC, Generic[S, State, Ctx]):
     def _notes(self, state: State) -> list[str]:
         return []
 
+    def _fingerprint(self, state: State) -> dict[str, object]:
+        """What populate read, by resource kind (digested into `Plan.state`; `apply FILE` names the kinds that
+        differ). Leave out what moves on its own without changing the plan (timestamps of job runs): a saved plan
+        would never apply. Default: the whole state, as one kind."""
+        return {self.name: state}
+
     def _existing(self, state: State) -> int:
         """How many objects exist of the kinds the plan may delete (the base of the deletion limit)."""
         return 0
@@ -278,7 +284,8 @@ class BaseProvider(ABC, Generic[S, State, Ctx]):
 
     async def _plan(self, s: S) -> tuple[State, Plan]:
         state = await self._populate(s)
-        return state, Plan(self.name, self._changes(state), existing=self._existing(state))
+        return state, Plan(self.name, self._changes(state), existing=self._existing(state),
+                           state=state_digests(self._fingerprint(state)))
 
     def apply(self, plan: Plan, progress: Progress | None = None) -> int:
         if plan.provider != self.name:
