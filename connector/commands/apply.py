@@ -10,7 +10,8 @@ from connector import output
 from connector.config.arg import load_config_arg
 from connector.config.load import ProjectConfig
 from connector.errors import EXIT_OK, ConnectorError, ManualStepRequired, StalePlan, UsageError
-from connector.plan.model import Change, Plan
+from connector.plan import trail
+from connector.plan.model import Action, Change, Plan
 from connector.plan.view import show_plans
 from connector.providers import registry
 from connector.providers.base import ConfigProvider
@@ -25,6 +26,7 @@ def _confirm(question: str) -> bool:
 
 def _report(done: list[Change], change: Change) -> None:
     done.append(change)
+    trail.outcome(change, "verified done by hand" if change.action is Action.MANUAL else "applied")
     output.say("  done " + change.describe(), style="green")
 
 
@@ -70,8 +72,10 @@ def _plan_for(provider: ConfigProvider, saved: dict[str, Plan] | None) -> Plan:
     return provider.plan() if saved is None else saved[provider.name]
 
 
+@trail.recorded("apply")
 def run(args: argparse.Namespace) -> int:
     cfg = load_config_arg(args.config)
+    trail.bind(cfg)
     saved = _saved_plans(args, cfg)
     total = 0
     for provider in registry.config_providers(cfg, args.idp, prune=args.prune, pause=args.pause):
@@ -89,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             if not args.yes and not _confirm(f"apply {len(plan.changes)} change(s) to {plan.provider}?"):
                 output.say("nothing applied")
                 continue
+            trail.planned(plan.provider, plan.changes)
             done: list[Change] = []
             try:
                 total += provider.apply(plan, functools.partial(_report, done))
