@@ -126,13 +126,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write-json", metavar="FILE", help="write URLs and tokens as JSON for scripts")
 
     sub.add_parser("demo", help="the whole story against a fresh sandbox, narrated")
+
+    p = sub.add_parser("init", help="write a starting astro-scim.yaml from a few answers and what the IdPs hold")
+    _config_option(p)  # the file to write
+    p.add_argument("--idp", choices=["okta", "azure", "all"], help="default: from the flags given, else asked")
+    p.add_argument("--non-interactive", action="store_true", help="never ask: every answer is a flag (CI)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing config file")
+    p.add_argument("--astro-scim-url", help="Astro's SCIM Integration URL")
+    p.add_argument("--astro-token-ref", help="env:NAME or file:PATH (default env:ASTRO_API_TOKEN)")
+    p.add_argument("--astro-api-url", help="Astro Platform API URL (default https://api.astronomer.io/v1)")
+    p.add_argument("--okta-org-url")
+    p.add_argument("--okta-token-ref", help="env:NAME or file:PATH (default env:OKTA_API_TOKEN)")
+    p.add_argument("--okta-app-label", default="Astro")
+    p.add_argument("--okta-integration", choices=["oin", "manual"], default="oin")
+    p.add_argument("--tenant-id", help="Entra tenant id")
+    p.add_argument("--azure-credential", choices=["secret", "token", "cli", "default", "workload"])
+    p.add_argument("--azure-client-id")
+    p.add_argument("--azure-secret-ref", help="env:NAME or file:PATH (default env:AZURE_CLIENT_SECRET)")
+    p.add_argument("--graph-token-ref", help="env:NAME or file:PATH: a ready Graph token")
+    p.add_argument("--graph-url", help="Graph endpoint (default https://graph.microsoft.com/v1.0)")
+    p.add_argument("--azure-app-name", default="Astro")
+    p.add_argument("--assign-group", action="append", metavar="GROUP", help="repeatable; default: discovered")
+    p.add_argument("--push-group", action="append", metavar="GROUP", help="Okta; repeatable; default: discovered")
     return parser
 
 
 COMMANDS = {
     "validate": "validate", "render": "render", "plan": "plan", "apply": "apply",
     "test-connection": "test_connection", "push-groups": "push_groups", "provision": "provision",
-    "drift": "drift", "status": "status", "sandbox": "sandbox", "demo": "demo",
+    "drift": "drift", "status": "status", "sandbox": "sandbox", "demo": "demo", "init": "init",
 }
 
 

@@ -9,6 +9,7 @@ A provider class declares the capabilities it implements by the Protocols below;
     Remedies           the FAQ's Okta fixes: reassign, re-push, re-link      okta
     ProvisionOnDemand  Entra's provisionOnDemand                             azure
     GroupPush          push-groups: inspect and repair Group Push            okta
+    Discover           init: the app and candidate groups                    okta, azure (discover.py)
 
 `BaseProvider` is the ConfigProvider template method: `plan` never writes; after `apply`, `plan` is empty.
 """
@@ -181,6 +182,24 @@ class PushReport:
 class GroupPush(Closable, Protocol):
     def push_groups(self, names: list[str] | None, yes: bool) -> PushReport:
         """Inspect the groups' push state against Astro; with `yes`, create/activate/re-push and verify."""
+        ...
+
+
+@dataclass
+class Discovery:
+    """What `init` found in an IdP, through the same reads as plan: the app, and the groups it could use."""
+
+    idp: str
+    app: str | None  # "<name> (<id>, <status>)"; None: no app of that name
+    app_hint: str = ""  # when there is none: what to do (close names, or that apply creates it)
+    assigned: list[str] = field(default_factory=list)  # groups assigned to the app
+    pushed: list[str] = field(default_factory=list)  # groups pushed as Teams (Okta)
+    candidates: list[str] = field(default_factory=list)  # groups whose name mentions Astro
+
+
+class Discover(Closable, Protocol):
+    def discover(self) -> Discovery:
+        """Find the app and the groups `init` could write into a config. Never writes."""
         ...
 
 
