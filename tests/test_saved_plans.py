@@ -180,3 +180,33 @@ def test_json_plan_carries_the_manual_steps(
     assert "Configure API integration" in manual["steps"]
     assert sandbox.astro_orgs["okta"].org_id in manual["steps"]
     assert "data" not in manual  # ids stay out of the review format; the saved plan carries them
+
+
+def test_a_saved_plan_with_team_roles_applies_after_the_push_and_refuses_roles_changed_meanwhile(
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    de, an = sandbox.default_team_names()
+    full = {"organization": "ORGANIZATION_MEMBER", "workspaces": {"analytics": "WORKSPACE_AUTHOR"}}
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
+    data = yaml.safe_load(config.read_text())
+    data["access"] = {de: full}
+    data["okta"]["astro"]["team_wait_seconds"] = 10
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    enable_okta_provisioning(sandbox)
+    plan = tmp_path / "plan.json"
+    plan_out(config, plan)  # the Team does not exist yet: its roles wait for Okta's push
+    doc = json.loads(plan.read_text())
+    assert [p["name"] for p in doc["plans"]] == ["okta", "astro"]
+    assert any(k.startswith(f"astro.team_roles {de} (") for k in doc["plans"][1]["state"])
+    assert main(["apply", "-c", str(config), str(plan)]) == 0
+    org_id = sandbox.astro_orgs["okta"].org_id
+    assert sandbox.astro_platform.team_roles(org_id, de)["workspaces"] == {"analytics": "WORKSPACE_AUTHOR"}
+
+    # A new reviewed plan (another organization role); an Owner edits the Team's roles before it is applied.
+    data["access"][de] = {"organization": "ORGANIZATION_BILLING_ADMIN"}
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    plan_out(config, plan, "--idp", "astro")
+    sandbox.astro_platform.set_team_roles(org_id, de, organization="ORGANIZATION_OWNER")
+    capsys.readouterr()
+    assert main(["apply", "-c", str(config), str(plan)]) == 2
+    assert f"astro: astro.team_roles {de} ({org_id})" in capsys.readouterr().err
