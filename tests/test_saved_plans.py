@@ -163,6 +163,8 @@ def test_apply_file_takes_its_options_from_the_plan(
     capsys.readouterr()
     assert main(["apply", "-c", str(sandbox_config), "--idp", "azure", str(plan)]) == 2
     assert "--idp azure differs from the saved plan's (okta)" in capsys.readouterr().err
+    assert main(["apply", "-c", str(sandbox_config), "--prune", str(plan)]) == 2
+    assert "the saved plan was made without --prune" in capsys.readouterr().err
 
 
 def test_plan_out_into_a_missing_folder_is_a_usage_error(

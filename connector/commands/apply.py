@@ -41,8 +41,9 @@ def _saved_plans(args: argparse.Namespace, cfg: ProjectConfig) -> dict[str, Plan
     for flag, default in (("idp", "all"), ("prune", False), ("pause", False)):
         given, planned = getattr(args, flag), saved.options.get(flag, default)
         if given != default and given != planned:
-            raise UsageError(f"--{flag} {given} differs from the saved plan's ({planned})",
-                             hint="apply FILE applies the plan as it was made: leave the flag out, or re-plan")
+            what = f"--{flag} {given} differs from the saved plan's ({planned})" if flag == "idp" else (
+                f"the saved plan was made without --{flag}")
+            raise UsageError(what, hint="apply FILE applies the plan as it was made: leave the flag out, or re-plan")
         setattr(args, flag, planned)
     args.yes = True  # the saved plan is what was reviewed and approved (as `terraform apply PLANFILE`)
     saved_plan.check_made_here(saved, cfg)
