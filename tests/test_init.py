@@ -37,12 +37,15 @@ def init(config: Path, *flags: str) -> int:
 
 
 def test_init_validate_plan_apply_from_an_empty_folder_with_okta(
-    sandbox: Sandbox, tokens: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    sandbox: Sandbox, tokens: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # an empty folder, and every command with its default config file
+    monkeypatch.delenv("ASTRO_SCIM_CONFIG", raising=False)
     config = tmp_path / "astro-scim.yaml"
     teams = sandbox.default_team_names()
     push = [arg for team in teams for arg in ("--push-group", team)]
-    assert init(config, *okta_flags(sandbox), *push) == 0
+    assert main(["init", "--non-interactive", *okta_flags(sandbox), *push]) == 0
     out = capsys.readouterr().out
     assert "okta: app Astro (" in out  # found through the provider's own read of the org
     assert f"okta.assign_groups: {ASSIGNED_TEAM} (named like the app)" in out
@@ -56,13 +59,13 @@ def test_init_validate_plan_apply_from_an_empty_folder_with_okta(
     assert sandbox.okta_token not in text and sandbox.astro_orgs["okta"].token not in text
     assert sandbox.logs["okta"].writes() == []  # init reads the org, never writes it
 
-    assert main(["validate", str(config)]) == 0
-    assert main(["plan", "-c", str(config), "--exit-code"]) == 1  # the setup to do
+    assert main(["validate", "astro-scim.yaml"]) == 0
+    assert main(["plan", "--exit-code"]) == 1  # the setup to do
     app_id = str(sandbox.okta.app_by_label("Astro")["id"])
     org = sandbox.astro_orgs["okta"]
     sandbox.okta.enable_provisioning(app_id, org.scim_url, org.token)  # the plan's manual step
-    assert main(["apply", "-c", str(config), "--yes"]) == 0
-    assert main(["plan", "-c", str(config), "--exit-code"]) == 0
+    assert main(["apply", "--yes"]) == 0
+    assert main(["plan", "--exit-code"]) == 0
 
 
 def test_init_validate_plan_apply_from_an_empty_folder_with_entra(
