@@ -223,6 +223,7 @@ def _write(path: Path, doc: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 is for secrets; the config holds references only
     os.replace(tmp, path)
 
 

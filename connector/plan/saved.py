@@ -108,6 +108,7 @@ def write(path: str | Path, cfg: ProjectConfig, options: dict[str, Any], plans: 
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 is for secrets; a plan holds none and is meant to be reviewed
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
