@@ -172,6 +172,23 @@ def test_plan_out_into_a_missing_folder_is_a_usage_error(
 ) -> None:
     assert main(["plan", "-c", str(sandbox_config), "--idp", "okta", "--out", str(tmp_path / "no" / "p.json")]) == 2
     assert "its folder does not exist" in capsys.readouterr().err
+    assert sandbox.logs["okta"].entries == []  # said before reading the org
+
+
+def test_apply_file_takes_the_same_config_from_another_folder_and_names_a_different_one(
+    sandbox: Sandbox, sandbox_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    enable_okta_provisioning(sandbox)
+    plan = tmp_path / "plan.json"
+    plan_out(sandbox_config, plan, "--idp", "okta")
+    other = sandbox.write_config(tmp_path / "other" / "astro-scim.yaml", okta_push_groups=[])
+    capsys.readouterr()
+    assert main(["apply", "-c", str(other), str(plan)]) == 2
+    err = capsys.readouterr().err
+    assert f"the plan was made from the config {sandbox_config}" in err and f"--config {sandbox_config}" in err
+    # The same config in another checkout (CI plans in one job and applies in another) is the same config.
+    sandbox.write_config(other)
+    assert main(["apply", "-c", str(other), str(plan)]) == 0
 
 
 def test_json_plan_carries_the_manual_steps(

@@ -15,6 +15,10 @@ from connector.providers import registry
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config_arg(args.config)
+    if args.out:
+        from connector.plan import saved
+
+        saved.check_writable(args.out)
     named: list[tuple[str, Plan]] = []
     for provider in registry.config_providers(cfg, args.idp, prune=args.prune, pause=args.pause):
         try:

@@ -12,7 +12,8 @@ The file (JSON, `format` + `version`) holds what was reviewed and what it was ma
 
 `apply FILE` re-reads every provider before it writes anything and refuses (StalePlan, exit 2) when a config
 input or a resource kind digests differently, naming them; it then checks that the fresh read yields the very
-changes in the file (the same state and config must), which also catches a file edited and re-checksummed.
+changes in the file, prose aside (the same state and config must), which also catches a file edited and
+re-checksummed.
 No secret is ever written: the text is checked against every secret value the run has read.
 """
 
@@ -67,8 +68,19 @@ def _plan_record(name: str, plan: Plan) -> dict[str, Any]:
 
 
 def change_records(plan: Plan) -> list[dict[str, Any]]:
-    """The changes as the file holds them, JSON round-tripped (tuples become lists), for comparison."""
-    loaded: list[dict[str, Any]] = json.loads(json.dumps([c.to_record() for c in plan.changes]))
+    """What the changes do, JSON round-tripped (tuples become lists), for comparing a saved plan with a fresh one.
+
+    The prose is left out (`detail`, the runbook `steps`): it names the config file by the path it was given,
+    which differs when CI plans in one checkout and applies in another, and it is never what apply acts on.
+    """
+    records = []
+    for c in plan.changes:
+        record = c.to_record()
+        record.pop("detail", None)
+        record.pop("steps", None)
+        record["data"] = {k: v for k, v in c.data.items() if k != "steps"}
+        records.append(record)
+    loaded: list[dict[str, Any]] = json.loads(json.dumps(records))
     return loaded
 
 
@@ -88,6 +100,16 @@ def to_document(cfg: ProjectConfig, options: dict[str, Any], plans: list[tuple[s
     return doc
 
 
+def check_writable(path: str | Path) -> Path:
+    """The folder the plan goes to; checked before the IdPs are read, rather than failing to save what they said."""
+    path = Path(path)
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write the plan to {path}: its folder does not exist",
+                         hint=f"create it first (mkdir -p {path.parent})")
+    return folder
+
+
 def write(path: str | Path, cfg: ProjectConfig, options: dict[str, Any], plans: list[tuple[str, Plan]]) -> Path:
     """Write the plan file whole or not at all (a temporary file renamed over the target)."""
     path = Path(path)
@@ -100,10 +122,7 @@ def write(path: str | Path, cfg: ProjectConfig, options: dict[str, Any], plans: 
         # masked value applied later would be wrong. Refuse, without saying which value.
         raise ConnectorError("cannot save the plan: it would contain a secret value",
                              hint="please report it; 'astro-scim apply' without a plan file re-plans instead")
-    folder = path.resolve().parent
-    if not folder.is_dir():
-        raise UsageError(f"cannot write the plan to {path}: its folder does not exist",
-                         hint=f"create it first (mkdir -p {path.parent})")
+    folder = check_writable(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -168,6 +187,11 @@ def check_made_here(saved: SavedPlan, cfg: ProjectConfig) -> None:
                         hint=_REPLAN + " with this version")
     now = config_inputs(cfg)
     moved = sorted(k for k in set(now) | set(saved.config_inputs) if now.get(k) != saved.config_inputs.get(k))
+    if moved and Path(saved.config_file).resolve() != Path(cfg.file).resolve():
+        # Only said when the contents differ too: CI may plan and apply the same config from different folders.
+        raise StalePlan(f"the plan was made from the config {saved.config_file}, not {cfg.file} "
+                        f"(they differ: {', '.join(moved)})",
+                        hint=f"pass --config {saved.config_file}, or re-plan with this one")
     if moved:
         raise StalePlan(f"the config changed since the plan was made ({saved.created_at}): "
                         + ", ".join(moved), hint=_REPLAN)
