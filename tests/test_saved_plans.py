@@ -229,3 +229,16 @@ def test_a_saved_plan_with_team_roles_applies_after_the_push_and_refuses_roles_c
     capsys.readouterr()
     assert main(["apply", "-c", str(config), str(plan)]) == 2
     assert f"astro: astro.team_roles {de} ({org_id})" in capsys.readouterr().err
+
+
+def test_the_shipped_mapping_is_fingerprinted_by_a_name_not_by_where_it_is_installed(
+    sandbox: Sandbox, sandbox_config: Path, tmp_path: Path
+) -> None:
+    data = yaml.safe_load(sandbox_config.read_text())
+    del data["okta"]["mapping"], data["azure"]["mapping"]  # the default: the mappings shipped in the package
+    sandbox_config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    plan = tmp_path / "plan.json"
+    plan_out(sandbox_config, plan, "--idp", "okta")
+    inputs = json.loads(plan.read_text())["config"]["inputs"]
+    assert {"(shipped) mappings/okta.yaml", "(shipped) mappings/azure.yaml", "astro-scim.yaml"} == set(inputs)
+    assert not [k for k in inputs if k.startswith("/")]  # nothing that differs between two CI runners

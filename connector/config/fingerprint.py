@@ -38,12 +38,14 @@ def config_inputs(cfg: ProjectConfig) -> dict[str, str]:
     """Input name (a file, relative to the config's folder when inside it, or `env NAME`) -> digest."""
     config = Path(cfg.file)
     base = config.resolve().parent
-    files = [config]
-    if cfg.okta is not None:
-        files.append(cfg.okta.mapping or default_mapping("okta"))
-    if cfg.azure is not None:
-        files.append(cfg.azure.mapping or default_mapping("azure"))
-    out = {_label(p, base): _file_digest(p) for p in files}
+    out = {_label(config, base): _file_digest(config)}
+    for idp, section in (("okta", cfg.okta), ("azure", cfg.azure)):
+        if section is None:
+            continue
+        if section.mapping is not None:
+            out[_label(section.mapping, base)] = _file_digest(section.mapping)
+        else:  # by a name that does not depend on where the package is installed (CI runners differ)
+            out[f"(shipped) mappings/{idp}.yaml"] = _file_digest(default_mapping(idp))
     for name in _ENV_FALLBACKS:
         if os.environ.get(name):
             out[f"env {name}"] = hashlib.sha256(os.environ[name].encode()).hexdigest()[:32]
