@@ -242,3 +242,17 @@ def test_the_shipped_mapping_is_fingerprinted_by_a_name_not_by_where_it_is_insta
     inputs = json.loads(plan.read_text())["config"]["inputs"]
     assert {"(shipped) mappings/okta.yaml", "(shipped) mappings/azure.yaml", "astro-scim.yaml"} == set(inputs)
     assert not [k for k in inputs if k.startswith("/")]  # nothing that differs between two CI runners
+
+
+def test_a_plan_holding_a_secret_value_is_never_written(sandbox_config: Path, tmp_path: Path) -> None:
+    from connector.config.load import load_config
+    from connector.errors import ConnectorError
+    from connector.plan import saved
+    from connector.plan.model import Action, Change, Plan
+    from connector.support.secret import Secret
+
+    canary = Secret.from_value("canary-7c1e-not-for-files").reveal()
+    plan = Plan("okta", [Change(Action.UPDATE, "okta.feature", "X", data={"token": canary})])
+    with pytest.raises(ConnectorError, match="would contain a secret value") as caught:
+        saved.write(tmp_path / "plan.json", load_config(sandbox_config), {"idp": "okta"}, [("okta", plan)])
+    assert canary not in str(caught.value) and not (tmp_path / "plan.json").exists()
