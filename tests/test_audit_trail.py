@@ -164,3 +164,14 @@ def test_an_unwritable_log_refuses_before_any_change(
     err = capsys.readouterr().err
     assert "cannot append to the audit log" in err and "ASTRO_SCIM_AUDIT_LOG" in err
     assert sandbox.logs["okta"].writes() == []
+
+
+def test_a_refused_canary_token_leaves_a_line_without_it(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    canary = "canary-okta-token-5f2d9e"
+    (sandbox_config.parent / "okta.token").write_text(canary + "\n")
+    assert main(["apply", "--idp", "okta", "-c", str(sandbox_config), "--yes"]) == 3  # Okta refuses it
+    (entry,) = lines(log_of(sandbox_config))
+    assert entry["exit_code"] == 3 and entry["error"]
+    assert canary not in log_of(sandbox_config).read_text()
