@@ -94,7 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
             # plan only: apply narrates its changes as text (an ignored --format json on apply misled scripts)
             p.add_argument("--format", choices=["text", "json"], default="text")
             p.add_argument("--exit-code", action="store_true", help="exit 1 when the plan has changes")
+            p.add_argument("-out", "--out", metavar="FILE", help="save the plan for 'astro-scim apply FILE'")
         else:
+            p.add_argument("plan_file", nargs="?", metavar="FILE",
+                           help="a plan saved by 'plan -out FILE': apply exactly it, refused if the org moved")
             p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
             p.add_argument("--force", action="store_true", help="allow deletions above the safety limit")
 
@@ -139,13 +142,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write-json", metavar="FILE", help="write URLs and tokens as JSON for scripts")
 
     command("demo", help="the whole story against a fresh sandbox, narrated")
+
+    p = command("init", help="write a starting astro-scim.yaml from a few answers and what the IdPs hold")
+    _config_option(p)  # the file to write
+    p.add_argument("--idp", choices=["okta", "azure", "all"], help="default: from the flags given, else asked")
+    p.add_argument("--non-interactive", action="store_true", help="never ask: every answer is a flag (CI)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing config file")
+    p.add_argument("--astro-scim-url", help="Astro's SCIM Integration URL")
+    p.add_argument("--astro-token-ref", help="env:NAME or file:PATH (default env:ASTRO_API_TOKEN)")
+    p.add_argument("--astro-api-url", help="Astro Platform API URL (default https://api.astronomer.io/v1)")
+    p.add_argument("--okta-org-url")
+    p.add_argument("--okta-token-ref", help="env:NAME or file:PATH (default env:OKTA_API_TOKEN)")
+    p.add_argument("--okta-app-label", default="Astro")
+    p.add_argument("--okta-integration", choices=["oin", "manual"], default="oin")
+    p.add_argument("--tenant-id", help="Entra tenant id")
+    p.add_argument("--azure-credential", choices=["secret", "token", "cli", "default", "workload"])
+    p.add_argument("--azure-client-id")
+    p.add_argument("--azure-secret-ref", help="env:NAME or file:PATH (default env:AZURE_CLIENT_SECRET)")
+    p.add_argument("--graph-token-ref", help="env:NAME or file:PATH: a ready Graph token")
+    p.add_argument("--graph-url", help="Graph endpoint (default https://graph.microsoft.com/v1.0)")
+    p.add_argument("--azure-app-name", default="Astro")
+    p.add_argument("--assign-group", action="append", metavar="GROUP", help="repeatable; default: discovered")
+    p.add_argument("--push-group", action="append", metavar="GROUP", help="Okta; repeatable; default: discovered")
     return parser
 
 
 COMMANDS = {
     "validate": "validate", "render": "render", "plan": "plan", "apply": "apply",
     "test-connection": "test_connection", "push-groups": "push_groups", "provision": "provision",
-    "drift": "drift", "status": "status", "sandbox": "sandbox", "demo": "demo",
+    "drift": "drift", "status": "status", "sandbox": "sandbox", "demo": "demo", "init": "init",
 }
 
 

@@ -8,6 +8,7 @@
     ├── RemoteError                an API answered with an error, or could not be reached, after retries (3)
     │   └── AuthError              the credential was refused (3)
     ├── UnsafePlan                 a plan exceeds a safety limit and --force was not given (2)
+    ├── StalePlan                  a saved plan no longer matches the org or the config it was made from (2)
     ├── ManualStepRequired         a step no API can do; the runbook text says what to click (1)
     └── VerificationFailed         the action ran but the result could not be verified (1)
 
@@ -140,6 +141,12 @@ class AuthError(RemoteError):
 
 
 class UnsafePlan(ConnectorError):
+    exit_code = EXIT_USAGE
+
+
+class StalePlan(ConnectorError):
+    """`apply FILE`: the org or the config moved since the plan was saved, or the file is not that plan."""
+
     exit_code = EXIT_USAGE
 
 

@@ -75,6 +75,7 @@ FULL_CONFIG: dict[str, Any] = {
                         "page_size": 1000}},
     "safety": {"max_delete_fraction": 0.2, "max_delete_count": 10},
     "access": {"Data Engineering": {"organization": "ORGANIZATION_MEMBER"}},
+    "audit_log": "logs/audit.jsonl",
 }
 
 
@@ -107,6 +108,7 @@ def test_full_config_uses_every_schema_key_and_loads(tmp_path: Path) -> None:
     assert config.astro is not None and config.astro.page_size == 500 and config.astro.team_wait_seconds == 30
     assert config.okta is not None and config.okta.integration == "manual"
     assert config.azure is not None and config.azure.app_id == "a1"
+    assert config.audit_log_setting == tmp_path / "logs" / "audit.jsonl"
 
 
 def test_the_schema_offers_every_astro_key_the_loader_accepts() -> None:

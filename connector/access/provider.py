@@ -28,7 +28,7 @@ from connector.errors import (
     RemoteError,
     VerificationFailed,
 )
-from connector.plan.model import Action, Change, Plan
+from connector.plan.model import Action, Change, Plan, digest
 from connector.providers.base import Check, Progress
 from connector.support import clock
 from connector.support.http import DEFAULT_POLICY, RetryPolicy
@@ -234,6 +234,11 @@ class AstroAccessProvider:
             names = cat.names()
             groups = sorted({t.template.group for t in org.targets})
             teams = await http.teams_named(org, groups)
+            # What `apply FILE` re-reads to see whether Astro moved since the plan (see Plan.state).
+            plan.state[f"astro.catalogue {org.astro.organization_id}"] = digest(names)
+            for group in groups:
+                found_teams = [[t.get("id"), RoleSet.from_api(t).body()] for t in teams.get(group, [])]
+                plan.state[f"{access.RESOURCE} {group} ({org.astro.organization_id})"] = digest(found_teams)
             for target in org.targets:
                 tpl = target.template
                 desired = self._desired(tpl, cat)

@@ -15,9 +15,11 @@ from connector.audit.report import render, to_markdown
 from connector.audit.run import FixOptions, drift
 from connector.config.arg import load_config_arg
 from connector.errors import EXIT_FINDINGS, EXIT_OK, UsageError
+from connector.plan import trail
 from connector.support import github
 
 
+@trail.recorded("drift --fix")
 def run(args: argparse.Namespace) -> int:
     if not args.fix and (args.yes or args.delete_orphans):
         raise UsageError("--yes and --delete-orphans only apply with --fix", hint="astro-scim drift --fix --yes")
@@ -26,8 +28,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write the report to {args.output}: its folder does not exist",
                          hint=f"create it first (mkdir -p {Path(args.output).parent})")
     cfg = load_config_arg(args.config)
+    if args.fix:  # a read-only audit changes nothing: only --fix leaves a line in the audit trail
+        trail.bind(cfg)
     options = FixOptions(fix=args.fix, yes=args.yes, delete_orphans=args.delete_orphans, force=args.force)
     done = drift(cfg, args.idp, options, fmt=args.format, to_stdout=not args.output)
+    for result in done.results:
+        for remedy in result.remedies:
+            trail.record(result.idp, {**remedy, "outcome": "done" if remedy.get("ok") else "failed"})
     unseen = done.unseen()
     if unseen or not done.results:
         _emit(unseen, args.format, args.output)  # only text on stdout is ever shown early: others get everything

@@ -9,11 +9,14 @@ import argparse
 from connector import output
 from connector.config.arg import load_config_arg
 from connector.errors import EXIT_FINDINGS, EXIT_OK
+from connector.plan import trail
 from connector.providers import registry
 
 
+@trail.recorded("provision")
 def run(args: argparse.Namespace) -> int:
     cfg = load_config_arg(args.config)
+    trail.bind(cfg)
     provider = registry.provision_on_demand(cfg, args.idp)
     try:
         subject = f"user {args.user}" if args.user else f"group {args.group}"
@@ -27,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
         style = "red" if r.failed else "green" if r.ok else "yellow"
         output.say("  " + r.describe(), style=style)
         not_done += not r.ok
+        trail.record("azure", {"action": "provision_on_demand", "resource": r.object_type, "key": r.subject,
+                               "detail": r.action, "outcome": r.status, "message": r.describe()})
     summary = f"{len(results)} result(s): {len(results) - not_done} provisioned or in sync"
     if not_done:
         summary += f", {not_done} not provisioned"

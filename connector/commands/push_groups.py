@@ -13,6 +13,7 @@ import sys
 from connector import output
 from connector.config.arg import load_config_arg
 from connector.errors import EXIT_OK, VerificationFailed
+from connector.plan import trail
 from connector.providers import registry
 from connector.providers.base import PushReport, PushState
 
@@ -41,8 +42,20 @@ def _confirm(count: int) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _trail(report: PushReport) -> None:
+    for g in report.groups:
+        if not g.action:
+            continue
+        result = ("verified" if g.verified else "not verified" if g.verified is None else "failed"
+                  ) if report.acted else trail.NOT_APPLIED
+        trail.record("okta", {"action": g.action, "resource": "okta.push_mapping", "key": g.name,
+                              "detail": g.describe_action(), "outcome": result, "message": g.result or g.reason})
+
+
+@trail.recorded("push-groups")
 def run(args: argparse.Namespace) -> int:
     cfg = load_config_arg(args.config)
+    trail.bind(cfg)
     provider = registry.group_push(cfg)
     names = list(args.groups) or None
     try:
@@ -56,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
             if not _confirm(len(report.pending)):
                 output.say(f"{len(report.pending)} group(s) need attention; nothing changed "
                            "(re-run with --yes to fix them)")
+                _trail(report)
                 return EXIT_OK
             report = provider.push_groups(names, yes=True)
+        _trail(report)
         if any(g.action == "repush" for g in report.groups):
             output.warn("note: Okta has no API for Push now; re-pushing uses the workaround of setting the push "
                         "mapping INACTIVE and then ACTIVE again, and checks the result in Astro")

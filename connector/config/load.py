@@ -14,6 +14,7 @@ from connector.support.suggest import closest
 from connector.support.urls import check_endpoint
 
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+AUDIT_LOG_DEFAULT = ".astro-scim/audit.log"
 
 
 @dataclass
@@ -80,6 +81,16 @@ class ProjectConfig:
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     access: dict[str, Any] = field(default_factory=dict)
     document: yamlsrc.Document | None = None
+    audit_log_setting: Path | None = None  # `audit_log:`, resolved against the config's folder
+
+    @property
+    def audit_log(self) -> Path:
+        """Where the audit trail goes: $ASTRO_SCIM_AUDIT_LOG, else `audit_log:`, else .astro-scim/audit.log next
+        to the config (the environment wins, so CI can collect every run's trail in one place)."""
+        env = os.environ.get("ASTRO_SCIM_AUDIT_LOG", "").strip()
+        if env:
+            return Path(env).expanduser()
+        return self.audit_log_setting or Path(self.file).resolve().parent / AUDIT_LOG_DEFAULT
 
     def idps(self) -> list[str]:
         return [name for name in ("okta", "azure") if getattr(self, name) is not None]
@@ -302,7 +313,7 @@ def load_config(path: str | Path) -> ProjectConfig:
     if not isinstance(doc.data, dict):
         raise ConfigError("the config file must be a YAML mapping", location=doc.loc(()))
     base = Path(path).resolve().parent
-    allowed = {"astro", "okta", "azure", "safety", "access"}
+    allowed = {"astro", "okta", "azure", "safety", "access", "audit_log"}
     for key in doc.data:
         if key not in allowed:
             raise ConfigError(
@@ -318,6 +329,9 @@ def load_config(path: str | Path) -> ProjectConfig:
         cfg.azure = _azure(doc, base)
     if doc.data.get("safety") is not None:
         cfg.safety = _safety(_Section(doc, ("safety",), {"max_delete_fraction", "max_delete_count"}, base))
+    if doc.data.get("audit_log") is not None:
+        top = _Section(doc, (), allowed, base)
+        cfg.audit_log_setting = top.path_value("audit_log")
     access = doc.data.get("access")
     if access is not None:
         if not isinstance(access, dict):

@@ -195,6 +195,9 @@ def config_schema() -> dict[str, Any]:
     access = {"type": "object", "additionalProperties": True,
               "description": "Team access templates: group name -> the Astro organization, workspace and "
                              "deployment roles its Team should hold."}
+    audit_log = _string("Audit trail: apply, push-groups, provision and drift --fix append one JSON line each "
+                        "here (relative to this file; $ASTRO_SCIM_AUDIT_LOG overrides it).",
+                        default=".astro-scim/audit.log", examples=["logs/astro-scim-audit.jsonl"])
     return {
         "$schema": DRAFT,
         "$id": "config.schema.json",
@@ -203,7 +206,7 @@ def config_schema() -> dict[str, Any]:
                        "Secrets by reference only (env:NAME, file:PATH).",
         "type": "object",
         "properties": {"astro": {"$ref": "#/$defs/astro"}, "okta": okta, "azure": azure, "safety": safety,
-                       "access": access},
+                       "access": access, "audit_log": audit_log},
         "additionalProperties": False,
         "$defs": {"astro": _astro()},
     }

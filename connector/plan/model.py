@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, is_dataclass
 from enum import Enum
+from pathlib import PurePath
 from typing import Any
 
 from connector.errors import UnsafePlan
@@ -40,7 +43,7 @@ class Change:
         return redact(text)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "action": self.action.value,
             "resource": self.resource,
             "key": self.key,
@@ -48,6 +51,20 @@ class Change:
             "after": self.after,
             "detail": redact(self.detail),
         }
+        if self.action is Action.MANUAL and self.data.get("steps"):
+            # The runbook is the whole of a manual change: a script reading the JSON plan needs it as much as a
+            # person reading the text one (only the values apply needs, the ids, stay out).
+            out["steps"] = redact(str(self.data["steps"]))
+        return out
+
+    def to_record(self) -> dict[str, Any]:
+        """Everything apply needs, `data` included: the change as a saved plan holds it."""
+        return {**self.to_json(), "data": self.data}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Change:
+        return cls(Action(record["action"]), str(record["resource"]), str(record["key"]), record.get("before"),
+                   record.get("after"), str(record.get("detail") or ""), dict(record.get("data") or {}))
 
 
 @dataclass
@@ -55,6 +72,9 @@ class Plan:
     provider: str
     changes: list[Change] = field(default_factory=list)
     existing: int = 0  # objects of the kinds the plan may delete: the deletion limit is a fraction of them
+    # What the plan was made from: resource kind -> digest of what populate read of it. A saved plan carries it,
+    # and `apply FILE` refuses when a fresh read digests differently (the org moved since the review).
+    state: dict[str, str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.changes)
@@ -83,3 +103,33 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         return {"provider": self.provider, "changes": [c.to_json() for c in self.changes], "counts": self.counts()}
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able form of what providers read (dataclasses, sets, paths, enums), for digests only."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return _plain(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_plain(v) for v in value), key=repr)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, PurePath):
+        return str(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)
+
+
+def digest(value: Any) -> str:
+    """A stable digest of a value: canonical JSON (sorted keys), SHA-256, first 32 hex digits."""
+    text = json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def state_digests(parts: dict[str, Any]) -> dict[str, str]:
+    """One digest per resource kind, so that a refusal can name what moved rather than just 'something'."""
+    return {name: digest(value) for name, value in parts.items()}

@@ -9,6 +9,7 @@ A provider class declares the capabilities it implements by the Protocols below;
     Remedies           the FAQ's Okta fixes: reassign, re-push, re-link      okta
     ProvisionOnDemand  Entra's provisionOnDemand                             azure
     GroupPush          push-groups: inspect and repair Group Push            okta
+    Discover           init: the app and candidate groups                    okta, azure (discover.py)
 
 `BaseProvider` is the ConfigProvider template method: `plan` never writes; after `apply`, `plan` is empty.
 """
@@ -22,7 +23,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 
 from connector import output
 from connector.errors import ManualStepRequired, UsageError
-from connector.plan.model import Action, Change, Plan
+from connector.plan.model import Action, Change, Plan, state_digests
 from connector.views import IdpUser, IdpView
 
 Progress = Callable[[Change], None]
@@ -185,6 +186,24 @@ class GroupPush(Closable, Protocol):
 
 
 @dataclass
+class Discovery:
+    """What `init` found in an IdP, through the same reads as plan: the app, and the groups it could use."""
+
+    idp: str
+    app: str | None  # "<name> (<id>, <status>)"; None: no app of that name
+    app_hint: str = ""  # when there is none: what to do (close names, or that apply creates it)
+    assigned: list[str] = field(default_factory=list)  # groups assigned to the app
+    pushed: list[str] = field(default_factory=list)  # groups pushed as Teams (Okta)
+    candidates: list[str] = field(default_factory=list)  # groups whose name mentions Astro
+
+
+class Discover(Closable, Protocol):
+    def discover(self) -> Discovery:
+        """Find the app and the groups `init` could write into a config. Never writes."""
+        ...
+
+
+@dataclass
 class AuditTarget:
     """One IdP as drift uses it: the view it reads and the remedies it offers (None where the IdP has none).
 
@@ -236,6 +255,12 @@ class BaseProvider(ABC, Generic[S, State, Ctx]):
     def _notes(self, state: State) -> list[str]:
         return []
 
+    def _fingerprint(self, state: State) -> dict[str, object]:
+        """What populate read, by resource kind (digested into `Plan.state`; `apply FILE` names the kinds that
+        differ). Leave out what moves on its own without changing the plan (timestamps of job runs): a saved plan
+        would never apply. Default: the whole state, as one kind."""
+        return {self.name: state}
+
     def _existing(self, state: State) -> int:
         """How many objects exist of the kinds the plan may delete (the base of the deletion limit)."""
         return 0
@@ -278,7 +303,8 @@ class BaseProvider(ABC, Generic[S, State, Ctx]):
 
     async def _plan(self, s: S) -> tuple[State, Plan]:
         state = await self._populate(s)
-        return state, Plan(self.name, self._changes(state), existing=self._existing(state))
+        return state, Plan(self.name, self._changes(state), existing=self._existing(state),
+                           state=state_digests(self._fingerprint(state)))
 
     def apply(self, plan: Plan, progress: Progress | None = None) -> int:
         if plan.provider != self.name:

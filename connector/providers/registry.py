@@ -13,6 +13,7 @@ from connector.errors import ConfigError, UsageError
 from connector.providers.base import (
     AuditTarget,
     ConfigProvider,
+    Discover,
     GroupPush,
     Health,
     IdPView,
@@ -107,3 +108,15 @@ def provision_on_demand(cfg: ProjectConfig, idp: str = "azure") -> ProvisionOnDe
                          hint="for Okta, 'astro-scim push-groups' re-pushes groups")
     selected_idps(cfg, "azure")
     return _azure(cfg)
+
+
+def discovery(cfg: ProjectConfig, idp: str) -> Discover:
+    """init: what one IdP ('okta' or 'azure') already holds."""
+    (name,) = selected_idps(cfg, idp)
+    if name == "okta":
+        from connector.providers.okta.discover import OktaDiscovery
+
+        return OktaDiscovery(cfg)
+    from connector.providers.entra.discover import EntraDiscovery
+
+    return EntraDiscovery(cfg)

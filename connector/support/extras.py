@@ -46,7 +46,7 @@ def required(command: str, idp: str | None) -> tuple[str, ...]:
         return ("okta",)
     if command == "provision":
         return ("entra",)
-    if command in ("plan", "apply", "test-connection", "drift", "status"):
+    if command in ("plan", "apply", "test-connection", "drift", "status", "init"):
         # --idp all (the default) and astro: which IdPs run depends on the config, found out when they load
         return {"okta": ("okta",), "azure": ("entra",)}.get(idp or "", ())
     return ()

@@ -121,6 +121,21 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
             add(state_change)
         return changes
 
+    def _fingerprint(self, state: AzureState) -> dict[str, object]:
+        # The job's status carries run times and counts that change every provisioning cycle (about every 40
+        # minutes) without changing the plan: only its state, status code and quarantine reason count.
+        sp, job = state.sp or {}, state.job or {}
+        status = job.get("status") or {}
+        return {
+            "azure.app": [sp.get(k) for k in ("id", "appId", "displayName", "accountEnabled")],
+            "azure.groups": [[g.get("id"), g.get("displayName")] for g in state.groups],
+            "azure.assignment": sorted(state.assigned),
+            "azure.job": [job.get("id"), job.get("templateId"), (job.get("schedule") or {}).get("state"),
+                          status.get("code"), (status.get("quarantine") or {}).get("reason")],
+            "azure.secrets": [state.saved, state.token_refusal],
+            "azure.schema": state.schema,
+        }
+
     def _secrets_change(self, state: AzureState) -> Change | None:
         url, saved = self.astro.scim_url, state.saved
         if not saved or not saved.get("BaseAddress"):

@@ -105,6 +105,20 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
     def _existing(self, state: OktaState) -> int:
         return len(state.mappings)  # only push mappings are ever deleted (--prune)
 
+    def _fingerprint(self, state: OktaState) -> dict[str, object]:
+        # Push mappings keep their identity and status only: Okta stamps lastPush on every push, which no plan
+        # reads. The mapping file is the config's (its fingerprint), not the org's.
+        return {
+            P.PROVISIONING: [state.app, state.enabled, state.connection_status],
+            P.FEATURE: state.feature,
+            P.PROFILE_MAPPING: [state.mapping_id, state.properties],
+            "okta.groups": [[g.name, g.id] for g in (*state.assign, *state.push)],
+            P.GROUP_ASSIGNMENT: sorted(str(a.get("id")) for a in state.assigned),
+            P.PUSH_MAPPING: sorted(
+                [str(m.get(k)) for k in ("id", "sourceGroupId", "status")] for m in state.mappings),
+            "okta.other_groups": state.other_names,
+        }
+
     # -- apply -------------------------------------------------------------------------------------------------
 
     async def _begin_apply(self, c: OktaClient, plan: Plan) -> str:

@@ -1,0 +1,276 @@
+"""`astro-scim init`: a starting astro-scim.yaml from a few answers and what the IdPs already hold.
+
+Asks (on a terminal) or takes flags (`--non-interactive`, in CI) for the IdPs, their URLs, the credential
+references and the Astro endpoint; looks at each IdP through the providers' own reads (the app as plan finds it,
+the groups assigned to it or pushed, groups named like it); writes the config with secret references only (the
+loader refuses a literal secret, and so does init, before it writes anything) and copies the shipped mappings
+into mappings/ next to it when absent; then runs `validate` and `test-connection` on it and reports.
+
+Group choice, per IdP: the flags, else what the app already uses, else the groups named like the app (a guess
+the plan shows before anything changes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from connector import output
+from connector.config.load import ProjectConfig, load_config
+from connector.errors import EXIT_OK, ConfigError, ConnectorError, UsageError
+from connector.providers import registry
+from connector.providers.base import Discovery
+from connector.support.packaged import default_mapping
+from connector.support.secret import Secret
+
+HEADER = ("# astro-scim project file, written by 'astro-scim init'. Secrets are references (env:NAME, file:PATH),\n"
+          "# never values. Check it with 'astro-scim validate astro-scim.yaml'; see what apply would do with\n"
+          "# 'astro-scim plan'.\n")
+
+
+@dataclass
+class Answers:
+    idps: list[str]
+    astro: dict[str, Any]
+    okta: dict[str, Any] = field(default_factory=dict)
+    azure: dict[str, Any] = field(default_factory=dict)
+
+
+Ask = Callable[[str, str | None], str]
+
+
+def _asker(interactive: bool) -> Ask:
+    """Ask on a terminal (the default shown in brackets); without one, a missing answer is a usage error that
+    names the flag."""
+    def ask(flag: str, default: str | None, *, prompt: str = "") -> str:
+        if interactive:
+            suffix = f" [{default}]" if default else ""
+            answer = input(f"{prompt or flag}{suffix}: ").strip()
+            if answer:
+                return answer
+        if default:
+            return default
+        raise UsageError(f"init needs {flag}", hint=f"pass {flag} (with --non-interactive every answer is a flag)")
+
+    def ask_flag(flag: str, default: str | None) -> str:
+        return ask(flag, default, prompt=_PROMPTS.get(flag, flag))
+
+    return ask_flag
+
+
+_PROMPTS = {
+    "--idp": "Identity provider(s): okta, azure or all",
+    "--astro-scim-url": "Astro SCIM Integration URL (Settings > Authentication > SCIM)",
+    "--astro-token-ref": "Astro Organization API token (a reference: env:NAME or file:PATH)",
+    "--okta-org-url": "Okta org URL (https://<org>.okta.com)",
+    "--okta-token-ref": "Okta API token (env:NAME or file:PATH)",
+    "--tenant-id": "Entra tenant id",
+    "--azure-credential": "Graph credential: secret, certificate, cli, default, workload or token",
+    "--azure-client-id": "Entra app registration (client) id",
+    "--azure-secret-ref": "Its client secret (env:NAME or file:PATH)",
+    "--graph-token-ref": "A Graph access token (env:NAME or file:PATH)",
+}
+
+
+def _ref(flag: str, value: str) -> str:
+    """A secret reference, checked now: init never writes a literal secret (the loader would refuse it later)."""
+    try:
+        Secret(value)
+    except ConfigError as exc:
+        raise UsageError(f"{flag}: {exc.message}", hint=exc.hint) from None
+    return value
+
+
+def _answers(args: argparse.Namespace, ask: Ask) -> Answers:
+    idp = args.idp or ("all" if args.okta_org_url and args.tenant_id else "okta" if args.okta_org_url
+                       else "azure" if args.tenant_id else None)
+    idp = idp or ask("--idp", None)
+    if idp not in ("okta", "azure", "all"):
+        raise UsageError(f"--idp must be okta, azure or all, not {idp!r}")
+    idps = ["okta", "azure"] if idp == "all" else [idp]
+    astro: dict[str, Any] = {
+        "scim_url": args.astro_scim_url or ask("--astro-scim-url", None),
+        "token": _ref("--astro-token-ref", args.astro_token_ref or ask("--astro-token-ref", "env:ASTRO_API_TOKEN")),
+    }
+    if args.astro_api_url:
+        astro["api_url"] = args.astro_api_url
+    answers = Answers(idps, astro)
+    if "okta" in idps:
+        answers.okta = {
+            "org_url": args.okta_org_url or ask("--okta-org-url", os.environ.get("OKTA_CLIENT_ORGURL")),
+            "token": _ref("--okta-token-ref", args.okta_token_ref or ask("--okta-token-ref", "env:OKTA_API_TOKEN")),
+            "app": {"label": args.okta_app_label},
+            "integration": args.okta_integration,
+            "mapping": "mappings/okta.yaml",
+        }
+    if "azure" in idps:
+        answers.azure = {"tenant_id": args.tenant_id or ask("--tenant-id", os.environ.get("AZURE_TENANT_ID"))}
+        if args.graph_url:
+            answers.azure["graph_url"] = args.graph_url
+        answers.azure["credential"] = _credential(args, ask)
+        answers.azure["app"] = {"display_name": args.azure_app_name}
+        answers.azure["mapping"] = "mappings/azure.yaml"
+    return answers
+
+
+def _credential(args: argparse.Namespace, ask: Ask) -> dict[str, Any]:
+    kind = args.azure_credential or ("token" if args.graph_token_ref else "secret" if args.azure_client_id
+                                     else ask("--azure-credential", "secret"))
+    if kind == "token":
+        return {"token": _ref("--graph-token-ref", args.graph_token_ref or ask("--graph-token-ref", None))}
+    if kind == "secret":
+        return {"client_id": args.azure_client_id or ask("--azure-client-id", None),
+                "client_secret": _ref("--azure-secret-ref",
+                                      args.azure_secret_ref or ask("--azure-secret-ref", "env:AZURE_CLIENT_SECRET"))}
+    if kind in ("cli", "default"):
+        return {"type": kind}
+    if kind == "workload":
+        return {"type": kind, "client_id": args.azure_client_id or ask("--azure-client-id", None)}
+    raise UsageError(f"--azure-credential {kind!r} is not one init writes",
+                     hint="use secret, token, cli, default or workload (certificate: edit the file afterwards)")
+
+
+def _document(answers: Answers) -> dict[str, Any]:
+    doc: dict[str, Any] = {"astro": answers.astro}
+    if answers.okta:
+        doc["okta"] = answers.okta
+    if answers.azure:
+        doc["azure"] = answers.azure
+    return doc
+
+
+def _load_draft(doc: dict[str, Any], folder: Path) -> ProjectConfig:
+    """The answers as the loader reads them (same folder as the target: file: references resolve alike)."""
+    fd, name = tempfile.mkstemp(prefix=".astro-scim-init.", suffix=".yaml", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            yaml.safe_dump(doc, f, sort_keys=False, allow_unicode=True)
+        try:
+            cfg = load_config(name)
+        except ConfigError as exc:  # its file:line is the draft's, which is gone: the message names the key
+            raise UsageError(exc.message, hint=exc.hint) from None
+        cfg.document = None
+        return cfg
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def _show(found: Discovery) -> None:
+    def names(items: list[str]) -> str:
+        return ", ".join(items) if items else "none"
+
+    if found.app is None:
+        output.say(f"  {found.idp}: no app yet: {found.app_hint}", style="yellow")
+    else:
+        output.say(f"  {found.idp}: app {found.app}; assigned groups: {names(found.assigned)}"
+                   + (f"; pushed groups: {names(found.pushed)}" if found.idp == "okta" else ""))
+    output.say(f"  {found.idp}: groups named like the app: {names(found.candidates)}")
+
+
+def _groups(given: list[str], *found: list[str]) -> tuple[list[str], str]:
+    if given:
+        return given, "from the flags"
+    for source, label in zip(found, ("in use by the app", "named like the app"), strict=False):
+        if source:
+            return list(source), label
+    return [], "none found"
+
+
+def _choose_groups(args: argparse.Namespace, answers: Answers, found: dict[str, Discovery],
+                   interactive: bool) -> None:
+    for idp, section in (("okta", answers.okta), ("azure", answers.azure)):
+        if idp not in found:
+            continue
+        d = found[idp]
+        kinds: list[tuple[str, list[str] | None, tuple[list[str], ...]]] = [
+            ("assign_groups", args.assign_group, (d.assigned, d.candidates))]
+        if idp == "okta":
+            # Okta refuses one group for both assignment and push: push candidates are only what is pushed.
+            kinds.append(("push_groups", args.push_group, (d.pushed,)))
+        for key, given, sources in kinds:
+            groups, why = _groups(list(given or []), *sources)
+            if interactive:
+                answer = input(f"{idp}.{key} (comma-separated) [{', '.join(groups)}]: ").strip()
+                if answer:
+                    groups, why = [g.strip() for g in answer.split(",") if g.strip()], "as answered"
+            section[key] = groups
+            output.say(f"  {idp}.{key}: {', '.join(groups) if groups else '(empty)'} ({why})")
+
+
+def _copy_mappings(folder: Path, idps: list[str]) -> None:
+    target = folder / "mappings"
+    target.mkdir(exist_ok=True)
+    for idp in idps:
+        path = target / f"{idp}.yaml"
+        if path.exists():
+            output.say(f"  kept {path} (already there)")
+            continue
+        shutil.copyfile(default_mapping(idp), path)
+        output.say(f"  wrote {path} (the shipped mapping: Astro's setup page)")
+
+
+def _write(path: Path, doc: dict[str, Any]) -> None:
+    text = HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 is for secrets; the config holds references only
+    os.replace(tmp, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.config)
+    if path.exists() and not args.force:
+        raise UsageError(f"{path} already exists; init does not overwrite it",
+                         hint="pass --force to replace it, or --config OTHER.yaml to write another file")
+    if not path.resolve().parent.is_dir():
+        raise UsageError(f"cannot write {path}: its folder does not exist", hint=f"mkdir -p {path.parent}")
+    interactive = not args.non_interactive and sys.stdin.isatty()
+    answers = _answers(args, _asker(interactive))
+    folder = path.resolve().parent
+    cfg = _load_draft(_document(answers), folder)  # every answer checked before anything is written
+
+    output.say("looking at what the IdPs already hold", style="bold")
+    found: dict[str, Discovery] = {}
+    for idp in answers.idps:
+        reader = registry.discovery(cfg, idp)
+        try:
+            found[idp] = reader.discover()
+        except ConnectorError as exc:
+            # A refused token or an unreachable org: write the config anyway (test-connection below says what
+            # is wrong), with the groups the flags gave.
+            output.error(f"{idp}: {exc}", exc.hint)
+            found[idp] = Discovery(idp, None, "see the error above")
+        finally:
+            reader.close()
+        _show(found[idp])
+    _choose_groups(args, answers, found, interactive)
+
+    _copy_mappings(folder, answers.idps)
+    _write(path, _document(answers))
+    output.say(f"wrote {path}", style="bold green")
+
+    program = args.program
+    output.say(f"astro-scim validate {path}", style="bold")
+    valid = program(["validate", str(path)])
+    output.say(f"astro-scim test-connection --config {path}", style="bold")
+    connected = program(["test-connection", "--config", str(path)])
+    if valid != EXIT_OK:
+        output.error(f"{path} was written but does not validate (see above)", "fix it, then re-run validate")
+        return valid
+    if connected != EXIT_OK:
+        # Not init's failure: a fresh tenant has no app until apply creates it, and Okta's provisioning waits for
+        # its manual step. The checks above say which is which.
+        output.warn(f"test-connection: some checks did not pass (exit {connected}); see above. "
+                    "'astro-scim plan' shows what apply would change")
+    output.say("next: astro-scim plan, then astro-scim apply", style="bold")
+    return EXIT_OK

@@ -1,0 +1,154 @@
+"""`astro-scim init` against the sandbox, through the real CLI, from an empty folder: init -> validate -> plan ->
+apply, with every answer a flag (--non-interactive) and secrets as references only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from connector.cli import main
+from connector.sandbox.core import Sandbox
+from connector.sandbox.seed import ASSIGNED_TEAM
+
+
+@pytest.fixture
+def tokens(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox's tokens where the references init writes point."""
+    monkeypatch.setenv("OKTA_API_TOKEN", sandbox.okta_token)
+    monkeypatch.setenv("GRAPH_TOKEN", sandbox.graph_token)
+    monkeypatch.setenv("ASTRO_API_TOKEN", sandbox.astro_orgs["okta"].token)
+    monkeypatch.setenv("ASTRO_AZURE_TOKEN", sandbox.astro_orgs["azure"].token)
+
+
+def okta_flags(sb: Sandbox) -> list[str]:
+    return ["--okta-org-url", sb.okta_url, "--okta-token-ref", "env:OKTA_API_TOKEN",
+            "--astro-scim-url", sb.astro_orgs["okta"].scim_url, "--astro-token-ref", "env:ASTRO_API_TOKEN"]
+
+
+def azure_flags(sb: Sandbox) -> list[str]:
+    return ["--tenant-id", sb.tenant_id, "--graph-url", str(sb.graph_url), "--graph-token-ref", "env:GRAPH_TOKEN",
+            "--astro-scim-url", sb.astro_orgs["azure"].scim_url, "--astro-token-ref", "env:ASTRO_AZURE_TOKEN"]
+
+
+def init(config: Path, *flags: str) -> int:
+    return main(["init", "--non-interactive", "-c", str(config), *flags])
+
+
+def test_init_validate_plan_apply_from_an_empty_folder_with_okta(
+    sandbox: Sandbox, tokens: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)  # an empty folder, and every command with its default config file
+    monkeypatch.delenv("ASTRO_SCIM_CONFIG", raising=False)
+    config = tmp_path / "astro-scim.yaml"
+    teams = sandbox.default_team_names()
+    push = [arg for team in teams for arg in ("--push-group", team)]
+    assert main(["init", "--non-interactive", *okta_flags(sandbox), *push]) == 0
+    out = capsys.readouterr().out
+    assert "okta: app Astro (" in out  # found through the provider's own read of the org
+    assert f"okta.assign_groups: {ASSIGNED_TEAM} (named like the app)" in out
+    assert "1 project config and 1 mapping file OK" in out  # validate ran on it
+    assert "ok   Okta API token" in out  # and test-connection
+    data = yaml.safe_load(config.read_text())
+    assert data["okta"]["token"] == "env:OKTA_API_TOKEN" and data["astro"]["token"] == "env:ASTRO_API_TOKEN"
+    assert data["okta"]["push_groups"] == teams and data["okta"]["mapping"] == "mappings/okta.yaml"
+    assert (tmp_path / "mappings" / "okta.yaml").is_file() and not (tmp_path / "mappings" / "azure.yaml").exists()
+    text = config.read_text()
+    assert sandbox.okta_token not in text and sandbox.astro_orgs["okta"].token not in text
+    assert sandbox.logs["okta"].writes() == []  # init reads the org, never writes it
+
+    assert main(["validate", "astro-scim.yaml"]) == 0
+    assert main(["plan", "--exit-code"]) == 1  # the setup to do
+    app_id = str(sandbox.okta.app_by_label("Astro")["id"])
+    org = sandbox.astro_orgs["okta"]
+    sandbox.okta.enable_provisioning(app_id, org.scim_url, org.token)  # the plan's manual step
+    assert main(["apply", "--yes"]) == 0
+    assert main(["plan", "--exit-code"]) == 0
+
+
+def test_init_validate_plan_apply_from_an_empty_folder_with_entra(
+    sandbox: Sandbox, tokens: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "astro-scim.yaml"
+    assert init(config, *azure_flags(sandbox), "--assign-group", ASSIGNED_TEAM) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "azure: no app yet" in out and "apply" in out  # the app apply will create
+    assert f"azure.assign_groups: {ASSIGNED_TEAM} (from the flags)" in out
+    # test-connection fails on the missing app; init reports it and still succeeds: apply creates the app
+    assert "FAIL app 'Astro'" in out and "test-connection: some checks did not pass" in captured.err
+    data = yaml.safe_load(config.read_text())
+    assert data["azure"]["credential"] == {"token": "env:GRAPH_TOKEN"}
+    assert main(["validate", str(config)]) == 0
+    assert main(["plan", "-c", str(config), "--exit-code"]) == 1
+    assert main(["apply", "-c", str(config), "--yes"]) == 0
+    assert main(["plan", "-c", str(config), "--exit-code"]) == 0
+    # run again on the configured tenant: it finds the app and the assignment
+    assert init(config, *azure_flags(sandbox), "--force") == 0
+    out = capsys.readouterr().out
+    assert "azure: app Astro (" in out and f"assigned groups: {ASSIGNED_TEAM}" in out
+    assert f"azure.assign_groups: {ASSIGNED_TEAM} (in use by the app)" in out
+
+
+def test_init_refuses_to_overwrite_without_force(
+    sandbox: Sandbox, tokens: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "astro-scim.yaml"
+    config.write_text("# mine\n")
+    assert init(config, *okta_flags(sandbox)) == 2
+    assert "already exists" in capsys.readouterr().err and config.read_text() == "# mine\n"
+    assert not (tmp_path / "mappings").exists()
+
+
+def test_init_refuses_a_literal_secret_and_names_the_flag(
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "astro-scim.yaml"
+    flags = okta_flags(sandbox)
+    flags[flags.index("--okta-token-ref") + 1] = sandbox.okta_token
+    assert init(config, *flags) == 2
+    err = capsys.readouterr().err
+    assert "--okta-token-ref" in err and "reference" in err and sandbox.okta_token not in err
+    assert not config.exists()
+
+
+def test_init_without_an_answer_names_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert init(tmp_path / "astro-scim.yaml", "--idp", "okta") == 2
+    err = capsys.readouterr().err
+    assert "init needs --astro-scim-url" in err and "hint:" in err
+
+
+def test_init_keeps_an_existing_mapping(
+    sandbox: Sandbox, tokens: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "mappings").mkdir()
+    mine = (tmp_path / "mappings" / "okta.yaml")
+    mine.write_text(Path(str(sandbox.config_data()["okta"]["mapping"])).read_text() + "# edited\n")
+    assert init(tmp_path / "astro-scim.yaml", *okta_flags(sandbox)) == 0
+    assert mine.read_text().endswith("# edited\n") and "kept " in capsys.readouterr().out
+
+
+def test_init_asks_on_a_terminal(
+    sandbox: Sandbox, tokens: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    answers = iter(["okta", sandbox.astro_orgs["okta"].scim_url, "", sandbox.okta_url, "",
+                    "", "Data Engineering, Analytics"])
+    prompts: list[str] = []
+
+    def answer(prompt: str) -> str:
+        prompts.append(prompt)
+        return next(answers)
+
+    monkeypatch.setattr("builtins.input", answer)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    config = tmp_path / "astro-scim.yaml"
+    assert main(["init", "-c", str(config)]) == 0
+    assert prompts[2] == "Astro Organization API token (a reference: env:NAME or file:PATH) [env:ASTRO_API_TOKEN]: "
+    assert prompts[5] == f"okta.assign_groups (comma-separated) [{ASSIGNED_TEAM}]: "
+    data = yaml.safe_load(config.read_text())
+    assert data["okta"]["assign_groups"] == [ASSIGNED_TEAM]  # the default, taken with Enter
+    assert data["okta"]["push_groups"] == ["Data Engineering", "Analytics"]
+    assert data["astro"]["token"] == "env:ASTRO_API_TOKEN"
