@@ -85,6 +85,7 @@ EVERY_COMMAND = {
     "status": ["status"],
     "sandbox": ["sandbox"],
     "demo": ["demo"],
+    "init": ["init", "--non-interactive"],
 }
 
 
