@@ -11,14 +11,15 @@ import contextlib
 import importlib
 import logging
 import os
+import re
 import sys
 import tempfile
 import traceback
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from connector import __version__
-from connector.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, ConnectorError
+from connector.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, EXIT_USAGE, ConnectorError
 
 DEFAULT_CONFIG = "astro-scim.yaml"
 
@@ -51,8 +52,38 @@ def _global_options(p: argparse.ArgumentParser, default: Any) -> None:
                    help="print only errors and the data asked for (--format json, reports)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" for a mistyped command, choice or flag (Python 3.11 has none)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{_did_you_mean(self, message)}\n"
+                              f"hint: {self.prog} --help lists what it takes\n")
+
+
+def _did_you_mean(parser: argparse.ArgumentParser, message: str) -> str:
+    from connector.support.suggest import closest
+
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice:
+        guess = closest(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
+        return f" (did you mean '{guess}'?)" if guess else ""
+    if message.startswith("unrecognized arguments:"):
+        flags = {flag for p in _all_parsers(parser) for flag in p._option_string_actions}
+        guesses = [(word, guess) for word in message.split(":", 1)[1].split()
+                   if word.startswith("-") and (guess := closest(word.split("=")[0], flags))]
+        if len(guesses) == 1:
+            return f" (did you mean {guesses[0][1]}?)"
+        return " (did you mean " + ", ".join(f"{g} for {w}" for w, g in guesses) + "?)" if guesses else ""
+    return ""
+
+
+def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return [parser, *(p for action in subs for p in action.choices.values())]
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="astro-scim",
         description="Set up, check and repair SCIM provisioning from Okta and Microsoft Entra ID into Astro.",
         epilog=EXIT_CODES,
@@ -63,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     # -v/-q are taken after the command too: each subcommand repeats them with a SUPPRESS default, so that one
     # not given there leaves the value parsed before the command alone (argparse copies the subcommand's
     # namespace over the main one).
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     _global_options(common, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -143,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("demo", help="the whole story against a fresh sandbox, narrated")
 
+    p = command("completion", help="print the shell completion script (eval it, or save it in the shell's folder)")
+    p.add_argument("shell", choices=["bash", "zsh", "fish"])
+
     p = command("init", help="write a starting astro-scim.yaml from a few answers and what the IdPs hold")
     _config_option(p)  # the file to write
     p.add_argument("--idp", choices=["okta", "azure", "all"], help="default: from the flags given, else asked")
@@ -170,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {
     "validate": "validate", "render": "render", "plan": "plan", "apply": "apply",
     "test-connection": "test_connection", "push-groups": "push_groups", "provision": "provision",
-    "drift": "drift", "status": "status", "sandbox": "sandbox", "demo": "demo", "init": "init",
+    "drift": "drift", "status": "status", "sandbox": "sandbox", "demo": "demo", "init": "init", "completion": "completion",
 }
 
 
@@ -225,6 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from connector import output
 
     parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (see `astro-scim completion`): answer, exit
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors and 0 on --help
@@ -260,6 +298,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         output.error("interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `astro-scim ... | head`: the reader stopped; nothing to report, nowhere to report it
+        try:  # so the interpreter's own flush at exit does not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is no file (captured, embedded): nothing will flush to the pipe
+            pass
+        return EXIT_PIPE_CLOSED
     except Exception as exc:  # the promise: never a raw traceback
         return _internal_error(exc)
     finally:

@@ -30,6 +30,7 @@ EXIT_USAGE = 2
 EXIT_REMOTE = 3
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a program whose reader went away
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,7 @@ EVERY_COMMAND = {
     "sandbox": ["sandbox"],
     "demo": ["demo"],
     "init": ["init", "--non-interactive"],
+    "completion": ["completion", "bash"],
 }
 
 
