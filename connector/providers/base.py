@@ -9,6 +9,7 @@ A provider class declares the capabilities it implements by the Protocols below;
     Remedies           the FAQ's Okta fixes: reassign, re-push, re-link      okta
     ProvisionOnDemand  Entra's provisionOnDemand                             azure
     GroupPush          push-groups: inspect and repair Group Push            okta
+    SetupAudit         what the config expects of the IdP and is not so      okta, azure (BaseProvider)
 
 `BaseProvider` is the ConfigProvider template method: `plan` never writes; after `apply`, `plan` is empty.
 """
@@ -23,7 +24,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 from connector import output
 from connector.errors import ManualStepRequired, UsageError
 from connector.plan.model import Action, Change, Plan
-from connector.views import IdpUser, IdpView
+from connector.views import IdpUser, IdpView, SetupGap
 
 Progress = Callable[[Change], None]
 T = TypeVar("T")
@@ -74,6 +75,26 @@ class Health(Closable, Protocol):
     def status(self) -> list[Check]:
         """Provisioning health as the IdP reports it (job state, quarantine, errors)."""
         ...
+
+
+class SetupAudit(Closable, Protocol):
+    def setup_gaps(self) -> list[SetupGap]:
+        """Every expectation of the configuration the IdP does not meet: what `apply` would still change (one
+        source of truth: the plan), plus what only the IdP's running state shows (the app deactivated, its token
+        for Astro refused, SSO absent). Never writes."""
+        ...
+
+
+def setup_checks(gaps: Sequence[SetupGap]) -> list[Check]:
+    """Setup gaps as status lines (`status` and `drift` say the same thing about the same state)."""
+    if not gaps:
+        return [Check("setup", True, "provisioning on, connection working, every configured group in place")]
+    return [Check(f"setup: {g.kind.replace('_', ' ')}", None if g.warning else False,
+                  f"{g.subject}: {g.message}", g.remedy) for g in gaps]
+
+
+def not_set_up(gaps: Sequence[SetupGap]) -> bool:
+    return any(g.kind == "not_set_up" for g in gaps)
 
 
 class IdPView(Closable, Protocol):
@@ -194,6 +215,7 @@ class AuditTarget:
 
     idp: str
     view: IdPView
+    setup: SetupAudit
     remedies: Remedies | None = None  # Okta
     on_demand: ProvisionOnDemand | None = None  # Entra
 
@@ -236,6 +258,14 @@ class BaseProvider(ABC, Generic[S, State, Ctx]):
     def _notes(self, state: State) -> list[str]:
         return []
 
+    def _gap(self, change: Change) -> SetupGap | None:
+        """The setup gap a planned change stands for (None: the change is not an unmet expectation)."""
+        return None
+
+    async def _runtime_gaps(self, s: S, state: State) -> list[SetupGap]:
+        """Gaps no plan change fixes and only the IdP's running state shows."""
+        return []
+
     def _existing(self, state: State) -> int:
         """How many objects exist of the kinds the plan may delete (the base of the deletion limit)."""
         return 0
@@ -275,6 +305,17 @@ class BaseProvider(ABC, Generic[S, State, Ctx]):
         for note in self._notes(state):
             output.warn(f"{self.name}: note: {note}")
         return plan
+
+    def setup_gaps(self) -> list[SetupGap]:
+        return self._call(self._setup_gaps)
+
+    async def _setup_gaps(self, s: S) -> list[SetupGap]:
+        state, plan = await self._plan(s)
+        gaps = [g for change in plan.changes if (g := self._gap(change)) is not None]
+        if not_set_up(gaps):
+            # One finding: the rest (groups, mappings, job state) are what setting it up does.
+            return [next(g for g in gaps if g.kind == "not_set_up")]
+        return gaps + await self._runtime_gaps(s, state)
 
     async def _plan(self, s: S) -> tuple[State, Plan]:
         state = await self._populate(s)

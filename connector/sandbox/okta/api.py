@@ -166,6 +166,7 @@ _ROUTES = Map(
         _rule("/api/v1/meta/types/user/<tid>", "get_user_type", "GET"),
         _rule("/api/v1/apps", "list_apps", "GET"),
         _rule("/api/v1/apps/<aid>", "get_app", "GET"),
+        _rule("/api/v1/apps/<aid>/lifecycle/<action>", "app_lifecycle", "POST"),
         _rule("/api/v1/apps/<aid>/users", "list_app_users", "GET"),
         _rule("/api/v1/apps/<aid>/users", "assign_user", "POST"),
         _rule("/api/v1/apps/<aid>/users/<uid>", "get_app_user", "GET"),
@@ -870,6 +871,17 @@ class OktaEmulator:
 
     def _ep_get_app(self, request: Request, aid: str) -> Response:
         return self._json(self.shapes.app_json(self._app(aid), self._base(request)))
+
+    def _ep_app_lifecycle(self, request: Request, aid: str, action: str) -> Response:
+        """POST /api/v1/apps/{appId}/lifecycle/activate|deactivate (spec 5.1.0: activateApplication,
+        deactivateApplication; 200 with an empty Success object). The status is all this emulator changes: an
+        INACTIVE app keeps its assignments and push mappings, as Okta's do, and is shown as such."""
+        app = self._app(aid)
+        if action not in ("activate", "deactivate"):
+            raise not_found(action, "Path")
+        with self.state.lock:
+            app.update(status="ACTIVE" if action == "activate" else "INACTIVE", lastUpdated=self.state.now())
+        return self._json({})
 
     # -- app users --
 
