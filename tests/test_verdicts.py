@@ -299,3 +299,100 @@ def test_a_revoked_token_on_our_side_is_a_remote_error_never_clean(sb: Sandbox, 
     (tmp_path / "okta.token").write_text("revoked\n", encoding="utf-8")
     rc, _ = run(capsys, "drift", "-c", str(config))
     assert rc == 3
+
+
+# -- apply verifies its outcome ------------------------------------------------------------------------------
+
+
+def test_apply_with_a_wrong_astro_token_in_okta_fails_naming_the_401_and_the_fix(
+        sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = sb.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
+    console_step(sb, token="a-wrong-astro-token")
+    rc, out = run(capsys, "apply", "-c", str(config), "--yes")
+    assert rc == 4, out
+    assert "provisioning FAILED: connection_broken" in out and "401" in out
+    assert "Provisioning > Integration > Edit: API token" in out
+    assert "applied 6 change(s)" not in out and "a-wrong-astro-token" not in out
+    rc, out = run(capsys, "apply", "-c", str(config), "--yes")  # nothing left to change: still not "applied"
+    assert rc == 4, out
+    rc, out = run(capsys, "apply", "-c", str(config), "--yes", "--no-wait")
+    assert rc == 0 and "not verified" in out
+    rc, out = run(capsys, "test-connection", "-c", str(config))
+    assert rc == 1 and "FAIL Okta -> Astro" in out, out
+
+
+def test_apply_waits_bounded_and_fails_when_nothing_reached_astro(
+        sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Entra's cycles never begin here: the wait is bounded by --wait, and the verdict is that nothing reached
+    Astro."""
+    assert sb.graph is not None
+    config = sb.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
+    sb.graph.hold_cycles = True
+    rc, out = run(capsys, "apply", "-c", str(config), "--yes", "--wait", "0")
+    assert rc == 4 and "none of" in out and "reached Astro" in out, out
+
+
+@pytest.mark.parametrize("what", ["push_error", "user_error"])
+def test_okta_errors_the_idp_reports_fail_apply_until_repaired(sb: Sandbox, tmp_path: Path, what: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    config = okta_configured(sb, tmp_path)
+    assert sb.okta is not None
+    if what == "push_error":
+        subject = first_team(sb)
+        sb.okta.set_push_error(okta_app_id(sb), subject, "Error while pushing: 500 from the remote server")
+    else:
+        subject = sb.seed_org.people[0].email
+        sb.okta.set_app_user_error(okta_app_id(sb), subject, "Astro refused the attribute profileUrl")
+    rc, found, _ = drift(config, capsys)
+    assert rc == 1 and ("idp_error", subject) in found, found
+    rc, out = run(capsys, "status", "-c", str(config))
+    assert rc == 1
+    rc, out = run(capsys, "apply", "-c", str(config), "--yes")
+    assert rc == 4 and "idp_error" in out, out
+    rc, out = run(capsys, "drift", "-c", str(config), "--fix", "--yes")
+    assert_clean(config, capsys)
+    rc, out = run(capsys, "apply", "-c", str(config), "--yes")
+    assert rc == 0 and "verified:" in out, out
+
+
+def test_azure_quarantine_is_unhealthy_and_apply_restarts_the_job(sb: Sandbox, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    config = azure_configured(sb, tmp_path)
+    assert sb.graph is not None
+    sb.graph.quarantine(azure_sp(sb), reason="EncounteredQuarantineException")
+    rc, found, by_kind = drift(config, capsys)
+    assert (rc, found) == (1, [("idp_error", "Astro")]) and "Restart provisioning" in by_kind["idp_error"]["remedy"]
+    rc, out = run(capsys, "status", "-c", str(config))
+    assert rc == 1 and "FAIL quarantine" in out
+    by_apply(sb, config, capsys)
+    assert_clean(config, capsys)
+
+
+# -- several IdPs --------------------------------------------------------------------------------------------
+
+
+def test_apply_all_continues_past_the_okta_manual_step_and_ends_with_what_is_left(
+        sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = sb.write_config(tmp_path / "astro-scim.yaml")
+    rc, out = run(capsys, "apply", "-c", str(config), "--yes")
+    assert rc == 1, out
+    assert "azure: verified" in out  # Entra was planned, applied and verified after Okta stopped
+    assert "left to do:" in out and out.index("left to do:") > out.index("azure: verified")
+    assert "- okta:" in out.split("left to do:")[1]
+    rc, found, _ = drift(config, capsys)
+    assert (rc, found) == (1, [("not_set_up", "Astro")])  # okta's; azure is clean
+    console_step(sb)
+    rc, out = run(capsys, "apply", "-c", str(config), "--yes")
+    assert rc == 0, out
+    assert_clean(config, capsys)
+
+
+def test_test_connection_says_which_direction_failed(sb: Sandbox, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    config = azure_configured(sb, tmp_path)
+    rc, out = run(capsys, "test-connection", "-c", str(config))
+    assert rc == 0 and "ok   Entra -> Astro" in out, out
+    azure_token_wrong(sb)
+    rc, out = run(capsys, "test-connection", "-c", str(config))
+    assert rc == 1 and "FAIL Entra -> Astro" in out and "ok   Astro SCIM (validateCredentials)" in out, out
+    assert "revoked-astro-token" not in out

@@ -93,6 +93,17 @@ def setup_checks(gaps: Sequence[SetupGap]) -> list[Check]:
                   f"{g.subject}: {g.message}", g.remedy) for g in gaps]
 
 
+def direction_check(name: str, gaps: Sequence[SetupGap], *, unknown: str) -> Check:
+    """test-connection's verdict on the IdP -> Astro direction (the token the IdP holds), from the setup audit.
+    `unknown` is what to say when nothing shows either way (Okta cannot be asked to test its token)."""
+    if not_set_up(gaps):
+        return Check(name, None, "not set up yet: nothing to test", next(g.remedy for g in gaps))
+    broken = [g for g in gaps if g.kind == "connection_broken"]
+    if broken:
+        return Check(name, False, broken[0].message, broken[0].remedy)
+    return Check(name, True, unknown)
+
+
 def not_set_up(gaps: Sequence[SetupGap]) -> bool:
     return any(g.kind == "not_set_up" for g in gaps)
 

@@ -22,7 +22,7 @@ from typing import Any
 from connector.errors import NotFound, RemoteError
 from connector.mapping.model import MappingFile
 from connector.plan.model import Action, Change, Plan
-from connector.providers.base import BaseProvider, Check, not_set_up, setup_checks
+from connector.providers.base import BaseProvider, Check, direction_check, not_set_up, setup_checks
 from connector.providers.entra import schema as azure_schema
 from connector.providers.entra.app import MASK_CHARS, load_azure_mapping
 from connector.providers.entra.health import EntraHealth
@@ -161,6 +161,16 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
             if hint.startswith("did you mean"):  # a misspelled name, not a missing app
                 gaps[0].remedy = hint
         return gaps
+
+    def test_connection(self) -> list[Check]:
+        """Both directions: ours (Graph, astro.token through validateCredentials) and Entra's (the Tenant URL and
+        Secret Token it saved, which Entra tests with useSavedCredentials)."""
+        checks = super().test_connection()
+        if any(c.ok is False for c in checks):
+            return checks
+        checks.append(direction_check("Entra -> Astro (the saved Tenant URL and Secret Token)", self.setup_gaps(),
+                                      unknown="Entra's test of its saved credentials passes"))
+        return checks
 
     def status(self) -> list[Check]:
         """Healthy only when the setup audit finds nothing blocking and the job's own state is healthy."""

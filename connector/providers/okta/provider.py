@@ -13,7 +13,7 @@ from typing import Any
 from connector.errors import ManualStepRequired, RemoteError
 from connector.mapping.model import MappingFile
 from connector.plan.model import Action, Change, Plan
-from connector.providers.base import BaseProvider, Check, Progress, not_set_up, setup_checks
+from connector.providers.base import BaseProvider, Check, Progress, direction_check, not_set_up, setup_checks
 from connector.providers.okta import plan as P
 from connector.providers.okta.client import OktaClient
 from connector.providers.okta.health import OktaHealth
@@ -184,6 +184,17 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
                                   for m in refused]),
             ))
         return gaps
+
+    def test_connection(self) -> list[Check]:
+        """Both directions: ours (the Okta API token, astro.token) and Okta's (the token its API integration
+        holds for Astro). Okta has no API to test the latter: Astro's 401s on its pushes and app users show it."""
+        checks = super().test_connection()
+        if any(c.ok is False for c in checks):
+            return checks  # the other direction cannot be judged without reading Okta
+        checks.append(direction_check(
+            "Okta -> Astro (the token in the app's API integration)", self.setup_gaps(),
+            unknown="no app user or push mapping in ERROR with Astro's 401 (Okta has no API to test it directly)"))
+        return checks
 
     def status(self) -> list[Check]:
         """Healthy only when the setup audit finds nothing blocking and the IdP's own state is healthy."""

@@ -225,6 +225,9 @@ class GraphEmulator:
         # True: they answer 204 at once and the cycle runs in a thread, as on the real service (big sandboxes,
         # where a cycle over thousands of users would outlast the client's timeout); see wait_for_cycles().
         self.background_cycles = False
+        # A fault switch: jobs start but their cycles never run (Entra's first cycle can take minutes to begin),
+        # so a client's bounded wait for the outcome can be tested without waiting.
+        self.hold_cycles = False
         self._cycles: list[threading.Thread] = []
 
     # -- WSGI ------------------------------------------------------------------------------------------
@@ -723,6 +726,8 @@ class GraphEmulator:
         return self._no_content()
 
     def _cycle(self, sp_id: str, job: SyncJob) -> None:
+        if self.hold_cycles:
+            return
         if not self.background_cycles:
             self.engine.run_cycle(sp_id, job)
             return
