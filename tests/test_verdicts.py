@@ -396,3 +396,18 @@ def test_test_connection_says_which_direction_failed(sb: Sandbox, tmp_path: Path
     rc, out = run(capsys, "test-connection", "-c", str(config))
     assert rc == 1 and "FAIL Entra -> Astro" in out and "ok   Astro SCIM (validateCredentials)" in out, out
     assert "revoked-astro-token" not in out
+
+
+def test_okta_attribute_mismatch_is_repaired_by_a_profile_push_never_by_deactivating(
+        sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = okta_configured(sb, tmp_path)
+    login = sb.seed_org.people[3].email
+    sb.astro.edit_user(sb.astro_orgs["okta"].org_id, login, "name.givenName", "Mallory")
+    rc, found, _ = drift(config, capsys)
+    assert (rc, found) == (1, [("attribute_mismatch", login)])
+    sb.logs["astro"].clear()
+    rc, out = run(capsys, "drift", "-c", str(config), "--fix", "--yes")
+    assert "remedy.okta.update_user" in out and "reassign" not in out, out
+    methods = {(e.method, e.path.rsplit("/", 2)[-2]) for e in sb.logs["astro"].entries if "/Users" in e.path}
+    assert ("PUT", "Users") in methods and ("PATCH", "Users") not in methods  # a full PUT, no active=false
+    assert_clean(config, capsys)

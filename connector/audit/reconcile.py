@@ -70,6 +70,12 @@ _FAQ_OKTA_USER = (
     "Okta user not appearing in Astro: remove and re-assign the user in Okta. `drift --fix` re-assigns the user "
     "to the Astro app."
 )
+_OKTA_ATTRIBUTES = (
+    "Okta user with attributes out of date in Astro: update the user's profile in Okta (Directory > People > the "
+    "user, or the Astro app's assignment), which makes Okta push the mapped attributes. `drift --fix` updates the "
+    "app user, so Okta pushes its mapped profile; it never removes and re-assigns, which would deactivate the "
+    "account in Astro first. A Team's name is fixed by re-pushing the group (Push Groups > Push now)."
+)
 _FAQ_OKTA_REMOVED = (
     "Okta user removed but the Astro account remains: delete the account from Astro. `drift --fix "
     "--delete-orphans` deletes it (within the safety limit)."
@@ -104,7 +110,7 @@ def remedy_text(idp: str, kind: Kind, *, issue_kind: str = "") -> str:
             Kind.USER_MISSING: _FAQ_OKTA_USER,
             Kind.ORPHANED: _FAQ_OKTA_REMOVED,
             Kind.DEACTIVATION_NOT_PROPAGATED: _FAQ_OKTA_DEACTIVATED,
-            Kind.ATTRIBUTE_MISMATCH: _FAQ_OKTA_USER,
+            Kind.ATTRIBUTE_MISMATCH: _OKTA_ATTRIBUTES,
             Kind.TEAM_MISSING: _FAQ_OKTA_GROUP,
             Kind.MEMBERSHIP_MISSING: _FAQ_OKTA_GROUP,
             Kind.MEMBERSHIP_EXTRA: _FAQ_OKTA_GROUP,

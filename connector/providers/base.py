@@ -136,6 +136,10 @@ class Remedies(Closable, Protocol):
         """Remove and re-assign the user in the IdP; returns what it did."""
         ...
 
+    def update_user(self, login: str) -> str:
+        """Make the IdP push the user's mapped profile to Astro again, without unassigning; returns what it did."""
+        ...
+
     def repush_group(self, name: str) -> PushOutcome:
         """Push the group again and verify its Team in Astro."""
         ...
