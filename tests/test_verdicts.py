@@ -411,3 +411,59 @@ def test_okta_attribute_mismatch_is_repaired_by_a_profile_push_never_by_deactiva
     methods = {(e.method, e.path.rsplit("/", 2)[-2]) for e in sb.logs["astro"].entries if "/Users" in e.path}
     assert ("PUT", "Users") in methods and ("PATCH", "Users") not in methods  # a full PUT, no active=false
     assert_clean(config, capsys)
+
+
+# -- the SSO prerequisite ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("idp", ["okta", "azure"])
+def test_sso_left_out_is_a_warning_in_plan_drift_and_status_until_set_up(
+        idp: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with Sandbox(users=4, groups=3, seed=3, sso=False) as sandbox:
+        config = okta_configured(sandbox, tmp_path) if idp == "okta" else azure_configured(sandbox, tmp_path)
+        rc, found, by_kind = drift(config, capsys)
+        assert (rc, found) == (1, [("sso_missing", "Astro")])
+        assert by_kind["sso_missing"]["severity"] == "warning" and "Single sign-on" in by_kind["sso_missing"]["remedy"] \
+            or "Sign On > SAML 2.0" in by_kind["sso_missing"]["remedy"]
+        rc, out = run(capsys, "status", "-c", str(config))
+        assert "info setup: sso missing" in out, out
+        rc, out = run(capsys, "plan", "-c", str(config))
+        assert "note: SSO:" in out
+        if idp == "okta":  # the admin sets SAML up in the Admin Console (Sign On tab)
+            assert sandbox.okta is not None
+            sandbox.okta.set_sign_on_mode(okta_app_id(sandbox), "SAML_2_0")
+        else:  # Single sign-on > SAML, which sets the service principal's mode
+            with graph_http(sandbox) as c:
+                c.patch(f"/servicePrincipals/{azure_sp(sandbox)}",
+                        json={"preferredSingleSignOnMode": "saml"}).raise_for_status()
+        assert_clean(config, capsys)
+
+
+def test_the_wait_for_the_outcome_is_bounded_with_an_injected_clock(sb: Sandbox, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from connector.audit.verify import verify_applied
+    from connector.config.arg import load_config_arg
+
+    assert sb.graph is not None
+    config = sb.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
+    sb.graph.hold_cycles = True  # the job starts, its first cycle does not begin
+    rc, out = run(capsys, "apply", "-c", str(config), "--yes", "--no-wait")
+    assert rc == 0 and "not verified" in out
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # time passes without waiting for it
+        slept.append(seconds)
+        now[0] += seconds
+
+    said: list[str] = []
+    verdict = verify_applied(load_config_arg(str(config)), "azure", timeout=12.0, say=said.append,
+                             clock=lambda: now[0], sleep=sleep)
+    assert not verdict.ok and verdict.nothing_reached and "none of" in verdict.summary()
+    assert slept == [0.5, 1.0, 2.0, 4.0] and sum(slept) <= 12.0  # backs off, never past the bound
+    assert len(said) == 4 and "waiting for azure to provision" in said[0]
+    sb.graph.hold_cycles = False
+    sb.graph.run_cycle(azure_sp(sb))  # the cycle runs: the next verdict is verified
+    verdict = verify_applied(load_config_arg(str(config)), "azure", timeout=12.0, say=said.append,
+                             clock=lambda: now[0], sleep=sleep)
+    assert verdict.ok and not verdict.pending and verdict.summary().startswith("azure: verified")

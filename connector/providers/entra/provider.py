@@ -31,6 +31,9 @@ from connector.providers.entra.tenant import NON_GALLERY_TEMPLATE, Tenant, is_gu
 from connector.providers.entra.view import EntraView
 from connector.views import SetupGap
 
+# preferredSingleSignOnMode values that are federated SSO Astro can use (the seed's first prerequisite).
+SSO_MODES = frozenset({"saml", "oidc"})
+
 
 @dataclass
 class AzureState:
@@ -153,6 +156,27 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
             return SetupGap("provisioning_off", label, f"the provisioning job is {change.before}: nothing is "
                             "provisioned", rerun(f"starts it; by hand: {where} > Provisioning > Start provisioning"))
         return None
+
+    def _sso_gap(self, sp: Any) -> SetupGap | None:
+        mode = str((sp or {}).get("preferredSingleSignOnMode") or "")
+        if sp is None or mode in SSO_MODES:
+            return None
+        return SetupGap(
+            "sso_missing", self.app_label,
+            f"the app's single sign-on mode is {mode or 'not set'}, not SAML or OIDC: users provisioned to Astro "
+            "cannot sign in through Entra",
+            f"set up SSO (the seed's prerequisite): Entra admin center > Enterprise applications > {self.app_label} "
+            "> Single sign-on > SAML, with the Identifier and Reply URL Astro shows under Settings > "
+            "Authentication > SSO (or PATCH the service principal's preferredSingleSignOnMode to saml)",
+            warning=True)
+
+    async def _runtime_gaps(self, t: Tenant, state: AzureState) -> list[SetupGap]:
+        gap = self._sso_gap(state.sp)
+        return [gap] if gap is not None else []
+
+    def _notes(self, state: AzureState) -> list[str]:
+        gap = self._sso_gap(state.sp)
+        return [f"SSO: {gap.message}; {gap.remedy}"] if gap is not None else []
 
     async def _setup_gaps(self, t: Tenant) -> list[SetupGap]:
         gaps = await super()._setup_gaps(t)

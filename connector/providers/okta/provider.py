@@ -80,6 +80,8 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
         notes: list[str] = []
         if (note := P.username_note(state.app)) is not None:
             notes.append(note)
+        if (sso := self._sso_gap(state.app)) is not None:
+            notes.append(f"SSO: {sso.message}; {sso.remedy}")
         both = {g.name for g in state.assign} & {g.name for g in state.push}
         if both:
             notes.append(
@@ -150,17 +152,24 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
                             "follows it", self._rerun(f"pushes it; or 'astro-scim push-groups \"{change.key}\" --yes'"))
         return None
 
+    @staticmethod
+    def _sso_gap(app: dict[str, Any]) -> SetupGap | None:
+        label = str(app.get("label") or app.get("id"))
+        mode = str(app.get("signOnMode") or "")
+        if mode in SSO_MODES:
+            return None
+        return SetupGap(
+            "sso_missing", label, f"the app's sign-on mode is {mode or 'not set'}, not SAML or OIDC: users "
+            "provisioned to Astro cannot sign in through Okta",
+            f"set up SSO (the seed's prerequisite): Okta Admin Console > Applications > {label} > Sign On > SAML "
+            "2.0, with the values Astro shows under Settings > Authentication > SSO",
+            warning=True)
+
     async def _runtime_gaps(self, c: OktaClient, state: OktaState) -> list[SetupGap]:
         gaps: list[SetupGap] = []
         label = str(state.app.get("label") or state.app_id)
-        mode = str(state.app.get("signOnMode") or "")
-        if mode not in SSO_MODES:
-            gaps.append(SetupGap(
-                "sso_missing", label, f"the app's sign-on mode is {mode or 'not set'}, not SAML or OIDC: users "
-                "provisioned to Astro cannot sign in through Okta",
-                f"set up SSO first (the seed's prerequisite): Okta Admin Console > Applications > {label} > Sign On "
-                "> SAML 2.0, with the values Astro shows under Settings > Authentication > SSO",
-                warning=True))
+        if (sso := self._sso_gap(state.app)) is not None:
+            gaps.append(sso)
         if not state.enabled:
             return gaps
         app_users = await c.pages(f"/api/v1/apps/{state.app_id}/users", {"limit": 500})

@@ -228,6 +228,10 @@ class GraphEmulator:
         # A fault switch: jobs start but their cycles never run (Entra's first cycle can take minutes to begin),
         # so a client's bounded wait for the outcome can be tested without waiting.
         self.hold_cycles = False
+        # The seed's first prerequisite is SSO for Astro in the IdP. An admin who follows it sets SAML on the app
+        # (Single sign-on > SAML: PATCH preferredSingleSignOnMode) right after creating it; a value here makes
+        # apps instantiated from the template come with that mode, as if that step were done (None: left out).
+        self.sso_mode_for_new_apps: str | None = None
         self._cycles: list[threading.Thread] = []
 
     # -- WSGI ------------------------------------------------------------------------------------------
@@ -464,6 +468,8 @@ class GraphEmulator:
             "info": {"logoUrl": None, "marketingUrl": None, "privacyStatementUrl": None, "supportUrl": None,
                      "termsOfServiceUrl": None},
         }
+        if self.sso_mode_for_new_apps:
+            sp["preferredSingleSignOnMode"] = self.sso_mode_for_new_apps
         with self.state.lock:
             self.state.applications[app["id"]] = app
             self.state.service_principals[sp["id"]] = sp

@@ -288,6 +288,12 @@ class OktaEmulator:
                     au.update(status="STAGED", syncState="DISABLED")
             self.engine.refresh_app_features(app_id)
 
+    def set_sign_on_mode(self, app_id: str, mode: str) -> None:
+        """The app's signOnMode: AUTO_LOGIN or BOOKMARK stand for an Astro app added for provisioning only (no
+        SSO, the seed's first prerequisite left out); SAML_2_0 for the Admin Console's Sign On > SAML 2.0 done."""
+        with self.state.lock:
+            self._app(app_id).update(signOnMode=mode, lastUpdated=self.state.now())
+
     def deactivate_user_silently(self, login: str) -> None:
         """Deactivate a user in Okta without telling any app: a missed deprovision (drift)."""
         st = self.state
