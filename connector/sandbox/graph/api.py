@@ -29,6 +29,9 @@ Emulator choices where the real service is undocumented (documented here so clie
 Sandbox-only controls (Python methods, and HTTP under `/_sandbox/...`, never faulted): `run_cycle`,
 `quarantine`, `remove_user_silently`, `deny_permission`/`allow_permission`, `propagation_failures`, state
 inspection (`users`, `groups`, `service_principal`, `job`, `schema`, `secrets`, `assignments`, `logs`).
+Switches (Python only): `hold_cycles` (jobs start, cycles never begin), `sso_mode_for_new_apps` (SSO preset on
+instantiated apps, standing for the admin's Single sign-on > SAML step, Graph's servicePrincipal
+preferredSingleSignOnMode).
 """
 
 from __future__ import annotations

@@ -31,7 +31,9 @@ Sandbox admin endpoints (never faulted, no Okta auth; loopback only) and their P
   POST /_sandbox/okta/apps/{appId}/users/{login}/error {summary} set_app_user_error(app_id, login, summary)
   POST /_sandbox/okta/apps/{appId}/push/{group}/error {summary}  set_push_error(app_id, group_name, summary)
   PUT  /_sandbox/okta/rate-limit {perMinute, family?}           set_rate_limit(per_minute, family=None)
+Python only: set_sign_on_mode(app_id, mode) (an app added for provisioning only, without SSO, or SAML set up).
 Inspection for tests: user_by_login, group_by_name, app_user, push_mapping, provisioning_errors.
+App lifecycle: POST /api/v1/apps/{appId}/lifecycle/activate|deactivate (spec 5.1.0) change the app's status only.
 """
 
 from __future__ import annotations
