@@ -57,15 +57,20 @@ def audit_once(view: IdPView, astro: AstroConfig, *, setup: SetupAudit | None = 
                show_progress: bool = False) -> AuditResult:
     """Read the IdP's setup, the IdP's view and Astro side by side (independent reads, threads), then reconcile.
 
-    The setup is read first on its own thread: an IdP that is not set up has no view to read (Entra has no app
-    yet), and the audit then reports only that.
+    The three reads run at once (Entra's provider serialises its own calls). An IdP that is not set up has no
+    view worth reading (Entra has no app yet: its read fails), and the audit then reports only that.
     """
     started = time.perf_counter()
     with progress_bar(f"reading {view.name} and Astro", show_progress) as progress, \
-            ThreadPoolExecutor(max_workers=2, thread_name_prefix="drift-read") as pool:
+            ThreadPoolExecutor(max_workers=3, thread_name_prefix="drift-read") as pool:
         astro_future = pool.submit(read_astro, astro, progress=progress)
+        view_future = pool.submit(view.read_view)
         gaps = setup.setup_gaps() if setup is not None else []
-        idp_view = IdpView(view.name) if not_set_up(gaps) else view.read_view()
+        if not_set_up(gaps):
+            view_future.exception()  # what the read met (no app) is what the not_set_up finding reports
+            idp_view = IdpView(view.name)
+        else:
+            idp_view = view_future.result()
         idp_view.setup = gaps
         astro_view = astro_future.result()
     # An IdP may know, as inactive, users its view of the app leaves out (Okta unassigns whom it deactivates).
