@@ -467,3 +467,11 @@ def test_the_wait_for_the_outcome_is_bounded_with_an_injected_clock(sb: Sandbox,
     verdict = verify_applied(load_config_arg(str(config)), "azure", timeout=12.0, say=said.append,
                              clock=lambda: now[0], sleep=sleep)
     assert verdict.ok and not verdict.pending and verdict.summary().startswith("azure: verified")
+
+
+def test_test_connection_with_a_group_okta_does_not_have_fails_a_check_not_the_command(
+        sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    console_step(sb)
+    config = sb.write_config(tmp_path / "astro-scim.yaml", idps=("okta",), okta_push_groups=["Data Engineerin"])
+    rc, out = run(capsys, "test-connection", "-c", str(config))
+    assert rc == 1 and "FAIL Okta -> Astro" in out and "no group named 'Data Engineerin'" in out, out

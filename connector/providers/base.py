@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 from connector import output
-from connector.errors import ManualStepRequired, UsageError
+from connector.errors import ConnectorError, ManualStepRequired, UsageError
 from connector.plan.model import Action, Change, Plan
 from connector.views import IdpUser, IdpView, SetupGap
 
@@ -93,9 +93,13 @@ def setup_checks(gaps: Sequence[SetupGap]) -> list[Check]:
                   f"{g.subject}: {g.message}", g.remedy) for g in gaps]
 
 
-def direction_check(name: str, gaps: Sequence[SetupGap], *, unknown: str) -> Check:
+def direction_check(name: str, audit: SetupAudit, *, unknown: str) -> Check:
     """test-connection's verdict on the IdP -> Astro direction (the token the IdP holds), from the setup audit.
     `unknown` is what to say when nothing shows either way (Okta cannot be asked to test its token)."""
+    try:
+        gaps = audit.setup_gaps()
+    except ConnectorError as exc:  # e.g. a configured group the IdP does not have: a failed check, not a crash
+        return Check(name, False, f"cannot read the IdP's setup: {exc}", exc.hint)
     if not_set_up(gaps):
         return Check(name, None, "not set up yet: nothing to test", next(g.remedy for g in gaps))
     broken = [g for g in gaps if g.kind == "connection_broken"]

@@ -192,7 +192,7 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         checks = super().test_connection()
         if any(c.ok is False for c in checks):
             return checks
-        checks.append(direction_check("Entra -> Astro (the saved Tenant URL and Secret Token)", self.setup_gaps(),
+        checks.append(direction_check("Entra -> Astro (the saved Tenant URL and Secret Token)", self,
                                       unknown="Entra's test of its saved credentials passes"))
         return checks
 

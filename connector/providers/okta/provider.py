@@ -201,7 +201,7 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
         if any(c.ok is False for c in checks):
             return checks  # the other direction cannot be judged without reading Okta
         checks.append(direction_check(
-            "Okta -> Astro (the token in the app's API integration)", self.setup_gaps(),
+            "Okta -> Astro (the token in the app's API integration)", self,
             unknown="no app user or push mapping in ERROR with Astro's 401 (Okta has no API to test it directly)"))
         return checks
 
