@@ -131,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help="a plan saved by 'plan -out FILE': apply exactly it, refused if the org moved")
             p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
             p.add_argument("--force", action="store_true", help="allow deletions above the safety limit")
+            p.add_argument("--no-wait", action="store_true",
+                           help="do not wait for the IdP to provision and check Astro (says 'not verified')")
+            p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
+                           help="how long to wait for the IdP's provisioning to show in Astro (default 120)")
 
     p = command("test-connection", help="check IdP credentials, the app and the Astro SCIM token")
     _config_option(p)

@@ -11,6 +11,7 @@
     ├── StalePlan                  a saved plan no longer matches the org or the config it was made from (2)
     ├── ManualStepRequired         a step no API can do; the runbook text says what to click (1)
     └── VerificationFailed         the action ran but the result could not be verified (1)
+        └── ProvisioningFailed     apply made its changes, but the IdP's provisioning into Astro failed (4)
 
 Foreign exceptions (SDK, httpx, pydantic) are translated at the provider boundary, never shown raw.
 """
@@ -28,6 +29,7 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 EXIT_REMOTE = 3
+EXIT_NOT_PROVISIONED = 4  # apply's changes are made, but the IdP reports errors or nothing reached Astro
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a program whose reader went away
@@ -161,3 +163,10 @@ class ManualStepRequired(ConnectorError):
 
 class VerificationFailed(ConnectorError):
     exit_code = EXIT_FINDINGS
+
+
+class ProvisioningFailed(VerificationFailed):
+    """`apply` made the IdP's changes, then read the outcome: users or groups in ERROR, a connection the IdP
+    cannot use, or nothing in Astro. The message names the IdP's own error; the hint the fix."""
+
+    exit_code = EXIT_NOT_PROVISIONED

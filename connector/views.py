@@ -38,11 +38,30 @@ class IdpIssue:
 
 
 @dataclass
+class SetupGap:
+    """An expectation the configuration sets that the IdP does not meet (provisioning off, a group not pushed,
+    the IdP's token for Astro refused, SSO absent...): found by reading the IdP's setup, not by comparing users.
+
+    `kind` is one of the audit's setup finding kinds (connector/audit/reconcile.SETUP_KINDS). `remedy` names the
+    fix with the exact values (the provider knows them). `explains` lists subjects (userNames, group names)
+    whose own IdP errors this gap is the cause of: the audit reports the cause once instead of each symptom.
+    """
+
+    kind: str  # not_set_up | provisioning_off | connection_broken | group_not_provisioned | sso_missing
+    subject: str
+    message: str
+    remedy: str
+    warning: bool = False  # a prerequisite worth fixing that does not stop provisioning (SSO)
+    explains: tuple[str, ...] = ()
+
+
+@dataclass
 class IdpView:
     idp: str  # "okta" | "azure"
     users: list[IdpUser] = field(default_factory=list)
     groups: list[IdpGroup] = field(default_factory=list)
     issues: list[IdpIssue] = field(default_factory=list)
+    setup: list[SetupGap] = field(default_factory=list)  # what the config expects and the IdP does not meet
 
 
 @dataclass

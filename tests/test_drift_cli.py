@@ -212,7 +212,8 @@ def test_quarantine_is_reported_with_its_manual_step_and_left(sandbox: Sandbox, 
     sandbox.logs["graph"].clear()
     rc, out = fix(azure_config, capsys)
     assert rc == 1 and "! remedy.manual Astro" in out and "Restart provisioning" in out
-    assert sandbox.logs["graph"].writes() == []
+    # validateCredentials (the setup audit's test of the token Entra holds) is a POST that changes nothing
+    assert [w for w in sandbox.logs["graph"].writes() if not w.path.endswith("/validateCredentials")] == []
 
 
 def test_fix_without_yes_prints_the_plan_and_changes_nothing(sandbox: Sandbox, okta_config: Path,

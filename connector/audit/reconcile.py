@@ -21,6 +21,13 @@ from connector.views import AstroTeam, AstroUser, AstroView, IdpGroup, IdpUser, 
 
 
 class Kind(str, Enum):
+    # Setup kinds: an expectation of the configuration the IdP does not meet. First, so reports lead with causes.
+    NOT_SET_UP = "not_set_up"
+    PROVISIONING_OFF = "provisioning_off"
+    CONNECTION_BROKEN = "connection_broken"
+    GROUP_NOT_PROVISIONED = "group_not_provisioned"
+    MAPPING_NOT_APPLIED = "mapping_not_applied"
+    SSO_MISSING = "sso_missing"
     USER_MISSING = "user_missing"
     ORPHANED = "orphaned"
     DEACTIVATION_NOT_PROPAGATED = "deactivation_not_propagated"
@@ -32,7 +39,16 @@ class Kind(str, Enum):
     TEAM_ROLES_MISMATCH = "team_roles_mismatch"  # access templates (connector/audit/team_roles.py)
 
 
+SETUP_KINDS = frozenset({Kind.NOT_SET_UP, Kind.PROVISIONING_OFF, Kind.CONNECTION_BROKEN,
+                         Kind.GROUP_NOT_PROVISIONED, Kind.MAPPING_NOT_APPLIED, Kind.SSO_MISSING})
+
 KIND_TITLES: dict[Kind, str] = {
+    Kind.NOT_SET_UP: "provisioning set up",
+    Kind.PROVISIONING_OFF: "provisioning switched on",
+    Kind.CONNECTION_BROKEN: "the connection to Astro works both ways",
+    Kind.GROUP_NOT_PROVISIONED: "configured groups assigned or pushed",
+    Kind.MAPPING_NOT_APPLIED: "the IdP's attribute mappings are the mapping file's",
+    Kind.SSO_MISSING: "SSO set up for Astro (the seed's prerequisite)",
     Kind.USER_MISSING: "IdP users present in Astro",
     Kind.ORPHANED: "no orphaned Astro accounts",
     Kind.DEACTIVATION_NOT_PROPAGATED: "deprovisioning reached Astro",
@@ -55,6 +71,12 @@ _FAQ_OKTA_GROUP = (
 _FAQ_OKTA_USER = (
     "Okta user not appearing in Astro: remove and re-assign the user in Okta. `drift --fix` re-assigns the user "
     "to the Astro app."
+)
+_OKTA_ATTRIBUTES = (
+    "Okta user with attributes out of date in Astro: update the user's profile in Okta (Directory > People > the "
+    "user, or the Astro app's assignment), which makes Okta push the mapped attributes. `drift --fix` updates the "
+    "app user, so Okta pushes its mapped profile; it never removes and re-assigns, which would deactivate the "
+    "account in Astro first. A Team's name is fixed by re-pushing the group (Push Groups > Push now)."
 )
 _FAQ_OKTA_REMOVED = (
     "Okta user removed but the Astro account remains: delete the account from Astro. `drift --fix "
@@ -90,7 +112,7 @@ def remedy_text(idp: str, kind: Kind, *, issue_kind: str = "") -> str:
             Kind.USER_MISSING: _FAQ_OKTA_USER,
             Kind.ORPHANED: _FAQ_OKTA_REMOVED,
             Kind.DEACTIVATION_NOT_PROPAGATED: _FAQ_OKTA_DEACTIVATED,
-            Kind.ATTRIBUTE_MISMATCH: _FAQ_OKTA_USER,
+            Kind.ATTRIBUTE_MISMATCH: _OKTA_ATTRIBUTES,
             Kind.TEAM_MISSING: _FAQ_OKTA_GROUP,
             Kind.MEMBERSHIP_MISSING: _FAQ_OKTA_GROUP,
             Kind.MEMBERSHIP_EXTRA: _FAQ_OKTA_GROUP,
@@ -149,11 +171,21 @@ def finding_id(idp: str, kind: Kind, subject: str, key: str = "") -> str:
 
 
 def _make(idp: str, kind: Kind, subject: str, detail: str, *, key: str = "",
-          severity: Severity = Severity.ERROR, **fields: Any) -> Finding:
+          severity: Severity = Severity.ERROR, remedy: str | None = None, **fields: Any) -> Finding:
     return Finding(
         id=finding_id(idp, kind, subject, key), kind=kind, idp=idp, subject=subject, detail=detail,
-        remedy=remedy_text(idp, kind, issue_kind=fields.get("issue_kind", "")), severity=severity, **fields,
+        remedy=remedy or remedy_text(idp, kind, issue_kind=fields.get("issue_kind", "")), severity=severity,
+        **fields,
     )
+
+
+def _setup_findings(idp: IdpView) -> list[Finding]:
+    out = []
+    for gap in idp.setup:
+        kind = Kind(gap.kind)
+        out.append(_make(idp.idp, kind, gap.subject, gap.message, key=gap.message if kind is Kind.PROVISIONING_OFF
+                         else "", severity=Severity.WARNING if gap.warning else Severity.ERROR, remedy=gap.remedy))
+    return out
 
 
 # -- attribute comparison ----------------------------------------------------------------------------------
@@ -262,9 +294,13 @@ def _match_team(group: IdpGroup, teams: list[AstroTeam], claimed: set[str]) -> A
 
 
 def audit(idp: IdpView, astro: AstroView) -> list[Finding]:
-    """Every difference between the IdP's view and Astro's, sorted by kind then subject."""
+    """Every unmet setup expectation and every difference between the IdP's view and Astro's, sorted by kind
+    then subject. An IdP that is not set up yet has only that finding: the rest would be its consequences."""
     name = idp.idp
-    findings: list[Finding] = []
+    findings: list[Finding] = _setup_findings(idp)
+    if any(f.kind is Kind.NOT_SET_UP for f in findings):
+        return findings
+    explained = {s.casefold() for gap in idp.setup for s in gap.explains}
     index = _Index.of(astro.users)
     claimed: set[str] = set()
     matched: dict[str, AstroUser] = {}  # IdP userName (casefolded) -> Astro user
@@ -287,7 +323,7 @@ def audit(idp: IdpView, astro: AstroView) -> list[Finding]:
     for user in idp.users:
         key = user.user_name.casefold()
         astro_user = matched.get(key)
-        if user.error:
+        if user.error and key not in explained:
             findings.append(_make(name, Kind.IDP_ERROR, user.user_name, f"{name} reports: {user.error}",
                                   key="user", user=user.user_name, idp_id=user.id, issue_kind=f"{name}.user_error"))
         if not user.active:
@@ -318,7 +354,7 @@ def audit(idp: IdpView, astro: AstroView) -> list[Finding]:
     # -- teams and memberships
     claimed_teams: set[str] = set()
     for group in sorted(idp.groups, key=lambda g: g.name.casefold()):
-        if group.error:
+        if group.error and group.name.casefold() not in explained:
             findings.append(_make(name, Kind.IDP_ERROR, group.name, f"{name} reports: {group.error}",
                                   key="group", team=group.name, idp_id=group.id, issue_kind=f"{name}.push_error"))
         team = _match_team(group, astro.teams, claimed_teams)
@@ -339,7 +375,8 @@ def audit(idp: IdpView, astro: AstroView) -> list[Finding]:
     # Providers may list a user's or group's own error as an issue too: report it once.
     reported = {(f.subject.casefold(), f.detail) for f in findings if f.kind is Kind.IDP_ERROR}
     for issue in idp.issues:
-        if (issue.subject.casefold(), f"{name} reports: {issue.message}") in reported:
+        if (issue.subject.casefold(), f"{name} reports: {issue.message}") in reported \
+                or issue.subject.casefold() in explained:
             continue
         kind = issue.kind if "." in issue.kind else f"{name}.{issue.kind}"
         findings.append(_make(name, Kind.IDP_ERROR, issue.subject, issue.message, key=issue.kind,

@@ -5,7 +5,10 @@ The remedies are the Astro SCIM FAQ's:
   so the provider re-pushes with the documented workaround (mapping INACTIVE then ACTIVE) and verifies in Astro.
   A Team missing in Astro cannot come back that way (the mapping still targets the deleted Team's id, and Okta
   reports "not found"): the group is unlinked (deleteTargetGroup=false) and pushed again, which creates it.
-- Okta user missing in Astro (or pushed with stale attributes, or in sync ERROR): remove and re-assign the user.
+- Okta user missing in Astro (or in sync ERROR): remove and re-assign the user (the FAQ's fix).
+- Okta user in Astro with stale attributes: update the app user in Okta, which makes Okta push the mapped
+  profile (a full PUT) with Update User Attributes on. Never remove and re-assign: that deactivates the account in
+  Astro first (Okta's unassignment deprovisions).
 - Okta user removed but the Astro account remains: delete the account from Astro (only with --delete-orphans,
   within the safety limit). A user deactivated in the IdP whose account is still active is deactivated in Astro
   (Okta: the PATCH Okta itself sends; Entra: provision on demand, which sends it), never deleted.
@@ -37,6 +40,7 @@ from connector.providers.base import AuditTarget, OnDemandOutcome, ProvisionOnDe
 from connector.support.http import DEFAULT_POLICY, RetryPolicy
 
 OKTA_REASSIGN = "remedy.okta.reassign_user"
+OKTA_UPDATE = "remedy.okta.update_user"
 OKTA_REPUSH = "remedy.okta.repush_group"
 AZURE_USER = "remedy.azure.provision_user"
 AZURE_GROUP = "remedy.azure.provision_group"
@@ -47,7 +51,7 @@ MANUAL = "remedy.manual"
 MAX_ON_DEMAND_GROUP_MEMBERS = 25
 
 # Execution order: clean-up in Astro, then users, then groups; manual steps are listed last.
-_STAGE = {ASTRO_DELETE: 0, ASTRO_DEACTIVATE: 0, OKTA_REASSIGN: 1, AZURE_USER: 1, OKTA_REPUSH: 2, AZURE_GROUP: 2,
+_STAGE = {ASTRO_DELETE: 0, ASTRO_DEACTIVATE: 0, OKTA_REASSIGN: 1, OKTA_UPDATE: 1, AZURE_USER: 1, OKTA_REPUSH: 2, AZURE_GROUP: 2,
           MANUAL: 3}
 
 
@@ -72,6 +76,9 @@ class _Builder:
             change.before, change.after = data.get("before"), data.get("after")
         self._by_key[slot] = change
         self.plan.changes.append(change)
+
+    def has(self, resource: str, key: str) -> bool:
+        return (resource, key.casefold()) in self._by_key
 
     def done(self) -> Plan:
         self.plan.changes.sort(key=lambda c: (_STAGE[c.resource], c.key.casefold()))
@@ -118,10 +125,16 @@ def _okta(b: _Builder, f: Finding, delete_orphans: bool) -> None:
         _orphan(b, f, delete_orphans)
     elif f.kind is Kind.DEACTIVATION_NOT_PROPAGATED:
         _deactivate(b, f, delete_orphans)
-    elif f.kind in (Kind.USER_MISSING, Kind.ATTRIBUTE_MISMATCH) and f.user:
+    elif f.kind is Kind.USER_MISSING and f.user:
         b.add(Action.RUN, OKTA_REASSIGN, f.user, "remove and re-assign the user in Okta", f, login=f.user)
         for team in f.teams:
             b.add(Action.RUN, OKTA_REPUSH, team, repush, f, group=team)
+    elif f.kind is Kind.ATTRIBUTE_MISMATCH and f.user and b.has(OKTA_REASSIGN, f.user):
+        # the user is re-assigned anyway (findings come sorted, user_missing first), which sends every attribute
+        b.add(Action.RUN, OKTA_REASSIGN, f.user, "remove and re-assign the user in Okta", f, login=f.user)
+    elif f.kind is Kind.ATTRIBUTE_MISMATCH and f.user:
+        b.add(Action.RUN, OKTA_UPDATE, f.user, "update the app user in Okta, which pushes its mapped profile to "
+              "Astro (the account stays active)", f, login=f.user)
     elif f.kind is Kind.TEAM_MISSING and f.team:
         relink = ("unlink the pushed group (deleteTargetGroup=false) and push it again, which creates the Team "
                   "(Push now cannot: the mapping still targets the missing Team)")
@@ -214,11 +227,13 @@ def execute(plan: Plan, *, provider: AuditTarget | None, astro: AstroConfig, rep
         for o in run_sync(astro, lambda scim: _astro_changes(scim, astro_changes), timeout=30.0, policy=policy):
             done(o)
     for c in plan.changes:
-        if c.resource in (OKTA_REASSIGN, OKTA_REPUSH):
+        if c.resource in (OKTA_REASSIGN, OKTA_UPDATE, OKTA_REPUSH):
             if remedies is None:
                 done(_unsupported(c, provider))
             elif c.resource == OKTA_REASSIGN:
                 done(_reassign(remedies, c))
+            elif c.resource == OKTA_UPDATE:
+                done(_update(remedies, c))
             else:
                 done(_repush(remedies, c))
     azure = [c for c in plan.changes if c.resource in (AZURE_USER, AZURE_GROUP)]
@@ -236,6 +251,13 @@ def _unsupported(change: Change, provider: AuditTarget | None) -> Outcome:
 def _reassign(remedies: Remedies, change: Change) -> Outcome:
     try:
         return Outcome(change, True, remedies.reassign_user(change.data["login"]))
+    except ConnectorError as exc:
+        return Outcome(change, False, str(exc))
+
+
+def _update(remedies: Remedies, change: Change) -> Outcome:
+    try:
+        return Outcome(change, True, remedies.update_user(change.data["login"]))
     except ConnectorError as exc:
         return Outcome(change, False, str(exc))
 

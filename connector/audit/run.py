@@ -25,8 +25,9 @@ from connector.errors import UnsafePlan
 from connector.plan.model import Action, Plan
 from connector.plan.view import show_plans
 from connector.providers import registry
-from connector.providers.base import AuditTarget, IdPView
+from connector.providers.base import AuditTarget, IdPView, SetupAudit, not_set_up
 from connector.support import clock
+from connector.views import IdpView
 
 # After remedies, IdPs provision asynchronously (Okta's engine, Entra's cycle): re-audit until what was fixed
 # stays fixed, or this long has passed.
@@ -55,32 +56,43 @@ class DriftRun:
         return [r for r in self.results if not any(r is seen and len(r.findings) == n for seen, n in self.shown)]
 
 
-def audit_once(view: IdPView, astro: AstroConfig, *, show_progress: bool = False) -> AuditResult:
-    """Read the IdP and Astro side by side (independent reads, two threads), then reconcile."""
+def audit_once(view: IdPView, astro: AstroConfig, *, setup: SetupAudit | None = None,
+               show_progress: bool = False) -> AuditResult:
+    """Read the IdP's setup, the IdP's view and Astro side by side (independent reads, threads), then reconcile.
+
+    The three reads run at once (Entra's provider serialises its own calls). An IdP that is not set up has no
+    view worth reading (Entra has no app yet: its read fails), and the audit then reports only that.
+    """
     started = time.perf_counter()
     at = datetime.fromtimestamp(clock.current().time(), UTC)  # the report's "as of"; a fake clock in tests
     with progress_bar(f"reading {view.name} and Astro", show_progress) as progress, \
-            ThreadPoolExecutor(max_workers=2, thread_name_prefix="drift-read") as pool:
-        idp_future = pool.submit(view.read_view)
+            ThreadPoolExecutor(max_workers=3, thread_name_prefix="drift-read") as pool:
         astro_future = pool.submit(read_astro, astro, progress=progress)
+        view_future = pool.submit(view.read_view)
+        gaps = setup.setup_gaps() if setup is not None else []
+        if not_set_up(gaps):
+            view_future.exception()  # what the read met (no app) is what the not_set_up finding reports
+            idp_view = IdpView(view.name)
+        else:
+            idp_view = view_future.result()
+        idp_view.setup = gaps
         astro_view = astro_future.result()
-        idp_view = idp_future.result()
     # An IdP may know, as inactive, users its view of the app leaves out (Okta unassigns whom it deactivates).
     known = {u.user_name.casefold() for u in idp_view.users}
     unknown = [u.user_name for u in astro_view.users if u.active and u.user_name.casefold() not in known]
-    if unknown:
+    if unknown and not not_set_up(gaps):
         idp_view.users.extend(view.inactive_users(unknown))
     return run_audit(idp_view, astro_view, time.perf_counter() - started, at=at)
 
 
-def settle(view: IdPView, astro: AstroConfig, targeted: set[str], *, timeout: float = SETTLE_SECONDS
+def settle(target: AuditTarget, astro: AstroConfig, targeted: set[str], *, timeout: float = SETTLE_SECONDS
            ) -> AuditResult:
     """Re-audit until none of the targeted findings is left (or the timeout): what is left is then real."""
     clk = clock.current()
     deadline = clk.monotonic() + timeout
     delay = 0.25
     while True:
-        result = audit_once(view, astro)
+        result = audit_once(target.view, astro, setup=target.setup)
         left = {f.id for f in result.findings} & targeted
         if not left or clk.monotonic() + delay > deadline:
             return result
@@ -127,7 +139,7 @@ def fix(cfg: ProjectConfig, target: AuditTarget, astro: AstroConfig, result: Aud
         return result
     outcomes = execute(plan, provider=target, astro=astro, report=lambda o: say(_outcome_line(o)))
     targeted = {fid for o in outcomes if o.ok for fid in o.change.data.get("findings", [])}
-    after = settle(target.view, astro, targeted)
+    after = settle(target, astro, targeted)
     left = {f.id for f in after.findings}
     after.fixed = [f for f in result.findings if f.id not in left]
     after.idp_org = result.idp_org
@@ -160,7 +172,7 @@ def drift(cfg: ProjectConfig, idp: str, options: FixOptions, *, fmt: str, to_std
         astro = cfg.astro_for(name)
         target = registry.audit_target(cfg, name)
         try:
-            result = audit_once(target.view, astro, show_progress=show_progress)
+            result = audit_once(target.view, astro, setup=target.setup, show_progress=show_progress)
             result.idp_org = idp_org(cfg, name)
             if options.fix and result.findings:
                 if fmt == "text" and to_stdout:

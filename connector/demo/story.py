@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.demo.narration import Story, cli
-from connector.errors import EXIT_FINDINGS, EXIT_OK
+from connector.errors import EXIT_FINDINGS, EXIT_NOT_PROVISIONED, EXIT_OK
 from connector.support.packaged import data_dir
 
 
@@ -87,11 +87,31 @@ class Demo:
         assert code == EXIT_FINDINGS, f"apply should stop at the manual Admin Console step (exit 1), got {code}"
         return "apply stopped at the step no API can do, with the exact values to enter"
 
-    def okta_admin_console(self) -> str:
+    def okta_admin_console(self, token: str | None = None) -> str:
         app = self.sb.okta.app_by_label("Astro")
         org = self.sb.astro_orgs["okta"]
-        self.sb.okta.enable_provisioning(app["id"], org.scim_url, org.token)
+        self.sb.okta.enable_provisioning(app["id"], org.scim_url, token or org.token)
+        if token:
+            return "(the narrator does the Admin Console step, and pastes a wrong Astro token: a common slip)"
         return "(in the sandbox, the narrator does the Admin Console step: Configure API integration)"
+
+    def okta_apply_refused(self) -> str:
+        code = cli("apply", "--config", str(self.config), "--idp", "okta", "--yes")
+        assert code == EXIT_NOT_PROVISIONED, f"apply should fail its verification (exit 4), got {code}"
+        return "apply made its changes, read the outcome back, and did not say 'applied': Okta's pushes got a 401"
+
+    def okta_drift_names_the_cause(self) -> str:
+        code, found = self.drift("--idp", "okta")
+        assert code == EXIT_FINDINGS and ("okta", "connection_broken", "Astro") in found, sorted(found)
+        assert not any(kind == "idp_error" for _, kind, _ in found), sorted(found)
+        return "drift names one cause (connection_broken: Astro refuses the token Okta holds) with the console fix"
+
+    def okta_token_repaired(self) -> str:
+        self.okta_admin_console()  # the right token this time
+        code, _ = self.drift("--idp", "okta", "--fix", "--yes")
+        code, found = self.drift("--idp", "okta")
+        assert code == EXIT_OK and not found, f"left after the fix: {sorted(found)}"
+        return "with the right token in Okta, drift --fix re-pushed users and groups, and the audit is clean"
 
     def okta_apply(self) -> str:
         code = cli("apply", "--config", str(self.config), "--idp", "okta", "--yes")
@@ -248,8 +268,11 @@ def tell(story: Story, tmp: Path) -> None:
     try:
         story.step("Okta: plan against a fresh org (writes nothing)", demo.okta_plan_fresh)
         story.step("Okta: apply stops at the manual step", demo.okta_apply_until_manual)
-        story.step("Okta: the Admin Console step", demo.okta_admin_console)
-        story.step("Okta: apply provisions users and pushes groups", demo.okta_apply)
+        story.step("Okta: the Admin Console step, with a wrong token", lambda: demo.okta_admin_console("wrong"))
+        story.step("Okta: apply configures Okta, then checks what Okta did", demo.okta_apply_refused)
+        story.step("Okta: drift finds the cause", demo.okta_drift_names_the_cause)
+        story.step("Okta: the token fixed in the console, drift --fix re-pushes", demo.okta_token_repaired)
+        story.step("Okta: apply provisions users and pushes groups, verified", demo.okta_apply)
         story.step("Okta: plan again", lambda: demo.plan_empty("okta"))
         story.step("Entra ID: plan against a fresh tenant", demo.azure_plan_fresh)
         story.step("Entra ID: apply creates the app and starts provisioning", demo.azure_apply)

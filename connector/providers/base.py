@@ -10,6 +10,7 @@ A provider class declares the capabilities it implements by the Protocols below;
     ProvisionOnDemand  Entra's provisionOnDemand                             azure
     GroupPush          push-groups: inspect and repair Group Push            okta
     Discover           init: the app and candidate groups                    okta, azure (discover.py)
+    SetupAudit         what the config expects of the IdP and is not so      okta, azure (BaseProvider)
 
 `BaseProvider` is the ConfigProvider template method: `plan` never writes; after `apply`, `plan` is empty.
 """
@@ -22,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 from connector import output
-from connector.errors import ManualStepRequired, UsageError
+from connector.errors import ConnectorError, ManualStepRequired, UsageError
 from connector.plan.model import Action, Change, Plan, state_digests
-from connector.views import IdpUser, IdpView
+from connector.views import IdpUser, IdpView, SetupGap
 
 Progress = Callable[[Change], None]
 T = TypeVar("T")
@@ -77,6 +78,41 @@ class Health(Closable, Protocol):
         ...
 
 
+class SetupAudit(Closable, Protocol):
+    def setup_gaps(self) -> list[SetupGap]:
+        """Every expectation of the configuration the IdP does not meet: what `apply` would still change (one
+        source of truth: the plan), plus what only the IdP's running state shows (the app deactivated, its token
+        for Astro refused, SSO absent). Never writes."""
+        ...
+
+
+def setup_checks(gaps: Sequence[SetupGap]) -> list[Check]:
+    """Setup gaps as status lines (`status` and `drift` say the same thing about the same state)."""
+    if not gaps:
+        return [Check("setup", True, "provisioning on, connection working, every configured group in place")]
+    return [Check(f"setup: {g.kind.replace('_', ' ')}", None if g.warning else False,
+                  f"{g.subject}: {g.message}", g.remedy) for g in gaps]
+
+
+def direction_check(name: str, audit: SetupAudit, *, unknown: str) -> Check:
+    """test-connection's verdict on the IdP -> Astro direction (the token the IdP holds), from the setup audit.
+    `unknown` is what to say when nothing shows either way (Okta cannot be asked to test its token)."""
+    try:
+        gaps = audit.setup_gaps()
+    except ConnectorError as exc:  # e.g. a configured group the IdP does not have: a failed check, not a crash
+        return Check(name, False, f"cannot read the IdP's setup: {exc}", exc.hint)
+    if not_set_up(gaps):
+        return Check(name, None, "not set up yet: nothing to test", next(g.remedy for g in gaps))
+    broken = [g for g in gaps if g.kind == "connection_broken"]
+    if broken:
+        return Check(name, False, broken[0].message, broken[0].remedy)
+    return Check(name, True, unknown)
+
+
+def not_set_up(gaps: Sequence[SetupGap]) -> bool:
+    return any(g.kind == "not_set_up" for g in gaps)
+
+
 class IdPView(Closable, Protocol):
     def read_view(self) -> IdpView:
         """The IdP's in-scope users and groups, mapped through the mapping file: what Astro should hold."""
@@ -103,6 +139,10 @@ class Remedies(Closable, Protocol):
 
     def reassign_user(self, login: str) -> str:
         """Remove and re-assign the user in the IdP; returns what it did."""
+        ...
+
+    def update_user(self, login: str) -> str:
+        """Make the IdP push the user's mapped profile to Astro again, without unassigning; returns what it did."""
         ...
 
     def repush_group(self, name: str) -> PushOutcome:
@@ -213,6 +253,7 @@ class AuditTarget:
 
     idp: str
     view: IdPView
+    setup: SetupAudit
     remedies: Remedies | None = None  # Okta
     on_demand: ProvisionOnDemand | None = None  # Entra
 
@@ -261,6 +302,14 @@ class BaseProvider(ABC, Generic[S, State, Ctx]):
         would never apply. Default: the whole state, as one kind."""
         return {self.name: state}
 
+    def _gap(self, change: Change) -> SetupGap | None:
+        """The setup gap a planned change stands for (None: the change is not an unmet expectation)."""
+        return None
+
+    async def _runtime_gaps(self, s: S, state: State) -> list[SetupGap]:
+        """Gaps no plan change fixes and only the IdP's running state shows."""
+        return []
+
     def _existing(self, state: State) -> int:
         """How many objects exist of the kinds the plan may delete (the base of the deletion limit)."""
         return 0
@@ -300,6 +349,17 @@ class BaseProvider(ABC, Generic[S, State, Ctx]):
         for note in self._notes(state):
             output.warn(f"{self.name}: note: {note}")
         return plan
+
+    def setup_gaps(self) -> list[SetupGap]:
+        return self._call(self._setup_gaps)
+
+    async def _setup_gaps(self, s: S) -> list[SetupGap]:
+        state, plan = await self._plan(s)
+        gaps = [g for change in plan.changes if (g := self._gap(change)) is not None]
+        if not_set_up(gaps):
+            # One finding: the rest (groups, mappings, job state) are what setting it up does.
+            return [next(g for g in gaps if g.kind == "not_set_up")]
+        return gaps + await self._runtime_gaps(s, state)
 
     async def _plan(self, s: S) -> tuple[State, Plan]:
         state = await self._populate(s)

@@ -90,9 +90,9 @@ def audit_target(cfg: ProjectConfig, idp: str) -> AuditTarget:
     (name,) = selected_idps(cfg, idp)
     if name == "okta":
         okta = _okta(cfg)
-        return AuditTarget("okta", okta, remedies=okta)
+        return AuditTarget("okta", okta, okta, remedies=okta)
     azure = _azure(cfg)
-    return AuditTarget("azure", azure, on_demand=azure)
+    return AuditTarget("azure", azure, azure, on_demand=azure)
 
 
 def group_push(cfg: ProjectConfig) -> GroupPush:

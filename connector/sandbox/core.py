@@ -62,6 +62,9 @@ class Sandbox:
     # The emulated Astro organizations announce and keep only what Astro's setup page documents (the default:
     # a complete SCIM server). Either way, what an organization cannot keep is refused with the RFC's error.
     astro_documented_only: bool = False
+    # SSO for Astro set up in both IdPs (the seed's first prerequisite), so a freshly applied sandbox audits
+    # clean; False leaves it out (Okta's Astro apps without SAML, Entra's new apps without a sign-on mode).
+    sso: bool = True
 
     def __post_init__(self) -> None:
         rng = random.Random(self.seed)
@@ -114,8 +117,12 @@ class Sandbox:
             }
             self.okta = OktaEmulator(self.okta_token, org_name=self.org_name)
             self.okta.load(self.seed_org)
+            if not self.sso:
+                for label in ("Astro", "Astro SCIM (custom)"):
+                    self.okta.set_sign_on_mode(str(self.okta.app_by_label(label)["id"]), "AUTO_LOGIN")
             self.okta_url = self._serve("okta", self._wrap("okta", self.okta.app, self.okta, self.faults))
             self.graph = GraphEmulator(self.graph_token, tenant_id=self.tenant_id)
+            self.graph.sso_mode_for_new_apps = "saml" if self.sso else None
             self.graph.load(self.seed_org)
             self.graph_url = self._serve(
                 "graph", self._wrap("graph", self.graph.app, self.graph, self.faults)

@@ -22,13 +22,17 @@ from typing import Any
 from connector.errors import NotFound, RemoteError
 from connector.mapping.model import MappingFile
 from connector.plan.model import Action, Change, Plan
-from connector.providers.base import BaseProvider
+from connector.providers.base import BaseProvider, Check, direction_check, not_set_up, setup_checks
 from connector.providers.entra import schema as azure_schema
 from connector.providers.entra.app import MASK_CHARS, load_azure_mapping
 from connector.providers.entra.health import EntraHealth
 from connector.providers.entra.provision import EntraOnDemand
 from connector.providers.entra.tenant import NON_GALLERY_TEMPLATE, Tenant, is_guid
 from connector.providers.entra.view import EntraView
+from connector.views import SetupGap
+
+# preferredSingleSignOnMode values that are federated SSO Astro can use (the seed's first prerequisite).
+SSO_MODES = frozenset({"saml", "oidc"})
 
 
 @dataclass
@@ -135,6 +139,85 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
             "azure.secrets": [state.saved, state.token_refusal],
             "azure.schema": state.schema,
         }
+
+    # --- setup audit (drift and status) ------------------------------------------------------------------
+
+    def _gap(self, change: Change) -> SetupGap | None:
+        label = self.app_label
+        where = f"Entra admin center > Enterprise applications > {label}"
+
+        def rerun(what: str) -> str:
+            return f"run 'astro-scim apply --idp azure' ({what})"
+
+        if change.resource in ("azure.app", "azure.job"):
+            what = "no enterprise app" if change.resource == "azure.app" else "the app has no provisioning job"
+            return SetupGap("not_set_up", label, f"not set up: {what} {label!r}" if change.resource == "azure.app"
+                            else f"not set up: {what}",
+                            "not set up: run 'astro-scim apply --idp azure' (creates the app, assigns the groups, "
+                            "saves the Astro URL and token, maps the attributes and starts provisioning)")
+        if change.resource == "azure.assignment":
+            return SetupGap("group_not_provisioned", change.key, "in azure.assign_groups but not assigned to the "
+                            "app: Entra provisions none of its members",
+                            rerun(f"assigns it; by hand: {where} > Users and groups > Add user/group"))
+        if change.resource == "azure.secrets":
+            return SetupGap("connection_broken", label, f"Entra's credentials for Astro are wrong: {change.detail}",
+                            rerun(f"saves the Tenant URL {self.astro.scim_url} and astro.token; by hand: {where} > "
+                                  "Provisioning > Admin Credentials, then Test Connection"))
+        if change.resource == "azure.schema":
+            return SetupGap("mapping_not_applied", change.key, f"the job's attribute mapping differs from the "
+                            f"mapping file: {change.detail}", rerun("writes the attribute mappings"))
+        if change.resource == "azure.job_state" and change.data.get("op") == "start" \
+                and change.before != "Quarantine":  # quarantine is reported as the IdP's own error
+            return SetupGap("provisioning_off", label, f"the provisioning job is {change.before}: nothing is "
+                            "provisioned", rerun(f"starts it; by hand: {where} > Provisioning > Start provisioning"))
+        return None
+
+    def _sso_gap(self, sp: Any) -> SetupGap | None:
+        mode = str((sp or {}).get("preferredSingleSignOnMode") or "")
+        if sp is None or mode in SSO_MODES:
+            return None
+        return SetupGap(
+            "sso_missing", self.app_label,
+            f"the app's single sign-on mode is {mode or 'not set'}, not SAML or OIDC: users provisioned to Astro "
+            "cannot sign in through Entra",
+            f"set up SSO (the seed's prerequisite): Entra admin center > Enterprise applications > {self.app_label} "
+            "> Single sign-on > SAML, with the Identifier and Reply URL Astro shows under Settings > "
+            "Authentication > SSO (or PATCH the service principal's preferredSingleSignOnMode to saml)",
+            warning=True)
+
+    async def _runtime_gaps(self, t: Tenant, state: AzureState) -> list[SetupGap]:
+        gap = self._sso_gap(state.sp)
+        return [gap] if gap is not None else []
+
+    def _notes(self, state: AzureState) -> list[str]:
+        gap = self._sso_gap(state.sp)
+        return [f"SSO: {gap.message}; {gap.remedy}"] if gap is not None else []
+
+    async def _setup_gaps(self, t: Tenant) -> list[SetupGap]:
+        gaps = await super()._setup_gaps(t)
+        if not_set_up(gaps) and gaps[0].message.startswith("not set up: no enterprise app"):
+            hint = await self._missing_app_hint()
+            if hint.startswith("did you mean"):  # a misspelled name, not a missing app
+                gaps[0].remedy = hint
+        return gaps
+
+    def test_connection(self) -> list[Check]:
+        """Both directions: ours (Graph, astro.token through validateCredentials) and Entra's (the Tenant URL and
+        Secret Token it saved, which Entra tests with useSavedCredentials)."""
+        checks = super().test_connection()
+        if any(c.ok is False for c in checks):
+            return checks
+        checks.append(direction_check("Entra -> Astro (the saved Tenant URL and Secret Token)", self,
+                                      unknown="Entra's test of its saved credentials passes"))
+        return checks
+
+    def status(self) -> list[Check]:
+        """Healthy only when the setup audit finds nothing blocking and the job's own state is healthy."""
+        gaps = self.setup_gaps()
+        checks = setup_checks(gaps)
+        if not_set_up(gaps):
+            return checks
+        return checks + super().status()
 
     def _secrets_change(self, state: AzureState) -> Change | None:
         url, saved = self.astro.scim_url, state.saved

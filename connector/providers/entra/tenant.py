@@ -82,7 +82,7 @@ class Tenant:
         )
 
         query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
-            filter=filter, top=top, select=["id", "appId", "displayName", "appRoles"],
+            filter=filter, top=top, select=["id", "appId", "displayName", "appRoles", "preferredSingleSignOnMode"],
         )
         builder = self.sdk.service_principals
         if top is not None:

@@ -11,7 +11,7 @@ from connector.providers.base import Check
 from connector.providers.okta import plan as P
 from connector.providers.okta.astro_check import AstroReader
 from connector.providers.okta.client import OktaClient
-from connector.providers.okta.org import OktaOrg, app_user_error, app_user_name
+from connector.providers.okta.org import OUT_OF_SCOPE_APP_USER, OktaOrg, app_user_error, app_user_name
 
 CONNECTION_TEST_USER = "astro-scim-connection-test"
 
@@ -99,7 +99,15 @@ class OktaHealth(OktaOrg):
         )
         in_error = [u for u in app_users if u.get("syncState") == "ERROR"]
         provisioned = sum(1 for u in app_users if u.get("externalId"))
-        checks.append(Check("app users", None, f"{len(app_users)} assigned, {provisioned} provisioned to Astro"))
+        # Users in scope that Okta has not provisioned (no Astro id recorded) are not in Astro: not healthy.
+        pending = [u for u in app_users if u.get("status") not in OUT_OF_SCOPE_APP_USER and not u.get("externalId")]
+        checks.append(Check(
+            "app users", None if not app_users else not pending,
+            f"{len(app_users)} assigned, {provisioned} provisioned to Astro"
+            + (f"; {len(pending)} in scope but not in Astro" if pending else ""),
+            "see 'astro-scim drift' for why (provisioning off, the token Okta holds for Astro, errors)"
+            if pending else None,
+        ))
         if in_error:
             shown = "; ".join(f"{app_user_name(u)}: {app_user_error(u)}" for u in in_error[:5])
             more = f" (+{len(in_error) - 5} more)" if len(in_error) > 5 else ""

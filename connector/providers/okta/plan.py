@@ -20,12 +20,13 @@ from connector.mapping.model import ApplyOn, MappingFile
 from connector.plan.model import Action, Change
 from connector.support.secret import Secret
 
+APP_STATUS = "okta.app_status"
 PROVISIONING = "okta.provisioning"
 FEATURE = "okta.feature"
 PROFILE_MAPPING = "okta.profile_mapping"
 GROUP_ASSIGNMENT = "okta.group_assignment"
 PUSH_MAPPING = "okta.push_mapping"
-ORDER = (PROVISIONING, FEATURE, PROFILE_MAPPING, GROUP_ASSIGNMENT, PUSH_MAPPING)
+ORDER = (APP_STATUS, PROVISIONING, FEATURE, PROFILE_MAPPING, GROUP_ASSIGNMENT, PUSH_MAPPING)
 
 USER_PROVISIONING = "USER_PROVISIONING"
 # "Provisioning to App": only Create Users, Update User Attributes and Deactivate Users (the seed page, step 7).
@@ -38,6 +39,15 @@ DESIRED_CAPABILITIES: dict[str, str] = {
 PUSH_STATUS = {ApplyOn.CREATE_AND_UPDATE: "PUSH", ApplyOn.CREATE_ONLY: "DONT_PUSH"}
 # Usernames Astro can work with: its userName is the person's email, which Okta logins normally are.
 EXPECTED_USERNAME_TEMPLATES = ("${source.login}", "${source.email}")
+
+
+def app_status_change(app: dict[str, Any]) -> Change | None:
+    """An INACTIVE app provisions nothing: activate it (POST /api/v1/apps/{id}/lifecycle/activate)."""
+    status = str(app.get("status") or "")
+    if status in ("ACTIVE", ""):
+        return None
+    return Change(Action.UPDATE, APP_STATUS, str(app.get("label") or app.get("id")), before=status, after="ACTIVE",
+                  detail="activate the app (it is deactivated: Okta provisions nothing to Astro)")
 
 
 # -- provisioning (manual) ----------------------------------------------------------------------------------

@@ -13,12 +13,18 @@ from typing import Any
 from connector.errors import ManualStepRequired, RemoteError
 from connector.mapping.model import MappingFile
 from connector.plan.model import Action, Change, Plan
-from connector.providers.base import BaseProvider, Progress
+from connector.providers.base import BaseProvider, Check, Progress, direction_check, not_set_up, setup_checks
 from connector.providers.okta import plan as P
 from connector.providers.okta.client import OktaClient
 from connector.providers.okta.health import OktaHealth
+from connector.providers.okta.org import OUT_OF_SCOPE_APP_USER, app_user_name
 from connector.providers.okta.remedies import OktaRemedies
 from connector.providers.okta.view import OktaView
+from connector.views import SetupGap
+
+# signOnMode values that are single sign-on (the seed's first prerequisite); BOOKMARK, AUTO_LOGIN (SWA) and
+# BASIC_AUTH are not: the Astro app was then added for provisioning only.
+SSO_MODES = frozenset({"SAML_2_0", "SAML_1_1", "OPENID_CONNECT", "WS_FEDERATION"})
 
 
 @dataclass
@@ -74,6 +80,8 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
         notes: list[str] = []
         if (note := P.username_note(state.app)) is not None:
             notes.append(note)
+        if (sso := self._sso_gap(state.app)) is not None:
+            notes.append(f"SSO: {sso.message}; {sso.remedy}")
         both = {g.name for g in state.assign} & {g.name for g in state.push}
         if both:
             notes.append(
@@ -85,6 +93,8 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
     def _changes(self, state: OktaState) -> list[Change]:
         app, app_id = state.app, state.app_id
         changes: list[Change] = []
+        if (status_change := P.app_status_change(app)) is not None:
+            changes.append(status_change)
         if not state.enabled:
             changes.append(P.provisioning_change(
                 integration=self.okta.integration, app_label=str(app.get("label")), app_id=app_id, astro=self.astro,
@@ -101,6 +111,107 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
         for change in changes:
             change.data.setdefault("app_id", app_id)
         return changes
+
+    # -- setup audit (drift and status) -------------------------------------------------------------------------
+
+    def _rerun(self, what: str) -> str:
+        return f"run 'astro-scim apply --idp okta' ({what})"
+
+    def _gap(self, change: Change) -> SetupGap | None:
+        label = self.app_label
+        where = f"Okta Admin Console > Applications > {label}"
+        if change.resource == P.APP_STATUS:
+            return SetupGap("provisioning_off", label, f"the app is {change.before}: Okta provisions nothing",
+                            self._rerun(f"activates it; by hand: {where} > Activate"))
+        if change.resource == P.PROVISIONING:
+            steps = str(change.data.get("steps") or "")
+            if change.before:  # the API integration points to another Astro organization
+                return SetupGap("connection_broken", label, change.detail, steps)
+            return SetupGap(
+                "not_set_up", label, "not set up: provisioning (the API integration) is not switched on",
+                f"not set up: run 'astro-scim apply --idp okta'; it sets up what Okta's API can and stops at "
+                f"the Admin Console step ({where} > Provisioning > Configure API Integration, SCIM URL "
+                f"{self.astro.scim_url}, an Astro Organization API token)",
+            )
+        if change.resource == P.FEATURE:
+            off = [k for k, v in (change.before or {}).items() if v != P.DESIRED_CAPABILITIES.get(k)]
+            return SetupGap("provisioning_off", "To App features", f"not as the seed sets them: {', '.join(off)}",
+                            self._rerun(f"sets Create Users, Update User Attributes, Deactivate Users on; by hand: "
+                                        f"{where} > Provisioning > To App > Edit"))
+        if change.resource == P.PROFILE_MAPPING:
+            return SetupGap("mapping_not_applied", str(change.key), f"the app's attribute mapping differs from the "
+                            f"mapping file: {change.detail}", self._rerun("updates the profile mapping"))
+        if change.resource == P.GROUP_ASSIGNMENT:
+            return SetupGap("group_not_provisioned", change.key, "in okta.assign_groups but not assigned to the "
+                            "app: its members are not provisioned",
+                            self._rerun(f"assigns it; by hand: {where} > Assignments > Assign to Groups"))
+        if change.resource == P.PUSH_MAPPING and change.action is not Action.DELETE:
+            why = ("its push mapping is INACTIVE" if change.action is Action.UPDATE
+                   else "it has no push mapping (never pushed, or the mapping was deleted)")
+            return SetupGap("group_not_provisioned", change.key, f"in okta.push_groups but {why}: no Team in Astro "
+                            "follows it", self._rerun(f"pushes it; or 'astro-scim push-groups \"{change.key}\" --yes'"))
+        return None
+
+    @staticmethod
+    def _sso_gap(app: dict[str, Any]) -> SetupGap | None:
+        label = str(app.get("label") or app.get("id"))
+        mode = str(app.get("signOnMode") or "")
+        if mode in SSO_MODES:
+            return None
+        return SetupGap(
+            "sso_missing", label, f"the app's sign-on mode is {mode or 'not set'}, not SAML or OIDC: users "
+            "provisioned to Astro cannot sign in through Okta",
+            f"set up SSO (the seed's prerequisite): Okta Admin Console > Applications > {label} > Sign On > SAML "
+            "2.0, with the values Astro shows under Settings > Authentication > SSO",
+            warning=True)
+
+    async def _runtime_gaps(self, c: OktaClient, state: OktaState) -> list[SetupGap]:
+        gaps: list[SetupGap] = []
+        label = str(state.app.get("label") or state.app_id)
+        if (sso := self._sso_gap(state.app)) is not None:
+            gaps.append(sso)
+        if not state.enabled:
+            return gaps
+        app_users = await c.pages(f"/api/v1/apps/{state.app_id}/users", {"limit": 500})
+        in_scope = [u for u in app_users if u.get("status") not in OUT_OF_SCOPE_APP_USER]
+        errors = [u for u in in_scope if u.get("syncState") == "ERROR"]
+        refused = [m for m in state.mappings if _refused(str(m.get("errorSummary") or ""))]
+        every_user_failed = bool(in_scope) and len(errors) == len(in_scope) and not any(
+            u.get("externalId") for u in in_scope)
+        if refused or every_user_failed:
+            names = {str(g.id): g.name for g in state.push}
+            seen = (f"{len(errors)} app user(s) in ERROR"
+                    + (f", {len(refused)} push mapping(s) in ERROR with Astro's 401" if refused else ""))
+            gaps.append(SetupGap(
+                "connection_broken", label,
+                f"Astro refuses the token Okta holds for it ({seen}; none of them reached Astro)",
+                f"Okta Admin Console > Applications > {label} > Provisioning > Integration > Edit: API token = a valid "
+                f"Astro Organization API token (Organization Owner) of organization {self.astro.organization_id}; "
+                "Test API Credentials, Save. Then 'astro-scim drift --fix --yes' re-pushes users and groups.",
+                explains=tuple([app_user_name(u) for u in errors]
+                               + [names.get(str(m.get("sourceGroupId")), str(m.get("sourceGroupId")))
+                                  for m in refused]),
+            ))
+        return gaps
+
+    def test_connection(self) -> list[Check]:
+        """Both directions: ours (the Okta API token, astro.token) and Okta's (the token its API integration
+        holds for Astro). Okta has no API to test the latter: Astro's 401s on its pushes and app users show it."""
+        checks = super().test_connection()
+        if any(c.ok is False for c in checks):
+            return checks  # the other direction cannot be judged without reading Okta
+        checks.append(direction_check(
+            "Okta -> Astro (the token in the app's API integration)", self,
+            unknown="no app user or push mapping in ERROR with Astro's 401 (Okta has no API to test it directly)"))
+        return checks
+
+    def status(self) -> list[Check]:
+        """Healthy only when the setup audit finds nothing blocking and the IdP's own state is healthy."""
+        gaps = self.setup_gaps()
+        checks = setup_checks(gaps)
+        if not_set_up(gaps):
+            return checks
+        return checks + super().status()
 
     def _existing(self, state: OktaState) -> int:
         return len(state.mappings)  # only push mappings are ever deleted (--prune)
@@ -139,6 +250,11 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
 
     async def _apply_batch(self, c: OktaClient, app_id: str, batch: list[Change], progress: Progress) -> int:
         kind = batch[0].resource
+        if kind == P.APP_STATUS:
+            await c.request("POST", f"/api/v1/apps/{app_id}/lifecycle/activate", body={})
+            self._app = None  # its status changed
+            progress(batch[0])
+            return 1
         if kind == P.FEATURE:
             await self._apply_feature(c, app_id)
             progress(batch[0])
@@ -206,3 +322,8 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
         else:
             await self._ensure_push(c, app_id, gid, str(change.data.get("group_name") or change.key))
 
+
+
+def _refused(error: str) -> bool:
+    """Whether an Okta provisioning error is Astro refusing Okta's token (what Okta shows of the SCIM answer)."""
+    return "401" in error or "unauthorized" in error.casefold()

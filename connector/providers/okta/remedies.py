@@ -20,6 +20,27 @@ class OktaRemedies(OktaGroupPush):
         """The FAQ's fix for a user missing in Astro: remove and re-assign the user in Okta. Returns what it did."""
         return self._call(lambda c: self._reassign_user(c, login))
 
+    def update_user(self, login: str) -> str:
+        """Repair attributes Astro holds wrong: update the app user (POST /api/v1/apps/{appId}/users/{userId}
+        with an empty profile, which changes nothing in Okta), and Okta, with Update User Attributes on, pushes
+        the app user's mapped profile to Astro (GET then a full PUT). Unlike remove and re-assign, the Astro
+        account is never deactivated on the way. drift --fix re-audits: a mismatch that stays is reported."""
+        return self._call(lambda c: self._update_user(c, login))
+
+    async def _update_user(self, c: OktaClient, login: str) -> str:
+        app = await self._find_app(c)
+        app_id = str(app["id"])
+        try:
+            user = await c.get(f"/api/v1/users/{login}")
+        except RemoteError as exc:
+            if exc.status == 404:
+                raise NotFound(f"Okta {c.org_url} has no user {login!r}") from None
+            raise
+        uid = str(user["id"])
+        # Mapped attributes cannot be set explicitly while Okta pushes them (E0000075): send none.
+        await c.request("POST", f"/api/v1/apps/{app_id}/users/{uid}", body={"profile": {}}, keep_empty=True)
+        return f"updated the app user {login}: Okta pushes its mapped profile to Astro"
+
     async def _reassign_user(self, c: OktaClient, login: str) -> str:
         app = await self._find_app(c)
         app_id = str(app["id"])

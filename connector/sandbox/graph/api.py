@@ -29,6 +29,9 @@ Emulator choices where the real service is undocumented (documented here so clie
 Sandbox-only controls (Python methods, and HTTP under `/_sandbox/...`, never faulted): `run_cycle`,
 `quarantine`, `remove_user_silently`, `deny_permission`/`allow_permission`, `propagation_failures`, state
 inspection (`users`, `groups`, `service_principal`, `job`, `schema`, `secrets`, `assignments`, `logs`).
+Switches (Python only): `hold_cycles` (jobs start, cycles never begin), `sso_mode_for_new_apps` (SSO preset on
+instantiated apps, standing for the admin's Single sign-on > SAML step, Graph's servicePrincipal
+preferredSingleSignOnMode).
 """
 
 from __future__ import annotations
@@ -226,6 +229,13 @@ class GraphEmulator:
         # True: they answer 204 at once and the cycle runs in a thread, as on the real service (big sandboxes,
         # where a cycle over thousands of users would outlast the client's timeout); see wait_for_cycles().
         self.background_cycles = False
+        # A fault switch: jobs start but their cycles never run (Entra's first cycle can take minutes to begin),
+        # so a client's bounded wait for the outcome can be tested without waiting.
+        self.hold_cycles = False
+        # The seed's first prerequisite is SSO for Astro in the IdP. An admin who follows it sets SAML on the app
+        # (Single sign-on > SAML: PATCH preferredSingleSignOnMode) right after creating it; a value here makes
+        # apps instantiated from the template come with that mode, as if that step were done (None: left out).
+        self.sso_mode_for_new_apps: str | None = None
         self._cycles: list[threading.Thread] = []
 
     # -- WSGI ------------------------------------------------------------------------------------------
@@ -462,6 +472,8 @@ class GraphEmulator:
             "info": {"logoUrl": None, "marketingUrl": None, "privacyStatementUrl": None, "supportUrl": None,
                      "termsOfServiceUrl": None},
         }
+        if self.sso_mode_for_new_apps:
+            sp["preferredSingleSignOnMode"] = self.sso_mode_for_new_apps
         with self.state.lock:
             self.state.applications[app["id"]] = app
             self.state.service_principals[sp["id"]] = sp
@@ -724,6 +736,8 @@ class GraphEmulator:
         return self._no_content()
 
     def _cycle(self, sp_id: str, job: SyncJob) -> None:
+        if self.hold_cycles:
+            return
         if not self.background_cycles:
             self.engine.run_cycle(sp_id, job)
             return

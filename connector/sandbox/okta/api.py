@@ -31,7 +31,9 @@ Sandbox admin endpoints (never faulted, no Okta auth; loopback only) and their P
   POST /_sandbox/okta/apps/{appId}/users/{login}/error {summary} set_app_user_error(app_id, login, summary)
   POST /_sandbox/okta/apps/{appId}/push/{group}/error {summary}  set_push_error(app_id, group_name, summary)
   PUT  /_sandbox/okta/rate-limit {perMinute, family?}           set_rate_limit(per_minute, family=None)
+Python only: set_sign_on_mode(app_id, mode) (an app added for provisioning only, without SSO, or SAML set up).
 Inspection for tests: user_by_login, group_by_name, app_user, push_mapping, provisioning_errors.
+App lifecycle: POST /api/v1/apps/{appId}/lifecycle/activate|deactivate (spec 5.1.0) change the app's status only.
 """
 
 from __future__ import annotations
@@ -168,6 +170,7 @@ _ROUTES = Map(
         _rule("/api/v1/meta/types/user/<tid>", "get_user_type", "GET"),
         _rule("/api/v1/apps", "list_apps", "GET"),
         _rule("/api/v1/apps/<aid>", "get_app", "GET"),
+        _rule("/api/v1/apps/<aid>/lifecycle/<action>", "app_lifecycle", "POST"),
         _rule("/api/v1/apps/<aid>/users", "list_app_users", "GET"),
         _rule("/api/v1/apps/<aid>/users", "assign_user", "POST"),
         _rule("/api/v1/apps/<aid>/users/<uid>", "get_app_user", "GET"),
@@ -288,6 +291,12 @@ class OktaEmulator:
                 if not au.get("externalId"):
                     au.update(status="STAGED", syncState="DISABLED")
             self.engine.refresh_app_features(app_id)
+
+    def set_sign_on_mode(self, app_id: str, mode: str) -> None:
+        """The app's signOnMode: AUTO_LOGIN or BOOKMARK stand for an Astro app added for provisioning only (no
+        SSO, the seed's first prerequisite left out); SAML_2_0 for the Admin Console's Sign On > SAML 2.0 done."""
+        with self.state.lock:
+            self._app(app_id).update(signOnMode=mode, lastUpdated=self.state.now())
 
     def deactivate_user_silently(self, login: str) -> None:
         """Deactivate a user in Okta without telling any app: a missed deprovision (drift)."""
@@ -920,6 +929,17 @@ class OktaEmulator:
 
     def _ep_get_app(self, request: Request, aid: str) -> Response:
         return self._json(self.shapes.app_json(self._app(aid), self._base(request)))
+
+    def _ep_app_lifecycle(self, request: Request, aid: str, action: str) -> Response:
+        """POST /api/v1/apps/{appId}/lifecycle/activate|deactivate (spec 5.1.0: activateApplication,
+        deactivateApplication; 200 with an empty Success object). The status is all this emulator changes: an
+        INACTIVE app keeps its assignments and push mappings, as Okta's do, and is shown as such."""
+        app = self._app(aid)
+        if action not in ("activate", "deactivate"):
+            raise not_found(action, "Path")
+        with self.state.lock:
+            app.update(status="ACTIVE" if action == "activate" else "INACTIVE", lastUpdated=self.state.now())
+        return self._json({})
 
     # -- app users --
 

@@ -1,0 +1,95 @@
+"""What `apply` says at the end: "applied" only when the IdP's provisioning was seen to work.
+
+After an IdP's changes are made, the IdPs provision asynchronously (Okta's engine after assignments and pushes,
+Entra's cycle after the job starts). `verify_applied` re-runs the audit (the setup expectations and IdP vs Astro)
+until one of these, within a bound:
+- the IdP reports a blocking problem (a setup finding or its own error, e.g. Astro's 401 seen by Okta): no point
+  waiting, the verdict is failed, naming that error and its remedy;
+- nothing is pending any more (every in-scope user and configured group is in Astro): verified;
+- the time is up: failed when nothing reached Astro, else "partly verified" with what is still pending.
+The clock and the sleep are injectable, so tests decide how long "waiting" is without sleeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from connector.audit.reconcile import AuditResult, Finding, Kind
+from connector.audit.run import audit_once
+from connector.config.load import ProjectConfig
+from connector.providers import registry
+
+VERIFY_SECONDS = 120.0  # Okta usually provisions within seconds; Entra's first cycle can take minutes
+
+# Problems the IdP reports that waiting does not cure: apply's outcome is a failure.
+BLOCKING = frozenset({Kind.NOT_SET_UP, Kind.PROVISIONING_OFF, Kind.CONNECTION_BROKEN, Kind.GROUP_NOT_PROVISIONED,
+                      Kind.IDP_ERROR})
+# What the IdP has not done yet: worth waiting for.
+PENDING = frozenset({Kind.USER_MISSING, Kind.TEAM_MISSING, Kind.MEMBERSHIP_MISSING})
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Verdict:
+    idp: str
+    result: AuditResult
+    seconds: float
+    blocking: list[Finding] = field(default_factory=list)
+    pending: list[Finding] = field(default_factory=list)
+
+    @property
+    def nothing_reached(self) -> bool:
+        return self.result.idp_users > 0 and self.result.astro_users == 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.blocking and not self.nothing_reached
+
+    def summary(self) -> str:
+        r = self.result
+        if self.blocking:
+            first = self.blocking[0]
+            more = f" (+{len(self.blocking) - 1} more)" if len(self.blocking) > 1 else ""
+            return f"{self.idp}: provisioning FAILED: {first.kind.value} {first.subject}: {first.detail}{more}"
+        if self.nothing_reached:
+            return (f"{self.idp}: provisioning not verified: none of {r.idp_users} user(s) in scope reached Astro "
+                    f"after {self.seconds:.0f}s")
+        if self.pending:
+            return (f"{self.idp}: partly verified: {r.astro_users} user(s) in Astro, {len(self.pending)} still "
+                    f"pending after {self.seconds:.0f}s (the IdP provisions asynchronously: run 'astro-scim drift' "
+                    "later)")
+        return (f"{self.idp}: verified: {r.idp_users} user(s) and {r.idp_groups} group(s) in scope, all in Astro")
+
+    def hint(self) -> str:
+        if self.blocking:
+            return self.blocking[0].remedy
+        return "run 'astro-scim status' and 'astro-scim drift' to see what the IdP reports"
+
+
+def verify_applied(cfg: ProjectConfig, idp: str, *, timeout: float = VERIFY_SECONDS, say: Say,
+                   clock: Callable[[], float] | None = None, sleep: Callable[[float], None] | None = None
+                   ) -> Verdict:
+    """Audit `idp` until its outcome is known (see the module docstring), saying what it waits for. The wait is
+    on the project's clock (connector.support.clock) unless a test passes its own."""
+    clock = clock or clocks.current().monotonic
+    sleep = sleep or clocks.current().sleep
+    target = registry.audit_target(cfg, idp)
+    astro = cfg.astro_for(idp)
+    started = clock()
+    delay = 0.5
+    try:
+        while True:
+            result = audit_once(target.view, astro, setup=target.setup)
+            blocking = [f for f in result.findings if f.kind in BLOCKING]
+            pending = [f for f in result.findings if f.kind in PENDING]
+            left = timeout - (clock() - started)
+            if blocking or not pending or left < delay:
+                return Verdict(idp, result, clock() - started, blocking, pending)
+            say(f"  {idp}: waiting for {idp} to provision: {len(pending)} user(s)/Team(s) not in Astro yet "
+                f"({left:.0f}s left)")
+            sleep(delay)
+            delay = min(delay * 2, 5.0)
+    finally:
+        target.close()
