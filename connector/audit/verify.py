@@ -19,6 +19,7 @@ from connector.audit.reconcile import AuditResult, Finding, Kind
 from connector.audit.run import audit_once
 from connector.config.load import ProjectConfig
 from connector.providers import registry
+from connector.support import clock as clocks
 
 VERIFY_SECONDS = 120.0  # Okta usually provisions within seconds; Entra's first cycle can take minutes
 
