@@ -139,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("test-connection", help="check IdP credentials, the app and the Astro SCIM token")
     _config_option(p)
     _idp_option(p)
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="json: one document (docs/schemas/checks.v1.json)")
 
     p = command("push-groups", help="Okta: create/link push mappings and re-push out-of-sync groups")
     _config_option(p)
@@ -165,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("status", help="IdP provisioning health: job state, quarantine, errors")
     _config_option(p)
     _idp_option(p)
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="json: one document (docs/schemas/checks.v1.json)")
 
     p = command("sandbox", help="run emulated Okta, Graph and Astro SCIM on loopback")
     p.add_argument("--users", type=int, default=20)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
+from typing import Any
 
 from connector import output
 from connector.config.arg import load_config_arg
@@ -12,6 +14,7 @@ from connector.providers import registry
 from connector.providers.base import Check, Health
 
 MARK = {True: "ok  ", False: "FAIL", None: "info"}
+CHECKS_SCHEMA = "astro-scim/checks/v1"  # its JSON Schema: docs/schemas/checks.v1.json
 
 
 def show_checks(title: str, checks: list[Check]) -> bool:
@@ -24,17 +27,40 @@ def show_checks(title: str, checks: list[Check]) -> bool:
     return all(c.ok is not False for c in checks)
 
 
-def run_checks(args: argparse.Namespace, checks: Callable[[Health], list[Check]]) -> int:
+def checks_document(command: str, results: list[tuple[str, list[Check]]]) -> dict[str, Any]:
+    """The `--format json` answer of test-connection and status (docs/schemas/checks.v1.json)."""
+    from datetime import UTC, datetime
+
+    from connector import __version__
+    from connector.support import clock
+
+    idps = [{"idp": name, "ok": all(c.ok is not False for c in found),
+             "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail, "hint": c.hint} for c in found]}
+            for name, found in results]
+    return {
+        "schema": CHECKS_SCHEMA, "command": command, "tool_version": __version__,
+        "checked_at": datetime.fromtimestamp(clock.current().time(), UTC).isoformat(timespec="seconds"),
+        "ok": all(i["ok"] for i in idps), "idps": idps,
+    }
+
+
+def run_checks(args: argparse.Namespace, checks: Callable[[Health], list[Check]], command: str) -> int:
     """Show each configured IdP's `checks`; exit 1 when any failed. `status` shares it."""
     cfg = load_config_arg(args.config)
-    ok = True
+    results: list[tuple[str, list[Check]]] = []
     for provider in registry.health(cfg, args.idp):
         try:
-            ok &= show_checks(provider.name, checks(provider))
+            found = checks(provider)
         finally:
             provider.close()
-    return EXIT_OK if ok else EXIT_FINDINGS
+        results.append((provider.name, found))
+        if args.format == "text":
+            show_checks(provider.name, found)
+    document = checks_document(command, results)
+    if args.format == "json":
+        output.raw(json.dumps(document, indent=2))
+    return EXIT_OK if document["ok"] else EXIT_FINDINGS
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_checks(args, lambda provider: provider.test_connection())
+    return run_checks(args, lambda provider: provider.test_connection(), "test-connection")
