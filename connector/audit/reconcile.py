@@ -8,6 +8,7 @@ repair both), and an orphaned or still-active deprovisioned account is not also 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -161,6 +162,7 @@ _CASE_EXACT = frozenset({"id", "externalid", "password"})
 _BOOLEAN_PATHS = frozenset({"active"})
 
 
+@functools.lru_cache(maxsize=1024)  # a few mapping targets, asked for every user and value
 def _root(path: str) -> str:
     return path.split("[", 1)[0].split(".", 1)[0].rsplit(":", 1)[-1].casefold()
 
