@@ -1,10 +1,10 @@
 """Read an Astro organization's SCIM endpoint into an `AstroView`: discovery, then every User and Group, paged.
 
 Over the one Astro SCIM client (connector.astro.client: scim2-client with the aiohttp engine, the retry policy and
-the error mapping; connector.astro.engine says why not httpx2). Paging: the first page
-of each resource type, then the remaining pages concurrently once totalResults is known (bounded), astro.page_size
-resources a page (100) capped by the server's filter.maxResults. The critical path is discovery -> first page ->
-the rest, whatever the user count; each page is decoded and converted while later ones are on their way.
+the error mapping; connector.astro.engine says why not httpx2). Paging: the first page of each resource type,
+then the remaining pages concurrently once totalResults is known (bounded), as many resources a page as the
+server's filter.maxResults allows (at most 1000, or astro.page_size when set). The critical path is discovery ->
+first page -> the rest, whatever the user count; each page is decoded and converted while later ones are on their way.
 
 Strict first, relaxed one flag at a time: a JSON body under the wrong media type, or a first page that does not
 validate against the RFC 7643 models, is tolerated and reported in `AstroView.deviations`. Anything that would
@@ -35,10 +35,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("connector.astro")
 T = TypeVar("T")
 
-# Pages of 100 unless astro.page_size says otherwise: what Okta's imports ask of a SCIM server, so the size Astro's
-# endpoint is exercised with (its own limits are not published). Larger pages cut requests, not JSON: fewer round
-# trips on a slow link, bigger answers from a server whose limits are unknown (benchmarks/drift_scale.py compares).
-DEFAULT_PAGE_SIZE = 100  # also what is assumed when the server announces no filter.maxResults
+# Pages as large as the server says it honours (ServiceProviderConfig filter.maxResults), at most MAX_PAGE_SIZE,
+# unless astro.page_size asks for less: each request costs a round trip, so the fewest pages the server allows
+# make the shortest read (benchmarks/audit_scale.py). The first pages go out with discovery, before maxResults is
+# known, asking MAX_PAGE_SIZE: a server caps count at its maximum (RFC 7644 3.4.2.4) and the rest follow its cap.
+DEFAULT_PAGE_SIZE = 100  # what is assumed when the server announces no filter.maxResults
 MAX_PAGE_SIZE = 1000  # bounds memory per response whatever the server announces or the config asks
 VALIDATION_SAMPLE = 25  # resources of the first page checked against the RFC 7643 models
 MEMBER_SAMPLE = 10  # members of each sampled Team checked too (a member costs ~60 us to validate)
@@ -439,7 +440,7 @@ async def read_astro_async(
         reader = _Reader(scim, page_size=page_size or astro.page_size, progress=progress)
         # Discovery and the first page of each type go out together: the pages do not depend on it unless the
         # server announces other endpoints than the standard ones (then they are read again from those).
-        asked = min(page_size or astro.page_size, MAX_PAGE_SIZE)
+        asked = min(page_size or astro.page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
         standard = {"User": "/Users", "Group": "/Groups"}
         firsts = [asyncio.ensure_future(reader.first_page(user_model, standard["User"], asked, _user)),
                   asyncio.ensure_future(reader.first_page(Group, standard["Group"], asked, _team))]
