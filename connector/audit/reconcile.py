@@ -205,6 +205,8 @@ def normalise(value: Any, path: str) -> Any:
 
 
 def same_value(expected: Any, actual: Any, path: str) -> bool:
+    if type(expected) is type(actual) and expected == actual:
+        return True  # equal values normalise alike: the common case, without normalising both (120,000 calls)
     return bool(normalise(expected, path) == normalise(actual, path))
 
 

@@ -34,11 +34,16 @@ class OktaView(OktaOrg):
 
     def _reads(self, fn: Callable[[OktaClient], Awaitable[T]]) -> T:
         """Like OktaOrg._call, over the read client (no SDK for an API token: see okta/reads.py)."""
-        async def main() -> T:
-            async with read_client(self.okta) as client:
-                return await fn(client)
+        holder: list[T] = []
 
-        return asyncio.run(main())
+        async def main() -> None:
+            # The result leaves through `holder`, not as the task's result: a task's repr includes its result,
+            # and formatting a 20,000-user view (when asyncio.run reprs the main task) cost 0.5 s.
+            async with read_client(self.okta) as client:
+                holder.append(await fn(client))
+
+        asyncio.run(main())
+        return holder[0]
 
     async def _read_view(self, c: OktaClient) -> IdpView:
         from connector.mapping.expr import okta as okta_expr
@@ -100,6 +105,11 @@ class OktaView(OktaOrg):
             active_names[uid] = names[uid]
         expected: dict[str, Any] = {"userName": user_name}
         for target, expr in parsed:
+            if isinstance(expr, okta_expr.Path) and expr.root in ("user", "appuser"):
+                # The common mapping `user.firstName`: what evaluate gives (null-safe lookup), without its set-up
+                # per call (100,000 calls for 20,000 users).
+                expected[target] = (profile if expr.root == "user" else app_profile).get(expr.name)
+                continue
             try:
                 expected[target] = okta_expr.evaluate(expr, profile, app_profile)
             except ConnectorError as exc:
