@@ -128,3 +128,71 @@ def test_okta_read_client_pages_a_long_list_in_order(sandbox: Sandbox, okta_conf
 @pytest.mark.parametrize("path", ["name.givenName", "active", "externalId", "emails[type eq \"work\"].value"])
 def test_same_value_shortcut_agrees_with_normalising(a: Any, b: Any, path: str) -> None:
     assert same_value(a, b, path) == (normalise(a, path) == normalise(b, path))
+
+
+@pytest.fixture
+def azure_config(sandbox: Sandbox, tmp_path: Path) -> Path:
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
+    assert main(["apply", "-c", str(config), "--yes"]) == 0
+    return config
+
+
+def _whole_lists_view(provider: Any) -> IdpView:
+    """The slow path: every assignment's whole member list read one after the other, then mapped."""
+    from connector.providers.entra.expected import compile_mappings, idp_group, idp_user, user_select
+
+    async def read() -> IdpView:
+        sp = await provider._require_sp()
+        select = user_select(provider.mapping)
+        users_maps, group_maps = compile_mappings(provider.mapping.users), compile_mappings(provider.mapping.groups)
+        view = IdpView("azure")
+        users: dict[str, Any] = {}
+        seen: set[str] = set()
+        for a in await provider.tenant.assignments(str(sp["id"])):
+            pid = str(a["principalId"])
+            if a["principalType"] == "User":
+                profile = await provider.tenant.get_user(pid, select)
+                users.setdefault(pid, idp_user(profile, users_maps))
+            elif pid not in seen:
+                seen.add(pid)
+                names = set()
+                for profile in await provider.tenant.group_members(pid, select):
+                    u = users.setdefault(str(profile["id"]), idp_user(profile, users_maps))
+                    if u is not None and u.active:
+                        names.add(u.user_name)
+                view.groups.append(idp_group({"id": pid, "displayName": a["principalDisplayName"]}, group_maps,
+                                             names))
+        view.users = [u for u in users.values() if u is not None]
+        view.issues = await provider._issues(sp)
+        return view
+
+    return provider._run(read())  # type: ignore[no-any-return]
+
+
+def test_entra_streamed_view_and_findings_equal_whole_lists(sandbox: Sandbox, azure_config: Path) -> None:
+    from connector.astro.reader import read_astro
+    from connector.providers.entra.provider import AzureProvider
+
+    assert sandbox.graph is not None
+    org = sandbox.astro_orgs["azure"]
+    people = sandbox.seed_org.people
+    other = sandbox.default_team_names()[1]
+    sandbox.astro.delete_user(org.org_id, people[5].email)
+    sandbox.astro.add_orphan(org.org_id, "eve.orphan@acme.example", "Eve", "Orphan")
+    sandbox.graph.update_user(people[2].email, accountEnabled=False)
+    sandbox.astro.edit_user(org.org_id, people[3].email, "name.givenName", "Mallory")
+    members = sandbox.seed_org.team(other).member_keys
+    sandbox.astro.drop_membership(org.org_id, other, sandbox.seed_org.person(members[0]).email)
+    provider = AzureProvider(load_config(azure_config))
+    try:
+        fast = provider.read_view()
+        slow = _whole_lists_view(provider)
+    finally:
+        provider.close()
+    assert _summary(fast) == _summary(slow)
+    astro = read_astro(provider.astro)
+    fast_findings = [(f.id, f.kind, f.subject, f.detail) for f in run_audit(fast, astro).findings]
+    assert fast_findings == [(f.id, f.kind, f.subject, f.detail) for f in run_audit(slow, astro).findings]
+    kinds = {k.value for _, k, _, _ in fast_findings}
+    assert {"user_missing", "orphaned", "deactivation_not_propagated", "attribute_mismatch",
+            "membership_missing"} <= kinds
