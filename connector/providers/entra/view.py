@@ -19,13 +19,16 @@ class EntraView(EntraApp):
     def read_view(self) -> IdpView:
         return self._run(self._read_view())
 
-    async def _read_view(self) -> IdpView:
+    def _compiled(self) -> tuple[list[str], list[Any], list[Any]]:
         mapping = self.mapping
+        return user_select(mapping), compile_mappings(mapping.users), compile_mappings(mapping.groups)
+
+    async def _read_view(self) -> IdpView:
+        # The mapping's expressions are parsed in a worker thread while the first requests travel (the parser's
+        # import stood between start-up and the first request).
+        compiled = asyncio.get_running_loop().run_in_executor(None, self._compiled)
         sp = await self._require_sp()
         sp_id = str(sp["id"])
-        select = user_select(mapping)
-        user_maps = compile_mappings(mapping.users)
-        group_maps = compile_mappings(mapping.groups)
         view = IdpView("azure")
         # The job's state and the provisioning log are a chain of their own beside the members' pages.
         issues = asyncio.ensure_future(self._issues(sp))
@@ -56,6 +59,7 @@ class EntraView(EntraApp):
 
         try:
             assignments = await self.tenant.assignments(sp_id)
+            select, user_maps, group_maps = await compiled
             group_assignments = [a for a in assignments if str(a.get("principalType") or "").lower() == "group"]
             user_assignments = [a for a in assignments if str(a.get("principalType") or "").lower() == "user"]
             # Each assigned group is a chain of its own; a group assigned twice (two roles) is read once.

@@ -45,15 +45,19 @@ class OktaView(OktaOrg):
         asyncio.run(main())
         return holder[0]
 
-    async def _read_view(self, c: OktaClient) -> IdpView:
+    def _parsed_mappings(self) -> list[tuple[str, Any]]:
         from connector.mapping.expr import okta as okta_expr
 
         mapping = self.mapping_file()
-        parsed = [
-            (m.target, okta_expr.parse(m.source))
-            for m in mapping.users if not m.from_sign_on and m.source is not None
-        ]
+        return [(m.target, okta_expr.parse(m.source))
+                for m in mapping.users if not m.from_sign_on and m.source is not None]
+
+    async def _read_view(self, c: OktaClient) -> IdpView:
+        # The mapping's parser (lark, its grammar) loads in a worker thread while the first requests travel: on
+        # the critical path it stood between start-up and the first request.
+        parsed_q = asyncio.get_running_loop().run_in_executor(None, self._parsed_mappings)
         app = await self._find_app(c)
+        parsed = await parsed_q
         app_id = str(app["id"])
         # Group push mappings, names and members are a chain of their own beside the app users' cursor pages.
         pushed = asyncio.ensure_future(self._pushed_groups(c, app_id))
