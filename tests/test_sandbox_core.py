@@ -213,7 +213,7 @@ def test_sandbox_command_serves_until_interrupted(tmp_path: Path) -> None:
     config, js = tmp_path / "astro-scim.yaml", tmp_path / "sandbox.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "connector", "sandbox", "--users", "4", "--groups", "1", "--seed", "5",
-         "--write-config", str(config), "--write-json", str(js)],
+         "--latency-ms", "200", "--write-config", str(config), "--write-json", str(js)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"},
     )
     try:
@@ -223,10 +223,14 @@ def test_sandbox_command_serves_until_interrupted(tmp_path: Path) -> None:
         assert proc.poll() is None, proc.communicate()
         data = json.loads(js.read_text())
         org = data["astro_orgs"]["okta"]
+        # --latency-ms delays every service, Astro included: no answer comes sooner than that.
+        started = time.monotonic()
         resp = httpx.get(f"{org['scim_url']}/Users", headers={"Authorization": f"Bearer {org['token']}"})
-        assert resp.status_code == 200
+        assert resp.status_code == 200 and time.monotonic() - started >= 0.2
+        started = time.monotonic()
         okta = httpx.get(f"{data['okta']['org_url']}/api/v1/users",
                          headers={"Authorization": f"SSWS {data['okta']['token']}"})
+        assert time.monotonic() - started >= 0.2
         assert okta.status_code == 200 and len([u for u in okta.json() if "acme.example" in u["profile"]["login"]]) >= 4
         assert load_config(config).okta is not None
         time.sleep(0.3)  # the panel is printed right after the files are written
@@ -238,6 +242,7 @@ def test_sandbox_command_serves_until_interrupted(tmp_path: Path) -> None:
             proc.communicate()
     assert proc.returncode == 0, err
     assert "token in" in out and str(config) in out and "sandbox stopped" in out
+    assert "200 ms per request, every service" in out
     for token in (data["okta"]["token"], data["graph"]["token"], org["token"], data["astro_orgs"]["azure"]["token"]):
         assert token not in out and token not in err
     assert not _port_open(data["okta"]["org_url"]) and not _port_open(org["scim_url"])
