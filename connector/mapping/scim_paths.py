@@ -714,7 +714,7 @@ def _canonical_name(path: ScimPath, name: str, sub: bool = False) -> str:
 def set_value(resource: dict[str, Any], path: str | ScimPath, value: Any) -> None:
     """Write `value` at a SCIM path, creating what is missing (Entra's `unmatched_path_filter=create`:
     `emails[type eq "work"].value` adds {"type": "work", "value": ...}). `None` removes the value."""
-    p = parse_path(path) if isinstance(path, str) else path
+    p = _parsed(path) if isinstance(path, str) else path
     holder = _container(resource, p, create=value is not None)
     if holder is None:
         return
