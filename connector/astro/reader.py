@@ -42,6 +42,10 @@ T = TypeVar("T")
 # known, asking MAX_PAGE_SIZE: a server caps count at its maximum (RFC 7644 3.4.2.4) and the rest follow its cap.
 DEFAULT_PAGE_SIZE = 100  # what is assumed when the server announces no filter.maxResults
 MAX_PAGE_SIZE = 1000  # bounds memory per response whatever the server announces or the config asks
+# Teams a page at most: a Team carries its members, and 1,000 Teams of 250 members are 250,000 memberships in one
+# answer (~20 MB of JSON, ~100 MB decoded; three such pages in flight took a 100,000-user audit from 568 to 652 MB
+# peak). Team pages are as independent as the rest (startIndex), so smaller ones add requests, not chain length.
+TEAM_PAGE_SIZE = 100
 VALIDATION_SAMPLE = 25  # resources of the first page checked against the RFC 7643 models
 MEMBER_SAMPLE = 10  # members of each sampled Team checked too (a member costs ~60 us to validate)
 
@@ -452,7 +456,8 @@ async def read_astro_async(
         asked = min(page_size or astro.page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
         standard = {"User": "/Users", "Group": "/Groups"}
         firsts = [asyncio.ensure_future(reader.first_page(user_model, standard["User"], asked, _user)),
-                  asyncio.ensure_future(reader.first_page(Group, standard["Group"], asked, _team))]
+                  asyncio.ensure_future(reader.first_page(Group, standard["Group"], min(asked, TEAM_PAGE_SIZE),
+                                                          _team))]
         # On the wire before discovery's preparation (scim2-client builds each query through the models).
         await client.all_sent()
         spc, rts, schemas = reader.fetch("/ServiceProviderConfig"), reader.fetch("/ResourceTypes"), \
@@ -470,11 +475,13 @@ async def read_astro_async(
                     ResourceType.from_resource(user_model).model_copy(update={"endpoint": endpoints["User"]}),
                     ResourceType.from_resource(Group).model_copy(update={"endpoint": endpoints["Group"]})])
                 firsts = [asyncio.ensure_future(reader.first_page(user_model, endpoints["User"], size, _user)),
-                          asyncio.ensure_future(reader.first_page(Group, endpoints["Group"], size, _team))]
+                          asyncio.ensure_future(reader.first_page(Group, endpoints["Group"], min(size, TEAM_PAGE_SIZE),
+                                                                  _team))]
             first_users, first_groups = await _all_or_none(firsts)
             # Teams first: a page of them carries ~10,000 memberships (~6 ms to decode); queued behind the users'
             # pages they would be decoded at the end, with no request left in flight to overlap them.
-            rests = [asyncio.ensure_future(reader.rest(Group, endpoints["Group"], first_groups, size, _team)),
+            rests = [asyncio.ensure_future(reader.rest(Group, endpoints["Group"], first_groups,
+                                                       min(size, TEAM_PAGE_SIZE), _team)),
                      asyncio.ensure_future(reader.rest(user_model, endpoints["User"], first_users, size, _user))]
             await client.all_sent()
             reader.validate_discovery(spc, rts)  # while the pages are on their way
