@@ -144,10 +144,10 @@ def test_page_size_comes_from_max_results(astro: Astro, monkeypatch: pytest.Monk
     astro.add_users(9)
     view = read_astro(astro.config)
     assert len(view.users) == 9
-    # The first page goes out with discovery, asking astro.page_size (100): the server caps it at 4. The rest
-    # ask for what the server announced.
+    # The first page goes out with discovery, asking the most the reader ever asks (1000): the server caps it
+    # at 4. The rest ask for what the server announced.
     assert sorted((int(p["startIndex"]), p["count"]) for p in astro.list_requests("Users")) == [
-        (1, "100"), (5, "4"), (9, "4")
+        (1, "1000"), (5, "4"), (9, "4")
     ]
 
 
@@ -280,7 +280,8 @@ def test_missing_service_provider_config_falls_back_to_pages_of_100(astro: Astro
     astro.wrapper.after = no_spc
     view = read_astro(astro.config)
     assert len(view.users) == 2
-    assert [p["count"] for p in astro.list_requests("Users")] == ["100"]
+    # The first page went out with discovery, asking the reader's maximum; the server answered all of it.
+    assert [p["count"] for p in astro.list_requests("Users")] == ["1000"]
     assert any("ServiceProviderConfig" in d for d in view.deviations)
 
 

@@ -43,7 +43,7 @@ def test_good_config_loads_typed(tmp_path: Path) -> None:
     assert cfg.okta.mapping == tmp_path / "mappings/okta.yaml"
     assert cfg.azure is not None and cfg.azure.credential.kind == "secret"
     assert cfg.astro_for("okta").organization_id == "clorg123"
-    assert cfg.astro_for("okta").page_size == 100  # the drift reader's default
+    assert cfg.astro_for("okta").page_size is None  # the drift reader asks for what the server honours
 
 
 def test_secret_from_env_and_missing_env_names_the_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -215,7 +215,7 @@ def test_sandbox_command_serves_until_interrupted(tmp_path: Path) -> None:
     with err_file.open("w") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "connector", "sandbox", "--users", "4", "--groups", "1", "--seed", "5",
-             "--write-config", str(config), "--write-json", str(js)],
+             "--latency-ms", "50", "--write-config", str(config), "--write-json", str(js)],
             stdout=subprocess.PIPE, stderr=stderr, text=True, env={**os.environ, "COLUMNS": "200"},
         )
         lines: list[str] = []
@@ -254,6 +254,7 @@ def test_sandbox_command_serves_until_interrupted(tmp_path: Path) -> None:
     out, err = "".join(lines), err_file.read_text()
     assert proc.returncode == 0, err
     assert "token in" in out and str(config) in out and "sandbox stopped" in out
+    assert "50 ms per request, every service" in out  # --latency-ms delays Astro too, not only the IdPs
     for token in (data["okta"]["token"], data["graph"]["token"], org["token"], data["astro_orgs"]["azure"]["token"]):
         assert token not in out and token not in err
     assert not _port_open(data["okta"]["org_url"]) and not _port_open(org["scim_url"])

@@ -1,10 +1,10 @@
 """Read an Astro organization's SCIM endpoint into an `AstroView`: discovery, then every User and Group, paged.
 
 Over the one Astro SCIM client (connector.astro.client: scim2-client with the aiohttp engine, the retry policy and
-the error mapping; connector.astro.engine says why not httpx2). Paging: the first page
-of each resource type, then the remaining pages concurrently once totalResults is known (bounded), astro.page_size
-resources a page (100) capped by the server's filter.maxResults. The critical path is discovery -> first page ->
-the rest, whatever the user count; each page is decoded and converted while later ones are on their way.
+the error mapping; connector.astro.engine says why not httpx2). Paging: the first page of each resource type,
+then the remaining pages concurrently once totalResults is known (bounded), as many resources a page as the
+server's filter.maxResults allows (at most 1000, or astro.page_size when set). The critical path is discovery ->
+first page -> the rest, whatever the user count; each page is decoded and converted while later ones are on their way.
 
 Strict first, relaxed one flag at a time: a JSON body under the wrong media type, or a first page that does not
 validate against the RFC 7643 models, is tolerated and reported in `AstroView.deviations`. Anything that would
@@ -20,6 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from sys import intern
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -35,11 +36,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("connector.astro")
 T = TypeVar("T")
 
-# Pages of 100 unless astro.page_size says otherwise: what Okta's imports ask of a SCIM server, so the size Astro's
-# endpoint is exercised with (its own limits are not published). Larger pages cut requests, not JSON: fewer round
-# trips on a slow link, bigger answers from a server whose limits are unknown (benchmarks/drift_scale.py compares).
-DEFAULT_PAGE_SIZE = 100  # also what is assumed when the server announces no filter.maxResults
+# Pages as large as the server says it honours (ServiceProviderConfig filter.maxResults), at most MAX_PAGE_SIZE,
+# unless astro.page_size asks for less: each request costs a round trip, so the fewest pages the server allows
+# make the shortest read (benchmarks/audit_scale.py). The first pages go out with discovery, before maxResults is
+# known, asking MAX_PAGE_SIZE: a server caps count at its maximum (RFC 7644 3.4.2.4) and the rest follow its cap.
+DEFAULT_PAGE_SIZE = 100  # what is assumed when the server announces no filter.maxResults
 MAX_PAGE_SIZE = 1000  # bounds memory per response whatever the server announces or the config asks
+# Teams a page at most: a Team carries its members, and 1,000 Teams of 250 members are 250,000 memberships in one
+# answer (~20 MB of JSON, ~100 MB decoded; three such pages in flight took a 100,000-user audit from 568 to 652 MB
+# peak). Team pages are as independent as the rest (startIndex), so smaller ones add requests, not chain length.
+TEAM_PAGE_SIZE = 100
 VALIDATION_SAMPLE = 25  # resources of the first page checked against the RFC 7643 models
 MEMBER_SAMPLE = 10  # members of each sampled Team checked too (a member costs ~60 us to validate)
 
@@ -178,6 +184,13 @@ class _Reader:
         # Converted as each page arrives, while later pages are still on their way.
         url = self.url(endpoint)
         page.items = [convert(r, url, start) for r in page.resources]
+        if convert is _team:
+            # The Teams are converted: their member lists (a dict of two strings per membership: ~150 MB for
+            # 500,000) are only needed any more for the validation sample, which takes the first MEMBER_SAMPLE.
+            for r in page.resources:
+                members = r.get("members")
+                if isinstance(members, list) and len(members) > MEMBER_SAMPLE:
+                    r["members"] = members[:MEMBER_SAMPLE]
         if page.echoed != start:
             self._deviate(f"{endpoint} answers startIndex={page.echoed} when asked for startIndex={start}")
         page.payload = payload
@@ -373,7 +386,9 @@ def _active(value: Any) -> bool:
 
 
 # _user and _team run for every resource (20,000 users, 100,000 memberships per audit): the common case is
-# tested with exact type checks first, the careful path only runs when it fails.
+# tested with exact type checks first, the careful path only runs when it fails. Ids are interned: a user's id
+# and its every Team membership are then one string object, not one per occurrence (500,000 memberships of
+# 100,000 users: ~35 MB of duplicate strings).
 
 def _user(resource: dict[str, Any], endpoint: str, start: int) -> AstroUser:
     rid, user_name = resource.get("id"), resource.get("userName")
@@ -381,7 +396,7 @@ def _user(resource: dict[str, Any], endpoint: str, start: int) -> AstroUser:
         rid, user_name = _required(resource, "userName", endpoint, start)
     ext = resource.get("externalId")
     active = resource.get("active", True)
-    return AstroUser(id=rid, user_name=user_name, active=True if active is True else _active(active),
+    return AstroUser(id=intern(rid), user_name=user_name, active=True if active is True else _active(active),
                      external_id=ext if type(ext) is str else None, data=resource)
 
 
@@ -389,11 +404,10 @@ def _team(resource: dict[str, Any], endpoint: str, start: int) -> AstroTeam:
     rid, name = _required(resource, "displayName", endpoint, start)
     members = resource.get("members") or ()
     try:
-        ids = {m["value"] for m in members}
-        "".join(ids)  # raises TypeError unless every value is a string: one C-speed pass
+        ids = {intern(m["value"]) for m in members}  # TypeError unless every value is a string
     except (TypeError, KeyError):
-        ids = {m.get("value") for m in members if isinstance(m, dict)}
-        ids = {i for i in ids if isinstance(i, str)}
+        values = [m.get("value") for m in members if isinstance(m, dict)]
+        ids = {intern(i) for i in values if isinstance(i, str)}
     ext = resource.get("externalId")
     return AstroTeam(id=rid, name=name, members=ids, external_id=ext if isinstance(ext, str) else None)
 
@@ -439,10 +453,11 @@ async def read_astro_async(
         reader = _Reader(scim, page_size=page_size or astro.page_size, progress=progress)
         # Discovery and the first page of each type go out together: the pages do not depend on it unless the
         # server announces other endpoints than the standard ones (then they are read again from those).
-        asked = min(page_size or astro.page_size, MAX_PAGE_SIZE)
+        asked = min(page_size or astro.page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
         standard = {"User": "/Users", "Group": "/Groups"}
         firsts = [asyncio.ensure_future(reader.first_page(user_model, standard["User"], asked, _user)),
-                  asyncio.ensure_future(reader.first_page(Group, standard["Group"], asked, _team))]
+                  asyncio.ensure_future(reader.first_page(Group, standard["Group"], min(asked, TEAM_PAGE_SIZE),
+                                                          _team))]
         # On the wire before discovery's preparation (scim2-client builds each query through the models).
         await client.all_sent()
         spc, rts, schemas = reader.fetch("/ServiceProviderConfig"), reader.fetch("/ResourceTypes"), \
@@ -460,11 +475,13 @@ async def read_astro_async(
                     ResourceType.from_resource(user_model).model_copy(update={"endpoint": endpoints["User"]}),
                     ResourceType.from_resource(Group).model_copy(update={"endpoint": endpoints["Group"]})])
                 firsts = [asyncio.ensure_future(reader.first_page(user_model, endpoints["User"], size, _user)),
-                          asyncio.ensure_future(reader.first_page(Group, endpoints["Group"], size, _team))]
+                          asyncio.ensure_future(reader.first_page(Group, endpoints["Group"], min(size, TEAM_PAGE_SIZE),
+                                                                  _team))]
             first_users, first_groups = await _all_or_none(firsts)
             # Teams first: a page of them carries ~10,000 memberships (~6 ms to decode); queued behind the users'
             # pages they would be decoded at the end, with no request left in flight to overlap them.
-            rests = [asyncio.ensure_future(reader.rest(Group, endpoints["Group"], first_groups, size, _team)),
+            rests = [asyncio.ensure_future(reader.rest(Group, endpoints["Group"], first_groups,
+                                                       min(size, TEAM_PAGE_SIZE), _team)),
                      asyncio.ensure_future(reader.rest(user_model, endpoints["User"], first_users, size, _user))]
             await client.all_sent()
             reader.validate_discovery(spc, rts)  # while the pages are on their way

@@ -65,8 +65,9 @@ def _panel(sb: object, config_path: Path, json_path: Path | None, args: argparse
         org = sb.astro_orgs[idp]
         table.add_row(f"Astro SCIM ({idp})", f"{org.scim_url}   {token_in('astro-' + idp)}")
     table.add_row("Seeded", f"{len(sb.seed_org.people)} people, {len(sb.seed_org.teams)} teams (seed {args.seed})")
-    faults = f"latency {args.latency_ms:g} ms, 429 rate {args.rate_429:g}, 5xx rate {args.rate_5xx:g}"
-    table.add_row("IdP faults", faults if (args.latency_ms or args.rate_429 or args.rate_5xx) else "off")
+    table.add_row("Latency", f"{args.latency_ms:g} ms per request, every service" if args.latency_ms else "off")
+    faults = f"429 rate {args.rate_429:g}, 5xx rate {args.rate_5xx:g}"
+    table.add_row("IdP faults", faults if (args.rate_429 or args.rate_5xx) else "off")
     table.add_row("Config", f"{config_path}" + ("   (temporary: deleted on exit)" if temporary else ""))
     if json_path is not None:
         table.add_row("JSON", f"{json_path}   (URLs and all tokens)")
@@ -82,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
     from connector.sandbox.faults import FaultConfig
 
     faults = FaultConfig(latency_ms=args.latency_ms, rate_429=args.rate_429, rate_5xx=args.rate_5xx, seed=args.seed)
+    # Latency is the network's: every service pays it, Astro included (a slow link to Astro is what makes an
+    # audit's Astro read worth rehearsing). 429s and 5xx are the IdPs' faults.
+    astro_faults = FaultConfig(latency_ms=args.latency_ms, seed=args.seed)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -92,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     temp_dir: Path | None = None
     try:
-        with Sandbox(users=args.users, groups=args.groups, seed=args.seed, faults=faults) as sb:
+        with Sandbox(users=args.users, groups=args.groups, seed=args.seed, faults=faults,
+                     astro_faults=astro_faults) as sb:
             if args.write_config:
                 config_path = sb.write_config(Path(args.write_config))
             else:

@@ -24,7 +24,8 @@ class AstroConfig:
     api_url: str = "https://api.astronomer.io/v1"
     organization_id: str = ""
     team_wait_seconds: float = 60.0  # access templates: how long apply waits for an IdP to push a Team
-    page_size: int = 100  # resources per SCIM list page the drift reader asks for (capped by maxResults)
+    # Resources per SCIM list page the drift reader asks for; None: what the server says it honours (maxResults)
+    page_size: int | None = None
 
 
 @dataclass
@@ -185,8 +186,9 @@ def _astro(doc: yamlsrc.Document, base: Path, path: tuple[str, ...] = ("astro",)
     wait = s.data.get("team_wait_seconds", 60.0)
     if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
         raise ConfigError("team_wait_seconds must be a number of seconds (>= 0)", location=s.loc("team_wait_seconds"))
-    page_size = s.data.get("page_size", 100)
-    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 1000:
+    page_size = s.data.get("page_size")
+    if page_size is not None and (isinstance(page_size, bool) or not isinstance(page_size, int)
+                                  or not 1 <= page_size <= 1000):
         raise ConfigError("page_size must be a whole number from 1 to 1000 (resources per SCIM list page)",
                           location=s.loc("page_size"))
     return AstroConfig(scim_url=scim_url, token=token, api_url=api_url, organization_id=org_id,

@@ -138,9 +138,9 @@ def _astro() -> dict[str, Any]:
         "organization_id": _string("Astro organization id (default: the last segment of scim_url)."),
         "team_wait_seconds": {"type": "number", "minimum": 0, "default": 60,
                               "description": "Access templates: how long apply waits for an IdP to push a Team."},
-        "page_size": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100,
-                      "description": "Resources per SCIM list page the drift audit asks for (capped by the "
-                                     "server's maxResults)."},
+        "page_size": {"type": "integer", "minimum": 1, "maximum": 1000,
+                      "description": "Resources per SCIM list page the drift audit asks for (default: the "
+                                     "server's maxResults, at most 1000)."},
     }, ["scim_url"])
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from connector.errors import NotFound, RemoteError
@@ -245,14 +245,26 @@ class Tenant:
 
     async def group_members(self, group_id: str, select: list[str]) -> list[Json]:
         """Direct members that are users (Entra provisions direct members only)."""
+        return [m async for page in self.iter_group_members(group_id, select) for m in page]
+
+    async def iter_group_members(self, group_id: str, select: list[str]) -> AsyncIterator[list[Json]]:
+        """`group_members` a page ($top 999, Graph's largest) at a time: the audit keeps what it needs of each
+        page and drops the rest, instead of holding every member's JSON of a 100,000-member group."""
         from msgraph.generated.groups.item.members.members_request_builder import MembersRequestBuilder
 
         builder = self.sdk.groups.by_group_id(group_id).members
         query = MembersRequestBuilder.MembersRequestBuilderGetQueryParameters(select=select, top=999)
-        members = await self.graph.get_all_json(f"GET /groups/{group_id}/members", builder, _config(query),
-                                                permission="groups")
-        # Members may be users, groups, devices or service principals; only users are provisioned.
-        return [m for m in members if str(m.get("@odata.type", "#microsoft.graph.user")).lower().endswith("user")]
+        endpoint = f"GET /groups/{group_id}/members"
+        page = await self.graph.send_json(endpoint, lambda: builder.to_get_request_information(_config(query)),
+                                          permission="groups")
+        while True:
+            # Members may be users, groups, devices or service principals; only users are provisioned.
+            yield [m for m in (page or {}).get("value") or []
+                   if str(m.get("@odata.type", "#microsoft.graph.user")).lower().endswith("user")]
+            link = (page or {}).get("@odata.nextLink")
+            if not link:
+                return
+            page = await self.graph.send_json(endpoint, _next_page(builder, str(link)), permission="groups")
 
     # --- synchronization ---------------------------------------------------------------------------------
 
@@ -425,6 +437,11 @@ class Tenant:
         # Filter again locally: the service's filter support on nested properties has varied over time.
         return [e for e in entries
                 if not isinstance(e.get("servicePrincipal"), dict) or str(e["servicePrincipal"].get("id")) == sp_id]
+
+
+def _next_page(builder: Any, link: str) -> Callable[[], Any]:
+    """The request for an @odata.nextLink, built by the SDK builder (auth, headers and middleware unchanged)."""
+    return lambda: builder.with_url(link).to_get_request_information()
 
 
 def user_role_id(sp: Json) -> str:

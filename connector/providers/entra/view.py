@@ -19,21 +19,36 @@ class EntraView(EntraApp):
     def read_view(self) -> IdpView:
         return self._run(self._read_view())
 
-    async def _read_view(self) -> IdpView:
+    def _compiled(self) -> tuple[list[str], list[Any], list[Any]]:
         mapping = self.mapping
+        return user_select(mapping), compile_mappings(mapping.users), compile_mappings(mapping.groups)
+
+    async def _read_view(self) -> IdpView:
+        # The mapping's expressions are parsed in a worker thread while the first requests travel (the parser's
+        # import stood between start-up and the first request).
+        compiled = asyncio.get_running_loop().run_in_executor(None, self._compiled)
         sp = await self._require_sp()
         sp_id = str(sp["id"])
-        select = user_select(mapping)
-        user_maps = compile_mappings(mapping.users)
-        group_maps = compile_mappings(mapping.groups)
         view = IdpView("azure")
-        assignments = await self.tenant.assignments(sp_id)
-        profiles: dict[str, dict[str, Any]] = {}
+        # The job's state and the provisioning log are a chain of their own beside the members' pages.
+        issues = asyncio.ensure_future(self._issues(sp))
+        direct: asyncio.Future[list[dict[str, Any] | None]] | None = None
         sem = asyncio.Semaphore(8)
+        mapped: dict[str, Any] = {}  # user id -> IdpUser | None, each profile evaluated once, in first-seen order
 
-        async def members_of(a: Any) -> tuple[Any, list[dict[str, Any]]]:
+        def user_of(profile: dict[str, Any]) -> Any:
+            uid = str(profile.get("id"))
+            if uid not in mapped:
+                mapped[uid] = idp_user(profile, user_maps)
+            return mapped[uid]
+
+        async def members_of(a: Any) -> set[str]:
+            # Page by page: each member becomes its view row as it arrives, and the page's JSON goes.
+            names: set[str] = set()
             async with sem:
-                return a, await self.tenant.group_members(str(a.get("principalId")), select)
+                async for page in self.tenant.iter_group_members(str(a.get("principalId")), select):
+                    names.update(u.user_name for u in map(user_of, page) if u is not None and u.active)
+            return names
 
         async def direct_user(a: Any) -> dict[str, Any] | None:
             async with sem:
@@ -42,35 +57,29 @@ class EntraView(EntraApp):
                 except NotFound:
                     return None
 
-        group_assignments = [a for a in assignments if str(a.get("principalType") or "").lower() == "group"]
-        user_assignments = [a for a in assignments if str(a.get("principalType") or "").lower() == "user"]
-        group_results = await asyncio.gather(*(members_of(a) for a in group_assignments))
-        user_results = await asyncio.gather(*(direct_user(a) for a in user_assignments))
-        for profile in user_results:
-            if profile:
-                profiles[str(profile["id"])] = profile
-        seen_groups: set[str] = set()
-        mapped: dict[str, Any] = {}  # user id -> IdpUser | None, each profile evaluated once
-
-        def user_of(profile: dict[str, Any]) -> Any:
-            uid = str(profile.get("id"))
-            if uid not in mapped:
-                profiles.setdefault(uid, profile)
-                mapped[uid] = idp_user(profile, user_maps)
-            return mapped[uid]
-
-        for a, members in group_results:
-            gid = str(a.get("principalId"))
-            if gid in seen_groups:
-                continue
-            seen_groups.add(gid)
-            names = {u.user_name for u in map(user_of, members) if u is not None and u.active}
-            view.groups.append(idp_group({"id": gid, "displayName": a.get("principalDisplayName")}, group_maps, names))
-        for profile in list(profiles.values()):
-            u = user_of(profile)
-            if u is not None:
-                view.users.append(u)
-        view.issues.extend(await self._issues(sp))
+        try:
+            assignments = await self.tenant.assignments(sp_id)
+            select, user_maps, group_maps = await compiled
+            group_assignments = [a for a in assignments if str(a.get("principalType") or "").lower() == "group"]
+            user_assignments = [a for a in assignments if str(a.get("principalType") or "").lower() == "user"]
+            # Each assigned group is a chain of its own; a group assigned twice (two roles) is read once.
+            first = {str(a.get("principalId")): a for a in reversed(group_assignments)}
+            groups = [a for a in group_assignments if first[str(a.get("principalId"))] is a]
+            direct = asyncio.ensure_future(asyncio.gather(*(direct_user(a) for a in user_assignments)))
+            group_names = await asyncio.gather(*(members_of(a) for a in groups))
+            for profile in await direct:
+                if profile:
+                    user_of(profile)
+            for a, names in zip(groups, group_names, strict=True):
+                gid = str(a.get("principalId"))
+                view.groups.append(idp_group({"id": gid, "displayName": a.get("principalDisplayName")}, group_maps,
+                                             names))
+            view.users.extend(u for u in mapped.values() if u is not None)
+            view.issues.extend(await issues)
+        finally:
+            for task in (issues, direct):
+                if task is not None and not task.done():
+                    task.cancel()
         return view
 
     async def _issues(self, sp: Any) -> list[IdpIssue]:

@@ -341,24 +341,31 @@ class GraphEmulator:
     def _collection(
         self,
         request: Request,
-        items: list[dict[str, Any]],
+        items: list[Any],  # objects, or keys that `resolve` turns into objects
         context: str,
         *,
         default_select: tuple[str, ...] | None = None,
         case_insensitive: bool = True,
         allow_skip: bool = False,
         raw: Callable[[list[dict[str, Any]]], list[bytes]] | None = None,
+        resolve: Callable[[list[Any]], list[dict[str, Any]]] | None = None,
     ) -> Response:
         """Filter, order, page and project a list the way Graph does, with an absolute @odata.nextLink.
 
         `raw` gives the items' JSON bytes when no `$select` is asked (from a cache): the page is then joined,
-        not serialized; the bytes are the same as json.dumps of the whole body."""
+        not serialized; the bytes are the same as json.dumps of the whole body.
+
+        `resolve` turns `items` (then keys, e.g. member ids) into objects: only the page's, unless a $filter or
+        $orderby needs them all. Resolving a group's every member for each page made paging a 20,000-member
+        group cost O(members) per page (~0.1 s each)."""
         # First value of each option, like MultiDict.get/items; a plain dict because werkzeug's get() raises
         # and catches an HTTP exception for every absent option (~10 per list request).
         args = dict(request.args.items())
         if "$skip" in args and not allow_skip:
             raise ODataQueryError("'$skip' is not supported by the service.", "Request_UnsupportedQuery")
         flt = args.get("$filter")
+        if resolve is not None and (flt or args.get("$orderby")):
+            items, resolve = resolve(items), None
         if flt:
             pred = compile_filter(flt, case_insensitive=case_insensitive)
             items = [o for o in items if pred(o)]
@@ -366,6 +373,9 @@ class GraphEmulator:
         top = page_size(args.get("$top"))
         offset = decode_skiptoken(args.get("$skiptoken")) + (int(args.get("$skip", "0") or 0) if allow_skip else 0)
         page = items[offset:offset + top]
+        if resolve is not None:
+            with self.state.lock:
+                page = resolve(page)
         fields = select_fields(args.get("$select"))
         body: dict[str, Any] = {"@odata.context": f"{self._base(request)}/$metadata#{context}"}
         if args.get("$count", "").lower() == "true":
@@ -1009,25 +1019,28 @@ class GraphEmulator:
             raise _not_found(group_id)
         return self._entity(request, group, "groups/$entity")
 
-    def _member_objects(self, ids: Iterable[str], cast: str | None) -> list[dict[str, Any]]:
+    def _member_ids(self, ids: Iterable[str], cast: str | None) -> list[str]:
+        """The ids of the directory objects among `ids` (of the cast's type), without copying any object."""
         wanted = None
         if cast is not None:
             wanted = _TYPE_CASTS.get(cast)
             if wanted is None:
                 raise GraphError(400, "BadRequest", f"Resource not found for the segment '{cast}'.")
-        out = []
-        for oid in ids:
-            obj = self.state.directory_object(oid)
-            if obj is not None and (wanted is None or obj["@odata.type"] == wanted):
-                out.append(obj)
-        return out
+        st = self.state
+        if wanted is None:
+            return [i for i in ids if i in st.users or i in st.groups or i in st.service_principals]
+        table = st.users if wanted == USER_TYPE else st.groups if wanted == GROUP_TYPE else st.service_principals
+        return [i for i in ids if i in table]
+
+    def _member_objects(self, ids: list[str]) -> list[dict[str, Any]]:
+        return [o for o in map(self.state.directory_object, ids) if o is not None]
 
     def _h_members(self, request: Request, group_id: str, cast: str | None = None) -> Response:
         with self.state.lock:
             if group_id not in self.state.groups:
                 raise _not_found(group_id)
-            items = self._member_objects(self.state.members.get(group_id, []), cast)
-        return self._collection(request, items, "directoryObjects",
+            ids = self._member_ids(self.state.members.get(group_id, []), cast)
+        return self._collection(request, ids, "directoryObjects", resolve=self._member_objects,
                                 default_select=None if cast is None or "group" in cast else USER_DEFAULT_PROPERTIES)
 
     def _h_transitive(self, request: Request, group_id: str, cast: str | None = None) -> Response:
@@ -1042,8 +1055,8 @@ class GraphEmulator:
                     continue
                 seen[oid] = None
                 stack.extend(self.state.members.get(oid, []))
-            items = self._member_objects(seen, cast)
-        return self._collection(request, items, "directoryObjects")
+            ids = self._member_ids(seen, cast)
+        return self._collection(request, ids, "directoryObjects", resolve=self._member_objects)
 
     def _h_logs(self, request: Request) -> Response:
         with self.state.lock:

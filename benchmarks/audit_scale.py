@@ -1,0 +1,493 @@
+"""The whole `astro-scim drift` at scale, as a user runs it, against its honest bound and a naive client.
+
+    .venv/bin/python benchmarks/audit_scale.py [--idp okta azure] [--size 20k 100k] [--runs 3] [--latency-ms 20]
+                                               [--naive-runs 1]
+
+Sizes: 20k = 20,000 users, 1,000 Teams, 100,000 memberships; 100k = 100,000 users, 2,000 Teams, 500,000
+memberships (in Astro; the IdP manages "Astro Users", assigned to the app and holding everyone, and two more
+groups: pushed by Okta, assigned in Entra). The other Teams carry the extra memberships; the IdP does not manage
+them, so a correct audit is clean (0 findings: checked on every run).
+
+How. The emulators (Okta, Graph, Astro SCIM) run in their own process, which reports its CPU time; every service
+delays each answer by --latency-ms. State is written straight into the emulators' storage (Okta app users,
+assignments and push mappings; Entra's app and assignments by `apply --pause`, which starts no provisioning
+cycle; Astro's Users and Teams as the IdP's engine would have sent them), so the figures measure the audit, not
+the engines. Each run is a fresh `python -m connector drift --format json` process: wall from its start to its
+exit (start-up before its first request reported separately, and included), its peak RSS (wait4), requests by
+endpoint and bytes as the servers counted them, and the servers' CPU time meanwhile.
+
+The honest bound does not move with our choices: max of
+  (a) the longest chain of dependent requests at the largest page size each server honours (Okta's documented
+      per-endpoint maxima: apps/{id}/users 500, group-push mappings 1000, groups/{id}/users 1000; Graph $top 999;
+      SCIM the ServiceProviderConfig's filter.maxResults) x latency. Okta and Graph pages are cursor chains;
+      SCIM pages are by startIndex, so first page -> the rest;
+  (b) the minimum number of requests per rate-limited family over the limit the server announces
+      (X-Rate-Limit-Limit per minute for Okta): with fixed one-minute windows a client waits for a window only
+      past the budget, floor((requests - 1) / limit) x 60 s; the sustained-rate figure requests / limit x 60 s
+      is printed beside it, but a run that stays inside one window's budget is not slowed by it at all;
+  (c) the servers' own CPU time answering this run (one interpreter for the three emulators: their work is
+      serial).
+The naive baseline reads the same data sequentially, one request at a time, at each API's default page size
+(Okta app users 50, push mappings 100, group users 1000; Graph 100; SCIM 100, what Okta and Entra ask), and
+decodes the JSON; it builds no views and reconciles nothing (a lower bound on any naive auditor's time).
+Figures are noisy on a shared machine: the load average is printed; each figure is the min and median of --runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SIZES = {"2k": (2_000, 100, 10_000), "20k": (20_000, 1_000, 100_000), "100k": (100_000, 2_000, 500_000)}
+OKTA_MAX = {"app_users": 500, "push": 1000, "group_users": 1000}  # reference/okta-api.md, per endpoint
+OKTA_DEFAULT = {"app_users": 50, "push": 100, "group_users": 1000}
+GRAPH_MAX, GRAPH_DEFAULT = 999, 100
+SCIM_NAIVE = 100
+
+
+# -- the emulators' process ----------------------------------------------------------------------------------
+
+_ID = re.compile(r"^(?=.*\d)[A-Za-z0-9._-]{16,}$")
+
+
+def endpoint_of(method: str, path: str) -> str:
+    """GET /api/v1/apps/{id}/users: ids (long tokens with digits) folded, so requests group by endpoint."""
+    parts = ["{id}" if _ID.match(p) else p for p in path.split("/")]
+    if "scim" in parts:  # /scim/v2/<org>/Users -> /scim/Users
+        parts = ["", "scim", *parts[4:]]
+    return f"{method} {'/'.join(parts)}"
+
+
+@dataclass
+class Counting:
+    """WSGI wrapper: requests by endpoint, response bytes, the first request's time, announced rate limits."""
+
+    app: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    requests: Counter[str] = field(default_factory=Counter)
+    bytes: int = 0
+    bytes_by: Counter[str] = field(default_factory=Counter)
+    first: float | None = None
+    limits: dict[str, int] = field(default_factory=dict)  # Okta family -> X-Rate-Limit-Limit
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests, self.bytes, self.bytes_by, self.first = Counter(), 0, Counter(), None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        now = time.time()
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_sandbox"):
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        seen: list[tuple[str, str]] = []
+
+        def recording(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            seen.extend(headers)
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        body = b"".join(self.app(environ, recording))
+        with self.lock:
+            if self.first is None:
+                self.first = now
+            endpoint = endpoint_of(environ.get("REQUEST_METHOD", "GET"), path)
+            self.requests[endpoint] += 1
+            self.bytes += len(body)
+            self.bytes_by[endpoint] += len(body)
+            for k, v in seen:
+                if k.lower() == "x-rate-limit-limit":
+                    family = path.split("/")[3] if path.startswith("/api/") else "other"
+                    self.limits[family] = int(v)
+        return [body]
+
+
+def _with_memberships(teams: list[Any], people: list[Any], target: int, skip: set[str],
+                      rng: random.Random) -> list[Any]:
+    """Teams the IdP does not manage get extra members until memberships reach `target` (deterministic)."""
+    teams = list(teams)
+    have = sum(len(t.member_keys) for t in teams)
+    free = [i for i, t in enumerate(teams) if t.name not in skip]
+    keys = [p.key for p in people]
+    while have < target and free:
+        i = rng.choice(free)
+        members = set(teams[i].member_keys)
+        add = [k for k in rng.sample(keys, min(200, len(keys))) if k not in members][: target - have]
+        teams[i] = replace(teams[i], member_keys=teams[i].member_keys + add)
+        have += len(add)
+    return teams
+
+
+def _seed_okta(sb: Any, managed: list[str], teams: list[Any]) -> None:
+    """Okta as after `apply` and a finished provisioning: app users PROVISIONED with their Astro ids, the push
+    mappings ACTIVE; Astro holds what Okta's engine would have sent (its own body builder, no HTTP)."""
+    from connector.sandbox.seed import ASSIGNED_TEAM
+
+    em, st = sb.okta, sb.okta.state
+    org = sb.astro_orgs["okta"]
+    aid = st.app_by_label("Astro")["id"]
+    em.enable_provisioning(aid, org.scim_url, org.token)
+    caps = st.features[aid]["capabilities"]
+    caps["create"]["lifecycleCreate"]["status"] = "ENABLED"
+    caps["update"]["profile"]["status"] = "ENABLED"
+    caps["update"]["lifecycleDeactivate"]["status"] = "ENABLED"
+    props = st.mapping_to_app(aid)["properties"]
+    props["displayName"] = {"expression": "user.displayName", "pushStatus": "PUSH"}
+    props["profileUrl"] = {"expression": "user.profileUrl", "pushStatus": "PUSH"}
+    app = st.apps.get(aid)
+    everyone = st.group_by_name(ASSIGNED_TEAM)
+    now = st.now()
+    st.app_groups[aid].add(everyone["id"], {"id": everyone["id"], "lastUpdated": now, "priority": 0, "profile": {}})
+    app_users = []
+    for member in st.members[everyone["id"]].values():
+        user = st.users.get(member["id"])
+        if user is None or user["status"] != "ACTIVE":
+            continue
+        au = st.app_users[aid].add(user["id"], {
+            "id": user["id"], "externalId": None, "created": now, "lastUpdated": now, "scope": "GROUP",
+            "status": "PROVISIONED", "statusChanged": now, "passwordChanged": None, "syncState": "SYNCHRONIZED",
+            "lastSync": now, "credentials": {"userName": em.engine.app_user_name(app, user)},
+            "profile": em.engine.app_profile(aid, user), "_direct": False, "_groups": {everyone["id"]: None},
+            "_explicit": {}, "_error": None,
+        })
+        app_users.append((au, user))
+    bodies = [em.engine._scim_user(aid, au, user) for au, user in app_users]
+    for body in bodies:
+        body.pop("groups", None)
+    index = {str(user["id"]): i for i, (_, user) in enumerate(app_users)}
+    key_index = {p.key: index[st.logins[p.email.casefold()]] for p in sb.seed_org.people
+                 if st.logins.get(p.email.casefold()) in index}
+    pushed = []
+    for name in managed:
+        group = st.group_by_name(name)
+        mid = st.ids.new("gPm")
+        pm = st.push[aid].add(mid, {"id": mid, "sourceGroupId": group["id"], "targetGroupId": None,
+                                    "status": "ACTIVE", "errorSummary": "", "created": now, "lastUpdated": now,
+                                    "lastPush": now, "_scimId": None, "_targetName": None})
+        pushed.append((name, pm))
+
+    def groups(ids: list[str]) -> list[dict[str, Any]]:
+        out = []
+        for t in teams:
+            members = [{"value": ids[key_index[k]], "display": bodies[key_index[k]]["userName"]}
+                       for k in t.member_keys if k in key_index]
+            out.append({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": t.name,
+                        "members": members})
+        return out
+
+    user_ids, team_ids = sb.astro.preload_json(org.org_id, bodies, groups)
+    for (au, _), scim_id in zip(app_users, user_ids, strict=True):
+        au["externalId"] = scim_id
+    by_name = {t.name: tid for t, tid in zip(teams, team_ids, strict=True)}
+    for name, pm in pushed:
+        pm["_scimId"] = by_name[name]
+        pm["targetGroupId"] = em.engine._app_group(aid, name, pm["_scimId"])["id"]
+
+
+def _seed_entra(sb: Any, config: Path, teams: list[Any]) -> None:
+    """Entra's app and assignments as `apply --pause` makes them (no provisioning cycle), Astro preloaded."""
+    import contextlib
+    import io
+
+    from connector.cli import main as cli
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli(["apply", "-c", str(config), "--yes", "--pause"]) == 0
+    org = sb.astro_orgs["azure"]
+    seed = replace(sb.seed_org, teams=teams)
+    sb.astro.preload(org.org_id, seed, teams=[t.name for t in teams])
+
+
+def emulators(conn: Connection, idp: str, size: str, seed: int, tmp: str) -> None:
+    """The emulators' process: set up, then answer commands on `conn` until "stop"."""
+    from connector.sandbox.core import Sandbox
+    from connector.sandbox.faults import FaultConfig
+    from connector.sandbox.seed import ASSIGNED_TEAM
+
+    users, groups, memberships = SIZES[size]
+    t0 = time.perf_counter()
+    sb = Sandbox(users=users, groups=groups, seed=seed)
+    sb.start()
+    managed = sb.default_team_names()
+    teams = _with_memberships(sb.seed_org.teams, sb.seed_org.people, memberships, {ASSIGNED_TEAM, *managed},
+                              random.Random(seed))
+    config = sb.write_config(Path(tmp) / "astro-scim.yaml", idps=(idp,))
+    if idp == "okta":
+        _seed_okta(sb, managed, teams)
+    else:
+        _seed_entra(sb, config, teams)
+    counters = {}
+    for name, mw in sb._middleware.items():
+        counters[name] = mw.app = Counting(mw.app)
+    conn.send({"config": str(config), "setup_s": time.perf_counter() - t0,
+               "teams": len(teams), "memberships": sum(len(t.member_keys) for t in teams),
+               "managed_sizes": [len(t.member_keys) for t in teams if t.name in managed],
+               "assigned": len(sb.seed_org.teams[0].member_keys),
+               "urls": sb.json_data(), "tenant": sb.tenant_id})
+    cpu0 = time.process_time()
+    while True:
+        cmd, arg = conn.recv()
+        if cmd == "latency":
+            sb.set_faults(FaultConfig(latency_ms=arg), service="all")
+            conn.send(None)
+        elif cmd == "reset":
+            for c in counters.values():
+                c.reset()
+            if sb.okta is not None:
+                # Each run starts a fresh one-minute window, as runs a minute apart would: the runs of one
+                # benchmark must not eat each other's Okta budget.
+                sb.okta.rate._window = 0
+            cpu0 = time.process_time()
+            conn.send(None)
+        elif cmd == "stats":
+            firsts = [c.first for c in counters.values() if c.first is not None]
+            conn.send({"cpu": time.process_time() - cpu0,
+                       "requests": dict(sum((c.requests for c in counters.values()), Counter())),
+                       "bytes": sum(c.bytes for c in counters.values()),
+                       "bytes_by": dict(sum((c.bytes_by for c in counters.values()), Counter())),
+                       "first": min(firsts) if firsts else None,
+                       "limits": counters["okta"].limits if "okta" in counters else {}})
+        elif cmd == "stop":
+            sb.stop()
+            conn.send(None)
+            return
+
+
+# -- the naive baseline ---------------------------------------------------------------------------------------
+
+def naive_read(idp: str, info: dict[str, Any]) -> int:
+    """Sequential, one request at a time, each API's default page size; returns the request count."""
+    import httpx
+
+    urls = info["urls"]
+    n = 0
+    with httpx.Client(timeout=60) as h:
+        def get(url: str, headers: dict[str, str], params: dict[str, Any] | None = None) -> httpx.Response:
+            nonlocal n
+            while True:
+                n += 1
+                r = h.get(url, headers=headers, params=params)
+                if r.status_code != 429:
+                    r.raise_for_status()
+                    return r
+                # Over the rate limit: wait as the server says (Okta: X-Rate-Limit-Reset, others: Retry-After).
+                reset = r.headers.get("X-Rate-Limit-Reset")
+                time.sleep(max(0.0, float(reset) - time.time()) + 0.05 if reset else
+                           float(r.headers.get("Retry-After", "1")))
+
+        if idp == "okta":
+            base, auth = urls["okta"]["org_url"], {"Authorization": f"SSWS {urls['okta']['token']}"}
+
+            def pages(url: str, params: dict[str, Any]) -> list[Any]:
+                items: list[Any] = []
+                next_url: str | None = url
+                first = True
+                while next_url:
+                    r = get(next_url, auth, params if first else None)
+                    first = False
+                    items.extend(json.loads(r.content))
+                    next_url = r.links.get("next", {}).get("url")
+                return items
+
+            app = [a for a in pages(f"{base}/api/v1/apps", {"q": "Astro"}) if a["label"] == "Astro"][0]
+            pages(f"{base}/api/v1/apps/{app['id']}/users", {"expand": "user", "limit": OKTA_DEFAULT["app_users"]})
+            for m in pages(f"{base}/api/v1/apps/{app['id']}/group-push/mappings", {}):
+                json.loads(get(f"{base}/api/v1/groups/{m['sourceGroupId']}", auth).content)
+                pages(f"{base}/api/v1/groups/{m['sourceGroupId']}/users", {})
+            scim = info["urls"]["astro_orgs"]["okta"]
+        else:
+            base, auth = urls["graph"]["base_url"], {"Authorization": f"Bearer {urls['graph']['token']}"}
+
+            def gpages(url: str, params: dict[str, Any] | None = None) -> list[Any]:
+                items: list[Any] = []
+                next_url: str | None = url
+                while next_url:
+                    body = json.loads(get(next_url, auth, params).content)
+                    params = None
+                    items.extend(body.get("value", []))
+                    next_url = body.get("@odata.nextLink")
+                return items
+
+            sp = gpages(f"{base}/servicePrincipals", {"$filter": "displayName eq 'Astro'"})[0]
+            for a in gpages(f"{base}/servicePrincipals/{sp['id']}/appRoleAssignedTo"):
+                if a.get("principalType") == "Group":
+                    gpages(f"{base}/groups/{a['principalId']}/members")
+            gpages(f"{base}/servicePrincipals/{sp['id']}/synchronization/jobs")
+            scim = info["urls"]["astro_orgs"]["azure"]
+        sauth = {"Authorization": f"Bearer {scim['token']}"}
+        json.loads(get(f"{scim['scim_url']}/ServiceProviderConfig", sauth).content)
+        for kind in ("Users", "Groups"):
+            start, total = 1, 1
+            while start <= total:
+                body = json.loads(get(f"{scim['scim_url']}/{kind}", sauth,
+                                      {"startIndex": start, "count": SCIM_NAIVE}).content)
+                total = int(body["totalResults"])
+                start += SCIM_NAIVE
+    return n
+
+
+# -- the bound ------------------------------------------------------------------------------------------------
+
+def honest_bound(idp: str, info: dict[str, Any], scim_max: int, latency: float, limits: dict[str, int],
+                 server_cpu: float) -> dict[str, Any]:
+    users, _groups, _m = info["size"]
+    teams = info["teams"]
+    astro_chain = 2  # first page (totalResults) -> every other page at once (startIndex)
+    astro_requests = 1 + math.ceil(users / scim_max) + math.ceil(teams / scim_max)
+    families: Counter[str] = Counter()
+    if idp == "okta":
+        app_chain = 1 + math.ceil(info["assigned"] / OKTA_MAX["app_users"])  # find the app -> cursor pages
+        group_chain = 1 + 1 + 1 + max(math.ceil(s / OKTA_MAX["group_users"]) for s in info["managed_sizes"])
+        chain = max(app_chain, group_chain, astro_chain)
+        families["apps"] = app_chain + 1
+        families["groups"] = sum(1 + math.ceil(s / OKTA_MAX["group_users"]) for s in info["managed_sizes"])
+    else:
+        # service principal -> assignments (1 page) -> each assigned group's members (cursor pages)
+        sizes = [info["assigned"], *info["managed_sizes"]]
+        chain = max(1 + 1 + max(math.ceil(s / GRAPH_MAX) for s in sizes), astro_chain)
+    a = chain * latency
+    b = max([math.floor((n - 1) / limits[f]) * 60 for f, n in families.items() if f in limits] or [0])
+    sustained = max([n / limits[f] * 60 for f, n in families.items() if f in limits] or [0])
+    return {"chain": chain, "a": a, "b": b, "b_sustained": sustained, "c": server_cpu,
+            "bound": max(a, b, server_cpu), "astro_min_requests": astro_requests}
+
+
+# -- the run --------------------------------------------------------------------------------------------------
+
+def run_drift(config: str, out: Path) -> dict[str, Any]:
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    with open(out, "wb") as f, open(out.with_suffix(".err"), "wb") as err:
+        started = time.time()
+        proc = subprocess.Popen([sys.executable, "-m", "connector", "drift", "-c", config, "--format", "json"],
+                                stdout=f, stderr=err, env=env, cwd=ROOT)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.time() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    doc = json.loads(out.read_text() or "null")
+    findings = sum(len(r.get("findings", [])) for r in (doc.get("results", []) if isinstance(doc, dict) else []))
+    return {"started": started, "wall": wall, "rss_mb": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime,
+            "exit": proc.returncode, "findings": findings,
+            "stderr": out.with_suffix(".err").read_text()[-2000:]}
+
+
+def mid(values: list[float]) -> str:
+    return f"{min(values):.2f} / {statistics.median(values):.2f}"
+
+
+def bench(idp: str, size: str, args: argparse.Namespace) -> list[tuple[str, str]]:
+    latency = args.latency_ms / 1000
+    ctx = multiprocessing.get_context("spawn")
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=emulators, args=(child, idp, size, args.seed, tmp))
+        proc.start()
+        try:
+            info = parent.recv()
+            info["size"] = SIZES[size]
+            # One untimed drift without latency: the SCIM emulator renders each resource's JSON once and caches
+            # whole answers per URL until the next write, as a server's cache would; the timed runs (ours and
+            # the naive one) meet an emulator as fast as its HTTP stack.
+            parent.send(("reset", None))
+            parent.recv()
+            warm = run_drift(info["config"], Path(tmp) / "warm.json")
+            if warm["exit"] != 0 or warm["findings"]:
+                print(f"  warm-up: exit {warm['exit']}, {warm['findings']} findings\n{warm['stderr']}", file=sys.stderr)
+            parent.send(("latency", args.latency_ms))
+            parent.recv()
+            runs, servers = [], []
+            for i in range(args.runs):
+                parent.send(("reset", None))
+                parent.recv()
+                r = run_drift(info["config"], Path(tmp) / f"drift{i}.json")
+                parent.send(("stats", None))
+                s = parent.recv()
+                if r["exit"] not in (0,) or r["findings"]:
+                    print(f"  run {i}: exit {r['exit']}, {r['findings']} findings\n{r['stderr']}", file=sys.stderr)
+                r["startup"] = (s["first"] - r["started"]) if s["first"] else float("nan")
+                runs.append(r)
+                servers.append(s)
+            naive: list[float] = []
+            naive_requests = 0
+            for _ in range(args.naive_runs):
+                parent.send(("reset", None))
+                parent.recv()
+                t0 = time.perf_counter()
+                naive_requests = naive_read(idp, info)
+                naive.append(time.perf_counter() - t0)
+        finally:
+            parent.send(("stop", None))
+            parent.recv()
+            proc.join()
+    s = servers[0]
+    bounds = [honest_bound(idp, info, 1000, latency, sv["limits"], sv["cpu"]) for sv in servers]
+    walls = [r["wall"] for r in runs]
+    ratios = [r["wall"] / b["bound"] for r, b in zip(runs, bounds, strict=True)]
+    b0 = bounds[0]
+    users, groups, memberships = SIZES[size]
+    rows += [
+        ("data", f"{users:,} users, {info['teams']:,} Teams, {info['memberships']:,} memberships; IdP manages "
+                 f"{info['assigned']:,}-member assigned group + {len(info['managed_sizes'])} groups"),
+        ("emulator set-up (not timed below)", f"{info['setup_s']:.1f} s"),
+        ("drift wall, fresh process (min / median)", f"{mid(walls)} s"),
+        ("  start-up before the first request", f"{mid([r['startup'] for r in runs])} s"),
+        ("  drift process CPU (user+sys)", f"{mid([r['cpu'] for r in runs])} s"),
+        ("  exit code, findings", ", ".join(f"{r['exit']}/{r['findings']}" for r in runs)),
+        ("requests by endpoint (run 1): count (MB)", "; ".join(
+            f"{k} {v} ({s['bytes_by'].get(k, 0) / 1e6:.1f})" for k, v in sorted(s["requests"].items()))),
+        ("requests, bytes (run 1)", f"{sum(s['requests'].values())}, {s['bytes'] / 1e6:.1f} MB"),
+        ("peak RSS (drift process)", f"{mid([r['rss_mb'] for r in runs])} MB"),
+        ("emulators' CPU during the run (c)", f"{mid([sv['cpu'] for sv in servers])} s"),
+        (f"(a) chain {b0['chain']} x {args.latency_ms:g} ms", f"{b0['a']:.2f} s"),
+        ("(b) rate limits: windows waited / sustained-rate figure", f"{b0['b']:.2f} s / {b0['b_sustained']:.2f} s"
+         + (f" (announced {s['limits']}/min)" if s["limits"] else " (none announced)")),
+        ("honest bound max(a, b, c) (min / median)", f"{mid([b['bound'] for b in bounds])} s"),
+        ("wall / bound (min / median)", f"{mid(ratios)}  target <= 1.5"),
+        (f"naive baseline ({naive_requests} requests, {args.naive_runs} run(s), min)",
+         f"{min(naive):.2f} s" if naive else "-"),
+        ("naive / drift wall (min over min)", f"{min(naive) / min(walls):.1f}x  target >= 10" if naive else "-"),
+    ]
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--idp", nargs="+", default=["okta", "azure"], choices=["okta", "azure"])
+    parser.add_argument("--size", nargs="+", default=["20k", "100k"], choices=list(SIZES))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--naive-runs", type=int, default=1)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    for size in args.size:
+        for idp in args.idp:
+            rows = bench(idp, size, args)
+            print(f"\n== {idp} {size} ({args.latency_ms:g} ms per request; load {os.getloadavg()[0]:.1f})")
+            width = max(len(r[0]) for r in rows)
+            for label, value in rows:
+                print(f"{label:<{width}}  {value}")
+            sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

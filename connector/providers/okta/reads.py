@@ -1,0 +1,183 @@
+"""A read-only connection to Okta for the audit: aiohttp and the API token, without the okta SDK.
+
+Why not the SDK client (connector.providers.okta.client): the audit only GETs raw JSON (cursor-paged lists and a
+few objects), yet building the SDK client imports its API classes, pydantic models and request executor, ~1 s of
+start-up before the first request (benchmarks/audit_scale.py), and its executor re-parses every answer as text.
+Here a page is bytes decoded with orjson, and the next page of a cursor chain is asked for before the current one
+is decoded (the cursor is in the Link header), so decoding overlaps the round trip instead of adding to it.
+
+Everything else is OktaClient's: the same retry layer (connector.support.http.retry_async), rate budget, error
+translation and hints, concurrency limit and URL handling. An OAuth service app (okta.private_key) keeps the SDK
+client, which signs the client assertion and caches the access token: `read_client` chooses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from connector import __version__
+from connector.config.load import OktaConfig
+from connector.errors import RemoteError
+from connector.providers.okta.client import OktaClient, RawResponse, next_link
+from connector.support.http import retry_async
+
+if TYPE_CHECKING:
+    import aiohttp
+
+log = logging.getLogger("connector.okta")
+
+
+@dataclass
+class _HttpError:
+    """An Okta error answer, shaped like the SDK's OktaAPIError for OktaClient.translate."""
+
+    status: int
+    error_code: str | None
+    error_summary: str | None
+    error_causes: list[Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.error_summary or f"HTTP {self.status}"
+
+
+@dataclass
+class _Answer:
+    status: int
+    headers: dict[str, str]
+    links: list[str]
+    body: bytes
+
+
+def _decode(body: bytes, endpoint: str, status: int) -> Any:
+    import orjson
+
+    if not body:
+        return None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise RemoteError("Okta answered with something that is not JSON", service="okta", endpoint=endpoint,
+                          status=status) from None
+
+
+class OktaReadClient(OktaClient):
+    """OktaClient's GETs (`get`, `pages`, `request` with GET) plus `iter_pages`, on aiohttp with the API token."""
+
+    def __init__(self, okta: OktaConfig, **options: Any) -> None:
+        super().__init__(okta, **options)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> OktaReadClient:
+        import aiohttp
+
+        if self.config.token is None:
+            raise RuntimeError("OktaReadClient needs an API token (read_client picks the SDK client otherwise)")
+        self._session = aiohttp.ClientSession(
+            headers={"Authorization": f"SSWS {self.config.token.reveal()}", "Accept": "application/json",
+                     "User-Agent": f"astro-scim/{__version__}"},
+            connector=aiohttp.TCPConnector(limit=self.concurrency),
+            timeout=aiohttp.ClientTimeout(total=300),
+        )
+        self._sem = asyncio.Semaphore(self.concurrency)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def sdk(self) -> Any:
+        raise RuntimeError("the audit's read-only Okta client has no SDK; use OktaClient for typed calls")
+
+    async def _fetch_once(self, url: str) -> _Answer:
+        import aiohttp
+
+        path = url[len(self.org_url):] if url.startswith(self.org_url) else url
+        endpoint = f"GET {path.split('?', 1)[0]}"
+        if self._session is None:
+            raise RuntimeError("OktaReadClient used outside 'async with'")
+        sem = await self._slot()
+        async with sem:
+            self.requests += 1
+            try:
+                async with self._session.get(url, allow_redirects=False) as resp:
+                    body = await resp.read()
+                    links = list(resp.headers.getall("Link", []))
+                    headers = {k: v for k, v in resp.headers.items() if k.lower() != "link"}
+                    status = resp.status
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                raise self.translate(ConnectionError(str(exc) or type(exc).__name__), "GET", path) from None
+        self.budget.observe(headers)
+        log.info("okta GET %s -> %s", path, status)
+        if status >= 400:
+            data: Any = None
+            try:
+                data = _decode(body, endpoint, status)
+            except RemoteError:
+                pass
+            data = data if isinstance(data, dict) else {}
+            causes = data.get("errorCauses")
+            raise self.translate(_HttpError(status, data.get("errorCode"), data.get("errorSummary"),
+                                            causes if isinstance(causes, list) else [], headers), "GET", path)
+        return _Answer(status, headers, links, body)
+
+    async def _fetch(self, url: str) -> _Answer:
+        return await retry_async(lambda: self._fetch_once(url), what=f"okta GET {url[len(self.org_url):]}",
+                                 policy=self.policy)
+
+    async def request_once(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                           body: Any = None, keep_empty: bool = False) -> RawResponse:
+        if method != "GET" or body is not None:
+            raise RuntimeError(f"the audit's Okta client only reads (asked for {method} {path})")
+        answer = await self._fetch_once(self._url(path, params))
+        data = _decode(answer.body, f"GET {path.split('?', 1)[0]}", answer.status)
+        return RawResponse(status=answer.status, data=data, headers=answer.headers, links=answer.links)
+
+    async def iter_pages(self, path: str, params: Mapping[str, Any] | None = None
+                         ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The pages of a cursor-paged list, each decoded while the next one is on its way."""
+        url: str | None = self._url(path, params)
+        seen: set[str] = set()
+        pending: asyncio.Future[_Answer] | None = None
+        try:
+            while url is not None:
+                if url in seen:  # a server that repeats a cursor must not loop us forever
+                    raise RemoteError("Okta returned the same page link twice", service="okta",
+                                      endpoint=f"GET {path}")
+                seen.add(url)
+                answer = await (pending or self._fetch(url))
+                nxt = next_link(answer.links)
+                url = self._url(nxt, None) if nxt else None
+                pending = asyncio.ensure_future(self._fetch(url)) if url is not None and url not in seen else None
+                data = _decode(answer.body, f"GET {path}", answer.status)
+                if not isinstance(data, list):
+                    raise RemoteError("Okta answered a list request with something else", service="okta",
+                                      endpoint=f"GET {path}", status=answer.status)
+                yield data
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+
+    async def pages(self, path: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        return [item async for page in self.iter_pages(path, params) for item in page]
+
+
+def read_client(okta: OktaConfig) -> OktaClient:
+    """The client for reads: without the SDK for an API token; the SDK's for an OAuth service app."""
+    return OktaReadClient(okta) if okta.private_key is None and okta.token is not None else OktaClient(okta)
+
+
+async def iter_pages(client: OktaClient, path: str, params: Mapping[str, Any] | None = None
+                     ) -> AsyncIterator[list[dict[str, Any]]]:
+    """Pages one at a time from the read client; the SDK client reads the whole list, then yields it."""
+    if isinstance(client, OktaReadClient):
+        async for page in client.iter_pages(path, params):
+            yield page
+    else:
+        yield await client.pages(path, params)
