@@ -271,7 +271,14 @@ class OktaOrg:
                     await self._set_push_status(c, app_id, str(mapping["id"]), "ACTIVE", retry=False)
                 return mapping
             body = CreateGroupPushMappingRequest(source_group_id=group_id, target_group_name=name, status="ACTIVE")
-            created = await c.call_once("POST", path, lambda s: s.create_group_push_mapping(app_id, body))
+            try:
+                created = await c.call_once("POST", path, lambda s: s.create_group_push_mapping(app_id, body))
+            except RemoteError as exc:
+                # "A group push mapping already exists": a concurrent run was first. Converge on its mapping.
+                if exc.status in (400, 409) and (again := await self._push_mappings(c, app_id,
+                                                                                    source_group_id=group_id)):
+                    return again[0]
+                raise
             return created.to_dict() if created is not None and hasattr(created, "to_dict") else None
 
         return await retry_async(attempt, what=f"okta push mapping for {name!r}", policy=c.policy)

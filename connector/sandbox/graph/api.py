@@ -204,6 +204,14 @@ def _quarantine_json(reason: str, message: str) -> dict[str, Any]:
     }
 
 
+def _after(stamp: str) -> str:
+    """The Graph timestamp one microsecond after `stamp` (now_iso's form: 6 digits, a 0, then Z)."""
+    from datetime import datetime, timedelta
+
+    moment = datetime.strptime(stamp[:26], "%Y-%m-%dT%H:%M:%S.%f") + timedelta(microseconds=1)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
 class GraphEmulator:
     """A Microsoft Graph tenant on loopback. `app` is the WSGI callable; everything under `/v1.0`."""
 
@@ -218,6 +226,10 @@ class GraphEmulator:
         # does while the new app replicates (clients must retry). 0 = off.
         self.propagation_failures = 0
         self._pending_propagation: dict[str, int] = {}
+        # Seconds instantiate takes before the new app exists (real Entra: about 2 s). 0 = at once. Concurrent
+        # creates then overlap the way they do against the real service, which is what races need to show.
+        self.instantiate_delay_s = 0.0
+        self._last_created = ""  # the last createdDateTime stamped, to keep stamps strictly increasing
         self.ondemand_limit = ONDEMAND_LIMIT
         self.ondemand_window_s = ONDEMAND_WINDOW_S
         self.ondemand_clock = time.monotonic  # tests share their virtual clock with the client's pacer
@@ -418,6 +430,8 @@ class GraphEmulator:
         if not isinstance(name, str) or not name.strip():
             raise GraphError(400, "Request_BadRequest", "A value is required for property 'displayName' of resource "
                                                         "'applicationServicePrincipal'.")
+        if self.instantiate_delay_s > 0:
+            time.sleep(self.instantiate_delay_s)  # a request thread of the emulator: the client is not blocked
         app, sp = self.instantiate(name)
         result = {
             "@odata.context": f"{self._base(request)}/$metadata#microsoft.graph.applicationServicePrincipal",
@@ -429,7 +443,6 @@ class GraphEmulator:
     def instantiate(self, display_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """Create the application and service principal the non-gallery template makes. Python API for tests."""
         app_id = str(uuid.uuid4())
-        created = now_iso()
         roles = [
             {"allowedMemberTypes": ["User"], "description": "msiam_access", "displayName": "msiam_access",
              "id": MSIAM_ROLE_ID, "isEnabled": True, "origin": "Application", "value": None},
@@ -438,7 +451,7 @@ class GraphEmulator:
         ]
         app: dict[str, Any] = {
             "id": str(uuid.uuid4()), "appId": app_id, "applicationTemplateId": NON_GALLERY_TEMPLATE_ID,
-            "createdDateTime": created, "deletedDateTime": None, "displayName": display_name,
+            "createdDateTime": None, "deletedDateTime": None, "displayName": display_name,
             "description": None, "groupMembershipClaims": None, "identifierUris": [], "isFallbackPublicClient": None,
             "notes": None, "publisherDomain": "acme.example", "signInAudience": "AzureADMyOrg",
             "tags": [], "appRoles": copy.deepcopy(roles), "keyCredentials": [], "passwordCredentials": [],
@@ -463,6 +476,12 @@ class GraphEmulator:
                      "termsOfServiceUrl": None},
         }
         with self.state.lock:
+            # Stamped when stored, strictly increasing: creation order is the order apps became visible, as a
+            # directory write is stamped when it is written (clients that race rely on nothing finer).
+            created = now_iso()
+            if created <= self._last_created:
+                created = _after(self._last_created)
+            app["createdDateTime"] = self._last_created = created
             self.state.applications[app["id"]] = app
             self.state.service_principals[sp["id"]] = sp
             self.state.assignments[sp["id"]] = []
