@@ -22,7 +22,9 @@ from typing import Any, TypeVar
 from connector.config.load import AzureConfig
 from connector.errors import ConfigError
 from connector.providers.entra.errors import translate
+from connector.support.answers import list_of_objects, object_answer
 from connector.support.http import DEFAULT_POLICY, RetryPolicy, is_retryable, retry_async
+from connector.support.paging import PageGuard
 from connector.support.redact import register
 from connector.support.secret import Secret
 
@@ -254,17 +256,25 @@ class GraphClient:
 
     async def get_all_json(self, endpoint: str, builder: Any, config: Any = None, *,
                            permission: str | None = None) -> list[dict[str, Any]]:
-        """Every item of a collection as raw JSON, following @odata.nextLink. Raw, because parsing thousands of
-        users into SDK models and back costs more than the request."""
+        """Every item of a collection as raw JSON, following @odata.nextLink only on azure.graph_url and only
+        once each (connector.support.paging); every page must be an object whose "value" is a list of objects.
+        Raw, because parsing thousands of users into SDK models and back costs more than the request."""
+        guard = PageGuard(base_url=self.cfg.graph_url.rstrip("/") + "/", service="graph", endpoint=endpoint)
         page = await self.send_json(endpoint, lambda: builder.to_get_request_information(config),
                                     permission=permission)
-        items: list[dict[str, Any]] = list((page or {}).get("value") or [])
-        link = (page or {}).get("@odata.nextLink")
-        while link:
-            page = await self.send_json(endpoint, _next_request(builder, link), permission=permission)
-            items.extend((page or {}).get("value") or [])
-            link = (page or {}).get("@odata.nextLink")
+        items, link = collection_page(page, endpoint)
+        while link is not None:
+            page = await self.send_json(endpoint, _next_request(builder, guard.follow(link)), permission=permission)
+            more, link = collection_page(page, endpoint)
+            items.extend(more)
         return items
+
+
+def collection_page(page: Any, endpoint: str) -> tuple[list[dict[str, Any]], object | None]:
+    """(items, next link or None) of one page of a Graph collection, its shape checked."""
+    body = object_answer(page, service="graph", endpoint=endpoint)
+    items = list_of_objects(body.get("value"), service="graph", endpoint=endpoint, what='"value"')
+    return list(items), body.get("@odata.nextLink")
 
 
 def _next_request(builder: Any, link: str) -> Callable[[], Any]:

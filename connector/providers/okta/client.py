@@ -30,6 +30,7 @@ from urllib.parse import urlencode, urlsplit
 
 from connector.config.load import OktaConfig
 from connector.errors import UNREACHABLE_HINT, AuthError, RemoteError
+from connector.support.answers import list_of_objects
 from connector.support.http import (
     DEFAULT_POLICY,
     RateBudget,
@@ -38,6 +39,7 @@ from connector.support.http import (
     retry_async,
     without_transport_retry,
 )
+from connector.support.paging import PageGuard
 from connector.support.redact import redact
 from connector.support.urls import is_loopback
 
@@ -418,22 +420,19 @@ class OktaClient:
         return (await self.request("GET", path, params=params)).data
 
     async def pages(self, path: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Every item of a cursor-paged list, following rel="next" across all Link headers."""
+        """Every item of a cursor-paged list, following rel="next" across all Link headers, only on okta.org_url
+        and only once each (connector.support.paging). Every item must be a JSON object."""
         items: list[dict[str, Any]] = []
-        url: str | None = self._url(path, params)
-        seen: set[str] = set()
-        while url is not None:
-            if url in seen:  # a server that repeats a cursor must not loop us forever
-                raise RemoteError("Okta returned the same page link twice", service="okta", endpoint=f"GET {path}")
-            seen.add(url)
+        url = self._url(path, params)
+        guard = PageGuard(base_url=self.org_url, service="okta", endpoint=f"GET {path}")
+        guard.first(url)
+        while True:
             page = await self.request("GET", url)
-            if not isinstance(page.data, list):
-                raise RemoteError("Okta answered a list request with something else", service="okta",
-                                  endpoint=f"GET {path}", status=page.status)
-            items.extend(page.data)
+            items.extend(list_of_objects(page.data, service="okta", endpoint=f"GET {path}", status=page.status))
             nxt = next_link(page.links)
-            url = self._relative(nxt) if nxt else None
-        return items
+            if not nxt:
+                return items
+            url = self._url(guard.follow(nxt), None)
 
     def _url(self, path: str, params: Mapping[str, Any] | None) -> str:
         if path.startswith(("http://", "https://")):
@@ -444,7 +443,7 @@ class OktaClient:
         return self.org_url + path
 
     def _relative(self, url: str) -> str:
-        # Next links are absolute; keep path and query only so a differing host spelling cannot redirect us.
+        # Next links are absolute (and checked to be on org_url by the page guard): keep path and query.
         parts = urlsplit(url)
         if not parts.scheme:
             return url
