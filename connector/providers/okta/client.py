@@ -179,6 +179,11 @@ class RawResponse:
     links: list[str]  # every Link header value, in order (a plain dict would keep only the last one)
 
 
+# The OAuth scope family each API path needs (Okta: <family>.read for GET, <family>.manage for writes).
+_SCOPES = (("/api/v1/mappings", "okta.profileMappings"), ("/api/v1/groups", "okta.groups"),
+           ("/api/v1/users", "okta.users"), ("/api/v1/apps", "okta.apps"))
+
+
 def next_link(links: list[str]) -> str | None:
     """The URL of rel="next" among all Link headers (Okta sends self and next as separate headers)."""
     for header in links:
@@ -290,7 +295,7 @@ class OktaClient:
                 text = f"{text} ({cause_text})"
             exc = RemoteError(
                 text, service="okta", endpoint=endpoint, status=int(status), code=code,
-                hint=self._status_hint(int(status), code),
+                hint=self._forbidden_hint(method, path) if status == 403 else self._status_hint(int(status), code),
             )
         exc.message = redact(exc.message)
         # Okta sends X-Rate-Limit-Reset on every answer (the end of the current minute's window): a wait hint for
@@ -299,6 +304,7 @@ class OktaClient:
         return exc
 
     def _auth_hint(self) -> str:
+        """401: the credential itself is wrong, expired or revoked."""
         if self.config.private_key is not None:
             return (
                 "check okta.client_id and okta.private_key (the OAuth service app's key) and that the app is "
@@ -310,10 +316,21 @@ class OktaClient:
             "Security > API > Tokens (by an admin with the Application Administrator role or higher)"
         )
 
+    def _forbidden_hint(self, method: str, path: str) -> str:
+        """403: the credential is valid but may not make this call. Name what it lacks: the OAuth scope for the
+        endpoint, or for an API token the admin role it was created with."""
+        bare = urlsplit(path).path  # calls name a path, page requests a whole URL
+        family = next((scope for prefix, scope in _SCOPES if bare.startswith(prefix)), "okta.apps")
+        scope = f"{family}.{'read' if method == 'GET' else 'manage'}"
+        if self.config.private_key is not None:
+            return (f"the service app lacks the scope {scope}: grant it under Applications > the service app > "
+                    f"Okta API Scopes, and list it in okta.scopes")
+        return (f"the token is valid but its admin may not {method} {bare} ({scope}): create the "
+                "token as an admin with the Super Administrator role, or Application Administrator plus Group "
+                "Administrator for the pushed groups")
+
     @staticmethod
     def _status_hint(status: int, code: str | None) -> str | None:
-        if status == 403:
-            return "the credential lacks permission: it needs an admin role that can manage this app and its groups"
         if status == 429:
             return "Okta's rate limit was exceeded even after retries; try again in a minute"
         if code == "invalid_scope":

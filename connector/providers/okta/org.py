@@ -74,10 +74,14 @@ class OktaOrg:
     def mapping_file(self) -> MappingFile:
         if self._mapping is None:
             from connector.mapping.load import load_mapping
+            from connector.mapping.validate import validate_file
 
             path = self.okta.mapping or default_mapping("okta")
             mapping, findings = load_mapping(path)
-            errors = [f for f in findings if f.severity is Severity.ERROR]
+            # Everything `validate` checks, the Okta expressions included: a mapping Okta would refuse (or
+            # apply wrongly) stops plan here, with its file:line, before any call to Okta.
+            errors = [f for f in [*findings, *validate_file(path)] if f.severity is Severity.ERROR]
+            errors.sort(key=lambda f: (f.location.line, f.location.column))
             if mapping is None or errors:
                 first = errors[0] if errors else None
                 raise ConfigError(
