@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hostile import Answer, TamperingProxy
 
 from connector.cli import main
 from connector.sandbox.core import TOKEN_FILES, Sandbox
-from tests.hostile import Answer, TamperingProxy
 
 
 def _forbid(path_end: str, body: object) -> object:

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import yaml
+from hostile import Answer, Elsewhere, TamperingProxy
 
 from connector.cli import main
 from connector.sandbox.core import Sandbox
-from tests.hostile import Answer, Elsewhere, TamperingProxy
 
 
 @pytest.fixture

@@ -394,6 +394,9 @@ def _user(resource: dict[str, Any], endpoint: str, start: int) -> AstroUser:
 def _team(resource: dict[str, Any], endpoint: str, start: int) -> AstroTeam:
     rid, name = _required(resource, "displayName", endpoint, start)
     members = resource.get("members") or ()
+    if not isinstance(members, list | tuple):  # a string would be read as its characters: an empty Team
+        raise RemoteError(f"Team {rid}: members is {type(members).__name__}, not a list", service=SERVICE,
+                          endpoint=endpoint, code="invalid_body")
     try:
         ids = {m["value"] for m in members}
         "".join(ids)  # raises TypeError unless every value is a string: one C-speed pass

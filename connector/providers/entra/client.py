@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from connector.config.load import AzureConfig
 from connector.errors import ConfigError
+from connector.providers.entra.answers import check_collection
 from connector.providers.entra.errors import translate
 from connector.support.answers import list_of_objects, object_answer
 from connector.support.http import DEFAULT_POLICY, RetryPolicy, is_retryable, retry_async
@@ -274,6 +275,7 @@ def collection_page(page: Any, endpoint: str) -> tuple[list[dict[str, Any]], obj
     """(items, next link or None) of one page of a Graph collection, its shape checked."""
     body = object_answer(page, service="graph", endpoint=endpoint)
     items = list_of_objects(body.get("value"), service="graph", endpoint=endpoint, what='"value"')
+    check_collection(endpoint, items)
     return list(items), body.get("@odata.nextLink")
 
 

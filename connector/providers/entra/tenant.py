@@ -22,8 +22,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connector.errors import NotFound, RemoteError
-from connector.providers.entra.client import GraphClient
+from connector.providers.entra.client import GraphClient, collection_page
 from connector.support import clock as clocks
+from connector.support.answers import invalid, object_answer
 from connector.support.http import RetryPolicy, is_retryable, retry_async
 
 NON_GALLERY_TEMPLATE = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621"
@@ -117,7 +118,7 @@ class Tenant:
         builder = self.sdk.service_principals
         if top is not None:
             page = await self._get("GET /servicePrincipals", builder, query, permission="apps.read")
-            return list((page or {}).get("value") or [])
+            return _items(page, "GET /servicePrincipals")
         return await self.graph.get_all_json("GET /servicePrincipals", builder, _config(query),
                                              permission="apps.read")
 
@@ -287,9 +288,9 @@ class Tenant:
     async def _group_names(self) -> list[str]:
         from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
 
-        query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(select=["displayName"], top=999)
+        query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(select=["id", "displayName"], top=999)
         page = await self._get("GET /groups", self.sdk.groups, query, permission="groups")
-        return [str(g["displayName"]) for g in (page or {}).get("value") or [] if g.get("displayName")]
+        return [str(g["displayName"]) for g in _items(page, "GET /groups") if g.get("displayName")]
 
     async def find_group(self, name_or_id: str) -> Json:
         """A group by display name (exact) or object id; NotFound with close names otherwise."""
@@ -306,7 +307,7 @@ class Tenant:
             filter=f"displayName eq {odata_quote(name_or_id)}", select=select,
         )
         page = await self._get("GET /groups", self.sdk.groups, query, permission="groups")
-        groups: list[Json] = list((page or {}).get("value") or [])
+        groups: list[Json] = _items(page, "GET /groups")
         found = [g for g in groups if g.get("displayName") == name_or_id] or groups
         if len(found) > 1:
             raise NotFound(
@@ -328,7 +329,7 @@ class Tenant:
             filter=f"userPrincipalName eq {odata_quote(upn_or_id)}", select=select,
         )
         page = await self._get("GET /users", self.sdk.users, query, permission="users")
-        users = list((page or {}).get("value") or [])
+        users = _items(page, "GET /users")
         if not users:
             raise NotFound(f"no Entra user with userPrincipalName {upn_or_id!r}",
                            hint="give the userPrincipalName (e.g. ada@contoso.com) or the object id")
@@ -349,7 +350,10 @@ class Tenant:
             if exc.status != 404:
                 raise
             raise NotFound(missing) from None
-        return data if isinstance(data, dict) else {}
+        body = object_answer(data, service="graph", endpoint=endpoint)
+        if not isinstance(body.get("id"), str):
+            raise invalid("the object has no id", service="graph", endpoint=endpoint)
+        return body
 
     async def group_members(self, group_id: str, select: list[str]) -> list[Json]:
         """Direct members that are users (Entra provisions direct members only)."""
@@ -370,7 +374,7 @@ class Tenant:
         data = await self.graph.raw("GET", builder, endpoint, permission="sync",
                                     retry_on=_propagating if fresh else None,
                                     policy=PROPAGATION_POLICY if fresh else None)
-        return list((data or {}).get("value") or [])
+        return _items(data, endpoint)
 
     async def jobs(self, sp_id: str) -> list[Json]:
         return await self.graph.get_all_json(f"GET /servicePrincipals/{sp_id}/synchronization/jobs",
@@ -384,9 +388,9 @@ class Tenant:
         return jobs[0] if jobs else None
 
     async def get_job(self, sp_id: str, job_id: str) -> Json:
-        data = await self._get(f"GET /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}",
-                               self.job_builder(sp_id, job_id), permission="sync")
-        return data if isinstance(data, dict) else {}
+        endpoint = f"GET /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}"
+        data = await self._get(endpoint, self.job_builder(sp_id, job_id), permission="sync")
+        return object_answer(data, service="graph", endpoint=endpoint)
 
     async def ensure_job(self, sp_id: str, *, fresh: bool = False) -> Json:
         from msgraph.generated.models.synchronization_job import SynchronizationJob
@@ -538,10 +542,15 @@ class Tenant:
         )
         page = await self._get("GET /auditLogs/provisioning", self.sdk.audit_logs.provisioning, query,
                                permission="logs")
-        entries: list[Json] = list((page or {}).get("value") or [])
+        entries: list[Json] = _items(page, "GET /auditLogs/provisioning")
         # Filter again locally: the service's filter support on nested properties has varied over time.
         return [e for e in entries
                 if not isinstance(e.get("servicePrincipal"), dict) or str(e["servicePrincipal"].get("id")) == sp_id]
+
+
+def _items(page: Any, endpoint: str) -> list[Json]:
+    """The items of a one-page read, its shape checked like every page of get_all_json."""
+    return collection_page(page, endpoint)[0]
 
 
 def already_exists(exc: RemoteError) -> bool:

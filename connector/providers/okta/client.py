@@ -30,6 +30,7 @@ from urllib.parse import urlencode, urlsplit
 
 from connector.config.load import OktaConfig
 from connector.errors import UNREACHABLE_HINT, AuthError, RemoteError
+from connector.providers.okta import answers
 from connector.support.answers import list_of_objects
 from connector.support.http import (
     DEFAULT_POLICY,
@@ -357,14 +358,26 @@ class OktaClient:
                 result = await fn(self.sdk)
             except AttributeError as exc:
                 # okta 3.4.x: a dropped connection makes typed calls read `.status` of a None response.
-                if "'NoneType' object has no attribute 'status'" not in str(exc):
-                    raise
-                raise self.translate(ConnectionError("connection failed"), method, path) from None
+                if "'NoneType' object has no attribute 'status'" in str(exc):
+                    raise self.translate(ConnectionError("connection failed"), method, path) from None
+                # Otherwise the SDK's model parsing met a body of the wrong shape ('str' has no 'get').
+                log.info("okta %s %s: the SDK could not parse the answer: %r", method, path, exc)
+                raise RemoteError("the okta SDK could not read Okta's answer (not the documented shape)",
+                                  service="okta", endpoint=f"{method} {path}", status=0,
+                                  code="invalid_body") from None
+            except (TypeError, KeyError) as exc:  # the same, raised by other models
+                log.info("okta %s %s: the SDK could not parse the answer: %r", method, path, exc)
+                raise RemoteError("the okta SDK could not read Okta's answer (not the documented shape)",
+                                  service="okta", endpoint=f"{method} {path}", status=0,
+                                  code="invalid_body") from None
             except ValidationError as exc:
                 raise RemoteError(
                     f"the okta SDK could not read Okta's answer ({exc.error_count()} validation error(s))",
-                    service="okta", endpoint=f"{method} {path}",
+                    service="okta", endpoint=f"{method} {path}", status=0, code="invalid_body",
                 ) from None
+            except ValueError:  # JSONDecodeError: the SDK parses the body itself
+                raise RemoteError("Okta answered with something that is not JSON", service="okta",
+                                  endpoint=f"{method} {path}", status=0, code="invalid_body") from None
         data, response, error = unpack(result)
         self.budget.observe(_headers_of(response))
         log.info("okta %s %s -> %s", method, path, getattr(response, "status", getattr(response, "status_code", "?")))
@@ -397,7 +410,11 @@ class OktaClient:
             )
             if error is not None:
                 raise self.translate(error, method, path)
-            response, text, error = await executor.execute(request)
+            try:
+                response, text, error = await executor.execute(request)
+            except ValueError:  # the SDK parses error bodies itself and raises on one that is not JSON
+                raise RemoteError("Okta answered with something that is not JSON", service="okta",
+                                  endpoint=f"{method} {path}", status=0, code="invalid_body") from None
         if response is None:  # connection-level failure: no status at all
             raise self.translate(error or ConnectionError("no response"), method, path)
         headers = _headers_of(response)
@@ -434,7 +451,9 @@ class OktaClient:
         )
 
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        return (await self.request("GET", path, params=params)).data
+        data = (await self.request("GET", path, params=params)).data
+        answers.check_answer(urlsplit(path).path, data, f"GET {path}")
+        return data
 
     async def pages(self, path: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Every item of a cursor-paged list, following rel="next" across all Link headers, only on okta.org_url
@@ -445,7 +464,9 @@ class OktaClient:
         guard.first(url)
         while True:
             page = await self.request("GET", url)
-            items.extend(list_of_objects(page.data, service="okta", endpoint=f"GET {path}", status=page.status))
+            got = list_of_objects(page.data, service="okta", endpoint=f"GET {path}", status=page.status)
+            answers.check_list(urlsplit(path).path, got, f"GET {path}")
+            items.extend(got)
             nxt = next_link(page.links)
             if not nxt:
                 return items
