@@ -427,6 +427,12 @@ def _cases() -> list[Case]:
             cases.append(Case(f"report-{fmt}-{idp}-extra-account", _report(idp, fmt), (1,),
                               lambda c: [], proxy="astro",  # the report names it: checked below
                               tamper=extra_user))
+    # Redirects to another origin: not followed (no request, so no credential, reaches it).
+    for service, idp, path_end in (("okta", "okta", "/api/v1/apps"), ("graph", "azure", "/servicePrincipals"),
+                                   ("astro", "okta", "/Users")):
+        for status in (301, 302, 307, 308):
+            cases.append(Case(f"{service}-redirect-{status}", _drift(idp), (3,), lambda c, p=path_end: [p],
+                              proxy=service, tamper=_redirect_marker(path_end, status)))
     # The same hostile Okta and Graph answers met by plan, not only by the audit.
     for cid, tamper, fragment, *_how in OKTA_HOSTILE[:9]:
         cases.append(Case(f"okta-plan-{cid}", _plan("okta"), (3,), lambda c, f=fragment: [f], proxy="okta",
@@ -437,15 +443,37 @@ def _cases() -> list[Case]:
     return cases
 
 
-CASES = _cases()
-
-
 def test_the_corpus_is_large_enough() -> None:
     assert len(CASES) >= 150 and len({c.id for c in CASES}) == len(CASES)
 
 
-def _link_tamper(case_id: str, proxy_url: str, elsewhere_url: str) -> Callable[[Answer], None] | None:
+@dataclass
+class _RedirectMarker:
+    """A redirect whose target (another origin) is known only once the servers run."""
+
+    path_end: str
+    status: int
+
+    def __call__(self, a: Answer) -> None:  # replaced in _link_tamper
+        raise AssertionError("not bound to a target")
+
+
+def _redirect_marker(path_end: str, status: int) -> Callable[[Answer], None]:
+    return _RedirectMarker(path_end, status)
+
+
+def _link_tamper(case: Case, proxy_url: str, elsewhere_url: str) -> Callable[[Answer], None] | None:
     """The cases whose tamper needs a URL known only once the servers run."""
+    case_id = case.id
+    if isinstance(case.tamper, _RedirectMarker):
+        marker = case.tamper
+
+        def redirect(a: Answer) -> None:
+            if a.method == "GET" and a.path.endswith(marker.path_end):
+                a.status = marker.status
+                a.body = b""
+                a.replace_header("Location", [f"{elsewhere_url}{a.target}"])
+        return redirect
     if case_id == "okta-apps-link-elsewhere" or case_id == "okta-plan-apps-link-elsewhere":
         def okta(a: Answer) -> None:
             if a.method == "GET" and a.path.endswith("/api/v1/apps"):
@@ -502,6 +530,9 @@ def _run(argv: list[str]) -> int | None:
     return result[0] if result else None
 
 
+CASES = _cases()
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case: Case, world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     upstream = {"okta": world.sb.okta_url, "graph": world.sb.graph_url.removesuffix("/v1.0"),
@@ -511,7 +542,7 @@ def test_bad_input(case: Case, world: World, tmp_path: Path, capsys: pytest.Capt
         proxy = TamperingProxy(upstream[case.proxy], case.tamper) if case.proxy else None
         try:
             if proxy is not None:
-                proxy.tamper = _link_tamper(case.id, proxy.url, elsewhere.url) or case.tamper
+                proxy.tamper = _link_tamper(case, proxy.url, elsewhere.url) or case.tamper
             config = _write_case(world, case, tmp_path, proxy.url if proxy else None)
             os.environ.pop("ASTRO_SCIM_TEST_UNSET_VAR", None)
             code = _run(case.argv(config))
@@ -541,6 +572,8 @@ def test_bad_input(case: Case, world: World, tmp_path: Path, capsys: pytest.Capt
     for path in [*map(Path, new_logs), *written]:
         body = path.read_bytes().decode("utf-8", "replace")
         assert not any(token in body for token in world.canaries.values()), f"{case.id}: a token in {path}"
+    if "-redirect-" in case.id:
+        assert f"HTTP {case.id.rsplit('-', 1)[1]}" in out + err, f"{case.id}: the redirect is not reported\n{err}"
     if case.id.startswith("report-"):
         report = next(p for p in written if p.name.startswith("r."))
         assert "mallory@example.com" in report.read_text()

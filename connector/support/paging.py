@@ -92,3 +92,16 @@ def check_page_count(*, total: int, per_page: int, service: str, endpoint: str,
             f"totalResults {total} at {per_page} per page would take {needed} requests, more than the "
             f"{max_pages} any organization needs", service=service, endpoint=endpoint, status=0,
             code="bad_paging", hint="the service's paging is broken; report it to the service's support")
+
+
+def redirect_error(service: str, endpoint: str, status: int, location: str | None) -> RemoteError:
+    """A 3xx answer. The clients never follow one: a redirect to another origin would take the request, and
+    with some clients the credential, there, and its answer would be read as the service's."""
+    target = "another URL"
+    if location:
+        scheme, host, port = origin(location)
+        target = f"{scheme}://{host}:{port}" if host else "a path on the same host"
+    return RemoteError(
+        f"answered with a redirect to {target}; redirects are not followed, so nothing was sent there",
+        service=service, endpoint=endpoint, status=status, code="redirect",
+        hint="check the URL in the config (scheme, host, path): the service should answer it directly")

@@ -40,7 +40,7 @@ from connector.support.http import (
     retry_async,
     without_transport_retry,
 )
-from connector.support.paging import PageGuard
+from connector.support.paging import PageGuard, redirect_error
 from connector.support.redact import redact
 from connector.support.urls import is_loopback
 
@@ -94,6 +94,42 @@ SDK_APIS = (
 )
 
 
+class _NoRedirects:
+    """The SDK's aiohttp session, never following a redirect. aiohttp follows them by default (dropping the
+    Authorization header on another host, but still asking it, and then reading its answer as Okta's); a 3xx
+    from okta.org_url is reported instead (OktaClient.request_once), so nothing reaches another origin."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def request(self, **params: Any) -> Any:
+        return _RefuseRedirect(self._session.request(**{**params, "allow_redirects": False}),
+                               f"{params.get('method', 'GET')} {urlsplit(str(params.get('url', ''))).path}")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+class _RefuseRedirect:
+    """`async with session.request(...)` whose 3xx answer raises (paging.redirect_error) instead of being parsed
+    by the SDK as an error body (an empty 302 read as 'not JSON')."""
+
+    def __init__(self, inner: Any, endpoint: str) -> None:
+        self._inner = inner
+        self._endpoint = endpoint
+
+    async def __aenter__(self) -> Any:
+        response = await self._inner.__aenter__()
+        if 300 <= response.status < 400:
+            location = response.headers.get("Location")
+            await self._inner.__aexit__(None, None, None)
+            raise redirect_error("okta", self._endpoint, response.status, location)
+        return response
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self._inner.__aexit__(*exc)
+
+
 def _sdk_client_class() -> type:
     """A client built from the SDK's own API classes, only those this tool calls.
 
@@ -132,7 +168,7 @@ def _sdk_client_class() -> type:
 
         async def __aenter__(self) -> OktaSdkClient:
             self._session = without_transport_retry(aiohttp.ClientSession())
-            self._request_executor.set_session(self._session)
+            self._request_executor.set_session(_NoRedirects(self._session))
             return self
 
         async def __aexit__(self, *exc: object) -> None:
