@@ -24,10 +24,12 @@ Emulator choices where the real service is undocumented (documented here so clie
   right after (`background_cycles = True` runs it in a thread instead, like the real service); the job stays
   Active (code "Active") until paused or quarantined.
 - One job per template per service principal: a second POST of the same templateId is a 409.
+- An application's createdDateTime is stamped when it is stored, strictly increasing (microseconds).
 - Server errors are 503 `serviceNotAvailable` with `Retry-After` (what Graph sends for transient failures).
 
 Sandbox-only controls (Python methods, and HTTP under `/_sandbox/...`, never faulted): `run_cycle`,
-`quarantine`, `remove_user_silently`, `deny_permission`/`allow_permission`, `propagation_failures`, state
+`quarantine`, `remove_user_silently`, `deny_permission`/`allow_permission`, `propagation_failures`,
+`instantiate_delay_s` (instantiate takes that long, so concurrent creates overlap as in real Entra), state
 inspection (`users`, `groups`, `service_principal`, `job`, `schema`, `secrets`, `assignments`, `logs`).
 """
 
