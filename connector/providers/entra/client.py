@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from connector.config.load import AzureConfig
@@ -261,18 +261,25 @@ class GraphClient:
 
     async def get_all_json(self, endpoint: str, builder: Any, config: Any = None, *,
                            permission: str | None = None) -> list[dict[str, Any]]:
-        """Every item of a collection as raw JSON, following @odata.nextLink only on azure.graph_url and only
-        once each (connector.support.paging); every page must be an object whose "value" is a list of objects.
-        Raw, because parsing thousands of users into SDK models and back costs more than the request."""
+        """Every item of a collection as raw JSON (iter_pages, gathered). Raw, because parsing thousands of
+        users into SDK models and back costs more than the request."""
+        return [item async for page in self.iter_pages(endpoint, builder, config, permission=permission)
+                for item in page]
+
+    async def iter_pages(self, endpoint: str, builder: Any, config: Any = None, *,
+                         permission: str | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+        """A collection a page at a time, following @odata.nextLink only on azure.graph_url and only once each
+        (connector.support.paging); every page must be an object whose "value" is a list of objects of the
+        endpoint's shape (entra/answers.py). Every paged Graph read goes through here."""
         guard = PageGuard(base_url=self.cfg.graph_url.rstrip("/") + "/", service="graph", endpoint=endpoint)
         page = await self.send_json(endpoint, lambda: builder.to_get_request_information(config),
                                     permission=permission)
-        items, link = collection_page(page, endpoint)
-        while link is not None:
+        while True:
+            items, link = collection_page(page, endpoint)
+            yield items
+            if link is None:
+                return
             page = await self.send_json(endpoint, _next_request(builder, guard.follow(link)), permission=permission)
-            more, link = collection_page(page, endpoint)
-            items.extend(more)
-        return items
 
 
 def collection_page(page: Any, endpoint: str) -> tuple[list[dict[str, Any]], object | None]:
