@@ -34,6 +34,14 @@ EXIT_CODES = """exit codes:
 """
 
 
+def _name(value: str) -> str:
+    """A user, group or app name argument: an empty one would name nothing (and used to read as the other
+    option: `provision --user ''` provisioned "group None")."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value.strip()
+
+
 def _config_option(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument(
         "-c", "--config", default=os.environ.get("ASTRO_SCIM_CONFIG", DEFAULT_CONFIG),
@@ -144,15 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("push-groups", help="Okta: create/link push mappings and re-push out-of-sync groups")
     _config_option(p)
-    p.add_argument("groups", nargs="*", metavar="GROUP", help="group names (default: okta.push_groups)")
+    p.add_argument("groups", nargs="*", metavar="GROUP", type=_name, help="group names (default: okta.push_groups)")
     p.add_argument("--yes", action="store_true")
 
     p = command("provision", help="Entra: provision a user or group on demand")
     _config_option(p)
     p.add_argument("--idp", choices=["azure"], default="azure")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--user", help="userPrincipalName or object id")
-    g.add_argument("--group", help="display name or object id")
+    g.add_argument("--user", type=_name, help="userPrincipalName or object id")
+    g.add_argument("--group", type=_name, help="display name or object id")
 
     p = command("drift", help="audit the IdP against Astro's SCIM endpoint; --fix repairs")
     _config_option(p)

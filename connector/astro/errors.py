@@ -39,8 +39,10 @@ def http_error(service: str, where: str, status: int, headers: Mapping[str, str]
     SCIM Error (`detail`, `scimType`) or a Platform API error (`message`), else from the start of the text."""
     detail, code = _detail(body)
     if status in (401, 403):
+        # 401: the token itself is wrong, expired or revoked; 403: Astro knows it, but it may not do this.
         err: RemoteError = AuthError(REFUSED + (f" ({detail})" if detail else ""), service=service, endpoint=where,
-                                     status=status, code=code, hint=auth_hint)
+                                     status=status, code=code,
+                                     hint=auth_hint if status == 401 else forbidden_hint(service))
     else:
         err = RemoteError(detail or "request failed", service=service, endpoint=where, status=status, code=code)
     err.retry_after = retry_after_seconds(headers)
@@ -48,9 +50,15 @@ def http_error(service: str, where: str, status: int, headers: Mapping[str, str]
 
 
 def scim_auth_hint(token: object) -> str:
-    """`token` is the config's Secret: its str() names where it comes from, never its value."""
-    return (f"check {token} (an Organization API token with the Organization Owner role) and that SCIM is turned "
-            "on in Astro (Settings > Authentication > SCIM integration)")
+    """The hint for a 401. `token` is the config's Secret: its str() names where it comes from, never its value."""
+    return (f"the token ({token}) is wrong, expired or revoked: create an Organization API token (Organization "
+            "Owner role) in Astro and check that SCIM is turned on (Settings > Authentication > SCIM integration)")
+
+
+def forbidden_hint(service: str) -> str:
+    """The hint for a 403: the token is valid, its role is not enough."""
+    return (f"the token is valid but lacks the permission for this {service} call: it needs the Organization Owner "
+            "role (Organization API tokens with a lower role can read but not provision or change Team roles)")
 
 
 def _detail(body: Any) -> tuple[str, str | None]:

@@ -28,6 +28,7 @@ from connector.astro.client import DEFAULT_CONCURRENCY, SERVICE, AstroScimClient
 from connector.config.load import AstroConfig
 from connector.errors import AuthError, RemoteError
 from connector.support.http import DEFAULT_POLICY, RetryPolicy
+from connector.support.paging import check_page_count
 from connector.views import AstroTeam, AstroUser, AstroView
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class _Reader:
         self.deviations = scim.deviations
         self._pages_done = 0
         self._pages_known = 0
+        self._gap_requests = 0  # pages asked again to fill gaps (connector.support.paging bounds them)
         # Drift never reads `meta` (~40% of a user's JSON): ask the server to leave it out, unless it refuses.
         self._exclude_meta = True
 
@@ -224,6 +226,7 @@ class _Reader:
         # A server may cap count below what it announces (or the first page may have been asked before the
         # announcement was read): the rest start where the first page ended, in pages no larger than either.
         count = min(step, page_size)
+        check_page_count(total=total, per_page=count, service=SERVICE, endpoint=self.url(endpoint))
         starts = list(range(1 + step, total + 1, count))
         self._pages_known += len(starts)
         rest = asyncio.ensure_future(asyncio.gather(*(self._page(model, endpoint, s, count, convert) for s in starts)))
@@ -277,6 +280,9 @@ class _Reader:
                 gaps.append(pos)
             if not gaps:
                 return extra
+            # Each round fills at least one resource per gap (or stops below); bound the rounds' requests too.
+            self._gap_requests += len(gaps)
+            check_page_count(total=self._gap_requests, per_page=1, service=SERVICE, endpoint=self.url(endpoint))
             got = await asyncio.gather(*(self._page(model, endpoint, g, step, convert) for g in gaps))
             for g, page in zip(gaps, got, strict=True):
                 if not page.resources:
@@ -403,6 +409,9 @@ def _user(resource: dict[str, Any], endpoint: str, start: int) -> AstroUser:
 def _team(resource: dict[str, Any], endpoint: str, start: int) -> AstroTeam:
     rid, name = _required(resource, "displayName", endpoint, start)
     members = resource.get("members") or ()
+    if not isinstance(members, list | tuple):  # a string would be read as its characters: an empty Team
+        raise RemoteError(f"Team {rid}: members is {type(members).__name__}, not a list", service=SERVICE,
+                          endpoint=endpoint, code="invalid_body")
     try:
         ids = {intern(m["value"]) for m in members}  # TypeError unless every value is a string
     except (TypeError, KeyError):

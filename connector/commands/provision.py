@@ -19,10 +19,10 @@ def run(args: argparse.Namespace) -> int:
     trail.bind(cfg)
     provider = registry.provision_on_demand(cfg, args.idp)
     try:
-        subject = f"user {args.user}" if args.user else f"group {args.group}"
+        subject = f"user {args.user}" if args.user is not None else f"group {args.group}"
         output.say(f"azure: provisioning {subject} on demand", style="bold")
-        results = provider.provision_on_demand(users=[args.user] if args.user else None,
-                                                groups=[args.group] if args.group else None)
+        results = provider.provision_on_demand(users=[args.user] if args.user is not None else None,
+                                                groups=[args.group] if args.group is not None else None)
     finally:
         provider.close()
     not_done = 0

@@ -166,6 +166,15 @@ class _Section:
         p = Path(value)
         return p if p.is_absolute() else self.base / p
 
+    def names(self, *keys: str) -> None:
+        """Each of `keys`, when given, names something: a blank name would match nothing (or fall back to the
+        default name, and plan would create a second app beside the one it should find)."""
+        for key in keys:
+            value = self.data.get(key)
+            if isinstance(value, str) and not value.strip():
+                raise ConfigError(f"'{'.'.join(map(str, (*self.path, key)))}' is empty", location=self.loc(key),
+                                  hint="give the name, or leave the key out for the default")
+
     def sub(self, key: str, allowed: set[str]) -> _Section | None:
         if self.data.get(key) is None:
             return None
@@ -215,6 +224,8 @@ def _okta(doc: yamlsrc.Document, base: Path) -> OktaConfig:
     if private_key is not None and not client_id:
         raise ConfigError("okta.private_key needs okta.client_id (the OAuth service app)", location=s.loc("private_key"))
     app = s.sub("app", {"label", "id"})
+    if app is not None:
+        app.names("label", "id")
     integration = s.text("integration", "oin") or "oin"
     if integration not in ("oin", "manual"):
         raise ConfigError(
@@ -274,6 +285,8 @@ def _azure(doc: yamlsrc.Document, base: Path) -> AzureConfig:
                 hint="use one of: secret, certificate, cli, default, workload, token",
             )
     app = s.sub("app", {"display_name", "app_id"})
+    if app is not None:
+        app.names("display_name", "app_id")
     graph_url = check_endpoint(s.text("graph_url", DEFAULT_GRAPH_URL) or "", what="azure.graph_url",
                                location=s.loc("graph_url"))
     return AzureConfig(

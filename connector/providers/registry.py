@@ -32,7 +32,8 @@ def selected_idps(cfg: ProjectConfig, idp: str) -> list[str]:
         if (cfg.okta if name == "okta" else cfg.azure) is None:
             raise ConfigError(f"the config has no '{name}' section", hint=f"add '{name}:' to {cfg.file}")
     if not names:
-        raise ConfigError("the config names no identity provider", hint="add an 'okta:' or 'azure:' section")
+        raise ConfigError("the config names no identity provider",
+                          hint=f"add an 'okta:' or 'azure:' section to {cfg.file}")
     return names
 
 

@@ -33,10 +33,14 @@ def load_azure_mapping(path: Path | None) -> MappingFile:
     """The azure mapping file, checked: structural errors and unparsable expressions stop here with file:line."""
     from connector.mapping.expr import entra as entra_expr
     from connector.mapping.load import load_mapping
+    from connector.mapping.validate import validate_file
 
     path = path or default_mapping("azure")
     mapping, findings = load_mapping(path)
-    errors = [f for f in findings if f.severity is Severity.ERROR]
+    # Everything `validate` checks (duplicate targets and matching precedences, SCIM paths...), not only what
+    # loading needs: plan must not push a mapping validate rejects.
+    errors = [f for f in [*findings, *validate_file(path)] if f.severity is Severity.ERROR]
+    errors.sort(key=lambda f: (f.location.line, f.location.column))
     if mapping is None or errors:
         first = errors[0] if errors else None
         raise ConfigError(

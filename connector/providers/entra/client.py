@@ -16,13 +16,16 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from connector.config.load import AzureConfig
 from connector.errors import ConfigError
+from connector.providers.entra.answers import check_collection
 from connector.providers.entra.errors import translate
+from connector.support.answers import list_of_objects, object_answer
 from connector.support.http import DEFAULT_POLICY, RetryPolicy, is_retryable, retry_async
+from connector.support.paging import PageGuard, redirect_error
 from connector.support.redact import register
 from connector.support.secret import Secret
 
@@ -110,15 +113,18 @@ def build_credential(cfg: AzureConfig) -> Any:
 
 def graph_middleware() -> list[Any]:
     """msgraph's default middleware chain (kiota's defaults with msgraph's options, then its telemetry handler)
-    without kiota's RetryHandler: connector.support.http is the one retry layer."""
+    without kiota's RetryHandler (connector.support.http is the one retry layer) and RedirectHandler."""
     from kiota_http.kiota_client_factory import KiotaClientFactory
-    from kiota_http.middleware import RetryHandler
+    from kiota_http.middleware import RedirectHandler, RetryHandler
     from msgraph.graph_request_adapter import options as graph_options
     from msgraph_core.middleware import GraphTelemetryHandler
     from msgraph_core.middleware.options import GraphTelemetryHandlerOption
 
     options = dict(graph_options)
-    chain = [m for m in KiotaClientFactory.get_default_middleware(options) if not isinstance(m, RetryHandler)]
+    # No RedirectHandler either: a redirect from Graph is reported, not followed, so a request (and what it
+    # reads back) never goes to another origin.
+    chain = [m for m in KiotaClientFactory.get_default_middleware(options)
+             if not isinstance(m, RetryHandler | RedirectHandler)]
     # What create_with_default_middleware appends: the telemetry handler with msgraph's SDK version.
     telemetry = options.get(GraphTelemetryHandlerOption.get_key())
     chain.append(GraphTelemetryHandler(options=telemetry) if isinstance(telemetry, GraphTelemetryHandlerOption)
@@ -155,7 +161,8 @@ class GraphClient:
 
             self._credential = build_credential(self.cfg)
             base = self.cfg.graph_url.rstrip("/")
-            http = httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(100, connect=30))
+            http = httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(100, connect=30),
+                                     event_hooks={"response": [_refuse_redirect]})
             self._http = graph_http_client(http)
             auth = AzureIdentityAuthenticationProvider(self._credential)
             adapter = GraphRequestAdapter(auth, client=self._http)
@@ -254,17 +261,42 @@ class GraphClient:
 
     async def get_all_json(self, endpoint: str, builder: Any, config: Any = None, *,
                            permission: str | None = None) -> list[dict[str, Any]]:
-        """Every item of a collection as raw JSON, following @odata.nextLink. Raw, because parsing thousands of
+        """Every item of a collection as raw JSON (iter_pages, gathered). Raw, because parsing thousands of
         users into SDK models and back costs more than the request."""
+        return [item async for page in self.iter_pages(endpoint, builder, config, permission=permission)
+                for item in page]
+
+    async def iter_pages(self, endpoint: str, builder: Any, config: Any = None, *,
+                         permission: str | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+        """A collection a page at a time, following @odata.nextLink only on azure.graph_url and only once each
+        (connector.support.paging); every page must be an object whose "value" is a list of objects of the
+        endpoint's shape (entra/answers.py). Every paged Graph read goes through here."""
+        guard = PageGuard(base_url=self.cfg.graph_url.rstrip("/") + "/", service="graph", endpoint=endpoint)
         page = await self.send_json(endpoint, lambda: builder.to_get_request_information(config),
                                     permission=permission)
-        items: list[dict[str, Any]] = list((page or {}).get("value") or [])
-        link = (page or {}).get("@odata.nextLink")
-        while link:
-            page = await self.send_json(endpoint, _next_request(builder, link), permission=permission)
-            items.extend((page or {}).get("value") or [])
-            link = (page or {}).get("@odata.nextLink")
-        return items
+        while True:
+            items, link = collection_page(page, endpoint)
+            yield items
+            if link is None:
+                return
+            page = await self.send_json(endpoint, _next_request(builder, guard.follow(link)), permission=permission)
+
+
+def collection_page(page: Any, endpoint: str) -> tuple[list[dict[str, Any]], object | None]:
+    """(items, next link or None) of one page of a Graph collection, its shape checked."""
+    body = object_answer(page, service="graph", endpoint=endpoint)
+    items = list_of_objects(body.get("value"), service="graph", endpoint=endpoint, what='"value"')
+    check_collection(endpoint, items)
+    return list(items), body.get("@odata.nextLink")
+
+
+async def _refuse_redirect(response: Any) -> None:
+    """httpx response hook: a 3xx from Graph is an error, never followed (graph_middleware drops kiota's
+    RedirectHandler); raised as a ConnectorError, which translate() passes through."""
+    if 300 <= response.status_code < 400:
+        request = response.request
+        raise redirect_error("graph", f"{request.method} {request.url.path}", response.status_code,
+                             response.headers.get("location"))
 
 
 def _next_request(builder: Any, link: str) -> Callable[[], Any]:

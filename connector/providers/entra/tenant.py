@@ -13,13 +13,18 @@ for them, so a retried create can never make a duplicate.
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from connector.errors import NotFound, RemoteError
-from connector.providers.entra.client import GraphClient
+from connector.providers.entra.client import GraphClient, collection_page
+from connector.support import clock as clocks
+from connector.support.answers import invalid, object_answer
 from connector.support.http import RetryPolicy, is_retryable, retry_async
 
 NON_GALLERY_TEMPLATE = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621"
@@ -33,6 +38,29 @@ PROPAGATION_STATUSES = frozenset({403, 404, 409})
 PROPAGATION_POLICY = RetryPolicy(attempts=10, base_delay=0.5, max_delay=15.0)
 
 Json = dict[str, Any]
+
+# Apps of one name created this close together are taken as a create race (every run keeps the oldest), not two
+# apps someone made on purpose (then the user must say which: azure.app.app_id).
+RACE_WINDOW_S = 600.0
+log = logging.getLogger("connector.azure")
+
+
+@dataclass(frozen=True)
+class AppStamp:
+    """An application's createdDateTime and object id: the order racing creates agree on."""
+
+    created: str
+    object_id: str
+
+    def moment(self) -> datetime | None:
+        try:
+            return datetime.fromisoformat(self.created.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+
+    def order(self) -> tuple[datetime, str]:
+        # An unreadable stamp sorts last: an app whose age is unknown never wins over one whose age is known.
+        return (self.moment() or datetime.max.replace(tzinfo=UTC), self.object_id)
 
 
 def is_guid(text: str) -> bool:
@@ -59,6 +87,9 @@ def _config(query: Any = None, *, no_retry: bool = False) -> Any:
 class Tenant:
     def __init__(self, graph: GraphClient) -> None:
         self.graph = graph
+        # How long a run that created the app waits before looking for a concurrent run's app (Entra's
+        # replication lag: a list on another front end may not show a new app for a few seconds).
+        self.settle_seconds = 10.0
 
     @property
     def sdk(self) -> Any:
@@ -87,7 +118,7 @@ class Tenant:
         builder = self.sdk.service_principals
         if top is not None:
             page = await self._get("GET /servicePrincipals", builder, query, permission="apps.read")
-            return list((page or {}).get("value") or [])
+            return _items(page, "GET /servicePrincipals")
         return await self.graph.get_all_json("GET /servicePrincipals", builder, _config(query),
                                              permission="apps.read")
 
@@ -100,6 +131,9 @@ class Tenant:
             exact = [sp for sp in sps if sp.get("displayName") == display_name]
             sps = exact or sps
         if len(sps) > 1:
+            survivor = await self._race_survivor(display_name or "", sps)
+            if survivor is not None:
+                return survivor
             ids = ", ".join(str(sp.get("id")) for sp in sps)
             raise NotFound(
                 f"{len(sps)} enterprise apps are named {display_name!r} ({ids})",
@@ -107,7 +141,69 @@ class Tenant:
             )
         return sps[0] if sps else None
 
+    # --- concurrent creates (see docs/design.md, "Concurrent apply") ---------------------------------------
+
+    async def app_registrations(self, display_name: str) -> dict[str, AppStamp]:
+        """appId -> (createdDateTime, application object id) of the applications named `display_name`. The
+        service principal carries no creation time; its application does."""
+        from msgraph.generated.applications.applications_request_builder import ApplicationsRequestBuilder
+
+        query = ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(
+            filter=f"displayName eq {odata_quote(display_name)}", select=["id", "appId", "createdDateTime"],
+        )
+        apps = await self.graph.get_all_json("GET /applications", self.sdk.applications, _config(query),
+                                             permission="apps.read")
+        return {str(a.get("appId")): AppStamp(str(a.get("createdDateTime") or ""), str(a.get("id") or ""))
+                for a in apps if a.get("appId")}
+
+    async def _race_survivor(self, display_name: str, sps: list[Json]) -> Json | None:
+        """Of several apps with one name, the one every concurrent apply keeps (the oldest), when they were all
+        created within RACE_WINDOW_S of each other: that is a create race whose losers are removing their copy,
+        not a choice someone made (then None: the caller asks which one to manage)."""
+        stamps = await self.app_registrations(display_name)
+        known = [(stamps[str(sp.get("appId"))], sp) for sp in sps if str(sp.get("appId")) in stamps]
+        if len(known) != len(sps) or not known:
+            return None
+        moments = [stamp.moment() for stamp, _ in known]
+        if any(m is None for m in moments):
+            return None
+        times = [m for m in moments if m is not None]
+        if (max(times) - min(times)).total_seconds() > RACE_WINDOW_S:
+            return None
+        return min(known, key=lambda pair: pair[0].order())[1]
+
+    async def _settle_create(self, display_name: str, mine: Json, stamp: AppStamp) -> Json:
+        """After our instantiate: keep our app only if it is the oldest of its name, else delete it and use the
+        oldest. Every racing run applies the same order, so exactly one app survives (docs/design.md)."""
+        # Entra replicates a new object for a few seconds; wait so another run's app is visible to this list.
+        await clocks.current().asleep(self.settle_seconds)
+        listed = await self.list_service_principals(filter=f"displayName eq {odata_quote(display_name)}")
+        others = [sp for sp in listed if sp.get("displayName") == display_name and sp.get("appId") != mine["appId"]]
+        if not others:
+            return mine
+        stamps = await self.app_registrations(display_name)
+        stamps[str(mine["appId"])] = stamp
+        contenders = [(stamps[str(sp["appId"])], sp) for sp in [mine, *others] if str(sp.get("appId")) in stamps]
+        winner = min(contenders, key=lambda pair: pair[0].order())[1]
+        if winner["appId"] == mine["appId"]:
+            return mine
+        log.info("another run created app %r at the same time; removing ours (%s), keeping %s",
+                 display_name, mine["id"], winner["id"])
+        await self.delete_application(stamp.object_id)
+        return winner
+
+    async def delete_application(self, object_id: str) -> None:
+        """Delete an application (its service principal goes with it); already gone counts as done."""
+        builder = self.sdk.applications.by_application_id(object_id)
+        try:
+            await self.graph.call(f"DELETE /applications/{object_id}", lambda: builder.delete(), permission="apps")
+        except RemoteError as exc:
+            if exc.status != 404:
+                raise
+
     async def instantiate(self, display_name: str) -> Json:
+        """Instantiate the non-gallery template; the service principal, with the application's creation stamp
+        under "_stamp" (an AppStamp)."""
         from msgraph.generated.application_templates.item.instantiate.instantiate_post_request_body import (
             InstantiatePostRequestBody,
         )
@@ -119,14 +215,18 @@ class Tenant:
             lambda: builder.to_post_request_information(body, _config(no_retry=True)),
             permission="apps", retry=False,
         )
-        sp = (result or {}).get("servicePrincipal")
-        if not isinstance(sp, dict) or not sp.get("id"):
+        sp = (result or {}).get("servicePrincipal") if isinstance(result, dict) else None
+        app = (result or {}).get("application") if isinstance(result, dict) else None
+        if not isinstance(sp, dict) or not sp.get("id") or not sp.get("appId"):
             raise RemoteError("instantiate returned no servicePrincipal", service="graph", endpoint="instantiate",
                               status=0)
+        app = app if isinstance(app, dict) else {}
+        sp["_stamp"] = AppStamp(str(app.get("createdDateTime") or ""), str(app.get("id") or ""))
         return sp
 
     async def ensure_service_principal(self, display_name: str) -> tuple[Json, bool]:
-        """Find the app or instantiate it; (service principal, created?). Safe to retry: re-reads first."""
+        """Find the app or instantiate it; (service principal, created?). Safe to retry: re-reads first. Safe
+        to run concurrently: a run whose app lost the race removes it and uses the survivor."""
         created = False
 
         async def attempt() -> Json:
@@ -134,9 +234,12 @@ class Tenant:
             sp = await self.find_service_principal(display_name=display_name, app_id=None)
             if sp is not None:
                 return sp
-            sp = await self.instantiate(display_name)
+            mine = await self.instantiate(display_name)
             created = True
-            return sp
+            stamp: AppStamp = mine.pop("_stamp")
+            if not stamp.object_id:  # the answer lacked the application: read its stamp like another run's
+                stamp = (await self.app_registrations(display_name)).get(str(mine["appId"]), stamp)
+            return await self._settle_create(display_name, mine, stamp)
 
         sp = await retry_async(attempt, what="create the enterprise app", policy=self.graph.policy)
         return sp, created
@@ -164,11 +267,17 @@ class Tenant:
         async def attempt() -> None:
             if any(str(a.get("principalId")) == principal_id for a in await self.assignments(sp_id)):
                 return
-            await self.graph.send_json(
-                f"POST /servicePrincipals/{sp_id}/appRoleAssignedTo",
-                lambda: builder.to_post_request_information(body, _config(no_retry=True)),
-                permission="assign", retry=False,
-            )
+            try:
+                await self.graph.send_json(
+                    f"POST /servicePrincipals/{sp_id}/appRoleAssignedTo",
+                    lambda: builder.to_post_request_information(body, _config(no_retry=True)),
+                    permission="assign", retry=False,
+                )
+            except RemoteError as exc:
+                # Another run assigned it between our read and our POST: done, once a read-back shows it.
+                if not (already_exists(exc) and any(str(a.get("principalId")) == principal_id
+                                                    for a in await self.assignments(sp_id))):
+                    raise
 
         await retry_async(attempt, what="assign a group to the app",
                           policy=PROPAGATION_POLICY if fresh else self.graph.policy,
@@ -179,9 +288,9 @@ class Tenant:
     async def _group_names(self) -> list[str]:
         from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
 
-        query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(select=["displayName"], top=999)
+        query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(select=["id", "displayName"], top=999)
         page = await self._get("GET /groups", self.sdk.groups, query, permission="groups")
-        return [str(g["displayName"]) for g in (page or {}).get("value") or [] if g.get("displayName")]
+        return [str(g["displayName"]) for g in _items(page, "GET /groups") if g.get("displayName")]
 
     async def find_group(self, name_or_id: str) -> Json:
         """A group by display name (exact) or object id; NotFound with close names otherwise."""
@@ -198,7 +307,7 @@ class Tenant:
             filter=f"displayName eq {odata_quote(name_or_id)}", select=select,
         )
         page = await self._get("GET /groups", self.sdk.groups, query, permission="groups")
-        groups: list[Json] = list((page or {}).get("value") or [])
+        groups: list[Json] = _items(page, "GET /groups")
         found = [g for g in groups if g.get("displayName") == name_or_id] or groups
         if len(found) > 1:
             raise NotFound(
@@ -220,7 +329,7 @@ class Tenant:
             filter=f"userPrincipalName eq {odata_quote(upn_or_id)}", select=select,
         )
         page = await self._get("GET /users", self.sdk.users, query, permission="users")
-        users = list((page or {}).get("value") or [])
+        users = _items(page, "GET /users")
         if not users:
             raise NotFound(f"no Entra user with userPrincipalName {upn_or_id!r}",
                            hint="give the userPrincipalName (e.g. ada@contoso.com) or the object id")
@@ -241,7 +350,10 @@ class Tenant:
             if exc.status != 404:
                 raise
             raise NotFound(missing) from None
-        return data if isinstance(data, dict) else {}
+        body = object_answer(data, service="graph", endpoint=endpoint)
+        if not isinstance(body.get("id"), str):
+            raise invalid("the object has no id", service="graph", endpoint=endpoint)
+        return body
 
     async def group_members(self, group_id: str, select: list[str]) -> list[Json]:
         """Direct members that are users (Entra provisions direct members only)."""
@@ -255,16 +367,11 @@ class Tenant:
         builder = self.sdk.groups.by_group_id(group_id).members
         query = MembersRequestBuilder.MembersRequestBuilderGetQueryParameters(select=select, top=999)
         endpoint = f"GET /groups/{group_id}/members"
-        page = await self.graph.send_json(endpoint, lambda: builder.to_get_request_information(_config(query)),
-                                          permission="groups")
-        while True:
+        # Paged through GraphClient.iter_pages: next links only on azure.graph_url, once each, shapes checked.
+        async for page in self.graph.iter_pages(endpoint, builder, _config(query), permission="groups"):
             # Members may be users, groups, devices or service principals; only users are provisioned.
-            yield [m for m in (page or {}).get("value") or []
+            yield [m for m in page
                    if str(m.get("@odata.type", "#microsoft.graph.user")).lower().endswith("user")]
-            link = (page or {}).get("@odata.nextLink")
-            if not link:
-                return
-            page = await self.graph.send_json(endpoint, _next_page(builder, str(link)), permission="groups")
 
     # --- synchronization ---------------------------------------------------------------------------------
 
@@ -274,7 +381,7 @@ class Tenant:
         data = await self.graph.raw("GET", builder, endpoint, permission="sync",
                                     retry_on=_propagating if fresh else None,
                                     policy=PROPAGATION_POLICY if fresh else None)
-        return list((data or {}).get("value") or [])
+        return _items(data, endpoint)
 
     async def jobs(self, sp_id: str) -> list[Json]:
         return await self.graph.get_all_json(f"GET /servicePrincipals/{sp_id}/synchronization/jobs",
@@ -288,9 +395,9 @@ class Tenant:
         return jobs[0] if jobs else None
 
     async def get_job(self, sp_id: str, job_id: str) -> Json:
-        data = await self._get(f"GET /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}",
-                               self.job_builder(sp_id, job_id), permission="sync")
-        return data if isinstance(data, dict) else {}
+        endpoint = f"GET /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}"
+        data = await self._get(endpoint, self.job_builder(sp_id, job_id), permission="sync")
+        return object_answer(data, service="graph", endpoint=endpoint)
 
     async def ensure_job(self, sp_id: str, *, fresh: bool = False) -> Json:
         from msgraph.generated.models.synchronization_job import SynchronizationJob
@@ -302,12 +409,21 @@ class Tenant:
             job = await self.find_job(sp_id)
             if job is not None:
                 return job
-            made = await self.graph.send_json(
-                f"POST /servicePrincipals/{sp_id}/synchronization/jobs",
-                lambda: builder.to_post_request_information(body, _config(no_retry=True)),
-                permission="sync", retry=False,
-            )
-            return made if isinstance(made, dict) else {}
+            try:
+                made = await self.graph.send_json(
+                    f"POST /servicePrincipals/{sp_id}/synchronization/jobs",
+                    lambda: builder.to_post_request_information(body, _config(no_retry=True)),
+                    permission="sync", retry=False,
+                )
+            except RemoteError as exc:
+                # One job per template: a 409 means another run made it meanwhile. Use that one.
+                if exc.status == 409 and (job := await self.find_job(sp_id)) is not None:
+                    return job
+                raise
+            if not isinstance(made, dict) or not made.get("id"):
+                raise RemoteError("the job create answered without a job id", service="graph",
+                                  endpoint=f"POST /servicePrincipals/{sp_id}/synchronization/jobs", status=0)
+            return made
 
         return await retry_async(attempt, what="create the provisioning job",
                                  policy=PROPAGATION_POLICY if fresh else self.graph.policy,
@@ -433,15 +549,20 @@ class Tenant:
         )
         page = await self._get("GET /auditLogs/provisioning", self.sdk.audit_logs.provisioning, query,
                                permission="logs")
-        entries: list[Json] = list((page or {}).get("value") or [])
+        entries: list[Json] = _items(page, "GET /auditLogs/provisioning")
         # Filter again locally: the service's filter support on nested properties has varied over time.
         return [e for e in entries
                 if not isinstance(e.get("servicePrincipal"), dict) or str(e["servicePrincipal"].get("id")) == sp_id]
 
 
-def _next_page(builder: Any, link: str) -> Callable[[], Any]:
-    """The request for an @odata.nextLink, built by the SDK builder (auth, headers and middleware unchanged)."""
-    return lambda: builder.with_url(link).to_get_request_information()
+def _items(page: Any, endpoint: str) -> list[Json]:
+    """The items of a one-page read, its shape checked like every page of get_all_json."""
+    return collection_page(page, endpoint)[0]
+
+
+def already_exists(exc: RemoteError) -> bool:
+    """Graph's answer to creating what exists (a concurrent run was first): 409, or 400 "... already exists"."""
+    return exc.status == 409 or (exc.status == 400 and "already exists" in exc.message.lower())
 
 
 def user_role_id(sp: Json) -> str:

@@ -30,6 +30,8 @@ from urllib.parse import urlencode, urlsplit
 
 from connector.config.load import OktaConfig
 from connector.errors import UNREACHABLE_HINT, AuthError, RemoteError
+from connector.providers.okta import answers
+from connector.support.answers import list_of_objects
 from connector.support.http import (
     DEFAULT_POLICY,
     RateBudget,
@@ -38,6 +40,7 @@ from connector.support.http import (
     retry_async,
     without_transport_retry,
 )
+from connector.support.paging import PageGuard, redirect_error
 from connector.support.redact import redact
 from connector.support.urls import is_loopback
 
@@ -91,6 +94,42 @@ SDK_APIS = (
 )
 
 
+class _NoRedirects:
+    """The SDK's aiohttp session, never following a redirect. aiohttp follows them by default (dropping the
+    Authorization header on another host, but still asking it, and then reading its answer as Okta's); a 3xx
+    from okta.org_url is reported instead (OktaClient.request_once), so nothing reaches another origin."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def request(self, **params: Any) -> Any:
+        return _RefuseRedirect(self._session.request(**{**params, "allow_redirects": False}),
+                               f"{params.get('method', 'GET')} {urlsplit(str(params.get('url', ''))).path}")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+class _RefuseRedirect:
+    """`async with session.request(...)` whose 3xx answer raises (paging.redirect_error) instead of being parsed
+    by the SDK as an error body (an empty 302 read as 'not JSON')."""
+
+    def __init__(self, inner: Any, endpoint: str) -> None:
+        self._inner = inner
+        self._endpoint = endpoint
+
+    async def __aenter__(self) -> Any:
+        response = await self._inner.__aenter__()
+        if 300 <= response.status < 400:
+            location = response.headers.get("Location")
+            await self._inner.__aexit__(None, None, None)
+            raise redirect_error("okta", self._endpoint, response.status, location)
+        return response
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self._inner.__aexit__(*exc)
+
+
 def _sdk_client_class() -> type:
     """A client built from the SDK's own API classes, only those this tool calls.
 
@@ -129,7 +168,7 @@ def _sdk_client_class() -> type:
 
         async def __aenter__(self) -> OktaSdkClient:
             self._session = without_transport_retry(aiohttp.ClientSession())
-            self._request_executor.set_session(self._session)
+            self._request_executor.set_session(_NoRedirects(self._session))
             return self
 
         async def __aexit__(self, *exc: object) -> None:
@@ -175,6 +214,11 @@ class RawResponse:
     data: Any
     headers: Mapping[str, str]
     links: list[str]  # every Link header value, in order (a plain dict would keep only the last one)
+
+
+# The OAuth scope family each API path needs (Okta: <family>.read for GET, <family>.manage for writes).
+_SCOPES = (("/api/v1/mappings", "okta.profileMappings"), ("/api/v1/groups", "okta.groups"),
+           ("/api/v1/users", "okta.users"), ("/api/v1/apps", "okta.apps"))
 
 
 def next_link(links: list[str]) -> str | None:
@@ -288,7 +332,7 @@ class OktaClient:
                 text = f"{text} ({cause_text})"
             exc = RemoteError(
                 text, service="okta", endpoint=endpoint, status=int(status), code=code,
-                hint=self._status_hint(int(status), code),
+                hint=self._forbidden_hint(method, path) if status == 403 else self._status_hint(int(status), code),
             )
         exc.message = redact(exc.message)
         # Okta sends X-Rate-Limit-Reset on every answer (the end of the current minute's window): a wait hint for
@@ -297,6 +341,7 @@ class OktaClient:
         return exc
 
     def _auth_hint(self) -> str:
+        """401: the credential itself is wrong, expired or revoked."""
         if self.config.private_key is not None:
             return (
                 "check okta.client_id and okta.private_key (the OAuth service app's key) and that the app is "
@@ -308,10 +353,21 @@ class OktaClient:
             "Security > API > Tokens (by an admin with the Application Administrator role or higher)"
         )
 
+    def _forbidden_hint(self, method: str, path: str) -> str:
+        """403: the credential is valid but may not make this call. Name what it lacks: the OAuth scope for the
+        endpoint, or for an API token the admin role it was created with."""
+        bare = urlsplit(path).path  # calls name a path, page requests a whole URL
+        family = next((scope for prefix, scope in _SCOPES if bare.startswith(prefix)), "okta.apps")
+        scope = f"{family}.{'read' if method == 'GET' else 'manage'}"
+        if self.config.private_key is not None:
+            return (f"the service app lacks the scope {scope}: grant it under Applications > the service app > "
+                    f"Okta API Scopes, and list it in okta.scopes")
+        return (f"the token is valid but its admin may not {method} {bare} ({scope}): create the "
+                "token as an admin with the Super Administrator role, or Application Administrator plus Group "
+                "Administrator for the pushed groups")
+
     @staticmethod
     def _status_hint(status: int, code: str | None) -> str | None:
-        if status == 403:
-            return "the credential lacks permission: it needs an admin role that can manage this app and its groups"
         if status == 429:
             return "Okta's rate limit was exceeded even after retries; try again in a minute"
         if code == "invalid_scope":
@@ -338,14 +394,26 @@ class OktaClient:
                 result = await fn(self.sdk)
             except AttributeError as exc:
                 # okta 3.4.x: a dropped connection makes typed calls read `.status` of a None response.
-                if "'NoneType' object has no attribute 'status'" not in str(exc):
-                    raise
-                raise self.translate(ConnectionError("connection failed"), method, path) from None
+                if "'NoneType' object has no attribute 'status'" in str(exc):
+                    raise self.translate(ConnectionError("connection failed"), method, path) from None
+                # Otherwise the SDK's model parsing met a body of the wrong shape ('str' has no 'get').
+                log.info("okta %s %s: the SDK could not parse the answer: %r", method, path, exc)
+                raise RemoteError("the okta SDK could not read Okta's answer (not the documented shape)",
+                                  service="okta", endpoint=f"{method} {path}", status=0,
+                                  code="invalid_body") from None
+            except (TypeError, KeyError) as exc:  # the same, raised by other models
+                log.info("okta %s %s: the SDK could not parse the answer: %r", method, path, exc)
+                raise RemoteError("the okta SDK could not read Okta's answer (not the documented shape)",
+                                  service="okta", endpoint=f"{method} {path}", status=0,
+                                  code="invalid_body") from None
             except ValidationError as exc:
                 raise RemoteError(
                     f"the okta SDK could not read Okta's answer ({exc.error_count()} validation error(s))",
-                    service="okta", endpoint=f"{method} {path}",
+                    service="okta", endpoint=f"{method} {path}", status=0, code="invalid_body",
                 ) from None
+            except ValueError:  # JSONDecodeError: the SDK parses the body itself
+                raise RemoteError("Okta answered with something that is not JSON", service="okta",
+                                  endpoint=f"{method} {path}", status=0, code="invalid_body") from None
         data, response, error = unpack(result)
         self.budget.observe(_headers_of(response))
         log.info("okta %s %s -> %s", method, path, getattr(response, "status", getattr(response, "status_code", "?")))
@@ -378,7 +446,11 @@ class OktaClient:
             )
             if error is not None:
                 raise self.translate(error, method, path)
-            response, text, error = await executor.execute(request)
+            try:
+                response, text, error = await executor.execute(request)
+            except ValueError:  # the SDK parses error bodies itself and raises on one that is not JSON
+                raise RemoteError("Okta answered with something that is not JSON", service="okta",
+                                  endpoint=f"{method} {path}", status=0, code="invalid_body") from None
         if response is None:  # connection-level failure: no status at all
             raise self.translate(error or ConnectionError("no response"), method, path)
         headers = _headers_of(response)
@@ -415,25 +487,26 @@ class OktaClient:
         )
 
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        return (await self.request("GET", path, params=params)).data
+        data = (await self.request("GET", path, params=params)).data
+        answers.check_answer(urlsplit(path).path, data, f"GET {path}")
+        return data
 
     async def pages(self, path: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Every item of a cursor-paged list, following rel="next" across all Link headers."""
+        """Every item of a cursor-paged list, following rel="next" across all Link headers, only on okta.org_url
+        and only once each (connector.support.paging). Every item must be a JSON object."""
         items: list[dict[str, Any]] = []
-        url: str | None = self._url(path, params)
-        seen: set[str] = set()
-        while url is not None:
-            if url in seen:  # a server that repeats a cursor must not loop us forever
-                raise RemoteError("Okta returned the same page link twice", service="okta", endpoint=f"GET {path}")
-            seen.add(url)
+        url = self._url(path, params)
+        guard = PageGuard(base_url=self.org_url, service="okta", endpoint=f"GET {path}")
+        guard.first(url)
+        while True:
             page = await self.request("GET", url)
-            if not isinstance(page.data, list):
-                raise RemoteError("Okta answered a list request with something else", service="okta",
-                                  endpoint=f"GET {path}", status=page.status)
-            items.extend(page.data)
+            got = list_of_objects(page.data, service="okta", endpoint=f"GET {path}", status=page.status)
+            answers.check_list(urlsplit(path).path, got, f"GET {path}")
+            items.extend(got)
             nxt = next_link(page.links)
-            url = self._relative(nxt) if nxt else None
-        return items
+            if not nxt:
+                return items
+            url = self._url(guard.follow(nxt), None)
 
     def _url(self, path: str, params: Mapping[str, Any] | None) -> str:
         if path.startswith(("http://", "https://")):
@@ -444,7 +517,7 @@ class OktaClient:
         return self.org_url + path
 
     def _relative(self, url: str) -> str:
-        # Next links are absolute; keep path and query only so a differing host spelling cannot redirect us.
+        # Next links are absolute (and checked to be on org_url by the page guard): keep path and query.
         parts = urlsplit(url)
         if not parts.scheme:
             return url

@@ -74,10 +74,14 @@ class OktaOrg:
     def mapping_file(self) -> MappingFile:
         if self._mapping is None:
             from connector.mapping.load import load_mapping
+            from connector.mapping.validate import validate_file
 
             path = self.okta.mapping or default_mapping("okta")
             mapping, findings = load_mapping(path)
-            errors = [f for f in findings if f.severity is Severity.ERROR]
+            # Everything `validate` checks, the Okta expressions included: a mapping Okta would refuse (or
+            # apply wrongly) stops plan here, with its file:line, before any call to Okta.
+            errors = [f for f in [*findings, *validate_file(path)] if f.severity is Severity.ERROR]
+            errors.sort(key=lambda f: (f.location.line, f.location.column))
             if mapping is None or errors:
                 first = errors[0] if errors else None
                 raise ConfigError(
@@ -271,7 +275,14 @@ class OktaOrg:
                     await self._set_push_status(c, app_id, str(mapping["id"]), "ACTIVE", retry=False)
                 return mapping
             body = CreateGroupPushMappingRequest(source_group_id=group_id, target_group_name=name, status="ACTIVE")
-            created = await c.call_once("POST", path, lambda s: s.create_group_push_mapping(app_id, body))
+            try:
+                created = await c.call_once("POST", path, lambda s: s.create_group_push_mapping(app_id, body))
+            except RemoteError as exc:
+                # "A group push mapping already exists": a concurrent run was first. Converge on its mapping.
+                if exc.status in (400, 409) and (again := await self._push_mappings(c, app_id,
+                                                                                    source_group_id=group_id)):
+                    return again[0]
+                raise
             return created.to_dict() if created is not None and hasattr(created, "to_dict") else None
 
         return await retry_async(attempt, what=f"okta push mapping for {name!r}", policy=c.policy)

@@ -18,12 +18,16 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from connector import __version__
 from connector.config.load import OktaConfig
 from connector.errors import RemoteError
+from connector.providers.okta import answers
 from connector.providers.okta.client import OktaClient, RawResponse, next_link
+from connector.support.answers import list_of_objects
 from connector.support.http import retry_async
+from connector.support.paging import PageGuard
 
 if TYPE_CHECKING:
     import aiohttp
@@ -141,25 +145,24 @@ class OktaReadClient(OktaClient):
 
     async def iter_pages(self, path: str, params: Mapping[str, Any] | None = None
                          ) -> AsyncIterator[list[dict[str, Any]]]:
-        """The pages of a cursor-paged list, each decoded while the next one is on its way."""
+        """The pages of a cursor-paged list, each decoded while the next one is on its way. Next links are checked
+        by the same guard as OktaClient.pages (only on okta.org_url, once each, bounded), and every page's items by
+        the same answer checks."""
         url: str | None = self._url(path, params)
-        seen: set[str] = set()
+        endpoint = f"GET {path}"
+        guard = PageGuard(base_url=self.org_url, service="okta", endpoint=endpoint)
+        guard.first(str(url))
         pending: asyncio.Future[_Answer] | None = None
         try:
             while url is not None:
-                if url in seen:  # a server that repeats a cursor must not loop us forever
-                    raise RemoteError("Okta returned the same page link twice", service="okta",
-                                      endpoint=f"GET {path}")
-                seen.add(url)
                 answer = await (pending or self._fetch(url))
                 nxt = next_link(answer.links)
-                url = self._url(nxt, None) if nxt else None
-                pending = asyncio.ensure_future(self._fetch(url)) if url is not None and url not in seen else None
-                data = _decode(answer.body, f"GET {path}", answer.status)
-                if not isinstance(data, list):
-                    raise RemoteError("Okta answered a list request with something else", service="okta",
-                                      endpoint=f"GET {path}", status=answer.status)
-                yield data
+                url = self._url(guard.follow(nxt), None) if nxt else None
+                pending = asyncio.ensure_future(self._fetch(url)) if url is not None else None
+                data = _decode(answer.body, endpoint, answer.status)
+                items = list_of_objects(data, service="okta", endpoint=endpoint, status=answer.status)
+                answers.check_list(urlsplit(path).path, items, endpoint)
+                yield items
         finally:
             if pending is not None and not pending.done():
                 pending.cancel()

@@ -24,10 +24,12 @@ Emulator choices where the real service is undocumented (documented here so clie
   right after (`background_cycles = True` runs it in a thread instead, like the real service); the job stays
   Active (code "Active") until paused or quarantined.
 - One job per template per service principal: a second POST of the same templateId is a 409.
+- An application's createdDateTime is stamped when it is stored, strictly increasing (microseconds).
 - Server errors are 503 `serviceNotAvailable` with `Retry-After` (what Graph sends for transient failures).
 
 Sandbox-only controls (Python methods, and HTTP under `/_sandbox/...`, never faulted): `run_cycle`,
-`quarantine`, `remove_user_silently`, `deny_permission`/`allow_permission`, `propagation_failures`, state
+`quarantine`, `remove_user_silently`, `deny_permission`/`allow_permission`, `propagation_failures`,
+`instantiate_delay_s` (instantiate takes that long, so concurrent creates overlap as in real Entra), state
 inspection (`users`, `groups`, `service_principal`, `job`, `schema`, `secrets`, `assignments`, `logs`).
 Switches (Python only): `hold_cycles` (jobs start, cycles never begin), `sso_mode_for_new_apps` (SSO preset on
 instantiated apps, standing for the admin's Single sign-on > SAML step, Graph's servicePrincipal
@@ -207,6 +209,14 @@ def _quarantine_json(reason: str, message: str) -> dict[str, Any]:
     }
 
 
+def _after(stamp: str) -> str:
+    """The Graph timestamp one microsecond after `stamp` (now_iso's form: 6 digits, a 0, then Z)."""
+    from datetime import datetime, timedelta
+
+    moment = datetime.strptime(stamp[:26], "%Y-%m-%dT%H:%M:%S.%f") + timedelta(microseconds=1)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
 class GraphEmulator:
     """A Microsoft Graph tenant on loopback. `app` is the WSGI callable; everything under `/v1.0`."""
 
@@ -221,6 +231,10 @@ class GraphEmulator:
         # does while the new app replicates (clients must retry). 0 = off.
         self.propagation_failures = 0
         self._pending_propagation: dict[str, int] = {}
+        # Seconds instantiate takes before the new app exists (real Entra: about 2 s). 0 = at once. Concurrent
+        # creates then overlap the way they do against the real service, which is what races need to show.
+        self.instantiate_delay_s = 0.0
+        self._last_created = ""  # the last createdDateTime stamped, to keep stamps strictly increasing
         self.ondemand_limit = ONDEMAND_LIMIT
         self.ondemand_window_s = ONDEMAND_WINDOW_S
         self.ondemand_clock = time.monotonic  # tests share their virtual clock with the client's pacer
@@ -438,6 +452,8 @@ class GraphEmulator:
         if not isinstance(name, str) or not name.strip():
             raise GraphError(400, "Request_BadRequest", "A value is required for property 'displayName' of resource "
                                                         "'applicationServicePrincipal'.")
+        if self.instantiate_delay_s > 0:
+            time.sleep(self.instantiate_delay_s)  # a request thread of the emulator: the client is not blocked
         app, sp = self.instantiate(name)
         result = {
             "@odata.context": f"{self._base(request)}/$metadata#microsoft.graph.applicationServicePrincipal",
@@ -449,7 +465,6 @@ class GraphEmulator:
     def instantiate(self, display_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """Create the application and service principal the non-gallery template makes. Python API for tests."""
         app_id = str(uuid.uuid4())
-        created = now_iso()
         roles = [
             {"allowedMemberTypes": ["User"], "description": "msiam_access", "displayName": "msiam_access",
              "id": MSIAM_ROLE_ID, "isEnabled": True, "origin": "Application", "value": None},
@@ -458,7 +473,7 @@ class GraphEmulator:
         ]
         app: dict[str, Any] = {
             "id": str(uuid.uuid4()), "appId": app_id, "applicationTemplateId": NON_GALLERY_TEMPLATE_ID,
-            "createdDateTime": created, "deletedDateTime": None, "displayName": display_name,
+            "createdDateTime": None, "deletedDateTime": None, "displayName": display_name,
             "description": None, "groupMembershipClaims": None, "identifierUris": [], "isFallbackPublicClient": None,
             "notes": None, "publisherDomain": "acme.example", "signInAudience": "AzureADMyOrg",
             "tags": [], "appRoles": copy.deepcopy(roles), "keyCredentials": [], "passwordCredentials": [],
@@ -485,6 +500,12 @@ class GraphEmulator:
         if self.sso_mode_for_new_apps:
             sp["preferredSingleSignOnMode"] = self.sso_mode_for_new_apps
         with self.state.lock:
+            # Stamped when stored, strictly increasing: creation order is the order apps became visible, as a
+            # directory write is stamped when it is written (clients that race rely on nothing finer).
+            created = now_iso()
+            if created <= self._last_created:
+                created = _after(self._last_created)
+            app["createdDateTime"] = self._last_created = created
             self.state.applications[app["id"]] = app
             self.state.service_principals[sp["id"]] = sp
             self.state.assignments[sp["id"]] = []

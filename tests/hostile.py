@@ -1,0 +1,135 @@
+"""Hostile servers for tests: small real HTTP servers on loopback, never mocks of our code.
+
+- `TamperingProxy` stands in front of an emulator (the config points at the proxy) and lets a test rewrite any
+  answer: a next link to another host or to itself, a list of strings, an absurd totalResults. It forwards the
+  client's Host header, so the emulator's own links name the proxy, as a real service's name itself.
+- `Elsewhere` is another origin: it answers every request with a harmless page and records what it was sent, so a
+  test can prove no request, and no credential, ever reached it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from werkzeug.wrappers import Request, Response
+
+from connector.sandbox.server import ServedApp
+
+_HOP = {"content-length", "transfer-encoding", "connection", "content-encoding", "keep-alive"}
+
+
+@dataclass
+class Seen:
+    method: str
+    target: str  # path and query, as sent
+    headers: dict[str, str]
+    body: bytes
+
+    def text(self) -> str:
+        return f"{self.method} {self.target}\n{self.headers}\n{self.body.decode('utf-8', 'replace')}"
+
+
+@dataclass
+class Answer:
+    """An answer the tamper function may change in place."""
+
+    method: str
+    target: str
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    @property
+    def path(self) -> str:
+        return self.target.split("?", 1)[0]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def set_json(self, data: Any) -> None:
+        self.body = json.dumps(data).encode()
+        self.headers = [(k, v) for k, v in self.headers if k.lower() != "content-type"]
+        self.headers.append(("Content-Type", "application/json"))
+
+    def replace_header(self, name: str, values: list[str]) -> None:
+        self.headers = [(k, v) for k, v in self.headers if k.lower() != name.lower()]
+        self.headers += [(name, v) for v in values]
+
+
+Tamper = Callable[[Answer], None]
+
+
+@dataclass
+class _Server:
+    served: ServedApp | None = None
+    seen: list[Seen] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        assert self.served is not None
+        return self.served.url
+
+    def _record(self, request: Request, environ: dict[str, Any]) -> tuple[str, bytes]:
+        target = str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.full_path)
+        body = request.get_data()
+        with self.lock:
+            self.seen.append(Seen(request.method, target, dict(request.headers.items()), body))
+        return target, body
+
+    def stop(self) -> None:
+        if self.served is not None:
+            self.served.stop()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class TamperingProxy(_Server):
+    def __init__(self, upstream: str, tamper: Tamper | None = None) -> None:
+        super().__init__()
+        self.upstream = upstream.rstrip("/")
+        self.tamper = tamper
+        self._client = httpx.Client(timeout=30)
+        self.served = ServedApp("hostile-proxy", self._app).start()
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = Request(environ)
+        target, body = self._record(request, environ)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        got = self._client.request(request.method, self.upstream + target, headers=headers, content=body)
+        answer = Answer(request.method, target, got.status_code,
+                        [(k, v) for k, v in got.headers.multi_items() if k.lower() not in _HOP], got.content)
+        if self.tamper is not None:
+            self.tamper(answer)
+        response = Response(answer.body, status=answer.status)
+        response.headers.clear()
+        for k, v in answer.headers:
+            response.headers.add(k, v)
+        return response(environ, start_response)
+
+    def stop(self) -> None:
+        super().stop()
+        self._client.close()
+
+
+class Elsewhere(_Server):
+    """Another origin. Answers every request with an empty list page in both IdPs' shapes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.served = ServedApp("elsewhere", self._app).start()
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = Request(environ)
+        self._record(request, environ)
+        response = Response(json.dumps({"value": []}), status=200, content_type="application/json")
+        return response(environ, start_response)

@@ -1,0 +1,35 @@
+"""`plan` checks the Okta expressions of the mapping file as `validate` does, before it talks to Okta."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from connector.cli import main
+from connector.sandbox.core import Sandbox
+from connector.support.packaged import default_mapping
+
+
+@pytest.mark.parametrize(("expression", "words"), [
+    ("String.toUpperCase(user.firstName", "unclosed"),
+    ("user.firstName +", "expression"),
+    ("String.noSuchFunction(user.firstName)", "noSuchFunction"),
+])
+def test_plan_refuses_a_bad_okta_expression_before_calling_okta(sandbox: Sandbox, tmp_path: Path, expression: str,
+                                                               words: str, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = default_mapping("okta").read_text().splitlines()
+    index = next(i for i, line in enumerate(lines) if "user.firstName" in line)
+    lines[index] = lines[index].replace("user.firstName", expression.replace('"', '\\"'))
+    mapping = tmp_path / "okta.yaml"
+    mapping.write_text("\n".join(lines) + "\n")
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
+    data = yaml.safe_load(config.read_text())
+    data["okta"]["mapping"] = str(mapping)
+    config.write_text(yaml.safe_dump(data))
+    sandbox.logs["okta"].clear()
+    assert main(["plan", "--config", str(config), "--idp", "okta"]) == 2
+    err = capsys.readouterr().err
+    assert f"{mapping}:{index + 1}:" in err and words.lower() in err.lower()
+    assert sandbox.logs["okta"].entries == []
