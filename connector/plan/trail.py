@@ -28,6 +28,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +46,9 @@ Run = Callable[[Any], int]
 
 NOT_APPLIED = "not applied"
 _lock = threading.Lock()
-_stack: list[Recorder] = []
+# The recorder of the command running in this context: each thread (concurrent applies in one process) and each
+# asyncio task started from it see their own; the provider's event loop runs in the command's thread.
+_active: ContextVar[Recorder | None] = ContextVar("astro_scim_trail", default=None)
 # Flags that are about output, not about what was done; and what argparse adds for the program itself.
 _SKIP_OPTIONS = {"program", "command", "config", "verbose", "quiet", "format", "output"}
 
@@ -107,8 +110,7 @@ def _options(args: Any) -> dict[str, Any]:
 
 
 def _current() -> Recorder | None:
-    with _lock:
-        return _stack[-1] if _stack else None
+    return _active.get()
 
 
 def recorded(command: str) -> Callable[[Run], Run]:
@@ -117,8 +119,7 @@ def recorded(command: str) -> Callable[[Run], Run]:
         @functools.wraps(run)
         def inner(args: Any) -> int:
             rec = Recorder(command, _options(args))
-            with _lock:
-                _stack.append(rec)
+            token = _active.set(rec)
             code: int = EXIT_INTERNAL
             error: BaseException | None = None
             try:
@@ -134,8 +135,7 @@ def recorded(command: str) -> Callable[[Run], Run]:
                 code, error = EXIT_INTERNAL, exc
                 raise
             finally:
-                with _lock:
-                    _stack.remove(rec)
+                _active.reset(token)
                 if rec.path is not None:
                     _append(rec.path, rec.line(code, error))
         return inner
