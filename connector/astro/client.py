@@ -138,9 +138,9 @@ class AstroScimClient:
                 try:
                     return await once()
                 except Exception as again:
-                    raise astro_errors.from_scim2(again, where, auth_hint=self._auth_hint) from None
+                    raise astro_errors.from_scim2(again, where, auth_hint=self._auth_hint) from again
             except Exception as exc:
-                raise astro_errors.from_scim2(exc, where, auth_hint=self._auth_hint) from None
+                raise astro_errors.from_scim2(exc, where, auth_hint=self._auth_hint) from exc
 
         try:
             return await retry_async(attempt, what=f"{method} {path}", policy=self.policy)

@@ -75,16 +75,16 @@ class AstroPlatform:
             try:
                 resp = await client.request(method, path, params=params, json=body)
             except httpx.TransportError as exc:
-                raise astro_errors.unreachable(SERVICE, where, type(exc).__name__, key="astro.api_url") from None
+                raise astro_errors.unreachable(SERVICE, where, type(exc).__name__, key="astro.api_url") from exc
             if resp.status_code >= 400:
                 raise astro_errors.http_error(SERVICE, where, resp.status_code, resp.headers, resp.content,
                                               auth_hint=AUTH_HINT)
             try:
                 data = resp.json()
-            except ValueError:
+            except ValueError as cause:
                 raise RemoteError(
                     "the answer is not JSON", service=SERVICE, endpoint=where, status=resp.status_code
-                ) from None
+                ) from cause
             if not isinstance(data, dict):
                 raise RemoteError("the answer is not a JSON object", service=SERVICE, endpoint=where)
             return data

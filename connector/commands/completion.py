@@ -16,7 +16,7 @@ from connector import output
 
 
 def run(args: argparse.Namespace) -> int:
-    import argcomplete
+    from argcomplete.shell_integration import shellcode
 
-    output.raw(argcomplete.shellcode(["astro-scim"], shell=args.shell).rstrip("\n"))
+    output.raw(shellcode(["astro-scim"], shell=args.shell).rstrip("\n"))
     return 0

@@ -86,7 +86,7 @@ def _ref(flag: str, value: str) -> str:
     try:
         Secret(value)
     except ConfigError as exc:
-        raise UsageError(f"{flag}: {exc.message}", hint=exc.hint) from None
+        raise UsageError(f"{flag}: {exc.message}", hint=exc.hint) from exc
     return value
 
 
@@ -157,7 +157,7 @@ def _load_draft(doc: dict[str, Any], folder: Path) -> ProjectConfig:
         try:
             cfg = load_config(name)
         except ConfigError as exc:  # its file:line is the draft's, which is gone: the message names the key
-            raise UsageError(exc.message, hint=exc.hint) from None
+            raise UsageError(exc.message, hint=exc.hint) from exc
         cfg.document = None
         return cfg
     finally:
@@ -261,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
 
     program = args.program
     output.say(f"astro-scim validate {path}", style="bold")
-    valid = program(["validate", str(path)])
+    valid: int = program(["validate", str(path)])
     output.say(f"astro-scim test-connection --config {path}", style="bold")
     connected = program(["test-connection", "--config", str(path)])
     if valid != EXIT_OK:

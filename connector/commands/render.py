@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         with path.open("rb"):
             pass
     except OSError as exc:
-        raise ConfigError(f"cannot read mapping file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read mapping file {path}: {exc.strerror}") from exc
 
     findings = validate_paths([str(path)])
     unreadable = [f for f in findings if f.code in UNREADABLE]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from connector import output
 from connector.access.model import validate_project_file
-from connector.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ConfigError
-from connector.mapping.model import Finding, Location, Severity
+from connector.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ConfigError, Location
+from connector.mapping.model import Finding, Severity
 from connector.mapping.validate import UNREADABLE, find_files, validate_file
 from connector.support import github
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -410,8 +411,8 @@ def _filter_value(r: _Reader) -> Any:
         return None
     try:
         return int(word) if word.lstrip("-").isdigit() else float(word)
-    except ValueError:
-        raise ScimPathError(f"filter value {word!r} must be quoted", col, f'write "{word}"') from None
+    except ValueError as cause:
+        raise ScimPathError(f"filter value {word!r} must be quoted", col, f'write "{word}"') from cause
 
 
 # ---------------------------------------------------------------------------------------------- checking
@@ -636,12 +637,14 @@ def _compare(c: Condition, v: Any) -> bool:
     else:
         a, b = v, c.value
     try:
-        return bool({
-            "eq": lambda: a == b, "ne": lambda: a != b,
+        compare: dict[str, Callable[[], bool]] = {
+            "eq": lambda: bool(a == b), "ne": lambda: bool(a != b),
             "co": lambda: isinstance(a, str) and b in a, "sw": lambda: isinstance(a, str) and a.startswith(b),
             "ew": lambda: isinstance(a, str) and a.endswith(b),
-            "gt": lambda: a > b, "ge": lambda: a >= b, "lt": lambda: a < b, "le": lambda: a <= b,
-        }[c.op]())
+            "gt": lambda: bool(a > b), "ge": lambda: bool(a >= b), "lt": lambda: bool(a < b),
+            "le": lambda: bool(a <= b),
+        }
+        return compare[c.op]()
     except TypeError:
         return False
 
@@ -651,8 +654,8 @@ def _container(resource: dict[str, Any], path: ScimPath, create: bool) -> dict[s
     if path.schema is None or path.schema.lower() in (CORE_USER.lower(), CORE_GROUP.lower()):
         return resource
     k = _key(resource, path.schema)
-    if k is not None and isinstance(resource[k], dict):
-        return resource[k]
+    if k is not None and isinstance(extension := resource[k], dict):
+        return extension
     if not create:
         return None
     ext: dict[str, Any] = {}

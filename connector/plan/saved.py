@@ -144,10 +144,10 @@ def read(path: str | Path) -> SavedPlan:
     path = Path(path)
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
+    except FileNotFoundError as cause:
         raise UsageError(f"plan file {path} not found",
                          hint="write one with 'astro-scim plan -out FILE' (or run apply without a file to re-plan)"
-                         ) from None
+                         ) from cause
     except OSError as exc:
         raise UsageError(f"cannot read plan file {path}: {exc.strerror or exc}") from exc
     try:

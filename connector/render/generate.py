@@ -229,7 +229,7 @@ def _entra_row(m: AttributeMapping) -> EntraRow:
     try:
         tree = entra_expr.to_source_tree(entra_expr.parse(m.source))
     except Exception as exc:  # the validator reports these first; this guards templates against bad input
-        raise ConfigError(f"{m.target}: cannot parse {m.source!r}: {exc}", location=m.location) from None
+        raise ConfigError(f"{m.target}: cannot parse {m.source!r}: {exc}", location=m.location) from exc
     kind = tree.get("type")
     mapping_type = {"Attribute": "Direct", "Constant": "Constant"}.get(str(kind), "Expression")
     create_only = m.apply_on == ApplyOn.CREATE_ONLY
@@ -411,12 +411,12 @@ def render_text(template_name: str, context: dict[str, Any]) -> str:
         raise ConfigError(
             f"template {template_name} failed: {exc}",
             location=Location(str(template_dir() / template_name), lineno),
-        ) from None
+        ) from exc
     if template_name.endswith(".json.j2"):
         try:
             json.loads(text)
         except ValueError as exc:
-            raise ConfigError(f"template {template_name} produced invalid JSON: {exc}") from None
+            raise ConfigError(f"template {template_name} produced invalid JSON: {exc}") from exc
     # Belt and braces: a secret registered anywhere in this process never reaches a file.
     return redact(text)
 

@@ -51,5 +51,5 @@ def render_idp(
             _write(target, text)
             written.append(target)
     except OSError as exc:
-        raise ConfigError(f"cannot write to {out}: {exc.strerror}") from None
+        raise ConfigError(f"cannot write to {out}: {exc.strerror}") from exc
     return written

@@ -102,7 +102,7 @@ class _KeepAliveHandler(_QuietHandler):
             self.send_header("Connection", "close")
         if environ["REQUEST_METHOD"] != "HEAD" and code not in _NO_BODY:
             # One write for headers and body: one syscall, one TCP segment for small answers.
-            self._headers_buffer.append(b"\r\n" + body)  # type: ignore[attr-defined]
+            self._headers_buffer.append(b"\r\n" + body)
             self.flush_headers()
         else:
             self.end_headers()

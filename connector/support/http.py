@@ -130,7 +130,7 @@ def without_transport_retry(session: S) -> S:
     layer: a drop becomes one failure of the policy, retried after its backoff. aiohttp has no public switch;
     its own test client turns the same attribute off. tests/test_http.py counts requests, so a rename shows."""
     if hasattr(session, "_retry_connection"):
-        session._retry_connection = False  # type: ignore[attr-defined]  # aiohttp's private switch, see above
+        session._retry_connection = False  # aiohttp's private switch, see above
     return session
 
 

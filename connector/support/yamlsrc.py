@@ -133,12 +133,12 @@ def read_bytes(path: str | Path) -> bytes:
     """A config or mapping file's bytes; a missing, unreadable or directory path becomes ConfigError."""
     try:
         return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ConfigError("file not found", location=Location(str(path))) from None
-    except IsADirectoryError:
-        raise ConfigError("is a directory, expected a YAML file", location=Location(str(path))) from None
+    except FileNotFoundError as cause:
+        raise ConfigError("file not found", location=Location(str(path))) from cause
+    except IsADirectoryError as cause:
+        raise ConfigError("is a directory, expected a YAML file", location=Location(str(path))) from cause
     except OSError as exc:
-        raise ConfigError(f"cannot read file: {exc.strerror}", location=Location(str(path))) from None
+        raise ConfigError(f"cannot read file: {exc.strerror}", location=Location(str(path))) from exc
 
 
 def load(path: str | Path) -> Document:
@@ -151,5 +151,5 @@ def load(path: str | Path) -> Document:
             f"file is not UTF-8 text (byte {exc.start})",
             location=Location(str(path)),
             hint="save the file as UTF-8 YAML",
-        ) from None
+        ) from exc
     return parse(text, str(path))

@@ -628,8 +628,8 @@ def _num(value: Any, what: str, column: int) -> int:
         if s[:2].upper() == "&H":
             return int(s[2:], 16)
         return int(float(s))
-    except ValueError:
-        raise ExpressionError(f"{what} must be a number, got {s!r}", column) from None
+    except ValueError as cause:
+        raise ExpressionError(f"{what} must be a number, got {s!r}", column) from cause
 
 
 def _truthy(value: Any) -> bool:
@@ -726,7 +726,7 @@ def _replace(args: list[Any], column: int) -> Any:
                 return rx.sub(sub, src)
             return rx.sub(_net_replacement(_s(repl) or ""), src)
     except (re.error, IndexError) as exc:
-        raise ExpressionError(f"Replace: bad regular expression: {exc}", column) from None
+        raise ExpressionError(f"Replace: bad regular expression: {exc}", column) from exc
     if old is not None and template is not None:
         return (_s(template) or "").replace(str(old), src or "")
     if src is None:

@@ -657,8 +657,8 @@ def _truthy(value: Any) -> bool:
 def _int(value: Any, what: str, column: int) -> int:
     try:
         return int(value) if not isinstance(value, str) else int(float(value))
-    except (TypeError, ValueError):
-        raise ExpressionError(f"{what} must be a number, got {value!r}", column) from None
+    except (TypeError, ValueError) as cause:
+        raise ExpressionError(f"{what} must be a number, got {value!r}", column) from cause
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -743,8 +743,8 @@ def _flatten(args: list[Any]) -> list[Any]:
 def _to_int(value: Any, column: int) -> int:
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise ExpressionError(f"Convert.toInt: not a number: {value!r}", column) from None
+    except (TypeError, ValueError) as cause:
+        raise ExpressionError(f"Convert.toInt: not a number: {value!r}", column) from cause
     return int(number + 0.5) if number >= 0 else -int(-number + 0.5)
 
 

@@ -55,7 +55,7 @@ def load_azure_mapping(path: Path | None) -> MappingFile:
         try:
             entra_expr.parse(m.source or "")
         except entra_expr.ExpressionError as exc:
-            raise ConfigError(f"{m.target}: {exc.message}", location=m.location, hint=exc.hint) from None
+            raise ConfigError(f"{m.target}: {exc.message}", location=m.location, hint=exc.hint) from exc
     return mapping
 
 
@@ -180,7 +180,7 @@ class EntraApp:
                 service="graph", endpoint="validateCredentials", status=exc.status, code=exc.code,
                 hint="check astro.scim_url and that astro.token is an Organization API token with the "
                      "Organization Owner role",
-            ) from None
+            ) from exc
 
 
 def log_status(entry: dict[str, Any]) -> str:

@@ -199,7 +199,7 @@ class GraphClient:
             try:
                 return await op()
             except Exception as exc:
-                raise translate(exc, endpoint=endpoint, permission=permission) from None
+                raise translate(exc, endpoint=endpoint, permission=permission) from exc
 
         if not retry:
             return await once()

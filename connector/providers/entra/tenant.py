@@ -333,7 +333,7 @@ class Tenant:
         if not users:
             raise NotFound(f"no Entra user with userPrincipalName {upn_or_id!r}",
                            hint="give the userPrincipalName (e.g. ada@contoso.com) or the object id")
-        return users[0]  # type: ignore[no-any-return]
+        return users[0]
 
     async def get_user(self, user_id: str, select: list[str]) -> Json:
         from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
@@ -349,7 +349,7 @@ class Tenant:
         except RemoteError as exc:
             if exc.status != 404:
                 raise
-            raise NotFound(missing) from None
+            raise NotFound(missing) from exc
         body = object_answer(data, service="graph", endpoint=endpoint)
         if not isinstance(body.get("id"), str):
             raise invalid("the object has no id", service="graph", endpoint=endpoint)

@@ -395,25 +395,25 @@ class OktaClient:
             except AttributeError as exc:
                 # okta 3.4.x: a dropped connection makes typed calls read `.status` of a None response.
                 if "'NoneType' object has no attribute 'status'" in str(exc):
-                    raise self.translate(ConnectionError("connection failed"), method, path) from None
+                    raise self.translate(ConnectionError("connection failed"), method, path) from exc
                 # Otherwise the SDK's model parsing met a body of the wrong shape ('str' has no 'get').
                 log.info("okta %s %s: the SDK could not parse the answer: %r", method, path, exc)
                 raise RemoteError("the okta SDK could not read Okta's answer (not the documented shape)",
                                   service="okta", endpoint=f"{method} {path}", status=0,
-                                  code="invalid_body") from None
+                                  code="invalid_body") from exc
             except (TypeError, KeyError) as exc:  # the same, raised by other models
                 log.info("okta %s %s: the SDK could not parse the answer: %r", method, path, exc)
                 raise RemoteError("the okta SDK could not read Okta's answer (not the documented shape)",
                                   service="okta", endpoint=f"{method} {path}", status=0,
-                                  code="invalid_body") from None
+                                  code="invalid_body") from exc
             except ValidationError as exc:
                 raise RemoteError(
                     f"the okta SDK could not read Okta's answer ({exc.error_count()} validation error(s))",
                     service="okta", endpoint=f"{method} {path}", status=0, code="invalid_body",
-                ) from None
-            except ValueError:  # JSONDecodeError: the SDK parses the body itself
+                ) from exc
+            except ValueError as cause:  # JSONDecodeError: the SDK parses the body itself
                 raise RemoteError("Okta answered with something that is not JSON", service="okta",
-                                  endpoint=f"{method} {path}", status=0, code="invalid_body") from None
+                                  endpoint=f"{method} {path}", status=0, code="invalid_body") from cause
         data, response, error = unpack(result)
         self.budget.observe(_headers_of(response))
         log.info("okta %s %s -> %s", method, path, getattr(response, "status", getattr(response, "status_code", "?")))
@@ -448,9 +448,9 @@ class OktaClient:
                 raise self.translate(error, method, path)
             try:
                 response, text, error = await executor.execute(request)
-            except ValueError:  # the SDK parses error bodies itself and raises on one that is not JSON
+            except ValueError as cause:  # the SDK parses error bodies itself and raises on one that is not JSON
                 raise RemoteError("Okta answered with something that is not JSON", service="okta",
-                                  endpoint=f"{method} {path}", status=0, code="invalid_body") from None
+                                  endpoint=f"{method} {path}", status=0, code="invalid_body") from cause
         if response is None:  # connection-level failure: no status at all
             raise self.translate(error or ConnectionError("no response"), method, path)
         headers = _headers_of(response)
@@ -462,11 +462,11 @@ class OktaClient:
         if text:
             try:
                 data = json.loads(text)
-            except ValueError:
+            except ValueError as cause:
                 raise RemoteError(
                     "Okta answered with something that is not JSON", service="okta", endpoint=f"{method} {path}",
                     status=response.status,
-                ) from None
+                ) from cause
         links = list(response.headers.getall("Link", [])) if hasattr(response.headers, "getall") else []
         return RawResponse(status=response.status, data=data, headers=headers, links=links)
 

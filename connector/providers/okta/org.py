@@ -109,7 +109,7 @@ class OktaOrg:
             return self._app
         if self.okta.app_id:
             try:
-                app = await c.get(f"/api/v1/apps/{self.okta.app_id}")
+                app: dict[str, Any] = await c.get(f"/api/v1/apps/{self.okta.app_id}")
             except RemoteError as exc:
                 if exc.status != 404:
                     raise
@@ -117,7 +117,7 @@ class OktaOrg:
                     f"Okta {c.org_url} has no app with id {self.okta.app_id}",
                     candidates=await self._app_candidates(c, self.okta.app_id),
                     location=self._loc("app", "id"),
-                ) from None
+                ) from exc
             self._app = app
             return app
         label = self.okta.app_label or "Astro"

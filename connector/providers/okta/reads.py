@@ -64,9 +64,9 @@ def _decode(body: bytes, endpoint: str, status: int) -> Any:
         return None
     try:
         return orjson.loads(body)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as cause:
         raise RemoteError("Okta answered with something that is not JSON", service="okta", endpoint=endpoint,
-                          status=status) from None
+                          status=status) from cause
 
 
 class OktaReadClient(OktaClient):
@@ -116,7 +116,7 @@ class OktaReadClient(OktaClient):
                     headers = {k: v for k, v in resp.headers.items() if k.lower() != "link"}
                     status = resp.status
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                raise self.translate(ConnectionError(str(exc) or type(exc).__name__), "GET", path) from None
+                raise self.translate(ConnectionError(str(exc) or type(exc).__name__), "GET", path) from exc
         self.budget.observe(headers)
         log.info("okta GET %s -> %s", path, status)
         if status >= 400:

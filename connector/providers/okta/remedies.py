@@ -34,7 +34,7 @@ class OktaRemedies(OktaGroupPush):
             user = await c.get(f"/api/v1/users/{login}")
         except RemoteError as exc:
             if exc.status == 404:
-                raise NotFound(f"Okta {c.org_url} has no user {login!r}") from None
+                raise NotFound(f"Okta {c.org_url} has no user {login!r}") from exc
             raise
         uid = str(user["id"])
         # Mapped attributes cannot be set explicitly while Okta pushes them (E0000075): send none.
@@ -48,7 +48,7 @@ class OktaRemedies(OktaGroupPush):
             user = await c.get(f"/api/v1/users/{login}")
         except RemoteError as exc:
             if exc.status == 404:
-                raise NotFound(f"Okta {c.org_url} has no user {login!r}") from None
+                raise NotFound(f"Okta {c.org_url} has no user {login!r}") from exc
             raise
         uid = str(user["id"])
         try:
@@ -56,7 +56,7 @@ class OktaRemedies(OktaGroupPush):
         except RemoteError as exc:
             if exc.status == 404:
                 raise NotFound(f"{login} is not assigned to the Okta app {app.get('label')!r}",
-                               hint="assign the user (or one of their groups) to the app first") from None
+                               hint="assign the user (or one of their groups) to the app first") from exc
             raise
         if au.get("scope") == "GROUP":
             return await self._reassign_through_groups(c, app, uid, login)

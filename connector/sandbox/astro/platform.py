@@ -212,12 +212,12 @@ class AstroPlatform:
             return [dict(d) for d in self._state(org_id).deployments.values()]
 
     def workspace_id(self, org_id: str, name: str) -> str:
-        return next(w["id"] for w in self.workspaces(org_id) if w["name"] == name)
+        return str(next(w["id"] for w in self.workspaces(org_id) if w["name"] == name))
 
     def deployment_id(self, org_id: str, workspace: str, name: str) -> str:
-        return next(
+        return str(next(
             d["id"] for d in self.deployments(org_id) if d["name"] == name and d["workspaceName"] == workspace
-        )
+        ))
 
     def add_workspace(self, org_id: str, name: str) -> str:
         with self._lock:
@@ -327,8 +327,8 @@ class AstroPlatform:
     def _check_auth(self, request: Request, org_id: str) -> None:
         try:
             org = self.scim._org(org_id)
-        except KeyError:
-            raise _ApiError(404, f"organization {org_id} not found") from None
+        except KeyError as cause:
+            raise _ApiError(404, f"organization {org_id} not found") from cause
         scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not secrets.compare_digest(
             token.strip().encode(), org.token.encode()
@@ -340,8 +340,8 @@ class AstroPlatform:
         try:
             offset = int(request.args.get("offset", 0))
             limit = int(request.args.get("limit", 20))
-        except ValueError:
-            raise _ApiError(400, "offset and limit must be integers") from None
+        except ValueError as cause:
+            raise _ApiError(400, "offset and limit must be integers") from cause
         if offset < 0 or not 0 <= limit <= MAX_LIMIT:
             raise _ApiError(400, f"offset must be >= 0 and limit between 0 and {MAX_LIMIT}")
         return {

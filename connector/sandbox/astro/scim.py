@@ -281,7 +281,7 @@ class AstroStorage(InMemoryStorage):
             kept = [m for m in members if m.value != user_id]
             if len(kept) != len(members):
                 updated = group.model_copy(deep=True)
-                updated.members = kept  # type: ignore[attr-defined]
+                updated.members = kept
                 super().update(self.group_type, updated)
 
     def search(
@@ -370,7 +370,7 @@ class AstroService(ScimService):
         self.storage = storage
         self._searches: dict[tuple[Any, ...], tuple[SearchRequest[Any], Any]] = {}
 
-    def match(self, request: ScimRequest) -> Target:  # type: ignore[override]
+    def match(self, request: ScimRequest) -> Target:
         return _route(request.method.upper(), request.path)
 
     # -- what answers carry beyond the stored resource ------------------------------------------------------
@@ -391,7 +391,7 @@ class AstroService(ScimService):
         if _key(resource)[0] == self.storage.user_type.name:
             groups = self._groups_of(base_url, cast(str, resource.id))
             if groups:
-                published.groups = groups  # type: ignore[attr-defined]  # validated into the model's type
+                published.groups = groups  # validated into the model's type
         return published
 
     def _empty_lists(self, body: Any, resource: Resource[Any], parameters: Any) -> None:
@@ -413,7 +413,7 @@ class AstroService(ScimService):
             return
         body[key] = []
 
-    def resource_response(  # type: ignore[override]
+    def resource_response(
         self,
         resource: Resource[Any],
         scim_ctx: Context,
@@ -463,11 +463,12 @@ class AstroService(ScimService):
         references into URLs; a resource holding a relative reference takes the stock path.
         """
         ctx = Context.RESOURCE_QUERY_RESPONSE
-        data = cast(dict[str, Any], resource.model_dump(scim_ctx=ctx, response_parameters=search_request))
+        data: dict[str, Any] = resource.model_dump(scim_ctx=ctx, response_parameters=search_request)
         meta = data.get("meta")
         if _has_relative_ref(data) or not isinstance(meta, dict):
-            return cast(dict[str, Any], self.publish(base_url, resource).model_dump(
-                scim_ctx=ctx, response_parameters=search_request))
+            published: dict[str, Any] = self.publish(base_url, resource).model_dump(
+                scim_ctx=ctx, response_parameters=search_request)
+            return published
         meta["location"] = self.resource_location(base_url, self.get_resource_type_of(resource), cast(str, resource.id))
         if not self.etag_supported:
             meta.pop("version", None)
@@ -503,7 +504,7 @@ class AstroService(ScimService):
         rendered = self.storage.rendered_nometa if nometa else self.storage.rendered
         items = []
         for r in page.resources:
-            hit = rendered.get(r.id)  # type: ignore[arg-type]
+            hit = rendered.get(r.id)
             if hit is not None and hit[0] is r and hit[1] == base_url:
                 items.append(hit[2])
             else:
@@ -629,7 +630,7 @@ class _OrgApplication(WSGIApplication):
         return send_response(response, start_response)
 
     @staticmethod
-    def get_base_url(environ: dict[str, Any]) -> str:  # type: ignore[override]
+    def get_base_url(environ: dict[str, Any]) -> str:
         # SCRIPT_NAME already holds /scim/v2/<org>; the stock method would append another /v2.
         return application_uri(environ).rstrip("/")
 
@@ -712,8 +713,8 @@ class AstroScim:
     def _dump(self, org_id: str, resource: Resource[Any]) -> dict[str, Any]:
         """The resource as a GET would return it (meta.location under the org's SCIM URL)."""
         service = cast(AstroService, self._org(org_id).app.service)
-        body = cast(dict[str, Any], service.publish(self.scim_url(org_id), resource).model_dump(
-            scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
+        body: dict[str, Any] = service.publish(self.scim_url(org_id), resource).model_dump(
+            scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
         service._empty_lists(body, resource, None)
         return body
 

@@ -273,16 +273,16 @@ class GraphEmulator:
         adapter = URL_MAP.bind_to_environ(request.environ)
         try:
             endpoint, values = adapter.match()
-        except MethodNotAllowed:
+        except MethodNotAllowed as cause:
             self._authenticate(request)
             if request.method == "PATCH" and request.path.endswith("/schema"):
-                raise self._schema_patch_error(request) from None
+                raise self._schema_patch_error(request) from cause
             raise GraphError(405, "Request_BadRequest",
-                             "Specified HTTP method is not allowed for the request target.") from None
-        except NotFound:
+                             "Specified HTTP method is not allowed for the request target.") from cause
+        except NotFound as cause:
             self._authenticate(request)
             segment = request.path.rstrip("/").rsplit("/", 1)[-1]
-            raise GraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'.") from None
+            raise GraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'.") from cause
         self._authenticate(request)
         family, name = str(endpoint).split(":", 1)
         if family in self.state.denied:
@@ -346,8 +346,8 @@ class GraphEmulator:
             return {}
         try:
             data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise _bad_body() from None
+        except (ValueError, UnicodeDecodeError) as cause:
+            raise _bad_body() from cause
         if not isinstance(data, dict):
             raise _bad_body()
         return data
@@ -699,7 +699,7 @@ class GraphEmulator:
         try:
             self.engine.validate_credentials(base, token)
         except CredentialCheckFailed as exc:
-            raise GraphError(400, exc.code, exc.message) from None
+            raise GraphError(400, exc.code, exc.message) from exc
         return self._no_content()
 
     def _h_validate(self, request: Request, sp_id: str, job_id: str) -> Response:

@@ -159,7 +159,7 @@ class _Scim:
         try:
             return self.client.request(method, path, params=params, content=content, headers=headers)
         except httpx.HTTPError as exc:
-            raise _ExportFailed(_scim_code(0), f"Could not reach the SCIM endpoint: {type(exc).__name__}") from None
+            raise _ExportFailed(_scim_code(0), f"Could not reach the SCIM endpoint: {type(exc).__name__}") from exc
 
     def checked(self, method: str, path: str, *, params: dict[str, str] | None = None,
                 body: Any = None) -> Any:
@@ -176,9 +176,9 @@ class _Scim:
             return None
         try:
             return resp.json()
-        except ValueError:
+        except ValueError as cause:
             raise _ExportFailed("SystemForCrossDomainIdentityManagementBadResponse",
-                                f"The response to {method} {path} is not JSON.", resp.status_code) from None
+                                f"The response to {method} {path} is not JSON.", resp.status_code) from cause
 
     def find(self, path: str, filter_text: str, *, exclude_members: bool = False) -> dict[str, Any] | None:
         params = {"filter": filter_text}
@@ -340,7 +340,7 @@ class EntraEngine:
                 code,
                 "You appear to have entered invalid credentials or the SCIM endpoint did not answer as expected. "
                 f"Details: {exc.reason}",
-            ) from None
+            ) from exc
         finally:
             scim.close()
 

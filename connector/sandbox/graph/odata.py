@@ -272,8 +272,8 @@ def page_size(raw: str | None) -> int:
         return DEFAULT_PAGE
     try:
         top = int(raw)
-    except ValueError:
-        raise ODataQueryError(f"Invalid page size specified: '{raw}'.", "Request_UnsupportedQuery") from None
+    except ValueError as cause:
+        raise ODataQueryError(f"Invalid page size specified: '{raw}'.", "Request_UnsupportedQuery") from cause
     if not 1 <= top <= MAX_PAGE:
         raise ODataQueryError(
             f"Invalid page size specified: '{raw}'. Must be between 1 and {MAX_PAGE} inclusive.",
@@ -294,9 +294,9 @@ def decode_skiptoken(token: str | None) -> int:
         padded = token + "=" * (-len(token) % 4)
         text = base64.urlsafe_b64decode(padded.encode()).decode()
         offset = int(text.rsplit(":", 1)[1])
-    except (ValueError, IndexError, UnicodeDecodeError):
+    except (ValueError, IndexError, UnicodeDecodeError) as cause:
         raise ODataQueryError("The specified page token value has expired and can no longer be included "
-                              "in your request.", "Directory_ExpiredPageToken") from None
+                              "in your request.", "Directory_ExpiredPageToken") from cause
     if offset < 0:
         raise ODataQueryError("Invalid skip token.", "Directory_ExpiredPageToken")
     return offset

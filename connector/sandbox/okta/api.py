@@ -517,8 +517,8 @@ class OktaEmulator:
             return None
         try:
             return json.loads(raw)
-        except ValueError:
-            raise OktaApiError(400, "E0000003", "The request body was not well-formed.") from None
+        except ValueError as cause:
+            raise OktaApiError(400, "E0000003", "The request body was not well-formed.") from cause
 
     def _object_body(self, request: Request) -> Row:
         body = self._body(request)
@@ -533,8 +533,8 @@ class OktaEmulator:
             return default
         try:
             value = int(raw)
-        except ValueError:
-            raise validation("limit", "limit: must be an integer") from None
+        except ValueError as cause:
+            raise validation("limit", "limit: must be an integer") from cause
         if value < 0:  # -1: "no limit", i.e. the endpoint's maximum page
             return maximum
         return min(max(value, minimum), maximum)
@@ -587,7 +587,7 @@ class OktaEmulator:
                 try:
                     preds.append(compile_filter(text))
                 except FilterError as exc:
-                    raise OktaApiError(400, "E0000031", "Invalid search criteria.", [str(exc)]) from None
+                    raise OktaApiError(400, "E0000031", "Invalid search criteria.", [str(exc)]) from exc
         if not preds:
             return None
         return lambda r: all(p(r) for p in preds)
@@ -1444,8 +1444,8 @@ class OktaEmulator:
     def _ep_admin_deactivate(self, request: Request, login: str) -> Response:
         try:
             self.deactivate_user_silently(login)
-        except KeyError:
-            raise not_found(login, "User") from None
+        except KeyError as cause:
+            raise not_found(login, "User") from cause
         return Response(status=204)
 
     def _admin_summary(self, request: Request) -> str:
@@ -1460,7 +1460,7 @@ class OktaEmulator:
         try:
             self.set_app_user_error(aid, login, summary)
         except KeyError as exc:
-            raise OktaApiError(404, "E0000007", f"Not found: {exc}") from None
+            raise OktaApiError(404, "E0000007", f"Not found: {exc}") from exc
         return Response(status=204)
 
     def _ep_admin_push_error(self, request: Request, aid: str, group: str) -> Response:
@@ -1468,7 +1468,7 @@ class OktaEmulator:
         try:
             self.set_push_error(aid, group, summary)
         except KeyError as exc:
-            raise OktaApiError(404, "E0000007", f"Not found: {exc}") from None
+            raise OktaApiError(404, "E0000007", f"Not found: {exc}") from exc
         return Response(status=204)
 
     def _ep_admin_rate_limit(self, request: Request) -> Response:

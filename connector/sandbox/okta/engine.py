@@ -183,7 +183,7 @@ class OktaEngine:
                     continue
                 raise ScimFailure(
                     f"Error while {action}: could not connect to {base}: {type(exc).__name__}."
-                ) from None
+                ) from exc
             if resp.status_code in (429, 503) and attempt < RETRIES:
                 try:
                     pause = float(resp.headers.get("Retry-After", RETRY_PAUSE))
