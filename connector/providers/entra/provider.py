@@ -212,12 +212,31 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         return checks
 
     def status(self) -> list[Check]:
-        """Healthy only when the setup audit finds nothing blocking and the job's own state is healthy."""
+        """Healthy only when the setup audit finds nothing blocking, the job's own state is healthy and the users
+        in scope are in Astro (a job can run "successfully" and still leave them out)."""
         gaps = self.setup_gaps()
         checks = setup_checks(gaps)
         if not_set_up(gaps):
             return checks
-        return checks + super().status()
+        return [*checks, *super().status(), self._users_in_astro()]
+
+    def _users_in_astro(self) -> Check:
+        """The in-scope users Entra should have provisioned (its view) against Astro's active accounts."""
+        from connector.astro.reader import read_astro
+
+        try:
+            view, astro = self.read_view(), read_astro(self.astro)
+        except RemoteError as exc:
+            return Check("users in scope", False, f"could not compare with Astro: {exc}", exc.hint)
+        in_astro = {u.user_name.casefold() for u in astro.users if u.active}
+        in_scope = [u for u in view.users if u.active]
+        missing = [u.user_name for u in in_scope if u.user_name.casefold() not in in_astro]
+        detail = f"{len(in_scope)} in scope, {len(in_scope) - len(missing)} active in Astro"
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else "")
+            return Check("users in scope", False, f"{detail}; not in Astro: {shown}",
+                         "see 'astro-scim drift' for why; 'astro-scim provision --user' provisions one now")
+        return Check("users in scope", None if not in_scope else True, detail)
 
     def _secrets_change(self, state: AzureState) -> Change | None:
         url, saved = self.astro.scim_url, state.saved

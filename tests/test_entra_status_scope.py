@@ -1,0 +1,45 @@
+"""Entra's status says healthy only when the users in scope are in Astro, not only when the job looks fine: a job
+that started but has not provisioned anyone yet (or left users out) is not healthy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connector.cli import main
+from connector.sandbox.core import Sandbox
+
+
+@pytest.fixture
+def sb() -> Iterator[Sandbox]:
+    with Sandbox(users=6, groups=3, seed=3) as sandbox:
+        yield sandbox
+
+
+def status(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    capsys.readouterr()
+    rc = main(["status", "-c", str(config)])
+    return rc, capsys.readouterr().out
+
+
+def test_status_is_unhealthy_until_the_users_in_scope_are_in_astro(sb: Sandbox, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert sb.graph is not None
+    config = sb.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
+    sb.graph.hold_cycles = True  # the job starts; its first cycle does not begin
+    assert main(["apply", "-c", str(config), "--yes", "--no-wait"]) == 0
+    rc, out = status(config, capsys)
+    assert rc == 1 and "FAIL users in scope" in out and "0 active in Astro; not in Astro:" in out
+    sp = next(s for s in sb.graph.service_principals() if s["displayName"] == "Astro")
+    sb.graph.hold_cycles = False
+    sb.graph.run_cycle(str(sp["id"]))
+    rc, out = status(config, capsys)
+    assert rc == 0, out
+    assert "ok   users in scope" in out and "not in Astro" not in out
+    # An account removed in Astro behind Entra's back: in scope, not in Astro again.
+    user = sb.astro.users(sb.astro_orgs["azure"].org_id)[0]["userName"]
+    sb.astro.delete_user(sb.astro_orgs["azure"].org_id, user)
+    rc, out = status(config, capsys)
+    assert rc == 1 and f"not in Astro: {user}" in out
