@@ -27,30 +27,27 @@ class OktaRemedies(OktaGroupPush):
         account is never deactivated on the way. drift --fix re-audits: a mismatch that stays is reported."""
         return self._call(lambda c: self._update_user(c, login))
 
-    async def _update_user(self, c: OktaClient, login: str) -> str:
+    async def _app_and_user(self, c: OktaClient, login: str) -> tuple[dict[str, Any], str]:
+        """The Astro app and the Okta user's id for `login` (NotFound when Okta has no such user)."""
         app = await self._find_app(c)
-        app_id = str(app["id"])
         try:
             user = await c.get(f"/api/v1/users/{login}")
         except RemoteError as exc:
             if exc.status == 404:
                 raise NotFound(f"Okta {c.org_url} has no user {login!r}") from exc
             raise
-        uid = str(user["id"])
+        return app, str(user["id"])
+
+    async def _update_user(self, c: OktaClient, login: str) -> str:
+        app, uid = await self._app_and_user(c, login)
+        app_id = str(app["id"])
         # Mapped attributes cannot be set explicitly while Okta pushes them (E0000075): send none.
         await c.request("POST", f"/api/v1/apps/{app_id}/users/{uid}", body={"profile": {}}, keep_empty=True)
         return f"updated the app user {login}: Okta pushes its mapped profile to Astro"
 
     async def _reassign_user(self, c: OktaClient, login: str) -> str:
-        app = await self._find_app(c)
+        app, uid = await self._app_and_user(c, login)
         app_id = str(app["id"])
-        try:
-            user = await c.get(f"/api/v1/users/{login}")
-        except RemoteError as exc:
-            if exc.status == 404:
-                raise NotFound(f"Okta {c.org_url} has no user {login!r}") from exc
-            raise
-        uid = str(user["id"])
         try:
             au = await c.get(f"/api/v1/apps/{app_id}/users/{uid}")
         except RemoteError as exc:
