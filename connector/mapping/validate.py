@@ -60,10 +60,29 @@ def validate_file(path: str | Path) -> list[Finding]:
         result = load(path)
     except ConfigError as exc:
         return [Finding(ERROR, exc.location or Location(str(path)), "unreadable", exc.message, exc.hint)]
+    return _findings(result)
+
+
+def _findings(result: LoadResult) -> list[Finding]:
     findings = list(result.findings)
     if result.mapping is not None:
         findings.extend(_Checker(result, result.mapping).run())
     return sorted(findings, key=lambda f: (f.location.line, f.location.column))
+
+
+def checked_mapping(path: str | Path, *, named_at: Location | None = None) -> MappingFile:
+    """The mapping a provider plans with: loaded once and put through every check `validate` makes, so that plan
+    never pushes a mapping validate rejects. The first error (of how many) becomes a ConfigError at its file:line;
+    `named_at` is where the config names the file, for a file that cannot be used at all."""
+    result = load(path)
+    errors = [f for f in _findings(result) if f.severity is ERROR]
+    if result.mapping is None or errors:
+        first = errors[0] if errors else None
+        detail = f": {first.message}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "") if first else ""
+        raise ConfigError(f"mapping file {path} is not valid{detail}",
+                          location=first.location if first else named_at,
+                          hint=f"run 'astro-scim validate {path}' for every finding")
+    return result.mapping
 
 
 def _expression_code(message: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from connector.config.load import AstroConfig, AzureConfig, ProjectConfig
 from connector.errors import ConfigError, NotFound, RemoteError
-from connector.mapping.model import MappingFile, Severity
+from connector.mapping.model import MappingFile
 from connector.providers.entra.client import GraphClient
 from connector.providers.entra.ondemand import SlidingWindow
 from connector.providers.entra.tenant import Tenant, odata_quote
@@ -31,34 +31,15 @@ MASK_CHARS = frozenset("*")
 
 def load_azure_mapping(path: Path | None) -> MappingFile:
     """The azure mapping file, checked: structural errors and unparsable expressions stop here with file:line."""
-    from connector.mapping.expr import entra as entra_expr
-    from connector.mapping.load import load_mapping
-    from connector.mapping.validate import validate_file
+    from connector.mapping.validate import checked_mapping
 
-    path = path or default_mapping("azure")
-    mapping, findings = load_mapping(path)
     # Everything `validate` checks (duplicate targets and matching precedences, SCIM paths...), not only what
     # loading needs: plan must not push a mapping validate rejects.
-    errors = [f for f in [*findings, *validate_file(path)] if f.severity is Severity.ERROR]
-    errors.sort(key=lambda f: (f.location.line, f.location.column))
-    if mapping is None or errors:
-        first = errors[0] if errors else None
-        raise ConfigError(
-            f"the mapping file has {len(errors) or 1} error(s)" + (f"; first: {first.message}" if first else ""),
-            location=first.location if first else None,
-            hint=f"run 'astro-scim validate {path}'",
-        )
+    mapping = checked_mapping(path or default_mapping("azure"))
     if mapping.idp != "azure":
         raise ConfigError(f"azure.mapping points to a mapping for idp {mapping.idp!r}", location=mapping.location,
                           hint="use a mapping file with 'idp: azure'")
-    for m in [*mapping.users, *mapping.groups]:
-        try:
-            entra_expr.parse(m.source or "")
-        except entra_expr.ExpressionError as exc:
-            raise ConfigError(f"{m.target}: {exc.message}", location=m.location, hint=exc.hint) from exc
     return mapping
-
-
 
 
 class EntraApp:

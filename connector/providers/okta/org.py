@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from connector.config.load import AstroConfig, OktaConfig, ProjectConfig
 from connector.errors import ConfigError, Location, NotFound, RemoteError
-from connector.mapping.model import MappingFile, Severity
+from connector.mapping.model import MappingFile
 from connector.providers.okta import plan as P
 from connector.providers.okta.client import OktaClient
 from connector.support.http import retry_async
@@ -73,22 +73,12 @@ class OktaOrg:
 
     def mapping_file(self) -> MappingFile:
         if self._mapping is None:
-            from connector.mapping.load import load_mapping
-            from connector.mapping.validate import validate_file
+            from connector.mapping.validate import checked_mapping
 
             path = self.okta.mapping or default_mapping("okta")
-            mapping, findings = load_mapping(path)
             # Everything `validate` checks, the Okta expressions included: a mapping Okta would refuse (or
             # apply wrongly) stops plan here, with its file:line, before any call to Okta.
-            errors = [f for f in [*findings, *validate_file(path)] if f.severity is Severity.ERROR]
-            errors.sort(key=lambda f: (f.location.line, f.location.column))
-            if mapping is None or errors:
-                first = errors[0] if errors else None
-                raise ConfigError(
-                    f"mapping file {path} is not valid" + (f": {first.message}" if first else ""),
-                    location=first.location if first else self._loc("mapping"),
-                    hint=f"run 'astro-scim validate {path}' for every finding",
-                )
+            mapping = checked_mapping(path, named_at=self._loc("mapping"))
             if mapping.idp != "okta":
                 raise ConfigError(f"okta.mapping points to a mapping for {mapping.idp!r}, not okta",
                                   location=self._loc("mapping"))
