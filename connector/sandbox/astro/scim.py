@@ -499,6 +499,12 @@ class AstroService(ScimService):
             listed = response.body.get("Resources") if isinstance(response.body, dict) else None
             for item, resource in zip(listed or [], page.resources, strict=False):
                 self._empty_lists(item, resource, search_request)
+            if search_request.cursor is None and response.status == HTTPStatus.OK and isinstance(response.body, dict):
+                # Serialized here so the organization's page cache (_OrgApplication._pages) keeps it too: a
+                # reader asking for attributes= / excludedAttributes= pages the same URLs again and again.
+                raw = _RawResponse(response.status, None, dict(response.headers))
+                raw.raw = json.dumps(response.body).encode()
+                return raw
             return response
         # The hit test is inlined: this loop runs for every resource of every page.
         rendered = self.storage.rendered_nometa if nometa else self.storage.rendered
