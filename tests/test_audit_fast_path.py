@@ -196,3 +196,31 @@ def test_entra_streamed_view_and_findings_equal_whole_lists(sandbox: Sandbox, az
     kinds = {k.value for _, k, _, _ in fast_findings}
     assert {"user_missing", "orphaned", "deactivation_not_propagated", "attribute_mismatch",
             "membership_missing"} <= kinds
+
+
+_RESOURCES: list[dict[str, Any]] = [
+    {"displayName": "Ada", "name": {"givenName": "Ada", "familyName": "L"},
+     "emails": [{"type": "home", "value": "h@x"}, {"type": "WORK", "value": "w@x"}]},
+    {"DisplayName": "case", "Name": {"GivenName": "G"}, "Emails": [{"Type": "work", "Value": "v"}]},
+    {"name": {"GivenName": "G"}, "emails": [{"type": "work"}, {"type": "work", "value": "second"}]},
+    {"name": "not an object", "emails": "not a list", "displayName": None},
+    {"emails": [1, {"type": 2, "value": "x"}, {"type": "work", "Value": "y"}]},
+    {"emails": [{"type": "home", "value": "h"}]},
+    {"emails": [], "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "D"}},
+    {},
+]
+
+
+@pytest.mark.parametrize("resource", _RESOURCES)
+@pytest.mark.parametrize("path", [
+    "displayName", "name.givenName", "name.familyName", 'emails[type eq "work"].value', "emails.value",
+    'emails[type eq "work" and value pr].value', 'emails[type eq "work"]', "emails", "nickName",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+    "urn:ietf:params:scim:schemas:core:2.0:User:displayName",
+])
+def test_reconcile_attribute_reader_agrees_with_get_value(resource: dict[str, Any], path: str) -> None:
+    """reconcile's per-path shortcut (_getter) reads what scim_paths.get_value reads, whatever the spelling."""
+    from connector.audit.reconcile import _getter
+    from connector.mapping.scim_paths import get_value
+
+    assert _getter(path)(resource) == get_value(resource, path)

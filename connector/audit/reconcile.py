@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -245,12 +245,65 @@ def same_value(expected: Any, actual: Any, path: str) -> bool:
 
 
 def _actual_value(user: AstroUser, path: str) -> Any:
-    # Imported here so the module's import graph stays small for the offline commands.
-    from connector.mapping.scim_paths import get_value
-
     if _root(path) == "username":
         return user.user_name
-    return get_value(user.data, path)
+    return _getter(path)(user.data)
+
+
+@functools.lru_cache(maxsize=256)  # one key set per mapping (users whose values are null may have fewer)
+def _comparisons(paths: tuple[str, ...]) -> list[tuple[str, Callable[[dict[str, Any]], Any] | None]]:
+    """The attributes compared for a user whose expected values have these paths, in report order: userName
+    always, `active` never (judged from IdpUser.active), each with its reader (None: AstroUser.user_name)."""
+    return [(path, None if _root(path) == "username" else _getter(path))
+            for path in sorted({*paths, "userName"}) if _root(path) != "active"]
+
+
+@functools.lru_cache(maxsize=1024)  # a few mapping targets, read from every user
+def _getter(path: str) -> Callable[[dict[str, Any]], Any]:
+    """scim_paths.get_value for one path, with its common cases read directly: an attribute or a sub-attribute
+    of a core attribute spelled as the resource spells it (`displayName`, `name.givenName`), and one `eq` filter on
+    a string (`emails[type eq "work"].value`). Anything else (other spellings, extensions, other filters, other
+    shapes) is get_value's: the result is always what get_value gives (tests/test_audit_fast_path.py). get_value
+    took ~60% of reconcile's time: 100,000 calls for 20,000 users, each resolving the path's container, keys
+    and filter anew."""
+    # Imported here so the module's import graph stays small for the offline commands.
+    from connector.mapping.scim_paths import CORE_USER, get_value, parse_path
+
+    p = parse_path(path)
+
+    def slow(data: dict[str, Any]) -> Any:
+        return get_value(data, p)
+
+    if p.schema is not None and p.schema.lower() != CORE_USER.lower():
+        return slow
+    attr, sub = p.attr, p.sub
+    if not p.filter:
+        if sub is None:
+            def plain(data: dict[str, Any]) -> Any:
+                return data[attr] if attr in data else get_value(data, p)
+            return plain
+
+        def nested(data: dict[str, Any]) -> Any:
+            value = data.get(attr)
+            if type(value) is dict and sub in value:
+                return value[sub]
+            return get_value(data, p)
+        return nested
+    if len(p.filter) != 1 or p.filter[0].op != "eq" or not isinstance(p.filter[0].value, str) or sub is None:
+        return slow
+    key, wanted = p.filter[0].attr, p.filter[0].value.lower()
+
+    def filtered(data: dict[str, Any]) -> Any:
+        entries = data.get(attr)
+        if type(entries) is not list:
+            return get_value(data, p)
+        for entry in entries:
+            if type(entry) is not dict or type(entry.get(key)) is not str:
+                return get_value(data, p)  # a shape the shortcut does not judge: get_value decides
+            if entry[key].lower() == wanted:
+                return entry[sub] if sub in entry else get_value(data, p)
+        return get_value(data, p)
+    return filtered
 
 
 # -- reconciliation ----------------------------------------------------------------------------------------
@@ -395,13 +448,13 @@ def _attribute_findings(idp: str, user: IdpUser, astro_user: AstroUser) -> list[
         out.append(_make(idp, Kind.ATTRIBUTE_MISMATCH, user.user_name, "the Astro account is deactivated",
                          key="active", severity=Severity.ERROR, attribute="active", expected=True, actual=False,
                          user=user.user_name, astro_id=astro_user.id, idp_id=user.id))
-    expected = dict(user.expected)
-    expected.setdefault("userName", user.user_name)
-    for path in sorted(expected):
-        if _root(path) == "active":
-            continue  # activity is judged above, from IdpUser.active
-        want = expected[path]
-        have = _actual_value(astro_user, path)
+    expected = user.expected
+    data = astro_user.data
+    for path, get in _comparisons(tuple(expected)):
+        want = expected.get(path, user.user_name)
+        have = astro_user.user_name if get is None else get(data)
+        if type(want) is type(have) and want == have:
+            continue  # same_value's own first test, inlined: this loop runs 120,000 times for 20,000 users
         if same_value(want, have, path):
             continue
         out.append(_make(idp, Kind.ATTRIBUTE_MISMATCH, user.user_name,

@@ -14,31 +14,51 @@ from connector.support.answers import invalid
 Shape = dict[str, Union[type, tuple[type, ...], "Shape"]]
 
 
+_Rule = tuple[str, bool, Any, str]  # (key, optional, type / tuple of types / nested rules, path for messages)
+_compiled: dict[tuple[int, str], tuple[Shape, list[_Rule]]] = {}
+
+
+def _compile(shape: Shape, where: str) -> list[_Rule]:
+    """The shape's rules with the "?" prefixes read and the paths formatted once: an audit checks 20,000 items
+    against the same few shapes, and doing that for every item cost ~0.1 s of a 20k Okta read."""
+    hit = _compiled.get((id(shape), where))
+    if hit is None or hit[0] is not shape:
+        rules: list[_Rule] = []
+        for raw, rule in shape.items():
+            key = raw.lstrip("?")
+            path = f"{where}.{key}" if where else key
+            rules.append((key, raw.startswith("?"), _compile(rule, path) if isinstance(rule, dict) else rule, path))
+        hit = _compiled[(id(shape), where)] = (shape, rules)  # the shape is kept: its id stays its own
+    return hit[1]
+
+
 def problem(item: Any, shape: Shape, where: str = "") -> str | None:
     """What is wrong with `item` against `shape` (the first thing), or None."""
+    return _problem(item, _compile(shape, where), where)
+
+
+def _problem(item: Any, rules: list[_Rule], where: str) -> str | None:
     if not isinstance(item, dict):
         return f"{where or 'the item'} is {type(item).__name__}, not an object"
-    for raw_key, rule in shape.items():
-        optional = raw_key.startswith("?")
-        key = raw_key.lstrip("?")
+    for key, optional, rule, path in rules:
         value = item.get(key)
-        path = f"{where}.{key}" if where else key
         if value is None:
             if optional:
                 continue
             return f"{path} is missing"
-        if isinstance(rule, dict):
-            found = problem(value, rule, path)
+        if isinstance(rule, list):
+            found = _problem(value, rule, path)
             if found:
                 return found
-        elif not isinstance(value, rule) or (isinstance(value, bool) and rule is not bool):
+        elif not isinstance(value, rule) or (rule is not bool and isinstance(value, bool)):
             return f"{path} is {type(value).__name__}"
     return None
 
 
 def check_items(items: list[dict[str, Any]], shape: Shape, *, service: str, endpoint: str) -> None:
+    rules = _compile(shape, "")
     for i, item in enumerate(items):
-        found = problem(item, shape)
+        found = _problem(item, rules, "")
         if found:
             ident = item.get("id") if isinstance(item.get("id"), str) else f"#{i}"
             raise invalid(f"item {ident}: {found}", service=service, endpoint=endpoint)
