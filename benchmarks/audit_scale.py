@@ -382,9 +382,13 @@ def run_drift(config: str, out: Path) -> dict[str, Any]:
         wall = time.time() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     doc = json.loads(out.read_text() or "null")
-    findings = sum(len(r.get("findings", [])) for r in (doc.get("results", []) if isinstance(doc, dict) else []))
+    idps = (doc.get("idps") or doc.get("results") or []) if isinstance(doc, dict) else []
+    kinds = Counter(f.get("kind") for r in idps for f in r.get("findings", []))
+    # Entra's job is left paused (`apply --pause`: the emulator's cycles would rewrite Astro meanwhile), which the
+    # setup audit reports as provisioning_off: expected here, every other finding is not.
+    findings = sum(n for k, n in kinds.items() if k != "provisioning_off")
     return {"started": started, "wall": wall, "rss_mb": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime,
-            "exit": proc.returncode, "findings": findings,
+            "exit": proc.returncode, "findings": findings, "kinds": dict(kinds),
             "stderr": out.with_suffix(".err").read_text()[-2000:]}
 
 
@@ -409,7 +413,7 @@ def bench(idp: str, size: str, args: argparse.Namespace) -> list[tuple[str, str]
             parent.send(("reset", None))
             parent.recv()
             warm = run_drift(info["config"], Path(tmp) / "warm.json")
-            if warm["exit"] != 0 or warm["findings"]:
+            if warm["exit"] not in (0, 1) or warm["findings"]:
                 print(f"  warm-up: exit {warm['exit']}, {warm['findings']} findings\n{warm['stderr']}", file=sys.stderr)
             parent.send(("latency", args.latency_ms))
             parent.recv()
@@ -420,7 +424,7 @@ def bench(idp: str, size: str, args: argparse.Namespace) -> list[tuple[str, str]
                 r = run_drift(info["config"], Path(tmp) / f"drift{i}.json")
                 parent.send(("stats", None))
                 s = parent.recv()
-                if r["exit"] not in (0,) or r["findings"]:
+                if r["exit"] not in (0, 1) or r["findings"]:
                     print(f"  run {i}: exit {r['exit']}, {r['findings']} findings\n{r['stderr']}", file=sys.stderr)
                 r["startup"] = (s["first"] - r["started"]) if s["first"] else float("nan")
                 runs.append(r)
@@ -450,7 +454,7 @@ def bench(idp: str, size: str, args: argparse.Namespace) -> list[tuple[str, str]
         ("drift wall, fresh process (min / median)", f"{mid(walls)} s"),
         ("  start-up before the first request", f"{mid([r['startup'] for r in runs])} s"),
         ("  drift process CPU (user+sys)", f"{mid([r['cpu'] for r in runs])} s"),
-        ("  exit code, findings", ", ".join(f"{r['exit']}/{r['findings']}" for r in runs)),
+        ("  exit code, findings (kinds)", ", ".join(f"{r['exit']}/{r['findings']} {r['kinds']}" for r in runs)),
         ("requests by endpoint (run 1): count (MB)", "; ".join(
             f"{k} {v} ({s['bytes_by'].get(k, 0) / 1e6:.1f})" for k, v in sorted(s["requests"].items()))),
         ("requests, bytes (run 1)", f"{sum(s['requests'].values())}, {s['bytes'] / 1e6:.1f} MB"),

@@ -64,7 +64,10 @@ def expected_values(compiled: list[CompiledMapping], profile: dict[str, Any]) ->
     """SCIM path -> value. None is left out: Entra does not provision null values."""
     out: dict[str, Any] = {}
     for c in compiled:
-        value = c.value(profile)
+        expr = c.expr
+        # `[givenName]`, the common mapping, spelled as Graph spells it: what evaluate gives (its exact-key case),
+        # without its dispatch per call (80,000 calls for 20,000 users).
+        value = profile[expr.name] if type(expr) is entra_expr.Attribute and expr.name in profile else c.value(profile)
         if value is not None and value != "":
             out[c.target] = value
     return out
