@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass
+@dataclass(slots=True)  # one per user or Team: 100,000 of them in a large audit
 class IdpUser:
     id: str  # the IdP's object id (Okta 00u..., Entra objectId)
     user_name: str  # what Astro's userName must be
@@ -19,7 +19,7 @@ class IdpUser:
     error: str | None = None  # the IdP's own provisioning error for this user (Okta syncState ERROR)
 
 
-@dataclass
+@dataclass(slots=True)
 class IdpGroup:
     id: str
     name: str  # the Team's displayName in Astro
@@ -64,7 +64,7 @@ class IdpView:
     setup: list[SetupGap] = field(default_factory=list)  # what the config expects and the IdP does not meet
 
 
-@dataclass
+@dataclass(slots=True)  # one per user or Team: 100,000 of them in a large audit
 class AstroUser:
     id: str
     user_name: str
@@ -73,7 +73,7 @@ class AstroUser:
     data: dict[str, Any]  # the SCIM resource JSON, for attribute comparison
 
 
-@dataclass
+@dataclass(slots=True)
 class AstroTeam:
     id: str
     name: str

@@ -406,12 +406,17 @@ def _active(value: Any) -> bool:
 # and its every Team membership are then one string object, not one per occurrence (500,000 memberships of
 # 100,000 users: ~35 MB of duplicate strings).
 
+_USER_SCHEMAS = ["urn:ietf:params:scim:schemas:core:2.0:User"]  # never changed: read, compared, validated
+
+
 def _user(resource: dict[str, Any], endpoint: str, start: int) -> AstroUser:
     rid, user_name = resource.get("id"), resource.get("userName")
     if type(rid) is not str or not rid or type(user_name) is not str:
         rid, user_name = _required(resource, "userName", endpoint, start)
     ext = resource.get("externalId")
     active = resource.get("active", True)
+    if resource.get("schemas") == _USER_SCHEMAS:
+        resource["schemas"] = _USER_SCHEMAS  # one list shared by every user, not one each (~16 MB at 100,000)
     return AstroUser(id=intern(rid), user_name=user_name, active=True if active is True else _active(active),
                      external_id=ext if type(ext) is str else None, data=resource)
 
