@@ -57,7 +57,7 @@ class OktaView(OktaOrg):
         # the critical path it stood between start-up and the first request.
         parsed_q = asyncio.get_running_loop().run_in_executor(None, self._parsed_mappings)
         app = await self._find_app(c)
-        parsed = await parsed_q
+        parsed = self._readers(await parsed_q)
         app_id = str(app["id"])
         # Group push mappings, names and members are a chain of their own beside the app users' cursor pages.
         pushed = asyncio.ensure_future(self._pushed_groups(c, app_id))
@@ -95,29 +95,44 @@ class OktaView(OktaOrg):
         return view
 
     @staticmethod
-    def _add_user(view: IdpView, names: dict[str, str], active_names: dict[str, str], parsed: list[Any],
-                  au: dict[str, Any], user: dict[str, Any]) -> None:
+    def _readers(parsed: list[tuple[str, Any]]) -> list[tuple[str, int, Any]]:
+        """Each mapping as (target, how, what): 1/2 read `what` from the Okta user's / app user's profile (the
+        common `user.firstName`: what evaluate gives, a null-safe lookup, without its set-up per call: 100,000
+        calls for 20,000 users); 0 evaluates the expression `what`."""
         from connector.mapping.expr import okta as okta_expr
 
+        out: list[tuple[str, int, Any]] = []
+        for target, expr in parsed:
+            if isinstance(expr, okta_expr.Path) and expr.root in ("user", "appuser"):
+                out.append((target, 1 if expr.root == "user" else 2, expr.name))
+            else:
+                out.append((target, 0, expr))
+        return out
+
+    @staticmethod
+    def _add_user(view: IdpView, names: dict[str, str], active_names: dict[str, str],
+                  readers: list[tuple[str, int, Any]], au: dict[str, Any], user: dict[str, Any]) -> None:
         uid = str(au.get("id"))
         profile = user.get("profile") or {}
         app_profile = au.get("profile") or {}
         user_name = app_user_name(au)
-        names[uid] = user_name.lower()
+        names[uid] = low = user_name.lower()
         active = user.get("status") not in INACTIVE_OKTA_USER
         if active:
-            active_names[uid] = names[uid]
+            active_names[uid] = low
         expected: dict[str, Any] = {"userName": user_name}
-        for target, expr in parsed:
-            if isinstance(expr, okta_expr.Path) and expr.root in ("user", "appuser"):
-                # The common mapping `user.firstName`: what evaluate gives (null-safe lookup), without its set-up
-                # per call (100,000 calls for 20,000 users).
-                expected[target] = (profile if expr.root == "user" else app_profile).get(expr.name)
-                continue
-            try:
-                expected[target] = okta_expr.evaluate(expr, profile, app_profile)
-            except ConnectorError as exc:
-                log.info("okta: cannot evaluate %s for %s: %s", target, user_name, exc)
+        for target, how, what in readers:
+            if how == 1:
+                expected[target] = profile.get(what)
+            elif how == 2:
+                expected[target] = app_profile.get(what)
+            else:
+                from connector.mapping.expr import okta as okta_expr
+
+                try:
+                    expected[target] = okta_expr.evaluate(what, profile, app_profile)
+                except ConnectorError as exc:
+                    log.info("okta: cannot evaluate %s for %s: %s", target, user_name, exc)
         error = app_user_error(au) if au.get("syncState") == "ERROR" else None
         view.users.append(IdpUser(id=uid, user_name=user_name, active=active, expected=expected,
                                   scim_id=au.get("externalId") or None, error=error))
