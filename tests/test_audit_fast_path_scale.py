@@ -98,8 +98,9 @@ def test_okta_fast_view_gives_the_sdk_views_findings_at_2k(big: Sandbox, tmp_pat
 
 
 def test_entra_fast_view_gives_the_whole_lists_findings_at_2k(big: Sandbox, tmp_path: Path) -> None:
-    from connector.providers.entra.provider import AzureProvider
     from test_audit_fast_path import _whole_lists_view
+
+    from connector.providers.entra.provider import AzureProvider
 
     assert big.graph is not None
     config = big.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
