@@ -5,6 +5,7 @@ Drift compares the two; neither side knows about HTTP here.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,7 +78,9 @@ class AstroUser:
 class AstroTeam:
     id: str
     name: str
-    members: set[str]  # SCIM user ids
+    # SCIM user ids, each once. The reader gives a tuple: 8 bytes a membership where a set took ~85 (500,000
+    # memberships at 100,000 users: 4 MB instead of 42).
+    members: Collection[str]
     external_id: str | None = None
 
 

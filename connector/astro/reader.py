@@ -433,7 +433,7 @@ def _team(resource: dict[str, Any], endpoint: str, start: int) -> AstroTeam:
         values = [m.get("value") for m in members if isinstance(m, dict)]
         ids = {intern(i) for i in values if isinstance(i, str)}
     ext = resource.get("externalId")
-    return AstroTeam(id=rid, name=name, members=ids, external_id=ext if isinstance(ext, str) else None)
+    return AstroTeam(id=rid, name=name, members=tuple(ids), external_id=ext if isinstance(ext, str) else None)
 
 
 async def _cancel(tasks: Sequence[asyncio.Future[Any]]) -> None:
