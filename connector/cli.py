@@ -49,6 +49,12 @@ def _config_option(p: argparse.ArgumentParser, required: bool = False) -> None:
     )
 
 
+def _format_option(p: argparse.ArgumentParser, schema: str, *more: str) -> None:
+    """--format json: one document on stdout, valid against docs/schemas/<schema>.v1.json; narration on stderr."""
+    p.add_argument("--format", choices=["text", "json", *more], default="text",
+                   help=f"json: one document (docs/schemas/{schema}.v1.json)")
+
+
 def _idp_option(p: argparse.ArgumentParser, choices: Sequence[str] = ("okta", "azure", "all"), default: str = "all") -> None:
     p.add_argument("--idp", choices=list(choices), default=default, help=f"which identity provider (default: {default})")
 
@@ -112,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("validate", help="check mapping files offline (CI)", epilog=EXIT_CODES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="mapping files or folders of *.yaml")
-    p.add_argument("--format", choices=["text", "json", "github"], default="text")
+    _format_option(p, "validate", "github")
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
 
     p = command("render", help="render IdP configuration from the mappings (offline)")
@@ -129,9 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--prune", action="store_true", help="also remove push mappings not in the config")
         # plan takes it too, so that it shows what `apply --pause` will do (pause, not start, the job)
         p.add_argument("--pause", action="store_true", help="Entra: leave the provisioning job paused")
+        _format_option(p, name)  # apply: needs --yes (or a saved plan) with json
         if name == "plan":
-            # plan only: apply narrates its changes as text (an ignored --format json on apply misled scripts)
-            p.add_argument("--format", choices=["text", "json"], default="text")
             p.add_argument("--exit-code", action="store_true", help="exit 1 when the plan has changes")
             p.add_argument("-out", "--out", metavar="FILE", help="save the plan for 'astro-scim apply FILE'")
         else:
@@ -147,13 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("test-connection", help="check IdP credentials, the app and the Astro SCIM token")
     _config_option(p)
     _idp_option(p)
-    p.add_argument("--format", choices=["text", "json"], default="text",
-                   help="json: one document (docs/schemas/checks.v1.json)")
+    _format_option(p, "checks")
 
     p = command("push-groups", help="Okta: create/link push mappings and re-push out-of-sync groups")
     _config_option(p)
     p.add_argument("groups", nargs="*", metavar="GROUP", type=_name, help="group names (default: okta.push_groups)")
     p.add_argument("--yes", action="store_true")
+    _format_option(p, "push-groups")
 
     p = command("provision", help="Entra: provision a user or group on demand")
     _config_option(p)
@@ -161,11 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--user", type=_name, help="userPrincipalName or object id")
     g.add_argument("--group", type=_name, help="display name or object id")
+    _format_option(p, "provision")
 
     p = command("drift", help="audit the IdP against Astro's SCIM endpoint; --fix repairs")
     _config_option(p)
     _idp_option(p)
-    p.add_argument("--format", choices=["text", "json", "markdown", "junit", "github", "html"], default="text")
+    _format_option(p, "drift", "markdown", "junit", "github", "html")
     p.add_argument("--output", "-o", help="write the report to this file instead of stdout")
     p.add_argument("--fix", action="store_true", help="print the remediation plan (acts only with --yes)")
     p.add_argument("--yes", action="store_true")
@@ -175,8 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("status", help="IdP provisioning health: job state, quarantine, errors")
     _config_option(p)
     _idp_option(p)
-    p.add_argument("--format", choices=["text", "json"], default="text",
-                   help="json: one document (docs/schemas/checks.v1.json)")
+    _format_option(p, "checks")
 
     p = command("sandbox", help="run emulated Okta, Graph and Astro SCIM on loopback")
     p.add_argument("--users", type=int, default=20)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from connector.support.redact import redact
@@ -14,6 +17,8 @@ _out: Console | None = None
 _err: Console | None = None
 # --quiet: only errors and the data a command was asked for (raw: JSON, reports) are printed.
 _quiet = False
+# --format json: stdout holds one JSON document and nothing else; what say/note/render print goes to stderr.
+_machine = False
 
 
 def set_quiet(quiet: bool) -> bool:
@@ -41,11 +46,16 @@ def err_console() -> Console:
     return _err
 
 
+def _human() -> Console:
+    """Where narration goes: stdout, or stderr while a JSON document owns stdout."""
+    return err_console() if _machine else console()
+
+
 def say(text: str = "", *, style: str | None = None, markup: bool = False) -> None:
-    """Print one line to stdout (secrets masked); nothing under --quiet."""
+    """Print one line to stdout (stderr under --format json; secrets masked); nothing under --quiet."""
     if _quiet:
         return
-    console().print(redact(text), style=style, markup=markup)
+    _human().print(redact(text), style=style, markup=markup)
 
 
 def raw(text: str) -> None:
@@ -58,8 +68,12 @@ def raw(text: str) -> None:
 
 def note(text: str) -> None:
     """A plain summary line (as raw, no rich), left out under --quiet."""
-    if not _quiet:
-        raw(text)
+    if _quiet:
+        return
+    if _machine:
+        sys.stderr.write(redact(text).rstrip("\n") + "\n")
+        return
+    raw(text)
 
 
 def warn(text: str) -> None:
@@ -78,4 +92,73 @@ def render(obj: Any) -> None:
     """Print a rich renderable (table, panel); nothing under --quiet."""
     if _quiet:
         return
-    console().print(obj)
+    _human().print(obj)
+
+
+# -- --format json --------------------------------------------------------------------------------------------
+# Every command's JSON document starts with the same envelope; its JSON Schema is
+# connector/data/output-schemas/<name>.v<version>.json (docs/schemas links there). New optional fields keep the
+# version; a field removed, renamed or given another meaning is a new version (a new file, the old one kept).
+
+
+def schema_id(name: str, version: int = 1) -> str:
+    """The `schema` value of a document, e.g. "astro-scim/apply/v1" (the file is <name>.v<version>.json)."""
+    return f"astro-scim/{name}/v{version}"
+
+
+def utc_now() -> str:
+    """The project clock's time, UTC, ISO 8601 to the second (what the documents' *_at fields hold)."""
+    from datetime import UTC, datetime
+
+    from connector.support import clock
+
+    return datetime.fromtimestamp(clock.current().time(), UTC).isoformat(timespec="seconds")
+
+
+class Document(dict[str, Any]):
+    """A command's JSON answer, filled in as the command runs (see `json_document`)."""
+
+    def done(self, exit_code: int, *, ok: bool | None = None) -> int:
+        """The command's verdict: its exit code and, unless said otherwise, ok = exit code 0. Returns the code."""
+        self["exit_code"] = exit_code
+        self["ok"] = exit_code == 0 if ok is None else ok
+        return exit_code
+
+
+def _error_code(exc: BaseException) -> tuple[int, str]:
+    from connector.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, ConnectorError
+
+    if isinstance(exc, ConnectorError):
+        return exc.exit_code, type(exc).__name__
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "Interrupted"
+    return EXIT_INTERNAL, "InternalError"
+
+
+@contextlib.contextmanager
+def json_document(name: str, command: str, enabled: bool, **fields: Any) -> Iterator[Document]:
+    """Run a command whose `--format json` answer is a Document: yields it for the command to fill in (`fields`
+    are its initial values, so that every required field is there however early the command stops). When
+    `enabled`, narration goes to stderr meanwhile, and the document is printed when the command ends, however
+    it ends: on an error with `error` {type, message, hint}, ok false and the exit code the CLI returns."""
+    global _machine
+    doc = Document(schema=schema_id(name), command=command, tool_version=_version(), generated_at=utc_now(),
+                   ok=False, exit_code=0, error=None, **fields)
+    previous, _machine = _machine, _machine or enabled
+    try:
+        yield doc
+    except BaseException as exc:
+        code, kind = _error_code(exc)
+        doc["ok"], doc["exit_code"] = False, code
+        doc["error"] = {"type": kind, "message": str(exc) or kind, "hint": getattr(exc, "hint", None)}
+        raise
+    finally:
+        _machine = previous
+        if enabled:
+            raw(json.dumps(doc, indent=2, default=str, ensure_ascii=False))
+
+
+def _version() -> str:
+    from connector import __version__
+
+    return __version__

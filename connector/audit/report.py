@@ -134,6 +134,7 @@ def _remedies(findings: list[Finding]) -> list[tuple[str, list[str]]]:
 
 def to_json(results: list[AuditResult]) -> str:
     doc = {
+        "schema": f"astro-scim/drift/v{REPORT_VERSION}",  # its JSON Schema: docs/schemas/drift.v1.json
         "version": REPORT_VERSION,
         "tool": "astro-scim",
         "tool_version": __version__,
@@ -160,6 +161,7 @@ def to_json(results: list[AuditResult]) -> str:
             }
             for r in results
         ],
+        "error": None,  # drift --format json: what stopped the audit (connector/commands/drift.py)
     }
     return json.dumps(doc, indent=2, default=str) + "\n"
 
