@@ -230,6 +230,22 @@ def test_apply_json_needs_yes_and_says_so_in_the_document(sandbox_config: Path,
     assert doc["providers"] == []
 
 
+def test_apply_json_of_a_saved_plan_narrates_on_stderr_only(sandbox: Sandbox, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta",)))
+    okta_console_step(sandbox)
+    saved = tmp_path / "reviewed.plan"
+    assert main(["plan", "-c", config, "-out", str(saved)]) == 0
+    capsys.readouterr()
+    assert main(["apply", "-c", config, str(saved), "--format", "json"]) == 0  # a saved plan needs no --yes
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    jsonschema.Draft202012Validator(schema("apply")).validate(doc)
+    assert doc["plan_file"] == str(saved) and doc["ok"] is True and doc["applied"] > 0
+    assert "okta.push_mapping" in captured.err and "applying it" in captured.err  # the narration: stderr
+    assert "okta.push_mapping" not in captured.out.replace('"resource": "okta.push_mapping"', "")
+
+
 # -- drift ---------------------------------------------------------------------------------------------------
 
 

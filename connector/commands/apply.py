@@ -96,9 +96,9 @@ def _apply_one(cfg: ProjectConfig, provider: ConfigProvider, args: argparse.Name
     `entry` is the provider's part of the JSON answer: each change and its outcome."""
     plan = _plan_for(provider, saved)
     _outcomes(entry, plan, [])
+    entry["status"] = "not_applied" if plan else "no_changes"  # until the provider says otherwise
     show_plans([plan], "text")
     if not plan:
-        entry["status"] = "no_changes"
         return 0
     plan.check_safety(
         existing=max(plan.existing, len(plan.changes)),
