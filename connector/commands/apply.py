@@ -28,6 +28,7 @@ from connector.plan.model import Action, Change, Plan
 from connector.plan.view import show_plans
 from connector.providers import registry
 from connector.providers.base import ConfigProvider
+from connector.support.progress import Progress, Stage
 
 
 def _confirm(question: str) -> bool:
@@ -37,8 +38,9 @@ def _confirm(question: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def _report(done: list[Change], change: Change) -> None:
+def _report(done: list[Change], stage: Stage, change: Change) -> None:
     done.append(change)
+    stage.advance()
     trail.outcome(change, "verified done by hand" if change.action is Action.MANUAL else "applied")
     output.say("  done " + change.describe(), style="green")
 
@@ -87,9 +89,10 @@ def _plan_for(provider: ConfigProvider, saved: dict[str, Plan] | None) -> Plan:
 
 
 def _apply_one(cfg: ProjectConfig, provider: ConfigProvider, args: argparse.Namespace,
-               saved: dict[str, Plan] | None) -> int | None:
+               saved: dict[str, Plan] | None, progress: Progress) -> int | None:
     """Plan (or take the saved plan) and apply one provider; the number of changes made, None when declined."""
-    plan = _plan_for(provider, saved)
+    with progress.stage(f"plan {provider.name}"):
+        plan = _plan_for(provider, saved)
     show_plans([plan], "text")
     if not plan:
         return 0
@@ -105,7 +108,8 @@ def _apply_one(cfg: ProjectConfig, provider: ConfigProvider, args: argparse.Name
     trail.planned(plan.provider, plan.changes)
     done: list[Change] = []
     try:
-        return provider.apply(plan, functools.partial(_report, done))
+        with progress.stage(f"apply {plan.provider}", total=len(plan.changes), unit="changes") as stage:
+            return provider.apply(plan, functools.partial(_report, done, stage))
     except ManualStepRequired as exc:
         output.say(f"{plan.provider}: {len(done)} change(s) applied before a manual step", style="bold")
         shown = any(c.data.get("steps") for c in plan.changes)  # the plan above already listed them
@@ -120,13 +124,14 @@ def _apply_one(cfg: ProjectConfig, provider: ConfigProvider, args: argparse.Name
         raise
 
 
-def _verify(cfg: ProjectConfig, idp: str, args: argparse.Namespace) -> None:
+def _verify(cfg: ProjectConfig, idp: str, args: argparse.Namespace, progress: Progress) -> None:
     """Wait (bounded) for the IdP's outcome and raise ProvisioningFailed when it failed."""
     from connector.audit.verify import VERIFY_SECONDS, verify_applied
 
     timeout = VERIFY_SECONDS if args.wait is None else max(0.0, args.wait)
     output.say(f"{idp}: checking the IdP's provisioning and Astro (up to {timeout:.0f}s; --no-wait skips this)")
-    verdict = verify_applied(cfg, idp, timeout=timeout, say=output.say)
+    with progress.stage(f"verify {idp} in Astro"):
+        verdict = verify_applied(cfg, idp, timeout=timeout, say=output.say)
     trail.note(f"verification.{idp}", verdict.summary())
     if not verdict.ok:
         raise ProvisioningFailed(verdict.summary(), hint=verdict.hint())
@@ -145,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     total = 0
     left: list[str] = []  # manual steps still to do, one line each
     failed: ProvisioningFailed | None = None
+    progress = output.progress()
     for provider in registry.config_providers(cfg, args.idp, prune=args.prune, pause=args.pause):
         if provider.name == "astro" and left:
             # Team roles need the Teams the IdPs push; an IdP waiting for a manual step pushes none yet.
@@ -152,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             provider.close()
             continue
         try:
-            made = _apply_one(cfg, provider, args, saved)
+            made = _apply_one(cfg, provider, args, saved, progress)
         except ManualStepRequired as exc:
             if not several:
                 raise
@@ -170,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
                            style="yellow")
             else:
                 try:
-                    _verify(cfg, provider.name, args)
+                    _verify(cfg, provider.name, args, progress)
                 except ProvisioningFailed as exc:
                     if not several:
                         raise

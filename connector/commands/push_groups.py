@@ -58,8 +58,10 @@ def run(args: argparse.Namespace) -> int:
     trail.bind(cfg)
     provider = registry.group_push(cfg)
     names = list(args.groups) or None
+    progress = output.progress()
     try:
-        report = provider.push_groups(names, yes=args.yes)
+        with progress.stage("okta group push", unit="groups") as stage:
+            report = provider.push_groups(names, yes=args.yes, progress=stage.update)
         output.say("okta: Group Push", style="bold")
         _show_report(report)
         if not report.pending:
@@ -71,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
                            "(re-run with --yes to fix them)")
                 _trail(report)
                 return EXIT_OK
-            report = provider.push_groups(names, yes=True)
+            with progress.stage("okta group push", unit="groups") as stage:
+                report = provider.push_groups(names, yes=True, progress=stage.update)
         _trail(report)
         if any(g.action == "repush" for g in report.groups):
             output.warn("note: Okta has no API for Push now; re-pushing uses the workaround of setting the push "
