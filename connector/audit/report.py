@@ -89,7 +89,7 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=color, no_color=not color, highlight=False,
                       soft_wrap=False)
-    console.print(Text(header_line(results), style="dim"), soft_wrap=True)
+    console.print(Text(header_line(results), style="dim"))
     for r in results:
         head = (f"{r.idp}: {r.idp_users} IdP users, {r.idp_groups} groups | Astro {r.scim_url}: "
                 f"{r.astro_users} users, {r.astro_teams} Teams")
@@ -117,7 +117,7 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
         console.print(Text(f"  {len(r.findings)} finding(s): {counts}", style="bold red"))
         console.print(Text("  remedies (Astro SCIM FAQ):", style="bold"))
         for remedy, kinds in _remedies(r.findings):
-            console.print(Text(f"  - {', '.join(kinds)}: {remedy}"), soft_wrap=True)
+            console.print(Text(f"  - {', '.join(kinds)}: {remedy}"))
     return buf.getvalue()
 
 

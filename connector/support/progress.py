@@ -141,8 +141,7 @@ class Bar:
     def _progress(self) -> RichProgress:
         from rich.progress import (
             BarColumn,
-            MofNCompleteColumn,
-            TextColumn,
+                        TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
@@ -150,8 +149,8 @@ class Bar:
 
         clk = clock.current()
         return RichProgress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
-            _rate_column(), TextColumn("eta"), TimeRemainingColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"), BarColumn(), *_columns(), TextColumn("eta"), TimeRemainingColumn(),
+            TimeElapsedColumn(),
             console=self._console, transient=True, get_time=clk.monotonic, auto_refresh=not self._manual,
             redirect_stdout=_stdout_is_terminal(), redirect_stderr=False)
 
@@ -201,15 +200,20 @@ def _stdout_is_terminal() -> bool:
         return False
 
 
-def _rate_column() -> ProgressColumn:
-    """Items per second over rich's recent samples (its own speed columns count bytes); rich loads only when a
-    bar is drawn."""
+def _columns() -> tuple[ProgressColumn, ProgressColumn]:
+    """Counts with their unit ("12/40 changes", "12/? users" before the total is known) and items per second over
+    rich's recent samples (its own speed columns count bytes). Built on first use: rich loads only for a bar."""
     from rich.progress import ProgressColumn, Task
     from rich.text import Text
+
+    class CountColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            total = "?" if task.total is None else f"{task.total:.0f}"
+            return Text(f"{task.completed:.0f}/{total} {task.fields.get('unit', '')}".rstrip())
 
     class RateColumn(ProgressColumn):
         def render(self, task: Task) -> Text:
             speed = task.speed
             return Text("-/s" if speed is None else f"{speed:.1f}/s" if speed < 100 else f"{speed:.0f}/s")
 
-    return RateColumn()
+    return CountColumn(), RateColumn()
