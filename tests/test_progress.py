@@ -17,7 +17,7 @@ from connector.cli import main
 from connector.sandbox.core import Sandbox
 from connector.sandbox.seed import ASSIGNED_TEAM
 from connector.support.clock import FakeClock
-from connector.support.progress import Bar, Lines, Silent, summary
+from connector.support.progress import Bar, Lines, Silent, rate_and_eta, summary
 
 STAGE_LINE = re.compile(r"^[\w .@-]+: (\d+(/\d+)? [\w]+, )?(done in|stopped after) \d+\.\d s( \(\d+\.\d/s\))?$")
 
@@ -92,7 +92,7 @@ def test_the_bar_keeps_concurrent_stages_apart(fake_clock: FakeClock) -> None:
     users_row = next(line for line in reversed(drawn) if line.startswith("read Astro users"))
     teams_row = next(line for line in reversed(drawn) if line.startswith("read Astro Teams"))
     assert "1000/2000 users" in users_row and "500/s eta 0:00:02" in users_row  # 1,000 to go at 500/s
-    assert "6/40 Teams" in teams_row and "3.0/s eta 0:00:12" in teams_row
+    assert "6/40 Teams" in teams_row and "3.0/s eta 0:00:11" in teams_row  # 34 to go at 3/s
     assert "read Astro Teams: 6/40 Teams, done in 2.0 s (3.0/s)" in _plain(screen.getvalue())
 
 
@@ -201,3 +201,23 @@ def test_provision_counts_its_calls(sandbox: Sandbox, tmp_path: Path, capsys: py
     assert "provisioned or in sync" in out and "done in" not in out
     assert main(["provision", "-c", str(config), "--group", ASSIGNED_TEAM, "-q"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_init_shows_its_discovery_per_idp(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("OKTA_API_TOKEN", sandbox.okta_token)
+    monkeypatch.setenv("ASTRO_API_TOKEN", sandbox.astro_orgs["okta"].token)
+    flags = ["--okta-org-url", sandbox.okta_url, "--astro-scim-url", sandbox.astro_orgs["okta"].scim_url]
+    assert main(["init", "--non-interactive", "-c", str(tmp_path / "a.yaml"), *flags]) == 0
+    out, err = capsys.readouterr()
+    [line] = [line for line in err.splitlines() if STAGE_LINE.match(line)]
+    assert line.startswith("discover okta: done in ") and "okta: app Astro (" in out
+    assert main(["init", "--non-interactive", "-c", str(tmp_path / "b.yaml"), *flags, "-q"]) == 0
+    assert not [line for line in capsys.readouterr().err.splitlines() if STAGE_LINE.match(line)]
+
+
+def test_rate_and_eta_are_the_whole_stage_average() -> None:
+    assert rate_and_eta(0, 10, 5.0) == (None, None)  # nothing done yet: no promise
+    assert rate_and_eta(3, 10, 6.0) == (0.5, 14.0)
+    assert rate_and_eta(40, None, 2.0) == (20.0, None)  # a read before its total is known
+    assert rate_and_eta(12, 10, 1.0) == (12.0, 0.0)  # more than announced (a total that grew): never negative

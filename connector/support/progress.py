@@ -139,18 +139,12 @@ class Bar:
         self._bar: RichProgress | None = None
 
     def _progress(self) -> RichProgress:
-        from rich.progress import (
-            BarColumn,
-                        TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as RichProgress
 
         clk = clock.current()
         return RichProgress(
-            TextColumn("{task.description}"), BarColumn(), *_columns(), TextColumn("eta"), TimeRemainingColumn(),
-            TimeElapsedColumn(),
+            TextColumn("{task.description}"), BarColumn(), *_columns(), TimeElapsedColumn(),
             console=self._console, transient=True, get_time=clk.monotonic, auto_refresh=not self._manual,
             redirect_stdout=_stdout_is_terminal(), redirect_stderr=False)
 
@@ -200,20 +194,48 @@ def _stdout_is_terminal() -> bool:
         return False
 
 
-def _columns() -> tuple[ProgressColumn, ProgressColumn]:
-    """Counts with their unit ("12/40 changes", "12/? users" before the total is known) and items per second over
-    rich's recent samples (its own speed columns count bytes). Built on first use: rich loads only for a bar."""
+def rate_and_eta(done: float, total: float | None, elapsed: float | None) -> tuple[float | None, float | None]:
+    """Items per second over the whole stage, and the seconds left at that pace (None: not known yet).
+
+    The whole stage's average, not rich's recent-samples speed: work here comes in bursts (concurrent pages
+    arriving together, an apply waiting on the IdP), and a burst's speed promised an ETA that then stood still.
+    """
+    if not done or not elapsed or elapsed <= 0:
+        return None, None
+    rate = done / elapsed
+    return rate, None if total is None else max(0.0, total - done) / rate
+
+
+def _columns() -> tuple[ProgressColumn, ...]:
+    """Counts with their unit ("12/40 changes", "12 users" before the total is known), the rate and the ETA;
+    empty for a stage that counts nothing (a read with no total: its elapsed time says enough). Built on first
+    use: rich loads only for a bar."""
     from rich.progress import ProgressColumn, Task
     from rich.text import Text
 
+    def counted(task: Task) -> bool:
+        return task.total is not None or task.completed > 0 or bool(task.fields.get("unit"))
+
     class CountColumn(ProgressColumn):
         def render(self, task: Task) -> Text:
-            total = "?" if task.total is None else f"{task.total:.0f}"
-            return Text(f"{task.completed:.0f}/{total} {task.fields.get('unit', '')}".rstrip())
+            if not counted(task):
+                return Text("")
+            done = f"{task.completed:.0f}" + ("" if task.total is None else f"/{task.total:.0f}")
+            return Text(f"{done} {task.fields.get('unit', '')}".rstrip())
 
     class RateColumn(ProgressColumn):
         def render(self, task: Task) -> Text:
-            speed = task.speed
-            return Text("-/s" if speed is None else f"{speed:.1f}/s" if speed < 100 else f"{speed:.0f}/s")
+            rate, _ = rate_and_eta(task.completed, task.total, task.elapsed)
+            if rate is None:
+                return Text("-/s" if counted(task) else "")
+            return Text(f"{rate:.1f}/s" if rate < 100 else f"{rate:.0f}/s")
 
-    return CountColumn(), RateColumn()
+    class EtaColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            _, left = rate_and_eta(task.completed, task.total, task.elapsed)
+            if left is None:
+                return Text("eta -:--:--" if task.total is not None else "")
+            seconds = round(left)
+            return Text(f"eta {seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}")
+
+    return CountColumn(), RateColumn(), EtaColumn()
