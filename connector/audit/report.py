@@ -12,8 +12,7 @@ import io
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -90,7 +89,7 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=color, no_color=not color, highlight=False,
                       soft_wrap=False)
-    console.print(Text(header_line(results), style="dim"), soft_wrap=True)
+    console.print(Text(header_line(results), style="dim"))
     for r in results:
         head = (f"{r.idp}: {r.idp_users} IdP users, {r.idp_groups} groups | Astro {r.scim_url}: "
                 f"{r.astro_users} users, {r.astro_teams} Teams")
@@ -105,7 +104,10 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
             console.print(Text("  no drift", style="green"))
             continue
         table = Table(show_header=True, header_style="bold", expand=False)
-        for col in ("id", "kind", "subject", "detail"):
+        # The table fits `width`: cells wrap (long words folded), and the finding id, what --fix and scripts
+        # refer to, never breaks.
+        table.add_column("id", no_wrap=True, min_width=max((len(f.id) for f in r.findings), default=2))
+        for col in ("kind", "subject", "detail"):
             table.add_column(col, overflow="fold")
         for f in r.findings:
             style = "red" if f.severity is Severity.ERROR else "yellow"
@@ -115,7 +117,7 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
         console.print(Text(f"  {len(r.findings)} finding(s): {counts}", style="bold red"))
         console.print(Text("  remedies (Astro SCIM FAQ):", style="bold"))
         for remedy, kinds in _remedies(r.findings):
-            console.print(Text(f"  - {', '.join(kinds)}: {remedy}"), soft_wrap=True)
+            console.print(Text(f"  - {', '.join(kinds)}: {remedy}"))
     return buf.getvalue()
 
 
@@ -547,26 +549,3 @@ def to_html(results: list[AuditResult]) -> str:
         parts += _idp_section(r)
     parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"
-
-
-# -- progress -----------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on stderr for long reads (TTY only); yields a (done, total) callback."""
-    if not enabled:
-        yield lambda done, total: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from connector.output import err_console
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console(), transient=True) as bar:
-        task = bar.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=max(total, done))
-
-        yield update
