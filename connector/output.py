@@ -35,24 +35,27 @@ def set_quiet(quiet: bool) -> bool:
 DEFAULT_WIDTH = 120
 
 
-def terminal_width(stream: IO[str] | None = None) -> int | None:
-    """The width to fit: COLUMNS when set (as rich and shutil honour it), else the terminal's behind `stream`
-    (stdout by default), else None: not a terminal, where a line is better left whole for grep and log files."""
+def _columns() -> int | None:
     columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
-        return int(columns)
+    return int(columns) if columns.isdigit() and int(columns) > 0 else None
+
+
+def terminal_width(stream: IO[str] | None = None) -> int | None:
+    """The width of the terminal behind `stream` (stdout by default): COLUMNS when set (as rich and shutil
+    honour it), else the terminal's own; None when `stream` is no terminal, where a line is better left whole for
+    grep and log files (some environments export COLUMNS to every process: pytest-xdist's workers have 80)."""
     stream = sys.stdout if stream is None else stream
     try:
-        if stream.isatty():
-            return os.get_terminal_size(stream.fileno()).columns
-    except (AttributeError, OSError, ValueError):  # replaced by an object with no descriptor, or closed
-        pass
-    return None
+        if not stream.isatty():
+            return None
+        return _columns() or os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):  # an object with no descriptor, or closed
+        return _columns()
 
 
 def table_width(stream: IO[str] | None = None) -> int:
-    """A table needs a width: the terminal's (see terminal_width), else DEFAULT_WIDTH."""
-    return terminal_width(stream) or DEFAULT_WIDTH
+    """A table needs a width: the terminal's, else COLUMNS when set, else DEFAULT_WIDTH."""
+    return terminal_width(stream) or _columns() or DEFAULT_WIDTH
 
 
 def console() -> Console:

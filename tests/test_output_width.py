@@ -8,8 +8,11 @@ import fcntl
 import json
 import os
 import pty
+import re
 import struct
+import sys
 import termios
+import threading
 from pathlib import Path
 
 import pytest
@@ -67,25 +70,59 @@ def test_the_drift_table_fits_the_width_and_keeps_ids_whole(drifted: Path, width
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_plan_lines_fit_the_width_and_cut_nothing(sandbox_config: Path, width: int,
-                                                  capsys: pytest.CaptureFixture[str],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plan_lines_fit_the_terminal_and_cut_nothing(sandbox_config: Path, width: int,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     _lines_fit(sandbox_config, "plan", width, capsys, monkeypatch)  # a fresh org: a plan with changes
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_status_lines_fit_the_width_and_cut_nothing(drifted: Path, width: int, capsys: pytest.CaptureFixture[str],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_lines_fit_the_terminal_and_cut_nothing(drifted: Path, width: int,
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     _lines_fit(drifted, "status", width, capsys, monkeypatch)
+
+
+class Terminal:
+    """A pseudo-terminal of `width` columns as stdout: what rich and the tool see is a real terminal; what was
+    drawn is read from the other end (by a thread: a full pty buffer would block the writer)."""
+
+    def __init__(self, width: int) -> None:
+        self.leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, width, 0, 0))
+        self.stream = os.fdopen(follower, "w", encoding="utf-8")
+        self.chunks: list[bytes] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.leader, 65536)
+            except OSError:  # the other end closed
+                return
+            if not chunk:
+                return
+            self.chunks.append(chunk)
+
+    def close(self) -> str:
+        self.stream.close()
+        self.reader.join(timeout=10)
+        os.close(self.leader)
+        text = b"".join(self.chunks).decode("utf-8")
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r", "")  # colours; the pty's CR LF
 
 
 def _lines_fit(config: Path, command: str, width: int, capsys: pytest.CaptureFixture[str],
                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COLUMNS", raising=False)
-    whole = _run(capsys, command, "-c", str(config), "--idp", "okta")
+    whole = _run(capsys, command, "-c", str(config), "--idp", "okta")  # not a terminal: lines left whole
     assert max(len(line) for line in whole.splitlines()) > 60  # something to wrap at 60
-    monkeypatch.setenv("COLUMNS", str(width))
-    wrapped = _run(capsys, command, "-c", str(config), "--idp", "okta")
+    terminal = Terminal(width)
+    monkeypatch.setattr(sys, "stdout", terminal.stream)
+    main([command, "-c", str(config), "--idp", "okta"])
+    monkeypatch.undo()
+    wrapped = terminal.close()
     _fits(wrapped, width)
     # Lines break between words: every word shorter than the width is still there, whole and in order (a longer
     # one, a temporary folder's path, is folded over lines).
@@ -94,23 +131,21 @@ def _lines_fit(config: Path, command: str, width: int, capsys: pytest.CaptureFix
     assert "".join(whole.split()) == "".join(wrapped.split())  # and not a character lost
 
 
-def test_without_a_terminal_or_columns_lines_stay_whole_and_tables_take_120(
+def test_without_a_terminal_lines_stay_whole_and_tables_take_columns_or_120(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COLUMNS", raising=False)
     assert output.terminal_width() is None  # pytest captures stdout: not a terminal
     assert output.table_width() == output.DEFAULT_WIDTH == 120
-    monkeypatch.setenv("COLUMNS", "87")
-    assert output.terminal_width() == output.table_width() == 87
+    monkeypatch.setenv("COLUMNS", "87")  # exported to every process by some environments (xdist workers: 80)
+    assert output.terminal_width() is None and output.table_width() == 87
 
 
-def test_a_terminal_gives_its_own_width(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_terminal_gives_its_own_width_unless_columns_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COLUMNS", raising=False)
-    leader, follower = pty.openpty()
+    terminal = Terminal(77)
     try:
-        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 77, 0, 0))
-        with os.fdopen(follower, "w", closefd=False) as tty:
-            assert output.terminal_width(tty) == 77
-            assert output.table_width(tty) == 77
+        assert output.terminal_width(terminal.stream) == output.table_width(terminal.stream) == 77
+        monkeypatch.setenv("COLUMNS", "50")
+        assert output.terminal_width(terminal.stream) == 50
     finally:
-        os.close(leader)
-        os.close(follower)
+        terminal.close()

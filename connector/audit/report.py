@@ -104,11 +104,11 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
             console.print(Text("  no drift", style="green"))
             continue
         table = Table(show_header=True, header_style="bold", expand=False)
-        # The table fits `width`: cells wrap (long words folded), and the finding id, what --fix and scripts
-        # refer to, never breaks.
-        table.add_column("id", no_wrap=True, min_width=max((len(f.id) for f in r.findings), default=2))
-        for col in ("kind", "subject", "detail"):
-            table.add_column(col, overflow="fold")
+        id_w, kind_w, subject_w = _finding_columns(r.findings, width)
+        table.add_column("id", no_wrap=True, width=id_w)
+        table.add_column("kind", overflow="fold", width=kind_w)
+        table.add_column("subject", overflow="fold", width=subject_w)
+        table.add_column("detail", overflow="fold")
         for f in r.findings:
             style = "red" if f.severity is Severity.ERROR else "yellow"
             table.add_row(f.id, Text(f.kind.value, style=style), f.subject, f.detail)
@@ -119,6 +119,25 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
         for remedy, kinds in _remedies(r.findings):
             console.print(Text(f"  - {', '.join(kinds)}: {remedy}"))
     return buf.getvalue()
+
+
+def _finding_columns(findings: list[Finding], width: int) -> tuple[int, int, int]:
+    """Widths of the id, kind and subject columns of a findings table `width` wide, the detail taking the rest.
+
+    Set here, not left to rich: rich narrows the widest wrappable columns first, which folded a subject (a
+    user's email: what one searches the report for) while the detail had room to wrap. The finding id (what
+    --fix and scripts refer to) is never broken; kind and subject are whole while they fit in their share,
+    folded (never cut) past it; the detail wraps in what is left, at least a fifth of the width.
+    """
+    frame = 13  # 5 borders and 4 x 2 of padding
+    id_w = max(len(f.id) for f in findings)
+    room = max(12, width - frame - id_w - max(12, width // 5))  # for kind and subject together
+    kind_w = max(len(f.kind.value) for f in findings)
+    subject_w = max(len(f.subject) for f in findings)
+    if kind_w + subject_w > room:  # the subject first, leaving the kind at least 6; the kind takes what is left
+        subject_w = min(subject_w, max(room - 6, room * 6 // 10))
+        kind_w = min(kind_w, max(6, room - subject_w))
+    return id_w, kind_w, subject_w
 
 
 def _remedies(findings: list[Finding]) -> list[tuple[str, list[str]]]:
