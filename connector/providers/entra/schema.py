@@ -1,10 +1,16 @@
 """Merge the YAML attribute mappings into an Entra synchronization schema (raw Graph JSON). Pure: no I/O.
 
-We own, per YAML target, an attributeMapping's `source`, `matchingPriority`, `flowType` and `defaultValue`.
-Everything else in the schema (directories, metadata, other rules, scoping filters, flowTypes, mappings the YAML
-does not name, flowBehavior, unknown fields) is kept exactly as Graph returned it: the schema is replaced whole
-by PUT, so anything we dropped would be deleted in the tenant. Template mappings the YAML does not name (active,
-emails, externalId...) stay: the YAML says what Astro must receive, not what else Entra may send.
+We own, per YAML target, an attributeMapping's `source`, `matchingPriority`, `flowType` and `defaultValue`, and
+which attributeMappings a User or Group object mapping has: the mapping file is the source of truth for what Entra
+sends. The non-gallery template maps ~20 user attributes (title, emails, addresses, phone numbers, the enterprise
+extension...) that Astro does not document; an Astro that keeps only what it documents refuses them (RFC 7644
+400), and every user's export fails. So a template mapping whose target the YAML does not name is removed, except
+`active` (KEPT): it is how Entra deprovisions (Switch([IsSoftDeleted], ...) sends active=false), which the mapping
+file does not spell out. An object the YAML gives no mappings (no `groups:`) is left as it is.
+
+Everything else in the schema (directories and their attribute definitions, metadata, other rules, scoping
+filters, flowTypes, flowBehavior, unknown fields) is kept exactly as Graph returned it: the schema is replaced
+whole by PUT, so anything we dropped would be deleted in the tenant.
 
 Expressions are compared by their canonical text (entra_expr.format), so a tree Graph wrote with other parameter
 keys or spacing is not "changed" on every run.
@@ -22,6 +28,8 @@ from connector.mapping.model import ApplyOn, AttributeMapping, MappingFile
 
 OBJECTS = ("User", "Group")
 FLOW_TYPE = {ApplyOn.CREATE_AND_UPDATE: "Always", ApplyOn.CREATE_ONLY: "ObjectAddOnly"}
+# Template mappings kept though the YAML does not name them: Entra's deprovisioning (active=false on soft delete).
+KEPT: dict[str, frozenset[str]] = {"User": frozenset({"active"}), "Group": frozenset()}
 
 
 @dataclass(frozen=True)
@@ -31,14 +39,17 @@ class MappingDiff:
     object_name: str  # "User" | "Group"
     target: str
     before: str | None  # canonical expression before; None = the mapping did not exist
-    after: str
+    after: str  # "" when removed
     changes: tuple[str, ...] = ()  # other owned fields that change, e.g. "matching 0 -> 1"
+    removed: bool = False  # a template mapping the YAML does not name
 
     @property
     def key(self) -> str:
         return f"{self.object_name} {self.target}"
 
     def describe(self) -> str:
+        if self.removed:
+            return f"remove {self.before} (not in the mapping file: Entra would send it to Astro)"
         if self.before is None:
             text = f"add {self.after}"
         elif self.before != self.after:
@@ -139,7 +150,24 @@ def merge(schema: dict[str, Any], mapping: MappingFile) -> tuple[dict[str, Any],
             diff = _merge_one(merged, rule, om, attrs, index, obj_name, m)
             if diff is not None:
                 diffs.append(diff)
+        diffs += _prune(om, attrs, obj_name, {m.target.lower() for m in items})
     return merged, diffs
+
+
+def _prune(om: dict[str, Any], attrs: list[dict[str, Any]], obj_name: str, owned: set[str]) -> list[MappingDiff]:
+    """Remove the attributeMappings whose target is neither the YAML's nor KEPT; one diff each."""
+    keep = owned | KEPT.get(obj_name, frozenset())
+    kept: list[dict[str, Any]] = []
+    diffs: list[MappingDiff] = []
+    for a in attrs:
+        target = str(a.get("targetAttributeName", ""))
+        if target.lower() in keep:
+            kept.append(a)
+        else:
+            diffs.append(MappingDiff(obj_name, target, canonical(a.get("source")), "", removed=True))
+    if diffs:
+        om["attributeMappings"] = kept
+    return diffs
 
 
 def _merge_one(
