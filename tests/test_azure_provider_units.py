@@ -179,12 +179,14 @@ def _with_template_extras(schema: dict[str, Any]) -> dict[str, Any]:
 def test_template_mappings_the_yaml_does_not_name_are_removed_but_active_is_kept() -> None:
     schema = _with_template_extras(template_schema())
     merged, diffs = azure_schema.merge(schema, seed_mapping())
-    assert [(d.key, d.before, d.after, d.removed) for d in diffs] == [
-        ("User title", "[jobTitle]", "", True),
-        ('User emails[type eq "work"].value', "[mail]", "", True),
-        ("Group externalId", "[objectId]", "", True),
+    emails = 'emails[type eq "work"].value'
+    assert [(d.key, d.removed) for d in diffs] == [
+        ("User mappings not in the mapping file", ("title", emails)),
+        ("Group mappings not in the mapping file", ("externalId",)),
     ]
-    assert diffs[0].describe() == "remove [jobTitle] (not in the mapping file: Entra would send it to Astro)"
+    assert diffs[0].describe() == ("remove 2 mappings the mapping file does not name (Entra would send them to "
+                                   f"Astro): title, {emails}")
+    assert diffs[1].describe().startswith("remove 1 mapping the mapping file does not name (Entra would send it")
     assert merged == template_schema()  # exactly the YAML's mappings and active; the rest of the schema as it was
     again, more = azure_schema.merge(merged, seed_mapping())
     assert more == [] and again == merged  # idempotent: a second plan is empty
@@ -195,7 +197,10 @@ def test_a_mapping_the_yaml_names_is_kept_and_an_object_without_yaml_mappings_is
     mapping = seed_mapping(groups=[])
     mapping.users.append(AttributeMapping("title", "[jobTitle]"))
     merged, diffs = azure_schema.merge(schema, mapping)
-    assert [(d.key, d.removed) for d in diffs] == [('User emails[type eq "work"].value', True)]
+    # title is named now (with the template's source: no change); only emails goes
+    assert [(d.key, d.removed) for d in diffs] == [
+        ("User mappings not in the mapping file", ('emails[type eq "work"].value',)),
+    ]
     group_om = azure_schema.object_mapping(azure_schema.find_rule(merged), "Group")
     assert group_om is not None and "externalId" in [a["targetAttributeName"] for a in group_om["attributeMappings"]]
 

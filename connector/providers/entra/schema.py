@@ -41,7 +41,7 @@ class MappingDiff:
     before: str | None  # canonical expression before; None = the mapping did not exist
     after: str  # "" when removed
     changes: tuple[str, ...] = ()  # other owned fields that change, e.g. "matching 0 -> 1"
-    removed: bool = False  # a template mapping the YAML does not name
+    removed: tuple[str, ...] = ()  # the targets of template mappings the YAML does not name, removed
 
     @property
     def key(self) -> str:
@@ -49,7 +49,9 @@ class MappingDiff:
 
     def describe(self) -> str:
         if self.removed:
-            return f"remove {self.before} (not in the mapping file: Entra would send it to Astro)"
+            n = len(self.removed)
+            return (f"remove {n} mapping{'s' * (n != 1)} the mapping file does not name (Entra would send "
+                    f"{'them' if n != 1 else 'it'} to Astro): {', '.join(self.removed)}")
         if self.before is None:
             text = f"add {self.after}"
         elif self.before != self.after:
@@ -154,20 +156,20 @@ def merge(schema: dict[str, Any], mapping: MappingFile) -> tuple[dict[str, Any],
     return merged, diffs
 
 
+UNNAMED = "mappings not in the mapping file"
+
+
 def _prune(om: dict[str, Any], attrs: list[dict[str, Any]], obj_name: str, owned: set[str]) -> list[MappingDiff]:
-    """Remove the attributeMappings whose target is neither the YAML's nor KEPT; one diff each."""
+    """Remove the attributeMappings whose target is neither the YAML's nor KEPT: one diff per object (the
+    template has ~20 such mappings; one plan line, and one drift finding, says it)."""
     keep = owned | KEPT.get(obj_name, frozenset())
-    kept: list[dict[str, Any]] = []
-    diffs: list[MappingDiff] = []
-    for a in attrs:
-        target = str(a.get("targetAttributeName", ""))
-        if target.lower() in keep:
-            kept.append(a)
-        else:
-            diffs.append(MappingDiff(obj_name, target, canonical(a.get("source")), "", removed=True))
-    if diffs:
-        om["attributeMappings"] = kept
-    return diffs
+    kept = [a for a in attrs if str(a.get("targetAttributeName", "")).lower() in keep]
+    removed = tuple(str(a.get("targetAttributeName", "")) for a in attrs
+                    if str(a.get("targetAttributeName", "")).lower() not in keep)
+    if not removed:
+        return []
+    om["attributeMappings"] = kept
+    return [MappingDiff(obj_name, UNNAMED, ", ".join(removed), "", removed=removed)]
 
 
 def _merge_one(
