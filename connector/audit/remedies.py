@@ -13,8 +13,8 @@ The remedies are the Astro SCIM FAQ's:
   within the safety limit). A user deactivated in the IdP whose account is still active is deactivated in Astro
   (Okta: the PATCH Okta itself sends; Entra: provision on demand, which sends it), never deleted.
 - Okta user active whose Astro account is deactivated (re-enabled in Okta, but the update never reached Astro, or
-  deactivated in Astro behind Okta's back): reactivate it in Astro with the PATCH Okta sends to reactivate a user
-  (active=true). Updating the app user would not do: Okta's profile PUT carries the `active` it read back.
+  deactivated in Astro behind Okta's back): reactivate it in Astro with the operation Okta sends to reactivate a
+  user (PATCH replace active=true). Updating the app user would not do: Okta's profile PUT carries the `active` it read back.
 - Azure user or group out of sync: provision on demand (users, then groups). Entra remembers what it exported
   (its escrow) and skips a group it believes in sync ("RedundantExport"), so a membership changed in Astro only is
   not repaired by on-demand provisioning; the executor then checks the Team in Astro and adds or removes exactly
@@ -125,8 +125,9 @@ def _deactivate(b: _Builder, f: Finding, delete_orphans: bool) -> None:
 
 
 def _reactivate(b: _Builder, f: Finding) -> None:
-    # Okta reactivates a user with the pathless PATCH it deactivates with, `active` true (Okta SCIM 2.0 reference,
-    # "Update a specific User (PATCH)"; tests/data/fidelity/okta-scim-doc-examples.json, activate-derived).
+    # Okta reactivates a user with a PATCH replacing `active` with true, the operation it deactivates with (Okta
+    # SCIM 2.0 reference, "Update a specific User (PATCH)", pathless there; tests/data/fidelity/
+    # okta-scim-doc-examples.json, activate-derived). AstroScimClient.set_active sends it with path "active".
     b.add(Action.UPDATE, ASTRO_REACTIVATE, f.subject, "reactivate the Astro account (SCIM active=true)", f,
           astro_id=f.astro_id, before=False, after=True)
 
