@@ -97,7 +97,15 @@ class EntraView(EntraApp):
                 reason = (st.get("quarantine") or {}).get("reason") or "Unknown"
                 issues.append(IdpIssue("entra.quarantine", self.app_label,
                                        f"provisioning job {job['id']} is in quarantine ({reason})"))
-        for e in await self.tenant.provisioning_log(str(sp["id"]), top=50):
+        seen: set[tuple[str, str]] = set()
+        for e in await self.tenant.provisioning_log(str(sp["id"]), top=50):  # newest first
+            # An object's newest entry is its state: a failure Entra has since exported (a later cycle, or
+            # provision on demand by `drift --fix`) is history, not drift.
+            source = e.get("sourceIdentity") or {}
+            key = (str(source.get("identityType") or ""), str(source.get("id") or log_subject(e)))
+            if key in seen:
+                continue
+            seen.add(key)
             if log_status(e) == "failure":
                 issues.append(IdpIssue("entra.failed_export", log_subject(e), log_error(e)))
         return issues
