@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Any
 
 from connector.support.redact import redact
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from connector.support.progress import Progress
+
 _out: Console | None = None
 _err: Console | None = None
 # --quiet: only errors and the data a command was asked for (raw: JSON, reports) are printed.
 _quiet = False
+# --format json: stdout holds one JSON document and nothing else; what say/note/render print goes to stderr.
+_machine = False
 
 
 def set_quiet(quiet: bool) -> bool:
@@ -21,6 +29,33 @@ def set_quiet(quiet: bool) -> bool:
     global _quiet
     previous, _quiet = _quiet, quiet
     return previous
+
+
+# The width of tables when nothing says the terminal's (stdout is a file or a pipe and COLUMNS is not set).
+DEFAULT_WIDTH = 120
+
+
+def _columns() -> int | None:
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else None
+
+
+def terminal_width(stream: IO[str] | None = None) -> int | None:
+    """The width of the terminal behind `stream` (stdout by default): COLUMNS when set (as rich and shutil
+    honour it), else the terminal's own; None when `stream` is no terminal, where a line is better left whole for
+    grep and log files (some environments export COLUMNS to every process: pytest-xdist's workers have 80)."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        if not stream.isatty():
+            return None
+        return _columns() or os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):  # an object with no descriptor, or closed
+        return _columns()
+
+
+def table_width(stream: IO[str] | None = None) -> int:
+    """A table needs a width: the terminal's, else COLUMNS when set, else DEFAULT_WIDTH."""
+    return terminal_width(stream) or _columns() or DEFAULT_WIDTH
 
 
 def console() -> Console:
@@ -41,11 +76,23 @@ def err_console() -> Console:
     return _err
 
 
+def _human() -> Console:
+    """Where narration goes: stdout, or stderr while a JSON document owns stdout."""
+    return err_console() if _machine else console()
+
+
 def say(text: str = "", *, style: str | None = None, markup: bool = False) -> None:
-    """Print one line to stdout (secrets masked); nothing under --quiet."""
+    """Print one line to stdout (stderr under --format json; secrets masked); nothing under --quiet."""
     if _quiet:
         return
-    console().print(redact(text), style=style, markup=markup)
+    out = _human()
+    width = terminal_width(sys.stderr if _machine else None)
+    if width is None:  # not a terminal: the line as it is (no wrap at a guessed width)
+        out.print(redact(text), style=style, markup=markup)
+        return
+    # On a terminal, rich wraps at the width (long words folded, never cut), so no line runs past the edge.
+    out.width = width
+    out.print(redact(text), style=style, markup=markup, soft_wrap=False)
 
 
 def raw(text: str) -> None:
@@ -58,8 +105,12 @@ def raw(text: str) -> None:
 
 def note(text: str) -> None:
     """A plain summary line (as raw, no rich), left out under --quiet."""
-    if not _quiet:
-        raw(text)
+    if _quiet:
+        return
+    if _machine:
+        sys.stderr.write(redact(text).rstrip("\n") + "\n")
+        return
+    raw(text)
 
 
 def warn(text: str) -> None:
@@ -78,4 +129,89 @@ def render(obj: Any) -> None:
     """Print a rich renderable (table, panel); nothing under --quiet."""
     if _quiet:
         return
-    console().print(obj)
+    out = _human()
+    out.width = table_width(sys.stderr if _machine else None)
+    out.print(obj)
+
+
+# -- --format json --------------------------------------------------------------------------------------------
+# Every command's JSON document starts with the same envelope; its JSON Schema is
+# connector/data/output-schemas/<name>.v<version>.json (docs/schemas links there). New optional fields keep the
+# version; a field removed, renamed or given another meaning is a new version (a new file, the old one kept).
+
+
+def schema_id(name: str, version: int = 1) -> str:
+    """The `schema` value of a document, e.g. "astro-scim/apply/v1" (the file is <name>.v<version>.json)."""
+    return f"astro-scim/{name}/v{version}"
+
+
+def utc_now() -> str:
+    """The project clock's time, UTC, ISO 8601 to the second (what the documents' *_at fields hold)."""
+    from datetime import UTC, datetime
+
+    from connector.support import clock
+
+    return datetime.fromtimestamp(clock.current().time(), UTC).isoformat(timespec="seconds")
+
+
+class Document(dict[str, Any]):
+    """A command's JSON answer, filled in as the command runs (see `json_document`)."""
+
+    def done(self, exit_code: int, *, ok: bool | None = None) -> int:
+        """The command's verdict: its exit code and, unless said otherwise, ok = exit code 0. Returns the code."""
+        self["exit_code"] = exit_code
+        self["ok"] = exit_code == 0 if ok is None else ok
+        return exit_code
+
+
+def _error_code(exc: BaseException) -> tuple[int, str]:
+    from connector.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, ConnectorError
+
+    if isinstance(exc, ConnectorError):
+        return exc.exit_code, type(exc).__name__
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "Interrupted"
+    return EXIT_INTERNAL, "InternalError"
+
+
+@contextlib.contextmanager
+def json_document(name: str, command: str, enabled: bool, **fields: Any) -> Iterator[Document]:
+    """Run a command whose `--format json` answer is a Document: yields it for the command to fill in (`fields`
+    are its initial values, so that every required field is there however early the command stops). When
+    `enabled`, narration goes to stderr meanwhile, and the document is printed when the command ends, however
+    it ends: on an error with `error` {type, message, hint}, ok false and the exit code the CLI returns."""
+    global _machine
+    doc = Document(schema=schema_id(name), command=command, tool_version=_version(), generated_at=utc_now(),
+                   ok=False, exit_code=0, error=None, **fields)
+    previous, _machine = _machine, _machine or enabled
+    try:
+        yield doc
+    except BaseException as exc:
+        code, kind = _error_code(exc)
+        doc["ok"], doc["exit_code"] = False, code
+        doc["error"] = {"type": kind, "message": str(exc) or kind, "hint": getattr(exc, "hint", None)}
+        raise
+    finally:
+        _machine = previous
+        if enabled:
+            raw(json.dumps(doc, indent=2, default=str, ensure_ascii=False))
+
+
+def _version() -> str:
+    from connector import __version__
+
+    return __version__
+
+
+def progress() -> Progress:
+    """How a command shows the progress of its long stages, on stderr: nothing with --quiet, a live bar on a
+    terminal, one line per stage otherwise (see connector/support/progress.py)."""
+    from connector.support import progress as stages
+
+    if _quiet:
+        return stages.Silent()
+    err = err_console()
+    if err.is_terminal:
+        err.width = table_width(sys.stderr)
+        return stages.Bar(err)
+    return stages.Lines()

@@ -28,10 +28,13 @@ def test_bad_flag_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "--nope"]) == 2
 
 
-def test_apply_refuses_a_format_it_would_ignore(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # apply narrates as text; `apply --format json` used to be accepted and silently print text
-    assert main(["apply", "--format", "json", "--config", str(tmp_path / "nope.yaml")]) == 2
-    assert "unrecognized arguments: --format" in capsys.readouterr().err
+def test_apply_format_json_is_a_document_never_ignored(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `apply --format json` once was accepted and silently printed text: now it is a document (test_json_schemas.py)
+    import json
+
+    assert main(["apply", "--format", "json", "--yes", "--config", str(tmp_path / "nope.yaml")]) == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["error"]["type"] == "ConfigError" and "not found" in captured.err
     assert main(["plan", "--format", "json", "--config", str(tmp_path / "nope.yaml")]) == 2  # the config, not the flag
     assert "not found" in capsys.readouterr().err
 

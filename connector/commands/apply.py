@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from typing import TYPE_CHECKING, Any
 
 from connector import output
 from connector.config.arg import load_config_arg
@@ -28,6 +29,10 @@ from connector.plan.model import Action, Change, Plan
 from connector.plan.view import show_plans
 from connector.providers import registry
 from connector.providers.base import ConfigProvider
+from connector.support.progress import Progress, Stage
+
+if TYPE_CHECKING:
+    from connector.audit.verify import Verdict
 
 
 def _confirm(question: str) -> bool:
@@ -37,8 +42,9 @@ def _confirm(question: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def _report(done: list[Change], change: Change) -> None:
+def _report(done: list[Change], stage: Stage, change: Change) -> None:
     done.append(change)
+    stage.advance()
     trail.outcome(change, "verified done by hand" if change.action is Action.MANUAL else "applied")
     output.say("  done " + change.describe(), style="green")
 
@@ -87,9 +93,13 @@ def _plan_for(provider: ConfigProvider, saved: dict[str, Plan] | None) -> Plan:
 
 
 def _apply_one(cfg: ProjectConfig, provider: ConfigProvider, args: argparse.Namespace,
-               saved: dict[str, Plan] | None) -> int | None:
-    """Plan (or take the saved plan) and apply one provider; the number of changes made, None when declined."""
-    plan = _plan_for(provider, saved)
+               saved: dict[str, Plan] | None, entry: dict[str, Any], progress: Progress) -> int | None:
+    """Plan (or take the saved plan) and apply one provider; the number of changes made, None when declined.
+    `entry` is the provider's part of the JSON answer: each change and its outcome."""
+    with progress.stage(f"plan {provider.name}"):
+        plan = _plan_for(provider, saved)
+    _outcomes(entry, plan, [])
+    entry["status"] = "not_applied" if plan else "no_changes"  # until the provider says otherwise
     show_plans([plan], "text")
     if not plan:
         return 0
@@ -101,32 +111,83 @@ def _apply_one(cfg: ProjectConfig, provider: ConfigProvider, args: argparse.Name
     )
     if not args.yes and not _confirm(f"apply {len(plan.changes)} change(s) to {plan.provider}?"):
         output.say("nothing applied")
+        entry["status"] = "declined"
         return None
     trail.planned(plan.provider, plan.changes)
     done: list[Change] = []
     try:
-        return provider.apply(plan, functools.partial(_report, done))
+        with progress.stage(f"apply {plan.provider}", total=len(plan.changes), unit="changes") as stage:
+            made = provider.apply(plan, functools.partial(_report, done, stage))
     except ManualStepRequired as exc:
+        _outcomes(entry, plan, done, exc)
         output.say(f"{plan.provider}: {len(done)} change(s) applied before a manual step", style="bold")
         shown = any(c.data.get("steps") for c in plan.changes)  # the plan above already listed them
         if exc.steps and not shown:
             output.say(exc.steps)
         raise
-    except ConnectorError:
+    except ConnectorError as exc:
+        _outcomes(entry, plan, done, exc)
         output.error(
             f"{plan.provider}: stopped after {len(done)} of {len(plan.changes)} change(s); "
             "re-run 'astro-scim apply' to continue (it re-plans from the current state)"
         )
         raise
+    _outcomes(entry, plan, done)
+    return made
 
 
-def _verify(cfg: ProjectConfig, idp: str, args: argparse.Namespace) -> None:
+def _outcomes(entry: dict[str, Any], plan: Plan, done: list[Change], exc: ConnectorError | None = None) -> None:
+    """The JSON answer's account of one provider's changes (docs/schemas/apply.v1.json): each change of the plan
+    with its outcome. A change the provider reported done is applied (a manual one: found done by hand); when a
+    manual step stopped the provider, its manual changes are still to do, with their instructions (steps); the
+    rest were not applied. An error stops a provider, not one change: it is the provider's `error`."""
+    made = {(c.action, c.resource, c.key) for c in done}
+    manual = isinstance(exc, ManualStepRequired)
+    changes = []
+    for c in plan.changes:
+        if (c.action, c.resource, c.key) in made:
+            outcome = "done_by_hand" if c.action is Action.MANUAL else "applied"
+        else:
+            outcome = "manual_step" if manual and c.action is Action.MANUAL else "not_applied"
+        changes.append({**c.to_json(), "outcome": outcome})
+    entry["changes"] = changes
+    entry["applied"] = sum(1 for c in changes if c["outcome"] == "applied")
+    entry["status"] = "manual_step" if manual else "failed" if exc is not None else (
+        "applied" if plan.changes else "no_changes")
+    if exc is not None:
+        entry["error"] = {"type": type(exc).__name__, "message": str(exc), "hint": exc.hint}
+    if isinstance(exc, ManualStepRequired):
+        steps = [c["steps"] for c in changes if c["outcome"] == "manual_step" and c.get("steps")]
+        entry["manual_steps"] = steps or [exc.steps or str(exc)]
+
+
+def _verdict_json(verdict: Verdict) -> dict[str, Any]:
+    """A read-back verdict (connector/audit/verify.Verdict) as the JSON answer holds it."""
+    status = ("failed" if not verdict.ok else "partly_verified" if verdict.pending else "verified")
+    r = verdict.result
+    return {"status": status, "summary": verdict.summary(), "hint": None if status == "verified" else verdict.hint(),
+            "seconds": round(verdict.seconds, 3),
+            "counts": {"idp_users": r.idp_users, "idp_groups": r.idp_groups, "astro_users": r.astro_users},
+            "blocking": [{"kind": f.kind.value, "subject": f.subject, "detail": f.detail, "remedy": f.remedy}
+                         for f in verdict.blocking],
+            "pending": len(verdict.pending)}
+
+
+def _unverified(summary: str) -> dict[str, Any]:
+    return {"status": "not_verified", "summary": summary, "hint": None, "seconds": None, "counts": None,
+            "blocking": [], "pending": 0}
+
+
+def _verify(cfg: ProjectConfig, idp: str, args: argparse.Namespace, entry: dict[str, Any],
+            progress: Progress) -> None:
     """Wait (bounded) for the IdP's outcome and raise ProvisioningFailed when it failed."""
     from connector.audit.verify import VERIFY_SECONDS, verify_applied
 
     timeout = VERIFY_SECONDS if args.wait is None else max(0.0, args.wait)
     output.say(f"{idp}: checking the IdP's provisioning and Astro (up to {timeout:.0f}s; --no-wait skips this)")
-    verdict = verify_applied(cfg, idp, timeout=timeout, say=output.say)
+    with progress.stage(f"verify {idp} in Astro"):
+        verdict = verify_applied(cfg, idp, timeout=timeout, say=output.say)
+    entry["verification"] = _verdict_json(verdict)
     trail.note(f"verification.{idp}", verdict.summary())
     if not verdict.ok:
         raise ProvisioningFailed(verdict.summary(), hint=verdict.hint())
@@ -135,6 +196,26 @@ def _verify(cfg: ProjectConfig, idp: str, args: argparse.Namespace) -> None:
 
 @trail.recorded("apply")
 def run(args: argparse.Namespace) -> int:
+    # --format json: one document (docs/schemas/apply.v1.json), printed however apply ends
+    with output.json_document("apply", "apply", args.format == "json", plan_file=args.plan_file, applied=0,
+                              providers=[], left_to_do=[]) as doc:
+        if args.format == "json" and not (args.yes or args.plan_file):
+            raise UsageError("--format json needs --yes: a question would mix with the JSON document",
+                             hint="review with 'astro-scim plan', then apply with --yes (or apply a saved plan)")
+        try:
+            return _run(args, doc)
+        finally:  # however it ended: what was made before a manual step or an error counts too
+            doc["applied"] = sum(entry["applied"] for entry in doc["providers"])
+
+
+def _provider_entry(doc: output.Document, name: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"provider": name, "status": "not_applied", "applied": 0, "changes": [],
+                             "verification": None, "manual_steps": [], "error": None}
+    doc["providers"].append(entry)
+    return entry
+
+
+def _run(args: argparse.Namespace, doc: output.Document) -> int:
     cfg = load_config_arg(args.config)
     trail.bind(cfg)
     saved = _saved_plans(args, cfg)  # apply FILE: sets --idp/--prune/--pause from the file, before they are read
@@ -143,16 +224,19 @@ def run(args: argparse.Namespace) -> int:
     # With several IdPs, one that stops (a manual step) or fails verification does not stop the others.
     several = args.idp == "all" and len(cfg.idps()) > 1
     total = 0
-    left: list[str] = []  # manual steps still to do, one line each
+    left: list[str] = doc["left_to_do"]  # manual steps still to do, one line each
     failed: ProvisioningFailed | None = None
+    progress = output.progress()
     for provider in registry.config_providers(cfg, args.idp, prune=args.prune, pause=args.pause):
+        entry = _provider_entry(doc, provider.name)
         if provider.name == "astro" and left:
             # Team roles need the Teams the IdPs push; an IdP waiting for a manual step pushes none yet.
             left.append("astro: Team roles (access:) are set once the IdPs above provision: re-run apply then")
+            entry["status"] = "skipped"
             provider.close()
             continue
         try:
-            made = _apply_one(cfg, provider, args, saved)
+            made = _apply_one(cfg, provider, args, saved, entry, progress)
         except ManualStepRequired as exc:
             if not several:
                 raise
@@ -166,11 +250,12 @@ def run(args: argparse.Namespace) -> int:
         total += made
         if provider.name in ("okta", "azure") and not (provider.name == "azure" and args.pause):
             if args.no_wait:
+                entry["verification"] = _unverified(f"{provider.name}: not verified (--no-wait)")
                 output.say(f"{provider.name}: not verified (--no-wait): 'astro-scim drift' checks Astro",
                            style="yellow")
             else:
                 try:
-                    _verify(cfg, provider.name, args)
+                    _verify(cfg, provider.name, args, entry, progress)
                 except ProvisioningFailed as exc:
                     if not several:
                         raise
@@ -180,6 +265,10 @@ def run(args: argparse.Namespace) -> int:
                     failed = failed or ProvisioningFailed(
                         f"apply made its changes, but {provider.name}'s provisioning failed (see above)",
                         hint=exc.hint)
+        else:  # Team roles (astro), or an Entra job left paused: no provisioning to wait for
+            entry["verification"] = _unverified(
+                f"{provider.name}: " + ("the job is left paused (--pause)" if provider.name == "azure" else
+                                        "not verified here: 'astro-scim drift' compares the Team roles"))
     if left:
         output.say(f"applied {total} change(s); left to do:", style="bold")
         for line in left:
@@ -187,6 +276,6 @@ def run(args: argparse.Namespace) -> int:
     if failed is not None:
         raise failed
     if left:
-        return EXIT_FINDINGS
+        return doc.done(EXIT_FINDINGS)
     output.say(f"applied {total} change(s)" + (" (not verified)" if args.no_wait else ""), style="bold green")
-    return EXIT_OK
+    return doc.done(EXIT_OK)

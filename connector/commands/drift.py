@@ -6,6 +6,7 @@ Exit 0 when there is no drift (left), 1 when there is, 2 for a refused plan (Uns
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -14,13 +15,27 @@ from connector.audit.reconcile import AuditResult
 from connector.audit.report import render, to_markdown
 from connector.audit.run import FixOptions, drift
 from connector.config.arg import load_config_arg
-from connector.errors import EXIT_FINDINGS, EXIT_OK, UsageError
+from connector.errors import EXIT_FINDINGS, EXIT_OK, ConnectorError, UsageError
 from connector.plan import trail
 from connector.support import github
 
 
 @trail.recorded("drift --fix")
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except ConnectorError as exc:
+        if args.format == "json" and not args.output:  # the document still comes, saying what stopped the audit
+            from connector.audit.report import to_json
+
+            doc = {**json.loads(to_json([])), "clean": False}  # nothing audited is no verdict of clean
+            doc["error"] = {"type": type(exc).__name__, "message": str(exc), "hint": exc.hint,
+                            "exit_code": exc.exit_code}
+            output.raw(json.dumps(doc, indent=2))
+        raise
+
+
+def _run(args: argparse.Namespace) -> int:
     if not args.fix and (args.yes or args.delete_orphans):
         raise UsageError("--yes and --delete-orphans only apply with --fix", hint="astro-scim drift --fix --yes")
     if args.output and not Path(args.output).resolve().parent.is_dir():
@@ -31,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.fix:  # a read-only audit changes nothing: only --fix leaves a line in the audit trail
         trail.bind(cfg)
     options = FixOptions(fix=args.fix, yes=args.yes, delete_orphans=args.delete_orphans, force=args.force)
-    done = drift(cfg, args.idp, options, fmt=args.format, to_stdout=not args.output)
+    done = drift(cfg, args.idp, options, fmt=args.format, to_stdout=not args.output, progress=output.progress())
     for result in done.results:
         for remedy in result.remedies:
             trail.record(result.idp, {**remedy, "outcome": "done" if remedy.get("ok") else "failed"})
@@ -56,4 +71,4 @@ def _emit(results: list[AuditResult], fmt: str, path: str | None) -> None:
         found = sum(len(r.findings) for r in results)
         output.say(f"wrote the {fmt} report to {path}: " + (f"{found} finding(s)" if found else "no drift"))
         return
-    output.raw(render(results, fmt, color=fmt == "text" and sys.stdout.isatty()))
+    output.raw(render(results, fmt, color=fmt == "text" and sys.stdout.isatty(), width=output.table_width()))

@@ -14,6 +14,12 @@ from connector.providers import registry
 
 
 def run(args: argparse.Namespace) -> int:
+    # --format json: one document (docs/schemas/plan.v1.json), printed however the plan ends
+    with output.json_document("plan", "plan", args.format == "json", plans=[], changes=0, saved_to=None) as doc:
+        return _run(args, doc)
+
+
+def _run(args: argparse.Namespace, doc: output.Document) -> int:
     cfg = load_config_arg(args.config)
     if args.out:
         from connector.plan import saved
@@ -25,18 +31,20 @@ def run(args: argparse.Namespace) -> int:
             named.append((provider.name, provider.plan()))
         finally:
             provider.close()
+        doc["plans"].append(named[-1][1].to_json())
+        doc["changes"] += len(named[-1][1].changes)
     plans = [plan for _, plan in named]
-    show_plans(plans, args.format)
+    if args.format != "json":
+        show_plans(plans, args.format)
     if args.out:
-        _save(args, cfg, named)
-    if args.exit_code and any(plans):
-        return EXIT_FINDINGS
-    return EXIT_OK
+        doc["saved_to"] = _save(args, cfg, named)
+    # ok: the plan was made (changes or not); --exit-code's 1 for "has changes" is no failure
+    return doc.done(EXIT_FINDINGS if args.exit_code and any(plans) else EXIT_OK, ok=True)
 
 
-def _save(args: argparse.Namespace, cfg: ProjectConfig, named: list[tuple[str, Plan]]) -> None:
+def _save(args: argparse.Namespace, cfg: ProjectConfig, named: list[tuple[str, Plan]]) -> str:
     from connector.plan import saved
 
     path = saved.write(args.out, cfg, {"idp": args.idp, "prune": args.prune, "pause": args.pause}, named)
-    say = output.warn if args.format == "json" else output.say  # keep a JSON plan on stdout parseable
-    say(f"saved the plan to {path}; apply exactly it with: astro-scim apply {path}")
+    output.say(f"saved the plan to {path}; apply exactly it with: astro-scim apply {path}")  # stderr under json
+    return str(path)

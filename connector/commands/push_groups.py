@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from connector import output
 from connector.config.arg import load_config_arg
@@ -35,8 +36,28 @@ def _show_report(report: PushReport) -> None:
         _show_state(g, report.acted)
 
 
-def _confirm(count: int) -> bool:
-    if not sys.stdin.isatty():
+def _group_json(g: PushState, acted: bool) -> dict[str, Any]:
+    """One group in the JSON answer (docs/schemas/push-groups.v1.json): its state before acting, what was (or
+    would be) done, and the outcome read back in Astro."""
+    before = g.in_astro_before if g.verified is not None else g.in_astro
+    outcome = ("in_sync" if not g.action else "pending" if not acted else
+               "verified" if g.verified else "not_verified" if g.verified is None else "failed")
+    return {"name": g.name, "group_id": g.group_id, "mapping_id": g.mapping_id, "status": g.status,
+            "error": g.error, "expected_members": len(g.expected),
+            "astro_members": None if before is None else len(before),
+            "astro_members_after": None if not acted or not g.action or g.in_astro is None else len(g.in_astro),
+            "action": g.action, "action_text": g.describe_action() if g.action else None, "reason": g.reason,
+            "outcome": outcome, "result": g.result or None}
+
+
+def _fill(doc: output.Document, report: PushReport) -> None:
+    doc["acted"] = report.acted
+    doc["groups"] = [_group_json(g, report.acted) for g in report.groups]
+    doc["manual_steps"] = report.manual_steps or None
+
+
+def _confirm(count: int, machine: bool = False) -> bool:
+    if machine or not sys.stdin.isatty():  # --format json: no question mixed with the document
         return False
     answer = input(f"fix {count} group(s) in Okta? [y/N] ")
     return answer.strip().lower() in ("y", "yes")
@@ -54,24 +75,36 @@ def _trail(report: PushReport) -> None:
 
 @trail.recorded("push-groups")
 def run(args: argparse.Namespace) -> int:
+    # --format json: one document (docs/schemas/push-groups.v1.json), printed however the command ends
+    with output.json_document("push-groups", "push-groups", args.format == "json", idp="okta", acted=False,
+                              groups=[], manual_steps=None) as doc:
+        return _run(args, doc)
+
+
+def _run(args: argparse.Namespace, doc: output.Document) -> int:
     cfg = load_config_arg(args.config)
     trail.bind(cfg)
     provider = registry.group_push(cfg)
     names = list(args.groups) or None
+    progress = output.progress()
     try:
-        report = provider.push_groups(names, yes=args.yes)
+        with progress.stage("okta group push", unit="groups") as stage:
+            report = provider.push_groups(names, yes=args.yes, progress=stage.update)
+        _fill(doc, report)
         output.say("okta: Group Push", style="bold")
         _show_report(report)
         if not report.pending:
             output.say("every group is pushed and in sync with Astro", style="green")
-            return EXIT_OK
+            return doc.done(EXIT_OK)
         if not report.acted:
-            if not _confirm(len(report.pending)):
+            if not _confirm(len(report.pending), args.format == "json"):
                 output.say(f"{len(report.pending)} group(s) need attention; nothing changed "
                            "(re-run with --yes to fix them)")
                 _trail(report)
-                return EXIT_OK
-            report = provider.push_groups(names, yes=True)
+                return doc.done(EXIT_OK, ok=False)  # exit 0 as ever (a dry run), but not all in sync
+            with progress.stage("okta group push", unit="groups") as stage:
+                report = provider.push_groups(names, yes=True, progress=stage.update)
+            _fill(doc, report)
         _trail(report)
         if any(g.action == "repush" for g in report.groups):
             output.warn("note: Okta has no API for Push now; re-pushing uses the workaround of setting the push "
@@ -90,4 +123,4 @@ def run(args: argparse.Namespace) -> int:
             hint=report.manual_steps or None,
         )
     output.say(f"{len(report.pending)} group(s) fixed and verified in Astro", style="bold green")
-    return EXIT_OK
+    return doc.done(EXIT_OK)

@@ -9,7 +9,7 @@ from typing import Any
 
 from connector import output
 from connector.config.arg import load_config_arg
-from connector.errors import EXIT_FINDINGS, EXIT_OK
+from connector.errors import EXIT_FINDINGS, EXIT_OK, ConnectorError
 from connector.providers import registry
 from connector.providers.base import Check, Health
 
@@ -46,8 +46,22 @@ def checks_document(command: str, results: list[tuple[str, list[Check]]]) -> dic
 
 def run_checks(args: argparse.Namespace, checks: Callable[[Health], list[Check]], command: str) -> int:
     """Show each configured IdP's `checks`; exit 1 when any failed. `status` shares it."""
-    cfg = load_config_arg(args.config)
     results: list[tuple[str, list[Check]]] = []
+    try:
+        return _run_checks(args, checks, command, results)
+    except ConnectorError as exc:
+        if args.format == "json":  # the document still comes: the checks made so far, and what stopped them
+            document = checks_document(command, results)
+            document["ok"] = False
+            document["error"] = {"type": type(exc).__name__, "message": str(exc), "hint": exc.hint,
+                                 "exit_code": exc.exit_code}
+            output.raw(json.dumps(document, indent=2))
+        raise
+
+
+def _run_checks(args: argparse.Namespace, checks: Callable[[Health], list[Check]], command: str,
+                results: list[tuple[str, list[Check]]]) -> int:
+    cfg = load_config_arg(args.config)
     for provider in registry.health(cfg, args.idp):
         try:
             found = checks(provider)

@@ -105,8 +105,12 @@ def run(args: argparse.Namespace) -> int:
     failed = errors > 0 or (args.strict and warnings > 0)
     code = EXIT_USAGE if unreadable else EXIT_FINDINGS if failed else EXIT_OK
 
-    if args.format == "json":
+    if args.format == "json":  # docs/schemas/validate.v1.json
+        from connector import __version__
+
         output.raw(json.dumps({
+            "schema": output.schema_id("validate"), "command": "validate", "tool_version": __version__,
+            "ok": code == EXIT_OK, "exit_code": code,
             "files": [str(p) for p in files],
             "summary": {"files": len(files), "errors": errors, "warnings": warnings, "strict": args.strict,
                         "exit_code": code},

@@ -1,8 +1,6 @@
-"""Plans as people and scripts read them."""
+"""Plans as people read them (scripts: `plan --format json`, connector/commands/plan.py)."""
 
 from __future__ import annotations
-
-import json
 
 from connector import output
 from connector.plan.model import Action, Plan
@@ -14,9 +12,7 @@ _STYLE = {
 
 
 def show_plans(plans: list[Plan], fmt: str = "text") -> None:
-    if fmt == "json":
-        output.raw(json.dumps({"plans": [p.to_json() for p in plans]}, indent=2, default=str))
-        return
+    """The plans as text (to stderr under --format json). The JSON plan is `plan`'s document (plan.v1.json)."""
     for plan in plans:
         if not plan:
             output.say(f"{plan.provider}: no changes", style="green")

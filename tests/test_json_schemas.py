@@ -1,0 +1,340 @@
+"""`--format json` on every command that has it: the real CLI against the sandbox, its stdout parsed whole (one
+document and nothing else) and validated against the command's published, versioned JSON Schema
+(docs/schemas/<name>.v1.json, a link to the packaged connector/data/output-schemas/), in good and failing runs.
+
+Also: every command with --format json names a schema file that exists, ships in the package and is listed in
+the README; the commands without it are the ones the README says why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from connector.cli import build_parser, main
+from connector.sandbox.core import Sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "schemas"
+PACKAGED = resources.files("connector") / "data" / "output-schemas"
+# command -> its schema's name; the commands without --format json are NO_JSON (the README says why)
+SCHEMAS = {"validate": "validate", "plan": "plan", "apply": "apply", "test-connection": "checks", "status": "checks",
+           "push-groups": "push-groups", "provision": "provision", "drift": "drift"}
+NO_JSON = {"render", "sandbox", "demo", "completion", "init"}
+
+
+def schema(name: str) -> dict[str, Any]:
+    return dict(json.loads((DOCS / f"{name}.v1.json").read_text(encoding="utf-8")))
+
+
+def run_json(capsys: pytest.CaptureFixture[str], name: str, *argv: str) -> tuple[int, dict[str, Any]]:
+    """Run the CLI with --format json; the exit code and stdout's one document, checked against `name`'s schema."""
+    capsys.readouterr()
+    rc = main([*argv, "--format", "json"])
+    out = capsys.readouterr().out
+    doc = json.loads(out)  # stdout holds the document and nothing else: narration went to stderr
+    assert isinstance(doc, dict)
+    jsonschema.Draft202012Validator(schema(name), format_checker=jsonschema.FormatChecker()).validate(doc)
+    assert doc["schema"] == f"astro-scim/{name}/v1"
+    if "exit_code" in doc:
+        assert doc["exit_code"] == rc
+    return rc, doc
+
+
+def okta_console_step(sb: Sandbox, token: str | None = None) -> None:
+    """The Okta admin's manual step (Configure API Integration), done through the emulator's admin side."""
+    assert sb.okta is not None
+    org = sb.astro_orgs["okta"]
+    sb.okta.enable_provisioning(str(sb.okta.app_by_label("Astro")["id"]), org.scim_url, token or org.token)
+
+
+# -- the schemas themselves --------------------------------------------------------------------------------
+
+
+def _json_commands() -> dict[str, str]:
+    """Each command whose --format offers json -> the schema file its --help names."""
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    found: dict[str, str] = {}
+    for name, p in sub.choices.items():
+        fmt = p._option_string_actions.get("--format")
+        if fmt is not None and fmt.choices is not None and "json" in fmt.choices:
+            match = re.search(r"docs/schemas/([\w-]+)\.v1\.json", fmt.help or "")
+            assert match, f"{name} --format names no schema in its help"
+            found[name] = match.group(1)
+    return found
+
+
+def test_every_json_command_has_its_schema_and_the_rest_are_the_documented_exceptions() -> None:
+    found = _json_commands()
+    assert found == SCHEMAS
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(sub.choices) - set(found) == NO_JSON
+
+
+@pytest.mark.parametrize("name", sorted(set(SCHEMAS.values())))
+def test_each_schema_is_valid_versioned_packaged_and_in_the_readme(name: str) -> None:
+    doc = schema(name)
+    jsonschema.Draft202012Validator.check_schema(doc)
+    assert doc["$id"] == f"astro-scim/{name}/v1" and doc["properties"]["schema"] == {"const": doc["$id"]}
+    assert doc["additionalProperties"] is False and {"schema", "tool_version"} <= set(doc["required"])
+    # One source of truth: docs/schemas is a link to the folder the wheel ships (package-data data/**/*).
+    assert DOCS.is_symlink() and DOCS.resolve() == (ROOT / "connector" / "data" / "output-schemas").resolve()
+    assert json.loads((PACKAGED / f"{name}.v1.json").read_text(encoding="utf-8")) == doc
+    assert '"data/**/*"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")  # package-data: in the wheel
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"docs/schemas/{name}.v1.json" in readme
+
+
+def test_the_readme_lists_every_json_command_and_says_why_the_others_have_none() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### JSON output", 1)[1].split("\n## ", 1)[0]
+    for command, name in SCHEMAS.items():
+        assert re.search(rf"`{re.escape(command)}`.*docs/schemas/{re.escape(name)}\.v1\.json", section), command
+    for command in NO_JSON:
+        assert f"`{command}`" in section, command
+
+
+def test_a_schema_catches_a_regression() -> None:
+    """Strict enough to fail a document that lost a field, gained an unknown one or says an unknown status."""
+    validator = jsonschema.Draft202012Validator(schema("apply"))
+    good = {"schema": "astro-scim/apply/v1", "command": "apply", "tool_version": "1", "generated_at":
+            "2026-01-01T00:00:00+00:00", "ok": True, "exit_code": 0, "error": None, "plan_file": None, "applied": 0,
+            "left_to_do": [], "providers": [{"provider": "okta", "status": "no_changes", "applied": 0, "changes": [],
+                                             "verification": None, "manual_steps": [], "error": None}]}
+    validator.validate(good)
+    entry = good["providers"][0]  # type: ignore[index]
+    for broken in ({**good, "extra": 1}, {k: v for k, v in good.items() if k != "applied"},
+                   {**good, "providers": [{**entry, "status": "done"}]},
+                   {**good, "providers": [{**entry, "status": "manual_step"}]}):  # a manual step needs its steps
+        assert not validator.is_valid(broken), broken
+
+
+# -- validate (offline) ------------------------------------------------------------------------------------
+
+
+def test_validate_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, doc = run_json(capsys, "validate", "validate", str(ROOT / "mappings"))
+    assert rc == 0 and doc["ok"] is True and doc["summary"]["files"] == 2 and doc["findings"] == []
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("idp: okta\nattributes: [1, 2\n")
+    rc, doc = run_json(capsys, "validate", "validate", str(bad))
+    assert rc == 1 and doc["ok"] is False and doc["findings"][0]["file"] == str(bad)
+    rc, doc = run_json(capsys, "validate", "validate", str(tmp_path / "missing.yaml"))
+    assert rc == 2 and doc["ok"] is False and doc["summary"]["exit_code"] == 2
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text((ROOT / "mappings" / "okta.yaml").read_text().replace("userName", "userNmae", 1))
+    rc, doc = run_json(capsys, "validate", "validate", str(wrong))
+    assert rc == 1 and doc["summary"]["errors"] >= 1
+
+
+# -- plan ----------------------------------------------------------------------------------------------------
+
+
+def test_plan_json_both_idps_with_the_manual_step_and_a_saved_plan(sandbox: Sandbox, sandbox_config: Path,
+                                                                   tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    saved = tmp_path / "reviewed.plan"
+    rc, doc = run_json(capsys, "plan", "plan", "-c", str(sandbox_config), "-out", str(saved), "--exit-code")
+    assert rc == 1 and doc["ok"] is True and saved.is_file() and doc["saved_to"] == str(saved)
+    assert {p["provider"] for p in doc["plans"]} == {"okta", "azure"}
+    assert doc["changes"] == sum(len(p["changes"]) for p in doc["plans"]) > 0
+    (manual,) = [c for p in doc["plans"] for c in p["changes"] if c["action"] == "manual"]
+    assert "Configure API integration" in manual["steps"]  # the manual step in JSON, with its instructions
+    capsys.readouterr()
+    assert main(["plan", "-c", str(sandbox_config), "--idp", "okta"]) == 0
+    assert "Configure API integration" in capsys.readouterr().out  # ... and in the text
+
+
+def test_plan_json_on_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, doc = run_json(capsys, "plan", "plan", "-c", str(tmp_path / "missing.yaml"))
+    assert rc == 2 and doc["ok"] is False and doc["plans"] == []
+    assert "not found" in doc["error"]["message"] and doc["error"]["hint"]
+
+
+# -- apply ---------------------------------------------------------------------------------------------------
+
+
+def test_apply_json_okta_manual_step_then_applied_and_verified_then_nothing(
+        sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta",)))
+    rc, doc = run_json(capsys, "apply", "apply", "-c", config, "--yes")
+    assert rc == 1 and doc["ok"] is False and doc["error"]["type"] == "ManualStepRequired"
+    (okta,) = doc["providers"]
+    assert okta["status"] == "manual_step" and okta["verification"] is None
+    (step,) = [c for c in okta["changes"] if c["outcome"] == "manual_step"]
+    assert "Configure API integration" in step["steps"] and okta["manual_steps"] == [step["steps"]]
+    # Okta's API integration comes first: nothing else was applied, and each change says so
+    assert okta["applied"] == doc["applied"] == 0
+    assert {c["outcome"] for c in okta["changes"] if c is not step} == {"not_applied"}
+
+    okta_console_step(sandbox)
+    rc, doc = run_json(capsys, "apply", "apply", "-c", config, "--yes")
+    assert rc == 0 and doc["ok"] is True and doc["error"] is None
+    (okta,) = doc["providers"]
+    assert okta["verification"]["status"] == "verified" and okta["verification"]["counts"]["astro_users"] > 0
+    assert {c["outcome"] for c in okta["changes"]} == {"applied"} and okta["applied"] == doc["applied"] > 0
+
+    rc, doc = run_json(capsys, "apply", "apply", "-c", config, "--yes")  # run twice: nothing left to change
+    assert rc == 0 and doc["applied"] == 0 and doc["providers"][0]["status"] == "no_changes"
+    assert doc["providers"][0]["verification"]["status"] == "verified"
+
+
+def test_apply_json_okta_provisioning_failed_exit_4(sandbox: Sandbox, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta",)))
+    okta_console_step(sandbox, token="a-wrong-astro-token")
+    rc, doc = run_json(capsys, "apply", "apply", "-c", config, "--yes")
+    assert rc == 4 and doc["ok"] is False and doc["error"]["type"] == "ProvisioningFailed"
+    verification = doc["providers"][0]["verification"]
+    assert verification["status"] == "failed" and verification["hint"]
+    assert verification["blocking"][0]["kind"] == "connection_broken"
+    assert "a-wrong-astro-token" not in json.dumps(doc)
+
+
+def test_apply_json_azure_failed_then_not_verified(sandbox: Sandbox, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert sandbox.graph is not None
+    config = str(sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",)))
+    sandbox.graph.hold_cycles = True  # Entra's cycle never begins: nothing reaches Astro within --wait
+    rc, doc = run_json(capsys, "apply", "apply", "-c", config, "--yes", "--wait", "0")
+    assert rc == 4 and doc["providers"][0]["status"] == "applied"
+    assert doc["providers"][0]["verification"]["status"] == "failed"
+    rc, doc = run_json(capsys, "apply", "apply", "-c", config, "--yes", "--no-wait")
+    assert rc == 0 and doc["providers"][0]["verification"]["status"] == "not_verified"
+
+
+def test_apply_json_several_idps_one_waiting_for_a_manual_step(sandbox: Sandbox, sandbox_config: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    rc, doc = run_json(capsys, "apply", "apply", "-c", str(sandbox_config), "--yes")
+    assert rc == 1 and doc["error"] is None and doc["ok"] is False
+    by = {p["provider"]: p for p in doc["providers"]}
+    assert by["okta"]["status"] == "manual_step" and by["okta"]["manual_steps"]
+    assert by["azure"]["status"] == "applied" and by["azure"]["verification"]["status"] == "verified"
+    assert by["azure"]["applied"] > 0 and by["azure"]["error"] is None
+    assert doc["left_to_do"] and doc["left_to_do"][0].startswith("okta:")
+
+
+def test_apply_json_needs_yes_and_says_so_in_the_document(sandbox_config: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    rc, doc = run_json(capsys, "apply", "apply", "-c", str(sandbox_config))
+    assert rc == 2 and doc["error"]["type"] == "UsageError" and "--yes" in doc["error"]["message"]
+    assert doc["providers"] == []
+
+
+def test_apply_json_of_a_saved_plan_narrates_on_stderr_only(sandbox: Sandbox, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta",)))
+    okta_console_step(sandbox)
+    saved = tmp_path / "reviewed.plan"
+    assert main(["plan", "-c", config, "-out", str(saved)]) == 0
+    capsys.readouterr()
+    assert main(["apply", "-c", config, str(saved), "--format", "json"]) == 0  # a saved plan needs no --yes
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    jsonschema.Draft202012Validator(schema("apply")).validate(doc)
+    assert doc["plan_file"] == str(saved) and doc["ok"] is True and doc["applied"] > 0
+    assert "okta.push_mapping" in captured.err and "applying it" in captured.err  # the narration: stderr
+    assert "okta.push_mapping" not in captured.out.replace('"resource": "okta.push_mapping"', "")
+
+
+# -- drift ---------------------------------------------------------------------------------------------------
+
+
+def test_drift_json_findings_fix_and_error(sandbox: Sandbox, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta",)))
+    rc, doc = run_json(capsys, "drift", "drift", "-c", config)  # never applied: not set up
+    assert rc == 1 and doc["clean"] is False and doc["totals"]["not_set_up"] >= 1 and doc["error"] is None
+    okta_console_step(sandbox)
+    assert main(["apply", "-c", config, "--yes"]) == 0
+    rc, doc = run_json(capsys, "drift", "drift", "-c", config)
+    assert rc == 0 and doc["clean"] is True
+    org = sandbox.astro_orgs["okta"].org_id
+    victim = sandbox.astro.users(org)[0]
+    sandbox.astro.delete_user(org, victim["userName"])
+    rc, doc = run_json(capsys, "drift", "drift", "-c", config, "--fix", "--yes")
+    (okta,) = doc["idps"]
+    assert okta["remedies"] and okta["fixed"] and all(r["ok"] for r in okta["remedies"]), okta
+    assert rc == 0 and doc["clean"] is True
+    rc, doc = run_json(capsys, "drift", "drift", "-c", str(tmp_path / "missing.yaml"))
+    assert rc == 2 and doc["clean"] is False and doc["idps"] == [] and doc["error"]["exit_code"] == 2
+
+
+# -- push-groups ---------------------------------------------------------------------------------------------
+
+
+def test_push_groups_json(sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str],
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    config = str(sandbox_config)
+    okta_console_step(sandbox)
+    assert main(["apply", "--idp", "okta", "-c", config, "--yes"]) == 0
+    rc, doc = run_json(capsys, "push-groups", "push-groups", "-c", config)
+    assert rc == 0 and doc["ok"] is True and {g["outcome"] for g in doc["groups"]} == {"in_sync"}
+    team = sandbox.default_team_names()[0]
+    org = sandbox.astro_orgs["okta"].org_id
+    members = sorted(m["value"] for m in (sandbox.astro.find_group(org, team) or {}).get("members") or [])
+    names = {u["id"]: u["userName"] for u in sandbox.astro.users(org)}
+    sandbox.astro.drop_membership(org, team, names[members[0]])
+
+    rc, doc = run_json(capsys, "push-groups", "push-groups", "-c", config)  # no --yes: what it would do
+    (group,) = [g for g in doc["groups"] if g["name"] == team]
+    assert rc == 0 and doc["ok"] is False and doc["acted"] is False
+    assert group["outcome"] == "pending" and group["action"] == "repush"
+    assert group["astro_members"] == group["expected_members"] - 1
+
+    rc, doc = run_json(capsys, "push-groups", "push-groups", "-c", config, "--yes")
+    (group,) = [g for g in doc["groups"] if g["name"] == team]
+    assert rc == 0 and doc["ok"] is True and group["outcome"] == "verified"
+    assert group["astro_members_after"] == group["expected_members"]
+
+    rc, doc = run_json(capsys, "push-groups", "push-groups", "-c", config, "Data Enginering")
+    assert rc == 2 and doc["error"]["type"] == "NotFound" and doc["groups"] == []
+
+    sandbox.astro.drop_membership(org, team, names[members[0]])
+    # The emulated Okta accepts the re-push but sends nothing: the read-back fails.
+    monkeypatch.setattr(sandbox.okta.engine, "push", lambda app_id, pm: pm.update(status="ACTIVE") or True)
+    monkeypatch.setattr("connector.providers.okta.push.VERIFY_TIMEOUT", 0.3)
+    rc, doc = run_json(capsys, "push-groups", "push-groups", "-c", config, team, "--yes")
+    (group,) = doc["groups"]
+    assert rc == 1 and group["outcome"] == "failed" and doc["error"]["type"] == "VerificationFailed"
+    assert doc["manual_steps"] and "Push now" in doc["manual_steps"]
+
+
+# -- provision -----------------------------------------------------------------------------------------------
+
+
+def test_provision_json(sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    team = sandbox.default_team_names()[0]
+    config = str(sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",), azure_assign_groups=[team]))
+    assert main(["apply", "-c", config, "--yes", "--pause"]) == 0
+    members = next(t for t in sandbox.seed_org.teams if t.name == team).member_keys
+    insider = next(p for p in sandbox.seed_org.people if p.key in members and p.active)
+    outsider = next(p for p in sandbox.seed_org.people if p.key not in members)
+    rc, doc = run_json(capsys, "provision", "provision", "-c", config, "--user", insider.email)
+    assert rc == 0 and doc["ok"] is True and doc["subject"] == {"type": "user", "name": insider.email}
+    assert [r["outcome"] for r in doc["results"]] == ["provisioned"] and doc["summary"]["provisioned"] == 1
+    rc, doc = run_json(capsys, "provision", "provision", "-c", config, "--user", outsider.email)
+    assert rc == 1 and doc["ok"] is False and doc["results"][0]["outcome"] == "not_provisioned"
+    assert doc["results"][0]["error_code"] == "NotEffectivelyEntitled"
+    rc, doc = run_json(capsys, "provision", "provision", "-c", config, "--group", team)
+    assert rc == 0 and doc["summary"]["results"] >= 2 and doc["subject"]["type"] == "group"
+    rc, doc = run_json(capsys, "provision", "provision", "-c", config, "--user", "nobody@acme.example")
+    assert rc == 2 and doc["error"]["type"] == "NotFound" and doc["results"] == []
+
+
+# -- test-connection / status: the checks document, now also when the checks cannot start ----------------------
+
+
+def test_checks_json_on_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("test-connection", "status"):
+        rc, doc = run_json(capsys, "checks", command, "-c", str(tmp_path / "missing.yaml"))
+        assert rc == 2 and doc["ok"] is False and doc["idps"] == [] and doc["error"]["exit_code"] == 2
