@@ -382,10 +382,9 @@ def audit(idp: IdpView, astro: AstroView) -> list[Finding]:
             matched[_fold(user.user_name)] = found
             idp_by_astro[found.id] = user
 
-    teams_of: dict[str, list[str]] = {}
-    for group in idp.groups:
-        for member in group.members:
-            teams_of.setdefault(_fold(member), []).append(group.name)
+    # userName -> the groups naming it, for the users missing from Astro: made at the first one (a list per user
+    # of the assigned group, ~15 MB at 100,000 users, that a clean audit never reads).
+    teams_of: dict[str, list[str]] | None = None
 
     # -- users
     active_idp: set[str] = set()
@@ -405,6 +404,11 @@ def audit(idp: IdpView, astro: AstroView) -> list[Finding]:
             continue
         active_idp.add(key)
         if astro_user is None:
+            if teams_of is None:
+                teams_of = {}
+                for group in idp.groups:
+                    for member in group.members:
+                        teams_of.setdefault(_fold(member), []).append(group.name)
             teams = tuple(sorted(teams_of.get(key, [])))
             also = f" (and from {len(teams)} Team{'s' * (len(teams) != 1)}: {', '.join(teams)})" if teams else ""
             findings.append(_make(name, Kind.USER_MISSING, user.user_name, f"no Astro account{also}",

@@ -94,6 +94,7 @@ def audit_once(view: IdPView, astro: AstroConfig, *, setup: SetupAudit | None = 
     # An IdP may know, as inactive, users its view of the app leaves out (Okta unassigns whom it deactivates).
     known = {u.user_name.casefold() for u in idp_view.users}
     unknown = [u.user_name for u in astro_view.users if u.active and u.user_name.casefold() not in known]
+    del known  # a folded name per user (~18 MB at 100,000): not kept alive through reconcile, the audit's peak
     if unknown and not not_set_up(gaps):
         idp_view.users.extend(view.inactive_users(unknown))
     with progress.stage(f"reconcile {view.name}", total=len(idp_view.users), unit="users") as stage:
