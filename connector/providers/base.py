@@ -25,7 +25,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 from connector import output
 from connector.errors import ConnectorError, ManualStepRequired, UsageError
 from connector.plan.model import Action, Change, Plan, state_digests
-from connector.views import IdpUser, IdpView, SetupGap
+from connector.views import IdpGroup, IdpUser, IdpView, SetupGap
 
 Progress = Callable[[Change], None]
 T = TypeVar("T")
@@ -162,6 +162,7 @@ class OnDemandOutcome(Protocol):
     action: str
     status: str
     reason: str
+    expected: IdpUser | IdpGroup | None  # what Astro should hold for it by the mapping, for the read-back
 
     @property
     def failed(self) -> bool: ...
