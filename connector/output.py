@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from connector.support.redact import redact
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from connector.support.progress import Progress
 
 _out: Console | None = None
 _err: Console | None = None
@@ -26,6 +29,33 @@ def set_quiet(quiet: bool) -> bool:
     global _quiet
     previous, _quiet = _quiet, quiet
     return previous
+
+
+# The width of tables when nothing says the terminal's (stdout is a file or a pipe and COLUMNS is not set).
+DEFAULT_WIDTH = 120
+
+
+def _columns() -> int | None:
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else None
+
+
+def terminal_width(stream: IO[str] | None = None) -> int | None:
+    """The width of the terminal behind `stream` (stdout by default): COLUMNS when set (as rich and shutil
+    honour it), else the terminal's own; None when `stream` is no terminal, where a line is better left whole for
+    grep and log files (some environments export COLUMNS to every process: pytest-xdist's workers have 80)."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        if not stream.isatty():
+            return None
+        return _columns() or os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):  # an object with no descriptor, or closed
+        return _columns()
+
+
+def table_width(stream: IO[str] | None = None) -> int:
+    """A table needs a width: the terminal's, else COLUMNS when set, else DEFAULT_WIDTH."""
+    return terminal_width(stream) or _columns() or DEFAULT_WIDTH
 
 
 def console() -> Console:
@@ -55,7 +85,14 @@ def say(text: str = "", *, style: str | None = None, markup: bool = False) -> No
     """Print one line to stdout (stderr under --format json; secrets masked); nothing under --quiet."""
     if _quiet:
         return
-    _human().print(redact(text), style=style, markup=markup)
+    out = _human()
+    width = terminal_width(sys.stderr if _machine else None)
+    if width is None:  # not a terminal: the line as it is (no wrap at a guessed width)
+        out.print(redact(text), style=style, markup=markup)
+        return
+    # On a terminal, rich wraps at the width (long words folded, never cut), so no line runs past the edge.
+    out.width = width
+    out.print(redact(text), style=style, markup=markup, soft_wrap=False)
 
 
 def raw(text: str) -> None:
@@ -92,7 +129,9 @@ def render(obj: Any) -> None:
     """Print a rich renderable (table, panel); nothing under --quiet."""
     if _quiet:
         return
-    _human().print(obj)
+    out = _human()
+    out.width = table_width(sys.stderr if _machine else None)
+    out.print(obj)
 
 
 # -- --format json --------------------------------------------------------------------------------------------
@@ -162,3 +201,17 @@ def _version() -> str:
     from connector import __version__
 
     return __version__
+
+
+def progress() -> Progress:
+    """How a command shows the progress of its long stages, on stderr: nothing with --quiet, a live bar on a
+    terminal, one line per stage otherwise (see connector/support/progress.py)."""
+    from connector.support import progress as stages
+
+    if _quiet:
+        return stages.Silent()
+    err = err_console()
+    if err.is_terminal:
+        err.width = table_width(sys.stderr)
+        return stages.Bar(err)
+    return stages.Lines()

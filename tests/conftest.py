@@ -2,13 +2,66 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import ssl
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from connector.sandbox.core import Sandbox
 from connector.support.clock import FakeClock, use
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_tls_context() -> Iterator[None]:
+    """Every httpx client in the test process (the tests' own, the CLI's run in-process) shares the TLS context
+    httpx builds for `verify=True`, instead of building its own. Building one loads the CA bundle, ~50 ms of CPU,
+    and the suite built thousands (a client per CLI run and per raw request): about a quarter of the suite's CPU
+    in a profile. The context is httpx's own, built by httpx with the same arguments; the tests talk plain HTTP on
+    loopback, so it is never used to verify anything. Anything but the default (a CA file, verify=False, a client
+    certificate) still gets its own; a changed SSL_CERT_FILE / SSL_CERT_DIR gets a new one."""
+    from httpx._transports import default as transports  # where httpx's transports look the builder up
+
+    real = getattr(transports, "create_ssl_context", None)
+    if real is None:  # another httpx layout: nothing to share, the tests just take longer
+        yield
+        return
+    built: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+
+    def shared(verify: Any = True, cert: Any = None, trust_env: bool = True) -> ssl.SSLContext:
+        if verify is not True or cert is not None or not trust_env:
+            return cast(ssl.SSLContext, real(verify, cert, trust_env))
+        key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if key not in built:
+            built[key] = real(verify, cert, trust_env)
+        return built[key]
+
+    transports.create_ssl_context = shared
+    try:
+        yield
+    finally:
+        transports.create_ssl_context = real
+
+
+@pytest.fixture(autouse=True, scope="session")
+def sniffio_known_missing() -> Iterator[None]:
+    """httpcore asks `import sniffio` on every async request (to tell asyncio from trio) and takes asyncio when
+    it is not installed, as here. A missing module is searched for again on every import: through pytest's
+    assertion-rewriting hook and every path entry, ~90 us each, several per request; a profile of the CLI tests
+    put it at ~4% of their CPU. Recording it as missing (None in sys.modules) makes that import fail at once, with
+    the same ImportError and the same answer. Nothing changes when sniffio is installed."""
+    if "sniffio" in sys.modules or importlib.util.find_spec("sniffio") is not None:
+        yield
+        return
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.modules.pop("sniffio", None)
 
 
 @pytest.fixture

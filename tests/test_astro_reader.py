@@ -392,8 +392,20 @@ def test_the_cyclic_gc_is_paused_during_the_read_and_restored_after(astro: Astro
     was = gc.isenabled()
     (gc.enable if enabled else gc.disable)()
     try:
-        read_astro(astro.config, page_size=2, progress=lambda done, known: during.append(gc.isenabled()))
+        read_astro(astro.config, page_size=2, progress=lambda kind, done, total: during.append(gc.isenabled()))
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
     assert during and not any(during)
+
+
+def test_progress_counts_users_and_teams_against_their_totals(astro: Astro) -> None:
+    ids = astro.add_users(12)
+    astro.add_team("Data Engineering", ids[:3])
+    seen: list[tuple[str, int, int]] = []
+    read_astro(astro.config, page_size=5, progress=lambda kind, done, total: seen.append((kind, done, total)))
+    users = [(done, total) for kind, done, total in seen if kind == "users"]
+    # One count per page (the first page first; the others in whatever order they arrive), rising to the total.
+    assert len(users) == 3 and users[0] == (5, 12) and users[-1] == (12, 12)
+    assert [done for done, _ in users] == sorted(done for done, _ in users)
+    assert [(kind, done, total) for kind, done, total in seen if kind == "Teams"] == [("Teams", 1, 1)]

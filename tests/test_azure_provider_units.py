@@ -164,6 +164,47 @@ def test_merge_reports_matching_and_flow_changes() -> None:
     assert diffs[0].describe() == "[userPrincipalName]; matching 1 -> 2; flowType Always -> ObjectAddOnly"
 
 
+def _with_template_extras(schema: dict[str, Any]) -> dict[str, Any]:
+    """The template's mappings Astro does not document (a few of them), on both objects."""
+    rule = azure_schema.find_rule(schema)
+    users = azure_schema.object_mapping(rule, "User")
+    groups = azure_schema.object_mapping(rule, "Group")
+    assert users is not None and groups is not None
+    users["attributeMappings"] += [_am("title", _src("[jobTitle]", "jobTitle")),
+                                   _am('emails[type eq "work"].value', _src("[mail]", "mail"))]
+    groups["attributeMappings"].append(_am("externalId", _src("[objectId]", "objectId")))
+    return schema
+
+
+def test_template_mappings_the_yaml_does_not_name_are_removed_but_active_is_kept() -> None:
+    schema = _with_template_extras(template_schema())
+    merged, diffs = azure_schema.merge(schema, seed_mapping())
+    emails = 'emails[type eq "work"].value'
+    assert [(d.key, d.removed) for d in diffs] == [
+        ("User mappings not in the mapping file", ("title", emails)),
+        ("Group mappings not in the mapping file", ("externalId",)),
+    ]
+    assert diffs[0].describe() == ("remove 2 mappings the mapping file does not name (Entra would send them to "
+                                   f"Astro): title, {emails}")
+    assert diffs[1].describe().startswith("remove 1 mapping the mapping file does not name (Entra would send it")
+    assert merged == template_schema()  # exactly the YAML's mappings and active; the rest of the schema as it was
+    again, more = azure_schema.merge(merged, seed_mapping())
+    assert more == [] and again == merged  # idempotent: a second plan is empty
+
+
+def test_a_mapping_the_yaml_names_is_kept_and_an_object_without_yaml_mappings_is_left_alone() -> None:
+    schema = _with_template_extras(template_schema())
+    mapping = seed_mapping(groups=[])
+    mapping.users.append(AttributeMapping("title", "[jobTitle]"))
+    merged, diffs = azure_schema.merge(schema, mapping)
+    # title is named now (with the template's source: no change); only emails goes
+    assert [(d.key, d.removed) for d in diffs] == [
+        ("User mappings not in the mapping file", ('emails[type eq "work"].value',)),
+    ]
+    group_om = azure_schema.object_mapping(azure_schema.find_rule(merged), "Group")
+    assert group_om is not None and "externalId" in [a["targetAttributeName"] for a in group_om["attributeMappings"]]
+
+
 def test_rule_is_found_by_what_it_maps_not_by_directory_name() -> None:
     schema = template_schema()
     schema["synchronizationRules"].insert(0, {"id": "other", "objectMappings": [{"sourceObjectName": "Device"}]})

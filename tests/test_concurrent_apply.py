@@ -1,15 +1,24 @@
 """Applies that run at the same time (two CI jobs, an operator and a pipeline) converge on one Entra app, one
 provisioning job and one Team per group, and every one of them exits 0.
 
-The Graph emulator's instantiate takes 0.2 s of real time (`instantiate_delay_s`; about 2 s in real Entra), so
-the runs' creates overlap as they do against the real service. The runs are threads calling the CLI's main; the
-waits inside the tool (the settle after a create, retry backoff) pass on the test's virtual clock."""
+The runs are threads calling the CLI's main; the waits inside the tool (the settle after a create, retry backoff)
+pass on the test's virtual clock. The races are forced, not hoped for, so each trial proves the rule:
+- a barrier inside the Graph emulator's instantiate holds every run until all three are creating, and answers
+  none until all three apps are stored: every run created an app and sees the other two, so two must remove
+  theirs (docs/design.md, "Concurrent apply");
+- `_FirstComer` sends each create of a job, an assignment or a push mapping twice, the copy first, as another run
+  that got there a moment earlier: every create of the runs meets the IdP's "already exists" answer.
+Without the rule every trial leaves three apps; without the read-back after "already exists" every run fails.
+"""
 
 from __future__ import annotations
 
+import io
 import threading
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +26,51 @@ from connector.cli import main
 from connector.sandbox.core import Sandbox
 
 RUNS = 3
-TRIALS = 20
+
+
+class _FirstComer:
+    """WSGI wrapper in front of an emulator: a request of `method` whose path ends with one of `suffixes` is sent
+    twice, an identical copy first (another run's create, a moment earlier), then the request itself."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], method: str, suffixes: tuple[str, ...]) -> None:
+        self.app, self.method, self.suffixes = app, method, suffixes
+        self.statuses: list[str] = []  # what the copies got
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ["REQUEST_METHOD"] == self.method and environ["PATH_INFO"].endswith(self.suffixes):
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+
+            def record(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                self.statuses.append(status)
+                return lambda data: None
+
+            for _ in self.app({**environ, "wsgi.input": io.BytesIO(body)}, record):
+                pass
+            environ["wsgi.input"] = io.BytesIO(body)
+        return self.app(environ, start_response)
+
+
+def _first_comer(sb: Sandbox, service: str, method: str, *suffixes: str) -> _FirstComer:
+    # The fault middleware (which logs every request) stays outermost: the log shows the runs' requests only.
+    mw = sb._middleware[service]
+    wrapper = _FirstComer(mw.app, method, suffixes)
+    mw.app = wrapper
+    return wrapper
+
+
+def _gate_instantiate(sb: Sandbox, runs: int) -> None:
+    """Every run's instantiate waits for all `runs` of them, and no run hears back before all apps are stored."""
+    assert sb.graph is not None
+    creating, stored = threading.Barrier(runs, timeout=60), threading.Barrier(runs, timeout=60)
+    real = sb.graph.instantiate
+
+    def gated(display_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        creating.wait()  # all runs listed the apps and found none: none exists until all of them create
+        made = real(display_name)
+        stored.wait()  # so each run's list after its settle shows all the apps
+        return made
+
+    sb.graph.instantiate = gated  # type: ignore[method-assign]
 
 
 def _apply_at_once(config: Path, runs: int, *, idp: str = "azure") -> list[int]:
@@ -45,46 +98,62 @@ def _end_state(sb: Sandbox) -> tuple[int, int, list[str]]:
     return len(sps), jobs, teams
 
 
-@pytest.mark.slow  # 20 trials of three applies: ~45 s on one core
-def test_concurrent_applies_with_slow_instantiate_make_one_app(tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def _statuses(sb: Sandbox, service: str, method: str, suffix: str) -> list[int]:
+    return [e.status for e in sb.logs[service].entries if e.method == method and e.path.endswith(suffix)]
+
+
+@pytest.mark.parametrize("first_comer", [False, True], ids=["three-creators", "and-every-create-preempted"])
+def test_concurrent_applies_make_one_app(first_comer: bool, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Three runs create an app each at the same moment (forced): one app, one job, each Team once, all exit 0.
+    With first_comer every job and assignment a run creates already exists by then, too."""
     with Sandbox(users=2, groups=1, seed=3) as reference:
         config = reference.write_config(tmp_path / "ref" / "astro-scim.yaml", idps=("azure",))
         assert main(["apply", "--config", str(config), "--idp", "azure", "--yes"]) == 0
         single = _end_state(reference)
     assert single[:2] == (1, 1)
 
-    outcomes: Counter[str] = Counter()
-    for trial in range(TRIALS):
-        with Sandbox(users=2, groups=1, seed=3) as sb:
-            assert sb.graph is not None
-            sb.graph.instantiate_delay_s = 0.2
-            config = sb.write_config(tmp_path / str(trial) / "astro-scim.yaml", idps=("azure",))
-            codes = _apply_at_once(config, RUNS)
-            state = _end_state(sb)
-            outcomes[f"{codes} {state[:2]}"] += 1
-            assert codes == [0] * RUNS, (trial, codes, capsys.readouterr())
-            assert state == single, (trial, state)
-            # A later plan sees nothing to do: no second app blocks it.
-            assert main(["plan", "--config", str(config), "--idp", "azure", "--exit-code"]) == 0
+    with Sandbox(users=2, groups=1, seed=3) as sb:
+        _gate_instantiate(sb, RUNS)
+        copies = _first_comer(sb, "graph", "POST", "/synchronization/jobs", "/appRoleAssignedTo") if first_comer \
+            else None
+        config = sb.write_config(tmp_path / "race" / "astro-scim.yaml", idps=("azure",))
+        codes = _apply_at_once(config, RUNS)
+        assert codes == [0] * RUNS, (codes, capsys.readouterr())
+        # The race happened as forced: three apps were made and two of their creators removed theirs.
+        assert _statuses(sb, "graph", "POST", "/instantiate") == [201] * RUNS
+        assert sorted(_statuses(sb, "graph", "DELETE", "")) == [204] * (RUNS - 1)
+        if copies is not None:
+            # The copies created the job and the assignments (racing each other as well); the runs' own creates
+            # all met "already exists".
+            assert any(s.startswith("201") for s in copies.statuses), copies.statuses
+            assert set(_statuses(sb, "graph", "POST", "/synchronization/jobs")) == {409}
+            assert set(_statuses(sb, "graph", "POST", "/appRoleAssignedTo")) == {400}
+        assert _end_state(sb) == single
+        # A later plan sees nothing to do: no second app blocks it.
+        assert main(["plan", "--config", str(config), "--idp", "azure", "--exit-code"]) == 0
     capsys.readouterr()
 
 
+@pytest.mark.parametrize("first_comer", [False, True], ids=["three-runs", "every-create-preempted"])
 def test_concurrent_okta_applies_all_exit_0_with_one_push_mapping_per_group(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        first_comer: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The losing run's POST of a push mapping meets "A group push mapping already exists": it reads the mapping
-    back and goes on, instead of exiting 3."""
-    for trial in range(5):
-        with Sandbox(users=4, groups=2, seed=3) as sb:
-            assert sb.okta is not None
-            config = sb.write_config(tmp_path / str(trial) / "astro-scim.yaml", idps=("okta",))
-            app_id = str(sb.okta.app_by_label("Astro")["id"])
-            org = sb.astro_orgs["okta"]
-            sb.okta.enable_provisioning(app_id, org.scim_url, org.token)
-            codes = _apply_at_once(config, RUNS, idp="okta")
-            assert codes == [0] * RUNS, (trial, codes, capsys.readouterr())
-            sources = Counter(str(m["sourceGroupId"]) for m in sb.okta.state.push[app_id].values())
-            assert len(sources) == 2 and set(sources.values()) == {1}
+    back and goes on, instead of exiting 3. With first_comer every run's POST meets it."""
+    with Sandbox(users=4, groups=2, seed=3) as sb:
+        assert sb.okta is not None
+        copies = _first_comer(sb, "okta", "POST", "/group-push/mappings") if first_comer else None
+        config = sb.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
+        app_id = str(sb.okta.app_by_label("Astro")["id"])
+        org = sb.astro_orgs["okta"]
+        sb.okta.enable_provisioning(app_id, org.scim_url, org.token)
+        codes = _apply_at_once(config, RUNS, idp="okta")
+        assert codes == [0] * RUNS, (codes, capsys.readouterr())
+        if copies is not None:
+            assert any(s.startswith(("200", "201")) for s in copies.statuses), copies.statuses
+            assert set(_statuses(sb, "okta", "POST", "/group-push/mappings")) == {400}
+        sources = Counter(str(m["sourceGroupId"]) for m in sb.okta.state.push[app_id].values())
+        assert len(sources) == 2 and set(sources.values()) == {1}
     capsys.readouterr()
 
 

@@ -225,6 +225,43 @@ def test_deactivated_astro_account_of_an_in_scope_user_is_an_active_mismatch() -
     ]
 
 
+def test_reenabled_user_whose_inactive_account_left_a_team_names_that_team_on_the_one_finding() -> None:
+    # Entra takes a disabled user out of its groups; re-enabled, with the update lost, the account is inactive
+    # and out of the Team: one finding (active), naming the Team so the remedy restores both.
+    w = World.clean("azure")
+    w.astro_user(ADA).active = False
+    w.team("Data Engineering").members.discard("a1")
+    (f,) = audit(w.idp, w.astro)
+    assert (f.kind, f.attribute, f.expected, f.actual) == (Kind.ATTRIBUTE_MISMATCH, "active", True, False)
+    assert f.teams == ("Data Engineering",) and "from 1 Team: Data Engineering" in f.detail
+    assert "provision" in f.remedy  # Entra: the FAQ's on-demand
+    plain = World.clean("azure")
+    plain.astro_user(ADA).active = False
+    (still_in_team,) = audit(plain.idp, plain.astro)
+    assert still_in_team.teams == () and still_in_team.id == f.id  # the Teams named do not change the id
+
+
+def test_okta_active_mismatch_says_fix_reactivates_in_astro() -> None:
+    w = World.clean("okta")
+    w.astro_user(ADA).active = False
+    (f,) = audit(w.idp, w.astro)
+    assert f.attribute == "active" and f.teams == () and "reactivates the account in Astro" in f.remedy
+    assert "active in okta" in f.detail
+
+
+def test_an_issue_about_a_known_user_or_group_names_it_for_its_remedy() -> None:
+    w = World.clean("azure")
+    w.idp.users[0].id, w.idp.groups[1].id = "u-ada", "g-an"
+    w.idp.issues += [IdpIssue("entra.failed_export", ADA.upper(), "HTTP 500"),
+                     IdpIssue("entra.failed_export", "Analytics", "HTTP 500"),
+                     IdpIssue("entra.quarantine", "Astro", "in quarantine")]
+    by_subject = {f.subject: f for f in audit(w.idp, w.astro)}
+    assert (by_subject[ADA.upper()].user, by_subject[ADA.upper()].team) == (ADA.upper(), None)
+    assert by_subject[ADA.upper()].idp_id == "u-ada"
+    assert (by_subject["Analytics"].team, by_subject["Analytics"].idp_id) == ("Analytics", "g-an")
+    assert (by_subject["Astro"].user, by_subject["Astro"].team, by_subject["Astro"].idp_id) == (None, None, None)
+
+
 def test_inactive_idp_user_without_astro_account_and_inactive_astro_orphan_are_fine() -> None:
     w = World.clean()
     _remove_astro_user(w)

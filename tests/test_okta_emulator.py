@@ -7,11 +7,10 @@ import asyncio
 import os
 import threading
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import pytest
-from okta.client import Client
 from okta.models import (
     ApplicationGroupAssignment,
     AppUserAssignRequest,
@@ -34,8 +33,23 @@ from connector.sandbox.server import ServedApp
 # The okta SDK refuses http:// org URLs unless this is set before a Client is built (reference §2.3).
 os.environ["OKTA_TESTING_TESTINGDISABLEHTTPSCHECK"] = "true"
 
+if TYPE_CHECKING:
+    from okta.client import Client as OktaSdkClient
+
+# The okta SDK's client (~4 s to import) is needed by this module and test_okta_engine.py and
+# test_okta_provider_sdk.py only: one xdist worker runs the three, so one worker imports it.
+pytestmark = pytest.mark.xdist_group("okta-sdk")
+
 TOKEN = "00TestTokenForTheOktaEmulator000000000000"
 T = TypeVar("T")
+
+
+def Client(config: dict[str, Any]) -> OktaSdkClient:  # noqa: N802 - stands in for the SDK's class
+    """okta.client.Client, imported when a test first builds one: the import is ~4 s of CPU, which every xdist
+    worker paid at collection when it sat at the top of this module; now only the worker running this group."""
+    from okta.client import Client as SdkClient
+
+    return SdkClient(config)
 
 
 def run(coro: Awaitable[T]) -> T:

@@ -11,11 +11,10 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from okta.client import Client
 from okta.models import (
     ApplicationGroupAssignment,
     CreateGroupPushMappingRequest,
@@ -34,7 +33,19 @@ from connector.sandbox.okta.api import OktaEmulator
 from connector.sandbox.seed import generate
 from connector.sandbox.server import ServedApp
 
+if TYPE_CHECKING:
+    from okta.client import Client as OktaSdkClient
+
 os.environ["OKTA_TESTING_TESTINGDISABLEHTTPSCHECK"] = "true"
+pytestmark = pytest.mark.xdist_group("okta-sdk")  # see test_okta_emulator.py: one worker imports the SDK client
+
+
+def Client(config: dict[str, Any]) -> OktaSdkClient:  # noqa: N802 - stands in for the SDK's class
+    """okta.client.Client, imported when a test first builds one (see test_okta_emulator.py)."""
+    from okta.client import Client as SdkClient
+
+    return SdkClient(config)
+
 
 STRICT_TOKEN = "00EngineTestToken0000000000000000000000"
 

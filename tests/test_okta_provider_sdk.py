@@ -33,6 +33,8 @@ from connector.support.clock import FakeClock
 from connector.support.http import RetryPolicy
 from connector.support.secret import Secret
 
+pytestmark = pytest.mark.xdist_group("okta-sdk")  # see test_okta_emulator.py: one worker imports the SDK client
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TOKEN = "stub-okta-token-0123456789abcdef"

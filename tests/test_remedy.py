@@ -12,11 +12,13 @@ from connector.audit.reconcile import Finding, Kind, finding_id, remedy_text
 from connector.audit.remedies import (
     ASTRO_DEACTIVATE,
     ASTRO_DELETE,
+    ASTRO_REACTIVATE,
     AZURE_GROUP,
     AZURE_USER,
     MANUAL,
     OKTA_REASSIGN,
     OKTA_REPUSH,
+    OKTA_UPDATE,
     check_limits,
     execute,
     plan_remedies,
@@ -74,6 +76,37 @@ def test_orphans_are_deleted_only_with_delete_orphans_and_disabled_users_only_de
     assert {c.data["astro_id"] for c in plan.changes} == {"a2", "a9"}
     without = plan_remedies("okta", findings, delete_orphans=False)
     assert [r[0] for r in rows(without)] == ["update", "manual"]
+
+
+def test_okta_active_mismatch_is_reactivated_in_astro_and_other_attributes_updated_in_okta() -> None:
+    findings = [
+        finding("okta", Kind.ATTRIBUTE_MISMATCH, ADA, user=ADA, attribute="active", expected=True, actual=False,
+                astro_id="a1", teams=("Analytics",)),
+        finding("okta", Kind.ATTRIBUTE_MISMATCH, ADA, user=ADA, attribute="name.givenName", astro_id="a1"),
+        finding("okta", Kind.ATTRIBUTE_MISMATCH, BOB, user=BOB, attribute="name.givenName", astro_id="a2"),
+    ]
+    plan = plan_remedies("okta", findings)
+    # Astro first (the account active again), then Okta's profile push, then the Team it was taken out of.
+    assert rows(plan) == [("update", ASTRO_REACTIVATE, ADA), ("run", OKTA_UPDATE, ADA), ("run", OKTA_UPDATE, BOB),
+                          ("run", OKTA_REPUSH, "Analytics")]
+    reactivate = plan.changes[0]
+    assert reactivate.data["astro_id"] == "a1" and (reactivate.before, reactivate.after) == (False, True)
+    # The same finding for Entra is the FAQ's on-demand provisioning, with the Team's member named.
+    azure = plan_remedies("azure", [finding("azure", Kind.ATTRIBUTE_MISMATCH, ADA, user=ADA, attribute="active",
+                                            expected=True, actual=False, astro_id="a1", idp_id="u1",
+                                            teams=("Analytics",))])
+    assert rows(azure) == [("run", AZURE_USER, ADA), ("run", AZURE_GROUP, "Analytics")]
+    assert azure.changes[1].data["add_users"] == [ADA]
+
+
+def test_entra_failed_export_of_a_group_is_provisioned_on_demand_not_manual() -> None:
+    plan = plan_remedies("azure", [
+        finding("azure", Kind.IDP_ERROR, "Analytics", team="Analytics", idp_id="g1",
+                issue_kind="entra.failed_export"),
+        finding("azure", Kind.IDP_ERROR, "Astro", issue_kind="entra.failed_export"),  # unknown object: manual
+    ])
+    assert rows(plan) == [("run", AZURE_GROUP, "Analytics"), ("manual", MANUAL, "Astro")]
+    assert plan.changes[0].data["subject"] == "g1"
 
 
 def test_azure_plan_uses_on_demand_and_names_the_members_to_check() -> None:
@@ -153,6 +186,19 @@ def test_executor_deletes_and_deactivates_astro_accounts(astro: tuple[AstroScim,
     assert scim.find_user(ORG, "eve@acme.example") is None
     user = scim.find_user(ORG, BOB)
     assert user is not None and user["active"] is False
+
+
+def test_executor_reactivates_an_astro_account_and_again_is_harmless(astro: tuple[AstroScim, AstroConfig]) -> None:
+    scim, cfg = astro
+    ada = scim.add_orphan(ORG, ADA, "Ada", "Lovelace")
+    scim.edit_user(ORG, ADA, "active", False)
+    plan = plan_remedies("okta", [finding("okta", Kind.ATTRIBUTE_MISMATCH, ADA, user=ADA, attribute="active",
+                                          expected=True, actual=False, astro_id=ada["id"])])
+    for _ in range(2):  # run twice: PATCH active=true of an active account changes nothing
+        (outcome,) = execute(plan, provider=None, astro=cfg, policy=FAST)
+        assert outcome.ok and outcome.message == "reactivated (active=true)", outcome.message
+        user = scim.find_user(ORG, ADA)
+        assert user is not None and user["active"] is True
 
 
 def test_executor_makes_team_members_right_without_on_demand(astro: tuple[AstroScim, AstroConfig]) -> None:

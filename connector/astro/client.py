@@ -289,11 +289,15 @@ class AstroScimClient:
 
     async def deactivate_user(self, user_id: str) -> None:
         """active=false, the PATCH an IdP sends when it deprovisions (never a delete)."""
+        await self.set_active(user_id, False)
+
+    async def set_active(self, user_id: str, active: bool) -> None:
+        """PATCH replace `active`: what an IdP sends to deprovision (false) or reactivate (true) a user."""
         from scim2_models import EnterpriseUser, PatchOperation, Path, User
 
         model = User[EnterpriseUser]
         await self.patch_user(user_id, [PatchOperation[model](
-            op=PatchOperation.Op.replace_, path=Path[model]("active"), value=False)])
+            op=PatchOperation.Op.replace_, path=Path[model]("active"), value=active)])
 
     async def delete_user(self, user_id: str) -> bool:
         """DELETE /Users/{id}; False when it was already gone (404), which is the wanted end state."""

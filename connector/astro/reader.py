@@ -50,7 +50,7 @@ TEAM_PAGE_SIZE = 100
 VALIDATION_SAMPLE = 25  # resources of the first page checked against the RFC 7643 models
 MEMBER_SAMPLE = 10  # members of each sampled Team checked too (a member costs ~60 us to validate)
 
-Progress = Callable[[int, int], None]  # (pages done, pages known so far)
+Progress = Callable[[str, int, int], None]  # ("users" | "Teams", resources read so far, totalResults)
 Convert = Callable[[dict[str, Any], str, int], Any]  # (resource, endpoint URL, page start) -> view object
 
 
@@ -73,8 +73,7 @@ class _Reader:
         self.page_size = page_size
         self.progress = progress
         self.deviations = scim.deviations
-        self._pages_done = 0
-        self._pages_known = 0
+        self._read: dict[str, int] = {}  # resources read so far, by kind: what `progress` is told
         self._gap_requests = 0  # pages asked again to fill gaps (connector.support.paging bounds them)
         # Drift never reads `meta` (~40% of a user's JSON): ask the server to leave it out, unless it refuses.
         self._exclude_meta = True
@@ -196,9 +195,11 @@ class _Reader:
         if page.echoed != start:
             self._deviate(f"{endpoint} answers startIndex={page.echoed} when asked for startIndex={start}")
         page.payload = payload
-        self._pages_done += 1
         if self.progress:
-            self.progress(self._pages_done, max(self._pages_known, self._pages_done))
+            kind = "Teams" if convert is _team else "users"
+            self._read[kind] = self._read.get(kind, 0) + len(page.resources)
+            # a gap asked again may overlap what was read: never more than the server's total
+            self.progress(kind, min(self._read[kind], page.total), page.total)
         return page
 
     def _validate(self, model: Any, page: _Page, endpoint: str) -> None:
@@ -209,7 +210,6 @@ class _Reader:
             self._deviate(f"{endpoint} resources do not validate against RFC 7643 ({problem}); read as plain JSON")
 
     async def first_page(self, model: Any, endpoint: str, page_size: int, convert: Convert) -> _Page:
-        self._pages_known += 1
         return await self._page(model, endpoint, 1, page_size, convert)
 
     async def rest(self, model: Any, endpoint: str, first: _Page, page_size: int, convert: Convert) -> list[_Page]:
@@ -228,7 +228,6 @@ class _Reader:
         count = min(step, page_size)
         check_page_count(total=total, per_page=count, service=SERVICE, endpoint=self.url(endpoint))
         starts = list(range(1 + step, total + 1, count))
-        self._pages_known += len(starts)
         rest = asyncio.ensure_future(asyncio.gather(*(self._page(model, endpoint, s, count, convert) for s in starts)))
         try:
             await self.client.all_sent()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -87,6 +87,11 @@ _FAQ_OKTA_DEACTIVATED = (
     "Okta user removed or deactivated but the Astro account remains active: delete the account from Astro. "
     "`drift --fix` deactivates it instead (SCIM active=false, what Okta sends when it deprovisions), so "
     "re-activating the user in Okta brings the same account back."
+)
+_OKTA_REACTIVATED = (
+    "Okta user active but the Astro account deactivated (a reactivation or re-assignment whose update did not "
+    "reach Astro): `drift --fix` reactivates the account in Astro with the request Okta sends to reactivate a "
+    "user (SCIM PATCH active=true), then re-audits. Re-assigning the user in Okta does the same."
 )
 _FAQ_AZURE = (
     "Azure user or group out of sync: provision the user or group on demand (Entra admin center > Enterprise "
@@ -357,6 +362,7 @@ def audit(idp: IdpView, astro: AstroView) -> list[Finding]:
 
     # -- teams and memberships
     claimed_teams: set[str] = set()
+    held: dict[str, list[str]] = {}  # active IdP user with a deactivated account -> Teams the account is not in
     for group in sorted(idp.groups, key=lambda g: g.name.casefold()):
         if group.error and group.name.casefold() not in explained:
             findings.append(_make(name, Kind.IDP_ERROR, group.name, f"{name} reports: {group.error}",
@@ -374,17 +380,27 @@ def audit(idp: IdpView, astro: AstroView) -> list[Finding]:
                 key="displayName", severity=Severity.WARNING, attribute="displayName", expected=group.name,
                 actual=team.name, team=group.name, idp_id=group.id,
             ))
-        findings.extend(_membership_findings(name, group, team, matched, idp_by_astro, index, active_idp))
+        findings.extend(_membership_findings(name, group, team, matched, idp_by_astro, index, active_idp, held))
+    if held:
+        findings = [_with_teams(f, held) for f in findings]
 
     # Providers may list a user's or group's own error as an issue too: report it once.
+    user_ids = {u.user_name.casefold(): u.id for u in idp.users}
+    group_ids = {g.name.casefold(): g.id for g in idp.groups}
     reported = {(f.subject.casefold(), f.detail) for f in findings if f.kind is Kind.IDP_ERROR}
     for issue in idp.issues:
         if (issue.subject.casefold(), f"{name} reports: {issue.message}") in reported \
                 or issue.subject.casefold() in explained:
             continue
         kind = issue.kind if "." in issue.kind else f"{name}.{issue.kind}"
+        # An issue about a user or group the view knows (Entra's failed exports name them) says which, so its
+        # remedy can provision that object again rather than be a manual step.
+        subject = issue.subject.casefold()
+        is_user, is_group = subject in user_ids, subject in group_ids and subject not in user_ids
         findings.append(_make(name, Kind.IDP_ERROR, issue.subject, issue.message, key=issue.kind,
-                              issue_kind=kind))
+                              issue_kind=kind, user=issue.subject if is_user else None,
+                              team=issue.subject if is_group else None,
+                              idp_id=user_ids[subject] if is_user else group_ids[subject] if is_group else None))
     findings.sort(key=lambda f: (_ORDER[f.kind], f.subject.casefold(), f.attribute or "", f.detail))
     return findings
 
@@ -392,9 +408,13 @@ def audit(idp: IdpView, astro: AstroView) -> list[Finding]:
 def _attribute_findings(idp: str, user: IdpUser, astro_user: AstroUser) -> list[Finding]:
     out: list[Finding] = []
     if not astro_user.active:
-        out.append(_make(idp, Kind.ATTRIBUTE_MISMATCH, user.user_name, "the Astro account is deactivated",
+        # A user re-enabled in the IdP (Okta: lifecycle activate/reactivate and re-assigned; Entra: accountEnabled
+        # true again) whose update never reached Astro, or an account deactivated in Astro behind the IdP's back.
+        out.append(_make(idp, Kind.ATTRIBUTE_MISMATCH, user.user_name,
+                         f"active in {idp}, but the Astro account is deactivated (active=false)",
                          key="active", severity=Severity.ERROR, attribute="active", expected=True, actual=False,
-                         user=user.user_name, astro_id=astro_user.id, idp_id=user.id))
+                         user=user.user_name, astro_id=astro_user.id, idp_id=user.id,
+                         remedy=_OKTA_REACTIVATED if idp == "okta" else None))
     expected = dict(user.expected)
     expected.setdefault("userName", user.user_name)
     for path in sorted(expected):
@@ -411,6 +431,17 @@ def _attribute_findings(idp: str, user: IdpUser, astro_user: AstroUser) -> list[
     return out
 
 
+def _with_teams(f: Finding, held: dict[str, list[str]]) -> Finding:
+    """The `active` finding of a user whose deactivated account is also out of Teams it belongs in (Entra takes a
+    disabled user out of its groups): it names those Teams, as `user_missing` does, so the remedy restores both."""
+    teams = held.get((f.user or "").casefold()) if f.attribute == "active" else None
+    if f.kind is not Kind.ATTRIBUTE_MISMATCH or not teams:
+        return f
+    names = tuple(sorted(teams, key=str.casefold))
+    also = f" (and from {len(names)} Team{'s' * (len(names) != 1)}: {', '.join(names)})"
+    return replace(f, teams=names, detail=f.detail + also)
+
+
 def _membership_findings(
     idp: str,
     group: IdpGroup,
@@ -419,12 +450,16 @@ def _membership_findings(
     idp_by_astro: dict[str, IdpUser],
     index: _Index,
     active_idp: set[str],
+    held: dict[str, list[str]],
 ) -> list[Finding]:
     out: list[Finding] = []
     wanted = {m.casefold() for m in group.members}
     # Members that should be in the Team and whose Astro account is live; a missing or deactivated account is
-    # reported once, on the user.
+    # reported once, on the user (a deactivated one lists the Teams it is missing from: `held`).
     expected = {m for m in wanted if m in active_idp and m in matched and matched[m].active}
+    for m in wanted:
+        if m in active_idp and m in matched and not matched[m].active and matched[m].id not in team.members:
+            held.setdefault(m, []).append(group.name)
     actual: set[str] = set()
     for member_id in sorted(team.members):
         astro_user = index.by_id.get(member_id)

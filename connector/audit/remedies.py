@@ -12,6 +12,9 @@ The remedies are the Astro SCIM FAQ's:
 - Okta user removed but the Astro account remains: delete the account from Astro (only with --delete-orphans,
   within the safety limit). A user deactivated in the IdP whose account is still active is deactivated in Astro
   (Okta: the PATCH Okta itself sends; Entra: provision on demand, which sends it), never deleted.
+- Okta user active whose Astro account is deactivated (re-enabled in Okta, but the update never reached Astro, or
+  deactivated in Astro behind Okta's back): reactivate it in Astro with the operation Okta sends to reactivate a
+  user (PATCH replace active=true). Updating the app user would not do: Okta's profile PUT carries the `active` it read back.
 - Azure user or group out of sync: provision on demand (users, then groups). Entra remembers what it exported
   (its escrow) and skips a group it believes in sync ("RedundantExport"), so a membership changed in Astro only is
   not repaired by on-demand provisioning; the executor then checks the Team in Astro and adds or removes exactly
@@ -45,14 +48,16 @@ OKTA_REPUSH = "remedy.okta.repush_group"
 AZURE_USER = "remedy.azure.provision_user"
 AZURE_GROUP = "remedy.azure.provision_group"
 ASTRO_DEACTIVATE = "remedy.astro.deactivate_user"
+ASTRO_REACTIVATE = "remedy.astro.reactivate_user"
 ASTRO_DELETE = "remedy.astro.delete_user"
 MANUAL = "remedy.manual"
 # More members than this and on-demand provisioning (5 members per call, 5 calls per 10 s) would take minutes.
 MAX_ON_DEMAND_GROUP_MEMBERS = 25
 
 # Execution order: clean-up in Astro, then users, then groups; manual steps are listed last.
-_STAGE = {ASTRO_DELETE: 0, ASTRO_DEACTIVATE: 0, OKTA_REASSIGN: 1, OKTA_UPDATE: 1, AZURE_USER: 1, OKTA_REPUSH: 2, AZURE_GROUP: 2,
-          MANUAL: 3}
+_STAGE = {ASTRO_DELETE: 0, ASTRO_DEACTIVATE: 0, ASTRO_REACTIVATE: 0, OKTA_REASSIGN: 1, OKTA_UPDATE: 1,
+          AZURE_USER: 1, OKTA_REPUSH: 2, AZURE_GROUP: 2, MANUAL: 3}
+_ASTRO_USER_CHANGES = (ASTRO_DELETE, ASTRO_DEACTIVATE, ASTRO_REACTIVATE)
 
 
 class _Builder:
@@ -119,6 +124,14 @@ def _deactivate(b: _Builder, f: Finding, delete_orphans: bool) -> None:
               astro_id=f.astro_id, before=True, after=False)
 
 
+def _reactivate(b: _Builder, f: Finding) -> None:
+    # Okta reactivates a user with a PATCH replacing `active` with true, the operation it deactivates with (Okta
+    # SCIM 2.0 reference, "Update a specific User (PATCH)", pathless there; tests/data/fidelity/
+    # okta-scim-doc-examples.json, activate-derived). AstroScimClient.set_active sends it with path "active".
+    b.add(Action.UPDATE, ASTRO_REACTIVATE, f.subject, "reactivate the Astro account (SCIM active=true)", f,
+          astro_id=f.astro_id, before=False, after=True)
+
+
 def _okta(b: _Builder, f: Finding, delete_orphans: bool) -> None:
     repush = "re-push the group (Push now workaround: mapping INACTIVE then ACTIVE), then verify the Team"
     if f.kind is Kind.ORPHANED:
@@ -128,6 +141,10 @@ def _okta(b: _Builder, f: Finding, delete_orphans: bool) -> None:
     elif f.kind is Kind.USER_MISSING and f.user:
         b.add(Action.RUN, OKTA_REASSIGN, f.user, "remove and re-assign the user in Okta", f, login=f.user)
         for team in f.teams:
+            b.add(Action.RUN, OKTA_REPUSH, team, repush, f, group=team)
+    elif f.kind is Kind.ATTRIBUTE_MISMATCH and f.attribute == "active" and f.expected is True and f.astro_id:
+        _reactivate(b, f)
+        for team in f.teams:  # Teams the deactivated account is out of: re-pushed once it is active again
             b.add(Action.RUN, OKTA_REPUSH, team, repush, f, group=team)
     elif f.kind is Kind.ATTRIBUTE_MISMATCH and f.user and b.has(OKTA_REASSIGN, f.user):
         # the user is re-assigned anyway (findings come sorted, user_missing first), which sends every attribute
@@ -185,6 +202,8 @@ def _azure(b: _Builder, f: Finding, delete_orphans: bool, sizes: dict[str, int])
         _azure_group(b, f, f.team, sizes, subject=f.idp_id)
     elif f.kind is Kind.IDP_ERROR and f.user:
         b.add(Action.RUN, AZURE_USER, f.user, user_detail, f, subject=f.idp_id or f.user)
+    elif f.kind is Kind.IDP_ERROR and f.team and f.issue_kind == "entra.failed_export":
+        _azure_group(b, f, f.team, sizes, subject=f.idp_id)
     else:
         steps = f.remedy
         b.add(Action.MANUAL, MANUAL, f.subject, steps.split(":", 1)[0] if ":" in steps else steps, f, steps=steps)
@@ -222,7 +241,7 @@ def execute(plan: Plan, *, provider: AuditTarget | None, astro: AstroConfig, rep
         if report:
             report(o)
 
-    astro_changes = [c for c in plan.changes if c.resource in (ASTRO_DELETE, ASTRO_DEACTIVATE)]
+    astro_changes = [c for c in plan.changes if c.resource in _ASTRO_USER_CHANGES]
     if astro_changes:
         for o in run_sync(astro, lambda scim: _astro_changes(scim, astro_changes), timeout=30.0, policy=policy):
             done(o)
@@ -343,7 +362,8 @@ async def _fix_team_members(scim: AstroScimClient, team: str, add_users: list[st
 
 
 async def _astro_changes(scim: AstroScimClient, changes: list[Change]) -> list[Outcome]:
-    """SCIM DELETE / PATCH active=false on Astro users, a few at a time; a 404 on delete means it is already gone."""
+    """SCIM DELETE / PATCH active=false|true on Astro users, a few at a time; a 404 on delete means it is already
+    gone."""
     sem = asyncio.Semaphore(4)
 
     async def one(c: Change) -> Outcome:
@@ -352,7 +372,10 @@ async def _astro_changes(scim: AstroScimClient, changes: list[Change]) -> list[O
             async with sem:
                 if c.resource == ASTRO_DELETE:
                     return Outcome(c, True, "deleted" if await scim.delete_user(user_id) else "already gone")
-                await scim.deactivate_user(user_id)
+                if c.resource == ASTRO_REACTIVATE:
+                    await scim.set_active(user_id, True)
+                    return Outcome(c, True, "reactivated (active=true)")
+                await scim.set_active(user_id, False)
                 return Outcome(c, True, "deactivated (active=false)")
         except ConnectorError as exc:
             return Outcome(c, False, str(exc))

@@ -12,8 +12,7 @@ import io
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -90,7 +89,7 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=color, no_color=not color, highlight=False,
                       soft_wrap=False)
-    console.print(Text(header_line(results), style="dim"), soft_wrap=True)
+    console.print(Text(header_line(results), style="dim"))
     for r in results:
         head = (f"{r.idp}: {r.idp_users} IdP users, {r.idp_groups} groups | Astro {r.scim_url}: "
                 f"{r.astro_users} users, {r.astro_teams} Teams")
@@ -105,8 +104,11 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
             console.print(Text("  no drift", style="green"))
             continue
         table = Table(show_header=True, header_style="bold", expand=False)
-        for col in ("id", "kind", "subject", "detail"):
-            table.add_column(col, overflow="fold")
+        id_w, kind_w, subject_w = _finding_columns(r.findings, width)
+        table.add_column("id", no_wrap=True, width=id_w)
+        table.add_column("kind", overflow="fold", width=kind_w)
+        table.add_column("subject", overflow="fold", width=subject_w)
+        table.add_column("detail", overflow="fold")
         for f in r.findings:
             style = "red" if f.severity is Severity.ERROR else "yellow"
             table.add_row(f.id, Text(f.kind.value, style=style), f.subject, f.detail)
@@ -115,8 +117,27 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
         console.print(Text(f"  {len(r.findings)} finding(s): {counts}", style="bold red"))
         console.print(Text("  remedies (Astro SCIM FAQ):", style="bold"))
         for remedy, kinds in _remedies(r.findings):
-            console.print(Text(f"  - {', '.join(kinds)}: {remedy}"), soft_wrap=True)
+            console.print(Text(f"  - {', '.join(kinds)}: {remedy}"))
     return buf.getvalue()
+
+
+def _finding_columns(findings: list[Finding], width: int) -> tuple[int, int, int]:
+    """Widths of the id, kind and subject columns of a findings table `width` wide, the detail taking the rest.
+
+    Set here, not left to rich: rich narrows the widest wrappable columns first, which folded a subject (a
+    user's email: what one searches the report for) while the detail had room to wrap. The finding id (what
+    --fix and scripts refer to) is never broken; kind and subject are whole while they fit in their share,
+    folded (never cut) past it; the detail wraps in what is left, at least a fifth of the width.
+    """
+    frame = 13  # 5 borders and 4 x 2 of padding
+    id_w = max(len(f.id) for f in findings)
+    room = max(12, width - frame - id_w - max(12, width // 5))  # for kind and subject together
+    kind_w = max(len(f.kind.value) for f in findings)
+    subject_w = max(len(f.subject) for f in findings)
+    if kind_w + subject_w > room:  # the subject first, leaving the kind at least 6; the kind takes what is left
+        subject_w = min(subject_w, max(room - 6, room * 6 // 10))
+        kind_w = min(kind_w, max(6, room - subject_w))
+    return id_w, kind_w, subject_w
 
 
 def _remedies(findings: list[Finding]) -> list[tuple[str, list[str]]]:
@@ -547,26 +568,3 @@ def to_html(results: list[AuditResult]) -> str:
         parts += _idp_section(r)
     parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"
-
-
-# -- progress -----------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on stderr for long reads (TTY only); yields a (done, total) callback."""
-    if not enabled:
-        yield lambda done, total: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from connector.output import err_console
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console(), transient=True) as bar:
-        task = bar.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=max(total, done))
-
-        yield update

@@ -19,7 +19,7 @@ from connector import output
 from connector.astro.reader import read_astro
 from connector.audit.reconcile import AuditResult, run_audit
 from connector.audit.remedies import Outcome, check_limits, execute, plan_remedies
-from connector.audit.report import progress_bar, render
+from connector.audit.report import render
 from connector.config.load import AstroConfig, ProjectConfig
 from connector.errors import UnsafePlan
 from connector.plan.model import Action, Plan
@@ -27,7 +27,8 @@ from connector.plan.view import show_plans
 from connector.providers import registry
 from connector.providers.base import AuditTarget, IdPView, SetupAudit, not_set_up
 from connector.support import clock
-from connector.views import IdpView
+from connector.support.progress import Progress, Silent, Stage
+from connector.views import AstroView, IdpView
 
 # After remedies, IdPs provision asynchronously (Okta's engine, Entra's cycle): re-audit until what was fixed
 # stays fixed, or this long has passed.
@@ -57,19 +58,32 @@ class DriftRun:
 
 
 def audit_once(view: IdPView, astro: AstroConfig, *, setup: SetupAudit | None = None,
-               show_progress: bool = False) -> AuditResult:
+               progress: Progress | None = None) -> AuditResult:
     """Read the IdP's setup, the IdP's view and Astro side by side (independent reads, threads), then reconcile.
 
     The three reads run at once (Entra's provider serialises its own calls). An IdP that is not set up has no
-    view worth reading (Entra has no app yet: its read fails), and the audit then reports only that.
+    view worth reading (Entra has no app yet: its read fails), and the audit then reports only that. Each read
+    is a stage of `progress` (users and Teams counted as pages arrive).
     """
+    progress = progress or Silent()
     started = time.perf_counter()
     at = datetime.fromtimestamp(clock.current().time(), UTC)  # the report's "as of"; a fake clock in tests
-    with progress_bar(f"reading {view.name} and Astro", show_progress) as progress, \
-            ThreadPoolExecutor(max_workers=3, thread_name_prefix="drift-read") as pool:
-        astro_future = pool.submit(read_astro, astro, progress=progress)
-        view_future = pool.submit(view.read_view)
-        gaps = setup.setup_gaps() if setup is not None else []
+
+    def read_idp() -> IdpView:
+        with progress.stage(f"read {view.name} users", unit="users") as users:
+            return view.read_view(progress=users.update)
+
+    def read_astro_org() -> AstroView:
+        with progress.stage("read Astro users", unit="users") as users, \
+                progress.stage("read Astro Teams", unit="Teams") as teams:
+            counts = {"users": users, "Teams": teams}
+            return read_astro(astro, progress=lambda kind, done, total: counts[kind].update(done, total))
+
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="drift-read") as pool:
+        astro_future = pool.submit(read_astro_org)
+        view_future = pool.submit(read_idp)
+        with progress.stage(f"check {view.name} setup"):
+            gaps = setup.setup_gaps() if setup is not None else []
         if not_set_up(gaps):
             view_future.exception()  # what the read met (no app) is what the not_set_up finding reports
             idp_view = IdpView(view.name)
@@ -82,7 +96,10 @@ def audit_once(view: IdPView, astro: AstroConfig, *, setup: SetupAudit | None = 
     unknown = [u.user_name for u in astro_view.users if u.active and u.user_name.casefold() not in known]
     if unknown and not not_set_up(gaps):
         idp_view.users.extend(view.inactive_users(unknown))
-    return run_audit(idp_view, astro_view, time.perf_counter() - started, at=at)
+    with progress.stage(f"reconcile {view.name}", total=len(idp_view.users), unit="users") as stage:
+        result = run_audit(idp_view, astro_view, time.perf_counter() - started, at=at)
+        stage.update(len(idp_view.users))
+    return result
 
 
 def settle(target: AuditTarget, astro: AstroConfig, targeted: set[str], *, timeout: float = SETTLE_SECONDS
@@ -118,7 +135,7 @@ def _outcome_line(o: Outcome) -> str:
 
 
 def fix(cfg: ProjectConfig, target: AuditTarget, astro: AstroConfig, result: AuditResult, options: FixOptions,
-        machine_on_stdout: bool) -> AuditResult:
+        machine_on_stdout: bool, progress: Progress | None = None) -> AuditResult:
     """Plan the remedies of `result`; with options.yes carry them out and return the settled re-audit."""
     say = narrator(machine_on_stdout)
     plan = plan_remedies(result.idp, result.findings, delete_orphans=options.delete_orphans,
@@ -137,9 +154,17 @@ def fix(cfg: ProjectConfig, target: AuditTarget, astro: AstroConfig, result: Aud
     check_limits(plan, astro_users=result.astro_users, safety=cfg.safety, force=options.force)
     if not actionable:
         return result
-    outcomes = execute(plan, provider=target, astro=astro, report=lambda o: say(_outcome_line(o)))
+    progress = progress or Silent()
+
+    def report(o: Outcome, stage: Stage) -> None:
+        say(_outcome_line(o))
+        stage.advance()
+
+    with progress.stage(f"fix {result.idp}", total=len(actionable), unit="remedies") as stage:
+        outcomes = execute(plan, provider=target, astro=astro, report=lambda o: report(o, stage))
     targeted = {fid for o in outcomes if o.ok for fid in o.change.data.get("findings", [])}
-    after = settle(target, astro, targeted)
+    with progress.stage(f"re-audit {result.idp} until the fixes show"):
+        after = settle(target, astro, targeted)
     left = {f.id for f in after.findings}
     after.fixed = [f for f in result.findings if f.id not in left]
     after.idp_org = result.idp_org
@@ -158,7 +183,8 @@ def idp_org(cfg: ProjectConfig, idp: str) -> str:
     return ""
 
 
-def drift(cfg: ProjectConfig, idp: str, options: FixOptions, *, fmt: str, to_stdout: bool) -> DriftRun:
+def drift(cfg: ProjectConfig, idp: str, options: FixOptions, *, fmt: str, to_stdout: bool,
+          progress: Progress | None = None) -> DriftRun:
     """Audit each selected IdP against its Astro organization (and fix, per `options`), then the Team roles.
 
     Text reports printed before a --fix plan are recorded in `shown`: when nothing was done since (no --yes, or
@@ -166,19 +192,18 @@ def drift(cfg: ProjectConfig, idp: str, options: FixOptions, *, fmt: str, to_std
     fix that acted returns a new result, which is reported.
     """
     machine_on_stdout = fmt != "text" and to_stdout
-    show_progress = sys.stderr.isatty()
     run = DriftRun()
     for name in registry.selected_idps(cfg, idp):
         astro = cfg.astro_for(name)
         target = registry.audit_target(cfg, name)
         try:
-            result = audit_once(target.view, astro, setup=target.setup, show_progress=show_progress)
+            result = audit_once(target.view, astro, setup=target.setup, progress=progress)
             result.idp_org = idp_org(cfg, name)
             if options.fix and result.findings:
                 if fmt == "text" and to_stdout:
-                    output.raw(render([result], "text", color=sys.stdout.isatty()))
+                    output.raw(render([result], "text", color=sys.stdout.isatty(), width=output.table_width()))
                     run.shown.append((result, len(result.findings)))
-                result = fix(cfg, target, astro, result, options, machine_on_stdout)
+                result = fix(cfg, target, astro, result, options, machine_on_stdout, progress)
             run.results.append(result)
         finally:
             target.close()

@@ -29,6 +29,7 @@ from connector.plan.model import Action, Change, Plan
 from connector.plan.view import show_plans
 from connector.providers import registry
 from connector.providers.base import ConfigProvider
+from connector.support.progress import Progress, Stage
 
 if TYPE_CHECKING:
     from connector.audit.verify import Verdict
@@ -41,8 +42,9 @@ def _confirm(question: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def _report(done: list[Change], change: Change) -> None:
+def _report(done: list[Change], stage: Stage, change: Change) -> None:
     done.append(change)
+    stage.advance()
     trail.outcome(change, "verified done by hand" if change.action is Action.MANUAL else "applied")
     output.say("  done " + change.describe(), style="green")
 
@@ -91,10 +93,11 @@ def _plan_for(provider: ConfigProvider, saved: dict[str, Plan] | None) -> Plan:
 
 
 def _apply_one(cfg: ProjectConfig, provider: ConfigProvider, args: argparse.Namespace,
-               saved: dict[str, Plan] | None, entry: dict[str, Any]) -> int | None:
+               saved: dict[str, Plan] | None, entry: dict[str, Any], progress: Progress) -> int | None:
     """Plan (or take the saved plan) and apply one provider; the number of changes made, None when declined.
     `entry` is the provider's part of the JSON answer: each change and its outcome."""
-    plan = _plan_for(provider, saved)
+    with progress.stage(f"plan {provider.name}"):
+        plan = _plan_for(provider, saved)
     _outcomes(entry, plan, [])
     entry["status"] = "not_applied" if plan else "no_changes"  # until the provider says otherwise
     show_plans([plan], "text")
@@ -113,7 +116,8 @@ def _apply_one(cfg: ProjectConfig, provider: ConfigProvider, args: argparse.Name
     trail.planned(plan.provider, plan.changes)
     done: list[Change] = []
     try:
-        made = provider.apply(plan, functools.partial(_report, done))
+        with progress.stage(f"apply {plan.provider}", total=len(plan.changes), unit="changes") as stage:
+            made = provider.apply(plan, functools.partial(_report, done, stage))
     except ManualStepRequired as exc:
         _outcomes(entry, plan, done, exc)
         output.say(f"{plan.provider}: {len(done)} change(s) applied before a manual step", style="bold")
@@ -174,13 +178,15 @@ def _unverified(summary: str) -> dict[str, Any]:
             "blocking": [], "pending": 0}
 
 
-def _verify(cfg: ProjectConfig, idp: str, args: argparse.Namespace, entry: dict[str, Any]) -> None:
+def _verify(cfg: ProjectConfig, idp: str, args: argparse.Namespace, entry: dict[str, Any],
+            progress: Progress) -> None:
     """Wait (bounded) for the IdP's outcome and raise ProvisioningFailed when it failed."""
     from connector.audit.verify import VERIFY_SECONDS, verify_applied
 
     timeout = VERIFY_SECONDS if args.wait is None else max(0.0, args.wait)
     output.say(f"{idp}: checking the IdP's provisioning and Astro (up to {timeout:.0f}s; --no-wait skips this)")
-    verdict = verify_applied(cfg, idp, timeout=timeout, say=output.say)
+    with progress.stage(f"verify {idp} in Astro"):
+        verdict = verify_applied(cfg, idp, timeout=timeout, say=output.say)
     entry["verification"] = _verdict_json(verdict)
     trail.note(f"verification.{idp}", verdict.summary())
     if not verdict.ok:
@@ -220,6 +226,7 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
     total = 0
     left: list[str] = doc["left_to_do"]  # manual steps still to do, one line each
     failed: ProvisioningFailed | None = None
+    progress = output.progress()
     for provider in registry.config_providers(cfg, args.idp, prune=args.prune, pause=args.pause):
         entry = _provider_entry(doc, provider.name)
         if provider.name == "astro" and left:
@@ -229,7 +236,7 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
             provider.close()
             continue
         try:
-            made = _apply_one(cfg, provider, args, saved, entry)
+            made = _apply_one(cfg, provider, args, saved, entry, progress)
         except ManualStepRequired as exc:
             if not several:
                 raise
@@ -248,7 +255,7 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
                            style="yellow")
             else:
                 try:
-                    _verify(cfg, provider.name, args, entry)
+                    _verify(cfg, provider.name, args, entry, progress)
                 except ProvisioningFailed as exc:
                     if not several:
                         raise

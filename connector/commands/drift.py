@@ -46,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.fix:  # a read-only audit changes nothing: only --fix leaves a line in the audit trail
         trail.bind(cfg)
     options = FixOptions(fix=args.fix, yes=args.yes, delete_orphans=args.delete_orphans, force=args.force)
-    done = drift(cfg, args.idp, options, fmt=args.format, to_stdout=not args.output)
+    done = drift(cfg, args.idp, options, fmt=args.format, to_stdout=not args.output, progress=output.progress())
     for result in done.results:
         for remedy in result.remedies:
             trail.record(result.idp, {**remedy, "outcome": "done" if remedy.get("ok") else "failed"})
@@ -71,4 +71,4 @@ def _emit(results: list[AuditResult], fmt: str, path: str | None) -> None:
         found = sum(len(r.findings) for r in results)
         output.say(f"wrote the {fmt} report to {path}: " + (f"{found} finding(s)" if found else "no drift"))
         return
-    output.raw(render(results, fmt, color=fmt == "text" and sys.stdout.isatty()))
+    output.raw(render(results, fmt, color=fmt == "text" and sys.stdout.isatty(), width=output.table_width()))

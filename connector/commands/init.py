@@ -241,10 +241,12 @@ def run(args: argparse.Namespace) -> int:
 
     output.say("looking at what the IdPs already hold", style="bold")
     found: dict[str, Discovery] = {}
+    progress = output.progress()
     for idp in answers.idps:
         reader = registry.discovery(cfg, idp)
         try:
-            found[idp] = reader.discover()
+            with progress.stage(f"discover {idp}"):
+                found[idp] = reader.discover()
         except ConnectorError as exc:
             # A refused token or an unreachable org: write the config anyway (test-connection below says what
             # is wrong), with the groups the flags gave.

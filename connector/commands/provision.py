@@ -64,8 +64,10 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
     try:
         subject = f"user {args.user}" if args.user is not None else f"group {args.group}"
         output.say(f"azure: provisioning {subject} on demand", style="bold")
-        results = provider.provision_on_demand(users=[args.user] if args.user is not None else None,
-                                                groups=[args.group] if args.group is not None else None)
+        with output.progress().stage(f"provision {subject}", unit="calls") as stage:
+            results = provider.provision_on_demand(users=[args.user] if args.user is not None else None,
+                                                    groups=[args.group] if args.group is not None else None,
+                                                    progress=stage.update)
     finally:
         provider.close()
     # No verdict without evidence: what Entra reports done is read back in Astro.

@@ -86,8 +86,10 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
     trail.bind(cfg)
     provider = registry.group_push(cfg)
     names = list(args.groups) or None
+    progress = output.progress()
     try:
-        report = provider.push_groups(names, yes=args.yes)
+        with progress.stage("okta group push", unit="groups") as stage:
+            report = provider.push_groups(names, yes=args.yes, progress=stage.update)
         _fill(doc, report)
         output.say("okta: Group Push", style="bold")
         _show_report(report)
@@ -100,7 +102,8 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
                            "(re-run with --yes to fix them)")
                 _trail(report)
                 return doc.done(EXIT_OK, ok=False)  # exit 0 as ever (a dry run), but not all in sync
-            report = provider.push_groups(names, yes=True)
+            with progress.stage("okta group push", unit="groups") as stage:
+                report = provider.push_groups(names, yes=True, progress=stage.update)
             _fill(doc, report)
         _trail(report)
         if any(g.action == "repush" for g in report.groups):

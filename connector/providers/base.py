@@ -25,6 +25,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 from connector import output
 from connector.errors import ConnectorError, ManualStepRequired, UsageError
 from connector.plan.model import Action, Change, Plan, state_digests
+from connector.support.progress import Count
 from connector.views import IdpGroup, IdpUser, IdpView, SetupGap
 
 Progress = Callable[[Change], None]
@@ -114,8 +115,9 @@ def not_set_up(gaps: Sequence[SetupGap]) -> bool:
 
 
 class IdPView(Closable, Protocol):
-    def read_view(self) -> IdpView:
-        """The IdP's in-scope users and groups, mapped through the mapping file: what Astro should hold."""
+    def read_view(self, progress: Count | None = None) -> IdpView:
+        """The IdP's in-scope users and groups, mapped through the mapping file: what Astro should hold.
+        `progress` is told the users read so far (and their total, when the IdP says it) as pages arrive."""
         ...
 
     def inactive_users(self, user_names: Sequence[str]) -> list[IdpUser]:
@@ -175,8 +177,9 @@ class OnDemandOutcome(Protocol):
 
 class ProvisionOnDemand(Closable, Protocol):
     def provision_on_demand(self, *, users: list[str] | None = None, groups: list[str] | None = None,
-                            ) -> Sequence[OnDemandOutcome]:
-        """Provision users (userPrincipalName or id) and groups (name or id) now, paced to the IdP's limit."""
+                            progress: Count | None = None) -> Sequence[OnDemandOutcome]:
+        """Provision users (userPrincipalName or id) and groups (name or id) now, paced to the IdP's limit.
+        `progress` is told the calls made and the calls known to make (a group's count is known once read)."""
         ...
 
 
@@ -221,8 +224,9 @@ class PushReport:
 
 
 class GroupPush(Closable, Protocol):
-    def push_groups(self, names: list[str] | None, yes: bool) -> PushReport:
-        """Inspect the groups' push state against Astro; with `yes`, create/activate/re-push and verify."""
+    def push_groups(self, names: list[str] | None, yes: bool, progress: Count | None = None) -> PushReport:
+        """Inspect the groups' push state against Astro; with `yes`, create/activate/re-push and verify.
+        `progress` is told the groups inspected of all, then (acting) the groups pushed and verified of those."""
         ...
 
 

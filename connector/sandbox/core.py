@@ -14,6 +14,7 @@ import json
 import os
 import random
 import secrets
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,8 +135,24 @@ class Sandbox:
 
     def stop(self) -> None:
         served, self._served = self._served, {}
-        for app in served.values():
-            app.stop()
+        # Each server's stop waits for its accept loop to notice (up to its poll interval): stopping them side by
+        # side waits once instead of three times, on every sandbox a test starts.
+        errors: list[BaseException] = []
+
+        def stop_one(app: ServedApp) -> None:
+            try:
+                app.stop()
+            except BaseException as exc:  # raised below, in the caller's thread, as before
+                errors.append(exc)
+
+        stoppers = [threading.Thread(target=stop_one, args=(app,), name=f"stop-{name}")
+                    for name, app in served.items()]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join()
+        if errors:
+            raise errors[0]
 
     def __enter__(self) -> Sandbox:
         return self.start()

@@ -271,7 +271,7 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         _merged, diffs = azure_schema.merge(state.schema, mapping)
         return [
             Change(Action.CREATE if d.before is None else Action.UPDATE, "azure.schema", d.key,
-                   before=d.before, after=d.after, detail=d.describe())
+                   before=d.before, after=None if d.removed else d.after, detail=d.describe())
             for d in diffs
         ]
 

@@ -22,6 +22,7 @@ from connector.providers.entra.ondemand import (
     parse_response,
     user_subject,
 )
+from connector.support.progress import Count
 from connector.views import IdpGroup, IdpUser
 
 
@@ -29,11 +30,12 @@ class EntraOnDemand(EntraApp):
     """The ProvisionOnDemand capability."""
 
     def provision_on_demand(self, *, users: list[str] | None = None, groups: list[str] | None = None,
-                            ) -> list[OnDemandResult]:
+                            progress: Count | None = None) -> list[OnDemandResult]:
         """For the drift fixer: users by userPrincipalName or id, groups by name or id."""
-        return self._run(self._provision_on_demand(users or [], groups or []))
+        return self._run(self._provision_on_demand(users or [], groups or [], progress))
 
-    async def _provision_on_demand(self, users: list[str], groups: list[str]) -> list[OnDemandResult]:
+    async def _provision_on_demand(self, users: list[str], groups: list[str], progress: Count | None = None
+                                   ) -> list[OnDemandResult]:
         sp = await self._require_sp()
         job = await self._require_job(sp)
         sp_id, job_id = str(sp["id"]), str(job["id"])
@@ -43,6 +45,14 @@ class EntraOnDemand(EntraApp):
         select = user_select(self.mapping)
         user_maps, group_maps = compile_mappings(self.mapping.users), compile_mappings(self.mapping.groups)
         results: list[OnDemandResult] = []
+        calls, known = 0, len(users)  # a group's calls are known once its members are read
+
+        def called() -> None:
+            nonlocal calls
+            calls += 1
+            if progress is not None:
+                progress(calls, known)
+
         for u in users:
             person = await self.tenant.find_user(u, select)
             uid = str(person["id"])
@@ -50,16 +60,20 @@ class EntraOnDemand(EntraApp):
                                              str(person.get("userPrincipalName") or u), "User")
             expect(got, {uid: idp_user(person, user_maps)}, None)
             results.extend(got)
+            called()
         for g in groups:
             grp = await self.tenant.find_group(g)
             gid = str(grp["id"])
             members = await self.tenant.group_members(gid, select)
             mapped = {str(m["id"]): idp_user(m, user_maps) for m in members}
-            for chunk in member_chunks([str(m["id"]) for m in members]):
+            chunks = member_chunks([str(m["id"]) for m in members])
+            known += len(chunks)
+            for chunk in chunks:
                 got = await self._on_demand_call(sp_id, job_id, rule, group_subject(gid, chunk),
                                                  str(grp.get("displayName") or g), "Group")
                 expect(got, {m: mapped[m] for m in chunk}, (gid, partial(idp_group, grp, group_maps)))
                 results.extend(got)
+                called()
         return results
 
     async def _on_demand_call(self, sp_id: str, job_id: str, rule: str, subject: dict[str, Any], label: str,
@@ -75,7 +89,6 @@ class EntraOnDemand(EntraApp):
         pair = await self.tenant.provision_on_demand(sp_id, job_id, rule, subject, retry_on=retry_on)
         return parse_response(pair.get("key"), pair.get("value"), subject=label,
                               object_type=object_type)
-
 
 
 def expect(results: list[OnDemandResult], users: dict[str, IdpUser | None],

@@ -1,10 +1,16 @@
 """Merge the YAML attribute mappings into an Entra synchronization schema (raw Graph JSON). Pure: no I/O.
 
-We own, per YAML target, an attributeMapping's `source`, `matchingPriority`, `flowType` and `defaultValue`.
-Everything else in the schema (directories, metadata, other rules, scoping filters, flowTypes, mappings the YAML
-does not name, flowBehavior, unknown fields) is kept exactly as Graph returned it: the schema is replaced whole
-by PUT, so anything we dropped would be deleted in the tenant. Template mappings the YAML does not name (active,
-emails, externalId...) stay: the YAML says what Astro must receive, not what else Entra may send.
+We own, per YAML target, an attributeMapping's `source`, `matchingPriority`, `flowType` and `defaultValue`, and
+which attributeMappings a User or Group object mapping has: the mapping file is the source of truth for what Entra
+sends. The non-gallery template maps ~20 user attributes (title, emails, addresses, phone numbers, the enterprise
+extension...) that Astro does not document; an Astro that keeps only what it documents refuses them (RFC 7644
+400), and every user's export fails. So a template mapping whose target the YAML does not name is removed, except
+`active` (KEPT): it is how Entra deprovisions (Switch([IsSoftDeleted], ...) sends active=false), which the mapping
+file does not spell out. An object the YAML gives no mappings (no `groups:`) is left as it is.
+
+Everything else in the schema (directories and their attribute definitions, metadata, other rules, scoping
+filters, flowTypes, flowBehavior, unknown fields) is kept exactly as Graph returned it: the schema is replaced
+whole by PUT, so anything we dropped would be deleted in the tenant.
 
 Expressions are compared by their canonical text (entra_expr.format), so a tree Graph wrote with other parameter
 keys or spacing is not "changed" on every run.
@@ -22,6 +28,8 @@ from connector.mapping.model import ApplyOn, AttributeMapping, MappingFile
 
 OBJECTS = ("User", "Group")
 FLOW_TYPE = {ApplyOn.CREATE_AND_UPDATE: "Always", ApplyOn.CREATE_ONLY: "ObjectAddOnly"}
+# Template mappings kept though the YAML does not name them: Entra's deprovisioning (active=false on soft delete).
+KEPT: dict[str, frozenset[str]] = {"User": frozenset({"active"}), "Group": frozenset()}
 
 
 @dataclass(frozen=True)
@@ -31,14 +39,19 @@ class MappingDiff:
     object_name: str  # "User" | "Group"
     target: str
     before: str | None  # canonical expression before; None = the mapping did not exist
-    after: str
+    after: str  # "" when removed
     changes: tuple[str, ...] = ()  # other owned fields that change, e.g. "matching 0 -> 1"
+    removed: tuple[str, ...] = ()  # the targets of template mappings the YAML does not name, removed
 
     @property
     def key(self) -> str:
         return f"{self.object_name} {self.target}"
 
     def describe(self) -> str:
+        if self.removed:
+            n = len(self.removed)
+            return (f"remove {n} mapping{'s' * (n != 1)} the mapping file does not name (Entra would send "
+                    f"{'them' if n != 1 else 'it'} to Astro): {', '.join(self.removed)}")
         if self.before is None:
             text = f"add {self.after}"
         elif self.before != self.after:
@@ -139,7 +152,24 @@ def merge(schema: dict[str, Any], mapping: MappingFile) -> tuple[dict[str, Any],
             diff = _merge_one(merged, rule, om, attrs, index, obj_name, m)
             if diff is not None:
                 diffs.append(diff)
+        diffs += _prune(om, attrs, obj_name, {m.target.lower() for m in items})
     return merged, diffs
+
+
+UNNAMED = "mappings not in the mapping file"
+
+
+def _prune(om: dict[str, Any], attrs: list[dict[str, Any]], obj_name: str, owned: set[str]) -> list[MappingDiff]:
+    """Remove the attributeMappings whose target is neither the YAML's nor KEPT: one diff per object (the
+    template has ~20 such mappings; one plan line, and one drift finding, says it)."""
+    keep = owned | KEPT.get(obj_name, frozenset())
+    kept = [a for a in attrs if str(a.get("targetAttributeName", "")).lower() in keep]
+    removed = tuple(str(a.get("targetAttributeName", "")) for a in attrs
+                    if str(a.get("targetAttributeName", "")).lower() not in keep)
+    if not removed:
+        return []
+    om["attributeMappings"] = kept
+    return [MappingDiff(obj_name, UNNAMED, ", ".join(removed), "", removed=removed)]
 
 
 def _merge_one(

@@ -10,20 +10,21 @@ from typing import Any
 from connector.errors import NotFound
 from connector.providers.entra.app import EntraApp, log_error, log_status, log_subject
 from connector.providers.entra.expected import compile_mappings, idp_group, idp_user, user_select
+from connector.support.progress import Count
 from connector.views import IdpIssue, IdpUser, IdpView
 
 
 class EntraView(EntraApp):
     """The IdPView capability."""
 
-    def read_view(self) -> IdpView:
-        return self._run(self._read_view())
+    def read_view(self, progress: Count | None = None) -> IdpView:
+        return self._run(self._read_view(progress))
 
     def _compiled(self) -> tuple[list[str], list[Any], list[Any]]:
         mapping = self.mapping
         return user_select(mapping), compile_mappings(mapping.users), compile_mappings(mapping.groups)
 
-    async def _read_view(self) -> IdpView:
+    async def _read_view(self, progress: Count | None = None) -> IdpView:
         # The mapping's expressions are parsed in a worker thread while the first requests travel (the parser's
         # import stood between start-up and the first request).
         compiled = asyncio.get_running_loop().run_in_executor(None, self._compiled)
@@ -48,6 +49,8 @@ class EntraView(EntraApp):
             async with sem:
                 async for page in self.tenant.iter_group_members(str(a.get("principalId")), select):
                     names.update(u.user_name for u in map(user_of, page) if u is not None and u.active)
+                    if progress is not None:  # distinct users so far; no total before every group is read
+                        progress(len(mapped), None)
             return names
 
         async def direct_user(a: Any) -> dict[str, Any] | None:
@@ -75,6 +78,8 @@ class EntraView(EntraApp):
                 view.groups.append(idp_group({"id": gid, "displayName": a.get("principalDisplayName")}, group_maps,
                                              names))
             view.users.extend(u for u in mapped.values() if u is not None)
+            if progress is not None:
+                progress(len(view.users), len(view.users))
             view.issues.extend(await issues)
         finally:
             for task in (issues, direct):
@@ -92,7 +97,15 @@ class EntraView(EntraApp):
                 reason = (st.get("quarantine") or {}).get("reason") or "Unknown"
                 issues.append(IdpIssue("entra.quarantine", self.app_label,
                                        f"provisioning job {job['id']} is in quarantine ({reason})"))
-        for e in await self.tenant.provisioning_log(str(sp["id"]), top=50):
+        seen: set[tuple[str, str]] = set()
+        for e in await self.tenant.provisioning_log(str(sp["id"]), top=50):  # newest first
+            # An object's newest entry is its state: a failure Entra has since exported (a later cycle, or
+            # provision on demand by `drift --fix`) is history, not drift.
+            source = e.get("sourceIdentity") or {}
+            key = (str(source.get("identityType") or ""), str(source.get("id") or log_subject(e)))
+            if key in seen:
+                continue
+            seen.add(key)
             if log_status(e) == "failure":
                 issues.append(IdpIssue("entra.failed_export", log_subject(e), log_error(e)))
         return issues

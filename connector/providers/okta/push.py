@@ -5,7 +5,8 @@ documented workaround), which pushes the group's full membership again."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from typing import TypeVar
 
 from connector.errors import ConfigError
 from connector.providers.base import PushReport, PushState
@@ -13,21 +14,23 @@ from connector.providers.okta import plan as P
 from connector.providers.okta.astro_check import AstroReader, poll
 from connector.providers.okta.client import OktaClient
 from connector.providers.okta.org import OktaOrg
+from connector.support.progress import Count
 
 PUSH_NOW_STEPS = (
     "open the Astro app in the Okta Admin Console > Push Groups > click the Push Status value of the group > "
     "Push now"
 )
 VERIFY_TIMEOUT = 15.0
+T = TypeVar("T")
 
 
 class OktaGroupPush(OktaOrg):
     """The GroupPush capability (push-groups), and the re-push the drift remedies use."""
 
-    def push_groups(self, names: list[str] | None, yes: bool) -> PushReport:
+    def push_groups(self, names: list[str] | None, yes: bool, progress: Count | None = None) -> PushReport:
         """Inspect the groups' push state against Astro; with `yes`, create/activate/re-push and verify."""
         return self._call(lambda c: self._push_groups(c, names or list(self.okta.push_groups), yes,
-                                                     from_config=not names))
+                                                     from_config=not names, progress=progress))
 
     def repush_group(self, name: str) -> PushState:
         """The drift fixer's remedy: re-push one group (the INACTIVE/ACTIVE workaround) and verify it in Astro."""
@@ -54,7 +57,7 @@ class OktaGroupPush(OktaOrg):
         return self._call(run)
 
     async def _push_groups(self, c: OktaClient, names: list[str], yes: bool, *, force_repush: bool = False,
-                           from_config: bool = True) -> PushReport:
+                           from_config: bool = True, progress: Count | None = None) -> PushReport:
         if not names:
             raise ConfigError("no groups to push: name them, or list them in okta.push_groups",
                               location=self._loc("push_groups"))
@@ -62,8 +65,11 @@ class OktaGroupPush(OktaOrg):
         app_id = str(app["id"])
         groups = await self._resolve_groups(c, names, "push_groups" if from_config else None)
         app_users = await self._app_user_names(c, app_id)
+        count = progress or (lambda done, total: None)
         async with AstroReader(self.astro) as astro:
-            states = list(await asyncio.gather(*(self._push_state(c, astro, app_id, g, app_users) for g in groups)))
+            inspected = _Tally(count, len(groups))
+            states = list(await asyncio.gather(*(inspected(self._push_state(c, astro, app_id, g, app_users))
+                                                 for g in groups)))
             for s in states:
                 if force_repush and s.action is None and s.mapping_id:
                     s.action, s.reason = "repush", "re-push requested"
@@ -71,7 +77,8 @@ class OktaGroupPush(OktaOrg):
             if not yes or not report.pending:
                 return report
             report.acted = True
-            await asyncio.gather(*(self._push_one(c, astro, app_id, s) for s in report.pending))
+            pushed = _Tally(count, len(report.pending))
+            await asyncio.gather(*(pushed(self._push_one(c, astro, app_id, s)) for s in report.pending))
         return report
 
 
@@ -112,6 +119,20 @@ class OktaGroupPush(OktaOrg):
             s.result = f"verified in Astro: Team {s.name!r} has the {len(s.expected)} expected member(s)"
         else:
             s.result = "still out of sync in Astro: " + difference(s.expected, s.in_astro)
+
+
+class _Tally:
+    """Counts the pieces of concurrent work that finished, for `progress` (one event loop: no lock needed)."""
+
+    def __init__(self, count: Count, total: int) -> None:
+        self.count, self.total, self.done = count, total, 0
+        count(0, total)
+
+    async def __call__(self, work: Awaitable[T]) -> T:
+        result = await work
+        self.done += 1
+        self.count(self.done, self.total)
+        return result
 
 
 def difference(expected: set[str], actual: set[str] | None) -> str:

@@ -19,6 +19,7 @@ from connector.providers.okta.org import (
     log,
 )
 from connector.providers.okta.reads import iter_pages, read_client
+from connector.support.progress import Count
 from connector.views import IdpGroup, IdpIssue, IdpUser, IdpView
 
 T = TypeVar("T")
@@ -29,8 +30,8 @@ MAX_INACTIVE_LOOKUPS = 200  # more unknown Astro accounts than this is a mass or
 class OktaView(OktaOrg):
     """The IdPView capability."""
 
-    def read_view(self) -> IdpView:
-        return self._reads(self._read_view)
+    def read_view(self, progress: Count | None = None) -> IdpView:
+        return self._reads(lambda c: self._read_view(c, progress))
 
     def _reads(self, fn: Callable[[OktaClient], Awaitable[T]]) -> T:
         """Like OktaOrg._call, over the read client (no SDK for an API token: see okta/reads.py)."""
@@ -52,7 +53,7 @@ class OktaView(OktaOrg):
         return [(m.target, okta_expr.parse(m.source))
                 for m in mapping.users if not m.from_sign_on and m.source is not None]
 
-    async def _read_view(self, c: OktaClient) -> IdpView:
+    async def _read_view(self, c: OktaClient, progress: Count | None = None) -> IdpView:
         # The mapping's parser (lark, its grammar) loads in a worker thread while the first requests travel: on
         # the critical path it stood between start-up and the first request.
         parsed_q = asyncio.get_running_loop().run_in_executor(None, self._parsed_mappings)
@@ -76,6 +77,8 @@ class OktaView(OktaOrg):
                         self._add_user(view, names, active_names, parsed, au, embedded)
                     else:
                         unembedded.append(au)
+                if progress is not None:  # Okta's cursor pages say no total
+                    progress(len(view.users) + len(unembedded), None)
             okta_users = await self._okta_users(c, unembedded)
             for au in unembedded:
                 self._add_user(view, names, active_names, parsed, au, okta_users.get(str(au.get("id"))) or {})
@@ -92,6 +95,8 @@ class OktaView(OktaOrg):
         for g in view.groups:
             if g.error:
                 view.issues.append(IdpIssue("okta.push_error", g.name, g.error))
+        if progress is not None:
+            progress(len(view.users), len(view.users))
         return view
 
     @staticmethod

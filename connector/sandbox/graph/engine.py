@@ -32,6 +32,7 @@ import httpx
 
 from connector.sandbox.graph.state import Escrow, GraphState, SyncJob, now_iso
 from connector.sandbox.graph.template import SOURCE_DIRECTORY, TARGET_DIRECTORY
+from connector.sandbox.server import tls_context
 from connector.support.urls import is_loopback
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -146,7 +147,7 @@ class _Scim:
             base_url=base.rstrip("/"),
             headers={"Authorization": f"Bearer {token}", "Accept": SCIM_JSON,
                      "User-Agent": "Microsoft.Azure.ProvisioningService (sandbox)"},
-            timeout=timeout,
+            timeout=timeout, verify=tls_context(),
         )
 
     def close(self) -> None:

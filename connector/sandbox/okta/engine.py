@@ -27,6 +27,7 @@ from connector.mapping import scim_paths
 from connector.mapping.expr import okta as okta_expr
 from connector.mapping.idp_attributes import OKTA_APP_USER_TO_SCIM, OKTA_USER_ATTRIBUTES
 from connector.sandbox.okta.state import OktaState, Row
+from connector.sandbox.server import tls_context
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -84,7 +85,7 @@ class ScimFailure(Exception):
 class OktaEngine:
     def __init__(self, state: OktaState, *, timeout: float = 10.0) -> None:
         self.state = state
-        self._http = httpx.Client(timeout=timeout)
+        self._http = httpx.Client(timeout=timeout, verify=tls_context())
 
     def close(self) -> None:
         self._http.close()

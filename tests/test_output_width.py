@@ -1,0 +1,151 @@
+"""Output takes the terminal's width: lines and the drift table fit COLUMNS (or the terminal's own width), cells
+wrap rather than cut, and a finding id never breaks. Without a terminal and without COLUMNS, tables are 120
+columns wide and plain lines are left whole (for grep and log files)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import re
+import struct
+import sys
+import termios
+import threading
+from pathlib import Path
+
+import pytest
+
+from connector import output
+from connector.cli import main
+from connector.sandbox.core import Sandbox
+
+WIDTHS = (60, 100, 200)
+LONG_NAME = "a.very.long.user.name.that.will.not.fit.in.a.narrow.column@example-corporation.example"
+
+
+@pytest.fixture
+def drifted(sandbox: Sandbox, sandbox_config: Path) -> Path:
+    """Okta set up and applied, then drift behind the tool's back: an orphan with a long name, a Team deleted."""
+    assert sandbox.okta is not None
+    org = sandbox.astro_orgs["okta"]
+    sandbox.okta.enable_provisioning(str(sandbox.okta.app_by_label("Astro")["id"]), org.scim_url, org.token)
+    assert main(["apply", "-c", str(sandbox_config), "--idp", "okta", "--yes", "-q"]) == 0
+    sandbox.astro.add_orphan(org.org_id, LONG_NAME, "Long", "Name")
+    return sandbox_config
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    capsys.readouterr()
+    main(list(argv))
+    return capsys.readouterr().out
+
+
+def _fits(text: str, width: int) -> None:
+    long = [line for line in text.splitlines() if len(line) > width]
+    assert not long, f"{len(long)} line(s) wider than {width}: {long[:3]}"
+    assert "…" not in text  # rich's mark of a cut cell
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_drift_table_fits_the_width_and_keeps_ids_whole(drifted: Path, width: int,
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    doc = json.loads(_run(capsys, "drift", "-c", str(drifted), "--idp", "okta", "--format", "json"))
+    ids = [f["id"] for idp in doc["idps"] for f in idp["findings"]]
+    assert ids
+    monkeypatch.setenv("COLUMNS", str(width))
+    text = _run(capsys, "drift", "-c", str(drifted), "--idp", "okta")
+    _fits(text, width)
+    words = text.split()
+    for fid in ids:  # whole, as a word of its own
+        assert fid in words, fid
+    # The long name is folded across lines of its cell, never cut: every character of it is there, in order.
+    cells = "".join(line.split("│")[3].strip() for line in text.splitlines() if line.count("│") == 5)
+    assert LONG_NAME in cells
+    if width >= 200:
+        assert f" {LONG_NAME} " in text  # wide enough: on one line
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_plan_lines_fit_the_terminal_and_cut_nothing(sandbox_config: Path, width: int,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    _lines_fit(sandbox_config, "plan", width, capsys, monkeypatch)  # a fresh org: a plan with changes
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_status_lines_fit_the_terminal_and_cut_nothing(drifted: Path, width: int,
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    _lines_fit(drifted, "status", width, capsys, monkeypatch)
+
+
+class Terminal:
+    """A pseudo-terminal of `width` columns as stdout: what rich and the tool see is a real terminal; what was
+    drawn is read from the other end (by a thread: a full pty buffer would block the writer)."""
+
+    def __init__(self, width: int) -> None:
+        self.leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, width, 0, 0))
+        self.stream = os.fdopen(follower, "w", encoding="utf-8")
+        self.chunks: list[bytes] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.leader, 65536)
+            except OSError:  # the other end closed
+                return
+            if not chunk:
+                return
+            self.chunks.append(chunk)
+
+    def close(self) -> str:
+        self.stream.close()
+        self.reader.join(timeout=10)
+        os.close(self.leader)
+        text = b"".join(self.chunks).decode("utf-8")
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r", "")  # colours; the pty's CR LF
+
+
+def _lines_fit(config: Path, command: str, width: int, capsys: pytest.CaptureFixture[str],
+               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    whole = _run(capsys, command, "-c", str(config), "--idp", "okta")  # not a terminal: lines left whole
+    assert max(len(line) for line in whole.splitlines()) > 60  # something to wrap at 60
+    terminal = Terminal(width)
+    monkeypatch.setattr(sys, "stdout", terminal.stream)
+    main([command, "-c", str(config), "--idp", "okta"])
+    monkeypatch.undo()
+    wrapped = terminal.close()
+    _fits(wrapped, width)
+    # Lines break between words: every word shorter than the width is still there, whole and in order (a longer
+    # one, a temporary folder's path, is folded over lines).
+    left = iter(wrapped.split())
+    assert all(word in left for word in whole.split() if len(word) < width)
+    assert "".join(whole.split()) == "".join(wrapped.split())  # and not a character lost
+
+
+def test_without_a_terminal_lines_stay_whole_and_tables_take_columns_or_120(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert output.terminal_width() is None  # pytest captures stdout: not a terminal
+    assert output.table_width() == output.DEFAULT_WIDTH == 120
+    monkeypatch.setenv("COLUMNS", "87")  # exported to every process by some environments (xdist workers: 80)
+    assert output.terminal_width() is None and output.table_width() == 87
+
+
+def test_a_terminal_gives_its_own_width_unless_columns_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    terminal = Terminal(77)
+    try:
+        assert output.terminal_width(terminal.stream) == output.table_width(terminal.stream) == 77
+        monkeypatch.setenv("COLUMNS", "50")
+        assert output.terminal_width(terminal.stream) == 50
+    finally:
+        terminal.close()
