@@ -322,13 +322,21 @@ def test_provision_json(sandbox: Sandbox, tmp_path: Path, capsys: pytest.Capture
     rc, doc = run_json(capsys, "provision", "provision", "-c", config, "--user", insider.email)
     assert rc == 0 and doc["ok"] is True and doc["subject"] == {"type": "user", "name": insider.email}
     assert [r["outcome"] for r in doc["results"]] == ["provisioned"] and doc["summary"]["provisioned"] == 1
+    assert doc["results"][0]["verification"]["status"] == "verified"  # read back in Astro, not Entra's word
     rc, doc = run_json(capsys, "provision", "provision", "-c", config, "--user", outsider.email)
     assert rc == 1 and doc["ok"] is False and doc["results"][0]["outcome"] == "not_provisioned"
     assert doc["results"][0]["error_code"] == "NotEffectivelyEntitled"
+    assert doc["results"][0]["verification"]["status"] == "not_checked"
     rc, doc = run_json(capsys, "provision", "provision", "-c", config, "--group", team)
     assert rc == 0 and doc["summary"]["results"] >= 2 and doc["subject"]["type"] == "group"
+    assert {r["verification"]["status"] for r in doc["results"]} == {"verified"}
     rc, doc = run_json(capsys, "provision", "provision", "-c", config, "--user", "nobody@acme.example")
     assert rc == 2 and doc["error"]["type"] == "NotFound" and doc["results"] == []
+    # Entra provisions, but the tool's Astro token is refused: not verified (exit 3), never provisioned.
+    Path(config).parent.joinpath("astro-azure.token").write_text("not-the-astro-token\n")
+    rc, doc = run_json(capsys, "provision", "provision", "-c", config, "--user", insider.email)
+    assert rc == 3 and doc["error"]["type"] == "RemoteError" and doc["summary"]["not_verified"] == 1
+    assert [r["outcome"] for r in doc["results"]] == ["not_verified"]
 
 
 # -- test-connection / status: the checks document, now also when the checks cannot start ----------------------

@@ -198,7 +198,7 @@ def test_provision_counts_its_calls(sandbox: Sandbox, tmp_path: Path, capsys: py
     # its 12 members, 5 a call: 3 calls
     [line] = _stage_lines(err)
     assert line.startswith(f"provision group {ASSIGNED_TEAM}: 3/3 calls, done in ")
-    assert "provisioned or in sync" in out and "done in" not in out
+    assert "15 result(s): 15 verified" in out and "done in" not in out  # read back in Astro
     assert main(["provision", "-c", str(config), "--group", ASSIGNED_TEAM, "-q"]) == 0
     assert capsys.readouterr().err == ""
 

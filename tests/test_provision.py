@@ -1,19 +1,27 @@
 """`astro-scim provision` and AzureProvider.provision_on_demand against the sandbox: Graph's limits (one group
-with at most 5 members per call, 5 calls per 10 s) and the per-subject results parsed from its JSON-in-a-string
-answer."""
+with at most 5 members per call, 5 calls per 10 s), the per-subject results parsed from its JSON-in-a-string
+answer, and the read-back in Astro that stands between Entra's word and the verdict."""
 
 from __future__ import annotations
 
+import json
+from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
+import yaml
 
 from connector.cli import main
 from connector.config.load import load_config
 from connector.providers.entra.provider import AzureProvider
 from connector.sandbox.core import Sandbox
+from connector.sandbox.graph.engine import _Outcome
 from connector.sandbox.seed import ASSIGNED_TEAM
 from connector.support.clock import FakeClock
+
+SCHEMA = json.loads((files("connector") / "data/output-schemas/provision.v1.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture
@@ -33,6 +41,17 @@ def azure_org(sb: Sandbox) -> str:
     return sb.astro_orgs["azure"].org_id
 
 
+def provision_json(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> tuple[int, dict[str, Any], str]:
+    """`provision ... --format json`: the exit code, the document (checked against its schema) and stderr."""
+    capsys.readouterr()
+    rc = main(["provision", "--config", str(config), *args, "--format", "json"])
+    out = capsys.readouterr()
+    doc = json.loads(out.out)
+    jsonschema.Draft202012Validator(SCHEMA).validate(doc)
+    assert doc["exit_code"] == rc
+    return rc, doc, out.err
+
+
 def test_provision_user_makes_exactly_that_user_appear(sandbox: Sandbox, azure_config: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     applied(azure_config, "--pause")  # configured, but no cycle has run
@@ -43,6 +62,7 @@ def test_provision_user_makes_exactly_that_user_appear(sandbox: Sandbox, azure_c
     assert cli("provision", "--user", person.email, config=azure_config) == 0
     out = capsys.readouterr().out
     assert "User" in out and "success" in out.lower()
+    assert f"verified: in Astro as {person.email}, active" in out and "1 verified" in out
     assert [u["userName"] for u in sandbox.astro.users(org)] == [person.email]
 
 
@@ -98,3 +118,199 @@ def test_unknown_user_is_a_usage_error(sandbox: Sandbox, azure_config: Path,
     applied(azure_config, "--pause")
     assert cli("provision", "--user", "nobody@acme.example", config=azure_config) == 2
     assert "no Entra user with userPrincipalName 'nobody@acme.example'" in capsys.readouterr().err
+
+
+# -- the read-back: no verdict on Entra's word alone ---------------------------------------------------------------
+
+
+def test_provisioning_a_user_twice_is_verified_both_times_with_one_account(
+    sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    applied(azure_config, "--pause")
+    person = sandbox.seed_org.people[3]
+    org = azure_org(sandbox)
+    seen = []
+    for entra_says in ("Success", "Skipped"):  # the second time Entra finds Astro in sync (RedundantExport)
+        rc, doc, _ = provision_json(capsys, azure_config, "--user", person.email)
+        (r,) = doc["results"]
+        assert rc == 0 and doc["ok"] is True and r["status"] == entra_says, r
+        assert r["outcome"] == "provisioned" and r["verification"]["status"] == "verified"
+        # Every mapped attribute was compared, and activity against Entra's accountEnabled.
+        assert r["verification"]["checked"] == ["userName", "active", "displayName", "name.familyName",
+                                                "name.givenName"]
+        assert r["verification"]["differences"] == []
+        seen.append(r["verification"]["astro_id"])
+    assert seen[0] == seen[1]
+    assert [u["id"] for u in sandbox.astro.users(org) if u["userName"] == person.email] == [seen[0]]
+    assert doc["results"][0]["reason"] == "RedundantExport" and doc["summary"] == {
+        "results": 1, "provisioned": 1, "not_provisioned": 0, "failed": 0, "not_verified": 0}
+
+
+def _entra_claims_export(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, action: str, target_id: str) -> None:
+    """The emulated Entra reports the user exported (`action`, Success) and sends nothing to Astro."""
+    assert sandbox.graph is not None
+    monkeypatch.setattr(sandbox.graph.engine, "_export_user",
+                        lambda *a, **k: _Outcome(action, "success", target_id=target_id, exports=1))
+
+
+def test_a_user_astro_disagrees_on_is_failed_naming_the_difference(
+    sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    fake_clock: FakeClock,
+) -> None:
+    applied(azure_config, "--pause")
+    person = sandbox.seed_org.people[3]
+    org = azure_org(sandbox)
+    assert cli("provision", "--user", person.email, config=azure_config) == 0
+    before = sandbox.astro.find_user(org, person.email)
+    assert before is not None
+    sandbox.astro.edit_user(org, person.email, "name.givenName", "Mallory")
+    _entra_claims_export(sandbox, monkeypatch, "update", before["id"])
+    slept = fake_clock.slept
+    rc, doc, err = provision_json(capsys, azure_config, "--user", person.email)
+    (r,) = doc["results"]
+    assert rc == 1 and doc["ok"] is False and doc["error"] is None
+    assert (r["status"], r["action"], r["outcome"]) == ("Success", "Update", "failed")
+    v = r["verification"]
+    assert v["status"] == "failed" and v["astro_id"] == before["id"]
+    assert v["differences"] == [{"attribute": "name.givenName", "expected": before["name"]["givenName"],
+                                 "actual": "Mallory"}]
+    assert "drift --fix" in (v["hint"] or "")
+    assert doc["summary"]["failed"] == 1 and doc["summary"]["provisioned"] == 0
+    # Astro was read again, on the (virtual) clock, within the bound, before the difference became the verdict.
+    assert "reading again" in err and 0 < fake_clock.slept - slept <= 10.0
+    capsys.readouterr()
+    assert cli("provision", "--user", person.email, config=azure_config) == 1
+    out = capsys.readouterr().out
+    assert f"FAILED: Astro disagrees: name.givenName: expected {before['name']['givenName']!r}, Astro has " \
+           "'Mallory'" in out
+    assert "hint:" in out and "1 failed" in out and "; verified:" not in out
+
+
+def test_a_user_that_never_reaches_astro_is_failed(sandbox: Sandbox, azure_config: Path,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    applied(azure_config, "--pause")
+    person = sandbox.seed_org.people[3]
+    _entra_claims_export(sandbox, monkeypatch, "create", "no-such-id")
+    rc, doc, _ = provision_json(capsys, azure_config, "--user", person.email)
+    (r,) = doc["results"]
+    assert rc == 1 and (r["status"], r["action"], r["outcome"]) == ("Success", "Create", "failed")
+    assert r["verification"]["differences"] == [{"attribute": "userName", "expected": person.email, "actual": None}]
+    assert f"Astro has no user with userName {person.email!r}" in r["verification"]["detail"]
+    assert sandbox.astro.users(azure_org(sandbox)) == []
+
+
+@pytest.mark.parametrize("broken", ["token", "unreachable"])
+def test_astro_unreadable_after_provisioning_is_not_verified_never_provisioned(
+    sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str], broken: str
+) -> None:
+    applied(azure_config, "--pause")
+    person = sandbox.seed_org.people[3]
+    # Only the tool's own access to Astro breaks: Entra keeps the token and URL apply gave it.
+    if broken == "token":
+        (azure_config.parent / "astro-azure.token").write_text("not-the-astro-token\n")
+    else:
+        data = yaml.safe_load(azure_config.read_text())
+        data["azure"]["astro"]["scim_url"] = "http://127.0.0.1:9/scim/v2"  # discard port: nothing listens
+        azure_config.write_text(yaml.safe_dump(data))
+    rc, doc, err = provision_json(capsys, azure_config, "--user", person.email)
+    (r,) = doc["results"]
+    assert rc == 3 and doc["ok"] is False and doc["error"]["type"] == "RemoteError"
+    assert r["status"] == "Success" and r["outcome"] == "not_verified"
+    v = r["verification"]
+    assert v["status"] == "not_verified" and v["differences"] == [] and v["hint"]
+    assert "Astro could not be read" in v["detail"]
+    if broken == "token":
+        assert "HTTP 401" in v["detail"] and "not-the-astro-token" not in err + json.dumps(doc)
+    assert doc["summary"]["not_verified"] == 1 and doc["summary"]["provisioned"] == 0
+    assert "; not verified: Astro could not be read" in err and "; verified:" not in err
+    # Entra did export it: only the evidence is missing.
+    assert sandbox.astro.find_user(azure_org(sandbox), person.email) is not None
+
+
+def test_group_is_verified_with_the_members_of_each_call(sandbox: Sandbox, azure_config: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    applied(azure_config, "--pause")
+    rc, doc, _ = provision_json(capsys, azure_config, "--group", ASSIGNED_TEAM)
+    assert rc == 0 and doc["ok"] is True
+    groups = [r for r in doc["results"] if r["object_type"] == "Group"]
+    users = [r for r in doc["results"] if r["object_type"] == "User"]
+    assert len(groups) == 3 and len(users) == 12  # 12 members: 5 + 5 + 2 per call
+    assert {r["outcome"] for r in doc["results"]} == {"provisioned"}
+    assert [g["verification"]["checked"] for g in groups] == [["displayName", f"members ({n})"] for n in (5, 5, 2)]
+    [team] = [g for g in sandbox.astro.groups(azure_org(sandbox)) if g["displayName"] == ASSIGNED_TEAM]
+    assert {g["verification"]["astro_id"] for g in groups} == {team["id"]}
+
+
+def test_group_whose_members_do_not_land_is_failed_naming_them(
+    sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    applied(azure_config, "--pause")
+    assert sandbox.graph is not None
+    monkeypatch.setattr(sandbox.graph.engine, "_sync_members", lambda *a, **k: 0)  # Entra sends no membership
+    team = sandbox.default_team_names()[0]
+    rc, doc, _ = provision_json(capsys, azure_config, "--group", team)
+    groups = [r for r in doc["results"] if r["object_type"] == "Group"]
+    users = [r for r in doc["results"] if r["object_type"] == "User"]
+    assert rc == 1 and all(r["outcome"] == "provisioned" for r in users)
+    members = {r["subject"] for r in users}
+    assert groups and all(g["outcome"] == "failed" for g in groups)
+    missing = [name for g in groups for d in g["verification"]["differences"] for name in d["expected"]]
+    assert all(d["attribute"] == "members" for g in groups for d in g["verification"]["differences"])
+    emails = {sandbox.seed_org.person(k).email.lower() for k in sandbox.seed_org.team(team).member_keys
+              if sandbox.seed_org.person(k).active}
+    assert sorted(missing) == sorted(emails) and len(members) >= len(emails)
+
+
+# -- the comparison and the matching, pure ------------------------------------------------------------------------
+
+
+def test_compare_user_judges_activity_by_entra_and_values_as_drift_does() -> None:
+    from connector.audit.readback import compare_user
+    from connector.views import IdpUser
+
+    want = IdpUser(id="u1", user_name="Ada@Acme.example", active=False,
+                   expected={"userName": "Ada@Acme.example", "name.givenName": "Ada", "emails[type eq \"work\"].value":
+                             "ada@acme.example"})
+    have = {"id": "a1", "userName": "ada@acme.example", "active": "False", "name": {"givenName": "ADA "},
+            "emails": [{"type": "work", "value": "ada@acme.example"}]}
+    v = compare_user(want, have)  # "False" string, case and spaces: equal as drift sees them
+    assert (v.verdict, v.astro_id, v.differences) == ("verified", "a1", []) and "deactivated" in v.detail
+    v = compare_user(want, {**have, "active": True})
+    assert v.verdict == "failed" and [(d.attribute, d.expected, d.actual) for d in v.differences] == [
+        ("active", False, True)]
+    v = compare_user(want, None)
+    assert v.verdict == "failed" and v.differences[0].attribute == "userName" and v.astro_id is None
+
+
+def test_compare_team_wants_the_members_provisioned_and_ignores_others() -> None:
+    from connector.audit.readback import compare_team
+    from connector.views import IdpGroup
+
+    want = IdpGroup(id="g1", name="Data", members={"a@x", "b@x"})
+    assert compare_team(want, {"id": "t1"}, {"a@x", "b@x", "c@x"}).verdict == "verified"
+    v = compare_team(want, {"id": "t1"}, {"a@x"})
+    assert v.verdict == "failed" and v.differences[0].expected == {"b@x"} and "b@x" in v.detail
+    assert compare_team(want, None, set()).differences[0].attribute == "displayName"
+
+
+def test_results_are_matched_to_what_was_sent_by_source_id_else_by_type() -> None:
+    from connector.providers.entra.ondemand import OnDemandResult
+    from connector.providers.entra.provision import expect
+    from connector.views import IdpGroup, IdpUser
+
+    ada = IdpUser(id="u1", user_name="ada@x", active=True)
+    bob = IdpUser(id="u2", user_name="bob@x", active=False)  # disabled: Entra adds no membership for him
+    eve = IdpUser(id="u3", user_name="eve@x", active=True)
+    rows = [OnDemandResult("G", "Group", "Create", "Success", source_id="g1"),
+            OnDemandResult("Ada", "User", "Create", "Success", source_id="u1"),
+            OnDemandResult("Bob", "User", "Update", "Success", source_id="u2"),
+            OnDemandResult("Eve", "User", "Other", "Failure", error_code="SystemForCrossDomainIdentity",
+                           source_id="u3")]
+    expect(rows, {"u1": ada, "u2": bob, "u3": eve}, ("g1", lambda names: IdpGroup(id="g1", name="G", members=names)))
+    assert [r.expected for r in rows[1:]] == [ada, bob, eve]
+    assert isinstance(rows[0].expected, IdpGroup) and rows[0].expected.members == {"ada@x"}
+    # An answer without ids: the one user sent is the one User row.
+    row = OnDemandResult("Ada", "User", "Create", "Success")
+    expect([row], {"u1": ada}, None)
+    assert row.expected is ada and row.source_id == "u1"

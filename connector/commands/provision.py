@@ -1,6 +1,7 @@
 """`astro-scim provision --user U | --group G`: Entra provision on demand (the seed FAQ's fix for an Azure user
 or group that is out of sync with Astro). Groups are sent as one group plus up to 5 members per call, paced at
-5 calls per 10 seconds."""
+5 calls per 10 seconds. Entra's answer is then checked in Astro (audit/readback.py): a subject is "verified" only
+when Astro holds what the mapping gives for it."""
 
 from __future__ import annotations
 
@@ -8,20 +9,40 @@ import argparse
 from typing import Any
 
 from connector import output
+from connector.audit import readback
+from connector.audit.readback import Verification
 from connector.config.arg import load_config_arg
-from connector.errors import EXIT_FINDINGS, EXIT_OK
+from connector.errors import EXIT_FINDINGS, EXIT_OK, RemoteError
 from connector.plan import trail
 from connector.providers import registry
 from connector.providers.base import OnDemandOutcome
 
 
-def _result_json(r: OnDemandOutcome) -> dict[str, Any]:
-    """One subject in the JSON answer (docs/schemas/provision.v1.json): Entra's own verdict on exporting it to
-    Astro (its provisionOnDemand result), and what that verdict means here."""
-    outcome = "provisioned" if r.ok else "failed" if r.failed else "not_provisioned"
+def _result_json(r: OnDemandOutcome, v: Verification) -> dict[str, Any]:
+    """One subject in the JSON answer (docs/schemas/provision.v1.json): Entra's own answer for it (action,
+    status, error code, reason: its provisionOnDemand result), the read-back in Astro (`verification`), and the
+    outcome of the two: `provisioned` only when Astro was read back and holds what the mapping gives."""
     return {"subject": r.subject, "object_type": r.object_type, "action": r.action or None, "status": r.status,
-            "error_code": getattr(r, "error_code", "") or None, "reason": r.reason or None, "outcome": outcome,
-            "message": r.describe()}
+            "error_code": getattr(r, "error_code", "") or None, "reason": r.reason or None,
+            "outcome": OUTCOME[v.verdict], "message": r.describe(), "verification": v.to_json()}
+
+
+# A subject's verdict: as the JSON's `outcome` (its v1 values, not_verified added), its colour, in the audit trail.
+OUTCOME = {readback.VERIFIED: "provisioned", readback.FAILED: "failed", readback.NOT_VERIFIED: "not_verified",
+           readback.NOT_PROVISIONED: "not_provisioned"}
+STYLE = {readback.VERIFIED: "green", readback.FAILED: "red", readback.NOT_VERIFIED: "yellow",
+         readback.NOT_PROVISIONED: "yellow"}
+TRAIL = {readback.VERIFIED: "verified", readback.FAILED: "failed", readback.NOT_VERIFIED: "not verified",
+         readback.NOT_PROVISIONED: "not provisioned"}
+
+
+def _line(r: OnDemandOutcome, v: Verification) -> str:
+    """Entra's answer, then the read-back: 'User Ada: Create, Success; verified: in Astro as ada@..., active'."""
+    if v.status == readback.NOT_CHECKED:
+        return r.describe()
+    if v.verdict == readback.VERIFIED:
+        return f"{r.describe()}; verified: {v.detail}"
+    return f"{r.describe()}; {'FAILED: ' if v.verdict == readback.FAILED else ''}{v.detail}"
 
 
 @trail.recorded("provision")
@@ -30,13 +51,15 @@ def run(args: argparse.Namespace) -> int:
     subject = {"type": "user" if args.user is not None else "group",
                "name": args.user if args.user is not None else args.group}
     with output.json_document("provision", "provision", args.format == "json", idp=args.idp, subject=subject,
-                              results=[], summary={"results": 0, "provisioned": 0, "not_provisioned": 0}) as doc:
+                              results=[], summary={"results": 0, "provisioned": 0, "not_provisioned": 0,
+                                                   "failed": 0, "not_verified": 0}) as doc:
         return _run(args, doc)
 
 
 def _run(args: argparse.Namespace, doc: output.Document) -> int:
     cfg = load_config_arg(args.config)
     trail.bind(cfg)
+    astro = cfg.astro_for("azure")  # where the read-back goes: a config error stops here, before any change
     provider = registry.provision_on_demand(cfg, args.idp)
     try:
         subject = f"user {args.user}" if args.user is not None else f"group {args.group}"
@@ -47,17 +70,28 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
                                                     progress=stage.update)
     finally:
         provider.close()
-    not_done = 0
-    doc["results"] = [_result_json(r) for r in results]
-    for r in results:
-        style = "red" if r.failed else "green" if r.ok else "yellow"
-        output.say("  " + r.describe(), style=style)
-        not_done += not r.ok
+    # No verdict without evidence: what Entra reports done is read back in Astro.
+    if any(r.ok for r in results):
+        output.say("astro: reading back what Entra provisioned")
+    checks = readback.verify(astro, results, say=output.say)
+    doc["results"] = [_result_json(r, v) for r, v in zip(results, checks, strict=True)]
+    counts = {k: sum(v.verdict == k for v in checks) for k in TRAIL}
+    for r, v in zip(results, checks, strict=True):
+        output.say("  " + _line(r, v), style=STYLE[v.verdict])
+        if v.verdict != readback.VERIFIED and v.hint and v.status != readback.NOT_CHECKED and v.error is None:
+            output.say(f"      hint: {v.hint}")  # an unreadable Astro's hint ends the run, once (below)
         trail.record("azure", {"action": "provision_on_demand", "resource": r.object_type, "key": r.subject,
-                               "detail": r.action, "outcome": r.status, "message": r.describe()})
-    summary = f"{len(results)} result(s): {len(results) - not_done} provisioned or in sync"
-    if not_done:
-        summary += f", {not_done} not provisioned"
-    output.say(summary, style="bold red" if not_done else "bold green")
-    doc["summary"] = {"results": len(results), "provisioned": len(results) - not_done, "not_provisioned": not_done}
-    return doc.done(EXIT_FINDINGS if not_done else EXIT_OK)
+                               "detail": r.action, "outcome": TRAIL[v.verdict],
+                               "message": f"{r.describe()}; {v.detail}"})
+    verified = counts[readback.VERIFIED]
+    doc["summary"] = {"results": len(results), "provisioned": verified, "not_provisioned": len(results) - verified,
+                      "failed": counts[readback.FAILED], "not_verified": counts[readback.NOT_VERIFIED]}
+    parts = [f"{n} {TRAIL[k]}" for k, n in counts.items() if n]
+    clean = verified == len(results)
+    output.say(f"{len(results)} result(s): " + ", ".join(parts), style="bold green" if clean else "bold red")
+    unread = [v for v in checks if v.error is not None]
+    if unread:
+        # Entra's word alone is no verdict: Astro could not be read, so the run ends as a remote error (exit 3).
+        raise RemoteError(f"azure: {len(unread)} subject(s) Entra reports provisioned could not be verified: "
+                          f"Astro could not be read: {unread[0].error}", hint=unread[0].hint)
+    return doc.done(EXIT_OK if clean else EXIT_FINDINGS)

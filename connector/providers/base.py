@@ -26,7 +26,7 @@ from connector import output
 from connector.errors import ConnectorError, ManualStepRequired, UsageError
 from connector.plan.model import Action, Change, Plan, state_digests
 from connector.support.progress import Count
-from connector.views import IdpUser, IdpView, SetupGap
+from connector.views import IdpGroup, IdpUser, IdpView, SetupGap
 
 Progress = Callable[[Change], None]
 T = TypeVar("T")
@@ -164,6 +164,7 @@ class OnDemandOutcome(Protocol):
     action: str
     status: str
     reason: str
+    expected: IdpUser | IdpGroup | None  # what Astro should hold for it by the mapping, for the read-back
 
     @property
     def failed(self) -> bool: ...

@@ -10,6 +10,7 @@ from typing import Any
 
 from connector.support import clock as clocks
 from connector.support.clock import Clock
+from connector.views import IdpGroup, IdpUser
 
 MAX_MEMBERS_PER_CALL = 5
 CALLS_PER_WINDOW = 5
@@ -80,6 +81,10 @@ class OnDemandResult:
     status: str  # success | failure | skipped | warning | ...
     error_code: str = ""
     reason: str = ""
+    source_id: str = ""  # the Entra object id the result is about (sourceIdentity.id), when the answer says
+    # What Astro should hold for this subject, by the mapping (expected.py, as drift computes it): set by the
+    # provider for the subjects it sent, None when it cannot tell. The command reads Astro back against it.
+    expected: IdpUser | IdpGroup | None = None
 
     @property
     def failed(self) -> bool:
@@ -150,9 +155,11 @@ def _one(entry: dict[str, Any], fallback_subject: str, key_info: dict[str, Any])
     source = _ci(entry, "sourceIdentity") or {}
     subject = fallback_subject
     object_type = ""
+    source_id = ""
     if isinstance(source, dict):
         subject = str(_ci(source, "displayName", "id") or fallback_subject)
         object_type = str(_ci(source, "identityType", "type") or "")
+        source_id = str(_ci(source, "id") or "")
     return OnDemandResult(
         subject=subject,
         object_type=object_type.capitalize() if object_type else "",
@@ -160,6 +167,7 @@ def _one(entry: dict[str, Any], fallback_subject: str, key_info: dict[str, Any])
         status=status,
         error_code=code,
         reason=" ".join(reason.split()),
+        source_id=source_id,
     )
 
 

@@ -1,13 +1,20 @@
 """Entra provision on demand: users, and groups with up to 5 members per call, paced at Entra's limit of 5 calls
-per 10 seconds (one window per app, shared by every call of this provider)."""
+per 10 seconds (one window per app, shared by every call of this provider).
+
+Each result carries what Astro should hold for its subject (`OnDemandResult.expected`): the Entra user or group
+mapped through the YAML by expected.py, as drift maps them, so that the command can read Astro back against
+Entra's verdict instead of taking it on trust."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from connector.errors import RemoteError
 from connector.providers.entra import schema as azure_schema
 from connector.providers.entra.app import EntraApp
+from connector.providers.entra.expected import compile_mappings, idp_group, idp_user, user_select
 from connector.providers.entra.ondemand import (
     OnDemandResult,
     group_subject,
@@ -16,6 +23,7 @@ from connector.providers.entra.ondemand import (
     user_subject,
 )
 from connector.support.progress import Count
+from connector.views import IdpGroup, IdpUser
 
 
 class EntraOnDemand(EntraApp):
@@ -32,6 +40,10 @@ class EntraOnDemand(EntraApp):
         job = await self._require_job(sp)
         sp_id, job_id = str(sp["id"]), str(job["id"])
         rule = azure_schema.rule_id(await self.tenant.get_schema(sp_id, job_id))
+        # The users' profiles are read with every attribute the mapping reads, so that each result can say what
+        # Astro should now hold (the same records drift expects).
+        select = user_select(self.mapping)
+        user_maps, group_maps = compile_mappings(self.mapping.users), compile_mappings(self.mapping.groups)
         results: list[OnDemandResult] = []
         calls, known = 0, len(users)  # a group's calls are known once its members are read
 
@@ -42,18 +54,25 @@ class EntraOnDemand(EntraApp):
                 progress(calls, known)
 
         for u in users:
-            person = await self.tenant.find_user(u, ["id", "userPrincipalName", "displayName"])
-            results.extend(await self._on_demand_call(sp_id, job_id, rule, user_subject(str(person["id"])),
-                                                      str(person.get("userPrincipalName") or u), "User"))
+            person = await self.tenant.find_user(u, select)
+            uid = str(person["id"])
+            got = await self._on_demand_call(sp_id, job_id, rule, user_subject(uid),
+                                             str(person.get("userPrincipalName") or u), "User")
+            expect(got, {uid: idp_user(person, user_maps)}, None)
+            results.extend(got)
             called()
         for g in groups:
             grp = await self.tenant.find_group(g)
-            members = await self.tenant.group_members(str(grp["id"]), ["id", "userPrincipalName"])
+            gid = str(grp["id"])
+            members = await self.tenant.group_members(gid, select)
+            mapped = {str(m["id"]): idp_user(m, user_maps) for m in members}
             chunks = member_chunks([str(m["id"]) for m in members])
             known += len(chunks)
             for chunk in chunks:
-                results.extend(await self._on_demand_call(sp_id, job_id, rule, group_subject(str(grp["id"]), chunk),
-                                                          str(grp.get("displayName") or g), "Group"))
+                got = await self._on_demand_call(sp_id, job_id, rule, group_subject(gid, chunk),
+                                                 str(grp.get("displayName") or g), "Group")
+                expect(got, {m: mapped[m] for m in chunk}, (gid, partial(idp_group, grp, group_maps)))
+                results.extend(got)
                 called()
         return results
 
@@ -71,3 +90,29 @@ class EntraOnDemand(EntraApp):
         return parse_response(pair.get("key"), pair.get("value"), subject=label,
                               object_type=object_type)
 
+
+def expect(results: list[OnDemandResult], users: dict[str, IdpUser | None],
+           group: tuple[str, Callable[[set[str]], IdpGroup]] | None) -> None:
+    """Attach to one call's results what Astro should hold for each (`OnDemandResult.expected`).
+
+    A result is matched to what was sent by its sourceIdentity id; without one, by its type when the call sent
+    one object of that type. The Team is expected to hold the call's members that Entra provisioned (its own row
+    for the member is not a failure or a skip) and that are active: Entra adds only enabled users to a group,
+    and drift expects the same (view.py)."""
+    by_id = {r.source_id: r for r in results if r.source_id}
+    user_rows = [r for r in results if r.object_type.lower() == "user"]
+    for uid, user in users.items():
+        row = by_id.get(uid) or (user_rows[0] if len(users) == 1 and len(user_rows) == 1
+                                 and not user_rows[0].source_id else None)
+        if row is not None:
+            row.source_id, row.expected = uid, user
+    if group is None:
+        return
+    gid, build = group
+    group_rows = [r for r in results if r.object_type.lower() == "group"]
+    row = by_id.get(gid) or (group_rows[0] if len(group_rows) == 1 and not group_rows[0].source_id else None)
+    if row is None:
+        return
+    provisioned = {uid for uid in users if (r := by_id.get(uid)) is None or r.ok}
+    names = {u.user_name for uid, u in users.items() if u is not None and u.active and uid in provisioned}
+    row.source_id, row.expected = gid, build(names)
