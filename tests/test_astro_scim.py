@@ -622,3 +622,39 @@ def test_user_groups_follow_memberships_and_team_names(astro: Astro) -> None:
         {"op": "add", "path": "members", "value": [{"value": "cl-no-such-user"}]}]})
     assert unknown.status_code == 400 and unknown.json()["scimType"] == "invalidValue"
     assert astro.member_ids(empty["id"]) == set()
+
+
+def test_list_requests_honour_attributes_and_excluded_attributes(astro: Astro) -> None:
+    """RFC 7644 §3.4.2.5 on list requests: `attributes` returns those (plus `id`, returned always), and
+    `excludedAttributes` leaves those out; the values are the full answer's. The drift reader relies on it."""
+    astro.server.preload(ORG, generate(12, 3, seed=3))
+    full = {r["id"]: r for r in astro.http.get("/Users", params={"count": "50"}).json()["Resources"]}
+    assert any(r["groups"] for r in full.values())
+    asked = astro.http.get("/Users", params={"count": "50", "attributes": "userName,externalId,active,groups"})
+    assert asked.status_code == 200
+    listed = asked.json()["Resources"]
+    assert len(listed) == len(full) == asked.json()["totalResults"]
+    for item in listed:
+        assert set(item) == {"schemas", "id", "userName", "externalId", "active", "groups"}
+        assert {k: item[k] for k in ("userName", "externalId", "active", "groups")} == \
+            {k: full[item["id"]][k] for k in ("userName", "externalId", "active", "groups")}
+    # a sub-attribute: only that part of a complex multi-valued attribute
+    emails = astro.http.get("/Users", params={"count": "50", "attributes": "emails.value"}).json()["Resources"]
+    assert all(item["emails"] == [{"value": full[item["id"]]["emails"][0]["value"]}] for item in emails)
+
+    excluded = astro.http.get("/Users", params={"count": "50", "excludedAttributes": "groups,meta,name"})
+    for item in excluded.json()["Resources"]:
+        whole = dict(full[item["id"]])
+        for key in ("groups", "meta", "name"):
+            whole.pop(key)
+        assert item == whole
+
+    teams = {g["id"]: g for g in astro.http.get("/Groups", params={"count": "50"}).json()["Resources"]}
+    lean = astro.http.get("/Groups", params={"count": "50", "attributes": "displayName,members.value"}).json()
+    for item in lean["Resources"]:
+        whole = teams[item["id"]]
+        assert item["displayName"] == whole["displayName"] and "meta" not in item and "externalId" not in item
+        assert item.get("members", []) == [{"value": m["value"]} for m in whole["members"]]
+    # both at once is a client error (scim2-models: mutually exclusive), answered as a SCIM 400
+    both = astro.http.get("/Users", params={"attributes": "userName", "excludedAttributes": "meta"})
+    assert both.status_code == 400 and both.json()["scimType"] == "invalidValue"
