@@ -658,3 +658,59 @@ def test_list_requests_honour_attributes_and_excluded_attributes(astro: Astro) -
     # both at once is a client error (scim2-models: mutually exclusive), answered as a SCIM 400
     both = astro.http.get("/Users", params={"attributes": "userName", "excludedAttributes": "meta"})
     assert both.status_code == 400 and both.json()["scimType"] == "invalidValue"
+
+
+def test_write_answers_equal_the_read_answers(astro: Astro) -> None:
+    """A create answers the resource as a GET of it does (the lean rendering of the list pages, not scim2-server's
+    publish-and-dump, so it must not drift from it); a PATCH without `attributes` answers 204 with no body."""
+    user = astro.new_user("grace.hopper@acme.example", name={"givenName": "Grace", "familyName": "Hopper"},
+                          emails=[{"value": "grace.hopper@acme.example", "type": "work", "primary": True}])
+    assert user["groups"] == []
+    assert user == astro.send("GET", f"/Users/{user['id']}").json()
+    resp = astro.send("POST", "/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Navy",
+                                          "members": [{"value": user["id"], "$ref": f"Users/{user['id']}"}]})
+    assert resp.status_code == 201 and resp.headers["Location"] == resp.json()["meta"]["location"]
+    group = resp.json()
+    assert group == astro.send("GET", f"/Groups/{group['id']}").json()
+    assert group["members"][0]["$ref"].startswith("http")  # a relative reference published as a URL
+    empty = astro.new_group("Empty")
+    assert empty["members"] == [] and empty == astro.send("GET", f"/Groups/{empty['id']}").json()
+    patched = astro.send("PATCH", f"/Groups/{empty['id']}", {"schemas": [PATCH_SCHEMA], "Operations": [
+        {"op": "add", "path": "members", "value": [{"value": user["id"]}]}]})
+    assert patched.status_code == 204 and not patched.content
+
+
+def test_team_member_patches_keep_every_other_version_intact(astro: Astro) -> None:
+    """Team PATCHes work on a copy that shares the stored member objects (no O(members) copy per PATCH): each
+    shape Okta and Entra send gives the RFC result, and an answer read before a PATCH never changes after it."""
+    ids = [astro.new_user(f"user{i}@acme.example")["id"] for i in range(6)]
+    gid = astro.new_group("Crew", ids[:3])["id"]
+
+    def patch(*ops: dict[str, Any]) -> None:
+        resp = astro.send("PATCH", f"/Groups/{gid}", {"schemas": [PATCH_SCHEMA], "Operations": list(ops)})
+        assert resp.status_code in (200, 204), resp.text
+
+    before = astro.send("GET", f"/Groups/{gid}").json()
+    stored_before = astro.server._orgs[ORG].storage._resources["Group"][gid]
+    patch({"op": "Add", "path": "members", "value": [{"$ref": None, "value": ids[3]}]})  # Entra, one at a time
+    patch({"op": "add", "path": "members", "value": [{"value": ids[3]}, {"value": ids[4]}]})  # a repeat is kept once
+    assert astro.member_ids(gid) == set(ids[:5])
+    patch({"op": "Remove", "path": "members", "value": [{"value": ids[0]}]})  # Entra's removal
+    patch({"op": "remove", "path": f'members[value eq "{ids[1]}"]'})  # Okta's removal
+    assert astro.member_ids(gid) == set(ids[2:5])
+    patch({"op": "replace", "value": {"id": gid, "displayName": "Crew"}},  # Okta: rename op first, then members
+          {"op": "add", "path": "members", "value": [{"value": ids[5], "display": "user5@acme.example"}]})
+    patch({"op": "replace", "path": f'members[value eq "{ids[5]}"].display', "value": "five"})  # in place: stock
+    listed = {m["value"]: m for m in astro.send("GET", f"/Groups/{gid}").json()["members"]}
+    assert set(listed) == set(ids[2:6]) and listed[ids[5]]["display"] == "five"
+    patch({"op": "replace", "path": "members", "value": [{"value": ids[0]}]})
+    assert astro.member_ids(gid) == {ids[0]}
+    # the version read first is unchanged: no PATCH changed a stored member object in place
+    assert [m.value for m in stored_before.members] == ids[:3]
+    assert astro.send("GET", f"/Groups/{gid}").json()["meta"]["version"] != before["meta"]["version"]
+    # Astro's rules still hold on the fast path: a member that is no user is refused, nothing is kept
+    resp = astro.send("PATCH", f"/Groups/{gid}", {"schemas": [PATCH_SCHEMA], "Operations": [
+        {"op": "add", "path": "members", "value": [{"value": "nobody"}]}]})
+    assert resp.status_code == 400 and astro.member_ids(gid) == {ids[0]}
+    users = {u["id"]: u for u in astro.server.users(ORG)}
+    assert [g["value"] for g in users[ids[0]]["groups"]] == [gid] and users[ids[2]]["groups"] == []

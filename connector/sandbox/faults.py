@@ -1,16 +1,21 @@
-"""Fault injection for the emulators: latency, 429s, 5xx, dropped connections. Seeded, so runs repeat."""
+"""Fault injection for the emulators: latency, 429s, 5xx, dropped connections. Seeded, so runs repeat.
+
+Latency waits on connector.support.clock, so under the tests' FakeClock a delayed request costs no real time and
+the delay shows in the clock (and in `FaultMiddleware.delayed_s`, the middleware's own account).
+"""
 
 from __future__ import annotations
 
 import random
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
+
+from connector.support import clock
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -83,6 +88,7 @@ class FaultMiddleware:
         self.log = log
         self._rng = random.Random(config.seed)
         self._lock = threading.Lock()
+        self.delayed_s = 0.0  # latency injected so far (seconds), summed over requests
 
     def _roll(self) -> float:
         with self._lock:
@@ -101,7 +107,9 @@ class FaultMiddleware:
         cfg = self.config
         if not path.startswith(ADMIN_PREFIX):
             if cfg.latency_ms:
-                time.sleep(cfg.latency_ms / 1000.0)
+                with self._lock:
+                    self.delayed_s += cfg.latency_ms / 1000.0
+                clock.current().sleep(cfg.latency_ms / 1000.0)
             if cfg.rate_reset and self._roll() < cfg.rate_reset:
                 # Logged before the drop: the client sees the drop at once and may be counted right after.
                 self.log.add(LoggedRequest(method, path, query, 0))

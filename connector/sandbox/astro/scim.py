@@ -11,7 +11,14 @@ Served under `/scim/v2/<org-id>` like Astro's SCIM base URL. What it adds to sci
 - referential cleanup: a deleted user leaves every Team (scim2-server keeps dangling members);
 - answers carry `User.groups` (computed, RFC 7643 §4.1.2) and print empty `members`/`groups` as `[]`, as the
   vendors' examples do;
-- misbehaviour modes (HTML page, truncated JSON, wrong totals, 500s) that the drift auditor must survive.
+- misbehaviour modes (HTML page, truncated JSON, wrong totals, 500s) that the drift auditor must survive;
+- a rate limit, announced on every answer. Astro documents none for SCIM, so this is an assumption: a budget of
+  1,000 requests per second per organization (`RATE_LIMIT`, `RATE_WINDOW_S`; `AstroScim.rate_limit` changes
+  it), fixed windows, announced with the IETF RateLimit fields as SCIM servers behind common API gateways send
+  them (draft-ietf-httpapi-ratelimit-headers, separate fields): `RateLimit-Limit` (requests per window),
+  `RateLimit-Remaining` (left in this window), `RateLimit-Reset` (seconds until it resets); over budget, 429
+  with a SCIM error and `Retry-After` (seconds). Sized so that no IdP engine reaches it (Entra and Okta send one
+  SCIM request at a time per app), while a client with many requests in flight can.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -68,6 +76,7 @@ from werkzeug.wrappers import Request, Response
 
 from connector.sandbox.astro import vocabulary
 from connector.sandbox.faults import ADMIN_PREFIX
+from connector.sandbox.ratelimit import Budget, WindowLimiter
 from connector.sandbox.seed import SeedOrg
 
 SCIM_PREFIX = "/scim/v2"
@@ -75,6 +84,8 @@ SCIM_MEDIA_TYPE = "application/scim+json"
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 MISBEHAVIOURS = ("html", "truncated", "wrong_totals", "error_500")
+RATE_LIMIT = 1_000  # requests per window per organization (an assumption: see the module docstring)
+RATE_WINDOW_S = 1.0
 
 # The three knobs Entra needs (reference: scim-libraries-and-quirks.md §1.4); Okta's shapes pass either way.
 ENTRA_TOLERANT_POLICY = ScimPolicy(
@@ -217,10 +228,14 @@ class AstroStorage(InMemoryStorage):
                 return None
         return InMemoryStorage._comparable_value(resource, attribute)
 
-    def _check_members(self, resource: Resource[Any]) -> None:
+    def _check_members(self, resource: Resource[Any], known: set[str] | None = None) -> None:
+        """Refuse a member Astro cannot keep. `known`: the ids of the stored version's members, already checked
+        (a PATCH adding one member to a 20,000-member Team checks that one, not 20,000)."""
         groups = self._resources.get(self.group_type.name, {})
         users = self._resources.get(self.user_type.name, {})
         for member in getattr(resource, "members", None) or []:
+            if known is not None and member.value in known and member.type != "Group":
+                continue
             if member.type == "Group" or (member.value is not None and member.value in groups):
                 raise InvalidValueException(
                     detail=f"member {member.value!r} is a group: Astro Teams cannot contain groups "
@@ -263,8 +278,38 @@ class AstroStorage(InMemoryStorage):
     ) -> Resource[Any]:
         with self.lock:
             if resource_type.name == self.group_type.name:
-                self._check_members(resource)
+                stored = self._resources.get(resource_type.name, {}).get(cast(str, resource.id))
+                self._check_members(resource, self._member_ids(stored) if stored is not None else None)
             return super().update(resource_type, resource, expected_version=expected_version)
+
+    def group_for_patch(self, group_id: str) -> Resource[Any]:
+        """A Team to PATCH, without the deep copy of its member list that `get` makes (O(members) per PATCH:
+        quadratic when an engine adds members one PATCH at a time). The copy's own list holds the stored
+        member objects: only for PATCHes that never change a member in place (`_OrgApplication.patch_resource`
+        checks the paths); the result is stored by `update_patched`."""
+        with self.lock:
+            stored = self._stored(self.group_type, group_id)
+            copy = stored.model_copy()
+            members = getattr(stored, "members", None)
+            if members is not None:
+                copy.__dict__["members"] = list(members)  # a list of its own; assignment would revalidate all
+            return copy
+
+    def update_patched(self, resource: Resource[Any], *, expected_version: str | None) -> Resource[Any]:
+        """`update` for a Team from `group_for_patch`: the same checks, version and indexes, without the stock
+        dump/validate round trip and the copy handed back (both O(members)). The object becomes the stored one;
+        callers only render it."""
+        with self.lock:
+            stored = self._stored(self.group_type, resource.id)
+            self._check_version(stored, expected_version)
+            self._check_members(resource, self._member_ids(stored))
+            assert stored.meta is not None
+            resource.meta = stored.meta.model_copy(
+                update={"location": None, "last_modified": self.clock(), "version": self.next_version()})
+            values = self._values_of(resource)
+            self._check_uniqueness(resource, values)
+            self._store(resource, values)
+            return resource
 
     def delete(self, resource_type: ResourceType, resource_id: str, *, expected_version: str | None = None) -> None:
         with self.lock:
@@ -424,6 +469,24 @@ class AstroService(ScimService):
         self._empty_lists(response.body, resource, response_parameters)
         return response
 
+    def patch_response(self, base_url: str, resource: Resource[Any], response_parameters: Any) -> ScimResponse:
+        # The stock method publishes (deep-copies, walks every reference of) the resource even for the 204 it
+        # sends when no attributes were asked: O(members) per Team PATCH. Same answer, without the copy.
+        if not response_parameters.attributes and not response_parameters.excluded_attributes:
+            assert resource.meta is not None
+            version = resource.meta.version if self.etag_supported else None
+            return ScimResponse(HTTPStatus.NO_CONTENT, None, {"ETag": version} if version else {})
+        return super().patch_response(base_url, resource, response_parameters)
+
+    def creation_response(self, base_url: str, created: Resource[Any]) -> ScimResponse:
+        # publish() + a dump in the creation context cost ~6x the lean dump the list pages use; same body.
+        body = self._publish_dump(base_url, created, _FULL_DUMP, Context.RESOURCE_CREATION_RESPONSE)
+        meta = body.get("meta") or {}
+        headers = {"Content-Location": meta["location"], "Location": meta["location"]}
+        if meta.get("version"):
+            headers["ETag"] = meta["version"]
+        return ScimResponse(HTTPStatus.CREATED, body, headers)
+
     def read_search_query(
         self, resource_types: list[ResourceType], query: Mapping[str, str]
     ) -> tuple[SearchRequest[Any], Any]:
@@ -455,19 +518,19 @@ class AstroService(ScimService):
             cache[key] = (resource, base_url, body)
         return body
 
-    def _publish_dump(self, base_url: str, resource: Resource[Any], search_request: SearchRequest[Any]
-                      ) -> dict[str, Any]:
+    def _publish_dump(self, base_url: str, resource: Resource[Any], search_request: SearchRequest[Any],
+                      ctx: Context = Context.RESOURCE_QUERY_RESPONSE) -> dict[str, Any]:
         """What publish() + model_dump() give, without publish()'s deep copy and path walk (~3/4 of the cost).
 
         publish() only adds meta.location, drops the version without ETag support, and turns relative
         references into URLs; a resource holding a relative reference takes the stock path.
         """
-        ctx = Context.RESOURCE_QUERY_RESPONSE
         data: dict[str, Any] = resource.model_dump(scim_ctx=ctx, response_parameters=search_request)
         meta = data.get("meta")
         if _has_relative_ref(data) or not isinstance(meta, dict):
             published: dict[str, Any] = self.publish(base_url, resource).model_dump(
                 scim_ctx=ctx, response_parameters=search_request)
+            self._empty_lists(published, resource, search_request)
             return published
         meta["location"] = self.resource_location(base_url, self.get_resource_type_of(resource), cast(str, resource.id))
         if not self.etag_supported:
@@ -516,6 +579,32 @@ class AstroService(ScimService):
         response = _RawResponse(HTTPStatus.OK, None)
         response.raw = head[:-1].encode() + b', "Resources": [' + b", ".join(items) + b"]}"
         return response
+
+
+_GROUP_URN_PREFIX = "urn:ietf:params:scim:schemas:core:2.0:group:"
+
+
+def _members_kept_whole(patch_op: PatchOp[Any]) -> bool:
+    """True when no operation of a Team PATCH can change a stored member object in place, so the PATCH may work
+    on a copy that shares them (scim2-models replaces or appends list entries for these, and changes an entry
+    in place only for a value filter with add/replace, or a member sub-attribute)."""
+    for operation in patch_op.operations or []:
+        raw = getattr(operation, "path", None)
+        if raw is None:
+            value = getattr(operation, "value", None)
+            if not isinstance(value, dict) or any(str(k).lower().rsplit(":", 1)[-1] == "members" for k in value):
+                return False
+            continue
+        path = str(raw).lower()
+        if path.startswith(_GROUP_URN_PREFIX):
+            path = path[len(_GROUP_URN_PREFIX):]
+        if not path.startswith("members"):
+            continue
+        op = str(getattr(getattr(operation, "op", None), "value", "")).lower()
+        if path == "members" or (op == "remove" and path.startswith("members[") and path.endswith("]")):
+            continue
+        return False
+    return True
 
 
 class _OrgApplication(WSGIApplication):
@@ -629,6 +718,20 @@ class _OrgApplication(WSGIApplication):
             return [response.raw]
         return send_response(response, start_response)
 
+    def patch_resource(self, resource_type: ResourceType, resource_id: str, patch_op: PatchOp[Any],
+                       conditions: Any) -> Resource[Any]:
+        """The stock PATCH, without copying a Team's member list twice and rebuilding it (see
+        AstroStorage.group_for_patch) when no operation can change a member object in place."""
+        if resource_type.name != self.storage.group_type.name or not _members_kept_whole(patch_op):
+            return cast(Resource[Any], super().patch_resource(resource_type, resource_id, patch_op, conditions))
+        current = self.storage.group_for_patch(resource_id)
+        assert current.meta is not None
+        version = current.meta.version
+        patched = self.service.apply_patch(current, patch_op, conditions)
+        if patched is None:
+            return current
+        return self.storage.update_patched(patched, expected_version=version)
+
     @staticmethod
     def get_base_url(environ: dict[str, Any]) -> str:
         # SCRIPT_NAME already holds /scim/v2/<org>; the stock method would append another /v2.
@@ -664,6 +767,8 @@ class AstroScim:
         self.base_url = "http://127.0.0.1"  # the Sandbox sets the served URL; used for meta.location in dumps
         self._orgs: dict[str, _Org] = {}
         self._lock = threading.Lock()
+        self.rate_clock: Callable[[], float] = time.monotonic  # tests move a virtual clock instead of sleeping
+        self.rate = WindowLimiter(RATE_LIMIT, RATE_WINDOW_S, lambda: self.rate_clock())
         self._routes = Map([
             Rule(f"{SCIM_PREFIX}/<org_id>", endpoint="scim"),
             Rule(f"{SCIM_PREFIX}/<org_id>/<path:rest>", endpoint="scim"),
@@ -922,6 +1027,10 @@ class AstroScim:
             org = self._orgs.get(values["org_id"])
         if org is None:
             return scim_error(404, f"unknown organization {values['org_id']!r}")(environ, start_response)
+        budget = self.rate.hit(org.org_id) if org.app._authorized(environ) else None
+        if budget is not None and not budget.allowed:
+            return scim_error(429, "Too many requests; retry later", headers={
+                "Retry-After": str(budget.reset_s), **_rate_headers(budget)})(environ, start_response)
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + f"{SCIM_PREFIX}/{org.org_id}"
         environ["PATH_INFO"] = "/" + values.get("rest", "")
         mode = org.misbehaviour
@@ -930,10 +1039,18 @@ class AstroScim:
             return Response(page, status=200, content_type="text/html; charset=utf-8")(environ, start_response)
         if mode == "error_500":
             return self.server_error_response(Request(environ))(environ, start_response)
-        return self._buffered(org, mode, environ, start_response)
+        return self._buffered(org, mode, environ, start_response, budget)
 
-    def _buffered(self, org: _Org, mode: str | None, environ: dict[str, Any], start_response: Callable[..., Any]
-                  ) -> Iterable[bytes]:
+    @property
+    def rate_limit(self) -> int:
+        return self.rate.limit
+
+    @rate_limit.setter
+    def rate_limit(self, requests_per_window: int) -> None:
+        self.rate.limit = requests_per_window
+
+    def _buffered(self, org: _Org, mode: str | None, environ: dict[str, Any], start_response: Callable[..., Any],
+                  budget: Budget | None = None) -> Iterable[bytes]:
         """Run the org's app, then send the body with a Content-Length (keep-alive) and the misbehaviour."""
         captured: dict[str, Any] = {}
 
@@ -956,6 +1073,13 @@ class AstroScim:
         elif mode == "truncated" and body:
             body = body[: len(body) // 2]
         headers.append(("Content-Length", str(len(body))))
+        if budget is not None:
+            headers.extend(_rate_headers(budget).items())
         start_response(status, headers)
         return [body]
+
+
+def _rate_headers(budget: Budget) -> dict[str, str]:
+    return {"RateLimit-Limit": str(budget.limit), "RateLimit-Remaining": str(budget.remaining),
+            "RateLimit-Reset": str(budget.reset_s)}
 
