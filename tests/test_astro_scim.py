@@ -693,6 +693,8 @@ def test_team_member_patches_keep_every_other_version_intact(astro: Astro) -> No
     before = astro.send("GET", f"/Groups/{gid}").json()
     stored_before = astro.server._orgs[ORG].storage._resources["Group"][gid]
     patch({"op": "Add", "path": "members", "value": [{"$ref": None, "value": ids[3]}]})  # Entra, one at a time
+    stored_now = astro.server._orgs[ORG].storage._resources["Group"][gid]
+    assert stored_now is not stored_before and stored_now.members[0] is stored_before.members[0]  # no copy made
     patch({"op": "add", "path": "members", "value": [{"value": ids[3]}, {"value": ids[4]}]})  # a repeat is kept once
     assert astro.member_ids(gid) == set(ids[:5])
     patch({"op": "Remove", "path": "members", "value": [{"value": ids[0]}]})  # Entra's removal

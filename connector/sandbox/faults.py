@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ class LoggedRequest:
     path: str
     query: str
     status: int
+    cpu_s: float = 0.0  # CPU the emulator spent answering (its thread's time; the latency sleep excluded)
 
 
 @dataclass
@@ -61,6 +63,12 @@ class RequestLog:
                 e for e in self.entries
                 if e.method not in ("GET", "HEAD", "OPTIONS") and not e.path.startswith(ADMIN_PREFIX)
             ]
+
+    def cpu_seconds(self, prefix: str = "") -> float:
+        """CPU the service spent on the logged requests under `prefix`: the emulator's own cost, for benchmarks
+        that must tell it from the client's (wall time would mix in the other threads and the machine's load)."""
+        with self.lock:
+            return sum(e.cpu_s for e in self.entries if e.path.startswith(prefix))
 
     def count(self, method: str | None = None, prefix: str = "") -> int:
         with self.lock:
@@ -129,6 +137,14 @@ class FaultMiddleware:
                 resp = self.server_error(Request(environ))
                 self.log.add(LoggedRequest(method, path, query, resp.status_code))
                 return resp(environ, start_response)
-        result = self.app(environ, recording_start)
-        self.log.add(LoggedRequest(method, path, query, status_holder[0]))
+        cpu = time.thread_time()
+        # The body is built here (every emulator answers a list of bytes), so the CPU is the answer's.
+        answer = self.app(environ, recording_start)
+        try:
+            result = list(answer)
+        finally:
+            close = getattr(answer, "close", None)
+            if close is not None:
+                close()
+        self.log.add(LoggedRequest(method, path, query, status_holder[0], time.thread_time() - cpu))
         return result

@@ -58,6 +58,7 @@ from scim2_models import (
 )
 from scim2_server import routing as scim2_routing
 from scim2_server.applications.wsgi import WSGIApplication, send_response
+from scim2_server.handler import ScimHandler
 from scim2_server.memory import InMemoryStorage, _hashable, _key, _page
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
@@ -127,6 +128,14 @@ def scim_error(status: int, detail: str, scim_type: str | None = None, headers: 
     if scim_type:
         body["scimType"] = scim_type
     return Response(json.dumps(body), status=status, headers=headers or {}, content_type=SCIM_MEDIA_TYPE)
+
+
+class _SharedMembers(list[Any]):
+    """A Team's member list on the PATCH copy (AstroStorage.group_for_patch): copying it, deep or not, makes a
+    new list of the same member objects."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _SharedMembers:
+        return _SharedMembers(self)
 
 
 class AstroStorage(InMemoryStorage):
@@ -292,7 +301,10 @@ class AstroStorage(InMemoryStorage):
             copy = stored.model_copy()
             members = getattr(stored, "members", None)
             if members is not None:
-                copy.__dict__["members"] = list(members)  # a list of its own; assignment would revalidate all
+                # A list of its own (assignment would revalidate every member), whose deep copy is shallow:
+                # scim2-models snapshots the resource for rollback before a PATCH, and on this path no member
+                # object is changed in place, so the snapshot needs a new list, not 20,000 new members.
+                copy.__dict__["members"] = _SharedMembers(members)
             return copy
 
     def update_patched(self, resource: Resource[Any], *, expected_version: str | None) -> Resource[Any]:
@@ -300,6 +312,8 @@ class AstroStorage(InMemoryStorage):
         dump/validate round trip and the copy handed back (both O(members)). The object becomes the stored one;
         callers only render it."""
         with self.lock:
+            if isinstance(getattr(resource, "members", None), _SharedMembers):  # untouched by the PATCH
+                resource.__dict__["members"] = list(resource.members)  # type: ignore[attr-defined]
             stored = self._stored(self.group_type, resource.id)
             self._check_version(stored, expected_version)
             self._check_members(resource, self._member_ids(stored))
@@ -607,12 +621,32 @@ def _members_kept_whole(patch_op: PatchOp[Any]) -> bool:
     return True
 
 
+class _AstroHandler(ScimHandler):
+    """scim2-server's request handler with a cheaper Team PATCH."""
+
+    def patch_resource(self, resource_type: ResourceType, resource_id: str, patch_op: PatchOp[Any],
+                       conditions: Any) -> Resource[Any]:
+        """The stock PATCH, without copying a Team's member list twice and rebuilding it (see
+        AstroStorage.group_for_patch) when no operation can change a member object in place."""
+        storage = cast(AstroStorage, self.storage)
+        if resource_type.name != storage.group_type.name or not _members_kept_whole(patch_op):
+            return cast(Resource[Any], super().patch_resource(resource_type, resource_id, patch_op, conditions))
+        current = storage.group_for_patch(resource_id)
+        assert current.meta is not None
+        version = current.meta.version
+        patched = self.service.apply_patch(current, patch_op, conditions)
+        if patched is None:
+            return current
+        return storage.update_patched(patched, expected_version=version)
+
+
 class _OrgApplication(WSGIApplication):
     """One organization's SCIM app: bearer-token auth, URLs built from the mount point (no extra /v2)."""
 
     def __init__(self, storage: AstroStorage, provider: ScimProvider, service: ScimService, token: str,
                  *, documented_only: bool = False) -> None:
         super().__init__(storage, provider, service)
+        self.handler = _AstroHandler(self.service, storage)
         self.token = token
         self.documented_only = documented_only
         self.vocabulary = vocabulary.documented() if documented_only else vocabulary.complete()
@@ -717,20 +751,6 @@ class _OrgApplication(WSGIApplication):
             start_response(status, headers)
             return [response.raw]
         return send_response(response, start_response)
-
-    def patch_resource(self, resource_type: ResourceType, resource_id: str, patch_op: PatchOp[Any],
-                       conditions: Any) -> Resource[Any]:
-        """The stock PATCH, without copying a Team's member list twice and rebuilding it (see
-        AstroStorage.group_for_patch) when no operation can change a member object in place."""
-        if resource_type.name != self.storage.group_type.name or not _members_kept_whole(patch_op):
-            return cast(Resource[Any], super().patch_resource(resource_type, resource_id, patch_op, conditions))
-        current = self.storage.group_for_patch(resource_id)
-        assert current.meta is not None
-        version = current.meta.version
-        patched = self.service.apply_patch(current, patch_op, conditions)
-        if patched is None:
-            return current
-        return self.storage.update_patched(patched, expected_version=version)
 
     @staticmethod
     def get_base_url(environ: dict[str, Any]) -> str:
