@@ -716,3 +716,43 @@ def test_team_member_patches_keep_every_other_version_intact(astro: Astro) -> No
     assert resp.status_code == 400 and astro.member_ids(gid) == {ids[0]}
     users = {u["id"]: u for u in astro.server.users(ORG)}
     assert [g["value"] for g in users[ids[0]]["groups"]] == [gid] and users[ids[2]]["groups"] == []
+
+
+def test_pages_with_attributes_equal_scim2_servers_rendering_and_follow_writes(astro: Astro) -> None:
+    """Pages asked with attributes/excludedAttributes are served from a per-choice JSON cache: each equals what
+    scim2-server's own search_response renders (with Astro's additions), and a write is seen at once."""
+    from connector.sandbox.astro.scim import AstroService
+
+    astro.server.preload(ORG, generate(25, 4, seed=5))
+    server = astro.server
+    ours = server._orgs[ORG].app.service
+    base = f"{astro.served.url}/scim/v2/{ORG}"
+    cases = [
+        ("/Users", server.user_type, {"count": "10", "attributes": "userName,active,groups"}),
+        ("/Users", server.user_type, {"startIndex": "11", "count": "10", "attributes": "emails.value,name"}),
+        ("/Users", server.user_type, {"count": "30", "excludedAttributes": "groups,meta"}),
+        ("/Users", server.user_type, {"count": "30", "excludedAttributes": "name"}),
+        ("/Groups", server.group_type, {"count": "10", "attributes": "displayName,members.value"}),
+        ("/Groups", server.group_type, {"count": "10", "excludedAttributes": "members"}),
+    ]
+    for endpoint, rtype, params in cases:
+        served = astro.http.get(endpoint, params=params).json()
+        assert astro.http.get(endpoint, params=params).json() == served  # the second from the caches
+        stored = server._orgs[ORG].storage._resources[rtype.name]
+        ids = [r["id"] for r in served["Resources"]]
+        with server.provider:
+            request = parametrize(SearchRequest, ours.get_model(rtype)).model_validate(params)
+            request.start_index = request.start_index or 1
+            expected = super(AstroService, ours).search_response(
+                base, [rtype], SearchPage(served["totalResults"], [stored[i] for i in ids]), request).body
+        for item, rid in zip(expected["Resources"], ids, strict=True):
+            ours._empty_lists(item, stored[rid], request)
+        assert served == expected, (endpoint, params)
+
+    # a write shows in the cached choices: a renamed user, and a Team change in its members' `groups`
+    first = astro.http.get("/Users", params={"count": "1", "attributes": "userName,groups"}).json()["Resources"][0]
+    server.edit_user(ORG, first["userName"], "userName", "renamed.person@acme.example")
+    team = astro.new_group("Late Team", [first["id"]])
+    again = astro.http.get("/Users", params={"count": "1", "attributes": "userName,groups"}).json()["Resources"][0]
+    assert again["userName"] == "renamed.person@acme.example"
+    assert team["id"] in [g["value"] for g in again["groups"]]
