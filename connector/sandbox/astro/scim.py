@@ -402,6 +402,18 @@ class AstroStorage(InMemoryStorage):
 _META_ORDER = ("resourceType", "created", "lastModified", "location", "version")
 
 
+_ENTERPRISE_MANAGER_REF = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.$ref"
+_HANDLED_REFERENCES = {"groups.$ref", "members.$ref", _ENTERPRISE_MANAGER_REF}
+_REFERENCE_PATHS: dict[type[Any], bool] = {}  # model -> its resource references are all handled above
+
+
+def _relative(ref: Any) -> bool:
+    """A reference publish() turns into a URL (scim2-server's reference_location keeps the others)."""
+    if not isinstance(ref, str) or ref.startswith(("http://", "https://", "/")):
+        return False
+    return not urlsplit(ref).scheme
+
+
 def _has_relative_ref(value: Any) -> bool:
     """True when a dumped resource holds a `$ref` that publish() would turn into a URL."""
     if isinstance(value, dict):
@@ -454,8 +466,39 @@ class AstroService(ScimService):
                             "display": getattr(group, "display_name", None), "type": "direct"})
         return out
 
+    def _needs_stock_publish(self, resource: Resource[Any]) -> bool:
+        """True unless the resource is a User or Group of the known models holding no relative reference: the
+        stock publish() rewrites only those (RFC 7643 §2.3.7), and costs a deep copy and a path walk."""
+        known = _REFERENCE_PATHS.get(type(resource))
+        if known is None:
+            paths = {str(p) for p in parametrize(Path, type(resource)).iter_paths(target_type=[Reference])
+                     if set(cast(Any, p.resolve()).target_type.__reference_types__) - {"external", "uri"}}
+            known = _REFERENCE_PATHS[type(resource)] = paths <= _HANDLED_REFERENCES
+        if not known:
+            return True
+        name = _key(resource)[0]
+        if name == self.storage.group_type.name:
+            return any(_relative(getattr(m, "ref", None)) for m in getattr(resource, "members", None) or [])
+        if name != self.storage.user_type.name:
+            return True
+        if any(_relative(getattr(g, "ref", None)) for g in getattr(resource, "groups", None) or []):
+            return True
+        manager = getattr(getattr(resource, "EnterpriseUser", None), "manager", None)
+        return _relative(getattr(manager, "ref", None))
+
     def publish(self, base_url: str, resource: Resource[Any]) -> Resource[Any]:
-        published = super().publish(base_url, resource)
+        if self._needs_stock_publish(resource):
+            published = super().publish(base_url, resource)
+        else:
+            # What the stock method gives for such a resource, from a shallow copy: callers only read it (or
+            # assign whole attributes, like `groups` below), never change the stored values it shares.
+            assert resource.meta is not None
+            update: dict[str, Any] = {"location": self.resource_location(
+                base_url, self.get_resource_type_of(resource), cast(str, resource.id))}
+            if not self.etag_supported:
+                update["version"] = None
+            published = resource.model_copy()
+            published.meta = resource.meta.model_copy(update=update)
         if _key(resource)[0] == self.storage.user_type.name:
             groups = self._groups_of(base_url, cast(str, resource.id))
             if groups:
