@@ -730,10 +730,47 @@ class _AstroHandler(ScimHandler):
         current = storage.group_for_patch(resource_id)
         assert current.meta is not None
         version = current.meta.version
+        added = _appended_member_ids(patch_op)
+        full: list[Any] = list(getattr(current, "members", None) or [])
+        if added is not None and full:
+            # Only appends to `members`: scim2-models compares each added value with every current member
+            # (O(members) per PATCH, ~0.1 s at 20,000). A current member can only equal an added one if it has
+            # the same `value`, so the PATCH runs on those alone and the rest is put back in front of them.
+            kept = [m for m in full if m.value in added]
+            current.__dict__["members"] = kept
+            patched = self.service.apply_patch(current, patch_op, conditions)
+            if patched is None:
+                return storage._stored(storage.group_type, resource_id)
+            tail = list(getattr(patched, "members", None) or [])[len(kept):]
+            patched.__dict__["members"] = full + tail
+            return storage.update_patched(patched, expected_version=version)
         patched = self.service.apply_patch(current, patch_op, conditions)
         if patched is None:
             return current
         return storage.update_patched(patched, expected_version=version)
+
+
+def _appended_member_ids(patch_op: PatchOp[Any]) -> set[Any] | None:
+    """The `value`s a Team PATCH adds, when its only change to `members` is `add` with path `members` (Entra's
+    and Okta's member additions; other operations may touch other attributes); else None."""
+    added: set[Any] = set()
+    for operation in patch_op.operations or []:
+        raw = getattr(operation, "path", None)
+        op = str(getattr(getattr(operation, "op", None), "value", "")).lower()
+        path = "" if raw is None else str(raw).lower()
+        if path.startswith(_GROUP_URN_PREFIX):
+            path = path[len(_GROUP_URN_PREFIX):]
+        if not path.startswith("members"):
+            continue  # no path (checked by _members_kept_whole: no members in its value) or another attribute
+        if path != "members" or op != "add":
+            return None
+        value = getattr(operation, "value", None)
+        for entry in value if isinstance(value, list) else [value]:
+            member = entry.get("value") if isinstance(entry, dict) else getattr(entry, "value", None)
+            if member is None:
+                return None
+            added.add(member)
+    return added
 
 
 class _OrgApplication(WSGIApplication):
