@@ -35,6 +35,7 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/sandbox.py
+	$(BIN)/python benchmarks/engines.py --users 5000
 	$(BIN)/python benchmarks/drift_scale.py
 	$(BIN)/python benchmarks/timing.py
 

@@ -622,3 +622,137 @@ def test_user_groups_follow_memberships_and_team_names(astro: Astro) -> None:
         {"op": "add", "path": "members", "value": [{"value": "cl-no-such-user"}]}]})
     assert unknown.status_code == 400 and unknown.json()["scimType"] == "invalidValue"
     assert astro.member_ids(empty["id"]) == set()
+
+
+def test_list_requests_honour_attributes_and_excluded_attributes(astro: Astro) -> None:
+    """RFC 7644 §3.4.2.5 on list requests: `attributes` returns those (plus `id`, returned always), and
+    `excludedAttributes` leaves those out; the values are the full answer's. The drift reader relies on it."""
+    astro.server.preload(ORG, generate(12, 3, seed=3))
+    full = {r["id"]: r for r in astro.http.get("/Users", params={"count": "50"}).json()["Resources"]}
+    assert any(r["groups"] for r in full.values())
+    asked = astro.http.get("/Users", params={"count": "50", "attributes": "userName,externalId,active,groups"})
+    assert asked.status_code == 200
+    listed = asked.json()["Resources"]
+    assert len(listed) == len(full) == asked.json()["totalResults"]
+    for item in listed:
+        assert set(item) == {"schemas", "id", "userName", "externalId", "active", "groups"}
+        assert {k: item[k] for k in ("userName", "externalId", "active", "groups")} == \
+            {k: full[item["id"]][k] for k in ("userName", "externalId", "active", "groups")}
+    # a sub-attribute: only that part of a complex multi-valued attribute
+    emails = astro.http.get("/Users", params={"count": "50", "attributes": "emails.value"}).json()["Resources"]
+    assert all(item["emails"] == [{"value": full[item["id"]]["emails"][0]["value"]}] for item in emails)
+
+    excluded = astro.http.get("/Users", params={"count": "50", "excludedAttributes": "groups,meta,name"})
+    for item in excluded.json()["Resources"]:
+        whole = dict(full[item["id"]])
+        for key in ("groups", "meta", "name"):
+            whole.pop(key)
+        assert item == whole
+
+    teams = {g["id"]: g for g in astro.http.get("/Groups", params={"count": "50"}).json()["Resources"]}
+    lean = astro.http.get("/Groups", params={"count": "50", "attributes": "displayName,members.value"}).json()
+    for item in lean["Resources"]:
+        whole = teams[item["id"]]
+        assert item["displayName"] == whole["displayName"] and "meta" not in item and "externalId" not in item
+        assert item.get("members", []) == [{"value": m["value"]} for m in whole["members"]]
+    # both at once is a client error (scim2-models: mutually exclusive), answered as a SCIM 400
+    both = astro.http.get("/Users", params={"attributes": "userName", "excludedAttributes": "meta"})
+    assert both.status_code == 400 and both.json()["scimType"] == "invalidValue"
+
+
+def test_write_answers_equal_the_read_answers(astro: Astro) -> None:
+    """A create answers the resource as a GET of it does (the lean rendering of the list pages, not scim2-server's
+    publish-and-dump, so it must not drift from it); a PATCH without `attributes` answers 204 with no body."""
+    user = astro.new_user("grace.hopper@acme.example", name={"givenName": "Grace", "familyName": "Hopper"},
+                          emails=[{"value": "grace.hopper@acme.example", "type": "work", "primary": True}])
+    assert user["groups"] == []
+    assert user == astro.send("GET", f"/Users/{user['id']}").json()
+    resp = astro.send("POST", "/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Navy",
+                                          "members": [{"value": user["id"], "$ref": f"Users/{user['id']}"}]})
+    assert resp.status_code == 201 and resp.headers["Location"] == resp.json()["meta"]["location"]
+    group = resp.json()
+    assert group == astro.send("GET", f"/Groups/{group['id']}").json()
+    assert group["members"][0]["$ref"].startswith("http")  # a relative reference published as a URL
+    empty = astro.new_group("Empty")
+    assert empty["members"] == [] and empty == astro.send("GET", f"/Groups/{empty['id']}").json()
+    patched = astro.send("PATCH", f"/Groups/{empty['id']}", {"schemas": [PATCH_SCHEMA], "Operations": [
+        {"op": "add", "path": "members", "value": [{"value": user["id"]}]}]})
+    assert patched.status_code == 204 and not patched.content
+
+
+def test_team_member_patches_keep_every_other_version_intact(astro: Astro) -> None:
+    """Team PATCHes work on a copy that shares the stored member objects (no O(members) copy per PATCH): each
+    shape Okta and Entra send gives the RFC result, and an answer read before a PATCH never changes after it."""
+    ids = [astro.new_user(f"user{i}@acme.example")["id"] for i in range(6)]
+    gid = astro.new_group("Crew", ids[:3])["id"]
+
+    def patch(*ops: dict[str, Any]) -> None:
+        resp = astro.send("PATCH", f"/Groups/{gid}", {"schemas": [PATCH_SCHEMA], "Operations": list(ops)})
+        assert resp.status_code in (200, 204), resp.text
+
+    before = astro.send("GET", f"/Groups/{gid}").json()
+    stored_before = astro.server._orgs[ORG].storage._resources["Group"][gid]
+    patch({"op": "Add", "path": "members", "value": [{"$ref": None, "value": ids[3]}]})  # Entra, one at a time
+    stored_now = astro.server._orgs[ORG].storage._resources["Group"][gid]
+    assert stored_now is not stored_before and stored_now.members[0] is stored_before.members[0]  # no copy made
+    patch({"op": "add", "path": "members", "value": [{"value": ids[3]}, {"value": ids[4]}]})  # a repeat is kept once
+    assert astro.member_ids(gid) == set(ids[:5])
+    patch({"op": "Remove", "path": "members", "value": [{"value": ids[0]}]})  # Entra's removal
+    patch({"op": "remove", "path": f'members[value eq "{ids[1]}"]'})  # Okta's removal
+    assert astro.member_ids(gid) == set(ids[2:5])
+    patch({"op": "replace", "value": {"id": gid, "displayName": "Crew"}},  # Okta: rename op first, then members
+          {"op": "add", "path": "members", "value": [{"value": ids[5], "display": "user5@acme.example"}]})
+    patch({"op": "replace", "path": f'members[value eq "{ids[5]}"].display', "value": "five"})  # in place: stock
+    listed = {m["value"]: m for m in astro.send("GET", f"/Groups/{gid}").json()["members"]}
+    assert set(listed) == set(ids[2:6]) and listed[ids[5]]["display"] == "five"
+    patch({"op": "replace", "path": "members", "value": [{"value": ids[0]}]})
+    assert astro.member_ids(gid) == {ids[0]}
+    # the version read first is unchanged: no PATCH changed a stored member object in place
+    assert [m.value for m in stored_before.members] == ids[:3]
+    assert astro.send("GET", f"/Groups/{gid}").json()["meta"]["version"] != before["meta"]["version"]
+    # Astro's rules still hold on the fast path: a member that is no user is refused, nothing is kept
+    resp = astro.send("PATCH", f"/Groups/{gid}", {"schemas": [PATCH_SCHEMA], "Operations": [
+        {"op": "add", "path": "members", "value": [{"value": "nobody"}]}]})
+    assert resp.status_code == 400 and astro.member_ids(gid) == {ids[0]}
+    users = {u["id"]: u for u in astro.server.users(ORG)}
+    assert [g["value"] for g in users[ids[0]]["groups"]] == [gid] and users[ids[2]]["groups"] == []
+
+
+def test_pages_with_attributes_equal_scim2_servers_rendering_and_follow_writes(astro: Astro) -> None:
+    """Pages asked with attributes/excludedAttributes are served from a per-choice JSON cache: each equals what
+    scim2-server's own search_response renders (with Astro's additions), and a write is seen at once."""
+    from connector.sandbox.astro.scim import AstroService
+
+    astro.server.preload(ORG, generate(25, 4, seed=5))
+    server = astro.server
+    ours = server._orgs[ORG].app.service
+    base = f"{astro.served.url}/scim/v2/{ORG}"
+    cases = [
+        ("/Users", server.user_type, {"count": "10", "attributes": "userName,active,groups"}),
+        ("/Users", server.user_type, {"startIndex": "11", "count": "10", "attributes": "emails.value,name"}),
+        ("/Users", server.user_type, {"count": "30", "excludedAttributes": "groups,meta"}),
+        ("/Users", server.user_type, {"count": "30", "excludedAttributes": "name"}),
+        ("/Groups", server.group_type, {"count": "10", "attributes": "displayName,members.value"}),
+        ("/Groups", server.group_type, {"count": "10", "excludedAttributes": "members"}),
+    ]
+    for endpoint, rtype, params in cases:
+        served = astro.http.get(endpoint, params=params).json()
+        assert astro.http.get(endpoint, params=params).json() == served  # the second from the caches
+        stored = server._orgs[ORG].storage._resources[rtype.name]
+        ids = [r["id"] for r in served["Resources"]]
+        with server.provider:
+            request = parametrize(SearchRequest, ours.get_model(rtype)).model_validate(params)
+            request.start_index = request.start_index or 1
+            expected = super(AstroService, ours).search_response(
+                base, [rtype], SearchPage(served["totalResults"], [stored[i] for i in ids]), request).body
+        for item, rid in zip(expected["Resources"], ids, strict=True):
+            ours._empty_lists(item, stored[rid], request)
+        assert served == expected, (endpoint, params)
+
+    # a write shows in the cached choices: a renamed user, and a Team change in its members' `groups`
+    first = astro.http.get("/Users", params={"count": "1", "attributes": "userName,groups"}).json()["Resources"][0]
+    server.edit_user(ORG, first["userName"], "userName", "renamed.person@acme.example")
+    team = astro.new_group("Late Team", [first["id"]])
+    again = astro.http.get("/Users", params={"count": "1", "attributes": "userName,groups"}).json()["Resources"][0]
+    assert again["userName"] == "renamed.person@acme.example"
+    assert team["id"] in [g["value"] for g in again["groups"]]

@@ -14,6 +14,7 @@ import pytest
 from connector.config.load import load_config
 from connector.sandbox.core import TOKEN_FILES, Sandbox
 from connector.sandbox.faults import FaultConfig
+from connector.support.clock import FakeClock
 
 
 def _port_open(url: str) -> bool:
@@ -289,3 +290,72 @@ def test_reset_fault_drops_the_connection(sandbox: Sandbox) -> None:
         _astro(sandbox, "okta", "/Users")
     sandbox.set_faults(FaultConfig(), service="astro")
     assert _astro(sandbox, "okta", "/Users").status_code == 200
+
+
+# -- latency and announced rate limits ------------------------------------------------------------------------
+
+
+def test_latency_delays_every_service_astro_included(fake_clock: FakeClock) -> None:
+    """What `astro-scim sandbox --latency-ms` builds (the same FaultConfig for the IdPs and for Astro): each
+    service's requests wait the latency, on the injectable clock (so no real wait here)."""
+    latency = FaultConfig(latency_ms=50)
+    with Sandbox(users=2, groups=1, seed=1, faults=latency, astro_faults=latency) as sb:
+        for name, call in (("astro", lambda: _astro(sb, "okta", "/Users")), ("okta", lambda: _okta(sb, "/api/v1/users")),
+                           ("graph", lambda: _graph(sb, "/users"))):
+            before = fake_clock.monotonic()
+            assert call().status_code == 200
+            assert sb._middleware[name].delayed_s == pytest.approx(0.05)
+            assert fake_clock.monotonic() - before == pytest.approx(0.05)
+        sb.set_faults(FaultConfig(), service="astro")
+        assert _astro(sb, "okta", "/Users").status_code == 200
+        assert sb._middleware["astro"].delayed_s == pytest.approx(0.05)  # off again: no more delay
+
+
+def test_astro_announces_its_rate_limit_and_throttles_past_it(sandbox: Sandbox, fake_clock: FakeClock) -> None:
+    from connector.sandbox.astro.scim import RATE_LIMIT, RATE_WINDOW_S
+
+    sandbox.astro.rate_clock = fake_clock.monotonic
+    fake_clock.advance(RATE_WINDOW_S - fake_clock.monotonic() % RATE_WINDOW_S)  # the start of a window
+    first = _astro(sandbox, "okta", "/Users")
+    assert first.headers["RateLimit-Limit"] == str(RATE_LIMIT)
+    assert first.headers["RateLimit-Remaining"] == str(RATE_LIMIT - 1)
+    assert first.headers["RateLimit-Reset"] == str(int(RATE_WINDOW_S))
+    assert _astro(sandbox, "azure", "/Users").headers["RateLimit-Remaining"] == str(RATE_LIMIT - 1)  # per org
+    assert "RateLimit-Limit" not in _astro(sandbox, "okta", "/Users", token="wrong").headers  # 401s uncounted
+
+    sandbox.astro.rate_limit = 3
+    assert _astro(sandbox, "okta", "/Users").headers["RateLimit-Remaining"] == "1"
+    assert _astro(sandbox, "okta", "/Users").headers["RateLimit-Remaining"] == "0"
+    refused = _astro(sandbox, "okta", "/Users")
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == refused.headers["RateLimit-Reset"]
+    assert refused.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    fake_clock.advance(RATE_WINDOW_S)  # a new window
+    again = _astro(sandbox, "okta", "/Users")
+    assert again.status_code == 200 and again.headers["RateLimit-Remaining"] == "2"
+
+
+def test_graph_throttles_like_graph_announces(sandbox: Sandbox, fake_clock: FakeClock) -> None:
+    """Graph announces no limit up front: each answer says what the request cost (x-ms-resource-unit), past 80%
+    of the app's budget how much is used (x-ms-throttle-limit-percentage), and past it 429 with Retry-After."""
+    graph = sandbox.graph
+    assert graph is not None
+    graph.rate_clock = fake_clock.monotonic
+    fake_clock.advance(10 - fake_clock.monotonic() % 10)
+    assert graph._tenant_limit() == 3_500  # a 20-user tenant is a small one
+    ok = _graph(sandbox, "/users")
+    assert ok.status_code == 200 and ok.headers["x-ms-resource-unit"] == "1"
+    assert "x-ms-throttle-limit-percentage" not in ok.headers
+    graph.rate_limit = 5
+    for _ in range(3):
+        last = _graph(sandbox, "/users")
+    assert last.headers["x-ms-throttle-limit-percentage"] == "0.8"
+    assert _graph(sandbox, "/users").headers["x-ms-throttle-limit-percentage"] == "1.0"
+    refused = _graph(sandbox, "/users")
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "TooManyRequests"
+    assert refused.headers["Retry-After"] == "10"
+    assert refused.headers["x-ms-throttle-information"] == "ResourceUnitLimitExceeded"
+    assert refused.headers["x-ms-throttle-scope"].startswith(f"Tenant_Application/ReadWrite/{sandbox.tenant_id}/")
+    fake_clock.advance(4)
+    assert _graph(sandbox, "/users").headers["Retry-After"] == "6"
+    fake_clock.advance(6)
+    assert _graph(sandbox, "/users").status_code == 200

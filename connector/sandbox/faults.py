@@ -1,4 +1,8 @@
-"""Fault injection for the emulators: latency, 429s, 5xx, dropped connections. Seeded, so runs repeat."""
+"""Fault injection for the emulators: latency, 429s, 5xx, dropped connections. Seeded, so runs repeat.
+
+Latency waits on connector.support.clock, so under the tests' FakeClock a delayed request costs no real time and
+the delay shows in the clock (and in `FaultMiddleware.delayed_s`, the middleware's own account).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
+
+from connector.support import clock
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -33,6 +39,7 @@ class LoggedRequest:
     path: str
     query: str
     status: int
+    cpu_s: float = 0.0  # CPU the emulator spent answering (its thread's time; the latency sleep excluded)
 
 
 @dataclass
@@ -56,6 +63,12 @@ class RequestLog:
                 e for e in self.entries
                 if e.method not in ("GET", "HEAD", "OPTIONS") and not e.path.startswith(ADMIN_PREFIX)
             ]
+
+    def cpu_seconds(self, prefix: str = "") -> float:
+        """CPU the service spent on the logged requests under `prefix`: the emulator's own cost, for benchmarks
+        that must tell it from the client's (wall time would mix in the other threads and the machine's load)."""
+        with self.lock:
+            return sum(e.cpu_s for e in self.entries if e.path.startswith(prefix))
 
     def count(self, method: str | None = None, prefix: str = "") -> int:
         with self.lock:
@@ -83,6 +96,7 @@ class FaultMiddleware:
         self.log = log
         self._rng = random.Random(config.seed)
         self._lock = threading.Lock()
+        self.delayed_s = 0.0  # latency injected so far (seconds), summed over requests
 
     def _roll(self) -> float:
         with self._lock:
@@ -101,7 +115,9 @@ class FaultMiddleware:
         cfg = self.config
         if not path.startswith(ADMIN_PREFIX):
             if cfg.latency_ms:
-                time.sleep(cfg.latency_ms / 1000.0)
+                with self._lock:
+                    self.delayed_s += cfg.latency_ms / 1000.0
+                clock.current().sleep(cfg.latency_ms / 1000.0)
             if cfg.rate_reset and self._roll() < cfg.rate_reset:
                 # Logged before the drop: the client sees the drop at once and may be counted right after.
                 self.log.add(LoggedRequest(method, path, query, 0))
@@ -121,6 +137,14 @@ class FaultMiddleware:
                 resp = self.server_error(Request(environ))
                 self.log.add(LoggedRequest(method, path, query, resp.status_code))
                 return resp(environ, start_response)
-        result = self.app(environ, recording_start)
-        self.log.add(LoggedRequest(method, path, query, status_holder[0]))
+        cpu = time.thread_time()
+        # The body is built here (every emulator answers a list of bytes), so the CPU is the answer's.
+        answer = self.app(environ, recording_start)
+        try:
+            result = list(answer)
+        finally:
+            close = getattr(answer, "close", None)
+            if close is not None:
+                close()
+        self.log.add(LoggedRequest(method, path, query, status_holder[0], time.thread_time() - cpu))
         return result

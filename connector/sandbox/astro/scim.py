@@ -11,7 +11,14 @@ Served under `/scim/v2/<org-id>` like Astro's SCIM base URL. What it adds to sci
 - referential cleanup: a deleted user leaves every Team (scim2-server keeps dangling members);
 - answers carry `User.groups` (computed, RFC 7643 §4.1.2) and print empty `members`/`groups` as `[]`, as the
   vendors' examples do;
-- misbehaviour modes (HTML page, truncated JSON, wrong totals, 500s) that the drift auditor must survive.
+- misbehaviour modes (HTML page, truncated JSON, wrong totals, 500s) that the drift auditor must survive;
+- a rate limit, announced on every answer. Astro documents none for SCIM, so this is an assumption: a budget of
+  1,000 requests per second per organization (`RATE_LIMIT`, `RATE_WINDOW_S`; `AstroScim.rate_limit` changes
+  it), fixed windows, announced with the IETF RateLimit fields as SCIM servers behind common API gateways send
+  them (draft-ietf-httpapi-ratelimit-headers, separate fields): `RateLimit-Limit` (requests per window),
+  `RateLimit-Remaining` (left in this window), `RateLimit-Reset` (seconds until it resets); over budget, 429
+  with a SCIM error and `Retry-After` (seconds). Sized so that no IdP engine reaches it (Entra and Okta send one
+  SCIM request at a time per app), while a client with many requests in flight can.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -50,6 +58,7 @@ from scim2_models import (
 )
 from scim2_server import routing as scim2_routing
 from scim2_server.applications.wsgi import WSGIApplication, send_response
+from scim2_server.handler import ScimHandler
 from scim2_server.memory import InMemoryStorage, _hashable, _key, _page
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
@@ -68,6 +77,7 @@ from werkzeug.wrappers import Request, Response
 
 from connector.sandbox.astro import vocabulary
 from connector.sandbox.faults import ADMIN_PREFIX
+from connector.sandbox.ratelimit import Budget, WindowLimiter
 from connector.sandbox.seed import SeedOrg
 
 SCIM_PREFIX = "/scim/v2"
@@ -75,6 +85,8 @@ SCIM_MEDIA_TYPE = "application/scim+json"
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 MISBEHAVIOURS = ("html", "truncated", "wrong_totals", "error_500")
+RATE_LIMIT = 1_000  # requests per window per organization (an assumption: see the module docstring)
+RATE_WINDOW_S = 1.0
 
 # The three knobs Entra needs (reference: scim-libraries-and-quirks.md §1.4); Okta's shapes pass either way.
 ENTRA_TOLERANT_POLICY = ScimPolicy(
@@ -118,6 +130,14 @@ def scim_error(status: int, detail: str, scim_type: str | None = None, headers: 
     return Response(json.dumps(body), status=status, headers=headers or {}, content_type=SCIM_MEDIA_TYPE)
 
 
+class _SharedMembers(list[Any]):
+    """A Team's member list on the PATCH copy (AstroStorage.group_for_patch): copying it, deep or not, makes a
+    new list of the same member objects."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _SharedMembers:
+        return _SharedMembers(self)
+
+
 class AstroStorage(InMemoryStorage):
     """scim2-server's in-memory storage with Astro's rules on Teams, tuned for 50,000-user organizations.
 
@@ -138,6 +158,11 @@ class AstroStorage(InMemoryStorage):
         self.rendered: dict[str, tuple[Resource[Any], str, bytes]] = {}
         # The same without `meta`, for `excludedAttributes=meta` (the drift reader asks for it).
         self.rendered_nometa: dict[str, tuple[Resource[Any], str, bytes]] = {}
+        # The same per `attributes`/`excludedAttributes` choice ((asked, excluded) -> id -> entry): readers that
+        # ask only for what they use (RFC 7644 §3.4.2.5) would otherwise pay scim2-server's full rendering
+        # (~0.6 ms a resource) on every page.
+        self.rendered_by_spec: dict[tuple[tuple[str, ...], tuple[str, ...]],
+                                    dict[str, tuple[Resource[Any], str, bytes]]] = {}
         self.generation = 0  # bumped by every write: cached list answers of an older generation are stale
         # user id -> {group id: None}, kept with every group write: answers carry `User.groups` (RFC 7643 §4.1.2,
         # read-only, "groups to which the user belongs"), which scim2-server leaves unset.
@@ -160,8 +185,13 @@ class AstroStorage(InMemoryStorage):
         for uid in after - before:
             self.member_of.setdefault(uid, {})[gid] = None
         for uid in touched:
-            self.rendered.pop(uid, None)
-            self.rendered_nometa.pop(uid, None)
+            self.forget_rendered(uid)
+
+    def forget_rendered(self, resource_id: str) -> None:
+        self.rendered.pop(resource_id, None)
+        self.rendered_nometa.pop(resource_id, None)
+        for cache in self.rendered_by_spec.values():
+            cache.pop(resource_id, None)
 
     def _store(self, resource: Resource[Any], values: dict[str, Any]) -> None:
         self.generation += 1
@@ -217,10 +247,14 @@ class AstroStorage(InMemoryStorage):
                 return None
         return InMemoryStorage._comparable_value(resource, attribute)
 
-    def _check_members(self, resource: Resource[Any]) -> None:
+    def _check_members(self, resource: Resource[Any], known: set[str] | None = None) -> None:
+        """Refuse a member Astro cannot keep. `known`: the ids of the stored version's members, already checked
+        (a PATCH adding one member to a 20,000-member Team checks that one, not 20,000)."""
         groups = self._resources.get(self.group_type.name, {})
         users = self._resources.get(self.user_type.name, {})
         for member in getattr(resource, "members", None) or []:
+            if known is not None and member.value in known and member.type != "Group":
+                continue
             if member.type == "Group" or (member.value is not None and member.value in groups):
                 raise InvalidValueException(
                     detail=f"member {member.value!r} is a group: Astro Teams cannot contain groups "
@@ -232,12 +266,12 @@ class AstroStorage(InMemoryStorage):
                 raise InvalidValueException(detail=f"member {member.value!r} is no user of this organization")
 
     def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
+        """The stock create without its two defensive deep copies (in and out, ~1/3 of a user's create): the
+        caller hands over a resource it just built and only renders the stored object it gets back (the SCIM
+        handler reads the body into a fresh model; add_orphan builds one)."""
         with self.lock:
-            if resource_type.name == self.group_type.name:
-                self._check_members(resource)
-            created = super().create(resource_type, resource)
-            self._order.pop(resource_type.name, None)
-            return created
+            [created] = self.insert_many(resource_type, [resource])
+            return self._resources[cast(str, resource_type.name)][created]
 
     def insert_many(self, resource_type: ResourceType, resources: Iterable[Resource[Any]]) -> list[str]:
         """Store freshly built resources without the two defensive copies of `create` (bulk loading)."""
@@ -263,15 +297,49 @@ class AstroStorage(InMemoryStorage):
     ) -> Resource[Any]:
         with self.lock:
             if resource_type.name == self.group_type.name:
-                self._check_members(resource)
+                stored = self._resources.get(resource_type.name, {}).get(cast(str, resource.id))
+                self._check_members(resource, self._member_ids(stored) if stored is not None else None)
             return super().update(resource_type, resource, expected_version=expected_version)
+
+    def group_for_patch(self, group_id: str) -> Resource[Any]:
+        """A Team to PATCH, without the deep copy of its member list that `get` makes (O(members) per PATCH:
+        quadratic when an engine adds members one PATCH at a time). The copy's own list holds the stored
+        member objects: only for PATCHes that never change a member in place (`_OrgApplication.patch_resource`
+        checks the paths); the result is stored by `update_patched`."""
+        with self.lock:
+            stored = self._stored(self.group_type, group_id)
+            copy = stored.model_copy()
+            members = getattr(stored, "members", None)
+            if members is not None:
+                # A list of its own (assignment would revalidate every member), whose deep copy is shallow:
+                # scim2-models snapshots the resource for rollback before a PATCH, and on this path no member
+                # object is changed in place, so the snapshot needs a new list, not 20,000 new members.
+                copy.__dict__["members"] = _SharedMembers(members)
+            return copy
+
+    def update_patched(self, resource: Resource[Any], *, expected_version: str | None) -> Resource[Any]:
+        """`update` for a Team from `group_for_patch`: the same checks, version and indexes, without the stock
+        dump/validate round trip and the copy handed back (both O(members)). The object becomes the stored one;
+        callers only render it."""
+        with self.lock:
+            if isinstance(getattr(resource, "members", None), _SharedMembers):  # untouched by the PATCH
+                resource.__dict__["members"] = list(resource.members)  # type: ignore[attr-defined]
+            stored = self._stored(self.group_type, resource.id)
+            self._check_version(stored, expected_version)
+            self._check_members(resource, self._member_ids(stored))
+            assert stored.meta is not None
+            resource.meta = stored.meta.model_copy(
+                update={"location": None, "last_modified": self.clock(), "version": self.next_version()})
+            values = self._values_of(resource)
+            self._check_uniqueness(resource, values)
+            self._store(resource, values)
+            return resource
 
     def delete(self, resource_type: ResourceType, resource_id: str, *, expected_version: str | None = None) -> None:
         with self.lock:
             super().delete(resource_type, resource_id, expected_version=expected_version)
             self._order.pop(resource_type.name, None)
-            self.rendered.pop(resource_id, None)
-            self.rendered_nometa.pop(resource_id, None)
+            self.forget_rendered(resource_id)
             if resource_type.name == self.user_type.name:
                 self._leave_all_groups(resource_id)
 
@@ -334,6 +402,18 @@ class AstroStorage(InMemoryStorage):
 _META_ORDER = ("resourceType", "created", "lastModified", "location", "version")
 
 
+_ENTERPRISE_MANAGER_REF = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.$ref"
+_HANDLED_REFERENCES = {"groups.$ref", "members.$ref", _ENTERPRISE_MANAGER_REF}
+_REFERENCE_PATHS: dict[type[Any], bool] = {}  # model -> its resource references are all handled above
+
+
+def _relative(ref: Any) -> bool:
+    """A reference publish() turns into a URL (scim2-server's reference_location keeps the others)."""
+    if not isinstance(ref, str) or ref.startswith(("http://", "https://", "/")):
+        return False
+    return not urlsplit(ref).scheme
+
+
 def _has_relative_ref(value: Any) -> bool:
     """True when a dumped resource holds a `$ref` that publish() would turn into a URL."""
     if isinstance(value, dict):
@@ -386,8 +466,39 @@ class AstroService(ScimService):
                             "display": getattr(group, "display_name", None), "type": "direct"})
         return out
 
+    def _needs_stock_publish(self, resource: Resource[Any]) -> bool:
+        """True unless the resource is a User or Group of the known models holding no relative reference: the
+        stock publish() rewrites only those (RFC 7643 §2.3.7), and costs a deep copy and a path walk."""
+        known = _REFERENCE_PATHS.get(type(resource))
+        if known is None:
+            paths = {str(p) for p in parametrize(Path, type(resource)).iter_paths(target_type=[Reference])
+                     if set(cast(Any, p.resolve()).target_type.__reference_types__) - {"external", "uri"}}
+            known = _REFERENCE_PATHS[type(resource)] = paths <= _HANDLED_REFERENCES
+        if not known:
+            return True
+        name = _key(resource)[0]
+        if name == self.storage.group_type.name:
+            return any(_relative(getattr(m, "ref", None)) for m in getattr(resource, "members", None) or [])
+        if name != self.storage.user_type.name:
+            return True
+        if any(_relative(getattr(g, "ref", None)) for g in getattr(resource, "groups", None) or []):
+            return True
+        manager = getattr(getattr(resource, "EnterpriseUser", None), "manager", None)
+        return _relative(getattr(manager, "ref", None))
+
     def publish(self, base_url: str, resource: Resource[Any]) -> Resource[Any]:
-        published = super().publish(base_url, resource)
+        if self._needs_stock_publish(resource):
+            published = super().publish(base_url, resource)
+        else:
+            # What the stock method gives for such a resource, from a shallow copy: callers only read it (or
+            # assign whole attributes, like `groups` below), never change the stored values it shares.
+            assert resource.meta is not None
+            update: dict[str, Any] = {"location": self.resource_location(
+                base_url, self.get_resource_type_of(resource), cast(str, resource.id))}
+            if not self.etag_supported:
+                update["version"] = None
+            published = resource.model_copy()
+            published.meta = resource.meta.model_copy(update=update)
         if _key(resource)[0] == self.storage.user_type.name:
             groups = self._groups_of(base_url, cast(str, resource.id))
             if groups:
@@ -424,6 +535,24 @@ class AstroService(ScimService):
         self._empty_lists(response.body, resource, response_parameters)
         return response
 
+    def patch_response(self, base_url: str, resource: Resource[Any], response_parameters: Any) -> ScimResponse:
+        # The stock method publishes (deep-copies, walks every reference of) the resource even for the 204 it
+        # sends when no attributes were asked: O(members) per Team PATCH. Same answer, without the copy.
+        if not response_parameters.attributes and not response_parameters.excluded_attributes:
+            assert resource.meta is not None
+            version = resource.meta.version if self.etag_supported else None
+            return ScimResponse(HTTPStatus.NO_CONTENT, None, {"ETag": version} if version else {})
+        return super().patch_response(base_url, resource, response_parameters)
+
+    def creation_response(self, base_url: str, created: Resource[Any]) -> ScimResponse:
+        # publish() + a dump in the creation context cost ~6x the lean dump the list pages use; same body.
+        body = self._publish_dump(base_url, created, _FULL_DUMP, Context.RESOURCE_CREATION_RESPONSE)
+        meta = body.get("meta") or {}
+        headers = {"Content-Location": meta["location"], "Location": meta["location"]}
+        if meta.get("version"):
+            headers["ETag"] = meta["version"]
+        return ScimResponse(HTTPStatus.CREATED, body, headers)
+
     def read_search_query(
         self, resource_types: list[ResourceType], query: Mapping[str, str]
     ) -> tuple[SearchRequest[Any], Any]:
@@ -455,19 +584,50 @@ class AstroService(ScimService):
             cache[key] = (resource, base_url, body)
         return body
 
-    def _publish_dump(self, base_url: str, resource: Resource[Any], search_request: SearchRequest[Any]
-                      ) -> dict[str, Any]:
+    def _spec_page(self, base_url: str, resource_types: list[ResourceType], page: SearchPage,
+                   search_request: SearchRequest[Any]) -> ScimResponse:
+        """A list page with `attributes`/`excludedAttributes`: each resource's JSON rendered once per choice and
+        stored version (tests/test_astro_scim.py compares the pages with scim2-server's own)."""
+        spec = (tuple(str(a) for a in search_request.attributes or []),
+                tuple(str(a) for a in search_request.excluded_attributes or []))
+        caches = self.storage.rendered_by_spec
+        cache = caches.get(spec)
+        if cache is None:
+            if len(caches) >= 16:  # a few choices in practice; a client varying them must not grow memory
+                caches.clear()
+            cache = caches[spec] = {}
+        items = []
+        for r in page.resources:
+            hit = cache.get(cast(str, r.id))
+            if hit is not None and hit[0] is r and hit[1] == base_url:
+                items.append(hit[2])
+                continue
+            body = json.dumps(_spec_item(self, base_url, r, search_request)).encode()
+            stored = self.storage._resources.get(r.meta.resource_type if r.meta else None, {})
+            if stored.get(cast(str, r.id)) is r:
+                cache[cast(str, r.id)] = (r, base_url, body)
+            items.append(body)
+        head = json.dumps({
+            "schemas": [LIST_SCHEMA], "totalResults": page.total, "startIndex": search_request.start_index,
+            "itemsPerPage": len(items),
+        })
+        response = _RawResponse(HTTPStatus.OK, None)
+        response.raw = head[:-1].encode() + b', "Resources": [' + b", ".join(items) + b"]}"
+        return response
+
+    def _publish_dump(self, base_url: str, resource: Resource[Any], search_request: SearchRequest[Any],
+                      ctx: Context = Context.RESOURCE_QUERY_RESPONSE) -> dict[str, Any]:
         """What publish() + model_dump() give, without publish()'s deep copy and path walk (~3/4 of the cost).
 
         publish() only adds meta.location, drops the version without ETag support, and turns relative
         references into URLs; a resource holding a relative reference takes the stock path.
         """
-        ctx = Context.RESOURCE_QUERY_RESPONSE
         data: dict[str, Any] = resource.model_dump(scim_ctx=ctx, response_parameters=search_request)
         meta = data.get("meta")
         if _has_relative_ref(data) or not isinstance(meta, dict):
             published: dict[str, Any] = self.publish(base_url, resource).model_dump(
                 scim_ctx=ctx, response_parameters=search_request)
+            self._empty_lists(published, resource, search_request)
             return published
         meta["location"] = self.resource_location(base_url, self.get_resource_type_of(resource), cast(str, resource.id))
         if not self.etag_supported:
@@ -489,6 +649,9 @@ class AstroService(ScimService):
     ) -> ScimResponse:
         excluded = search_request.excluded_attributes
         nometa = bool(excluded) and [str(a) for a in excluded or []] == ["meta"]
+        if (search_request.attributes or (excluded and not nometa)) and search_request.cursor is None \
+                and page.total is not None:
+            return self._spec_page(base_url, resource_types, page, search_request)
         if (
             search_request.attributes
             or (excluded and not nometa)
@@ -524,12 +687,105 @@ class AstroService(ScimService):
         return response
 
 
+_GROUP_URN_PREFIX = "urn:ietf:params:scim:schemas:core:2.0:group:"
+
+
+def _members_kept_whole(patch_op: PatchOp[Any]) -> bool:
+    """True when no operation of a Team PATCH can change a stored member object in place, so the PATCH may work
+    on a copy that shares them (scim2-models replaces or appends list entries for these, and changes an entry
+    in place only for a value filter with add/replace, or a member sub-attribute)."""
+    for operation in patch_op.operations or []:
+        raw = getattr(operation, "path", None)
+        if raw is None:
+            value = getattr(operation, "value", None)
+            if not isinstance(value, dict) or any(str(k).lower().rsplit(":", 1)[-1] == "members" for k in value):
+                return False
+            continue
+        path = str(raw).lower()
+        if path.startswith(_GROUP_URN_PREFIX):
+            path = path[len(_GROUP_URN_PREFIX):]
+        if not path.startswith("members"):
+            continue
+        op = str(getattr(getattr(operation, "op", None), "value", "")).lower()
+        if path == "members" or (op == "remove" and path.startswith("members[") and path.endswith("]")):
+            continue
+        return False
+    return True
+
+
+def _spec_item(service: AstroService, base_url: str, resource: Resource[Any], search_request: SearchRequest[Any]
+               ) -> dict[str, Any]:
+    """One resource of a list page with `attributes`/`excludedAttributes`, as scim2-server's search_response
+    renders it (publish, dump with the request's parameters) plus what Astro adds (`_empty_lists`)."""
+    item: dict[str, Any] = service.publish(base_url, resource).model_dump(
+        scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=search_request)
+    service._empty_lists(item, resource, search_request)
+    return item
+
+
+class _AstroHandler(ScimHandler):
+    """scim2-server's request handler with a cheaper Team PATCH."""
+
+    def patch_resource(self, resource_type: ResourceType, resource_id: str, patch_op: PatchOp[Any],
+                       conditions: Any) -> Resource[Any]:
+        """The stock PATCH, without copying a Team's member list twice and rebuilding it (see
+        AstroStorage.group_for_patch) when no operation can change a member object in place."""
+        storage = cast(AstroStorage, self.storage)
+        if resource_type.name != storage.group_type.name or not _members_kept_whole(patch_op):
+            return cast(Resource[Any], super().patch_resource(resource_type, resource_id, patch_op, conditions))
+        current = storage.group_for_patch(resource_id)
+        assert current.meta is not None
+        version = current.meta.version
+        added = _appended_member_ids(patch_op)
+        full: list[Any] = list(getattr(current, "members", None) or [])
+        if added is not None and full:
+            # Only appends to `members`: scim2-models compares each added value with every current member
+            # (O(members) per PATCH, ~0.1 s at 20,000). A current member can only equal an added one if it has
+            # the same `value`, so the PATCH runs on those alone and the rest is put back in front of them.
+            kept = [m for m in full if m.value in added]
+            current.__dict__["members"] = kept
+            patched = self.service.apply_patch(current, patch_op, conditions)
+            if patched is None:
+                return storage._stored(storage.group_type, resource_id)
+            tail = list(getattr(patched, "members", None) or [])[len(kept):]
+            patched.__dict__["members"] = full + tail
+            return storage.update_patched(patched, expected_version=version)
+        patched = self.service.apply_patch(current, patch_op, conditions)
+        if patched is None:
+            return current
+        return storage.update_patched(patched, expected_version=version)
+
+
+def _appended_member_ids(patch_op: PatchOp[Any]) -> set[Any] | None:
+    """The `value`s a Team PATCH adds, when its only change to `members` is `add` with path `members` (Entra's
+    and Okta's member additions; other operations may touch other attributes); else None."""
+    added: set[Any] = set()
+    for operation in patch_op.operations or []:
+        raw = getattr(operation, "path", None)
+        op = str(getattr(getattr(operation, "op", None), "value", "")).lower()
+        path = "" if raw is None else str(raw).lower()
+        if path.startswith(_GROUP_URN_PREFIX):
+            path = path[len(_GROUP_URN_PREFIX):]
+        if not path.startswith("members"):
+            continue  # no path (checked by _members_kept_whole: no members in its value) or another attribute
+        if path != "members" or op != "add":
+            return None
+        value = getattr(operation, "value", None)
+        for entry in value if isinstance(value, list) else [value]:
+            member = entry.get("value") if isinstance(entry, dict) else getattr(entry, "value", None)
+            if member is None:
+                return None
+            added.add(member)
+    return added
+
+
 class _OrgApplication(WSGIApplication):
     """One organization's SCIM app: bearer-token auth, URLs built from the mount point (no extra /v2)."""
 
     def __init__(self, storage: AstroStorage, provider: ScimProvider, service: ScimService, token: str,
                  *, documented_only: bool = False) -> None:
         super().__init__(storage, provider, service)
+        self.handler = _AstroHandler(self.service, storage)
         self.token = token
         self.documented_only = documented_only
         self.vocabulary = vocabulary.documented() if documented_only else vocabulary.complete()
@@ -683,6 +939,8 @@ class AstroScim:
         self.base_url = "http://127.0.0.1"  # the Sandbox sets the served URL; used for meta.location in dumps
         self._orgs: dict[str, _Org] = {}
         self._lock = threading.Lock()
+        self.rate_clock: Callable[[], float] = time.monotonic  # tests move a virtual clock instead of sleeping
+        self.rate = WindowLimiter(RATE_LIMIT, RATE_WINDOW_S, lambda: self.rate_clock())
         self._routes = _routes()
 
     # -- organizations ------------------------------------------------------------------------------------
@@ -935,6 +1193,10 @@ class AstroScim:
             org = self._orgs.get(values["org_id"])
         if org is None:
             return scim_error(404, f"unknown organization {values['org_id']!r}")(environ, start_response)
+        budget = self.rate.hit(org.org_id) if org.app._authorized(environ) else None
+        if budget is not None and not budget.allowed:
+            return scim_error(429, "Too many requests; retry later", headers={
+                "Retry-After": str(budget.reset_s), **_rate_headers(budget)})(environ, start_response)
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + f"{SCIM_PREFIX}/{org.org_id}"
         environ["PATH_INFO"] = "/" + values.get("rest", "")
         mode = org.misbehaviour
@@ -943,10 +1205,18 @@ class AstroScim:
             return Response(page, status=200, content_type="text/html; charset=utf-8")(environ, start_response)
         if mode == "error_500":
             return self.server_error_response(Request(environ))(environ, start_response)
-        return self._buffered(org, mode, environ, start_response)
+        return self._buffered(org, mode, environ, start_response, budget)
 
-    def _buffered(self, org: _Org, mode: str | None, environ: dict[str, Any], start_response: Callable[..., Any]
-                  ) -> Iterable[bytes]:
+    @property
+    def rate_limit(self) -> int:
+        return self.rate.limit
+
+    @rate_limit.setter
+    def rate_limit(self, requests_per_window: int) -> None:
+        self.rate.limit = requests_per_window
+
+    def _buffered(self, org: _Org, mode: str | None, environ: dict[str, Any], start_response: Callable[..., Any],
+                  budget: Budget | None = None) -> Iterable[bytes]:
         """Run the org's app, then send the body with a Content-Length (keep-alive) and the misbehaviour."""
         captured: dict[str, Any] = {}
 
@@ -969,6 +1239,13 @@ class AstroScim:
         elif mode == "truncated" and body:
             body = body[: len(body) // 2]
         headers.append(("Content-Length", str(len(body))))
+        if budget is not None:
+            headers.extend(_rate_headers(budget).items())
         start_response(status, headers)
         return [body]
+
+
+def _rate_headers(budget: Budget) -> dict[str, str]:
+    return {"RateLimit-Limit": str(budget.limit), "RateLimit-Remaining": str(budget.remaining),
+            "RateLimit-Reset": str(budget.reset_s)}
 

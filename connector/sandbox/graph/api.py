@@ -16,6 +16,14 @@ Behaviours kept from the real service on purpose (clients must cope with them):
 - secrets keys are case-sensitive enum names: `baseAddress` is a 500, as on the real service.
 - GET `/users` without `$select` returns Graph's default property set only (no accountEnabled, department...).
 - provisionOnDemand: 5 calls per 10 s per job, then 429 with Retry-After; one group with at most 5 members.
+- Throttling as Graph's identity and access service announces it (Microsoft Graph throttling guidance): a budget
+  of resource units per app per tenant per 10 s by tenant size (< 50 users 3,500; 50-500 users 5,000; more
+  than 500 users 8,000; `rate_limit` overrides it). Every answer carries `x-ms-resource-unit` (the request's
+  cost); once the app has used 80% of its budget, `x-ms-throttle-limit-percentage` (0.8-1.0, the share used);
+  over it, 429 TooManyRequests with `Retry-After` (seconds to the window's end), `x-ms-throttle-scope` and
+  `x-ms-throttle-information`. Graph announces no limit or remaining count up front: the limit is the
+  documented one. Simplification: every request costs 1 unit (the documented costs are 1-3 units by resource
+  and query options), so the emulator throttles no sooner than Graph would.
 
 Emulator choices where the real service is undocumented (documented here so clients do not rely on them):
 - Secret values of SecretToken/Password/ClientSecret/... read back as "*****"; BaseAddress, SyncAll and the
@@ -86,6 +94,7 @@ from connector.sandbox.graph.template import (
     build_schema,
     build_template,
 )
+from connector.sandbox.ratelimit import Budget, WindowLimiter
 
 # App roles Entra gives an app created from the non-gallery template (fixed ids, the same in every tenant).
 USER_ROLE_ID = "18d14569-c3bd-439b-9a66-3a2aee01d14f"
@@ -95,6 +104,9 @@ JSON_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE75
 ONDEMAND_LIMIT = 5
 ONDEMAND_WINDOW_S = 10.0
 ONDEMAND_MAX_MEMBERS = 5
+RATE_WINDOW_S = 10.0  # Graph's throttling window for directory requests
+RESOURCE_UNITS_PER_REQUEST = 1
+SANDBOX_APP_ID = "00000000-0000-0000-0000-00000000a11c"  # the calling app in x-ms-throttle-scope (token only)
 
 
 class GraphError(Exception):
@@ -251,11 +263,47 @@ class GraphEmulator:
         # apps instantiated from the template come with that mode, as if that step were done (None: left out).
         self.sso_mode_for_new_apps: str | None = None
         self._cycles: list[threading.Thread] = []
+        # Throttling (see the module docstring): None = the documented limit for the tenant's size.
+        self.rate_limit: int | None = None
+        self.rate_clock: Callable[[], float] = time.monotonic  # tests move a virtual clock instead of sleeping
+        self.rate = WindowLimiter(8_000, RATE_WINDOW_S, lambda: self.rate_clock())
 
     # -- WSGI ------------------------------------------------------------------------------------------
 
+    def _tenant_limit(self) -> int:
+        """Resource units per 10 s for one app in this tenant, by tenant size (Graph throttling guidance,
+        identity and access service: < 50 users 3,500; 50-500 users 5,000; > 500 users 8,000)."""
+        if self.rate_limit is not None:
+            return self.rate_limit
+        users = len(self.state.users)
+        return 3_500 if users < 50 else 5_000 if users <= 500 else 8_000
+
+    def _throttled(self, request: Request) -> tuple[Response | None, Budget | None]:
+        """Count an authenticated Graph request against the app's budget; a 429 when it is spent."""
+        header = request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        if not request.path.startswith("/v1.0") or scheme.lower() != "bearer" \
+                or not secrets.compare_digest(value.strip(), self.token):
+            return None, None  # unauthenticated requests get their 401, uncounted
+        self.rate.limit = self._tenant_limit()
+        budget = self.rate.hit("app", RESOURCE_UNITS_PER_REQUEST)
+        if budget.allowed:
+            return None, budget
+        return odata_error(
+            429, "TooManyRequests",
+            "Too many requests from the application. Retry after the time in the Retry-After header.",
+            request=request, headers={
+                "Retry-After": str(budget.reset_s),
+                "x-ms-throttle-scope": f"Tenant_Application/ReadWrite/{self.tenant_id}/{SANDBOX_APP_ID}",
+                "x-ms-throttle-information": "ResourceUnitLimitExceeded",
+            },
+        ), budget
+
     def app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
+        throttled, budget = self._throttled(request)
+        if throttled is not None:
+            return throttled(environ, start_response)
         try:
             response = self._dispatch(request)
         except GraphError as exc:
@@ -267,6 +315,11 @@ class GraphEmulator:
         except Exception as exc:  # an emulator bug: answer like Graph does, not with an HTML traceback
             response = odata_error(500, "UnknownError", f"Sandbox emulator failure: {type(exc).__name__}: {exc}",
                                    request=request)
+        if budget is not None:
+            response.headers["x-ms-resource-unit"] = str(RESOURCE_UNITS_PER_REQUEST)
+            if budget.used_fraction >= 0.8:
+                # Graph adds it once an app has used more than 80% of its limit
+                response.headers["x-ms-throttle-limit-percentage"] = f"{budget.used_fraction:.1f}"
         return response(environ, start_response)
 
     def _dispatch(self, request: Request) -> Response:
