@@ -71,6 +71,34 @@ def sandbox() -> Iterator[Sandbox]:
         yield sb
 
 
+def _astro_app_id(sb: Sandbox) -> str:
+    assert sb.okta is not None
+    return str(sb.okta.app_by_label("Astro")["id"])
+
+
+@pytest.fixture
+def okta_applied(sandbox: Sandbox, tmp_path: Path) -> Path:
+    """Okta configured (the admin's manual step done, `apply --yes` run): Astro holds every user and Team."""
+    from connector.cli import main
+
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
+    org = sandbox.astro_orgs["okta"]
+    assert sandbox.okta is not None
+    sandbox.okta.enable_provisioning(_astro_app_id(sandbox), org.scim_url, org.token)
+    assert main(["apply", "-c", str(config), "--yes"]) == 0
+    return config
+
+
+@pytest.fixture
+def azure_applied(sandbox: Sandbox, tmp_path: Path) -> Path:
+    """Entra configured by `apply --yes`: Astro holds every user and Team in scope."""
+    from connector.cli import main
+
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
+    assert main(["apply", "-c", str(config), "--yes"]) == 0
+    return config
+
+
 @pytest.fixture
 def sandbox_config(sandbox: Sandbox, tmp_path: Path) -> Path:
     """Path of an astro-scim.yaml (and its token files) that works as-is against `sandbox`."""

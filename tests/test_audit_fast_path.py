@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from connector.audit.reconcile import normalise, run_audit, same_value
-from connector.cli import main
 from connector.config.load import load_config
 from connector.providers.okta.client import OktaClient
 from connector.providers.okta.provider import OktaProvider
@@ -26,16 +25,6 @@ from connector.views import IdpView
 def _okta_app(sb: Sandbox) -> str:
     assert sb.okta is not None
     return str(sb.okta.app_by_label("Astro")["id"])
-
-
-@pytest.fixture
-def okta_config(sandbox: Sandbox, tmp_path: Path) -> Path:
-    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
-    org = sandbox.astro_orgs["okta"]
-    assert sandbox.okta is not None
-    sandbox.okta.enable_provisioning(_okta_app(sandbox), org.scim_url, org.token)
-    assert main(["apply", "-c", str(config), "--yes"]) == 0
-    return config
 
 
 def _inject_okta_drift(sb: Sandbox) -> None:
@@ -63,9 +52,9 @@ def _summary(view: IdpView) -> tuple[Any, ...]:
     return users, groups, issues
 
 
-def test_okta_read_client_view_and_findings_equal_the_sdk_clients(sandbox: Sandbox, okta_config: Path) -> None:
+def test_okta_read_client_view_and_findings_equal_the_sdk_clients(sandbox: Sandbox, okta_applied: Path) -> None:
     _inject_okta_drift(sandbox)
-    provider = OktaProvider(load_config(okta_config))
+    provider = OktaProvider(load_config(okta_applied))
     try:
         fast = provider.read_view()
         slow = provider._call(provider._read_view)  # the SDK client: whole lists, then the view
@@ -87,8 +76,8 @@ def test_okta_read_client_view_and_findings_equal_the_sdk_clients(sandbox: Sandb
             "membership_missing", "idp_error"} <= kinds
 
 
-def test_okta_read_client_is_chosen_for_an_api_token_only(okta_config: Path) -> None:
-    cfg = load_config(okta_config)
+def test_okta_read_client_is_chosen_for_an_api_token_only(okta_applied: Path) -> None:
+    cfg = load_config(okta_applied)
     assert cfg.okta is not None
     assert isinstance(read_client(cfg.okta), OktaReadClient)
     from dataclasses import replace
@@ -100,11 +89,11 @@ def test_okta_read_client_is_chosen_for_an_api_token_only(okta_config: Path) -> 
     assert type(client) is OktaClient
 
 
-def test_okta_read_client_pages_a_long_list_in_order(sandbox: Sandbox, okta_config: Path) -> None:
+def test_okta_read_client_pages_a_long_list_in_order(sandbox: Sandbox, okta_applied: Path) -> None:
     """Cursor pages asked for ahead of decoding still come back complete and in order (limit 2: many pages)."""
     import asyncio
 
-    cfg = load_config(okta_config)
+    cfg = load_config(okta_applied)
     assert cfg.okta is not None
     okta_cfg = cfg.okta
 
@@ -128,13 +117,6 @@ def test_okta_read_client_pages_a_long_list_in_order(sandbox: Sandbox, okta_conf
 @pytest.mark.parametrize("path", ["name.givenName", "active", "externalId", "emails[type eq \"work\"].value"])
 def test_same_value_shortcut_agrees_with_normalising(a: Any, b: Any, path: str) -> None:
     assert same_value(a, b, path) == (normalise(a, path) == normalise(b, path))
-
-
-@pytest.fixture
-def azure_config(sandbox: Sandbox, tmp_path: Path) -> Path:
-    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
-    assert main(["apply", "-c", str(config), "--yes"]) == 0
-    return config
 
 
 def _whole_lists_view(provider: Any) -> IdpView:
@@ -169,7 +151,7 @@ def _whole_lists_view(provider: Any) -> IdpView:
     return provider._run(read())  # type: ignore[no-any-return]
 
 
-def test_entra_streamed_view_and_findings_equal_whole_lists(sandbox: Sandbox, azure_config: Path) -> None:
+def test_entra_streamed_view_and_findings_equal_whole_lists(sandbox: Sandbox, azure_applied: Path) -> None:
     from connector.astro.reader import read_astro
     from connector.providers.entra.provider import AzureProvider
 
@@ -183,7 +165,7 @@ def test_entra_streamed_view_and_findings_equal_whole_lists(sandbox: Sandbox, az
     sandbox.astro.edit_user(org.org_id, people[3].email, "name.givenName", "Mallory")
     members = sandbox.seed_org.team(other).member_keys
     sandbox.astro.drop_membership(org.org_id, other, sandbox.seed_org.person(members[0]).email)
-    provider = AzureProvider(load_config(azure_config))
+    provider = AzureProvider(load_config(azure_applied))
     try:
         fast = provider.read_view()
         slow = _whole_lists_view(provider)

@@ -47,24 +47,6 @@ def okta_app(sb: Sandbox) -> str:
     return str(sb.okta.app_by_label("Astro")["id"])
 
 
-@pytest.fixture
-def okta_config(sandbox: Sandbox, tmp_path: Path) -> Path:
-    """Okta configured (the admin's manual step done, `apply --yes` run): Astro holds every user and Team."""
-    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
-    org = sandbox.astro_orgs["okta"]
-    assert sandbox.okta is not None
-    sandbox.okta.enable_provisioning(okta_app(sandbox), org.scim_url, org.token)
-    assert main(["apply", "-c", str(config), "--yes"]) == 0
-    return config
-
-
-@pytest.fixture
-def azure_config(sandbox: Sandbox, tmp_path: Path) -> Path:
-    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
-    assert main(["apply", "-c", str(config), "--yes"]) == 0
-    return config
-
-
 def _team(sb: Sandbox, idp: str, name: str) -> dict[str, Any]:
     team = sb.astro.find_group(sb.astro_orgs[idp].org_id, name)
     assert team is not None, name
@@ -192,38 +174,38 @@ def _inject_see_fix_clean(sb: Sandbox, config: Path, idp: str, case: Case,
 
 
 @pytest.mark.parametrize("case", OKTA_CASES, ids=str)
-def test_okta_each_finding_kind_is_seen_fixed_and_gone(sandbox: Sandbox, okta_config: Path, case: Case,
+def test_okta_each_finding_kind_is_seen_fixed_and_gone(sandbox: Sandbox, okta_applied: Path, case: Case,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    _inject_see_fix_clean(sandbox, okta_config, "okta", case, capsys)
+    _inject_see_fix_clean(sandbox, okta_applied, "okta", case, capsys)
 
 
 @pytest.mark.parametrize("case", AZURE_CASES, ids=str)
-def test_azure_each_finding_kind_is_seen_fixed_and_gone(sandbox: Sandbox, azure_config: Path, case: Case,
+def test_azure_each_finding_kind_is_seen_fixed_and_gone(sandbox: Sandbox, azure_applied: Path, case: Case,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    _inject_see_fix_clean(sandbox, azure_config, "azure", case, capsys)
+    _inject_see_fix_clean(sandbox, azure_applied, "azure", case, capsys)
 
 
-def test_quarantine_is_reported_with_its_manual_step_and_left(sandbox: Sandbox, azure_config: Path,
+def test_quarantine_is_reported_with_its_manual_step_and_left(sandbox: Sandbox, azure_applied: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     assert sandbox.graph is not None
     sp = next(s for s in sandbox.graph.service_principals() if s["displayName"] == "Astro")
     sandbox.graph.quarantine(sp["id"], reason="EncounteredQuarantineException")
-    assert drift(azure_config, capsys) == (1, [("idp_error", "Astro")])
+    assert drift(azure_applied, capsys) == (1, [("idp_error", "Astro")])
     sandbox.logs["graph"].clear()
-    rc, out = fix(azure_config, capsys)
+    rc, out = fix(azure_applied, capsys)
     assert rc == 1 and "! remedy.manual Astro" in out and "Restart provisioning" in out
     # validateCredentials (the setup audit's test of the token Entra holds) is a POST that changes nothing
     assert [w for w in sandbox.logs["graph"].writes() if not w.path.endswith("/validateCredentials")] == []
 
 
-def test_fix_without_yes_prints_the_plan_and_changes_nothing(sandbox: Sandbox, okta_config: Path,
+def test_fix_without_yes_prints_the_plan_and_changes_nothing(sandbox: Sandbox, okta_applied: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     user_missing(sandbox, "okta")
     membership_dropped(sandbox, "okta")
     for log in sandbox.logs.values():
         log.clear()
     capsys.readouterr()
-    assert main(["drift", "-c", str(okta_config), "--fix"]) == 1
+    assert main(["drift", "-c", str(okta_applied), "--fix"]) == 1
     out = capsys.readouterr().out
     assert "> remedy.okta.reassign_user" in out and "> remedy.okta.repush_group" in out
     assert "nothing done (add --yes to act)" in out
@@ -232,35 +214,35 @@ def test_fix_without_yes_prints_the_plan_and_changes_nothing(sandbox: Sandbox, o
     assert out.count("finding(s):") == 1 and out.rindex("nothing done") > out.index("finding(s):")
 
 
-def test_mass_orphan_deletion_is_refused_without_force(sandbox: Sandbox, okta_config: Path,
+def test_mass_orphan_deletion_is_refused_without_force(sandbox: Sandbox, okta_applied: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     org = sandbox.astro_orgs["okta"].org_id
     for i in range(2):  # 12 + 2 Astro users: the limit is min(10% of 14, 25) = 1 deletion
         sandbox.astro.add_orphan(org, f"orphan{i}@acme.example", "Or", f"Phan{i}")
     sandbox.logs["astro"].clear()
     capsys.readouterr()
-    assert main(["drift", "-c", str(okta_config), "--fix", "--yes", "--delete-orphans"]) == 2
+    assert main(["drift", "-c", str(okta_applied), "--fix", "--yes", "--delete-orphans"]) == 2
     err = capsys.readouterr().err
     assert "the plan deletes 2 objects, over the safety limit of 1" in err and "--force" in err
     assert sandbox.logs["astro"].count("DELETE") == 0
-    rc, out = fix(okta_config, capsys, "--delete-orphans", "--force")
+    rc, out = fix(okta_applied, capsys, "--delete-orphans", "--force")
     assert rc == 0, out
     assert sandbox.astro.find_user(org, "orphan0@acme.example") is None
     assert sandbox.logs["astro"].count("DELETE") == 2
 
 
-def test_report_formats_through_the_cli_and_no_secret_in_any(sandbox: Sandbox, okta_config: Path, tmp_path: Path,
+def test_report_formats_through_the_cli_and_no_secret_in_any(sandbox: Sandbox, okta_applied: Path, tmp_path: Path,
                                                              capfd: pytest.CaptureFixture[str]) -> None:
     attribute_edited(sandbox, "okta")
     orphan_in_astro(sandbox, "okta")
     report = tmp_path / "drift.xml"
     capfd.readouterr()
-    assert main(["drift", "-c", str(okta_config), "--format", "junit", "--output", str(report)]) == 1
+    assert main(["drift", "-c", str(okta_applied), "--format", "junit", "--output", str(report)]) == 1
     suite = ET.parse(report).getroot().find("testsuite")
     assert suite is not None and suite.get("failures") == "2"
     outputs = [report.read_text()]
     for fmt in ("text", "json", "markdown", "github", "html"):
-        assert main(["drift", "-c", str(okta_config), "--format", fmt]) == 1
+        assert main(["drift", "-c", str(okta_applied), "--format", fmt]) == 1
         out, err = capfd.readouterr()
         outputs += [out, err]
         assert "eve.orphan@acme.example" in out.replace("<wbr>", ""), fmt  # html marks where long names wrap
@@ -275,11 +257,11 @@ def test_report_formats_through_the_cli_and_no_secret_in_any(sandbox: Sandbox, o
             assert secret not in text
 
 
-def test_a_refused_astro_token_exits_3_naming_the_endpoint(sandbox: Sandbox, okta_config: Path,
+def test_a_refused_astro_token_exits_3_naming_the_endpoint(sandbox: Sandbox, okta_applied: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    (okta_config.parent / "astro-okta.token").write_text("not-the-astro-token\n")
+    (okta_applied.parent / "astro-okta.token").write_text("not-the-astro-token\n")
     capsys.readouterr()
-    assert main(["drift", "-c", str(okta_config)]) == 3
+    assert main(["drift", "-c", str(okta_applied)]) == 3
     err = capsys.readouterr().err
     assert sandbox.astro_orgs["okta"].scim_url in err and "HTTP 401" in err
     assert "not-the-astro-token" not in err
@@ -308,20 +290,20 @@ def test_report_to_a_missing_folder_is_a_usage_error_before_any_request(
     assert "cannot write the report to" in err and "folder does not exist" in err and "Traceback" not in err
 
 
-def test_report_that_cannot_be_written_is_a_usage_error(okta_config: Path, tmp_path: Path,
+def test_report_that_cannot_be_written_is_a_usage_error(okta_applied: Path, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
-    assert main(["drift", "-c", str(okta_config), "--format", "html", "-o", str(tmp_path)]) == 2  # a folder
+    assert main(["drift", "-c", str(okta_applied), "--format", "html", "-o", str(tmp_path)]) == 2  # a folder
     err = capsys.readouterr().err
     assert f"cannot write the report to {tmp_path}" in err and "crash" not in err
 
 
 def test_fix_yes_with_only_manual_remedies_prints_the_report_once(
-    sandbox: Sandbox, okta_config: Path, capsys: pytest.CaptureFixture[str]
+    sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     orphan_in_astro(sandbox, "okta")  # without --delete-orphans its remedy is manual: nothing is done
     capsys.readouterr()
-    assert main(["drift", "-c", str(okta_config), "--fix", "--yes"]) == 1
+    assert main(["drift", "-c", str(okta_applied), "--fix", "--yes"]) == 1
     out = capsys.readouterr().out
     assert "! remedy.manual eve.orphan@acme.example" in out
     assert out.count("finding(s):") == 1 and out.count("eve.orphan@acme.example") == 2  # the table, the plan

@@ -69,24 +69,6 @@ def app_id(sb: Sandbox) -> str:
     return str(sb.okta.app_by_label("Astro")["id"])
 
 
-@pytest.fixture
-def okta_config(sandbox: Sandbox, tmp_path: Path) -> Path:
-    """Okta set up by `apply --yes` (after the admin's API-integration step): Astro holds every user and Team."""
-    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
-    org = sandbox.astro_orgs["okta"]
-    assert sandbox.okta is not None
-    sandbox.okta.enable_provisioning(app_id(sandbox), org.scim_url, org.token)
-    assert main(["apply", "-c", str(config), "--yes"]) == 0
-    return config
-
-
-@pytest.fixture
-def azure_config(sandbox: Sandbox, tmp_path: Path) -> Path:
-    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
-    assert main(["apply", "-c", str(config), "--yes"]) == 0
-    return config
-
-
 # -- Okta: a Team created empty, its members PATCH failed --------------------------------------------------------
 
 
@@ -126,7 +108,7 @@ def team_members(sb: Sandbox, idp: str, team: str) -> set[str]:
 
 
 def test_okta_team_left_empty_by_a_failed_members_patch_is_seen_and_repushed(
-        sandbox: Sandbox, okta_config: Path, okta_api: httpx.Client, capsys: pytest.CaptureFixture[str]) -> None:
+        sandbox: Sandbox, okta_applied: Path, okta_api: httpx.Client, capsys: pytest.CaptureFixture[str]) -> None:
     team = sandbox.default_team_names()[0]
     gone = push_again_with_a_stale_member(sandbox, okta_api, team)
     # The member whose account went leaves the company: Okta deactivates them (its PATCH to Astro fails, the
@@ -137,7 +119,7 @@ def test_okta_team_left_empty_by_a_failed_members_patch_is_seen_and_repushed(
     expected = okta_members(sandbox, okta_api, team)
     assert expected and gone.casefold() not in expected
 
-    rc, findings = drift(okta_config, capsys)
+    rc, findings = drift(okta_applied, capsys)
     assert rc == 1
     assert kinds(findings) == sorted([("idp_error", team)] + [("membership_missing", team)] * len(expected))
     (error,) = [f for f in findings if f["kind"] == "idp_error"]
@@ -145,7 +127,7 @@ def test_okta_team_left_empty_by_a_failed_members_patch_is_seen_and_repushed(
     missing = {f["user"].casefold() for f in findings if f["kind"] == "membership_missing"}
     assert missing == expected
 
-    out = fixed_then_clean_twice(sandbox, okta_config, capsys)
+    out = fixed_then_clean_twice(sandbox, okta_applied, capsys)
     assert "remedy.okta.repush_group" in out and "verified in Astro" in out
     assert team_members(sandbox, "okta", team) == expected  # read back: the Team has its members
     mapping = next(m for m in okta_api.get(f"/api/v1/apps/{app_id(sandbox)}/group-push/mappings").json()
@@ -154,12 +136,12 @@ def test_okta_team_left_empty_by_a_failed_members_patch_is_seen_and_repushed(
 
 
 def test_okta_empty_team_whose_cause_is_still_there_is_repaired_with_it(
-        sandbox: Sandbox, okta_config: Path, okta_api: httpx.Client, capsys: pytest.CaptureFixture[str]) -> None:
+        sandbox: Sandbox, okta_applied: Path, okta_api: httpx.Client, capsys: pytest.CaptureFixture[str]) -> None:
     # The deleted account's owner is still in Okta: one root cause (the account missing) and its consequences.
     team = sandbox.default_team_names()[0]
     gone = push_again_with_a_stale_member(sandbox, okta_api, team)
     expected = okta_members(sandbox, okta_api, team)
-    rc, findings = drift(okta_config, capsys)
+    rc, findings = drift(okta_applied, capsys)
     assert rc == 1
     others = len(expected) - 1  # the missing user is reported once, as user_missing (with its Teams)
     assert kinds(findings) == sorted([("user_missing", gone), ("idp_error", team)]
@@ -167,7 +149,7 @@ def test_okta_empty_team_whose_cause_is_still_there_is_repaired_with_it(
     (user,) = [f for f in findings if f["kind"] == "user_missing"]
     assert team in user["teams"]
 
-    out = fixed_then_clean_twice(sandbox, okta_config, capsys)
+    out = fixed_then_clean_twice(sandbox, okta_applied, capsys)
     assert "remedy.okta.reassign_user" in out and "remedy.okta.repush_group" in out
     assert team_members(sandbox, "okta", team) == expected
 
@@ -197,9 +179,9 @@ def astro_active(sb: Sandbox, idp: str, login: str) -> bool:
 
 
 def test_okta_user_reactivated_while_astro_failed_is_reactivated_by_fix(
-        sandbox: Sandbox, okta_config: Path, okta_api: httpx.Client, capsys: pytest.CaptureFixture[str]) -> None:
+        sandbox: Sandbox, okta_applied: Path, okta_api: httpx.Client, capsys: pytest.CaptureFixture[str]) -> None:
     uid = okta_user_with_a_password(okta_api, sandbox)
-    assert drift(okta_config, capsys) == (0, [])
+    assert drift(okta_applied, capsys) == (0, [])
     assert okta_api.post(f"/api/v1/users/{uid}/lifecycle/deactivate").status_code == 200
     assert astro_active(sandbox, "okta", RITA) is False  # Okta deprovisioned the account (and the assignment)
     reactivated = okta_api.post(f"/api/v1/users/{uid}/lifecycle/activate", params={"sendEmail": "false"})
@@ -214,36 +196,36 @@ def test_okta_user_reactivated_while_astro_failed_is_reactivated_by_fix(
         sandbox.astro.set_misbehaviour(org, None)
     assert assigned.status_code == 200 and assigned.json()["syncState"] == "ERROR"
 
-    rc, findings = drift(okta_config, capsys)
+    rc, findings = drift(okta_applied, capsys)
     assert rc == 1 and kinds(findings) == [("attribute_mismatch", RITA), ("idp_error", RITA)]
     active = next(f for f in findings if f["kind"] == "attribute_mismatch")
     assert (active["attribute"], active["expected"], active["actual"]) == ("active", True, False)
     assert "reactivates the account in Astro" in active["remedy"]
 
-    out = fixed_then_clean_twice(sandbox, okta_config, capsys)
+    out = fixed_then_clean_twice(sandbox, okta_applied, capsys)
     assert "remedy.astro.reactivate_user" in out and "remedy.okta.reassign_user" in out
     assert astro_active(sandbox, "okta", RITA) is True
     assert sandbox.okta.app_user(app_id(sandbox), RITA)["syncState"] == "SYNCHRONIZED"  # type: ignore[union-attr]
 
 
 def test_okta_active_user_whose_astro_account_is_inactive_is_reactivated_in_astro(
-        sandbox: Sandbox, okta_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Okta holds the user active and in sync (no error to re-assign for) but Astro has the account inactive: the
     # end state of a reactivation PATCH that never reached Astro. Updating the app user would not repair it
     # (Okta's profile PUT carries back the `active` it read); the remedy is the PATCH Okta sends to reactivate.
     login = sandbox.seed_org.people[5].email
     org = sandbox.astro_orgs["okta"].org_id
     sandbox.astro.edit_user(org, login, "active", False)
-    rc, findings = drift(okta_config, capsys)
+    rc, findings = drift(okta_applied, capsys)
     assert rc == 1 and kinds(findings) == [("attribute_mismatch", login)]
     sandbox.logs["astro"].clear()
-    out = fixed_then_clean_twice(sandbox, okta_config, capsys)
+    out = fixed_then_clean_twice(sandbox, okta_applied, capsys)
     assert "remedy.astro.reactivate_user" in out and "reactivated (active=true)" in out
     assert astro_active(sandbox, "okta", login) is True
 
 
 def test_entra_user_enabled_again_whose_cycle_failed_is_reactivated_by_fix(
-        sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        sandbox: Sandbox, azure_applied: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert sandbox.graph is not None
     # Someone in the assigned group only: the repair's on-demand calls stay within Entra's 5 per 10 s.
     others = {k for t in sandbox.default_team_names() for k in sandbox.seed_org.team(t).member_keys}
@@ -253,7 +235,7 @@ def test_entra_user_enabled_again_whose_cycle_failed_is_reactivated_by_fix(
     sandbox.graph.update_user(login, accountEnabled=False)
     sandbox.graph.run_cycle(str(sp["id"]))  # Entra's own cycle deprovisions: PATCH active=false
     assert astro_active(sandbox, "azure", login) is False
-    assert drift(azure_config, capsys) == (0, [])
+    assert drift(azure_applied, capsys) == (0, [])
     sandbox.graph.update_user(login, accountEnabled=True)
     sandbox.astro.set_misbehaviour(org, "error_500")
     try:
@@ -262,7 +244,7 @@ def test_entra_user_enabled_again_whose_cycle_failed_is_reactivated_by_fix(
         sandbox.astro.set_misbehaviour(org, None)
     assert astro_active(sandbox, "azure", login) is False
 
-    rc, findings = drift(azure_config, capsys)
+    rc, findings = drift(azure_applied, capsys)
     # The account is inactive and out of the Team Entra took it out of; Entra's log has the failed update.
     assert rc == 1 and kinds(findings) == [("attribute_mismatch", login), ("idp_error", login)]
     active, failed = findings if findings[0]["kind"] == "attribute_mismatch" else findings[::-1]
@@ -270,7 +252,7 @@ def test_entra_user_enabled_again_whose_cycle_failed_is_reactivated_by_fix(
     assert active["teams"] == [ASSIGNED_TEAM] and login not in team_members(sandbox, "azure", ASSIGNED_TEAM)
     assert failed["issue_kind"] == "entra.failed_export" and failed["user"] == login and "HTTP 500" in failed["detail"]
 
-    out = fixed_then_clean_twice(sandbox, azure_config, capsys)
+    out = fixed_then_clean_twice(sandbox, azure_applied, capsys)
     assert "remedy.azure.provision_user" in out and "remedy.manual" not in out
     assert astro_active(sandbox, "azure", login) is True
     assert login in team_members(sandbox, "azure", ASSIGNED_TEAM)
