@@ -607,13 +607,7 @@ class AstroService(ScimService):
             if stored.get(cast(str, r.id)) is r:
                 cache[cast(str, r.id)] = (r, base_url, body)
             items.append(body)
-        head = json.dumps({
-            "schemas": [LIST_SCHEMA], "totalResults": page.total, "startIndex": search_request.start_index,
-            "itemsPerPage": len(items),
-        })
-        response = _RawResponse(HTTPStatus.OK, None)
-        response.raw = head[:-1].encode() + b', "Resources": [' + b", ".join(items) + b"]}"
-        return response
+        return _list_answer(page.total, search_request.start_index, items)
 
     def _publish_dump(self, base_url: str, resource: Resource[Any], search_request: SearchRequest[Any],
                       ctx: Context = Context.RESOURCE_QUERY_RESPONSE) -> dict[str, Any]:
@@ -678,13 +672,17 @@ class AstroService(ScimService):
                 items.append(hit[2])
             else:
                 items.append(self._rendered(base_url, r, search_request, nometa))
-        head = json.dumps({
-            "schemas": [LIST_SCHEMA], "totalResults": page.total, "startIndex": search_request.start_index,
-            "itemsPerPage": len(items),
-        })
-        response = _RawResponse(HTTPStatus.OK, None)
-        response.raw = head[:-1].encode() + b', "Resources": [' + b", ".join(items) + b"]}"
-        return response
+        return _list_answer(page.total, search_request.start_index, items)
+
+
+def _list_answer(total: int, start_index: int | None, items: list[bytes]) -> _RawResponse:
+    """A ListResponse around already-serialised resources (RFC 7644 section 3.4.2), joined as bytes: the page
+    answers are cached per resource, so the page is never serialised as a whole."""
+    head = json.dumps({"schemas": [LIST_SCHEMA], "totalResults": total, "startIndex": start_index,
+                       "itemsPerPage": len(items)})
+    response = _RawResponse(HTTPStatus.OK, None)
+    response.raw = head[:-1].encode() + b', "Resources": [' + b", ".join(items) + b"]}"
+    return response
 
 
 _GROUP_URN_PREFIX = "urn:ietf:params:scim:schemas:core:2.0:group:"
