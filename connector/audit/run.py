@@ -69,9 +69,9 @@ def audit_once(view: IdPView, astro: AstroConfig, *, setup: SetupAudit | None = 
                progress: Progress | None = None) -> AuditResult:
     """Read the IdP's setup, the IdP's view and Astro side by side (independent reads, threads), then reconcile.
 
-    The three reads run at once (Entra's provider serialises its own calls). An IdP that is not set up has no
-    view worth reading (Entra has no app yet: its read fails), and the audit then reports only that. Each read
-    is a stage of `progress` (users and Teams counted as pages arrive).
+    The three reads run at once (Entra's two interleave on its provider's one event loop). An IdP that is not set
+    up has no view worth reading (Entra has no app yet: its read fails), and the audit then reports only that.
+    Each read is a stage of `progress` (users and Teams counted as pages arrive).
     """
     progress = progress or Silent()
     started = time.perf_counter()
