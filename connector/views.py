@@ -5,7 +5,7 @@ Drift compares the two; neither side knows about HTTP here.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,7 +71,11 @@ class AstroUser:
     user_name: str
     active: bool
     external_id: str | None
-    data: dict[str, Any]  # the SCIM resource JSON, for attribute comparison
+    # The SCIM resource JSON, for attribute comparison; empty when `values` holds what the audit compares.
+    data: dict[str, Any]
+    # The compared attributes' values, in AstroView.compared's order (a read given a `Compared`): ~0.1 KB a user
+    # where the JSON took ~1.4 KB (140 MB of a 100,000-user audit).
+    values: tuple[Any, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -84,9 +88,19 @@ class AstroTeam:
     external_id: str | None = None
 
 
+@dataclass(frozen=True)
+class Compared:
+    """What an audit compares on each Astro user: the mapping's SCIM targets (`paths`) and how to read their values
+    from a user's JSON (`read`, one value per path, as the audit's own readers give them)."""
+
+    paths: tuple[str, ...]
+    read: Callable[[dict[str, Any]], tuple[Any, ...]]
+
+
 @dataclass
 class AstroView:
     scim_url: str
     users: list[AstroUser] = field(default_factory=list)
     teams: list[AstroTeam] = field(default_factory=list)
     deviations: list[str] = field(default_factory=list)  # vendor deviations tolerated while reading
+    compared: tuple[str, ...] = ()  # the paths of each user's `values` (when the read kept only those)

@@ -446,6 +446,39 @@ def test_provider_works_from_worker_threads_and_inside_a_running_loop(sandbox: S
         p.close()
 
 
+def test_calls_from_two_threads_run_side_by_side_on_the_providers_loop(sandbox: Sandbox, azure_config: Path) -> None:
+    """drift's setup audit and view read come from two threads: neither waits for the other to finish (one
+    coroutine here waits for what the other does; taking turns, the first would never see it)."""
+    import asyncio
+    import threading
+
+    p = AzureProvider(load_config(azure_config))
+    started = threading.Event()
+    try:
+        seen: list[str] = []
+        events: list[asyncio.Event] = []
+
+        async def waiter() -> str:
+            event = asyncio.Event()
+            events.append(event)
+            started.set()
+            await asyncio.wait_for(event.wait(), timeout=30)  # only a failure would wait this long
+            return "released"
+
+        async def releaser() -> str:
+            events[0].set()
+            return "set"
+
+        first = threading.Thread(target=lambda: seen.append(p._run(waiter())))
+        first.start()
+        assert started.wait(timeout=30)
+        seen.append(p._run(releaser()))
+        first.join(timeout=30)
+        assert seen == ["set", "released"]
+    finally:
+        p.close()
+
+
 def test_a_misspelled_app_name_gets_the_closest_name_in_the_tenant(sandbox: Sandbox, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     applied(sandbox.write_config(tmp_path / "good.yaml", idps=("azure",)))  # creates the app "Astro"

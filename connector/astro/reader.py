@@ -29,7 +29,7 @@ from connector.config.load import AstroConfig
 from connector.errors import AuthError, RemoteError
 from connector.support.http import DEFAULT_POLICY, RetryPolicy
 from connector.support.paging import check_page_count
-from connector.views import AstroTeam, AstroUser, AstroView
+from connector.views import AstroTeam, AstroUser, AstroView, Compared
 
 if TYPE_CHECKING:
     from connector.astro.engine import AiohttpSCIMClient
@@ -64,16 +64,24 @@ Convert = Callable[[dict[str, Any], str, int], Any]  # (resource, endpoint URL, 
 class _Page:
     start: int
     total: int
+    # The resources' JSON; once converted, a users' page given a `Compared` keeps only the first page's
+    # validation sample (the values it compares are in `items`): `size` is how many the page held.
     resources: list[dict[str, Any]]
     echoed: int = 0  # the startIndex the server says the page starts at
     items: list[Any] = field(default_factory=list)  # the resources as view objects (AstroUser, AstroTeam)
-    payload: dict[str, Any] = field(default_factory=dict)  # the ListResponse as received
+    size: int = 0  # len(resources) as received
+
+
+# The `data` of every user whose compared values were kept (AstroUser.values): one shared empty dict, never
+# written to (the audit only reads a user's data), instead of one each.
+_NO_DATA: dict[str, Any] = {}
 
 
 class _Reader:
     """One read of an organization, over `scim` (whose requests, retries, errors and deviations it uses)."""
 
-    def __init__(self, scim: AstroScimClient, *, page_size: int | None, progress: Progress | None) -> None:
+    def __init__(self, scim: AstroScimClient, *, page_size: int | None, progress: Progress | None,
+                 compare: Callable[[], Compared] | None = None) -> None:
         self.scim = scim
         self.client: AiohttpSCIMClient = scim.engine
         self.page_size = page_size
@@ -83,6 +91,22 @@ class _Reader:
         self._gap_requests = 0  # pages asked again to fill gaps (connector.support.paging bounds them)
         # What drift never reads, asked to be left out (unless the server refuses: then everything is read).
         self._exclude = True
+        # What the audit compares, asked for when the first users' page is converted (the mapping it comes from
+        # loads off the critical path, while the first pages travel); None: every user's JSON is kept.
+        self._compare = compare
+        self.compared: Compared | None = None
+
+    def _keep_compared(self, page: _Page) -> None:
+        """Each user of `page` keeps only the values the audit compares; the page only its validation sample."""
+        if self._compare is None:
+            return
+        if self.compared is None:
+            self.compared = self._compare()
+        read = self.compared.read
+        for user in page.items:
+            user.values = read(user.data)
+            user.data = _NO_DATA
+        page.resources = page.resources[:VALIDATION_SAMPLE] if page.start == 1 else []
 
     def _deviate(self, text: str) -> None:
         self.scim.deviate(text)
@@ -202,12 +226,13 @@ class _Reader:
                 members = r.get("members")
                 if isinstance(members, list) and len(members) > MEMBER_SAMPLE:
                     r["members"] = members[:MEMBER_SAMPLE]
+        else:
+            self._keep_compared(page)
         if page.echoed != start:
             self._deviate(f"{endpoint} answers startIndex={page.echoed} when asked for startIndex={start}")
-        page.payload = payload
         if self.progress:
             kind = "Teams" if convert is _team else "users"
-            self._read[kind] = self._read.get(kind, 0) + len(page.resources)
+            self._read[kind] = self._read.get(kind, 0) + page.size
             # a gap asked again may overlap what was read: never more than the server's total
             self.progress(kind, min(self._read[kind], page.total), page.total)
         return page
@@ -227,7 +252,7 @@ class _Reader:
         add up to totalResults."""
         total = first.total
         pages = [first]
-        step = len(first.resources)
+        step = first.size
         if total <= step:
             self._validate(model, first, endpoint)
             return _assemble(pages, self.url(endpoint), total)
@@ -279,7 +304,7 @@ class _Reader:
         """Pages shorter than asked (without being the last) leave gaps; ask for them until none is left."""
         extra: list[_Page] = []
         while True:
-            covered = sorted((p.start, p.start + len(p.resources)) for p in (*pages, *extra))
+            covered = sorted((p.start, p.start + p.size) for p in (*pages, *extra))
             gaps, pos = [], 1
             for lo, hi in covered:
                 if lo > pos:
@@ -294,7 +319,7 @@ class _Reader:
             check_page_count(total=self._gap_requests, per_page=1, service=SERVICE, endpoint=self.url(endpoint))
             got = await asyncio.gather(*(self._page(model, endpoint, g, step, convert) for g in gaps))
             for g, page in zip(gaps, got, strict=True):
-                if not page.resources:
+                if not page.size:
                     raise _totals_error(
                         self.url(endpoint), f"totalResults is {total} but startIndex={g} returned no resources"
                     )
@@ -362,7 +387,8 @@ def _check_list(payload: Any, where: str, start: int) -> _Page:
     if not isinstance(resources, list) or not all(isinstance(r, dict) for r in resources):
         raise RemoteError("Resources is not a list of objects", service=SERVICE, endpoint=where,
                           code="invalid_body")
-    return _Page(start=start, total=total, resources=resources, echoed=echoed if isinstance(echoed, int) else start)
+    return _Page(start=start, total=total, resources=resources, echoed=echoed if isinstance(echoed, int) else start,
+                 size=len(resources))
 
 
 def _assemble(pages: list[_Page], endpoint: str, total: int) -> list[_Page]:
@@ -466,14 +492,16 @@ async def read_astro_async(
     page_size: int | None = None,
     progress: Progress | None = None,
     stats: ReadStats | None = None,
+    compare: Callable[[], Compared] | None = None,
 ) -> AstroView:
-    """See `read_astro`; `page_size` overrides astro.page_size."""
+    """See `read_astro`; `page_size` overrides astro.page_size. With `compare`, each user keeps only the values
+    it names (AstroUser.values, in AstroView.compared's order), not its JSON."""
     from scim2_models import EnterpriseUser, Group, ResourceType, ScimProvider, User
 
     user_model = User[EnterpriseUser]
     async with AstroScimClient(astro, concurrency=concurrency, policy=policy) as scim:
         client = scim.engine
-        reader = _Reader(scim, page_size=page_size or astro.page_size, progress=progress)
+        reader = _Reader(scim, page_size=page_size or astro.page_size, progress=progress, compare=compare)
         # Discovery and the first page of each type go out together: the pages do not depend on it unless the
         # server announces other endpoints than the standard ones (then they are read again from those).
         asked = min(page_size or astro.page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
@@ -517,7 +545,10 @@ async def read_astro_async(
         if stats is not None:
             stats.requests, stats.page_size = scim.requests, size
         users = [user for page in user_pages for user in page.items]
-        return AstroView(scim_url=astro.scim_url, users=users, teams=teams, deviations=reader.deviations)
+        if compare is not None and reader.compared is None:
+            reader.compared = compare()  # no user at all: the paths still say what the (empty) values hold
+        return AstroView(scim_url=astro.scim_url, users=users, teams=teams, deviations=reader.deviations,
+                         compared=reader.compared.paths if reader.compared is not None else ())
 
 
 def read_astro(astro: AstroConfig, **options: Any) -> AstroView:

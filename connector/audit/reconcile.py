@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from connector.mapping.model import Severity
-from connector.views import AstroTeam, AstroUser, AstroView, IdpGroup, IdpUser, IdpView
+from connector.views import AstroTeam, AstroUser, AstroView, Compared, IdpGroup, IdpUser, IdpView
 
 
 class Kind(str, Enum):
@@ -255,6 +255,20 @@ def _actual_value(user: AstroUser, path: str) -> Any:
     return _getter(path)(user.data)
 
 
+def compared(paths: Iterable[str]) -> Compared:
+    """What the audit compares on each Astro user when the IdP's expected values have (at most) these paths: the
+    Astro read then keeps those values and drops the user's JSON. userName is read from AstroUser.user_name and
+    `active` from AstroUser.active, so neither is kept again; the values are what `_getter` reads, so the findings
+    are those of the whole JSON (tests/test_audit_fast_path_scale.py)."""
+    kept = tuple(sorted({p for p in paths if _root(p) not in ("username", "active")}))
+    getters = tuple(_getter(p) for p in kept)
+
+    def read(data: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple([get(data) for get in getters])
+
+    return Compared(paths=kept, read=read)
+
+
 @functools.lru_cache(maxsize=256)  # one key set per mapping (users whose values are null may have fewer)
 def _comparisons(paths: tuple[str, ...]) -> list[tuple[str, Callable[[dict[str, Any]], Any] | None]]:
     """The attributes compared for a user whose expected values have these paths, in report order: userName
@@ -371,6 +385,7 @@ def audit(idp: IdpView, astro: AstroView) -> list[Finding]:
         return findings
     explained = {s.casefold() for gap in idp.setup for s in gap.explains}
     index = _Index.of(astro.users)
+    at = {path: i for i, path in enumerate(astro.compared)}  # a path -> its place in each AstroUser.values
     claimed: set[str] = set()
     matched: dict[str, AstroUser] = {}  # IdP userName (casefolded) -> Astro user
     idp_by_astro: dict[str, IdpUser] = {}
@@ -414,7 +429,7 @@ def audit(idp: IdpView, astro: AstroView) -> list[Finding]:
             findings.append(_make(name, Kind.USER_MISSING, user.user_name, f"no Astro account{also}",
                                   user=user.user_name, idp_id=user.id, teams=teams))
             continue
-        findings.extend(_attribute_findings(name, user, astro_user))
+        findings.extend(_attribute_findings(name, user, astro_user, at))
 
     # -- orphans: active Astro accounts no IdP user accounts for
     for astro_user in astro.users:
@@ -469,7 +484,7 @@ def audit(idp: IdpView, astro: AstroView) -> list[Finding]:
     return findings
 
 
-def _attribute_findings(idp: str, user: IdpUser, astro_user: AstroUser) -> list[Finding]:
+def _attribute_findings(idp: str, user: IdpUser, astro_user: AstroUser, at: dict[str, int]) -> list[Finding]:
     out: list[Finding] = []
     if not astro_user.active:
         # A user re-enabled in the IdP (Okta: lifecycle activate/reactivate and re-assigned; Entra: accountEnabled
@@ -480,10 +495,17 @@ def _attribute_findings(idp: str, user: IdpUser, astro_user: AstroUser) -> list[
                          user=user.user_name, astro_id=astro_user.id, idp_id=user.id,
                          remedy=_OKTA_REACTIVATED if idp == "okta" else None))
     expected = user.expected
-    data = astro_user.data
+    data, values = astro_user.data, astro_user.values
     for path, get in _comparisons(tuple(expected)):
         want = expected.get(path, user.user_name)
-        have = astro_user.user_name if get is None else get(data)
+        if get is None:
+            have = astro_user.user_name
+        elif values is None:
+            have = get(data)
+        elif path in at:
+            have = values[at[path]]
+        else:  # the read kept only `compared` (the mapping's targets): a path outside it is our bug, not drift
+            raise RuntimeError(f"{path!r} is compared but the Astro read kept only {sorted(at)}")
         if type(want) is type(have) and want == have:
             continue  # same_value's own first test, inlined: this loop runs 120,000 times for 20,000 users
         if same_value(want, have, path):

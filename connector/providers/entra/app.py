@@ -6,7 +6,6 @@ runs on. Each job (plan/apply in provider.py, health.py, provision.py, view.py) 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -53,9 +52,12 @@ class EntraApp:
         self.pause = pause
         self.graph = GraphClient(self.az)
         self.tenant = Tenant(self.graph)
+        # One event loop for the Graph client (its connections belong to it), run by a thread of its own so that
+        # calls from several threads share it: drift's setup audit and its view read then run side by side on
+        # the loop, not one after the other (the lock only guards starting and stopping it).
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()  # one call at a time on our loop, whichever thread calls (drift uses a pool)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
         self._mapping: MappingFile | None = None
         # provisionOnDemand's limit is per app: one window for every call this provider makes.
         self.window = SlidingWindow()
@@ -69,36 +71,46 @@ class EntraApp:
         return self._run(run())
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """One sync entry point per public method; the provider keeps one event loop for its HTTP client."""
-        with self._lock:
-            return self._run_locked(coro)
+        """One sync entry point per public method: `coro` runs on the provider's loop, the caller waits for it.
 
-    def _run_locked(self, coro: Coroutine[Any, Any, T]) -> T:
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-        loop = self._loop
+        Any thread may call, at the same time as others (their coroutines interleave on the one loop); the
+        caller's context variables (the trail's recorder) go with the coroutine (call_soon_threadsafe copies
+        them). A caller inside a running loop (its own) only blocks that loop while it waits, as before."""
+        loop = self._started()
         try:
-            asyncio.get_running_loop()
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
-            return loop.run_until_complete(coro)
-        # Called from async code (e.g. a concurrent drift run): drive our loop from a worker thread.
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="azure")
-        return self._pool.submit(loop.run_until_complete, coro).result()
+            running = None
+        if running is loop:
+            coro.close()
+            raise RuntimeError("a provider call made from its own event loop would wait for itself")
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # interrupted while waiting (Ctrl-C): the coroutine does not run on unobserved
+            raise
+
+    def _started(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="azure-loop", daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
 
     def close(self) -> None:
         with self._lock:
-            self._close_locked()
-
-    def _close_locked(self) -> None:
-        if self._loop is not None:
-            loop, self._loop = self._loop, None
-            if self._pool is not None:
-                self._pool.submit(loop.run_until_complete, self.graph.aclose()).result()
-                self._pool.shutdown()
-                self._pool = None
-            else:
-                loop.run_until_complete(self.graph.aclose())
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.graph.aclose(), loop).result()
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
             loop.close()
 
     @property

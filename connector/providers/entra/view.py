@@ -20,6 +20,10 @@ class EntraView(EntraApp):
     def read_view(self, progress: Count | None = None) -> IdpView:
         return self._run(self._read_view(progress))
 
+    def compared_paths(self) -> list[str]:
+        """Every SCIM path an IdpUser's `expected` may hold (its keys are these targets): what the Astro read keeps."""
+        return [m.target for m in self.mapping.users]
+
     def _compiled(self) -> tuple[list[str], list[Any], list[Any]]:
         mapping = self.mapping
         return user_select(mapping), compile_mappings(mapping.users), compile_mappings(mapping.groups)

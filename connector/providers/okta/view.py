@@ -46,6 +46,10 @@ class OktaView(OktaOrg):
         asyncio.run(main())
         return holder[0]
 
+    def compared_paths(self) -> list[str]:
+        """Every SCIM path an IdpUser's `expected` may hold (its keys are these targets): what the Astro read keeps."""
+        return [m.target for m in self.mapping_file().users]
+
     def _parsed_mappings(self) -> list[tuple[str, Any]]:
         from connector.mapping.expr import okta as okta_expr
 
