@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="project config: fills in URLs, app and group names")
     p.add_argument("--mapping", help="mapping file (default: from --config, else mappings/<idp>.yaml)")
     p.add_argument("--out", required=True, help="output folder")
+    _format_option(p, "render")
 
     for name, text in (("plan", "show what apply would change; writes nothing"),
                        ("apply", "make the IdP match the config (idempotent)")):
@@ -206,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_option(p)  # the file to write
     p.add_argument("--idp", choices=["okta", "azure", "all"], help="default: from the flags given, else asked")
     p.add_argument("--non-interactive", action="store_true", help="never ask: every answer is a flag (CI)")
+    _format_option(p, "init")  # needs --non-interactive with json
     p.add_argument("--force", action="store_true", help="overwrite an existing config file")
     p.add_argument("--astro-scim-url", help="Astro's SCIM Integration URL")
     p.add_argument("--astro-token-ref", help="env:NAME or file:PATH (default env:ASTRO_API_TOKEN)")

@@ -26,8 +26,9 @@ DOCS = ROOT / "docs" / "schemas"
 PACKAGED = resources.files("connector") / "data" / "output-schemas"
 # command -> its schema's name; the commands without --format json are NO_JSON (the README says why)
 SCHEMAS = {"validate": "validate", "plan": "plan", "apply": "apply", "test-connection": "checks", "status": "checks",
-           "push-groups": "push-groups", "provision": "provision", "drift": "drift"}
-NO_JSON = {"render", "sandbox", "demo", "completion", "init"}
+           "push-groups": "push-groups", "provision": "provision", "drift": "drift", "render": "render",
+           "init": "init"}
+NO_JSON = {"sandbox", "demo", "completion"}
 
 
 def schema(name: str) -> dict[str, Any]:
@@ -346,3 +347,61 @@ def test_checks_json_on_a_config_error(tmp_path: Path, capsys: pytest.CaptureFix
     for command in ("test-connection", "status"):
         rc, doc = run_json(capsys, "checks", command, "-c", str(tmp_path / "missing.yaml"))
         assert rc == 2 and doc["ok"] is False and doc["idps"] == [] and doc["error"]["exit_code"] == 2
+
+
+# -- render (offline) / init ------------------------------------------------------------------------------------
+
+
+def test_render_json_lists_each_file_written_and_a_config_error(sandbox_config: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "build"
+    rc, doc = run_json(capsys, "render", "render", "--idp", "azure", "--config", str(sandbox_config),
+                       "--out", str(out))
+    assert rc == 0 and doc["ok"] is True and doc["error"] is None and doc["idp"] == "azure"
+    kinds = {f["kind"]: f for f in doc["files"]}
+    assert {"entra-schema", "secrets-template", "runbook", "terraform"} <= set(kinds)
+    for f in doc["files"]:
+        assert (out / f["path"]).stat().st_size == f["bytes"] > 0 and f["idp"] == "azure"
+    assert kinds["runbook"]["path"] == "runbook-azure.md"
+    rc, doc = run_json(capsys, "render", "render", "--idp", "okta", "--out", str(tmp_path / "okta"))
+    assert rc == 0 and {"okta-mapping", "runbook", "terraform"} <= {f["kind"] for f in doc["files"]}
+    assert "other" not in {f["kind"] for f in doc["files"]}
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "mappings" / "okta.yaml").read_text().replace("userName", "userNmae", 1))
+    rc, doc = run_json(capsys, "render", "render", "--idp", "okta", "--mapping", str(bad), "--out",
+                       str(tmp_path / "none"))
+    assert rc == 1 and doc["ok"] is False and doc["files"] == [] and not (tmp_path / "none").exists()
+    assert any(f["severity"] == "error" for f in doc["findings"])
+    rc, doc = run_json(capsys, "render", "render", "--idp", "okta", "--config", str(tmp_path / "missing.yaml"),
+                       "--out", str(out))
+    assert rc == 2 and doc["ok"] is False and doc["files"] == [] and doc["error"]["type"] == "ConfigError"
+
+
+def test_init_json_non_interactive_against_the_sandbox_and_without_non_interactive(
+        sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from connector.sandbox.seed import ASSIGNED_TEAM
+
+    monkeypatch.setenv("OKTA_API_TOKEN", sandbox.okta_token)
+    monkeypatch.setenv("ASTRO_API_TOKEN", sandbox.astro_orgs["okta"].token)
+    config = tmp_path / "astro-scim.yaml"
+    flags = ["--okta-org-url", sandbox.okta_url, "--okta-token-ref", "env:OKTA_API_TOKEN",
+             "--astro-scim-url", sandbox.astro_orgs["okta"].scim_url, "--astro-token-ref", "env:ASTRO_API_TOKEN"]
+    rc, doc = run_json(capsys, "init", "init", "-c", str(config), *flags)  # no --non-interactive: refused
+    assert rc == 2 and doc["error"]["type"] == "UsageError" and "--non-interactive" in doc["error"]["message"]
+    assert doc["written"] is False and not config.exists()
+
+    rc, doc = run_json(capsys, "init", "init", "--non-interactive", "-c", str(config), *flags)
+    assert rc == 0 and doc["ok"] is True and doc["written"] is True and config.is_file()
+    assert doc["config"] == str(config) and doc["idps"] == ["okta"]
+    (okta,) = doc["discovery"]
+    assert okta["app_found"] is True and okta["app"].startswith("Astro (") and okta["error"] is None
+    assign = next(g for g in okta["groups"] if g["key"] == "assign_groups")
+    assert assign == {"key": "assign_groups", "groups": [ASSIGNED_TEAM], "why": "named_like_app"}
+    assert doc["mappings"] == [{"idp": "okta", "path": str(tmp_path / "mappings" / "okta.yaml"), "written": True}]
+    assert doc["validate"]["ok"] is True and doc["validate"]["summary"]["errors"] == 0
+    checks = {c["name"] for i in doc["test_connection"]["idps"] for c in i["checks"]}
+    assert any("Okta API token" in name for name in checks)
+    text = json.dumps(doc)
+    assert sandbox.okta_token not in text and sandbox.astro_orgs["okta"].token not in text  # references only

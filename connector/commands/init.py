@@ -13,6 +13,9 @@ the plan shows before anything changes).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import os
 import shutil
 import sys
@@ -176,6 +179,33 @@ def _show(found: Discovery) -> None:
     output.say(f"  {found.idp}: groups named like the app: {names(found.candidates)}")
 
 
+# How a group list was chosen: the text line's words -> the JSON document's (docs/schemas/init.v1.json).
+_WHY = {"from the flags": "flags", "in use by the app": "in_use_by_app", "named like the app": "named_like_app",
+        "none found": "none_found", "as answered": "answered"}
+
+
+def _discovery_json(found: Discovery, error: ConnectorError | None) -> dict[str, Any]:
+    return {"idp": found.idp, "app_found": found.app is not None, "app": found.app,
+            "app_hint": None if found.app is not None or error is not None else found.app_hint or None,
+            "assigned": found.assigned, "pushed": found.pushed if found.idp == "okta" else None,
+            "candidates": found.candidates, "groups": [],
+            "error": None if error is None else {"type": type(error).__name__, "message": str(error),
+                                                 "hint": error.hint}}
+
+
+def _nested(program: Callable[[list[str]], int], argv: list[str]) -> tuple[int, dict[str, Any] | None]:
+    """Run another command with --format json and keep its document (its stdout) for ours; None if it printed
+    none it could parse (the exit code still says how it went)."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = program([*argv, "--format", "json"])
+    try:
+        doc = json.loads(buffer.getvalue())
+    except ValueError:
+        return code, None
+    return code, doc if isinstance(doc, dict) else None
+
+
 def _groups(given: list[str], *found: list[str]) -> tuple[list[str], str]:
     if given:
         return given, "from the flags"
@@ -186,7 +216,7 @@ def _groups(given: list[str], *found: list[str]) -> tuple[list[str], str]:
 
 
 def _choose_groups(args: argparse.Namespace, answers: Answers, found: dict[str, Discovery],
-                   interactive: bool) -> None:
+                   interactive: bool, chosen: dict[str, list[dict[str, Any]]]) -> None:
     for idp, section in (("okta", answers.okta), ("azure", answers.azure)):
         if idp not in found:
             continue
@@ -203,19 +233,23 @@ def _choose_groups(args: argparse.Namespace, answers: Answers, found: dict[str, 
                 if answer:
                     groups, why = [g.strip() for g in answer.split(",") if g.strip()], "as answered"
             section[key] = groups
+            chosen.setdefault(idp, []).append({"key": key, "groups": groups, "why": _WHY[why]})
             output.say(f"  {idp}.{key}: {', '.join(groups) if groups else '(empty)'} ({why})")
 
 
-def _copy_mappings(folder: Path, idps: list[str]) -> None:
+def _copy_mappings(folder: Path, idps: list[str]) -> list[dict[str, Any]]:
     target = folder / "mappings"
     target.mkdir(exist_ok=True)
+    done = []
     for idp in idps:
         path = target / f"{idp}.yaml"
+        done.append({"idp": idp, "path": str(path), "written": not path.exists()})
         if path.exists():
             output.say(f"  kept {path} (already there)")
             continue
         shutil.copyfile(default_mapping(idp), path)
         output.say(f"  wrote {path} (the shipped mapping: Astro's setup page)")
+    return done
 
 
 def _write(path: Path, doc: dict[str, Any]) -> None:
@@ -228,6 +262,17 @@ def _write(path: Path, doc: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # --format json: one document (docs/schemas/init.v1.json), printed however the command ends
+    with output.json_document("init", "init", args.format == "json", config=str(args.config), written=False,
+                              idps=[], discovery=[], mappings=[], validate=None, test_connection=None) as doc:
+        return _run(args, doc)
+
+
+def _run(args: argparse.Namespace, doc: output.Document) -> int:
+    machine = args.format == "json"
+    if machine and not args.non_interactive:  # a question on the terminal would mix with the document
+        raise UsageError("init --format json needs --non-interactive",
+                         hint="pass every answer as a flag with --non-interactive")
     path = Path(args.config)
     if path.exists() and not args.force:
         raise UsageError(f"{path} already exists; init does not overwrite it",
@@ -236,11 +281,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write {path}: its folder does not exist", hint=f"mkdir -p {path.parent}")
     interactive = not args.non_interactive and sys.stdin.isatty()
     answers = _answers(args, _asker(interactive))
+    doc["idps"] = answers.idps
     folder = path.resolve().parent
     cfg = _load_draft(_document(answers), folder)  # every answer checked before anything is written
 
     output.say("looking at what the IdPs already hold", style="bold")
     found: dict[str, Discovery] = {}
+    errors: dict[str, ConnectorError] = {}
     progress = output.progress()
     for idp in answers.idps:
         reader = registry.discovery(cfg, idp)
@@ -252,27 +299,44 @@ def run(args: argparse.Namespace) -> int:
             # is wrong), with the groups the flags gave.
             output.error(f"{idp}: {exc}", exc.hint)
             found[idp] = Discovery(idp, None, "see the error above")
+            errors[idp] = exc
         finally:
             reader.close()
         _show(found[idp])
-    _choose_groups(args, answers, found, interactive)
+    chosen: dict[str, list[dict[str, Any]]] = {}
+    _choose_groups(args, answers, found, interactive, chosen)
+    doc["discovery"] = [{**_discovery_json(found[idp], errors.get(idp)), "groups": chosen.get(idp, [])}
+                        for idp in answers.idps]
 
-    _copy_mappings(folder, answers.idps)
+    doc["mappings"] = _copy_mappings(folder, answers.idps)
     _write(path, _document(answers))
+    doc["written"] = True
     output.say(f"wrote {path}", style="bold green")
 
     program = args.program
     output.say(f"astro-scim validate {path}", style="bold")
-    valid: int = program(["validate", str(path)])
+    if machine:  # each check's own document, kept in ours (its shape: validate.v1 / checks.v1)
+        valid, checked = _nested(program, ["validate", str(path)])
+        doc["validate"] = {"exit_code": valid, "ok": valid == EXIT_OK,
+                           "summary": checked.get("summary") if checked else None,
+                           "findings": checked.get("findings", []) if checked else []}
+    else:
+        valid = program(["validate", str(path)])
     output.say(f"astro-scim test-connection --config {path}", style="bold")
-    connected = program(["test-connection", "--config", str(path)])
+    if machine:
+        connected, checks = _nested(program, ["test-connection", "--config", str(path)])
+        doc["test_connection"] = {"exit_code": connected, "ok": connected == EXIT_OK,
+                                  "idps": checks.get("idps", []) if checks else [],
+                                  "error": checks.get("error") if checks else None}
+    else:
+        connected = program(["test-connection", "--config", str(path)])
     if valid != EXIT_OK:
         output.error(f"{path} was written but does not validate (see above)", "fix it, then re-run validate")
-        return valid
+        return doc.done(valid)
     if connected != EXIT_OK:
         # Not init's failure: a fresh tenant has no app until apply creates it, and Okta's provisioning waits for
         # its manual step. The checks above say which is which.
         output.warn(f"test-connection: some checks did not pass (exit {connected}); see above. "
                     "'astro-scim plan' shows what apply would change")
     output.say("next: astro-scim plan, then astro-scim apply", style="bold")
-    return EXIT_OK
+    return doc.done(EXIT_OK)
