@@ -432,3 +432,14 @@ def test_schema_merge_input_copy_is_deep() -> None:
     mapping.users[1] = AttributeMapping("displayName", "Join(\" \", [givenName], [surname])")
     azure_schema.merge(schema, mapping)
     assert schema == snapshot
+
+
+def test_a_groups_section_without_members_keeps_the_members_mapping() -> None:
+    # A custom mapping file that names only displayName for groups: pruning members would make Entra stop syncing
+    # memberships while apply reports success, so members is kept like active (KEPT).
+    schema = _with_template_extras(template_schema())
+    mapping = seed_mapping(groups=[AttributeMapping("displayName", "[displayName]", matching=1)])
+    merged, diffs = azure_schema.merge(schema, mapping)
+    assert ("Group mappings not in the mapping file", ("externalId",)) in [(d.key, d.removed) for d in diffs]
+    group_om = azure_schema.object_mapping(azure_schema.find_rule(merged), "Group")
+    assert group_om is not None and "members" in [a["targetAttributeName"] for a in group_om["attributeMappings"]]

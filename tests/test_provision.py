@@ -314,3 +314,17 @@ def test_results_are_matched_to_what_was_sent_by_source_id_else_by_type() -> Non
     row = OnDemandResult("Ada", "User", "Create", "Success")
     expect([row], {"u1": ada}, None)
     assert row.expected is ada and row.source_id == "u1"
+
+
+def test_an_astro_token_that_cannot_be_read_stops_before_entra_acts(
+    sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The read-back's token is resolved before provisionOnDemand: a missing token file is a config error (exit 2)
+    # with nothing sent to Entra, not a run whose results are lost after Entra acted.
+    applied(azure_config, "--pause")
+    person = sandbox.seed_org.people[3]
+    (azure_config.parent / "astro-azure.token").unlink()
+    rc, doc, err = provision_json(capsys, azure_config, "--user", person.email)
+    assert rc == 2 and doc["error"]["type"] == "ConfigError" and doc["results"] == []
+    assert "astro-azure.token" in doc["error"]["message"] + err
+    assert sandbox.astro.find_user(azure_org(sandbox), person.email) is None  # Entra was never asked

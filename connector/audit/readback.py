@@ -28,7 +28,7 @@ from typing import Any
 from connector.astro.client import AstroScimClient
 from connector.audit.reconcile import same_value
 from connector.config.load import AstroConfig
-from connector.errors import RemoteError
+from connector.errors import ConnectorError
 from connector.mapping.scim_paths import get_value
 from connector.providers.base import OnDemandOutcome
 from connector.support import clock as clocks
@@ -76,7 +76,7 @@ class Verification:
     astro_id: str | None = None
     checked: list[str] = field(default_factory=list)  # what was compared: userName, active, SCIM paths, members
     differences: list[Difference] = field(default_factory=list)
-    error: RemoteError | None = None  # why Astro could not be read (not_verified)
+    error: ConnectorError | None = None  # why Astro could not be read (not_verified)
 
     def to_json(self) -> dict[str, Any]:
         return {"status": self.status, "detail": self.detail, "hint": self.hint, "astro_id": self.astro_id,
@@ -180,8 +180,8 @@ async def _nothing() -> dict[str, dict[str, Any]]:
 def verify(astro: AstroConfig, results: Sequence[OnDemandOutcome], *, say: Say,
            timeout: float = READBACK_SECONDS) -> list[Verification]:
     """The verdict of each result, in order: Astro read back for every subject Entra provisioned or found in
-    sync. A RemoteError reading Astro makes those subjects not_verified (the error is their detail and hint);
-    it is not raised: the caller decides the exit."""
+    sync. An error reading Astro (unreachable, refused, a token that cannot be read) makes those subjects
+    not_verified (the error is their detail and hint); it is not raised: the caller decides the exit."""
     out: list[Verification | None] = [_unchecked(r) for r in results]
     todo: dict[int, IdpUser | IdpGroup] = {}
     for i, r in enumerate(results):
@@ -210,7 +210,7 @@ def verify(astro: AstroConfig, results: Sequence[OnDemandOutcome], *, say: Say,
 
     try:
         checked = asyncio.run(main())
-    except RemoteError as exc:
+    except ConnectorError as exc:  # unreachable, refused, or a token that cannot be read: Entra has acted anyway
         hint = exc.hint or "check astro.scim_url and astro.token in the config; then 'astro-scim drift'"
         for i in todo:
             out[i] = Verification(NOT_VERIFIED, NOT_VERIFIED, f"not verified: Astro could not be read: {exc}",

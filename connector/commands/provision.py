@@ -60,6 +60,7 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
     cfg = load_config_arg(args.config)
     trail.bind(cfg)
     astro = cfg.astro_for("azure")  # where the read-back goes: a config error stops here, before any change
+    astro.token.reveal()  # resolved now too (env var, file): a missing token must not surface after Entra acted
     provider = registry.provision_on_demand(cfg, args.idp)
     try:
         subject = f"user {args.user}" if args.user is not None else f"group {args.group}"

@@ -28,8 +28,9 @@ from connector.mapping.model import ApplyOn, AttributeMapping, MappingFile
 
 OBJECTS = ("User", "Group")
 FLOW_TYPE = {ApplyOn.CREATE_AND_UPDATE: "Always", ApplyOn.CREATE_ONLY: "ObjectAddOnly"}
-# Template mappings kept though the YAML does not name them: Entra's deprovisioning (active=false on soft delete).
-KEPT: dict[str, frozenset[str]] = {"User": frozenset({"active"}), "Group": frozenset()}
+# Template mappings kept though the YAML does not name them: Entra's deprovisioning (active=false on soft delete)
+# and a Group's members (without it Entra stops syncing memberships, and nothing would say so).
+KEPT: dict[str, frozenset[str]] = {"User": frozenset({"active"}), "Group": frozenset({"members"})}
 
 
 @dataclass(frozen=True)
