@@ -497,3 +497,33 @@ def test_a_misspelled_app_name_gets_the_closest_name_in_the_tenant(sandbox: Sand
     assert cli("test-connection", "--idp", "azure", config=other) == 1
     out = capsys.readouterr().out
     assert "did you mean" not in out and "astro-scim apply --idp azure" in out
+
+
+def test_close_cancels_a_call_another_thread_still_waits_for(sandbox: Sandbox, azure_config: Path) -> None:
+    """close() while a call is still running on the provider's loop (drift's second Ctrl-C during its thread
+    join): the waiting thread gets CancelledError at once instead of waiting for ever on a stopped loop."""
+    import asyncio
+    import concurrent.futures
+    import threading
+
+    p = AzureProvider(load_config(azure_config))
+    started = threading.Event()
+    outcome: list[str] = []
+
+    async def never() -> str:
+        started.set()
+        await asyncio.Event().wait()  # nothing sets it
+        return "finished"
+
+    def call() -> None:
+        try:
+            outcome.append(p._run(never()))
+        except concurrent.futures.CancelledError:
+            outcome.append("cancelled")
+
+    waiting = threading.Thread(target=call)
+    waiting.start()
+    assert started.wait(timeout=30)
+    p.close()
+    waiting.join(timeout=30)
+    assert not waiting.is_alive() and outcome == ["cancelled"]

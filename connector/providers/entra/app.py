@@ -6,6 +6,7 @@ runs on. Each job (plan/apply in provider.py, health.py, provision.py, view.py) 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -22,6 +23,7 @@ from connector.support.packaged import default_mapping
 from connector.support.suggest import closest
 
 log = logging.getLogger("connector.azure")
+CLOSE_SECONDS = 30.0  # how long close() waits for the loop's calls to cancel and the client to close
 T = TypeVar("T")
 
 NEVER = "0001-01-01"  # Graph's "not yet" timestamp prefix
@@ -107,11 +109,24 @@ class EntraApp:
         if loop is None or thread is None:
             return
         try:
-            asyncio.run_coroutine_threadsafe(self.graph.aclose(), loop).result()
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=CLOSE_SECONDS)
+        except concurrent.futures.TimeoutError:
+            log.warning("azure: the Graph client did not close within %ss; closing anyway", CLOSE_SECONDS)
         finally:
             loop.call_soon_threadsafe(loop.stop)
             thread.join()
             loop.close()
+
+    async def _shutdown(self) -> None:
+        """On the provider's loop: cancel the calls still running (a thread waiting in _run then gets
+        CancelledError instead of waiting for ever once the loop stops: a second Ctrl-C during drift's join),
+        then close the Graph client."""
+        current = asyncio.current_task()
+        others = [t for t in asyncio.all_tasks() if t is not current]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        await self.graph.aclose()
 
     @property
     def mapping(self) -> MappingFile:
