@@ -100,19 +100,27 @@ class Lines:
 
     @contextmanager
     def stage(self, label: str, total: int | None = None, unit: str = "") -> Iterator[Stage]:
-        clk = clock.current()
-        started = clk.monotonic()
-        count = _Count(total)
-        failed = False
-        try:
+        with _timed(label, _Count(total), unit, self._line) as count:
             yield count
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            line = summary(label, count.done, count.total, unit, clk.monotonic() - started, failed=failed)
-            with self._lock:
-                self._write(redact(line))
+
+    def _line(self, line: str) -> None:
+        with self._lock:
+            self._write(redact(line))
+
+
+@contextmanager
+def _timed(label: str, count: _Count, unit: str, end: Callable[[str], None]) -> Iterator[Stage]:
+    """A stage's body, timed on the project clock; `end` gets its summary line however it ends (failed or not)."""
+    clk = clock.current()
+    started = clk.monotonic()
+    failed = False
+    try:
+        yield count
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        end(summary(label, count.done, count.total, unit, clk.monotonic() - started, failed=failed))
 
 
 def _stderr_line(line: str) -> None:
@@ -168,23 +176,13 @@ class Bar:
 
     @contextmanager
     def stage(self, label: str, total: int | None = None, unit: str = "") -> Iterator[Stage]:
-        clk = clock.current()
-        started = clk.monotonic()
         bar, task = self._start(label, total, unit)
 
         def changed(done: int, total: int | None) -> None:
             bar.update(task, completed=done, total=total, refresh=self._manual)
 
-        count = _Count(total, changed)
-        failed = False
-        try:
+        with _timed(label, _Count(total, changed), unit, lambda line: self._end(bar, task, line)) as count:
             yield count
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            self._end(bar, task, summary(label, count.done, count.total, unit, clk.monotonic() - started,
-                                         failed=failed))
 
 
 def _stdout_is_terminal() -> bool:
