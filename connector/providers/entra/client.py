@@ -222,6 +222,7 @@ class GraphClient:
     ) -> Any:
         """Send the RequestInformation `make_request()` builds (an SDK builder's URL, query and method) with an
         optional JSON body; return the parsed JSON answer, or None for an empty one (204)."""
+        import orjson
         from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
         adapter = self.sdk.request_adapter
@@ -232,7 +233,7 @@ class GraphClient:
             if body is not None:
                 ri.set_stream_content(json.dumps(body).encode("utf-8"), "application/json")
             data = await adapter.send_primitive_async(ri, "bytes", {"XXX": ODataError})  # None on 204
-            return json.loads(data) if data else None
+            return orjson.loads(data) if data else None
 
         return await self.call(endpoint, send, permission=permission, retry=retry, retry_on=retry_on,
                                policy=policy)
