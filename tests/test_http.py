@@ -197,12 +197,14 @@ async def okta_sdk_call(cfg: ProjectConfig, policy: RetryPolicy, times: int) -> 
 
 
 async def graph_call(cfg: ProjectConfig, policy: RetryPolicy, times: int) -> list[Any]:
-    from connector.providers.entra.client import GraphClient
+    """Raw Graph reads (the reader every Tenant read goes through: aiohttp, no SDK)."""
+    from connector.providers.entra.client import GraphCredential
+    from connector.providers.entra.reads import GraphReader
 
     assert cfg.azure is not None
-    graph = GraphClient(cfg.azure, policy=policy)
+    graph = GraphReader(cfg.azure, GraphCredential(cfg.azure), policy=policy)
     try:
-        return [await graph.get_all_json("GET /users", graph.sdk.users, permission="users") for _ in range(times)]
+        return [await graph.get_all("GET /users", "/users", permission="users") for _ in range(times)]
     finally:
         await graph.aclose()
 

@@ -1,7 +1,7 @@
 """What the tool reads of each Graph collection, checked before use (connector.support.answers explains why).
 
 Keyed by the end of the endpoint name the Tenant gives each call ("GET /servicePrincipals", "GET
-/groups/{id}/members"); GraphClient.get_all_json and the Tenant's one-page reads check every page against it, so
+/groups/{id}/members"); reads.collection_page checks every page of a Graph collection against it, so
 a service principal without `id` or an assignment without `principalId` is exit 3 naming the endpoint, never a
 KeyError (70) or an object quietly dropped from the audit.
 """

@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 from connector.config.load import AstroConfig, AzureConfig, ProjectConfig
 from connector.errors import ConfigError, NotFound, RemoteError
 from connector.mapping.model import MappingFile
-from connector.providers.entra.client import GraphClient
+from connector.providers.entra.client import GraphClient, GraphCredential
 from connector.providers.entra.ondemand import SlidingWindow
+from connector.providers.entra.reads import GraphReader
 from connector.providers.entra.tenant import Tenant, odata_quote
 from connector.support.packaged import default_mapping
 from connector.support.suggest import closest
@@ -52,8 +53,12 @@ class EntraApp:
         self.cfg = cfg
         self.az: AzureConfig = cfg.azure
         self.pause = pause
-        self.graph = GraphClient(self.az)
-        self.tenant = Tenant(self.graph)
+        # One credential for both Graph clients: the reader (every read, no SDK) and the SDK's (writes, built on
+        # the first write only).
+        self.credential = GraphCredential(self.az)
+        self.graph = GraphClient(self.az, credential=self.credential)
+        self.reads = GraphReader(self.az, self.credential, policy=self.graph.policy)
+        self.tenant = Tenant(self.graph, self.reads)
         # One event loop for the Graph client (its connections belong to it), run by a thread of its own so that
         # calls from several threads share it: drift's setup audit and its view read then run side by side on
         # the loop, not one after the other (the lock only guards starting and stopping it).
@@ -120,13 +125,17 @@ class EntraApp:
     async def _shutdown(self) -> None:
         """On the provider's loop: cancel the calls still running (a thread waiting in _run then gets
         CancelledError instead of waiting for ever once the loop stops: a second Ctrl-C during drift's join),
-        then close the Graph client."""
+        then close the Graph clients and their credential."""
         current = asyncio.current_task()
         others = [t for t in asyncio.all_tasks() if t is not current]
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
-        await self.graph.aclose()
+        try:
+            await self.reads.aclose()
+            await self.graph.aclose()
+        finally:
+            self.credential.close()
 
     @property
     def mapping(self) -> MappingFile:

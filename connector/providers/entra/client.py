@@ -1,11 +1,14 @@
-"""A thin wrapper over msgraph-sdk's GraphServiceClient: credentials, base URL, retries, errors, raw JSON.
+"""The Graph credential, and a thin wrapper over msgraph-sdk's GraphServiceClient for the tenant's writes.
+
+Reads do not come here: reads.GraphReader sends them (raw JSON, no SDK to load), with this module's credential
+(GraphCredential, shared) and the same error translation.
 
 Why a wrapper: every call needs the same three things the SDK does not give us. (1) Errors translated into one
 readable line (azure_errors.translate), with the missing Graph permission named on 403. (2) The project's retry
 policy as the only retry layer: the middleware is kiota's default chain minus its RetryHandler (which retries
 429/503/504 only, would nest inside ours and multiply the requests per call, and sleeps on the real clock).
 (3) Raw JSON for the calls the SDK gets wrong: the synchronization schema (GET -> model -> PATCH
-loses flowTypes and the PATCH route answers 404; we GET bytes and PUT JSON) and reading secrets (no `.get()`).
+loses flowTypes and the PATCH route answers 404; we PUT JSON).
 
 All SDK imports are lazy: offline commands never load msgraph, kiota or azure.
 """
@@ -16,16 +19,14 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from connector.config.load import AzureConfig
 from connector.errors import ConfigError
-from connector.providers.entra.answers import check_collection
 from connector.providers.entra.errors import translate
-from connector.support.answers import list_of_objects, object_answer
 from connector.support.http import DEFAULT_POLICY, RetryPolicy, is_retryable, retry_async
-from connector.support.paging import PageGuard, redirect_error
+from connector.support.paging import redirect_error
 from connector.support.redact import register
 from connector.support.secret import Secret
 
@@ -111,6 +112,57 @@ def build_credential(cfg: AzureConfig) -> Any:
     return identity.DefaultAzureCredential()
 
 
+class GraphCredential:
+    """The provider's Graph credential, built on first use and shared by its two clients: the azure-core
+    credential for the SDK's (`azure()`), a bearer token for the audit's reader (`bearer()`, entra/reads.py).
+
+    Kind `token` needs no library: its bearer is the configured token. Other kinds build the azure-identity
+    credential of build_credential (its import costs ~0.3 s: only then) and keep its token until 5 minutes
+    before it expires (azure-identity caches too, but through MSAL's cache lookups on every call)."""
+
+    REFRESH_MARGIN_S = 300
+
+    def __init__(self, cfg: AzureConfig) -> None:
+        self.cfg = cfg
+        self._azure: Any = None
+        self._token: tuple[str, str, float] | None = None  # (scope, token, expires_on epoch seconds)
+        self._lock: Any = None  # an asyncio.Lock, made on the reader's loop: one token request at a time
+
+    def azure(self) -> Any:
+        if self._azure is None:
+            self._azure = build_credential(self.cfg)
+        return self._azure
+
+    async def bearer(self, scope: str) -> str:
+        """The bearer token for `scope` (Graph's "<origin>/.default"). A sync azure-identity credential may ask
+        Entra over the network: it runs in a worker thread, not on the loop the reads share."""
+        static = self.cfg.credential.token if self.cfg.credential.kind == "token" else None
+        if static is not None:
+            return static.reveal()
+        import asyncio
+
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            cached = self._token
+            if cached is None or cached[0] != scope or cached[2] - self.REFRESH_MARGIN_S <= time.time():
+                credential = self.azure()
+                access = await asyncio.to_thread(credential.get_token, scope)
+                register(access.token)
+                cached = self._token = (scope, access.token, float(access.expires_on))
+            return cached[1]
+
+    def close(self) -> None:
+        close = getattr(self._azure, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:  # closing a credential must never mask the real outcome
+                pass
+        self._azure = None
+        self._token = None
+
+
 def graph_middleware() -> list[Any]:
     """msgraph's default middleware chain (kiota's defaults with msgraph's options, then its telemetry handler)
     without kiota's RetryHandler (connector.support.http is the one retry layer) and RedirectHandler."""
@@ -142,10 +194,14 @@ def graph_http_client(http: Any) -> Any:
 class GraphClient:
     """One GraphServiceClient per provider, created on first use inside the provider's event loop."""
 
-    def __init__(self, cfg: AzureConfig, *, policy: RetryPolicy = DEFAULT_POLICY) -> None:
+    def __init__(self, cfg: AzureConfig, *, policy: RetryPolicy = DEFAULT_POLICY,
+                 credential: GraphCredential | None = None) -> None:
         self.cfg = cfg
         self.policy = policy
-        self._credential: Any = None
+        # The provider shares one credential between this client and its reader (and closes it); a client
+        # made alone owns its own.
+        self.credential = credential or GraphCredential(cfg)
+        self._owns_credential = credential is None
         self._client: Any = None
         self._http: Any = None
 
@@ -159,12 +215,12 @@ class GraphClient:
             )
             from msgraph import GraphRequestAdapter, GraphServiceClient
 
-            self._credential = build_credential(self.cfg)
+            credential = self.credential.azure()
             base = self.cfg.graph_url.rstrip("/")
             http = httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(100, connect=30),
                                      event_hooks={"response": [_refuse_redirect]})
             self._http = graph_http_client(http)
-            auth = AzureIdentityAuthenticationProvider(self._credential)
+            auth = AzureIdentityAuthenticationProvider(credential)
             adapter = GraphRequestAdapter(auth, client=self._http)
             adapter.base_url = base
             self._client = GraphServiceClient(request_adapter=adapter)
@@ -175,13 +231,8 @@ class GraphClient:
             await self._http.aclose()
             self._http = None
         self._client = None
-        close = getattr(self._credential, "close", None)
-        if callable(close):
-            try:
-                close()
-            except Exception:  # closing a credential must never mask the real outcome
-                pass
-        self._credential = None
+        if self._owns_credential:
+            self.credential.close()
 
     async def call(
         self,
@@ -260,36 +311,6 @@ class GraphClient:
         return await self.send_json(endpoint, make, body=body, permission=permission, retry=retry,
                                     retry_on=retry_on, policy=policy)
 
-    async def get_all_json(self, endpoint: str, builder: Any, config: Any = None, *,
-                           permission: str | None = None) -> list[dict[str, Any]]:
-        """Every item of a collection as raw JSON (iter_pages, gathered). Raw, because parsing thousands of
-        users into SDK models and back costs more than the request."""
-        return [item async for page in self.iter_pages(endpoint, builder, config, permission=permission)
-                for item in page]
-
-    async def iter_pages(self, endpoint: str, builder: Any, config: Any = None, *,
-                         permission: str | None = None) -> AsyncIterator[list[dict[str, Any]]]:
-        """A collection a page at a time, following @odata.nextLink only on azure.graph_url and only once each
-        (connector.support.paging); every page must be an object whose "value" is a list of objects of the
-        endpoint's shape (entra/answers.py). Every paged Graph read goes through here."""
-        guard = PageGuard(base_url=self.cfg.graph_url.rstrip("/") + "/", service="graph", endpoint=endpoint)
-        page = await self.send_json(endpoint, lambda: builder.to_get_request_information(config),
-                                    permission=permission)
-        while True:
-            items, link = collection_page(page, endpoint)
-            yield items
-            if link is None:
-                return
-            page = await self.send_json(endpoint, _next_request(builder, guard.follow(link)), permission=permission)
-
-
-def collection_page(page: Any, endpoint: str) -> tuple[list[dict[str, Any]], object | None]:
-    """(items, next link or None) of one page of a Graph collection, its shape checked."""
-    body = object_answer(page, service="graph", endpoint=endpoint)
-    items = list_of_objects(body.get("value"), service="graph", endpoint=endpoint, what='"value"')
-    check_collection(endpoint, items)
-    return list(items), body.get("@odata.nextLink")
-
 
 async def _refuse_redirect(response: Any) -> None:
     """httpx response hook: a 3xx from Graph is an error, never followed (graph_middleware drops kiota's
@@ -298,10 +319,3 @@ async def _refuse_redirect(response: Any) -> None:
         request = response.request
         raise redirect_error("graph", f"{request.method} {request.url.path}", response.status_code,
                              response.headers.get("location"))
-
-
-def _next_request(builder: Any, link: str) -> Callable[[], Any]:
-    def make() -> Any:
-        return builder.with_url(link).to_get_request_information()
-
-    return make

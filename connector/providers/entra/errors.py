@@ -8,6 +8,7 @@ transport errors. Users get one line with the code, the endpoint and, where we k
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 from connector.errors import UNREACHABLE_HINT, AuthError, ConnectorError, RemoteError
@@ -87,39 +88,17 @@ def translate(exc: BaseException, *, endpoint: str, permission: str | None = Non
 
 
 def _translate(exc: BaseException, *, endpoint: str, permission: str | None) -> ConnectorError:
-    from azure.core.exceptions import ClientAuthenticationError
-    from kiota_abstractions.api_error import APIError
-
-    if isinstance(exc, ClientAuthenticationError):
+    # An exception of a class exists only once its module is loaded: look the classes up in sys.modules instead
+    # of importing azure-core, kiota or httpx to compare (the audit's Graph reader, entra/reads.py, loads none).
+    azure_errors = sys.modules.get("azure.core.exceptions")
+    if azure_errors is not None and isinstance(exc, azure_errors.ClientAuthenticationError):
         return credential_error(exc)
-    if isinstance(exc, APIError):
-        status = exc.response_status_code
+    kiota_errors = sys.modules.get("kiota_abstractions.api_error")
+    if kiota_errors is not None and isinstance(exc, kiota_errors.APIError):
         code, message = odata_code_message(exc)
-        text = f"{code}: {message}" if code else message
-        if status == 401:
-            return AuthError(
-                text, service=SERVICE, endpoint=endpoint, status=status, code=code,
-                hint="the Graph credential was refused: check azure.credential (token expired or wrong tenant?)",
-            )
-        if status == 403:
-            needed = PERMISSIONS.get(permission or "", permission)
-            hint = (
-                f"grant the Microsoft Graph application permission {needed} to the app you sign in with, "
-                "then grant admin consent"
-                if needed else "the credential lacks a Microsoft Graph permission for this call"
-            )
-            if needed:
-                text += f" (missing permission: {needed})"
-            return AuthError(text, service=SERVICE, endpoint=endpoint, status=status, code=code, hint=hint)
-        return RemoteError(text, service=SERVICE, endpoint=endpoint, status=status, code=code)
-    import httpx
-
-    if isinstance(exc, httpx.TransportError | ConnectionError | TimeoutError):
-        # status None: connection resets and timeouts are retryable.
-        return RemoteError(
-            f"cannot reach Microsoft Graph ({type(exc).__name__}: {redact(str(exc)) or 'no answer'})",
-            service=SERVICE, endpoint=endpoint, hint=UNREACHABLE_HINT.format(key="azure.graph_url"),
-        )
+        return status_error(exc.response_status_code, code, message, endpoint=endpoint, permission=permission)
+    if _is_transport_error(exc):
+        return unreachable(exc, endpoint=endpoint)
     if type(exc).__name__ == "HTTPError" and "https" in str(exc):
         return RemoteError(
             f"{exc}: azure.graph_url must use https (plain http only on loopback)", service=SERVICE,
@@ -129,6 +108,62 @@ def _translate(exc: BaseException, *, endpoint: str, permission: str | None) -> 
         f"unexpected {type(exc).__name__}: {_first_sentence(redact(str(exc)))}", service=SERVICE,
         endpoint=endpoint, status=0,
     )
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    """A connection that failed or timed out (httpx under the SDK, aiohttp under the reader, or the OS's)."""
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    httpx = sys.modules.get("httpx")
+    if httpx is not None and isinstance(exc, httpx.TransportError):
+        return True
+    aiohttp = sys.modules.get("aiohttp")
+    return aiohttp is not None and isinstance(exc, aiohttp.ClientError)
+
+
+def unreachable(exc: BaseException, *, endpoint: str) -> RemoteError:
+    """Graph did not answer. Status None: connection resets and timeouts are retried."""
+    return RemoteError(
+        f"cannot reach Microsoft Graph ({type(exc).__name__}: {redact(str(exc)) or 'no answer'})",
+        service=SERVICE, endpoint=endpoint, hint=UNREACHABLE_HINT.format(key="azure.graph_url"),
+    )
+
+
+def status_error(status: int | None, code: str | None, message: str, *, endpoint: str, permission: str | None
+                 ) -> RemoteError:
+    """Graph's error answer (status, OData code and message) as the connector error: 401 and 403 with what to do,
+    403 naming the permission the call needs."""
+    text = f"{code}: {message}" if code else message
+    if status == 401:
+        return AuthError(
+            text, service=SERVICE, endpoint=endpoint, status=status, code=code,
+            hint="the Graph credential was refused: check azure.credential (token expired or wrong tenant?)",
+        )
+    if status == 403:
+        needed = PERMISSIONS.get(permission or "", permission)
+        hint = (
+            f"grant the Microsoft Graph application permission {needed} to the app you sign in with, "
+            "then grant admin consent"
+            if needed else "the credential lacks a Microsoft Graph permission for this call"
+        )
+        if needed:
+            text += f" (missing permission: {needed})"
+        return AuthError(text, service=SERVICE, endpoint=endpoint, status=status, code=code, hint=hint)
+    return RemoteError(text, service=SERVICE, endpoint=endpoint, status=status, code=code)
+
+
+def error_body(body: bytes, status: int, reason: str | None = None) -> tuple[str | None, str]:
+    """(code, message) of a raw Graph error answer: `{"error": {"code", "message"}}`, else the HTTP status."""
+    import orjson
+
+    err: Any = None
+    try:
+        err = orjson.loads(body).get("error") if body else None
+    except (orjson.JSONDecodeError, AttributeError):
+        err = None
+    code = err.get("code") if isinstance(err, dict) and isinstance(err.get("code"), str) else None
+    message = err.get("message") if isinstance(err, dict) and isinstance(err.get("message"), str) else None
+    return code or None, _one_line(redact(message or f"HTTP {status}{' ' + reason if reason else ''}"))
 
 
 def odata_code_message(exc: Any) -> tuple[str | None, str]:

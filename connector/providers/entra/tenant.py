@@ -1,7 +1,9 @@
-"""Every Microsoft Graph call the Entra provider makes, one small async method each, through GraphClient.
+"""Every Microsoft Graph call the Entra provider makes, one small async method each.
 
-The SDK builds every request (URL templates, $filter/$select, bodies from its models, auth, middleware); the
-answers are read as raw Graph JSON, not SDK models, for two measured reasons:
+Reads (and validateCredentials, which changes nothing) go through reads.GraphReader: a URL with its OData query
+options, raw JSON back, no SDK to load (drift and plan read only). Writes go through client.GraphClient, where the
+SDK builds the request (URL templates, bodies from its models, auth, middleware). Answers are raw Graph JSON, not
+SDK models, for two measured reasons:
   - kiota's Entity deserializer re-runs ~1,200 `import` statements for EVERY object it parses (about 25 ms per
     object here: listing 40 assignments 40 times took 30 s); raw JSON takes microseconds;
   - the models drop flags enums (schema `flowTypes`) and mangle some values (provisioningStepType "import"),
@@ -22,7 +24,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connector.errors import NotFound, RemoteError
-from connector.providers.entra.client import GraphClient, collection_page
+from connector.providers.entra.client import GraphClient
+from connector.providers.entra.reads import GraphReader, collection_page, segment
 from connector.support import clock as clocks
 from connector.support.answers import invalid, object_answer
 from connector.support.http import RetryPolicy, is_retryable, retry_async
@@ -84,9 +87,14 @@ def _config(query: Any = None, *, no_retry: bool = False) -> Any:
     return RequestConfiguration(query_parameters=query, options=options)
 
 
+# $select of the service principal reads.
+SP_SELECT = ["id", "appId", "displayName", "appRoles", "preferredSingleSignOnMode"]
+
+
 class Tenant:
-    def __init__(self, graph: GraphClient) -> None:
-        self.graph = graph
+    def __init__(self, graph: GraphClient, reads: GraphReader) -> None:
+        self.graph = graph  # writes, through the SDK
+        self.reads = reads  # reads, raw
         # How long a run that created the app waits before looking for a concurrent run's app (Entra's
         # replication lag: a list on another front end may not show a new app for a few seconds).
         self.settle_seconds = 10.0
@@ -101,26 +109,23 @@ class Tenant:
     def job_builder(self, sp_id: str, job_id: str) -> Any:
         return self.sync(sp_id).jobs.by_synchronization_job_id(job_id)
 
-    async def _get(self, endpoint: str, builder: Any, query: Any = None, *, permission: str) -> Any:
-        return await self.graph.send_json(endpoint, lambda: builder.to_get_request_information(_config(query)),
-                                          permission=permission)
+    @staticmethod
+    def sync_path(sp_id: str, rest: str = "") -> str:
+        return f"/servicePrincipals/{segment(sp_id)}/synchronization{rest}"
+
+    @staticmethod
+    def job_path(sp_id: str, job_id: str, rest: str = "") -> str:
+        return Tenant.sync_path(sp_id, f"/jobs/{segment(job_id)}{rest}")
 
     # --- the enterprise app ------------------------------------------------------------------------------
 
     async def list_service_principals(self, *, filter: str | None = None, top: int | None = None) -> list[Json]:
-        from msgraph.generated.service_principals.service_principals_request_builder import (
-            ServicePrincipalsRequestBuilder,
-        )
-
-        query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
-            filter=filter, top=top, select=["id", "appId", "displayName", "appRoles", "preferredSingleSignOnMode"],
-        )
-        builder = self.sdk.service_principals
+        query = {"$filter": filter, "$select": SP_SELECT, "$top": top}
         if top is not None:
-            page = await self._get("GET /servicePrincipals", builder, query, permission="apps.read")
-            return _items(page, "GET /servicePrincipals")
-        return await self.graph.get_all_json("GET /servicePrincipals", builder, _config(query),
+            return await self.reads.get_page("GET /servicePrincipals", "/servicePrincipals", query,
                                              permission="apps.read")
+        return await self.reads.get_all("GET /servicePrincipals", "/servicePrincipals", query,
+                                        permission="apps.read")
 
     async def find_service_principal(self, *, display_name: str | None, app_id: str | None) -> Json | None:
         if app_id:
@@ -146,13 +151,8 @@ class Tenant:
     async def app_registrations(self, display_name: str) -> dict[str, AppStamp]:
         """appId -> (createdDateTime, application object id) of the applications named `display_name`. The
         service principal carries no creation time; its application does."""
-        from msgraph.generated.applications.applications_request_builder import ApplicationsRequestBuilder
-
-        query = ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(
-            filter=f"displayName eq {odata_quote(display_name)}", select=["id", "appId", "createdDateTime"],
-        )
-        apps = await self.graph.get_all_json("GET /applications", self.sdk.applications, _config(query),
-                                             permission="apps.read")
+        query = {"$filter": f"displayName eq {odata_quote(display_name)}", "$select": ["id", "appId", "createdDateTime"]}
+        apps = await self.reads.get_all("GET /applications", "/applications", query, permission="apps.read")
         return {str(a.get("appId")): AppStamp(str(a.get("createdDateTime") or ""), str(a.get("id") or ""))
                 for a in apps if a.get("appId")}
 
@@ -251,9 +251,8 @@ class Tenant:
     # --- assignments -------------------------------------------------------------------------------------
 
     async def assignments(self, sp_id: str) -> list[Json]:
-        builder = self.sdk.service_principals.by_service_principal_id(sp_id).app_role_assigned_to
-        return await self.graph.get_all_json(f"GET /servicePrincipals/{sp_id}/appRoleAssignedTo", builder,
-                                             permission="assign")
+        return await self.reads.get_all(f"GET /servicePrincipals/{sp_id}/appRoleAssignedTo",
+                                        f"/servicePrincipals/{segment(sp_id)}/appRoleAssignedTo", permission="assign")
 
     async def assign(self, sp: Json, principal_id: str, *, fresh: bool = False) -> None:
         """Assign a group (or user) to the app with its "User" role; a no-op when already assigned."""
@@ -286,28 +285,19 @@ class Tenant:
     # --- directory objects -------------------------------------------------------------------------------
 
     async def _group_names(self) -> list[str]:
-        from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
-
-        query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(select=["id", "displayName"], top=999)
-        page = await self._get("GET /groups", self.sdk.groups, query, permission="groups")
-        return [str(g["displayName"]) for g in _items(page, "GET /groups") if g.get("displayName")]
+        groups = await self.reads.get_page("GET /groups", "/groups", {"$select": ["id", "displayName"], "$top": 999},
+                                           permission="groups")
+        return [str(g["displayName"]) for g in groups if g.get("displayName")]
 
     async def find_group(self, name_or_id: str) -> Json:
         """A group by display name (exact) or object id; NotFound with close names otherwise."""
-        from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
-
         select = ["id", "displayName"]
         if is_guid(name_or_id):
-            from msgraph.generated.groups.item.group_item_request_builder import GroupItemRequestBuilder
-
-            q = GroupItemRequestBuilder.GroupItemRequestBuilderGetQueryParameters(select=select)
-            return await self._get_by_id(f"GET /groups/{name_or_id}", self.sdk.groups.by_group_id(name_or_id), q,
-                                         permission="groups", missing=f"no Entra group with id {name_or_id}")
-        query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
-            filter=f"displayName eq {odata_quote(name_or_id)}", select=select,
-        )
-        page = await self._get("GET /groups", self.sdk.groups, query, permission="groups")
-        groups: list[Json] = _items(page, "GET /groups")
+            return await self._get_by_id(f"GET /groups/{name_or_id}", f"/groups/{segment(name_or_id)}",
+                                         {"$select": select}, permission="groups",
+                                         missing=f"no Entra group with id {name_or_id}")
+        groups = await self.reads.get_page("GET /groups", "/groups", {
+            "$filter": f"displayName eq {odata_quote(name_or_id)}", "$select": select}, permission="groups")
         found = [g for g in groups if g.get("displayName") == name_or_id] or groups
         if len(found) > 1:
             raise NotFound(
@@ -321,31 +311,24 @@ class Tenant:
 
     async def find_user(self, upn_or_id: str, select: list[str]) -> Json:
         """A user by userPrincipalName or object id."""
-        from msgraph.generated.users.users_request_builder import UsersRequestBuilder
-
         if is_guid(upn_or_id):
             return await self.get_user(upn_or_id, select)
-        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
-            filter=f"userPrincipalName eq {odata_quote(upn_or_id)}", select=select,
-        )
-        page = await self._get("GET /users", self.sdk.users, query, permission="users")
-        users = _items(page, "GET /users")
+        users = await self.reads.get_page("GET /users", "/users", {
+            "$filter": f"userPrincipalName eq {odata_quote(upn_or_id)}", "$select": select}, permission="users")
         if not users:
             raise NotFound(f"no Entra user with userPrincipalName {upn_or_id!r}",
                            hint="give the userPrincipalName (e.g. ada@contoso.com) or the object id")
         return users[0]
 
     async def get_user(self, user_id: str, select: list[str]) -> Json:
-        from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
-
-        q = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=select)
-        return await self._get_by_id(f"GET /users/{user_id}", self.sdk.users.by_user_id(user_id), q,
+        return await self._get_by_id(f"GET /users/{user_id}", f"/users/{segment(user_id)}", {"$select": select},
                                      permission="users", missing=f"no Entra user with id {user_id}")
 
-    async def _get_by_id(self, endpoint: str, builder: Any, query: Any, *, permission: str, missing: str) -> Json:
+    async def _get_by_id(self, endpoint: str, path: str, query: dict[str, Any], *, permission: str,
+                         missing: str) -> Json:
         """One object by id; Graph's 404 becomes NotFound (exit 2: the config or argument names nothing)."""
         try:
-            data = await self._get(endpoint, builder, query, permission=permission)
+            data = await self.reads.get(endpoint, path, query, permission=permission)
         except RemoteError as exc:
             if exc.status != 404:
                 raise
@@ -362,13 +345,11 @@ class Tenant:
     async def iter_group_members(self, group_id: str, select: list[str]) -> AsyncIterator[list[Json]]:
         """`group_members` a page ($top 999, Graph's largest) at a time: the audit keeps what it needs of each
         page and drops the rest, instead of holding every member's JSON of a 100,000-member group."""
-        from msgraph.generated.groups.item.members.members_request_builder import MembersRequestBuilder
-
-        builder = self.sdk.groups.by_group_id(group_id).members
-        query = MembersRequestBuilder.MembersRequestBuilderGetQueryParameters(select=select, top=999)
         endpoint = f"GET /groups/{group_id}/members"
-        # Paged through GraphClient.iter_pages: next links only on azure.graph_url, once each, shapes checked.
-        async for page in self.graph.iter_pages(endpoint, builder, _config(query), permission="groups"):
+        # Paged through GraphReader.iter_pages: next links only on azure.graph_url, once each, shapes checked;
+        # the next page is on its way while the caller works on this one.
+        async for page in self.reads.iter_pages(endpoint, f"/groups/{segment(group_id)}/members",
+                                                {"$select": select, "$top": 999}, permission="groups"):
             # Members may be users, groups, devices or service principals; only users are provisioned.
             yield [m for m in page
                    if str(m.get("@odata.type", "#microsoft.graph.user")).lower().endswith("user")]
@@ -376,16 +357,15 @@ class Tenant:
     # --- synchronization ---------------------------------------------------------------------------------
 
     async def templates(self, sp_id: str, *, fresh: bool = False) -> list[Json]:
-        builder = self.sync(sp_id).templates
         endpoint = f"GET /servicePrincipals/{sp_id}/synchronization/templates"
-        data = await self.graph.raw("GET", builder, endpoint, permission="sync",
+        data = await self.reads.get(endpoint, self.sync_path(sp_id, "/templates"), permission="sync",
                                     retry_on=_propagating if fresh else None,
                                     policy=PROPAGATION_POLICY if fresh else None)
         return _items(data, endpoint)
 
     async def jobs(self, sp_id: str) -> list[Json]:
-        return await self.graph.get_all_json(f"GET /servicePrincipals/{sp_id}/synchronization/jobs",
-                                             self.sync(sp_id).jobs, permission="sync")
+        return await self.reads.get_all(f"GET /servicePrincipals/{sp_id}/synchronization/jobs",
+                                        self.sync_path(sp_id, "/jobs"), permission="sync")
 
     async def find_job(self, sp_id: str) -> Json | None:
         jobs = await self.jobs(sp_id)
@@ -396,7 +376,7 @@ class Tenant:
 
     async def get_job(self, sp_id: str, job_id: str) -> Json:
         endpoint = f"GET /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}"
-        data = await self._get(endpoint, self.job_builder(sp_id, job_id), permission="sync")
+        data = await self.reads.get(endpoint, self.job_path(sp_id, job_id), permission="sync")
         return object_answer(data, service="graph", endpoint=endpoint)
 
     async def ensure_job(self, sp_id: str, *, fresh: bool = False) -> Json:
@@ -432,10 +412,9 @@ class Tenant:
     async def read_secrets(self, sp_id: str) -> dict[str, str] | None:
         """The saved synchronization secrets (key -> value; secret values come back masked), or None when the
         service does not let us read them."""
-        builder = self.sync(sp_id).secrets
         endpoint = f"GET /servicePrincipals/{sp_id}/synchronization/secrets"
         try:
-            data = await self.graph.raw("GET", builder, endpoint, permission="sync")
+            data = await self.reads.get(endpoint, self.sync_path(sp_id, "/secrets"), permission="sync")
         except RemoteError as exc:
             if exc.status in (404, 405):
                 return None
@@ -464,29 +443,17 @@ class Tenant:
 
     async def validate_credentials(self, sp_id: str, job_id: str, credentials: dict[str, str] | None) -> None:
         """Entra's "Test connection": Entra queries the SCIM endpoint. Raises RemoteError with the SCIM error.
-        credentials None = test the saved ones (useSavedCredentials)."""
-        from msgraph.generated.models.synchronization_secret import SynchronizationSecret
-        from msgraph.generated.models.synchronization_secret_key_string_value_pair import (
-            SynchronizationSecretKeyStringValuePair,
-        )
-        from msgraph.generated.service_principals.item.synchronization.jobs.item.validate_credentials.validate_credentials_post_request_body import (  # noqa: E501
-            ValidateCredentialsPostRequestBody,
-        )
-
-        body = ValidateCredentialsPostRequestBody(
-            use_saved_credentials=credentials is None,
-            credentials=[SynchronizationSecretKeyStringValuePair(key=SynchronizationSecret(k), value=v)
-                         for k, v in (credentials or {}).items()],
-        )
-        builder = self.job_builder(sp_id, job_id).validate_credentials
-        await self.graph.call(f"POST /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}/validateCredentials",
-                              lambda: builder.post(body), permission="sync")
+        credentials None = test the saved ones (useSavedCredentials). Through the reader: it changes nothing
+        (the setup audit asks it), and its body is plain JSON (the SDK's model serialized to the same)."""
+        body = {"useSavedCredentials": credentials is None,
+                "credentials": [{"key": k, "value": v} for k, v in (credentials or {}).items()]}
+        await self.reads.send("POST", f"POST /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}/"
+                              "validateCredentials", self.job_path(sp_id, job_id, "/validateCredentials"),
+                              body=body, permission="sync")
 
     async def get_schema(self, sp_id: str, job_id: str) -> Json:
-        builder = self.job_builder(sp_id, job_id).schema
-        data = await self.graph.raw("GET", builder,
-                                    f"GET /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}/schema",
-                                    permission="sync")
+        data = await self.reads.get(f"GET /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}/schema",
+                                    self.job_path(sp_id, job_id, "/schema"), permission="sync")
         if not isinstance(data, dict):
             raise RemoteError("the job's schema is empty", service="graph", endpoint="GET schema", status=0)
         data.pop("@odata.context", None)
@@ -540,23 +507,17 @@ class Tenant:
 
     async def provisioning_log(self, sp_id: str, *, top: int = 50) -> list[Json]:
         """Recent provisioning log entries of this app, newest first."""
-        from msgraph.generated.audit_logs.provisioning.provisioning_request_builder import (
-            ProvisioningRequestBuilder,
-        )
-
-        query = ProvisioningRequestBuilder.ProvisioningRequestBuilderGetQueryParameters(
-            filter=f"servicePrincipal/id eq {odata_quote(sp_id)}", top=top, orderby=["activityDateTime desc"],
-        )
-        page = await self._get("GET /auditLogs/provisioning", self.sdk.audit_logs.provisioning, query,
-                               permission="logs")
-        entries: list[Json] = _items(page, "GET /auditLogs/provisioning")
+        query = {"$filter": f"servicePrincipal/id eq {odata_quote(sp_id)}", "$top": top,
+                 "$orderby": ["activityDateTime desc"]}
+        entries = await self.reads.get_page("GET /auditLogs/provisioning", "/auditLogs/provisioning", query,
+                                            permission="logs")
         # Filter again locally: the service's filter support on nested properties has varied over time.
         return [e for e in entries
                 if not isinstance(e.get("servicePrincipal"), dict) or str(e["servicePrincipal"].get("id")) == sp_id]
 
 
 def _items(page: Any, endpoint: str) -> list[Json]:
-    """The items of a one-page read, its shape checked like every page of get_all_json."""
+    """The items of a one-page read, its shape checked like every page of GraphReader.iter_pages."""
     return collection_page(page, endpoint)[0]
 
 

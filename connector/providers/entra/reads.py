@@ -1,0 +1,217 @@
+"""Graph's raw-JSON requests (every read, and validateCredentials) over aiohttp and a bearer token, without
+msgraph-sdk or kiota.
+
+Why not the SDK's client (client.GraphClient) for these: the tenant reads every Graph answer as raw JSON
+(tenant.py says why), so the SDK only built their URLs, yet building it imports msgraph's generated request
+builders, kiota and azure-identity's aio credentials, ~1 s of start-up before drift's first request, and each
+request went through kiota's adapter and its chain of middleware. Here a request is a URL, a bearer token
+(client.GraphCredential: none of azure's libraries for a static token) and aiohttp, which the Astro read loads
+anyway; an answer is decoded with orjson; and the next page of a chain is asked for before the current one is
+handed on, so what the caller does with a page overlaps the next round trip instead of adding to it.
+
+Everything else is the SDK client's: the same retry layer (connector.support.http.retry_async with the
+provider's policy; aiohttp's own resend of a dropped request is off), the same error translation (errors.py:
+endpoint, status, OData code, the missing permission named on 403, Retry-After honoured), redirects refused,
+next links checked by the same PageGuard and every page by the same answer checks (answers.py). The tenant's
+writes (creates, PUTs, start/pause, provisionOnDemand) keep the SDK client, which `plan`-only and audit runs
+then never build.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+from connector import __version__
+from connector.config.load import AzureConfig
+from connector.providers.entra.answers import check_collection
+from connector.providers.entra.client import GraphCredential
+from connector.providers.entra.errors import SERVICE, error_body, status_error, translate, unreachable
+from connector.support.answers import invalid, list_of_objects, object_answer
+from connector.support.http import (
+    DEFAULT_POLICY,
+    RetryPolicy,
+    is_retryable,
+    retry_after_seconds,
+    retry_async,
+    without_transport_retry,
+)
+from connector.support.paging import PageGuard, redirect_error
+
+if TYPE_CHECKING:
+    import aiohttp
+
+log = logging.getLogger("connector.graph")
+Json = dict[str, Any]
+TIMEOUT_S, CONNECT_TIMEOUT_S = 100, 30  # the SDK client's httpx timeouts
+
+
+def query_value(value: Any) -> str:
+    """One OData query option's value, percent-encoded: a list is comma-joined ($select, $orderby), as kiota's
+    URI templates write it."""
+    text = ",".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+    return quote(text, safe=",")
+
+
+def segment(value: str) -> str:
+    """An id as one path segment (a user's id may be given by whoever runs the tool)."""
+    return quote(value, safe="")
+
+
+def collection_page(page: Any, endpoint: str) -> tuple[list[Json], object | None]:
+    """(items, next link or None) of one page of a Graph collection, its shape checked."""
+    body = object_answer(page, service=SERVICE, endpoint=endpoint)
+    items = list_of_objects(body.get("value"), service=SERVICE, endpoint=endpoint, what='"value"')
+    check_collection(endpoint, items)
+    return list(items), body.get("@odata.nextLink")
+
+
+def _unwanted(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: asyncio does not log it as "never retrieved"
+
+
+class GraphReader:
+    """Raw JSON requests on azure.graph_url; made outside any loop, used on the provider's."""
+
+    def __init__(self, cfg: AzureConfig, credential: GraphCredential, *, policy: RetryPolicy = DEFAULT_POLICY
+                 ) -> None:
+        self.cfg = cfg
+        self.credential = credential
+        self.policy = policy
+        self.base = cfg.graph_url.rstrip("/")
+        parts = urlsplit(self.base)
+        host = parts.hostname or ""
+        # The token's scope is the origin's "/.default" without the port, as kiota's Azure provider asks it.
+        self.scope = f"{parts.scheme}://{f'[{host}]' if ':' in host else host}/.default"
+        self.requests = 0
+        self._session: aiohttp.ClientSession | None = None
+
+    def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        """base + path + the query options that are set (`$select`, `$filter`, `$top`...)."""
+        query = "&".join(f"{k}={query_value(v)}" for k, v in (params or {}).items() if v is not None)
+        return f"{self.base}{path}?{query}" if query else f"{self.base}{path}"
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            import aiohttp
+
+            self._session = without_transport_retry(aiohttp.ClientSession(
+                headers={"Accept": "application/json", "User-Agent": f"astro-scim/{__version__}"},
+                timeout=aiohttp.ClientTimeout(total=TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+                trust_env=True,  # HTTPS_PROXY and NO_PROXY, as httpx under the SDK client honours them
+            ))
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _once(self, method: str, url: str, endpoint: str, body: Any, permission: str | None) -> Any:
+        import aiohttp
+        import orjson
+
+        try:
+            token = await self.credential.bearer(self.scope)
+        except Exception as exc:
+            raise translate(exc, endpoint=endpoint, permission=permission) from exc
+        headers = {"Authorization": f"Bearer {token}"}
+        data = None
+        if body is not None:
+            data = orjson.dumps(body)
+            headers["Content-Type"] = "application/json"
+        self.requests += 1
+        try:
+            async with self._client().request(method, url, data=data, headers=headers,
+                                              allow_redirects=False) as resp:
+                status, content = resp.status, await resp.read()
+                answer_headers = dict(resp.headers) if status >= 300 else {}
+                reason = resp.reason
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise unreachable(exc, endpoint=endpoint) from exc
+        log.debug("graph %s -> %s", endpoint, status)
+        if 300 <= status < 400:
+            # Never followed: a redirect would take the request (and what it reads back) to another origin.
+            raise redirect_error(SERVICE, endpoint, status, answer_headers.get("Location"))
+        if status >= 400:
+            code, message = error_body(content, status, reason)
+            error = status_error(status, code, message, endpoint=endpoint, permission=permission)
+            error.retry_after = retry_after_seconds(answer_headers)  # Graph's 429 and 503 say when to come back
+            raise error
+        if not content:
+            return None  # 204
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError as cause:
+            raise invalid("the answer is not JSON", service=SERVICE, endpoint=endpoint, status=status) from cause
+
+    async def send(
+        self,
+        method: str,
+        endpoint: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        body: Any = None,
+        permission: str | None = None,
+        retry: bool = True,
+        retry_on: Callable[[BaseException], bool] | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> Any:
+        """`method` on base + path ("/users"), or on an absolute URL already checked (a next link), with a JSON
+        body; the parsed JSON answer, None when it is empty. Retried by the policy unless retry=False."""
+        url = self.url(path, params) if path.startswith("/") else path
+
+        async def once() -> Any:
+            return await self._once(method, url, endpoint, body, permission)
+
+        if not retry:
+            return await once()
+        pol = policy or self.policy
+        return await retry_async(once, what=endpoint, policy=pol,
+                                 retry_on=retry_on or (lambda e: is_retryable(e, pol)))
+
+    async def get(self, endpoint: str, path: str, params: Mapping[str, Any] | None = None, *,
+                  permission: str | None = None, retry_on: Callable[[BaseException], bool] | None = None,
+                  policy: RetryPolicy | None = None) -> Any:
+        return await self.send("GET", endpoint, path, params, permission=permission, retry_on=retry_on,
+                               policy=policy)
+
+    async def iter_pages(self, endpoint: str, path: str, params: Mapping[str, Any] | None = None, *,
+                         permission: str | None = None) -> AsyncGenerator[list[Json], None]:
+        """A collection a page at a time, following @odata.nextLink only on azure.graph_url and only once each
+        (connector.support.paging), every page's shape checked (answers.py). The next page is asked for as soon
+        as this one's link is known, before this one is yielded. Every paged Graph read goes through here."""
+        guard = PageGuard(base_url=self.base + "/", service=SERVICE, endpoint=endpoint)
+        url: str | None = self.url(path, params)
+        guard.first(str(url))
+        pending: asyncio.Future[Any] | None = None
+        try:
+            while url is not None:
+                page = await (pending or self.get(endpoint, url, permission=permission))
+                pending = None
+                items, link = collection_page(page, endpoint)
+                url = guard.follow(link) if link is not None else None
+                if url is not None:
+                    pending = asyncio.ensure_future(self.get(endpoint, url, permission=permission))
+                yield items
+        finally:
+            if pending is not None:
+                # A caller that stopped early (or failed): the page asked for ahead is not wanted, nor its error.
+                pending.add_done_callback(_unwanted)
+                pending.cancel()
+
+    async def get_all(self, endpoint: str, path: str, params: Mapping[str, Any] | None = None, *,
+                      permission: str | None = None) -> list[Json]:
+        """Every item of a collection (iter_pages, gathered)."""
+        return [item async for page in self.iter_pages(endpoint, path, params, permission=permission)
+                for item in page]
+
+    async def get_page(self, endpoint: str, path: str, params: Mapping[str, Any] | None = None, *,
+                       permission: str | None = None) -> list[Json]:
+        """The items of the first page only (a `$top` read, a `$filter` that finds one object)."""
+        return collection_page(await self.get(endpoint, path, params, permission=permission), endpoint)[0]

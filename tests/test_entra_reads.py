@@ -1,0 +1,163 @@
+"""The Graph reader (connector/providers/entra/reads.py): every Entra read without msgraph-sdk, kiota or azure's
+libraries (a static token), the next page asked for before the current one is handed on, and the credential's
+token kept until it nears its expiry. Against the sandbox's Graph emulator over loopback HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.config.load import AzureConfig, AzureCredential, load_config
+from connector.providers.entra.client import GraphCredential
+from connector.providers.entra.reads import GraphReader, query_value, segment
+from connector.sandbox.core import Sandbox
+from connector.support.secret import Secret
+
+ROOT = Path(__file__).resolve().parents[1]
+# azure-identity and azure-core, not the bare `azure` namespace package (extras.check's find_spec of
+# "azure.identity" imports that one, and it holds no code).
+SDKS = ("msgraph", "msgraph_core", "kiota_abstractions", "kiota_http", "kiota_authentication_azure", "azure.identity",
+        "azure.core", "httpx")
+
+PROBE = (
+    "import sys, json\n"
+    "{pre}\n"
+    "from connector.cli import main\n"
+    "code = main({argv!r})\n"
+    "print('\\nSDKS=' + json.dumps(sorted({{m for m in sys.modules for s in {sdks!r} if (m + '.').startswith(s + '.')}})))\n"
+    "print('CODE=' + str(code))\n"
+)
+
+
+def _loaded(argv: list[str], pre: str = "") -> tuple[list[str], int]:
+    done = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv, sdks=SDKS, pre=pre)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stdout.splitlines()
+    sdks = json.loads(next(ln for ln in lines if ln.startswith("SDKS="))[5:])
+    code = int(next(ln for ln in lines if ln.startswith("CODE="))[5:])
+    return sdks, code
+
+
+def _azure(config: Path) -> AzureConfig:
+    azure = load_config(config).azure
+    assert azure is not None
+    return azure
+
+
+def test_the_probe_sees_an_sdk(azure_applied: Path) -> None:
+    sdks, _ = _loaded(["plan", "-c", str(azure_applied), "--idp", "azure"], pre="import msgraph_core")
+    assert "msgraph_core" in sdks
+
+
+@pytest.mark.parametrize("command", [["drift", "--format", "json"], ["plan"], ["status"], ["test-connection"]])
+def test_reading_commands_load_no_graph_sdk(azure_applied: Path, command: list[str]) -> None:
+    # The whole audit (setup audit with Entra's validateCredentials, the view, the job's log) and plan read
+    # through the reader: with a static token none of msgraph, kiota, azure-identity/core or httpx is imported.
+    sdks, code = _loaded([command[0], "-c", str(azure_applied), "--idp", "azure", *command[1:]])
+    assert code in (0, 1), code  # 1: findings (the sandbox's job has not provisioned everything yet)
+    assert sdks == []
+
+
+def test_apply_still_writes_through_the_sdk(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
+    sdks, code = _loaded(["apply", "-c", str(config), "--yes"])
+    assert code == 0
+    assert "msgraph" in sdks
+
+
+def test_the_next_page_is_asked_for_before_this_one_is_handed_on(sandbox: Sandbox, sandbox_config: Path) -> None:
+    azure = _azure(sandbox_config)
+    sandbox.logs["graph"].clear()
+
+    async def first_page() -> tuple[int, int, int]:
+        reader = GraphReader(azure, GraphCredential(azure))
+        try:
+            pages = reader.iter_pages("GET /users", "/users", {"$select": ["id"], "$top": 5}, permission="users")
+            items = await anext(pages)
+            # Handed page 1, before asking for more: the request for page 2 is already under way. Wait for it
+            # (the task the reader started), not for any time.
+            ahead = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            await asyncio.gather(*ahead)
+            asked = sandbox.logs["graph"].count("GET", "/v1.0/users")
+            rest = [item async for page in pages for item in page]
+            return len(items), asked, len(rest)
+        finally:
+            await reader.aclose()
+
+    first, asked, rest = asyncio.run(first_page())
+    assert first == 5 and asked == 2
+    assert first + rest == len(sandbox.seed_org.people)
+
+
+def test_a_reader_stopped_early_cancels_the_page_it_asked_ahead(sandbox: Sandbox, sandbox_config: Path) -> None:
+    azure = _azure(sandbox_config)
+
+    async def stop_after_one() -> list[bool]:
+        reader = GraphReader(azure, GraphCredential(azure))
+        try:
+            pages = reader.iter_pages("GET /users", "/users", {"$select": ["id"], "$top": 5}, permission="users")
+            await anext(pages)
+            await pages.aclose()
+            # Cancelled by the reader itself (asyncio.run would cancel what is left only when the loop ends).
+            return [t.cancelled() or t.cancelling() > 0 for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        finally:
+            await reader.aclose()
+
+    assert asyncio.run(stop_after_one()) == [True]
+
+
+def test_query_options_are_encoded_as_kiota_writes_them() -> None:
+    assert query_value(["id", "displayName"]) == "id,displayName"
+    assert query_value("displayName eq 'A&B'") == "displayName%20eq%20%27A%26B%27"
+    assert query_value(999) == "999"
+    assert segment("a/b?c") == "a%2Fb%3Fc"
+
+
+class _Credential:
+    """An azure-core TokenCredential standing in for Entra's token endpoint: counts the tokens it hands out."""
+
+    def __init__(self, lifetime: float) -> None:
+        self.lifetime = lifetime
+        self.calls: list[tuple[str, ...]] = []
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        self.calls.append(scopes)
+        return AccessToken(f"token-{len(self.calls)}", int(time.time() + self.lifetime))
+
+
+def test_a_credentials_token_is_kept_until_it_nears_expiry() -> None:
+    azure = AzureConfig(tenant_id="11111111-2222-3333-4444-555555555555", credential=AzureCredential(
+        "secret", client_id="99999999-8888-7777-6666-555555555555", client_secret=Secret.from_value("s3cr3t-value")))
+    scope = "https://graph.microsoft.com/.default"
+
+    async def tokens(credential: GraphCredential) -> list[str]:
+        return [await credential.bearer(scope) for _ in range(3)]
+
+    lasting, expiring = _Credential(3600), _Credential(GraphCredential.REFRESH_MARGIN_S - 1)
+    for fake, expected in ((lasting, ["token-1"] * 3), (expiring, ["token-1", "token-2", "token-3"])):
+        credential = GraphCredential(azure)
+        credential._azure = fake  # what build_credential makes for a secret/certificate/workload credential
+        assert asyncio.run(tokens(credential)) == expected
+        assert set(fake.calls) == {(scope,)}
+
+
+def test_a_static_token_needs_no_azure_library(sandbox_config: Path) -> None:
+    azure = _azure(sandbox_config)
+    assert azure.credential.kind == "token" and azure.credential.token is not None
+    assert asyncio.run(GraphCredential(azure).bearer("x")) == azure.credential.token.reveal()
+
+
+def test_the_scope_is_the_graph_origin_without_its_port(sandbox_config: Path) -> None:
+    azure = _azure(sandbox_config)
+    reader = GraphReader(azure, GraphCredential(azure))
+    assert reader.scope == "http://127.0.0.1/.default"
