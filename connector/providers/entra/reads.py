@@ -133,7 +133,7 @@ class GraphReader:
                 reason = resp.reason
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise unreachable(exc, endpoint=endpoint) from exc
-        log.debug("graph %s -> %s", endpoint, status)
+        log.info("graph %s %s -> %s", method, url, status)  # -v shows it, as httpx logs the SDK client's requests
         if 300 <= status < 400:
             # Never followed: a redirect would take the request (and what it reads back) to another origin.
             raise redirect_error(SERVICE, endpoint, status, answer_headers.get("Location"))
