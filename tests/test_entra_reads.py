@@ -161,3 +161,37 @@ def test_the_scope_is_the_graph_origin_without_its_port(sandbox_config: Path) ->
     azure = _azure(sandbox_config)
     reader = GraphReader(azure, GraphCredential(azure))
     assert reader.scope == "http://127.0.0.1/.default"
+
+
+class _Refused:
+    """An azure-identity credential whose token request Entra refuses (a wrong client secret)."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.exceptions import ClientAuthenticationError
+
+        raise ClientAuthenticationError(message="ClientSecretCredential.get_token failed: AADSTS7000215: Invalid "
+                                                "client secret provided. Ensure the secret being sent is correct.")
+
+
+def test_a_refused_token_request_is_one_line_with_its_hint_and_no_request(sandbox: Sandbox,
+                                                                          sandbox_config: Path) -> None:
+    from connector.errors import AuthError
+
+    azure = _azure(sandbox_config)
+    secret = AzureConfig(tenant_id=azure.tenant_id, graph_url=azure.graph_url, credential=AzureCredential(
+        "secret", client_id="99999999-8888-7777-6666-555555555555", client_secret=Secret.from_value("s3cr3t-value")))
+    credential = GraphCredential(secret)
+    credential._azure = _Refused()
+    sandbox.logs["graph"].clear()
+
+    async def read() -> None:
+        reader = GraphReader(secret, credential)
+        try:
+            await reader.get("GET /users", "/users", permission="users")
+        finally:
+            await reader.aclose()
+
+    with pytest.raises(AuthError) as info:
+        asyncio.run(read())
+    assert info.value.code == "AADSTS7000215" and "Value, not its Secret ID" in str(info.value.hint)
+    assert sandbox.logs["graph"].count() == 0  # not retried, nothing sent without a token

@@ -66,6 +66,7 @@ class EntraApp:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._mapping: MappingFile | None = None
+        self._mapping_lock = threading.Lock()
         # provisionOnDemand's limit is per app: one window for every call this provider makes.
         self.window = SlidingWindow()
 
@@ -139,9 +140,12 @@ class EntraApp:
 
     @property
     def mapping(self) -> MappingFile:
-        if self._mapping is None:
-            self._mapping = load_azure_mapping(self.az.mapping)
-        return self._mapping
+        # drift asks from three threads at once (the setup audit on the loop, the view's worker, the Astro read
+        # for compared_paths): loaded once, the others wait for it.
+        with self._mapping_lock:
+            if self._mapping is None:
+                self._mapping = load_azure_mapping(self.az.mapping)
+            return self._mapping
 
     @property
     def astro(self) -> AstroConfig:
