@@ -111,7 +111,34 @@ def test_a_reader_stopped_early_cancels_the_page_it_asked_ahead(sandbox: Sandbox
         finally:
             await reader.aclose()
 
-    assert asyncio.run(stop_after_one()) == [True]
+    ahead = asyncio.run(stop_after_one())
+    assert ahead and all(ahead)
+
+
+def test_identical_reads_in_flight_share_one_request(sandbox: Sandbox, sandbox_config: Path) -> None:
+    # drift's setup audit and view ask for the same service principal at the same moment.
+    azure = _azure(sandbox_config)
+    sandbox.logs["graph"].clear()
+
+    async def together() -> tuple[list[Any], int, list[Any]]:
+        reader = GraphReader(azure, GraphCredential(azure))
+        try:
+            both = await asyncio.gather(*(reader.get("GET /groups", "/groups", {"$select": ["id"]},
+                                                     permission="groups") for _ in range(2)))
+            shared = sandbox.logs["graph"].count("GET", "/v1.0/groups")
+            # One caller gives up (cancelled): the other still gets the answer of the request they shared.
+            quitter = asyncio.ensure_future(reader.get("GET /groups", "/groups", permission="groups"))
+            stayer = asyncio.ensure_future(reader.get("GET /groups", "/groups", permission="groups"))
+            await asyncio.sleep(0)  # both are waiting for the one request
+            quitter.cancel()
+            return both, shared, [await stayer, quitter.cancelled()]
+        finally:
+            await reader.aclose()
+
+    (first, second), shared, (answer, quit_) = asyncio.run(together())
+    assert shared == 1 and sandbox.logs["graph"].count("GET", "/v1.0/groups") == 2
+    assert first == second and first is not second  # each caller decoded its own copy
+    assert quit_ and len(answer["value"]) == len(first["value"])
 
 
 def test_query_options_are_encoded_as_kiota_writes_them() -> None:

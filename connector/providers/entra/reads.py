@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -69,6 +70,22 @@ def collection_page(page: Any, endpoint: str) -> tuple[list[Json], object | None
     return list(items), body.get("@odata.nextLink")
 
 
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: bytes
+    reason: str | None
+    headers: dict[str, str]  # kept for an error or a redirect only
+
+
+@dataclass
+class _Flight:
+    """A GET in flight and how many callers wait for its answer."""
+
+    task: asyncio.Future[_Answer]
+    waiters: int = 0
+
+
 def _unwanted(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()  # retrieved: asyncio does not log it as "never retrieved"
@@ -89,6 +106,7 @@ class GraphReader:
         self.scope = f"{parts.scheme}://{f'[{host}]' if ':' in host else host}/.default"
         self.requests = 0
         self._session: aiohttp.ClientSession | None = None
+        self._inflight: dict[str, _Flight] = {}
 
     def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
         """base + path + the query options that are set (`$select`, `$filter`, `$top`...)."""
@@ -111,36 +129,66 @@ class GraphReader:
             await self._session.close()
             self._session = None
 
-    async def _once(self, method: str, url: str, endpoint: str, body: Any, permission: str | None) -> Any:
-        import aiohttp
+    async def _exchange(self, method: str, url: str, body: Any) -> _Answer:
+        """One request and its answer, whatever the status; foreign exceptions (transport, token) pass."""
         import orjson
 
-        try:
-            token = await self.credential.bearer(self.scope)
-        except Exception as exc:
-            raise translate(exc, endpoint=endpoint, permission=permission) from exc
+        token = await self.credential.bearer(self.scope)
         headers = {"Authorization": f"Bearer {token}"}
         data = None
         if body is not None:
             data = orjson.dumps(body)
             headers["Content-Type"] = "application/json"
         self.requests += 1
+        async with self._client().request(method, url, data=data, headers=headers, allow_redirects=False) as resp:
+            content = await resp.read()
+            answer = _Answer(resp.status, content, resp.reason, dict(resp.headers) if resp.status >= 300 else {})
+        log.info("graph %s %s -> %s", method, url, answer.status)  # -v shows it, as httpx logs the SDK's requests
+        return answer
+
+    async def _shared_get(self, url: str) -> _Answer:
+        """The answer of the GET of `url` already on its way, else of a new one. drift's setup audit and view
+        start together and ask for the same service principal, assignments and jobs: one request serves both.
+        Only requests in flight are shared (an answer is never reused later), each caller decodes the bytes
+        itself (no two callers hold the same JSON object), and a request whose every caller has gone (a page
+        asked ahead that is not wanted) is cancelled."""
+        flight = self._inflight.get(url)
+        if flight is None:
+            flight = self._inflight[url] = _Flight(asyncio.ensure_future(self._exchange("GET", url, None)))
+
+            def landed(task: asyncio.Future[_Answer], flight: _Flight = flight) -> None:
+                if self._inflight.get(url) is flight:
+                    del self._inflight[url]
+                _unwanted(task)  # its error is each caller's (awaited below), or nobody's news
+
+            flight.task.add_done_callback(landed)
+        flight.waiters += 1
         try:
-            async with self._client().request(method, url, data=data, headers=headers,
-                                              allow_redirects=False) as resp:
-                status, content = resp.status, await resp.read()
-                answer_headers = dict(resp.headers) if status >= 300 else {}
-                reason = resp.reason
+            return await asyncio.shield(flight.task)  # a caller cancelled stops waiting, not the others
+        finally:
+            flight.waiters -= 1
+            if not flight.waiters and not flight.task.done():
+                flight.task.cancel()
+
+    async def _once(self, method: str, url: str, endpoint: str, body: Any, permission: str | None) -> Any:
+        import aiohttp
+        import orjson
+
+        try:
+            answer = await (self._shared_get(url) if method == "GET" and body is None
+                            else self._exchange(method, url, body))
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise unreachable(exc, endpoint=endpoint) from exc
-        log.info("graph %s %s -> %s", method, url, status)  # -v shows it, as httpx logs the SDK client's requests
+        except Exception as exc:  # the token's (azure-identity), or a ConnectorError (a config error) as it is
+            raise translate(exc, endpoint=endpoint, permission=permission) from exc
+        status, content = answer.status, answer.body
         if 300 <= status < 400:
             # Never followed: a redirect would take the request (and what it reads back) to another origin.
-            raise redirect_error(SERVICE, endpoint, status, answer_headers.get("Location"))
+            raise redirect_error(SERVICE, endpoint, status, answer.headers.get("Location"))
         if status >= 400:
-            code, message = error_body(content, status, reason)
+            code, message = error_body(content, status, answer.reason)
             error = status_error(status, code, message, endpoint=endpoint, permission=permission)
-            error.retry_after = retry_after_seconds(answer_headers)  # Graph's 429 and 503 say when to come back
+            error.retry_after = retry_after_seconds(answer.headers)  # Graph's 429 and 503 say when to come back
             raise error
         if not content:
             return None  # 204
