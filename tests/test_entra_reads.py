@@ -222,3 +222,18 @@ def test_a_refused_token_request_is_one_line_with_its_hint_and_no_request(sandbo
         asyncio.run(read())
     assert info.value.code == "AADSTS7000215" and "Value, not its Secret ID" in str(info.value.hint)
     assert sandbox.logs["graph"].count() == 0  # not retried, nothing sent without a token
+
+
+def test_the_proxy_comes_from_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # HTTPS_PROXY and NO_PROXY, as httpx honoured them under the SDK client; the proxy's credentials go apart.
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",
+                 "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    azure = AzureConfig(tenant_id="t", credential=AzureCredential("token", token=Secret.from_value("a-token-value")))
+    reader = GraphReader(azure, GraphCredential(azure))
+    assert reader.proxy() == (None, None)
+    monkeypatch.setenv("HTTPS_PROXY", "http://ops:pa55word@proxy.example:3128")
+    proxy, auth = reader.proxy()
+    assert proxy == "http://proxy.example:3128" and auth is not None and auth.login == "ops"
+    monkeypatch.setenv("NO_PROXY", "graph.microsoft.com")
+    assert reader.proxy() == (None, None)

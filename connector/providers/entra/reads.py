@@ -113,14 +113,31 @@ class GraphReader:
         query = "&".join(f"{k}={query_value(v)}" for k, v in (params or {}).items() if v is not None)
         return f"{self.base}{path}?{query}" if query else f"{self.base}{path}"
 
+    def proxy(self) -> tuple[str | None, aiohttp.BasicAuth | None]:
+        """The proxy for azure.graph_url from HTTPS_PROXY/HTTP_PROXY and NO_PROXY, as httpx under the SDK client
+        honours them; decided once per reader (every request goes to this one origin). Not aiohttp's trust_env:
+        that asks for it, and for a ~/.netrc entry, in a worker thread on every request."""
+        from urllib.request import getproxies, proxy_bypass
+
+        import aiohttp
+        from yarl import URL
+
+        parts = urlsplit(self.base)
+        proxy = getproxies().get(parts.scheme)
+        if not proxy or not parts.hostname or proxy_bypass(parts.hostname):
+            return None, None
+        url = URL(proxy if "://" in proxy else f"http://{proxy}")
+        return str(url.with_user(None)), aiohttp.BasicAuth.from_url(url)
+
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             import aiohttp
 
+            proxy, proxy_auth = self.proxy()
             self._session = without_transport_retry(aiohttp.ClientSession(
                 headers={"Accept": "application/json", "User-Agent": f"astro-scim/{__version__}"},
                 timeout=aiohttp.ClientTimeout(total=TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
-                trust_env=True,  # HTTPS_PROXY and NO_PROXY, as httpx under the SDK client honours them
+                proxy=proxy, proxy_auth=proxy_auth,
             ))
         return self._session
 
