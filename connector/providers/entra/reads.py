@@ -138,6 +138,7 @@ class GraphReader:
                 headers={"Accept": "application/json", "User-Agent": f"astro-scim/{__version__}"},
                 timeout=aiohttp.ClientTimeout(total=TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
                 proxy=proxy, proxy_auth=proxy_auth,
+                cookie_jar=aiohttp.DummyCookieJar(),  # Graph's answers need none: no jar to update per request
             ))
         return self._session
 
