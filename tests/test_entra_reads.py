@@ -97,6 +97,40 @@ def test_the_next_page_is_asked_for_before_this_one_is_handed_on(sandbox: Sandbo
     assert first + rest == len(sandbox.seed_org.people)
 
 
+def test_the_next_pages_request_is_written_before_the_current_page_is_handed_on(
+        sandbox: Sandbox, sandbox_config: Path) -> None:
+    """While the consumer holds page 1, blocking its event loop (the view maps a page's members without awaiting),
+    the server has already received the request for page 2: only a request written before page 1 was handed on
+    can reach it meanwhile."""
+    import threading
+
+    azure = _azure(sandbox_config)
+    second_asked = threading.Event()
+    middleware = sandbox._middleware["graph"]
+    inner = middleware.app
+
+    def watching(environ: dict[str, Any], start_response: Any) -> Any:
+        if "skiptoken" in environ.get("QUERY_STRING", ""):
+            second_asked.set()
+        return inner(environ, start_response)
+
+    async def first_page_held() -> bool:
+        reader = GraphReader(azure, GraphCredential(azure))
+        try:
+            async for _page in reader.iter_pages("GET /users", "/users", {"$select": ["id"], "$top": 5},
+                                                 permission="users"):
+                return second_asked.wait(timeout=10)  # blocks the loop
+            return False
+        finally:
+            await reader.aclose()
+
+    middleware.app = watching
+    try:
+        assert asyncio.run(first_page_held())
+    finally:
+        middleware.app = inner
+
+
 def test_a_reader_stopped_early_cancels_the_page_it_asked_ahead(sandbox: Sandbox, sandbox_config: Path) -> None:
     azure = _azure(sandbox_config)
 
@@ -106,8 +140,11 @@ def test_a_reader_stopped_early_cancels_the_page_it_asked_ahead(sandbox: Sandbox
             pages = reader.iter_pages("GET /users", "/users", {"$select": ["id"], "$top": 5}, permission="users")
             await anext(pages)
             await pages.aclose()
-            # Cancelled by the reader itself (asyncio.run would cancel what is left only when the loop ends).
-            return [t.cancelled() or t.cancelling() > 0 for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            # Cancelled by the reader itself (asyncio.run would cancel what is left only when the loop ends): the
+            # page asked ahead, and the request it was waiting for, end cancelled, not answered.
+            ahead = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            ended = await asyncio.gather(*ahead, return_exceptions=True)
+            return [isinstance(e, asyncio.CancelledError) for e in ended]
         finally:
             await reader.aclose()
 

@@ -6,8 +6,9 @@ Why not the SDK's client (client.GraphClient) for these: the tenant reads every 
 builders, kiota and azure-identity's aio credentials, ~1 s of start-up before drift's first request, and each
 request went through kiota's adapter and its chain of middleware. Here a request is a URL, a bearer token
 (client.GraphCredential: none of azure's libraries for a static token) and aiohttp, which the Astro read loads
-anyway; an answer is decoded with orjson; and the next page of a chain is asked for before the current one is
-handed on, so what the caller does with a page overlaps the next round trip instead of adding to it.
+anyway; an answer is decoded with orjson; and the next page of a chain is on the wire before the current one's
+items are checked and handed on, so what the caller does with a page overlaps the next round trip instead of
+adding to it (Graph's next link is in the body: the page is decoded first).
 
 Everything else is the SDK client's: the same retry layer (connector.support.http.retry_async with the
 provider's policy; aiohttp's own resend of a dropped request is off), the same error translation (errors.py:
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("connector.graph")
 Json = dict[str, Any]
 TIMEOUT_S, CONNECT_TIMEOUT_S = 100, 30  # the SDK client's httpx timeouts
+SEND_WAIT_SECONDS = 0.25  # iter_pages never waits longer than this for the next page's request to be written
 
 
 def query_value(value: Any) -> str:
@@ -89,6 +91,20 @@ class _Flight:
 def _unwanted(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()  # retrieved: asyncio does not log it as "never retrieved"
+
+
+async def _headers_sent(session: Any, context: Any, params: Any) -> None:
+    """aiohttp trace hook: the request's headers are written; its `trace_request_ctx` (an Event, when given) says so."""
+    if isinstance(context.trace_request_ctx, asyncio.Event):
+        context.trace_request_ctx.set()
+
+
+async def _written(sent: asyncio.Event) -> None:
+    """Until the request behind `sent` is on the wire (bounded: never longer than SEND_WAIT_SECONDS)."""
+    try:
+        await asyncio.wait_for(sent.wait(), SEND_WAIT_SECONDS)
+    except TimeoutError:
+        pass
 
 
 class GraphReader:
@@ -134,11 +150,14 @@ class GraphReader:
             import aiohttp
 
             proxy, proxy_auth = self.proxy()
+            trace = aiohttp.TraceConfig()
+            trace.on_request_headers_sent.append(_headers_sent)
             self._session = without_transport_retry(aiohttp.ClientSession(
                 headers={"Accept": "application/json", "User-Agent": f"astro-scim/{__version__}"},
                 timeout=aiohttp.ClientTimeout(total=TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
                 proxy=proxy, proxy_auth=proxy_auth,
                 cookie_jar=aiohttp.DummyCookieJar(),  # Graph's answers need none: no jar to update per request
+                trace_configs=[trace],
             ))
         return self._session
 
@@ -147,32 +166,41 @@ class GraphReader:
             await self._session.close()
             self._session = None
 
-    async def _exchange(self, method: str, url: str, body: Any) -> _Answer:
-        """One request and its answer, whatever the status; foreign exceptions (transport, token) pass."""
+    async def _exchange(self, method: str, url: str, body: Any, sent: asyncio.Event | None = None) -> _Answer:
+        """One request and its answer, whatever the status; foreign exceptions (transport, token) pass. `sent` is
+        set once the request is written (or has failed: nothing will be written then)."""
         import orjson
 
-        token = await self.credential.bearer(self.scope)
-        headers = {"Authorization": f"Bearer {token}"}
-        data = None
-        if body is not None:
-            data = orjson.dumps(body)
-            headers["Content-Type"] = "application/json"
-        self.requests += 1
-        async with self._client().request(method, url, data=data, headers=headers, allow_redirects=False) as resp:
-            content = await resp.read()
-            answer = _Answer(resp.status, content, resp.reason, dict(resp.headers) if resp.status >= 300 else {})
+        try:
+            token = await self.credential.bearer(self.scope)
+            headers = {"Authorization": f"Bearer {token}"}
+            data = None
+            if body is not None:
+                data = orjson.dumps(body)
+                headers["Content-Type"] = "application/json"
+            self.requests += 1
+            async with self._client().request(method, url, data=data, headers=headers, allow_redirects=False,
+                                              trace_request_ctx=sent) as resp:
+                content = await resp.read()
+                answer = _Answer(resp.status, content, resp.reason,
+                                 dict(resp.headers) if resp.status >= 300 else {})
+        finally:
+            if sent is not None:
+                sent.set()
         log.info("graph %s %s -> %s", method, url, answer.status)  # -v shows it, as httpx logs the SDK's requests
         return answer
 
-    async def _shared_get(self, url: str) -> _Answer:
+    async def _shared_get(self, url: str, sent: asyncio.Event | None) -> _Answer:
         """The answer of the GET of `url` already on its way, else of a new one. drift's setup audit and view
         start together and ask for the same service principal, assignments and jobs: one request serves both.
         Only requests in flight are shared (an answer is never reused later), each caller decodes the bytes
         itself (no two callers hold the same JSON object), and a request whose every caller has gone (a page
         asked ahead that is not wanted) is cancelled."""
         flight = self._inflight.get(url)
-        if flight is None:
-            flight = self._inflight[url] = _Flight(asyncio.ensure_future(self._exchange("GET", url, None)))
+        if flight is None or flight.task.done():  # answered: a retry asks again, it never gets the same answer
+            flight = self._inflight[url] = _Flight(asyncio.ensure_future(self._exchange("GET", url, None, sent)))
+        elif sent is not None:
+            sent.set()  # joined a request already on its way
 
             def landed(task: asyncio.Future[_Answer], flight: _Flight = flight) -> None:
                 if self._inflight.get(url) is flight:
@@ -188,13 +216,14 @@ class GraphReader:
             if not flight.waiters and not flight.task.done():
                 flight.task.cancel()
 
-    async def _once(self, method: str, url: str, endpoint: str, body: Any, permission: str | None) -> Any:
+    async def _once(self, method: str, url: str, endpoint: str, body: Any, permission: str | None,
+                    sent: asyncio.Event | None = None) -> Any:
         import aiohttp
         import orjson
 
         try:
-            answer = await (self._shared_get(url) if method == "GET" and body is None
-                            else self._exchange(method, url, body))
+            answer = await (self._shared_get(url, sent) if method == "GET" and body is None
+                            else self._exchange(method, url, body, sent))
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise unreachable(exc, endpoint=endpoint) from exc
         except Exception as exc:  # the token's (azure-identity), or a ConnectorError (a config error) as it is
@@ -227,13 +256,14 @@ class GraphReader:
         retry: bool = True,
         retry_on: Callable[[BaseException], bool] | None = None,
         policy: RetryPolicy | None = None,
+        sent: asyncio.Event | None = None,
     ) -> Any:
         """`method` on base + path ("/users"), or on an absolute URL already checked (a next link), with a JSON
         body; the parsed JSON answer, None when it is empty. Retried by the policy unless retry=False."""
         url = self.url(path, params) if path.startswith("/") else path
 
         async def once() -> Any:
-            return await self._once(method, url, endpoint, body, permission)
+            return await self._once(method, url, endpoint, body, permission, sent)
 
         if not retry:
             return await once()
@@ -243,15 +273,20 @@ class GraphReader:
 
     async def get(self, endpoint: str, path: str, params: Mapping[str, Any] | None = None, *,
                   permission: str | None = None, retry_on: Callable[[BaseException], bool] | None = None,
-                  policy: RetryPolicy | None = None) -> Any:
+                  policy: RetryPolicy | None = None, sent: asyncio.Event | None = None) -> Any:
         return await self.send("GET", endpoint, path, params, permission=permission, retry_on=retry_on,
-                               policy=policy)
+                               policy=policy, sent=sent)
 
     async def iter_pages(self, endpoint: str, path: str, params: Mapping[str, Any] | None = None, *,
                          permission: str | None = None) -> AsyncGenerator[list[Json], None]:
         """A collection a page at a time, following @odata.nextLink only on azure.graph_url and only once each
-        (connector.support.paging), every page's shape checked (answers.py). The next page is asked for as soon
-        as this one's link is known, before this one is yielded. Every paged Graph read goes through here."""
+        (connector.support.paging), every page's shape checked (answers.py). Every paged Graph read goes
+        through here.
+
+        The next page's request is on the wire before this page's items are checked and handed on, so that work
+        and the caller's overlap the round trip. "On the wire" is waited for (aiohttp's request-headers-sent
+        trace, bounded): a task only starts at the loop's next turn, which a caller working on a page without
+        awaiting gives it only when it asks for the next page."""
         guard = PageGuard(base_url=self.base + "/", service=SERVICE, endpoint=endpoint)
         url: str | None = self.url(path, params)
         guard.first(str(url))
@@ -260,11 +295,13 @@ class GraphReader:
             while url is not None:
                 page = await (pending or self.get(endpoint, url, permission=permission))
                 pending = None
-                items, link = collection_page(page, endpoint)
+                link = object_answer(page, service=SERVICE, endpoint=endpoint).get("@odata.nextLink")
                 url = guard.follow(link) if link is not None else None
                 if url is not None:
-                    pending = asyncio.ensure_future(self.get(endpoint, url, permission=permission))
-                yield items
+                    sent = asyncio.Event()
+                    pending = asyncio.ensure_future(self.get(endpoint, url, permission=permission, sent=sent))
+                    await _written(sent)
+                yield collection_page(page, endpoint)[0]
         finally:
             if pending is not None:
                 # A caller that stopped early (or failed): the page asked for ahead is not wanted, nor its error.
