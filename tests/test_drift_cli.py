@@ -7,6 +7,8 @@ back with the emulators' own drift methods or plain SCIM requests (what an Astro
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -307,3 +309,20 @@ def test_fix_yes_with_only_manual_remedies_prints_the_report_once(
     out = capsys.readouterr().out
     assert "! remedy.manual eve.orphan@acme.example" in out
     assert out.count("finding(s):") == 1 and out.count("eve.orphan@acme.example") == 2  # the table, the plan
+
+
+def test_an_okta_drift_loads_neither_scim2_nor_an_idp_sdk(sandbox: Sandbox, okta_applied: Path) -> None:
+    """The audit reads plain JSON: importing scim2-client/scim2-models (pydantic models) or the okta SDK would cost
+    a fresh process ~1 s each before its verdict (benchmarks/audit_scale.py). Only a remedy or a verification
+    loads them."""
+    probe = ("import sys, json\n"
+             "from connector.cli import main\n"
+             f"code = main(['drift', '-c', {str(okta_applied)!r}, '--format', 'json'])\n"
+             "heavy = ('scim2_client', 'scim2_models', 'pydantic', 'okta', 'msgraph', 'kiota_http')\n"
+             "print('\\nLOADED=' + json.dumps(sorted({m.split('.')[0] for m in sys.modules} & set(heavy))))\n"
+             "print('CODE=' + str(code))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          cwd=okta_applied.parent)
+    lines = done.stdout.splitlines()
+    assert next(ln for ln in lines if ln.startswith("CODE=")) == "CODE=0", done.stderr[-2000:]
+    assert next(ln for ln in lines if ln.startswith("LOADED=")) == "LOADED=[]"
