@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
             doc["error"] = {"type": type(exc).__name__, "message": str(exc), "hint": exc.hint,
                             "exit_code": exc.exit_code}
             output.raw(json.dumps(doc, indent=2))
-        elif unseen := done.unseen():
-            _emit(unseen, args.format, args.output)
+        elif not args.output and (unseen := done.unseen()):  # a report file is never written for a half audit
+            _emit(unseen, args.format, None)
         raise
 
 
