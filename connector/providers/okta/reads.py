@@ -30,14 +30,13 @@ from connector.errors import RemoteError
 from connector.providers.okta import answers
 from connector.providers.okta.client import OktaClient, RawResponse, next_link
 from connector.support.answers import list_of_objects
-from connector.support.http import retry_async
+from connector.support.http import retry_async, sent_trace, written
 from connector.support.paging import PageGuard
 
 if TYPE_CHECKING:
     import aiohttp
 
 log = logging.getLogger("connector.okta")
-SEND_WAIT_SECONDS = 0.25  # iter_pages never waits longer than this for the next page's request to be written
 
 
 @dataclass
@@ -86,13 +85,11 @@ class OktaReadClient(OktaClient):
 
         if self.config.token is None:
             raise RuntimeError("OktaReadClient needs an API token (read_client picks the SDK client otherwise)")
-        trace = aiohttp.TraceConfig()
-        trace.on_request_headers_sent.append(_headers_sent)
         self._session = aiohttp.ClientSession(
             headers={"Authorization": f"SSWS {self.config.token.reveal()}", "Accept": "application/json",
                      "User-Agent": f"astro-scim/{__version__}"},
             connector=aiohttp.TCPConnector(limit=self.concurrency),
-            timeout=aiohttp.ClientTimeout(total=300), trace_configs=[trace],
+            timeout=aiohttp.ClientTimeout(total=300), trace_configs=[sent_trace()],
         )
         self._sem = asyncio.Semaphore(self.concurrency)
         return self
@@ -180,7 +177,7 @@ class OktaReadClient(OktaClient):
                 if url is not None:
                     sent = asyncio.Event()
                     pending = asyncio.ensure_future(self._fetch(url, sent))
-                    await _written(sent)
+                    await written(sent)
                 else:
                     pending = None
                 data = _decode(answer.body, endpoint, answer.status)
@@ -193,20 +190,6 @@ class OktaReadClient(OktaClient):
 
     async def pages(self, path: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         return [item async for page in self.iter_pages(path, params) for item in page]
-
-
-async def _headers_sent(session: Any, context: Any, params: Any) -> None:
-    """aiohttp trace hook: the request's headers are written; its `trace_request_ctx` (an Event, when given) says so."""
-    if isinstance(context.trace_request_ctx, asyncio.Event):
-        context.trace_request_ctx.set()
-
-
-async def _written(sent: asyncio.Event) -> None:
-    """Until the request behind `sent` is on the wire (bounded: never longer than SEND_WAIT_SECONDS)."""
-    try:
-        await asyncio.wait_for(sent.wait(), SEND_WAIT_SECONDS)
-    except TimeoutError:
-        pass
 
 
 def read_client(okta: OktaConfig) -> OktaClient:
