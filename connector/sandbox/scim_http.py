@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import select
 import socket
+import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -48,8 +49,8 @@ def encode_json(body: Any) -> bytes:
 
 class ScimHttp:
     """Requests to `base` (e.g. http://127.0.0.1:5000/scim/v2/org) over one connection, reopened when the server
-    closed it (an idle timeout, `Connection: close`, an error). Not thread-safe: one engine, one request at a
-    time, as the IdPs' engines do per app."""
+    closed it (an idle timeout, `Connection: close`, an error). One request at a time, as the IdPs' engines send
+    them per app: callers that share a client between threads hold `lock` around `request`."""
 
     def __init__(self, base: str, headers: dict[str, str], timeout: float) -> None:
         parts = urlsplit(base.rstrip("/"))
@@ -60,6 +61,7 @@ class ScimHttp:
         self.headers = dict(headers)
         self.timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
+        self.lock = threading.Lock()  # for callers that share one client between threads: one request at a time
 
     def _connection(self) -> http.client.HTTPConnection:
         conn = self._conn

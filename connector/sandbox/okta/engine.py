@@ -14,20 +14,19 @@ The caller holds the state lock: the engine reads and writes rows directly.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import string
+import threading
 import time
 from typing import Any
-
-import httpx
 
 from connector.mapping import scim_paths
 from connector.mapping.expr import okta as okta_expr
 from connector.mapping.idp_attributes import OKTA_APP_USER_TO_SCIM, OKTA_USER_ATTRIBUTES
 from connector.sandbox.okta.state import OktaState, Row
-from connector.sandbox.server import tls_context
+from connector.sandbox.scim_http import ERRORS as HTTP_ERRORS
+from connector.sandbox.scim_http import Reply, ScimHttp, encode_json
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -85,10 +84,16 @@ class ScimFailure(Exception):
 class OktaEngine:
     def __init__(self, state: OktaState, *, timeout: float = 10.0) -> None:
         self.state = state
-        self._http = httpx.Client(timeout=timeout, verify=tls_context())
+        self.timeout = timeout
+        # One kept-alive connection per SCIM base URL (scim_http): Okta sends one request at a time per app.
+        self._http: dict[str, ScimHttp] = {}
+        self._http_lock = threading.Lock()
 
     def close(self) -> None:
-        self._http.close()
+        with self._http_lock:
+            clients, self._http = list(self._http.values()), {}
+        for client in clients:
+            client.close()
 
     # -- profiles --------------------------------------------------------------------------------------------
 
@@ -132,11 +137,10 @@ class OktaEngine:
         body: Any = None,
         params: dict[str, Any] | None = None,
         ok: tuple[int, ...] = (200, 201, 204),
-    ) -> httpx.Response:
+    ) -> Reply:
         conn = self.state.connections.get(app_id)
         if conn is None:
             raise ScimFailure(f"Error while {action}: provisioning is not configured for the app.")
-        url = str(conn["baseUrl"]).rstrip("/") + path
         headers = {
             "Authorization": f"Bearer {conn['token']}",
             "Accept": SCIM_JSON,
@@ -145,8 +149,8 @@ class OktaEngine:
         content = None
         if body is not None:
             headers["Content-Type"] = f"{SCIM_JSON}; charset=utf-8"
-            content = json.dumps(body)
-        resp = self._send(method, url, headers, content, params, action=action, base=str(conn["baseUrl"]))
+            content = encode_json(body)
+        resp = self._send(method, path, headers, content, params, action=action, base=str(conn["baseUrl"]))
         if resp.status_code not in ok:
             detail = ""
             try:
@@ -165,20 +169,25 @@ class OktaEngine:
     def _send(
         self,
         method: str,
-        url: str,
+        path: str,
         headers: dict[str, str],
-        content: str | None,
+        content: bytes | None,
         params: dict[str, Any] | None,
         *,
         action: str,
         base: str,
-    ) -> httpx.Response:
+    ) -> Reply:
         """One SCIM request, retried a couple of times like Okta does on 429/503 (honouring a short
         Retry-After) and, for idempotent methods, on a dropped connection; other failures are the caller's."""
+        with self._http_lock:
+            client = self._http.get(base)
+            if client is None:
+                client = self._http[base] = ScimHttp(base, {}, self.timeout)
         for attempt in range(RETRIES + 1):
             try:
-                resp = self._http.request(method, url, headers=headers, content=content, params=params)
-            except httpx.HTTPError as exc:
+                with client.lock:
+                    resp = client.request(method, path, params=params, body=content, headers=headers)
+            except HTTP_ERRORS as exc:
                 if attempt < RETRIES and method in ("GET", "PUT", "DELETE"):
                     time.sleep(RETRY_PAUSE)
                     continue
@@ -195,7 +204,7 @@ class OktaEngine:
             return resp
         raise AssertionError("unreachable")
 
-    def _json(self, resp: httpx.Response, action: str) -> Row:
+    def _json(self, resp: Reply, action: str) -> Row:
         try:
             data = resp.json()
         except ValueError:
