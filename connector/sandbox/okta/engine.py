@@ -14,6 +14,7 @@ The caller holds the state lock: the engine reads and writes rows directly.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import string
@@ -45,9 +46,22 @@ def app_attributes() -> dict[str, str]:
     return OKTA_APP_USER_TO_SCIM
 
 
+@functools.lru_cache(maxsize=1024)
+def _parsed_expression(expression: str) -> okta_expr.Expr:
+    # An app's profile mapping evaluates the same few expressions for every user it provisions: one parse per
+    # text (evaluation only reads the tree). A text that does not parse raises each time (nothing is cached).
+    return okta_expr.parse(expression)
+
+
+@functools.lru_cache(maxsize=1024)
+def _scim_path(path: str) -> scim_paths.ScimPath:
+    return scim_paths.parse_path(path)  # the same few attribute paths for every user; ScimPath is frozen
+
+
 def evaluate_expression(expression: str, profile: Row, groups: list[str] | None = None) -> Any:
     """An Okta expression's value for a user profile (and the user's group names, for isMemberOf*)."""
-    return okta_expr.evaluate(okta_expr.parse(expression), profile, groups=groups or ())
+    tree = _parsed_expression(expression) if isinstance(expression, str) else okta_expr.parse(expression)
+    return okta_expr.evaluate(tree, profile, groups=groups or ())
 
 
 def expression_error(expression: str) -> str | None:
@@ -65,7 +79,7 @@ def expression_error(expression: str) -> str | None:
 def set_attribute(resource: Row, path: str, value: Any) -> None:
     """Set (or, for None/"", remove) a SCIM attribute; the first entry of a multi-valued one is primary, as
     Okta sends `emails: [{"primary": true, "value": ..., "type": "work"}]`."""
-    parsed = scim_paths.parse_path(path)
+    parsed = _scim_path(path)
     fresh = bool(parsed.filter) and not resource.get(parsed.attr)
     scim_paths.set_value(resource, parsed, None if value in (None, "") else value)
     items = resource.get(parsed.attr)
