@@ -686,9 +686,13 @@ def test_team_member_patches_keep_every_other_version_intact(astro: Astro) -> No
     ids = [astro.new_user(f"user{i}@acme.example")["id"] for i in range(6)]
     gid = astro.new_group("Crew", ids[:3])["id"]
 
+    storage = astro.server._orgs[ORG].storage
+
     def patch(*ops: dict[str, Any]) -> None:
         resp = astro.send("PATCH", f"/Groups/{gid}", {"schemas": [PATCH_SCHEMA], "Operations": list(ops)})
         assert resp.status_code in (200, 204), resp.text
+        # the member ids remembered for the stored version are the ones it holds
+        assert storage.member_ids(gid) == AstroStorage._member_ids(storage._resources["Group"][gid])
 
     before = astro.send("GET", f"/Groups/{gid}").json()
     stored_before = astro.server._orgs[ORG].storage._resources["Group"][gid]
@@ -714,8 +718,16 @@ def test_team_member_patches_keep_every_other_version_intact(astro: Astro) -> No
     resp = astro.send("PATCH", f"/Groups/{gid}", {"schemas": [PATCH_SCHEMA], "Operations": [
         {"op": "add", "path": "members", "value": [{"value": "nobody"}]}]})
     assert resp.status_code == 400 and astro.member_ids(gid) == {ids[0]}
+    other = astro.new_group("Other")["id"]
+    resp = astro.send("PATCH", f"/Groups/{gid}", {"schemas": [PATCH_SCHEMA], "Operations": [
+        {"op": "add", "path": "members", "value": [{"value": ids[1]}, {"value": other, "type": "Group"}]}]})
+    assert resp.status_code == 400 and astro.member_ids(gid) == {ids[0]}  # no nested Team, nothing kept
+    assert storage.member_ids(gid) == {ids[0]}
+    astro.server.delete_user(ORG, "user0@acme.example")  # leaves every Team
+    assert astro.member_ids(gid) == set() and storage.member_ids(gid) == set()
+    patch({"op": "add", "path": "members", "value": [{"value": ids[2]}]})
     users = {u["id"]: u for u in astro.server.users(ORG)}
-    assert [g["value"] for g in users[ids[0]]["groups"]] == [gid] and users[ids[2]]["groups"] == []
+    assert [g["value"] for g in users[ids[2]]["groups"]] == [gid] and users[ids[1]]["groups"] == []
 
 
 def test_pages_with_attributes_equal_scim2_servers_rendering_and_follow_writes(astro: Astro) -> None:
