@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 import pytest
 
+from connector.astro.conformance import check_conformance
 from connector.astro.reader import read_astro
 from connector.config.load import AstroConfig
 from connector.errors import EXIT_REMOTE, AuthError, RemoteError
@@ -134,7 +135,7 @@ def test_reads_every_user_and_team_with_members(astro: Astro) -> None:
     pages = astro.list_requests("Users")
     assert len(pages) == 5 and {p["count"] for p in pages} == {"5"}
     assert sorted(int(p["startIndex"]) for p in pages) == [1, 6, 11, 16, 21]
-    assert astro.log.count("GET") == 3 + 5 + 1
+    assert astro.log.count("GET") == 2 + 5 + 1
 
 
 def test_page_size_comes_from_max_results(astro: Astro, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -238,8 +239,12 @@ def test_json_under_a_wrong_media_type_is_tolerated_and_reported(astro: Astro) -
     assert view.deviations == ["responses are JSON served as 'text/plain', not application/scim+json"]
 
 
-def test_resources_that_do_not_validate_are_read_as_json_and_reported(astro: Astro) -> None:
+def test_resources_that_do_not_validate_are_read_as_json_and_reported_by_the_conformance_check(
+        astro: Astro) -> None:
+    """The audit reads plain JSON (a string `active` is read as the IdPs' engines send it); whether the answers
+    validate against RFC 7643 is test-connection's conformance check, which names the first offending path."""
     astro.add_users(3)
+    assert check_conformance(astro.config) == []
 
     def odd_active(data: dict[str, Any]) -> None:
         for r in data.get("Resources", []):
@@ -247,9 +252,35 @@ def test_resources_that_do_not_validate_are_read_as_json_and_reported(astro: Ast
 
     astro.wrapper.after = _rewrite_json("/Users", odd_active)
     view = read_astro(astro.config)
-    assert len(view.users) == 3
-    (deviation,) = view.deviations
-    assert deviation.startswith("/Users resources do not validate against RFC 7643") and "active" in deviation
+    assert len(view.users) == 3 and all(u.active for u in view.users) and view.deviations == []
+    (deviation,) = check_conformance(astro.config)
+    assert deviation.startswith("/Users resources do not validate against RFC 7643 (Resources.0.active")
+
+
+def test_the_conformance_check_validates_discovery_and_teams_too(astro: Astro) -> None:
+    ids = astro.add_users(2)
+    astro.add_team("Data", ids)
+
+    def odd(data: dict[str, Any]) -> None:
+        if "Resources" in data:
+            for r in data["Resources"]:
+                if "members" in r:
+                    r["members"] = [{"value": 7}]
+        else:
+            data["patch"] = "yes"
+
+    astro.wrapper.after = _rewrite_json("/Groups", odd)
+    (team,) = check_conformance(astro.config)
+    assert team.startswith("/Groups resources do not validate against RFC 7643 (Resources.0.members.0.value")
+    astro.wrapper.after = _rewrite_json("/ServiceProviderConfig", odd)
+    (spc,) = check_conformance(astro.config)
+    assert spc.startswith("/ServiceProviderConfig does not validate against RFC 7643 (patch")
+
+
+def test_the_conformance_check_fails_when_astro_cannot_be_read(astro: Astro) -> None:
+    bad = AstroConfig(scim_url=astro.url, token=Secret.from_value("not-the-right-token"))
+    with pytest.raises(AuthError):
+        check_conformance(bad)
 
 
 def test_teams_listed_without_members_are_read_one_by_one(astro: Astro) -> None:
@@ -352,7 +383,7 @@ def test_transient_failures_are_retried_to_a_complete_view(astro: Astro) -> None
 def test_an_empty_organization_reads_as_empty(astro: Astro) -> None:
     view = read_astro(astro.config)
     assert view.users == [] and view.teams == [] and view.deviations == []
-    assert astro.log.count("GET") == 5
+    assert astro.log.count("GET") == 4  # 2 discovery + the first page of Users and of Teams
 
 
 def test_what_drift_never_reads_is_left_out_of_list_pages(astro: Astro) -> None:

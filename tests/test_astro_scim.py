@@ -686,9 +686,13 @@ def test_team_member_patches_keep_every_other_version_intact(astro: Astro) -> No
     ids = [astro.new_user(f"user{i}@acme.example")["id"] for i in range(6)]
     gid = astro.new_group("Crew", ids[:3])["id"]
 
+    storage = astro.server._orgs[ORG].storage
+
     def patch(*ops: dict[str, Any]) -> None:
         resp = astro.send("PATCH", f"/Groups/{gid}", {"schemas": [PATCH_SCHEMA], "Operations": list(ops)})
         assert resp.status_code in (200, 204), resp.text
+        # the member ids remembered for the stored version are the ones it holds
+        assert storage.member_ids(gid) == AstroStorage._member_ids(storage._resources["Group"][gid])
 
     before = astro.send("GET", f"/Groups/{gid}").json()
     stored_before = astro.server._orgs[ORG].storage._resources["Group"][gid]
@@ -714,8 +718,16 @@ def test_team_member_patches_keep_every_other_version_intact(astro: Astro) -> No
     resp = astro.send("PATCH", f"/Groups/{gid}", {"schemas": [PATCH_SCHEMA], "Operations": [
         {"op": "add", "path": "members", "value": [{"value": "nobody"}]}]})
     assert resp.status_code == 400 and astro.member_ids(gid) == {ids[0]}
+    other = astro.new_group("Other")["id"]
+    resp = astro.send("PATCH", f"/Groups/{gid}", {"schemas": [PATCH_SCHEMA], "Operations": [
+        {"op": "add", "path": "members", "value": [{"value": ids[1]}, {"value": other, "type": "Group"}]}]})
+    assert resp.status_code == 400 and astro.member_ids(gid) == {ids[0]}  # no nested Team, nothing kept
+    assert storage.member_ids(gid) == {ids[0]}
+    astro.server.delete_user(ORG, "user0@acme.example")  # leaves every Team
+    assert astro.member_ids(gid) == set() and storage.member_ids(gid) == set()
+    patch({"op": "add", "path": "members", "value": [{"value": ids[2]}]})
     users = {u["id"]: u for u in astro.server.users(ORG)}
-    assert [g["value"] for g in users[ids[0]]["groups"]] == [gid] and users[ids[2]]["groups"] == []
+    assert [g["value"] for g in users[ids[2]]["groups"]] == [gid] and users[ids[1]]["groups"] == []
 
 
 def test_pages_with_attributes_equal_scim2_servers_rendering_and_follow_writes(astro: Astro) -> None:
@@ -756,3 +768,39 @@ def test_pages_with_attributes_equal_scim2_servers_rendering_and_follow_writes(a
     again = astro.http.get("/Users", params={"count": "1", "attributes": "userName,groups"}).json()["Resources"][0]
     assert again["userName"] == "renamed.person@acme.example"
     assert team["id"] in [g["value"] for g in again["groups"]]
+
+
+def test_matching_lookups_equal_scim2_servers_own_query_reading(astro: Astro) -> None:
+    """The engines' `userName eq "..."` lookups reuse one validated query per attribute (AstroService._eq_lookup):
+    the request it builds is the one scim2-server's validation gives, and what it cannot build the same way
+    (escapes, non-ASCII, other operators, unknown attributes) takes the stock path, errors included."""
+    server = astro.server
+    astro.new_user("ada@acme.example", externalId="00uADA", displayName="Ada")
+    astro.new_group("Team \u00e9")
+    ours = server._orgs[ORG].app.service
+    stock = ScimService(server.provider)
+    for rtype, query in [
+        (server.user_type, {"filter": 'userName eq "ada@acme.example"'}),
+        (server.user_type, {"filter": 'userName eq "bob@acme.example"', "startIndex": "1", "count": "100"}),
+        (server.user_type, {"filter": 'externalId eq "00uADA"'}),
+        (server.user_type, {"filter": 'userName eq ""'}),
+        (server.group_type, {"filter": 'displayName eq "Team 1"', "excludedAttributes": "members"}),
+    ]:
+        with server.provider:
+            built = ours._eq_lookup([rtype], query)
+            expected, position = stock.read_search_query([rtype], query)
+        assert built is not None and position is None
+        assert built == expected and repr(built.filter.ast) == repr(expected.filter.ast), query  # type: ignore[union-attr]
+    for query in ({"filter": 'userName eq "a\\"b"'}, {"filter": 'displayName eq "Team \u00e9"'},
+                  {"filter": 'userName co "ada"'}, {"filter": 'userName eq "x"', "cursor": ""}):
+        with server.provider:
+            assert ours._eq_lookup([server.user_type], query) is None, query
+    # Served answers: a hit, a miss, an escaped value, a non-ASCII one and an invalid query, each as the stock path.
+    assert [r["userName"] for r in astro.http.get(
+        "/Users", params={"filter": 'userName eq "ada@acme.example"'}).json()["Resources"]] == ["ada@acme.example"]
+    assert astro.http.get("/Users", params={"filter": 'userName eq "nobody@acme.example"'}).json()[
+        "totalResults"] == 0
+    assert astro.http.get("/Users", params={"filter": 'userName eq "a\\"b"'}).json()["totalResults"] == 0
+    assert astro.http.get("/Groups", params={"filter": 'displayName eq "Team \u00e9"'}).json()["totalResults"] == 1
+    bad = astro.http.get("/Users", params={"filter": 'userName eq "x"', "count": "-"})
+    assert bad.status_code == 400 and bad.json()["status"] == "400", bad.text

@@ -206,3 +206,39 @@ def test_reconcile_attribute_reader_agrees_with_get_value(resource: dict[str, An
     from connector.mapping.scim_paths import get_value
 
     assert _getter(path)(resource) == get_value(resource, path)
+
+
+def test_okta_read_client_writes_the_next_pages_request_before_handing_out_the_current_page(
+        sandbox: Sandbox, okta_applied: Path) -> None:
+    """The next cursor page is on the wire before the consumer gets the current one (the view's work on a page
+    then overlaps the next round trip): while the consumer holds page 1, blocking its event loop, the server has
+    already received the request for page 2."""
+    import asyncio
+    import threading
+
+    cfg = load_config(okta_applied)
+    assert cfg.okta is not None
+    okta_cfg = cfg.okta
+    second_asked = threading.Event()
+    middleware = sandbox._middleware["okta"]
+    inner = middleware.app
+
+    def watching(environ: dict[str, Any], start_response: Any) -> Any:
+        if "after=" in environ.get("QUERY_STRING", ""):
+            second_asked.set()
+        return inner(environ, start_response)
+
+    middleware.app = watching
+    path = f"/api/v1/apps/{_okta_app(sandbox)}/users"
+
+    async def first_page_held() -> bool:
+        async with OktaReadClient(okta_cfg) as client:
+            async for _page in client.iter_pages(path, {"limit": 2}):
+                # Blocks the loop: only a request already written can reach the server meanwhile.
+                return second_asked.wait(timeout=10)
+        return False
+
+    try:
+        assert asyncio.run(first_page_held())
+    finally:
+        middleware.app = inner

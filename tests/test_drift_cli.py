@@ -7,6 +7,8 @@ back with the emulators' own drift methods or plain SCIM requests (what an Astro
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -307,3 +309,78 @@ def test_fix_yes_with_only_manual_remedies_prints_the_report_once(
     out = capsys.readouterr().out
     assert "! remedy.manual eve.orphan@acme.example" in out
     assert out.count("finding(s):") == 1 and out.count("eve.orphan@acme.example") == 2  # the table, the plan
+
+
+def test_an_okta_drift_loads_neither_scim2_nor_an_idp_sdk(sandbox: Sandbox, okta_applied: Path) -> None:
+    """The audit reads plain JSON: importing scim2-client/scim2-models (pydantic models) or the okta SDK would cost
+    a fresh process ~1 s each before its verdict (benchmarks/audit_scale.py). Only a remedy or a verification
+    loads them."""
+    probe = ("import sys, json\n"
+             "from connector.cli import main\n"
+             f"code = main(['drift', '-c', {str(okta_applied)!r}, '--format', 'json'])\n"
+             "heavy = ('scim2_client', 'scim2_models', 'pydantic', 'okta', 'msgraph', 'kiota_http')\n"
+             "print('\\nLOADED=' + json.dumps(sorted({m.split('.')[0] for m in sys.modules} & set(heavy))))\n"
+             "print('CODE=' + str(code))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          cwd=okta_applied.parent)
+    lines = done.stdout.splitlines()
+    assert next(ln for ln in lines if ln.startswith("CODE=")) == "CODE=0", done.stderr[-2000:]
+    assert next(ln for ln in lines if ln.startswith("LOADED=")) == "LOADED=[]"
+
+
+def test_an_error_on_the_second_idp_keeps_the_first_idps_findings(
+        sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--idp all`: Okta audited, then Entra refuses the Graph credential. The report still holds Okta's findings
+    (JSON and text) beside the error, never a clean verdict, and the exit code is the error's."""
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml")
+    org = sandbox.astro_orgs["okta"]
+    assert sandbox.okta is not None
+    sandbox.okta.enable_provisioning(okta_app(sandbox), org.scim_url, org.token)
+    assert main(["apply", "-c", str(config), "--idp", "okta", "--yes"]) == 0
+    _, login = user_missing(sandbox, "okta")
+    (tmp_path / "graph.token").write_text("not-the-graph-token\n")
+    capsys.readouterr()
+    assert main(["drift", "-c", str(config), "--format", "json"]) == 3
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["clean"] is False and doc["error"]["exit_code"] == 3
+    assert [(i["idp"], [(f["kind"], f["subject"]) for f in i["findings"]]) for i in doc["idps"]] == [
+        ("okta", [("user_missing", login)])]
+    assert main(["drift", "-c", str(config)]) == 3
+    out = capsys.readouterr()
+    assert login in out.out and "graph" in out.err.lower()
+
+
+def test_remedies_carried_out_before_a_failed_re_audit_are_reported_and_recorded(
+        sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--fix --yes acts, then the re-audit cannot read Astro: what was done is still in the JSON (the remedies,
+    with the audit they came from) and in the audit trail; the exit code is the error's, the verdict not clean."""
+    _, login = user_missing(sandbox, "okta")
+    middleware = sandbox._middleware["astro"]
+    inner = middleware.app
+    wrote: list[str] = []
+
+    def failing_after_a_write(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["REQUEST_METHOD"] != "GET":
+            wrote.append(environ["REQUEST_METHOD"])
+        elif wrote and "filter=" not in environ.get("QUERY_STRING", ""):  # the re-audit's list pages
+            body = b'{"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "500"}'
+            start_response("500 Internal Server Error", [("Content-Type", "application/scim+json")])
+            return [body]
+        return inner(environ, start_response)
+
+    middleware.app = failing_after_a_write
+    try:
+        capsys.readouterr()
+        rc = main(["drift", "-c", str(okta_applied), "--fix", "--yes", "--format", "json"])
+        doc = json.loads(capsys.readouterr().out)
+    finally:
+        middleware.app = inner
+    assert wrote and rc == 3 and doc["clean"] is False and doc["error"]["exit_code"] == 3
+    (okta,) = doc["idps"]
+    assert [(f["kind"], f["subject"]) for f in okta["findings"]] == [("user_missing", login)]
+    assert okta["remedies"] and all("ok" in r for r in okta["remedies"])
+    trail_lines = (okta_applied.parent / ".astro-scim" / "audit.log").read_text().splitlines()
+    recorded = [json.loads(line) for line in trail_lines]
+    (line,) = [r for r in recorded if r["command"] == "drift --fix"]
+    assert line["changes"] and all(c["outcome"] in ("done", "failed") for c in line["changes"]), line
+    assert login in json.dumps(line["changes"])

@@ -1,29 +1,35 @@
-"""The scim2-client engine over aiohttp (connector.astro.engine), against real loopback servers."""
+"""The Astro session (connector.astro.engine) and scim2-client's engine on it (connector.astro.scim2_engine),
+against real loopback servers."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from scim2_client import RequestNetworkException
 from scim2_models import EnterpriseUser, Group, ResourceType, ScimProvider, User
 
-from connector.astro.engine import AiohttpSCIMClient
+from connector.astro.engine import AstroSession
+from connector.astro.scim2_engine import AiohttpSCIMClient
 from connector.sandbox.astro.scim import AstroScim
 from connector.sandbox.server import ServedApp
 
 ORG, TOKEN = "clorgengine0000000000000001", "engine-token"
 
 
-def _client(base_url: str, token: str = TOKEN, concurrency: int = 4) -> AiohttpSCIMClient:
+@asynccontextmanager
+async def _client(base_url: str, token: str = TOKEN, concurrency: int = 4) -> AsyncIterator[AiohttpSCIMClient]:
     provider = ScimProvider(models=[User, EnterpriseUser, Group], resource_types=[
         ResourceType.from_resource(User[EnterpriseUser]), ResourceType.from_resource(Group)])
-    return AiohttpSCIMClient(base_url, headers={"Authorization": f"Bearer {token}"}, concurrency=concurrency,
-                             timeout=10, provider=provider)
+    async with AstroSession(base_url, headers={"Authorization": f"Bearer {token}"}, concurrency=concurrency,
+                            timeout=10) as session:
+        client = AiohttpSCIMClient(session, provider=provider)
+        yield client
 
 
 @pytest.fixture
@@ -107,7 +113,7 @@ def test_all_sent_returns_once_the_requests_are_on_the_wire_not_answered() -> No
             async with _client(served.url, concurrency=4) as client:
                 tasks = [asyncio.ensure_future(client.request("GET", f"/Users?startIndex={i}")) for i in range(4)]
                 try:
-                    await client.all_sent()
+                    await client.session.all_sent()
                     answered = any(t.done() for t in tasks)  # nothing can be: the server holds every answer
                     # The requests are written; the server reads them from its sockets in its own time.
                     arrived = await asyncio.to_thread(app.all_arrived.wait, 30)

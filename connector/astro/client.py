@@ -1,13 +1,16 @@
 """THE Astro SCIM client: every read and write to an organization's SCIM endpoint goes through `AstroScimClient`.
 
-It sits on scim2-client with the aiohttp engine (connector.astro.engine, the only module that opens an HTTP session
-to Astro SCIM) and adds what every caller needs: the Organization API token on each request, a bounded number of
-requests in flight, connector.support.http's retry policy, one error mapping (connector.astro.errors), and the
-deviations it tolerates (JSON served as application/json). Writes are scim2-models PatchOp / PatchOperation,
-validated against the Group / User models before they are sent.
+It sends on one aiohttp session (connector.astro.engine, the only module that opens an HTTP session to Astro SCIM)
+and adds what every caller needs: the Organization API token on each request, a bounded number of requests in
+flight, connector.support.http's retry policy, one error mapping (connector.astro.errors), and the deviations it
+tolerates (JSON served as application/json). Queries and writes go through scim2-client on that session
+(connector.astro.scim2_engine, built on first use): scim2-models PatchOp / PatchOperation, validated against the
+Group / User models before they are sent. Plain GETs (`get_json`: the drift reader's discovery and pages) are
+checked here and never load scim2-client or scim2-models (connector.astro.engine says what that saves).
 
-Users: the drift reader (connector.astro.reader: discovery and concurrent paging, on `call` and `read_json`), the
-remedies (connector.audit.remedies), the Okta push verification (connector.providers.okta.astro_check).
+Users: the drift reader (connector.astro.reader: discovery and concurrent paging, on `get_json`), the conformance
+check (connector.astro.conformance), the remedies (connector.audit.remedies), the Okta push verification
+(connector.providers.okta.astro_check).
 
 Sync callers use `run_sync`: one `asyncio.run` per operation. A loop owned by the client would have to outlive
 calls made from different threads and commands; the callers are few and each does one batch (a remedy run, a
@@ -33,7 +36,8 @@ from connector.support.http import DEFAULT_POLICY, RetryPolicy, is_retryable, re
 if TYPE_CHECKING:
     from scim2_models import PatchOperation
 
-    from connector.astro.engine import AiohttpSCIMClient, Answer
+    from connector.astro.engine import Answer, AstroSession
+    from connector.astro.scim2_engine import AiohttpSCIMClient
 
 log = logging.getLogger("connector.astro")
 T = TypeVar("T")
@@ -60,32 +64,45 @@ class AstroScimClient:
         self.requests = 0
         self._concurrency, self._timeout = concurrency, timeout
         self._limit = asyncio.Semaphore(concurrency)
+        self._session: AstroSession | None = None
         self._engine: AiohttpSCIMClient | None = None
+        self._check_content_type = True  # until a server serves its JSON under another media type (see _json_of)
         self._auth_hint = astro_errors.scim_auth_hint(astro.token)
         self._or_filters = True  # until the server refuses one (see _users_where)
 
     async def __aenter__(self) -> Self:
-        from scim2_models import EnterpriseUser, Group, ResourceType, ScimProvider, User
+        from connector.astro.engine import AstroSession
 
-        from connector.astro.engine import AiohttpSCIMClient
-
-        provider = ScimProvider(models=[User, EnterpriseUser, Group], resource_types=[
-            ResourceType.from_resource(User[EnterpriseUser]), ResourceType.from_resource(Group)])
-        engine = AiohttpSCIMClient(
+        session = AstroSession(
             self.base, headers={"Authorization": f"Bearer {self.astro.token.reveal()}", "Accept": SCIM_JSON},
-            concurrency=self._concurrency, timeout=self._timeout, provider=provider)
-        self._engine = await engine.__aenter__()
+            concurrency=self._concurrency, timeout=self._timeout)
+        self._session = await session.__aenter__()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._engine is not None:
-            await self._engine.__aexit__(*exc)
-            self._engine = None
+        self._engine = None
+        if self._session is not None:
+            await self._session.__aexit__(*exc)
+            self._session = None
+
+    @property
+    def session(self) -> AstroSession:
+        if self._session is None:
+            raise RuntimeError("AstroScimClient is used outside `async with`")
+        return self._session
 
     @property
     def engine(self) -> AiohttpSCIMClient:
+        """scim2-client on this client's session, built (and scim2-client imported) on first use."""
         if self._engine is None:
-            raise RuntimeError("AstroScimClient is used outside `async with`")
+            from scim2_models import EnterpriseUser, Group, ResourceType, ScimProvider, User
+
+            from connector.astro.scim2_engine import AiohttpSCIMClient
+
+            provider = ScimProvider(models=[User, EnterpriseUser, Group], resource_types=[
+                ResourceType.from_resource(User[EnterpriseUser]), ResourceType.from_resource(Group)])
+            self._engine = AiohttpSCIMClient(self.session, provider=provider,
+                                             check_response_content_type=self._check_content_type)
         return self._engine
 
     def url(self, path: str) -> str:
@@ -124,7 +141,7 @@ class AstroScimClient:
             log.info("astro SCIM %s %s -> %s", method, path, getattr(got, "status_code", "ok"))
             if finish is None:
                 return got
-            await self.engine.all_sent()  # the requests waiting for this slot go out before the decoding
+            await self.session.all_sent()  # the requests waiting for this slot go out before the decoding
             return finish(got)
 
         async def attempt() -> Any:
@@ -133,7 +150,7 @@ class AstroScimClient:
             except UnexpectedContentTypeException as exc:
                 # The body parsed as JSON, only its media type is wrong: relax that one check, ask again.
                 ctype = astro_errors.header(exc, "content-type") or "none"
-                self.deviate(f"responses are JSON served as {ctype!r}, not application/scim+json")
+                self._media_type_deviation(ctype)
                 self.engine.check_response_content_type = False
                 try:
                     return await once()
@@ -142,45 +159,67 @@ class AstroScimClient:
             except Exception as exc:
                 raise astro_errors.from_scim2(exc, where, auth_hint=self._auth_hint) from exc
 
+        return await self._retried(attempt, f"{method} {path}")
+
+    async def _retried(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
         try:
-            return await retry_async(attempt, what=f"{method} {path}", policy=self.policy)
+            return await retry_async(attempt, what=what, policy=self.policy)
         except RemoteError as exc:
             if self.policy.attempts > 1 and is_retryable(exc, self.policy) and exc.status != 429:  # 429s: by time
                 exc.message += f" (after {self.policy.attempts} attempts)"
             raise
 
-    def read_json(self, response: Answer) -> Any:
-        """An answer's JSON, checked by scim2-client's own `check_response` (status, SCIM error bodies, media
-        type); its exceptions carry the response, as `query()`'s do.
-
-        The bulk reader reads pages through this rather than `query()`: `query()` builds each request through the
-        models (~1 ms a request under the profiler, about as long as reading a page of 100 users), and a
-        20,000-user audit sends 200 of them.
-        """
-        from scim2_client import (
-            SCIMClientException,
-            UnexpectedContentFormatException,
-            UnexpectedStatusCodeException,
-        )
-        from scim2_models import SCIMException
-
-        try:
-            try:
-                payload = orjson.loads(response.content) if response.content else None
-            except ValueError as exc:
-                if not 200 <= response.status_code < 300:
-                    raise UnexpectedStatusCodeException(response.status_code) from exc
-                raise UnexpectedContentFormatException(source=response) from exc
-            return self.engine.check_response(payload=payload, status_code=response.status_code,
-                                              headers=response.headers, expected_status_codes=[200],
-                                              check_response_payload=False)
-        except (SCIMClientException, SCIMException) as exc:
-            exc.source = response  # type: ignore[union-attr]  # what from_scim2 reads status and body from
-            raise
+    def _media_type_deviation(self, ctype: str) -> None:
+        self.deviate(f"responses are JSON served as {ctype!r}, not application/scim+json")
 
     async def get_json(self, path: str) -> Any:
-        """GET one endpoint path (query string included), its JSON checked by `read_json`."""
-        return await self.call(path, lambda: self.engine.request("GET", path), self.read_json)
+        """GET one endpoint path (query string included): its JSON, checked as scim2-client's check_response
+        checks an answer (a 2xx with JSON under a SCIM or JSON media type; an error status with or without a SCIM
+        Error body is an HTTP error), without loading scim2-client (see connector.astro.engine).
+
+        A JSON body under another media type is read and the deviation noted once, as `call` does."""
+        from connector.astro.engine import TransportFailure
+
+        where = astro_errors.endpoint("GET", self.url(path))
+
+        async def once() -> Any:
+            async with self._limit:
+                self.requests += 1
+                try:
+                    answer = await self.session.request("GET", path)
+                except TransportFailure as exc:
+                    raise astro_errors.unreachable(SERVICE, where, str(exc), key="astro.scim_url") from exc
+            log.info("astro SCIM GET %s -> %s", path, answer.status_code)
+            await self.session.all_sent()  # the requests waiting for this slot go out before the decoding
+            return self._json_of(answer, where)
+
+        return await self._retried(once, f"GET {path}")
+
+    def _json_of(self, answer: Answer, where: str) -> Any:
+        status, body = answer.status_code, answer.content
+        if status >= 400:
+            raise astro_errors.http_error(SERVICE, where, status, answer.headers, body, auth_hint=self._auth_hint)
+        if not (200 <= status < 300 or status == 304):  # a redirect (never followed) or an informational answer
+            raise RemoteError(f"The server answered {status} without a SCIM error", service=SERVICE, endpoint=where,
+                              status=status, code="invalid_body")
+        if status in (204, 205, 304) or not body:
+            payload = None
+        else:
+            try:
+                payload = orjson.loads(body)
+            except ValueError as exc:
+                raise astro_errors.invalid_body(answer.headers.get("content-type"), answer.text, where,
+                                                status) from exc
+            ctype = (answer.headers.get("content-type") or "").split(";")[0]
+            if self._check_content_type and ctype not in ("application/scim+json", "application/json"):
+                self._media_type_deviation(answer.headers.get("content-type") or "none")
+                self._check_content_type = False
+                if self._engine is not None:
+                    self._engine.check_response_content_type = False
+        if status != 200:
+            raise RemoteError(f"Unexpected response status code: {status}", service=SERVICE, endpoint=where,
+                              status=status, code="invalid_body")
+        return payload
 
     # -- reads --------------------------------------------------------------------------------------------------
 

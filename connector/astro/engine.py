@@ -1,13 +1,17 @@
-"""A scim2-client engine over aiohttp: the HTTP under connector.astro.client, the one Astro SCIM client (this is the
-only module that opens a session to Astro SCIM; tests/test_astro_client.py checks it).
+"""The HTTP session to Astro SCIM, on aiohttp: the one module that opens one (tests/test_astro_client.py checks it).
 
-scim2-client ships engines for httpx2, WSGI and ASGI; an engine only has to send a request and hand back the
-status, headers and body (`BaseAsyncSCIMClient.request`), and scim2-client does the SCIM side: request building,
-response checks, model validation. This one sends with aiohttp because of what a large audit costs on the
-client: measured over 211 list pages, httpx2 spends 1.3-1.8 ms of CPU per request, aiohttp 0.3-0.5 ms (its
+`AstroSession` sends a request to a path under the SCIM base URL and hands back the status, headers and body. The
+drift audit's bulk read uses it directly (connector.astro.reader, through AstroScimClient.get_json); everything
+that builds or checks SCIM messages through the models goes through scim2-client, whose engine
+(connector.astro.scim2_engine) sends on this same session. Keeping scim2-client out of this module is what keeps it
+out of `drift`'s process: importing scim2-client and scim2-models costs 0.7-1.1 s of CPU (pydantic reads every
+model's source for its attribute docstrings), a quarter to a third of a whole 20,000-user audit's CPU
+(benchmarks/audit_scale.py), and the bulk read needs neither.
+
+Why aiohttp: measured over 211 list pages, httpx spends 1.3-1.8 ms of CPU per request, aiohttp 0.3-0.5 ms (its
 HTTP parser is C). A 20,000-user organization is ~200 list pages: that difference is about a quarter of the
-reader's CPU time, and the reader is CPU-bound (benchmarks/drift_scale.py). aiohttp is already installed with
-the okta SDK, whose HTTP client it is.
+reader's CPU time, and the reader is CPU-bound. aiohttp is already installed with the okta SDK, whose HTTP client
+it is.
 
 It also knows when its requests are on the wire (`all_sent`). A request started by a coroutine only reaches
 the socket after a few turns of the event loop; a reader that decodes a page in between (milliseconds of CPU)
@@ -23,8 +27,6 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Self
 
 import orjson
-from scim2_client.client import BaseAsyncSCIMClient
-from scim2_client.errors import RequestNetworkException
 
 from connector.support.http import without_transport_retry
 
@@ -34,6 +36,10 @@ if TYPE_CHECKING:
 
 SCIM_JSON = "application/scim+json"
 SEND_WAIT_SECONDS = 0.25  # all_sent() never waits longer than this, whatever a request is stuck on
+
+
+class TransportFailure(Exception):
+    """No HTTP answer (refused, DNS, TLS, timeout); its text says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +58,14 @@ class Answer:
         return orjson.loads(self.content)
 
 
-class AiohttpSCIMClient(BaseAsyncSCIMClient):
-    """`async with AiohttpSCIMClient(base_url, headers=..., concurrency=8, timeout=60, provider=...) as client:`.
+class AstroSession:
+    """`async with AstroSession(base_url, headers=..., concurrency=8, timeout=60) as session:`.
 
-    Requests go to `base_url` + an endpoint path (never elsewhere), at most `concurrency` connections, `headers` on each (the
-    credentials); proxies from the environment, as the other HTTP clients honour them.
+    Requests go to `base_url` + an endpoint path (never elsewhere), at most `concurrency` connections, `headers` on
+    each (the credentials); proxies from the environment, as the other HTTP clients honour them.
     """
 
-    def __init__(self, base_url: str, *, headers: dict[str, str], concurrency: int, timeout: float,
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, base_url: str, *, headers: dict[str, str], concurrency: int, timeout: float) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers, self._concurrency, self._timeout = headers, concurrency, timeout
         self._session: aiohttp.ClientSession | None = None
@@ -85,16 +89,13 @@ class AiohttpSCIMClient(BaseAsyncSCIMClient):
             await self._session.close()
             self._session = None
 
-    def _parse_json(self, response: Any) -> Any:
-        return orjson.loads(response.content)
-
     async def request(self, method: str, url: str, *, params: Any = None, json: Any = None, **kwargs: Any
                       ) -> Answer:
-        """Send one request; transport failures become scim2-client's RequestNetworkException."""
+        """Send one request to the endpoint path `url`; transport failures raise TransportFailure."""
         import aiohttp
 
         if self._session is None:
-            raise RuntimeError("AiohttpSCIMClient is used outside `async with`")
+            raise RuntimeError("AstroSession is used outside `async with`")
         if json is not None:
             kwargs["data"] = orjson.dumps(json)
             kwargs["headers"] = {"Content-Type": SCIM_JSON, **kwargs.get("headers", {})}
@@ -109,9 +110,7 @@ class AiohttpSCIMClient(BaseAsyncSCIMClient):
                                              trace_request_ctx=mark, **kwargs) as response:
                 return Answer(response.status, response.headers, await response.read())
         except (TimeoutError, aiohttp.ClientError) as exc:
-            network = RequestNetworkException()
-            network.add_note(str(exc) or type(exc).__name__)
-            raise network from exc
+            raise TransportFailure(str(exc) or type(exc).__name__) from exc
         finally:
             self._mark_sent(mark)
 

@@ -83,6 +83,18 @@ def header(exc: BaseException, name: str) -> str | None:
     return headers.get(name) if headers is not None else None
 
 
+def invalid_body(content_type: str | None, text: str, where: str, status: int | None) -> RemoteError:
+    """A success answer whose body is not JSON: named by what it looks like (an HTML page: the wrong URL)."""
+    ctype = (content_type or "").split(";")[0].strip() or "no content type"
+    if "html" in ctype or text.lstrip()[:1] == "<":
+        what = f"an HTML page ({ctype}), not SCIM JSON: is the URL the SCIM base URL?"
+    elif "json" in ctype:
+        what = f"a body that is not valid JSON ({len(text)} bytes of {ctype}; truncated?)"
+    else:
+        what = f"a body that is not JSON ({ctype})"
+    return RemoteError(f"answered with {what}", service=SCIM, endpoint=where, status=status, code="invalid_body")
+
+
 def from_scim2(exc: BaseException, where: str, *, auth_hint: str) -> RemoteError:
     """scim2-client / scim2-models exceptions -> RemoteError (status None means transport)."""
     from scim2_client import RequestNetworkException, UnexpectedContentFormatException
@@ -95,16 +107,7 @@ def from_scim2(exc: BaseException, where: str, *, auth_hint: str) -> RemoteError
         notes = "; ".join(getattr(exc, "__notes__", []) or [])
         return unreachable(SCIM, where, notes, key="astro.scim_url")
     if isinstance(exc, UnexpectedContentFormatException):
-        ctype = (header(exc, "content-type") or "").split(";")[0].strip() or "no content type"
-        text = getattr(source, "text", "") or ""
-        if "html" in ctype or text.lstrip()[:1] == "<":
-            what = f"an HTML page ({ctype}), not SCIM JSON: is the URL the SCIM base URL?"
-        elif "json" in ctype:
-            what = f"a body that is not valid JSON ({len(text)} bytes of {ctype}; truncated?)"
-        else:
-            what = f"a body that is not JSON ({ctype})"
-        return RemoteError(f"answered with {what}", service=SCIM, endpoint=where, status=status,
-                           code="invalid_body")
+        return invalid_body(header(exc, "content-type"), getattr(source, "text", "") or "", where, status)
     if isinstance(status, int) and status >= 400:
         return http_error(SCIM, where, status, getattr(source, "headers", None), getattr(source, "content", b""),
                           auth_hint=auth_hint)

@@ -1,15 +1,19 @@
 """Read an Astro organization's SCIM endpoint into an `AstroView`: discovery, then every User and Group, paged.
 
-Over the one Astro SCIM client (connector.astro.client: scim2-client with the aiohttp engine, the retry policy and
-the error mapping; connector.astro.engine says why not httpx2). Paging: the first page of each resource type,
+Over the one Astro SCIM client (connector.astro.client: its aiohttp session, the retry policy and the error
+mapping; plain GETs, so neither scim2-client nor scim2-models is loaded: connector.astro.engine says what that
+saves). Paging: the first page of each resource type,
 then the remaining pages concurrently once totalResults is known (bounded), as many resources a page as the
 server's filter.maxResults allows (at most 1000, or astro.page_size when set). The critical path is discovery ->
 first page -> the rest, whatever the user count; each page is decoded and converted while later ones are on their way.
 
-Strict first, relaxed one flag at a time: a JSON body under the wrong media type, or a first page that does not
-validate against the RFC 7643 models, is tolerated and reported in `AstroView.deviations`. Anything that would
-make the audit lie is an error naming the endpoint: HTTP errors after retries, HTML, truncated JSON, resources
-without ids, and totals that do not add up (fewer resources than totalResults, duplicates, a total that moves).
+Strict first, relaxed one flag at a time: a JSON body under the wrong media type, a server that refuses
+excludedAttributes, Teams listed without members, discovery that is missing or points elsewhere are tolerated and
+reported in `AstroView.deviations`. Anything that would make the audit lie is an error naming the endpoint: HTTP
+errors after retries, HTML, truncated JSON, resources without ids, and totals that do not add up (fewer resources
+than totalResults, duplicates, a total that moves). Whether the answers validate against the RFC 7643 models is
+`test-connection`'s question (connector.astro.conformance): it changes nothing in what the audit reads, and
+answering it costs a fresh process the import of scim2-models (~1 s of CPU).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from connector.support.paging import check_page_count
 from connector.views import AstroTeam, AstroUser, AstroView, Compared
 
 if TYPE_CHECKING:
-    from connector.astro.engine import AiohttpSCIMClient
+    from connector.astro.engine import AstroSession
 
 log = logging.getLogger("connector.astro")
 T = TypeVar("T")
@@ -53,8 +57,6 @@ TEAM_PAGE_SIZE = 100
 # member's `display` (half of each membership; drift matches members by `value`, the user's id).
 USER_EXCLUDED = "meta,groups"
 TEAM_EXCLUDED = "meta,members.display"
-VALIDATION_SAMPLE = 25  # resources of the first page checked against the RFC 7643 models
-MEMBER_SAMPLE = 10  # members of each sampled Team checked too (a member costs ~60 us to validate)
 
 Progress = Callable[[str, int, int], None]  # ("users" | "Teams", resources read so far, totalResults)
 Convert = Callable[[dict[str, Any], str, int], Any]  # (resource, endpoint URL, page start) -> view object
@@ -83,7 +85,7 @@ class _Reader:
     def __init__(self, scim: AstroScimClient, *, page_size: int | None, progress: Progress | None,
                  compare: Callable[[], Compared] | None = None) -> None:
         self.scim = scim
-        self.client: AiohttpSCIMClient = scim.engine
+        self.session: AstroSession = scim.session
         self.page_size = page_size
         self.progress = progress
         self.deviations = scim.deviations
@@ -97,7 +99,7 @@ class _Reader:
         self.compared: Compared | None = None
 
     def _keep_compared(self, page: _Page) -> None:
-        """Each user of `page` keeps only the values the audit compares; the page only its validation sample."""
+        """Each user of `page` keeps only the values the audit compares; the page none of its JSON."""
         if self._compare is None:
             return
         if self.compared is None:
@@ -106,7 +108,7 @@ class _Reader:
         for user in page.items:
             user.values = read(user.data)
             user.data = _NO_DATA
-        page.resources = page.resources[:VALIDATION_SAMPLE] if page.start == 1 else []
+        page.resources = []
 
     def _deviate(self, text: str) -> None:
         self.scim.deviate(text)
@@ -117,15 +119,11 @@ class _Reader:
     # -- discovery ----------------------------------------------------------------------------------------
 
     def fetch(self, path: str) -> asyncio.Future[Any]:
-        """GET a discovery endpoint's JSON (checked by scim2-client's check_response, not yet validated)."""
+        """GET a discovery endpoint's JSON (its answer checked by AstroScimClient.get_json)."""
         return asyncio.ensure_future(self.scim.get_json(path))
 
     async def discover(self, spc_q: asyncio.Future[Any], rt_q: asyncio.Future[Any]) -> tuple[int, dict[str, str]]:
-        """Page size from ServiceProviderConfig; endpoints from ResourceTypes (best effort).
-
-        Read from the JSON: validating them against the models first (pydantic, tens of ms in a fresh process)
-        would stand between discovery and the pages. `validate_discovery` does it once the pages are on their way.
-        """
+        """Page size from ServiceProviderConfig; endpoints from ResourceTypes (best effort), read from the JSON."""
         spc: Any
         rts: Any
         spc, rts = await asyncio.gather(spc_q, rt_q, return_exceptions=True)
@@ -161,39 +159,7 @@ class _Reader:
                                   f"base URL; {endpoints[name]} used")
         return page, endpoints
 
-    def validate_discovery(self, spc_q: asyncio.Future[Any], rt_q: asyncio.Future[Any]) -> None:
-        """The answers `discover` read, against the RFC 7643 models: a mismatch is a reported deviation."""
-        from pydantic import ValidationError
-        from scim2_models import Context, ResourceType, ServiceProviderConfig
-
-        spc, rts = (None if q.exception() else q.result() for q in (spc_q, rt_q))  # failures: already reported
-        if isinstance(spc, dict):
-            try:
-                ServiceProviderConfig.model_validate(spc, scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
-            except ValidationError as exc:
-                self._deviate(f"/ServiceProviderConfig does not validate against RFC 7643 ({_first_error(exc)})")
-        if isinstance(rts, dict):
-            problem = _invalid(ResourceType, rts.get("Resources") or [])
-            if problem:
-                self._deviate(f"/ResourceTypes does not validate against RFC 7643 ({problem})")
-
-    async def check_schemas(self, fetched: asyncio.Future[Any]) -> None:
-        """/Schemas is only checked, nothing read from it is used: asked for early, validated last."""
-        from scim2_models import Schema
-
-        try:
-            payload = await fetched
-        except AuthError:
-            raise
-        except RemoteError as exc:
-            self._deviate(f"/Schemas unavailable ({exc})")
-            return
-        resources = payload.get("Resources") if isinstance(payload, dict) else None
-        problem = _invalid(Schema, resources) if isinstance(resources, list) else "not a ListResponse"
-        if problem:
-            self._deviate(f"/Schemas does not validate against RFC 7643 ({problem})")
-
-    async def _page(self, model: Any, endpoint: str, start: int, count: int, convert: Convert) -> _Page:
+    async def _page(self, endpoint: str, start: int, count: int, convert: Convert) -> _Page:
         excluded = TEAM_EXCLUDED if convert is _team else USER_EXCLUDED
 
         def ask(exclude: bool) -> str:
@@ -221,11 +187,10 @@ class _Reader:
         page.items = [convert(r, url, start) for r in page.resources]
         if convert is _team:
             # The Teams are converted: their member lists (a dict of two strings per membership: ~150 MB for
-            # 500,000) are only needed any more for the validation sample, which takes the first MEMBER_SAMPLE.
+            # 500,000) are no longer needed; whether a page left `members` out is (complete_members).
             for r in page.resources:
-                members = r.get("members")
-                if isinstance(members, list) and len(members) > MEMBER_SAMPLE:
-                    r["members"] = members[:MEMBER_SAMPLE]
+                if "members" in r:
+                    r["members"] = ()
         else:
             self._keep_compared(page)
         if page.echoed != start:
@@ -237,24 +202,16 @@ class _Reader:
             self.progress(kind, min(self._read[kind], page.total), page.total)
         return page
 
-    def _validate(self, model: Any, page: _Page, endpoint: str) -> None:
-        """Model validation costs ~1 ms per resource and more per Team member (5 s for 1,000 Teams of 100): a
-        sample of the first page is validated to detect deviations; everything is checked structurally."""
-        problem = _invalid(model, [_trimmed(r) for r in page.resources[:VALIDATION_SAMPLE]])
-        if problem:
-            self._deviate(f"{endpoint} resources do not validate against RFC 7643 ({problem}); read as plain JSON")
+    async def first_page(self, endpoint: str, page_size: int, convert: Convert) -> _Page:
+        return await self._page(endpoint, 1, page_size, convert)
 
-    async def first_page(self, model: Any, endpoint: str, page_size: int, convert: Convert) -> _Page:
-        return await self._page(model, endpoint, 1, page_size, convert)
-
-    async def rest(self, model: Any, endpoint: str, first: _Page, page_size: int, convert: Convert) -> list[_Page]:
+    async def rest(self, endpoint: str, first: _Page, page_size: int, convert: Convert) -> list[_Page]:
         """Every page of one resource type after `first`, in order with it. Raises RemoteError when they do not
         add up to totalResults."""
         total = first.total
         pages = [first]
         step = first.size
         if total <= step:
-            self._validate(model, first, endpoint)
             return _assemble(pages, self.url(endpoint), total)
         if step == 0:
             raise _totals_error(self.url(endpoint), f"totalResults is {total} but the first page is empty")
@@ -263,21 +220,12 @@ class _Reader:
         count = min(step, page_size)
         check_page_count(total=total, per_page=count, service=SERVICE, endpoint=self.url(endpoint))
         starts = list(range(1 + step, total + 1, count))
-        rest = asyncio.ensure_future(asyncio.gather(*(self._page(model, endpoint, s, count, convert) for s in starts)))
-        try:
-            await self.client.all_sent()
-            self._validate(model, first, endpoint)  # while the other pages are on their way
-        except BaseException:
-            rest.cancel()
-            raise
-        pages += await rest
-        pages += await self._fill_gaps(model, endpoint, pages, total, count, convert)
+        pages += await asyncio.gather(*(self._page(endpoint, s, count, convert) for s in starts))
+        pages += await self._fill_gaps(endpoint, pages, total, count, convert)
         return _assemble(pages, self.url(endpoint), total)
 
     async def complete_members(self, endpoint: str, pages: list[_Page]) -> list[AstroTeam]:
         """Some servers leave `members` out of list responses; then read each group by id (concurrently)."""
-        from scim2_models import Group
-
         teams = [team for page in pages for team in page.items]
         groups = [group for page in pages for group in page.resources]
         if not groups or any("members" in g for g in groups):
@@ -285,8 +233,7 @@ class _Reader:
 
         async def one(group: dict[str, Any]) -> dict[str, Any]:
             path = f"{endpoint}/{group['id']}"
-            full = await self.scim.call(path, lambda: self.client.query(
-                Group, group["id"], check_response_payload=False, expected_status_codes=[200]))
+            full = await self.scim.get_json(path)
             if not isinstance(full, dict) or full.get("id") != group["id"]:
                 raise RemoteError("answered with another resource than the one asked for", service=SERVICE,
                                   endpoint=self.url(path), code="invalid_body")
@@ -299,7 +246,7 @@ class _Reader:
         full = [probe, *await asyncio.gather(*(one(g) for g in groups[1:]))]
         return [_team(group, self.url(f"{endpoint}/{group['id']}"), 1) for group in full]
 
-    async def _fill_gaps(self, model: Any, endpoint: str, pages: list[_Page], total: int, step: int,
+    async def _fill_gaps(self, endpoint: str, pages: list[_Page], total: int, step: int,
                          convert: Convert) -> list[_Page]:
         """Pages shorter than asked (without being the last) leave gaps; ask for them until none is left."""
         extra: list[_Page] = []
@@ -317,7 +264,7 @@ class _Reader:
             # Each round fills at least one resource per gap (or stops below); bound the rounds' requests too.
             self._gap_requests += len(gaps)
             check_page_count(total=self._gap_requests, per_page=1, service=SERVICE, endpoint=self.url(endpoint))
-            got = await asyncio.gather(*(self._page(model, endpoint, g, step, convert) for g in gaps))
+            got = await asyncio.gather(*(self._page(endpoint, g, step, convert) for g in gaps))
             for g, page in zip(gaps, got, strict=True):
                 if not page.size:
                     raise _totals_error(
@@ -331,38 +278,6 @@ def _is_relative_path(endpoint: str) -> bool:
     parts = urlsplit(endpoint)
     return (endpoint.startswith("/") and not (parts.scheme or parts.netloc or parts.query or parts.fragment)
             and not {".", ".."} & set(parts.path.split("/")))
-
-
-def _invalid(model: Any, resources: list[Any]) -> str | None:
-    """`Resources.i.path: message` for the first resource that does not validate as `model`, else None.
-
-    One resource at a time, not as a ListResponse[model]: pydantic builds a class per generic ListResponse on
-    first use (a fresh process pays that on every run), and the envelope is checked structurally anyway.
-    """
-    from pydantic import ValidationError
-    from scim2_models import Context
-
-    for i, resource in enumerate(resources):
-        try:
-            model.model_validate(resource, scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
-        except ValidationError as exc:
-            return f"Resources.{i}.{_first_error(exc)}"
-    return None
-
-
-def _first_error(exc: Any) -> str:
-    """`loc: message` of a pydantic ValidationError's first error."""
-    errors = exc.errors()
-    first = errors[0] if errors else {"loc": (), "msg": str(exc)}
-    return ".".join(str(p) for p in first.get("loc", ())) + f": {first.get('msg')}"
-
-
-def _trimmed(resource: dict[str, Any]) -> dict[str, Any]:
-    """The resource with at most MEMBER_SAMPLE members: a sampled Team of 5,000 members would cost 0.3 s."""
-    members = resource.get("members")
-    if isinstance(members, list) and len(members) > MEMBER_SAMPLE:
-        return {**resource, "members": members[:MEMBER_SAMPLE]}
-    return resource
 
 
 def _totals_error(endpoint: str, message: str) -> RemoteError:
@@ -496,51 +411,39 @@ async def read_astro_async(
 ) -> AstroView:
     """See `read_astro`; `page_size` overrides astro.page_size. With `compare`, each user keeps only the values
     it names (AstroUser.values, in AstroView.compared's order), not its JSON."""
-    from scim2_models import EnterpriseUser, Group, ResourceType, ScimProvider, User
-
-    user_model = User[EnterpriseUser]
     async with AstroScimClient(astro, concurrency=concurrency, policy=policy) as scim:
-        client = scim.engine
+        session = scim.session
         reader = _Reader(scim, page_size=page_size or astro.page_size, progress=progress, compare=compare)
         # Discovery and the first page of each type go out together: the pages do not depend on it unless the
         # server announces other endpoints than the standard ones (then they are read again from those).
         asked = min(page_size or astro.page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
         standard = {"User": "/Users", "Group": "/Groups"}
-        firsts = [asyncio.ensure_future(reader.first_page(user_model, standard["User"], asked, _user)),
-                  asyncio.ensure_future(reader.first_page(Group, standard["Group"], min(asked, TEAM_PAGE_SIZE),
-                                                          _team))]
-        # On the wire before discovery's preparation (scim2-client builds each query through the models).
-        await client.all_sent()
-        spc, rts, schemas = reader.fetch("/ServiceProviderConfig"), reader.fetch("/ResourceTypes"), \
-            reader.fetch("/Schemas")
+        firsts = [asyncio.ensure_future(reader.first_page(standard["User"], asked, _user)),
+                  asyncio.ensure_future(reader.first_page(standard["Group"], min(asked, TEAM_PAGE_SIZE), _team))]
+        await session.all_sent()
+        spc, rts = reader.fetch("/ServiceProviderConfig"), reader.fetch("/ResourceTypes")
         discovery = asyncio.ensure_future(reader.discover(spc, rts))
         try:
             size, endpoints = await discovery
         except BaseException:
-            await _cancel([*firsts, spc, rts, schemas])
+            await _cancel([*firsts, spc, rts])
             raise
         try:
             if endpoints != standard:
                 await _cancel(firsts)
-                client.provider = ScimProvider(models=[User, EnterpriseUser, Group], resource_types=[
-                    ResourceType.from_resource(user_model).model_copy(update={"endpoint": endpoints["User"]}),
-                    ResourceType.from_resource(Group).model_copy(update={"endpoint": endpoints["Group"]})])
-                firsts = [asyncio.ensure_future(reader.first_page(user_model, endpoints["User"], size, _user)),
-                          asyncio.ensure_future(reader.first_page(Group, endpoints["Group"], min(size, TEAM_PAGE_SIZE),
+                firsts = [asyncio.ensure_future(reader.first_page(endpoints["User"], size, _user)),
+                          asyncio.ensure_future(reader.first_page(endpoints["Group"], min(size, TEAM_PAGE_SIZE),
                                                                   _team))]
             first_users, first_groups = await _all_or_none(firsts)
             # Teams first: a page of them carries ~10,000 memberships (~6 ms to decode); queued behind the users'
             # pages they would be decoded at the end, with no request left in flight to overlap them.
-            rests = [asyncio.ensure_future(reader.rest(Group, endpoints["Group"], first_groups,
-                                                       min(size, TEAM_PAGE_SIZE), _team)),
-                     asyncio.ensure_future(reader.rest(user_model, endpoints["User"], first_users, size, _user))]
-            await client.all_sent()
-            reader.validate_discovery(spc, rts)  # while the pages are on their way
+            rests = [asyncio.ensure_future(reader.rest(endpoints["Group"], first_groups, min(size, TEAM_PAGE_SIZE),
+                                                       _team)),
+                     asyncio.ensure_future(reader.rest(endpoints["User"], first_users, size, _user))]
             group_pages, user_pages = await _all_or_none(rests)
             teams = await reader.complete_members(endpoints["Group"], group_pages)
-            await reader.check_schemas(schemas)
         except BaseException:
-            await _cancel([*firsts, schemas])
+            await _cancel(firsts)
             raise
         if stats is not None:
             stats.requests, stats.page_size = scim.requests, size

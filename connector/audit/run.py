@@ -22,7 +22,7 @@ from connector.audit.reconcile import AuditResult, compared, run_audit
 from connector.audit.remedies import Outcome, check_limits, execute, plan_remedies
 from connector.audit.report import render
 from connector.config.load import AstroConfig, ProjectConfig
-from connector.errors import UnsafePlan
+from connector.errors import ConnectorError, UnsafePlan
 from connector.plan.model import Action, Plan
 from connector.plan.view import show_plans
 from connector.providers import registry
@@ -60,6 +60,7 @@ class DriftRun:
     results: list[AuditResult] = field(default_factory=list)
     # Text reports already printed before a --fix plan, with their finding count then (see `drift`).
     shown: list[tuple[AuditResult, int]] = field(default_factory=list)
+    recorded: list[AuditResult] = field(default_factory=list)  # results whose remedies are in the audit trail
 
     def unseen(self) -> list[AuditResult]:
         return [r for r in self.results if not any(r is seen and len(r.findings) == n for seen, n in self.shown)]
@@ -176,12 +177,19 @@ def fix(cfg: ProjectConfig, target: AuditTarget, astro: AstroConfig, result: Aud
     with progress.stage(f"fix {result.idp}", total=len(actionable), unit="remedies") as stage:
         outcomes = execute(plan, provider=target, astro=astro, report=lambda o: report(o, stage))
     targeted = {fid for o in outcomes if o.ok for fid in o.change.data.get("findings", [])}
-    with progress.stage(f"re-audit {result.idp} until the fixes show"):
-        after = settle(target, astro, targeted)
+    remedies = [{**o.change.to_json(), "ok": o.ok, "message": o.message} for o in outcomes]
+    try:
+        with progress.stage(f"re-audit {result.idp} until the fixes show"):
+            after = settle(target, astro, targeted)
+    except ConnectorError:
+        # What was done must not be lost with the re-audit: the audit before the fix, with the remedies carried
+        # out (unverified: nothing was read back), is what `drift` reports beside the error.
+        result.remedies = remedies
+        raise
     left = {f.id for f in after.findings}
     after.fixed = [f for f in result.findings if f.id not in left]
     after.idp_org = result.idp_org
-    after.remedies = [{**o.change.to_json(), "ok": o.ok, "message": o.message} for o in outcomes]
+    after.remedies = remedies
     say(f"{result.idp}: after the fix, {len(after.findings)} finding(s) left "
         f"({len(after.fixed)} of {len(result.findings)} fixed)")
     return after
@@ -197,18 +205,22 @@ def idp_org(cfg: ProjectConfig, idp: str) -> str:
 
 
 def drift(cfg: ProjectConfig, idp: str, options: FixOptions, *, fmt: str, to_stdout: bool,
-          progress: Progress | None = None) -> DriftRun:
+          progress: Progress | None = None, run: DriftRun | None = None) -> DriftRun:
     """Audit each selected IdP against its Astro organization (and fix, per `options`), then the Team roles.
+
+    Results go into `run` as each IdP is done: when a later IdP fails (the error propagates), the caller still
+    holds the earlier ones, and an IdP whose remedies were carried out before its re-audit failed.
 
     Text reports printed before a --fix plan are recorded in `shown`: when nothing was done since (no --yes, or
     only manual remedies: `fix` returns the same result), the final report would repeat them word for word. A
     fix that acted returns a new result, which is reported.
     """
     machine_on_stdout = fmt != "text" and to_stdout
-    run = DriftRun()
+    run = run if run is not None else DriftRun()
     for name in registry.selected_idps(cfg, idp):
         astro = cfg.astro_for(name)
         target = registry.audit_target(cfg, name)
+        result: AuditResult | None = None
         try:
             result = audit_once(target.view, astro, setup=target.setup, progress=progress)
             result.idp_org = idp_org(cfg, name)
@@ -218,6 +230,10 @@ def drift(cfg: ProjectConfig, idp: str, options: FixOptions, *, fmt: str, to_std
                     run.shown.append((result, len(result.findings)))
                 result = fix(cfg, target, astro, result, options, machine_on_stdout, progress)
             run.results.append(result)
+        except ConnectorError:
+            if result is not None and result.remedies:  # acted, then could not re-audit: keep what was done
+                run.results.append(result)
+            raise
         finally:
             target.close()
     if cfg.access:

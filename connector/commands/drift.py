@@ -13,7 +13,7 @@ from pathlib import Path
 from connector import output
 from connector.audit.reconcile import AuditResult
 from connector.audit.report import render, to_markdown
-from connector.audit.run import FixOptions, drift
+from connector.audit.run import DriftRun, FixOptions, drift
 from connector.config.arg import load_config_arg
 from connector.errors import EXIT_FINDINGS, EXIT_OK, ConnectorError, UsageError
 from connector.plan import trail
@@ -22,20 +22,26 @@ from connector.support import github
 
 @trail.recorded("drift --fix")
 def run(args: argparse.Namespace) -> int:
+    done = DriftRun()
     try:
-        return _run(args)
+        return _run(args, done)
     except ConnectorError as exc:
+        # What was audited before the error is reported with it (another IdP's findings, remedies already carried
+        # out); the exit code stays the error's.
+        _record(done)
         if args.format == "json" and not args.output:  # the document still comes, saying what stopped the audit
             from connector.audit.report import to_json
 
-            doc = {**json.loads(to_json([])), "clean": False}  # nothing audited is no verdict of clean
+            doc = {**json.loads(to_json(done.results)), "clean": False}  # an unfinished audit is never clean
             doc["error"] = {"type": type(exc).__name__, "message": str(exc), "hint": exc.hint,
                             "exit_code": exc.exit_code}
             output.raw(json.dumps(doc, indent=2))
+        elif not args.output and (unseen := done.unseen()):  # a report file is never written for a half audit
+            _emit(unseen, args.format, None)
         raise
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, done: DriftRun) -> int:
     if not args.fix and (args.yes or args.delete_orphans):
         raise UsageError("--yes and --delete-orphans only apply with --fix", hint="astro-scim drift --fix --yes")
     if args.output and not Path(args.output).resolve().parent.is_dir():
@@ -46,14 +52,22 @@ def _run(args: argparse.Namespace) -> int:
     if args.fix:  # a read-only audit changes nothing: only --fix leaves a line in the audit trail
         trail.bind(cfg)
     options = FixOptions(fix=args.fix, yes=args.yes, delete_orphans=args.delete_orphans, force=args.force)
-    done = drift(cfg, args.idp, options, fmt=args.format, to_stdout=not args.output, progress=output.progress())
-    for result in done.results:
-        for remedy in result.remedies:
-            trail.record(result.idp, {**remedy, "outcome": "done" if remedy.get("ok") else "failed"})
+    drift(cfg, args.idp, options, fmt=args.format, to_stdout=not args.output, progress=output.progress(), run=done)
+    _record(done)
     unseen = done.unseen()
     if unseen or not done.results:
         _emit(unseen, args.format, args.output)  # only text on stdout is ever shown early: others get everything
     return EXIT_OK if all(r.clean for r in done.results) else EXIT_FINDINGS
+
+
+def _record(done: DriftRun) -> None:
+    """Each remedy carried out, in the audit trail (each result's once, whether the run ends well or not)."""
+    for result in done.results:
+        if any(result is seen for seen in done.recorded):
+            continue
+        done.recorded.append(result)
+        for remedy in result.remedies:
+            trail.record(result.idp, {**remedy, "outcome": "done" if remedy.get("ok") else "failed"})
 
 
 def _emit(results: list[AuditResult], fmt: str, path: str | None) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from connector import output
 from connector.config.arg import load_config_arg
+from connector.config.load import AstroConfig
 from connector.errors import EXIT_FINDINGS, EXIT_OK, ConnectorError
 from connector.providers import registry
 from connector.providers.base import Check, Health
@@ -44,7 +45,8 @@ def checks_document(command: str, results: list[tuple[str, list[Check]]]) -> dic
     }
 
 
-def run_checks(args: argparse.Namespace, checks: Callable[[Health], list[Check]], command: str) -> int:
+def run_checks(args: argparse.Namespace, checks: Callable[[Health, AstroConfig], list[Check]], command: str
+               ) -> int:
     """Show each configured IdP's `checks`; exit 1 when any failed. `status` shares it."""
     results: list[tuple[str, list[Check]]] = []
     try:
@@ -59,12 +61,12 @@ def run_checks(args: argparse.Namespace, checks: Callable[[Health], list[Check]]
         raise
 
 
-def _run_checks(args: argparse.Namespace, checks: Callable[[Health], list[Check]], command: str,
+def _run_checks(args: argparse.Namespace, checks: Callable[[Health, AstroConfig], list[Check]], command: str,
                 results: list[tuple[str, list[Check]]]) -> int:
     cfg = load_config_arg(args.config)
     for provider in registry.health(cfg, args.idp):
         try:
-            found = checks(provider)
+            found = checks(provider, cfg.astro_for(provider.name))
         finally:
             provider.close()
         results.append((provider.name, found))
@@ -77,4 +79,29 @@ def _run_checks(args: argparse.Namespace, checks: Callable[[Health], list[Check]
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_checks(args, lambda provider: provider.test_connection(), "test-connection")
+    checked: set[str] = set()  # Astro organizations whose conformance is shown (once each, with the first IdP)
+
+    def checks(provider: Health, astro: AstroConfig) -> list[Check]:
+        found = provider.test_connection()
+        if astro.scim_url not in checked:
+            checked.add(astro.scim_url)
+            found.append(conformance_check(astro))
+        return found
+
+    return run_checks(args, checks, "test-connection")
+
+
+def conformance_check(astro: AstroConfig) -> Check:
+    """Whether Astro's SCIM answers validate against RFC 7643 (connector.astro.conformance): deviations are
+    information (the audit tolerates them), an endpoint that cannot be read is a failure."""
+    from connector.astro.conformance import check_conformance
+
+    name = "Astro SCIM conformance"
+    try:
+        deviations = check_conformance(astro)
+    except ConnectorError as exc:
+        return Check(name, False, str(exc), exc.hint)
+    if not deviations:
+        return Check(name, True, "discovery, Users and Teams validate against RFC 7643")
+    return Check(name, None, "tolerated by the audit: " + "; ".join(deviations),
+                 "nothing to fix on your side; the audit reads these answers as plain JSON")

@@ -702,8 +702,14 @@ def get_value(resource: dict[str, Any], path: str | ScimPath) -> Any:
 
 
 def _canonical_name(path: ScimPath, name: str, sub: bool = False) -> str:
+    return _canonical(path.attr, name, sub)
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical(attr: str, name: str, sub: bool) -> str:
+    # A scan of every schema's attributes; an engine building 20,000 bodies asks for the same few names.
     for attrs in SCHEMAS.values():
-        a = _find(attrs + _COMMON_ATTRS, path.attr)
+        a = _find(attrs + _COMMON_ATTRS, attr)
         if a is None:
             continue
         if not sub:

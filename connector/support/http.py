@@ -26,11 +26,14 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from connector.errors import AuthError, RemoteError
 from connector.support import clock as clocks
 from connector.support.clock import Clock
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger("connector.http")
 T = TypeVar("T")
@@ -132,6 +135,38 @@ def without_transport_retry(session: S) -> S:
     if hasattr(session, "_retry_connection"):
         session._retry_connection = False  # aiohttp's private switch, see above
     return session
+
+
+SEND_WAIT_SECONDS = 0.25  # `written` never waits longer than this, whatever a request is stuck on
+
+
+def sent_trace() -> Any:
+    """An aiohttp TraceConfig that sets a request's `trace_request_ctx` (an asyncio.Event, when one is given) once
+    its headers are written: what `written` waits for. A cursor reader starts the next page's request as a task,
+    which only runs at the event loop's next turn; waiting until it is on the wire before decoding the current
+    page makes the decoding overlap the round trip instead of delaying it (~60 ms a link of an Okta chain)."""
+    import asyncio
+
+    import aiohttp
+
+    async def headers_sent(session: Any, context: Any, params: Any) -> None:
+        if isinstance(context.trace_request_ctx, asyncio.Event):
+            context.trace_request_ctx.set()
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_headers_sent.append(headers_sent)
+    return trace
+
+
+async def written(sent: asyncio.Event, timeout: float = SEND_WAIT_SECONDS) -> None:
+    """Until the request behind `sent` is on the wire (see `sent_trace`; its sender also sets `sent` when the
+    request fails before that), never longer than `timeout`."""
+    import asyncio
+
+    try:
+        await asyncio.wait_for(sent.wait(), timeout)
+    except TimeoutError:
+        pass
 
 
 def is_retryable(exc: BaseException, policy: RetryPolicy = DEFAULT_POLICY) -> bool:

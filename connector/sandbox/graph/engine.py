@@ -28,11 +28,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from connector.sandbox.graph.state import Escrow, GraphState, SyncJob, now_iso
 from connector.sandbox.graph.template import SOURCE_DIRECTORY, TARGET_DIRECTORY
-from connector.sandbox.server import tls_context
+from connector.sandbox.scim_http import ERRORS as HTTP_ERRORS
+from connector.sandbox.scim_http import Reply, ScimHttp, encode_json
 from connector.support.urls import is_loopback
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -140,26 +139,26 @@ class _Counts:
 
 
 class _Scim:
-    """A tiny SCIM client speaking Entra's dialect."""
+    """A tiny SCIM client speaking Entra's dialect, over one kept-alive connection (scim_http)."""
 
     def __init__(self, base: str, token: str, timeout: float) -> None:
-        self.client = httpx.Client(
-            base_url=base.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}", "Accept": SCIM_JSON,
-                     "User-Agent": "Microsoft.Azure.ProvisioningService (sandbox)"},
-            timeout=timeout, verify=tls_context(),
+        self.client = ScimHttp(
+            base,
+            {"Authorization": f"Bearer {token}", "Accept": SCIM_JSON,
+             "User-Agent": "Microsoft.Azure.ProvisioningService (sandbox)"},
+            timeout,
         )
 
     def close(self) -> None:
         self.client.close()
 
     def request(self, method: str, path: str, *, params: dict[str, str] | None = None,
-                body: Any = None) -> httpx.Response:
-        content = None if body is None else json.dumps(body).encode()
+                body: Any = None) -> Reply:
+        content = None if body is None else encode_json(body)
         headers = {"Content-Type": SCIM_JSON} if body is not None else None
         try:
-            return self.client.request(method, path, params=params, content=content, headers=headers)
-        except httpx.HTTPError as exc:
+            return self.client.request(method, path, params=params, body=content, headers=headers)
+        except HTTP_ERRORS as exc:
             raise _ExportFailed(_scim_code(0), f"Could not reach the SCIM endpoint: {type(exc).__name__}") from exc
 
     def checked(self, method: str, path: str, *, params: dict[str, str] | None = None,

@@ -968,6 +968,7 @@ class OktaEmulator:
             default=50,
             maximum=500,
             pred=pred,
+            raw=(lambda rows: self.shapes.app_users_bytes(aid, rows, base)) if "user" in expand else None,
         )
 
     def _app_user_row(self, aid: str, uid: str) -> Row:

@@ -14,20 +14,20 @@ The caller holds the state lock: the engine reads and writes rows directly.
 
 from __future__ import annotations
 
-import json
+import functools
 import re
 import secrets
 import string
+import threading
 import time
 from typing import Any
-
-import httpx
 
 from connector.mapping import scim_paths
 from connector.mapping.expr import okta as okta_expr
 from connector.mapping.idp_attributes import OKTA_APP_USER_TO_SCIM, OKTA_USER_ATTRIBUTES
 from connector.sandbox.okta.state import OktaState, Row
-from connector.sandbox.server import tls_context
+from connector.sandbox.scim_http import ERRORS as HTTP_ERRORS
+from connector.sandbox.scim_http import Reply, ScimHttp, encode_json
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -46,9 +46,22 @@ def app_attributes() -> dict[str, str]:
     return OKTA_APP_USER_TO_SCIM
 
 
+@functools.lru_cache(maxsize=1024)
+def _parsed_expression(expression: str) -> okta_expr.Expr:
+    # An app's profile mapping evaluates the same few expressions for every user it provisions: one parse per
+    # text (evaluation only reads the tree). A text that does not parse raises each time (nothing is cached).
+    return okta_expr.parse(expression)
+
+
+@functools.lru_cache(maxsize=1024)
+def _scim_path(path: str) -> scim_paths.ScimPath:
+    return scim_paths.parse_path(path)  # the same few attribute paths for every user; ScimPath is frozen
+
+
 def evaluate_expression(expression: str, profile: Row, groups: list[str] | None = None) -> Any:
     """An Okta expression's value for a user profile (and the user's group names, for isMemberOf*)."""
-    return okta_expr.evaluate(okta_expr.parse(expression), profile, groups=groups or ())
+    tree = _parsed_expression(expression) if isinstance(expression, str) else okta_expr.parse(expression)
+    return okta_expr.evaluate(tree, profile, groups=groups or ())
 
 
 def expression_error(expression: str) -> str | None:
@@ -66,7 +79,7 @@ def expression_error(expression: str) -> str | None:
 def set_attribute(resource: Row, path: str, value: Any) -> None:
     """Set (or, for None/"", remove) a SCIM attribute; the first entry of a multi-valued one is primary, as
     Okta sends `emails: [{"primary": true, "value": ..., "type": "work"}]`."""
-    parsed = scim_paths.parse_path(path)
+    parsed = _scim_path(path)
     fresh = bool(parsed.filter) and not resource.get(parsed.attr)
     scim_paths.set_value(resource, parsed, None if value in (None, "") else value)
     items = resource.get(parsed.attr)
@@ -85,10 +98,16 @@ class ScimFailure(Exception):
 class OktaEngine:
     def __init__(self, state: OktaState, *, timeout: float = 10.0) -> None:
         self.state = state
-        self._http = httpx.Client(timeout=timeout, verify=tls_context())
+        self.timeout = timeout
+        # One kept-alive connection per SCIM base URL (scim_http): Okta sends one request at a time per app.
+        self._http: dict[str, ScimHttp] = {}
+        self._http_lock = threading.Lock()
 
     def close(self) -> None:
-        self._http.close()
+        with self._http_lock:
+            clients, self._http = list(self._http.values()), {}
+        for client in clients:
+            client.close()
 
     # -- profiles --------------------------------------------------------------------------------------------
 
@@ -132,11 +151,10 @@ class OktaEngine:
         body: Any = None,
         params: dict[str, Any] | None = None,
         ok: tuple[int, ...] = (200, 201, 204),
-    ) -> httpx.Response:
+    ) -> Reply:
         conn = self.state.connections.get(app_id)
         if conn is None:
             raise ScimFailure(f"Error while {action}: provisioning is not configured for the app.")
-        url = str(conn["baseUrl"]).rstrip("/") + path
         headers = {
             "Authorization": f"Bearer {conn['token']}",
             "Accept": SCIM_JSON,
@@ -145,8 +163,8 @@ class OktaEngine:
         content = None
         if body is not None:
             headers["Content-Type"] = f"{SCIM_JSON}; charset=utf-8"
-            content = json.dumps(body)
-        resp = self._send(method, url, headers, content, params, action=action, base=str(conn["baseUrl"]))
+            content = encode_json(body)
+        resp = self._send(method, path, headers, content, params, action=action, base=str(conn["baseUrl"]))
         if resp.status_code not in ok:
             detail = ""
             try:
@@ -165,20 +183,25 @@ class OktaEngine:
     def _send(
         self,
         method: str,
-        url: str,
+        path: str,
         headers: dict[str, str],
-        content: str | None,
+        content: bytes | None,
         params: dict[str, Any] | None,
         *,
         action: str,
         base: str,
-    ) -> httpx.Response:
+    ) -> Reply:
         """One SCIM request, retried a couple of times like Okta does on 429/503 (honouring a short
         Retry-After) and, for idempotent methods, on a dropped connection; other failures are the caller's."""
+        with self._http_lock:
+            client = self._http.get(base)
+            if client is None:
+                client = self._http[base] = ScimHttp(base, {}, self.timeout)
         for attempt in range(RETRIES + 1):
             try:
-                resp = self._http.request(method, url, headers=headers, content=content, params=params)
-            except httpx.HTTPError as exc:
+                with client.lock:
+                    resp = client.request(method, path, params=params, body=content, headers=headers)
+            except HTTP_ERRORS as exc:
                 if attempt < RETRIES and method in ("GET", "PUT", "DELETE"):
                     time.sleep(RETRY_PAUSE)
                     continue
@@ -195,7 +218,7 @@ class OktaEngine:
             return resp
         raise AssertionError("unreachable")
 
-    def _json(self, resp: httpx.Response, action: str) -> Row:
+    def _json(self, resp: Reply, action: str) -> Row:
         try:
             data = resp.json()
         except ValueError:

@@ -1,0 +1,109 @@
+"""The emulated provisioning engines' HTTP client: one kept-alive HTTP/1.1 connection to a SCIM base URL.
+
+Entra's and Okta's engines send one SCIM request at a time per app, so an engine needs one connection, reused,
+and nothing of a general client (pools, redirects, cookies, auth flows, URL merging). The standard library's
+http.client is that: about 0.3 ms of CPU a request here, where httpx's client stack costs ~1 ms, and a
+20,000-user rehearsal sends 40,000 of them (benchmarks/engines.py). The engines' SCIM server is the sandbox's
+own emulated Astro on loopback, or an https URL verified with the same TLS context httpx would build.
+"""
+
+from __future__ import annotations
+
+import http.client
+import select
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import orjson
+
+from connector.sandbox.server import tls_context
+
+# What a request can fail with below HTTP: refused, reset or timed-out connections, and answers that are no HTTP.
+ERRORS: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException)
+
+
+@dataclass
+class Reply:
+    """An answer, read whole (SCIM answers are small JSON documents)."""
+
+    status_code: int
+    reason_phrase: str
+    headers: dict[str, str]  # names lower-cased
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body as JSON; ValueError when it is none (orjson.JSONDecodeError is one)."""
+        return orjson.loads(self.content)
+
+
+def encode_json(body: Any) -> bytes:
+    return orjson.dumps(body)
+
+
+class ScimHttp:
+    """Requests to `base` (e.g. http://127.0.0.1:5000/scim/v2/org) over one connection, reopened when the server
+    closed it (an idle timeout, `Connection: close`, an error). One request at a time, as the IdPs' engines send
+    them per app: callers that share a client between threads hold `lock` around `request`."""
+
+    def __init__(self, base: str, headers: dict[str, str], timeout: float) -> None:
+        parts = urlsplit(base.rstrip("/"))
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if self.https else 80)
+        self.prefix = parts.path
+        self.headers = dict(headers)
+        self.timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+        self.lock = threading.Lock()  # for callers that share one client between threads: one request at a time
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = self._conn
+        if conn is not None and conn.sock is not None and _closed_by_peer(conn.sock):
+            conn.close()  # the server closed the kept-alive connection: reconnect rather than fail the request
+        if conn is None:
+            if self.https:
+                conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=tls_context())
+            else:
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            self._conn = conn
+        return conn
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> Reply:
+        """One request; `path` is relative to the base URL. Raises one of ERRORS when no HTTP answer came."""
+        url = self.prefix + path
+        if params:
+            url += "?" + urlencode(params)
+        sent = {**self.headers, **headers} if headers else self.headers
+        conn = self._connection()
+        try:
+            conn.request(method, url, body=body, headers=sent)
+            resp = conn.getresponse()
+            content = resp.read()
+        except BaseException:
+            conn.close()  # whatever was half-sent or half-read: the next request starts on a new connection
+            raise
+        if resp.will_close:
+            conn.close()
+        return Reply(resp.status, resp.reason, {k.lower(): v for k, v in resp.getheaders()}, content)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """True when an idle kept-alive socket is readable: the server closed it (or sent what nobody asked for)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
