@@ -39,7 +39,9 @@ from connector.support.http import (
     is_retryable,
     retry_after_seconds,
     retry_async,
+    sent_trace,
     without_transport_retry,
+    written,
 )
 from connector.support.paging import PageGuard, redirect_error
 
@@ -49,7 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("connector.graph")
 Json = dict[str, Any]
 TIMEOUT_S, CONNECT_TIMEOUT_S = 100, 30  # the SDK client's httpx timeouts
-SEND_WAIT_SECONDS = 0.25  # iter_pages never waits longer than this for the next page's request to be written
 
 
 def query_value(value: Any) -> str:
@@ -91,20 +92,6 @@ class _Flight:
 def _unwanted(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()  # retrieved: asyncio does not log it as "never retrieved"
-
-
-async def _headers_sent(session: Any, context: Any, params: Any) -> None:
-    """aiohttp trace hook: the request's headers are written; its `trace_request_ctx` (an Event, when given) says so."""
-    if isinstance(context.trace_request_ctx, asyncio.Event):
-        context.trace_request_ctx.set()
-
-
-async def _written(sent: asyncio.Event) -> None:
-    """Until the request behind `sent` is on the wire (bounded: never longer than SEND_WAIT_SECONDS)."""
-    try:
-        await asyncio.wait_for(sent.wait(), SEND_WAIT_SECONDS)
-    except TimeoutError:
-        pass
 
 
 class GraphReader:
@@ -150,14 +137,12 @@ class GraphReader:
             import aiohttp
 
             proxy, proxy_auth = self.proxy()
-            trace = aiohttp.TraceConfig()
-            trace.on_request_headers_sent.append(_headers_sent)
             self._session = without_transport_retry(aiohttp.ClientSession(
                 headers={"Accept": "application/json", "User-Agent": f"astro-scim/{__version__}"},
                 timeout=aiohttp.ClientTimeout(total=TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
                 proxy=proxy, proxy_auth=proxy_auth,
                 cookie_jar=aiohttp.DummyCookieJar(),  # Graph's answers need none: no jar to update per request
-                trace_configs=[trace],
+                trace_configs=[sent_trace()],
             ))
         return self._session
 
@@ -300,7 +285,7 @@ class GraphReader:
                 if url is not None:
                     sent = asyncio.Event()
                     pending = asyncio.ensure_future(self.get(endpoint, url, permission=permission, sent=sent))
-                    await _written(sent)
+                    await written(sent)
                 yield collection_page(page, endpoint)[0]
         finally:
             if pending is not None:
