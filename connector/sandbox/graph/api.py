@@ -59,6 +59,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
@@ -72,6 +73,7 @@ from connector.sandbox.graph.odata import (
     order_by,
     page_size,
     project,
+    project_page,
     select_fields,
     simple_equality,
 )
@@ -459,10 +461,11 @@ class GraphEmulator:
                 values = b", ".join(raw(page))
             joined = json.dumps(body)[:-1].encode() + b', "value": [' + values + b"]"
             return self._json_bytes(request, joined + tail + b"}")
-        body["value"] = [project(o, fields, default_select) for o in page]
+        body["value"] = project_page(page, fields, default_select)
         if next_link is not None:
             body["@odata.nextLink"] = next_link
-        return self._json(request, body)
+        # orjson: json.dumps was the other third of a 999-member page's CPU; the same JSON, compact.
+        return self._json_bytes(request, orjson.dumps(body))
 
     def _entity(self, request: Request, obj: dict[str, Any], context: str,
                 default_select: tuple[str, ...] | None = None) -> Response:

@@ -333,6 +333,32 @@ def project(obj: dict[str, Any], fields: list[str] | None, default: tuple[str, .
     return out
 
 
+def project_page(objs: list[dict[str, Any]], fields: list[str] | None, default: tuple[str, ...] | None = None
+                 ) -> list[dict[str, Any]]:
+    """`project` of each object of a page: with `$select`, the case-insensitive matching is worked out once per
+    set of property names (a page's objects mostly share one), not once per object (~1/3 of a 999-user page of
+    group members: the chain a Graph audit waits on, link by link). The same dicts as `project`'s."""
+    if fields is None:
+        return [project(o, None, default) for o in objs]
+    plans: dict[tuple[str, ...], list[tuple[str, str | None]]] = {}
+    out = []
+    for obj in objs:
+        names = tuple(obj)
+        plan = plans.get(names)
+        if plan is None:
+            lowered = {k.lower(): k for k in names}
+            plan = [("@odata.type", "@odata.type")] if "@odata.type" in obj else []
+            for f in fields:
+                key = lowered.get(f.lower())
+                if key is not None:
+                    plan.append((key, key))
+                elif f != "*":
+                    plan.append((f, None))
+            plans[names] = plan
+        out.append({name: obj[src] if src is not None else None for name, src in plan})
+    return out
+
+
 def order_by(items: list[dict[str, Any]], raw: str | None) -> list[dict[str, Any]]:
     if not raw:
         return items
