@@ -5,6 +5,10 @@ their Teams with every member, per IdP (tests/test_audit_fast_path.py does the s
 minutes on a shared machine, and what a larger size could show (page boundaries, several pages in flight, many
 Teams per user) already happens at 2,000: Okta app users come in 4 pages of 500, Graph members in 3 of 999,
 Astro users in 2 of 1,000 and Teams in pages of 100. Speed is measured in benchmarks/audit_scale.py, not here.
+
+The set-up fills Astro without a SCIM request per user, as each IdP's engine would have filled it: Entra's with
+`apply --pause` and the Astro preload, Okta's with the real apply and the engine's provisioning written straight
+into Astro afterwards (`_okta_apply`, checked against a plain apply on 30 users).
 """
 
 from __future__ import annotations
@@ -48,6 +52,73 @@ def _apply(config: Path, *extra: str) -> None:
         assert main(["apply", "-c", str(config), "--yes", *extra]) == 0
 
 
+def _okta_apply(sb: Sandbox, config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`apply` as a user runs it, except that Okta's engine provisions the assigned users afterwards, straight into
+    the emulated Astro (the bodies it would POST, built by its own code), not by a GET and a POST per user: at 2,000
+    users those 4,000 SCIM requests were ~10 of the test's ~12 CPU-s. The rest is the real apply (features,
+    mapping, assignment, group pushes); the pushed groups' memberships then go out as Okta sends them, a PATCH per
+    member. test_okta_held_provisioning_leaves_what_apply_leaves checks the end state against a plain apply."""
+    assert sb.okta is not None
+    engine, state = sb.okta.engine, sb.okta.state
+    held: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def hold(app_id: str, au: dict[str, Any]) -> bool:
+        held[(app_id, au["id"])] = au
+        return False  # not provisioned yet: the app user stays STAGED until the flush below
+
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, "provision", hold)
+        _apply(config, "--no-wait")  # nothing reaches Astro during the apply: its wait for Astro would fail
+    org = sb.astro_orgs["okta"]
+    with state.lock:  # the engine's rule: its caller holds the state lock
+        rows = [(app_id, au, state.users.get(au["id"])) for (app_id, _), au in held.items()]
+        rows = [(app_id, au, user) for app_id, au, user in rows if user is not None and user["status"] == "ACTIVE"]
+        bodies = [engine._scim_user(app_id, au, user) for app_id, au, user in rows]
+        for body in bodies:
+            body.pop("groups")  # read-only in SCIM: Astro keeps none from a POST either
+        ids, _ = sb.astro.preload_json(org.org_id, bodies, lambda ids: [])
+        now = state.now()
+        for (app_id, au, _), scim_id in zip(rows, ids, strict=True):  # what provision() records on success
+            au.update(externalId=scim_id, status="PROVISIONED", syncState="SYNCHRONIZED", lastSync=now,
+                      statusChanged=now, lastUpdated=now, _error=None)
+            engine._join_pushed_groups(app_id, au)
+
+
+def _okta_end_state(sb: Sandbox) -> tuple[Any, ...]:
+    assert sb.okta is not None
+    org = sb.astro_orgs["okta"].org_id
+    app_id = str(sb.okta.app_by_label("Astro")["id"])
+    users = {u["userName"]: {**{k: v for k, v in u.items() if k not in ("id", "meta", "externalId", "groups")},
+                             "groups": sorted(g["display"] for g in u.get("groups") or [])}
+             for u in sb.astro.users(org)}
+    teams = {g["displayName"]: sorted(m["display"] for m in g.get("members") or []) for g in sb.astro.groups(org)}
+    with sb.okta.state.lock:
+        app_users = {au["credentials"]["userName"]: (au["status"], au["syncState"], au["scope"], au["profile"],
+                                                     au["_error"], bool(au["externalId"]))
+                     for au in sb.okta.state.app_users[app_id].values()}
+        pushes = sorted((pm["status"], pm["errorSummary"], bool(pm["_scimId"]))
+                        for pm in sb.okta.state.push[app_id].values())
+    return users, teams, app_users, pushes
+
+
+def test_okta_held_provisioning_leaves_what_apply_leaves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    states = []
+    for held in (False, True):
+        with Sandbox(users=30, groups=4, seed=11) as sb:
+            assert sb.okta is not None
+            config = sb.write_config(tmp_path / f"held-{held}" / "astro-scim.yaml", idps=("okta",))
+            org = sb.astro_orgs["okta"]
+            sb.okta.enable_provisioning(str(sb.okta.app_by_label("Astro")["id"]), org.scim_url, org.token)
+            _okta_apply(sb, config, monkeypatch) if held else _apply(config)
+            with contextlib.redirect_stdout(io.StringIO()) as out:
+                assert main(["drift", "-c", str(config), "--format", "json"]) == 0, out.getvalue()
+            states.append(_okta_end_state(sb))
+    plain, held_state = states
+    users, teams, app_users, pushes = plain
+    assert users and len(teams) == 2 and all(teams.values()) and len(pushes) == 2
+    assert held_state == plain
+
+
 @pytest.fixture
 def big() -> Iterator[Sandbox]:
     with Sandbox(users=USERS, groups=GROUPS, seed=11) as sb:
@@ -68,7 +139,8 @@ def _inject_astro_drift(sb: Sandbox, idp: str) -> list[str]:
     return ["user_missing", "orphaned", "attribute_mismatch", "membership_missing"]
 
 
-def test_okta_fast_view_gives_the_sdk_views_findings_at_2k(big: Sandbox, tmp_path: Path) -> None:
+def test_okta_fast_view_gives_the_sdk_views_findings_at_2k(big: Sandbox, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from connector.providers.okta.provider import OktaProvider
 
     assert big.okta is not None
@@ -76,7 +148,7 @@ def test_okta_fast_view_gives_the_sdk_views_findings_at_2k(big: Sandbox, tmp_pat
     org = big.astro_orgs["okta"]
     app_id = str(big.okta.app_by_label("Astro")["id"])
     big.okta.enable_provisioning(app_id, org.scim_url, org.token)
-    _apply(config)
+    _okta_apply(big, config, monkeypatch)
     expected = _inject_astro_drift(big, "okta")
     people = big.seed_org.people
     big.okta.deactivate_user_silently(people[1999].email)

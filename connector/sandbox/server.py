@@ -146,7 +146,19 @@ class ServedApp:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        # shutdown() waits for serve_forever to see its flag, which it checks each time select() returns: on
+        # its own at the end of a poll interval, or at once when a connection arrives. A connection is made
+        # until the loop has stopped (the first one usually does it; it is accepted and closed without a
+        # request, so no app and no request log sees it): every stop took ~10 ms of idle wall time before,
+        # over a thousand stops in the test suite.
+        stopper = threading.Thread(target=self._server.shutdown, name=f"stop-{self.name}", daemon=True)
+        stopper.start()
+        while stopper.is_alive():
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.5).close()
+            except OSError:
+                pass
+            stopper.join(0.005)
         self._server.server_close()
         for conn in list(self._server.open_connections):  # type: ignore[attr-defined]
             try:
