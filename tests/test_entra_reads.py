@@ -168,7 +168,10 @@ def test_identical_reads_in_flight_share_one_request(sandbox: Sandbox, sandbox_c
             stayer = asyncio.ensure_future(reader.get("GET /groups", "/groups", permission="groups"))
             await asyncio.sleep(0)  # both are waiting for the one request
             quitter.cancel()
-            return both, shared, [await stayer, quitter.cancelled()]
+            result = [await stayer, quitter.cancelled()]
+            await asyncio.sleep(0)  # the answered request's clean-up callback runs
+            assert reader._inflight == {}  # nothing answered stays held (its bytes would live to the end)
+            return both, shared, result
         finally:
             await reader.aclose()
 
@@ -176,6 +179,25 @@ def test_identical_reads_in_flight_share_one_request(sandbox: Sandbox, sandbox_c
     assert shared == 1 and sandbox.logs["graph"].count("GET", "/v1.0/groups") == 2
     assert first == second and first is not second  # each caller decoded its own copy
     assert quit_ and len(answer["value"]) == len(first["value"])
+
+
+def test_a_request_every_caller_left_is_not_joined_by_the_next_one(sandbox: Sandbox, sandbox_config: Path) -> None:
+    """The last waiter gone, the shared request is cancelled: a caller arriving in that loop turn asks again
+    instead of joining a dying request (it used to get a CancelledError, outside every error handler)."""
+    azure = _azure(sandbox_config)
+
+    async def go() -> Any:
+        reader = GraphReader(azure, GraphCredential(azure))
+        try:
+            left = asyncio.ensure_future(reader.get("GET /groups", "/groups", permission="groups"))
+            await asyncio.sleep(0)
+            left.cancel()
+            await asyncio.sleep(0)  # the waiter has gone; its request's cancellation is not yet done
+            return await reader.get("GET /groups", "/groups", permission="groups")
+        finally:
+            await reader.aclose()
+
+    assert asyncio.run(go())["value"]
 
 
 def test_query_options_are_encoded_as_kiota_writes_them() -> None:
@@ -274,3 +296,7 @@ def test_the_proxy_comes_from_the_environment_once(monkeypatch: pytest.MonkeyPat
     assert proxy == "http://proxy.example:3128" and auth is not None and auth.login == "ops"
     monkeypatch.setenv("NO_PROXY", "graph.microsoft.com")
     assert reader.proxy() == (None, None)
+    monkeypatch.delenv("NO_PROXY")
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.setenv("ALL_PROXY", "http://all.example:8080")  # httpx honoured it too
+    assert reader.proxy() == ("http://all.example:8080", None)

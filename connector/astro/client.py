@@ -32,6 +32,7 @@ from connector.config.load import AstroConfig
 from connector.errors import RemoteError
 from connector.mapping.scim_paths import filter_string as scim_filter_value
 from connector.support.http import DEFAULT_POLICY, RetryPolicy, is_retryable, retry_async
+from connector.support.paging import redirect_error
 
 if TYPE_CHECKING:
     from scim2_models import PatchOperation
@@ -199,7 +200,9 @@ class AstroScimClient:
         status, body = answer.status_code, answer.content
         if status >= 400:
             raise astro_errors.http_error(SERVICE, where, status, answer.headers, body, auth_hint=self._auth_hint)
-        if not (200 <= status < 300 or status == 304):  # a redirect (never followed) or an informational answer
+        if 300 <= status < 400 and status != 304:  # never followed: the token would go wherever it points
+            raise redirect_error(SERVICE, where, status, answer.headers.get("location"))
+        if not (200 <= status < 300 or status == 304):  # an informational answer
             raise RemoteError(f"The server answered {status} without a SCIM error", service=SERVICE, endpoint=where,
                               status=status, code="invalid_body")
         if status in (204, 205, 304) or not body:

@@ -29,7 +29,7 @@ def endpoint(method: str, url: str) -> str:
 
 def unreachable(service: str, where: str, cause: str, *, key: str) -> RemoteError:
     """No HTTP answer at all (refused, DNS, TLS, timeout); `key` is the config key holding the URL."""
-    return RemoteError(f"could not reach the endpoint: {cause or 'connection failed'}", service=service,
+    return RemoteError(f"could not reach the endpoint: {redact(cause) or 'connection failed'}", service=service,
                        endpoint=where, hint=UNREACHABLE_HINT.format(key=key))
 
 

@@ -36,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
             doc["error"] = {"type": type(exc).__name__, "message": str(exc), "hint": exc.hint,
                             "exit_code": exc.exit_code}
             output.raw(json.dumps(doc, indent=2))
-        elif not args.output and (unseen := done.unseen()):  # a report file is never written for a half audit
+        elif args.format == "text" and not args.output and (unseen := done.unseen()):
+            # Beside the error on stderr. Other formats (a file, markdown, JUnit, a job summary) are documents
+            # read on their own: one holding only the IdPs done could read as "no drift", so none is written.
             _emit(unseen, args.format, None)
         raise
 

@@ -8,4 +8,4 @@ from connector.commands.test_connection import run_checks
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_checks(args, lambda provider, _astro: provider.status(), "status")
+    return run_checks(args, lambda provider, _cfg: provider.status(), "status")

@@ -161,6 +161,7 @@ class GraphCredential:
                 pass
         self._azure = None
         self._token = None
+        self._lock = None  # bound to the loop that made it: a provider started again makes a new one
 
 
 def graph_middleware() -> list[Any]:

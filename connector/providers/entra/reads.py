@@ -126,7 +126,8 @@ class GraphReader:
         from yarl import URL
 
         parts = urlsplit(self.base)
-        proxy = getproxies().get(parts.scheme)
+        proxies = getproxies()
+        proxy = proxies.get(parts.scheme) or proxies.get("all")  # ALL_PROXY too, as httpx honours it
         if not proxy or not parts.hostname or proxy_bypass(parts.hostname):
             return None, None
         url = URL(proxy if "://" in proxy else f"http://{proxy}")
@@ -184,15 +185,16 @@ class GraphReader:
         flight = self._inflight.get(url)
         if flight is None or flight.task.done():  # answered: a retry asks again, it never gets the same answer
             flight = self._inflight[url] = _Flight(asyncio.ensure_future(self._exchange("GET", url, None, sent)))
-        elif sent is not None:
-            sent.set()  # joined a request already on its way
 
             def landed(task: asyncio.Future[_Answer], flight: _Flight = flight) -> None:
+                # Answered (or failed): no later caller joins it, and its bytes go with its last waiter.
                 if self._inflight.get(url) is flight:
                     del self._inflight[url]
                 _unwanted(task)  # its error is each caller's (awaited below), or nobody's news
 
             flight.task.add_done_callback(landed)
+        elif sent is not None:
+            sent.set()  # joined a request already on its way
         flight.waiters += 1
         try:
             return await asyncio.shield(flight.task)  # a caller cancelled stops waiting, not the others
@@ -200,6 +202,8 @@ class GraphReader:
             flight.waiters -= 1
             if not flight.waiters and not flight.task.done():
                 flight.task.cancel()
+                if self._inflight.get(url) is flight:  # being cancelled: a new caller must not join it
+                    del self._inflight[url]
 
     async def _once(self, method: str, url: str, endpoint: str, body: Any, permission: str | None,
                     sent: asyncio.Event | None = None) -> Any:

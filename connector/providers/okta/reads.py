@@ -185,7 +185,10 @@ class OktaReadClient(OktaClient):
                 answers.check_list(urlsplit(path).path, items, endpoint)
                 yield items
         finally:
-            if pending is not None and not pending.done():
+            if pending is not None:
+                # A caller that stopped early (or failed): the page asked for ahead is not wanted, nor its error
+                # (retrieved, so asyncio does not log it as never retrieved).
+                pending.add_done_callback(lambda f: f.cancelled() or f.exception())
                 pending.cancel()
 
     async def pages(self, path: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
