@@ -68,7 +68,10 @@ def test_reading_commands_load_no_graph_sdk(azure_applied: Path, command: list[s
 
 def test_apply_still_writes_through_the_sdk(sandbox: Sandbox, tmp_path: Path) -> None:
     config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
-    sdks, code = _loaded(["apply", "-c", str(config), "--yes"])
+    # Its own process: the waits (the new app's replication, the read-back) go on a virtual clock there too.
+    sdks, code = _loaded(["apply", "-c", str(config), "--yes"],
+                         pre="from connector.support.clock import FakeClock, use\nvirtual = use(FakeClock())\n"
+                             "virtual.__enter__()")  # held: a collected context manager would restore the real clock
     assert code == 0
     assert "msgraph" in sdks
 
