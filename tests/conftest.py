@@ -65,9 +65,15 @@ def sniffio_known_missing() -> Iterator[None]:
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    """Okta, Graph and Astro SCIM on ephemeral loopback ports, seeded with 12 people and 3 teams."""
+def sandbox(fake_clock: FakeClock) -> Iterator[Sandbox]:
+    """Okta, Graph and Astro SCIM on ephemeral loopback ports, seeded with 12 people and 3 teams.
+
+    Graph's provisionOnDemand window (5 calls per 10 s) counts on the test's virtual clock, the one the tool
+    paces itself by: on the real clock a paced tool (virtual seconds, real milliseconds) met 429s it had waited
+    out, e.g. `drift --fix` provisioning a user in three Teams."""
     with Sandbox(users=12, groups=3, seed=7) as sb:
+        if sb.graph is not None:
+            sb.graph.ondemand_clock = fake_clock.monotonic
         yield sb
 
 
