@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,3 +134,23 @@ class Elsewhere(_Server):
         self._record(request, environ)
         response = Response(json.dumps({"value": []}), status=200, content_type="application/json")
         return response(environ, start_response)
+
+
+@contextmanager
+def request_seen(sandbox: Any, service: str, query_part: str) -> Iterator[threading.Event]:
+    """An Event set once `service`'s emulator in `sandbox` ("okta", "graph", "astro") receives a request whose query
+    string contains `query_part` (e.g. the next page's cursor): the real emulator answers it as usual."""
+    seen = threading.Event()
+    middleware = sandbox._middleware[service]
+    inner = middleware.app
+
+    def watching(environ: dict[str, Any], start_response: Any) -> Any:
+        if query_part in environ.get("QUERY_STRING", ""):
+            seen.set()
+        return inner(environ, start_response)
+
+    middleware.app = watching
+    try:
+        yield seen
+    finally:
+        middleware.app = inner

@@ -214,31 +214,20 @@ def test_okta_read_client_writes_the_next_pages_request_before_handing_out_the_c
     then overlaps the next round trip): while the consumer holds page 1, blocking its event loop, the server has
     already received the request for page 2."""
     import asyncio
-    import threading
+
+    from hostile import request_seen
 
     cfg = load_config(okta_applied)
     assert cfg.okta is not None
     okta_cfg = cfg.okta
-    second_asked = threading.Event()
-    middleware = sandbox._middleware["okta"]
-    inner = middleware.app
-
-    def watching(environ: dict[str, Any], start_response: Any) -> Any:
-        if "after=" in environ.get("QUERY_STRING", ""):
-            second_asked.set()
-        return inner(environ, start_response)
-
-    middleware.app = watching
     path = f"/api/v1/apps/{_okta_app(sandbox)}/users"
 
-    async def first_page_held() -> bool:
-        async with OktaReadClient(okta_cfg) as client:
-            async for _page in client.iter_pages(path, {"limit": 2}):
-                # Blocks the loop: only a request already written can reach the server meanwhile.
-                return second_asked.wait(timeout=10)
-        return False
+    with request_seen(sandbox, "okta", "after=") as second_asked:
+        async def first_page_held() -> bool:
+            async with OktaReadClient(okta_cfg) as client:
+                async for _page in client.iter_pages(path, {"limit": 2}):
+                    # Blocks the loop: only a request already written can reach the server meanwhile.
+                    return second_asked.wait(timeout=10)
+            return False
 
-    try:
         assert asyncio.run(first_page_held())
-    finally:
-        middleware.app = inner

@@ -105,33 +105,22 @@ def test_the_next_pages_request_is_written_before_the_current_page_is_handed_on(
     """While the consumer holds page 1, blocking its event loop (the view maps a page's members without awaiting),
     the server has already received the request for page 2: only a request written before page 1 was handed on
     can reach it meanwhile."""
-    import threading
+    from hostile import request_seen
 
     azure = _azure(sandbox_config)
-    second_asked = threading.Event()
-    middleware = sandbox._middleware["graph"]
-    inner = middleware.app
 
-    def watching(environ: dict[str, Any], start_response: Any) -> Any:
-        if "skiptoken" in environ.get("QUERY_STRING", ""):
-            second_asked.set()
-        return inner(environ, start_response)
+    with request_seen(sandbox, "graph", "skiptoken") as second_asked:
+        async def first_page_held() -> bool:
+            reader = GraphReader(azure, GraphCredential(azure))
+            try:
+                async for _page in reader.iter_pages("GET /users", "/users", {"$select": ["id"], "$top": 5},
+                                                     permission="users"):
+                    return second_asked.wait(timeout=10)  # blocks the loop
+                return False
+            finally:
+                await reader.aclose()
 
-    async def first_page_held() -> bool:
-        reader = GraphReader(azure, GraphCredential(azure))
-        try:
-            async for _page in reader.iter_pages("GET /users", "/users", {"$select": ["id"], "$top": 5},
-                                                 permission="users"):
-                return second_asked.wait(timeout=10)  # blocks the loop
-            return False
-        finally:
-            await reader.aclose()
-
-    middleware.app = watching
-    try:
         assert asyncio.run(first_page_held())
-    finally:
-        middleware.app = inner
 
 
 def test_a_reader_stopped_early_cancels_the_page_it_asked_ahead(sandbox: Sandbox, sandbox_config: Path) -> None:
