@@ -7,8 +7,6 @@ back with the emulators' own drift methods or plain SCIM requests (what an Astro
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from probe import modules_loaded
 
 from connector.cli import main
 from connector.sandbox.core import Sandbox
@@ -315,17 +314,10 @@ def test_an_okta_drift_loads_neither_scim2_nor_an_idp_sdk(sandbox: Sandbox, okta
     """The audit reads plain JSON: importing scim2-client/scim2-models (pydantic models) or the okta SDK would cost
     a fresh process ~1 s each before its verdict (benchmarks/audit_scale.py). Only a remedy or a verification
     loads them."""
-    probe = ("import sys, json\n"
-             "from connector.cli import main\n"
-             f"code = main(['drift', '-c', {str(okta_applied)!r}, '--format', 'json'])\n"
-             "heavy = ('scim2_client', 'scim2_models', 'pydantic', 'okta', 'msgraph', 'kiota_http')\n"
-             "print('\\nLOADED=' + json.dumps(sorted({m.split('.')[0] for m in sys.modules} & set(heavy))))\n"
-             "print('CODE=' + str(code))\n")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-                          cwd=okta_applied.parent)
-    lines = done.stdout.splitlines()
-    assert next(ln for ln in lines if ln.startswith("CODE=")) == "CODE=0", done.stderr[-2000:]
-    assert next(ln for ln in lines if ln.startswith("LOADED=")) == "LOADED=[]"
+    heavy = ("scim2_client", "scim2_models", "pydantic", "okta", "msgraph", "kiota_http")
+    loaded, code = modules_loaded(["drift", "-c", str(okta_applied), "--format", "json"], heavy,
+                                  cwd=okta_applied.parent, timeout=120)
+    assert code == 0 and loaded == []
 
 
 def test_an_error_on_the_second_idp_keeps_the_first_idps_findings(

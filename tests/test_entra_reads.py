@@ -5,14 +5,12 @@ token kept until it nears its expiry. Against the sandbox's Graph emulator over 
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from probe import modules_loaded
 
 from connector.config.load import AzureConfig, AzureCredential, load_config
 from connector.providers.entra.client import GraphCredential
@@ -26,24 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SDKS = ("msgraph", "msgraph_core", "kiota_abstractions", "kiota_http", "kiota_authentication_azure", "azure.identity",
         "azure.core", "httpx")
 
-PROBE = (
-    "import sys, json\n"
-    "{pre}\n"
-    "from connector.cli import main\n"
-    "code = main({argv!r})\n"
-    "print('\\nSDKS=' + json.dumps(sorted({{m for m in sys.modules for s in {sdks!r} if (m + '.').startswith(s + '.')}})))\n"
-    "print('CODE=' + str(code))\n"
-)
-
-
 def _loaded(argv: list[str], pre: str = "") -> tuple[list[str], int]:
-    done = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv, sdks=SDKS, pre=pre)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=300)
-    assert "Traceback" not in done.stderr, done.stderr
-    lines = done.stdout.splitlines()
-    sdks = json.loads(next(ln for ln in lines if ln.startswith("SDKS="))[5:])
-    code = int(next(ln for ln in lines if ln.startswith("CODE="))[5:])
-    return sdks, code
+    return modules_loaded(argv, SDKS, cwd=ROOT, pre=pre)
 
 
 def _azure(config: Path) -> AzureConfig:

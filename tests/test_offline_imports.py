@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from probe import modules_loaded
 
 ROOT = Path(__file__).resolve().parents[1]
 SDKS = ("okta", "msgraph", "azure", "kiota_abstractions", "kiota_http", "msgraph_core")
 
-PROBE = (
-    "import sys, json\n"
-    "{pre}\n"
-    "from connector.cli import main\n"
-    "code = main({argv!r})\n"
-    "print('\\nSDKS=' + json.dumps(sorted({{m for m in sys.modules if m.split('.')[0] in {sdks!r}}})))\n"
-    "print('CODE=' + str(code))\n"
-)
-
-
 def _loaded(argv: list[str], cwd: Path, pre: str = "") -> tuple[list[str], int]:
-    done = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv, sdks=SDKS, pre=pre)], capture_output=True,
-                          text=True, cwd=cwd, timeout=120)
-    assert "Traceback" not in done.stderr, done.stderr
-    lines = done.stdout.splitlines()
-    sdks = json.loads(next(ln for ln in lines if ln.startswith("SDKS="))[5:])
-    code = int(next(ln for ln in lines if ln.startswith("CODE="))[5:])
-    return sdks, code
+    return modules_loaded(argv, SDKS, cwd=cwd, pre=pre, timeout=120)
 
 
 def test_probe_detects_an_sdk_import() -> None:

@@ -189,7 +189,6 @@ def test_push_groups_counts_the_groups(sandbox: Sandbox, sandbox_config: Path,
 def test_provision_counts_its_calls(sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                    fake_clock: FakeClock) -> None:
     assert sandbox.graph is not None
-    sandbox.graph.ondemand_clock = fake_clock.monotonic  # Graph's 5-calls-per-10-s window, on virtual time
     config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
     assert main(["apply", "-c", str(config), "--idp", "azure", "--yes", "--pause", "-q"]) == 0
     capsys.readouterr()

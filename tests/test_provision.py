@@ -85,8 +85,8 @@ def test_more_calls_than_the_limit_are_paced_not_throttled(sandbox: Sandbox, azu
     assert sandbox.graph is not None
     applied(azure_config, "--pause")
     before = fake_clock.slept  # apply's own waits (the settle after creating the app)
-    # The service counts its 5-calls-per-10-s window on the test's virtual clock too: the real limits, no waiting.
-    sandbox.graph.ondemand_clock = fake_clock.monotonic
+    # The service counts its 5-calls-per-10-s window on the test's virtual clock too (the sandbox fixture sets it):
+    # the real limits, no waiting.
     p = AzureProvider(load_config(azure_config))
     try:
         sandbox.logs["graph"].clear()

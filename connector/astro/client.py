@@ -152,7 +152,6 @@ class AstroScimClient:
                 # The body parsed as JSON, only its media type is wrong: relax that one check, ask again.
                 ctype = astro_errors.header(exc, "content-type") or "none"
                 self._media_type_deviation(ctype)
-                self.engine.check_response_content_type = False
                 try:
                     return await once()
                 except Exception as again:
@@ -171,7 +170,12 @@ class AstroScimClient:
             raise
 
     def _media_type_deviation(self, ctype: str) -> None:
+        """JSON under another media type: noted once, and no longer checked by either path (plain GETs here,
+        scim2-client's engine for the rest)."""
         self.deviate(f"responses are JSON served as {ctype!r}, not application/scim+json")
+        self._check_content_type = False
+        if self._engine is not None:
+            self._engine.check_response_content_type = False
 
     async def get_json(self, path: str) -> Any:
         """GET one endpoint path (query string included): its JSON, checked as scim2-client's check_response
@@ -216,9 +220,6 @@ class AstroScimClient:
             ctype = (answer.headers.get("content-type") or "").split(";")[0]
             if self._check_content_type and ctype not in ("application/scim+json", "application/json"):
                 self._media_type_deviation(answer.headers.get("content-type") or "none")
-                self._check_content_type = False
-                if self._engine is not None:
-                    self._engine.check_response_content_type = False
         if status != 200:
             raise RemoteError(f"Unexpected response status code: {status}", service=SERVICE, endpoint=where,
                               status=status, code="invalid_body")

@@ -169,6 +169,32 @@ async def written(sent: asyncio.Event, timeout: float = SEND_WAIT_SECONDS) -> No
         pass
 
 
+async def ask_ahead(fetch: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+    """Start `fetch(*args, sent=..., **kwargs)` (the next page of a cursor chain; `sent` is the Event its request
+    sets once written, see `sent_trace`) as a task, and return it once that request is on the wire: what the
+    caller does with the current page then overlaps the round trip."""
+    import asyncio
+
+    sent = asyncio.Event()
+    task = asyncio.ensure_future(fetch(*args, sent=sent, **kwargs))
+    await written(sent)
+    return task
+
+
+def retrieved(future: asyncio.Future[Any]) -> None:
+    """A done-callback: the future's error is nobody's news (asyncio would log it as never retrieved)."""
+    if not future.cancelled():
+        future.exception()
+
+
+def abandon(task: asyncio.Future[Any] | None) -> None:
+    """A page asked for ahead that is no longer wanted (its reader stopped early or failed): cancelled, and its
+    error, if it already has one, retrieved."""
+    if task is not None:
+        task.add_done_callback(retrieved)
+        task.cancel()
+
+
 def is_retryable(exc: BaseException, policy: RetryPolicy = DEFAULT_POLICY) -> bool:
     if isinstance(exc, AuthError):
         return False

@@ -36,12 +36,14 @@ from connector.support.answers import invalid, list_of_objects, object_answer
 from connector.support.http import (
     DEFAULT_POLICY,
     RetryPolicy,
+    abandon,
+    ask_ahead,
     is_retryable,
+    retrieved,
     retry_after_seconds,
     retry_async,
     sent_trace,
     without_transport_retry,
-    written,
 )
 from connector.support.paging import PageGuard, redirect_error
 
@@ -87,11 +89,6 @@ class _Flight:
 
     task: asyncio.Future[_Answer]
     waiters: int = 0
-
-
-def _unwanted(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()  # retrieved: asyncio does not log it as "never retrieved"
 
 
 class GraphReader:
@@ -190,7 +187,7 @@ class GraphReader:
                 # Answered (or failed): no later caller joins it, and its bytes go with its last waiter.
                 if self._inflight.get(url) is flight:
                     del self._inflight[url]
-                _unwanted(task)  # its error is each caller's (awaited below), or nobody's news
+                retrieved(task)  # its error is each caller's (awaited below), or nobody's news
 
             flight.task.add_done_callback(landed)
         elif sent is not None:
@@ -287,15 +284,10 @@ class GraphReader:
                 link = object_answer(page, service=SERVICE, endpoint=endpoint).get("@odata.nextLink")
                 url = guard.follow(link) if link is not None else None
                 if url is not None:
-                    sent = asyncio.Event()
-                    pending = asyncio.ensure_future(self.get(endpoint, url, permission=permission, sent=sent))
-                    await written(sent)
+                    pending = await ask_ahead(self.get, endpoint, url, permission=permission)
                 yield collection_page(page, endpoint)[0]
         finally:
-            if pending is not None:
-                # A caller that stopped early (or failed): the page asked for ahead is not wanted, nor its error.
-                pending.add_done_callback(_unwanted)
-                pending.cancel()
+            abandon(pending)  # a caller that stopped early (or failed): the page asked for ahead is not wanted
 
     async def get_all(self, endpoint: str, path: str, params: Mapping[str, Any] | None = None, *,
                       permission: str | None = None) -> list[Json]:

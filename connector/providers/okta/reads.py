@@ -30,7 +30,7 @@ from connector.errors import RemoteError
 from connector.providers.okta import answers
 from connector.providers.okta.client import OktaClient, RawResponse, next_link
 from connector.support.answers import list_of_objects
-from connector.support.http import retry_async, sent_trace, written
+from connector.support.http import abandon, ask_ahead, retry_async, sent_trace
 from connector.support.paging import PageGuard
 
 if TYPE_CHECKING:
@@ -174,22 +174,13 @@ class OktaReadClient(OktaClient):
                 answer = await (pending or self._fetch(url))
                 nxt = next_link(answer.links)
                 url = self._url(guard.follow(nxt), None) if nxt else None
-                if url is not None:
-                    sent = asyncio.Event()
-                    pending = asyncio.ensure_future(self._fetch(url, sent))
-                    await written(sent)
-                else:
-                    pending = None
+                pending = await ask_ahead(self._fetch, url) if url is not None else None
                 data = _decode(answer.body, endpoint, answer.status)
                 items = list_of_objects(data, service="okta", endpoint=endpoint, status=answer.status)
                 answers.check_list(urlsplit(path).path, items, endpoint)
                 yield items
         finally:
-            if pending is not None:
-                # A caller that stopped early (or failed): the page asked for ahead is not wanted, nor its error
-                # (retrieved, so asyncio does not log it as never retrieved).
-                pending.add_done_callback(lambda f: f.cancelled() or f.exception())
-                pending.cancel()
+            abandon(pending)  # a caller that stopped early (or failed): the page asked for ahead is not wanted
 
     async def pages(self, path: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         return [item async for page in self.iter_pages(path, params) for item in page]

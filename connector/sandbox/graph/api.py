@@ -466,7 +466,7 @@ class GraphEmulator:
         body["value"] = project_page(page, fields, default_select)
         if next_link is not None:
             body["@odata.nextLink"] = next_link
-        # orjson: json.dumps was the other third of a 999-member page's CPU; the same JSON, compact.
+        # orjson: the same JSON, compact, in under half json.dumps' time (a user-sized dict: ~18 vs ~40 us).
         return self._json_bytes(request, orjson.dumps(body))
 
     def _entity(self, request: Request, obj: dict[str, Any], context: str,

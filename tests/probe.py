@@ -1,0 +1,34 @@
+"""Which modules a command loads: `astro-scim ARGV` run in a fresh interpreter, its sys.modules read at the end.
+
+The tests that keep SDKs (and other heavy imports) out of a command's process use it: offline commands, Entra's
+reads, Okta's drift."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+PROBE = (
+    "import sys, json\n"
+    "{pre}\n"
+    "from connector.cli import main\n"
+    "code = main({argv!r})\n"
+    "print('\\nLOADED=' + json.dumps(sorted({{m for m in sys.modules for p in {packages!r}\n"
+    "                                       if (m + '.').startswith(p + '.')}})))\n"
+    "print('CODE=' + str(code))\n"
+)
+
+
+def modules_loaded(argv: list[str], packages: tuple[str, ...], *, cwd: Path, pre: str = "",
+                   timeout: float = 300) -> tuple[list[str], int]:
+    """The modules of `packages` (each a dotted name: the package and its submodules) that `astro-scim ARGV`
+    loaded, run after `pre` (Python source, e.g. an import the probe must see), and the command's exit code."""
+    done = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv, packages=packages, pre=pre)],
+                          capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(ln.startswith("CODE=") for ln in lines), done.stderr[-2000:]
+    loaded = json.loads(next(ln for ln in lines if ln.startswith("LOADED="))[7:])
+    return loaded, int(next(ln for ln in lines if ln.startswith("CODE="))[5:])
