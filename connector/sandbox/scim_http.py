@@ -10,6 +10,7 @@ own emulated Astro on loopback, or an https URL verified with the same TLS conte
 from __future__ import annotations
 
 import http.client
+import re
 import select
 import socket
 import threading
@@ -19,7 +20,7 @@ from urllib.parse import urlencode, urlsplit
 
 import orjson
 
-from connector.sandbox.server import tls_context
+from connector.sandbox.server import plain_header_block, tls_context
 
 # What a request can fail with below HTTP: refused, reset or timed-out connections, and answers that are no HTTP.
 ERRORS: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException)
@@ -47,6 +48,63 @@ def encode_json(body: Any) -> bytes:
     return orjson.dumps(body)
 
 
+class _Response(http.client.HTTPResponse):
+    """http.client's response, whose head is parsed without the email package when it is plain: a status line
+    `HTTP/1.1 <code> <reason>` that is no 1xx, plain header fields (server.plain_header_block), no
+    Transfer-Encoding, and all of it already buffered (the emulators send head and body in one write). Anything
+    else takes the stock begin(), nothing consumed. Same attributes as the stock method sets."""
+
+    def begin(self) -> None:
+        if self.headers is None and self._begin_plain():
+            return
+        super().begin()
+
+    def _begin_plain(self) -> bool:
+        peek = getattr(self.fp, "peek", None)
+        if peek is None:
+            return False
+        data = peek()
+        line_end = data.find(b"\n")
+        if line_end < 0:
+            return False
+        status = _STATUS_LINE.fullmatch(data, 0, line_end + 1)
+        if status is None:
+            return False
+        parsed = plain_header_block(data, line_end + 1)
+        if parsed is None or "Transfer-Encoding" in parsed[0]:
+            return False
+        headers, end = parsed
+        self.fp.read(end)
+        self.code = self.status = int(status[1])
+        self.reason = (status[2] or b"").decode("ascii").strip()
+        self.version = 11
+        self.headers = self.msg = headers
+        self.chunked = False
+        self.will_close = "close" in (headers.get("Connection") or "").lower()
+        try:
+            length: int | None = int(headers.get("Content-Length") or "")
+        except ValueError:
+            length = None
+        self.length = length if length is not None and length >= 0 else None
+        if self.code in (204, 304) or getattr(self, "_method", None) == "HEAD":  # as the stock begin()
+            self.length = 0
+        if self.length is None:
+            self.will_close = True  # no length and not chunked: the body ends when the server closes
+        return True
+
+
+# A final (non-1xx) HTTP/1.1 status line; the reason phrase may be empty.
+_STATUS_LINE = re.compile(rb"HTTP/1\.1 ([2-9]\d\d)(?: ([\t\x20-\x7e]*))?\r?\n")
+
+
+class _Connection(http.client.HTTPConnection):
+    response_class = _Response
+
+
+class _TlsConnection(http.client.HTTPSConnection):
+    response_class = _Response
+
+
 class ScimHttp:
     """Requests to `base` (e.g. http://127.0.0.1:5000/scim/v2/org) over one connection, reopened when the server
     closed it (an idle timeout, `Connection: close`, an error). One request at a time, as the IdPs' engines send
@@ -69,9 +127,9 @@ class ScimHttp:
             conn.close()  # the server closed the kept-alive connection: reconnect rather than fail the request
         if conn is None:
             if self.https:
-                conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=tls_context())
+                conn = _TlsConnection(self.host, self.port, timeout=self.timeout, context=tls_context())
             else:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                conn = _Connection(self.host, self.port, timeout=self.timeout)
             self._conn = conn
         return conn
 
