@@ -977,13 +977,23 @@ class _OrgApplication(WSGIApplication):
 
     @staticmethod
     def get_base_url(environ: dict[str, Any]) -> str:
-        # SCRIPT_NAME already holds /scim/v2/<org>; the stock method would append another /v2.
-        return application_uri(environ).rstrip("/")
+        # SCRIPT_NAME already holds /scim/v2/<org>; the stock method would append another /v2. Asked once or
+        # twice per request (the page cache's key, then scim2-server's request), always with the same few parts.
+        return _base_url(*(environ.get(name) for name in _URI_PARTS))
 
     def check_auth(self, request: ScimRequest) -> None:
         scheme, _, token = (request.header("Authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), self.token.encode()):
             raise UnauthorizedException(detail="invalid or missing bearer token")
+
+
+_URI_PARTS = ("wsgi.url_scheme", "HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "SCRIPT_NAME")  # what it reads
+
+
+@functools.lru_cache(maxsize=256)
+def _base_url(*parts: Any) -> str:
+    """application_uri of an environ with these _URI_PARTS (None: absent)."""
+    return application_uri({k: v for k, v in zip(_URI_PARTS, parts, strict=True) if v is not None}).rstrip("/")
 
 
 @dataclass
