@@ -390,3 +390,31 @@ def test_unreachable_astro_is_a_complete_failure(graph_env: GraphEnv) -> None:  
     assert last["error"]["code"] == "SystemForCrossDomainIdentityManagementServiceFailure"
     (entry,) = graph_env.graph.logs()
     assert entry["provisioningStatusInfo"]["status"] == "failure"
+
+
+def test_cycles_leave_nothing_frozen_and_spare_what_others_froze(provisioned: tuple[GraphEnv, str, str]) -> None:
+    """The engine keeps the collector off long-lived objects during a cycle (gc.freeze); after it nothing stays
+    frozen, overlapping cycles unfreeze with the last one, and objects a process froze itself stay frozen."""
+    import gc
+
+    from connector.sandbox.graph import engine as entra_engine
+
+    env, sp_id, _ = provisioned
+    assert gc.get_freeze_count() == 0
+    env.graph.run_cycle(sp_id)
+    assert gc.get_freeze_count() == 0
+    with entra_engine._gc_spares_long_lived():
+        assert gc.get_freeze_count() > 0
+        with entra_engine._gc_spares_long_lived():  # another job's cycle, overlapping
+            entra_engine._freeze_again()
+        assert gc.get_freeze_count() > 0  # still inside the first one
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # as a host process may do after its imports
+    try:
+        frozen = gc.get_freeze_count()
+        with entra_engine._gc_spares_long_lived():
+            entra_engine._freeze_again()
+        env.graph.run_cycle(sp_id)
+        assert 0 < gc.get_freeze_count() <= frozen  # neither frozen more nor handed back (some were freed)
+    finally:
+        gc.unfreeze()

@@ -50,38 +50,44 @@ QUARANTINE_AFTER = 3  # successive complete failures before the job is quarantin
 
 _frozen_lock = threading.Lock()
 _frozen_depth = 0  # cycles running inside _gc_spares_long_lived (cycles of other jobs may overlap)
-FREEZE_EVERY = 1_000  # objects exported between two freezes in a cycle
+_frozen_by_us = False  # whether the objects frozen now were frozen by those cycles (not by someone else)
+FREEZE_EVERY = 1_000  # users examined between two freezes in a cycle
 
 
 @contextlib.contextmanager
 def _gc_spares_long_lived() -> Iterator[None]:
     """Keep the collector's full passes off what a cycle keeps: gc.freeze before it and every FREEZE_EVERY
-    exports (`_freeze_again`), gc.unfreeze after it.
+    users (`_freeze_again`), gc.unfreeze after it.
 
     The sandbox's tenant, its emulated Astro and every other emulator live in this process: hundreds of
     thousands of long-lived objects at 20,000 users, and a cycle adds as many (the users Astro stores, the
     provisioning log, the escrows). Each full collection walked them all again though a cycle frees none of
     them: ~3 s of a 20,000-user cycle, 7-11 passes each longer than the last, so growing faster than the
     users. Frozen objects are still freed by reference counting; only reference cycles among them wait for
-    the unfreeze, which hands everything back to the oldest generation."""
-    global _frozen_depth
+    the unfreeze, which hands everything back to the oldest generation (so the first full collection after a
+    cycle walks the whole heap once: ~1 s at 20,000 users, paid by whatever runs next). A process that froze
+    objects itself is left alone: unfreezing would hand its objects back too."""
+    global _frozen_depth, _frozen_by_us
     with _frozen_lock:
         _frozen_depth += 1
         if _frozen_depth == 1:
-            gc.freeze()
+            _frozen_by_us = gc.get_freeze_count() == 0
+            if _frozen_by_us:
+                gc.freeze()
     try:
         yield
     finally:
         with _frozen_lock:
             _frozen_depth -= 1
-            if _frozen_depth == 0:
+            if _frozen_depth == 0 and _frozen_by_us:
                 gc.unfreeze()
+                _frozen_by_us = False
 
 
 def _freeze_again() -> None:
     """What the cycle made so far joins the frozen objects (inside _gc_spares_long_lived only)."""
     with _frozen_lock:
-        if _frozen_depth:
+        if _frozen_depth and _frozen_by_us:
             gc.freeze()
 
 
