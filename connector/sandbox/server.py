@@ -155,8 +155,8 @@ class _KeepAliveHandler(_QuietHandler):
         super().finish()
 
     def run_wsgi(self) -> None:
-        if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        # No "100 Continue" here (werkzeug's run_wsgi writes one): parse_request's handle_expect_100 already
+        # answered the Expect, and a second interim answer would be read as the final one by a strict client.
         self.environ = environ = self.make_environ()
         body_stream: LimitedStream | None = None
         if environ.get("wsgi.input_terminated"):
