@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from applied import applied
 
-from connector.sandbox.core import Sandbox, SandboxSnapshot
+from connector.sandbox.core import Sandbox
 from connector.support.clock import FakeClock, use
 
 
@@ -75,36 +76,6 @@ def sandbox(fake_clock: FakeClock) -> Iterator[Sandbox]:
         if sb.graph is not None:
             sb.graph.ondemand_clock = fake_clock.monotonic
         yield sb
-
-
-def _astro_app_id(sb: Sandbox) -> str:
-    assert sb.okta is not None
-    return str(sb.okta.app_by_label("Astro")["id"])
-
-
-# What `apply --yes` left in a sandbox, per IdP and sandbox identity: the first test of a worker that asks for an
-# applied sandbox runs the real apply, the next ones restore its snapshot into their own fresh sandbox (~0.15 s of
-# CPU saved each, ~50 tests). tests/test_sandbox_snapshot.py checks a restored sandbox against a freshly applied one.
-_APPLIED: dict[tuple[Any, ...], SandboxSnapshot] = {}
-
-
-def applied(sb: Sandbox, config: Path, idp: str, console_step: bool = False) -> None:
-    """`sb` as after `astro-scim apply -c CONFIG --yes` for `idp` (the Okta admin's manual step done first when
-    `console_step`): the real apply the first time in this process, a restored snapshot of it afterwards."""
-    from connector.cli import main
-
-    key = (idp, console_step, sb._identity(), config.read_text().replace(sb.okta_url or "-", "OKTA")
-           .replace(sb.graph_url or "-", "GRAPH").replace(sb.astro_url, "ASTRO"))
-    snap = _APPLIED.get(key)
-    if snap is not None:
-        sb.restore(snap)
-        return
-    if console_step:
-        org = sb.astro_orgs["okta"]
-        assert sb.okta is not None
-        sb.okta.enable_provisioning(_astro_app_id(sb), org.scim_url, org.token)
-    assert main(["apply", "-c", str(config), "--yes"]) == 0
-    _APPLIED[key] = sb.snapshot()
 
 
 @pytest.fixture
