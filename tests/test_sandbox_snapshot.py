@@ -55,7 +55,9 @@ def picture(sb: Sandbox) -> Any:
     and times that differ between two applies (random Astro and Entra ids, clock readings) replaced by their order
     of first appearance."""
     assert sb.okta is not None and sb.graph is not None
-    astro = {org.org_id: {"users": sb.astro.users(org.org_id), "groups": sb.astro.groups(org.org_id)}
+    # Astro's users and Teams by name: an IdP engine provisions side by side, so the order differs between applies.
+    astro = {org.org_id: {"users": sorted_by(sb.astro.users(org.org_id), "userName"),
+                          "groups": sorted_by(sb.astro.groups(org.org_id), "displayName")}
              for org in sb.astro_orgs.values()}
     # Every attribute of the IdP emulators' states, not what their snapshot() picks: a field it leaves out shows.
     data = {"okta": everything(sb.okta.state), "graph": everything(sb.graph.state), "astro": astro,
@@ -81,6 +83,14 @@ def picture(sb: Sandbox) -> Any:
         return value
 
     return copied(json.loads(json.dumps(plain(data), default=sorted_list)), stable)
+
+
+def sorted_by(resources: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    for r in resources:
+        for name in ("members", "groups"):
+            if name in r:
+                r[name] = sorted(r[name], key=lambda m: str(m.get("display")))
+    return sorted(resources, key=lambda r: str(r[key]))
 
 
 CACHES = {"user_bytes", "_user_list", "lock", "clock", "_lock", "cycle_lock"}  # derived or not data
