@@ -18,13 +18,16 @@ from connector.sandbox.snapshot import replacer
 _APPLIED: dict[tuple[Any, ...], SandboxSnapshot] = {}
 
 
-def applied(sb: Sandbox, config: Path, idp: str, console_step: bool = False) -> None:
-    """`sb` as after `astro-scim apply -c CONFIG --yes` for `idp` (the Okta admin's manual step done first when
-    `console_step`): the real apply the first time in this process, a restored snapshot of it afterwards."""
+def applied(sb: Sandbox, config: Path, idp: str, console_step: bool = False, only: bool = False,
+            extra: tuple[str, ...] = ()) -> None:
+    """`sb` as after `astro-scim apply -c CONFIG --yes [EXTRA]` for `idp` (with `--idp IDP` when `only`; the Okta
+    admin's manual step done first when `console_step`): the real apply the first time in this process, a restored
+    snapshot of it afterwards."""
     from connector.cli import main
 
     named = replacer({sb.okta_url or "": "<okta>", sb.graph_url or "": "<graph>", sb.astro_url: "<astro>"})
-    key = (idp, console_step, sb._identity(), named(config.read_text()))
+    argv = ["apply", "-c", str(config), "--yes", *(["--idp", idp] if only else []), *extra]
+    key = (idp, console_step, tuple(argv[3:]), sb._identity(), named(config.read_text()))
     snap = _APPLIED.get(key)
     if snap is not None:
         sb.restore(snap)
@@ -33,7 +36,7 @@ def applied(sb: Sandbox, config: Path, idp: str, console_step: bool = False) -> 
         org = sb.astro_orgs["okta"]
         assert sb.okta is not None
         sb.okta.enable_provisioning(_astro_app_id(sb), org.scim_url, org.token)
-    assert main(["apply", "-c", str(config), "--yes"]) == 0
+    assert main(argv) == 0
     _APPLIED[key] = sb.snapshot()
 
 
