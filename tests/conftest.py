@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from applied import applied
 
 from connector.sandbox.core import Sandbox
 from connector.support.clock import FakeClock, use
@@ -77,31 +78,19 @@ def sandbox(fake_clock: FakeClock) -> Iterator[Sandbox]:
         yield sb
 
 
-def _astro_app_id(sb: Sandbox) -> str:
-    assert sb.okta is not None
-    return str(sb.okta.app_by_label("Astro")["id"])
-
-
 @pytest.fixture
 def okta_applied(sandbox: Sandbox, tmp_path: Path) -> Path:
     """Okta configured (the admin's manual step done, `apply --yes` run): Astro holds every user and Team."""
-    from connector.cli import main
-
     config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
-    org = sandbox.astro_orgs["okta"]
-    assert sandbox.okta is not None
-    sandbox.okta.enable_provisioning(_astro_app_id(sandbox), org.scim_url, org.token)
-    assert main(["apply", "-c", str(config), "--yes"]) == 0
+    applied(sandbox, config, "okta", console_step=True)
     return config
 
 
 @pytest.fixture
 def azure_applied(sandbox: Sandbox, tmp_path: Path) -> Path:
     """Entra configured by `apply --yes`: Astro holds every user and Team in scope."""
-    from connector.cli import main
-
     config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
-    assert main(["apply", "-c", str(config), "--yes"]) == 0
+    applied(sandbox, config, "azure")
     return config
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from applied import applied as apply_once
 
 from connector.cli import main
 from connector.config.load import load_config
@@ -39,6 +40,12 @@ def cli(*args: str, config: Path) -> int:
 
 def applied(config: Path, *extra: str) -> None:
     assert cli("apply", "--idp", "azure", "--yes", *extra, config=config) == 0
+
+
+def configured(sb: Sandbox, config: Path) -> None:
+    """`apply --idp azure --yes` done, where a test starts from it (tests/applied.py: restored after the first
+    real apply). The tests of apply itself run their own."""
+    apply_once(sb, config, "azure", only=True)
 
 
 def sp_of(sb: Sandbox) -> dict[str, Any]:
@@ -162,7 +169,7 @@ def _delete_job(sb: Sandbox, sp: dict[str, Any]) -> None:
 def test_each_resource_kind_is_detected_repaired_and_then_clean(
     sandbox: Sandbox, azure_config: Path, drift: Any, expected: list[str]
 ) -> None:
-    applied(azure_config)
+    configured(sandbox, azure_config)
     sp = sp_of(sandbox)
     drift(sandbox, sp)
     cfg = load_config(azure_config)
@@ -328,7 +335,7 @@ def test_create_answered_with_a_gateway_timeout_is_not_repeated(
 
 def test_missing_permission_is_named(sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert sandbox.graph is not None
-    applied(azure_config)
+    configured(sandbox, azure_config)
     sandbox.graph.deny_permission("appRoleAssignments")
     capsys.readouterr()
     assert cli("test-connection", "--idp", "azure", config=azure_config) == 1
@@ -365,7 +372,7 @@ def test_unknown_group_is_not_found_with_candidates(sandbox: Sandbox, tmp_path: 
 def test_status_reports_quarantine_and_failed_entries(sandbox: Sandbox, azure_config: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert sandbox.graph is not None
-    applied(azure_config)
+    configured(sandbox, azure_config)
     assert cli("status", "--idp", "azure", config=azure_config) == 0
     out = capsys.readouterr().out
     assert "job state: Active" in out and "not quarantined" in out and "Succeeded" in out
@@ -403,7 +410,7 @@ def test_secrets_never_appear_in_output_or_logs(sandbox: Sandbox, azure_config: 
 
 def test_read_view_maps_in_scope_users_and_groups(sandbox: Sandbox, azure_config: Path) -> None:
     assert sandbox.graph is not None
-    applied(azure_config)
+    configured(sandbox, azure_config)
     person = sandbox.seed_org.people[0]
     sandbox.graph.update_user(person.email, accountEnabled=False)
     p = AzureProvider(load_config(azure_config))
@@ -430,7 +437,7 @@ def test_provider_works_from_worker_threads_and_inside_a_running_loop(sandbox: S
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
-    applied(azure_config)
+    configured(sandbox, azure_config)
     p = AzureProvider(load_config(azure_config))
     try:
         assert not p.plan()  # main thread
@@ -483,7 +490,7 @@ def test_calls_from_two_threads_run_side_by_side_on_the_providers_loop(sandbox: 
 
 def test_a_misspelled_app_name_gets_the_closest_name_in_the_tenant(sandbox: Sandbox, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    applied(sandbox.write_config(tmp_path / "good.yaml", idps=("azure",)))  # creates the app "Astro"
+    configured(sandbox, sandbox.write_config(tmp_path / "good.yaml", idps=("azure",)))  # creates the app "Astro"
     typo = sandbox.write_config(tmp_path / "typo.yaml", idps=("azure",), azure_app_name="Astr0")
     capsys.readouterr()
     assert cli("test-connection", "--idp", "azure", config=typo) == 1

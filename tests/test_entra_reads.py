@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from probe import modules_loaded
+from applied import applied
+from probe import modules_loaded, modules_loaded_each
 
 from connector.config.load import AzureConfig, AzureCredential, load_config
 from connector.providers.entra.client import GraphCredential
 from connector.providers.entra.reads import GraphReader, query_value, segment
 from connector.sandbox.core import Sandbox
+from connector.support.clock import FakeClock, use
 from connector.support.secret import Secret
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,16 +36,36 @@ def _azure(config: Path) -> AzureConfig:
     return azure
 
 
-def test_the_probe_sees_an_sdk(azure_applied: Path) -> None:
-    sdks, _ = _loaded(["plan", "-c", str(azure_applied), "--idp", "azure"], pre="import msgraph_core")
+READING = [["drift", "--format", "json"], ["plan"], ["status"], ["test-connection"]]
+
+
+@pytest.fixture(scope="module")
+def reading_probe(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[list[str], int | None]]:
+    """One probe interpreter runs the READING commands one after the other against an applied sandbox, then
+    imports msgraph_core: the SDK modules loaded after each step (one interpreter start and one set of imports
+    instead of one per command; what none of them loads in sequence none loads on its own either)."""
+    with use(FakeClock()) as clock, Sandbox(users=12, groups=3, seed=7) as sb:
+        assert sb.graph is not None
+        sb.graph.ondemand_clock = clock.monotonic
+        config = sb.write_config(tmp_path_factory.mktemp("reads") / "astro-scim.yaml", idps=("azure",))
+        applied(sb, config, "azure")
+        steps: list[list[str] | str] = [[c[0], "-c", str(config), "--idp", "azure", *c[1:]] for c in READING]
+        return modules_loaded_each([*steps, "import msgraph_core"], SDKS, cwd=ROOT)
+
+
+@pytest.mark.xdist_group("entra-reads-probe")
+def test_the_probe_sees_an_sdk(reading_probe: list[tuple[list[str], int | None]]) -> None:
+    sdks, _ = reading_probe[-1]
     assert "msgraph_core" in sdks
 
 
-@pytest.mark.parametrize("command", [["drift", "--format", "json"], ["plan"], ["status"], ["test-connection"]])
-def test_reading_commands_load_no_graph_sdk(azure_applied: Path, command: list[str]) -> None:
+@pytest.mark.xdist_group("entra-reads-probe")
+@pytest.mark.parametrize("command", READING)
+def test_reading_commands_load_no_graph_sdk(reading_probe: list[tuple[list[str], int | None]],
+                                            command: list[str]) -> None:
     # The whole audit (setup audit with Entra's validateCredentials, the view, the job's log) and plan read
     # through the reader: with a static token none of msgraph, kiota, azure-identity/core or httpx is imported.
-    sdks, code = _loaded([command[0], "-c", str(azure_applied), "--idp", "azure", *command[1:]])
+    sdks, code = reading_probe[READING.index(command)]
     assert code in (0, 1), code  # 1: findings (the sandbox's job has not provisioned everything yet)
     assert sdks == []
 

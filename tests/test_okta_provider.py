@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from applied import applied
 
 from connector.cli import main
 from connector.config.load import load_config
@@ -52,9 +53,9 @@ def kinds(changes: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 
 
 def configured(sb: Sandbox, config: Path) -> None:
-    """Provisioning enabled and `apply --yes` done: the state every drift test starts from."""
-    enable_provisioning(sb)
-    assert main(["apply", "--idp", "okta", "-c", str(config), "--yes"]) == 0
+    """Provisioning enabled and `apply --yes` done: the state every drift test starts from (tests/applied.py:
+    restored after the first real apply; test_end_to_end_... runs its own)."""
+    applied(sb, config, "okta", console_step=True, only=True)
 
 
 def provider(config: Path, **kw: Any) -> OktaProvider:
@@ -132,7 +133,8 @@ def test_apply_stops_at_the_manual_step_then_completes_and_converges(
 def test_end_to_end_astro_holds_users_with_mapped_attributes_and_teams(
     sandbox: Sandbox, sandbox_config: Path
 ) -> None:
-    configured(sandbox, sandbox_config)
+    enable_provisioning(sandbox)
+    assert main(["apply", "--idp", "okta", "-c", str(sandbox_config), "--yes"]) == 0  # this apply, not a snapshot
     org_id = sandbox.astro_orgs["okta"].org_id
     seed = sandbox.seed_org
     people = {p.email: p for p in seed.people if p.active}

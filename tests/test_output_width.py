@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from applied import applied
 
 from connector import output
 from connector.cli import main
@@ -28,11 +29,8 @@ LONG_NAME = "a.very.long.user.name.that.will.not.fit.in.a.narrow.column@example-
 @pytest.fixture
 def drifted(sandbox: Sandbox, sandbox_config: Path) -> Path:
     """Okta set up and applied, then drift behind the tool's back: an orphan with a long name, a Team deleted."""
-    assert sandbox.okta is not None
-    org = sandbox.astro_orgs["okta"]
-    sandbox.okta.enable_provisioning(str(sandbox.okta.app_by_label("Astro")["id"]), org.scim_url, org.token)
-    assert main(["apply", "-c", str(sandbox_config), "--idp", "okta", "--yes", "-q"]) == 0
-    sandbox.astro.add_orphan(org.org_id, LONG_NAME, "Long", "Name")
+    applied(sandbox, sandbox_config, "okta", console_step=True, only=True)  # tests/applied.py
+    sandbox.astro.add_orphan(sandbox.astro_orgs["okta"].org_id, LONG_NAME, "Long", "Name")
     return sandbox_config
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from applied import applied as apply_once
 
 from connector.cli import main
 from connector.config.load import load_config
@@ -33,8 +34,9 @@ def cli(*args: str, config: Path) -> int:
     return main([args[0], "--config", str(config), *args[1:]])
 
 
-def applied(config: Path, *extra: str) -> None:
-    assert cli("apply", "--idp", "azure", "--yes", *extra, config=config) == 0
+def configured(sb: Sandbox, config: Path, *extra: str) -> None:
+    """`apply --idp azure --yes EXTRA` done (tests/applied.py: restored after the first real apply)."""
+    apply_once(sb, config, "azure", only=True, extra=extra)
 
 
 def azure_org(sb: Sandbox) -> str:
@@ -54,7 +56,7 @@ def provision_json(capsys: pytest.CaptureFixture[str], config: Path, *args: str)
 
 def test_provision_user_makes_exactly_that_user_appear(sandbox: Sandbox, azure_config: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    applied(azure_config, "--pause")  # configured, but no cycle has run
+    configured(sandbox, azure_config, "--pause")  # configured, but no cycle has run
     org = azure_org(sandbox)
     assert sandbox.astro.users(org) == []
     person = sandbox.seed_org.people[3]
@@ -69,7 +71,7 @@ def test_provision_user_makes_exactly_that_user_appear(sandbox: Sandbox, azure_c
 def test_group_of_twelve_is_provisioned_in_three_calls_within_the_rate_limit(
     sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    applied(azure_config, "--pause")
+    configured(sandbox, azure_config, "--pause")
     sandbox.logs["graph"].clear()
     assert cli("provision", "--group", ASSIGNED_TEAM, config=azure_config) == 0
     calls = [e for e in sandbox.logs["graph"].entries if e.path.endswith("/provisionOnDemand")]
@@ -83,7 +85,7 @@ def test_group_of_twelve_is_provisioned_in_three_calls_within_the_rate_limit(
 def test_more_calls_than_the_limit_are_paced_not_throttled(sandbox: Sandbox, azure_config: Path,
                                                            fake_clock: FakeClock) -> None:
     assert sandbox.graph is not None
-    applied(azure_config, "--pause")
+    configured(sandbox, azure_config, "--pause")
     before = fake_clock.slept  # apply's own waits (the settle after creating the app)
     # The service counts its 5-calls-per-10-s window on the test's virtual clock too (the sandbox fixture sets it):
     # the real limits, no waiting.
@@ -103,7 +105,7 @@ def test_unassigned_user_is_reported_not_provisioned(sandbox: Sandbox, tmp_path:
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     team = sandbox.default_team_names()[0]
     config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",), azure_assign_groups=[team])
-    applied(config, "--pause")
+    configured(sandbox, config, "--pause")
     members = next(t for t in sandbox.seed_org.teams if t.name == team).member_keys
     outsider = next(p for p in sandbox.seed_org.people if p.key not in members)
     capsys.readouterr()
@@ -115,7 +117,7 @@ def test_unassigned_user_is_reported_not_provisioned(sandbox: Sandbox, tmp_path:
 
 def test_unknown_user_is_a_usage_error(sandbox: Sandbox, azure_config: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    applied(azure_config, "--pause")
+    configured(sandbox, azure_config, "--pause")
     assert cli("provision", "--user", "nobody@acme.example", config=azure_config) == 2
     assert "no Entra user with userPrincipalName 'nobody@acme.example'" in capsys.readouterr().err
 
@@ -126,7 +128,7 @@ def test_unknown_user_is_a_usage_error(sandbox: Sandbox, azure_config: Path,
 def test_provisioning_a_user_twice_is_verified_both_times_with_one_account(
     sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    applied(azure_config, "--pause")
+    configured(sandbox, azure_config, "--pause")
     person = sandbox.seed_org.people[3]
     org = azure_org(sandbox)
     seen = []
@@ -157,7 +159,7 @@ def test_a_user_astro_disagrees_on_is_failed_naming_the_difference(
     sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
     fake_clock: FakeClock,
 ) -> None:
-    applied(azure_config, "--pause")
+    configured(sandbox, azure_config, "--pause")
     person = sandbox.seed_org.people[3]
     org = azure_org(sandbox)
     assert cli("provision", "--user", person.email, config=azure_config) == 0
@@ -189,7 +191,7 @@ def test_a_user_astro_disagrees_on_is_failed_naming_the_difference(
 def test_a_user_that_never_reaches_astro_is_failed(sandbox: Sandbox, azure_config: Path,
                                                    capsys: pytest.CaptureFixture[str],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    applied(azure_config, "--pause")
+    configured(sandbox, azure_config, "--pause")
     person = sandbox.seed_org.people[3]
     _entra_claims_export(sandbox, monkeypatch, "create", "no-such-id")
     rc, doc, _ = provision_json(capsys, azure_config, "--user", person.email)
@@ -204,7 +206,7 @@ def test_a_user_that_never_reaches_astro_is_failed(sandbox: Sandbox, azure_confi
 def test_astro_unreadable_after_provisioning_is_not_verified_never_provisioned(
     sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str], broken: str
 ) -> None:
-    applied(azure_config, "--pause")
+    configured(sandbox, azure_config, "--pause")
     person = sandbox.seed_org.people[3]
     # Only the tool's own access to Astro breaks: Entra keeps the token and URL apply gave it.
     if broken == "token":
@@ -230,7 +232,7 @@ def test_astro_unreadable_after_provisioning_is_not_verified_never_provisioned(
 
 def test_group_is_verified_with_the_members_of_each_call(sandbox: Sandbox, azure_config: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    applied(azure_config, "--pause")
+    configured(sandbox, azure_config, "--pause")
     rc, doc, _ = provision_json(capsys, azure_config, "--group", ASSIGNED_TEAM)
     assert rc == 0 and doc["ok"] is True
     groups = [r for r in doc["results"] if r["object_type"] == "Group"]
@@ -245,7 +247,7 @@ def test_group_is_verified_with_the_members_of_each_call(sandbox: Sandbox, azure
 def test_group_whose_members_do_not_land_is_failed_naming_them(
     sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    applied(azure_config, "--pause")
+    configured(sandbox, azure_config, "--pause")
     assert sandbox.graph is not None
     monkeypatch.setattr(sandbox.graph.engine, "_sync_members", lambda *a, **k: 0)  # Entra sends no membership
     team = sandbox.default_team_names()[0]
@@ -321,7 +323,7 @@ def test_an_astro_token_that_cannot_be_read_stops_before_entra_acts(
 ) -> None:
     # The read-back's token is resolved before provisionOnDemand: a missing token file is a config error (exit 2)
     # with nothing sent to Entra, not a run whose results are lost after Entra acted.
-    applied(azure_config, "--pause")
+    configured(sandbox, azure_config, "--pause")
     person = sandbox.seed_org.people[3]
     (azure_config.parent / "astro-azure.token").unlink()
     rc, doc, err = provision_json(capsys, azure_config, "--user", person.email)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from applied import applied
 
 from connector.cli import main
 from connector.sandbox.core import Sandbox
@@ -15,9 +16,8 @@ def app_id(sb: Sandbox) -> str:
 
 
 def configured(sb: Sandbox, config: Path) -> None:
-    org = sb.astro_orgs["okta"]
-    sb.okta.enable_provisioning(app_id(sb), org.scim_url, org.token)
-    assert main(["apply", "--idp", "okta", "-c", str(config), "--yes"]) == 0
+    """The console step and `apply --idp okta --yes` done (tests/applied.py: restored after the first real apply)."""
+    applied(sb, config, "okta", console_step=True, only=True)
 
 
 def team_members(sb: Sandbox, team: str) -> set[str]:

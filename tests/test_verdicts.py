@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from applied import applied
 
 from connector.cli import main
 from connector.sandbox.core import Sandbox
@@ -71,9 +72,9 @@ def console_step(sb: Sandbox, token: str | None = None) -> None:
 
 
 def okta_configured(sb: Sandbox, tmp: Path) -> Path:
+    """The console step and `apply --yes` done (tests/applied.py: restored after the first real apply)."""
     config = sb.write_config(tmp / "astro-scim.yaml", idps=("okta",))
-    console_step(sb)
-    assert main(["apply", "-c", str(config), "--yes"]) == 0
+    applied(sb, config, "okta", console_step=True)
     return config
 
 
@@ -84,7 +85,7 @@ def azure_sp(sb: Sandbox) -> str:
 
 def azure_configured(sb: Sandbox, tmp: Path) -> Path:
     config = sb.write_config(tmp / "astro-scim.yaml", idps=("azure",))
-    assert main(["apply", "-c", str(config), "--yes"]) == 0
+    applied(sb, config, "azure")
     return config
 
 

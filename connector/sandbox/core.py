@@ -30,6 +30,7 @@ from connector.sandbox.graph.api import GraphEmulator
 from connector.sandbox.okta.api import OktaEmulator
 from connector.sandbox.seed import ASSIGNED_TEAM, SeedOrg, generate
 from connector.sandbox.server import ServedApp
+from connector.sandbox.snapshot import replacer
 from connector.support.packaged import default_mapping
 
 IDPS = ("okta", "azure")
@@ -43,6 +44,18 @@ class AstroOrg:
     org_id: str
     scim_url: str
     token: str = field(repr=False)  # keep it out of assertion messages and logs
+
+
+@dataclass(frozen=True)
+class SandboxSnapshot:
+    """`Sandbox.snapshot()`: the services' data, and the sandbox identity and addresses it was taken under."""
+
+    identity: tuple[Any, ...]
+    addresses: dict[str, str] = field(repr=False)  # URLs and tokens of the sandbox it was taken in
+    okta: dict[str, Any] = field(repr=False)
+    graph: dict[str, Any] = field(repr=False)
+    astro: dict[str, Any] = field(repr=False)
+    platform: dict[str, Any] = field(repr=False)
 
 
 def _cuid(rng: random.Random) -> str:
@@ -185,6 +198,42 @@ class Sandbox:
             mw = self._middleware.get(name)
             if mw is not None:
                 mw.config = config
+
+    # -- snapshots --------------------------------------------------------------------------------------------
+
+    def _identity(self) -> tuple[Any, ...]:
+        # What a snapshot's data depends on besides URLs and tokens (which restore translates): the seed's ids.
+        return (self.users, self.groups, self.seed, self.org_name, self.sso, self.astro_documented_only)
+
+    def _addresses(self) -> dict[str, str]:
+        graph = (self.graph_url or "").removesuffix("/v1.0")
+        return {"okta_url": self.okta_url or "", "graph_url": graph, "astro_url": self.astro_url,
+                "okta_token": self.okta_token, "graph_token": self.graph_token,
+                **{f"astro_token_{idp}": token for idp, token in self._astro_tokens.items()}}
+
+    def snapshot(self) -> SandboxSnapshot:
+        """What the three services hold now (not their request logs, faults or rate windows), to `restore` into
+        another running sandbox of the same seed: e.g. the state `apply --yes` left, for tests that start there."""
+        if self.okta is None or self.graph is None:
+            raise RuntimeError("the sandbox is not running")
+        return SandboxSnapshot(identity=self._identity(), addresses=self._addresses(), okta=self.okta.snapshot(),
+                               graph=self.graph.snapshot(), astro=self.astro.snapshot(),
+                               platform=self.astro_platform.snapshot())
+
+    def restore(self, snap: SandboxSnapshot) -> None:
+        """Replace what the services hold with `snap`, taken from this sandbox or another running one of the same
+        seed and size: its URLs and tokens in the data (the Okta app's and the Entra job's Astro URL and token)
+        become this sandbox's. Request logs, faults and rate windows are left as they are."""
+        if self.okta is None or self.graph is None:
+            raise RuntimeError("the sandbox is not running")
+        if snap.identity != self._identity():
+            raise ValueError("the snapshot is of a sandbox with another seed or size")
+        mine = self._addresses()
+        translate = replacer({old: mine[key] for key, old in snap.addresses.items()})
+        self.okta.restore(snap.okta, translate)
+        self.graph.restore(snap.graph, translate)
+        self.astro.restore(snap.astro)
+        self.astro_platform.restore(snap.platform)
 
     # -- files for the connector --------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ role on its Workspace is a 400), so that a client bug shows up here rather than 
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import secrets
@@ -130,6 +131,19 @@ class AstroPlatform:
         self._lock = threading.RLock()
         self.custom_deployment_roles: set[str] = set()
         self._routes = _routes()
+
+    # -- snapshots (Sandbox.snapshot / restore) --------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Each organization's workspaces, deployments and Team roles, copied (ids and names only: no URL or
+        token to translate)."""
+        with self._lock:
+            return {"orgs": copy.deepcopy(self._orgs), "custom": set(self.custom_deployment_roles)}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        with self._lock:
+            self._orgs = copy.deepcopy(snap["orgs"])
+            self.custom_deployment_roles = set(snap["custom"])
 
     # -- state ----------------------------------------------------------------------------------------------
 

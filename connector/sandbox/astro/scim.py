@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import json
 import os
 import re
@@ -156,6 +157,8 @@ class AstroStorage(InMemoryStorage):
     resource's JSON per stored version for `AstroService` (the SCIM dump costs ~0.5 ms per resource).
     """
 
+    versions: itertools.count[int]  # scim2-server's write counter (set in its __init__)
+
     def __init__(self, user_type: ResourceType, group_type: ResourceType) -> None:
         super().__init__()
         self.user_type = user_type
@@ -213,6 +216,24 @@ class AstroStorage(InMemoryStorage):
         for uid in touched:
             self.forget_rendered(uid)
         return after
+
+    def stored_state(self) -> tuple[list[Resource[Any]], int]:
+        """The stored resources (users first, in creation order) and the next version number: `replace_all` puts
+        them back here or in another storage. The objects are shared, not copied: stored objects are never
+        changed in place (every write stores a new one; the caches above rely on that too)."""
+        with self.lock:
+            version = next(self.versions)
+            self.versions = itertools.count(version)
+            return self.resources, version
+
+    def replace_all(self, resources: list[Resource[Any]], version: int) -> None:
+        """Hold exactly `resources` (their ids, meta and members as they are), the next write at `version`."""
+        with self.lock:
+            self._order, self.member_of, self._id_sets = {}, {}, {}
+            self.rendered, self.rendered_nometa, self.rendered_by_spec = {}, {}, {}
+            self.generation += 1
+            self.resources = resources  # scim2-server's setter: rebuilds its indexes, and ours, through _store
+            self.versions = itertools.count(version)
 
     def forget_rendered(self, resource_id: str) -> None:
         self.rendered.pop(resource_id, None)
@@ -1072,6 +1093,25 @@ class AstroScim:
         if mode is not None and mode not in MISBEHAVIOURS:
             raise ValueError(f"unknown misbehaviour {mode!r}; one of {', '.join(MISBEHAVIOURS)} or None")
         self._org(org_id).misbehaviour = mode
+
+    # -- snapshots (Sandbox.snapshot / restore) ------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Each organization's stored resources, next version and misbehaviour (see AstroStorage.stored_state)."""
+        with self._lock:
+            orgs = dict(self._orgs)
+        out: dict[str, Any] = {}
+        for org_id, org in orgs.items():
+            resources, version = org.storage.stored_state()
+            out[org_id] = {"resources": resources, "version": version, "misbehaviour": org.misbehaviour}
+        return out
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Put a `snapshot()` back into the organizations of the same ids (their tokens stay this server's)."""
+        for org_id, data in snap.items():
+            org = self._org(org_id)
+            org.storage.replace_all(list(data["resources"]), data["version"])
+            org.misbehaviour = data["misbehaviour"]
 
     # -- inspection and drift injection (tests, demo) ------------------------------------------------------
 

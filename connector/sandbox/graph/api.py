@@ -97,6 +97,7 @@ from connector.sandbox.graph.template import (
     build_template,
 )
 from connector.sandbox.ratelimit import Budget, WindowLimiter
+from connector.sandbox.snapshot import Translate, copied
 
 # App roles Entra gives an app created from the non-gallery template (fixed ids, the same in every tenant).
 USER_ROLE_ID = "18d14569-c3bd-439b-9a66-3a2aee01d14f"
@@ -271,6 +272,22 @@ class GraphEmulator:
         self.rate_limit: int | None = None
         self.rate_clock: Callable[[], float] = time.monotonic  # tests move a virtual clock instead of sleeping
         self.rate = WindowLimiter(8_000, RATE_WINDOW_S, lambda: self.rate_clock())
+
+    # -- snapshots (Sandbox.snapshot / restore) --------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The tenant's data, and what the API keeps about it beside the state (apps still replicating, the last
+        creation stamp)."""
+        with self.state.lock:
+            return {"state": self.state.snapshot(), "pending": dict(self._pending_propagation),
+                    "last_created": self._last_created}
+
+    def restore(self, snap: dict[str, Any], translate: Translate | None = None) -> None:
+        self.state.restore(snap["state"], translate)
+        with self.state.lock:
+            self._pending_propagation = copied(snap["pending"], translate)
+            self._last_created = snap["last_created"]
+            self._member_ids_cache.clear()
 
     # -- WSGI ------------------------------------------------------------------------------------------
 

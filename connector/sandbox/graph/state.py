@@ -11,11 +11,12 @@ import hashlib
 import threading
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from connector.sandbox.graph.template import NULL_DATE
+from connector.sandbox.snapshot import Translate, copied
 
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
@@ -155,6 +156,41 @@ class GraphState:
         # entry); a user replaced by a new dict misses by identity.
         self.user_bytes: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._ns = uuid.uuid5(uuid.NAMESPACE_URL, f"https://login.microsoftonline.com/{tenant_id}")
+
+    # -- snapshots (Sandbox.snapshot / restore) ----------------------------------------------------------
+
+    _PLAIN = ("users", "deleted_users", "upn_index", "groups", "group_names", "members", "applications",
+              "service_principals", "assignments", "provisioning_logs", "denied")
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the tenant holds, as a deep copy in plain data (no locks, no cached lists or JSON)."""
+        with self.lock:
+            data: dict[str, Any] = {name: getattr(self, name) for name in self._PLAIN}
+            data["sync"] = {
+                sp_id: {"secrets": sync.secrets, "jobs": {job_id: {
+                    **{f.name: getattr(job, f.name) for f in fields(job) if f.name not in ("cycle_lock", "escrows")},
+                    "escrows": {src: {f.name: getattr(e, f.name) for f in fields(e)} for src, e in job.escrows.items()},
+                } for job_id, job in sync.jobs.items()}}
+                for sp_id, sync in self.sync.items()
+            }
+            return cast(dict[str, Any], copied(data))
+
+    def restore(self, snap: dict[str, Any], translate: Translate | None = None) -> None:
+        """Replace everything the tenant holds with a `snapshot()` (of this tenant or another of the same id),
+        every string passed through `translate`."""
+        data = copied(snap, translate)
+        with self.lock:
+            for name in self._PLAIN:
+                setattr(self, name, data[name])
+            self.sync = {}
+            for sp_id, sync in data["sync"].items():
+                jobs = {}
+                for job_id, j in sync["jobs"].items():
+                    escrows = {src: Escrow(**e) for src, e in j.pop("escrows").items()}
+                    jobs[job_id] = SyncJob(**j, escrows=escrows)
+                self.sync[sp_id] = SpSync(secrets=sync["secrets"], jobs=jobs)
+            self._user_list = None
+            self.user_bytes.clear()
 
     # -- ids -------------------------------------------------------------------------------------------
 

@@ -64,6 +64,7 @@ from connector.sandbox.okta.state import (
     compile_filter,
     public,
 )
+from connector.sandbox.snapshot import Translate, copied
 
 if TYPE_CHECKING:
     from connector.sandbox.seed import SeedOrg
@@ -244,6 +245,17 @@ class OktaEmulator:
     def load(self, seed: SeedOrg) -> None:
         """Load a seeded org: ACTIVE users and OKTA_GROUP groups with their members."""
         self.state.load(seed)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The org's data and its OAuth service apps and access tokens (Sandbox.snapshot); not its API tokens."""
+        return {"state": self.state.snapshot(),
+                "oauth": copied({"apps": self._service_apps, "tokens": self._access_tokens})}
+
+    def restore(self, snap: dict[str, Any], translate: Translate | None = None) -> None:
+        self.state.restore(snap["state"], translate)
+        self.org_id = self.state.org_id
+        oauth = copied(snap["oauth"], translate)
+        self._service_apps, self._access_tokens = oauth["apps"], oauth["tokens"]
 
     # == Python API for the sandbox and tests (mirrored by /_sandbox endpoints) ==============================
 

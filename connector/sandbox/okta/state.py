@@ -16,7 +16,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+from connector.sandbox.snapshot import Translate, copied
 
 if TYPE_CHECKING:
     from connector.sandbox.seed import SeedOrg
@@ -50,6 +52,14 @@ class IdMaker:
         self._next: dict[str, int] = {}
         self._lock = threading.Lock()
 
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._next)
+
+    def set_counters(self, counters: dict[str, int]) -> None:
+        with self._lock:
+            self._next = dict(counters)
+
     def new(self, prefix: str) -> str:
         with self._lock:
             n = self._next.get(prefix, 1)
@@ -73,6 +83,16 @@ class Table:
 
     def __len__(self) -> int:
         return len(self._index)
+
+    def plain(self) -> Row:
+        """The table as plain data (shared, not copied: see snapshot.copied); `from_plain` builds it back."""
+        return {"rows": self._rows, "index": self._index, "removed": self._removed}
+
+    @classmethod
+    def from_plain(cls, data: Row) -> Table:
+        table = cls()
+        table._rows, table._index, table._removed = data["rows"], data["index"], data["removed"]
+        return table
 
     def __contains__(self, key: object) -> bool:
         return key in self._index
@@ -315,6 +335,36 @@ class OktaState:
 
     def now(self) -> str:
         return iso(self.clock())
+
+    # -- snapshots (Sandbox.snapshot / restore) ----------------------------------------------------------------
+
+    _TABLES = ("users", "groups", "apps", "mappings", "user_types")
+    _TABLE_MAPS = ("members", "app_users", "app_groups", "push")
+    _PLAIN = ("logins", "user_groups", "features", "connections", "admin_id")
+
+    def snapshot(self) -> Row:
+        """Everything the org holds, as a deep copy in plain data (no lock, no cached JSON)."""
+        with self.lock:
+            data: Row = {name: getattr(self, name).plain() for name in self._TABLES}
+            data.update({name: {k: t.plain() for k, t in getattr(self, name).items()} for name in self._TABLE_MAPS})
+            data.update({name: getattr(self, name) for name in self._PLAIN})
+            data.update(ids=self.ids.counters(), org_id=self.org_id, type_id=self._type_id)
+            return cast(Row, copied(data))
+
+    def restore(self, snap: Row, translate: Translate | None = None) -> None:
+        """Replace everything the org holds with a `snapshot()` (of this org or another of the same name), every
+        string passed through `translate`."""
+        data = copied(snap, translate)
+        with self.lock:
+            for name in self._TABLES:
+                setattr(self, name, Table.from_plain(data[name]))
+            for name in self._TABLE_MAPS:
+                setattr(self, name, {k: Table.from_plain(t) for k, t in data[name].items()})
+            for name in self._PLAIN:
+                setattr(self, name, data[name])
+            self.ids.set_counters(data["ids"])
+            self.org_id, self._type_id = data["org_id"], data["type_id"]
+            self.user_bytes.clear()
 
     # -- lookups ---------------------------------------------------------------------------------------------
 
