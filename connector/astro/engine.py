@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Self
 import orjson
 
 from connector.support.http import without_transport_retry
+from connector.support.proxy import env_proxy
 
 if TYPE_CHECKING:
     import aiohttp
@@ -76,11 +77,13 @@ class AstroSession:
     async def __aenter__(self) -> Self:
         import aiohttp
 
+        proxy, proxy_auth = env_proxy(self.base_url)  # not trust_env: see connector.support.proxy
         trace = aiohttp.TraceConfig()
         trace.on_request_headers_sent.append(self._on_headers_sent)
         self._session = without_transport_retry(aiohttp.ClientSession(
             headers=self._headers, connector=aiohttp.TCPConnector(limit=self._concurrency),
-            timeout=aiohttp.ClientTimeout(total=self._timeout), trust_env=True, trace_configs=[trace],
+            timeout=aiohttp.ClientTimeout(total=self._timeout), trace_configs=[trace], proxy=proxy,
+            proxy_auth=proxy_auth,
         ))
         return self
 

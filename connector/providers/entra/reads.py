@@ -46,6 +46,7 @@ from connector.support.http import (
     without_transport_retry,
 )
 from connector.support.paging import PageGuard, redirect_error
+from connector.support.proxy import env_proxy
 
 if TYPE_CHECKING:
     import aiohttp
@@ -114,21 +115,9 @@ class GraphReader:
         return f"{self.base}{path}?{query}" if query else f"{self.base}{path}"
 
     def proxy(self) -> tuple[str | None, aiohttp.BasicAuth | None]:
-        """The proxy for azure.graph_url from HTTPS_PROXY/HTTP_PROXY and NO_PROXY, as httpx under the SDK client
-        honours them; decided once per reader (every request goes to this one origin). Not aiohttp's trust_env:
-        that asks for it, and for a ~/.netrc entry, in a worker thread on every request."""
-        from urllib.request import getproxies, proxy_bypass
-
-        import aiohttp
-        from yarl import URL
-
-        parts = urlsplit(self.base)
-        proxies = getproxies()
-        proxy = proxies.get(parts.scheme) or proxies.get("all")  # ALL_PROXY too, as httpx honours it
-        if not proxy or not parts.hostname or proxy_bypass(parts.hostname):
-            return None, None
-        url = URL(proxy if "://" in proxy else f"http://{proxy}")
-        return str(url.with_user(None)), aiohttp.BasicAuth.from_url(url)
+        """The proxy for azure.graph_url (connector.support.proxy), decided once per reader: every request goes
+        to this one origin."""
+        return env_proxy(self.base)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:

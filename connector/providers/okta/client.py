@@ -41,6 +41,7 @@ from connector.support.http import (
     without_transport_retry,
 )
 from connector.support.paging import PageGuard, redirect_error
+from connector.support.proxy import env_proxy
 from connector.support.redact import redact
 from connector.support.urls import is_loopback
 
@@ -146,9 +147,16 @@ def _sdk_client_class() -> type:
     from okta.cache.okta_cache import OktaCache
     from okta.config.config_setter import ConfigSetter
     from okta.config.config_validator import ConfigValidator
+    from okta.http_client import HTTPClient
     from okta.request_executor import RequestExecutor
 
     bases = tuple(getattr(importlib.import_module(module), name) for module, name in SDK_APIS)
+
+    class SessionProxyHTTPClient(HTTPClient):  # type: ignore[misc]  # the SDK is untyped
+        def _setup_proxy(self, proxy: Any) -> None:
+            # No proxy per request, so the session's applies (set in __aenter__ from connector.support.proxy):
+            # the SDK's own lookup takes HTTPS_PROXY for every scheme and ignores NO_PROXY and ALL_PROXY.
+            return None
 
     class OktaSdkClient(*bases):  # type: ignore[misc]  # the bases are only known here
         def __init__(self, user_config: dict[str, Any]) -> None:
@@ -163,11 +171,14 @@ def _sdk_client_class() -> type:
             logging.getLogger("okta-sdk-python").disabled = not config["client"]["logging"]["enabled"]
             self._config = config
             self._request_executor = RequestExecutor(
-                config, OktaCache(cache["defaultTtl"], cache["defaultTti"]) if cache["enabled"] else NoOpCache(), None)
+                config, OktaCache(cache["defaultTtl"], cache["defaultTti"]) if cache["enabled"] else NoOpCache(),
+                SessionProxyHTTPClient)
             self._session: aiohttp.ClientSession | None = None
 
         async def __aenter__(self) -> OktaSdkClient:
-            self._session = without_transport_retry(aiohttp.ClientSession())
+            # The proxy from the environment (connector.support.proxy), as the other clients take it.
+            proxy, proxy_auth = env_proxy(str(self._config["client"]["orgUrl"]))
+            self._session = without_transport_retry(aiohttp.ClientSession(proxy=proxy, proxy_auth=proxy_auth))
             self._request_executor.set_session(_NoRedirects(self._session))
             return self
 

@@ -32,6 +32,7 @@ from connector.providers.okta.client import OktaClient, RawResponse, next_link
 from connector.support.answers import list_of_objects
 from connector.support.http import abandon, ask_ahead, retry_async, sent_trace
 from connector.support.paging import PageGuard
+from connector.support.proxy import env_proxy
 
 if TYPE_CHECKING:
     import aiohttp
@@ -85,11 +86,13 @@ class OktaReadClient(OktaClient):
 
         if self.config.token is None:
             raise RuntimeError("OktaReadClient needs an API token (read_client picks the SDK client otherwise)")
+        proxy, proxy_auth = env_proxy(self.config.org_url)
         self._session = aiohttp.ClientSession(
             headers={"Authorization": f"SSWS {self.config.token.reveal()}", "Accept": "application/json",
                      "User-Agent": f"astro-scim/{__version__}"},
             connector=aiohttp.TCPConnector(limit=self.concurrency),
             timeout=aiohttp.ClientTimeout(total=300), trace_configs=[sent_trace()],
+            proxy=proxy, proxy_auth=proxy_auth,
         )
         self._sem = asyncio.Semaphore(self.concurrency)
         return self
