@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections import Counter
@@ -424,7 +425,9 @@ def _service_app_config(sb: Sandbox, tmp_path: Path, key_pem: str, scopes: list[
     return config
 
 
-def _key_pair() -> tuple[str, str]:
+@functools.cache
+def _key_pair(which: int = 0) -> tuple[str, str]:
+    """An RSA key pair, PEM (private, public); the same for the same `which` (generating one is ~0.1 s of CPU)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -462,7 +465,7 @@ def test_oauth_service_app_with_a_private_key_plans_and_applies(sandbox: Sandbox
 def test_oauth_refusals_are_clear_auth_errors(sandbox: Sandbox, tmp_path: Path, case: str, words: str,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     private, public = _key_pair()
-    other_private, _ = _key_pair()
+    other_private, _ = _key_pair(1)
     granted = ALL_SCOPES if case == "wrong key" else ["okta.apps.read"]
     sandbox.okta.register_service_app("0oaService", public, granted)
     config = _service_app_config(sandbox, tmp_path, other_private if case == "wrong key" else private)
