@@ -61,7 +61,8 @@ def forward_proxy() -> Iterator[tuple[str, list[tuple[str, str, str | None]]]]:
     seen: list[tuple[str, str, str | None]] = []
     handler = type("Handler", (_Forwarder,), {"seen": seen})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits for the loop to look again (0.5 s by default, idle time in every test).
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:
         yield f"http://ops:pa55word@127.0.0.1:{server.server_address[1]}", seen
