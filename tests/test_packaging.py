@@ -30,11 +30,11 @@ ENTRA = ("msgraph", "msgraph_core", "azure", "kiota_abstractions", "kiota_http",
 SANDBOX = ("scim2_server", "werkzeug", "jwt")
 EVERY_EXTRA = (*OKTA, *ENTRA, *SANDBOX, "aiohttp")
 
-RUN_BLOCKED = """
+# What a missing package looks like to an interpreter (the template's BLOCKED set names them): formatted with
+# str.format, so its own braces are doubled.
+NOT_INSTALLED = """
 import sys
 from importlib.abc import MetaPathFinder
-
-BLOCKED = {blocked!r}
 
 
 class NotInstalled(MetaPathFinder):
@@ -45,6 +45,11 @@ class NotInstalled(MetaPathFinder):
 
 
 sys.meta_path.insert(0, NotInstalled())
+"""
+
+RUN_BLOCKED = """
+BLOCKED = {blocked!r}
+""" + NOT_INSTALLED + """
 for name in [m for m in sys.modules if m.split(".")[0] in BLOCKED]:
     del sys.modules[name]
 from connector.cli import main
@@ -62,21 +67,10 @@ sys.exit(code)
 # shutdown (what it prints there, e.g. an exception ignored in a finalizer, is read too). The kiota_http case below
 # shows the narrowing: its child imports msgraph, which the server itself could not.
 FORK_SERVER = """
-import json, os, sys
-from importlib.abc import MetaPathFinder
+import json, os
 
 BLOCKED = {every!r}
-
-
-class NotInstalled(MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in BLOCKED:
-            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
-        return None
-
-
-sys.meta_path.insert(0, NotInstalled())
-from connector.cli import main
+""" + NOT_INSTALLED + """from connector.cli import main
 
 for line in sys.stdin:
     case = json.loads(line)
