@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from connector.cli import main
+from connector.errors import ConfigError
 from connector.sandbox.core import Sandbox
 from connector.support.proxy import env_proxy
 
@@ -168,3 +169,33 @@ def test_the_okta_sdk_client_goes_through_the_proxy_too(
     clean_env.setenv("NO_PROXY", "127.0.0.1")
     assert main(["plan", "--idp", "okta", "-c", str(config)]) == 0
     assert seen == []
+
+
+def test_an_okta_sdk_proxy_of_its_own_configuration_still_applies(
+        sandbox: Sandbox, tmp_path: Path, clean_env: pytest.MonkeyPatch,
+        forward_proxy: tuple[str, list[tuple[str, str, str | None]]]) -> None:
+    # The SDK documents its own proxy settings (okta.yaml's client.proxy, OKTA_CLIENT_PROXY_*): they still win.
+    from test_okta_provider import ALL_SCOPES, _key_pair, _service_app_config
+
+    private, public = _key_pair()
+    assert sandbox.okta is not None
+    sandbox.okta.register_service_app("0oaService", public, ALL_SCOPES)
+    config = _service_app_config(sandbox, tmp_path, private)
+    proxy, seen = forward_proxy
+    clean_env.setenv("OKTA_CLIENT_PROXY_HOST", "127.0.0.1")
+    clean_env.setenv("OKTA_CLIENT_PROXY_PORT", proxy.rsplit(":", 1)[1])
+    assert main(["plan", "--idp", "okta", "-c", str(config)]) == 0
+    assert any(url.endswith("/oauth2/v1/token") for _, url, _ in seen)
+
+
+def test_a_socks_proxy_is_refused_naming_the_variable(okta_applied: Path, clean_env: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # aiohttp would speak HTTP to a SOCKS port: every request failing with a transport error naming nothing.
+    clean_env.setenv("ALL_PROXY", "socks5://ops:pa55word@127.0.0.1:1080")
+    with pytest.raises(ConfigError) as info:
+        env_proxy("https://acme.okta.com")
+    assert "ALL_PROXY" in str(info.value) and "pa55word" not in str(info.value)
+    assert main(["drift", "-c", str(okta_applied), "--idp", "okta"]) == 2
+    err = capsys.readouterr().err
+    assert "ALL_PROXY names a socks5:// proxy" in err and "NO_PROXY" in err
+    assert "pa55word" not in err and "Traceback" not in err

@@ -25,7 +25,7 @@ import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlencode, urlsplit
 
 from connector.config.load import OktaConfig
@@ -153,9 +153,13 @@ def _sdk_client_class() -> type:
     bases = tuple(getattr(importlib.import_module(module), name) for module, name in SDK_APIS)
 
     class SessionProxyHTTPClient(HTTPClient):  # type: ignore[misc]  # the SDK is untyped
-        def _setup_proxy(self, proxy: Any) -> None:
-            # No proxy per request, so the session's applies (set in __aenter__ from connector.support.proxy):
-            # the SDK's own lookup takes HTTPS_PROXY for every scheme and ignores NO_PROXY and ALL_PROXY.
+        def _setup_proxy(self, proxy: Any) -> str | None:
+            # A proxy set in the SDK's own configuration (okta.yaml's client.proxy, OKTA_CLIENT_PROXY_HOST...) is
+            # still the SDK's, per request. Otherwise none per request, so the session's applies (set in
+            # __aenter__ from connector.support.proxy): the SDK's own environment lookup takes HTTPS_PROXY for
+            # every scheme and ignores NO_PROXY and ALL_PROXY.
+            if isinstance(proxy, dict) and proxy.get("host"):
+                return cast(str | None, super()._setup_proxy(proxy))
             return None
 
     class OktaSdkClient(*bases):  # type: ignore[misc]  # the bases are only known here
