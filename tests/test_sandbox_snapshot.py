@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -193,3 +193,5 @@ def test_ports_are_replaced_whole_and_data_is_copied_not_shared() -> None:
     assert copy["x"][0] is not shared and copy["x"][0] is copy["x"][1]  # copied once, aliasing kept
     with pytest.raises(TypeError, match="not plain data"):
         copied({"lock": object()})
+    with pytest.raises(TypeError, match="defaultdict"):  # would come back a plain dict, without its default
+        copied({"index": defaultdict(list)})

@@ -35,18 +35,21 @@ def copied(value: Any, translate: Translate | None = None, memo: dict[int, Any] 
     if hit is not None:
         return hit
     out: Any
-    if isinstance(value, dict):
+    # Exact types: a subclass (defaultdict, OrderedDict, a namedtuple) would come back as its base and behave
+    # differently after a restore, so it is refused below like any other object.
+    kind = type(value)
+    if kind is dict:
         out = memo[id(value)] = {}
         for k, v in value.items():
             out[copied(k, translate, memo)] = copied(v, translate, memo)
-    elif isinstance(value, list):
+    elif kind is list:
         out = memo[id(value)] = []
         out.extend(copied(v, translate, memo) for v in value)
-    elif isinstance(value, deque):
+    elif kind is deque:
         out = memo[id(value)] = deque(maxlen=value.maxlen)
         out.extend(copied(v, translate, memo) for v in value)
-    elif isinstance(value, (tuple, set, frozenset)):
-        out = memo[id(value)] = type(value)(copied(v, translate, memo) for v in value)
+    elif kind in (tuple, set, frozenset):
+        out = memo[id(value)] = kind(copied(v, translate, memo) for v in value)
     else:
         raise TypeError(f"not plain data, cannot be copied into a snapshot: {type(value).__name__}")
     return out
