@@ -211,11 +211,19 @@ class Sandbox:
                 "okta_token": self.okta_token, "graph_token": self.graph_token,
                 **{f"astro_token_{idp}": token for idp, token in self._astro_tokens.items()}}
 
+    def _settle(self) -> None:
+        # A background Entra cycle writes to the job and Astro while it runs: a snapshot taken then would hold half
+        # a cycle, and a restore under it would be overwritten by the rest.
+        assert self.graph is not None
+        if not self.graph.wait_for_cycles():
+            raise RuntimeError("an Entra provisioning cycle is still running; snapshot and restore need it finished")
+
     def snapshot(self) -> SandboxSnapshot:
         """What the three services hold now (not their request logs, faults or rate windows), to `restore` into
         another running sandbox of the same seed: e.g. the state `apply --yes` left, for tests that start there."""
         if self.okta is None or self.graph is None:
             raise RuntimeError("the sandbox is not running")
+        self._settle()
         return SandboxSnapshot(identity=self._identity(), addresses=self._addresses(), okta=self.okta.snapshot(),
                                graph=self.graph.snapshot(), astro=self.astro.snapshot(),
                                platform=self.astro_platform.snapshot())
@@ -228,6 +236,7 @@ class Sandbox:
             raise RuntimeError("the sandbox is not running")
         if snap.identity != self._identity():
             raise ValueError("the snapshot is of a sandbox with another seed or size")
+        self._settle()
         mine = self._addresses()
         translate = replacer({old: mine[key] for key, old in snap.addresses.items()})
         self.okta.restore(snap.okta, translate)
