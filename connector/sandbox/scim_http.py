@@ -113,7 +113,7 @@ class _KnownFields:
         line = self._lines.get(key)
         if line is None:
             stock(header, *values)  # checks the name and value (ValueError), then writes the line
-            if len(self._lines) < 32:
+            if len(self._lines) < 32 and header.lower() != "content-length":  # a new value with each body
                 self._lines[key] = header.encode("ascii") + b": " + values[0].encode("latin-1")  # as stock does
             return
         self._output(line)  # type: ignore[attr-defined]  # what stock ends with
