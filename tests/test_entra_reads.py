@@ -18,6 +18,7 @@ from connector.providers.entra.client import GraphCredential
 from connector.providers.entra.reads import GraphReader, query_value, segment
 from connector.sandbox.core import Sandbox
 from connector.support.clock import FakeClock, use
+from connector.support.proxy import AiohttpProxy
 from connector.support.secret import Secret
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -286,13 +287,14 @@ def test_the_proxy_comes_from_the_environment_once(monkeypatch: pytest.MonkeyPat
         monkeypatch.delenv(name, raising=False)
     azure = AzureConfig(tenant_id="t", credential=AzureCredential("token", token=Secret.from_value("a-token-value")))
     reader = GraphReader(azure, GraphCredential(azure))
-    assert reader.proxy() == (None, None)
+    assert reader.proxy() == AiohttpProxy()
     monkeypatch.setenv("HTTPS_PROXY", "http://ops:pa55word@proxy.example:3128")
-    proxy, auth = reader.proxy()
-    assert proxy == "http://proxy.example:3128" and auth is not None and auth.login == "ops"
+    proxy = reader.proxy()
+    assert proxy.url == "http://proxy.example:3128"
+    assert proxy.proxy_headers == {"Proxy-Authorization": "Basic b3BzOnBhNTV3b3Jk"}  # on the tunnel's CONNECT
     monkeypatch.setenv("NO_PROXY", "graph.microsoft.com")
-    assert reader.proxy() == (None, None)
+    assert reader.proxy() == AiohttpProxy()
     monkeypatch.delenv("NO_PROXY")
     monkeypatch.delenv("HTTPS_PROXY")
     monkeypatch.setenv("ALL_PROXY", "http://all.example:8080")  # httpx honoured it too
-    assert reader.proxy() == ("http://all.example:8080", None)
+    assert reader.proxy() == AiohttpProxy("http://all.example:8080")

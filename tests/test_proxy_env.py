@@ -19,7 +19,10 @@ import pytest
 from connector.cli import main
 from connector.errors import ConfigError
 from connector.sandbox.core import Sandbox
-from connector.support.proxy import env_proxy
+from connector.support.proxy import AiohttpProxy, env_proxy, proxy_url
+
+# aiohttp's deprecated proxy_auth (ClientSession's warning names its caller: our module) fails the run.
+pytestmark = pytest.mark.filterwarnings(r"error::DeprecationWarning:connector(\..*)?$")
 
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",
                "all_proxy")
@@ -106,6 +109,20 @@ def test_drift_and_plan_go_through_the_environments_proxy(
     assert "pa55word" not in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("idp", ["okta", "azure"])
+def test_a_proxy_without_credentials_is_sent_none_of_ours(
+        idp: str, sandbox: Sandbox, clean_env: pytest.MonkeyPatch, request: pytest.FixtureRequest,
+        forward_proxy: tuple[str, list[tuple[str, str, str | None]]]) -> None:
+    # aiohttp sends a session's default headers to the proxy too, and their Authorization as the
+    # Proxy-Authorization: the Okta API token and the Astro bearer, among the sessions' headers, reached the
+    # proxy as its credentials (on an https origin's CONNECT, in the clear). They now go with each request.
+    config: Path = request.getfixturevalue(f"{idp}_applied")
+    proxy, seen = forward_proxy
+    clean_env.setenv("HTTP_PROXY", proxy.replace("ops:pa55word@", ""))
+    assert main(["drift", "-c", str(config), "--idp", idp]) == 0
+    assert seen and {auth for _, _, auth in seen} == {None}
+
+
 def test_no_proxy_goes_direct(okta_applied: Path, sandbox: Sandbox, clean_env: pytest.MonkeyPatch,
                               forward_proxy: tuple[str, list[tuple[str, str, str | None]]]) -> None:
     proxy, seen = forward_proxy
@@ -128,21 +145,28 @@ def test_a_netrc_entry_for_every_host_changes_nothing(idp: str, tmp_path: Path, 
 
 
 def test_the_proxy_is_chosen_by_scheme_then_all_proxy_unless_no_proxy(clean_env: pytest.MonkeyPatch) -> None:
-    assert env_proxy("https://acme.okta.com") == (None, None)
+    assert env_proxy("https://acme.okta.com") == AiohttpProxy() and proxy_url("https://acme.okta.com") is None
     clean_env.setenv("HTTPS_PROXY", "http://ops:pa55word@proxy.example:3128")
     clean_env.setenv("HTTP_PROXY", "plain.example:8080")  # no scheme: http:// assumed, as httpx does
-    proxy, auth = env_proxy("https://acme.okta.com")
-    assert proxy == "http://proxy.example:3128" and auth is not None and (auth.login, auth.password) == (
-        "ops", "pa55word")
-    assert env_proxy("http://127.0.0.1:8080/scim") == ("http://plain.example:8080", None)
+    # An https origin: the credentials go on the tunnel's CONNECT (aiohttp's per-request proxy_headers), never
+    # among the session's headers, which travel inside the tunnel to the origin.
+    assert env_proxy("https://acme.okta.com") == AiohttpProxy(
+        "http://proxy.example:3128", {}, {"Proxy-Authorization": "Basic b3BzOnBhNTV3b3Jk"})
+    assert proxy_url("https://acme.okta.com") == "http://ops:pa55word@proxy.example:3128"
+    assert env_proxy("http://127.0.0.1:8080/scim") == AiohttpProxy("http://plain.example:8080")
+    assert proxy_url("http://127.0.0.1:8080/scim") == "http://plain.example:8080"
     clean_env.setenv("NO_PROXY", "okta.com")
-    assert env_proxy("https://acme.okta.com") == (None, None)
-    assert env_proxy("https://graph.microsoft.com")[0] == "http://proxy.example:3128"
+    assert env_proxy("https://acme.okta.com") == AiohttpProxy() and proxy_url("https://acme.okta.com") is None
+    assert env_proxy("https://graph.microsoft.com").url == "http://proxy.example:3128"
     for name in _PROXY_VARS:
         clean_env.delenv(name, raising=False)
     clean_env.setenv("ALL_PROXY", "http://all.example:8080")
-    assert env_proxy("https://graph.microsoft.com") == ("http://all.example:8080", None)
-
+    assert env_proxy("https://graph.microsoft.com") == AiohttpProxy("http://all.example:8080")
+    # A plain-http origin: aiohttp sends the request itself to the proxy (proxy_headers are only for a CONNECT),
+    # so the credentials are among the session's headers; percent-encoded ones are decoded first.
+    clean_env.setenv("HTTP_PROXY", "http://ops%40corp:p%3Ass@proxy.example:3128")
+    assert env_proxy("http://127.0.0.1:8080/scim") == AiohttpProxy(
+        "http://proxy.example:3128", {"Proxy-Authorization": "Basic b3BzQGNvcnA6cDpzcw=="}, None)
 
 
 def test_the_okta_sdk_client_goes_through_the_proxy_too(

@@ -70,6 +70,7 @@ class AstroSession:
         self.base_url = base_url.rstrip("/")
         self._headers, self._concurrency, self._timeout = headers, concurrency, timeout
         self._session: aiohttp.ClientSession | None = None
+        self._proxy_headers: dict[str, str] | None = None
         self._unsent = 0
         self._sent = asyncio.Event()
         self._sent.set()
@@ -77,13 +78,15 @@ class AstroSession:
     async def __aenter__(self) -> Self:
         import aiohttp
 
-        proxy, proxy_auth = env_proxy(self.base_url)  # not trust_env: see connector.support.proxy
+        proxy = env_proxy(self.base_url)  # not trust_env: see connector.support.proxy
+        self._proxy_headers = proxy.proxy_headers
         trace = aiohttp.TraceConfig()
         trace.on_request_headers_sent.append(self._on_headers_sent)
         self._session = without_transport_retry(aiohttp.ClientSession(
-            headers=self._headers, connector=aiohttp.TCPConnector(limit=self._concurrency),
-            timeout=aiohttp.ClientTimeout(total=self._timeout), trace_configs=[trace], proxy=proxy,
-            proxy_auth=proxy_auth,
+            # The credentials go with each request (request()), not among the session's headers: aiohttp sends
+            # those to the proxy too, and its Authorization as the Proxy-Authorization (connector.support.proxy).
+            headers=proxy.session_headers, connector=aiohttp.TCPConnector(limit=self._concurrency),
+            timeout=aiohttp.ClientTimeout(total=self._timeout), trace_configs=[trace], proxy=proxy.url,
         ))
         return self
 
@@ -102,6 +105,7 @@ class AstroSession:
         if json is not None:
             kwargs["data"] = orjson.dumps(json)
             kwargs["headers"] = {"Content-Type": SCIM_JSON, **kwargs.get("headers", {})}
+        kwargs["headers"] = {**self._headers, **kwargs.get("headers", {})}
         if "://" in url.split("?", 1)[0]:  # the credentials go with every request: paths under base_url only
             raise ValueError(f"not an endpoint path under the SCIM base URL: {url!r}")
         target = self.base_url + url
@@ -110,7 +114,8 @@ class AstroSession:
         self._sent.clear()
         try:
             async with self._session.request(method, target, params=params, allow_redirects=False,
-                                             trace_request_ctx=mark, **kwargs) as response:
+                                             trace_request_ctx=mark, proxy_headers=self._proxy_headers,
+                                             **kwargs) as response:
                 return Answer(response.status, response.headers, await response.read())
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise TransportFailure(str(exc) or type(exc).__name__) from exc

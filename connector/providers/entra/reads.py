@@ -46,7 +46,7 @@ from connector.support.http import (
     without_transport_retry,
 )
 from connector.support.paging import PageGuard, redirect_error
-from connector.support.proxy import env_proxy
+from connector.support.proxy import AiohttpProxy, env_proxy
 
 if TYPE_CHECKING:
     import aiohttp
@@ -107,6 +107,7 @@ class GraphReader:
         self.scope = f"{parts.scheme}://{f'[{host}]' if ':' in host else host}/.default"
         self.requests = 0
         self._session: aiohttp.ClientSession | None = None
+        self._proxy_headers: dict[str, str] | None = None
         self._inflight: dict[str, _Flight] = {}
 
     def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
@@ -114,7 +115,7 @@ class GraphReader:
         query = "&".join(f"{k}={query_value(v)}" for k, v in (params or {}).items() if v is not None)
         return f"{self.base}{path}?{query}" if query else f"{self.base}{path}"
 
-    def proxy(self) -> tuple[str | None, aiohttp.BasicAuth | None]:
+    def proxy(self) -> AiohttpProxy:
         """The proxy for azure.graph_url (connector.support.proxy), decided once per reader: every request goes
         to this one origin."""
         return env_proxy(self.base)
@@ -123,11 +124,13 @@ class GraphReader:
         if self._session is None:
             import aiohttp
 
-            proxy, proxy_auth = self.proxy()
+            proxy = self.proxy()
+            self._proxy_headers = proxy.proxy_headers
             self._session = without_transport_retry(aiohttp.ClientSession(
-                headers={"Accept": "application/json", "User-Agent": f"astro-scim/{__version__}"},
+                headers={"Accept": "application/json", "User-Agent": f"astro-scim/{__version__}",
+                         **proxy.session_headers},
                 timeout=aiohttp.ClientTimeout(total=TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
-                proxy=proxy, proxy_auth=proxy_auth,
+                proxy=proxy.url,
                 cookie_jar=aiohttp.DummyCookieJar(),  # Graph's answers need none: no jar to update per request
                 trace_configs=[sent_trace()],
             ))
@@ -152,7 +155,7 @@ class GraphReader:
                 headers["Content-Type"] = "application/json"
             self.requests += 1
             async with self._client().request(method, url, data=data, headers=headers, allow_redirects=False,
-                                              trace_request_ctx=sent) as resp:
+                                              trace_request_ctx=sent, proxy_headers=self._proxy_headers) as resp:
                 content = await resp.read()
                 answer = _Answer(resp.status, content, resp.reason,
                                  dict(resp.headers) if resp.status >= 300 else {})

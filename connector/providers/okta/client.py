@@ -100,10 +100,13 @@ class _NoRedirects:
     Authorization header on another host, but still asking it, and then reading its answer as Okta's); a 3xx
     from okta.org_url is reported instead (OktaClient.request_once), so nothing reaches another origin."""
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, proxy_headers: dict[str, str] | None = None) -> None:
         self._session = session
+        self._proxy_headers = proxy_headers  # connector.support.proxy.AiohttpProxy: sent with each request
 
     def request(self, **params: Any) -> Any:
+        if "proxy" not in params:  # the SDK's own proxy (SessionProxyHTTPClient) takes no credentials of ours
+            params["proxy_headers"] = self._proxy_headers
         return _RefuseRedirect(self._session.request(**{**params, "allow_redirects": False}),
                                f"{params.get('method', 'GET')} {urlsplit(str(params.get('url', ''))).path}")
 
@@ -181,9 +184,10 @@ def _sdk_client_class() -> type:
 
         async def __aenter__(self) -> OktaSdkClient:
             # The proxy from the environment (connector.support.proxy), as the other clients take it.
-            proxy, proxy_auth = env_proxy(str(self._config["client"]["orgUrl"]))
-            self._session = without_transport_retry(aiohttp.ClientSession(proxy=proxy, proxy_auth=proxy_auth))
-            self._request_executor.set_session(_NoRedirects(self._session))
+            proxy = env_proxy(str(self._config["client"]["orgUrl"]))
+            self._session = without_transport_retry(aiohttp.ClientSession(proxy=proxy.url,
+                                                                          headers=proxy.session_headers))
+            self._request_executor.set_session(_NoRedirects(self._session, proxy.proxy_headers))
             return self
 
         async def __aexit__(self, *exc: object) -> None:

@@ -80,19 +80,25 @@ class OktaReadClient(OktaClient):
     def __init__(self, okta: OktaConfig, **options: Any) -> None:
         super().__init__(okta, **options)
         self._session: aiohttp.ClientSession | None = None
+        self._proxy_headers: dict[str, str] | None = None
+        self._auth: dict[str, str] = {}
 
     async def __aenter__(self) -> OktaReadClient:
         import aiohttp
 
         if self.config.token is None:
             raise RuntimeError("OktaReadClient needs an API token (read_client picks the SDK client otherwise)")
-        proxy, proxy_auth = env_proxy(self.config.org_url)
+        proxy = env_proxy(self.config.org_url)
+        self._proxy_headers = proxy.proxy_headers
+        # The token goes with each request, not among the session's headers: aiohttp sends those to the proxy too,
+        # and its Authorization as the Proxy-Authorization (connector.support.proxy).
+        self._auth = {"Authorization": f"SSWS {self.config.token.reveal()}"}
         self._session = aiohttp.ClientSession(
-            headers={"Authorization": f"SSWS {self.config.token.reveal()}", "Accept": "application/json",
-                     "User-Agent": f"astro-scim/{__version__}"},
+            headers={"Accept": "application/json", "User-Agent": f"astro-scim/{__version__}",
+                     **proxy.session_headers},
             connector=aiohttp.TCPConnector(limit=self.concurrency),
             timeout=aiohttp.ClientTimeout(total=300), trace_configs=[sent_trace()],
-            proxy=proxy, proxy_auth=proxy_auth,
+            proxy=proxy.url,
         )
         self._sem = asyncio.Semaphore(self.concurrency)
         return self
@@ -119,7 +125,8 @@ class OktaReadClient(OktaClient):
             async with sem:
                 self.requests += 1
                 try:
-                    async with self._session.get(url, allow_redirects=False, trace_request_ctx=sent) as resp:
+                    async with self._session.get(url, allow_redirects=False, trace_request_ctx=sent,
+                                                 headers=self._auth, proxy_headers=self._proxy_headers) as resp:
                         body = await resp.read()
                         links = list(resp.headers.getall("Link", []))
                         headers = {k: v for k, v in resp.headers.items() if k.lower() != "link"}
