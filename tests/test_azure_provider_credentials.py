@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,9 @@ def test_static_token_credential_answers_kiota_style_calls() -> None:
     assert redact("Bearer a-static-bearer-token") == "Bearer ****"  # reveal() registered it
 
 
-@pytest.fixture
-def github_oidc() -> Iterator[tuple[str, list[Request]]]:
+@contextmanager
+def serve_github_oidc() -> Iterator[tuple[str, list[Request]]]:
+    """GitHub's OIDC token service for a runner, on loopback: (the request URL, the requests it answered)."""
     seen: list[Request] = []
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
@@ -62,6 +64,12 @@ def github_oidc() -> Iterator[tuple[str, list[Request]]]:
         yield served.url + "/token?api-version=2.0", seen
     finally:
         served.stop()
+
+
+@pytest.fixture
+def github_oidc() -> Iterator[tuple[str, list[Request]]]:
+    with serve_github_oidc() as served:
+        yield served
 
 
 def test_workload_identity_in_github_actions_exchanges_a_fresh_oidc_token(

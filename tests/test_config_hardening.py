@@ -165,3 +165,36 @@ def test_a_mistyped_config_key_gets_the_closest_key(tmp_path: Path, text: str, l
     err = error(tmp_path, text)
     assert "unknown" in err.message and err.hint == hint
     assert err.location is not None and err.location.line == line
+
+
+# -- azure.authority (Entra's sign-in host) ----------------------------------------------------------------------
+
+AZURE = HEAD + "azure:\n  tenant_id: t1\n  credential: {type: cli}\n  authority: {authority}\n"
+
+
+@pytest.mark.parametrize("url", ["https://login.microsoftonline.us", "https://login.chinacloudapi.cn/",
+                                 "https://127.0.0.1:8443"])
+def test_azure_authority_takes_an_https_host(tmp_path: Path, url: str) -> None:
+    cfg = load_config(write(tmp_path, AZURE.replace("{authority}", url)))
+    assert cfg.azure is not None and cfg.azure.authority == url.rstrip("/")
+
+
+def test_azure_authority_defaults_to_azure_identitys_own(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, AZURE.replace("  authority: {authority}\n", "")))
+    assert cfg.azure is not None and cfg.azure.authority is None
+
+
+@pytest.mark.parametrize(("url", "needle"), [
+    ("http://login.microsoftonline.us", "must use https"),
+    ("http://127.0.0.1:8443", "must use https, loopback included"),  # MSAL takes https authorities only
+    ("https://login.microsoftonline.us/11111111-2222", "without a path"),
+    ("login.microsoftonline.us", "not an http(s) URL"),
+    (f"https://admin:{CANARY}@login.microsoftonline.us", "must not carry credentials"),
+])
+def test_a_bad_azure_authority_is_refused_at_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      url: str, needle: str) -> None:
+    path = write(tmp_path, AZURE.replace("{authority}", url))
+    assert main(["drift", "--idp", "azure", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and f"{path}:7:" in err and "azure.authority" in err
+    assert CANARY not in err and "Traceback" not in err

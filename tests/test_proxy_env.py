@@ -6,7 +6,9 @@ the sandbox's emulators; the tests compare what it forwarded with what the emula
 
 from __future__ import annotations
 
+import asyncio
 import http.client
+import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from token_authority import ACCESS_TOKEN, Seen, TokenAuthority
 
 from connector.cli import main
 from connector.errors import ConfigError
@@ -58,6 +61,35 @@ class _Forwarder(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+    def do_CONNECT(self) -> None:  # noqa: N802  # an https origin: a tunnel (RFC 9110 9.3.6), bytes both ways
+        self.seen.append(("CONNECT", self.path, self.headers.get("Proxy-Authorization")))
+        host, _, port = self.path.rpartition(":")
+        upstream = socket.create_connection((host, int(port)), timeout=30)
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        self.wfile.flush()
+        client = self.connection
+
+        def pump(source: socket.socket, sink: socket.socket) -> None:
+            try:
+                while data := source.recv(65536):
+                    sink.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for end in (source, sink):
+                    try:
+                        end.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        back = threading.Thread(target=pump, args=(upstream, client), daemon=True)
+        back.start()
+        pump(client, upstream)
+        back.join(timeout=30)
+        upstream.close()
+        self.close_connection = True
 
 
 @pytest.fixture
@@ -223,3 +255,114 @@ def test_a_socks_proxy_is_refused_naming_the_variable(okta_applied: Path, clean_
     err = capsys.readouterr().err
     assert "ALL_PROXY names a socks5:// proxy" in err and "NO_PROXY" in err
     assert "pa55word" not in err and "Traceback" not in err
+
+
+# --- Entra's sign-in (azure-identity over requests) and the GitHub OIDC fetch (httpx) ------------------------------
+
+TENANT = "11111111-2222-3333-4444-555555555555"
+CLIENT = "99999999-8888-7777-6666-555555555555"
+SECRET = "an-entra-client-secret-value"
+
+
+@pytest.fixture
+def authority(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> Iterator[TokenAuthority]:
+    (tmp_path / "tls").mkdir()
+    with TokenAuthority(tmp_path / "tls", client_id=CLIENT, client_secret=SECRET) as served:
+        # The throwaway CA is trusted as an admin would trust a TLS-inspecting proxy's: a CA bundle.
+        clean_env.setenv("REQUESTS_CA_BUNDLE", str(served.ca))
+        clean_env.delenv("CURL_CA_BUNDLE", raising=False)
+        yield served
+
+
+def _sign_in(authority: TokenAuthority) -> str:
+    """A client-credentials sign-in through the provider's GraphCredential (build_credential), as drift does."""
+    from connector.config.load import AzureConfig, AzureCredential
+    from connector.providers.entra.client import GraphCredential
+    from connector.support.secret import Secret
+
+    cfg = AzureConfig(tenant_id=TENANT, credential=AzureCredential(
+        "secret", client_id=CLIENT, client_secret=Secret.from_value(SECRET)), authority=authority.url)
+    credential = GraphCredential(cfg)
+    try:
+        return asyncio.run(credential.bearer("https://graph.microsoft.com/.default"))
+    finally:
+        credential.close()
+
+
+def _token_posts(authority: TokenAuthority) -> list[Seen]:
+    return [s for s in authority.seen if s.method == "POST" and s.path == f"/{TENANT}/oauth2/v2.0/token"]
+
+
+def test_the_entra_sign_in_sends_no_netrc_credentials(authority: TokenAuthority, tmp_path: Path,
+                                                      clean_env: pytest.MonkeyPatch) -> None:
+    # requests, under azure-identity, read ~/.netrc: a `default` entry went with the token POST to the authority
+    # as Basic credentials.
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".netrc").write_text("default login someone password netrc-secret-value\n")
+    (home / ".netrc").chmod(0o600)
+    clean_env.setenv("HOME", str(home))
+    clean_env.delenv("NETRC", raising=False)
+    assert _sign_in(authority) == ACCESS_TOKEN
+    assert [s.path for s in authority.seen] == [f"/{TENANT}/v2.0/.well-known/openid-configuration",
+                                                f"/{TENANT}/oauth2/v2.0/token"]
+    assert not any("authorization" in {k.lower() for k in s.headers} for s in authority.seen)
+    (post,) = _token_posts(authority)
+    assert post.form["grant_type"] == "client_credentials" and post.form["client_id"] == CLIENT
+    assert post.form["client_secret"] == SECRET and post.form["scope"] == "https://graph.microsoft.com/.default"
+
+
+def test_the_entra_sign_in_goes_through_the_environments_proxy(
+        authority: TokenAuthority, clean_env: pytest.MonkeyPatch,
+        forward_proxy: tuple[str, list[tuple[str, str, str | None]]]) -> None:
+    proxy, seen = forward_proxy
+    clean_env.setenv("HTTPS_PROXY", proxy)
+    assert _sign_in(authority) == ACCESS_TOKEN
+    # Every connection to the authority was a tunnel through the proxy, with the proxy's credentials.
+    host = authority.url.removeprefix("https://")
+    assert seen and set(seen) == {("CONNECT", host, "Basic b3BzOnBhNTV3b3Jk")}
+    assert len(_token_posts(authority)) == 1
+    # NO_PROXY names the host: straight to the authority.
+    seen.clear()
+    clean_env.setenv("NO_PROXY", "127.0.0.1")
+    assert _sign_in(authority) == ACCESS_TOKEN
+    assert seen == [] and len(_token_posts(authority)) == 2
+
+
+def test_the_entra_sign_in_refuses_a_socks_proxy_naming_the_variable(clean_env: pytest.MonkeyPatch) -> None:
+    # requests would fail every sign-in with "Missing dependencies for SOCKS support", naming no variable.
+    from connector.config.load import AzureConfig, AzureCredential
+    from connector.providers.entra.client import build_credential
+    from connector.support.secret import Secret
+
+    clean_env.setenv("ALL_PROXY", "socks5://ops:pa55word@127.0.0.1:1080")
+    for kind in ("secret", "default"):
+        cfg = AzureConfig(tenant_id=TENANT, credential=AzureCredential(
+            kind, client_id=CLIENT, client_secret=Secret.from_value(SECRET)))
+        with pytest.raises(ConfigError, match="ALL_PROXY names a socks5:// proxy") as info:
+            build_credential(cfg)
+        assert "pa55word" not in str(info.value)
+
+
+def test_the_github_oidc_fetch_takes_the_same_proxy(
+        sandbox: Sandbox, clean_env: pytest.MonkeyPatch,
+        forward_proxy: tuple[str, list[tuple[str, str, str | None]]]) -> None:
+    from test_azure_provider_credentials import serve_github_oidc
+
+    from connector.providers.entra.client import _github_oidc_token
+
+    proxy, seen = forward_proxy
+    with serve_github_oidc() as (url, answered):
+        clean_env.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", url)
+        clean_env.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "runner-request-token")
+        clean_env.setenv("HTTP_PROXY", proxy)
+        assert _github_oidc_token() == "eyJhbGciOi.github-oidc-jwt.sig"
+        assert [(m, urlsplit(u).path, a) for m, u, a in seen] == [("GET", "/token", "Basic b3BzOnBhNTV3b3Jk")]
+        clean_env.setenv("NO_PROXY", "127.0.0.1")
+        assert _github_oidc_token() == "eyJhbGciOi.github-oidc-jwt.sig"
+        assert len(seen) == 1 and len(answered) == 2
+        # A SOCKS proxy: refused naming the variable (httpx would ask for socksio instead).
+        clean_env.delenv("NO_PROXY")
+        clean_env.setenv("HTTP_PROXY", "socks5://127.0.0.1:1080")
+        with pytest.raises(ConfigError, match="HTTP_PROXY names a socks5:// proxy"):
+            _github_oidc_token()

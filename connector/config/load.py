@@ -6,12 +6,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from connector.errors import ConfigError, Location
 from connector.support import yamlsrc
 from connector.support.secret import Secret
 from connector.support.suggest import closest
-from connector.support.urls import check_endpoint
+from connector.support.urls import check_endpoint, display
 
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 AUDIT_LOG_DEFAULT = ".astro-scim/audit.log"
@@ -59,6 +60,7 @@ class AzureConfig:
     tenant_id: str
     credential: AzureCredential
     graph_url: str = DEFAULT_GRAPH_URL
+    authority: str | None = None  # the sign-in's host (https://login.microsoftonline.us); None: azure-identity's
     app_display_name: str | None = "Astro"
     app_id: str | None = None
     mapping: Path | None = None
@@ -250,7 +252,8 @@ def _okta(doc: yamlsrc.Document, base: Path) -> OktaConfig:
 
 def _azure(doc: yamlsrc.Document, base: Path) -> AzureConfig:
     s = _Section(
-        doc, ("azure",), {"tenant_id", "credential", "graph_url", "app", "mapping", "assign_groups", "astro"}, base
+        doc, ("azure",), {"tenant_id", "credential", "graph_url", "authority", "app", "mapping", "assign_groups",
+                          "astro"}, base
     )
     tenant = s.text("tenant_id") or os.environ.get("AZURE_TENANT_ID")
     if not tenant:
@@ -289,10 +292,12 @@ def _azure(doc: yamlsrc.Document, base: Path) -> AzureConfig:
         app.names("display_name", "app_id")
     graph_url = check_endpoint(s.text("graph_url", DEFAULT_GRAPH_URL) or "", what="azure.graph_url",
                                location=s.loc("graph_url"))
+    authority = s.text("authority")
     return AzureConfig(
         tenant_id=tenant,
         credential=cred,
         graph_url=graph_url,
+        authority=_authority(authority, s.loc("authority")) if authority is not None else None,
         app_display_name=(app.text("display_name") if app else "Astro") if not (app and app.text("app_id")) else None,
         app_id=app.text("app_id") if app else None,
         mapping=s.path_value("mapping"),
@@ -300,6 +305,21 @@ def _azure(doc: yamlsrc.Document, base: Path) -> AzureConfig:
         astro=_astro(doc, base, ("azure", "astro")) if s.data.get("astro") is not None else None,
         location=doc.loc(("azure",)),
     )
+
+
+def _authority(url: str, location: Location | None) -> str:
+    """azure.authority: the https origin Entra's sign-in goes to (a sovereign cloud's, e.g. login.microsoftonline.us
+    or login.chinacloudapi.cn); the tenant is azure.tenant_id, so no path. https even on loopback: azure-identity and
+    MSAL refuse any other scheme for an authority."""
+    url = check_endpoint(url, what="azure.authority", location=location)
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        raise ConfigError(f"azure.authority must use https, loopback included: {display(url)}", location=location,
+                          hint="azure-identity signs in over https only, e.g. https://login.microsoftonline.us")
+    if parts.path or parts.query or parts.fragment:
+        raise ConfigError(f"azure.authority is a host, without a path: {display(url)}", location=location,
+                          hint=f"use https://{parts.netloc}; the tenant comes from azure.tenant_id")
+    return url
 
 
 def _safety(s: _Section) -> SafetyConfig:

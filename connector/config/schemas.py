@@ -177,6 +177,10 @@ def config_schema() -> dict[str, Any]:
         "tenant_id": _string("Tenant id (or set AZURE_TENANT_ID)."),
         "credential": credential,
         "graph_url": _string("Microsoft Graph base URL.", default="https://graph.microsoft.com/v1.0", format="uri"),
+        "authority": _string("Where Entra's sign-in goes (https, no path): a sovereign cloud's, e.g. "
+                             "https://login.microsoftonline.us (default: AZURE_AUTHORITY_HOST, else "
+                             "https://login.microsoftonline.com).", format="uri",
+                             examples=["https://login.microsoftonline.us"]),
         "app": _object("The enterprise app: by display name (created from the non-gallery template if missing) "
                        "or by app id.", {
                            "display_name": _string("Display name.", default="Astro"),

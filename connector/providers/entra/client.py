@@ -27,6 +27,7 @@ from connector.errors import ConfigError
 from connector.providers.entra.errors import translate
 from connector.support.http import DEFAULT_POLICY, RetryPolicy, is_retryable, retry_async
 from connector.support.paging import redirect_error
+from connector.support.proxy import proxy_url
 from connector.support.redact import register
 from connector.support.secret import Secret
 
@@ -62,8 +63,11 @@ def _github_oidc_token() -> str:
     bearer = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "")
     register(bearer)
     sep = "&" if "?" in url else "?"
+    # The tool's one proxy decision (connector.support.proxy), not httpx's own lookup: trust_env off, the trust
+    # store it would give kept (SSL_CERT_FILE / SSL_CERT_DIR, else certifi's). httpx reads no ~/.netrc either way
+    # (only an explicit httpx.NetRCAuth does).
     resp = httpx.get(f"{url}{sep}audience={GITHUB_AUDIENCE}", headers={"Authorization": f"bearer {bearer}"},
-                     timeout=30)
+                     timeout=30, trust_env=False, proxy=proxy_url(url), verify=httpx.create_ssl_context())
     resp.raise_for_status()
     token = str(resp.json()["value"])
     register(token)
@@ -71,7 +75,11 @@ def _github_oidc_token() -> str:
 
 
 def build_credential(cfg: AzureConfig) -> Any:
-    """The azure-identity credential for azure.credential.type (secret|certificate|cli|default|workload|token)."""
+    """The azure-identity credential for azure.credential.type (secret|certificate|cli|default|workload|token).
+
+    Every kind that signs in over HTTP does so through signin.SignInTransport (no ~/.netrc, the tool's proxy) and
+    to azure.authority when set. `cli` runs the az CLI, which signs in (and talks HTTP) on its own: its settings
+    apply there, not ours."""
     c = cfg.credential
     kind = c.kind
     if kind == "token":
@@ -81,17 +89,22 @@ def build_credential(cfg: AzureConfig) -> Any:
 
     from azure import identity
 
+    from connector.providers.entra.signin import sign_in_options
+
     client_id = c.client_id or os.environ.get("AZURE_CLIENT_ID")
+    if kind == "cli":
+        # Takes no transport: the token comes from `az account get-access-token`, a process of its own.
+        return identity.AzureCliCredential(tenant_id=cfg.tenant_id)
+    options = sign_in_options(cfg.authority)
     if kind == "secret":
         if not client_id or c.client_secret is None:
             raise ConfigError("azure.credential needs client_id and client_secret", location=cfg.location)
-        return identity.ClientSecretCredential(cfg.tenant_id, client_id, c.client_secret.reveal())
+        return identity.ClientSecretCredential(cfg.tenant_id, client_id, c.client_secret.reveal(), **options)
     if kind == "certificate":
         if not client_id or c.certificate_path is None:
             raise ConfigError("azure.credential needs client_id and certificate_path", location=cfg.location)
-        return identity.CertificateCredential(cfg.tenant_id, client_id, certificate_path=str(c.certificate_path))
-    if kind == "cli":
-        return identity.AzureCliCredential(tenant_id=cfg.tenant_id)
+        return identity.CertificateCredential(cfg.tenant_id, client_id, certificate_path=str(c.certificate_path),
+                                              **options)
     if kind == "workload":
         if not client_id:
             raise ConfigError(
@@ -99,7 +112,7 @@ def build_credential(cfg: AzureConfig) -> Any:
             )
         if os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL"):
             # GitHub hands out the JWT over HTTP, not as a file: exchange a fresh one on every token request.
-            return identity.ClientAssertionCredential(cfg.tenant_id, client_id, _github_oidc_token)
+            return identity.ClientAssertionCredential(cfg.tenant_id, client_id, _github_oidc_token, **options)
         token_file = os.environ.get("AZURE_FEDERATED_TOKEN_FILE")
         if not token_file:
             raise ConfigError(
@@ -107,9 +120,12 @@ def build_credential(cfg: AzureConfig) -> Any:
                 "id-token: write', or set AZURE_FEDERATED_TOKEN_FILE", location=cfg.location,
             )
         return identity.WorkloadIdentityCredential(
-            tenant_id=cfg.tenant_id, client_id=client_id, token_file_path=token_file
+            tenant_id=cfg.tenant_id, client_id=client_id, token_file_path=token_file, **options
         )
-    return identity.DefaultAzureCredential()
+    # The chain hands these to each credential it builds that signs in over HTTP (environment, workload and
+    # managed identity, shared token cache, browser); its developer-tool credentials (az, azd, PowerShell) run
+    # their tools, which sign in on their own.
+    return identity.DefaultAzureCredential(**options)
 
 
 class GraphCredential:
