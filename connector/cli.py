@@ -86,18 +86,29 @@ def _did_you_mean(parser: argparse.ArgumentParser, message: str) -> str:
         guess = closest(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
         return f" (did you mean '{guess}'?)" if guess else ""
     if message.startswith("unrecognized arguments:"):
+        words = [word.split("=")[0] for word in message.split(":", 1)[1].split() if word.startswith("-")]
+        # A real flag of other commands (`validate --config`) is named with the commands that take it: a guess
+        # would only repeat it ("did you mean --config?").
+        owners = {word: sorted(name for name, p in _commands(parser).items() if word in p._option_string_actions)
+                  for word in words}
+        known = [f"{word} is an option of {', '.join(names)}" for word, names in owners.items() if names]
+        if known:
+            return " (" + "; ".join(known) + ")"
         flags = {flag for p in _all_parsers(parser) for flag in p._option_string_actions}
-        guesses = [(word, guess) for word in message.split(":", 1)[1].split()
-                   if word.startswith("-") and (guess := closest(word.split("=")[0], flags))]
+        guesses = [(word, guess) for word in words if (guess := closest(word, flags))]
         if len(guesses) == 1:
             return f" (did you mean {guesses[0][1]}?)"
         return " (did you mean " + ", ".join(f"{g} for {w}" for w, g in guesses) + "?)" if guesses else ""
     return ""
 
 
-def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    return [parser, *(p for action in subs for p in action.choices.values())]
+    return {name: p for action in subs for name, p in action.choices.items()}
+
+
+def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    return [parser, *_commands(parser).values()]
 
 
 def build_parser() -> argparse.ArgumentParser:

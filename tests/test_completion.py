@@ -53,6 +53,14 @@ def test_a_mistyped_command_choice_or_flag_gets_a_suggestion(argv: list[str], gu
     assert guess in err and "--help" in err
 
 
+def test_a_flag_of_other_commands_is_named_with_them(capsys: pytest.CaptureFixture[str]) -> None:
+    # Not "unrecognized arguments: --config (did you mean --config?)": the flag exists, elsewhere.
+    assert main(["validate", "--config", "x.yaml", "mappings/"]) == 2
+    err = capsys.readouterr().err
+    assert "--config is an option of " in err and "apply" in err and "validate" not in err.split("option of", 1)[1]
+    assert "did you mean --config" not in err
+
+
 def test_nothing_close_gets_no_guess(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["zzzzzz"]) == 2
     assert "did you mean" not in capsys.readouterr().err
