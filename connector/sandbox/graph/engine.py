@@ -52,6 +52,11 @@ _frozen_lock = threading.Lock()
 _frozen_depth = 0  # cycles running inside _gc_spares_long_lived (cycles of other jobs may overlap)
 _frozen_by_us = False  # whether the objects frozen now were frozen by those cycles (not by someone else)
 FREEZE_EVERY = 1_000  # users examined between two freezes in a cycle
+# Tenants smaller than this run their cycles without _gc_spares_long_lived: the full passes it saves are noise at a
+# few hundred users, and its gc.get_freeze_count() walks every frozen object (CPython 3.11 counts the list), ~25 ms
+# once a process has frozen its heap, as connector/astro/reader.py does after each read. The test suite's workers
+# do both (a drift, then Entra cycles): ~500 small cycles paid ~13 s of the suite's CPU there.
+FREEZE_FROM_USERS = 1_000
 
 
 @contextlib.contextmanager
@@ -646,7 +651,8 @@ class EntraEngine:
                 self._check_base(snap.base)
                 scim = _Scim(snap.base, snap.token, self.timeout)
                 try:
-                    with _gc_spares_long_lived():
+                    big = len(snap.users) >= FREEZE_FROM_USERS
+                    with _gc_spares_long_lived() if big else contextlib.nullcontext():
                         self._cycle(sp_id, job, snap, scim, cycle_id, counts)
                 finally:
                     scim.close()
