@@ -22,7 +22,6 @@ counts, and repeated complete failures put the job in quarantine.
 from __future__ import annotations
 
 import contextlib
-import copy
 import gc
 import json
 import threading
@@ -36,6 +35,7 @@ from connector.sandbox.graph.state import Escrow, GraphState, SyncJob, now_iso
 from connector.sandbox.graph.template import SOURCE_DIRECTORY, TARGET_DIRECTORY
 from connector.sandbox.scim_http import ERRORS as HTTP_ERRORS
 from connector.sandbox.scim_http import Reply, ScimHttp, encode_json
+from connector.sandbox.snapshot import plain_copy
 from connector.support.urls import is_loopback
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -402,7 +402,7 @@ class EntraEngine:
         st = self.state
         with st.lock:
             secrets = st.sp_sync(sp_id).secrets
-            schema = copy.deepcopy(job.schema)
+            schema = plain_copy(job.schema)
             snap = _Snapshot(
                 sp=dict(st.service_principals.get(sp_id) or {"id": sp_id, "displayName": ""}),
                 base=secrets.get("BaseAddress", ""),
