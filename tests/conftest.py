@@ -8,13 +8,16 @@ import ssl
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
-from applied import applied
 
-from connector.sandbox.core import Sandbox
 from connector.support.clock import FakeClock, use
+
+if TYPE_CHECKING:
+    from connector.sandbox.core import Sandbox
+# The sandbox (scim2-server, pydantic, werkzeug: ~0.8 s of imports) is imported by the fixtures that use it, not
+# here: xdist's controller process loads this file too, and never runs a test.
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -72,6 +75,8 @@ def sandbox(fake_clock: FakeClock) -> Iterator[Sandbox]:
     Graph's provisionOnDemand window (5 calls per 10 s) counts on the test's virtual clock, the one the tool
     paces itself by: on the real clock a paced tool (virtual seconds, real milliseconds) met 429s it had waited
     out, e.g. `drift --fix` provisioning a user in three Teams."""
+    from connector.sandbox.core import Sandbox
+
     with Sandbox(users=12, groups=3, seed=7) as sb:
         if sb.graph is not None:
             sb.graph.ondemand_clock = fake_clock.monotonic
@@ -81,6 +86,8 @@ def sandbox(fake_clock: FakeClock) -> Iterator[Sandbox]:
 @pytest.fixture
 def okta_applied(sandbox: Sandbox, tmp_path: Path) -> Path:
     """Okta configured (the admin's manual step done, `apply --yes` run): Astro holds every user and Team."""
+    from applied import applied
+
     config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
     applied(sandbox, config, "okta", console_step=True)
     return config
@@ -89,6 +96,8 @@ def okta_applied(sandbox: Sandbox, tmp_path: Path) -> Path:
 @pytest.fixture
 def azure_applied(sandbox: Sandbox, tmp_path: Path) -> Path:
     """Entra configured by `apply --yes`: Astro holds every user and Team in scope."""
+    from applied import applied
+
     config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
     applied(sandbox, config, "azure")
     return config

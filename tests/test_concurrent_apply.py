@@ -98,6 +98,20 @@ def _end_state(sb: Sandbox) -> tuple[int, int, list[str]]:
     return len(sps), jobs, teams
 
 
+_SINGLE: list[tuple[int, int, list[str]]] = []  # the reference below, once per process (both trials compare to it)
+
+
+def _single_apply_end_state(directory: Path) -> tuple[int, int, list[str]]:
+    """What one apply alone leaves in a sandbox like the race's (same seed): the end state the racing runs must
+    reach. Deterministic for the seed, so the first trial in a process runs it and the second reuses it."""
+    if not _SINGLE:
+        with Sandbox(users=2, groups=1, seed=3) as reference:
+            config = reference.write_config(directory / "astro-scim.yaml", idps=("azure",))
+            assert main(["apply", "--config", str(config), "--idp", "azure", "--yes"]) == 0
+            _SINGLE.append(_end_state(reference))
+    return _SINGLE[0]
+
+
 def _statuses(sb: Sandbox, service: str, method: str, suffix: str) -> list[int]:
     return [e.status for e in sb.logs[service].entries if e.method == method and e.path.endswith(suffix)]
 
@@ -107,10 +121,7 @@ def test_concurrent_applies_make_one_app(first_comer: bool, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     """Three runs create an app each at the same moment (forced): one app, one job, each Team once, all exit 0.
     With first_comer every job and assignment a run creates already exists by then, too."""
-    with Sandbox(users=2, groups=1, seed=3) as reference:
-        config = reference.write_config(tmp_path / "ref" / "astro-scim.yaml", idps=("azure",))
-        assert main(["apply", "--config", str(config), "--idp", "azure", "--yes"]) == 0
-        single = _end_state(reference)
+    single = _single_apply_end_state(tmp_path / "ref")
     assert single[:2] == (1, 1)
 
     with Sandbox(users=2, groups=1, seed=3) as sb:

@@ -392,13 +392,16 @@ def test_unreachable_astro_is_a_complete_failure(graph_env: GraphEnv) -> None:  
     assert entry["provisioningStatusInfo"]["status"] == "failure"
 
 
-def test_cycles_leave_nothing_frozen_and_spare_what_others_froze(provisioned: tuple[GraphEnv, str, str]) -> None:
+def test_cycles_leave_nothing_frozen_and_spare_what_others_froze(provisioned: tuple[GraphEnv, str, str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The engine keeps the collector off long-lived objects during a cycle (gc.freeze); after it nothing stays
     frozen, overlapping cycles unfreeze with the last one, and objects a process froze itself stay frozen."""
     import gc
 
     from connector.sandbox.graph import engine as entra_engine
 
+    # This tenant's cycles freeze as a big one's do (small tenants skip it, FREEZE_FROM_USERS).
+    monkeypatch.setattr(entra_engine, "FREEZE_FROM_USERS", 0)
     env, sp_id, _ = provisioned
     gc.unfreeze()  # from a process that froze nothing (the Astro reader freezes what it read, in this process too)
     env.graph.run_cycle(sp_id)

@@ -516,7 +516,18 @@ def test_rate_limit_headers_count_down_per_family() -> None:
         okta.close()
 
 
-def test_sdk_retries_after_the_emulators_429() -> None:
+def test_sdk_retries_after_the_emulators_429(monkeypatch: pytest.MonkeyPatch) -> None:
+    from okta.request_executor import RequestExecutor
+
+    # The SDK backs off (X-Rate-Limit-Reset - Date + 1 s) with a real asyncio.sleep: record what it was told to
+    # wait instead of waiting it (as test_graph_emulator does for msgraph's retry handler).
+    waits: list[float] = []
+
+    async def recorded(_executor: Any, seconds: float) -> None:
+        waits.append(float(seconds))
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(RequestExecutor, "pause_for_backoff", recorded)
     okta = OktaEmulator(TOKEN)
     seen: list[dict[str, str]] = []
     lock = threading.Lock()
@@ -544,6 +555,8 @@ def test_sdk_retries_after_the_emulators_429() -> None:
         okta.close()
     assert err is None and len(users) == 1
     assert len(seen) == 2
+    # once, about a second: the reset is the 429's own second (0 if the Date was stamped a second later)
+    assert len(waits) == 1 and 0 <= waits[0] <= 1, waits
     assert "HTTP_X_OKTA_RETRY_COUNT" not in seen[0]
     assert seen[1]["HTTP_X_OKTA_RETRY_COUNT"] == "1"
 

@@ -47,7 +47,6 @@ preferredSingleSignOnMode).
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import math
 import re
@@ -97,7 +96,7 @@ from connector.sandbox.graph.template import (
     build_template,
 )
 from connector.sandbox.ratelimit import Budget, WindowLimiter
-from connector.sandbox.snapshot import Translate, copied
+from connector.sandbox.snapshot import Translate, copied, plain_copy
 
 # App roles Entra gives an app created from the non-gallery template (fixed ids, the same in every tenant).
 USER_ROLE_ID = "18d14569-c3bd-439b-9a66-3a2aee01d14f"
@@ -551,7 +550,7 @@ class GraphEmulator:
             "createdDateTime": None, "deletedDateTime": None, "displayName": display_name,
             "description": None, "groupMembershipClaims": None, "identifierUris": [], "isFallbackPublicClient": None,
             "notes": None, "publisherDomain": "acme.example", "signInAudience": "AzureADMyOrg",
-            "tags": [], "appRoles": copy.deepcopy(roles), "keyCredentials": [], "passwordCredentials": [],
+            "tags": [], "appRoles": plain_copy(roles), "keyCredentials": [], "passwordCredentials": [],
             "requiredResourceAccess": [],
             "web": {"homePageUrl": None, "logoutUrl": None, "redirectUris": [],
                     "implicitGrantSettings": {"enableAccessTokenIssuance": False, "enableIdTokenIssuance": False}},
@@ -586,7 +585,7 @@ class GraphEmulator:
             self.state.assignments[sp["id"]] = []
             if self.propagation_failures:
                 self._pending_propagation[sp["id"]] = self.propagation_failures
-        return copy.deepcopy(app), copy.deepcopy(sp)
+        return plain_copy(app), plain_copy(sp)
 
     def _h_list_applications(self, request: Request) -> Response:
         with self.state.lock:
@@ -749,7 +748,7 @@ class GraphEmulator:
             body = {
                 "@odata.context": f"{self._base(request)}/$metadata#servicePrincipals('{sp_id}')/synchronization/"
                                   "jobs/$entity",
-                **copy.deepcopy(job.to_json()),
+                **plain_copy(job.to_json()),
             }
         return self._json(request, body)
 
@@ -946,7 +945,7 @@ class GraphEmulator:
                 body = {
                     "@odata.context": f"{self._base(request)}/$metadata#servicePrincipals('{sp_id}')/"
                                       f"synchronization/jobs('{job_id}')/schema/$entity",
-                    **copy.deepcopy(job.schema),
+                    **plain_copy(job.schema),
                 }
             return self._json(request, body)
         data = self._body(request)
@@ -1231,7 +1230,7 @@ class GraphEmulator:
         for job in list(sync.jobs.values()):
             if job.schedule_state == "Active" and job.status["code"] == "Active":
                 self.engine.run_cycle(sp_id, job)
-                results.append(copy.deepcopy(job.status.get("lastExecution")) or {})
+                results.append(plain_copy(job.status.get("lastExecution")) or {})
         return results
 
     def quarantine(self, sp_id: str, reason: str = "EncounteredQuarantineException",
@@ -1323,17 +1322,17 @@ class GraphEmulator:
 
     def service_principals(self) -> list[dict[str, Any]]:
         with self.state.lock:
-            return [copy.deepcopy(s) for s in self.state.service_principals.values()]
+            return [plain_copy(s) for s in self.state.service_principals.values()]
 
     def service_principal(self, display_name: str) -> dict[str, Any] | None:
         with self.state.lock:
             sp = next((s for s in self.state.service_principals.values() if s["displayName"] == display_name), None)
-            return copy.deepcopy(sp) if sp else None
+            return plain_copy(sp) if sp else None
 
     def jobs(self, sp_id: str) -> list[dict[str, Any]]:
         with self.state.lock:
             sync = self.state.sync.get(sp_id)
-            return [copy.deepcopy(j.to_json()) for j in sync.jobs.values()] if sync else []
+            return [plain_copy(j.to_json()) for j in sync.jobs.values()] if sync else []
 
     def job(self, sp_id: str, job_id: str | None = None) -> SyncJob:
         """The live job object (the only one of the service principal when job_id is None)."""
@@ -1346,7 +1345,7 @@ class GraphEmulator:
 
     def schema(self, sp_id: str, job_id: str | None = None) -> dict[str, Any]:
         with self.state.lock:
-            return copy.deepcopy(self.job(sp_id, job_id).schema)
+            return plain_copy(self.job(sp_id, job_id).schema)
 
     def secrets(self, sp_id: str) -> dict[str, str]:
         """Stored secrets, unmasked (tests only: the HTTP API masks token values)."""
@@ -1359,4 +1358,4 @@ class GraphEmulator:
 
     def logs(self) -> list[dict[str, Any]]:
         with self.state.lock:
-            return copy.deepcopy(self.state.provisioning_logs)
+            return plain_copy(self.state.provisioning_logs)

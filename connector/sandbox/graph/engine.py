@@ -22,7 +22,6 @@ counts, and repeated complete failures put the job in quarantine.
 from __future__ import annotations
 
 import contextlib
-import copy
 import gc
 import json
 import threading
@@ -36,6 +35,7 @@ from connector.sandbox.graph.state import Escrow, GraphState, SyncJob, now_iso
 from connector.sandbox.graph.template import SOURCE_DIRECTORY, TARGET_DIRECTORY
 from connector.sandbox.scim_http import ERRORS as HTTP_ERRORS
 from connector.sandbox.scim_http import Reply, ScimHttp, encode_json
+from connector.sandbox.snapshot import plain_copy
 from connector.support.urls import is_loopback
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -52,6 +52,11 @@ _frozen_lock = threading.Lock()
 _frozen_depth = 0  # cycles running inside _gc_spares_long_lived (cycles of other jobs may overlap)
 _frozen_by_us = False  # whether the objects frozen now were frozen by those cycles (not by someone else)
 FREEZE_EVERY = 1_000  # users examined between two freezes in a cycle
+# Tenants smaller than this run their cycles without _gc_spares_long_lived: the full passes it saves are noise at a
+# few hundred users, and its gc.get_freeze_count() walks every frozen object (CPython 3.11 counts the list), ~25 ms
+# once a process has frozen its heap, as connector/astro/reader.py does after each read. The test suite's workers
+# do both (a drift, then Entra cycles): ~500 small cycles paid ~13 s of the suite's CPU there.
+FREEZE_FROM_USERS = 1_000
 
 
 @contextlib.contextmanager
@@ -397,7 +402,7 @@ class EntraEngine:
         st = self.state
         with st.lock:
             secrets = st.sp_sync(sp_id).secrets
-            schema = copy.deepcopy(job.schema)
+            schema = plain_copy(job.schema)
             snap = _Snapshot(
                 sp=dict(st.service_principals.get(sp_id) or {"id": sp_id, "displayName": ""}),
                 base=secrets.get("BaseAddress", ""),
@@ -646,7 +651,8 @@ class EntraEngine:
                 self._check_base(snap.base)
                 scim = _Scim(snap.base, snap.token, self.timeout)
                 try:
-                    with _gc_spares_long_lived():
+                    big = len(snap.users) >= FREEZE_FROM_USERS
+                    with _gc_spares_long_lived() if big else contextlib.nullcontext():
                         self._cycle(sp_id, job, snap, scim, cycle_id, counts)
                 finally:
                     scim.close()

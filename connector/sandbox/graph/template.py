@@ -8,9 +8,10 @@ metadata, filters. A client that loses any of it on a GET -> PUT round trip is c
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
+
+from connector.sandbox.snapshot import plain_copy
 
 NON_GALLERY_TEMPLATE_ID = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621"
 SCIM_TEMPLATE_ID = "scim"
@@ -341,5 +342,5 @@ def build_template(application_id: str) -> dict[str, Any]:
             {"key": "ConfigurationFields", "value": json.dumps(fields)},
             {"key": "IsOAuthEnabled", "value": "false"},
         ],
-        "schema": copy.deepcopy(_TEMPLATE_SCHEMA),
+        "schema": plain_copy(_TEMPLATE_SCHEMA),
     }
