@@ -28,6 +28,7 @@ from connector.plan.view import show_plans
 from connector.providers import registry
 from connector.providers.base import AuditTarget, IdPView, SetupAudit, not_set_up
 from connector.support import clock
+from connector.support.gcpause import collection_paused
 from connector.support.progress import Progress, Silent, Stage
 from connector.views import AstroView, IdpView
 
@@ -92,27 +93,30 @@ def audit_once(view: IdPView, astro: AstroConfig, *, setup: SetupAudit | None = 
             return read_astro(astro, progress=lambda kind, done, total: counts[kind].update(done, total),
                               compare=compare)
 
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="drift-read") as pool:
-        astro_future = pool.submit(read_astro_org)
-        view_future = pool.submit(read_idp)
-        with progress.stage(f"check {view.name} setup"):
-            gaps = setup.setup_gaps() if setup is not None else []
-        if not_set_up(gaps):
-            view_future.exception()  # what the read met (no app) is what the not_set_up finding reports
-            idp_view = IdpView(view.name)
-        else:
-            idp_view = view_future.result()
-        idp_view.setup = gaps
-        astro_view = astro_future.result()
-    # An IdP may know, as inactive, users its view of the app leaves out (Okta unassigns whom it deactivates).
-    known = {u.user_name.casefold() for u in idp_view.users}
-    unknown = [u.user_name for u in astro_view.users if u.active and u.user_name.casefold() not in known]
-    del known  # a folded name per user (~18 MB at 100,000): not kept alive through reconcile, the audit's peak
-    if unknown and not not_set_up(gaps):
-        idp_view.users.extend(view.inactive_users(unknown))
-    with progress.stage(f"reconcile {view.name}", total=len(idp_view.users), unit="users") as stage:
-        result = run_audit(idp_view, astro_view, time.perf_counter() - started, at=at)
-        stage.update(len(idp_view.users))
+    # The collector stays off through the reads and reconcile (connector.support.gcpause): the views are
+    # millions of containers and no cycles; its passes over them were ~1.1 s of CPU at 100,000 Okta users.
+    with collection_paused():
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="drift-read") as pool:
+            astro_future = pool.submit(read_astro_org)
+            view_future = pool.submit(read_idp)
+            with progress.stage(f"check {view.name} setup"):
+                gaps = setup.setup_gaps() if setup is not None else []
+            if not_set_up(gaps):
+                view_future.exception()  # what the read met (no app) is what the not_set_up finding reports
+                idp_view = IdpView(view.name)
+            else:
+                idp_view = view_future.result()
+            idp_view.setup = gaps
+            astro_view = astro_future.result()
+        # An IdP may know, as inactive, users its view of the app leaves out (Okta unassigns whom it deactivates).
+        known = {u.user_name.casefold() for u in idp_view.users}
+        unknown = [u.user_name for u in astro_view.users if u.active and u.user_name.casefold() not in known]
+        del known  # a folded name per user (~18 MB at 100,000): not kept alive through reconcile, the audit's peak
+        if unknown and not not_set_up(gaps):
+            idp_view.users.extend(view.inactive_users(unknown))
+        with progress.stage(f"reconcile {view.name}", total=len(idp_view.users), unit="users") as stage:
+            result = run_audit(idp_view, astro_view, time.perf_counter() - started, at=at)
+            stage.update(len(idp_view.users))
     return result
 
 
