@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from connector.audit.reconcile import Finding, Kind, audit, compared
+from connector.audit.reconcile import Finding, Kind, audit, compared, prepare
 from connector.views import AstroTeam, AstroUser, AstroView, IdpGroup, IdpUser, IdpView
 
 PATHS = ("userName", "name.givenName", "name.familyName", 'emails[type eq "work"].value', "displayName", "title",
@@ -154,3 +154,13 @@ def test_users_claim_active_first_then_by_folded_name_then_in_view_order() -> No
         # Each userName is one key: the inactive spelling reads the claimed live account.
         assert [(f.kind, f.idp_id) for f in findings if f.kind is not Kind.MEMBERSHIP_EXTRA] == [
             (Kind.DEACTIVATION_NOT_PROPAGATED, "00u0")]
+
+
+def test_an_index_prepared_ahead_gives_the_same_findings_and_only_for_its_own_view() -> None:
+    idp, astro, teams = _world(3)
+    view = _astro_view(astro, teams, list(PATHS))
+    whole = [_key(f) for f in audit(idp, view)]
+    assert [_key(f) for f in audit(idp, view, prepare(view))] == whole
+    # An index made of another view (an earlier read) is not used: the findings are this view's.
+    other = _astro_view(astro[: len(astro) // 2], teams, list(PATHS))
+    assert [_key(f) for f in audit(idp, view, prepare(other))] == whole

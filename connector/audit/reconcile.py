@@ -371,6 +371,19 @@ class _Index:
         return None
 
 
+@dataclass
+class Prepared:
+    """What reconcile makes of the Astro view alone (its index by id, folded userName and externalId: ~0.1 s at
+    100,000 users), made by `prepare` as soon as Astro is read, while the IdP's pages are still on their way."""
+
+    astro: AstroView
+    index: _Index
+
+
+def prepare(astro: AstroView) -> Prepared:
+    return Prepared(astro, _Index.of(astro.users))
+
+
 def _match_team(group: IdpGroup, teams: list[AstroTeam], claimed: set[str]) -> AstroTeam | None:
     by_id = {t.id: t for t in teams}
     candidates: list[AstroTeam | None] = [by_id.get(group.scim_id) if group.scim_id else None]
@@ -382,19 +395,21 @@ def _match_team(group: IdpGroup, teams: list[AstroTeam], claimed: set[str]) -> A
     return None
 
 
-def audit(idp: IdpView, astro: AstroView) -> list[Finding]:
+def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None) -> list[Finding]:
     """Every unmet setup expectation and every difference between the IdP's view and Astro's, sorted by kind
-    then subject. An IdP that is not set up yet has only that finding: the rest would be its consequences."""
+    then subject. An IdP that is not set up yet has only that finding: the rest would be its consequences.
+    `prepared`: `prepare(astro)`, made earlier (used only if it was made of this very view)."""
     name = idp.idp
     findings: list[Finding] = _setup_findings(idp)
     if any(f.kind is Kind.NOT_SET_UP for f in findings):
         return findings
     explained = {s.casefold() for gap in idp.setup for s in gap.explains}
-    index = _Index.of(astro.users)
+    index = prepared.index if prepared is not None and prepared.astro is astro else _Index.of(astro.users)
     at = {path: i for i, path in enumerate(astro.compared)}  # a path -> its place in each AstroUser.values
     claimed: set[str] = set()
     matched: dict[str, AstroUser] = {}  # IdP userName (casefolded) -> Astro user
     idp_by_astro: dict[str, IdpUser] = {}
+    owner_keys: dict[str, str] = {}  # Astro id -> the folded userName of the IdP user that claimed it
     users = idp.users
     folds = [_fold(u.user_name) for u in users]  # each user's key, folded once
     # Active users claim first: if an inactive duplicate shares a name, the live account belongs to the live user.
@@ -410,6 +425,7 @@ def audit(idp: IdpView, astro: AstroView) -> list[Finding]:
             claimed.add(found.id)
             matched[folds[i]] = found
             idp_by_astro[found.id] = user
+            owner_keys[found.id] = folds[i]
     del actives, inactives
 
     # userName -> the groups naming it, for the users missing from Astro: made at the first one (a list per user
@@ -481,7 +497,8 @@ def audit(idp: IdpView, astro: AstroView) -> list[Finding]:
                 key="displayName", severity=Severity.WARNING, attribute="displayName", expected=group.name,
                 actual=team.name, team=group.name, idp_id=group.id,
             ))
-        findings.extend(_membership_findings(name, group, team, matched, idp_by_astro, index, active_idp, held))
+        findings.extend(_membership_findings(name, group, team, matched, idp_by_astro, index, active_idp, held,
+                                             owner_keys))
     if held:
         findings = [_with_teams(f, held) for f in findings]
 
@@ -602,37 +619,51 @@ def _membership_findings(
     index: _Index,
     active_idp: set[str],
     held: dict[str, list[str]],
+    owner_keys: dict[str, str],
 ) -> list[Finding]:
+    """`owner_keys`: Astro id -> the folded userName of the IdP user that claimed it (idp_by_astro's)."""
     out: list[Finding] = []
-    wanted = {_fold(m) for m in group.members}
+    # An assigned group holds everyone (100,000 members): one pass over its members, one over the Team's.
+    wanted = {m.casefold() for m in group.members}
     # Members that should be in the Team and whose Astro account is live; a missing or deactivated account is
     # reported once, on the user (a deactivated one lists the Teams it is missing from: `held`).
-    expected = {m for m in wanted if m in active_idp and m in matched and matched[m].active}
+    expected: set[str] = set()
     in_team: Collection[str] | None = None  # team.members as a set, made only when needed (the reader's is a tuple)
     for m in wanted:
-        if m in active_idp and m in matched and not matched[m].active:
-            if in_team is None:
-                in_team = team.members if isinstance(team.members, set | frozenset) else set(team.members)
-            if matched[m].id not in in_team:
-                held.setdefault(m, []).append(group.name)
+        if m not in active_idp:
+            continue
+        account = matched.get(m)
+        if account is None:
+            continue
+        if account.active:
+            expected.add(m)
+            continue
+        if in_team is None:
+            in_team = team.members if isinstance(team.members, set | frozenset) else set(team.members)
+        if account.id not in in_team:
+            held.setdefault(m, []).append(group.name)
     actual: set[str] = set()
-    for member_id in sorted(team.members):
-        astro_user = index.by_id.get(member_id)
+    extra: list[tuple[str, Finding]] = []  # by member id: reported in id order (the Team's order is the server's)
+    by_id = index.by_id
+    for member_id in team.members:
+        astro_user = by_id.get(member_id)
         if astro_user is None:
-            out.append(_make(idp, Kind.MEMBERSHIP_EXTRA, group.name,
-                             f"member id {member_id} is not an Astro user", key=f"id:{member_id}",
-                             team=group.name, astro_id=member_id, idp_id=group.id))
+            extra.append((member_id, _make(idp, Kind.MEMBERSHIP_EXTRA, group.name,
+                                           f"member id {member_id} is not an Astro user", key=f"id:{member_id}",
+                                           team=group.name, astro_id=member_id, idp_id=group.id)))
             continue
         owner = idp_by_astro.get(member_id)
         if owner is None or not owner.active or not astro_user.active:
             continue  # orphaned or deprovisioned account: its own finding covers it
-        owner_key = _fold(owner.user_name)
+        owner_key = owner_keys[member_id]
         actual.add(owner_key)
         if owner_key not in wanted:
-            out.append(_make(idp, Kind.MEMBERSHIP_EXTRA, group.name,
-                             f"{owner.user_name} is in the Team but not in the {idp} group",
-                             key=owner.user_name.casefold(), team=group.name, user=owner.user_name,
-                             astro_id=member_id, idp_id=group.id))
+            extra.append((member_id, _make(idp, Kind.MEMBERSHIP_EXTRA, group.name,
+                                           f"{owner.user_name} is in the Team but not in the {idp} group",
+                                           key=owner.user_name.casefold(), team=group.name, user=owner.user_name,
+                                           astro_id=member_id, idp_id=group.id)))
+    extra.sort(key=lambda pair: pair[0])
+    out += [finding for _, finding in extra]
     for member in sorted(expected - actual):
         astro_user = matched[member]
         user_name = idp_by_astro[astro_user.id].user_name
@@ -685,9 +716,10 @@ class AuditResult:
         return urlsplit(self.scim_url).netloc
 
 
-def run_audit(idp: IdpView, astro: AstroView, seconds: float = 0.0, *, at: datetime | None = None) -> AuditResult:
+def run_audit(idp: IdpView, astro: AstroView, seconds: float = 0.0, *, at: datetime | None = None,
+              prepared: Prepared | None = None) -> AuditResult:
     return AuditResult(
-        idp=idp.idp, scim_url=astro.scim_url, findings=audit(idp, astro), idp_users=len(idp.users),
+        idp=idp.idp, scim_url=astro.scim_url, findings=audit(idp, astro, prepared), idp_users=len(idp.users),
         idp_groups=len(idp.groups), astro_users=len(astro.users), astro_teams=len(astro.teams),
         deviations=list(astro.deviations), seconds=seconds,
         group_sizes={g.name: len(g.members) for g in idp.groups}, audited_at=at,
