@@ -24,7 +24,7 @@ from connector.astro.reader import read_astro
 from connector.audit.reconcile import compared
 from connector.cli import main
 from connector.config.load import AstroConfig
-from connector.errors import AuthError, RemoteError
+from connector.errors import AuthError, ConfigError, RemoteError
 from connector.sandbox.core import Sandbox
 from connector.support import clock
 from connector.support.clock import FakeClock, SystemClock, use
@@ -89,6 +89,44 @@ def test_the_child_gives_the_in_process_view_and_progress(astro: Astro) -> None:
 
     assert per_kind(beside) == per_kind(here) == {"users": (5, 23, 23), "Teams": (1, 2, 2)}
     assert _gone(pid)
+
+
+def test_with_rebuild_the_paths_are_evaluated_here_and_sent_to_the_child(astro: Astro) -> None:
+    """drift's way: the mapping behind the compared paths is loaded by this process (the IdP read needs it too),
+    and the child makes its Compared from the paths it is sent."""
+    _fill(astro)
+    where: list[int] = []
+    built: list[tuple[str, ...]] = []
+
+    def compare() -> Any:
+        where.append(os.getpid())
+        return _compare()
+
+    def rebuild(paths: tuple[str, ...]) -> Any:
+        built.append(paths)  # in the child: this list stays empty here
+        return compared(paths)
+
+    read = AstroRead.start(astro.config, compare=compare, rebuild=rebuild, fork=True)
+    try:
+        view = read.result()
+    finally:
+        read.close()
+    assert where == [os.getpid()] and built == []
+    assert _rows(view) == _rows(read_astro(astro.config, compare=_compare))
+
+
+def test_an_error_evaluating_the_paths_is_the_callers_and_the_child_is_stopped(astro: Astro) -> None:
+    _fill(astro)
+
+    def compare() -> Any:
+        raise ConfigError("the mapping is broken")
+
+    read = AstroRead.start(astro.config, compare=compare, rebuild=compared, fork=True)
+    pid = read.pid
+    with pytest.raises(ConfigError, match="the mapping is broken"):
+        read.result()
+    read.close()
+    assert pid is not None and _gone(pid)
 
 
 def test_without_compare_the_child_sends_each_users_json(astro: Astro) -> None:

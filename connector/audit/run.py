@@ -85,7 +85,7 @@ def audit_once(view: IdPView, astro: AstroConfig, *, setup: SetupAudit | None = 
     compare = (lambda: compared(view.compared_paths())) if isinstance(view, _KnowsTargets) else None
     # Astro is read by a child process beside this one where the OS allows (connector.astro.beside: the two reads'
     # CPU on two cores), forked now, before the threads below start.
-    astro_read = AstroRead.start(astro, compare=compare)
+    astro_read = AstroRead.start(astro, compare=compare, rebuild=compared)
     try:
         return _audit(view, astro_read, setup, progress, started, at)
     finally:
