@@ -248,7 +248,10 @@ def test_in_process_when_fork_is_not_wanted(astro: Astro, monkeypatch: pytest.Mo
     # A test's fake clock belongs to this process (its sleeps are asserted): no child then.
     assert isinstance(clock.current(), FakeClock) and not fork_available()
     with use(SystemClock()):
-        assert fork_available()
+        assert fork_available() is (len(os.sched_getaffinity(0)) > 1)
+        with monkeypatch.context() as patch:  # one CPU: a child would only add its own cost
+            patch.setattr(os, "sched_getaffinity", lambda _pid: {0})
+            assert not fork_available()
         monkeypatch.setenv(IN_PROCESS_ENV, "1")
         assert not fork_available()
     read = AstroRead.start(astro.config, compare=_compare)

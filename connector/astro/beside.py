@@ -45,11 +45,19 @@ _HEADER = struct.Struct("!Q")
 
 def fork_available() -> bool:
     """A child can read beside us: Linux (fork is the default start method there; macOS forbids what its system
-    libraries do after a fork of a threaded process), unless the user asked for the in-process read, or the clock
-    is an injected one (connector.support.clock: a test's FakeClock), whose waits (retries, Retry-After) belong to
-    this process and must be seen by it."""
+    libraries do after a fork of a threaded process) with more than one CPU to run on, unless the user asked for
+    the in-process read, or the clock is an injected one (connector.support.clock: a test's FakeClock), whose waits
+    (retries, Retry-After) belong to this process and must be seen by it."""
     return (sys.platform == "linux" and hasattr(os, "fork") and not os.environ.get(IN_PROCESS_ENV)
-            and isinstance(clock.current(), SystemClock))
+            and isinstance(clock.current(), SystemClock) and _cores() > 1)
+
+
+def _cores() -> int:
+    """The CPUs this process may run on (a container's limit): with one, a child only adds its own cost."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 class AstroRead:
