@@ -1,7 +1,7 @@
 """The whole `astro-scim drift` at scale, as a user runs it, against its honest bound and a naive client.
 
     .venv/bin/python benchmarks/audit_scale.py [--idp okta azure] [--size 20k 100k] [--runs 3] [--latency-ms 20]
-                                               [--naive-runs 1]
+                                               [--naive-runs 1] [--baseline CHECKOUT]
 
 Sizes: 20k = 20,000 users, 1,000 Teams, 100,000 memberships; 100k = 100,000 users, 2,000 Teams, 500,000
 memberships (in Astro; the IdP manages "Astro Users", assigned to the app and holding everyone, and two more
@@ -14,7 +14,9 @@ assignments and push mappings; Entra's app and assignments by `apply --pause`, w
 cycle; Astro's Users and Teams as the IdP's engine would have sent them), so the figures measure the audit, not
 the engines. Each run is a fresh `python -m connector drift --format json` process (its bytecode cached, as an
 installed wheel has it: see run_drift): wall from its start to its
-exit (start-up before its first request reported separately, and included), its peak RSS (wait4), requests by
+exit (start-up before its first request reported separately, and included), its CPU (user+sys, its Astro reader
+child's included: drift reads Astro in a forked child on Linux, connector/astro/beside.py), its peak RSS (wait4:
+the larger of drift and that child) and the peak of their sum (sampled every 20 ms from /proc), requests by
 endpoint and bytes as the servers counted them, and the servers' CPU time meanwhile.
 
 The honest bound does not move with our choices: max of
@@ -420,18 +422,52 @@ def honest_bound(idp: str, info: dict[str, Any], scim_max: int, latency: float, 
 
 # -- the run --------------------------------------------------------------------------------------------------
 
-def run_drift(config: str, out: Path) -> dict[str, Any]:
+def _tree_rss_mb(pid: int) -> float:
+    """RSS of `pid` and its children (drift reads Astro in a forked child: connector/astro/beside.py), from /proc;
+    0 when it is gone."""
+    total = 0
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return 0.0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def run_drift(config: str, out: Path, root: Path = ROOT) -> dict[str, Any]:
     # Bytecode cached as an installed wheel has it (pip compiles on install), in a folder of the run's own (the
     # checkout is not touched): the untimed warm-up run writes it. Without it, an editable checkout recompiles
     # connector/ in every run, ~0.2-0.3 s that no user pays (PYTHONDONTWRITEBYTECODE may be set around us).
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(out.parent / "pycache")
+    env["PYTHONPYCACHEPREFIX"] = str(out.parent / ("pycache" if root == ROOT else "pycache-baseline"))
+    if root != ROOT:  # --baseline: another checkout's connector (first on the path: `-m` runs it from cwd)
+        env["PYTHONPATH"] = str(root)
     with open(out, "wb") as f, open(out.with_suffix(".err"), "wb") as err:
         started = time.time()
         proc = subprocess.Popen([sys.executable, "-m", "connector", "drift", "-c", config, "--format", "json"],
-                                stdout=f, stderr=err, env=env, cwd=ROOT)
+                                stdout=f, stderr=err, env=env, cwd=root)
+        # wait4's ru_maxrss is the largest of the process and its reaped children, not their sum: the sum (the
+        # drift process and its Astro reader side by side) is sampled every 20 ms, where /proc has it (Linux).
+        peak = [0.0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.02):
+                peak[0] = max(peak[0], _tree_rss_mb(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.time() - started
+        done.set()
+        sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     doc = json.loads(out.read_text() or "null")
     idps = (doc.get("idps") or doc.get("results") or []) if isinstance(doc, dict) else []
@@ -439,7 +475,8 @@ def run_drift(config: str, out: Path) -> dict[str, Any]:
     # Entra's job is left paused (`apply --pause`: the emulator's cycles would rewrite Astro meanwhile), which the
     # setup audit reports as provisioning_off: expected here, every other finding is not.
     findings = sum(n for k, n in kinds.items() if k != "provisioning_off")
-    return {"started": started, "wall": wall, "rss_mb": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime,
+    return {"started": started, "wall": wall, "rss_mb": usage.ru_maxrss / 1024, "tree_rss_mb": peak[0],
+            "cpu": usage.ru_utime + usage.ru_stime,
             "exit": proc.returncode, "findings": findings, "kinds": dict(kinds),
             "stderr": out.with_suffix(".err").read_text()[-2000:]}
 
@@ -467,10 +504,21 @@ def bench(idp: str, size: str, args: argparse.Namespace) -> list[tuple[str, str]
             warm = run_drift(info["config"], Path(tmp) / "warm.json")
             if warm["exit"] not in (0, 1) or warm["findings"]:
                 print(f"  warm-up: exit {warm['exit']}, {warm['findings']} findings\n{warm['stderr']}", file=sys.stderr)
+            if args.baseline:
+                run_drift(info["config"], Path(tmp) / "warm-baseline.json", args.baseline)  # its bytecode
             parent.send(("latency", args.latency_ms))
             parent.recv()
-            runs, servers = [], []
+            runs, servers, base_runs = [], [], []
             for i in range(args.runs):
+                if args.baseline:  # before each of ours, against the same emulators: the load is what they share
+                    parent.send(("reset", None))
+                    parent.recv()
+                    b = run_drift(info["config"], Path(tmp) / f"baseline{i}.json", args.baseline)
+                    parent.send(("stats", None))
+                    bs = parent.recv()
+                    b["startup"] = (bs["first"] - b["started"]) if bs["first"] else float("nan")
+                    b["bound"] = honest_bound(idp, info, 1000, latency, bs)["bound"]
+                    base_runs.append(b)
                 parent.send(("reset", None))
                 parent.recv()
                 r = run_drift(info["config"], Path(tmp) / f"drift{i}.json")
@@ -511,7 +559,9 @@ def bench(idp: str, size: str, args: argparse.Namespace) -> list[tuple[str, str]
         ("requests by endpoint (run 1): count (MB)", "; ".join(
             f"{k} {v} ({s['bytes_by'].get(k, 0) / 1e6:.1f})" for k, v in sorted(s["requests"].items()))),
         ("requests, bytes (run 1)", f"{sum(s['requests'].values())}, {s['bytes'] / 1e6:.1f} MB"),
-        ("peak RSS (drift process)", f"{mid([r['rss_mb'] for r in runs])} MB"),
+        ("peak RSS (drift process; its largest process, wait4)", f"{mid([r['rss_mb'] for r in runs])} MB"),
+        ("peak RSS, drift + its Astro reader process (sum, sampled every 20 ms)",
+         f"{mid([r['tree_rss_mb'] for r in runs])} MB"),
         ("emulators' CPU during the run (c)", f"{mid([sv['cpu'] for sv in servers])} s"),
         (f"(a) chain {b0['chain']} x {args.latency_ms:g} ms", f"{b0['a']:.2f} s"),
         ("(a') the same chain, each link latency + the server's median CPU for that request",
@@ -527,6 +577,15 @@ def bench(idp: str, size: str, args: argparse.Namespace) -> list[tuple[str, str]
          f"{min(naive):.2f} s" if naive else "-"),
         ("naive / drift wall (min over min)", f"{min(naive) / min(walls):.1f}x  target >= 10" if naive else "-"),
     ]
+    if base_runs:
+        rows += [
+            (f"baseline {args.baseline}, run before each of ours: wall (min / median)",
+             f"{mid([r['wall'] for r in base_runs])} s"),
+            ("  its start-up; CPU; peak RSS (wait4)", f"{mid([r['startup'] for r in base_runs])} s; "
+             f"{mid([r['cpu'] for r in base_runs])} s; {mid([r['rss_mb'] for r in base_runs])} MB"),
+            ("  its wall / bound (min / median); exit codes",
+             f"{mid([r['wall'] / r['bound'] for r in base_runs])}; {[r['exit'] for r in base_runs]}"),
+        ]
     return rows
 
 
@@ -538,6 +597,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-runs", type=int, default=1)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--baseline", type=Path, default=None, metavar="CHECKOUT",
+                        help="another checkout of this repository (e.g. a git worktree of main): its drift runs "
+                             "before each of ours against the same emulators, and its figures are printed too")
     args = parser.parse_args(argv)
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for size in args.size:
