@@ -248,6 +248,9 @@ def test_in_process_when_fork_is_not_wanted(astro: Astro, monkeypatch: pytest.Mo
     # A test's fake clock belongs to this process (its sleeps are asserted): no child then.
     assert isinstance(clock.current(), FakeClock) and not fork_available()
     with use(SystemClock()):
+        # This worker runs the sandbox's threads: a fork now could copy a lock one of them holds, so no child.
+        assert threading.active_count() > 1 and not fork_available()
+        monkeypatch.setattr(threading, "active_count", lambda: 1)  # as the CLI is when drift forks
         assert fork_available() is (len(os.sched_getaffinity(0)) > 1)
         with monkeypatch.context() as patch:  # one CPU: a child would only add its own cost
             patch.setattr(os, "sched_getaffinity", lambda _pid: {0})
@@ -291,7 +294,10 @@ def test_drift_reports_the_same_findings_either_way(sandbox: Sandbox, idp: str,
     user = sandbox.astro.users(org)[0]["userName"]
     sandbox.astro.edit_user(org, user, "name.givenName", "Drifted")  # an attribute mismatch
     sandbox.astro.add_orphan(org, "eve.orphan@acme.example", "Eve", "Orphan")  # an orphan
-    with use(SystemClock()):  # the real clock: the child reads (nothing here waits: no fault is injected)
+    # The real clock: the child reads (nothing here waits: no fault is injected). The sandbox's threads are idle
+    # here; the CLI forks with its main thread alone, which fork_available checks.
+    with use(SystemClock()), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(threading, "active_count", lambda: 1)
         spawned = _children(lambda: _drift(config))
     forked = spawned[0]
     assert spawned[1] >= 1

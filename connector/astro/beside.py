@@ -27,6 +27,7 @@ import pickle
 import signal
 import struct
 import sys
+import threading
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -45,11 +46,19 @@ _HEADER = struct.Struct("!Q")
 
 def fork_available() -> bool:
     """A child can read beside us: Linux (fork is the default start method there; macOS forbids what its system
-    libraries do after a fork of a threaded process) with more than one CPU to run on, unless the user asked for
+    libraries do after a fork of a threaded process) with more than one CPU to run on and no other thread, unless the user asked for
     the in-process read, or the clock is an injected one (connector.support.clock: a test's FakeClock), whose waits
     (retries, Retry-After) belong to this process and must be seen by it."""
     return (sys.platform == "linux" and hasattr(os, "fork") and not os.environ.get(IN_PROCESS_ENV)
-            and isinstance(clock.current(), SystemClock) and _cores() > 1)
+            and isinstance(clock.current(), SystemClock) and _cores() > 1 and _alone())
+
+
+def _alone() -> bool:
+    """No other thread runs in this process. The CLI forks with its main thread alone (drift starts its threads
+    after the fork); a program embedding the audit may have threads of its own, and a lock one of them holds at
+    the fork (in a library, in OpenSSL) would stay locked in the child forever: a read that hangs instead of
+    failing. Then the read stays in-process."""
+    return threading.active_count() == 1
 
 
 def _cores() -> int:
