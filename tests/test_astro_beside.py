@@ -129,6 +129,34 @@ def test_an_error_evaluating_the_paths_is_the_callers_and_the_child_is_stopped(a
     assert pid is not None and _gone(pid)
 
 
+def test_a_child_that_fails_before_asking_for_the_paths_is_the_callers_error(astro: Astro) -> None:
+    """The child's first request fails (a wrong token) and it ends while this process still loads the mapping:
+    the paths then meet a closed pipe. The child's error is the caller's, not a BrokenPipeError (which the CLI
+    takes for its stdout closed: exit 141, nothing said)."""
+    astro.add_users(3)
+    bad = AstroConfig(scim_url=astro.url, token=Secret.from_value("not-the-right-token"))
+    read: AstroRead | None = None
+
+    def compare() -> Any:
+        assert read is not None and read.pid is not None
+        os.waitid(os.P_PID, read.pid, os.WEXITED | os.WNOWAIT)  # until the child has ended (not reaped)
+        return _compare()
+
+    read = AstroRead.start(bad, compare=compare, rebuild=compared, fork=True)
+    with pytest.raises(AuthError, match="401"):
+        read.result()
+    read.close()
+
+
+def test_an_unreadable_token_is_read_in_process_and_met_as_before(astro: Astro) -> None:
+    missing = AstroConfig(scim_url=astro.url, token=Secret("env:ASTRO_SCIM_TEST_NO_SUCH_VARIABLE"))
+    read = AstroRead.start(missing, compare=_compare, rebuild=compared, fork=True)
+    assert not read.forked
+    with pytest.raises(ConfigError, match="ASTRO_SCIM_TEST_NO_SUCH_VARIABLE"):
+        read.result()
+    read.close()
+
+
 def test_without_compare_the_child_sends_each_users_json(astro: Astro) -> None:
     _fill(astro)
     read = AstroRead.start(astro.config, fork=True)
@@ -255,6 +283,9 @@ def test_in_process_when_fork_is_not_wanted(astro: Astro, monkeypatch: pytest.Mo
         with monkeypatch.context() as patch:  # one CPU: a child would only add its own cost
             patch.setattr(os, "sched_getaffinity", lambda _pid: {0})
             assert not fork_available()
+        for off in ("0", "false", "No", ""):
+            monkeypatch.setenv(IN_PROCESS_ENV, off)
+            assert fork_available() is (len(os.sched_getaffinity(0)) > 1)
         monkeypatch.setenv(IN_PROCESS_ENV, "1")
         assert not fork_available()
     read = AstroRead.start(astro.config, compare=_compare)

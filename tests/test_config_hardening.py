@@ -188,7 +188,7 @@ def test_azure_authority_defaults_to_azure_identitys_own(tmp_path: Path) -> None
     ("http://login.microsoftonline.us", "must use https"),
     ("http://127.0.0.1:8443", "must use https, loopback included"),  # MSAL takes https authorities only
     ("https://login.microsoftonline.us/11111111-2222", "without a path"),
-    ("login.microsoftonline.us", "not an http(s) URL"),
+    ("login.microsoftonline.us", "not a bare host"),  # as AZURE_AUTHORITY_HOST takes it: the hint says https://
     (f"https://admin:{CANARY}@login.microsoftonline.us", "must not carry credentials"),
 ])
 def test_a_bad_azure_authority_is_refused_at_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -198,3 +198,5 @@ def test_a_bad_azure_authority_is_refused_at_its_line(tmp_path: Path, capsys: py
     err = capsys.readouterr().err
     assert needle in err and f"{path}:7:" in err and "azure.authority" in err
     assert CANARY not in err and "Traceback" not in err
+    if "://" not in url:
+        assert "use https://login.microsoftonline.us" in err

@@ -20,6 +20,7 @@ tuples and strings, marshalled (~0.3 s to load and rebuild at 100,000 users and 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import marshal
 import os
@@ -49,8 +50,13 @@ def fork_available() -> bool:
     libraries do after a fork of a threaded process) with more than one CPU to run on and no other thread, unless the user asked for
     the in-process read, or the clock is an injected one (connector.support.clock: a test's FakeClock), whose waits
     (retries, Retry-After) belong to this process and must be seen by it."""
-    return (sys.platform == "linux" and hasattr(os, "fork") and not os.environ.get(IN_PROCESS_ENV)
+    return (sys.platform == "linux" and hasattr(os, "fork") and not _wants_in_process()
             and isinstance(clock.current(), SystemClock) and _cores() > 1 and _alone())
+
+
+def _wants_in_process() -> bool:
+    """ASTRO_SCIM_READ_IN_PROCESS set to anything but empty, 0, false, no or off."""
+    return os.environ.get(IN_PROCESS_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def _alone() -> bool:
@@ -93,11 +99,19 @@ class AstroRead:
         read = cls(astro, compare)
         if not (fork_available() if fork is None else fork):
             return read
+        try:
+            # Revealed here, where errors are printed: the token is then among this process's masked values (only
+            # the child would have revealed it). One that cannot be read is read in-process, where the error meets
+            # the caller as it always did.
+            astro.token.reveal()
+        except ConnectorError:
+            return read
         # What both processes need, imported once before the fork (aiohttp builds its SSL contexts on import:
         # ~0.25 s of CPU each would pay at start-up otherwise).
         import connector.astro.engine  # noqa: F401
         rfd, wfd = os.pipe()
         prfd, pwfd = os.pipe() if compare is not None and rebuild is not None else (-1, -1)
+        parent = os.getpid()
         try:
             pid = os.fork()
         except OSError as exc:  # no process left to fork (limits): the read runs in-process
@@ -110,7 +124,7 @@ class AstroRead:
             os.close(rfd)
             if pwfd >= 0:
                 os.close(pwfd)
-            _child(wfd, astro, compare if prfd < 0 or rebuild is None else _paths_from(prfd, rebuild))
+            _child(wfd, astro, compare if prfd < 0 or rebuild is None else _paths_from(prfd, rebuild), parent)
         os.close(wfd)
         if prfd >= 0:
             os.close(prfd)
@@ -129,9 +143,20 @@ class AstroRead:
             return read_astro(self.astro, progress=progress, compare=self.compare)
         paths, self._paths = self._paths, None
         if paths is not None:  # the child waits for them at its first page of users
-            with paths:
-                assert self.compare is not None
-                _send(paths, ("paths", self.compare().paths))  # an error here is the caller's (`close` ends it)
+            assert self.compare is not None
+            try:
+                chosen = self.compare().paths  # an error here is the caller's (`close` ends the child)
+            except BaseException:
+                paths.close()
+                raise
+            try:
+                _send(paths, ("paths", chosen))
+                paths.close()
+            except OSError:
+                # BrokenPipeError: the child ended before asking for them (an error at its first request, a bad
+                # token): its answer is waiting below. Not passed on: the CLI would read it as its stdout closed.
+                with contextlib.suppress(OSError):
+                    paths.close()
         try:
             while True:
                 try:
@@ -191,12 +216,12 @@ def _view(message: tuple[Any, ...]) -> AstroView:
         deviations=deviations, compared=compared)
 
 
-def _child(wfd: int, astro: AstroConfig, compare: Callable[[], Compared] | None
+def _child(wfd: int, astro: AstroConfig, compare: Callable[[], Compared] | None, parent: int
            ) -> None:  # pragma: no cover - runs in the child process
     """Read, send the answer, and end without running the parent's exit handlers or flushing its buffers."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
-        _die_with_parent()
+        _die_with_parent(parent)
         out = os.fdopen(wfd, "wb")
         try:
             view = read_astro(astro, compare=compare,
@@ -237,7 +262,7 @@ def _bare(exc: ConnectorError) -> ConnectorError:
     return exc
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child process
+def _die_with_parent(parent: int) -> None:  # pragma: no cover - runs in the child process
     """SIGKILL when the parent dies (Linux's PR_SET_PDEATHSIG): the read is the parent's, nobody else wants it."""
     try:
         import ctypes
@@ -246,7 +271,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child process
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:  # the parent died before the call above
+    if os.getppid() != parent:  # the parent died before the call above (re-parented: to 1, or a subreaper)
         os._exit(0)
 
 

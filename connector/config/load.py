@@ -311,6 +311,9 @@ def _authority(url: str, location: Location | None) -> str:
     """azure.authority: the https origin Entra's sign-in goes to (a sovereign cloud's, e.g. login.microsoftonline.us
     or login.chinacloudapi.cn); the tenant is azure.tenant_id, so no path. https even on loopback: azure-identity and
     MSAL refuse any other scheme for an authority."""
+    if "://" not in url:  # a bare host, as AZURE_AUTHORITY_HOST takes it
+        raise ConfigError(f"azure.authority is a URL, not a bare host: {url}", location=location,
+                          hint=f"use https://{url.strip().rstrip('/')}")
     url = check_endpoint(url, what="azure.authority", location=location)
     parts = urlsplit(url)
     if parts.scheme != "https":

@@ -54,8 +54,8 @@ _frozen_by_us = False  # whether the objects frozen now were frozen by those cyc
 FREEZE_EVERY = 1_000  # users examined between two freezes in a cycle
 # Tenants smaller than this run their cycles without _gc_spares_long_lived: the full passes it saves are noise at a
 # few hundred users, and its gc.get_freeze_count() walks every frozen object (CPython 3.11 counts the list), ~25 ms
-# once a process has frozen its heap, as connector/astro/reader.py does after each read. The test suite's workers
-# do both (a drift, then Entra cycles): ~500 small cycles paid ~13 s of the suite's CPU there.
+# once a process has frozen its heap, as drift's collection pause does (connector/support/gcpause.py). The test
+# suite's workers do both (a drift, then Entra cycles): ~500 small cycles paid ~13 s of the suite's CPU there.
 FREEZE_FROM_USERS = 1_000
 
 
