@@ -47,9 +47,9 @@ _HEADER = struct.Struct("!Q")
 
 def fork_available() -> bool:
     """A child can read beside us: Linux (fork is the default start method there; macOS forbids what its system
-    libraries do after a fork of a threaded process) with more than one CPU to run on and no other thread, unless the user asked for
-    the in-process read, or the clock is an injected one (connector.support.clock: a test's FakeClock), whose waits
-    (retries, Retry-After) belong to this process and must be seen by it."""
+    libraries do after a fork of a threaded process) with more than one CPU to run on and no other thread, unless
+    the user asked for the in-process read, or the clock is an injected one (connector.support.clock: a test's
+    FakeClock), whose waits (retries, Retry-After) belong to this process and must be seen by it."""
     return (sys.platform == "linux" and hasattr(os, "fork") and not _wants_in_process()
             and isinstance(clock.current(), SystemClock) and _cores() > 1 and _alone())
 
@@ -146,15 +146,11 @@ class AstroRead:
             assert self.compare is not None
             try:
                 chosen = self.compare().paths  # an error here is the caller's (`close` ends the child)
-            except BaseException:
-                paths.close()
-                raise
-            try:
-                _send(paths, ("paths", chosen))
-                paths.close()
-            except OSError:
-                # BrokenPipeError: the child ended before asking for them (an error at its first request, a bad
-                # token): its answer is waiting below. Not passed on: the CLI would read it as its stdout closed.
+                # A BrokenPipeError: the child ended before asking for them (an error at its first request, a bad
+                # token) and its answer waits below. Not passed on: the CLI would take it for its stdout closed.
+                with contextlib.suppress(BrokenPipeError):
+                    _send(paths, ("paths", chosen))
+            finally:
                 with contextlib.suppress(OSError):
                     paths.close()
         try:

@@ -539,8 +539,9 @@ class _Plan:
 
     @classmethod
     def of(cls, keys: tuple[str, ...], at: dict[str, int]) -> _Plan:
-        paths = [path for path, get in _comparisons(keys) if get is not None]
-        names = tuple(path for path, get in _comparisons(keys) if get is None)
+        comparisons = _comparisons(keys)
+        paths = [path for path, get in comparisons if get is not None]
+        names = tuple(path for path, get in comparisons if get is None)
         for path in paths:
             if path not in at:  # _attribute_findings raises the error this is, for the first such user
                 return cls(want=lambda _e: (0,), have=lambda _v: (1,), names=names)
