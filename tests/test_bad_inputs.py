@@ -9,7 +9,6 @@ sandbox (the canaries: every token it issued) may appear in any output or in a r
 from __future__ import annotations
 
 import copy
-import glob
 import os
 import tempfile
 import threading
@@ -55,9 +54,9 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world() -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with use(FakeClock()), Sandbox(users=6, groups=2, seed=11) as sb:
-        base = Path(tempfile.mkdtemp(prefix="bad-inputs-"))
+        base = tmp_path_factory.mktemp("bad-inputs")
         config = sb.write_config(base / "astro-scim.yaml")
         assert sb.okta is not None
         org = sb.astro_orgs["okta"]
@@ -533,11 +532,18 @@ def _run(argv: list[str]) -> int | None:
 CASES = _cases()
 
 
+def _crash_logs() -> set[str]:
+    """The crash logs in the temporary folder (a listing and a prefix test: glob's pattern match over a busy /tmp
+    cost more than most cases)."""
+    tmp = tempfile.gettempdir()
+    return {os.path.join(tmp, n) for n in os.listdir(tmp) if n.startswith("astro-scim-crash-") and n.endswith(".log")}
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case: Case, world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     upstream = {"okta": world.sb.okta_url, "graph": world.sb.graph_url.removesuffix("/v1.0"),
                 "astro": world.sb.astro_url}
-    crash_logs = set(glob.glob(os.path.join(tempfile.gettempdir(), "astro-scim-crash-*.log")))
+    crash_logs = _crash_logs()
     with Elsewhere() as elsewhere:
         proxy = TamperingProxy(upstream[case.proxy], case.tamper) if case.proxy else None
         try:
@@ -567,7 +573,7 @@ def test_bad_input(case: Case, world: World, tmp_path: Path, capsys: pytest.Capt
             if case.proxy is not None and owner not in allowed[case.proxy]:
                 assert all(token not in s.text() for s in seen), f"{case.id}: {owner} token sent to {case.proxy}"
         assert elsewhere.seen == [], f"{case.id}: a request went to another origin"
-    new_logs = set(glob.glob(os.path.join(tempfile.gettempdir(), "astro-scim-crash-*.log"))) - crash_logs
+    new_logs = _crash_logs() - crash_logs
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name not in TOKEN_FILES.values()]
     for path in [*map(Path, new_logs), *written]:
         body = path.read_bytes().decode("utf-8", "replace")

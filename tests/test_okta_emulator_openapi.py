@@ -10,7 +10,7 @@ import inspect
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -23,8 +23,9 @@ from connector.sandbox.core import Sandbox
 from connector.sandbox.okta.api import OktaEmulator
 
 SPEC = Path(__file__).resolve().parent / "data" / "specs" / "okta-management-openapi-5.1.0.yaml.gz"
-# One xdist worker runs the whole module, so the spec (a 3.3 MB YAML, ~3 s of CPU) is parsed at most once per run
-# (and then not again while it, the paths and the pruning code stay the same: _cached_pruned_spec).
+# The spec cut down to the emulated paths, with the key of what it was cut from (see _cached_pruned_spec).
+PRUNED = SPEC.with_name("okta-management-openapi-5.1.0.pruned.json.gz")
+# One xdist worker runs the whole module: the pruned spec is read (or, while stale, built) at most once per run.
 pytestmark = pytest.mark.xdist_group("okta-openapi")
 
 BASE = "http://localhost"
@@ -144,23 +145,56 @@ class World:
         return str(self.okta.group_by_name(name)["id"])
 
 
-def _cached_pruned_spec(config: pytest.Config) -> dict[str, Any]:
-    """`_pruned_spec()`, kept in pytest's cache (.pytest_cache) under a key made of everything it is built from:
-    the spec's bytes, the emulated paths and the pruning code. Parsing the 3.3 MB YAML takes ~3 s of CPU on every
-    run; the pruned spec (~0.5 MB of JSON) loads in milliseconds. Without the cache plugin, built each time."""
-    cache = getattr(config, "cache", None)
-    if cache is None:
-        return _pruned_spec()
+def _pruned_key() -> str:
+    """What the pruned spec is built from: the spec's bytes, the emulated paths and the pruning code."""
     digest = hashlib.sha256(SPEC.read_bytes())
     digest.update(json.dumps(EMULATED_PATHS).encode())
     digest.update((inspect.getsource(_pruned_spec) + inspect.getsource(_refs)).encode())
-    key = f"okta-openapi/pruned-{digest.hexdigest()[:24]}"
+    return f"okta-openapi/pruned-{digest.hexdigest()[:24]}"
+
+
+def _committed_pruned() -> dict[str, Any]:
+    try:
+        with gzip.open(PRUNED, "rt", encoding="utf-8") as fh:
+            committed = json.load(fh)
+    except FileNotFoundError:
+        return {}
+    return committed if isinstance(committed, dict) else {}
+
+
+def write_pruned() -> None:
+    """Writes PRUNED from the spec: run `python tests/test_okta_emulator_openapi.py` after changing the spec, the
+    emulated paths or the pruning code (test_the_committed_pruned_spec_is_current says when)."""
+    spec = _pruned_spec()
+    assert json.loads(json.dumps(spec)) == spec, "the pruned spec must survive JSON unchanged"
+    with gzip.GzipFile(PRUNED, "wb", mtime=0) as fh:  # mtime 0: the same input writes the same bytes
+        fh.write(json.dumps({"key": _pruned_key(), "spec": spec}, sort_keys=True).encode())
+
+
+def _cached_pruned_spec(config: pytest.Config) -> dict[str, Any]:
+    """`_pruned_spec()`, read from PRUNED while its key is current: parsing the 3.3 MB YAML takes ~4 s of CPU, which
+    every clean clone (CI) paid; the pruned spec (~0.5 MB of JSON) loads in milliseconds. While it is stale (the
+    spec, the paths or the pruning code changed and PRUNED was not written again) it is built, and kept in pytest's
+    cache (.pytest_cache) under the same key; test_the_committed_pruned_spec_is_current fails meanwhile."""
+    key = _pruned_key()
+    committed = _committed_pruned()
+    if committed.get("key") == key and isinstance(committed.get("spec"), dict):
+        return cast(dict[str, Any], committed["spec"])
+    cache = getattr(config, "cache", None)
+    if cache is None:
+        return _pruned_spec()
     spec = cache.get(key, None)
     if not isinstance(spec, dict):
         spec = _pruned_spec()
         if json.loads(json.dumps(spec)) == spec:  # the cache keeps JSON: only what survives it unchanged
             cache.set(key, spec)
     return spec
+
+
+def test_the_committed_pruned_spec_is_current() -> None:
+    """PRUNED was written from the spec, the emulated paths and the pruning code as they are now."""
+    assert _committed_pruned().get("key") == _pruned_key(), (
+        f"{PRUNED.name} is stale: run `python tests/test_okta_emulator_openapi.py` and commit it")
 
 
 @pytest.fixture(scope="module")
@@ -391,3 +425,8 @@ def test_the_provisioning_connection_deviates_from_the_spec_only_where_okta_does
         assert errors and all(e.startswith("authScheme: ") for e in errors), errors
         body = resp.get_json()
         assert body["status"] == "UNKNOWN" and body["profile"] == {"authScheme": "UNKNOWN"}
+
+
+if __name__ == "__main__":
+    write_pruned()
+    print(f"wrote {PRUNED}")

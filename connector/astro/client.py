@@ -20,6 +20,7 @@ verification), so the cost is one event loop and one connection pool per batch, 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
@@ -51,6 +52,17 @@ TIMEOUT_SECONDS = 60.0
 FILTER_CHUNK = 50
 
 __all__ = ["SCIM_JSON", "SERVICE", "AstroScimClient", "run_sync", "scim_filter_value"]
+
+
+@functools.cache
+def _typed(generic: Any, parameter: Any) -> Any:
+    """`generic[parameter]` for a pydantic generic (PatchOp[Group], PatchOperation[Group]), kept for good.
+
+    Pydantic holds the generic models it parametrizes only weakly: once the request built with one is gone, the
+    collector may drop the class and the next PATCH builds it again. That costs ~3 ms in the CLI and 30-100 ms in
+    a process with many modules loaded (scim2-models has pydantic read each class's attribute docstrings from
+    source, and inspect searches sys.modules for it)."""
+    return generic[parameter]
 
 
 class AstroScimClient:
@@ -229,8 +241,9 @@ class AstroScimClient:
 
     async def _search(self, model: Any, path: str, filter_: str, count: int | None = None) -> list[dict[str, Any]]:
         """The Resources of one filtered list query, as JSON (scim2-client builds and checks the request)."""
-        from scim2_models import ScimFilter, SearchRequest
+        from scim2_models import ListResponse, ScimFilter, SearchRequest
 
+        _typed(ListResponse, model)  # the class scim2-client parametrizes to read the answer, kept (see _typed)
         request: SearchRequest[Any] = SearchRequest(filter=ScimFilter[model](filter_), count=count)
         # Payload checks off (the JSON is what callers read; a vendor resource that does not validate must not
         # fail a verification), so the expected status is given: without it an Error body would come back as data.
@@ -320,13 +333,13 @@ class AstroScimClient:
     async def patch_group(self, group_id: str, operations: list[PatchOperation[Any]]) -> None:
         from scim2_models import Group, PatchOp
 
-        patch = PatchOp[Group](Operations=operations)
+        patch = _typed(PatchOp, Group)(Operations=operations)
         await self.call(f"/Groups/{group_id}", lambda: self.engine.modify(Group, group_id, patch), method="PATCH")
 
     async def patch_user(self, user_id: str, operations: list[PatchOperation[Any]]) -> None:
         from scim2_models import EnterpriseUser, PatchOp, User
 
-        patch = PatchOp[User[EnterpriseUser]](Operations=operations)
+        patch = _typed(PatchOp, User[EnterpriseUser])(Operations=operations)
         await self.call(f"/Users/{user_id}", lambda: self.engine.modify(User[EnterpriseUser], user_id, patch),
                         method="PATCH")
 
@@ -339,7 +352,7 @@ class AstroScimClient:
         from scim2_models import EnterpriseUser, PatchOperation, Path, User
 
         model = User[EnterpriseUser]
-        await self.patch_user(user_id, [PatchOperation[model](
+        await self.patch_user(user_id, [_typed(PatchOperation, model)(
             op=PatchOperation.Op.replace_, path=Path[model]("active"), value=active)])
 
     async def delete_user(self, user_id: str) -> bool:
@@ -362,10 +375,10 @@ class AstroScimClient:
         ops: list[PatchOperation[Any]] = []
         added = list(add)
         if added:
-            ops.append(PatchOperation[Group](op=PatchOperation.Op.add, path=Path[Group]("members"),
-                                             value=[{"value": i} for i in added]))
-        ops += [PatchOperation[Group](op=PatchOperation.Op.remove,
-                                      path=Path[Group](f"members[value eq {scim_filter_value(i)}]"))
+            ops.append(_typed(PatchOperation, Group)(op=PatchOperation.Op.add, path=Path[Group]("members"),
+                                                     value=[{"value": i} for i in added]))
+        ops += [_typed(PatchOperation, Group)(op=PatchOperation.Op.remove,
+                                              path=Path[Group](f"members[value eq {scim_filter_value(i)}]"))
                 for i in remove]
         if ops:
             await self.patch_group(group_id, ops)

@@ -45,6 +45,7 @@ from scim2_models import (
     Context,
     External,
     InvalidValueException,
+    ListResponse,
     Meta,
     NotFoundException,
     PatchOp,
@@ -52,6 +53,8 @@ from scim2_models import (
     Reference,
     Resource,
     ResourceType,
+    ResponseParameters,
+    Schema,
     ScimPolicy,
     ScimProvider,
     SearchRequest,
@@ -510,12 +513,27 @@ _EQ_SAMPLE = "sample"
 _FULL_DUMP: SearchRequest[Any] = SearchRequest()  # no attributes asked or excluded: every default attribute
 
 
+@functools.cache
+def _kept_generics(models: tuple[type[Resource[Any]], ...]) -> tuple[Any, ...]:
+    """The generic messages scim2-server parametrizes per request for these resource models, built once and kept.
+
+    Pydantic holds parametrized generics only weakly, so each was built again after every garbage collection:
+    ~3 ms each in a small process, 30-100 ms in a test worker (scim2-models has pydantic read every class's
+    attribute docstrings from source, and inspect searches sys.modules for it). Holding them here keeps pydantic's
+    own cache answering scim2-server's `parametrize` calls."""
+    kept: list[Any] = [ListResponse[Schema], ListResponse[ResourceType]]  # /Schemas, /ResourceTypes
+    for model in models:  # a resource type's own endpoint: search, attributes=..., PATCH
+        kept += [PatchOp[model], ResponseParameters[model], SearchRequest[model]]  # type: ignore[valid-type]
+    return tuple(kept)
+
+
 class AstroService(ScimService):
     """scim2-server's service; list pages reuse each resource's JSON while its version is unchanged."""
 
     def __init__(self, provider: ScimProvider, storage: AstroStorage) -> None:
         super().__init__(provider, secret=os.environ.get("SCIM2_SERVER_SECRET"))
         self.storage = storage
+        _kept_generics(tuple(self.get_models()))
         self._searches: dict[tuple[Any, ...], tuple[SearchRequest[Any], Any]] = {}
         self._eq_templates: dict[tuple[Any, ...], SearchRequest[Any]] = {}
 
