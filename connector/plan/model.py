@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from pathlib import PurePath
 from typing import Any
@@ -108,7 +108,8 @@ class Plan:
 def _plain(value: Any) -> Any:
     """A JSON-able form of what providers read (dataclasses, sets, paths, enums), for digests only."""
     if is_dataclass(value) and not isinstance(value, type):
-        return _plain(asdict(value))
+        # Field by field, as asdict() would give them, without its deep copy of every value (most of the cost).
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
