@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 from connector import output
+from connector.config.load import AstroConfig
 from connector.errors import ConnectorError, ManualStepRequired, UsageError
 from connector.plan.model import Action, Change, Plan, state_digests
 from connector.support.progress import Count
@@ -112,6 +113,28 @@ def direction_check(name: str, audit: SetupAudit, *, unknown: str) -> Check:
 
 def not_set_up(gaps: Sequence[SetupGap]) -> bool:
     return any(g.kind == "not_set_up" for g in gaps)
+
+
+def users_in_astro_check(view: IdPView, astro: AstroConfig) -> Check:
+    """`status`'s read-back: the in-scope users the IdP should have provisioned (its view) against Astro's active
+    accounts. The IdP's own records (a job "successful", app users marked provisioned) are not proof: a wrong
+    token on either side, or a deleted account, leaves them unchanged."""
+    from connector.astro.reader import read_astro
+
+    try:
+        idp_view, in_astro_view = view.read_view(), read_astro(astro)
+    except ConnectorError as exc:
+        return Check("users in scope", False, f"could not compare with Astro: {exc}", exc.hint)
+    in_astro = {u.user_name.casefold() for u in in_astro_view.users if u.active}
+    in_scope = [u for u in idp_view.users if u.active]
+    missing = [u.user_name for u in in_scope if u.user_name.casefold() not in in_astro]
+    detail = f"{len(in_scope)} in scope, {len(in_scope) - len(missing)} active in Astro"
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else "")
+        return Check("users in scope", False, f"{detail}; not in Astro: {shown}",
+                     f"see 'astro-scim drift --idp {view.name}' for why"
+                     + ("; 'astro-scim provision --user' provisions one now" if view.name == "azure" else ""))
+    return Check("users in scope", None if not in_scope else True, detail)
 
 
 class IdPView(Closable, Protocol):

@@ -22,7 +22,14 @@ from typing import Any
 from connector.errors import NotFound, RemoteError
 from connector.mapping.model import MappingFile
 from connector.plan.model import Action, Change, Plan
-from connector.providers.base import BaseProvider, Check, direction_check, not_set_up, setup_checks
+from connector.providers.base import (
+    BaseProvider,
+    Check,
+    direction_check,
+    not_set_up,
+    setup_checks,
+    users_in_astro_check,
+)
 from connector.providers.entra import schema as azure_schema
 from connector.providers.entra.app import MASK_CHARS, load_azure_mapping
 from connector.providers.entra.health import EntraHealth
@@ -218,25 +225,7 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         checks = setup_checks(gaps)
         if not_set_up(gaps):
             return checks
-        return [*checks, *super().status(), self._users_in_astro()]
-
-    def _users_in_astro(self) -> Check:
-        """The in-scope users Entra should have provisioned (its view) against Astro's active accounts."""
-        from connector.astro.reader import read_astro
-
-        try:
-            view, astro = self.read_view(), read_astro(self.astro)
-        except RemoteError as exc:
-            return Check("users in scope", False, f"could not compare with Astro: {exc}", exc.hint)
-        in_astro = {u.user_name.casefold() for u in astro.users if u.active}
-        in_scope = [u for u in view.users if u.active]
-        missing = [u.user_name for u in in_scope if u.user_name.casefold() not in in_astro]
-        detail = f"{len(in_scope)} in scope, {len(in_scope) - len(missing)} active in Astro"
-        if missing:
-            shown = ", ".join(missing[:5]) + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else "")
-            return Check("users in scope", False, f"{detail}; not in Astro: {shown}",
-                         "see 'astro-scim drift' for why; 'astro-scim provision --user' provisions one now")
-        return Check("users in scope", None if not in_scope else True, detail)
+        return [*checks, *super().status(), users_in_astro_check(self, self.astro)]
 
     def _secrets_change(self, state: AzureState) -> Change | None:
         url, saved = self.astro.scim_url, state.saved

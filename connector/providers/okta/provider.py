@@ -14,7 +14,15 @@ from typing import Any
 from connector.errors import ManualStepRequired, RemoteError
 from connector.mapping.model import MappingFile
 from connector.plan.model import Action, Change, Plan
-from connector.providers.base import BaseProvider, Check, Progress, direction_check, not_set_up, setup_checks
+from connector.providers.base import (
+    BaseProvider,
+    Check,
+    Progress,
+    direction_check,
+    not_set_up,
+    setup_checks,
+    users_in_astro_check,
+)
 from connector.providers.okta import plan as P
 from connector.providers.okta.client import OktaClient
 from connector.providers.okta.health import OktaHealth
@@ -220,12 +228,13 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
         return checks
 
     def status(self) -> list[Check]:
-        """Healthy only when the setup audit finds nothing blocking and the IdP's own state is healthy."""
+        """Healthy only when the setup audit finds nothing blocking, the IdP's own state is healthy and the users
+        in scope are in Astro (Okta records an app user as provisioned whatever Astro holds now)."""
         gaps = self.setup_gaps()
         checks = setup_checks(gaps)
         if not_set_up(gaps):
             return checks
-        return checks + super().status()
+        return [*checks, *super().status(), users_in_astro_check(self, self.astro)]
 
     def _existing(self, state: OktaState) -> int:
         return len(state.mappings)  # only push mappings are ever deleted (--prune)

@@ -1,5 +1,6 @@
-"""Entra's status says healthy only when the users in scope are in Astro, not only when the job looks fine: a job
-that started but has not provisioned anyone yet (or left users out) is not healthy."""
+"""`status` says healthy only when the users in scope are in Astro, read back from Astro, not only when the IdP's
+own records look fine: an Entra job that started but has not provisioned anyone yet (or left users out), or Okta
+app users marked provisioned whose accounts Astro no longer holds (or that a wrong token hides), are not healthy."""
 
 from __future__ import annotations
 
@@ -43,3 +44,24 @@ def test_status_is_unhealthy_until_the_users_in_scope_are_in_astro(sb: Sandbox, 
     sb.astro.delete_user(sb.astro_orgs["azure"].org_id, user)
     rc, out = status(config, capsys)
     assert rc == 1 and f"not in Astro: {user}" in out
+
+
+def test_okta_status_reads_astro_back(sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from applied import applied
+
+    config = sb.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
+    applied(sb, config, "okta", console_step=True)
+    rc, out = status(config, capsys)
+    assert rc == 0, out
+    assert "ok   users in scope: 6 in scope, 6 active in Astro" in out
+    # Removed in Astro behind Okta's back: Okta still records the app user as provisioned (its externalId).
+    org = sb.astro_orgs["okta"]
+    user = sb.astro.users(org.org_id)[0]["userName"]
+    sb.astro.delete_user(org.org_id, user)
+    rc, out = status(config, capsys)
+    assert rc == 1 and "ok   app users: 6 assigned, 6 provisioned to Astro" in out
+    assert f"FAIL users in scope: 6 in scope, 5 active in Astro; not in Astro: {user}" in out
+    # Our astro.token refused: nothing can be compared, so no verdict of health.
+    (tmp_path / "astro-okta.token").write_text("revoked\n", encoding="utf-8")
+    rc, out = status(config, capsys)
+    assert rc == 1 and "FAIL users in scope: could not compare with Astro" in out
