@@ -201,8 +201,7 @@ def test_integration_pointing_to_another_astro_org_is_a_manual_change(
 def _converges(sb: Sandbox, config: Path, capsys: pytest.CaptureFixture[str], expected: list[tuple[str, str, str]],
                *extra: str) -> None:
     assert kinds(plan_json(config, capsys, *extra)) == expected
-    force = ["--force"] if "--prune" in extra else []  # one deletion of three is over the 10% safety limit
-    assert main(["apply", "--idp", "okta", "-c", str(config), "--yes", *extra, *force]) == 0
+    assert main(["apply", "--idp", "okta", "-c", str(config), "--yes", *extra]) == 0
     assert plan_json(config, capsys, *extra) == []
 
 
@@ -260,8 +259,19 @@ def test_push_mapping_outside_config_is_deleted_only_with_prune(
     okta_api(sandbox, "POST", f"/api/v1/apps/{app_id(sandbox)}/group-push/mappings",
              {"sourceGroupId": gid, "targetGroupName": extra[0]})
     assert plan_json(sandbox_config, capsys) == []
-    assert main(["apply", "--idp", "okta", "-c", str(sandbox_config), "--yes", "--prune"]) == 2  # safety limit
+    # Over safety.max_delete_count (0 here): plan says apply will refuse it, apply refuses it without --force.
+    import yaml
+
+    data = yaml.safe_load(sandbox_config.read_text())
+    strict = sandbox_config.with_name("strict.yaml")
+    strict.write_text(yaml.safe_dump({**data, "safety": {"max_delete_count": 0}}))
+    capsys.readouterr()
+    assert main(["plan", "--idp", "okta", "-c", str(strict), "--prune"]) == 0
+    assert "over the safety limit of 0 (safety.max_delete_count): 'astro-scim apply' refuses it without --force" \
+        in capsys.readouterr().err
+    assert main(["apply", "--idp", "okta", "-c", str(strict), "--yes", "--prune"]) == 2
     assert sandbox.okta.push_mapping(app_id(sandbox), extra[0]) is not None
+    # Within the default limit (25): one removal of three mappings is not refused (a fraction would refuse it).
     _converges(sandbox, sandbox_config, capsys, [("delete", "okta.push_mapping", extra[0])], "--prune")
     assert sandbox.okta.push_mapping(app_id(sandbox), extra[0]) is None
     assert sandbox.astro.find_group(sandbox.astro_orgs["okta"].org_id, extra[0]) is not None  # Team kept

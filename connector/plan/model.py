@@ -88,18 +88,27 @@ class Plan:
     def deletions(self) -> list[Change]:
         return [c for c in self.changes if c.action is Action.DELETE]
 
-    def check_safety(self, *, existing: int, max_fraction: float, max_count: int, force: bool) -> None:
-        """Refuse a plan that deletes more than the limits allow (the lower of the two), unless forced."""
+    def safety_problem(self, *, existing: int, max_fraction: float | None, max_count: int) -> str | None:
+        """Why this plan deletes more than the limits allow (the lower of the two; `max_fraction` None: the count
+        alone), or None."""
         n = len(self.deletions())
-        if force or n == 0:
-            return
-        limit = min(max_count, int(existing * max_fraction))
-        if n > limit:
-            raise UnsafePlan(
-                f"{self.provider}: the plan deletes {n} objects, over the safety limit of {limit} "
-                f"({max_fraction:.0%} of {existing} or {max_count}, whichever is lower)",
-                hint="review the plan, then re-run with --force to allow it",
-            )
+        if n == 0:
+            return None
+        if max_fraction is None:
+            limit, why = max_count, "safety.max_delete_count"
+        else:
+            limit = min(max_count, int(existing * max_fraction))
+            why = f"{max_fraction:.0%} of {existing} or {max_count}, whichever is lower"
+        if n <= limit:
+            return None
+        return f"{self.provider}: the plan deletes {n} objects, over the safety limit of {limit} ({why})"
+
+    def check_safety(self, *, existing: int, max_fraction: float | None, max_count: int, force: bool) -> None:
+        """Refuse a plan that deletes more than the limits allow, unless forced."""
+        problem = None if force else self.safety_problem(existing=existing, max_fraction=max_fraction,
+                                                          max_count=max_count)
+        if problem is not None:
+            raise UnsafePlan(problem, hint="review the plan, then re-run with --force to allow it")
 
     def to_json(self) -> dict[str, Any]:
         return {"provider": self.provider, "changes": [c.to_json() for c in self.changes], "counts": self.counts()}
