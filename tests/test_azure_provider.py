@@ -534,3 +534,17 @@ def test_close_cancels_a_call_another_thread_still_waits_for(sandbox: Sandbox, a
     p.close()
     waiting.join(timeout=30)
     assert not waiting.is_alive() and outcome == ["cancelled"]
+
+
+def test_test_connection_checks_our_astro_token_before_any_apply(
+        sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Our side's astro.token is tested straight against Astro, not only through Entra's validateCredentials
+    (which needs the job `apply` creates)."""
+    capsys.readouterr()
+    assert cli("test-connection", "--idp", "azure", config=azure_config) == 1  # no app yet
+    out = capsys.readouterr().out
+    assert f"ok   Astro SCIM token: {sandbox.astro_orgs['azure'].scim_url} accepts it" in out
+    (azure_config.parent / "astro-azure.token").write_text("revoked\n", encoding="utf-8")
+    assert cli("test-connection", "--idp", "azure", config=azure_config) == 1
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "Astro SCIM token" in ln)
+    assert line.lstrip().startswith("FAIL") and "401" in line

@@ -115,6 +115,24 @@ def not_set_up(gaps: Sequence[SetupGap]) -> bool:
     return any(g.kind == "not_set_up" for g in gaps)
 
 
+CONNECTION_TEST_USER = "astro-scim-connection-test"  # looked up (never created) to prove the token may read Users
+
+
+async def astro_token_check(astro: AstroConfig) -> Check:
+    """test-connection's check of our side's `astro.token`, straight against Astro: the ServiceProviderConfig and
+    a Users lookup (a token Astro refuses, or one that may not read Users, fails here)."""
+    from connector.astro.client import AstroScimClient
+
+    try:
+        async with AstroScimClient(astro) as client:
+            spc = await client.service_provider_config()
+            await client.find_user(CONNECTION_TEST_USER)
+    except ConnectorError as exc:
+        return Check("Astro SCIM token", False, str(exc), exc.hint)
+    filtering = "filter supported" if (spc.get("filter") or {}).get("supported") else "filter not advertised"
+    return Check("Astro SCIM token", True, f"{astro.scim_url} accepts it ({filtering})")
+
+
 def users_in_astro_check(view: IdPView, astro: AstroConfig) -> Check:
     """`status`'s read-back: the in-scope users the IdP should have provisioned (its view) against Astro's active
     accounts. The IdP's own records (a job "successful", app users marked provisioned) are not proof: a wrong

@@ -7,7 +7,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from connector.errors import AuthError, NotFound, RemoteError
-from connector.providers.base import Check
+from connector.providers.base import Check, astro_token_check
 from connector.providers.entra.app import NEVER, EntraApp, log_line, log_status
 
 
@@ -18,6 +18,11 @@ class EntraHealth(EntraApp):
         return self._run(self._test_connection())
 
     async def _test_connection(self) -> list[Check]:
+        # Ours (astro.token straight against Astro) whatever Graph answers; Entra's own test (validateCredentials)
+        # needs the job.
+        return [*await self._idp_checks(), await astro_token_check(self.astro)]
+
+    async def _idp_checks(self) -> list[Check]:
         checks: list[Check] = []
         try:
             await self.tenant.list_service_principals(top=1)

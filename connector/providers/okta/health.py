@@ -7,13 +7,10 @@ import asyncio
 from typing import Any
 
 from connector.errors import ConnectorError
-from connector.providers.base import Check
+from connector.providers.base import Check, astro_token_check
 from connector.providers.okta import plan as P
-from connector.providers.okta.astro_check import AstroReader
 from connector.providers.okta.client import OktaClient
 from connector.providers.okta.org import OUT_OF_SCOPE_APP_USER, OktaOrg, app_user_error, app_user_name
-
-CONNECTION_TEST_USER = "astro-scim-connection-test"
 
 
 class OktaHealth(OktaOrg):
@@ -49,7 +46,7 @@ class OktaHealth(OktaOrg):
                     checks.append(Check("Okta app username", None, note))
             except ConnectorError as exc:  # NotFound carries the candidate labels in its hint
                 checks.append(Check("Okta app", False, str(exc), exc.hint))
-        checks.append(await self._astro_check())
+        checks.append(await astro_token_check(self.astro))
         return checks
 
     def _organization_check(self, app: dict[str, Any]) -> Check:
@@ -61,17 +58,6 @@ class OktaHealth(OktaOrg):
             return Check("Astro organization", False, f"the app's API integration uses {have}, the config says {want}",
                          "run 'astro-scim plan' for the steps to fix it")
         return Check("Astro organization", True, f"the app's API integration uses {want}")
-
-    async def _astro_check(self) -> Check:
-        astro = self.astro
-        try:
-            async with AstroReader(astro) as reader:
-                spc = await reader.service_provider_config()
-                await reader.find_user(CONNECTION_TEST_USER)
-        except ConnectorError as exc:
-            return Check("Astro SCIM token", False, str(exc), exc.hint)
-        filtering = "filter supported" if (spc.get("filter") or {}).get("supported") else "filter not advertised"
-        return Check("Astro SCIM token", True, f"{astro.scim_url} accepts it ({filtering})")
 
     def status(self) -> list[Check]:
         return self._call(self._status)
