@@ -34,13 +34,14 @@ def test_healthy_and_broken_setups_as_json(sandbox: Sandbox, tmp_path: Path,
     config = str(sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",)))
     # Never applied: test-connection finds the credentials good but no app; status is not healthy.
     rc, doc = checks(capsys, "status", "-c", config)
-    assert rc == 1 and doc["ok"] is False and doc["command"] == "status"
+    assert rc == 1 and doc["ok"] is False and doc["command"] == "status" and doc["exit_code"] == 1
     assert main(["apply", "-c", config, "--yes"]) == 0
     for command in ("test-connection", "status"):
         rc, doc = checks(capsys, command, "-c", config)
         assert rc == 0 and doc["ok"] is True, doc
         assert [i["idp"] for i in doc["idps"]] == ["azure"] and doc["idps"][0]["checks"]
-        assert doc["tool_version"] and doc["checked_at"].endswith("+00:00")
+        assert doc["tool_version"] and doc["checked_at"].endswith("+00:00") and doc["exit_code"] == 0
+        assert doc["generated_at"] == doc["checked_at"]  # the envelope every other document has
     # A wrong Astro token saved nowhere yet: our own token for Astro refused -> a failed check with its hint.
     (tmp_path / "astro-azure.token").write_text("not-the-astro-token\n")
     rc, doc = checks(capsys, "test-connection", "-c", config)

@@ -30,18 +30,17 @@ def show_checks(title: str, checks: list[Check]) -> bool:
 
 def checks_document(command: str, results: list[tuple[str, list[Check]]]) -> dict[str, Any]:
     """The `--format json` answer of test-connection and status (docs/schemas/checks.v1.json)."""
-    from datetime import UTC, datetime
-
     from connector import __version__
-    from connector.support import clock
 
     idps = [{"idp": name, "ok": all(c.ok is not False for c in found),
              "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail, "hint": c.hint} for c in found]}
             for name, found in results]
+    ok = all(i["ok"] for i in idps)
+    now = output.utc_now()
+    # generated_at and exit_code as every other document has them; checked_at (the same time) stays for v1 readers.
     return {
-        "schema": CHECKS_SCHEMA, "command": command, "tool_version": __version__,
-        "checked_at": datetime.fromtimestamp(clock.current().time(), UTC).isoformat(timespec="seconds"),
-        "ok": all(i["ok"] for i in idps), "idps": idps,
+        "schema": CHECKS_SCHEMA, "command": command, "tool_version": __version__, "generated_at": now,
+        "checked_at": now, "ok": ok, "exit_code": EXIT_OK if ok else EXIT_FINDINGS, "idps": idps,
     }
 
 
@@ -54,7 +53,7 @@ def run_checks(args: argparse.Namespace, checks: Callable[[Health, ProjectConfig
     except ConnectorError as exc:
         if args.format == "json":  # the document still comes: the checks made so far, and what stopped them
             document = checks_document(command, results)
-            document["ok"] = False
+            document["ok"], document["exit_code"] = False, exc.exit_code
             document["error"] = {"type": type(exc).__name__, "message": str(exc), "hint": exc.hint,
                                  "exit_code": exc.exit_code}
             output.raw(json.dumps(document, indent=2))
