@@ -103,3 +103,18 @@ def test_wait_and_no_wait_together_are_refused(argv: list[str], capsys: pytest.C
     err = capsys.readouterr().err
     assert "--wait" in err and "--no-wait" in err and "contradict each other" in err
     assert "hint: astro-scim apply --help" in err
+
+
+def test_the_readme_validate_example_is_what_validate_prints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # The README's example: the shipped Entra mapping copied to my-mappings/, its users' displayName mistyped.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = readme.split("$ astro-scim validate my-mappings/azure.yaml\n", 1)[1].split("\n$ ", 1)[0]
+    shipped = (ROOT / "connector" / "data" / "mappings" / "azure.yaml").read_text(encoding="utf-8")
+    (tmp_path / "my-mappings").mkdir()
+    (tmp_path / "my-mappings" / "azure.yaml").write_text(
+        shipped.replace('source: "[displayName]"', 'source: "toLower([displayName])"', 1), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "my-mappings/azure.yaml"]) == 1
+    captured = capsys.readouterr()
+    assert (captured.out + captured.err).splitlines() == example.splitlines()
