@@ -336,18 +336,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--astro-scim-url", help="Astro's SCIM Integration URL")
     p.add_argument("--astro-token-ref", help="env:NAME or file:PATH (default env:ASTRO_API_TOKEN)")
     p.add_argument("--astro-api-url", help="Astro Platform API URL (default https://api.astronomer.io/v1)")
-    p.add_argument("--okta-org-url", help="the Okta org, https://<org>.okta.com (default when asked: "
-                                          "$OKTA_CLIENT_ORGURL)")
+    p.add_argument("--okta-org-url", help="the Okta org, https://<org>.okta.com (default: $OKTA_CLIENT_ORGURL, "
+                                          "else asked)")
     p.add_argument("--okta-token-ref", help="env:NAME or file:PATH (default env:OKTA_API_TOKEN)")
     p.add_argument("--okta-app-label", default="Astro", help="the Okta app's label (default: %(default)s)")
     p.add_argument("--okta-integration", choices=["oin", "manual"], default="oin",
                    help="oin: the Astro app of the Okta Integration Network catalogue; manual: a custom SCIM app "
                         "(default: %(default)s)")
-    p.add_argument("--tenant-id", help="Entra tenant id")
+    p.add_argument("--tenant-id", help="Entra tenant id (default: $AZURE_TENANT_ID, else asked)")
     p.add_argument("--azure-credential", choices=["secret", "token", "cli", "default", "workload"],
                    help="how to sign in to Graph: secret (client id and secret), token (a ready Graph token), cli "
                         "(the az CLI), default (azure-identity's chain), workload (workload identity, e.g. GitHub "
-                        "OIDC). Default: token with --graph-token-ref, secret with --azure-client-id, else asked")
+                        "OIDC). Default: token with --graph-token-ref, else secret (asked on a terminal)")
     p.add_argument("--azure-client-id",
                    help="the app registration's client id that signs in to Graph (secret and workload credentials)")
     p.add_argument("--azure-secret-ref", help="env:NAME or file:PATH (default env:AZURE_CLIENT_SECRET)")
