@@ -67,7 +67,7 @@ def _json_commands() -> dict[str, str]:
     for name, p in sub.choices.items():
         fmt = p._option_string_actions.get("--format")
         if fmt is not None and fmt.choices is not None and "json" in fmt.choices:
-            match = re.search(r"docs/schemas/([\w-]+)\.v1\.json", fmt.help or "")
+            match = re.search(r"connector/data/output-schemas/([\w-]+)\.v1\.json", fmt.help or "")
             assert match, f"{name} --format names no schema in its help"
             found[name] = match.group(1)
     return found
