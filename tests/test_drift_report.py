@@ -135,7 +135,7 @@ def test_html_shows_each_remedy_once_over_the_findings_it_fixes(results: list[Au
     fixes = [f for f in okta.findings if f.remedy == remedies[0]]  # which other kinds share it is reconcile's say
     assert f"Remedy 1 of {len(remedies)}" in section and "for user_missing" in section
     assert section.count("<tr>") == 1 + len(fixes) and "ada@" in section and "dee@" in section
-    assert "<code>drift --fix</code> re-assigns" in section  # the remedy's backticks are code spans
+    assert "<code>astro-scim drift --fix --yes</code> re-assigns" in section  # the remedy's backticks are code spans
     assert page.count("re-assigns the user") == 1 and "`" not in page
     assert "remove and re-assign the user in Okta" in remedy_text("okta", Kind.USER_MISSING)
 
