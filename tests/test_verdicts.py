@@ -379,7 +379,9 @@ def test_apply_all_continues_past_the_okta_manual_step_and_ends_with_what_is_lef
     assert rc == 1, out
     assert "azure: verified" in out  # Entra was planned, applied and verified after Okta stopped
     assert "left to do:" in out and out.index("left to do:") > out.index("azure: verified")
-    assert "- okta:" in out.split("left to do:")[1]
+    left = out.split("left to do:")[1]
+    assert "  - okta: provisioning is not enabled for app 'Astro'" in left  # the provider named once
+    assert "okta: okta:" not in out
     rc, found, _ = drift(config, capsys)
     assert (rc, found) == (1, [("not_set_up", "Astro")])  # okta's; azure is clean
     console_step(sb)
