@@ -279,6 +279,7 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
         output.say(f"applied {total} change(s); left to do:", style="bold")
         for line in left:
             output.say(f"  - {line}")
+        trail.stopped("left to do: " + "; ".join(left))  # the exit 1 says why in the audit trail too
     if failed is not None:
         raise failed
     if left:
