@@ -79,6 +79,22 @@ def test_an_apply_stopped_by_a_manual_step_says_what_was_not_applied(
     assert {c["outcome"] for c in entry["changes"]} == {"not applied"}
 
 
+def test_an_apply_of_every_idp_that_stops_at_a_manual_step_says_why(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Okta waits for its console step while Entra is applied: exit 1 with no exception; the line's error is what
+    the CLI printed as left to do (it was null)."""
+    capsys.readouterr()
+    assert main(["apply", "-c", str(sandbox_config), "--yes"]) == 1
+    printed = capsys.readouterr().out.split("left to do:")[1].splitlines()
+    left = [line.removeprefix("  - ") for line in printed if line.startswith("  - ")]
+    (entry,) = lines(log_of(sandbox_config))
+    assert entry["exit_code"] == 1 and left
+    assert entry["error"] == "left to do: " + "; ".join(left)
+    assert entry["error"].startswith("left to do: okta: provisioning is not enabled for app 'Astro'")
+    assert {c["outcome"] for c in entry["changes"] if c["provider"] == "azure"} == {"applied"}
+
+
 def test_in_github_actions_the_actor_and_run_are_recorded(
     sandbox: Sandbox, sandbox_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -376,3 +376,23 @@ def test_remedies_carried_out_before_a_failed_re_audit_are_reported_and_recorded
     (line,) = [r for r in recorded if r["command"] == "drift --fix"]
     assert line["changes"] and all(c["outcome"] in ("done", "failed") for c in line["changes"]), line
     assert login in json.dumps(line["changes"])
+
+
+@pytest.mark.parametrize("idp", ["okta", "azure"])
+def test_an_orphans_remedy_gives_the_command_that_deletes_it(
+    sandbox: Sandbox, idp: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
+) -> None:
+    """The remedy text names the whole command: `drift --fix --delete-orphans` alone only shows the plan."""
+    import re
+    import shlex
+
+    config = request.getfixturevalue(f"{idp}_applied")
+    _, login = orphan_in_astro(sandbox, idp)
+    capsys.readouterr()
+    assert main(["drift", "-c", str(config), "--idp", idp, "--format", "json"]) == 1
+    (finding,) = [f for i in json.loads(capsys.readouterr().out)["idps"] for f in i["findings"]]
+    commands = re.findall(r"`(astro-scim [^`]+)`", finding["remedy"])
+    assert commands == ["astro-scim drift --fix --delete-orphans --yes"], finding["remedy"]
+    argv = shlex.split(commands[0])[1:]
+    assert main([*argv, "-c", str(config), "--idp", idp]) == 0  # as given: it deletes the account
+    assert sandbox.astro.find_user(sandbox.astro_orgs[idp].org_id, login) is None

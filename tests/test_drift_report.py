@@ -135,7 +135,7 @@ def test_html_shows_each_remedy_once_over_the_findings_it_fixes(results: list[Au
     fixes = [f for f in okta.findings if f.remedy == remedies[0]]  # which other kinds share it is reconcile's say
     assert f"Remedy 1 of {len(remedies)}" in section and "for user_missing" in section
     assert section.count("<tr>") == 1 + len(fixes) and "ada@" in section and "dee@" in section
-    assert "<code>drift --fix</code> re-assigns" in section  # the remedy's backticks are code spans
+    assert "<code>astro-scim drift --fix --yes</code> re-assigns" in section  # the remedy's backticks are code spans
     assert page.count("re-assigns the user") == 1 and "`" not in page
     assert "remove and re-assign the user in Okta" in remedy_text("okta", Kind.USER_MISSING)
 
@@ -232,3 +232,13 @@ def test_text_shows_notices_as_information_not_in_the_warning_colour(results: li
 def test_a_clean_audit_renders_in_every_format(fmt: str) -> None:
     out = render([AuditResult("okta", "https://x.example/scim/v2/o", [])], fmt)
     assert out.strip()
+
+
+def test_text_table_headings_are_never_folded_by_a_short_subject() -> None:
+    """A setup finding's subject is "Astro", shorter than the "subject" heading, which was folded into
+    "subje" / "ct"; the same for a kind or id column narrower than its heading."""
+    result = AuditResult("okta", "https://x.example/scim/v2/o",
+                         [_f("okta", Kind.NOT_SET_UP, "Astro", "not set up: provisioning is not switched on")])
+    text = render([result], "text", width=120)
+    heading = next(line for line in text.splitlines() if "┃" in line and "detail" in line)
+    assert [cell.strip() for cell in heading.strip("┃").split("┃")] == ["id", "kind", "subject", "detail"]

@@ -152,3 +152,25 @@ def test_init_asks_on_a_terminal(
     assert data["okta"]["assign_groups"] == [ASSIGNED_TEAM]  # the default, taken with Enter
     assert data["okta"]["push_groups"] == ["Data Engineering", "Analytics"]
     assert data["astro"]["token"] == "env:ASTRO_API_TOKEN"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_init_exits_2_and_skips_test_connection_when_the_written_config_does_not_validate(
+    sandbox: Sandbox, tokens: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    (tmp_path / "mappings").mkdir()
+    (tmp_path / "mappings" / "okta.yaml").write_text("attributes: [\n")  # kept as it is, and broken
+    config = tmp_path / "astro-scim.yaml"
+    assert init(config, *okta_flags(sandbox), "--format", fmt) == 2  # README: 2 for a config that does not validate
+    assert config.exists()
+    captured = capsys.readouterr()
+    narration = captured.err if fmt == "json" else captured.out
+    assert not any(line.startswith("astro-scim test-connection") for line in narration.splitlines())
+    assert "Okta API token" not in narration  # no check was run
+    assert f"skipped test-connection: {config} does not validate" in narration
+    assert "was written but does not validate" in captured.err
+    if fmt == "json":
+        import json
+        doc = json.loads(captured.out)
+        assert doc["exit_code"] == 2 and doc["ok"] is False and doc["test_connection"] is None
+        assert doc["validate"]["ok"] is False and doc["error"]["type"] == "ConfigError"

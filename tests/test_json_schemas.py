@@ -221,7 +221,7 @@ def test_apply_json_several_idps_one_waiting_for_a_manual_step(sandbox: Sandbox,
     assert by["okta"]["status"] == "manual_step" and by["okta"]["manual_steps"]
     assert by["azure"]["status"] == "applied" and by["azure"]["verification"]["status"] == "verified"
     assert by["azure"]["applied"] > 0 and by["azure"]["error"] is None
-    assert doc["left_to_do"] and doc["left_to_do"][0].startswith("okta:")
+    assert doc["left_to_do"] and doc["left_to_do"][0].startswith("okta: provisioning is not enabled")
 
 
 def test_apply_json_needs_yes_and_says_so_in_the_document(sandbox_config: Path,

@@ -216,6 +216,32 @@ def test_feature_drift_is_planned_and_fixed(
     _converges(sandbox, sandbox_config, capsys, [("update", "okta.feature", "USER_PROVISIONING")])
 
 
+def test_the_feature_update_reads_as_the_capabilities_it_turns_on_or_off(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every user sees this line once the manual step is done (the app's To App features still off): it names
+    the capabilities as the console does, old -> new, never the raw dicts; the JSON plan keeps its data."""
+    assert main(["apply", "--idp", "okta", "-c", str(sandbox_config), "--yes"]) == 1  # stops at the manual step
+    enable_provisioning(sandbox)  # done in the console: the To App features are all still off
+    changes = plan_json(sandbox_config, capsys)
+    feature = next(c for c in changes if c["resource"] == "okta.feature")
+    assert feature["action"] == "update" and feature["after"] == {
+        "create.lifecycleCreate": "ENABLED", "update.profile": "ENABLED", "update.lifecycleDeactivate": "ENABLED"}
+    capsys.readouterr()
+    assert main(["plan", "--idp", "okta", "-c", str(sandbox_config)]) == 0
+    (line,) = [ln.strip() for ln in capsys.readouterr().out.splitlines() if "okta.feature" in ln]
+    assert line == ("~ okta.feature USER_PROVISIONING: turn on Create Users (was DISABLED), Update User Attributes "
+                    "(was DISABLED), Deactivate Users (was DISABLED)")
+    okta_api(sandbox, "PUT", f"/api/v1/apps/{app_id(sandbox)}/features/USER_PROVISIONING",
+             {"create": {"lifecycleCreate": {"status": "ENABLED"}},
+              "update": {"password": {"status": "ENABLED", "seed": "RANDOM", "change": "CHANGE"}}})
+    capsys.readouterr()
+    main(["plan", "--idp", "okta", "-c", str(sandbox_config)])
+    (line,) = [ln.strip() for ln in capsys.readouterr().out.splitlines() if "okta.feature" in ln]
+    assert line == ("~ okta.feature USER_PROVISIONING: turn on Update User Attributes (was DISABLED), Deactivate "
+                    "Users (was DISABLED); turn off Sync Password (was ENABLED)")
+
+
 def test_profile_mapping_drift_is_planned_and_fixed(
     sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -23,6 +23,7 @@ from connector.cli import main
 from connector.sandbox.core import Sandbox
 
 WIDTHS = (60, 100, 200)
+TABLE = set("┏┃┡│└")  # the first character of a table's lines (plain lines start with a letter or a space)
 LONG_NAME = "a.very.long.user.name.that.will.not.fit.in.a.narrow.column@example-corporation.example"
 
 
@@ -56,7 +57,7 @@ def test_the_drift_table_fits_the_width_and_keeps_ids_whole(drifted: Path, width
     assert ids
     monkeypatch.setenv("COLUMNS", str(width))
     text = _run(capsys, "drift", "-c", str(drifted), "--idp", "okta")
-    _fits(text, width)
+    _fits("\n".join(line for line in text.splitlines() if line[:1] in TABLE), width)  # not a terminal: the table
     words = text.split()
     for fid in ids:  # whole, as a word of its own
         assert fid in words, fid
@@ -147,3 +148,43 @@ def test_a_terminal_gives_its_own_width_unless_columns_says_otherwise(monkeypatc
         assert output.terminal_width(terminal.stream) == 50
     finally:
         terminal.close()
+
+
+def _plain(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line[:1] not in TABLE]
+
+
+@pytest.mark.parametrize("columns", [None, "60"])
+def test_drift_text_in_a_pipe_or_a_file_leaves_plain_lines_whole(
+        drifted: Path, tmp_path: Path, columns: str | None, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the table is fitted to a width when stdout is no terminal: the header and the remedies stay one
+    line each (README: plain lines are left whole), on stdout and in an -o file alike."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    if columns:
+        monkeypatch.setenv("COLUMNS", columns)
+    piped = _run(capsys, "drift", "-c", str(drifted), "--idp", "okta")
+    report = tmp_path / "drift.txt"
+    main(["drift", "-c", str(drifted), "--idp", "okta", "-o", str(report)])
+    for text in (piped, report.read_text()):
+        header = text.splitlines()[0]
+        assert header.startswith("astro-scim ") and " -> Astro org " in header and " at 127.0.0.1:" in header
+        assert max(len(line) for line in _plain(text)) > 120  # long enough to have been broken before
+        # Every plain line is one of the report's own (header, counts, an indented line): no continuation.
+        assert all(line.startswith(("astro-scim ", "okta: ", "  ")) for line in _plain(text)), _plain(text)
+        assert any(line.startswith("  - ") for line in _plain(text))  # a remedy line, whole
+
+
+def test_drift_text_on_a_terminal_wraps_plain_lines_too(drifted: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    whole = _run(capsys, "drift", "-c", str(drifted), "--idp", "okta")
+    terminal = Terminal(60)
+    monkeypatch.setattr(sys, "stdout", terminal.stream)
+    main(["drift", "-c", str(drifted), "--idp", "okta"])
+    monkeypatch.undo()
+    wrapped = terminal.close()
+    _fits(wrapped, 60)
+    header = whole.splitlines()[0]
+    left = iter(wrapped.split())
+    assert all(word in left for word in header.split())  # wrapped between words, nothing lost

@@ -55,6 +55,18 @@ def test_summary_of_a_stage_without_counts() -> None:
     assert summary("read okta users", 7, None, "users", 2.0) == "read okta users: 7 users, done in 2.0 s (3.5/s)"
 
 
+def test_a_stage_that_counted_nothing_shows_no_unit(fake_clock: FakeClock) -> None:
+    """A failed stage that never counted read "okta group push: groups, stopped after 0.5 s"."""
+    assert summary("okta group push", 0, None, "groups", 0.5, failed=True) == "okta group push: stopped after 0.5 s"
+    assert summary("read okta users", 0, None, "users", 1.0) == "read okta users: done in 1.0 s"
+    assert summary("read okta users", 0, 0, "users", 1.0) == "read okta users: 0/0 users, done in 1.0 s"
+    written: list[str] = []
+    with pytest.raises(RuntimeError), Lines(written.append).stage("provision user ada", unit="calls"):
+        fake_clock.advance(0.5)
+        raise RuntimeError("refused")
+    assert written == ["provision user ada: stopped after 0.5 s"]
+
+
 def test_silent_counts_and_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     with Silent().stage("apply okta", total=2, unit="changes") as stage:
         stage.advance(2)

@@ -122,6 +122,20 @@ def test_unknown_user_is_a_usage_error(sandbox: Sandbox, azure_config: Path,
     assert "no Entra user with userPrincipalName 'nobody@acme.example'" in capsys.readouterr().err
 
 
+def test_an_unknown_group_gets_a_hint_like_an_unknown_user(sandbox: Sandbox, azure_config: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    configured(sandbox, azure_config, "--pause")
+    capsys.readouterr()
+    assert cli("provision", "--group", "Nope", config=azure_config) == 2
+    err = capsys.readouterr().err
+    assert "no Entra group named 'Nope'" in err
+    hint = next(line for line in err.splitlines() if line.startswith("hint: "))
+    assert "object id" in hint and all(repr(t) in hint for t in sandbox.default_team_names())
+    assert "calls, stopped" not in err  # the progress line: no unit without a count
+    assert cli("provision", "--group", "Data Enginering", config=azure_config) == 2
+    assert "hint: did you mean: 'Data Engineering'?" in capsys.readouterr().err
+
+
 # -- the read-back: no verdict on Entra's word alone ---------------------------------------------------------------
 
 

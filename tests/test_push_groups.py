@@ -126,3 +126,17 @@ def test_unknown_group_exits_2(sandbox: Sandbox, sandbox_config: Path, capsys: p
     err = capsys.readouterr().err
     assert "no group named 'Data Enginering'" in err and "'Data Engineering'" in err
     assert "astro-scim.yaml:" not in err  # named on the command line, not in the config
+
+
+def test_an_unknown_group_with_no_close_name_still_gets_a_hint(sandbox: Sandbox, sandbox_config: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing like 'Nope' exists: the hint names what to give and the groups the org has (read, not guessed);
+    a case slip is matched ignoring case."""
+    assert push(sandbox_config, "Nope") == 2
+    err = capsys.readouterr().err
+    assert "no group named 'Nope'" in err
+    hint = next(line for line in err.splitlines() if line.startswith("hint: "))
+    assert "exactly as in Okta" in hint and all(repr(t) in hint for t in sandbox.default_team_names())
+    assert "groups, stopped" not in err  # the progress line: no unit without a count
+    assert push(sandbox_config, "data eng") == 2
+    assert "hint: did you mean: 'Data Engineering'?" in capsys.readouterr().err

@@ -194,7 +194,8 @@ def test_the_worst_case_report_reads_well(browser: chromium.Chromium, tmp_path: 
     assert sorted(seen["remedies"]) == sorted(set(remedies))  # each remedy once, above the findings it fixes
     for remedy in set(remedies):
         assert text.count(remedy) == 1, remedy
-    assert "drift --fix" in seen["remedyCode"] and "drift --fix --delete-orphans" in seen["remedyCode"]
+    assert "astro-scim drift --fix --yes" in seen["remedyCode"]
+    assert "astro-scim drift --fix --delete-orphans --yes" in seen["remedyCode"]
     assert len(seen["notices"]) == 2
     for notice, border in seen["notices"]:
         assert notice.startswith("Notice (information, nothing to fix)") and border == INFO

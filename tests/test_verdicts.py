@@ -244,6 +244,9 @@ def test_okta_never_applied_is_not_set_up_not_clean(sb: Sandbox, tmp_path: Path,
     assert "not set up: run 'astro-scim apply --idp okta'" in by_kind["not_set_up"]["remedy"]
     rc, out = run(capsys, "status", "-c", str(config))
     assert rc == 1 and "not set up" in out
+    (line,) = [ln.strip() for ln in out.splitlines() if ln.strip().startswith("FAIL setup")]
+    # said once: it read "FAIL setup: not set up: Astro: not set up: provisioning ..."
+    assert line == "FAIL setup: not set up: Astro: provisioning (the API integration) is not switched on"
     for fmt in ("text", "markdown", "junit", "github", "html"):
         capsys.readouterr()
         assert main(["drift", "-c", str(config), "--format", fmt]) == 1, fmt
@@ -260,6 +263,8 @@ def test_azure_never_applied_is_not_set_up_exit_1_not_2(sb: Sandbox, tmp_path: P
     assert "not set up: run 'astro-scim apply --idp azure'" in by_kind["not_set_up"]["remedy"]
     rc, out = run(capsys, "status", "-c", str(config))
     assert rc == 1 and "not set up: run 'astro-scim apply --idp azure'" in out
+    (line,) = [ln.strip() for ln in out.splitlines() if ln.strip().startswith("FAIL setup")]
+    assert line == "FAIL setup: not set up: Astro: no enterprise app 'Astro'"
     assert main(["apply", "-c", str(config), "--yes"]) == 0
     assert_clean(config, capsys)
 
@@ -379,7 +384,9 @@ def test_apply_all_continues_past_the_okta_manual_step_and_ends_with_what_is_lef
     assert rc == 1, out
     assert "azure: verified" in out  # Entra was planned, applied and verified after Okta stopped
     assert "left to do:" in out and out.index("left to do:") > out.index("azure: verified")
-    assert "- okta:" in out.split("left to do:")[1]
+    left = out.split("left to do:")[1]
+    assert "  - okta: provisioning is not enabled for app 'Astro'" in left  # the provider named once
+    assert "okta: okta:" not in out
     rc, found, _ = drift(config, capsys)
     assert (rc, found) == (1, [("not_set_up", "Astro")])  # okta's; azure is clean
     console_step(sb)

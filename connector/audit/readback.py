@@ -106,7 +106,7 @@ def compare_user(want: IdpUser, have: dict[str, Any] | None) -> Verification:
         return _failed(differences, checked, astro_id,
                        "Astro holds other values than the mapping gives: it did not keep what Entra sent, or "
                        "something changed the user after the export; 'astro-scim drift' shows every difference, "
-                       "'astro-scim drift --fix' provisions the user again")
+                       "'astro-scim drift --fix --yes' provisions the user again")
     state = "active" if want.active else "deactivated"
     return Verification(VERIFIED, VERIFIED, f"in Astro as {want.user_name}, {state}, "
                         f"{len(checked) - 2} mapped attribute(s) equal", astro_id=astro_id, checked=checked)
@@ -124,7 +124,7 @@ def compare_team(want: IdpGroup, team: dict[str, Any] | None, member_names: set[
     missing = want.members - member_names
     if missing:
         return _failed([Difference("members", missing, None)], checked, astro_id,
-                       f"run 'astro-scim provision --group \"{want.name}\"' again, or 'astro-scim drift --fix'")
+                       f"run 'astro-scim provision --group \"{want.name}\"' again, or 'astro-scim drift --fix --yes'")
     return Verification(VERIFIED, VERIFIED, f"Team {want.name!r} in Astro holds the {len(want.members)} "
                         "member(s) provisioned", astro_id=astro_id, checked=checked)
 

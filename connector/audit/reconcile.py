@@ -64,43 +64,44 @@ KIND_TITLES: dict[Kind, str] = {
 
 _ORDER = {k: i for i, k in enumerate(Kind)}
 
-# The remedies of Astro's SCIM setup FAQ, in its words, plus what `drift --fix` does about it.
+# The remedies of Astro's SCIM setup FAQ, in its words, plus what `drift --fix` does about it, named by the exact
+# command that does it: --fix alone only shows the plan (connector/commands/drift.py), acting needs --yes and
+# deleting also --delete-orphans.
+_FIX = "`astro-scim drift --fix --yes`"
 _FAQ_OKTA_GROUP = (
     "Okta group out of sync: in the Okta dashboard open the Astro app, Push Groups, click the group's Push Status, "
-    "then Push now. Okta's API has no Push now: `drift --fix` re-pushes with the documented workaround (push "
-    "mapping INACTIVE then ACTIVE) and verifies the Team in Astro."
+    f"then Push now. Okta's API has no Push now: {_FIX} re-pushes with the documented workaround (push mapping "
+    "INACTIVE then ACTIVE) and verifies the Team in Astro."
 )
 _FAQ_OKTA_USER = (
-    "Okta user not appearing in Astro: remove and re-assign the user in Okta. `drift --fix` re-assigns the user "
-    "to the Astro app."
+    f"Okta user not appearing in Astro: remove and re-assign the user in Okta. {_FIX} re-assigns the user to the "
+    "Astro app."
 )
 _OKTA_ATTRIBUTES = (
     "Okta user with attributes out of date in Astro: update the user's profile in Okta (Directory > People > the "
-    "user, or the Astro app's assignment), which makes Okta push the mapped attributes. `drift --fix` updates the "
-    "app user, so Okta pushes its mapped profile; it never removes and re-assigns, which would deactivate the "
-    "account in Astro first. A Team's name is fixed by re-pushing the group (Push Groups > Push now)."
+    f"user, or the Astro app's assignment), which makes Okta push the mapped attributes. {_FIX} updates the app "
+    "user, so Okta pushes its mapped profile; it never removes and re-assigns, which would deactivate the account "
+    "in Astro first. A Team's name is fixed by re-pushing the group (Push Groups > Push now)."
 )
-_FAQ_OKTA_REMOVED = (
-    "Okta user removed but the Astro account remains: delete the account from Astro. `drift --fix "
-    "--delete-orphans` deletes it (within the safety limit)."
-)
+_DELETE = ("`astro-scim drift --fix --delete-orphans --yes` deletes it (without --yes it only shows the plan; past "
+           "the safety limit it also needs --force).")
+_FAQ_OKTA_REMOVED = f"Okta user removed but the Astro account remains: delete the account from Astro. {_DELETE}"
 _FAQ_OKTA_DEACTIVATED = (
     "Okta user removed or deactivated but the Astro account remains active: delete the account from Astro. "
-    "`drift --fix` deactivates it instead (SCIM active=false, what Okta sends when it deprovisions), so "
-    "re-activating the user in Okta brings the same account back."
+    f"{_FIX} deactivates it instead (SCIM active=false, what Okta sends when it deprovisions), so re-activating "
+    "the user in Okta brings the same account back."
 )
 _OKTA_REACTIVATED = (
     "Okta user active but the Astro account deactivated (a reactivation or re-assignment whose update did not "
-    "reach Astro): `drift --fix` reactivates the account in Astro with the request Okta sends to reactivate a "
-    "user (SCIM PATCH active=true), then re-audits. Re-assigning the user in Okta does the same."
+    f"reach Astro): {_FIX} reactivates the account in Astro with the request Okta sends to reactivate a user (SCIM "
+    "PATCH active=true), then re-audits. Re-assigning the user in Okta does the same."
 )
 _FAQ_AZURE = (
     "Azure user or group out of sync: provision the user or group on demand (Entra admin center > Enterprise "
-    "applications > Astro > Provision on demand). `drift --fix` calls provision on demand."
+    f"applications > Astro > Provision on demand). {_FIX} calls provision on demand."
 )
 _FAQ_AZURE_ORPHAN = (
-    "Account unknown to Entra: Entra cannot provision it on demand; delete the account from Astro. `drift --fix "
-    "--delete-orphans` deletes it (within the safety limit)."
+    "Account unknown to Entra: Entra cannot provision it on demand; delete the account from Astro. " + _DELETE
 )
 _ENTRA_QUARANTINE = (
     "The Entra provisioning job is quarantined: fix the cause it reports (often the Astro token or URL), then "

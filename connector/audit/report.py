@@ -26,12 +26,15 @@ FORMATS = ("text", "json", "markdown", "junit", "github", "html")
 REPORT_VERSION = 1
 
 
-def render(results: list[AuditResult], fmt: str, *, color: bool = False, width: int = 120) -> str:
+def render(results: list[AuditResult], fmt: str, *, color: bool = False, width: int = 120,
+           wrap: bool = False) -> str:
+    """The report in `fmt`. Text: the findings table is `width` wide; plain lines wrap at it only with `wrap` (a
+    terminal), else they are left whole, for grep and log files (README: Terminal width)."""
     renderers: dict[str, Callable[[list[AuditResult]], str]] = {
         "json": to_json, "markdown": to_markdown, "junit": to_junit, "github": to_github, "html": to_html,
     }
     if fmt == "text":
-        return to_text(results, color=color, width=width)
+        return to_text(results, color=color, width=width, wrap=wrap)
     return renderers[fmt](results)
 
 
@@ -81,14 +84,16 @@ def _totals(results: list[AuditResult]) -> dict[str, int]:
 # -- text ---------------------------------------------------------------------------------------------------
 
 
-def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120) -> str:
+def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120, wrap: bool = False) -> str:
+    """Only the table is fitted to `width`; a plain line wraps at it only with `wrap` (stdout is a terminal):
+    in a pipe or a file a header or remedy broken mid-sentence at a guessed width defeats grep."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=color, no_color=not color, highlight=False,
-                      soft_wrap=False)
+                      soft_wrap=not wrap)
     console.print(Text(header_line(results), style="dim"))
     for r in results:
         head = (f"{r.idp}: {r.idp_users} IdP users, {r.idp_groups} groups | Astro {r.scim_url}: "
@@ -112,7 +117,7 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
         for f in r.findings:
             style = "red" if f.severity is Severity.ERROR else "yellow"
             table.add_row(f.id, Text(f.kind.value, style=style), f.subject, f.detail)
-        console.print(table)
+        console.print(table, soft_wrap=False)  # a table is always laid out in `width`
         counts = ", ".join(f"{n} {k}" for k, n in summary(r.findings).items() if n)
         console.print(Text(f"  {len(r.findings)} finding(s): {counts}", style="bold red"))
         console.print(Text("  remedies (Astro SCIM FAQ):", style="bold"))
@@ -130,10 +135,11 @@ def _finding_columns(findings: list[Finding], width: int) -> tuple[int, int, int
     folded (never cut) past it; the detail wraps in what is left, at least a fifth of the width.
     """
     frame = 13  # 5 borders and 4 x 2 of padding
-    id_w = max(len(f.id) for f in findings)
+    # At least their headings: a one-word subject ("Astro") folded the heading into "subje" / "ct".
+    id_w = max(len("id"), *(len(f.id) for f in findings))
     room = max(12, width - frame - id_w - max(12, width // 5))  # for kind and subject together
-    kind_w = max(len(f.kind.value) for f in findings)
-    subject_w = max(len(f.subject) for f in findings)
+    kind_w = max(len("kind"), *(len(f.kind.value) for f in findings))
+    subject_w = max(len("subject"), *(len(f.subject) for f in findings))
     if kind_w + subject_w > room:  # the subject first, leaving the kind at least 6; the kind takes what is left
         subject_w = min(subject_w, max(room - 6, room * 6 // 10))
         kind_w = min(kind_w, max(6, room - subject_w))

@@ -253,7 +253,8 @@ def drift(cfg: ProjectConfig, idp: str, options: FixOptions, *, fmt: str, to_std
             result.idp_org = idp_org(cfg, name)
             if options.fix and result.findings:
                 if fmt == "text" and to_stdout:
-                    output.raw(render([result], "text", color=sys.stdout.isatty(), width=output.table_width()))
+                    output.raw(render([result], "text", color=sys.stdout.isatty(), width=output.table_width(),
+                                      wrap=output.terminal_width() is not None))
                     run.shown.append((result, len(result.findings)))
                 result = fix(cfg, target, astro, result, options, machine_on_stdout, progress)
             run.results.append(result)

@@ -206,6 +206,12 @@ def run(args: argparse.Namespace) -> int:
             doc["applied"] = sum(entry["applied"] for entry in doc["providers"])
 
 
+def _named(name: str, message: str) -> str:
+    """`message` led by the provider's name once: the providers' own messages already start with it
+    ("okta: provisioning is not enabled ..."), which a second prefix made "okta: okta: ..."."""
+    return message if message.startswith(f"{name}:") else f"{name}: {message}"
+
+
 def _provider_entry(doc: output.Document, name: str) -> dict[str, Any]:
     entry: dict[str, Any] = {"provider": name, "status": "not_applied", "applied": 0, "changes": [],
                              "verification": None, "manual_steps": [], "error": None}
@@ -239,7 +245,7 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
             if not several:
                 raise
             output.error(str(exc))
-            left.append(f"{provider.name}: {exc}")
+            left.append(_named(provider.name, str(exc)))
             continue
         finally:
             provider.close()
@@ -271,6 +277,7 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
         output.say(f"applied {total} change(s); left to do:", style="bold")
         for line in left:
             output.say(f"  - {line}")
+        trail.stopped("left to do: " + "; ".join(left))  # the exit 1 says why in the audit trail too
     if failed is not None:
         raise failed
     if left:

@@ -87,4 +87,5 @@ def _emit(results: list[AuditResult], fmt: str, path: str | None) -> None:
         found = sum(len(r.findings) for r in results)
         output.say(f"wrote the {fmt} report to {path}: " + (f"{found} finding(s)" if found else "no drift"))
         return
-    output.raw(render(results, fmt, color=fmt == "text" and sys.stdout.isatty(), width=output.table_width()))
+    output.raw(render(results, fmt, color=fmt == "text" and sys.stdout.isatty(), width=output.table_width(),
+                      wrap=output.terminal_width() is not None))

@@ -322,6 +322,14 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
                            "findings": checked.get("findings", []) if checked else []}
     else:
         valid = program(["validate", str(path)])
+    if valid != EXIT_OK:
+        # validate's own exit code (1 for findings) would read as "findings" to a script; a config init wrote and
+        # that does not validate (e.g. a kept mapping that is broken) is a configuration error, exit 2. Checking
+        # connections through a config the tool refuses would only add errors about the same cause.
+        output.say(f"skipped test-connection: {path} does not validate", style="yellow")
+        raise ConfigError(f"{path} was written but does not validate (see above)",
+                          hint=f"fix what validate reports, then run 'astro-scim validate {path}' and "
+                               f"'astro-scim test-connection --config {path}'")
     output.say(f"astro-scim test-connection --config {path}", style="bold")
     if machine:
         connected, checks = _nested(program, ["test-connection", "--config", str(path)])
@@ -330,9 +338,6 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
                                   "error": checks.get("error") if checks else None}
     else:
         connected = program(["test-connection", "--config", str(path)])
-    if valid != EXIT_OK:
-        output.error(f"{path} was written but does not validate (see above)", "fix it, then re-run validate")
-        return doc.done(valid)
     if connected != EXIT_OK:
         # Not init's failure: a fresh tenant has no app until apply creates it, and Okta's provisioning waits for
         # its manual step. The checks above say which is which.

@@ -10,6 +10,7 @@ which config, what it changed and with what outcome.
         trail.planned(p, changes)  changes it is about to make (outcome "not applied" until told otherwise)
         trail.outcome(c, "applied")  what became of one
         trail.record(p, {...})     a change described by the command itself (push-groups, provision, drift --fix)
+        trail.stopped(reason)      why a run that raised nothing still ended short (the line's `error`)
 
 The line: time (UTC), tool_version, command, options, config {file, fingerprint}, actor ($USER; in GitHub
 Actions also $GITHUB_ACTOR, $GITHUB_RUN_ID, $GITHUB_REPOSITORY, $GITHUB_WORKFLOW), changes [{provider, action,
@@ -61,6 +62,7 @@ class Recorder:
     path: Path | None = None
     changes: list[dict[str, Any]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    stopped: str | None = None  # why a run that raised nothing ended short (see `stopped`)
     _by_change: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def line(self, exit_code: int, error: BaseException | None) -> str:
@@ -75,7 +77,7 @@ class Recorder:
             "changes": self.changes,
             **self.notes,
             "exit_code": exit_code,
-            "error": None if error is None else str(error) or type(error).__name__,
+            "error": self.stopped if error is None else str(error) or type(error).__name__,
         }
         # One line: json.dumps never emits a raw newline (they are escaped inside strings).
         return redact(json.dumps(entry, ensure_ascii=False, default=str, separators=(",", ":"))) + "\n"
@@ -215,6 +217,14 @@ def record(provider: str, entry: dict[str, Any]) -> None:
     if rec is not None:
         with _lock:
             rec.changes.append({"provider": provider, **entry})
+
+
+def stopped(reason: str) -> None:
+    """Why the run ended short without an exception (apply over several IdPs, one waiting for its manual step:
+    exit 1 with the others done): the line's `error`, as the command printed it, instead of null."""
+    rec = _current()
+    if rec is not None:
+        rec.stopped = reason
 
 
 def note(key: str, value: Any) -> None:

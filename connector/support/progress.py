@@ -77,7 +77,9 @@ class _Count:
 def summary(label: str, done: int, total: int | None, unit: str, seconds: float, *, failed: bool = False) -> str:
     """The one line a stage leaves: 'apply okta: 40/40 changes, done in 3.2 s (12.5/s)'."""
     counted = f"{done}/{total}" if total is not None else str(done) if done else ""
-    what = f"{counted} {unit}".strip()
+    # Nothing counted (a stage that failed, or never learnt its total): no unit either, which alone read as
+    # "okta group push: groups, stopped after 0.5 s".
+    what = f"{counted} {unit}".strip() if counted else ""
     end = f"stopped after {seconds:.1f} s" if failed else f"done in {seconds:.1f} s"
     rate = f" ({done / seconds:.1f}/s)" if done and seconds > 0 and not failed else ""
     return f"{label}: {what + ', ' if what else ''}{end}{rate}"

@@ -158,8 +158,8 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
 
         if change.resource in ("azure.app", "azure.job"):
             what = "no enterprise app" if change.resource == "azure.app" else "the app has no provisioning job"
-            return SetupGap("not_set_up", label, f"not set up: {what} {label!r}" if change.resource == "azure.app"
-                            else f"not set up: {what}",
+            # The message says what is missing; the kind already says "not set up" wherever it is shown.
+            return SetupGap("not_set_up", label, f"{what} {label!r}" if change.resource == "azure.app" else what,
                             "not set up: run 'astro-scim apply --idp azure' (creates the app, assigns the groups, "
                             "saves the Astro URL and token, maps the attributes and starts provisioning)")
         if change.resource == "azure.assignment":
@@ -202,7 +202,7 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
 
     async def _setup_gaps(self, t: Tenant) -> list[SetupGap]:
         gaps = await super()._setup_gaps(t)
-        if not_set_up(gaps) and gaps[0].message.startswith("not set up: no enterprise app"):
+        if not_set_up(gaps) and gaps[0].message.startswith("no enterprise app"):
             hint = await self._missing_app_hint()
             if hint.startswith("did you mean"):  # a misspelled name, not a missing app
                 gaps[0].remedy = hint

@@ -14,7 +14,6 @@ for them, so a retried create can never make a duplicate.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import re
 import uuid
@@ -29,6 +28,7 @@ from connector.providers.entra.reads import GraphReader, collection_page, segmen
 from connector.support import clock as clocks
 from connector.support.answers import invalid, object_answer
 from connector.support.http import RetryPolicy, is_retryable, retry_async
+from connector.support.suggest import close_names, some_of
 
 NON_GALLERY_TEMPLATE = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621"
 JOB_TEMPLATE = "scim"
@@ -305,8 +305,12 @@ class Tenant:
                 hint="use the group's object id instead: " + ", ".join(str(g.get("id")) for g in found),
             )
         if not found:
-            candidates = difflib.get_close_matches(name_or_id, await self._group_names(), n=3, cutoff=0.5)
-            raise NotFound(f"no Entra group named {name_or_id!r}", candidates=candidates)
+            known = await self._group_names()
+            close = close_names(name_or_id, known, n=3)
+            # Nothing close: still say what the tenant has, as an unknown user's hint says what to give.
+            raise NotFound(f"no Entra group named {name_or_id!r}", candidates=close,
+                           hint=None if close else (f"give the group's displayName exactly, or its object id; the "
+                                                    f"tenant's groups: {some_of(known)}"))
         return found[0]
 
     async def find_user(self, upn_or_id: str, select: list[str]) -> Json:

@@ -22,6 +22,7 @@ from connector.providers.okta import plan as P
 from connector.providers.okta.client import OktaClient
 from connector.support.http import retry_async
 from connector.support.packaged import default_mapping
+from connector.support.suggest import close_names, some_of
 
 log = logging.getLogger("connector.okta")
 T = TypeVar("T")
@@ -199,10 +200,13 @@ class OktaOrg:
                 every = await c.pages("/api/v1/groups", {"limit": 200})
                 known = sorted({str((g.get("profile") or {}).get("name")) for g in every
                                 if g.get("type") != "APP_GROUP"})
+                close = close_names(name, known)
+                # Nothing close: still say what the org has, so the next try is not a guess either.
                 raise NotFound(
                     f"Okta {c.org_url} has no group named {name!r}" + (f" (okta.{key})" if key else ""),
-                    candidates=difflib.get_close_matches(name, known, n=5, cutoff=0.5),
-                    location=self._loc(key, index) if key else None,
+                    candidates=close, location=self._loc(key, index) if key else None,
+                    hint=None if close else (f"give the group's name exactly as in Okta (Directory > Groups); its "
+                                             f"groups: {some_of(known)}"),
                 )
         return [g for g in results if g is not None]
 

@@ -171,6 +171,15 @@ def capabilities_body() -> dict[str, Any]:
     return body
 
 
+# The capabilities as the Admin Console's "Provisioning to App" page names them (the create line's wording).
+CAPABILITY_LABELS = {
+    "create.lifecycleCreate": "Create Users",
+    "update.profile": "Update User Attributes",
+    "update.lifecycleDeactivate": "Deactivate Users",
+    "update.password": "Sync Password",
+}
+
+
 def feature_change(feature: dict[str, Any] | None, *, provisioning_enabled: bool) -> Change | None:
     if not provisioning_enabled:
         return Change(Action.CREATE, FEATURE, USER_PROVISIONING, after=dict(DESIRED_CAPABILITIES),
@@ -180,7 +189,21 @@ def feature_change(feature: dict[str, Any] | None, *, provisioning_enabled: bool
     if not before:
         return None
     after = {k: DESIRED_CAPABILITIES[k] for k in before}
-    return Change(Action.UPDATE, FEATURE, USER_PROVISIONING, before=before, after=after)
+    return Change(Action.UPDATE, FEATURE, USER_PROVISIONING, before=before, after=after,
+                  detail=capabilities_detail(before, after))
+
+
+def capabilities_detail(before: dict[str, str | None], after: dict[str, str]) -> str:
+    """'turn on Create Users (was DISABLED), Update User Attributes (was not set); turn off Sync Password (was
+    ENABLED)': each capability that changes, by the console's name, old -> new. Without it the plan line was the
+    raw dicts, "{'create.lifecycleCreate': 'DISABLED', ...} -> {...}"."""
+    def named(keys: list[str]) -> str:
+        return ", ".join(f"{CAPABILITY_LABELS.get(k, k)} (was {before[k] or 'not set'})" for k in keys)
+
+    on = [k for k in after if after[k] == "ENABLED"]
+    off = [k for k in after if after[k] != "ENABLED"]
+    parts = ([f"turn on {named(on)}"] if on else []) + ([f"turn off {named(off)}"] if off else [])
+    return "; ".join(parts)
 
 
 # -- profile mappings ---------------------------------------------------------------------------------------
