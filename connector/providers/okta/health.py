@@ -100,7 +100,7 @@ class OktaHealth(OktaOrg):
             checks.append(Check(
                 "app users in ERROR", False, f"{len(in_error)}: {shown}{more}",
                 "resolve the task in Okta (Dashboard > Tasks) or remove and re-assign the user "
-                "('astro-scim drift --fix' can re-assign)",
+                "('astro-scim drift --fix --yes' can re-assign)",
             ))
         else:
             checks.append(Check("app users in ERROR", True, "none"))
