@@ -160,7 +160,7 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
             what = "no enterprise app" if change.resource == "azure.app" else "the app has no provisioning job"
             # The message says what is missing; the kind already says "not set up" wherever it is shown.
             return SetupGap("not_set_up", label, f"{what} {label!r}" if change.resource == "azure.app" else what,
-                            "not set up: run 'astro-scim apply --idp azure' (creates the app, assigns the groups, "
+                            "run 'astro-scim apply --idp azure' (creates the app, assigns the groups, "
                             "saves the Astro URL and token, maps the attributes and starts provisioning)")
         if change.resource == "azure.assignment":
             return SetupGap("group_not_provisioned", change.key, "in azure.assign_groups but not assigned to the "

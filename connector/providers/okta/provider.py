@@ -141,7 +141,7 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
                 # The kind says "not set up" wherever the gap is shown (status: "setup: not set up", drift's
                 # kind column): the message says what is missing, or it read "not set up: Astro: not set up: ...".
                 "not_set_up", label, "provisioning (the API integration) is not switched on",
-                f"not set up: run 'astro-scim apply --idp okta'; it sets up what Okta's API can and stops at "
+                f"run 'astro-scim apply --idp okta'; it sets up what Okta's API can and stops at "
                 f"the Admin Console step ({where} > Provisioning > Configure API Integration, SCIM URL "
                 f"{self.astro.scim_url}, an Astro Organization API token)",
             )
