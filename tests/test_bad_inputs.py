@@ -403,6 +403,14 @@ def _cases() -> list[Case]:
                           lambda c, n=name: [f"{c.parent / n}:"], files={name: text}))
         cases.append(Case(f"mapping-plan-{cid}", _plan(idp), (2,), lambda c, n=name: [f"{n}:"], config=edit,
                           files={name: text}))
+    # A token file that is not one line of text (a comment under the token, a CR LF pasted mid-value, a NUL):
+    # a config error naming the file (aiohttp refused the header with a ValueError: exit 70).
+    for cid, key, content, idp in (("two-lines", "okta", b"00tokenvalue\n# rotated in December\n", "okta"),
+                                   ("crlf-inside", "astro-okta", b"astro-tok\r\nen\r\n", "okta"),
+                                   ("nul", "astro-azure", b"astro\x00token\n", "azure"),
+                                   ("tab", "graph", b"graph\ttoken\n", "azure")):
+        cases.append(Case(f"token-file-{cid}", _drift(idp), (2,), lambda c, n=TOKEN_FILES[key]: [n],
+                          files={TOKEN_FILES[key]: content}))
     for cid, args, word in CLI_ARGS:
         cases.append(Case(f"cli-{cid}", _const(*args), (2,), lambda c, w=word: [w]))
     for service, table, idp in (("okta", OKTA_HOSTILE, "okta"), ("graph", GRAPH_HOSTILE, "azure"),

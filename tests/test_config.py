@@ -64,6 +64,28 @@ def test_secret_from_file(tmp_path: Path) -> None:
     assert s.reveal() == "file-secret-value"
 
 
+@pytest.mark.parametrize(("content", "needle"), [
+    ("tok-value\n# a comment\n", "holds more than one line (a line break after line 1)"),
+    ("tok\r\nvalue", "holds more than one line"),
+    ("tok\x00value", "control character (U+0000, character 4)"),
+])
+def test_a_token_must_be_one_line_of_text(tmp_path: Path, content: str, needle: str,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tokens go into HTTP headers: a second line or a control character is a config error naming the file (and
+    never the value), not the HTTP library's ValueError."""
+    (tmp_path / "tok").write_text(content, newline="")
+    with pytest.raises(ConfigError) as err:
+        Secret("file:tok", base_dir=tmp_path).reveal()
+    assert needle in str(err.value) and "tok-value" not in str(err.value) and err.value.hint
+    if "\x00" not in content:  # an environment variable cannot hold a NUL
+        monkeypatch.setenv("ASTRO_SCIM_TEST_TOKEN", content)
+        with pytest.raises(ConfigError, match="environment variable ASTRO_SCIM_TEST_TOKEN"):
+            Secret("env:ASTRO_SCIM_TEST_TOKEN").reveal()
+    pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+    (tmp_path / "key.pem").write_text(pem)
+    assert Secret("file:key.pem", base_dir=tmp_path, multiline=True).reveal() == pem.strip()  # a key is lines
+
+
 @pytest.mark.parametrize(
     ("text", "line", "needle"),
     [

@@ -149,9 +149,10 @@ class _Section:
             raise ConfigError(f"'{key}' must be a string", location=self.loc(key))
         return str(value)
 
-    def secret(self, key: str) -> Secret | None:
+    def secret(self, key: str, *, multiline: bool = False) -> Secret | None:
         value = self.text(key)
-        return Secret(value, location=self.loc(key), base_dir=self.base) if value is not None else None
+        return (Secret(value, location=self.loc(key), base_dir=self.base, multiline=multiline)
+                if value is not None else None)
 
     def str_list(self, key: str) -> list[str]:
         value = self.data.get(key)
@@ -219,7 +220,7 @@ def _okta(doc: yamlsrc.Document, base: Path) -> OktaConfig:
         raise ConfigError("okta.org_url is required (or set OKTA_CLIENT_ORGURL)", location=doc.loc(("okta",)))
     org_url = check_endpoint(org_url, what="okta.org_url", location=s.loc("org_url"))
     token = s.secret("token")
-    private_key = s.secret("private_key")
+    private_key = s.secret("private_key", multiline=True)  # a PEM key is lines
     client_id = s.text("client_id")
     if token is None and private_key is None:
         token = Secret("env:OKTA_CLIENT_TOKEN", location=doc.loc(("okta",)))

@@ -39,10 +39,14 @@ class Secret:
     from somewhere safe (an environment variable the user named, a sandbox).
     """
 
-    __slots__ = ("_literal", "location", "ref")
+    __slots__ = ("_literal", "location", "multiline", "ref")
 
-    def __init__(self, ref: str, *, location: Location | None = None, base_dir: Path | None = None) -> None:
+    def __init__(self, ref: str, *, location: Location | None = None, base_dir: Path | None = None,
+                 multiline: bool = False) -> None:
         self.location = location
+        # Tokens go into HTTP headers, where a line break or another control character is refused (aiohttp raises
+        # ValueError): checked when read. A PEM private key is the one secret made of lines.
+        self.multiline = multiline
         self._literal: str | None = None
         kind, sep, rest = ref.partition(":")
         rest = rest.strip()  # `env: NAME` (a space after the colon, quoted in YAML) means env:NAME
@@ -63,7 +67,7 @@ class Secret:
     def from_value(cls, value: str) -> Secret:
         """Wrap a value that came from somewhere safe (an env var the user named, a sandbox)."""
         s = cls.__new__(cls)
-        s.location, s.ref, s._literal = None, "literal", value
+        s.location, s.ref, s._literal, s.multiline = None, "literal", value, True
         redact.register(value)
         return s
 
@@ -89,11 +93,30 @@ class Secret:
                 raise ConfigError(f"secret file {path} is not UTF-8 text (byte {exc.start})", location=self.location,
                                   hint="the file must hold the token as plain text") from exc
             except OSError as exc:
-                raise ConfigError(f"cannot read secret file {path}: {exc.strerror}", location=self.location) from exc
+                raise ConfigError(f"cannot read secret file {path}: {exc.strerror}", location=self.location,
+                                  hint="file:PATH is read from the config file's folder when PATH is relative; "
+                                       "put the token there or fix the path") from exc
             if not value:
-                raise ConfigError(f"secret file {path} is empty", location=self.location)
+                raise ConfigError(f"secret file {path} is empty", location=self.location,
+                                  hint="write the token into it, alone on one line")
         redact.register(value)
+        if not self.multiline:
+            self._check_one_line(value)
         return value
+
+    def _check_one_line(self, value: str) -> None:
+        """A token is one line of printable text; say where it is not (never what it holds)."""
+        bad = next((i for i, ch in enumerate(value) if ord(ch) < 0x20 or ord(ch) == 0x7F), None)
+        if bad is None:
+            return
+        where = f"environment variable {self.ref[4:]}" if self.ref.startswith("env:") else f"secret file {self.ref[5:]}"
+        if value[bad] in "\r\n":
+            line = value.count("\n", 0, bad) + 1
+            raise ConfigError(f"{where} holds more than one line (a line break after line {line})",
+                              location=self.location,
+                              hint="a token is one line: keep the token alone in it (no comment or second value)")
+        raise ConfigError(f"{where} holds a control character (U+{ord(value[bad]):04X}, character {bad + 1})",
+                          location=self.location, hint="the token must be printable text: write it again")
 
     def __repr__(self) -> str:
         return f"Secret({self.ref!r})"
