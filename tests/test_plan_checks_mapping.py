@@ -33,3 +33,19 @@ def test_plan_refuses_a_bad_okta_expression_before_calling_okta(sandbox: Sandbox
     err = capsys.readouterr().err
     assert f"{mapping}:{index + 1}:" in err and words.lower() in err.lower()
     assert sandbox.logs["okta"].entries == []
+
+
+@pytest.mark.parametrize("idp", ["okta", "azure"])
+def test_a_mapping_file_that_is_missing_is_named_at_the_config_line(sandbox_config: Path, idp: str,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The config's line that names the file is where the fix goes (it said '<path>: file not found' alone)."""
+    data = yaml.safe_load(sandbox_config.read_text())
+    data[idp]["mapping"] = "nope/mapping.yaml"
+    sandbox_config.write_text(yaml.safe_dump(data, sort_keys=False))
+    line = next(n for n, text in enumerate(sandbox_config.read_text().splitlines(), 1)
+                if "nope/mapping.yaml" in text)
+    capsys.readouterr()
+    assert main(["plan", "--idp", idp, "-c", str(sandbox_config)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {sandbox_config}:{line}:" in err and "nope/mapping.yaml: file not found" in err
+    assert "hint: fix the path" in err

@@ -74,7 +74,16 @@ def checked_mapping(path: str | Path, *, named_at: Location | None = None) -> Ma
     """The mapping a provider plans with: loaded once and put through every check `validate` makes, so that plan
     never pushes a mapping validate rejects. The first error (of how many) becomes a ConfigError at its file:line;
     `named_at` is where the config names the file, for a file that cannot be used at all."""
-    result = load(path)
+    try:
+        result = load(path)
+    except ConfigError as exc:
+        if named_at is None or exc.location is None or exc.location.line:
+            raise
+        # The file itself cannot be read (missing, a folder, not UTF-8): the config's line that names it is where
+        # the fix goes.
+        raise ConfigError(f"mapping file {path}: {exc.message}", location=named_at,
+                          hint=exc.hint or "fix the path (a relative one is read from the config file's folder), "
+                                           "or leave 'mapping' out to use the shipped default") from exc
     errors = [f for f in _findings(result) if f.severity is ERROR]
     if result.mapping is None or errors:
         first = errors[0] if errors else None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from connector.config.load import AstroConfig, AzureConfig, ProjectConfig
-from connector.errors import ConfigError, NotFound, RemoteError
+from connector.errors import ConfigError, Location, NotFound, RemoteError
 from connector.mapping.model import MappingFile
 from connector.providers.entra.client import GraphClient, GraphCredential
 from connector.providers.entra.ondemand import SlidingWindow
@@ -31,13 +31,14 @@ NEVER = "0001-01-01"  # Graph's "not yet" timestamp prefix
 MASK_CHARS = frozenset("*")
 
 
-def load_azure_mapping(path: Path | None) -> MappingFile:
-    """The azure mapping file, checked: structural errors and unparsable expressions stop here with file:line."""
+def load_azure_mapping(path: Path | None, named_at: Location | None = None) -> MappingFile:
+    """The azure mapping file, checked: structural errors and unparsable expressions stop here with file:line;
+    `named_at` is where the config names it (for a file that cannot be read at all)."""
     from connector.mapping.validate import checked_mapping
 
     # Everything `validate` checks (duplicate targets and matching precedences, SCIM paths...), not only what
     # loading needs: plan must not push a mapping validate rejects.
-    mapping = checked_mapping(path or default_mapping("azure"))
+    mapping = checked_mapping(path or default_mapping("azure"), named_at=named_at if path is not None else None)
     if mapping.idp != "azure":
         raise ConfigError(f"azure.mapping points to a mapping for idp {mapping.idp!r}", location=mapping.location,
                           hint="use a mapping file with 'idp: azure'")
@@ -144,7 +145,9 @@ class EntraApp:
         # for compared_paths): loaded once, the others wait for it.
         with self._mapping_lock:
             if self._mapping is None:
-                self._mapping = load_azure_mapping(self.az.mapping)
+                doc = self.cfg.document
+                self._mapping = load_azure_mapping(self.az.mapping,
+                                                   doc.loc(("azure", "mapping")) if doc is not None else None)
             return self._mapping
 
     @property
