@@ -34,6 +34,7 @@ def test_401_says_the_credential_is_wrong_or_expired(sandbox: Sandbox, tmp_path:
     assert main(["plan", "--config", str(config), "--idp", idp]) == 3
     hint = _hint(capsys.readouterr().err)
     assert ("expired" in hint) and "permission" not in hint and "scope" not in hint
+    assert str(tmp_path / TOKEN_FILES["okta" if idp == "okta" else "graph"]) in hint  # which credential was refused
 
 
 def test_okta_403_names_the_scope_the_call_needs(sandbox: Sandbox, tmp_path: Path,

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from connector.config.load import AzureConfig
 from connector.errors import ConfigError
-from connector.providers.entra.errors import translate
+from connector.providers.entra.errors import named_credential, translate
 from connector.support.http import DEFAULT_POLICY, RetryPolicy, is_retryable, retry_async
 from connector.support.paging import redirect_error
 from connector.support.proxy import proxy_url
@@ -267,7 +267,8 @@ class GraphClient:
             try:
                 return await op()
             except Exception as exc:
-                raise translate(exc, endpoint=endpoint, permission=permission) from exc
+                raise named_credential(translate(exc, endpoint=endpoint, permission=permission),
+                                       self.cfg.credential) from exc
 
         if not retry:
             return await once()

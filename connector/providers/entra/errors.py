@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector.errors import UNREACHABLE_HINT, AuthError, ConnectorError, RemoteError
 from connector.support.http import retry_after_seconds
 from connector.support.redact import redact
+
+if TYPE_CHECKING:
+    from connector.config.load import AzureCredential
 
 SERVICE = "graph"
 
@@ -127,6 +130,19 @@ def unreachable(exc: BaseException, *, endpoint: str) -> RemoteError:
         f"cannot reach Microsoft Graph ({type(exc).__name__}: {redact(str(exc)) or 'no answer'})",
         service=SERVICE, endpoint=endpoint, hint=UNREACHABLE_HINT.format(key="azure.graph_url"),
     )
+
+
+def named_credential(error: ConnectorError, credential: AzureCredential) -> ConnectorError:
+    """`error`, a refused Graph credential (401), with a hint naming which credential of the config was used."""
+    if isinstance(error, AuthError) and error.status == 401:
+        which = {
+            "token": f"the access token in {credential.token}" if credential.token is not None else None,
+            "secret": f"the client secret ({credential.client_secret}) of client_id {credential.client_id}"
+            if credential.client_secret is not None else None,
+            "certificate": f"the certificate {credential.certificate_path} of client_id {credential.client_id}",
+        }.get(credential.kind) or f"azure.credential ({credential.kind})"
+        error.hint = f"Graph refused {which}: is it expired, revoked or for another tenant? Check azure.credential"
+    return error
 
 
 def status_error(status: int | None, code: str | None, message: str, *, endpoint: str, permission: str | None

@@ -31,7 +31,14 @@ from connector import __version__
 from connector.config.load import AzureConfig
 from connector.providers.entra.answers import check_collection
 from connector.providers.entra.client import GraphCredential
-from connector.providers.entra.errors import SERVICE, error_body, status_error, translate, unreachable
+from connector.providers.entra.errors import (
+    SERVICE,
+    error_body,
+    named_credential,
+    status_error,
+    translate,
+    unreachable,
+)
 from connector.support.answers import invalid, list_of_objects, object_answer
 from connector.support.http import (
     DEFAULT_POLICY,
@@ -205,7 +212,8 @@ class GraphReader:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise unreachable(exc, endpoint=endpoint) from exc
         except Exception as exc:  # the token's (azure-identity), or a ConnectorError (a config error) as it is
-            raise translate(exc, endpoint=endpoint, permission=permission) from exc
+            raise named_credential(translate(exc, endpoint=endpoint, permission=permission),
+                                   self.cfg.credential) from exc
         status, content = answer.status, answer.body
         if 300 <= status < 400:
             # Never followed: a redirect would take the request (and what it reads back) to another origin.
@@ -213,6 +221,7 @@ class GraphReader:
         if status >= 400:
             code, message = error_body(content, status, answer.reason)
             error = status_error(status, code, message, endpoint=endpoint, permission=permission)
+            named_credential(error, self.cfg.credential)
             error.retry_after = retry_after_seconds(answer.headers)  # Graph's 429 and 503 say when to come back
             raise error
         if not content:
