@@ -229,3 +229,13 @@ def test_executor_reports_a_refused_token_as_a_failed_outcome(astro: tuple[Astro
     (outcome,) = execute(plan, provider=None, astro=bad, policy=FAST)
     assert not outcome.ok and "HTTP 401" in outcome.message and "wrong-token-for-remedy" not in outcome.message
     assert scim.find_user(ORG, "eve@acme.example") is not None
+
+
+def test_a_manual_remedys_title_is_not_cut_inside_parentheses_or_quotes() -> None:
+    from connector.audit.remedies import _manual_title
+
+    # It read "run 'astro-scim apply --idp azure' (starts it; by hand": cut at the colon inside the parentheses.
+    whole = "run 'astro-scim apply --idp azure' (starts it; by hand: Entra > Provisioning > Start provisioning)"
+    assert _manual_title(whole) == whole
+    assert _manual_title("re-link the user in Okta: Directory > People > ken") == "re-link the user in Okta"
+    assert _manual_title("set 'a:b' here: then") == "set 'a:b' here"

@@ -206,7 +206,25 @@ def _azure(b: _Builder, f: Finding, delete_orphans: bool, sizes: dict[str, int])
         _azure_group(b, f, f.team, sizes, subject=f.idp_id)
     else:
         steps = f.remedy
-        b.add(Action.MANUAL, MANUAL, f.subject, steps.split(":", 1)[0] if ":" in steps else steps, f, steps=steps)
+        b.add(Action.MANUAL, MANUAL, f.subject, _manual_title(steps), f, steps=steps)
+
+
+def _manual_title(steps: str) -> str:
+    """The remedy's lead-in before its steps ('fix X: step 1, step 2'): the text before the first colon outside
+    quotes and parentheses, or all of it ("run 'apply' (starts it; by hand: A > B)" is not cut mid-phrase)."""
+    depth, quote = 0, ""
+    for i, ch in enumerate(steps):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth = max(depth - 1, 0)
+        elif ch == ":" and depth == 0:
+            return steps[:i]
+    return steps
 
 
 def check_limits(plan: Plan, *, astro_users: int, safety: SafetyConfig, force: bool) -> None:
