@@ -49,7 +49,8 @@ EXIT_CODE_MEANINGS: tuple[tuple[int, str], ...] = (
     (EXIT_REMOTE, "remote error: authentication, API or network failure after retries, or an answer the tool "
                   "refuses to use (the endpoint and status named)"),
     (EXIT_NOT_PROVISIONED, "apply made its changes, but the IdP's provisioning into Astro failed (users or groups "
-                           "in ERROR, a connection the IdP cannot use, nothing reached Astro)"),
+                           "in ERROR, a connection the IdP cannot use, users or Teams it reports provisioned "
+                           "that Astro lacks, nothing reached Astro)"),
     (EXIT_INTERNAL, "internal error: a one-line message and the path of a log with the details"),
     (EXIT_INTERRUPTED, "interrupted"),
     (EXIT_PIPE_CLOSED, "stdout closed by its reader (astro-scim ... | head): nothing more is printed"),

@@ -12,6 +12,7 @@
     ├── ManualStepRequired         a step no API can do; the runbook text says what to click (1)
     └── VerificationFailed         the action ran but the result could not be verified (1)
         └── ProvisioningFailed     apply made its changes, but the IdP's provisioning into Astro failed (4)
+            └── WrittenButFailing  apply wrote one change, then its read-back failed (4)
 
 Foreign exceptions (SDK, httpx, pydantic) are translated at the provider boundary, never shown raw.
 """
@@ -170,3 +171,12 @@ class ProvisioningFailed(VerificationFailed):
     cannot use, or nothing in Astro. The message names the IdP's own error; the hint the fix."""
 
     exit_code = EXIT_NOT_PROVISIONED
+
+
+class WrittenButFailing(ProvisioningFailed):
+    """A provider wrote `change`, then its read-back failed (Entra saved the credentials, then its own test of the
+    saved ones failed). apply counts the change as written, says it fails, and stops."""
+
+    def __init__(self, change: object, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.change = change

@@ -27,6 +27,8 @@ class IdpGroup:
     members: set[str] = field(default_factory=set)  # userNames, lower-cased
     scim_id: str | None = None
     error: str | None = None  # Okta push mapping ERROR summary
+    # The IdP reports it pushed (Okta: the push mapping ACTIVE with a lastPush): nothing is in flight for it.
+    pushed: bool = False
 
 
 @dataclass

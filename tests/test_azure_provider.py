@@ -548,3 +548,53 @@ def test_test_connection_checks_our_astro_token_before_any_apply(
     assert cli("test-connection", "--idp", "azure", config=azure_config) == 1
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "Astro SCIM token" in ln)
     assert line.lstrip().startswith("FAIL") and "401" in line
+
+
+def test_apply_with_a_dead_tenant_url_saves_nothing_and_keeps_the_working_job(
+        sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The new credentials are tested (validateCredentials with them in the body) before they are saved: a URL
+    Astro does not answer on must not replace the saved one that works."""
+    configured(sandbox, azure_config)
+    assert sandbox.graph is not None
+    sp = sp_of(sandbox)
+    before = sandbox.graph.secrets(sp["id"])
+    good = azure_config.read_text()
+    dead = "http://127.0.0.1:9/scim/v2/dead"
+    azure_config.write_text(good.replace(sandbox.astro_orgs["azure"].scim_url, dead))
+    capsys.readouterr()
+    assert cli("apply", "--idp", "azure", "--yes", config=azure_config) == 3
+    err = capsys.readouterr().err
+    assert "stopped after 0 of 1 change(s)" in err and "nothing was saved" in err
+    assert sandbox.graph.secrets(sp["id"]) == before
+    log = [json.loads(line) for line in (azure_config.parent / ".astro-scim" / "audit.log").read_text().splitlines()]
+    assert [c["outcome"] for c in log[-1]["changes"]] == ["not applied"]
+    azure_config.write_text(good)
+    assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0
+    assert cli("status", "--idp", "azure", config=azure_config) == 0
+
+
+def test_credentials_saved_then_failing_their_read_back_are_reported_written(
+        sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Saved, then Entra's test of the saved credentials fails (Astro revoked the token in between): apply says
+    the change was written and fails (exit 4, audit outcome "applied, check failed"), never "not applied"."""
+    configured(sandbox, azure_config)
+    assert sandbox.graph is not None
+    sp = sp_of(sandbox)
+    sandbox.graph.set_secrets(sp["id"], {"BaseAddress": "https://old.example/scim/v2/x", "SecretToken": "x"})
+    org = sandbox.astro_orgs["azure"]
+    calls = {"n": 0}
+    real = sandbox.graph.engine.validate_credentials
+
+    def second_call_refused(base: str, token: str) -> None:
+        calls["n"] += 1
+        real(base, token if calls["n"] == 1 else "revoked-token-123")
+
+    sandbox.graph.engine.validate_credentials = second_call_refused  # type: ignore[method-assign]
+    capsys.readouterr()
+    assert cli("apply", "--idp", "azure", "--yes", "--format", "json", config=azure_config) == 4
+    doc = json.loads(capsys.readouterr().out)
+    (entry,) = doc["providers"]
+    assert [c["outcome"] for c in entry["changes"]] == ["applied"] and entry["error"]["type"] == "WrittenButFailing"
+    assert sandbox.graph.secrets(sp["id"])["BaseAddress"] == org.scim_url
+    log = [json.loads(line) for line in (azure_config.parent / ".astro-scim" / "audit.log").read_text().splitlines()]
+    assert [c["outcome"] for c in log[-1]["changes"]] == ["applied, check failed"]

@@ -174,3 +174,38 @@ def test_init_exits_2_and_skips_test_connection_when_the_written_config_does_not
         doc = json.loads(captured.out)
         assert doc["exit_code"] == 2 and doc["ok"] is False and doc["test_connection"] is None
         assert doc["validate"]["ok"] is False and doc["error"]["type"] == "ConfigError"
+
+
+@pytest.mark.parametrize("idp", ["okta", "azure"])
+def test_init_with_an_unreachable_idp_says_so_and_fills_no_groups(
+    sandbox: Sandbox, tokens: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], idp: str
+) -> None:
+    """A discovery that could not read the IdP is no empty org: no "none found", no `assign_groups: []`, exit 3
+    with the read's error (JSON ok false), and a TODO comment where the groups go."""
+    import json
+
+    dead = "http://127.0.0.1:9"
+    flags = okta_flags(sandbox) if idp == "okta" else azure_flags(sandbox)
+    flags[flags.index(sandbox.okta_url if idp == "okta" else str(sandbox.graph_url))] = dead
+    config = tmp_path / "y.yaml"
+    name = {"okta": "Okta", "azure": "Entra"}[idp]
+    assert init(config, *flags) == 3
+    captured = capsys.readouterr()
+    assert f"{idp}: could not read {name}:" in captured.out
+    assert "none found" not in captured.out and "no app yet" not in captured.out
+    assert "skipped test-connection" in captured.out and f"could not read {name}" in captured.err
+    text = config.read_text()
+    assert "# TODO: init could not read" in text and "# assign_groups: [...]" in text
+    assert "assign_groups" not in yaml.safe_load(text)[idp]
+    assert main(["validate", str(config)]) == 0  # the rest of what was answered is a valid config
+    capsys.readouterr()
+
+    assert init(config, *flags, "--force", "--format", "json") == 3
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False and doc["exit_code"] == 3 and doc["error"]["type"] in ("RemoteError", "AuthError")
+    (found,) = doc["discovery"]
+    assert found["error"] is not None and found["app_hint"] is None
+    assert {g["why"] for g in found["groups"]} == {"not_read"} and all(g["groups"] == [] for g in found["groups"])
+    # flags still give groups: they are written
+    assert init(config, *flags, "--force", "--assign-group", ASSIGNED_TEAM) == 3
+    assert yaml.safe_load(config.read_text())[idp]["assign_groups"] == [ASSIGNED_TEAM]

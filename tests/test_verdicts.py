@@ -484,3 +484,35 @@ def test_test_connection_with_a_group_okta_does_not_have_fails_a_check_not_the_c
     config = sb.write_config(tmp_path / "astro-scim.yaml", idps=("okta",), okta_push_groups=["Data Engineerin"])
     rc, out = run(capsys, "test-connection", "-c", str(config))
     assert rc == 1 and "FAIL Okta -> Astro" in out and "no group named 'Data Engineerin'" in out, out
+
+
+def test_apply_fails_on_users_and_teams_okta_reports_provisioned_that_astro_lacks(
+        sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Deleted in Astro after Okta provisioned them: Okta's app user keeps its externalId, the push mapping its
+    lastPush, and nothing is in flight. That is a failed verification naming them and `drift --fix --yes`, never
+    "partly verified, pending"; users and Teams are counted apart."""
+    config = okta_configured(sb, tmp_path)
+    org = sb.astro_orgs["okta"]
+    team = sb.default_team_names()[0]
+    with httpx.Client(base_url=org.scim_url, headers={"Authorization": f"Bearer {org.token}"}) as scim:
+        users = scim.get("/Users", params={"count": 200}).raise_for_status().json()["Resources"]
+        user = users[0]["userName"]
+        scim.delete(f"/Users/{users[0]['id']}").raise_for_status()
+        (group,) = scim.get("/Groups", params={"filter": f'displayName eq "{team}"'}).raise_for_status().json()[
+            "Resources"]
+        scim.delete(f"/Groups/{group['id']}").raise_for_status()
+    capsys.readouterr()
+    rc = main(["apply", "-c", str(config), "--idp", "okta", "--yes", "--wait", "10", "--format", "json"])
+    captured = capsys.readouterr()
+    verification = json.loads(captured.out)["providers"][0]["verification"]
+    assert rc == 4, captured.err
+    assert verification["status"] == "failed"
+    summary = verification["summary"]
+    assert "1 user(s), 1 Team(s) that okta reports provisioned are not in Astro" in summary
+    assert f"user {user}" in summary and f"Team {team}" in summary and "pending" not in summary
+    assert verification["hint"] == "run 'astro-scim drift --fix --yes' (provisions them again through okta)"
+    assert {(b["kind"], b["subject"]) for b in verification["blocking"]} >= {("user_missing", user),
+                                                                             ("team_missing", team)}
+    rc, out = run(capsys, "drift", "-c", str(config), "--fix", "--yes")
+    rc, out = run(capsys, "apply", "-c", str(config), "--idp", "okta", "--yes", "--wait", "10")
+    assert rc == 0 and "okta: verified" in out, out

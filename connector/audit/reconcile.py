@@ -152,6 +152,9 @@ class Finding:
     astro_id: str | None = None  # SCIM id of the Astro user concerned
     idp_id: str | None = None  # IdP object id of the user or group concerned
     teams: tuple[str, ...] = ()  # user_missing: the Teams the user should be in
+    # user_missing / team_missing: the IdP reports it provisioned (Okta: the app user's externalId, the push
+    # mapping's lastPush), so nothing is in flight: waiting will not bring it (audit/verify.py).
+    idp_done: bool = False
     issue_kind: str = ""  # idp_error: the IdP's own kind (okta.app_user_error, entra.quarantine, ...)
 
     def to_json(self) -> dict[str, Any]:
@@ -459,7 +462,7 @@ def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None) -> l
             teams = tuple(sorted(teams_of.get(key, [])))
             also = f" (and from {len(teams)} Team{'s' * (len(teams) != 1)}: {', '.join(teams)})" if teams else ""
             findings.append(_make(name, Kind.USER_MISSING, user.user_name, f"no Astro account{also}",
-                                  user=user.user_name, idp_id=user.id, teams=teams))
+                                  user=user.user_name, idp_id=user.id, teams=teams, idp_done=user.scim_id is not None))
             continue
         if astro_user.active and astro_user.values is not None:
             keys = tuple(user.expected)
@@ -489,7 +492,7 @@ def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None) -> l
         if team is None:
             findings.append(_make(name, Kind.TEAM_MISSING, group.name,
                                   f"no Astro Team for this group ({len(group.members)} members in {name})",
-                                  team=group.name, idp_id=group.id))
+                                  team=group.name, idp_id=group.id, idp_done=group.pushed))
             continue
         claimed_teams.add(team.id)
         if team.name.casefold() != group.name.casefold():

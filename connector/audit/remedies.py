@@ -65,8 +65,9 @@ class _Builder:
         self.plan = Plan(provider=f"{idp} drift remedies")
         self._by_key: dict[tuple[str, str], Change] = {}
 
-    def add(self, action: Action, resource: str, key: str, detail: str, finding: Finding, **data: Any) -> None:
-        """One change per (resource, subject); a second finding for the same subject joins the first."""
+    def add(self, action: Action, resource: str, key: str, detail: str, finding: Finding, **data: Any) -> Change:
+        """One change per (resource, subject); a second finding for the same subject joins the first (its lists
+        merged into the first's data: a detail built from them is the caller's to rebuild). Returns the change."""
         slot = (resource, key.casefold())
         existing = self._by_key.get(slot)
         if existing is not None:
@@ -75,12 +76,13 @@ class _Builder:
                 if isinstance(value, list):
                     existing.data.setdefault(name, [])
                     existing.data[name] += [v for v in value if v not in existing.data[name]]
-            return
+            return existing
         change = Change(action, resource, key, detail=detail, data={"findings": [finding.id], **data})
         if action is Action.UPDATE:
             change.before, change.after = data.get("before"), data.get("after")
         self._by_key[slot] = change
         self.plan.changes.append(change)
+        return change
 
     def has(self, resource: str, key: str) -> bool:
         return (resource, key.casefold()) in self._by_key
@@ -177,10 +179,12 @@ def _azure_group(b: _Builder, f: Finding, team: str, sizes: dict[str, int], *, s
     else:
         detail = (f"the group has {size} members, too many for on-demand provisioning: fix the Team's members in "
                   "Astro as Entra's group has them (SCIM PATCH)")
-    if add_users or remove_ids:
-        detail += f" (members to add: {len(add_users or [])}, to remove: {len(remove_ids or [])})"
-    b.add(Action.RUN, AZURE_GROUP, team, detail, f, subject=subject or team, team=team, on_demand=on_demand,
-          add_users=list(add_users or []), remove_ids=list(remove_ids or []))
+    change = b.add(Action.RUN, AZURE_GROUP, team, detail, f, subject=subject or team, team=team,
+                   on_demand=on_demand, add_users=list(add_users or []), remove_ids=list(remove_ids or []))
+    # Counted from the change's data, every finding about this Team merged in: what --yes acts on.
+    adds, removes = len(change.data["add_users"]), len(change.data["remove_ids"])
+    if adds or removes:
+        change.detail = f"{detail} (members to add: {adds}, to remove: {removes})"
 
 
 def _azure(b: _Builder, f: Finding, delete_orphans: bool, sizes: dict[str, int]) -> None:

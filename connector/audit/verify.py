@@ -5,8 +5,13 @@ Entra's cycle after the job starts). `verify_applied` re-runs the audit (the set
 until one of these, within a bound:
 - the IdP reports a blocking problem (a setup finding or its own error, e.g. Astro's 401 seen by Okta): no point
   waiting, the verdict is failed, naming that error and its remedy;
+- the IdP considers a missing user or Team done (Okta: the app user has its Astro id, the push mapping was pushed)
+  and Astro lacks it (deleted there since): nothing is in flight, waiting will not bring it. Failed, naming the
+  subjects and the remedy (`drift --fix --yes`), once two audits in a row agree (the IdP and Astro are read side
+  by side: a first read may see the IdP's record of a create before Astro's answer to it);
 - nothing is pending any more (every in-scope user and configured group is in Astro): verified;
-- the time is up: failed when nothing reached Astro, else "partly verified" with what is still pending.
+- the time is up: failed when nothing reached Astro, else "partly verified" with what is still pending (the users,
+  Teams and memberships counted apart).
 The clock and the sleep are injectable, so tests decide how long "waiting" is without sleeping.
 """
 
@@ -32,12 +37,27 @@ PENDING = frozenset({Kind.USER_MISSING, Kind.TEAM_MISSING, Kind.MEMBERSHIP_MISSI
 Say = Callable[[str], None]
 
 
+REMEDY_DONE = "astro-scim drift --fix --yes"
+
+
+def counted(findings: list[Finding]) -> str:
+    """"2 user(s), 1 Team(s)": each kind of pending subject counted apart."""
+    n = {kind: sum(1 for f in findings if f.kind is kind) for kind in PENDING}
+    words = ((Kind.USER_MISSING, "user(s)"), (Kind.TEAM_MISSING, "Team(s)"), (Kind.MEMBERSHIP_MISSING,
+                                                                                  "membership(s)"))
+    return ", ".join(f"{n[kind]} {word}" for kind, word in words if n[kind]) or "nothing"
+
+
+def _subject(f: Finding) -> str:
+    return f"{'Team' if f.kind is Kind.TEAM_MISSING else 'user'} {f.subject}"
+
+
 @dataclass
 class Verdict:
     idp: str
     result: AuditResult
     seconds: float
-    blocking: list[Finding] = field(default_factory=list)
+    blocking: list[Finding] = field(default_factory=list)  # the IdP's problems, then what it considers done
     pending: list[Finding] = field(default_factory=list)
 
     @property
@@ -50,6 +70,12 @@ class Verdict:
 
     def summary(self) -> str:
         r = self.result
+        done = [f for f in self.blocking if f.kind in PENDING]
+        if done and len(done) == len(self.blocking):
+            names = ", ".join(_subject(f) for f in done[:5]) + (f" (+{len(done) - 5} more)" if len(done) > 5 else "")
+            return (f"{self.idp}: provisioning FAILED: {counted(done)} that {self.idp} reports provisioned "
+                    f"{'is' if len(done) == 1 else 'are'} not in Astro (nothing will send "
+                    f"{'it' if len(done) == 1 else 'them'} again): {names}")
         if self.blocking:
             first = self.blocking[0]
             more = f" (+{len(self.blocking) - 1} more)" if len(self.blocking) > 1 else ""
@@ -58,13 +84,15 @@ class Verdict:
             return (f"{self.idp}: provisioning not verified: none of {r.idp_users} user(s) in scope reached Astro "
                     f"after {self.seconds:.0f}s")
         if self.pending:
-            return (f"{self.idp}: partly verified: {r.astro_users} user(s) in Astro, {len(self.pending)} still "
-                    f"pending after {self.seconds:.0f}s (the IdP provisions asynchronously: run 'astro-scim drift' "
+            return (f"{self.idp}: partly verified: {r.astro_users} user(s) in Astro; {counted(self.pending)} still "
+                    f"pending after {self.seconds:.0f}s (the IdP is still provisioning them: run 'astro-scim drift' "
                     "later)")
         return (f"{self.idp}: verified: {r.idp_users} user(s) and {r.idp_groups} group(s) in scope, all in Astro")
 
     def hint(self) -> str:
         if self.blocking:
+            if self.blocking[0].kind in PENDING:
+                return f"run '{REMEDY_DONE}' (provisions them again through {self.idp})"
             return self.blocking[0].remedy
         return "run 'astro-scim status' and 'astro-scim drift' to see what the IdP reports"
 
@@ -80,15 +108,22 @@ def verify_applied(cfg: ProjectConfig, idp: str, *, timeout: float = VERIFY_SECO
     astro = cfg.astro_for(idp)
     started = clock()
     delay = 0.5
+    seen_done: set[str] = set()  # ids of findings the previous audit found done in the IdP
     try:
         while True:
             result = audit_once(target.view, astro, setup=target.setup)
             blocking = [f for f in result.findings if f.kind in BLOCKING]
-            pending = [f for f in result.findings if f.kind in PENDING]
+            missing = [f for f in result.findings if f.kind in PENDING]
+            done = [f for f in missing if f.idp_done]
             left = timeout - (clock() - started)
-            if blocking or not pending or left < delay:
-                return Verdict(idp, result, clock() - started, blocking, pending)
-            say(f"  {idp}: waiting for {idp} to provision: {len(pending)} user(s)/Team(s) not in Astro yet "
+            confirmed = [f for f in done if f.id in seen_done]
+            if blocking or confirmed or not missing or left < delay:
+                # At the bound, what the IdP reports done fails even when seen once: it was not in flight.
+                settled = done if left < delay else confirmed
+                pending = [f for f in missing if f not in settled]
+                return Verdict(idp, result, clock() - started, blocking + settled, pending)
+            seen_done = {f.id for f in done}
+            say(f"  {idp}: waiting for {idp} to provision: {counted(missing)} not in Astro yet "
                 f"({left:.0f}s left)")
             sleep(delay)
             delay = min(delay * 2, 5.0)

@@ -23,6 +23,7 @@ from connector.errors import (
     ProvisioningFailed,
     StalePlan,
     UsageError,
+    WrittenButFailing,
 )
 from connector.plan import trail
 from connector.plan.model import Action, Change, Plan
@@ -125,6 +126,12 @@ def _apply_one(cfg: ProjectConfig, provider: ConfigProvider, args: argparse.Name
         raise
     except ConnectorError as exc:
         _outcomes(entry, plan, done, exc)
+        if isinstance(exc, WrittenButFailing) and isinstance(exc.change, Change):
+            # Written, then its read-back failed: the trail says it was written, and that it fails.
+            trail.outcome(exc.change, "applied, check failed", str(exc))
+            output.error(f"{plan.provider}: {exc.change.describe()}: written, but it fails its check; stopped "
+                         f"after {len(done)} of {len(plan.changes)} change(s)")
+            raise
         output.error(
             f"{plan.provider}: stopped after {len(done)} of {len(plan.changes)} change(s); "
             "re-run 'astro-scim apply' to continue (it re-plans from the current state)"

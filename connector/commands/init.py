@@ -7,7 +7,9 @@ loader refuses a literal secret, and so does init, before it writes anything) an
 into mappings/ next to it when absent; then runs `validate` and `test-connection` on it and reports.
 
 Group choice, per IdP: the flags, else what the app already uses, else the groups named like the app (a guess
-the plan shows before anything changes).
+the plan shows before anything changes). An IdP init could not read gives no groups: "none found" would be a
+claim about an org it never saw. The config is written with a comment where they go (unless the flags gave
+them), test-connection is skipped, and init ends with the read's error (exit 3 for a remote one, ok false).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from connector.errors import EXIT_OK, ConfigError, ConnectorError, UsageError
 from connector.providers import registry
 from connector.providers.base import Discovery
 from connector.support.packaged import default_mapping
+from connector.support.redact import redact
 from connector.support.secret import Secret
 
 HEADER = ("# astro-scim project file, written by 'astro-scim init'. Secrets are references (env:NAME, file:PATH),\n"
@@ -181,7 +184,8 @@ def _show(found: Discovery) -> None:
 
 # How a group list was chosen: the text line's words -> the JSON document's (docs/schemas/init.v1.json).
 _WHY = {"from the flags": "flags", "in use by the app": "in_use_by_app", "named like the app": "named_like_app",
-        "none found": "none_found", "as answered": "answered"}
+        "none found": "none_found", "as answered": "answered", "not read": "not_read"}
+_NAMES = {"okta": "Okta", "azure": "Entra"}
 
 
 def _discovery_json(found: Discovery, error: ConnectorError | None) -> dict[str, Any]:
@@ -216,7 +220,7 @@ def _groups(given: list[str], *found: list[str]) -> tuple[list[str], str]:
 
 
 def _choose_groups(args: argparse.Namespace, answers: Answers, found: dict[str, Discovery],
-                   interactive: bool, chosen: dict[str, list[dict[str, Any]]]) -> None:
+                   interactive: bool, chosen: dict[str, list[dict[str, Any]]], unread: set[str]) -> None:
     for idp, section in (("okta", answers.okta), ("azure", answers.azure)):
         if idp not in found:
             continue
@@ -228,6 +232,12 @@ def _choose_groups(args: argparse.Namespace, answers: Answers, found: dict[str, 
             kinds.append(("push_groups", args.push_group, (d.pushed,)))
         for key, given, sources in kinds:
             groups, why = _groups(list(given or []), *sources)
+            if idp in unread and not given:
+                # Nothing was read: no groups, and no "none found" (the comment written in their place says so).
+                chosen.setdefault(idp, []).append({"key": key, "groups": [], "why": _WHY["not read"]})
+                output.say(f"  {idp}.{key}: not written: could not read {_NAMES[idp]} (fill it in by hand, or "
+                           "re-run init once it can be read)", style="yellow")
+                continue
             if interactive:
                 answer = input(f"{idp}.{key} (comma-separated) [{', '.join(groups)}]: ").strip()
                 if answer:
@@ -252,8 +262,31 @@ def _copy_mappings(folder: Path, idps: list[str]) -> list[dict[str, Any]]:
     return done
 
 
-def _write(path: Path, doc: dict[str, Any]) -> None:
-    text = HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+def _placeholders(text: str, answers: Answers, unread: dict[str, ConnectorError]) -> str:
+    """A comment where the groups of an IdP init could not read go (the keys themselves left out)."""
+    for idp, exc in unread.items():
+        section = answers.okta if idp == "okta" else answers.azure
+        keys = [k for k in ("assign_groups", "push_groups" if idp == "okta" else "") if k and k not in section]
+        if not keys:
+            continue
+        why = redact(" ".join(f"could not read {_NAMES[idp]}: {exc}".split()))  # the file is no masked output
+        lines = [f"  # TODO: init {why}", *(f"  # {k}: [...]  (fill in the group names)" for k in keys)]
+        text = text.replace(f"\n{idp}:\n", f"\n{idp}:\n" + "\n".join(lines) + "\n", 1)
+    return text
+
+
+def _unread_error(errors: dict[str, ConnectorError], path: Path) -> ConnectorError:
+    """init's own error for the IdPs it could not read: the first read's class (its exit code: 3 for a remote
+    error), naming each."""
+    idp, first = next(iter(errors.items()))
+    message = "; ".join(f"could not read {_NAMES[i]}: {e}" for i, e in errors.items())
+    hint = (f"{first.hint + '; then ' if first.hint else ''}re-run 'astro-scim init --force' to fill in the groups "
+            f"from the IdP, or fill them in {path} by hand (see its TODO comment)")
+    return type(first)(f"{message} ({path} was written without what the read would have given)", hint=hint)
+
+
+def _write(path: Path, doc: dict[str, Any], answers: Answers, unread: dict[str, ConnectorError]) -> None:
+    text = _placeholders(HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), answers, unread)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
@@ -295,21 +328,22 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
             with progress.stage(f"discover {idp}"):
                 found[idp] = reader.discover()
         except ConnectorError as exc:
-            # A refused token or an unreachable org: write the config anyway (test-connection below says what
-            # is wrong), with the groups the flags gave.
-            output.error(f"{idp}: {exc}", exc.hint)
-            found[idp] = Discovery(idp, None, "see the error above")
+            # A refused token or an unreachable org: say so (never "no app", "none found": nothing was read).
+            # The config is still written, with the groups the flags gave and a comment for the others.
+            output.say(f"  {idp}: could not read {_NAMES[idp]}: {exc}", style="yellow")
+            found[idp] = Discovery(idp, None)
             errors[idp] = exc
+            continue
         finally:
             reader.close()
         _show(found[idp])
     chosen: dict[str, list[dict[str, Any]]] = {}
-    _choose_groups(args, answers, found, interactive, chosen)
+    _choose_groups(args, answers, found, interactive, chosen, set(errors))
     doc["discovery"] = [{**_discovery_json(found[idp], errors.get(idp)), "groups": chosen.get(idp, [])}
                         for idp in answers.idps]
 
     doc["mappings"] = _copy_mappings(folder, answers.idps)
-    _write(path, _document(answers))
+    _write(path, _document(answers), answers, errors)
     doc["written"] = True
     output.say(f"wrote {path}", style="bold green")
 
@@ -330,6 +364,11 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
         raise ConfigError(f"{path} was written but does not validate (see above)",
                           hint=f"fix what validate reports, then run 'astro-scim validate {path}' and "
                                f"'astro-scim test-connection --config {path}'")
+    if errors:
+        # test-connection would only meet the same unreachable IdP again (after its retries).
+        output.say(f"skipped test-connection: could not read {', '.join(_NAMES[i] for i in errors)}",
+                   style="yellow")
+        raise _unread_error(errors, path)
     output.say(f"astro-scim test-connection --config {path}", style="bold")
     if machine:
         connected, checks = _nested(program, ["test-connection", "--config", str(path)])

@@ -24,7 +24,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 
 from connector import output
 from connector.config.load import AstroConfig
-from connector.errors import ConnectorError, ManualStepRequired, UsageError
+from connector.errors import ConnectorError, ManualStepRequired, UsageError, WrittenButFailing
 from connector.plan.model import Action, Change, Plan, state_digests
 from connector.support.progress import Count
 from connector.views import IdpGroup, IdpUser, IdpView, SetupGap
@@ -381,7 +381,12 @@ class BaseProvider(ABC, Generic[S, State, Ctx]):
 
     async def _apply_batch(self, s: S, ctx: Ctx, batch: list[Change], progress: Progress) -> int:
         for change in batch:
-            await self._apply_change(s, ctx, change)
+            try:
+                await self._apply_change(s, ctx, change)
+            except WrittenButFailing as exc:
+                if exc.change is change:
+                    progress(change)  # it was written: apply must say so, and that it fails
+                raise
             progress(change)
         return len(batch)
 

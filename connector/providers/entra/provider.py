@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connector.errors import NotFound, RemoteError
+from connector.errors import NotFound, RemoteError, WrittenButFailing
 from connector.mapping.model import MappingFile
 from connector.plan.model import Action, Change, Plan
 from connector.providers.base import (
@@ -337,12 +337,29 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         # PUT replaces every secret: keep settings we do not own (e.g. notification e-mail), not masked values.
         keep = {k: v for k, v in saved.items()
                 if k not in values and v and not set(v) <= MASK_CHARS and k in _SECRET_KEYS}
-        await self.tenant.put_secrets(str(sp["id"]), {**keep, **values})
         job = ctx.job or await self.tenant.find_job(str(sp["id"]))
         if job is not None:
+            # Test the new credentials before saving them (validateCredentials takes them in its body and saves
+            # nothing): a URL or token Astro refuses must not replace saved ones that work.
             ctx.job = job
-            await self._validate(sp, job)
-            ctx.validated = True
+            try:
+                await self._validate(sp, job)
+            except RemoteError as exc:
+                exc.message += "; nothing was saved: Entra keeps its current Tenant URL and Secret Token"
+                raise
+        await self.tenant.put_secrets(str(sp["id"]), {**keep, **values})
+        if job is None:
+            return  # nothing to test with yet: starting the job tests them first (_apply_job_state)
+        # The read-back: Entra's own test of what it now holds (useSavedCredentials).
+        try:
+            await self.tenant.validate_credentials(str(sp["id"]), str(job["id"]), None)
+        except RemoteError as exc:
+            raise WrittenButFailing(
+                change, f"azure: saved the Tenant URL {self.astro.scim_url} and astro.token, but Entra's test of "
+                f"its saved credentials then failed: {exc}",
+                hint="re-run 'astro-scim test-connection --idp azure'; if it still fails, check astro.scim_url and "
+                     "astro.token, then re-run apply") from exc
+        ctx.validated = True
 
     async def _apply_schema(self, ctx: _Applying, change: Change) -> None:
         if ctx.schema_done:

@@ -95,7 +95,8 @@ class OktaView(OktaOrg):
             error = m.get("errorSummary") or ("push mapping status ERROR" if m.get("status") == "ERROR" else None)
             expected = {active_names[uid] for uid in member_ids if uid in active_names}
             view.groups.append(IdpGroup(id=gid, name=group_names.get(gid, gid), members=expected,
-                                        error=error or None))
+                                        error=error or None,
+                                        pushed=m.get("status") == "ACTIVE" and bool(m.get("lastPush"))))
         for g in view.groups:
             if g.error:
                 view.issues.append(IdpIssue("okta.push_error", g.name, g.error))
