@@ -1,0 +1,65 @@
+"""A remedy that fails halfway, through the real CLI against the sandbox with one chosen request failed
+(connector.sandbox.faults.FaultRule): the output names the state left and how to undo it, the finding is not
+counted as fixed, the audit trail records it, and the command exits non-zero."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.cli import main
+from connector.sandbox.core import Sandbox
+from connector.sandbox.faults import FaultRule
+from connector.sandbox.seed import ASSIGNED_TEAM
+
+
+@pytest.fixture(autouse=True)
+def actor_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GITHUB_ACTIONS", "GITHUB_ACTOR", "GITHUB_RUN_ID", "ASTRO_SCIM_AUDIT_LOG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    capsys.readouterr()
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out + out.err
+
+
+def trail_of(config: Path) -> list[dict[str, Any]]:
+    path = config.parent / ".astro-scim" / "audit.log"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def only_in_assigned_team(sb: Sandbox) -> str:
+    others = {k for t in sb.default_team_names() for k in sb.seed_org.team(t).member_keys}
+    return next(p.email for p in sb.seed_org.people if p.key not in others and p.active)
+
+
+def group_id(sb: Sandbox, name: str) -> str:
+    assert sb.okta is not None
+    return str(next(g["id"] for g in sb.okta.state.groups.values() if g["profile"]["name"] == name))
+
+
+def test_reassign_through_groups_whose_rejoin_fails_says_what_is_left(
+    sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    login = only_in_assigned_team(sandbox)
+    sandbox.astro.delete_user(sandbox.astro_orgs["okta"].org_id, login)
+    gid = group_id(sandbox, ASSIGNED_TEAM)
+    rule = sandbox.fail("okta", FaultRule("PUT", rf"^/api/v1/groups/{gid}/users/", times=None))
+    rc, out = run(capsys, "drift", "-c", str(okta_applied), "--fix", "--yes")
+    assert rule.hits > 1  # the re-join, retried, and the restore
+    assert rc == 1, out
+    left = f"{login} was removed from group '{ASSIGNED_TEAM}' in Okta, not re-added"
+    assert f"FAILED > remedy.okta.reassign_user {login}" in out and left in out
+    assert f"re-add {login} to '{ASSIGNED_TEAM}' in the Okta Admin Console" in out
+    assert "(0 of 1 fixed)" in out and "1 finding(s) left" in out
+    assert f"not fixed: user_missing {login}: its remedy failed; it left the IdP's scope during the fix" in out
+    (entry,) = [e for e in trail_of(okta_applied) if e["command"] == "drift --fix"]
+    (change,) = entry["changes"]
+    assert (change["key"], change["outcome"]) == (login, "failed") and left in change["message"]
+    assert entry["exit_code"] == 1
