@@ -41,7 +41,7 @@ def only_in_assigned_team(sb: Sandbox) -> str:
 
 def group_id(sb: Sandbox, name: str) -> str:
     assert sb.okta is not None
-    return str(next(g["id"] for g in sb.okta.state.groups.values() if g["profile"]["name"] == name))
+    return str(sb.okta.state.group_by_name(name)["id"])
 
 
 def test_reassign_through_groups_whose_rejoin_fails_says_what_is_left(
@@ -62,4 +62,64 @@ def test_reassign_through_groups_whose_rejoin_fails_says_what_is_left(
     (entry,) = [e for e in trail_of(okta_applied) if e["command"] == "drift --fix"]
     (change,) = entry["changes"]
     assert (change["key"], change["outcome"]) == (login, "failed") and left in change["message"]
+    assert entry["exit_code"] == 1
+
+
+def drop_a_member(sb: Sandbox) -> str:
+    """A member of a pushed Team dropped in Astro: the group needs a re-push. Returns the Team."""
+    team = sb.default_team_names()[0]
+    seed = sb.seed_org
+    victim = sorted(seed.person(k).email for k in seed.team(team).member_keys if seed.person(k).active)[0]
+    sb.astro.drop_membership(sb.astro_orgs["okta"].org_id, team, victim)
+    return team
+
+
+def fail_reactivation(sb: Sandbox) -> FaultRule:
+    return sb.fail("okta", FaultRule("PATCH", r"/group-push/mappings/", body=r'"status":\s*"ACTIVE"', times=None))
+
+
+def mapping_status(sb: Sandbox, team: str) -> str:
+    assert sb.okta is not None
+    app_id = str(sb.okta.app_by_label("Astro")["id"])
+    group = sb.okta.state.group_by_name(team)
+    (mapping,) = [m for m in sb.okta.state.push[app_id].values() if m["sourceGroupId"] == group["id"]]
+    return str(mapping["status"])
+
+
+def test_push_groups_whose_reactivation_fails_says_the_mapping_was_left_inactive(
+    sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    team = drop_a_member(sandbox)
+    rule = fail_reactivation(sandbox)
+    rc, out = run(capsys, "push-groups", "-c", str(okta_applied), team, "--yes")
+    assert rule.hits > 1 and mapping_status(sandbox, team) == "INACTIVE"
+    left = f"the push mapping for '{team}' was left INACTIVE"
+    assert rc == 3, out
+    assert f"{left}: re-activate it with 'astro-scim push-groups {team} --yes' (or in the Admin Console)" in out
+    entry = [e for e in trail_of(okta_applied) if e["command"] == "push-groups"][-1]
+    (change,) = entry["changes"]
+    assert (change["action"], change["key"], change["outcome"]) == ("repush", team, "failed")
+    assert left in change["message"] and entry["exit_code"] == 3
+    # What the hint says undoes it.
+    rule.times = rule.hits
+    rc, out = run(capsys, "push-groups", "-c", str(okta_applied), team, "--yes")
+    assert rc == 0, out
+    assert mapping_status(sandbox, team) == "ACTIVE"
+
+
+def test_drift_fix_whose_repush_leaves_the_mapping_inactive_does_not_count_it_fixed(
+    sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    team = drop_a_member(sandbox)
+    rule = fail_reactivation(sandbox)
+    rc, out = run(capsys, "drift", "-c", str(okta_applied), "--fix", "--yes")
+    assert rule.hits > 1 and mapping_status(sandbox, team) == "INACTIVE"
+    assert rc == 1, out
+    left = f"the push mapping for '{team}' was left INACTIVE"
+    assert f"FAILED > remedy.okta.repush_group {team}" in out and left in out
+    assert "(0 of 1 fixed)" in out
+    assert f"not fixed: membership_missing {team}: its remedy failed; it is now group_not_provisioned" in out
+    (entry,) = [e for e in trail_of(okta_applied) if e["command"] == "drift --fix"]
+    (change,) = entry["changes"]
+    assert (change["key"], change["outcome"]) == (team, "failed") and left in change["message"]
     assert entry["exit_code"] == 1
