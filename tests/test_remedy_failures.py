@@ -123,3 +123,19 @@ def test_drift_fix_whose_repush_leaves_the_mapping_inactive_does_not_count_it_fi
     (change,) = entry["changes"]
     assert (change["key"], change["outcome"]) == (team, "failed") and left in change["message"]
     assert entry["exit_code"] == 1
+
+
+def test_reassign_whose_leave_answer_is_lost_still_rejoins_the_group(
+    sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    login = only_in_assigned_team(sandbox)
+    sandbox.astro.delete_user(sandbox.astro_orgs["okta"].org_id, login)
+    gid = group_id(sandbox, ASSIGNED_TEAM)
+    # Okta removes the member, then the connection drops before its answer: the tool must not assume either way.
+    rule = sandbox.fail("okta", FaultRule("DELETE", rf"^/api/v1/groups/{gid}/users/", status=0, after=True))
+    rc, out = run(capsys, "drift", "-c", str(okta_applied), "--fix", "--yes")
+    assert rule.hits == 1
+    assert rc == 0, out
+    assert "(1 of 1 fixed)" in out and "0 finding(s) left" in out
+    assert sandbox.okta is not None and gid in sandbox.okta.state.user_groups[
+        str(sandbox.okta.state.user(login)["id"])]
