@@ -6,7 +6,8 @@
     │   ├── ExpressionError        a mapping expression does not parse or evaluate; carries its column (2)
     │   └── NotFound               an IdP object named in the config does not exist; carries candidates (2)
     ├── RemoteError                an API answered with an error, or could not be reached, after retries (3)
-    │   └── AuthError              the credential was refused (3)
+    │   ├── AuthError              the credential was refused (3)
+    │   └── LeftHalfway            a change failed halfway and could not be undone: says what it left (3)
     ├── UnsafePlan                 a plan exceeds a safety limit and --force was not given (2)
     ├── StalePlan                  a saved plan no longer matches the org or the config it was made from (2)
     ├── ManualStepRequired         a step no API can do; the runbook text says what to click (1)
@@ -142,6 +143,19 @@ class RemoteError(ConnectorError):
 
 class AuthError(RemoteError):
     pass
+
+
+class LeftHalfway(RemoteError):
+    """A change of several steps failed after one of them was made, and putting it back failed too. The message
+    says the state it left and how to put it right (also the hint); `cause` is the request that failed."""
+
+    def __init__(self, left: str, undo: str, cause: RemoteError) -> None:
+        super().__init__(f"{left}: {undo}", service=cause.service, endpoint=cause.endpoint, status=cause.status,
+                         code=cause.code, hint=undo)
+        self.left, self.undo, self.cause = left, undo, cause
+
+    def __str__(self) -> str:
+        return f"{self.message} (after {self.cause})"
 
 
 class UnsafePlan(ConnectorError):

@@ -700,6 +700,8 @@ class AuditResult:
     deviations: list[str] = field(default_factory=list)
     seconds: float = 0.0
     fixed: list[Finding] = field(default_factory=list)  # after `drift --fix --yes`: findings that went away
+    # The watched names (audit_once's `watch`, folded) the IdP's view holds as users or groups: what is in its scope.
+    in_scope: set[str] = field(default_factory=set)
     remedies: list[dict[str, Any]] = field(default_factory=list)  # what --fix did: change, ok, message
     group_sizes: dict[str, int] = field(default_factory=dict)  # IdP group -> members (remedies pick a method)
     # What a report names the sides by: the IdP's organization (Okta's org host, Entra's tenant id; audit/run.py

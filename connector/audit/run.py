@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from connector import output
 from connector.astro.beside import AstroRead
-from connector.audit.reconcile import AuditResult, Prepared, compared, prepare, run_audit
+from connector.audit.reconcile import AuditResult, Finding, Kind, Prepared, compared, prepare, run_audit
 from connector.audit.remedies import Outcome, check_limits, execute, plan_remedies
 from connector.audit.report import render
 from connector.config.load import AstroConfig, ProjectConfig
@@ -69,12 +69,13 @@ class DriftRun:
 
 
 def audit_once(view: IdPView, astro: AstroConfig, *, setup: SetupAudit | None = None,
-               progress: Progress | None = None) -> AuditResult:
+               progress: Progress | None = None, watch: Collection[str] = ()) -> AuditResult:
     """Read the IdP's setup, the IdP's view and Astro side by side (independent reads, threads), then reconcile.
 
     The three reads run at once (Entra's two interleave on its provider's one event loop). An IdP that is not set
     up has no view worth reading (Entra has no app yet: its read fails), and the audit then reports only that.
-    Each read is a stage of `progress` (users and Teams counted as pages arrive).
+    Each read is a stage of `progress` (users and Teams counted as pages arrive). `watch`: user and group names
+    whose presence in the IdP's view (its scope) the result's `in_scope` records.
     """
     progress = progress or Silent()
     started = time.perf_counter()
@@ -87,13 +88,13 @@ def audit_once(view: IdPView, astro: AstroConfig, *, setup: SetupAudit | None = 
     # CPU on two cores), forked now, before the threads below start.
     astro_read = AstroRead.start(astro, compare=compare, rebuild=compared)
     try:
-        return _audit(view, astro_read, setup, progress, started, at)
+        return _audit(view, astro_read, setup, progress, started, at, {w.casefold() for w in watch})
     finally:
         astro_read.close()  # the child, if any, reaped (stopped first if the audit failed before its answer)
 
 
 def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progress: Progress, started: float,
-           at: datetime) -> AuditResult:
+           at: datetime, watch: set[str]) -> AuditResult:
     def read_idp() -> IdpView:
         with progress.stage(f"read {view.name} users", unit="users") as users:
             return view.read_view(progress=users.update)
@@ -131,6 +132,9 @@ def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progr
         with progress.stage(f"reconcile {view.name}", total=len(idp_view.users), unit="users") as stage:
             result = run_audit(idp_view, astro_view, time.perf_counter() - started, at=at, prepared=prepared)
             stage.update(len(idp_view.users))
+    if watch:
+        names = (n.casefold() for n in [*(u.user_name for u in idp_view.users), *(g.name for g in idp_view.groups)])
+        result.in_scope = {n for n in names if n in watch}
     return result
 
 
@@ -143,14 +147,15 @@ def _stopping(read: AstroRead) -> Iterator[None]:
         raise
 
 
-def settle(target: AuditTarget, astro: AstroConfig, targeted: set[str], *, timeout: float = SETTLE_SECONDS
-           ) -> AuditResult:
-    """Re-audit until none of the targeted findings is left (or the timeout): what is left is then real."""
+def settle(target: AuditTarget, astro: AstroConfig, targeted: set[str], *, timeout: float = SETTLE_SECONDS,
+           watch: Collection[str] = ()) -> AuditResult:
+    """Re-audit until none of the targeted findings is left (or the timeout): what is left is then real.
+    `watch`: names whose presence in the IdP's scope the result records (audit_once)."""
     clk = clock.current()
     deadline = clk.monotonic() + timeout
     delay = 0.25
     while True:
-        result = audit_once(target.view, astro, setup=target.setup)
+        result = audit_once(target.view, astro, setup=target.setup, watch=watch)
         left = {f.id for f in result.findings} & targeted
         if not left or clk.monotonic() + delay > deadline:
             return result
@@ -207,19 +212,70 @@ def fix(cfg: ProjectConfig, target: AuditTarget, astro: AstroConfig, result: Aud
     remedies = [{**o.change.to_json(), "ok": o.ok, "message": o.message} for o in outcomes]
     try:
         with progress.stage(f"re-audit {result.idp} until the fixes show"):
-            after = settle(target, astro, targeted)
+            after = settle(target, astro, targeted, watch={_scope_name(f) for f in result.findings})
     except ConnectorError:
         # What was done must not be lost with the re-audit: the audit before the fix, with the remedies carried
         # out (unverified: nothing was read back), is what `drift` reports beside the error.
         result.remedies = remedies
         raise
-    left = {f.id for f in after.findings}
-    after.fixed = [f for f in result.findings if f.id not in left]
+    failed = {fid for o in outcomes if not o.ok for fid in o.change.data.get("findings", [])}
+    after.fixed, not_fixed = judge(result.findings, after, failed)
     after.idp_org = result.idp_org
     after.remedies = remedies
     say(f"{result.idp}: after the fix, {len(after.findings)} finding(s) left "
         f"({len(after.fixed)} of {len(result.findings)} fixed)")
+    for f, why in not_fixed:
+        say(f"  not fixed: {f.kind.value} {f.subject}: {why}")
     return after
+
+
+# Kinds about a user or group in the IdP's scope: one that went away because its subject left the scope (a failed
+# re-assign that left the user out of the app's group) was not fixed; the re-audit just no longer sees it.
+_IN_SCOPE_KINDS = frozenset({Kind.USER_MISSING, Kind.ATTRIBUTE_MISMATCH, Kind.TEAM_MISSING, Kind.MEMBERSHIP_MISSING,
+                             Kind.MEMBERSHIP_EXTRA, Kind.IDP_ERROR})
+
+
+_TEAM_KINDS = frozenset({Kind.TEAM_MISSING, Kind.MEMBERSHIP_MISSING, Kind.MEMBERSHIP_EXTRA})
+
+
+def _scope_name(f: Finding) -> str:
+    """The user or group whose presence in the IdP's scope the finding needs."""
+    return (f.team if f.kind in _TEAM_KINDS else f.user or f.team) or f.subject
+
+
+def _in_scope_kind(f: Finding) -> bool:
+    # an idp_error names a user or group, or the app itself (Entra's quarantine): only the former can leave scope
+    return f.kind in _IN_SCOPE_KINDS and (f.kind is not Kind.IDP_ERROR or bool(f.user or f.team))
+
+
+def judge(before: list[Finding], after: AuditResult, failed: set[str]
+          ) -> tuple[list[Finding], list[tuple[Finding, str]]]:
+    """Which findings of `before` the fix fixed, read back in `after` (the settled re-audit), and which went away
+    without being fixed, with why. By subject as well as by id: a finding is not fixed when its remedy failed,
+    when its subject now has another finding (a group whose re-push left its mapping INACTIVE:
+    group_not_provisioned), or when its subject left the IdP's scope during the fix; the last kind is carried
+    over into `after.findings`, as no re-audit can see it any more."""
+    left = {f.id for f in after.findings}
+    now = {f.subject.casefold(): f for f in after.findings}
+    fixed: list[Finding] = []
+    not_fixed: list[tuple[Finding, str]] = []
+    for f in before:
+        if f.id in left:
+            continue
+        why = ["its remedy failed"] if f.id in failed else []
+        other = now.get(f.subject.casefold())
+        gone = _in_scope_kind(f) and _scope_name(f).casefold() not in after.in_scope
+        if other is not None:
+            why.append(f"it is now {other.kind.value}: {other.detail}")
+        elif gone:
+            why.append("it left the IdP's scope during the fix (the re-audit no longer sees it)")
+        if not why:
+            fixed.append(f)
+            continue
+        not_fixed.append((f, "; ".join(why)))
+        if gone and other is None:
+            after.findings.append(replace(f, detail=f"{f.detail} (not fixed: {'; '.join(why)})"))
+    return fixed, not_fixed
 
 
 def idp_org(cfg: ProjectConfig, idp: str) -> str:

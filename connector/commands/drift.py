@@ -59,7 +59,9 @@ def _run(args: argparse.Namespace, done: DriftRun) -> int:
     unseen = done.unseen()
     if unseen or not done.results:
         _emit(unseen, args.format, args.output)  # only text on stdout is ever shown early: others get everything
-    return EXIT_OK if all(r.clean for r in done.results) else EXIT_FINDINGS
+    # A remedy that failed is never a clean run, even when no finding is left to show for it.
+    failed = any(not remedy.get("ok") for r in done.results for remedy in r.remedies)
+    return EXIT_OK if all(r.clean for r in done.results) and not failed else EXIT_FINDINGS
 
 
 def _record(done: DriftRun) -> None:

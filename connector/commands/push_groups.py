@@ -13,7 +13,7 @@ from typing import Any
 
 from connector import output
 from connector.config.arg import load_config_arg
-from connector.errors import EXIT_OK, VerificationFailed
+from connector.errors import EXIT_OK, RemoteError, VerificationFailed
 from connector.plan import trail
 from connector.providers import registry
 from connector.providers.base import PushReport, PushState
@@ -116,6 +116,10 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
             output.say(f"  {g.name}: {g.describe_action()}: {g.result}", style=style)
     finally:
         provider.close()
+    if stranded := [g for g in report.groups if g.left_state]:
+        # A re-push that failed halfway: the audit trail has it (above); the error says what it left.
+        raise RemoteError("; ".join(g.result for g in stranded), service="okta",
+                          hint="; ".join(f"astro-scim push-groups {g.name} --yes" for g in stranded))
     if report.failed:
         names_text = ", ".join(g.name for g in report.failed)
         raise VerificationFailed(

@@ -240,6 +240,7 @@ class PushState:
     verified: bool | None = None  # set once acted upon
     result: str = ""
     in_astro_before: set[str] | None = None  # the Team's members before acting (in_astro is then re-read)
+    left_state: str = ""  # acting failed halfway and could not be undone: the state it left (result: how to undo)
 
     def describe_action(self) -> str:
         return {

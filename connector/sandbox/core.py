@@ -25,7 +25,7 @@ import yaml
 
 from connector.sandbox.astro.platform import AstroPlatform
 from connector.sandbox.astro.scim import AstroScim
-from connector.sandbox.faults import FaultConfig, FaultMiddleware, RequestLog
+from connector.sandbox.faults import FaultConfig, FaultMiddleware, FaultRule, RequestLog
 from connector.sandbox.graph.api import GraphEmulator
 from connector.sandbox.okta.api import OktaEmulator
 from connector.sandbox.seed import ASSIGNED_TEAM, SeedOrg, generate
@@ -179,6 +179,10 @@ class Sandbox:
     def running(self) -> dict[str, str]:
         """Service name -> base URL of every server currently up."""
         return {name: app.url for name, app in self._served.items()}
+
+    def fail(self, service: str, rule: FaultRule) -> FaultRule:
+        """Fail the requests to `service` ("okta", "graph", "astro") that `rule` matches (faults.FaultRule)."""
+        return self._middleware[service].fail(rule)
 
     def set_faults(self, config: FaultConfig, *, service: str | None = None) -> None:
         """Change fault rates live. service: "okta", "graph", "astro", "all", or None for both IdP emulators."""

@@ -6,7 +6,9 @@ the delay shows in the clock (and in `FaultMiddleware.delayed_s`, the middleware
 
 from __future__ import annotations
 
+import io
 import random
+import re
 import socket
 import threading
 import time
@@ -31,6 +33,32 @@ class FaultConfig:
     rate_5xx: float = 0.0
     rate_reset: float = 0.0
     seed: int = 0
+
+
+@dataclass
+class FaultRule:
+    """Fail chosen requests, not a random share: the next `times` requests (None: every one) whose method is
+    `method`, whose path matches `path` (a regex, searched) and, if given, whose body matches `body`.
+
+    `status` is the answer (the emulator's own 5xx body for 5xx, else an empty body); 0 drops the connection
+    without one. With `after=True` the request reaches the emulator first and only its answer is lost (the
+    change is made, the client never hears of it): a connection dropped after the server acted.
+    """
+
+    method: str
+    path: str
+    body: str | None = None
+    status: int = 500
+    times: int | None = 1
+    after: bool = False
+    hits: int = 0  # requests this rule failed so far
+
+    def matches(self, method: str, path: str, body: bytes) -> bool:
+        if self.times is not None and self.hits >= self.times:
+            return False
+        if method != self.method.upper() or not re.search(self.path, path):
+            return False
+        return self.body is None or re.search(self.body.encode(), body) is not None
 
 
 @dataclass
@@ -97,6 +125,38 @@ class FaultMiddleware:
         self._rng = random.Random(config.seed)
         self._lock = threading.Lock()
         self.delayed_s = 0.0  # latency injected so far (seconds), summed over requests
+        self.rules: list[FaultRule] = []  # chosen requests to fail (see `fail`), checked before the random faults
+
+    def fail(self, rule: FaultRule) -> FaultRule:
+        """Fail the requests `rule` matches, from now on; returns it (its `hits` count what it failed)."""
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def _rule_for(self, environ: dict[str, Any], method: str, path: str) -> FaultRule | None:
+        with self._lock:
+            if not self.rules:
+                return None
+        # The body is read to match it, then handed on to the emulator unchanged.
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(size) if size > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        with self._lock:
+            for rule in self.rules:
+                if rule.matches(method, path, body):
+                    rule.hits += 1
+                    return rule
+        return None
+
+    def _drop(self, environ: dict[str, Any]) -> list[bytes]:
+        sock = environ.get("werkzeug.socket")
+        if isinstance(sock, socket.socket):
+            # Drop the connection without an answer, as a flaky load balancer does.
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return []
 
     def _roll(self) -> float:
         with self._lock:
@@ -113,6 +173,23 @@ class FaultMiddleware:
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
         cfg = self.config
+        rule = None if path.startswith(ADMIN_PREFIX) else self._rule_for(environ, method, path)
+        if rule is not None:
+            if rule.after:  # the emulator acts; its answer is lost on the way back
+                answer = self.app(environ, lambda *a, **k: (lambda data: None))
+                list(answer)
+                if (close := getattr(answer, "close", None)) is not None:
+                    close()
+                self.log.add(LoggedRequest(method, path, query, 0))
+                return self._drop(environ)
+            if rule.status == 0:
+                self.log.add(LoggedRequest(method, path, query, 0))
+                return self._drop(environ)
+            resp = (self.server_error(Request(environ)) if rule.status >= 500
+                    else Response(status=rule.status))
+            resp.status_code = rule.status
+            self.log.add(LoggedRequest(method, path, query, rule.status))
+            return resp(environ, start_response)
         if not path.startswith(ADMIN_PREFIX):
             if cfg.latency_ms:
                 with self._lock:
@@ -121,14 +198,7 @@ class FaultMiddleware:
             if cfg.rate_reset and self._roll() < cfg.rate_reset:
                 # Logged before the drop: the client sees the drop at once and may be counted right after.
                 self.log.add(LoggedRequest(method, path, query, 0))
-                sock = environ.get("werkzeug.socket")
-                if isinstance(sock, socket.socket):
-                    # Drop the connection without an answer, as a flaky load balancer does.
-                    try:
-                        sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                return []
+                return self._drop(environ)
             if cfg.rate_429 and self._roll() < cfg.rate_429:
                 resp = self.throttle(Request(environ))
                 self.log.add(LoggedRequest(method, path, query, resp.status_code))

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
-from connector.errors import ConfigError
+from connector.errors import ConfigError, RemoteError
 from connector.providers.base import PushReport, PushState
 from connector.providers.okta import plan as P
 from connector.providers.okta.astro_check import AstroReader, poll
@@ -108,7 +108,15 @@ class OktaGroupPush(OktaOrg):
             # The documented workaround for Push now (no API): deactivate, then activate, which pushes the group's
             # full membership again.
             await self._set_push_status(c, app_id, s.mapping_id, "INACTIVE")
-            await self._set_push_status(c, app_id, s.mapping_id, "ACTIVE")
+            try:
+                await self._reactivate(c, app_id, s.mapping_id)
+            except RemoteError as exc:
+                # Okta no longer pushes the group: say so, and how to undo it, rather than fail the whole run.
+                s.verified = False
+                s.left_state = f"the push mapping for {s.name!r} was left INACTIVE"
+                s.result = (f"{s.left_state}: re-activate it with 'astro-scim push-groups {s.name} --yes' (or in the "
+                            f"Admin Console) (after {exc})")
+                return
 
         async def matches() -> bool:
             s.in_astro = await astro.team_members(s.name)
@@ -119,6 +127,20 @@ class OktaGroupPush(OktaOrg):
             s.result = f"verified in Astro: Team {s.name!r} has the {len(s.expected)} expected member(s)"
         else:
             s.result = "still out of sync in Astro: " + difference(s.expected, s.in_astro)
+
+
+    async def _reactivate(self, c: OktaClient, app_id: str, mapping_id: str) -> None:
+        """Set the mapping ACTIVE again (retried by the policy); when that fails, read it back (the answer may have
+        been lost after Okta acted) and try once more."""
+        try:
+            await self._set_push_status(c, app_id, mapping_id, "ACTIVE")
+        except RemoteError:
+            try:
+                mapping = await c.get(f"/api/v1/apps/{app_id}/group-push/mappings/{mapping_id}")
+            except RemoteError:
+                mapping = {}
+            if mapping.get("status") != "ACTIVE":
+                await self._set_push_status(c, app_id, mapping_id, "ACTIVE")
 
 
 class _Tally:

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from connector.errors import ManualStepRequired, NotFound, RemoteError
+from connector.errors import LeftHalfway, ManualStepRequired, NotFound, RemoteError
 from connector.providers.okta.client import OktaClient
 from connector.providers.okta.org import app_user_name
 from connector.providers.okta.push import OktaGroupPush
@@ -59,8 +59,53 @@ class OktaRemedies(OktaGroupPush):
             return await self._reassign_through_groups(c, app, uid, login)
         body = {"id": uid, "scope": "USER", "credentials": {"userName": app_user_name(au) or login}}
         await self._unassign(c, app_id, uid)
-        await c.request("POST", f"/api/v1/apps/{app_id}/users", body=body)
+        label = app.get("label")
+        try:
+            await self._assign(c, app_id, uid, body)
+        except RemoteError as exc:
+            raise LeftHalfway(f"{login} was removed from the Okta app {label!r} and not re-assigned",
+                              f"assign {login} to {label!r} again in the Okta Admin Console (Applications > "
+                              f"{label} > Assignments > Assign to People)", exc) from exc
         return f"removed and re-assigned {login}"
+
+    async def _assign(self, c: OktaClient, app_id: str, uid: str, body: dict[str, Any]) -> None:
+        """Assign the user to the app (retried by the policy); when that fails, look (the answer may have been lost
+        after Okta acted) and try once more, so a user is never left unassigned for one failed request."""
+        path = f"/api/v1/apps/{app_id}/users"
+        try:
+            await c.request("POST", path, body=body)
+        except RemoteError:
+            if await self._assigned(c, app_id, uid) is True:
+                return
+            await c.request("POST", path, body=body)
+
+    async def _rejoin(self, c: OktaClient, gid: str, uid: str, join: Callable[[Any], Awaitable[Any]]) -> None:
+        """Put the user back in the group (retried by the policy); when that fails, look (the answer may have been
+        lost after Okta acted) and try once more (PUT is idempotent)."""
+        path = f"/api/v1/groups/{gid}/users/{uid}"
+        try:
+            await c.call("PUT", path, join)
+        except RemoteError:
+            if await self._member(c, gid, uid) is True:
+                return
+            await c.call("PUT", path, join)
+
+    async def _assigned(self, c: OktaClient, app_id: str, uid: str) -> bool | None:
+        """Whether the user is assigned to the app now (None: could not tell)."""
+        try:
+            await c.get(f"/api/v1/apps/{app_id}/users/{uid}")
+        except RemoteError as exc:
+            return False if exc.status == 404 else None
+        return True
+
+    async def _member(self, c: OktaClient, gid: str, uid: str) -> bool | None:
+        """Whether the user is in the group now (None: could not tell). The user's groups, not the group's
+        members: a few, where the group may hold every user of the app."""
+        try:
+            groups = await c.pages(f"/api/v1/users/{uid}/groups", {"limit": 200})
+        except RemoteError:
+            return None
+        return any(str(g.get("id")) == gid for g in groups)
 
     async def _reassign_through_groups(self, c: OktaClient, app: dict[str, Any], uid: str, login: str) -> str:
         """A user who holds the app through groups is re-assigned by leaving and re-joining those groups.
@@ -97,15 +142,37 @@ class OktaRemedies(OktaGroupPush):
         def join(gid: str) -> Callable[[Any], Awaitable[Any]]:
             return lambda sdk: sdk.assign_user_to_group(gid, uid)
 
-        left: list[str] = []
-        try:
-            for g in granting:
-                gid = str(g["id"])
+        left: list[tuple[str, str]] = []  # (group id, name) the user left, or may have left
+        failed: RemoteError | None = None
+        for g, name in zip(granting, names, strict=True):
+            gid = str(g["id"])
+            try:
                 await c.call("DELETE", f"/api/v1/groups/{gid}/users/{uid}", leave(gid))
-                left.append(gid)
-        finally:  # re-join whatever was left, even after a failure: a membership must never stay lost
-            for gid in left:
-                await c.call("PUT", f"/api/v1/groups/{gid}/users/{uid}", join(gid))
+            except RemoteError as exc:
+                # The answer may have been lost after Okta acted (a dropped connection): look before deciding.
+                if await self._member(c, gid, uid) is not True:
+                    left.append((gid, name))
+                failed = exc
+                break
+            left.append((gid, name))
+        # Re-join whatever was left, even after a failure: a membership must never stay lost.
+        lost: list[str] = []
+        cause: RemoteError | None = None
+        for gid, name in left:
+            try:
+                await self._rejoin(c, gid, uid, join(gid))
+            except RemoteError as exc:
+                lost.append(name)
+                cause = cause or exc
+        if cause is not None:
+            groups = ", ".join(repr(n) for n in lost)
+            raise LeftHalfway(
+                f"{login} was removed from group {groups} in Okta, not re-added",
+                f"re-add {login} to {groups} in the Okta Admin Console (Directory > Groups > {lost[0]} > Assign "
+                "people); a drift run no longer sees the user (out of the group is out of the app's scope), so "
+                "running it again cannot", cause) from cause
+        if failed is not None:
+            raise failed
         return f"re-assigned {login} (left and re-joined {', '.join(names)}, which grant only this app)"
 
     async def _unassign(self, c: OktaClient, app_id: str, uid: str) -> None:
@@ -113,7 +180,6 @@ class OktaRemedies(OktaGroupPush):
         try:
             await c.call("DELETE", path, lambda s: s.unassign_user_from_application(app_id, uid, send_email=False))
         except RemoteError as exc:
-            if exc.status != 404:
+            # A 404 is already done; otherwise the answer may have been lost after Okta acted: look before deciding.
+            if exc.status != 404 and await self._assigned(c, app_id, uid) is not False:
                 raise
-
-

@@ -1,0 +1,141 @@
+"""A remedy that fails halfway, through the real CLI against the sandbox with one chosen request failed
+(connector.sandbox.faults.FaultRule): the output names the state left and how to undo it, the finding is not
+counted as fixed, the audit trail records it, and the command exits non-zero."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.cli import main
+from connector.sandbox.core import Sandbox
+from connector.sandbox.faults import FaultRule
+from connector.sandbox.seed import ASSIGNED_TEAM
+
+
+@pytest.fixture(autouse=True)
+def actor_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GITHUB_ACTIONS", "GITHUB_ACTOR", "GITHUB_RUN_ID", "ASTRO_SCIM_AUDIT_LOG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    capsys.readouterr()
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out + out.err
+
+
+def trail_of(config: Path) -> list[dict[str, Any]]:
+    path = config.parent / ".astro-scim" / "audit.log"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def only_in_assigned_team(sb: Sandbox) -> str:
+    others = {k for t in sb.default_team_names() for k in sb.seed_org.team(t).member_keys}
+    return next(p.email for p in sb.seed_org.people if p.key not in others and p.active)
+
+
+def group_id(sb: Sandbox, name: str) -> str:
+    assert sb.okta is not None
+    return str(sb.okta.state.group_by_name(name)["id"])
+
+
+def test_reassign_through_groups_whose_rejoin_fails_says_what_is_left(
+    sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    login = only_in_assigned_team(sandbox)
+    sandbox.astro.delete_user(sandbox.astro_orgs["okta"].org_id, login)
+    gid = group_id(sandbox, ASSIGNED_TEAM)
+    rule = sandbox.fail("okta", FaultRule("PUT", rf"^/api/v1/groups/{gid}/users/", times=None))
+    rc, out = run(capsys, "drift", "-c", str(okta_applied), "--fix", "--yes")
+    assert rule.hits > 1  # the re-join, retried, and the restore
+    assert rc == 1, out
+    left = f"{login} was removed from group '{ASSIGNED_TEAM}' in Okta, not re-added"
+    assert f"FAILED > remedy.okta.reassign_user {login}" in out and left in out
+    assert f"re-add {login} to '{ASSIGNED_TEAM}' in the Okta Admin Console" in out
+    assert "(0 of 1 fixed)" in out and "1 finding(s) left" in out
+    assert f"not fixed: user_missing {login}: its remedy failed; it left the IdP's scope during the fix" in out
+    (entry,) = [e for e in trail_of(okta_applied) if e["command"] == "drift --fix"]
+    (change,) = entry["changes"]
+    assert (change["key"], change["outcome"]) == (login, "failed") and left in change["message"]
+    assert entry["exit_code"] == 1
+
+
+def drop_a_member(sb: Sandbox) -> str:
+    """A member of a pushed Team dropped in Astro: the group needs a re-push. Returns the Team."""
+    team = sb.default_team_names()[0]
+    seed = sb.seed_org
+    victim = sorted(seed.person(k).email for k in seed.team(team).member_keys if seed.person(k).active)[0]
+    sb.astro.drop_membership(sb.astro_orgs["okta"].org_id, team, victim)
+    return team
+
+
+def fail_reactivation(sb: Sandbox) -> FaultRule:
+    return sb.fail("okta", FaultRule("PATCH", r"/group-push/mappings/", body=r'"status":\s*"ACTIVE"', times=None))
+
+
+def mapping_status(sb: Sandbox, team: str) -> str:
+    assert sb.okta is not None
+    app_id = str(sb.okta.app_by_label("Astro")["id"])
+    group = sb.okta.state.group_by_name(team)
+    (mapping,) = [m for m in sb.okta.state.push[app_id].values() if m["sourceGroupId"] == group["id"]]
+    return str(mapping["status"])
+
+
+def test_push_groups_whose_reactivation_fails_says_the_mapping_was_left_inactive(
+    sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    team = drop_a_member(sandbox)
+    rule = fail_reactivation(sandbox)
+    rc, out = run(capsys, "push-groups", "-c", str(okta_applied), team, "--yes")
+    assert rule.hits > 1 and mapping_status(sandbox, team) == "INACTIVE"
+    left = f"the push mapping for '{team}' was left INACTIVE"
+    assert rc == 3, out
+    assert f"{left}: re-activate it with 'astro-scim push-groups {team} --yes' (or in the Admin Console)" in out
+    entry = [e for e in trail_of(okta_applied) if e["command"] == "push-groups"][-1]
+    (change,) = entry["changes"]
+    assert (change["action"], change["key"], change["outcome"]) == ("repush", team, "failed")
+    assert left in change["message"] and entry["exit_code"] == 3
+    # What the hint says undoes it.
+    rule.times = rule.hits
+    rc, out = run(capsys, "push-groups", "-c", str(okta_applied), team, "--yes")
+    assert rc == 0, out
+    assert mapping_status(sandbox, team) == "ACTIVE"
+
+
+def test_drift_fix_whose_repush_leaves_the_mapping_inactive_does_not_count_it_fixed(
+    sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    team = drop_a_member(sandbox)
+    rule = fail_reactivation(sandbox)
+    rc, out = run(capsys, "drift", "-c", str(okta_applied), "--fix", "--yes")
+    assert rule.hits > 1 and mapping_status(sandbox, team) == "INACTIVE"
+    assert rc == 1, out
+    left = f"the push mapping for '{team}' was left INACTIVE"
+    assert f"FAILED > remedy.okta.repush_group {team}" in out and left in out
+    assert "(0 of 1 fixed)" in out
+    assert f"not fixed: membership_missing {team}: its remedy failed; it is now group_not_provisioned" in out
+    (entry,) = [e for e in trail_of(okta_applied) if e["command"] == "drift --fix"]
+    (change,) = entry["changes"]
+    assert (change["key"], change["outcome"]) == (team, "failed") and left in change["message"]
+    assert entry["exit_code"] == 1
+
+
+def test_reassign_whose_leave_answer_is_lost_still_rejoins_the_group(
+    sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    login = only_in_assigned_team(sandbox)
+    sandbox.astro.delete_user(sandbox.astro_orgs["okta"].org_id, login)
+    gid = group_id(sandbox, ASSIGNED_TEAM)
+    # Okta removes the member, then the connection drops before its answer: the tool must not assume either way.
+    rule = sandbox.fail("okta", FaultRule("DELETE", rf"^/api/v1/groups/{gid}/users/", status=0, after=True))
+    rc, out = run(capsys, "drift", "-c", str(okta_applied), "--fix", "--yes")
+    assert rule.hits == 1
+    assert rc == 0, out
+    assert "(1 of 1 fixed)" in out and "0 finding(s) left" in out
+    assert sandbox.okta is not None and gid in sandbox.okta.state.user_groups[
+        str(sandbox.okta.state.user(login)["id"])]
