@@ -133,7 +133,10 @@ def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progr
             result = run_audit(idp_view, astro_view, time.perf_counter() - started, at=at, prepared=prepared)
             stage.update(len(idp_view.users))
     if watch:
-        names = (n.casefold() for n in [*(u.user_name for u in idp_view.users), *(g.name for g in idp_view.groups)])
+        # Active users only: the kinds judged by scope (user_missing, attribute and membership findings) are about
+        # people the IdP provisions; one it now lists as inactive has left that scope.
+        names = (n.casefold() for n in [*(u.user_name for u in idp_view.users if u.active),
+                                         *(g.name for g in idp_view.groups)])
         result.in_scope = {n for n in names if n in watch}
     return result
 
@@ -256,7 +259,10 @@ def judge(before: list[Finding], after: AuditResult, failed: set[str]
     group_not_provisioned), or when its subject left the IdP's scope during the fix; the last kind is carried
     over into `after.findings`, as no re-audit can see it any more."""
     left = {f.id for f in after.findings}
-    now = {f.subject.casefold(): f for f in after.findings}
+    # Only what the fix brought (a finding the subject already had, e.g. another attribute of the same user that
+    # no remedy touched, does not make this one "not fixed").
+    had = {f.id for f in before}
+    now = {f.subject.casefold(): f for f in after.findings if f.id not in had}
     fixed: list[Finding] = []
     not_fixed: list[tuple[Finding, str]] = []
     for f in before:
