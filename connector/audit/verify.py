@@ -8,7 +8,8 @@ until one of these, within a bound:
 - the IdP considers a missing user or Team done (Okta: the app user has its Astro id, the push mapping was pushed)
   and Astro lacks it (deleted there since): nothing is in flight, waiting will not bring it. Failed, naming the
   subjects and the remedy (`drift --fix --yes`), once two audits in a row agree (the IdP and Astro are read side
-  by side: a first read may see the IdP's record of a create before Astro's answer to it);
+  by side: a first read may see the IdP's record of a create before Astro's answer to it); at the bound, one
+  more audit at once confirms what was seen done only once, and what it does not confirm stays pending;
 - nothing is pending any more (every in-scope user and configured group is in Astro): verified;
 - the time is up: failed when nothing reached Astro, else "partly verified" with what is still pending (the users,
   Teams and memberships counted apart).
@@ -109,6 +110,7 @@ def verify_applied(cfg: ProjectConfig, idp: str, *, timeout: float = VERIFY_SECO
     started = clock()
     delay = 0.5
     seen_done: set[str] = set()  # ids of findings the previous audit found done in the IdP
+    confirming = False  # at the bound: one more audit to confirm what was seen done only once
     try:
         while True:
             result = audit_once(target.view, astro, setup=target.setup)
@@ -117,11 +119,16 @@ def verify_applied(cfg: ProjectConfig, idp: str, *, timeout: float = VERIFY_SECO
             done = [f for f in missing if f.idp_done]
             left = timeout - (clock() - started)
             confirmed = [f for f in done if f.id in seen_done]
-            if blocking or confirmed or not missing or left < delay:
-                # At the bound, what the IdP reports done fails even when seen once: it was not in flight.
-                settled = done if left < delay else confirmed
-                pending = [f for f in missing if f not in settled]
-                return Verdict(idp, result, clock() - started, blocking + settled, pending)
+            at_bound = left < delay
+            if at_bound and not confirming and not blocking and len(confirmed) < len(done):
+                # Seen done once only: the IdP may have marked it a moment before Astro's list was read. One more
+                # audit at once (no wait) tells a race from an object nothing will send.
+                seen_done, confirming = {f.id for f in done}, True
+                continue
+            if blocking or confirmed or not missing or at_bound:
+                settled_ids = {f.id for f in confirmed}
+                pending = [f for f in missing if f.id not in settled_ids]
+                return Verdict(idp, result, clock() - started, blocking + confirmed, pending)
             seen_done = {f.id for f in done}
             say(f"  {idp}: waiting for {idp} to provision: {counted(missing)} not in Astro yet "
                 f"({left:.0f}s left)")
