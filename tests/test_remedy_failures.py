@@ -5,6 +5,7 @@ counted as fixed, the audit trail records it, and the command exits non-zero."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,10 @@ def test_push_groups_whose_reactivation_fails_says_the_mapping_was_left_inactive
     assert rule.hits > 1 and mapping_status(sandbox, team) == "INACTIVE"
     left = f"the push mapping for '{team}' was left INACTIVE"
     assert rc == 3, out
-    assert f"{left}: re-activate it with 'astro-scim push-groups {team} --yes' (or in the Admin Console)" in out
+    # The command as a shell takes it: the group's name quoted ("Data Engineering" has a space).
+    command = f"astro-scim push-groups {shlex.quote(team)} --yes"
+    assert " " in team and f"{left}: re-activate it in the Admin Console or with: {command}" in out
+    assert f"hint: run: {command}" in out
     entry = [e for e in trail_of(okta_applied) if e["command"] == "push-groups"][-1]
     (change,) = entry["changes"]
     assert (change["action"], change["key"], change["outcome"]) == ("repush", team, "failed")

@@ -8,6 +8,7 @@ is verified in Astro's SCIM afterwards. Without --yes it only shows what it woul
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from typing import Any
 
@@ -119,7 +120,8 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
     if stranded := [g for g in report.groups if g.left_state]:
         # A re-push that failed halfway: the audit trail has it (above); the error says what it left.
         raise RemoteError("; ".join(g.result for g in stranded), service="okta",
-                          hint="; ".join(f"astro-scim push-groups {g.name} --yes" for g in stranded))
+                          hint="run: " + "; ".join(f"astro-scim push-groups {shlex.quote(g.name)} --yes"
+                                                   for g in stranded))
     if report.failed:
         names_text = ", ".join(g.name for g in report.failed)
         raise VerificationFailed(

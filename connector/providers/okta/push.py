@@ -5,6 +5,7 @@ documented workaround), which pushes the group's full membership again."""
 from __future__ import annotations
 
 import asyncio
+import shlex
 from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
@@ -114,8 +115,8 @@ class OktaGroupPush(OktaOrg):
                 # Okta no longer pushes the group: say so, and how to undo it, rather than fail the whole run.
                 s.verified = False
                 s.left_state = f"the push mapping for {s.name!r} was left INACTIVE"
-                s.result = (f"{s.left_state}: re-activate it with 'astro-scim push-groups {s.name} --yes' (or in the "
-                            f"Admin Console) (after {exc})")
+                s.result = (f"{s.left_state}: re-activate it in the Admin Console or with: astro-scim push-groups "
+                            f"{shlex.quote(s.name)} --yes (after {exc})")
                 return
 
         async def matches() -> bool:
