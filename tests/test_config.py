@@ -68,6 +68,8 @@ def test_secret_from_file(tmp_path: Path) -> None:
     ("tok-value\n# a comment\n", "holds more than one line (a line break after line 1)"),
     ("tok\r\nvalue", "holds more than one line"),
     ("tok\x00value", "control character (U+0000, character 4)"),
+    ("tok\u00a0value", "not printable ASCII (U+00A0, character 4)"),  # a pasted no-break space
+    ("tok\u200bvalue", "not printable ASCII (U+200B, character 4)"),  # a zero-width space
 ])
 def test_a_token_must_be_one_line_of_text(tmp_path: Path, content: str, needle: str,
                                           monkeypatch: pytest.MonkeyPatch) -> None:

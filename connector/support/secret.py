@@ -106,7 +106,9 @@ class Secret:
 
     def _check_one_line(self, value: str) -> None:
         """A token is one line of printable text; say where it is not (never what it holds)."""
-        bad = next((i for i, ch in enumerate(value) if ord(ch) < 0x20 or ord(ch) == 0x7F), None)
+        # Printable ASCII only: tokens are, and an HTTP header refuses the rest (httpx raises on a non-ASCII one, a
+        # pasted no-break or zero-width space) or sends it for an unexplained 401.
+        bad = next((i for i, ch in enumerate(value) if not (ch.isascii() and ch.isprintable())), None)
         if bad is None:
             return
         where = f"environment variable {self.ref[4:]}" if self.ref.startswith("env:") else f"secret file {self.ref[5:]}"
@@ -115,8 +117,10 @@ class Secret:
             raise ConfigError(f"{where} holds more than one line (a line break after line {line})",
                               location=self.location,
                               hint="a token is one line: keep the token alone in it (no comment or second value)")
-        raise ConfigError(f"{where} holds a control character (U+{ord(value[bad]):04X}, character {bad + 1})",
-                          location=self.location, hint="the token must be printable text: write it again")
+        what = "a control character" if ord(value[bad]) < 0x20 or ord(value[bad]) == 0x7F else \
+            "a character that is not printable ASCII"
+        raise ConfigError(f"{where} holds {what} (U+{ord(value[bad]):04X}, character {bad + 1})",
+                          location=self.location, hint="a token is printable ASCII: copy it again, as plain text")
 
     def __repr__(self) -> str:
         return f"Secret({self.ref!r})"
