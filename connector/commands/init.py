@@ -31,7 +31,7 @@ import yaml
 
 from connector import output
 from connector.config.load import ProjectConfig, load_config
-from connector.errors import EXIT_OK, ConfigError, ConnectorError, UsageError
+from connector.errors import EXIT_OK, ConfigError, ConnectorError, RemoteError, UsageError
 from connector.providers import registry
 from connector.providers.base import Discovery
 from connector.support.packaged import default_mapping
@@ -282,7 +282,13 @@ def _unread_error(errors: dict[str, ConnectorError], path: Path) -> ConnectorErr
     message = "; ".join(f"could not read {_NAMES[i]}: {e}" for i, e in errors.items())
     hint = (f"{first.hint + '; then ' if first.hint else ''}re-run 'astro-scim init --force' to fill in the groups "
             f"from the IdP, or fill them in {path} by hand (see its TODO comment)")
-    return type(first)(f"{message} ({path} was written without what the read would have given)", hint=hint)
+    text = f"{message} ({path} was written without what the read would have given)"
+    if isinstance(first, RemoteError):  # built as the base class: a subclass may take other arguments
+        return RemoteError(text, service=first.service, endpoint=first.endpoint, status=first.status,
+                           code=first.code, hint=hint)
+    error = ConnectorError(text, hint=hint)
+    error.exit_code = first.exit_code  # a config error stays 2
+    return error
 
 
 def _write(path: Path, doc: dict[str, Any], answers: Answers, unread: dict[str, ConnectorError]) -> None:
