@@ -143,3 +143,30 @@ def test_reassign_whose_leave_answer_is_lost_still_rejoins_the_group(
     assert "(1 of 1 fixed)" in out and "0 finding(s) left" in out
     assert sandbox.okta is not None and gid in sandbox.okta.state.user_groups[
         str(sandbox.okta.state.user(login)["id"])]
+
+
+def test_one_groups_failed_repush_neither_cancels_the_others_nor_strands_its_mapping(
+    sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two groups out of sync; the first's INACTIVE PATCH keeps failing (its answer lost after Okta acted). The
+    other group is still re-pushed and verified; the failing one is made ACTIVE again, reported failed (exit 3),
+    and both are in the audit trail (one group's error cancelled the rest: a mapping could stay INACTIVE)."""
+    first, second = sandbox.default_team_names()[:2]
+    seed, org = sandbox.seed_org, sandbox.astro_orgs["okta"]
+    for team in (first, second):
+        victim = sorted(seed.person(k).email for k in seed.team(team).member_keys if seed.person(k).active)[0]
+        sandbox.astro.drop_membership(org.org_id, team, victim)
+    assert sandbox.okta is not None
+    app_id = str(sandbox.okta.app_by_label("Astro")["id"])
+    gid = group_id(sandbox, first)
+    (mapping,) = [m for m in sandbox.okta.state.push[app_id].values() if m["sourceGroupId"] == gid]
+    rule = sandbox.fail("okta", FaultRule("PATCH", rf"/group-push/mappings/{mapping['id']}$",
+                                          body=r'"status":\s*"INACTIVE"', times=None, after=True))
+    rc, out = run(capsys, "push-groups", "-c", str(okta_applied), first, second, "--yes")
+    assert rule.hits >= 1 and rc == 3, out
+    assert mapping_status(sandbox, first) == "ACTIVE" and mapping_status(sandbox, second) == "ACTIVE"
+    assert f"{second}: re-push" in out and "verified in Astro" in out
+    assert f"{first}: re-push" in out and "failed: okta PATCH" in out and "left INACTIVE" not in out
+    entry = [e for e in trail_of(okta_applied) if e["command"] == "push-groups"][-1]
+    outcomes = {c["key"]: c["outcome"] for c in entry["changes"]}
+    assert outcomes[first] == "failed" and outcomes[second] != "failed", entry

@@ -122,6 +122,10 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
         raise RemoteError("; ".join(g.result for g in stranded), service="okta",
                           hint="run: " + "; ".join(f"astro-scim push-groups {shlex.quote(g.name)} --yes"
                                                    for g in stranded))
+    if errored := [g for g in report.groups if g.failure]:
+        # A request failed (the others' outcomes are shown and in the audit trail above).
+        raise RemoteError("; ".join(f"{g.name}: {g.failure}" for g in errored), service="okta",
+                          hint="re-run 'astro-scim push-groups --yes' for the groups that failed")
     if report.failed:
         names_text = ", ".join(g.name for g in report.failed)
         raise VerificationFailed(

@@ -241,6 +241,7 @@ class PushState:
     result: str = ""
     in_astro_before: set[str] | None = None  # the Team's members before acting (in_astro is then re-read)
     left_state: str = ""  # acting failed halfway and could not be undone: the state it left (result: how to undo)
+    failure: str = ""  # acting failed on a request (nothing left halfway): the error
 
     def describe_action(self) -> str:
         return {

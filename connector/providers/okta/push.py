@@ -9,7 +9,7 @@ import shlex
 from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
-from connector.errors import ConfigError, RemoteError
+from connector.errors import ConfigError, ConnectorError, RemoteError
 from connector.providers.base import PushReport, PushState
 from connector.providers.okta import plan as P
 from connector.providers.okta.astro_check import AstroReader, poll
@@ -78,8 +78,18 @@ class OktaGroupPush(OktaOrg):
             if not yes or not report.pending:
                 return report
             report.acted = True
-            pushed = _Tally(count, len(report.pending))
-            await asyncio.gather(*(pushed(self._push_one(c, astro, app_id, s)) for s in report.pending))
+            pending = report.pending
+            pushed = _Tally(count, len(pending))
+            # Each group's outcome on its own: one group's error must not cancel the others mid-way (a re-push
+            # cancelled between INACTIVE and ACTIVE would leave its mapping INACTIVE, unreported).
+            outcomes = await asyncio.gather(*(pushed(self._push_one(c, astro, app_id, s)) for s in pending),
+                                            return_exceptions=True)
+            for s, outcome in zip(pending, outcomes, strict=True):
+                if isinstance(outcome, ConnectorError):
+                    s.verified, s.failure = False, str(outcome)
+                    s.result = f"failed: {outcome}"
+                elif isinstance(outcome, BaseException):
+                    raise outcome
         return report
 
 
@@ -108,7 +118,11 @@ class OktaGroupPush(OktaOrg):
         elif s.action == "repush" and s.mapping_id:
             # The documented workaround for Push now (no API): deactivate, then activate, which pushes the group's
             # full membership again.
-            await self._set_push_status(c, app_id, s.mapping_id, "INACTIVE")
+            not_deactivated: RemoteError | None = None
+            try:
+                await self._set_push_status(c, app_id, s.mapping_id, "INACTIVE")
+            except RemoteError as exc:
+                not_deactivated = exc  # Okta may have acted before the answer was lost: make sure it is ACTIVE
             try:
                 await self._reactivate(c, app_id, s.mapping_id)
             except RemoteError as exc:
@@ -118,6 +132,8 @@ class OktaGroupPush(OktaOrg):
                 s.result = (f"{s.left_state}: re-activate it in the Admin Console or with: astro-scim push-groups "
                             f"{shlex.quote(s.name)} --yes (after {exc})")
                 return
+            if not_deactivated is not None:
+                raise not_deactivated  # ACTIVE again (or never left it): the re-push itself did not happen
 
         async def matches() -> bool:
             s.in_astro = await astro.team_members(s.name)
