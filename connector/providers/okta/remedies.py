@@ -144,6 +144,7 @@ class OktaRemedies(OktaGroupPush):
 
         left: list[tuple[str, str]] = []  # (group id, name) the user left, or may have left
         failed: RemoteError | None = None
+        interrupted: BaseException | None = None  # Ctrl-C (a cancelled task) or an unexpected error mid-way
         for g, name in zip(granting, names, strict=True):
             gid = str(g["id"])
             try:
@@ -153,6 +154,10 @@ class OktaRemedies(OktaGroupPush):
                 if await self._member(c, gid, uid) is not True:
                     left.append((gid, name))
                 failed = exc
+                break
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, once the memberships are back
+                left.append((gid, name))  # it may have reached Okta: re-joining a member changes nothing
+                interrupted = exc
                 break
             left.append((gid, name))
         # Re-join whatever was left, even after a failure: a membership must never stay lost.
@@ -169,8 +174,10 @@ class OktaRemedies(OktaGroupPush):
             raise LeftHalfway(
                 f"{login} was removed from group {groups} in Okta, not re-added",
                 f"re-add {login} to {groups} in the Okta Admin Console (Directory > Groups > {lost[0]} > Assign "
-                "people); a drift run no longer sees the user (out of the group is out of the app's scope), so "
-                "running it again cannot", cause) from cause
+                "people); do not count on a drift run to find it: out of these groups the user may be out of the "
+                "app's scope, where no audit sees them", cause) from cause
+        if interrupted is not None:
+            raise interrupted
         if failed is not None:
             raise failed
         return f"re-assigned {login} (left and re-joined {', '.join(names)}, which grant only this app)"
