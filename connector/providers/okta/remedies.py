@@ -4,6 +4,7 @@ app through groups, leave and re-join them), and re-push or re-link a group (pus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -58,8 +59,15 @@ class OktaRemedies(OktaGroupPush):
         if au.get("scope") == "GROUP":
             return await self._reassign_through_groups(c, app, uid, login)
         body = {"id": uid, "scope": "USER", "credentials": {"userName": app_user_name(au) or login}}
-        await self._unassign(c, app_id, uid)
         label = app.get("label")
+        try:
+            await self._unassign(c, app_id, uid)
+        except RemoteError:
+            # Still assigned, or it could not be told (the check failed too): assigning again changes nothing
+            # for an assigned user and brings back one the DELETE did unassign.
+            with contextlib.suppress(RemoteError):
+                await self._assign(c, app_id, uid, body)
+            raise
         try:
             await self._assign(c, app_id, uid, body)
         except RemoteError as exc:
