@@ -598,3 +598,17 @@ def test_credentials_saved_then_failing_their_read_back_are_reported_written(
     assert sandbox.graph.secrets(sp["id"])["BaseAddress"] == org.scim_url
     log = [json.loads(line) for line in (azure_config.parent / ".astro-scim" / "audit.log").read_text().splitlines()]
     assert [c["outcome"] for c in log[-1]["changes"]] == ["applied, check failed"]
+
+
+def test_a_graph_failure_of_the_credential_test_is_not_blamed_on_astro(
+        sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """validateCredentials refused by Graph itself (403 here: a permission) is Graph's error with its own hint, not
+    "Entra could not use the Astro SCIM endpoint": apply now decides by that test whether to save the secrets."""
+    from connector.sandbox.faults import FaultRule
+
+    configured(sandbox, azure_config)
+    sandbox.fail("graph", FaultRule("POST", r"/validateCredentials$", status=403, times=None))
+    capsys.readouterr()
+    assert cli("test-connection", "--idp", "azure", config=azure_config) == 1
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "validateCredentials" in ln)
+    assert "FAIL" in line and "403" in line and "could not use the Astro SCIM endpoint" not in line

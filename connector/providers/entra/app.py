@@ -199,6 +199,10 @@ class EntraApp:
         try:
             await self.tenant.validate_credentials(str(sp["id"]), str(job["id"]), creds)
         except RemoteError as exc:
+            if exc.status != 400:
+                # Graph's own failure (401/403: our credential or permission; 429/5xx; unreachable), not the
+                # credential test's verdict on Astro (a 400 with the test's error): its own message and hint.
+                raise
             raise RemoteError(
                 f"Test connection failed: Entra could not use the Astro SCIM endpoint ({exc.message})",
                 service="graph", endpoint="validateCredentials", status=exc.status, code=exc.code,
