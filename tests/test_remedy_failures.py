@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from connector.cli import main
@@ -170,3 +171,21 @@ def test_one_groups_failed_repush_neither_cancels_the_others_nor_strands_its_map
     entry = [e for e in trail_of(okta_applied) if e["command"] == "push-groups"][-1]
     outcomes = {c["key"]: c["outcome"] for c in entry["changes"]}
     assert outcomes[first] == "failed" and outcomes[second] != "failed", entry
+
+
+def test_a_relink_whose_new_mapping_cannot_be_made_says_the_mapping_is_gone(
+    sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Team deleted in Astro is re-made by deleting the group's push mapping and pushing the group again; when
+    the new mapping cannot be created, the remedy fails saying the mapping is gone and how to push the group."""
+    team = sandbox.default_team_names()[0]
+    org = sandbox.astro_orgs["okta"]
+    group = sandbox.astro.find_group(org.org_id, team)
+    assert group is not None
+    httpx.delete(f"{org.scim_url}/Groups/{group['id']}", headers={"Authorization": f"Bearer {org.token}"}
+                 ).raise_for_status()
+    rule = sandbox.fail("okta", FaultRule("POST", r"/group-push/mappings$", times=None))
+    rc, out = run(capsys, "drift", "-c", str(okta_applied), "--fix", "--yes")
+    assert rule.hits >= 1 and rc == 1, out
+    assert f"the push mapping for '{team}' was deleted and not re-created" in out
+    assert f"astro-scim push-groups {shlex.quote(team)} --yes" in out and "(0 of 1 fixed)" in out

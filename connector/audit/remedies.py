@@ -310,7 +310,8 @@ def _repush(remedies: Remedies, change: Change) -> Outcome:
             state = remedies.relink_group(change.data["group"], group_ids=group_ids)
         else:
             state = remedies.repush_group(change.data["group"])
-        text = ("unlinked and pushed again: " if group_ids else "") + (state.result or "pushed")
+        text = state.result if state.failed_halfway else \
+            ("unlinked and pushed again: " if group_ids else "") + (state.result or "pushed")
     except ConnectorError as exc:
         return Outcome(change, False, str(exc))
     return Outcome(change, state.verified is not False, text)

@@ -176,6 +176,11 @@ class PushOutcome(Protocol):
     @property
     def result(self) -> str: ...
 
+    @property
+    def failed_halfway(self) -> bool:
+        """A request failed (or a step was left halfway): `result` says what, without a "pushed" preamble."""
+        ...
+
 
 class Remedies(Closable, Protocol):
     """The Astro SCIM FAQ's fixes on the Okta side (drift --fix)."""
@@ -242,6 +247,10 @@ class PushState:
     in_astro_before: set[str] | None = None  # the Team's members before acting (in_astro is then re-read)
     left_state: str = ""  # acting failed halfway and could not be undone: the state it left (result: how to undo)
     failure: str = ""  # acting failed on a request (nothing left halfway): the error
+
+    @property
+    def failed_halfway(self) -> bool:
+        return bool(self.left_state or self.failure)
 
     def describe_action(self) -> str:
         return {

@@ -53,7 +53,12 @@ class OktaGroupPush(OktaOrg):
                 for mapping in await self._push_mappings(c, app_id, source_group_id=group_id):
                     await self._delete_push(c, app_id, str(mapping["id"]))
             report = await self._push_groups(c, [name], True, force_repush=True, from_config=False)
-            return report.groups[0]
+            state = report.groups[0]
+            if state.failure:  # the mappings are gone and no new one was made: Okta no longer pushes the group
+                state.left_state = f"the push mapping for {name!r} was deleted and not re-created"
+                state.result = (f"{state.left_state}: push the group again in the Admin Console (Push Groups) or "
+                                f"with: astro-scim push-groups {shlex.quote(name)} --yes (after {state.failure})")
+            return state
 
         return self._call(run)
 
