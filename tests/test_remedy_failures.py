@@ -46,12 +46,18 @@ def group_id(sb: Sandbox, name: str) -> str:
     return str(sb.okta.state.group_by_name(name)["id"])
 
 
+def deleted_in_astro(sb: Sandbox) -> tuple[str, str]:
+    """A user Okta grants the app only through the assigned group, deleted in Astro: drift --fix re-assigns them by
+    leaving and re-joining that group. Returns the login and the group's id."""
+    login = only_in_assigned_team(sb)
+    sb.astro.delete_user(sb.astro_orgs["okta"].org_id, login)
+    return login, group_id(sb, ASSIGNED_TEAM)
+
+
 def test_reassign_through_groups_whose_rejoin_fails_says_what_is_left(
     sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    login = only_in_assigned_team(sandbox)
-    sandbox.astro.delete_user(sandbox.astro_orgs["okta"].org_id, login)
-    gid = group_id(sandbox, ASSIGNED_TEAM)
+    login, gid = deleted_in_astro(sandbox)
     rule = sandbox.fail("okta", FaultRule("PUT", rf"^/api/v1/groups/{gid}/users/", times=None))
     rc, out = run(capsys, "drift", "-c", str(okta_applied), "--fix", "--yes")
     assert rule.hits > 1  # the re-join, retried, and the restore
@@ -133,9 +139,7 @@ def test_drift_fix_whose_repush_leaves_the_mapping_inactive_does_not_count_it_fi
 def test_reassign_whose_leave_answer_is_lost_still_rejoins_the_group(
     sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    login = only_in_assigned_team(sandbox)
-    sandbox.astro.delete_user(sandbox.astro_orgs["okta"].org_id, login)
-    gid = group_id(sandbox, ASSIGNED_TEAM)
+    login, gid = deleted_in_astro(sandbox)
     # Okta removes the member, then the connection drops before its answer: the tool must not assume either way.
     rule = sandbox.fail("okta", FaultRule("DELETE", rf"^/api/v1/groups/{gid}/users/", status=0, after=True))
     rc, out = run(capsys, "drift", "-c", str(okta_applied), "--fix", "--yes")
