@@ -612,3 +612,19 @@ def test_a_graph_failure_of_the_credential_test_is_not_blamed_on_astro(
     assert cli("test-connection", "--idp", "azure", config=azure_config) == 1
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "validateCredentials" in ln)
     assert "FAIL" in line and "403" in line and "could not use the Astro SCIM endpoint" not in line
+
+
+def test_secrets_saved_whose_answer_is_lost_are_read_back_not_reported_unsaved(
+        sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Entra saves the Tenant URL and token, then the connection drops before its answer (every retry alike): the
+    saved Tenant URL read back shows they were written, so apply goes on, tests them and verifies (it stopped with
+    'not applied' while Entra held them)."""
+    from connector.sandbox.faults import FaultRule
+
+    rule = sandbox.fail("graph", FaultRule("PUT", r"/synchronization/secrets$", status=0, after=True, times=None))
+    capsys.readouterr()
+    assert cli("apply", "--idp", "azure", "--yes", config=azure_config) == 0, capsys.readouterr()
+    assert rule.hits >= 1
+    saved = sandbox.graph.state.sp_sync(sp_of(sandbox)["id"]).secrets  # type: ignore[union-attr]
+    assert saved.get("BaseAddress") == sandbox.astro_orgs["azure"].scim_url
+    assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0  # second plan empty

@@ -15,6 +15,7 @@ The other Entra jobs are composed into the provider class: health.py (test-conne
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ from connector.views import SetupGap
 
 # preferredSingleSignOnMode values that are federated SSO Astro can use (the seed's first prerequisite).
 SSO_MODES = frozenset({"saml", "oidc"})
+
+log = logging.getLogger("connector.azure")
 
 
 @dataclass
@@ -347,7 +350,23 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
             except RemoteError as exc:
                 exc.message += "; nothing was saved: Entra keeps its current Tenant URL and Secret Token"
                 raise
-        await self.tenant.put_secrets(str(sp["id"]), {**keep, **values})
+        try:
+            await self.tenant.put_secrets(str(sp["id"]), {**keep, **values})
+        except RemoteError as exc:
+            if exc.status is not None:
+                raise  # Graph answered with an error: nothing was saved
+            # No answer (retried): Entra may have saved them before the connection dropped. Its saved Tenant URL
+            # tells, when it changes; the Secret Token reads back masked.
+            try:
+                now = await self.tenant.read_secrets(str(sp["id"])) or {}
+            except RemoteError:
+                now = {}
+            url = values.get("BaseAddress")
+            if not (url and now.get("BaseAddress") == url and saved.get("BaseAddress") != url):
+                exc.message += ("; Entra's answer was lost: it may or may not hold the new Tenant URL and Secret "
+                                "Token ('astro-scim plan --idp azure' shows which)")
+                raise
+            log.info("azure: the secrets' save answer was lost, but Entra holds the new Tenant URL: saved")
         if job is None:
             return  # nothing to test with yet: starting the job tests them first (_apply_job_state)
         # The read-back: Entra's own test of what it now holds (useSavedCredentials).
