@@ -23,7 +23,7 @@ from connector.audit.reconcile import AuditResult, Finding, Kind, Prepared, comp
 from connector.audit.remedies import Outcome, check_limits, execute, plan_remedies
 from connector.audit.report import render
 from connector.config.load import AstroConfig, ProjectConfig
-from connector.errors import ConnectorError, UnsafePlan
+from connector.errors import UnsafePlan
 from connector.plan.model import Action, Plan
 from connector.plan.view import show_plans
 from connector.providers import registry
@@ -209,14 +209,24 @@ def fix(cfg: ProjectConfig, target: AuditTarget, astro: AstroConfig, result: Aud
         say(_outcome_line(o))
         stage.advance()
 
-    with progress.stage(f"fix {result.idp}", total=len(actionable), unit="remedies") as stage:
-        outcomes = execute(plan, provider=target, astro=astro, report=lambda o: report(o, stage))
+    carried_out: list[Outcome] = []  # as they come: an interruption (Ctrl-C, a bug) must not lose them
+
+    def report_and_keep(o: Outcome, stage: Stage) -> None:
+        carried_out.append(o)
+        report(o, stage)
+
+    try:
+        with progress.stage(f"fix {result.idp}", total=len(actionable), unit="remedies") as stage:
+            outcomes = execute(plan, provider=target, astro=astro, report=lambda o: report_and_keep(o, stage))
+    except BaseException:
+        result.remedies = [{**o.change.to_json(), "ok": o.ok, "message": o.message} for o in carried_out]
+        raise
     targeted = {fid for o in outcomes if o.ok for fid in o.change.data.get("findings", [])}
     remedies = [{**o.change.to_json(), "ok": o.ok, "message": o.message} for o in outcomes]
     try:
         with progress.stage(f"re-audit {result.idp} until the fixes show"):
             after = settle(target, astro, targeted, watch={_scope_name(f) for f in result.findings})
-    except ConnectorError:
+    except BaseException:
         # What was done must not be lost with the re-audit: the audit before the fix, with the remedies carried
         # out (unverified: nothing was read back), is what `drift` reports beside the error.
         result.remedies = remedies
@@ -320,8 +330,8 @@ def drift(cfg: ProjectConfig, idp: str, options: FixOptions, *, fmt: str, to_std
                     run.shown.append((result, len(result.findings)))
                 result = fix(cfg, target, astro, result, options, machine_on_stdout, progress)
             run.results.append(result)
-        except ConnectorError:
-            if result is not None and result.remedies:  # acted, then could not re-audit: keep what was done
+        except BaseException:
+            if result is not None and result.remedies:  # acted, then stopped: keep what was done
                 run.results.append(result)
             raise
         finally:

@@ -41,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
             # read on their own: one holding only the IdPs done could read as "no drift", so none is written.
             _emit(unseen, args.format, None)
         raise
+    except BaseException:
+        _record(done)  # interrupted (Ctrl-C) or a bug (exit 70): the remedies carried out still reach the trail
+        raise
 
 
 def _run(args: argparse.Namespace, done: DriftRun) -> int:
