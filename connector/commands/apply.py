@@ -22,6 +22,7 @@ from connector.errors import (
     ManualStepRequired,
     ProvisioningFailed,
     StalePlan,
+    UnsafePlan,
     UsageError,
     WrittenButFailing,
 )
@@ -104,10 +105,8 @@ def _apply_one(cfg: ProjectConfig, provider: ConfigProvider, args: argparse.Name
     show_plans([plan], "text")
     if not plan:
         return 0
-    # The count alone: what apply deletes is IdP setup (Okta push mappings with --prune, the Teams kept in Astro),
-    # a handful of objects, of which any fraction would refuse the first removal.
-    plan.check_safety(existing=plan.existing, max_fraction=None, max_count=cfg.safety.max_delete_count,
-                      force=args.force)
+    if not args.force and (problem := plan.apply_limit_problem(cfg.safety.max_delete_count)) is not None:
+        raise UnsafePlan(problem, hint="review the plan, then re-run with --force to allow it")
     if not args.yes and not _confirm(f"apply {len(plan.changes)} change(s) to {plan.provider}?"):
         output.say("nothing applied")
         entry["status"] = "declined"

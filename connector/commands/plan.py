@@ -36,10 +36,8 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
     plans = [plan for _, plan in named]
     if args.format != "json":
         show_plans(plans, args.format)
-    for plan in plans:  # what apply would refuse (commands/apply.py: the count limit alone for IdP setup)
-        problem = plan.safety_problem(existing=plan.existing, max_fraction=None,
-                                      max_count=cfg.safety.max_delete_count)
-        if problem is not None:
+    for plan in plans:  # what apply would refuse without --force
+        if (problem := plan.apply_limit_problem(cfg.safety.max_delete_count)) is not None:
             output.warn(f"{problem}: 'astro-scim apply' refuses it without --force")
     if args.out:
         doc["saved_to"] = _save(args, cfg, named)

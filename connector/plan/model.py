@@ -110,6 +110,12 @@ class Plan:
         if problem is not None:
             raise UnsafePlan(problem, hint="review the plan, then re-run with --force to allow it")
 
+    def apply_limit_problem(self, max_count: int) -> str | None:
+        """What `apply` refuses without --force: the count limit alone. What apply deletes is IdP setup (Okta push
+        mappings with --prune, their Teams kept in Astro), a handful of objects, of which any fraction would refuse
+        the first removal. `plan` warns with the same words."""
+        return self.safety_problem(existing=self.existing, max_fraction=None, max_count=max_count)
+
     def to_json(self) -> dict[str, Any]:
         return {"provider": self.provider, "changes": [c.to_json() for c in self.changes], "counts": self.counts()}
 
