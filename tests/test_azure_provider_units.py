@@ -388,6 +388,7 @@ def test_pin_sdk_schema_builder_has_no_put() -> None:
     assert not hasattr(SchemaRequestBuilder, "put")
 
 
+@pytest.mark.xdist_group("msgraph-models")  # parses Graph entities: see test_graph_emulator.post_raw
 def test_pin_sdk_model_round_trip_drops_flow_types() -> None:
     """GET -> SynchronizationSchema model -> serialize loses flowTypes (kiota#3238): we keep the schema raw."""
     from kiota_serialization_json.json_parse_node_factory import JsonParseNodeFactory
@@ -413,6 +414,7 @@ def test_pin_sdk_secrets_builder_cannot_read() -> None:
     assert hasattr(SecretsRequestBuilder, "put") and not hasattr(SecretsRequestBuilder, "get")
 
 
+@pytest.mark.xdist_group("msgraph-models")  # parses Graph entities: see test_graph_emulator.post_raw
 def test_pin_sdk_provisioning_step_import_enum_is_lost() -> None:
     from kiota_serialization_json.json_parse_node_factory import JsonParseNodeFactory
     from msgraph.generated.models.provisioning_object_summary import ProvisioningObjectSummary

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -67,11 +68,12 @@ def test_unexpected_exception_gives_one_line_and_a_log(
         raise RuntimeError("kaboom")
 
     monkeypatch.setattr(status, "run", boom)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the log lands in the test's folder, not in /tmp
     assert main(["status"]) == 70
     err = capsys.readouterr().err
     assert "Traceback" not in err and "kaboom" in err
     log = err.split("written to ")[1].split(";")[0].strip()
-    assert "Traceback" in Path(log).read_text()
+    assert "Traceback" in Path(log).read_text() and Path(log).parent == tmp_path
 
 
 # -- -v/--verbose and -q/--quiet: before or after the command --------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_graph_emulator import ORG_ID, GraphEnv, configured, graph_env, job_builder, raw, run  # noqa: F401
+from test_graph_emulator import MODELS_GROUP, ORG_ID, GraphEnv, configured, graph_env, job_builder, raw, run  # noqa: F401
 
 from connector.sandbox.graph.template import ENTERPRISE
 from connector.sandbox.seed import ASSIGNED_TEAM
@@ -223,6 +223,7 @@ def test_on_demand_for_an_unassigned_user_is_skipped(graph_env: GraphEnv) -> Non
     assert writes(graph_env) == [] and graph_env.astro_users() == []
 
 
+@MODELS_GROUP  # reads the job's status as the SDK's model
 def test_credential_failures_quarantine_the_job(graph_env: GraphEnv) -> None:  # noqa: F811
     sp_id, job_id = configured(graph_env)
     graph = graph_env.graph

@@ -19,6 +19,7 @@ from connector.providers.okta.provider import OktaProvider
 from connector.sandbox.core import Sandbox
 from connector.sandbox.faults import FaultConfig
 from connector.sandbox.seed import ASSIGNED_TEAM
+from connector.support.clock import FakeClock
 
 APP = "Astro"
 
@@ -492,6 +493,36 @@ def test_oauth_service_app_with_a_private_key_plans_and_applies(sandbox: Sandbox
     assert tokens and all(e.method == "POST" for e in tokens)
     out = capsys.readouterr()
     assert private.splitlines()[1] not in out.out + out.err
+
+
+def test_an_oauth_command_asks_okta_for_one_access_token(sandbox: Sandbox, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # Each phase of a command opens its own SDK client; they share the command's token (SharedToken), so the
+    # service app signs one assertion and spends one request of the token endpoint's rate limit per command.
+    private, public = _key_pair()
+    sandbox.okta.register_service_app("0oaService", public, ALL_SCOPES)
+    config = _service_app_config(sandbox, tmp_path, private)
+    enable_provisioning(sandbox)
+
+    def tokens() -> int:
+        return sum(1 for e in sandbox.logs["okta"].entries if e.path == "/oauth2/v1/token")
+
+    for argv in (["test-connection"], ["apply", "--yes"], ["status"], ["plan"]):
+        before = tokens()
+        assert main([*argv, "--idp", "okta", "-c", str(config)]) == 0, capsys.readouterr()
+        assert tokens() - before == 1, argv  # before: 2, 4, 3 and 1
+    assert private.splitlines()[1] not in "".join(capsys.readouterr())
+
+
+def test_a_shared_token_is_not_used_past_its_age(fake_clock: FakeClock) -> None:
+    from connector.providers.okta.client import SHARED_TOKEN_SECONDS, SharedToken
+
+    shared = SharedToken()
+    shared.put(("eyJ-token", "Bearer"))
+    fake_clock.advance(SHARED_TOKEN_SECONDS - 1)
+    assert shared.get() == ("eyJ-token", "Bearer") and "eyJ" not in repr(shared)
+    fake_clock.advance(2)
+    assert shared.get() is None  # the SDK then asks for a new one
 
 
 @pytest.mark.parametrize(("case", "words"), [

@@ -120,8 +120,16 @@ class Plan:
         return {"provider": self.provider, "changes": [c.to_json() for c in self.changes], "counts": self.counts()}
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
     """A JSON-able form of what providers read (dataclasses, sets, paths, enums), for digests only."""
+    kind = type(value)
+    if kind in _SCALARS:  # most leaves: tested first, as every plan digests the whole state it read
+        return value
+    if kind is dict:
+        return {str(k): _plain(v) for k, v in value.items()}
     if is_dataclass(value) and not isinstance(value, type):
         # Field by field, as asdict() would give them, without its deep copy of every value (most of the cost).
         return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -31,6 +32,7 @@ from urllib.parse import urlencode, urlsplit
 from connector.config.load import OktaConfig
 from connector.errors import UNREACHABLE_HINT, AuthError, RemoteError
 from connector.providers.okta import answers
+from connector.support import clock
 from connector.support.answers import list_of_objects
 from connector.support.http import (
     DEFAULT_POLICY,
@@ -55,6 +57,56 @@ HTTPS_CHECK_ENV = "OKTA_TESTING_TESTINGDISABLEHTTPSCHECK"
 # The SDK reads any non-empty value of this variable as "skip the https check"; constructing a client is the only
 # moment it looks, so it is set around construction only, for loopback URLs only.
 _env_lock = threading.Lock()
+
+# The SDK's request executor looks for the OAuth access token under this cache key before it asks for one.
+SDK_TOKEN_KEY = "OKTA_ACCESS_TOKEN"
+# Okta's access tokens for service apps live one hour; a shared one is not used past this age (the SDK itself
+# renews five minutes before expiry), so no request goes out with an expired token.
+SHARED_TOKEN_SECONDS = 30 * 60
+
+
+class SharedToken:
+    """The OAuth access token of one command, shared by the SDK clients it opens one after another.
+
+    Each phase of a command (read, plan, write, verify) opens its own SDK client in its own event loop, and a fresh
+    client asks Okta for a new token: 1-4 per command, each a signed assertion (two RSA key loads: ~0.25 s of CPU)
+    and a request against the token endpoint's own rate limit. Held in memory for the command's loaded config
+    (shared_token_for), never beyond it, never written anywhere."""
+
+    def __init__(self) -> None:
+        self._value: Any = None
+        self._since = 0.0
+
+    def get(self) -> Any:
+        if self._value is not None and clock.current().monotonic() - self._since > SHARED_TOKEN_SECONDS:
+            self._value = None
+        return self._value
+
+    def put(self, value: Any) -> None:
+        self._value, self._since = value, clock.current().monotonic()
+
+    def clear(self) -> None:
+        self._value = None
+
+    def __repr__(self) -> str:  # never the token
+        return f"SharedToken(held={self._value is not None})"
+
+
+# One SharedToken per loaded OktaConfig (a command loads its config once): by identity, as two configs that read
+# alike may name two orgs served one after the other on one address (a rehearsal's sandboxes).
+_tokens: dict[int, tuple[weakref.ref[OktaConfig], SharedToken]] = {}
+_tokens_lock = threading.Lock()
+
+
+def shared_token_for(okta: OktaConfig) -> SharedToken:
+    with _tokens_lock:
+        entry = _tokens.get(id(okta))
+        if entry is None or entry[0]() is not okta:
+            for key in [k for k, (ref, _) in _tokens.items() if ref() is None]:
+                del _tokens[key]
+            entry = (weakref.ref(okta), SharedToken())
+            _tokens[id(okta)] = entry
+        return entry[1]
 
 
 def client_config(okta: OktaConfig) -> dict[str, Any]:
@@ -146,6 +198,7 @@ def _sdk_client_class() -> type:
     import importlib
 
     import aiohttp
+    from okta.cache.cache import Cache
     from okta.cache.no_op_cache import NoOpCache
     from okta.cache.okta_cache import OktaCache
     from okta.config.config_setter import ConfigSetter
@@ -165,8 +218,33 @@ def _sdk_client_class() -> type:
                 return cast(str | None, super()._setup_proxy(proxy))
             return None
 
+    class SharedTokenCache(Cache):  # type: ignore[misc]  # the SDK is untyped
+        """The SDK's cache interface holding nothing but the OAuth access token, in the command's SharedToken (the
+        SDK's response cache stays off: it would answer a read-back with what was read before the write)."""
+
+        def __init__(self, shared: SharedToken) -> None:
+            super().__init__()
+            self._shared = shared
+
+        def get(self, key: str) -> Any:
+            return self._shared.get() if key == SDK_TOKEN_KEY else None
+
+        def contains(self, key: str) -> bool:
+            return key == SDK_TOKEN_KEY and self._shared.get() is not None
+
+        def add(self, key: str, value: Any) -> None:
+            if key == SDK_TOKEN_KEY:
+                self._shared.put(value)
+
+        def delete(self, key: str) -> None:
+            if key == SDK_TOKEN_KEY:
+                self._shared.clear()
+
+        def clear(self) -> None:
+            self._shared.clear()
+
     class OktaSdkClient(*bases):  # type: ignore[misc]  # the bases are only known here
-        def __init__(self, user_config: dict[str, Any]) -> None:
+        def __init__(self, user_config: dict[str, Any], shared_token: SharedToken | None = None) -> None:
             setter = ConfigSetter()
             setter._apply_config({"client": user_config})
             config = setter._prune_config(setter.get_config())
@@ -177,9 +255,14 @@ def _sdk_client_class() -> type:
             # SDK logs response bodies unredacted); it also adds a handler per client, which is not copied.
             logging.getLogger("okta-sdk-python").disabled = not config["client"]["logging"]["enabled"]
             self._config = config
-            self._request_executor = RequestExecutor(
-                config, OktaCache(cache["defaultTtl"], cache["defaultTti"]) if cache["enabled"] else NoOpCache(),
-                SessionProxyHTTPClient)
+            sdk_cache: Any
+            if cache["enabled"]:  # asked for in okta.yaml or OKTA_CLIENT_CACHE_*: the SDK's own, per client
+                sdk_cache = OktaCache(cache["defaultTtl"], cache["defaultTti"])
+            elif shared_token is not None and not config["client"].get("dpopEnabled"):  # a DPoP token is bound to
+                sdk_cache = SharedTokenCache(shared_token)  # its client's own key: not shared
+            else:
+                sdk_cache = NoOpCache()
+            self._request_executor = RequestExecutor(config, sdk_cache, SessionProxyHTTPClient)
             self._session: aiohttp.ClientSession | None = None
 
         async def __aenter__(self) -> OktaSdkClient:
@@ -206,20 +289,21 @@ def _sdk_client_class() -> type:
 _client_class: type | None = None
 
 
-def new_sdk_client(okta: OktaConfig) -> Any:
-    """Construct the SDK client (imported here, never at start-up)."""
+def new_sdk_client(okta: OktaConfig, shared_token: SharedToken | None = None) -> Any:
+    """Construct the SDK client (imported here, never at start-up); an OAuth client takes its access token from
+    `shared_token` when it holds one."""
     global _client_class
     if _client_class is None:
         _client_class = _sdk_client_class()
     client_class = _client_class
     config = client_config(okta)
     if not is_loopback(okta.org_url):
-        return client_class(config)
+        return client_class(config, shared_token)
     with _env_lock:
         previous = os.environ.get(HTTPS_CHECK_ENV)
         os.environ[HTTPS_CHECK_ENV] = "true"
         try:
-            return client_class(config)
+            return client_class(config, shared_token)
         finally:
             if previous is None:
                 os.environ.pop(HTTPS_CHECK_ENV, None)
@@ -296,7 +380,7 @@ class OktaClient:
         self._sem: asyncio.Semaphore | None = None
 
     async def __aenter__(self) -> OktaClient:
-        self._sdk = new_sdk_client(self.config)
+        self._sdk = new_sdk_client(self.config, shared_token_for(self.config))
         await self._sdk.__aenter__()
         self._sem = asyncio.Semaphore(self.concurrency)
         return self
