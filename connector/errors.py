@@ -147,11 +147,12 @@ class AuthError(RemoteError):
 
 class LeftHalfway(RemoteError):
     """A change of several steps failed after one of them was made, and putting it back failed too. The message
-    says the state it left and how to put it right (also the hint); `cause` is the request that failed."""
+    says the state it left and how to put it right (not the hint too: printed, it said the undo twice); `cause`
+    is the request that failed."""
 
     def __init__(self, left: str, undo: str, cause: RemoteError) -> None:
         super().__init__(f"{left}: {undo}", service=cause.service, endpoint=cause.endpoint, status=cause.status,
-                         code=cause.code, hint=undo)
+                         code=cause.code)
         self.left, self.undo, self.cause = left, undo, cause
 
     def __str__(self) -> str:

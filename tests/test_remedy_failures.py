@@ -193,3 +193,15 @@ def test_a_relink_whose_new_mapping_cannot_be_made_says_the_mapping_is_gone(
     assert rule.hits >= 1 and rc == 1, out
     assert f"the push mapping for '{team}' was deleted and not re-created" in out
     assert f"astro-scim push-groups {shlex.quote(team)} --yes" in out and "(0 of 1 fixed)" in out
+
+
+def test_a_change_left_halfway_is_printed_with_its_undo_once(capsys: pytest.CaptureFixture[str]) -> None:
+    from connector import output
+    from connector.errors import LeftHalfway, RemoteError
+
+    cause = RemoteError("server error", service="okta", endpoint="PUT /api/v1/groups/g1/users/u1", status=500)
+    exc = LeftHalfway("ada was removed from group 'Astro Users' in Okta, not re-added",
+                      "re-add ada to 'Astro Users' in the Okta Admin Console", cause)
+    output.error(str(exc), exc.hint)
+    err = capsys.readouterr().err
+    assert err.count("re-add ada to 'Astro Users'") == 1 and "PUT /api/v1/groups/g1/users/u1" in err, err
