@@ -73,6 +73,21 @@ def test_reassign_through_groups_whose_rejoin_fails_says_what_is_left(
     assert entry["exit_code"] == 1
 
 
+def test_a_finding_the_fix_did_not_fix_is_in_the_json_with_why(
+    sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_json_schemas import run_json
+
+    login, gid = deleted_in_astro(sandbox)
+    sandbox.fail("okta", FaultRule("PUT", rf"^/api/v1/groups/{gid}/users/", times=None))
+    rc, doc = run_json(capsys, "drift", "drift", "-c", str(okta_applied), "--fix", "--yes")
+    (okta,) = doc["idps"]
+    (entry,) = okta["not_fixed"]
+    assert rc == 1 and okta["fixed"] == [] and not okta["remedies"][0]["ok"]
+    assert (entry["finding"]["kind"], entry["finding"]["subject"]) == ("user_missing", login)
+    assert "its remedy failed" in entry["why"] and "left the IdP's scope" in entry["why"]
+
+
 def drop_a_member(sb: Sandbox) -> str:
     """A member of a pushed Team dropped in Astro: the group needs a re-push. Returns the Team."""
     team = sb.default_team_names()[0]

@@ -700,6 +700,9 @@ class AuditResult:
     deviations: list[str] = field(default_factory=list)
     seconds: float = 0.0
     fixed: list[Finding] = field(default_factory=list)  # after `drift --fix --yes`: findings that went away
+    # ... and those that went away without being fixed, with why (audit/run.py judge): a failed remedy, a subject
+    # that left the IdP's scope or now has another finding
+    not_fixed: list[tuple[Finding, str]] = field(default_factory=list)
     # The watched names (audit_once's `watch`, folded) the IdP's view holds as users or groups: what is in its scope.
     in_scope: set[str] = field(default_factory=set)
     remedies: list[dict[str, Any]] = field(default_factory=list)  # what --fix did: change, ok, message

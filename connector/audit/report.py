@@ -184,7 +184,9 @@ def to_json(results: list[AuditResult]) -> str:
                 "deviations": r.deviations,
                 "seconds": round(r.seconds, 3),
                 "findings": [f.to_json() for f in r.findings],
-                **({"fixed": [f.to_json() for f in r.fixed], "remedies": r.remedies} if r.remedies else {}),
+                **({"fixed": [f.to_json() for f in r.fixed],
+                    "not_fixed": [{"finding": f.to_json(), "why": why} for f, why in r.not_fixed],
+                    "remedies": r.remedies} if r.remedies else {}),
             }
             for r in results
         ],

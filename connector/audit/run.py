@@ -233,6 +233,7 @@ def fix(cfg: ProjectConfig, target: AuditTarget, astro: AstroConfig, result: Aud
         raise
     failed = {fid for o in outcomes if not o.ok for fid in o.change.data.get("findings", [])}
     after.fixed, not_fixed = judge(result.findings, after, failed)
+    after.not_fixed = not_fixed
     after.idp_org = result.idp_org
     after.remedies = remedies
     say(f"{result.idp}: after the fix, {len(after.findings)} finding(s) left "
