@@ -213,6 +213,25 @@ def test_apply_json_azure_failed_then_not_verified(sandbox: Sandbox, tmp_path: P
     assert rc == 0 and doc["providers"][0]["verification"]["status"] == "not_verified"
 
 
+def test_apply_json_names_each_subject_still_pending(sandbox: Sandbox, azure_applied: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from connector.sandbox.seed import ASSIGNED_TEAM
+
+    assert sandbox.graph is not None
+    seed = sandbox.seed_org
+    team = sandbox.default_team_names()[0]
+    newcomer = next(p for p in seed.people if p.active and p.key in seed.team(ASSIGNED_TEAM).member_keys
+                    and p.key not in seed.team(team).member_keys)
+    sandbox.graph.add_member(team, newcomer.email)
+    sandbox.graph.hold_cycles = True  # Entra has not provisioned the new membership yet
+    rc, doc = run_json(capsys, "apply", "apply", "-c", str(azure_applied), "--yes", "--wait", "0")
+    verification = doc["providers"][0]["verification"]
+    assert rc == 0 and verification["status"] == "partly_verified", verification
+    (pending,) = verification["pending_subjects"]
+    assert verification["pending"] == 1 and pending["kind"] == "membership_missing"
+    assert (pending["subject"], pending["team"], pending["user"].casefold()) == (team, team, newcomer.email), pending
+
+
 def test_apply_json_several_idps_one_waiting_for_a_manual_step(sandbox: Sandbox, sandbox_config: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     rc, doc = run_json(capsys, "apply", "apply", "-c", str(sandbox_config), "--yes")

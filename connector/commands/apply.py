@@ -174,12 +174,15 @@ def _verdict_json(verdict: Verdict) -> dict[str, Any]:
             "counts": {"idp_users": r.idp_users, "idp_groups": r.idp_groups, "astro_users": r.astro_users},
             "blocking": [{"kind": f.kind.value, "subject": f.subject, "detail": f.detail, "remedy": f.remedy}
                          for f in verdict.blocking],
-            "pending": len(verdict.pending)}
+            "pending": len(verdict.pending),
+            "pending_subjects": [{"kind": f.kind.value, "subject": f.subject,
+                                  **({"user": f.user} if f.user else {}), **({"team": f.team} if f.team else {})}
+                                 for f in verdict.pending]}
 
 
 def _unverified(summary: str) -> dict[str, Any]:
     return {"status": "not_verified", "summary": summary, "hint": None, "seconds": None, "counts": None,
-            "blocking": [], "pending": 0}
+            "blocking": [], "pending": 0, "pending_subjects": []}
 
 
 def _verify(cfg: ProjectConfig, idp: str, args: argparse.Namespace, entry: dict[str, Any],
