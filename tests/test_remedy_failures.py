@@ -73,6 +73,49 @@ def test_reassign_through_groups_whose_rejoin_fails_says_what_is_left(
     assert entry["exit_code"] == 1
 
 
+def directly_assigned_and_deleted_in_astro(sb: Sandbox) -> tuple[str, str]:
+    """A user Okta grants the app by a direct assignment only (no group), provisioned, then deleted in Astro:
+    drift --fix re-assigns them by unassigning and assigning again. Returns the login and the app's id."""
+    assert sb.okta is not None
+    app_id = str(sb.okta.app_by_label("Astro")["id"])
+    login = "dana.direct@acme.example"
+    with httpx.Client(base_url=str(sb.okta_url), headers={"Authorization": f"SSWS {sb.okta_token}"}) as okta:
+        user = okta.post("/api/v1/users", params={"activate": "true"}, json={"profile": {
+            "firstName": "Dana", "lastName": "Direct", "email": login, "login": login}}).raise_for_status().json()
+        okta.post(f"/api/v1/apps/{app_id}/users", json={"id": user["id"], "scope": "USER",
+                                                        "credentials": {"userName": login}}).raise_for_status()
+    org = sb.astro_orgs["okta"].org_id
+    assert login in {u["userName"] for u in sb.astro.users(org)}  # Okta provisioned the assignment
+    sb.astro.delete_user(org, login)
+    return login, app_id
+
+
+def test_reassign_of_a_direct_assignment_puts_the_user_back(
+    sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    login, _ = directly_assigned_and_deleted_in_astro(sandbox)
+    rc, out = run(capsys, "drift", "-c", str(okta_applied), "--fix", "--yes")
+    assert rc == 0 and f"removed and re-assigned {login}" in out, out
+    assert login in {u["userName"] for u in sandbox.astro.users(sandbox.astro_orgs["okta"].org_id)}
+    rc, out = run(capsys, "drift", "-c", str(okta_applied))
+    assert rc == 0 and "no drift" in out, out
+
+
+def test_reassign_of_a_direct_assignment_whose_assign_fails_says_the_user_was_left_unassigned(
+    sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    login, app_id = directly_assigned_and_deleted_in_astro(sandbox)
+    rule = sandbox.fail("okta", FaultRule("POST", rf"^/api/v1/apps/{app_id}/users$", times=None))
+    rc, out = run(capsys, "drift", "-c", str(okta_applied), "--fix", "--yes")
+    assert rule.hits > 1 and rc == 1, out  # the assign, retried, then once more after a look
+    left = f"{login} was removed from the Okta app 'Astro' and not re-assigned"
+    assert left in out and f"assign {login} to 'Astro' again in the Okta Admin Console" in out, out
+    assert "(0 of 1 fixed)" in out and f"not fixed: user_missing {login}: its remedy failed" in out, out
+    (entry,) = [e for e in trail_of(okta_applied) if e["command"] == "drift --fix"]
+    (change,) = entry["changes"]
+    assert (change["key"], change["outcome"]) == (login, "failed") and left in change["message"]
+
+
 def test_a_finding_the_fix_did_not_fix_is_in_the_json_with_why(
     sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
