@@ -523,6 +523,42 @@ def test_a_shared_token_is_not_used_past_its_age(fake_clock: FakeClock) -> None:
     assert shared.get() == ("eyJ-token", "Bearer") and "eyJ" not in repr(shared)
     fake_clock.advance(2)
     assert shared.get() is None  # the SDK then asks for a new one
+    # ... or hands back the copy its client kept: an old token is not shared again (only the SDK's own expiry
+    # check, on its own copy, decides about it from now on)
+    shared.put(("eyJ-token", "Bearer"))
+    assert shared.get() is None
+    shared.put(("eyJ-new", "Bearer"))
+    assert shared.get() == ("eyJ-new", "Bearer")
+    fake_clock.advance(SHARED_TOKEN_SECONDS - 1)
+    shared.put(("eyJ-new", "Bearer"))  # put again by another client: its age still counts from the first put
+    fake_clock.advance(2)
+    assert shared.get() is None
+
+
+def test_a_refused_token_is_not_shared_again(fake_clock: FakeClock) -> None:
+    from connector.providers.okta.client import SharedToken
+
+    shared = SharedToken()
+    shared.put(("eyJ-revoked", "Bearer"))
+    shared.clear()  # OktaClient.translate, on a 401
+    shared.put(("eyJ-revoked", "Bearer"))
+    assert shared.get() is None
+
+
+def test_a_401_stops_the_commands_token_being_shared(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from connector.config.load import OktaConfig
+    from connector.errors import AuthError
+    from connector.providers.okta.client import OktaClient, shared_token_for
+    from connector.support.secret import Secret
+
+    okta = OktaConfig(org_url="https://acme.okta.com", client_id="0oaService", private_key=Secret.from_value("a-key"))
+    shared = shared_token_for(okta)
+    shared.put(("eyJ-token", "Bearer"))
+    refused = SimpleNamespace(status=401, error_code="invalid_token", error_summary="token revoked", headers={})
+    assert isinstance(OktaClient(okta).translate(refused, "GET", "/api/v1/apps"), AuthError)
+    assert shared_token_for(okta).get() is None
 
 
 @pytest.mark.parametrize(("case", "words"), [

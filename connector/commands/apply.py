@@ -165,6 +165,11 @@ def _outcomes(entry: dict[str, Any], plan: Plan, done: list[Change], exc: Connec
         entry["manual_steps"] = steps or [exc.steps or str(exc)]
 
 
+# A verification at the start of a 100,000-user apply may have most of them pending: the JSON names the first ones
+# (`pending` counts them all), as the text names the first five.
+MAX_PENDING_SUBJECTS = 1000
+
+
 def _verdict_json(verdict: Verdict) -> dict[str, Any]:
     """A read-back verdict (connector/audit/verify.Verdict) as the JSON answer holds it."""
     status = ("failed" if not verdict.ok else "partly_verified" if verdict.pending else "verified")
@@ -177,7 +182,7 @@ def _verdict_json(verdict: Verdict) -> dict[str, Any]:
             "pending": len(verdict.pending),
             "pending_subjects": [{"kind": f.kind.value, "subject": f.subject,
                                   **({"user": f.user} if f.user else {}), **({"team": f.team} if f.team else {})}
-                                 for f in verdict.pending]}
+                                 for f in verdict.pending[:MAX_PENDING_SUBJECTS]]}
 
 
 def _unverified(summary: str) -> dict[str, Any]:

@@ -76,6 +76,10 @@ class SharedToken:
     def __init__(self) -> None:
         self._value: Any = None
         self._since = 0.0
+        # The last token ever held: once aged out or refused it is never shared again. A client's own OAuth object
+        # keeps the token it fetched and hands it back to the cache whenever the cache has none; taken again, an
+        # old token would be shared past its life (the SDK checks expiry only on its own copy, never the cache's).
+        self._last: Any = None
 
     def get(self) -> Any:
         if self._value is not None and clock.current().monotonic() - self._since > SHARED_TOKEN_SECONDS:
@@ -83,9 +87,13 @@ class SharedToken:
         return self._value
 
     def put(self, value: Any) -> None:
-        self._value, self._since = value, clock.current().monotonic()
+        if value == self._last:  # the one held (its age counts from its first put), or one retired: not again
+            return
+        self._value = self._last = value
+        self._since = clock.current().monotonic()
 
     def clear(self) -> None:
+        """Stop sharing the token (Okta refused it): the next client asks for a new one."""
         self._value = None
 
     def __repr__(self) -> str:  # never the token
@@ -412,6 +420,7 @@ class OktaClient:
         headers = _headers_of(err)
         exc: RemoteError
         if status == 401:
+            shared_token_for(self.config).clear()  # a refused access token is not handed to the next phase
             exc = AuthError(
                 f"Okta {self.org_url} refused the {self.credential_name}"
                 + (f": {summary}" if summary else ""),
