@@ -10,27 +10,47 @@ case "$command" in
      exit 2 ;;
 esac
 
-# Install unless the runner already has astro-scim (a cached venv, an earlier step) and no version is asked for.
-if [ -n "${INPUT_VERSION:-}" ] || ! command -v astro-scim > /dev/null; then
-  venv="${RUNNER_TEMP:-/tmp}/astro-scim-venv"
-  python3 -m venv "$venv"
-  extras="all"
-  [ "$command" = validate ] && extras=""  # offline: the core install, no IdP SDKs
-  if [ -n "${INPUT_VERSION:-}" ]; then
-    spec="astro-scim-connector${extras:+[$extras]}==${INPUT_VERSION}"
-  else
-    spec="${GITHUB_ACTION_PATH:?}${extras:+[$extras]}"
+# The core install for validate (offline: no IdP SDKs), [all] for the rest. One venv per set of extras and
+# version: a validate step's core install is never taken for a later drift step (it would stop at the missing SDK).
+extras="all"
+[ "$command" = validate ] && extras=""
+temp="${RUNNER_TEMP:-/tmp}"
+if [ "${INPUT_USE_INSTALLED:-false}" = "true" ]; then  # the workflow installed astro-scim itself (a cached venv)
+  tool="$(command -v astro-scim || true)"
+  if [ -z "$tool" ]; then
+    echo "::error title=astro-scim::use-installed is true but no astro-scim is on PATH"
+    exit 2
   fi
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "$spec"
-  PATH="$venv/bin:$PATH"
-  [ -n "${GITHUB_PATH:-}" ] && echo "$venv/bin" >> "$GITHUB_PATH"  # later steps can call astro-scim too
+else
+  venv="$temp/astro-scim-${extras:-core}${INPUT_VERSION:+-$INPUT_VERSION}"
+  if [ ! -x "$venv/bin/astro-scim" ]; then
+    # The Python setup-python installed (its python-path output), without making it the job's python.
+    "${INPUT_PYTHON:-python3}" -m venv "$venv"
+    if [ -n "${INPUT_VERSION:-}" ]; then
+      spec=("astro-scim-connector${extras:+[$extras]}==${INPUT_VERSION}")
+    else  # this action's own copy, with the dependency versions its CI tested together
+      spec=(-c "${GITHUB_ACTION_PATH:?}/constraints.txt" "${GITHUB_ACTION_PATH}${extras:+[$extras]}")
+    fi
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "${spec[@]}"
+  fi
+  tool="$venv/bin/astro-scim"
+  # Later steps can call astro-scim too: only it goes on their PATH (not the venv's python and pip, which would
+  # catch a later `pip install`), the [all] install once there is one.
+  bin="$temp/astro-scim-bin"
+  mkdir -p "$bin"
+  full="$temp/astro-scim-all${INPUT_VERSION:+-$INPUT_VERSION}/bin/astro-scim"
+  if [ -x "$full" ]; then ln -sf "$full" "$bin/astro-scim"; else ln -sf "$tool" "$bin/astro-scim"; fi
+  if [ -n "${GITHUB_PATH:-}" ]; then echo "$bin" >> "$GITHUB_PATH"; fi
 fi
 
 config=(--config "${INPUT_CONFIG:-astro-scim.yaml}" --idp "${INPUT_IDP:-all}")
 case "$command" in
   # --format github prints ::error/::warning annotations and, with GITHUB_STEP_SUMMARY set, appends the markdown
   # report to the job summary.
-  validate) read -ra paths <<< "${INPUT_PATHS:-mappings/}"; args=(validate --format github "${paths[@]}") ;;
+  # paths: separated by spaces or one per line (a YAML block); read stops at NUL only, so every line counts
+  validate) paths=()
+            read -r -d '' -a paths <<< "${INPUT_PATHS:-mappings/}" || true
+            args=(validate --format github "${paths[@]}") ;;
   drift) args=(drift --format github "${config[@]}") ;;
   plan) args=(plan --exit-code "${config[@]}") ;;
   *) args=("$command" "${config[@]}") ;;
@@ -38,10 +58,10 @@ esac
 
 set +e
 if [ "$command" = validate ] || [ "$command" = drift ]; then
-  astro-scim "${args[@]}"
+  "$tool" "${args[@]}"
   code=$?
 else  # text output: shown in the log and, fenced, in the job summary
-  out="$(astro-scim "${args[@]}" 2>&1)"
+  out="$("$tool" "${args[@]}" 2>&1)"
   code=$?
   printf '%s\n' "$out"
   if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then

@@ -1,6 +1,7 @@
 """The GitHub Action (action.yml + action/run.sh), run locally the way a runner runs it: inputs as INPUT_*
-variables, GITHUB_* files for outputs, path and job summary. astro-scim is already on PATH here, as on a runner
-with a cached venv, so the step does not install (the wheel smoke in .ci/run covers installing)."""
+variables, GITHUB_* files for outputs, path and job summary. astro-scim is already on PATH here and the step runs
+it (`use-installed: true`), as on a runner with a cached venv; the wheel smoke in .ci/run covers installing, and
+the install logic (which venv, which pins, what goes on PATH) runs below with a stand-in for Python and pip."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
 
 
-def run_action(tmp_path: Path, **inputs: str) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+def run_action(tmp_path: Path, extra_env: dict[str, str] | None = None, **inputs: str
+               ) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
     files = {name: tmp_path / name for name in ("summary.md", "output.txt", "path.txt")}
     for f in files.values():
         f.write_text("")
@@ -36,9 +38,13 @@ def run_action(tmp_path: Path, **inputs: str) -> tuple[subprocess.CompletedProce
         **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}),
     }
     step = ACTION["runs"]["steps"][-1]
+    inputs = {"use_installed": "true", **inputs}
     for name, expr in step["env"].items():  # what action.yml maps each input to, with its declared default
+        if not expr.startswith("${{ inputs."):
+            continue  # another step's output (setup-python's python-path): the test's python3 on PATH instead
         key = expr.removeprefix("${{ inputs.").removesuffix(" }}")
         env[name] = inputs.get(key.replace("-", "_"), str(ACTION["inputs"][key].get("default", "")))
+    env.update(extra_env or {})
     proc = subprocess.run(["bash", str(ROOT / "action" / "run.sh")], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=120)
     return proc, {name: f.read_text() for name, f in files.items()}
@@ -46,8 +52,12 @@ def run_action(tmp_path: Path, **inputs: str) -> tuple[subprocess.CompletedProce
 
 def test_every_input_reaches_the_step_and_none_is_spliced_into_the_script() -> None:
     setup, step = ACTION["runs"]["steps"]
-    mapped = {v.removeprefix("${{ inputs.").removesuffix(" }}") for v in step["env"].values()}
+    mapped = {v.removeprefix("${{ inputs.").removesuffix(" }}") for v in step["env"].values()
+              if v.startswith("${{ inputs.")}
     assert setup["with"]["python-version"] == "${{ inputs.python-version }}"
+    # The tool's Python for its venv only: the job's python (and a later `pip install`) stay the workflow's.
+    assert setup["with"]["update-environment"] is False
+    assert step["env"]["INPUT_PYTHON"] == "${{ steps." + setup["id"] + ".outputs.python-path }}"
     assert mapped | {"python-version"} == set(ACTION["inputs"])
     assert "${{" not in step["run"]  # inputs as environment variables: no shell injection through a value
     assert ACTION["runs"]["using"] == "composite"
@@ -72,6 +82,50 @@ def test_validate_findings_become_annotations_and_a_summary_table(tmp_path: Path
     assert proc.stdout.startswith("::error file=bad.yaml,line=12,col=")
     assert "exit-code=1" in files["output.txt"]
     assert "| where | severity | finding | hint |" in files["summary.md"] and "`bad.yaml:12:" in files["summary.md"]
+
+
+def test_paths_one_per_line_are_all_validated(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text((ROOT / "mappings" / "okta.yaml").read_text())
+    (tmp_path / "bad.yaml").write_text("idp: okta\nusers: []\n")
+    proc, files = run_action(tmp_path, paths="good.yaml\nbad.yaml\n")  # `paths: |` in a workflow
+    assert proc.returncode == 1 and "file=bad.yaml" in proc.stdout, proc.stdout
+    assert "exit-code=1" in files["output.txt"]
+
+
+STAND_IN_PYTHON = """#!/usr/bin/env bash
+# A stand-in for `python3 -m venv DIR`: a venv whose pip records what it is asked to install and whose astro-scim
+# prints which venv ran it.
+set -e
+venv="$3"
+mkdir -p "$venv/bin"
+printf '#!/usr/bin/env bash\necho "pip $*" >> "%s/pip.log"\n' "$venv" > "$venv/bin/pip"
+printf '#!/usr/bin/env bash\necho "astro-scim of %s: $*"\n' "$venv" > "$venv/bin/astro-scim"
+chmod +x "$venv/bin/pip" "$venv/bin/astro-scim"
+"""
+
+
+def test_the_install_takes_a_venv_per_set_of_extras_and_puts_only_astro_scim_on_path(tmp_path: Path) -> None:
+    python = tmp_path / "python-stand-in"
+    python.write_text(STAND_IN_PYTHON)
+    python.chmod(0o755)
+    env = {"INPUT_PYTHON": str(python)}
+    proc, files = run_action(tmp_path, extra_env=env, use_installed="false")  # validate: the core
+    core = tmp_path / "astro-scim-core"
+    assert proc.returncode == 0 and f"astro-scim of {core}: validate" in proc.stdout, proc.stderr
+    assert (core / "pip.log").read_text().split() == ["pip", "install", "--quiet", "--disable-pip-version-check",
+                                                      "-c", f"{ROOT}/constraints.txt", str(ROOT)]
+    # A drift step after it gets its own [all] venv, not the core install validate left on PATH.
+    proc, files = run_action(tmp_path, extra_env=env, use_installed="false", command="drift")
+    full = tmp_path / "astro-scim-all"
+    assert f"astro-scim of {full}: drift" in proc.stdout, proc.stderr
+    assert (full / "pip.log").read_text().split()[-1] == f"{ROOT}[all]"
+    (path_entry,) = set(files["path.txt"].split())
+    assert sorted(p.name for p in Path(path_entry).iterdir()) == ["astro-scim"]  # not the venv's python or pip
+    assert Path(path_entry, "astro-scim").resolve() == (full / "bin" / "astro-scim").resolve()
+    # A released version asked for: from PyPI, in a venv of its own.
+    proc, _ = run_action(tmp_path, extra_env=env, use_installed="false", version="1.2.3")
+    pinned = tmp_path / "astro-scim-core-1.2.3"
+    assert (pinned / "pip.log").read_text().split()[-1] == "astro-scim-connector==1.2.3", proc.stderr
 
 
 def test_findings_can_be_reported_without_failing_the_step(tmp_path: Path) -> None:
