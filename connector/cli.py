@@ -412,20 +412,21 @@ class JsonFormatter(logging.Formatter):
 @contextlib.contextmanager
 def _verbose_logging(enabled: bool, fmt: str = "text") -> Iterator[None]:
     """-v: log HTTP calls of our code and the SDKs to stderr, every record masked by RedactingFilter.
-    --log-format json: every record (warnings and up; with -v from INFO) as a JSON line instead.
+    --log-format json: every record (warnings and up; with -v from INFO) as a JSON line instead. Without either,
+    warnings and up, as plain messages, masked too.
 
     The handler goes on the root logger for the duration of the command only (not basicConfig, which does
     nothing when any handler exists, e.g. under pytest or in an embedding program).
     """
-    if not enabled and fmt == "text":  # Python's last-resort handler prints warnings as plain text
-        yield
-        return
     from connector.support.redact import RedactingFilter
 
     root = logging.getLogger()
     handler = _StderrHandler()
     handler.addFilter(RedactingFilter())
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(name)s: %(message)s"))
+    # Without -v a library's warnings still print (as Python's last-resort handler would print them, message only),
+    # masked: azure-identity's warning of a failed sign-in quotes the server's answer, which may echo the secret.
+    text_format = "%(name)s: %(message)s" if enabled else "%(message)s"
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(text_format))
     handler.setLevel(logging.INFO if enabled else logging.WARNING)
     level = root.level
     root.addHandler(handler)

@@ -94,3 +94,12 @@ def test_workload_identity_outside_ci_says_what_is_missing(monkeypatch: pytest.M
     monkeypatch.delenv("AZURE_FEDERATED_TOKEN_FILE", raising=False)
     with pytest.raises(ConfigError, match="id-token: write"):
         build_credential(cfg("workload", client_id=CLIENT))
+
+
+def test_the_github_oidc_fetch_refuses_plain_http_off_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from connector.errors import ConfigError
+
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", "http://192.0.2.2:18804/token?api-version=2.0")
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "runner-request-token")
+    with pytest.raises(ConfigError, match="must use https"):
+        _github_oidc_token()  # before any request: nothing was sent

@@ -96,6 +96,8 @@ def test_safety_limits_in_range_load(tmp_path: Path) -> None:
     ("env:", "letters, digits and underscores"),
     ("env:OKTA-TOKEN", "letters, digits and underscores"),
     ("file:", "write env:NAME"),
+    (f"env:{CANARY}", "letters, digits and underscores"),  # the token pasted after env:
+    (f"ENV:{CANARY}", "prefixes are lower case"),
 ])
 def test_a_secret_that_is_not_a_reference_is_refused_with_the_fix(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str, hint: str
@@ -139,6 +141,23 @@ def test_a_password_in_a_url_is_refused_and_never_echoed(tmp_path: Path, capsys:
     err = capsys.readouterr().err
     assert "must not carry credentials" in err and f"{path}:2:" in err
     assert CANARY not in err
+
+
+@pytest.mark.parametrize("url", [
+    f"https://{CANARY}@api.astronomer.io/scim/v2/clorg123",  # a token as the user, no password
+    f"https://admin:{CANARY}/x@api.astronomer.io/scim/v2/clorg123",  # a '/' in the password: read as a path
+    f"https://admin:{CANARY}#x@api.astronomer.io/scim/v2/clorg123",  # a '#': read as a fragment
+    f"https://api.astronomer.io/scim/v2/clorg123?api_key={CANARY}",  # a token in the query
+    f"https://api.astronomer.io/scim/v2/clorg123#{CANARY}",
+    f"https://api.astronomer.io:{CANARY}/scim/v2/clorg123",  # a port that is no number
+])
+def test_a_url_that_may_hold_a_secret_is_refused_without_being_shown(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str) -> None:
+    path = write(tmp_path, HEAD.replace("https://api.astronomer.io/scim/v2/clorg123", url))
+    assert main(["validate", str(path)]) in (1, 2)  # a finding or a config error
+    out, err = capsys.readouterr()
+    assert f"{path}:2:" in out + err and "astro.scim_url" in out + err
+    assert CANARY not in out + err
 
 
 def test_redaction_masks_url_passwords_it_was_never_told_about() -> None:
@@ -200,3 +219,33 @@ def test_a_bad_azure_authority_is_refused_at_its_line(tmp_path: Path, capsys: py
     assert CANARY not in err and "Traceback" not in err
     if "://" not in url:
         assert "use https://login.microsoftonline.us" in err
+
+
+# -- where a secret could still show ------------------------------------------------------------------------------
+
+
+def test_a_server_echoing_the_token_past_the_cut_is_masked_whole() -> None:
+    from connector.astro.errors import _detail
+
+    redact.register(CANARY)
+    text, _ = _detail(("x" * 185 + f" got Bearer {CANARY}").encode())
+    assert CANARY[:6] not in text and len(text) <= 200
+
+
+def test_each_line_of_a_multi_line_secret_is_masked_alone() -> None:
+    key = "-----BEGIN PRIVATE KEY-----\nMIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n"
+    redact.register(key)
+    assert redact.redact('  File "x", line 2\n    MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQC7') == (
+        '  File "x", line 2\n    ****')
+
+
+def test_a_librarys_warning_is_masked_without_verbose(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from connector.cli import _verbose_logging
+
+    redact.register(CANARY)
+    with _verbose_logging(False):  # what every command runs in without -v
+        logging.getLogger("azure.identity").warning("get_token failed: Received %r", f"secret={CANARY}")
+    err = capsys.readouterr().err
+    assert "get_token failed" in err and CANARY not in err

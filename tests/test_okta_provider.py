@@ -514,6 +514,26 @@ def test_an_oauth_command_asks_okta_for_one_access_token(sandbox: Sandbox, tmp_p
     assert private.splitlines()[1] not in "".join(capsys.readouterr())
 
 
+@pytest.mark.parametrize("key", [
+    '{\n  "kty": "RSA",\n  "d": "PRIVATEEXPONENTSECRETVALUE_abcdefghijkl",\n  "n": "truncated',  # JSON cut short
+    '{"kty": "RSA", "n": "PUBLICPARTONLYxxxxxxxxxxxx", "e": "AQAB"}',  # a public JWK
+    "-----BEGIN PRIVATE KEY-----\nNOTBASE64KEYMATERIALxxxxxxxxxxxxxx\n-----END PRIVATE KEY-----\n",
+])
+def test_a_private_key_the_sdk_cannot_sign_with_is_a_config_error(
+        sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        key: str) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a crash log would land here
+    config = _service_app_config(sandbox, tmp_path, key)
+    capsys.readouterr()
+    assert main(["plan", "--idp", "okta", "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "okta.private_key" in err and f"{config}:" in err and "Traceback" not in err, err
+    assert not any(line.strip() in err for line in key.splitlines() if len(line.strip()) > 12), err
+    assert not list(tmp_path.glob("astro-scim-crash-*"))
+
+
 def test_a_shared_token_is_not_used_past_its_age(fake_clock: FakeClock) -> None:
     from connector.providers.okta.client import SHARED_TOKEN_SECONDS, SharedToken
 

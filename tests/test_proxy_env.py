@@ -257,6 +257,24 @@ def test_a_socks_proxy_is_refused_naming_the_variable(okta_applied: Path, clean_
     assert "pa55word" not in err and "Traceback" not in err
 
 
+def test_a_proxy_password_is_never_shown(okta_applied: Path, clean_env: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # A bare '/' in the password makes the rest of the URL read as a path: refused, not echoed. Percent-encoded,
+    # it is taken, and masked wherever it would show (raw, decoded, as the Basic header).
+    clean_env.setenv("ALL_PROXY", "http://ops:PX/s3cretPassw0rd@127.0.0.1:18802")
+    assert main(["drift", "-c", str(okta_applied), "--idp", "okta"]) == 2
+    err = capsys.readouterr().err
+    assert "ALL_PROXY is not a valid proxy URL" in err and "%2F" in err
+    assert "s3cretPassw0rd" not in err and "Traceback" not in err
+    clean_env.delenv("ALL_PROXY")
+    clean_env.setenv("HTTPS_PROXY", "http://ops:PX%2Fs3cretPassw0rd@127.0.0.1:18802")
+    header = env_proxy("https://acme.okta.com").proxy_headers or {}
+    from connector.support.redact import redact
+
+    shown = redact(f"PX/s3cretPassw0rd PX%2Fs3cretPassw0rd {header['Proxy-Authorization']}")
+    assert "s3cretPassw0rd" not in shown and header["Proxy-Authorization"].split()[1] not in shown
+
+
 # --- Entra's sign-in (azure-identity over requests) and the GitHub OIDC fetch (httpx) ------------------------------
 
 TENANT = "11111111-2222-3333-4444-555555555555"

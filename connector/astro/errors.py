@@ -68,7 +68,8 @@ def _detail(body: Any) -> tuple[str, str | None]:
             data = orjson.loads(body) if body else None
         except ValueError:
             text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-            return redact(" ".join(text[:200].split())), None
+            # Masked before it is cut: cut first, a token the server echoed past the cut's start stayed half.
+            return redact(" ".join(text[:4000].split()))[:200], None
     if not isinstance(data, dict):
         return "", None
     detail = data.get("detail") or data.get("message") or ""
@@ -113,6 +114,6 @@ def from_scim2(exc: BaseException, where: str, *, auth_hint: str) -> RemoteError
                           auth_hint=auth_hint)
     if status is not None:  # a success status whose answer scim2-client refused (unexpected code, bad payload)
         notes = "; ".join(getattr(exc, "__notes__", []) or [])
-        return RemoteError(redact(f"{exc}" + (f": {notes[:200]}" if notes else "")) or "unexpected answer",
+        return RemoteError(redact(f"{exc}" + (f": {redact(notes[:4000])[:200]}" if notes else "")) or "unexpected answer",
                            service=SCIM, endpoint=where, status=status, code="invalid_body")
     return RemoteError(f"{type(exc).__name__}: {exc}", service=SCIM, endpoint=where, code="invalid_body")

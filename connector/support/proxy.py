@@ -18,6 +18,7 @@ from typing import NamedTuple
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from connector.errors import ConfigError
+from connector.support import redact
 
 
 class AiohttpProxy(NamedTuple):
@@ -50,6 +51,7 @@ def _choose(url: str) -> tuple[str, str] | None:
     if not proxy or not parts.hostname or proxy_bypass(parts.hostname):
         return None
     proxy = proxy if "://" in proxy else f"http://{proxy}"
+    _guard_credentials(proxy, key)
     scheme = urlsplit(proxy).scheme
     if scheme not in ("http", "https"):
         # The clients would speak HTTP to it (a SOCKS port answers nothing they understand): every request would
@@ -59,6 +61,29 @@ def _choose(url: str) -> tuple[str, str] | None:
                           hint=f"point {key.upper()}_PROXY (or HTTPS_PROXY) at an HTTP proxy, or list the host "
                                f"{parts.hostname} in NO_PROXY")
     return key, proxy
+
+
+def _guard_credentials(proxy: str, key: str) -> None:
+    """Register the proxy's credentials for redaction (raw and percent-decoded: either may be printed), and refuse
+    a proxy URL whose authority does not parse: a password holding a bare `/` makes the rest read as a path, and
+    errors then showed it. Never echoes the URL."""
+    rest = proxy.split("://", 1)[1]
+    if "@" not in rest:
+        return
+    userinfo = rest.rpartition("@")[0]
+    password = userinfo.partition(":")[2]
+    for value in (userinfo, password, unquote(userinfo), unquote(password)):
+        redact.register(value)
+    try:
+        parts = urlsplit(proxy)
+        parts.port  # noqa: B018  # a port that is not a number (the password's tail, cut at a '/') raises
+        parsed = parts.hostname is not None and "@" in parts.netloc
+    except ValueError:
+        parsed = False
+    if not parsed:
+        raise ConfigError(f"{key.upper()}_PROXY is not a valid proxy URL (not shown: it holds credentials)",
+                          hint="percent-encode the user and password (a '/' is %2F, '@' %40, ':' %3A): "
+                               "http://user:pass@host:port")
 
 
 def _without_credentials(proxy: str) -> str:
@@ -86,7 +111,9 @@ def env_proxy(url: str) -> AiohttpProxy:
     # Basic credentials (RFC 7617), percent-decoded from the URL, in UTF-8 (its charset="UTF-8"; what
     # aiohttp.encode_basic_auth does, which aiohttp < 3.14 lacks).
     pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
-    header = {"Proxy-Authorization": "Basic " + base64.b64encode(pair.encode()).decode("ascii")}
+    encoded = base64.b64encode(pair.encode()).decode("ascii")
+    redact.register(encoded)  # a debug log of the request's headers shows it as it is sent
+    header = {"Proxy-Authorization": "Basic " + encoded}
     if urlsplit(url).scheme == "https":
         return AiohttpProxy(_without_credentials(proxy), {}, header)
     return AiohttpProxy(_without_credentials(proxy), header, None)

@@ -12,11 +12,18 @@ _lock = threading.Lock()
 _values: set[str] = set()
 
 
+# A line of a multi-line secret (a PEM or JWK private key) is masked on its own too: a traceback or a parser's
+# error quotes one line, never the whole value. Short lines ("-----END ...", "}") are no secret.
+_LINE_MIN = 16
+
+
 def register(value: str) -> None:
     # Very short values would mask ordinary words; real tokens are long.
     if value and len(value) >= 6:
         with _lock:
             _values.add(value)
+            if "\n" in value:
+                _values.update(line.strip() for line in value.splitlines() if len(line.strip()) >= _LINE_MIN)
 
 
 # `scheme://user:password@host`: a password in a URL is masked even when it was never read through a Secret.

@@ -18,9 +18,13 @@ def _reference_error(ref: str, location: Location | None) -> ConfigError:
     stripped = ref.strip()
     prefix, sep, rest = stripped.partition(":")
     if sep and prefix.strip().lower() in ("env", "file") and prefix.strip() not in ("env", "file"):
-        fixed = f"{prefix.strip().lower()}:{rest.strip()}"
+        kind = prefix.strip().lower()
+        if kind == "env" and not _ENV_NAME.fullmatch(rest.strip()):
+            redact.register(rest.strip())  # not a variable name: perhaps the token; not echoed
+            return ConfigError(f"unknown secret reference prefix '{prefix}:'", location=location,
+                               hint="prefixes are lower case: env:NAME, NAME the variable holding the token")
         return ConfigError(f"unknown secret reference prefix '{prefix}:'", location=location,
-                           hint=f"prefixes are lower case: write {fixed}")
+                           hint=f"prefixes are lower case: write {kind}:{rest.strip()}")
     if stripped.startswith("$"):
         name = stripped.lstrip("$").strip("{}")
         return ConfigError("a secret reference is not expanded like a shell variable", location=location,
@@ -53,8 +57,11 @@ class Secret:
         if sep and kind == "env" and _ENV_NAME.fullmatch(rest):
             self.ref = f"env:{rest}"
         elif sep and kind == "env":
-            raise ConfigError(f"'{rest}' is not an environment variable name", location=location,
-                              hint="env:NAME takes letters, digits and underscores, e.g. env:ASTRO_API_TOKEN")
+            redact.register(rest)  # often the token itself, pasted after env: (never echoed, wherever it shows up)
+            raise ConfigError("what follows env: is not an environment variable name (not shown: it may be the token "
+                              "itself)", location=location,
+                              hint="env:NAME takes letters, digits and underscores, e.g. env:ASTRO_API_TOKEN; the "
+                                   "token goes in that variable")
         elif sep and kind == "file" and rest:
             path = Path(rest).expanduser()
             if base_dir is not None and not path.is_absolute():

@@ -20,33 +20,54 @@ def is_loopback(url: str) -> bool:
 
 
 def display(url: str) -> str:
-    """The URL as it may be shown: a password in it (`https://user:pass@host`) is masked."""
+    """The URL as it may be shown: credentials in it (`https://user:pass@host`, `https://token@host`) are masked."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if parts.password is None and parts.username is None:
         return url
     host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:{redact.MASK}@{host}"))
+    user = f"{parts.username}:{redact.MASK}" if parts.password is not None else redact.MASK
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+def _userinfo(url: str) -> str | None:
+    """What stands before the last `@` after the scheme, however the rest parses (a password holding `/`, `?` or
+    `#` makes urlsplit end the authority early and take the rest for a path, which then showed the password). None
+    of the endpoints configured here has an `@` anywhere else."""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    return rest.rpartition("@")[0] if "@" in rest else None
 
 
 def check_endpoint(url: str, *, what: str, location: Location | None = None) -> str:
-    """Return the URL without a trailing slash, or raise if it is not https (loopback may be http)."""
+    """Return the URL without a trailing slash, or raise if it is not https (loopback may be http).
+
+    No message repeats a URL that may hold a secret: one with credentials, a query or a fragment is refused without
+    being shown (those parts registered for redaction too), and one that does not parse is not echoed either."""
+    userinfo = _userinfo(url)
+    if userinfo:
+        redact.register(userinfo)
+        redact.register(userinfo.partition(":")[2])
+        raise ConfigError(
+            f"{what} must not carry credentials (a user or token before an '@'; not shown)", location=location,
+            hint="remove user:password@ from the URL; tokens are configured by reference (env:NAME, file:PATH)",
+        )
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  # a bad port raises here, not later inside a client
     except ValueError as exc:
-        raise ConfigError(f"{what} is not a valid URL: {display(url)!r} ({exc})", location=location) from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{what} is not an http(s) URL: {display(url)!r}", location=location)
-    if parts.username is not None or parts.password is not None:
-        if parts.password:
-            redact.register(parts.password)
+        raise ConfigError(f"{what} is not a valid URL (its host or port cannot be read)", location=location,
+                          hint="write it as https://host[:port]/path") from exc
+    if parts.query or parts.fragment or url.rstrip().endswith(("?", "#")):
+        redact.register(parts.query)
+        redact.register(parts.fragment)
         raise ConfigError(
-            f"{what} must not carry credentials: {display(url)}", location=location,
-            hint="remove user:password@ from the URL; tokens are configured by reference (env:NAME, file:PATH)",
+            f"{what} must not carry a query or a fragment ('?...' or '#...'; not shown)", location=location,
+            hint="give the base URL alone; tokens are configured by reference (env:NAME, file:PATH), never in a URL",
         )
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{what} is not an http(s) URL: {url!r}", location=location)
     if parts.scheme != "https" and not is_loopback(url):
         raise ConfigError(
-            f"{what} must use https (only loopback addresses may use http): {display(url)}",
+            f"{what} must use https (only loopback addresses may use http): {url}",
             location=location,
             hint="use the https:// URL of the service",
         )

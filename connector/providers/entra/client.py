@@ -21,6 +21,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from connector.config.load import AzureConfig
 from connector.errors import ConfigError
@@ -30,6 +31,7 @@ from connector.support.paging import redirect_error
 from connector.support.proxy import proxy_url
 from connector.support.redact import register
 from connector.support.secret import Secret
+from connector.support.urls import is_loopback
 
 log = logging.getLogger("connector.graph")
 T = TypeVar("T")
@@ -62,6 +64,9 @@ def _github_oidc_token() -> str:
     url = os.environ["ACTIONS_ID_TOKEN_REQUEST_URL"]
     bearer = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "")
     register(bearer)
+    if urlsplit(url).scheme != "https" and not is_loopback(url):  # the runner's bearer must not travel in clear
+        raise ConfigError("ACTIONS_ID_TOKEN_REQUEST_URL must use https (only loopback addresses may use http)",
+                          hint="GitHub sets it for a job with `permissions: id-token: write`; do not set it by hand")
     sep = "&" if "?" in url else "?"
     # The tool's one proxy decision (connector.support.proxy), not httpx's own lookup: trust_env off, the trust
     # store it would give kept (SSL_CERT_FILE / SSL_CERT_DIR, else certifi's). httpx reads no ~/.netrc either way

@@ -30,7 +30,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlencode, urlsplit
 
 from connector.config.load import OktaConfig
-from connector.errors import UNREACHABLE_HINT, AuthError, RemoteError
+from connector.errors import UNREACHABLE_HINT, AuthError, ConfigError, RemoteError
 from connector.providers.okta import answers
 from connector.support import clock
 from connector.support.answers import list_of_objects
@@ -45,6 +45,7 @@ from connector.support.http import (
 from connector.support.paging import PageGuard, redirect_error
 from connector.support.proxy import env_proxy
 from connector.support.redact import redact
+from connector.support.secret import Secret
 from connector.support.urls import is_loopback
 
 log = logging.getLogger("connector.okta")
@@ -134,13 +135,45 @@ def client_config(okta: OktaConfig) -> dict[str, Any]:
                 "okta.apps.read", "okta.apps.manage", "okta.groups.read", "okta.groups.manage", "okta.users.read",
                 "okta.profileMappings.read", "okta.profileMappings.manage",
             ],
-            privateKey=okta.private_key.reveal(),
+            privateKey=_checked_private_key(okta.private_key),
         )
     else:
         if okta.token is None:  # config.py always sets one of the two; keep mypy and future callers honest
             raise AuthError("no Okta credential configured", service="okta", hint="set okta.token or okta.private_key")
         config.update(authorizationMode="SSWS", token=okta.token.reveal())
     return config
+
+
+def _checked_private_key(secret: Secret) -> str:
+    """The service app's key, refused here when it is no private key the SDK can sign with: the SDK parses it only
+    when it asks for a token, deep in a request, where a malformed one crashed (a traceback quoting a line of the
+    key) or read as "Okta answered with something that is not JSON". A PEM key is loaded without the RSA
+    consistency check (the SDK does that; ~0.1 s), a JWK checked for its private parts."""
+    value = secret.reveal()
+    hint = ("okta.private_key: file:PATH of the service app's private key, PEM (-----BEGIN PRIVATE KEY-----, not "
+            "encrypted) or JWK (JSON with \"kty\": \"RSA\" and \"d\")")
+    if value.lstrip().startswith("{"):
+        try:
+            jwk = json.loads(value)
+        except ValueError:
+            # `from None`: the parser's message quotes the key's text
+            raise ConfigError("okta.private_key is not a JWK: its JSON does not parse (not shown)",
+                              location=secret.location, hint=hint) from None
+        if not isinstance(jwk, dict) or jwk.get("kty") != "RSA" or not jwk.get("d"):
+            raise ConfigError("okta.private_key is not an RSA private JWK (it needs \"kty\": \"RSA\" and \"d\")",
+                              location=secret.location, hint=hint)
+        return value
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        load_pem_private_key(value.encode(), password=None, unsafe_skip_rsa_key_validation=True)
+    except (ValueError, TypeError) as exc:
+        kind = "an encrypted key (no passphrase is taken)" if isinstance(exc, TypeError) else "no PEM private key"
+        raise ConfigError(f"okta.private_key is {kind} (not shown)", location=secret.location, hint=hint) from None
+    except Exception as exc:  # cryptography's UnsupportedAlgorithm and the like: named, never the key
+        raise ConfigError(f"okta.private_key cannot be loaded ({type(exc).__name__}; not shown)",
+                          location=secret.location, hint=hint) from None
+    return value
 
 
 # The SDK API classes this tool calls (each is a mixin of okta.client.Client, which inherits all ~100 of them).
