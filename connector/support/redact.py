@@ -10,6 +10,7 @@ import threading
 MASK = "****"
 _lock = threading.Lock()
 _values: set[str] = set()
+_ordered: list[str] = []  # _values, longest first (a token containing another is masked whole): kept, not re-sorted
 
 
 # A line of a multi-line secret (a PEM or JWK private key) is masked on its own too: a traceback or a parser's
@@ -20,10 +21,15 @@ _LINE_MIN = 16
 def register(value: str) -> None:
     # Very short values would mask ordinary words; real tokens are long.
     if value and len(value) >= 6:
+        new = {value}
+        if "\n" in value:
+            new.update(line.strip() for line in value.splitlines() if len(line.strip()) >= _LINE_MIN)
+        global _ordered
         with _lock:
-            _values.add(value)
-            if "\n" in value:
-                _values.update(line.strip() for line in value.splitlines() if len(line.strip()) >= _LINE_MIN)
+            if new <= _values:
+                return
+            _values.update(new)
+            _ordered = sorted(_values, key=len, reverse=True)
 
 
 # `scheme://user:password@host`: a password in a URL is masked even when it was never read through a Secret.
@@ -35,10 +41,7 @@ def redact(text: str) -> str:
         return text
     if "@" in text and "://" in text:
         text = _URL_PASSWORD.sub(rf"\1:{MASK}@", text)
-    if not _values:
-        return text
-    with _lock:
-        values = sorted(_values, key=len, reverse=True)
+    values = _ordered  # replaced whole on register, never changed in place: safe to read without the lock
     for v in values:
         if v in text:
             text = text.replace(v, MASK)
