@@ -396,3 +396,68 @@ def test_an_orphans_remedy_gives_the_command_that_deletes_it(
     argv = shlex.split(commands[0])[1:]
     assert main([*argv, "-c", str(config), "--idp", idp]) == 0  # as given: it deletes the account
     assert sandbox.astro.find_user(sandbox.astro_orgs[idp].org_id, login) is None
+
+
+# -- accounts of users out of the IdP's scope, and of another IdP provisioning into the same Astro organization --
+
+
+def _out_of_scope_with_astro_active(sb: Sandbox, idp: str, applied: Path) -> str:
+    """A user taken out of the app's scope (out of the assigned group, still an active user of the IdP) whose
+    deprovision did not reach Astro: its account there is still active. Returns the userName."""
+    others = {k for t in sb.default_team_names() for k in sb.seed_org.team(t).member_keys}
+    who = next(p.email for p in sb.seed_org.people if p.key not in others and p.active)
+    org = sb.astro_orgs[idp].org_id
+    if idp == "okta":
+        assert sb.okta is not None
+        uid, gid = sb.okta.user_by_login(who)["id"], sb.okta.group_by_name(ASSIGNED_TEAM)["id"]
+        with httpx.Client(base_url=str(sb.okta_url), headers={"Authorization": f"SSWS {sb.okta_token}"}) as c:
+            c.delete(f"/api/v1/groups/{gid}/users/{uid}").raise_for_status()
+    else:
+        assert sb.graph is not None
+        sb.graph.remove_member(ASSIGNED_TEAM, who)
+    sb.astro.edit_user(org, who, "active", True)  # the deprovision was lost
+    return who
+
+
+@pytest.mark.parametrize("idp", ["okta", "azure"])
+def test_a_user_out_of_the_apps_scope_is_deactivated_never_deleted_as_an_orphan(
+        sandbox: Sandbox, idp: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> None:
+    applied = request.getfixturevalue(f"{idp}_applied")
+    who = _out_of_scope_with_astro_active(sandbox, idp, applied)
+    rc, found = drift(applied, capsys)
+    assert rc == 1 and ("deactivation_not_propagated", who) in found, found
+    assert not any(kind == "orphaned" for kind, _ in found), found
+    sandbox.logs["astro"].clear()
+    rc, out = fix(applied, capsys, "--delete-orphans")
+    assert sandbox.logs["astro"].count("DELETE") == 0, out  # deactivated, as the IdP itself would
+    user = sandbox.astro.find_user(sandbox.astro_orgs[idp].org_id, who)
+    assert user is not None and user["active"] is False
+
+
+def test_two_idps_into_one_astro_org_never_take_the_others_accounts_for_orphans(
+        sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's own example: one top-level `astro:` for Okta and Entra. Okta assigns one team, Entra everyone:
+    the accounts Entra provisions are Entra's, not Okta's orphans (deleting them, Entra made them again)."""
+    import yaml
+    from applied import applied
+
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta", "azure"))
+    data = yaml.safe_load(config.read_text())
+    data["astro"] = data["okta"].pop("astro")
+    data["azure"].pop("astro")
+    data["okta"].update(assign_groups=["Data Engineering"], push_groups=[])
+    config.write_text(yaml.safe_dump(data))
+    applied(sandbox, config, "okta", console_step=True, only=True)
+    applied(sandbox, config, "azure", only=True)
+    rc, found = drift(config, capsys)
+    assert (rc, found) == (0, []), found  # no orphans, nor "deactivations" of the other's users (the same people
+    org = sandbox.astro_orgs["okta"].org_id  # are in both IdPs: Okta knows Entra's users, out of its own scope)
+    people = len(sandbox.astro.users(org))
+    sandbox.astro.add_orphan(org, "eve.orphan@acme.example", "Eve", "Orphan")
+    rc, found = drift(config, capsys)
+    assert rc == 1 and {s for kind, s in found if kind == "orphaned"} == {"eve.orphan@acme.example"}, found
+    sandbox.logs["astro"].clear()
+    rc, out = fix(config, capsys, "--delete-orphans")
+    assert sandbox.logs["astro"].count("DELETE") == 1, out  # the real orphan only
+    assert sandbox.astro.find_user(org, "eve.orphan@acme.example") is None
+    assert len(sandbox.astro.users(org)) == people and all(u["active"] for u in sandbox.astro.users(org))

@@ -34,3 +34,12 @@ def test_describe_masks_secrets() -> None:
     redact.register("supersecret-token-xyz")
     c = Change(Action.UPDATE, "azure.secrets", "SecretToken", detail="set to supersecret-token-xyz")
     assert "supersecret" not in c.describe() and "****" in c.describe()
+
+
+def test_the_fraction_limit_is_taken_in_decimal() -> None:
+    # 58% of 50 is 29: in binary floating point 50 * 0.58 is 28.999..., which made the limit 28
+    plan = Plan("astro", [Change(Action.DELETE, "astro.user", f"u{i}") for i in range(29)])
+    plan.check_safety(existing=50, max_fraction=0.58, max_count=100, force=False)
+    with pytest.raises(UnsafePlan, match="over the safety limit of 29"):
+        Plan("astro", [*plan.changes, Change(Action.DELETE, "astro.user", "u29")]).check_safety(
+            existing=50, max_fraction=0.58, max_count=100, force=False)

@@ -333,6 +333,11 @@ def _getter(path: str) -> Callable[[dict[str, Any]], Any]:
 # -- reconciliation ----------------------------------------------------------------------------------------
 
 
+def fold(text: str) -> str:
+    """A userName as reconcile matches it (casefolded)."""
+    return _fold(text)
+
+
 def _fold(text: str) -> str:
     """text.casefold(), as `text` itself when that is already folded (userNames mostly are): the indexes and sets
     below hold a key per user, and a new string per key was ~75 bytes x 4 x 100,000 users of duplicates."""
@@ -399,10 +404,13 @@ def _match_team(group: IdpGroup, teams: list[AstroTeam], claimed: set[str]) -> A
     return None
 
 
-def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None) -> list[Finding]:
+def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None,
+          foreign: Collection[str] = frozenset()) -> list[Finding]:
     """Every unmet setup expectation and every difference between the IdP's view and Astro's, sorted by kind
     then subject. An IdP that is not set up yet has only that finding: the rest would be its consequences.
-    `prepared`: `prepare(astro)`, made earlier (used only if it was made of this very view)."""
+    `prepared`: `prepare(astro)`, made earlier (used only if it was made of this very view). `foreign`: folded
+    userNames another IdP provisioning into the same Astro organization knows: their accounts are that IdP's,
+    never this one's orphans."""
     name = idp.idp
     findings: list[Finding] = _setup_findings(idp)
     if any(f.kind is Kind.NOT_SET_UP for f in findings):
@@ -475,7 +483,7 @@ def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None) -> l
 
     # -- orphans: active Astro accounts no IdP user accounts for
     for astro_user in astro.users:
-        if astro_user.id in claimed or not astro_user.active:
+        if astro_user.id in claimed or not astro_user.active or (foreign and _fold(astro_user.user_name) in foreign):
             continue
         findings.append(_make(name, Kind.ORPHANED, astro_user.user_name,
                               f"active in Astro, unknown to {name}", user=astro_user.user_name,
@@ -727,9 +735,9 @@ class AuditResult:
 
 
 def run_audit(idp: IdpView, astro: AstroView, seconds: float = 0.0, *, at: datetime | None = None,
-              prepared: Prepared | None = None) -> AuditResult:
+              prepared: Prepared | None = None, foreign: Collection[str] = frozenset()) -> AuditResult:
     return AuditResult(
-        idp=idp.idp, scim_url=astro.scim_url, findings=audit(idp, astro, prepared), idp_users=len(idp.users),
+        idp=idp.idp, scim_url=astro.scim_url, findings=audit(idp, astro, prepared, foreign), idp_users=len(idp.users),
         idp_groups=len(idp.groups), astro_users=len(astro.users), astro_teams=len(astro.teams),
         deviations=list(astro.deviations), seconds=seconds,
         group_sizes={g.name: len(g.members) for g in idp.groups}, audited_at=at,

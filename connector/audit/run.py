@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -19,11 +19,11 @@ from urllib.parse import urlsplit
 
 from connector import output
 from connector.astro.beside import AstroRead
-from connector.audit.reconcile import AuditResult, Finding, Kind, Prepared, compared, prepare, run_audit
+from connector.audit.reconcile import AuditResult, Finding, Kind, Prepared, compared, fold, prepare, run_audit
 from connector.audit.remedies import Outcome, check_limits, execute, plan_remedies
 from connector.audit.report import render
 from connector.config.load import AstroConfig, ProjectConfig
-from connector.errors import UnsafePlan
+from connector.errors import NotFound, UnsafePlan
 from connector.plan.model import Action, Plan
 from connector.plan.view import show_plans
 from connector.providers import registry
@@ -69,13 +69,16 @@ class DriftRun:
 
 
 def audit_once(view: IdPView, astro: AstroConfig, *, setup: SetupAudit | None = None,
-               progress: Progress | None = None, watch: Collection[str] = ()) -> AuditResult:
+               progress: Progress | None = None, watch: Collection[str] = (),
+               others: Sequence[IdPView] = ()) -> AuditResult:
     """Read the IdP's setup, the IdP's view and Astro side by side (independent reads, threads), then reconcile.
 
     The three reads run at once (Entra's two interleave on its provider's one event loop). An IdP that is not set
     up has no view worth reading (Entra has no app yet: its read fails), and the audit then reports only that.
     Each read is a stage of `progress` (users and Teams counted as pages arrive). `watch`: user and group names
-    whose presence in the IdP's view (its scope) the result's `in_scope` records.
+    whose presence in the IdP's view (its scope) the result's `in_scope` records. `others`: the views of the other
+    IdPs provisioning into the same Astro organization (AuditTarget.others): an account one of them knows is
+    theirs, never an orphan of this IdP (read beside the rest, only for the accounts this IdP does not know).
     """
     progress = progress or Silent()
     started = time.perf_counter()
@@ -88,13 +91,13 @@ def audit_once(view: IdPView, astro: AstroConfig, *, setup: SetupAudit | None = 
     # CPU on two cores), forked now, before the threads below start.
     astro_read = AstroRead.start(astro, compare=compare, rebuild=compared)
     try:
-        return _audit(view, astro_read, setup, progress, started, at, {w.casefold() for w in watch})
+        return _audit(view, astro_read, setup, progress, started, at, {w.casefold() for w in watch}, others)
     finally:
         astro_read.close()  # the child, if any, reaped (stopped first if the audit failed before its answer)
 
 
 def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progress: Progress, started: float,
-           at: datetime, watch: set[str]) -> AuditResult:
+           at: datetime, watch: set[str], others: Sequence[IdPView] = ()) -> AuditResult:
     def read_idp() -> IdpView:
         with progress.stage(f"read {view.name} users", unit="users") as users:
             return view.read_view(progress=users.update)
@@ -111,9 +114,12 @@ def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progr
     # millions of containers and no cycles; its passes over them were ~1.1 s of CPU at 100,000 Okta users.
     with collection_paused():
         # On an error here the Astro child is stopped first (`_stopping`), then the pool waits for its threads.
-        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="drift-read") as pool, _stopping(astro_read):
+        with ThreadPoolExecutor(max_workers=3 + len(others), thread_name_prefix="drift-read") as pool, \
+                _stopping(astro_read):
             astro_future = pool.submit(read_astro_org)
             view_future = pool.submit(read_idp)
+            # The users the IdPs sharing this Astro organization know (folded): read beside the rest.
+            other_futures = [pool.submit(_known_names, other) for other in others]
             with progress.stage(f"check {view.name} setup"):
                 gaps = setup.setup_gaps() if setup is not None else []
             if not_set_up(gaps):
@@ -123,14 +129,26 @@ def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progr
                 idp_view = view_future.result()
             idp_view.setup = gaps
             astro_view, prepared = astro_future.result()
+            foreign: set[str] = set()
+            for future in other_futures:
+                foreign |= future.result()
         # An IdP may know, as inactive, users its view of the app leaves out (Okta unassigns whom it deactivates).
         known = {u.user_name.casefold() for u in idp_view.users}
-        unknown = [u.user_name for u in astro_view.users if u.active and u.user_name.casefold() not in known]
+        unknown = [u.user_name for u in astro_view.users if u.active and u.user_name.casefold() not in known
+                   and fold(u.user_name) not in foreign]
         del known  # a folded name per user (~18 MB at 100,000): not kept alive through reconcile, the audit's peak
         if unknown and not not_set_up(gaps):
             idp_view.users.extend(view.inactive_users(unknown))
+            # What neither this IdP's view nor its lookup knows may still be a user another IdP of the same
+            # organization deactivated or took out of its scope: its account, not an orphan of this one.
+            left = {u.user_name.casefold() for u in idp_view.users}
+            unknown = [n for n in unknown if n.casefold() not in left]
+            for other in others:
+                if unknown:
+                    foreign |= {fold(u.user_name) for u in other.inactive_users(unknown)}
         with progress.stage(f"reconcile {view.name}", total=len(idp_view.users), unit="users") as stage:
-            result = run_audit(idp_view, astro_view, time.perf_counter() - started, at=at, prepared=prepared)
+            result = run_audit(idp_view, astro_view, time.perf_counter() - started, at=at, prepared=prepared,
+                               foreign=foreign)
             stage.update(len(idp_view.users))
     if watch:
         # Active users only: the kinds judged by scope (user_missing, attribute and membership findings) are about
@@ -150,6 +168,15 @@ def _stopping(read: AstroRead) -> Iterator[None]:
         raise
 
 
+def _known_names(view: IdPView) -> set[str]:
+    """The folded userNames of every user `view` holds (active or not): those its IdP provisions. An IdP whose app
+    is not there yet provisions no one; any other error is this audit's (it cannot tell an orphan then)."""
+    try:
+        return {fold(u.user_name) for u in view.read_view().users}
+    except NotFound:
+        return set()
+
+
 def settle(target: AuditTarget, astro: AstroConfig, targeted: set[str], *, timeout: float = SETTLE_SECONDS,
            watch: Collection[str] = ()) -> AuditResult:
     """Re-audit until none of the targeted findings is left (or the timeout): what is left is then real.
@@ -158,7 +185,7 @@ def settle(target: AuditTarget, astro: AstroConfig, targeted: set[str], *, timeo
     deadline = clk.monotonic() + timeout
     delay = 0.25
     while True:
-        result = audit_once(target.view, astro, setup=target.setup, watch=watch)
+        result = audit_once(target.view, astro, setup=target.setup, watch=watch, others=target.others)
         left = {f.id for f in result.findings} & targeted
         if not left or clk.monotonic() + delay > deadline:
             return result
@@ -322,7 +349,7 @@ def drift(cfg: ProjectConfig, idp: str, options: FixOptions, *, fmt: str, to_std
         target = registry.audit_target(cfg, name)
         result: AuditResult | None = None
         try:
-            result = audit_once(target.view, astro, setup=target.setup, progress=progress)
+            result = audit_once(target.view, astro, setup=target.setup, progress=progress, others=target.others)
             result.idp_org = idp_org(cfg, name)
             if options.fix and result.findings:
                 if fmt == "text" and to_stdout:

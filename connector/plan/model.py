@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, fields, is_dataclass
+from decimal import Decimal
 from enum import Enum
 from pathlib import PurePath
 from typing import Any
@@ -97,7 +98,8 @@ class Plan:
         if max_fraction is None:
             limit, why = max_count, "safety.max_delete_count"
         else:
-            limit = min(max_count, int(existing * max_fraction))
+            # In decimal, as the user wrote it: in binary floating point 50 x 0.58 is 28.999..., a limit of 28.
+            limit = min(max_count, int(Decimal(existing) * Decimal(str(max_fraction))))
             why = f"{max_fraction:.0%} of {existing} or {max_count}, whichever is lower"
         if n <= limit:
             return None

@@ -313,9 +313,14 @@ class AuditTarget:
     setup: SetupAudit
     remedies: Remedies | None = None  # Okta
     on_demand: ProvisionOnDemand | None = None  # Entra
+    # The other configured IdPs that provision into the same Astro organization: the accounts they know are
+    # theirs, not this IdP's orphans (audit_once reads their users for that).
+    others: list[IdPView] = field(default_factory=list)
 
     def close(self) -> None:
         self.view.close()
+        for other in self.others:
+            other.close()
 
 
 # ------------------------------------------------------------------------------------- the template method

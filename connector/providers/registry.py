@@ -89,11 +89,19 @@ def idp_view(cfg: ProjectConfig, idp: str) -> IdPView:
 
 def audit_target(cfg: ProjectConfig, idp: str) -> AuditTarget:
     (name,) = selected_idps(cfg, idp)
+    others: list[IdPView] = [_okta(cfg) if other == "okta" else _azure(cfg) for other in sharing_astro(cfg, name)]
     if name == "okta":
         okta = _okta(cfg)
-        return AuditTarget("okta", okta, okta, remedies=okta)
+        return AuditTarget("okta", okta, okta, remedies=okta, others=others)
     azure = _azure(cfg)
-    return AuditTarget("azure", azure, azure, on_demand=azure)
+    return AuditTarget("azure", azure, azure, on_demand=azure, others=others)
+
+
+def sharing_astro(cfg: ProjectConfig, idp: str) -> list[str]:
+    """The other configured IdPs that provision into the Astro organization `idp` does (one top-level `astro:`
+    for both, or the same scim_url twice)."""
+    mine = cfg.astro_for(idp).scim_url.rstrip("/").casefold()
+    return [o for o in cfg.idps() if o != idp and cfg.astro_for(o).scim_url.rstrip("/").casefold() == mine]
 
 
 def group_push(cfg: ProjectConfig) -> GroupPush:

@@ -13,6 +13,8 @@ from connector.providers.entra.expected import compile_mappings, idp_group, idp_
 from connector.support.progress import Count
 from connector.views import IdpIssue, IdpUser, IdpView
 
+MAX_INACTIVE_LOOKUPS = 200  # more unknown Astro accounts than this is a mass orphaning: reported as orphans
+
 
 class EntraView(EntraApp):
     """The IdPView capability."""
@@ -116,5 +118,21 @@ class EntraView(EntraApp):
 
 
     def inactive_users(self, user_names: Sequence[str]) -> list[IdpUser]:
-        """Entra keeps a disabled user's assignment (accountEnabled false), so read_view already shows them."""
-        return []
+        """The users among `user_names` (Astro accounts the view does not hold) that Entra knows, as inactive IdP
+        users: taken out of the app's scope (unassigned, out of its groups), which Entra deprovisions by
+        deactivating the account in Astro. A disabled user keeps its assignment (accountEnabled false): read_view
+        already has those. Without this, an Astro account still active for a user out of scope would look like
+        one Entra never knew (an orphan, deleted by --delete-orphans) instead of a deprovision that did not reach
+        Astro (deactivated by --fix). Looked up by userPrincipalName (the default userName mapping),
+        concurrently, at most MAX_INACTIVE_LOOKUPS."""
+        return self._run(self._inactive_users(list(user_names)[:MAX_INACTIVE_LOOKUPS]))
+
+    async def _inactive_users(self, user_names: list[str]) -> list[IdpUser]:
+        async def one(upn: str) -> IdpUser | None:
+            try:
+                user = await self.tenant.get_user(upn, ["id", "userPrincipalName"])
+            except NotFound:
+                return None  # not an Entra user at all: a real orphan
+            return IdpUser(id=str(user["id"]), user_name=upn, active=False)
+
+        return [u for u in await asyncio.gather(*(one(n) for n in user_names)) if u is not None]

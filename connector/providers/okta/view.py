@@ -165,13 +165,14 @@ class OktaView(OktaOrg):
         return mappings, await names_task, members
 
     def inactive_users(self, user_names: Sequence[str]) -> list[IdpUser]:
-        """The users among `user_names` (Astro accounts no app user accounts for) that Okta has deactivated or
-        suspended, as inactive IdP users.
+        """The users among `user_names` (Astro accounts no app user accounts for) that Okta knows, as inactive IdP
+        users: deactivated or suspended ones, and active ones out of the app's scope (unassigned).
 
-        Okta unassigns a user it deactivates from every app, so read_view does not see them; without this, an
-        Astro account still active for one would look like an account Okta never knew (an orphan, deleted by
-        --delete-orphans) instead of a deactivation that did not reach Astro (deactivated by --fix). Looked up
-        by login (the Astro app's default username format), concurrently, at most MAX_INACTIVE_LOOKUPS.
+        Okta unassigns a user it deactivates from every app, and deprovisions (deactivates in Astro) one taken out
+        of the app's scope, so read_view sees neither; without this, an Astro account still active for one would
+        look like an account Okta never knew (an orphan, deleted by --delete-orphans) instead of a deactivation
+        that did not reach Astro (deactivated by --fix). Looked up by login (the Astro app's default username
+        format), concurrently, at most MAX_INACTIVE_LOOKUPS.
         """
         return self._reads(lambda c: self._inactive_users(c, list(user_names)[:MAX_INACTIVE_LOOKUPS]))
 
@@ -183,8 +184,9 @@ class OktaView(OktaOrg):
                 if exc.status == 404:
                     return None  # not an Okta user at all: a real orphan
                 raise
-            if not isinstance(user, dict) or user.get("status") not in INACTIVE_OKTA_USER:
+            if not isinstance(user, dict):
                 return None
+            # Known to Okta, whatever its status: deactivated, suspended, or out of the app's scope (not in read_view)
             return IdpUser(id=str(user.get("id")), user_name=login, active=False)
 
         return [u for u in await asyncio.gather(*(one(n) for n in user_names)) if u is not None]
