@@ -409,6 +409,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False)
 
 
+class _RedactingFormatter(logging.Formatter):
+    """The whole record as printed, traceback included, masked (RedactingFilter masks the message only)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from connector.support.redact import redact
+
+        return redact(super().format(record))
+
+
 @contextlib.contextmanager
 def _verbose_logging(enabled: bool, fmt: str = "text") -> Iterator[None]:
     """-v: log HTTP calls of our code and the SDKs to stderr, every record masked by RedactingFilter.
@@ -426,7 +435,7 @@ def _verbose_logging(enabled: bool, fmt: str = "text") -> Iterator[None]:
     # Without -v a library's warnings still print (as Python's last-resort handler would print them, message only),
     # masked: azure-identity's warning of a failed sign-in quotes the server's answer, which may echo the secret.
     text_format = "%(name)s: %(message)s" if enabled else "%(message)s"
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(text_format))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else _RedactingFormatter(text_format))
     handler.setLevel(logging.INFO if enabled else logging.WARNING)
     level = root.level
     root.addHandler(handler)

@@ -518,6 +518,8 @@ def test_an_oauth_command_asks_okta_for_one_access_token(sandbox: Sandbox, tmp_p
     '{\n  "kty": "RSA",\n  "d": "PRIVATEEXPONENTSECRETVALUE_abcdefghijkl",\n  "n": "truncated',  # JSON cut short
     '{"kty": "RSA", "n": "PUBLICPARTONLYxxxxxxxxxxxx", "e": "AQAB"}',  # a public JWK
     "-----BEGIN PRIVATE KEY-----\nNOTBASE64KEYMATERIALxxxxxxxxxxxxxx\n-----END PRIVATE KEY-----\n",
+    '{"kty": "RSA", "ext": true, "d": "PRIVATEEXPONENTSECRETVALUE_abcdefghijkl", "n": "x", "e": "AQAB"}',
+    "EC",  # a valid PEM key, but not RSA: the SDK signs RS256
 ])
 def test_a_private_key_the_sdk_cannot_sign_with_is_a_config_error(
         sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
@@ -525,6 +527,12 @@ def test_a_private_key_the_sdk_cannot_sign_with_is_a_config_error(
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a crash log would land here
+    if key == "EC":
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
     config = _service_app_config(sandbox, tmp_path, key)
     capsys.readouterr()
     assert main(["plan", "--idp", "okta", "-c", str(config)]) == 2

@@ -405,12 +405,13 @@ def _match_team(group: IdpGroup, teams: list[AstroTeam], claimed: set[str]) -> A
 
 
 def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None,
-          foreign: Collection[str] = frozenset()) -> list[Finding]:
+          foreign: Collection[str] | None = frozenset(), *, no_orphans: bool = False) -> list[Finding]:
     """Every unmet setup expectation and every difference between the IdP's view and Astro's, sorted by kind
     then subject. An IdP that is not set up yet has only that finding: the rest would be its consequences.
     `prepared`: `prepare(astro)`, made earlier (used only if it was made of this very view). `foreign`: folded
     userNames another IdP provisioning into the same Astro organization knows: their accounts are that IdP's,
-    never this one's orphans."""
+    never this one's orphans. `no_orphans`: whose accounts they are cannot be told (another IdP of the organization
+    could not be read): none is reported an orphan."""
     name = idp.idp
     findings: list[Finding] = _setup_findings(idp)
     if any(f.kind is Kind.NOT_SET_UP for f in findings):
@@ -482,7 +483,7 @@ def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None,
         findings.extend(_attribute_findings(name, user, astro_user, at))
 
     # -- orphans: active Astro accounts no IdP user accounts for
-    for astro_user in astro.users:
+    for astro_user in [] if no_orphans else astro.users:
         if astro_user.id in claimed or not astro_user.active or (foreign and _fold(astro_user.user_name) in foreign):
             continue
         findings.append(_make(name, Kind.ORPHANED, astro_user.user_name,
@@ -735,9 +736,11 @@ class AuditResult:
 
 
 def run_audit(idp: IdpView, astro: AstroView, seconds: float = 0.0, *, at: datetime | None = None,
-              prepared: Prepared | None = None, foreign: Collection[str] = frozenset()) -> AuditResult:
+              prepared: Prepared | None = None, foreign: Collection[str] | None = frozenset(),
+              no_orphans: bool = False) -> AuditResult:
     return AuditResult(
-        idp=idp.idp, scim_url=astro.scim_url, findings=audit(idp, astro, prepared, foreign), idp_users=len(idp.users),
+        idp=idp.idp, scim_url=astro.scim_url, findings=audit(idp, astro, prepared, foreign, no_orphans=no_orphans),
+        idp_users=len(idp.users),
         idp_groups=len(idp.groups), astro_users=len(astro.users), astro_teams=len(astro.teams),
         deviations=list(astro.deviations), seconds=seconds,
         group_sizes={g.name: len(g.members) for g in idp.groups}, audited_at=at,

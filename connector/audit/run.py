@@ -23,7 +23,7 @@ from connector.audit.reconcile import AuditResult, Finding, Kind, Prepared, comp
 from connector.audit.remedies import Outcome, check_limits, execute, plan_remedies
 from connector.audit.report import render
 from connector.config.load import AstroConfig, ProjectConfig
-from connector.errors import NotFound, UnsafePlan
+from connector.errors import ConnectorError, NotFound, UnsafePlan
 from connector.plan.model import Action, Plan
 from connector.plan.view import show_plans
 from connector.providers import registry
@@ -129,26 +129,35 @@ def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progr
                 idp_view = view_future.result()
             idp_view.setup = gaps
             astro_view, prepared = astro_future.result()
-            foreign: set[str] = set()
-            for future in other_futures:
-                foreign |= future.result()
+            foreign: set[str] | None = set()  # None: another IdP of this organization could not be read
+            for other, future in zip(others, other_futures, strict=True):
+                try:
+                    theirs = future.result()
+                except ConnectorError as exc:
+                    output.warn(f"note: {other.name} provisions into the same Astro organization and could not be "
+                                f"read ({exc}): no account is judged an orphan or a deprovision in this audit")
+                    foreign = None
+                    continue
+                if foreign is not None:
+                    foreign |= theirs
         # An IdP may know, as inactive, users its view of the app leaves out (Okta unassigns whom it deactivates).
         known = {u.user_name.casefold() for u in idp_view.users}
-        unknown = [u.user_name for u in astro_view.users if u.active and u.user_name.casefold() not in known
-                   and fold(u.user_name) not in foreign]
+        external = {u.user_name: u.external_id for u in astro_view.users if u.active
+                    and u.user_name.casefold() not in known and (foreign is None or fold(u.user_name) not in foreign)}
+        unknown = list(external)
         del known  # a folded name per user (~18 MB at 100,000): not kept alive through reconcile, the audit's peak
-        if unknown and not not_set_up(gaps):
-            idp_view.users.extend(view.inactive_users(unknown))
+        if unknown and foreign is not None and not not_set_up(gaps):
+            idp_view.users.extend(view.inactive_users(unknown, external))
             # What neither this IdP's view nor its lookup knows may still be a user another IdP of the same
-            # organization deactivated or took out of its scope: its account, not an orphan of this one.
+            # organization deprovisioned: its account, not an orphan of this one.
             left = {u.user_name.casefold() for u in idp_view.users}
             unknown = [n for n in unknown if n.casefold() not in left]
             for other in others:
                 if unknown:
-                    foreign |= {fold(u.user_name) for u in other.inactive_users(unknown)}
+                    foreign |= {fold(u.user_name) for u in other.inactive_users(unknown, external)}
         with progress.stage(f"reconcile {view.name}", total=len(idp_view.users), unit="users") as stage:
             result = run_audit(idp_view, astro_view, time.perf_counter() - started, at=at, prepared=prepared,
-                               foreign=foreign)
+                               foreign=foreign, no_orphans=foreign is None)
             stage.update(len(idp_view.users))
     if watch:
         # Active users only: the kinds judged by scope (user_missing, attribute and membership findings) are about
@@ -174,7 +183,7 @@ def _known_names(view: IdPView) -> set[str]:
     try:
         return {fold(u.user_name) for u in view.read_view().users}
     except NotFound:
-        return set()
+        return set()  # any other error: the caller's note, and no orphan judged
 
 
 def settle(target: AuditTarget, astro: AstroConfig, targeted: set[str], *, timeout: float = SETTLE_SECONDS,

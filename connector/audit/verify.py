@@ -113,7 +113,7 @@ def verify_applied(cfg: ProjectConfig, idp: str, *, timeout: float = VERIFY_SECO
     confirming = False  # at the bound: one more audit to confirm what was seen done only once
     try:
         while True:
-            result = audit_once(target.view, astro, setup=target.setup, others=target.others)
+            result = audit_once(target.view, astro, setup=target.setup)  # no orphans judged: no `others`
             blocking = [f for f in result.findings if f.kind in BLOCKING]
             missing = [f for f in result.findings if f.kind in PENDING]
             done = [f for f in missing if f.idp_done]

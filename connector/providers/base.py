@@ -18,7 +18,7 @@ A provider class declares the capabilities it implements by the Protocols below;
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Generic, Protocol, TypeVar
 
@@ -161,9 +161,13 @@ class IdPView(Closable, Protocol):
         `progress` is told the users read so far (and their total, when the IdP says it) as pages arrive."""
         ...
 
-    def inactive_users(self, user_names: Sequence[str]) -> list[IdpUser]:
-        """Among `user_names` (Astro accounts read_view does not account for), the ones the IdP knows as
-        deactivated, as inactive IdP users; [] when the IdP's view already shows its disabled users."""
+    def inactive_users(self, user_names: Sequence[str],
+                       external_ids: Mapping[str, str | None] | None = None) -> list[IdpUser]:
+        """Among `user_names` (Astro accounts read_view does not account for), the ones the IdP deprovisioned, as
+        inactive IdP users: users it deactivated, and users out of the app's scope whose Astro account it did
+        provision (`external_ids`: each account's externalId, the IdP's mark on what it created). A name the IdP
+        knows for another account (one it never provisioned: an admin's own, a manual invite) is left out: an
+        orphan, which only --delete-orphans touches, within the safety limits."""
         ...
 
 

@@ -23,7 +23,8 @@ def register(value: str) -> None:
     if value and len(value) >= 6:
         new = {value}
         if "\n" in value:
-            new.update(line.strip() for line in value.splitlines() if len(line.strip()) >= _LINE_MIN)
+            new.update(line.strip() for line in value.splitlines()
+                       if len(line.strip()) >= _LINE_MIN and not line.strip().startswith("-----"))  # PEM armour
         global _ordered
         with _lock:
             if new <= _values:

@@ -43,7 +43,7 @@ def check_endpoint(url: str, *, what: str, location: Location | None = None) -> 
     No message repeats a URL that may hold a secret: one with credentials, a query or a fragment is refused without
     being shown (those parts registered for redaction too), and one that does not parse is not echoed either."""
     userinfo = _userinfo(url)
-    if userinfo:
+    if userinfo is not None:  # `https://@host` too: an empty user is no endpoint either
         redact.register(userinfo)
         redact.register(userinfo.partition(":")[2])
         raise ConfigError(

@@ -4,10 +4,10 @@ its assigned groups, mapped through the YAML (expected.py), and the job's own tr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connector.errors import NotFound
+from connector.errors import NotFound, RemoteError
 from connector.providers.entra.app import EntraApp, log_error, log_status, log_subject
 from connector.providers.entra.expected import compile_mappings, idp_group, idp_user, user_select
 from connector.support.progress import Count
@@ -117,22 +117,38 @@ class EntraView(EntraApp):
         return issues
 
 
-    def inactive_users(self, user_names: Sequence[str]) -> list[IdpUser]:
-        """The users among `user_names` (Astro accounts the view does not hold) that Entra knows, as inactive IdP
-        users: taken out of the app's scope (unassigned, out of its groups), which Entra deprovisions by
-        deactivating the account in Astro. A disabled user keeps its assignment (accountEnabled false): read_view
-        already has those. Without this, an Astro account still active for a user out of scope would look like
-        one Entra never knew (an orphan, deleted by --delete-orphans) instead of a deprovision that did not reach
-        Astro (deactivated by --fix). Looked up by userPrincipalName (the default userName mapping),
-        concurrently, at most MAX_INACTIVE_LOOKUPS."""
-        return self._run(self._inactive_users(list(user_names)[:MAX_INACTIVE_LOOKUPS]))
+    def inactive_users(self, user_names: Sequence[str],
+                       external_ids: Mapping[str, str | None] | None = None) -> list[IdpUser]:
+        """The users among `user_names` (Astro accounts the view does not hold) that Entra deprovisioned, as
+        inactive IdP users: disabled ones no longer assigned, and ones out of the app's scope (unassigned, out of
+        its groups) whose Astro account Entra created (its externalId is the user's mailNickname or object id,
+        Entra's default mappings: `external_ids`). Entra deprovisions by deactivating the account in Astro; without
+        this, an account still active for such a user would look like one Entra never knew (an orphan, deleted by
+        --delete-orphans) instead of a deprovision that did not reach Astro (deactivated by --fix). A name Entra
+        knows for an account it did not create stays an orphan. Looked up by userPrincipalName (the default
+        userName mapping), 8 at a time, at most MAX_INACTIVE_LOOKUPS."""
+        ids = dict(external_ids or {})
+        return self._run(self._inactive_users(list(user_names)[:MAX_INACTIVE_LOOKUPS], ids))
 
-    async def _inactive_users(self, user_names: list[str]) -> list[IdpUser]:
+    async def _inactive_users(self, user_names: list[str], external_ids: dict[str, str | None]) -> list[IdpUser]:
+        gate = asyncio.Semaphore(8)
+
         async def one(upn: str) -> IdpUser | None:
-            try:
-                user = await self.tenant.get_user(upn, ["id", "userPrincipalName"])
-            except NotFound:
-                return None  # not an Entra user at all: a real orphan
-            return IdpUser(id=str(user["id"]), user_name=upn, active=False)
+            async with gate:
+                try:
+                    user = await self.tenant.get_user(upn, ["id", "userPrincipalName", "mailNickname",
+                                                            "accountEnabled"])
+                except NotFound:
+                    return None  # not an Entra user at all: a real orphan
+                except RemoteError as exc:
+                    if exc.status == 400:  # a name Graph cannot take as a key (e.g. one starting with '$')
+                        return None
+                    raise
+            if str(user.get("userPrincipalName") or "").casefold() != upn.casefold():
+                return None
+            ext = external_ids.get(upn)
+            if user.get("accountEnabled") is False or (ext and ext in (user.get("id"), user.get("mailNickname"))):
+                return IdpUser(id=str(user["id"]), user_name=upn, active=False)
+            return None
 
         return [u for u in await asyncio.gather(*(one(n) for n in user_names)) if u is not None]

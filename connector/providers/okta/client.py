@@ -145,34 +145,24 @@ def client_config(okta: OktaConfig) -> dict[str, Any]:
 
 
 def _checked_private_key(secret: Secret) -> str:
-    """The service app's key, refused here when it is no private key the SDK can sign with: the SDK parses it only
-    when it asks for a token, deep in a request, where a malformed one crashed (a traceback quoting a line of the
-    key) or read as "Okta answered with something that is not JSON". A PEM key is loaded without the RSA
-    consistency check (the SDK does that; ~0.1 s), a JWK checked for its private parts."""
-    value = secret.reveal()
-    hint = ("okta.private_key: file:PATH of the service app's private key, PEM (-----BEGIN PRIVATE KEY-----, not "
-            "encrypted) or JWK (JSON with \"kty\": \"RSA\" and \"d\")")
-    if value.lstrip().startswith("{"):
-        try:
-            jwk = json.loads(value)
-        except ValueError:
-            # `from None`: the parser's message quotes the key's text
-            raise ConfigError("okta.private_key is not a JWK: its JSON does not parse (not shown)",
-                              location=secret.location, hint=hint) from None
-        if not isinstance(jwk, dict) or jwk.get("kty") != "RSA" or not jwk.get("d"):
-            raise ConfigError("okta.private_key is not an RSA private JWK (it needs \"kty\": \"RSA\" and \"d\")",
-                              location=secret.location, hint=hint)
-        return value
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    """The service app's key, refused here when the SDK could not sign with it: the SDK parses it only when it asks
+    for a token, deep in a request, where a malformed one crashed (a traceback quoting a line of the key) or read as
+    "Okta answered with something that is not JSON". Parsed by the SDK's own JWT.get_PEM_JWK (what its token
+    request does: PEM, JWK JSON or a Python-dict JWK), then it must be a private RSA key (the SDK signs RS256)."""
+    from okta.jwt import JWT
 
+    value = secret.reveal()
     try:
-        load_pem_private_key(value.encode(), password=None, unsafe_skip_rsa_key_validation=True)
-    except (ValueError, TypeError) as exc:
-        kind = "an encrypted key (no passphrase is taken)" if isinstance(exc, TypeError) else "no PEM private key"
-        raise ConfigError(f"okta.private_key is {kind} (not shown)", location=secret.location, hint=hint) from None
-    except Exception as exc:  # cryptography's UnsupportedAlgorithm and the like: named, never the key
-        raise ConfigError(f"okta.private_key cannot be loaded ({type(exc).__name__}; not shown)",
-                          location=secret.location, hint=hint) from None
+        _, jwk = JWT.get_PEM_JWK(value)
+        usable = bool(jwk.has_private) and jwk.get("kty") == "RSA"
+    except Exception:  # whatever the SDK's parsers raise (SyntaxError, ValueError, jwcrypto's, cryptography's)
+        usable = False
+    if not usable:
+        # No cause chained: the parsers' messages quote the key's text.
+        raise ConfigError("okta.private_key is not a private RSA key the okta SDK can sign with (not shown)",
+                          location=secret.location,
+                          hint="okta.private_key: file:PATH of the service app's private key, PEM (not encrypted) or "
+                               "JWK (\"kty\": \"RSA\" with its private parts)")
     return value
 
 

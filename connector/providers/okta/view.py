@@ -4,7 +4,7 @@ gives them, the pushed groups with their expected members, and Okta's own provis
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -164,19 +164,25 @@ class OktaView(OktaOrg):
         members = list(await asyncio.gather(*(member_ids(g) for g in gids)))
         return mappings, await names_task, members
 
-    def inactive_users(self, user_names: Sequence[str]) -> list[IdpUser]:
-        """The users among `user_names` (Astro accounts no app user accounts for) that Okta knows, as inactive IdP
-        users: deactivated or suspended ones, and active ones out of the app's scope (unassigned).
+    def inactive_users(self, user_names: Sequence[str],
+                       external_ids: Mapping[str, str | None] | None = None) -> list[IdpUser]:
+        """The users among `user_names` (Astro accounts no app user accounts for) that Okta deprovisioned, as
+        inactive IdP users: deactivated or suspended ones, and active ones out of the app's scope whose Astro
+        account Okta created (its externalId is the Okta user's id: `external_ids`).
 
         Okta unassigns a user it deactivates from every app, and deprovisions (deactivates in Astro) one taken out
         of the app's scope, so read_view sees neither; without this, an Astro account still active for one would
         look like an account Okta never knew (an orphan, deleted by --delete-orphans) instead of a deactivation
-        that did not reach Astro (deactivated by --fix). Looked up by login (the Astro app's default username
-        format), concurrently, at most MAX_INACTIVE_LOOKUPS.
+        that did not reach Astro (deactivated by --fix). An active Okta user whose name matches an account Okta
+        did not create (an admin's own, an invite) stays an orphan: --fix alone never deactivates it. Looked up
+        by login (the Astro app's default username format; Okta also matches a login's short name, so the answer
+        must be that very login), concurrently, at most MAX_INACTIVE_LOOKUPS.
         """
-        return self._reads(lambda c: self._inactive_users(c, list(user_names)[:MAX_INACTIVE_LOOKUPS]))
+        ids = dict(external_ids or {})
+        return self._reads(lambda c: self._inactive_users(c, list(user_names)[:MAX_INACTIVE_LOOKUPS], ids))
 
-    async def _inactive_users(self, c: OktaClient, user_names: list[str]) -> list[IdpUser]:
+    async def _inactive_users(self, c: OktaClient, user_names: list[str], external_ids: dict[str, str | None]
+                              ) -> list[IdpUser]:
         async def one(login: str) -> IdpUser | None:
             try:
                 user = await c.get(f"/api/v1/users/{quote(login, safe='@')}")
@@ -186,8 +192,13 @@ class OktaView(OktaOrg):
                 raise
             if not isinstance(user, dict):
                 return None
-            # Known to Okta, whatever its status: deactivated, suspended, or out of the app's scope (not in read_view)
-            return IdpUser(id=str(user.get("id")), user_name=login, active=False)
+            found = str((user.get("profile") or {}).get("login") or "")
+            if found.casefold() != login.casefold():
+                return None  # another person, found by the short name
+            uid = str(user.get("id"))
+            if user.get("status") in INACTIVE_OKTA_USER or external_ids.get(login) == uid:
+                return IdpUser(id=uid, user_name=login, active=False)
+            return None
 
         return [u for u in await asyncio.gather(*(one(n) for n in user_names)) if u is not None]
 
