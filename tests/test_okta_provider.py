@@ -296,6 +296,11 @@ def test_push_mapping_outside_config_is_deleted_only_with_prune(
     assert main(["plan", "--idp", "okta", "-c", str(strict), "--prune"]) == 0
     assert "over the safety limit of 0 (safety.max_delete_count): 'astro-scim apply' refuses it without --force" \
         in capsys.readouterr().err
+    from test_json_schemas import run_json
+
+    rc, doc = run_json(capsys, "plan", "plan", "--idp", "okta", "-c", str(strict), "--prune")  # schema-checked
+    (okta,) = doc["plans"]
+    assert rc == 0 and "over the safety limit of 0" in okta["refused_without_force"]
     assert main(["apply", "--idp", "okta", "-c", str(strict), "--yes", "--prune"]) == 2
     assert sandbox.okta.push_mapping(app_id(sandbox), extra[0]) is not None
     # Within the default limit (25): one removal of three mappings is not refused (a fraction would refuse it).

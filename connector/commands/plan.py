@@ -36,9 +36,10 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
     plans = [plan for _, plan in named]
     if args.format != "json":
         show_plans(plans, args.format)
-    for plan in plans:  # what apply would refuse without --force
+    for entry, plan in zip(doc["plans"], plans, strict=True):  # what apply would refuse without --force
         if (problem := plan.apply_limit_problem(cfg.safety.max_delete_count)) is not None:
             output.warn(f"{problem}: 'astro-scim apply' refuses it without --force")
+            entry["refused_without_force"] = problem
     if args.out:
         doc["saved_to"] = _save(args, cfg, named)
     # ok: the plan was made (changes or not); --exit-code's 1 for "has changes" is no failure
