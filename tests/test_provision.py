@@ -115,6 +115,25 @@ def test_unassigned_user_is_reported_not_provisioned(sandbox: Sandbox, tmp_path:
     assert sandbox.astro.users(azure_org(sandbox)) == []
 
 
+def test_a_user_taken_out_of_scope_is_verified_deprovisioned(sandbox: Sandbox, azure_config: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # Provisioned, then out of every assigned group: Entra's answer is a Disable and Astro holds the account
+    # inactive, which is right (it was reported "FAILED: Astro disagrees: active expected True").
+    from connector.sandbox.seed import ASSIGNED_TEAM
+
+    configured(sandbox, azure_config)
+    assert sandbox.graph is not None
+    others = {k for t in sandbox.default_team_names() for k in sandbox.seed_org.team(t).member_keys}
+    who = next(p.email for p in sandbox.seed_org.people if p.key not in others and p.active)
+    sandbox.graph.remove_member(ASSIGNED_TEAM, who)
+    rc, doc, err = provision_json(capsys, azure_config, "--user", who)
+    (result,) = doc["results"]
+    assert rc == 0 and result["outcome"] == "provisioned", (result, err)
+    assert result["verification"]["status"] == "verified"
+    user = sandbox.astro.find_user(azure_org(sandbox), who)
+    assert user is None or user["active"] is False
+
+
 def test_unknown_user_is_a_usage_error(sandbox: Sandbox, azure_config: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     configured(sandbox, azure_config, "--pause")

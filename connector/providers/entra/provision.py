@@ -8,6 +8,7 @@ Entra's verdict instead of taking it on trust."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -105,6 +106,10 @@ def expect(results: list[OnDemandResult], users: dict[str, IdpUser | None],
         row = by_id.get(uid) or (user_rows[0] if len(users) == 1 and len(user_rows) == 1
                                  and not user_rows[0].source_id else None)
         if row is not None:
+            # Entra's answer to a user out of scope is a deprovision (action Disable): Astro should then hold the
+            # account deactivated, whatever the user's state in Entra.
+            if user is not None and row.action.casefold() == "disable":
+                user = replace(user, active=False)
             row.source_id, row.expected = uid, user
     if group is None:
         return
