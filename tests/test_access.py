@@ -299,6 +299,11 @@ def test_render_emits_team_roles_terraform_per_idp(
     assert data["astro_deployments"]["access"]["names"] == ["prod"]
     assert (doc["variable"][0]["organization_id"]["default"]) == "clorg0000000000000000000a"
     assert "host" not in doc["provider"][0]["astro"]  # the real API: the provider's default host
+    # One required_providers block per module (Terraform refuses two): astro's is in the IdP's file.
+    tf = {p.name: p.read_text() for p in (out / "terraform").glob("*.tf")}
+    assert sum(t.count("required_providers") for t in tf.values()) == 1, list(tf)
+    (block,) = hcl2.loads(tf["okta.tf"], serialization_options=HCL)["terraform"]
+    assert set(block["required_providers"][0]) == {"okta", "astro"}
     azure = tmp_path / "azure-out"
     assert main(["render", "--idp", "azure", "--config", str(path), "--out", str(azure)]) == 0
     doc = hcl2.loads((azure / "terraform" / "astro.tf").read_text(), serialization_options=HCL)

@@ -23,6 +23,24 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+# Terraform takes one required_providers block per module (two files each with one: "Duplicate required providers
+# configuration"), so astro.tf's provider is required in the IdP's file.
+_ASTRO_PROVIDER = """    astro = {
+      source  = "astronomer/astro"
+      version = ">= 1.0.0"
+    }
+"""
+
+
+def _require_astro_provider(files: dict[str, str], idp: str) -> None:
+    name = f"terraform/{idp}.tf"
+    text = files.get(name)
+    anchor = "  required_providers {\n"
+    if text is None or text.count(anchor) != 1:
+        raise RuntimeError(f"{name}: no single required_providers block to add the astro provider to")
+    files[name] = text.replace(anchor, anchor + _ASTRO_PROVIDER, 1)
+
+
 def render_idp(
     idp: str,
     mapping: MappingFile,
@@ -43,7 +61,10 @@ def render_idp(
     )
     files = generate.render_files(ctx)
     if config is not None and config.access:  # Team access templates: terraform/astro.tf (render/access.py)
-        files.update(access_files(idp, config, command=ctx.command))
+        access = access_files(idp, config, command=ctx.command)
+        if access:
+            _require_astro_provider(files, idp)
+        files.update(access)
     written = []
     try:
         for rel, text in files.items():
