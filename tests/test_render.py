@@ -175,6 +175,8 @@ def test_azure_runbook_follows_the_seed(tmp_path: Path) -> None:
     for heading in ("## Values", "## Steps", "## Frequently asked questions"):
         assert f"\n{heading}\n" in md
     assert numbered_steps(md, "## Steps") == list(range(1, 11))
+    # What apply leaves in the job's schema: the listed mappings and active (members for groups), no other
+    assert "Delete the template's other mappings except `active`" in " ".join(md.split())
     rows = table_rows(md, "| Azure Active Directory Attribute")
     assert [(r[0], r[1]) for r in rows] == SEED_ENTRA_USERS
     assert rows[0][2:] == ["Direct", "1", "Always"]
