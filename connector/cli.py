@@ -279,8 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("provision", "Entra: provision a user or group on demand")
     _config_option(p)
-    p.add_argument("--idp", choices=["azure"], default="azure",
-                   help="only azure (the default): provision on demand is Entra's")
+    p.add_argument("--idp", choices=["okta", "azure"], default="azure",
+                   help="azure (the default): provision on demand is Entra's; okta says what to run instead")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--user", type=_name, help="userPrincipalName or object id")
     g.add_argument("--group", type=_name, help="display name or object id")

@@ -102,6 +102,16 @@ def test_init_refuses_to_overwrite_without_force(
     assert not (tmp_path / "mappings").exists()
 
 
+def test_init_with_a_file_named_mappings_is_an_error_not_a_crash(
+    sandbox: Sandbox, tokens: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "mappings").write_text("not a folder\n")
+    config = tmp_path / "astro-scim.yaml"
+    assert init(config, *okta_flags(sandbox)) == 2
+    err = capsys.readouterr().err
+    assert "mappings is a file" in err and "Traceback" not in err and not config.exists(), err
+
+
 def test_init_refuses_a_literal_secret_and_names_the_flag(
     sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -363,3 +363,10 @@ def test_an_astro_token_that_cannot_be_read_stops_before_entra_acts(
     assert rc == 2 and doc["error"]["type"] == "ConfigError" and doc["results"] == []
     assert "astro-azure.token" in doc["error"]["message"] + err
     assert sandbox.astro.find_user(azure_org(sandbox), person.email) is None  # Entra was never asked
+
+
+def test_provision_for_okta_says_what_to_run_instead(sandbox_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["provision", "--idp", "okta", "--user", "ada@acme.example", "-c", str(sandbox_config)]) == 2
+    err = capsys.readouterr().err
+    assert "provision is for Entra ID" in err and "push-groups" in err and "drift --fix" in err, err

@@ -249,6 +249,9 @@ def _choose_groups(args: argparse.Namespace, answers: Answers, found: dict[str, 
 
 def _copy_mappings(folder: Path, idps: list[str]) -> list[dict[str, Any]]:
     target = folder / "mappings"
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{target} is a file: init copies the mapping files into a folder of that name",
+                          hint=f"move {target} away, or run init in another folder")
     target.mkdir(exist_ok=True)
     done = []
     for idp in idps:

@@ -114,7 +114,8 @@ def group_push(cfg: ProjectConfig) -> GroupPush:
 def provision_on_demand(cfg: ProjectConfig, idp: str = "azure") -> ProvisionOnDemand:
     if idp != "azure":
         raise UsageError(f"provision is for Entra ID (--idp azure); {idp} has no provision on demand",
-                         hint="for Okta, 'astro-scim push-groups' re-pushes groups")
+                         hint="for Okta: 'astro-scim push-groups GROUP --yes' pushes a group again, and "
+                              "'astro-scim drift --fix --yes' re-assigns a user Astro lacks")
     selected_idps(cfg, "azure")
     return _azure(cfg)
 
