@@ -112,6 +112,17 @@ def test_init_with_a_file_named_mappings_is_an_error_not_a_crash(
     assert "mappings is a file" in err and "Traceback" not in err and not config.exists(), err
 
 
+def test_an_unreadable_secret_reference_names_the_variable_not_inits_scratch_file(
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OKTA_API_TOKEN", raising=False)
+    config = tmp_path / "astro-scim.yaml"
+    init(config, *okta_flags(sandbox))
+    out = capsys.readouterr()
+    text = out.out + out.err + (config.read_text() if config.exists() else "")
+    assert "OKTA_API_TOKEN" in text and ".astro-scim-init." not in text, text
+
+
 def test_init_refuses_a_literal_secret_and_names_the_flag(
     sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

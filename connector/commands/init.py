@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,9 +165,32 @@ def _load_draft(doc: dict[str, Any], folder: Path) -> ProjectConfig:
         except ConfigError as exc:  # its file:line is the draft's, which is gone: the message names the key
             raise UsageError(exc.message, hint=exc.hint) from exc
         cfg.document = None
+        _forget_locations(cfg)
         return cfg
     finally:
         Path(name).unlink(missing_ok=True)
+
+
+def _forget_locations(obj: Any, depth: int = 0) -> None:
+    """Drop every file:line the draft's objects carry (secrets, sections): the draft is deleted, its lines are not
+    the written file's, and an error read later (a secret reference that cannot be read during discovery) named
+    them. Without one, such an error names its key and value's source (the variable, the file) instead."""
+    if depth > 4 or obj is None or isinstance(obj, str | int | float | bool | Path):
+        return
+    if isinstance(obj, list | tuple):
+        for item in obj:
+            _forget_locations(item, depth + 1)
+        return
+    if isinstance(obj, dict):
+        for item in obj.values():
+            _forget_locations(item, depth + 1)
+        return
+    names: Iterable[str] = getattr(obj, "__dataclass_fields__", None) or getattr(obj, "__slots__", None) or ()
+    for attr in names:
+        if attr == "location":
+            setattr(obj, attr, None)
+        elif not attr.startswith("_"):
+            _forget_locations(getattr(obj, attr, None), depth + 1)
 
 
 def _show(found: Discovery) -> None:
