@@ -282,3 +282,16 @@ def test_a_missing_mapping_named_by_the_config_points_at_its_line(tmp_path: Path
     (finding,) = report["findings"]
     assert (finding["file"], finding["line"], finding["code"]) == (str(config), 7, "mapping-not-found")
     assert str(tmp_path / "mappings" / "nope.yaml") in finding["message"]
+
+
+def test_a_group_both_assigned_and_pushed_in_okta_is_a_warning_at_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "astro-scim.yaml"
+    config.write_text("astro:\n  scim_url: https://api.astronomer.io/scim/v2/clorg123\n  token: env:ASTRO_API_TOKEN\n"
+                      "okta:\n  org_url: https://acme.okta.com\n  token: env:OKTA_API_TOKEN\n"
+                      "  assign_groups: [Astro Users, Data Engineering]\n  push_groups: [Data Engineering]\n")
+    from connector.cli import main
+
+    assert main(["validate", str(config)]) == 0  # a warning, not an error (plan notes it too)
+    out = capsys.readouterr().out
+    assert f"{config}:8:" in out and "both assignment and Group Push: Data Engineering" in out, out

@@ -359,7 +359,17 @@ def validate_project_file(path: str | Path) -> list[Finding] | None:
         cfg = load_config(path)
     except ConfigError as exc:
         return [Finding(Severity.ERROR, exc.location or Location(str(path)), "config", exc.message, exc.hint)]
-    return validate_access(cfg)
+    findings = validate_access(cfg)
+    if cfg.okta is not None:  # what plan notes too, here offline: Okta does not support one group for both
+        pushed = {g.casefold() for g in cfg.okta.push_groups}
+        both = [g for g in cfg.okta.assign_groups if g.casefold() in pushed]
+        if both:
+            loc = cfg.document.loc(("okta", "push_groups")) if cfg.document is not None else None
+            findings.append(Finding(
+                Severity.WARNING, loc or Location(str(path)), "config",
+                "Okta does not support one group for both assignment and Group Push: " + ", ".join(both),
+                "assign the app to another group holding the same people (e.g. 'Astro Users'), and push this one"))
+    return findings
 
 
 # ---------------------------------------------------------------------------------------------- role sets
