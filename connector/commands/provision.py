@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, doc: output.Document) -> int:
+    registry.check_provision_idp(args.idp)
     cfg = load_config_arg(args.config)
     trail.bind(cfg)
     astro = cfg.astro_for("azure")  # where the read-back goes: a config error stops here, before any change

@@ -111,11 +111,16 @@ def group_push(cfg: ProjectConfig) -> GroupPush:
     return _okta(cfg)
 
 
-def provision_on_demand(cfg: ProjectConfig, idp: str = "azure") -> ProvisionOnDemand:
+def check_provision_idp(idp: str) -> None:
+    """provision is Entra's: any other IdP is a usage error saying what to run instead (before any config is read)."""
     if idp != "azure":
         raise UsageError(f"provision is for Entra ID (--idp azure); {idp} has no provision on demand",
                          hint="for Okta: 'astro-scim push-groups GROUP --yes' pushes a group again, and "
                               "'astro-scim drift --fix --yes' re-assigns a user Astro lacks")
+
+
+def provision_on_demand(cfg: ProjectConfig, idp: str = "azure") -> ProvisionOnDemand:
+    check_provision_idp(idp)
     selected_idps(cfg, "azure")
     return _azure(cfg)
 
