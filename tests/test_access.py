@@ -309,6 +309,15 @@ def test_render_emits_team_roles_terraform_per_idp(
     doc = hcl2.loads((azure / "terraform" / "astro.tf").read_text(), serialization_options=HCL)
     assert list(doc["resource"][0]["astro_team_roles"]) == ["ml_research"]
     assert "astro.tf" not in capsys.readouterr().err
+    # Rendered again once the templates are gone: the old team roles are not left for terraform apply.
+    bare = path.with_name("bare.yaml")
+    bare.write_text(path.read_text().split("access:")[0])
+    assert main(["render", "--idp", "okta", "--config", str(bare), "--out", str(out)]) == 0
+    assert not (out / "terraform" / "astro.tf").exists() and (out / "terraform" / "okta.tf").exists()
+    # The other IdP into the same folder would make one Terraform module declaring everything twice.
+    capsys.readouterr()
+    assert main(["render", "--idp", "azure", "--config", str(path), "--out", str(out)]) == 2
+    assert "render each IdP into its own folder" in capsys.readouterr().err
 
 
 def test_render_without_access_writes_no_astro_tf(tmp_path: Path) -> None:
