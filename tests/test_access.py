@@ -312,8 +312,10 @@ def test_render_emits_team_roles_terraform_per_idp(
     # Rendered again once the templates are gone: the old team roles are not left for terraform apply.
     bare = path.with_name("bare.yaml")
     bare.write_text(path.read_text().split("access:")[0])
+    capsys.readouterr()
     assert main(["render", "--idp", "okta", "--config", str(bare), "--out", str(out)]) == 0
     assert not (out / "terraform" / "astro.tf").exists() and (out / "terraform" / "okta.tf").exists()
+    assert f"removed {out / 'terraform' / 'astro.tf'}" in capsys.readouterr().err
     # The other IdP into the same folder would make one Terraform module declaring everything twice.
     capsys.readouterr()
     assert main(["render", "--idp", "azure", "--config", str(path), "--out", str(out)]) == 2

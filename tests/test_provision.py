@@ -370,3 +370,5 @@ def test_provision_for_okta_says_what_to_run_instead(sandbox_config: Path, capsy
     assert main(["provision", "--idp", "okta", "--user", "ada@acme.example", "-c", str(sandbox_config)]) == 2
     err = capsys.readouterr().err
     assert "provision is for Entra ID" in err and "push-groups" in err and "drift --fix" in err, err
+    rc, doc, _ = provision_json(capsys, sandbox_config, "--idp", "okta", "--user", "ada@acme.example")  # its schema
+    assert rc == 2 and doc["idp"] == "okta" and "push-groups" in doc["error"]["hint"]

@@ -270,11 +270,15 @@ def _choose_groups(args: argparse.Namespace, answers: Answers, found: dict[str, 
             output.say(f"  {idp}.{key}: {', '.join(groups) if groups else '(empty)'} ({why})")
 
 
-def _copy_mappings(folder: Path, idps: list[str]) -> list[dict[str, Any]]:
-    target = folder / "mappings"
+def _check_mappings_folder(target: Path) -> None:
     if target.exists() and not target.is_dir():
         raise ConfigError(f"{target} is a file: init copies the mapping files into a folder of that name",
                           hint=f"move {target} away, or run init in another folder")
+
+
+def _copy_mappings(folder: Path, idps: list[str]) -> list[dict[str, Any]]:
+    target = folder / "mappings"
+    _check_mappings_folder(target)
     target.mkdir(exist_ok=True)
     done = []
     for idp in idps:
@@ -344,6 +348,7 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
                          hint="pass --force to replace it, or --config OTHER.yaml to write another file")
     if not path.resolve().parent.is_dir():
         raise UsageError(f"cannot write {path}: its folder does not exist", hint=f"mkdir -p {path.parent}")
+    _check_mappings_folder(path.resolve().parent / "mappings")  # before any question or read
     interactive = not args.non_interactive and sys.stdin.isatty()
     answers = _answers(args, _asker(interactive))
     doc["idps"] = answers.idps

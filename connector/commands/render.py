@@ -108,9 +108,14 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
         )
 
     command = f"astro-scim render --idp {args.idp}"
-    written = render_idp(args.idp, mapping, config, args.out, mapping_path=str(path), command=command)
+    removed: list[Path] = []
+    written = render_idp(args.idp, mapping, config, args.out, mapping_path=str(path), command=command,
+                         removed=removed)
     doc["files"] = [_file_json(args.idp, Path(args.out), p) for p in written]
     output.say(f"rendered {len(written)} files for {args.idp} from {path}:")
     for p in written:
         output.say(f"  {p}")
+    for p in removed:
+        output.warn(f"removed {p}: an earlier render's Team roles, which this config no longer gives (run terraform "
+                    "from a copy of it first to remove those roles, or keep the roles by restoring it)")
     return doc.done(EXIT_OK)

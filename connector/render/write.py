@@ -64,12 +64,15 @@ def _refuse_another_idps_terraform(out: Path, idp: str) -> None:
                               hint=f"render each IdP into its own folder, e.g. --out {out / idp}")
 
 
-def _drop_stale_team_roles(out: Path, files: dict[str, str]) -> None:
+def _drop_stale_team_roles(out: Path, files: dict[str, str]) -> Path | None:
     """A terraform/astro.tf an earlier render wrote, when this one writes none (the config's access templates were
-    removed, or name no group of this IdP): left there, `terraform apply` would keep setting the old roles."""
+    removed, or name no group of this IdP): left there, `terraform apply` would keep setting the old roles.
+    Removed once the new files are written; returned, so the command says so."""
     stale = out / "terraform" / "astro.tf"
     if "terraform/astro.tf" not in files and _generated(stale):
         stale.unlink()
+        return stale
+    return None
 
 
 def render_idp(
@@ -80,8 +83,10 @@ def render_idp(
     *,
     mapping_path: str | None = None,
     command: str | None = None,
+    removed: list[Path] | None = None,
 ) -> list[Path]:
-    """Render every output for `idp` into `out_dir`; returns the files written."""
+    """Render every output for `idp` into `out_dir`; returns the files written (and adds to `removed` a stale
+    generated file it removed)."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder")
@@ -97,13 +102,15 @@ def render_idp(
             _require_astro_provider(files, idp)
         files.update(access)
     _refuse_another_idps_terraform(out, idp)
-    _drop_stale_team_roles(out, files)
     written = []
     try:
         for rel, text in files.items():
             target = out / rel
             _write(target, text)
             written.append(target)
+        dropped = _drop_stale_team_roles(out, files)
     except OSError as exc:
         raise ConfigError(f"cannot write to {out}: {exc.strerror}") from exc
+    if dropped is not None and removed is not None:
+        removed.append(dropped)
     return written

@@ -107,9 +107,10 @@ def expect(results: list[OnDemandResult], users: dict[str, IdpUser | None],
                                  and not user_rows[0].source_id else None)
         if row is not None:
             # Entra's answer to a user out of scope is a deprovision (action Disable): Astro should then hold the
-            # account deactivated, whatever the user's state in Entra.
+            # account deactivated, whatever the user's state in Entra; a Disable sends active=false alone, so no
+            # other value is checked (the user's details may have changed in Entra since the last export).
             if user is not None and row.action.casefold() == "disable":
-                user = replace(user, active=False)
+                user = replace(user, active=False, expected={})
             row.source_id, row.expected = uid, user
     if group is None:
         return
@@ -118,6 +119,8 @@ def expect(results: list[OnDemandResult], users: dict[str, IdpUser | None],
     row = by_id.get(gid) or (group_rows[0] if len(group_rows) == 1 and not group_rows[0].source_id else None)
     if row is None:
         return
-    provisioned = {uid for uid in users if (r := by_id.get(uid)) is None or r.ok}
+    # A member whose own row is a Disable (out of scope) is one Entra does not add to the Team.
+    provisioned = {uid for uid in users
+                   if (r := by_id.get(uid)) is None or (r.ok and r.action.casefold() != "disable")}
     names = {u.user_name for uid, u in users.items() if u is not None and u.active and uid in provisioned}
     row.source_id, row.expected = gid, build(names)
