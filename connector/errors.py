@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 # The hint for a service that did not answer at all; {key} names the config key holding its URL.
 UNREACHABLE_HINT = (
-    "check {key} in the config, and that this machine reaches it (network, proxy: HTTPS_PROXY, firewall, DNS)"
+    "check {key} in the config, and that this machine reaches it (network, proxy: HTTPS_PROXY, firewall, DNS; a "
+    "rehearsal on 127.0.0.1: that `astro-scim sandbox` still runs)"
 )
 
 EXIT_OK = 0
