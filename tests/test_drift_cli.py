@@ -429,6 +429,10 @@ def test_a_user_out_of_the_apps_scope_is_deactivated_never_deleted_as_an_orphan(
     rc, found = drift(applied, capsys)
     assert rc == 1 and ("deactivation_not_propagated", who) in found, found
     assert not any(kind == "orphaned" for kind, _ in found), found
+    main(["drift", "-c", str(applied), "--format", "json"])
+    (doc,) = json.loads(capsys.readouterr().out)["idps"]
+    in_scope = sum(1 for p in sandbox.seed_org.people if p.email != who)  # the read's users, not the lookup's
+    assert doc["counts"]["idp_users"] == in_scope, doc["counts"]
     sandbox.logs["astro"].clear()
     rc, out = fix(applied, capsys, "--delete-orphans")
     assert sandbox.logs["astro"].count("DELETE") == 0, out  # deactivated, as the IdP itself would

@@ -146,6 +146,7 @@ def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progr
                     and u.user_name.casefold() not in known and (foreign is None or fold(u.user_name) not in foreign)}
         unknown = list(external)
         del known  # a folded name per user (~18 MB at 100,000): not kept alive through reconcile, the audit's peak
+        in_view = len(idp_view.users)  # what the reports count as the IdP's users: the read, not the lookups below
         if unknown and foreign is not None and not not_set_up(gaps):
             idp_view.users.extend(view.inactive_users(unknown, external))
             # What neither this IdP's view nor its lookup knows may still be a user another IdP of the same
@@ -158,6 +159,7 @@ def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progr
         with progress.stage(f"reconcile {view.name}", total=len(idp_view.users), unit="users") as stage:
             result = run_audit(idp_view, astro_view, time.perf_counter() - started, at=at, prepared=prepared,
                                foreign=foreign, no_orphans=foreign is None)
+            result.idp_users = in_view
             stage.update(len(idp_view.users))
     if watch:
         # Active users only: the kinds judged by scope (user_missing, attribute and membership findings) are about
