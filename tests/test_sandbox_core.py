@@ -245,6 +245,15 @@ def test_sandbox_command_serves_until_interrupted(tmp_path: Path) -> None:
             assert okta.status_code == 200
             assert len([u for u in okta.json() if "acme.example" in u["profile"]["login"]]) >= 4
             assert load_config(config).okta is not None
+            # The Okta console step as the banner prints it, run by a shell: the emulator takes it.
+            (step,) = [line.strip() for line in lines if line.strip().startswith("curl ")]
+            done = subprocess.run(["sh", "-c", step], capture_output=True, text=True, timeout=30)
+            assert done.returncode == 0 and "error" not in done.stdout.lower(), done.stdout + done.stderr
+            apps = httpx.get(f"{data['okta']['org_url']}/api/v1/apps", params={"q": "Astro"},
+                             headers={"Authorization": f"SSWS {data['okta']['token']}"}).json()
+            (app,) = [a for a in apps if a.get("label") == "Astro"]
+            answer = json.loads(done.stdout)  # the emulator's admin endpoint: what it enabled, with which URL
+            assert answer == {"appId": app["id"], "baseUrl": org["scim_url"], "provisioning": "ENABLED"}, answer
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=30)
         finally:

@@ -7,6 +7,7 @@ the panel says which file holds which token.
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
 import signal
 import sys
@@ -72,6 +73,16 @@ def _panel(sb: object, config_path: Path, json_path: Path | None, args: argparse
     if json_path is not None:
         table.add_row("JSON", f"{json_path}   (URLs and all tokens)")
     output.render(Panel(table, title="astro-scim sandbox: running on loopback", expand=False))
+    if sb.okta is not None and sb.okta_url:
+        # Okta's manual step has no API; the emulator takes it at an admin endpoint. Filled in, the token read from
+        # its file when run (never printed).
+        app_id = str(sb.okta.app_by_label("Astro")["id"])
+        org = sb.astro_orgs["okta"]
+        token_file = shlex.quote(str(where / TOKEN_FILES["astro-okta"]))
+        output.say("Okta's manual step (Configure API integration), when apply stops at it, is here:")
+        # raw: one line, never wrapped, as the shell takes it
+        output.raw(f"  curl -sS -X POST {sb.okta_url}/_sandbox/apps/{app_id}/provisioning "
+                   f"-d '{{\"baseUrl\": \"{org.scim_url}\", \"token\": \"'\"$(cat {token_file})\"'\"}}'")
     output.say(f"try: astro-scim plan --config {config_path}")
     output.say("Ctrl-C stops the sandbox.", style="dim")
     sys.stdout.flush()
