@@ -9,6 +9,10 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+# IdPView.inactive_users looks up at most this many Astro accounts the view does not hold (one request each): more
+# than this is a mass orphaning, reported as orphans.
+MAX_INACTIVE_LOOKUPS = 200
+
 
 @dataclass(slots=True)  # one per user or Team: 100,000 of them in a large audit
 class IdpUser:

@@ -11,9 +11,7 @@ from connector.errors import NotFound, RemoteError
 from connector.providers.entra.app import EntraApp, log_error, log_status, log_subject
 from connector.providers.entra.expected import compile_mappings, idp_group, idp_user, user_select
 from connector.support.progress import Count
-from connector.views import IdpIssue, IdpUser, IdpView
-
-MAX_INACTIVE_LOOKUPS = 200  # more unknown Astro accounts than this is a mass orphaning: reported as orphans
+from connector.views import MAX_INACTIVE_LOOKUPS, IdpIssue, IdpUser, IdpView
 
 
 class EntraView(EntraApp):

@@ -19,6 +19,7 @@ What the wrapper adds over calling the SDK directly (reference/okta-api.md secti
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -149,21 +150,27 @@ def _checked_private_key(secret: Secret) -> str:
     for a token, deep in a request, where a malformed one crashed (a traceback quoting a line of the key) or read as
     "Okta answered with something that is not JSON". Parsed by the SDK's own JWT.get_PEM_JWK (what its token
     request does: PEM, JWK JSON or a Python-dict JWK), then it must be a private RSA key (the SDK signs RS256)."""
-    from okta.jwt import JWT
-
     value = secret.reveal()
-    try:
-        _, jwk = JWT.get_PEM_JWK(value)
-        usable = bool(jwk.has_private) and jwk.get("kty") == "RSA"
-    except Exception:  # whatever the SDK's parsers raise (SyntaxError, ValueError, jwcrypto's, cryptography's)
-        usable = False
-    if not usable:
+    if not _signable(value):
         # No cause chained: the parsers' messages quote the key's text.
         raise ConfigError("okta.private_key is not a private RSA key the okta SDK can sign with (not shown)",
                           location=secret.location,
                           hint="okta.private_key: file:PATH of the service app's private key, PEM (not encrypted) or "
                                "JWK (\"kty\": \"RSA\" with its private parts)")
     return value
+
+
+@functools.lru_cache(maxsize=4)
+def _signable(value: str) -> bool:
+    """Whether the SDK can sign with this key. Kept per key: parsing it loads the RSA key (~0.1 s of CPU), and every
+    phase of a command builds its own SDK client (the token itself is shared: SharedToken)."""
+    from okta.jwt import JWT
+
+    try:
+        _, jwk = JWT.get_PEM_JWK(value)
+        return bool(jwk.has_private) and jwk.get("kty") == "RSA"
+    except Exception:  # whatever the SDK's parsers raise (SyntaxError, ValueError, jwcrypto's, cryptography's)
+        return False
 
 
 # The SDK API classes this tool calls (each is a mixin of okta.client.Client, which inherits all ~100 of them).

@@ -20,11 +20,10 @@ from connector.providers.okta.org import (
 )
 from connector.providers.okta.reads import iter_pages, read_client
 from connector.support.progress import Count
-from connector.views import IdpGroup, IdpIssue, IdpUser, IdpView
+from connector.views import MAX_INACTIVE_LOOKUPS, IdpGroup, IdpIssue, IdpUser, IdpView
 
 T = TypeVar("T")
 
-MAX_INACTIVE_LOOKUPS = 200  # more unknown Astro accounts than this is a mass orphaning: reported as orphans
 
 
 class OktaView(OktaOrg):
