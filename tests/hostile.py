@@ -5,10 +5,13 @@
   client's Host header, so the emulator's own links name the proxy, as a real service's name itself.
 - `Elsewhere` is another origin: it answers every request with a harmless page and records what it was sent, so a
   test can prove no request, and no credential, ever reached it.
+- `Trickling` writes an answer in parts, holding each after the first until another request comes in: what a
+  client does while a page is still arriving (the sandbox's server writes every answer at once).
 """
 
 from __future__ import annotations
 
+import http.server
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -154,3 +157,52 @@ def request_seen(sandbox: Any, service: str, query_part: str) -> Iterator[thread
         yield seen
     finally:
         middleware.app = inner
+
+
+# (headers, body parts) of the answer to a GET of `target` (path and query) on the server at `base`.
+TrickleAnswer = Callable[[str, str], tuple[list[tuple[str, str]], list[bytes]]]
+
+
+class Trickling:
+    """A server whose answers (`answer(base, target)`) are written part by part: the status line and headers at
+    once, then each part, every part after the first held until a request whose target holds `release_on` has
+    come in (or 5 s have passed: `released` records which, per hold)."""
+
+    def __init__(self, answer: TrickleAnswer, release_on: str) -> None:
+        self.released: list[bool] = []
+        arrived = threading.Event()
+        released = self.released
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if release_on in self.path:
+                    arrived.set()
+                base = f"http://127.0.0.1:{self.server.server_address[1]}"
+                headers, parts = answer(base, self.path)
+                self.send_response(200)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(sum(len(p) for p in parts)))
+                self.end_headers()
+                for i, part in enumerate(parts):
+                    if i:
+                        released.append(arrived.wait(timeout=5))
+                    self.wfile.write(part)
+                    self.wfile.flush()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> Trickling:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -231,3 +231,37 @@ def test_okta_read_client_writes_the_next_pages_request_before_handing_out_the_c
             return False
 
         assert asyncio.run(first_page_held())
+
+
+def test_okta_read_client_asks_the_next_page_from_the_headers_before_the_body_is_in(okta_applied: Path) -> None:
+    """Okta's cursor is in the Link header: with page 1's headers written and its body held back, the reader has
+    already asked for page 2. A reader that waited for the body would leave the server waiting (its hold ends
+    after 5 s, and the test fails)."""
+    import asyncio
+    import json
+    from dataclasses import replace
+
+    from hostile import Trickling
+
+    def app_users(*ids: str) -> bytes:
+        return json.dumps([{"id": i, "status": "PROVISIONED", "profile": {}} for i in ids]).encode()
+
+    def answer(base: str, target: str) -> tuple[list[tuple[str, str]], list[bytes]]:
+        json_type = ("Content-Type", "application/json")
+        if "after=" in target:
+            return [json_type], [app_users("00u3")]
+        link = ("Link", f'<{base}/api/v1/apps/0oa1/users?after=00u2&limit=2>; rel="next"')
+        return [json_type, link], [b"", app_users("00u1", "00u2")]
+
+    cfg = load_config(okta_applied)
+    assert cfg.okta is not None
+
+    with Trickling(answer, release_on="after=") as server:
+        async def read() -> list[str]:
+            async with OktaReadClient(replace(cfg.okta, org_url=server.url)) as client:  # type: ignore[arg-type]
+                return [str(u["id"]) async for page in client.iter_pages("/api/v1/apps/0oa1/users", {"limit": 2})
+                        for u in page]
+
+        ids = asyncio.run(read())
+    assert server.released == [True]
+    assert ids == ["00u1", "00u2", "00u3"]

@@ -5,7 +5,10 @@ token kept until it nears its expiry. Against the sandbox's Graph emulator over 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ from probe import modules_loaded, modules_loaded_each
 
 from connector.config.load import AzureConfig, AzureCredential, load_config
 from connector.providers.entra.client import GraphCredential
-from connector.providers.entra.reads import GraphReader, query_value, segment
+from connector.providers.entra.reads import GraphReader, early_next_link, query_value, segment
 from connector.sandbox.core import Sandbox
 from connector.support.clock import FakeClock, use
 from connector.support.proxy import AiohttpProxy
@@ -126,6 +129,95 @@ def test_the_next_pages_request_is_written_before_the_current_page_is_handed_on(
                 await reader.aclose()
 
         assert asyncio.run(first_page_held())
+
+
+def _first_users_page(sandbox: Sandbox, change: Callable[[bytes], bytes]) -> Callable[[], None]:
+    """The Graph emulator's first page of /users (no $skiptoken) as `change` makes it of its real bytes; every
+    other answer as it is. Returns the undo."""
+    middleware = sandbox._middleware["graph"]
+    inner = middleware.app
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        answer = inner(environ, start_response)
+        if environ.get("PATH_INFO") != "/v1.0/users" or "skiptoken" in environ.get("QUERY_STRING", ""):
+            return answer
+        return [change(b"".join(answer))]
+
+    middleware.app = wrapped
+    return lambda: setattr(middleware, "app", inner)
+
+
+def _read_users(azure: AzureConfig, top: int = 5) -> list[str]:
+    async def read() -> list[str]:
+        reader = GraphReader(azure, GraphCredential(azure))
+        try:
+            return [u["id"] async for page in reader.iter_pages("GET /users", "/users", {"$select": ["id"],
+                                                                                         "$top": top},
+                                                                permission="users") for u in page]
+        finally:
+            await reader.aclose()
+
+    return asyncio.run(read())
+
+
+def test_the_next_page_is_asked_from_the_first_bytes_of_this_one(sandbox_config: Path) -> None:
+    """Graph writes @odata.nextLink before "value": with page 1 half written (up to its "value"), the reader has
+    already asked for page 2. A reader that waited for the whole page would leave the server waiting (its hold
+    ends after 5 s, and the test fails)."""
+    from hostile import Trickling
+
+    def answer(base: str, target: str) -> tuple[list[tuple[str, str]], list[bytes]]:
+        page: dict[str, Any] = {"@odata.context": f"{base}/v1.0/$metadata#users"}
+        if "skiptoken" in target:
+            return [("Content-Type", "application/json")], [json.dumps({**page, "value": [{"id": "u3"}]}).encode()]
+        page["@odata.nextLink"] = f"{base}/v1.0/users?$top=2&$skiptoken=2"
+        body = json.dumps({**page, "value": [{"id": "u1"}, {"id": "u2"}]}).encode()
+        cut = body.index(b'"value"') + len(b'"value"')
+        return [("Content-Type", "application/json")], [body[:cut], body[cut:]]
+
+    with Trickling(answer, release_on="skiptoken") as server:
+        ids = _read_users(replace(_azure(sandbox_config), graph_url=f"{server.url}/v1.0"), top=2)
+    assert server.released == [True]
+    assert ids == ["u1", "u2", "u3"]
+
+
+def test_a_head_that_names_another_next_link_than_the_page_is_not_followed(
+        sandbox: Sandbox, sandbox_config: Path) -> None:
+    """A page whose first bytes name one next link and whose decoded JSON another (a duplicate key: the last
+    wins): the decoded one is followed, the early request dropped, and every user is read exactly once."""
+    azure = _azure(sandbox_config)
+
+    def decoy(body: bytes) -> bytes:
+        start, value = body.index(b'"@odata.nextLink"'), body.index(b'"value"')
+        real = body[start:value].rstrip().rstrip(b",")
+        # The decoy skips a page: followed, it would lose users.
+        decoy_member = real.replace(b"skiptoken=", b"skiptoken=1")
+        return body[:start] + decoy_member + b", " + body[value:-1] + b", " + real + b"}"
+
+    undo = _first_users_page(sandbox, decoy)
+    try:
+        ids = _read_users(azure)
+    finally:
+        undo()
+    expected = sorted(str(u["id"]) for u in sandbox.graph.state.users.values())  # type: ignore[union-attr]
+    assert sorted(ids) == expected and len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize(("head", "link"), [
+    (b'{"@odata.context": "c", "@odata.nextLink": "https://g/v1.0/users?$skiptoken=x", "value": [{"id"',
+     "https://g/v1.0/users?$skiptoken=x"),
+    (b'{"@odata.context":"c","@odata.count":7,"@odata.nextLink":"https://g/n","value":[', "https://g/n"),
+    (b'{"@odata.context": "c", "value": [{"id": "1"}], "@odata.nextLink": "https://g/n"}', None),  # after value
+    (b'{"@odata.context": "c", "value": []}', None),
+    (b'{"@odata.context": "a \\"value\\" b", "@odata.nextLink": "https://g/n", "value": [', "https://g/n"),
+    (b'{"@odata.context": "c", "x": {"value": 1}, "@odata.nextLink": "https://g/n", "value": [', None),
+    (b'{"@odata.nextLink": 5, "value": [', None),
+    (b'{"@odata.context": "c", "@odata.nextLink": "https://g/n"', None),  # "value" not in yet
+    (b'["value"]', None),
+    (b'{"@odata.context": "c" "value": [', None),
+])
+def test_the_early_next_link_is_read_only_from_members_before_value(head: bytes, link: str | None) -> None:
+    assert early_next_link(head) == link
 
 
 def test_a_reader_stopped_early_cancels_the_page_it_asked_ahead(sandbox: Sandbox, sandbox_config: Path) -> None:

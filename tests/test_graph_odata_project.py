@@ -61,3 +61,17 @@ def test_group_members_pages_follow_every_change_to_the_group(sandbox: Sandbox) 
     assert members() == graph.group_member_upns(team.name) and members()[-1] == first
     graph.remove_user_silently(outsider)  # gone from the directory and the group
     assert members() == graph.group_member_upns(team.name) and outsider not in members()
+
+
+@pytest.mark.parametrize("params", [{"$top": "2"}, {"$top": "2", "$select": "id"}, {"$top": "2", "$count": "true"}])
+def test_a_page_names_its_next_link_before_its_value_as_graph_writes_it(sandbox: Sandbox,
+                                                                        params: dict[str, str]) -> None:
+    """Graph's order of a page's members (@odata.context, @odata.count, @odata.nextLink, value): a client may ask
+    for the next page from the first bytes (connector/providers/entra/reads.py), with and without $select (the
+    two ways the emulator writes a page)."""
+    answer = httpx.get(f"{sandbox.graph_url}/users", params=params,
+                       headers={"Authorization": f"Bearer {sandbox.graph_token}"})
+    assert answer.status_code == 200
+    keys = list(answer.json())
+    assert keys == [k for k in ("@odata.context", "@odata.count", "@odata.nextLink", "value") if k in keys]
+    assert "@odata.nextLink" in keys and ("@odata.count" in keys) == ("$count" in params)

@@ -128,7 +128,9 @@ def test_init_refuses_a_literal_secret_and_names_the_flag(
 ) -> None:
     config = tmp_path / "astro-scim.yaml"
     flags = okta_flags(sandbox)
-    flags[flags.index("--okta-token-ref") + 1] = sandbox.okta_token
+    at = flags.index("--okta-token-ref")
+    # One argument with "=": a token may start with "-" (urlsafe), which argparse would take for an option.
+    flags[at:at + 2] = [f"--okta-token-ref={sandbox.okta_token}"]
     assert init(config, *flags) == 2
     err = capsys.readouterr().err
     assert "--okta-token-ref" in err and "reference" in err and sandbox.okta_token not in err

@@ -348,6 +348,30 @@ def test_app_user_assign_get_update_list_unassign(world: World) -> None:
     assert world.okta.app_user(world.app_id, person.email) is None
 
 
+def test_an_app_users_page_with_expand_user_is_each_app_user_as_read_alone(world: World) -> None:
+    """The page of app users with expand=user is assembled from bytes (connector/sandbox/okta/state.py,
+    app_users_bytes), not rendered per object: it must be what GET of each app user with expand=user gives,
+    provisioned, unprovisioned (null externalId left out) and with a null passwordChanged kept."""
+    world.enable()
+    people = world.seed.people[:3]
+    for person in people:
+        uid = world.okta.user_by_login(person.email)["id"]
+        got = world.raw("POST", f"/api/v1/apps/{world.app_id}/users",
+                        json={"id": uid, "scope": "USER", "credentials": {"userName": person.email}})
+        assert got.status_code == 200, got.text
+    first = world.okta.state.app_users[world.app_id].get(world.okta.user_by_login(people[0].email)["id"])
+    assert world.okta.engine.provision(world.app_id, first)  # into Astro: its externalId is set
+    page = world.raw("GET", f"/api/v1/apps/{world.app_id}/users", params={"expand": "user", "limit": 500})
+    assert page.status_code == 200
+    listed = page.json()
+    assert len(listed) >= len(people)
+    for au in listed:
+        alone = world.raw("GET", f"/api/v1/apps/{world.app_id}/users/{au['id']}", params={"expand": "user"})
+        assert au == alone.json()
+        assert "passwordChanged" in au and "_embedded" in au
+    assert {"externalId" in au for au in listed} == {True, False}  # both kinds of row were compared
+
+
 def test_group_assignments_give_users_group_scope(world: World) -> None:
     gid = world.group_id("Astro Users")
 

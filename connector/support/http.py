@@ -169,13 +169,15 @@ async def written(sent: asyncio.Event, timeout: float = SEND_WAIT_SECONDS) -> No
         pass
 
 
-async def ask_ahead(fetch: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+async def ask_ahead(fetch: Callable[..., Awaitable[T]], *args: Any, sent: asyncio.Event | None = None,
+                    **kwargs: Any) -> asyncio.Future[T]:
     """Start `fetch(*args, sent=..., **kwargs)` (the next page of a cursor chain; `sent` is the Event its request
-    sets once written, see `sent_trace`) as a task, and return it once that request is on the wire: what the
-    caller does with the current page then overlaps the round trip."""
+    sets once written, see `sent_trace`: a new one unless the caller brings its own) as a task, and return it once
+    that request is on the wire: what the caller does with the current page then overlaps the round trip."""
     import asyncio
 
-    sent = asyncio.Event()
+    if sent is None:
+        sent = asyncio.Event()
     task = asyncio.ensure_future(fetch(*args, sent=sent, **kwargs))
     await written(sent)
     return task

@@ -8,7 +8,9 @@ request went through kiota's adapter and its chain of middleware. Here a request
 (client.GraphCredential: none of azure's libraries for a static token) and aiohttp, which the Astro read loads
 anyway; an answer is decoded with orjson; and the next page of a chain is on the wire before the current one's
 items are checked and handed on, so what the caller does with a page overlaps the next round trip instead of
-adding to it (Graph's next link is in the body: the page is decoded first).
+adding to it. Graph writes @odata.nextLink before "value": the next request leaves as soon as the answer's first
+bytes are in (`early_next_link`), while the rest of the page is still arriving and being decoded, and the link
+the decoded page holds is checked to be that one (else the early request is dropped and the right one asked).
 
 Everything else is the SDK client's: the same retry layer (connector.support.http.retry_async with the
 provider's policy; aiohttp's own resend of a dropped request is off), the same error translation (errors.py:
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -40,11 +43,10 @@ from connector.providers.entra.errors import (
     unreachable,
 )
 from connector.support.answers import invalid, list_of_objects, object_answer
+from connector.support.chain import PageWatch, cursor_chain
 from connector.support.http import (
     DEFAULT_POLICY,
     RetryPolicy,
-    abandon,
-    ask_ahead,
     is_retryable,
     retrieved,
     retry_after_seconds,
@@ -81,6 +83,44 @@ def collection_page(page: Any, endpoint: str) -> tuple[list[Json], object | None
     items = list_of_objects(body.get("value"), service=SERVICE, endpoint=endpoint, what='"value"')
     check_collection(endpoint, items)
     return list(items), body.get("@odata.nextLink")
+
+
+# How far into an answer its head is looked for: Graph's "value" comes after @odata.context, @odata.count and
+# @odata.nextLink, a few hundred bytes in.
+HEAD_LIMIT = 16_384
+
+
+def early_next_link(head: bytes) -> str | None:
+    """The @odata.nextLink of a page from its first bytes (`PageWatch.head`), when it comes before "value" as
+    Graph writes it; None when it is not there or the bytes before "value" are not a JSON object's members (the
+    word inside a string, say). Only a guess: the caller checks it against the decoded page."""
+    import orjson
+
+    at = head.find(b'"value"')
+    if at < 0:
+        return None
+    members = head[:at].rstrip()
+    if not members.endswith(b","):
+        return None
+    try:
+        start = orjson.loads(members[:-1] + b"}")
+    except orjson.JSONDecodeError:
+        return None
+    link = start.get("@odata.nextLink") if isinstance(start, dict) else None
+    return link if isinstance(link, str) else None
+
+
+async def _read_head_first(resp: aiohttp.ClientResponse, head: asyncio.Future[bytes]) -> bytes:
+    """The body of `resp`, handing its first bytes to `head` as soon as they hold "value" (or HEAD_LIMIT)."""
+    first = bytearray()
+    while not head.done():
+        chunk = await resp.content.readany()
+        if not chunk:
+            return bytes(first)
+        first += chunk
+        if b'"value"' in first or len(first) >= HEAD_LIMIT:
+            head.set_result(bytes(first))
+    return bytes(first) + await resp.content.read()
 
 
 @dataclass(frozen=True)
@@ -163,7 +203,10 @@ class GraphReader:
             self.requests += 1
             async with self._client().request(method, url, data=data, headers=headers, allow_redirects=False,
                                               trace_request_ctx=sent, proxy_headers=self._proxy_headers) as resp:
-                content = await resp.read()
+                if isinstance(sent, PageWatch) and resp.status == 200:
+                    content = await _read_head_first(resp, sent.head)
+                else:
+                    content = await resp.read()
                 answer = _Answer(resp.status, content, resp.reason,
                                  dict(resp.headers) if resp.status >= 300 else {})
         finally:
@@ -275,20 +318,19 @@ class GraphReader:
         trace, bounded): a task only starts at the loop's next turn, which a caller working on a page without
         awaiting gives it only when it asks for the next page."""
         guard = PageGuard(base_url=self.base + "/", service=SERVICE, endpoint=endpoint)
-        url: str | None = self.url(path, params)
-        guard.first(str(url))
-        pending: asyncio.Future[Any] | None = None
-        try:
-            while url is not None:
-                page = await (pending or self.get(endpoint, url, permission=permission))
-                pending = None
-                link = object_answer(page, service=SERVICE, endpoint=endpoint).get("@odata.nextLink")
-                url = guard.follow(link) if link is not None else None
-                if url is not None:
-                    pending = await ask_ahead(self.get, endpoint, url, permission=permission)
+        first = self.url(path, params)
+        guard.first(first)
+
+        def next_link(page: Any) -> Any:
+            return object_answer(page, service=SERVICE, endpoint=endpoint).get("@odata.nextLink")
+
+        async def fetch(url: str, watch: PageWatch[bytes]) -> Any:
+            return await self.get(endpoint, url, permission=permission, sent=watch)
+
+        async with aclosing(cursor_chain(first, fetch, early=early_next_link, link=next_link,
+                                         follow=guard.follow)) as pages:
+            async for page in pages:
                 yield collection_page(page, endpoint)[0]
-        finally:
-            abandon(pending)  # a caller that stopped early (or failed): the page asked for ahead is not wanted
 
     async def get_all(self, endpoint: str, path: str, params: Mapping[str, Any] | None = None, *,
                       permission: str | None = None) -> list[Json]:

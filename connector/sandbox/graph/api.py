@@ -467,21 +467,19 @@ class GraphEmulator:
         body: dict[str, Any] = {"@odata.context": f"{self._base(request)}/$metadata#{context}"}
         if args.get("$count", "").lower() == "true":
             body["@odata.count"] = len(items)
-        next_link = None
         if offset + top < len(items):
             query = {k: v for k, v in args.items() if k not in ("$skiptoken", "$skip")}
             query["$skiptoken"] = encode_skiptoken(offset + top)
-            next_link = f"{self._base(request)}{request.path[len('/v1.0'):]}?{urlencode(query)}"
+            # Before "value", as Graph writes it (@odata.context, @odata.count, @odata.nextLink, value): a client
+            # may start the next request from the answer's first bytes (connector/providers/entra/reads.py).
+            body["@odata.nextLink"] = f"{self._base(request)}{request.path[len('/v1.0'):]}?{urlencode(query)}"
         if raw is not None and fields is None:
             # json.dumps(body) with "value" spliced in from per-item bytes, keys in the same order.
-            tail = b"" if next_link is None else b', "@odata.nextLink": ' + json.dumps(next_link).encode()
             with self.state.lock:  # a change_user between rendering and caching must not leave stale bytes
                 values = b", ".join(raw(page))
             joined = json.dumps(body)[:-1].encode() + b', "value": [' + values + b"]"
-            return self._json_bytes(request, joined + tail + b"}")
+            return self._json_bytes(request, joined + b"}")
         body["value"] = project_page(page, fields, default_select)
-        if next_link is not None:
-            body["@odata.nextLink"] = next_link
         # orjson: the same JSON, compact, in under half json.dumps' time (a user-sized dict: ~18 vs ~40 us).
         return self._json_bytes(request, orjson.dumps(body))
 

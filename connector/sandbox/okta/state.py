@@ -782,12 +782,14 @@ class Shapes:
         users = self.state.users
         embedded_rows = [users.get(r["id"]) for r in rows]
         cached = iter(self.users_bytes([u for u in embedded_rows if u], base))
+        app_link = {"href": f"{base}/api/v1/apps/{aid}"}
         out = []
         for row, user in zip(rows, embedded_rows, strict=True):
-            body = orjson.dumps(self.app_user_json(aid, row, base))
-            if user:
-                body = body[:-1] + b',"_embedded":{"user":' + next(cached) + b"}}"
-            out.append(body)
+            # app_user_json's dict in one pass (it is public() then a second filter: twice the time per row).
+            body = {k: v for k, v in row.items() if k[0] != "_" and (v is not None or k == "passwordChanged")}
+            body["_links"] = {"app": app_link, "user": {"href": f"{base}/api/v1/users/{row['id']}"}}
+            data = orjson.dumps(body)
+            out.append(b"".join((data[:-1], b',"_embedded":{"user":', next(cached), b"}}")) if user else data)
         return out
 
     def app_group_json(self, aid: str, row: Row, base: str, expand: str = "") -> Row:

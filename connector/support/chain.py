@@ -1,0 +1,92 @@
+"""A cursor chain (Okta's Link header, Graph's @odata.nextLink) read page by page, each next page asked for as
+early as the answer allows.
+
+Why: an audit waits on its longest chain of pages, one round trip per link, and what the client does between
+two links adds to every one of them. So the next page's request is written (`ask_ahead`) before the current
+page is handed on, and, when a page names its next link in its first part (Okta's headers; Graph's
+@odata.nextLink, which Graph writes before "value"), as soon as that part is in: while the rest of the page is
+still arriving and being decoded. The early link is a guess until the whole page is in: the link the page itself
+holds must be the same, else the early request is dropped and the right one asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from connector.errors import RemoteError
+from connector.support.http import abandon, ask_ahead
+
+A = TypeVar("A")  # a page's answer
+H = TypeVar("H")  # what a page's first part says
+
+
+class PageWatch(asyncio.Event, Generic[H]):
+    """What the chain watches of one page's request: set once the request is written (the `sent` Event of
+    connector.support.http.sent_trace), and `head`, the first part of a success answer (never set for an error:
+    the chain then waits for the whole answer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head: asyncio.Future[H] = asyncio.get_running_loop().create_future()
+
+
+Asked = tuple["asyncio.Future[Any]", PageWatch[Any]]
+
+
+async def cursor_chain(
+    url: str,
+    fetch: Callable[[str, PageWatch[H]], Awaitable[A]],
+    *,
+    early: Callable[[H], str | None],
+    link: Callable[[A], str | None],
+    follow: Callable[[str], str],
+) -> AsyncGenerator[A, None]:
+    """The answers of the chain starting at `url`, in order. `fetch(url, watch)` gets one page (retried as the
+    client does), setting `watch` once its request is written and `watch.head` when the first part is in;
+    `early(head)` reads the next link from that part (None: not there); `link(answer)` is the next link the
+    whole answer holds; `follow(link)` checks a link (connector.support.paging.PageGuard) and gives the URL to
+    ask, raising RemoteError for one that must not be followed."""
+    current: Asked | None = None
+    ahead: Asked | None = None  # asked from the current page's first part
+
+    async def ask(url: str) -> Asked:
+        watch: PageWatch[H] = PageWatch()
+        return await ask_ahead(lambda sent: fetch(url, watch), sent=watch), watch
+
+    try:
+        next_url: str | None = url
+        while next_url is not None:
+            current = current or await ask(next_url)
+            task, watch = current
+            guess = guessed_url = None
+            await asyncio.wait([task, watch.head], return_when=asyncio.FIRST_COMPLETED)
+            if not task.done() and watch.head.done():
+                guess = early(watch.head.result())
+                try:
+                    guessed_url = follow(guess) if guess is not None else None
+                except RemoteError:
+                    guess = None  # the whole page's link meets the same check, and says so
+                if guessed_url is not None:
+                    ahead = await ask(guessed_url)
+            answer = await task
+            current = None
+            nxt = link(answer)
+            if ahead is not None and nxt == guess:
+                next_url, current, ahead = guessed_url, ahead, None
+            else:
+                _drop(ahead)
+                ahead = None
+                next_url = follow(nxt) if nxt is not None else None
+                current = await ask(next_url) if next_url is not None else None
+            yield answer
+    finally:
+        # A caller that stopped early (or failed): the pages asked for ahead are not wanted.
+        _drop(current)
+        _drop(ahead)
+
+
+def _drop(asked: Asked | None) -> None:
+    if asked is not None:
+        abandon(asked[0])
