@@ -25,7 +25,7 @@ VERSION = re.compile(r'W/"\d+"')  # an Astro resource's version: its place among
 RANDOM_ID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b[0-9a-f]{8}-<id>"
                        r"|(?<![\w-])[\w-]{43}(?![\w-])")
 MEASURED = {"durationInMilliseconds"}  # how long a provisioning step took: a reading of the clock
-CACHES = {"user_bytes", "_user_list", "lock", "clock", "_lock", "cycle_lock"}  # derived or not data
+CACHES = {"user_bytes", "member_bytes", "_user_list", "lock", "clock", "_lock", "cycle_lock"}  # derived or not data
 
 
 @pytest.fixture

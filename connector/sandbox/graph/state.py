@@ -155,6 +155,10 @@ class GraphState:
         # serializing up to 999 users per request. Change a user only through `change_user` (it drops the
         # entry); a user replaced by a new dict misses by identity.
         self.user_bytes: dict[str, tuple[dict[str, Any], bytes]] = {}
+        # The same for a group's member pages, per projection ($select and default): (fields, default) -> user id
+        # -> (user dict, its compact JSON as a directory object). Dropped with user_bytes.
+        self.member_bytes: dict[tuple[tuple[str, ...] | None, tuple[str, ...] | None],
+                                dict[str, tuple[dict[str, Any], bytes]]] = {}
         self._ns = uuid.uuid5(uuid.NAMESPACE_URL, f"https://login.microsoftonline.com/{tenant_id}")
 
     # -- snapshots (Sandbox.snapshot / restore) ----------------------------------------------------------
@@ -191,6 +195,7 @@ class GraphState:
                 self.sync[sp_id] = SpSync(secrets=sync["secrets"], jobs=jobs)
             self._user_list = None
             self.user_bytes.clear()
+            self.member_bytes.clear()
 
     # -- ids -------------------------------------------------------------------------------------------
 
@@ -231,7 +236,12 @@ class GraphState:
         """Change properties of a stored user (and forget its cached JSON)."""
         with self.lock:
             user.update(props)
-            self.user_bytes.pop(user["id"], None)
+            self._forget_json(user["id"])
+
+    def _forget_json(self, user_id: str) -> None:
+        self.user_bytes.pop(user_id, None)
+        for cache in self.member_bytes.values():
+            cache.pop(user_id, None)
 
     def user_by_upn(self, upn: str) -> dict[str, Any] | None:
         uid = self.upn_index.get(upn.lower())
@@ -245,7 +255,7 @@ class GraphState:
                 return None
             self.upn_index.pop(user["userPrincipalName"].lower(), None)
             self._user_list = None
-            self.user_bytes.pop(user_id, None)
+            self._forget_json(user_id)
             self.deleted_users[user_id] = user
             for members in self.members.values():
                 if user_id in members:
