@@ -15,6 +15,7 @@ from applied import applied
 
 from connector.cli import main
 from connector.config.load import load_config
+from connector.errors import NotFound
 from connector.providers.okta.provider import OktaProvider
 from connector.sandbox.core import Sandbox
 from connector.sandbox.faults import FaultConfig
@@ -426,18 +427,30 @@ def test_read_view_holds_users_expected_values_and_groups(sandbox: Sandbox, sand
                              if sandbox.seed_org.person(k).active}
 
 
-def test_reassign_user_brings_back_a_user_deleted_in_astro(sandbox: Sandbox, sandbox_config: Path) -> None:
+def test_reassign_users_brings_back_users_deleted_in_astro_side_by_side(sandbox: Sandbox,
+                                                                         sandbox_config: Path) -> None:
+    """Several users at once on one client: each one's result in its place (an unknown login's error does not stop
+    the others), every `done` call made, and what all of them read alike (the app's groups) read once."""
     configured(sandbox, sandbox_config)
     org_id = sandbox.astro_orgs["okta"].org_id
-    login = next(p for p in sandbox.seed_org.people if p.active).email
-    sandbox.astro.delete_user(org_id, login)
-    assert sandbox.astro.find_user(org_id, login) is None
-    done = provider(sandbox_config).reassign_user(login)
-    assert "re-assigned" in done
-    user = sandbox.astro.find_user(org_id, login)
-    assert user is not None and user["active"] is True
-    # The user is back in the groups they left and rejoined, in Okta and as a Team member in Astro.
-    assert sandbox.okta.app_user(app_id(sandbox), login)["scope"] == "GROUP"
+    logins = [p.email for p in sandbox.seed_org.people if p.active][:4]
+    for login in logins:
+        sandbox.astro.delete_user(org_id, login)
+        assert sandbox.astro.find_user(org_id, login) is None
+    sandbox.logs["okta"].clear()
+    ended: list[int] = []
+    asked = [*logins[:2], "nobody@acme.example", *logins[2:]]
+    results = provider(sandbox_config).reassign_users(asked, lambda i, _r: ended.append(i))
+    assert sorted(ended) == list(range(len(asked)))
+    assert isinstance(results[2], NotFound) and "nobody@acme.example" in str(results[2])
+    for login, result in zip(asked, results, strict=True):
+        if login in logins:
+            assert isinstance(result, str) and "re-assigned" in result and login in result
+            user = sandbox.astro.find_user(org_id, login)
+            assert user is not None and user["active"] is True
+            # Back in the groups they left and rejoined, in Okta and as a Team member in Astro.
+            assert sandbox.okta.app_user(app_id(sandbox), login)["scope"] == "GROUP"
+    assert sandbox.logs["okta"].count("GET", f"/api/v1/apps/{app_id(sandbox)}/groups") == 1
 
 
 def test_test_connection_names_candidate_apps(

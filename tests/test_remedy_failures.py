@@ -263,3 +263,33 @@ def test_a_change_left_halfway_is_printed_with_its_undo_once(capsys: pytest.Capt
     output.error(str(exc), exc.hint)
     err = capsys.readouterr().err
     assert err.count("re-add ada to 'Astro Users'") == 1 and "PUT /api/v1/groups/g1/users/u1" in err, err
+
+
+def test_users_repaired_side_by_side_are_reported_in_the_plans_order_and_one_failure_stops_no_other(
+    sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """drift --fix re-assigns the users missing in Astro side by side (one client, a few at a time): each outcome
+    is printed in the plan's order whatever order they end in, and a user whose leave Okta refuses fails alone."""
+    others = {k for t in sandbox.default_team_names() for k in sandbox.seed_org.team(t).member_keys}
+    through_group = [p.email for p in sandbox.seed_org.people if p.key not in others and p.active]
+    direct, _ = directly_assigned_and_deleted_in_astro(sandbox)
+    logins = sorted([direct, *through_group])
+    assert len(logins) == 3 and logins[1] != direct  # the one refused leaves a group
+    org_id = sandbox.astro_orgs["okta"].org_id
+    for login in through_group:
+        sandbox.astro.delete_user(org_id, login)
+    assert sandbox.okta is not None
+    refused = str(sandbox.okta.user_by_login(logins[1])["id"])
+    sandbox.fail("okta", FaultRule("DELETE", rf"^/api/v1/groups/[^/]+/users/{refused}$", status=403, times=None))
+    rc, out = run(capsys, "drift", "-c", str(okta_applied), "--fix", "--yes")
+    assert rc == 1, out
+    lines = [line for line in out.splitlines() if "remedy.okta.reassign_user" in line and ">" in line]
+    done = [line for line in lines if line.lstrip().startswith(("done", "FAILED"))]
+    assert [next(login for login in logins if login in line) for line in done] == logins, out
+    assert done[1].lstrip().startswith("FAILED") and all(d.lstrip().startswith("done") for d in done[::2]), out
+    assert "(2 of 3 fixed)" in out and "no error body (HTTP 403)" in done[1], out
+    users = {u["userName"] for u in sandbox.astro.users(org_id)}
+    assert logins[0] in users and logins[2] in users and logins[1] not in users
+    rc, out = run(capsys, "drift", "-c", str(okta_applied), "--format", "json")
+    findings = [f for r in json.loads(out[:out.rindex("}") + 1])["idps"] for f in r["findings"]]
+    assert rc == 1 and [(f["kind"], f["subject"]) for f in findings] == [("user_missing", logins[1])], out

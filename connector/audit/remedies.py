@@ -267,16 +267,25 @@ def execute(plan: Plan, *, provider: AuditTarget | None, astro: AstroConfig, rep
     if astro_changes:
         for o in run_sync(astro, lambda scim: _astro_changes(scim, astro_changes), timeout=30.0, policy=policy):
             done(o)
-    for c in plan.changes:
-        if c.resource in (OKTA_REASSIGN, OKTA_UPDATE, OKTA_REPUSH):
-            if remedies is None:
+    # Users first, side by side (the plan puts them before groups: a group is re-pushed once its members are back),
+    # reported in the plan's order as they end.
+    for resource in (OKTA_REASSIGN, OKTA_UPDATE):
+        changes = [c for c in plan.changes if c.resource == resource]
+        if not changes:
+            continue
+        if remedies is None:
+            for c in changes:
                 done(_unsupported(c, provider))
-            elif c.resource == OKTA_REASSIGN:
-                done(_reassign(remedies, c))
-            elif c.resource == OKTA_UPDATE:
-                done(_update(remedies, c))
-            else:
-                done(_repush(remedies, c))
+            continue
+        batch = remedies.reassign_users if resource == OKTA_REASSIGN else remedies.update_users
+        in_order = _InOrder(changes, done)
+        try:
+            batch([str(c.data["login"]) for c in changes], in_order.ended)
+        except ConnectorError as exc:  # the batch could not start (no client, no app): every one of them failed
+            in_order.fail_rest(str(exc))
+    for c in plan.changes:
+        if c.resource == OKTA_REPUSH:
+            done(_unsupported(c, provider) if remedies is None else _repush(remedies, c))
     azure = [c for c in plan.changes if c.resource in (AZURE_USER, AZURE_GROUP)]
     if azure:
         for o in _on_demand(on_demand, provider, azure, astro, policy):
@@ -289,18 +298,28 @@ def _unsupported(change: Change, provider: AuditTarget | None) -> Outcome:
     return Outcome(change, False, f"cannot run {change.resource}: {idp} offers no such remedy")
 
 
-def _reassign(remedies: Remedies, change: Change) -> Outcome:
-    try:
-        return Outcome(change, True, remedies.reassign_user(change.data["login"]))
-    except ConnectorError as exc:
-        return Outcome(change, False, str(exc))
+class _InOrder:
+    """Outcomes of changes carried out side by side, handed on in the changes' order as soon as every earlier one
+    has ended (the report reads the same from run to run, and progress still moves as they end)."""
 
+    def __init__(self, changes: list[Change], done: Callable[[Outcome], None]) -> None:
+        self.changes = changes
+        self.done = done
+        self.ended_at: dict[int, Outcome] = {}
+        self.next = 0
 
-def _update(remedies: Remedies, change: Change) -> Outcome:
-    try:
-        return Outcome(change, True, remedies.update_user(change.data["login"]))
-    except ConnectorError as exc:
-        return Outcome(change, False, str(exc))
+    def ended(self, i: int, result: str | ConnectorError) -> None:
+        change = self.changes[i]
+        ok = not isinstance(result, ConnectorError)
+        self.ended_at[i] = Outcome(change, ok, str(result))
+        while self.next in self.ended_at:
+            self.done(self.ended_at.pop(self.next))
+            self.next += 1
+
+    def fail_rest(self, why: str) -> None:
+        for i in range(len(self.changes)):
+            if i >= self.next and i not in self.ended_at:
+                self.ended(i, ConnectorError(why))
 
 
 def _repush(remedies: Remedies, change: Change) -> Outcome:

@@ -189,12 +189,15 @@ class PushOutcome(Protocol):
 class Remedies(Closable, Protocol):
     """The Astro SCIM FAQ's fixes on the Okta side (drift --fix)."""
 
-    def reassign_user(self, login: str) -> str:
-        """Remove and re-assign the user in the IdP; returns what it did."""
+    def reassign_users(self, logins: Sequence[str], done: Callable[[int, str | ConnectorError], None] | None = None
+                       ) -> list[str | ConnectorError]:
+        """Remove and re-assign each user in the IdP, side by side. Per login, in order: what was done, or the
+        error that stopped it (the others still run); `done(i, result)` is called as each one ends."""
         ...
 
-    def update_user(self, login: str) -> str:
-        """Make the IdP push the user's mapped profile to Astro again, without unassigning; returns what it did."""
+    def update_users(self, logins: Sequence[str], done: Callable[[int, str | ConnectorError], None] | None = None
+                     ) -> list[str | ConnectorError]:
+        """Make the IdP push each user's mapped profile to Astro again, without unassigning; as reassign_users."""
         ...
 
     def repush_group(self, name: str) -> PushOutcome:

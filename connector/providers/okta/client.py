@@ -372,6 +372,17 @@ def next_link(links: list[str]) -> str | None:
     return None
 
 
+@dataclass
+class _StatusError:
+    """An error answer the SDK did not report (no body to build its error from), for `translate`."""
+
+    status: int
+    headers: dict[str, str]
+
+    def __str__(self) -> str:
+        return "Okta answered with an error and no error body"
+
+
 def _headers_of(obj: Any) -> dict[str, str]:
     headers = getattr(obj, "headers", None) or getattr(obj, "response_headers", None)
     if not headers:
@@ -558,7 +569,12 @@ class OktaClient:
                                   endpoint=f"{method} {path}", status=0, code="invalid_body") from cause
         data, response, error = unpack(result)
         self.budget.observe(_headers_of(response))
-        log.info("okta %s %s -> %s", method, path, getattr(response, "status", getattr(response, "status_code", "?")))
+        status = getattr(response, "status", getattr(response, "status_code", None))
+        log.info("okta %s %s -> %s", method, path, status if status is not None else "?")
+        if error is None and isinstance(status, int) and status >= 400:
+            # The SDK builds its error from the body: an error answer without one (a proxy's empty 403, a 503
+            # page) came back as no error at all, and a refused DELETE passed for done.
+            error = _StatusError(status, _headers_of(response))
         if error is not None:
             raise self.translate(error, method, path)
         return data
