@@ -293,3 +293,30 @@ def test_users_repaired_side_by_side_are_reported_in_the_plans_order_and_one_fai
     rc, out = run(capsys, "drift", "-c", str(okta_applied), "--format", "json")
     findings = [f for r in json.loads(out[:out.rindex("}") + 1])["idps"] for f in r["findings"]]
     assert rc == 1 and [(f["kind"], f["subject"]) for f in findings] == [("user_missing", logins[1])], out
+
+
+@pytest.mark.parametrize("write", ["typed SDK call", "raw request"])
+def test_an_okta_error_answer_without_a_body_is_an_error_not_a_success(
+    sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str], write: str
+) -> None:
+    """The okta SDK builds a typed call's error from the answer's body: an error status with an empty body (a
+    proxy's 403) came back as no error, and a refused group leave passed for done. Both ways the tool writes to
+    Okta are held to it: a typed SDK call (leaving a group, for a re-assign) and a raw request (updating an app
+    user, for an attribute; the SDK's executor reports that one by its status)."""
+    assert sandbox.okta is not None
+    if write == "typed SDK call":
+        login, gid = deleted_in_astro(sandbox)
+        uid = str(sandbox.okta.user_by_login(login)["id"])
+        rule = FaultRule("DELETE", rf"^/api/v1/groups/{gid}/users/{uid}$", status=403, times=None)
+        remedy = "reassign_user"
+    else:
+        login = only_in_assigned_team(sandbox)
+        sandbox.astro.edit_user(sandbox.astro_orgs["okta"].org_id, login, "name.givenName", "Drifted")
+        uid = str(sandbox.okta.user_by_login(login)["id"])
+        rule = FaultRule("POST", rf"^/api/v1/apps/[^/]+/users/{uid}$", status=403, times=None)
+        remedy = "update_user"
+    sandbox.fail("okta", rule)
+    rc, out = run(capsys, "drift", "-c", str(okta_applied), "--fix", "--yes")
+    assert rule.hits >= 1 and rc == 1, out
+    assert f"FAILED > remedy.okta.{remedy} {login}" in out and "(HTTP 403" in out, out
+    assert "(0 of 1 fixed)" in out, out
