@@ -650,6 +650,27 @@ def test_top_out_of_range_is_400(graph_env: GraphEnv) -> None:
     assert r.status_code == 400 and r.json()["error"]["code"] == "BadRequest"
 
 
+def test_a_name_where_an_object_id_goes_is_400_invalid_object_identifier(graph_env: GraphEnv) -> None:
+    """Groups, service principals and applications are keyed by GUID: Graph answers a name in the id's place
+    with 400 Request_BadRequest "Invalid object identifier '<name>'." (reported for GET /groups/{name}/members
+    in OfficeDev/microsoft-teams-apps-incentives#53 and microsoftgraph/microsoft-graph-docs-contrib#3854), not
+    404. A well-formed id that names nothing stays 404; a user is also found by userPrincipalName."""
+    headers = {"Authorization": f"Bearer {graph_env.token}"}
+    base = graph_env.graph_url
+    for path in ("/groups/Engineering", "/groups/Engineering/members", "/groups/Engineering/transitiveMembers",
+                 "/servicePrincipals/Astro", "/servicePrincipals/Astro/synchronization/jobs",
+                 "/servicePrincipals/Astro/appRoleAssignedTo", "/applications/Astro"):
+        r = httpx.get(base + path, headers=headers)
+        assert r.status_code == 400, (path, r.status_code, r.text)
+        error = r.json()["error"]
+        assert (error["code"], error["message"]) == (
+            "Request_BadRequest", f"Invalid object identifier '{path.split('/')[2]}'."), path
+    for path in (f"/groups/{uuid.uuid4()}/members", f"/servicePrincipals/{uuid.uuid4()}",
+                 "/users/nobody@example.com"):
+        r = httpx.get(base + path, headers=headers)
+        assert (r.status_code, r.json()["error"]["code"]) == (404, "Request_ResourceNotFound"), path
+
+
 def test_groups_and_members(graph_env: GraphEnv) -> None:
     team = next(t for t in graph_env.seed.teams if t.name != "Astro Users" and t.member_keys)
 

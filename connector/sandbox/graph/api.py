@@ -129,6 +129,19 @@ def _not_found(what: str) -> GraphError:
     )
 
 
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _object_id(value: str) -> str:
+    """`value` when it is an object id (a GUID). Directory objects other than users are keyed by GUID only: a name
+    or any other text in their place is Graph's 400 Request_BadRequest "Invalid object identifier '...'."
+    (e.g. GET /groups/<a group's name>/members), not a 404, so a client that puts a name where the id goes
+    sees here what it would see against the real service."""
+    if not _GUID.match(value):
+        raise GraphError(400, "Request_BadRequest", f"Invalid object identifier '{value}'.")
+    return value
+
+
 def _bad_body() -> GraphError:
     return GraphError(
         400, "BadRequest",
@@ -498,7 +511,7 @@ class GraphEmulator:
         return self._json(request, body)
 
     def _sp(self, sp_id: str) -> dict[str, Any]:
-        sp = self.state.service_principals.get(sp_id)
+        sp = self.state.service_principals.get(_object_id(sp_id))
         if sp is None:
             raise _not_found(sp_id)
         return sp
@@ -600,7 +613,7 @@ class GraphEmulator:
 
     def _h_application(self, request: Request, app_id: str) -> Response:
         with self.state.lock:
-            app = self.state.applications.get(app_id)
+            app = self.state.applications.get(_object_id(app_id))
             if app is None:
                 raise _not_found(app_id)
             if request.method == "DELETE":
@@ -1115,7 +1128,7 @@ class GraphEmulator:
 
     def _h_group(self, request: Request, group_id: str) -> Response:
         with self.state.lock:
-            group = self.state.groups.get(group_id)
+            group = self.state.groups.get(_object_id(group_id))
         if group is None:
             raise _not_found(group_id)
         return self._entity(request, group, "groups/$entity")
@@ -1175,7 +1188,7 @@ class GraphEmulator:
 
     def _h_members(self, request: Request, group_id: str, cast: str | None = None) -> Response:
         with self.state.lock:
-            if group_id not in self.state.groups:
+            if _object_id(group_id) not in self.state.groups:
                 raise _not_found(group_id)
             ids = self._group_member_ids(group_id, cast)
         default = None if cast is None or "group" in cast else USER_DEFAULT_PROPERTIES
@@ -1185,7 +1198,7 @@ class GraphEmulator:
 
     def _h_transitive(self, request: Request, group_id: str, cast: str | None = None) -> Response:
         with self.state.lock:
-            if group_id not in self.state.groups:
+            if _object_id(group_id) not in self.state.groups:
                 raise _not_found(group_id)
             seen: dict[str, None] = {}
             stack = list(self.state.members.get(group_id, []))
