@@ -446,7 +446,6 @@ class GraphEmulator:
         *,
         default_select: tuple[str, ...] | None = None,
         case_insensitive: bool = True,
-        allow_skip: bool = False,
         raw: Callable[[list[dict[str, Any]]], list[bytes]] | None = None,
         resolve: Callable[[list[Any]], list[dict[str, Any]]] | None = None,
         resolved_bytes: Callable[[list[Any], list[str] | None], list[bytes]] | None = None,
@@ -463,7 +462,9 @@ class GraphEmulator:
         # First value of each option, like MultiDict.get/items; a plain dict because werkzeug's get() raises
         # and catches an HTTP exception for every absent option (~10 per list request).
         args = dict(request.args.items())
-        if "$skip" in args and not allow_skip:
+        if "$skip" in args:
+            # Directory lists refuse it, and so does the provisioning log ("$skiptoken ... You cannot specify
+            # the number of results to be skipped", List provisioningObjectSummary, Graph v1.0).
             raise ODataQueryError("'$skip' is not supported by the service.", "Request_UnsupportedQuery")
         flt = args.get("$filter")
         if resolve is not None and (flt or args.get("$orderby")):
@@ -473,7 +474,7 @@ class GraphEmulator:
             items = [o for o in items if pred(o)]
         items = order_by(items, args.get("$orderby"))
         top = page_size(args.get("$top"))
-        offset = decode_skiptoken(args.get("$skiptoken")) + (int(args.get("$skip", "0") or 0) if allow_skip else 0)
+        offset = decode_skiptoken(args.get("$skiptoken"))
         page = items[offset:offset + top]
         fields = select_fields(args.get("$select"))
         if resolve is not None and resolved_bytes is not None:
@@ -486,7 +487,7 @@ class GraphEmulator:
         if args.get("$count", "").lower() == "true":
             body["@odata.count"] = len(items)
         if offset + top < len(items):
-            query = {k: v for k, v in args.items() if k not in ("$skiptoken", "$skip")}
+            query = {k: v for k, v in args.items() if k != "$skiptoken"}
             query["$skiptoken"] = encode_skiptoken(offset + top)
             # Before "value", as Graph writes it (@odata.context, @odata.count, @odata.nextLink, value): a client
             # may start the next request from the answer's first bytes (connector/providers/entra/reads.py).
@@ -1214,7 +1215,7 @@ class GraphEmulator:
     def _h_logs(self, request: Request) -> Response:
         with self.state.lock:
             items = list(reversed(self.state.provisioning_logs))  # newest first, as the portal shows them
-        return self._collection(request, items, "auditLogs/provisioning", case_insensitive=False, allow_skip=True)
+        return self._collection(request, items, "auditLogs/provisioning", case_insensitive=False)
 
     def _h_organization(self, request: Request) -> Response:
         org = {
