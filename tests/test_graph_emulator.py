@@ -650,6 +650,38 @@ def test_top_out_of_range_is_400(graph_env: GraphEnv) -> None:
     assert r.status_code == 400 and r.json()["error"]["code"] == "BadRequest"
 
 
+def test_ne_not_and_endswith_on_directory_objects_need_an_advanced_query(graph_env: GraphEnv) -> None:
+    """"Advanced query capabilities on Microsoft Entra ID objects" (Graph docs): `ne`, `not` and `endsWith` in a
+    directory $filter are served only with the header ConsistencyLevel: eventual and $count=true; without them
+    Graph answers 400 Request_UnsupportedQuery ("Operator 'ne' is not supported because the required parameters
+    might be missing..."). `eq` and `startsWith` need neither; a quoted 'not' is a value, not the operator."""
+    headers = {"Authorization": f"Bearer {graph_env.token}"}
+    users = f"{graph_env.graph_url}/users"
+    graph_env.graph.update_user(graph_env.graph.users()[0]["userPrincipalName"], accountEnabled=False)
+    everyone = graph_env.graph.users()
+    disabled = {u["id"] for u in everyone if u.get("accountEnabled") is False}
+    for flt, op in (("accountEnabled ne true", "ne"), ("not(accountEnabled eq true)", "not"),
+                    ("endswith(mail,'.example')", "endsWith")):
+        for extra_headers, params in (({}, {}), ({"ConsistencyLevel": "eventual"}, {}), ({}, {"$count": "true"})):
+            plain = httpx.get(users, params={"$filter": flt, **params}, headers={**headers, **extra_headers})
+            assert plain.status_code == 400, (flt, extra_headers, params, plain.text)
+            error = plain.json()["error"]
+            assert error["code"] == "Request_UnsupportedQuery" and f"Operator '{op}' is not supported" in \
+                error["message"] and "ConsistencyLevel:eventual" in error["message"]
+        advanced = httpx.get(users, params={"$filter": flt, "$count": "true", "$top": "999"},
+                             headers={**headers, "ConsistencyLevel": "eventual"})
+        assert advanced.status_code == 200, advanced.text
+        found = {u["id"] for u in advanced.json()["value"]}
+        assert found == (disabled if op != "endsWith" else {u["id"] for u in everyone
+                                                            if str(u.get("mail") or "").endswith(".example")})
+    assert disabled and len(disabled) < len(everyone)
+    for flt in ("startswith(displayName,'A')", "displayName eq 'not'", "accountEnabled eq true"):
+        assert httpx.get(users, params={"$filter": flt}, headers=headers).status_code == 200, flt
+    sps = httpx.get(f"{graph_env.graph_url}/servicePrincipals", params={"$filter": "displayName ne 'x'"},
+                    headers=headers)
+    assert sps.status_code == 400 and sps.json()["error"]["code"] == "Request_UnsupportedQuery"
+
+
 def test_a_name_where_an_object_id_goes_is_400_invalid_object_identifier(graph_env: GraphEnv) -> None:
     """Groups, service principals and applications are keyed by GUID: Graph answers a name in the id's place
     with 400 Request_BadRequest "Invalid object identifier '<name>'." (reported for GET /groups/{name}/members

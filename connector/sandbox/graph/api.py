@@ -66,6 +66,7 @@ from werkzeug.wrappers import Request, Response
 from connector.sandbox.graph.engine import CredentialCheckFailed, EntraEngine
 from connector.sandbox.graph.odata import (
     ODataQueryError,
+    advanced_operator,
     compile_filter,
     decode_skiptoken,
     encode_skiptoken,
@@ -446,11 +447,15 @@ class GraphEmulator:
         *,
         default_select: tuple[str, ...] | None = None,
         case_insensitive: bool = True,
+        directory: bool = True,
         raw: Callable[[list[dict[str, Any]]], list[bytes]] | None = None,
         resolve: Callable[[list[Any]], list[dict[str, Any]]] | None = None,
         resolved_bytes: Callable[[list[Any], list[str] | None], list[bytes]] | None = None,
     ) -> Response:
         """Filter, order, page and project a list the way Graph does, with an absolute @odata.nextLink.
+
+        `directory`: the items are directory objects, whose `ne`, `not` and `endsWith` filters are advanced queries
+        (ConsistencyLevel: eventual and $count=true, else 400); the provisioning log is not one.
 
         `raw` gives the items' JSON bytes when no `$select` is asked (from a cache): the page is then joined,
         not serialized; the bytes are the same as json.dumps of the whole body.
@@ -467,6 +472,13 @@ class GraphEmulator:
             # the number of results to be skipped", List provisioningObjectSummary, Graph v1.0).
             raise ODataQueryError("'$skip' is not supported by the service.", "Request_UnsupportedQuery")
         flt = args.get("$filter")
+        if flt and directory and (op := advanced_operator(flt)) is not None and not (
+                request.headers.get("ConsistencyLevel", "").lower() == "eventual"
+                and args.get("$count", "").lower() == "true"):
+            raise ODataQueryError(
+                f"Operator '{op}' is not supported because the required parameters might be missing. Try adding "
+                "$count=true query parameter and ConsistencyLevel:eventual header. Refer to "
+                "https://aka.ms/graph-docs/advanced-queries for more information", "Request_UnsupportedQuery")
         if resolve is not None and (flt or args.get("$orderby")):
             items, resolve = resolve(items), None
         if flt:
@@ -1215,7 +1227,7 @@ class GraphEmulator:
     def _h_logs(self, request: Request) -> Response:
         with self.state.lock:
             items = list(reversed(self.state.provisioning_logs))  # newest first, as the portal shows them
-        return self._collection(request, items, "auditLogs/provisioning", case_insensitive=False)
+        return self._collection(request, items, "auditLogs/provisioning", case_insensitive=False, directory=False)
 
     def _h_organization(self, request: Request) -> Response:
         org = {
