@@ -455,7 +455,8 @@ class GraphEmulator:
         """Filter, order, page and project a list the way Graph does, with an absolute @odata.nextLink.
 
         `directory`: the items are directory objects, whose `ne`, `not` and `endsWith` filters are advanced queries
-        (ConsistencyLevel: eventual and $count=true, else 400); the provisioning log is not one.
+        (ConsistencyLevel: eventual and $count=true, else 400), as is $count itself (it needs the header); the
+        provisioning log is not one.
 
         `raw` gives the items' JSON bytes when no `$select` is asked (from a cache): the page is then joined,
         not serialized; the bytes are the same as json.dumps of the whole body.
@@ -472,9 +473,13 @@ class GraphEmulator:
             # the number of results to be skipped", List provisioningObjectSummary, Graph v1.0).
             raise ODataQueryError("'$skip' is not supported by the service.", "Request_UnsupportedQuery")
         flt = args.get("$filter")
-        if flt and directory and (op := advanced_operator(flt)) is not None and not (
-                request.headers.get("ConsistencyLevel", "").lower() == "eventual"
-                and args.get("$count", "").lower() == "true"):
+        counted = args.get("$count", "").lower() == "true"
+        eventual = request.headers.get("ConsistencyLevel", "").lower() == "eventual"
+        if directory and counted and not eventual:
+            # "Use of $count on directory objects like users and groups always requires setting this header"
+            # (Graph docs maintainers, microsoft-graph-docs#13226; #13142 for a group's members).
+            raise ODataQueryError("$count is not currently supported.", "Request_BadRequest")
+        if flt and directory and (op := advanced_operator(flt)) is not None and not (eventual and counted):
             raise ODataQueryError(
                 f"Operator '{op}' is not supported because the required parameters might be missing. Try adding "
                 "$count=true query parameter and ConsistencyLevel:eventual header. Refer to "
@@ -496,7 +501,7 @@ class GraphEmulator:
             with self.state.lock:
                 page = resolve(page)
         body: dict[str, Any] = {"@odata.context": f"{self._base(request)}/$metadata#{context}"}
-        if args.get("$count", "").lower() == "true":
+        if counted:
             body["@odata.count"] = len(items)
         if offset + top < len(items):
             query = {k: v for k, v in args.items() if k != "$skiptoken"}
