@@ -375,6 +375,37 @@ def test_view_evaluates_the_yaml_per_user() -> None:
     assert "jobTitle" in select and "accountEnabled" in select and "IsSoftDeleted" not in select
 
 
+def test_renamed_source_attributes_are_selected_and_read_by_their_graph_names() -> None:
+    """Entra source attributes keep Azure AD Graph's names (telephoneNumber, mobile, facsimileTelephoneNumber,
+    physicalDeliveryOfficeName, extensionAttribute1-15); Microsoft Graph has the values under businessPhones,
+    mobilePhone, faxNumber, officeLocation and onPremisesExtensionAttributes. The view must $select those and
+    read the values from them (it asked Graph for properties a user does not have and expected nothing)."""
+    mapping = seed_mapping()
+    mapping.users += [AttributeMapping('phoneNumbers[type eq "work"].value', "[telephoneNumber]"),
+                      AttributeMapping('phoneNumbers[type eq "mobile"].value', "[mobile]"),
+                      AttributeMapping('addresses[type eq "work"].formatted', "[physicalDeliveryOfficeName]"),
+                      AttributeMapping("nickName", "[extensionAttribute4]"),
+                      AttributeMapping("costCenter", "[employeeOrgData.costCenter]"),
+                      AttributeMapping("password", "[passwordProfile.password]")]
+    select = user_select(mapping)
+    for old in ("telephoneNumber", "mobile", "physicalDeliveryOfficeName", "extensionAttribute4",
+                "employeeOrgData.costCenter", "passwordProfile.password", "passwordProfile"):
+        assert old not in select
+    for graph_name in ("businessPhones", "mobilePhone", "officeLocation", "onPremisesExtensionAttributes",
+                       "employeeOrgData"):
+        assert select.count(graph_name) == 1, (graph_name, select)
+    profile = {"id": "u1", "userPrincipalName": "ada@acme.example", "accountEnabled": True,
+               "businessPhones": ["+1 425 555 0100"], "mobilePhone": "+1 425 555 0101", "officeLocation": "B7",
+               "onPremisesExtensionAttributes": {"extensionAttribute4": "ada"},
+               "employeeOrgData": {"costCenter": "CC-9", "division": None}}
+    u = idp_user(profile, compile_mappings(mapping.users))
+    assert u is not None
+    assert {k: u.expected.get(k) for k in ('phoneNumbers[type eq "work"].value', 'phoneNumbers[type eq "mobile"].value',
+                                           'addresses[type eq "work"].formatted', "nickName", "costCenter")} == {
+        'phoneNumbers[type eq "work"].value': "+1 425 555 0100", 'phoneNumbers[type eq "mobile"].value':
+        "+1 425 555 0101", 'addresses[type eq "work"].formatted': "B7", "nickName": "ada", "costCenter": "CC-9"}
+
+
 # --- pins: the msgraph-sdk defects this provider works around (fail when the SDK changes) ------------------
 
 

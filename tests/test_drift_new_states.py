@@ -85,7 +85,8 @@ def push_again_with_a_stale_member(sb: Sandbox, c: httpx.Client, team: str) -> s
     assert c.delete(path, params={"deleteTargetGroup": "true"}).status_code == 204
     gone = sb.seed_org.person(sb.seed_org.team(team).member_keys[0]).email
     sb.astro.delete_user(org.org_id, gone)
-    made = c.post(f"/api/v1/apps/{app}/group-push/mappings", json={"sourceGroupId": gid, "status": "ACTIVE"})
+    made = c.post(f"/api/v1/apps/{app}/group-push/mappings", json={"sourceGroupId": gid, "status": "ACTIVE",
+                                                                      "targetGroupName": team})
     assert made.status_code == 201 and made.json()["status"] == "ERROR", made.text
     pushed = sb.astro.find_group(org.org_id, team)
     assert pushed is not None and pushed["members"] == []

@@ -83,6 +83,25 @@ def test_cycle_provisions_scope_with_default_mappings(provisioned: tuple[GraphEn
         assert sorted(ids[m["value"]] for m in group["members"]) == sorted(graph.group_member_upns(name))
 
 
+def test_renamed_source_attributes_are_read_from_their_microsoft_graph_properties(
+        provisioned: tuple[GraphEnv, str, str]) -> None:
+    """The default mappings read telephoneNumber, mobile, facsimileTelephoneNumber and physicalDeliveryOfficeName:
+    Entra's source attributes keep Azure AD Graph's names, which Microsoft Graph calls businessPhones (one number),
+    mobilePhone, faxNumber and officeLocation ("Property differences between Azure AD Graph and Microsoft
+    Graph"). A user who has them in Entra gets them in Astro; the engine looked for the old names in the Graph
+    JSON and found nothing."""
+    env, sp_id, _ = provisioned
+    upn = env.graph.group_member_upns(ASSIGNED_TEAM)[0]
+    env.graph.update_user(upn, businessPhones=["+1 425 555 0100"], mobilePhone="+1 425 555 0101",
+                          faxNumber="+1 425 555 0102", officeLocation="Building 7")
+    (last,) = env.graph.run_cycle(sp_id)
+    assert last["countExported"] == 1, last
+    user = _by_user_name(env)[upn]
+    assert sorted((p["type"], p["value"]) for p in user["phoneNumbers"]) == [
+        ("fax", "+1 425 555 0102"), ("mobile", "+1 425 555 0101"), ("work", "+1 425 555 0100")]
+    assert [(a["type"], a.get("formatted")) for a in user["addresses"]] == [("work", "Building 7")]
+
+
 def test_entra_request_shapes(provisioned: tuple[GraphEnv, str, str]) -> None:
     env, _, _ = provisioned
     reqs = env.scim_requests

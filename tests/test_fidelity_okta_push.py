@@ -39,7 +39,8 @@ def test_members_patch_fails_alone_and_leaves_an_empty_team(okta: tuple[Sandbox,
     sb.astro.delete_user(org.org_id, gone)  # removed in Astro only: Okta still holds its SCIM id
 
     source = sb.okta.group_by_name(team.name)["id"]  # type: ignore[union-attr]
-    made = c.post(f"/api/v1/apps/{app_id}/group-push/mappings", json={"sourceGroupId": source, "status": "ACTIVE"})
+    made = c.post(f"/api/v1/apps/{app_id}/group-push/mappings", json={"sourceGroupId": source, "status": "ACTIVE",
+                                                                 "targetGroupName": team.name})
     assert made.status_code == 201, made.text
     mapping = made.json()
     assert mapping["status"] == "ERROR" and "400" in mapping["errorSummary"], mapping

@@ -650,6 +650,68 @@ def test_top_out_of_range_is_400(graph_env: GraphEnv) -> None:
     assert r.status_code == 400 and r.json()["error"]["code"] == "BadRequest"
 
 
+def test_ne_not_endswith_and_count_on_directory_objects_need_an_advanced_query(graph_env: GraphEnv) -> None:
+    """"Advanced query capabilities on Microsoft Entra ID objects" (Graph docs): `ne`, `not` and `endsWith` in a
+    directory $filter are served only with the header ConsistencyLevel: eventual and $count=true; without them
+    Graph answers 400 Request_UnsupportedQuery ("Operator 'ne' is not supported because the required parameters
+    might be missing..."). `eq` and `startsWith` need neither; a quoted 'not' is a value, not the operator."""
+    headers = {"Authorization": f"Bearer {graph_env.token}"}
+    users = f"{graph_env.graph_url}/users"
+    graph_env.graph.update_user(graph_env.graph.users()[0]["userPrincipalName"], accountEnabled=False)
+    everyone = graph_env.graph.users()
+    disabled = {u["id"] for u in everyone if u.get("accountEnabled") is False}
+    for flt, op in (("accountEnabled ne true", "ne"), ("not(accountEnabled eq true)", "not"),
+                    ("endswith(mail,'.example')", "endsWith")):
+        for extra_headers, params in (({}, {}), ({"ConsistencyLevel": "eventual"}, {}), ({}, {"$count": "true"})):
+            plain = httpx.get(users, params={"$filter": flt, **params}, headers={**headers, **extra_headers})
+            assert plain.status_code == 400, (flt, extra_headers, params, plain.text)
+            if params:
+                continue  # $count without the header: refused for that already (below)
+            error = plain.json()["error"]
+            assert error["code"] == "Request_UnsupportedQuery" and f"Operator '{op}' is not supported" in \
+                error["message"] and "ConsistencyLevel:eventual" in error["message"]
+        advanced = httpx.get(users, params={"$filter": flt, "$count": "true", "$top": "999"},
+                             headers={**headers, "ConsistencyLevel": "eventual"})
+        assert advanced.status_code == 200, advanced.text
+        found = {u["id"] for u in advanced.json()["value"]}
+        assert found == (disabled if op != "endsWith" else {u["id"] for u in everyone
+                                                            if str(u.get("mail") or "").endswith(".example")})
+    assert disabled and len(disabled) < len(everyone)
+    # $count itself needs the header on directory objects (microsoft-graph-docs#13226, #13142).
+    for path in ("/users", f"/groups/{graph_env.graph.groups()[0]['id']}/members"):
+        bare = httpx.get(graph_env.graph_url + path, params={"$count": "true"}, headers=headers)
+        assert (bare.status_code, bare.json()["error"]["code"]) == (400, "Request_BadRequest"), bare.text
+        counted = httpx.get(graph_env.graph_url + path, params={"$count": "true"},
+                            headers={**headers, "ConsistencyLevel": "eventual"})
+        assert counted.status_code == 200 and counted.json()["@odata.count"] == len(counted.json()["value"])
+    for flt in ("startswith(displayName,'A')", "displayName eq 'not'", "accountEnabled eq true"):
+        assert httpx.get(users, params={"$filter": flt}, headers=headers).status_code == 200, flt
+    sps = httpx.get(f"{graph_env.graph_url}/servicePrincipals", params={"$filter": "displayName ne 'x'"},
+                    headers=headers)
+    assert sps.status_code == 400 and sps.json()["error"]["code"] == "Request_UnsupportedQuery"
+
+
+def test_a_name_where_an_object_id_goes_is_400_invalid_object_identifier(graph_env: GraphEnv) -> None:
+    """Groups, service principals and applications are keyed by GUID: Graph answers a name in the id's place
+    with 400 Request_BadRequest "Invalid object identifier '<name>'." (reported for GET /groups/{name}/members
+    in OfficeDev/microsoft-teams-apps-incentives#53 and microsoftgraph/microsoft-graph-docs-contrib#3854), not
+    404. A well-formed id that names nothing stays 404; a user is also found by userPrincipalName."""
+    headers = {"Authorization": f"Bearer {graph_env.token}"}
+    base = graph_env.graph_url
+    for path in ("/groups/Engineering", "/groups/Engineering/members", "/groups/Engineering/transitiveMembers",
+                 "/servicePrincipals/Astro", "/servicePrincipals/Astro/synchronization/jobs",
+                 "/servicePrincipals/Astro/appRoleAssignedTo", "/applications/Astro"):
+        r = httpx.get(base + path, headers=headers)
+        assert r.status_code == 400, (path, r.status_code, r.text)
+        error = r.json()["error"]
+        assert (error["code"], error["message"]) == (
+            "Request_BadRequest", f"Invalid object identifier '{path.split('/')[2]}'."), path
+    for path in (f"/groups/{uuid.uuid4()}/members", f"/servicePrincipals/{uuid.uuid4()}",
+                 "/users/nobody@example.com"):
+        r = httpx.get(base + path, headers=headers)
+        assert (r.status_code, r.json()["error"]["code"]) == (404, "Request_ResourceNotFound"), path
+
+
 def test_groups_and_members(graph_env: GraphEnv) -> None:
     team = next(t for t in graph_env.seed.teams if t.name != "Astro Users" and t.member_keys)
 
@@ -705,6 +767,25 @@ def test_provisioning_logs_parse(graph_env: GraphEnv) -> None:
         assert none.value == []
 
     run(graph_env, go)
+
+
+def test_provisioning_log_pages_by_skiptoken_only(graph_env: GraphEnv) -> None:
+    """List provisioningObjectSummary (Graph v1.0) pages with $top and $skiptoken: "You cannot specify the
+    number of results to be skipped", so $skip is a 400 there as on the directory lists."""
+    sp_id, job_id = configured(graph_env)
+    for user in graph_env.graph.users()[:3]:
+        graph_env.graph.assign(sp_id, user["id"])
+    headers = {"Authorization": f"Bearer {graph_env.token}"}
+    started = httpx.post(f"{graph_env.graph_url}/servicePrincipals/{sp_id}/synchronization/jobs/{job_id}/start",
+                         headers=headers)
+    assert started.status_code == 204, started.text
+    url = f"{graph_env.graph_url}/auditLogs/provisioning"
+    skipped = httpx.get(url, params={"$top": "1", "$skip": "1"}, headers=headers)
+    assert skipped.status_code == 400, skipped.text
+    assert "$skip" in skipped.json()["error"]["message"]
+    first = httpx.get(url, params={"$top": "1"}, headers=headers).json()
+    second = httpx.get(first["@odata.nextLink"], headers=headers).json()
+    assert len(first["value"]) == len(second["value"]) == 1 and first["value"][0]["id"] != second["value"][0]["id"]
 
 
 # ------------------------------------------------------------------------------------------ errors

@@ -402,7 +402,7 @@ def test_group_push_mapping_lifecycle(world: World) -> None:
 
     async def go() -> tuple[Any, list[Any], list[Any], Any, Any, Any, Any]:
         async with world.client() as c:
-            req = CreateGroupPushMappingRequest(source_group_id=source, status="INACTIVE")
+            req = CreateGroupPushMappingRequest(source_group_id=source, status="INACTIVE", target_group_name=name)
             created, resp, err = await c.create_group_push_mapping(world.app_id, req)
             assert err is None and resp.status_code == 201
             listed, _, _ = await c.list_group_push_mappings(world.app_id, source_group_id=source)
@@ -441,7 +441,7 @@ def test_push_delete_requires_delete_target_group_param(world: World) -> None:
     created = world.raw(
         "POST",
         f"/api/v1/apps/{world.app_id}/group-push/mappings",
-        json={"sourceGroupId": source, "status": "INACTIVE"},
+        json={"sourceGroupId": source, "status": "INACTIVE", "targetGroupName": world.seed.teams[1].name},
     )
     assert created.status_code == 201
     mid = created.json()["id"]
@@ -449,6 +449,21 @@ def test_push_delete_requires_delete_target_group_param(world: World) -> None:
     assert missing.status_code == 400 and missing.json()["errorCode"] == "E0000001"
     ok = world.raw("DELETE", f"/api/v1/apps/{world.app_id}/group-push/mappings/{mid}?deleteTargetGroup=false")
     assert ok.status_code == 204
+
+
+def test_push_mapping_create_needs_a_target_name_or_id(world: World) -> None:
+    """Okta's CreateGroupPushMappingRequest: targetGroupId is "Required if `targetGroupName` is not provided" and
+    the reverse ("Either targetGroupId or targetGroupName must be provided, but not both"): neither is a 400."""
+    world.enable()
+    name = world.seed.teams[1].name
+    path = f"/api/v1/apps/{world.app_id}/group-push/mappings"
+    neither = world.raw("POST", path, json={"sourceGroupId": world.group_id(name), "status": "INACTIVE"})
+    assert neither.status_code == 400, neither.text
+    assert neither.json()["errorCode"] == "E0000001" and "targetGroupName" in neither.json()["errorSummary"]
+    assert world.raw("GET", path).json() == []  # nothing was made
+    named = world.raw("POST", path, json={"sourceGroupId": world.group_id(name), "status": "INACTIVE",
+                                          "targetGroupName": name})
+    assert named.status_code == 201, named.text
 
 
 # -- auth, errors, rate limits -------------------------------------------------------------------------------

@@ -125,7 +125,7 @@ class World:
         self.people = [p.email for p in self.seed.people]
         self.team = self.seed.teams[1].name
         self.push_id = self.call(
-            "POST", f"/api/v1/apps/{self.app_id}/group-push/mappings", {"sourceGroupId": self.gid(self.team)}
+            "POST", f"/api/v1/apps/{self.app_id}/group-push/mappings", {"sourceGroupId": self.gid(self.team), "targetGroupName": self.team}
         ).get_json()["id"]
         self.mapping_id = self.call("GET", f"/api/v1/mappings?targetId={self.app_id}").get_json()[0]["id"]
 

@@ -197,6 +197,8 @@ class Env:
         assert err is None
 
     def push(self, name: str, **kw: Any) -> Any:
+        if "target_group_id" not in kw:  # one of the two is required (CreateGroupPushMappingRequest)
+            kw.setdefault("target_group_name", name)
         req = CreateGroupPushMappingRequest(source_group_id=self.gid(name), **kw)
         created, resp, err = self.run(lambda c: c.create_group_push_mapping(self.app_id, req))
         assert err is None and resp.status_code == 201

@@ -34,6 +34,7 @@ __all__ = [
     "format",
     "from_source_tree",
     "functions",
+    "graph_property",
     "parse",
     "to_source_tree",
 ]
@@ -591,6 +592,31 @@ def _from_tree(tree: dict[str, Any], nested: bool) -> Expr:
 # -------------------------------------------------------------------------------------------- evaluation
 
 
+# Entra's provisioning source attributes keep Azure AD Graph's names where Microsoft Graph renamed the property
+# ("Property differences between Azure AD Graph and Microsoft Graph": facsimileTelephoneNumber -> faxNumber,
+# mobile -> mobilePhone, physicalDeliveryOfficeName -> officeLocation, telephoneNumber -> businessPhones (a
+# collection that holds one number), the extensionAttribute1-15 -> onPremisesExtensionAttributes). The source
+# attribute, lower-cased -> (the Microsoft Graph property, the key inside it or None, first item of a list).
+GRAPH_PROPERTY_OF_SOURCE: dict[str, tuple[str, str | None, bool]] = {
+    "telephonenumber": ("businessPhones", None, True),
+    "mobile": ("mobilePhone", None, False),
+    "facsimiletelephonenumber": ("faxNumber", None, False),
+    "physicaldeliveryofficename": ("officeLocation", None, False),
+    **{f"extensionattribute{i}": ("onPremisesExtensionAttributes", f"extensionAttribute{i}", False)
+       for i in range(1, 16)},
+}
+
+
+def graph_property(source_attribute: str) -> str:
+    """The Microsoft Graph user property a provisioning source attribute is read from (for `$select`): the
+    renamed ones' Graph name, the head of a dotted one (employeeOrgData.costCenter -> employeeOrgData), else
+    the name itself."""
+    alias = GRAPH_PROPERTY_OF_SOURCE.get(source_attribute.lower())
+    if alias is not None:
+        return alias[0]
+    return source_attribute.split(".", 1)[0]
+
+
 def _lookup(profile: dict[str, Any], name: str) -> Any:
     if name in profile:
         return profile[name]
@@ -598,6 +624,19 @@ def _lookup(profile: dict[str, Any], name: str) -> Any:
     for k, v in profile.items():
         if isinstance(k, str) and k.lower() == lowered:
             return v
+    alias = GRAPH_PROPERTY_OF_SOURCE.get(lowered)
+    if alias is not None:  # Graph JSON has it under its Microsoft Graph name
+        prop, key, first = alias
+        value = _lookup(profile, prop)
+        if key is not None:
+            value = value.get(key) if isinstance(value, dict) else None
+        if first:
+            value = next((v for v in value if v), None) if isinstance(value, list) else value
+        return value
+    if "." in name:  # employeeOrgData.costCenter: a complex property's member
+        head, rest = name.split(".", 1)
+        outer = _lookup(profile, head)
+        return _lookup(outer, rest) if isinstance(outer, dict) else None
     if lowered == "objectid":  # Graph JSON calls it id
         return _lookup(profile, "id")
     if lowered == "issoftdeleted":

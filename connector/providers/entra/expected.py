@@ -30,9 +30,13 @@ def user_select(mapping: MappingFile) -> list[str]:
         except entra_expr.ExpressionError:
             continue
         for a in attrs:
-            if a.name.lower() not in seen and a.name.lower() not in VIRTUAL_ATTRIBUTES:
-                seen.add(a.name.lower())
-                names.append(a.name)
+            if a.name.lower() in VIRTUAL_ATTRIBUTES or a.name.lower() == "passwordprofile.password":
+                continue  # not a property Graph returns (the password is write-only)
+            # Entra's source attribute names are Azure AD Graph's: [telephoneNumber] is read from businessPhones.
+            prop = entra_expr.graph_property(a.name)
+            if prop.lower() not in seen:
+                seen.add(prop.lower())
+                names.append(prop)
     return names
 
 

@@ -66,6 +66,7 @@ from werkzeug.wrappers import Request, Response
 from connector.sandbox.graph.engine import CredentialCheckFailed, EntraEngine
 from connector.sandbox.graph.odata import (
     ODataQueryError,
+    advanced_operator,
     compile_filter,
     decode_skiptoken,
     encode_skiptoken,
@@ -127,6 +128,19 @@ def _not_found(what: str) -> GraphError:
         404, "Request_ResourceNotFound",
         f"Resource '{what}' does not exist or one of its queried reference-property objects are not present.",
     )
+
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _object_id(value: str) -> str:
+    """`value` when it is an object id (a GUID). Directory objects other than users are keyed by GUID only: a name
+    or any other text in their place is Graph's 400 Request_BadRequest "Invalid object identifier '...'."
+    (e.g. GET /groups/<a group's name>/members), not a 404, so a client that puts a name where the id goes
+    sees here what it would see against the real service."""
+    if not _GUID.match(value):
+        raise GraphError(400, "Request_BadRequest", f"Invalid object identifier '{value}'.")
+    return value
 
 
 def _bad_body() -> GraphError:
@@ -433,12 +447,16 @@ class GraphEmulator:
         *,
         default_select: tuple[str, ...] | None = None,
         case_insensitive: bool = True,
-        allow_skip: bool = False,
+        directory: bool = True,
         raw: Callable[[list[dict[str, Any]]], list[bytes]] | None = None,
         resolve: Callable[[list[Any]], list[dict[str, Any]]] | None = None,
         resolved_bytes: Callable[[list[Any], list[str] | None], list[bytes]] | None = None,
     ) -> Response:
         """Filter, order, page and project a list the way Graph does, with an absolute @odata.nextLink.
+
+        `directory`: the items are directory objects, whose `ne`, `not` and `endsWith` filters are advanced queries
+        (ConsistencyLevel: eventual and $count=true, else 400), as is $count itself (it needs the header); the
+        provisioning log is not one.
 
         `raw` gives the items' JSON bytes when no `$select` is asked (from a cache): the page is then joined,
         not serialized; the bytes are the same as json.dumps of the whole body.
@@ -450,9 +468,22 @@ class GraphEmulator:
         # First value of each option, like MultiDict.get/items; a plain dict because werkzeug's get() raises
         # and catches an HTTP exception for every absent option (~10 per list request).
         args = dict(request.args.items())
-        if "$skip" in args and not allow_skip:
+        if "$skip" in args:
+            # Directory lists refuse it, and so does the provisioning log ("$skiptoken ... You cannot specify
+            # the number of results to be skipped", List provisioningObjectSummary, Graph v1.0).
             raise ODataQueryError("'$skip' is not supported by the service.", "Request_UnsupportedQuery")
         flt = args.get("$filter")
+        counted = args.get("$count", "").lower() == "true"
+        eventual = request.headers.get("ConsistencyLevel", "").lower() == "eventual"
+        if directory and counted and not eventual:
+            # "Use of $count on directory objects like users and groups always requires setting this header"
+            # (Graph docs maintainers, microsoft-graph-docs#13226; #13142 for a group's members).
+            raise ODataQueryError("$count is not currently supported.", "Request_BadRequest")
+        if flt and directory and (op := advanced_operator(flt)) is not None and not (eventual and counted):
+            raise ODataQueryError(
+                f"Operator '{op}' is not supported because the required parameters might be missing. Try adding "
+                "$count=true query parameter and ConsistencyLevel:eventual header. Refer to "
+                "https://aka.ms/graph-docs/advanced-queries for more information", "Request_UnsupportedQuery")
         if resolve is not None and (flt or args.get("$orderby")):
             items, resolve = resolve(items), None
         if flt:
@@ -460,7 +491,7 @@ class GraphEmulator:
             items = [o for o in items if pred(o)]
         items = order_by(items, args.get("$orderby"))
         top = page_size(args.get("$top"))
-        offset = decode_skiptoken(args.get("$skiptoken")) + (int(args.get("$skip", "0") or 0) if allow_skip else 0)
+        offset = decode_skiptoken(args.get("$skiptoken"))
         page = items[offset:offset + top]
         fields = select_fields(args.get("$select"))
         if resolve is not None and resolved_bytes is not None:
@@ -470,10 +501,10 @@ class GraphEmulator:
             with self.state.lock:
                 page = resolve(page)
         body: dict[str, Any] = {"@odata.context": f"{self._base(request)}/$metadata#{context}"}
-        if args.get("$count", "").lower() == "true":
+        if counted:
             body["@odata.count"] = len(items)
         if offset + top < len(items):
-            query = {k: v for k, v in args.items() if k not in ("$skiptoken", "$skip")}
+            query = {k: v for k, v in args.items() if k != "$skiptoken"}
             query["$skiptoken"] = encode_skiptoken(offset + top)
             # Before "value", as Graph writes it (@odata.context, @odata.count, @odata.nextLink, value): a client
             # may start the next request from the answer's first bytes (connector/providers/entra/reads.py).
@@ -498,7 +529,7 @@ class GraphEmulator:
         return self._json(request, body)
 
     def _sp(self, sp_id: str) -> dict[str, Any]:
-        sp = self.state.service_principals.get(sp_id)
+        sp = self.state.service_principals.get(_object_id(sp_id))
         if sp is None:
             raise _not_found(sp_id)
         return sp
@@ -600,7 +631,7 @@ class GraphEmulator:
 
     def _h_application(self, request: Request, app_id: str) -> Response:
         with self.state.lock:
-            app = self.state.applications.get(app_id)
+            app = self.state.applications.get(_object_id(app_id))
             if app is None:
                 raise _not_found(app_id)
             if request.method == "DELETE":
@@ -1115,7 +1146,7 @@ class GraphEmulator:
 
     def _h_group(self, request: Request, group_id: str) -> Response:
         with self.state.lock:
-            group = self.state.groups.get(group_id)
+            group = self.state.groups.get(_object_id(group_id))
         if group is None:
             raise _not_found(group_id)
         return self._entity(request, group, "groups/$entity")
@@ -1175,7 +1206,7 @@ class GraphEmulator:
 
     def _h_members(self, request: Request, group_id: str, cast: str | None = None) -> Response:
         with self.state.lock:
-            if group_id not in self.state.groups:
+            if _object_id(group_id) not in self.state.groups:
                 raise _not_found(group_id)
             ids = self._group_member_ids(group_id, cast)
         default = None if cast is None or "group" in cast else USER_DEFAULT_PROPERTIES
@@ -1185,7 +1216,7 @@ class GraphEmulator:
 
     def _h_transitive(self, request: Request, group_id: str, cast: str | None = None) -> Response:
         with self.state.lock:
-            if group_id not in self.state.groups:
+            if _object_id(group_id) not in self.state.groups:
                 raise _not_found(group_id)
             seen: dict[str, None] = {}
             stack = list(self.state.members.get(group_id, []))
@@ -1201,7 +1232,7 @@ class GraphEmulator:
     def _h_logs(self, request: Request) -> Response:
         with self.state.lock:
             items = list(reversed(self.state.provisioning_logs))  # newest first, as the portal shows them
-        return self._collection(request, items, "auditLogs/provisioning", case_insensitive=False, allow_skip=True)
+        return self._collection(request, items, "auditLogs/provisioning", case_insensitive=False, directory=False)
 
     def _h_organization(self, request: Request) -> Response:
         org = {

@@ -2,7 +2,8 @@
 
 Graph's directory endpoints accept a small filter language (`eq`, `ne`, `gt`, `ge`, `lt`, `le`, `and`, `or`,
 `not`, `startswith`, `endswith`, `contains`, `tolower`, `toupper`). Anything else is a 400, as on the real
-service, so a client that builds a filter Graph would refuse fails here too.
+service, so a client that builds a filter Graph would refuse fails here too; so is `ne`, `not` or `endswith` on
+directory objects outside an advanced query (see ADVANCED_OPERATORS).
 """
 
 from __future__ import annotations
@@ -254,6 +255,25 @@ def compile_filter(text: str, *, case_insensitive: bool = True) -> Predicate:
     if not text.strip():
         raise ODataQueryError("Invalid filter clause: the filter is empty.")
     return _Parser(text, case_insensitive).parse()
+
+
+# Operators Graph serves on directory objects only as "advanced queries": with the header ConsistencyLevel: eventual
+# and $count=true ("Advanced query capabilities on Microsoft Entra ID objects": "the addition of not (not), not
+# equals (ne), and ends with (endsWith) operators"; without them the request "isn't supported by default").
+ADVANCED_OPERATORS = ("ne", "not", "endsWith")
+_ADVANCED = {op.lower(): op for op in ADVANCED_OPERATORS}
+
+
+def advanced_operator(text: str) -> str | None:
+    """The first operator of `text` (a $filter) that only an advanced query may use, spelled as Graph spells it
+    in its error; None when a plain request can ask it. Quoted strings are tokens of their own, so a value like
+    'not' is not an operator."""
+    for tok in _tokenize(text):
+        if tok.kind == "name":
+            op = _ADVANCED.get(tok.text.lower())
+            if op is not None:
+                return op
+    return None
 
 
 _SIMPLE_EQ = re.compile(r"^\s*([A-Za-z]+)\s+eq\s+'((?:[^']|'')*)'\s*$")

@@ -1304,6 +1304,9 @@ class OktaEmulator:
         name, target_id = body.get("targetGroupName"), body.get("targetGroupId")
         if name and target_id:
             raise validation("targetGroupName", "Specify either targetGroupName or targetGroupId, not both")
+        if not name and not target_id:
+            # CreateGroupPushMappingRequest: each is "Required if the other is not provided".
+            raise validation("targetGroupName", "Either targetGroupName or targetGroupId must be provided")
         status = body.get("status") or "ACTIVE"
         if status not in ("ACTIVE", "INACTIVE"):
             raise validation("status", f"status: invalid value {status!r}")
