@@ -322,3 +322,38 @@ def test_many_calls_ride_out_twenty_percent_429s(
     throttled = statuses.count(429)
     assert throttled >= calls // 10 and statuses.count(200) == calls, statuses  # the 429s really happened
     assert len(fake_clock.sleeps) == throttled  # each one waited, on virtual time
+
+
+def test_a_caller_cancelled_while_its_next_page_is_being_written_drops_that_request() -> None:
+    """ask_ahead waits until the next page's request is written; a caller cancelled meanwhile (Ctrl-C) never gets
+    the task back to drop it, so ask_ahead drops it itself: no request left running, no 'Task exception was
+    never retrieved'."""
+    import asyncio
+
+    from connector.support.http import ask_ahead
+
+    started: list[asyncio.Event] = []
+    outcome: list[str] = []
+
+    async def fetch(url: str, sent: asyncio.Event) -> str:
+        started.append(sent)
+        try:
+            await asyncio.Event().wait()  # never written, never answered
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        return url
+
+    async def main() -> None:
+        caller = asyncio.ensure_future(ask_ahead(fetch, "https://example.test/next"))
+        while not started:
+            await asyncio.sleep(0)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        for _ in range(3):
+            await asyncio.sleep(0)  # the dropped request's cancellation runs
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert others == [] and outcome == ["cancelled"]
+
+    asyncio.run(main())

@@ -453,6 +453,108 @@ def test_reassign_users_brings_back_users_deleted_in_astro_side_by_side(sandbox:
     assert sandbox.logs["okta"].count("GET", f"/api/v1/apps/{app_id(sandbox)}/groups") == 1
 
 
+def _group_only_user(sb: Sandbox) -> tuple[str, str, str]:
+    """An active user who holds the app only through the assigned group: (login, user id, group id)."""
+    others = {k for t in sb.default_team_names() for k in sb.seed_org.team(t).member_keys}
+    login = next(p.email for p in sb.seed_org.people if p.key not in others and p.active)
+    return login, str(sb.okta.user_by_login(login)["id"]), str(sb.okta.state.group_by_name(ASSIGNED_TEAM)["id"])
+
+
+def _direct_user(sb: Sandbox) -> tuple[str, str]:
+    """A user Okta grants the app by a direct assignment only: (login, user id)."""
+    login = "dana.direct@acme.example"
+    with httpx.Client(base_url=str(sb.okta_url), headers={"Authorization": f"SSWS {sb.okta_token}"}) as okta:
+        user = okta.post("/api/v1/users", params={"activate": "true"}, json={"profile": {
+            "firstName": "Dana", "lastName": "Direct", "email": login, "login": login}}).raise_for_status().json()
+        okta.post(f"/api/v1/apps/{app_id(sb)}/users", json={"id": user["id"], "scope": "USER",
+                                                            "credentials": {"userName": login}}).raise_for_status()
+    return login, str(user["id"])
+
+
+@pytest.mark.parametrize("assigned", ["through a group", "directly"])
+def test_a_reassign_interrupted_while_putting_the_user_back_puts_the_user_back(
+        sandbox: Sandbox, sandbox_config: Path, assigned: str) -> None:
+    """Ctrl-C cancels every repair of a batch. One cancelled while its re-join (or re-assign) is on the wire (the
+    server holds that request, then answers it 503 without acting) makes it once more before the interruption
+    goes on: the user is never left without the app."""
+    import asyncio
+    import threading
+
+    from connector.providers.okta.client import OktaClient
+
+    configured(sandbox, sandbox_config)
+    if assigned == "directly":
+        login, uid = _direct_user(sandbox)
+        method, path = "POST", f"/api/v1/apps/{app_id(sandbox)}/users"
+    else:
+        login, uid, gid = _group_only_user(sandbox)
+        method, path = "PUT", f"/api/v1/groups/{gid}/users/{uid}"
+    middleware = sandbox._middleware["okta"]
+    inner = middleware.app
+    seen, answer_it = threading.Event(), threading.Event()
+    held: list[str] = []
+
+    def holding(environ: dict[str, Any], start_response: Any) -> Any:
+        if (environ["REQUEST_METHOD"], environ["PATH_INFO"]) == (method, path) and not held:
+            held.append("the first")
+            seen.set()
+            answer_it.wait(10)
+            start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+            return [b"{}"]
+        return inner(environ, start_response)
+
+    remedies = provider(sandbox_config)
+
+    async def interrupted() -> BaseException | None:
+        async with OktaClient(remedies.okta) as client:
+            task = asyncio.ensure_future(remedies._reassign_user(client, login, {}))
+            assert await asyncio.to_thread(seen.wait, 10)
+            task.cancel()
+            answer_it.set()
+            try:
+                await task
+            except BaseException as exc:  # noqa: BLE001 - what the interruption became
+                return exc
+            return None
+
+    middleware.app = holding
+    try:
+        ended = asyncio.run(interrupted())
+    finally:
+        middleware.app = inner
+    assert isinstance(ended, asyncio.CancelledError)
+    assert held == ["the first"]
+    app_user = sandbox.okta.app_user(app_id(sandbox), login)
+    assert app_user is not None  # assigned again
+    if assigned != "directly":
+        assert uid in sandbox.okta.state.members[gid]  # joined again
+
+
+def test_an_unexpected_error_in_one_repair_is_raised_once_every_other_user_has_ended(
+        sandbox: Sandbox, sandbox_config: Path) -> None:
+    """A failure that is not the IdP's (here the report callback raising, as a closed pipe would) must not close
+    the client under the other repairs of the batch: each still ends (re-joined), then the error is raised."""
+    configured(sandbox, sandbox_config)
+    org_id = sandbox.astro_orgs["okta"].org_id
+    logins = [p.email for p in sandbox.seed_org.people if p.active][:4]
+    for login in logins:
+        sandbox.astro.delete_user(org_id, login)
+    calls: list[int] = []
+
+    def done(i: int, _result: object) -> None:
+        calls.append(i)
+        if len(calls) == 1:
+            raise BrokenPipeError("the report's pipe closed")
+
+    with pytest.raises(BrokenPipeError):
+        provider(sandbox_config).reassign_users(logins, done)
+    assert sorted(calls) == list(range(len(logins)))
+    gid = str(sandbox.okta.state.group_by_name(ASSIGNED_TEAM)["id"])
+    for login in logins:
+        assert str(sandbox.okta.user_by_login(login)["id"]) in sandbox.okta.state.members[gid], login
+        assert sandbox.astro.find_user(org_id, login) is not None, login
+
+
 def test_test_connection_names_candidate_apps(
     sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

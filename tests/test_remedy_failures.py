@@ -300,9 +300,10 @@ def test_an_okta_error_answer_without_a_body_is_an_error_not_a_success(
     sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str], write: str
 ) -> None:
     """The okta SDK builds a typed call's error from the answer's body: an error status with an empty body (a
-    proxy's 403) came back as no error, and a refused group leave passed for done. Both ways the tool writes to
-    Okta are held to it: a typed SDK call (leaving a group, for a re-assign) and a raw request (updating an app
-    user, for an attribute; the SDK's executor reports that one by its status)."""
+    proxy's 403) came back as no error, and a refused group leave passed for done (connector/providers/okta/
+    client.py, call_once). Both ways the tool writes to Okta are held to it: a typed SDK call (leaving a group,
+    for a re-assign) and a raw request (updating an app user, for an attribute; the SDK's executor reports that
+    one by its status itself)."""
     assert sandbox.okta is not None
     if write == "typed SDK call":
         login, gid = deleted_in_astro(sandbox)
@@ -320,3 +321,33 @@ def test_an_okta_error_answer_without_a_body_is_an_error_not_a_success(
     assert rule.hits >= 1 and rc == 1, out
     assert f"FAILED > remedy.okta.{remedy} {login}" in out and "(HTTP 403" in out, out
     assert "(0 of 1 fixed)" in out, out
+
+
+def test_outcomes_of_users_repaired_side_by_side_are_handed_on_in_order_and_none_is_lost_on_an_interruption(
+) -> None:
+    """connector.audit.remedies._InOrder: an outcome that ends before an earlier change's waits for it; on an
+    interruption (the batch raising) what has ended is still handed on; a batch that could not start fails each
+    change not yet ended."""
+    from connector.audit.remedies import _InOrder
+    from connector.errors import ConnectorError
+    from connector.plan.model import Action, Change
+
+    changes = [Change(Action.RUN, "remedy.okta.reassign_user", f"u{i}") for i in range(4)]
+    got: list[tuple[str, bool, str]] = []
+    in_order = _InOrder(changes, lambda o: got.append((o.change.key, o.ok, o.message)))
+    in_order.ended(2, "done 2")
+    in_order.ended(1, ConnectorError("refused"))
+    assert got == []  # u0 has not ended
+    in_order.ended(0, "done 0")
+    assert got == [("u0", True, "done 0"), ("u1", False, "refused"), ("u2", True, "done 2")]
+    got.clear()
+    interrupted = _InOrder(changes, lambda o: got.append((o.change.key, o.ok, o.message)))
+    interrupted.ended(3, "done 3")
+    interrupted.ended(1, "done 1")
+    interrupted.flush()
+    assert got == [("u1", True, "done 1"), ("u3", True, "done 3")]
+    got.clear()
+    failed = _InOrder(changes, lambda o: got.append((o.change.key, o.ok, o.message)))
+    failed.ended(0, "done 0")
+    failed.fail_rest("no client")
+    assert got == [("u0", True, "done 0"), *((f"u{i}", False, "no client") for i in (1, 2, 3))]

@@ -283,6 +283,9 @@ def execute(plan: Plan, *, provider: AuditTarget | None, astro: AstroConfig, rep
             batch([str(c.data["login"]) for c in changes], in_order.ended)
         except ConnectorError as exc:  # the batch could not start (no client, no app): every one of them failed
             in_order.fail_rest(str(exc))
+        except BaseException:
+            in_order.flush()  # interrupted (Ctrl-C): what ended after one still running is not lost
+            raise
     for c in plan.changes:
         if c.resource == OKTA_REPUSH:
             done(_unsupported(c, provider) if remedies is None else _repush(remedies, c))
@@ -315,6 +318,11 @@ class _InOrder:
         while self.next in self.ended_at:
             self.done(self.ended_at.pop(self.next))
             self.next += 1
+
+    def flush(self) -> None:
+        """Hand on the outcomes held for an earlier change that will not end (an interruption), in order."""
+        for i in sorted(self.ended_at):
+            self.done(self.ended_at.pop(i))
 
     def fail_rest(self, why: str) -> None:
         for i in range(len(self.changes)):

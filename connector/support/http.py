@@ -179,7 +179,11 @@ async def ask_ahead(fetch: Callable[..., Awaitable[T]], *args: Any, sent: asynci
     if sent is None:
         sent = asyncio.Event()
     task = asyncio.ensure_future(fetch(*args, sent=sent, **kwargs))
-    await written(sent)
+    try:
+        await written(sent)
+    except BaseException:
+        abandon(task)  # the caller was cancelled while waiting: nobody will hold the task to drop it
+        raise
     return task
 
 

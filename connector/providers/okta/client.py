@@ -614,8 +614,6 @@ class OktaClient:
         headers = _headers_of(response)
         self.budget.observe(headers)
         log.info("okta %s %s -> %s", method, url[len(self.org_url):], response.status)
-        if error is None and response.status >= 400:
-            error = _StatusError(response.status, headers)  # as in call_once: no body, no SDK error
         if error is not None:
             raise self.translate(error, method, path)
         data: Any = None

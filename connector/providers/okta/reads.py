@@ -122,6 +122,7 @@ class OktaReadClient(OktaClient):
         endpoint = f"GET {path.split('?', 1)[0]}"
         if self._session is None:
             raise RuntimeError("OktaReadClient used outside 'async with'")
+        observed = False  # the rate budget has seen this answer's headers
         try:
             sem = await self._slot()
             async with sem:
@@ -130,17 +131,22 @@ class OktaReadClient(OktaClient):
                     async with self._session.get(url, allow_redirects=False, trace_request_ctx=sent,
                                                  headers=self._auth, proxy_headers=self._proxy_headers) as resp:
                         links = list(resp.headers.getall("Link", []))
-                        if isinstance(sent, PageWatch) and resp.status == 200 and not sent.head.done():
-                            sent.head.set_result(links)  # the next page may be asked before this body is in
-                        body = await resp.read()
                         headers = {k: v for k, v in resp.headers.items() if k.lower() != "link"}
                         status = resp.status
+                        if isinstance(sent, PageWatch) and status == 200 and not sent.head.done():
+                            # The rate budget first (the next page's request reads it), then the next page may be
+                            # asked before this body is in.
+                            self.budget.observe(headers)
+                            observed = True
+                            sent.head.set_result(links)
+                        body = await resp.read()
                 except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                     raise self.translate(ConnectionError(str(exc) or type(exc).__name__), "GET", path) from exc
         finally:
             if sent is not None:
                 sent.set()
-        self.budget.observe(headers)
+        if not observed:
+            self.budget.observe(headers)
         log.info("okta GET %s -> %s", path, status)
         if status >= 400:
             data: Any = None

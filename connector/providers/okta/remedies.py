@@ -48,6 +48,10 @@ class OktaRemedies(OktaGroupPush):
             memo: dict[str, asyncio.Future[Any]] = {}
             slots = asyncio.Semaphore(AT_ONCE)
             results: dict[int, str | ConnectorError] = {}
+            # Anything else (a bug, a report callback that fails: a closed pipe) is raised once every user has
+            # ended: raised at once, it would close the client under the others, and one who had left a group
+            # would never re-join it.
+            unexpected: list[Exception] = []
 
             async def repair(i: int, login: str) -> None:
                 async with slots:
@@ -55,11 +59,19 @@ class OktaRemedies(OktaGroupPush):
                         result: str | ConnectorError = await one(c, login, memo)
                     except ConnectorError as exc:
                         result = exc
+                    except Exception as exc:  # noqa: BLE001 - raised below, once the others have ended
+                        unexpected.append(exc)
+                        return
                 results[i] = result
                 if done is not None:
-                    done(i, result)
+                    try:
+                        done(i, result)
+                    except Exception as exc:  # noqa: BLE001 - as above
+                        unexpected.append(exc)
 
             await asyncio.gather(*(repair(i, login) for i, login in enumerate(logins)))
+            if unexpected:
+                raise unexpected[0]
             return [results[i] for i in range(len(logins))]
 
         return self._call(run) if logins else []
@@ -110,6 +122,8 @@ class OktaRemedies(OktaGroupPush):
             return await self._reassign_through_groups(c, app, uid, login, memo)
         body = {"id": uid, "scope": "USER", "credentials": {"userName": app_user_name(au) or login}}
         label = app.get("label")
+        undo = (f"assign {login} to {label!r} again in the Okta Admin Console (Applications > {label} > "
+                "Assignments > Assign to People)")
         try:
             await self._unassign(c, app_id, uid)
         except RemoteError:
@@ -118,13 +132,30 @@ class OktaRemedies(OktaGroupPush):
             with contextlib.suppress(RemoteError):
                 await self._assign(c, app_id, uid, body)
             raise
+        except BaseException:
+            # Interrupted (Ctrl-C cancels every repair of the batch) while the DELETE may have reached Okta:
+            # the user is assigned again before the interruption goes on.
+            await self._assign_after_interruption(c, app_id, uid, body, login, undo)
+            raise
         try:
             await self._assign(c, app_id, uid, body)
         except RemoteError as exc:
-            raise LeftHalfway(f"{login} was removed from the Okta app {label!r} and not re-assigned",
-                              f"assign {login} to {label!r} again in the Okta Admin Console (Applications > "
-                              f"{label} > Assignments > Assign to People)", exc) from exc
+            raise LeftHalfway(f"{login} was removed from the Okta app {label!r} and not re-assigned", undo,
+                              exc) from exc
+        except BaseException:
+            await self._assign_after_interruption(c, app_id, uid, body, login, undo)
+            raise
         return f"removed and re-assigned {login}"
+
+    async def _assign_after_interruption(self, c: OktaClient, app_id: str, uid: str, body: dict[str, Any],
+                                         login: str, undo: str) -> None:
+        """After an interruption mid re-assign: assign again (nothing changes for an assigned user); when that
+        fails too, the user may be left unassigned, and LeftHalfway says so."""
+        try:
+            await self._assign(c, app_id, uid, body)
+        except RemoteError as exc:
+            raise LeftHalfway(f"interrupted: {login} may have been removed from the Okta app and not re-assigned",
+                              undo, exc) from exc
 
     async def _assign(self, c: OktaClient, app_id: str, uid: str, body: dict[str, Any]) -> None:
         """Assign the user to the app (retried by the policy); when that fails, look (the answer may have been lost
@@ -228,6 +259,13 @@ class OktaRemedies(OktaGroupPush):
             except RemoteError as exc:
                 lost.append(name)
                 cause = cause or exc
+            except BaseException as exc:  # noqa: BLE001 - interrupted mid re-join: once more, then re-raised
+                interrupted = interrupted or exc
+                try:
+                    await self._rejoin(c, gid, uid, join(gid))
+                except RemoteError as again:  # reported below, with what is left
+                    lost.append(name)
+                    cause = cause or again
         if cause is not None:
             groups = ", ".join(repr(n) for n in lost)
             raise LeftHalfway(
