@@ -117,3 +117,23 @@ def test_astro_total_no_organization_has_stops_the_audit(sandbox: Sandbox, tmp_p
     err = capsys.readouterr().err
     assert "/Users" in err and "would take" in err and "no drift" not in err
     assert requests < 50
+
+
+def test_an_early_guess_is_checked_like_a_next_link_but_counted_only_when_followed() -> None:
+    """PageGuard.check (a next link read from a page's first part, connector.support.chain) refuses what follow
+    refuses, yet records nothing: a guess the page did not confirm neither counts as a page nor makes the same
+    link, when a later page names it, look like a loop."""
+    from connector.errors import RemoteError
+    from connector.support.paging import PageGuard
+
+    guard = PageGuard(base_url="https://graph.example/", service="graph", endpoint="GET /users", max_pages=2)
+    guard.first("https://graph.example/v1.0/users")
+    assert guard.check("/v1.0/users?$skiptoken=a") == "https://graph.example/v1.0/users?$skiptoken=a"
+    assert guard.pages == 0
+    assert guard.follow("/v1.0/users?$skiptoken=a") == "https://graph.example/v1.0/users?$skiptoken=a"
+    for refused in ("https://elsewhere.example/v1.0/users", "/v1.0/users?$skiptoken=a", 5):
+        with pytest.raises(RemoteError):
+            guard.check(refused)
+    guard.follow("/v1.0/users?$skiptoken=b")
+    with pytest.raises(RemoteError, match="more than 2 pages"):
+        guard.follow("/v1.0/users?$skiptoken=c")

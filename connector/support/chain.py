@@ -42,12 +42,14 @@ async def cursor_chain(
     early: Callable[[H], str | None],
     link: Callable[[A], str | None],
     follow: Callable[[str], str],
+    check: Callable[[str], str],
 ) -> AsyncGenerator[A, None]:
     """The answers of the chain starting at `url`, in order. `fetch(url, watch)` gets one page (retried as the
     client does), setting `watch` once its request is written and `watch.head` when the first part is in;
     `early(head)` reads the next link from that part (None: not there); `link(answer)` is the next link the
     whole answer holds; `follow(link)` checks a link (connector.support.paging.PageGuard) and gives the URL to
-    ask, raising RemoteError for one that must not be followed."""
+    ask, raising RemoteError for one that must not be followed; `check(link)` does the same for an early guess
+    without counting it as followed (`follow` does, once the page confirms it)."""
     current: Asked | None = None
     ahead: Asked | None = None  # asked from the current page's first part
 
@@ -65,7 +67,7 @@ async def cursor_chain(
             if not task.done() and watch.head.done():
                 guess = early(watch.head.result())
                 try:
-                    guessed_url = follow(guess) if guess is not None else None
+                    guessed_url = check(guess) if guess is not None else None
                 except RemoteError:
                     guess = None  # the whole page's link meets the same check, and says so
                 if guessed_url is not None:
@@ -73,8 +75,9 @@ async def cursor_chain(
             answer = await task
             current = None
             nxt = link(answer)
-            if ahead is not None and nxt == guess:
-                next_url, current, ahead = guessed_url, ahead, None
+            if ahead is not None and nxt is not None and nxt == guess:
+                next_url = follow(nxt)  # counted now; the same URL the early request went to
+                current, ahead = ahead, None
             else:
                 _drop(ahead)
                 ahead = None

@@ -58,6 +58,17 @@ class PageGuard:
 
     def follow(self, link: object) -> str:
         """The absolute next link, after checking it: a string, on our origin, not seen before, within bounds."""
+        absolute = self.check(link)
+        self._seen.add(absolute)
+        self.pages += 1
+        if self.pages > self.max_pages:
+            raise self._error(f"more than {self.max_pages} pages: more than any organization holds",
+                              "the service's paging is broken; report it to the service's support")
+        return absolute
+
+    def check(self, link: object) -> str:
+        """`follow`'s checks without counting the page: for a next link read early, a guess until its page is in
+        (connector.support.chain), which `follow` counts once it is confirmed."""
         if not isinstance(link, str) or not link.strip():
             raise self._error(f"the next-page link is not a URL ({type(link).__name__})",
                               "the service's paging is broken; report it to the service's support")
@@ -74,11 +85,6 @@ class PageGuard:
             raise self._error(f"the next-page link repeats a page already read (after {self.pages} page(s)): the "
                               "list would never end", "the service's paging is broken; re-run, and report it if "
                               "it persists")
-        self._seen.add(absolute)
-        self.pages += 1
-        if self.pages > self.max_pages:
-            raise self._error(f"more than {self.max_pages} pages: more than any organization holds",
-                              "the service's paging is broken; report it to the service's support")
         return absolute
 
 

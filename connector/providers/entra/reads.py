@@ -328,7 +328,7 @@ class GraphReader:
             return await self.get(endpoint, url, permission=permission, sent=watch)
 
         async with aclosing(cursor_chain(first, fetch, early=early_next_link, link=next_link,
-                                         follow=guard.follow)) as pages:
+                                         follow=guard.follow, check=guard.check)) as pages:
             async for page in pages:
                 yield collection_page(page, endpoint)[0]
 

@@ -189,7 +189,8 @@ class OktaReadClient(OktaClient):
         guard = PageGuard(base_url=self.org_url, service="okta", endpoint=endpoint)
         guard.first(first)
         chain = cursor_chain(first, self._fetch, early=next_link, link=lambda answer: next_link(answer.links),
-                             follow=lambda link: self._url(guard.follow(link), None))
+                             follow=lambda link: self._url(guard.follow(link), None),
+                             check=lambda link: self._url(guard.check(link), None))
         async with aclosing(chain) as answers_:
             async for answer in answers_:
                 data = _decode(answer.body, endpoint, answer.status)
