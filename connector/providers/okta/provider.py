@@ -19,9 +19,9 @@ from connector.providers.base import (
     Check,
     Progress,
     direction_check,
+    in_astro_checks,
     not_set_up,
     setup_checks,
-    users_in_astro_check,
 )
 from connector.providers.okta import plan as P
 from connector.providers.okta.client import OktaClient
@@ -236,7 +236,7 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
         checks = setup_checks(gaps)
         if not_set_up(gaps):
             return checks
-        return [*checks, *super().status(), users_in_astro_check(self, self.astro)]
+        return [*checks, *super().status(), *in_astro_checks(self, self.astro)]
 
     def _existing(self, state: OktaState) -> int:
         return len(state.mappings)  # only push mappings are ever deleted (--prune)
