@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from applied import applied
 
@@ -119,6 +120,58 @@ def test_unverifiable_push_says_push_now_and_exits_1(
     assert f"{team}: re-push" in captured.out and "still out of sync in Astro: 1 missing" in captured.out
     assert "still differ in Astro after the re-push" in captured.err
     assert "Push Groups > click the Push Status value of the group > Push now" in captured.err
+
+
+@pytest.mark.parametrize("state", ["ACTIVE", "ERROR"])
+def test_a_team_deleted_in_astro_is_pushed_again_as_a_new_team_not_re_activated(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str], state: str
+) -> None:
+    """The mapping still targets the deleted Team: the INACTIVE/ACTIVE re-push (and Push now) only met Astro's 404,
+    so push-groups exited 1 telling the admin to click Push now, and the mapping went to ERROR. It unlinks the
+    mapping (deleteTargetGroup=false) and pushes the group again, as drift --fix's relink does, then verifies."""
+    import json
+
+    configured(sandbox, sandbox_config)
+    team = sandbox.default_team_names()[0]
+    org = sandbox.astro_orgs["okta"]
+    group = sandbox.astro.find_group(org.org_id, team)
+    with httpx.Client(base_url=org.scim_url, headers={"Authorization": f"Bearer {org.token}"}) as scim:
+        scim.delete(f"/Groups/{group['id']}").raise_for_status()
+    if state == "ERROR":  # what Okta shows once it has tried to push to the deleted Team
+        sandbox.okta.set_push_error(app_id(sandbox), team, "404 Not Found: Group not found")
+    capsys.readouterr()
+    assert push(sandbox_config, "--yes", "--format", "json") == 0, capsys.readouterr().err
+    doc = json.loads(capsys.readouterr().out)
+    (g,) = [g for g in doc["groups"] if g["name"] == team]
+    assert g["outcome"] == "verified" and g["action"] == "repush" and "unlink" in g["action_text"]
+    assert "does not exist" in g["reason"] and g["astro_members"] is None
+    assert g["astro_members_after"] == len(expected_members(sandbox, team))
+    assert team_members(sandbox, team) == expected_members(sandbox, team)
+    assert sandbox.okta.push_mapping(app_id(sandbox), team)["status"] == "ACTIVE"
+    # Run twice: in sync, nothing written.
+    sandbox.logs["okta"].clear()
+    assert push(sandbox_config, "--yes") == 0
+    assert "every group is pushed and in sync with Astro" in capsys.readouterr().out
+    assert sandbox.logs["okta"].writes() == []
+
+
+def test_a_relink_whose_new_mapping_fails_says_what_it_left_and_exits_3(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from connector.sandbox.faults import FaultRule
+
+    configured(sandbox, sandbox_config)
+    team = sandbox.default_team_names()[0]
+    org = sandbox.astro_orgs["okta"]
+    group = sandbox.astro.find_group(org.org_id, team)
+    with httpx.Client(base_url=org.scim_url, headers={"Authorization": f"Bearer {org.token}"}) as scim:
+        scim.delete(f"/Groups/{group['id']}").raise_for_status()
+    sandbox.fail("okta", FaultRule("POST", r"/group-push/mappings$", status=500, times=None))
+    capsys.readouterr()
+    assert push(sandbox_config, team, "--yes") == 3
+    captured = capsys.readouterr()
+    assert f"the push mapping for {team!r} was deleted and not re-created" in captured.err
+    assert f"astro-scim push-groups '{team}' --yes" in captured.err and "Traceback" not in captured.err
 
 
 def test_unknown_group_exits_2(sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]) -> None:

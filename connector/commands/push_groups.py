@@ -107,7 +107,7 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
                 report = provider.push_groups(names, yes=True, progress=stage.update)
             _fill(doc, report)
         _trail(report)
-        if any(g.action == "repush" for g in report.groups):
+        if any(g.action == "repush" and not g.relink for g in report.groups):
             output.warn("note: Okta has no API for Push now; re-pushing uses the workaround of setting the push "
                         "mapping INACTIVE and then ACTIVE again, and checks the result in Astro")
         for g in report.groups:

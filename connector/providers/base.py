@@ -272,12 +272,17 @@ class PushState:
     in_astro_before: set[str] | None = None  # the Team's members before acting (in_astro is then re-read)
     left_state: str = ""  # acting failed halfway and could not be undone: the state it left (result: how to undo)
     failure: str = ""  # acting failed on a request (nothing left halfway): the error
+    # The mapping targets a Team that is gone from Astro: act by unlinking it and pushing again (a new Team).
+    relink: bool = False
 
     @property
     def failed_halfway(self) -> bool:
         return bool(self.left_state or self.failure)
 
     def describe_action(self) -> str:
+        if self.relink:
+            return ("re-push: unlink the push mapping (it targets the deleted Team; deleteTargetGroup=false) and push "
+                    "the group again, which creates the Team (Push now cannot)")
         return {
             "create": "create the push mapping (push as a Team)",
             "activate": "activate the push mapping",

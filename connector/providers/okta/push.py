@@ -116,7 +116,20 @@ class OktaGroupPush(OktaOrg):
 
     async def _push_one(self, c: OktaClient, astro: AstroReader, app_id: str, s: PushState) -> None:
         s.in_astro_before = s.in_astro
-        if s.action == "create" or (s.action == "activate" and s.mapping_id is None):
+        if s.relink and s.mapping_id:
+            # The Team is gone from Astro: the mapping still targets it, so re-activating (or Push now) only
+            # answers Astro's 404. Unlink it (the drift remedy's relink: deleteTargetGroup=false) and push afresh.
+            for mapping in await self._push_mappings(c, app_id, source_group_id=s.group_id):
+                await self._delete_push(c, app_id, str(mapping["id"]))
+            try:
+                await self._ensure_push(c, app_id, s.group_id, s.name)
+            except RemoteError as exc:
+                s.verified = False
+                s.left_state = f"the push mapping for {s.name!r} was deleted and not re-created"
+                s.result = (f"{s.left_state}: push the group again in the Admin Console (Push Groups) or with: "
+                            f"astro-scim push-groups {shlex.quote(s.name)} --yes (after {exc})")
+                return
+        elif s.action == "create" or (s.action == "activate" and s.mapping_id is None):
             await self._ensure_push(c, app_id, s.group_id, s.name)
         elif s.action == "activate" and s.mapping_id:
             await self._set_push_status(c, app_id, s.mapping_id, "ACTIVE")
@@ -203,3 +216,7 @@ def decide(s: PushState) -> None:
         s.action, s.reason = "repush", "out of sync with Astro: " + difference(s.expected, s.in_astro)
     else:
         s.action, s.reason = None, f"in sync ({len(s.expected)} member(s))"
+    # A mapping whose Team is gone from Astro: activating or re-pushing it targets the deleted Team.
+    s.relink = s.action is not None and s.mapping_id is not None and s.in_astro is None
+    if s.relink and "does not exist" not in s.reason:
+        s.reason += "; its Team does not exist in Astro"
