@@ -277,6 +277,45 @@ def test_group_is_verified_with_the_members_of_each_call(sandbox: Sandbox, azure
     assert {g["verification"]["astro_id"] for g in groups} == {team["id"]}
 
 
+def test_a_call_failing_mid_group_reports_what_the_other_calls_did_and_exits_3(
+    sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """12 members, 3 calls; the second fails on every retry (Graph 500). It stopped the run with results [] and
+    summary 0: the 5 + group the first call had provisioned went unreported, unverified and out of the audit
+    trail. Now each call stands alone: the others are shown and read back, the failed one is a failed result
+    naming its members, and the run ends as a remote error (exit 3) with the command to run again."""
+    import httpx
+
+    from connector.sandbox.faults import FaultRule
+
+    configured(sandbox, azure_config, "--pause")
+    with httpx.Client(base_url=str(sandbox.graph_url),
+                      headers={"Authorization": f"Bearer {sandbox.graph_token}"}) as graph:
+        (group,) = graph.get("/groups", params={"$filter": f"displayName eq '{ASSIGNED_TEAM}'"}).json()["value"]
+        members = graph.get(f"/groups/{group['id']}/members").json()["value"]
+    assert len(members) == 12
+    rule = sandbox.fail("graph", FaultRule("POST", "provisionOnDemand$", body=members[5]["id"], status=500,
+                                           times=None))
+    rc, doc, err = provision_json(capsys, azure_config, "--group", ASSIGNED_TEAM)
+    assert rc == 3 and doc["ok"] is False and doc["error"]["type"] == "RemoteError", err
+    assert "1 provisionOnDemand call(s) failed" in doc["error"]["message"] and "HTTP 500" in doc["error"]["message"]
+    assert f"astro-scim provision --group '{ASSIGNED_TEAM}'" in doc["error"]["hint"]
+    failed = [r for r in doc["results"] if r["outcome"] == "failed"]
+    done = [r for r in doc["results"] if r["outcome"] == "provisioned"]
+    (f,) = failed
+    assert f["error_code"] == "RequestFailed" and f["subject"] == ASSIGNED_TEAM
+    assert f["verification"]["status"] == "not_checked" and "request failed" in f["verification"]["detail"]
+    assert len(done) == 2 + 5 + 2  # the first and third calls: their group and members, read back in Astro
+    assert doc["summary"] == {"results": 10, "provisioned": 9, "not_provisioned": 1, "failed": 1,
+                              "not_verified": 0}
+    assert "Traceback" not in err and "error: azure: 1 provisionOnDemand call(s) failed" in err
+    assert len(sandbox.astro.users(azure_org(sandbox))) == 7
+    rule.times = 0  # Graph recovers: the hint's command does the rest
+    rc, doc, _ = provision_json(capsys, azure_config, "--group", ASSIGNED_TEAM)
+    assert rc == 0 and doc["summary"]["provisioned"] == doc["summary"]["results"] == 15
+    assert len(sandbox.astro.users(azure_org(sandbox))) == 12
+
+
 def test_group_whose_members_do_not_land_is_failed_naming_them(
     sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

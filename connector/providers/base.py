@@ -236,6 +236,7 @@ class OnDemandOutcome(Protocol):
     status: str
     reason: str
     expected: IdpUser | IdpGroup | None  # what Astro should hold for it by the mapping, for the read-back
+    request_error: str  # the provisionOnDemand request failed: no answer from Entra for it ("" otherwise)
 
     @property
     def failed(self) -> bool: ...

@@ -85,6 +85,9 @@ class OnDemandResult:
     # What Astro should hold for this subject, by the mapping (expected.py, as drift computes it): set by the
     # provider for the subjects it sent, None when it cannot tell. The command reads Astro back against it.
     expected: IdpUser | IdpGroup | None = None
+    # The provisionOnDemand request itself failed (after retries): Entra gave no answer for the subject. The
+    # error, for the command to report it (exit 3) after the subjects the other calls did provision.
+    request_error: str = ""
 
     @property
     def failed(self) -> bool:
