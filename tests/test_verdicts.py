@@ -407,6 +407,31 @@ def test_test_connection_says_which_direction_failed(sb: Sandbox, tmp_path: Path
     assert "revoked-astro-token" not in out
 
 
+@pytest.mark.parametrize("inject", [okta_app_deactivated, okta_feature_off], ids=lambda f: f.__name__)
+def test_okta_test_connection_does_not_call_the_direction_ok_while_provisioning_is_off(
+        sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], inject: Callable[[Sandbox], None]) -> None:
+    """Okta cannot test the token its integration holds; the verdict is read from Astro's 401s on its pushes and
+    app users. With the app deactivated (or To App off) nothing is sent, so no 401 can show: it said "ok" for a
+    setup that provisions nothing. Now "not verified" with the fix, as information (the connections it can test
+    do work, and provisioning off is also the state before apply: test-connection keeps exit 0 for it)."""
+    config = okta_configured(sb, tmp_path)
+    inject(sb)
+    capsys.readouterr()
+    rc = main(["test-connection", "-c", str(config), "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    (check,) = [c for c in doc["idps"][0]["checks"] if c["name"].startswith("Okta -> Astro")]
+    assert check["ok"] is None and check["detail"].startswith("not verified: provisioning is off")
+    assert "astro-scim apply --idp okta" in check["hint"]
+    assert rc == doc["exit_code"] == 0
+    rc, out = run(capsys, "test-connection", "-c", str(config))
+    assert "ok   Okta -> Astro" not in out and "info Okta -> Astro" in out and "not verified" in out, out
+    rc, out = run(capsys, "status", "-c", str(config))
+    assert rc == 1, out  # status, the health verdict, fails it
+    by_apply(sb, config, capsys)
+    rc, out = run(capsys, "test-connection", "-c", str(config))
+    assert rc == 0 and "ok   Okta -> Astro" in out, out
+
+
 def test_okta_attribute_mismatch_is_repaired_by_a_profile_push_never_by_deactivating(
         sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = okta_configured(sb, tmp_path)

@@ -97,9 +97,12 @@ def setup_checks(gaps: Sequence[SetupGap]) -> list[Check]:
                   f"{g.subject}: {g.message}", g.remedy) for g in gaps]
 
 
-def direction_check(name: str, audit: SetupAudit, *, unknown: str) -> Check:
+def direction_check(name: str, audit: SetupAudit, *, unknown: str, inferred: bool = False) -> Check:
     """test-connection's verdict on the IdP -> Astro direction (the token the IdP holds), from the setup audit.
-    `unknown` is what to say when nothing shows either way (Okta cannot be asked to test its token)."""
+    `unknown` is what to say when nothing shows either way (Okta cannot be asked to test its token). `inferred`:
+    the verdict is read from the IdP's provisioning errors (Okta), so with provisioning off (an app deactivated,
+    To App features off) their absence proves nothing: the IdP sends nothing to Astro to fail on. That is "not
+    verified" (information, as provisioning not enabled yet is: the state before `apply`), never "ok"."""
     try:
         gaps = audit.setup_gaps()
     except ConnectorError as exc:  # e.g. a configured group the IdP does not have: a failed check, not a crash
@@ -109,6 +112,10 @@ def direction_check(name: str, audit: SetupAudit, *, unknown: str) -> Check:
     broken = [g for g in gaps if g.kind == "connection_broken"]
     if broken:
         return Check(name, False, broken[0].message, broken[0].remedy)
+    off = [g for g in gaps if g.kind == "provisioning_off"]
+    if inferred and off:
+        return Check(name, None, f"not verified: provisioning is off ({off[0].subject}: {off[0].message}); the "
+                                  "token is only tested by what the IdP sends to Astro", off[0].remedy)
     return Check(name, True, unknown)
 
 

@@ -226,7 +226,8 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
             return checks  # the other direction cannot be judged without reading Okta
         checks.append(direction_check(
             "Okta -> Astro (the token in the app's API integration)", self,
-            unknown="no app user or push mapping in ERROR with Astro's 401 (Okta has no API to test it directly)"))
+            unknown="no app user or push mapping in ERROR with Astro's 401 (Okta has no API to test it directly)",
+            inferred=True))
         return checks
 
     def status(self) -> list[Check]:
