@@ -432,6 +432,32 @@ def test_okta_test_connection_does_not_call_the_direction_ok_while_provisioning_
     assert rc == 0 and "ok   Okta -> Astro" in out, out
 
 
+@pytest.mark.parametrize(("idp", "service", "status"), [
+    ("okta", "okta", 500), ("azure", "graph", 503), ("okta", "astro", 500), ("azure", "astro", 429)])
+def test_an_outage_that_outlasts_the_retries_is_named_with_a_hint(
+        sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], idp: str, service: str,
+        status: int) -> None:
+    """Every read answers 5xx (or 429) on every retry. The error named the endpoint and status but had no hint:
+    the admin could not tell an outage on the service's side from a mistake in the setup."""
+    from connector.sandbox.faults import FaultRule
+
+    config = okta_configured(sb, tmp_path) if idp == "okta" else azure_configured(sb, tmp_path)
+    sb.fail(service, FaultRule("GET", ".", status=status, times=None))
+    capsys.readouterr()
+    rc = main(["status", "-c", str(config), "--format", "json"])
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    if service == "astro":  # the read-back line fails: no verdict of health
+        (check,) = [c for c in doc["idps"][0]["checks"] if c["name"] == "users in scope"]
+        assert rc == 1 and check["ok"] is False and f"HTTP {status}" in check["detail"]
+        hint = check["hint"]
+    else:  # the IdP cannot be read: a remote error
+        assert rc == 3 and doc["exit_code"] == 3 and f"HTTP {status}" in doc["error"]["message"]
+        hint = doc["error"]["hint"]
+        assert "hint: the service kept" in captured.err and "Traceback" not in captured.err
+    assert hint and hint.startswith("the service kept") and "try again later" in hint
+
+
 def test_okta_attribute_mismatch_is_repaired_by_a_profile_push_never_by_deactivating(
         sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = okta_configured(sb, tmp_path)
