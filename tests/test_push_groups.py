@@ -174,6 +174,40 @@ def test_a_relink_whose_new_mapping_fails_says_what_it_left_and_exits_3(
     assert f"astro-scim push-groups '{team}' --yes" in captured.err and "Traceback" not in captured.err
 
 
+def test_astro_unreadable_after_the_re_push_is_not_verified_never_failed_or_counted(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Okta re-pushes, then Astro answers 500 to every read. It said outcome "failed" (nothing says the push
+    failed), astro_members_after the count read before acting (no one read it after), and the hint re-pushed
+    again. Now: not_verified, no count, exit 3 naming Astro's endpoint and status, and the trail says so."""
+    import json
+
+    from connector.sandbox.faults import FaultRule
+
+    configured(sandbox, sandbox_config)
+    team = sandbox.default_team_names()[1]
+    sandbox.okta.set_push_error(app_id(sandbox), team, "Error while pushing: 503")
+    engine = sandbox.okta.engine
+    pushed = engine.push
+
+    def push_then_astro_fails(app: str, pm: dict[str, object]) -> object:
+        done = pushed(app, pm)
+        sandbox.fail("astro", FaultRule("GET", "/Groups", status=500, times=None))  # Astro goes down after it
+        return done
+
+    monkeypatch.setattr(engine, "push", push_then_astro_fails)
+    capsys.readouterr()
+    assert push(sandbox_config, team, "--yes", "--format", "json") == 3
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    (g,) = doc["groups"]
+    assert g["outcome"] == "not_verified" and g["astro_members_after"] is None
+    assert "not verified: Astro could not be read back" in g["result"] and "HTTP 500" in g["result"]
+    assert doc["error"]["type"] == "RemoteError" and "pushed but not verified" in doc["error"]["message"]
+    assert "without --yes" in doc["error"]["hint"]
+    assert sandbox.okta.push_mapping(app_id(sandbox), team)["status"] == "ACTIVE"  # Okta did act
+
+
 def test_unknown_group_exits_2(sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert push(sandbox_config, "Data Enginering") == 2
     err = capsys.readouterr().err

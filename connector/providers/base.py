@@ -213,6 +213,11 @@ class PushOutcome(Protocol):
         """A request failed (or a step was left halfway): `result` says what, without a "pushed" preamble."""
         ...
 
+    @property
+    def unread(self) -> str:
+        """Done, but Astro could not be read back to verify it: the error ("" otherwise)."""
+        ...
+
 
 class Remedies(Closable, Protocol):
     """The Astro SCIM FAQ's fixes on the Okta side (drift --fix)."""
@@ -280,6 +285,7 @@ class PushState:
     in_astro_before: set[str] | None = None  # the Team's members before acting (in_astro is then re-read)
     left_state: str = ""  # acting failed halfway and could not be undone: the state it left (result: how to undo)
     failure: str = ""  # acting failed on a request (nothing left halfway): the error
+    unread: str = ""  # acted, but Astro could not be read back (verified stays None): the error
     # The mapping targets a Team that is gone from Astro: act by unlinking it and pushing again (a new Team).
     relink: bool = False
 
