@@ -208,6 +208,34 @@ def test_astro_unreadable_after_the_re_push_is_not_verified_never_failed_or_coun
     assert sandbox.okta.push_mapping(app_id(sandbox), team)["status"] == "ACTIVE"  # Okta did act
 
 
+def test_a_re_push_astro_refuses_names_the_integration_token_not_push_now(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The token in the app's API integration was revoked in Astro: the re-push meets Astro's 401 and the Team
+    stays wrong. The hint said to click Push now, which meets the same 401; it names the token to fix now."""
+    import json
+
+    configured(sandbox, sandbox_config)
+    team = sandbox.default_team_names()[0]
+    org = sandbox.astro_orgs["okta"]
+    sandbox.okta.enable_provisioning(app_id(sandbox), org.scim_url, "a-revoked-astro-token")
+    victim = sorted(expected_members(sandbox, team))[0]
+    sandbox.astro.drop_membership(org.org_id, team, victim)
+    capsys.readouterr()
+    assert push(sandbox_config, team, "--yes") == 1
+    captured = capsys.readouterr()
+    assert "refused by Astro" in captured.out and "401" in captured.out
+    (hint,) = [ln for ln in captured.err.splitlines() if ln.startswith("hint:")]
+    assert "Provisioning > Integration > Edit: API token" in hint and "Push now" not in hint
+    assert "a-revoked-astro-token" not in captured.out + captured.err
+    assert push(sandbox_config, team, "--yes", "--format", "json") == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert "Integration > Edit: API token" in doc["manual_steps"] and doc["groups"][0]["outcome"] == "failed"
+    sandbox.okta.enable_provisioning(app_id(sandbox), org.scim_url, org.token)  # the admin pastes a valid token
+    assert push(sandbox_config, team, "--yes") == 0
+    assert team_members(sandbox, team) == expected_members(sandbox, team)
+
+
 def test_unknown_group_exits_2(sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert push(sandbox_config, "Data Enginering") == 2
     err = capsys.readouterr().err

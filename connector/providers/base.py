@@ -286,6 +286,7 @@ class PushState:
     left_state: str = ""  # acting failed halfway and could not be undone: the state it left (result: how to undo)
     failure: str = ""  # acting failed on a request (nothing left halfway): the error
     unread: str = ""  # acted, but Astro could not be read back (verified stays None): the error
+    refused: bool = False  # not in Astro after acting, and Okta records Astro's 401 for the push
     # The mapping targets a Team that is gone from Astro: act by unlinking it and pushing again (a new Team).
     relink: bool = False
 

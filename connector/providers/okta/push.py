@@ -14,7 +14,7 @@ from connector.providers.base import PushReport, PushState
 from connector.providers.okta import plan as P
 from connector.providers.okta.astro_check import AstroReader, poll
 from connector.providers.okta.client import OktaClient
-from connector.providers.okta.org import OktaOrg
+from connector.providers.okta.org import OktaOrg, integration_token_steps, refused_by_astro
 from connector.support.progress import Count
 
 PUSH_NOW_STEPS = (
@@ -95,6 +95,9 @@ class OktaGroupPush(OktaOrg):
                     s.result = f"failed: {outcome}"
                 elif isinstance(outcome, BaseException):
                     raise outcome
+            if any(s.refused for s in pending):  # Push now would meet the same 401: the token is the fix
+                steps = integration_token_steps(str(app.get("label") or app_id), self.astro.organization_id)
+                report.manual_steps = f"{steps}; then re-run 'astro-scim push-groups --yes'"
         return report
 
 
@@ -167,8 +170,19 @@ class OktaGroupPush(OktaOrg):
             return
         if s.verified:
             s.result = f"verified in Astro: Team {s.name!r} has the {len(s.expected)} expected member(s)"
-        else:
-            s.result = "still out of sync in Astro: " + difference(s.expected, s.in_astro)
+            return
+        s.result = "still out of sync in Astro: " + difference(s.expected, s.in_astro)
+        # Why: Okta records Astro's answer on the mapping. A 401 is the token in the app's integration, which no
+        # re-push (nor Push now) gets past.
+        try:
+            mappings = await self._push_mappings(c, app_id, source_group_id=s.group_id)
+        except ConnectorError:
+            return  # the verdict stands (not in Astro); only the reason is unknown
+        error = str((mappings[0] if mappings else {}).get("errorSummary") or "")
+        if refused_by_astro(error):
+            s.refused = True
+            s.result += (f"; Okta's push was refused by Astro ({error}): Astro refuses the token in the app's API "
+                         "integration")
 
 
     async def _reactivate(self, c: OktaClient, app_id: str, mapping_id: str) -> None:
