@@ -316,6 +316,25 @@ def test_a_call_failing_mid_group_reports_what_the_other_calls_did_and_exits_3(
     assert len(sandbox.astro.users(azure_org(sandbox))) == 12
 
 
+def test_a_secret_token_astro_refuses_is_failed_with_the_fix(sandbox: Sandbox, azure_config: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Entra's saved Secret Token revoked in Astro: Entra's answer is a failure with Astro's 401. It was printed
+    bare (no hint in the text nor the JSON message); it now says what to run."""
+    import httpx
+
+    configured(sandbox, azure_config)
+    assert sandbox.graph is not None
+    sp = next(s for s in sandbox.graph.service_principals() if s["displayName"] == "Astro")["id"]
+    with httpx.Client(base_url=str(sandbox.graph_url),
+                      headers={"Authorization": f"Bearer {sandbox.graph_token}"}) as graph:
+        graph.put(f"/servicePrincipals/{sp}/synchronization/secrets",
+                  json={"value": [{"key": "SecretToken", "value": "revoked-astro-token"}]}).raise_for_status()
+    rc, doc, err = provision_json(capsys, azure_config, "--user", sandbox.seed_org.people[0].email)
+    (r,) = doc["results"]
+    assert rc == 1 and r["outcome"] == "failed" and "401" in r["reason"]
+    assert "run 'astro-scim apply --idp azure'" in r["message"] and "revoked-astro-token" not in err
+
+
 def test_group_whose_members_do_not_land_is_failed_naming_them(
     sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -115,6 +115,10 @@ class OnDemandResult:
 SKIP_HINTS = {
     "NotEffectivelyEntitled": "not in scope: assign the user (or a group it is a direct member of) to the app",
     "RedundantExport": "already in sync",
+    # Astro answered Entra's request with 401: the Secret Token Entra saved is wrong or revoked, for every subject.
+    "SystemForCrossDomainIdentityManagementCredentialValidationUnauthorized":
+        "Astro refuses the Secret Token Entra holds: run 'astro-scim apply --idp azure' (saves astro.token as it), "
+        "then provision again",
 }
 
 
