@@ -335,6 +335,18 @@ def test_a_secret_token_astro_refuses_is_failed_with_the_fix(sandbox: Sandbox, a
     assert "run 'astro-scim apply --idp azure'" in r["message"] and "revoked-astro-token" not in err
 
 
+def test_astro_failing_entra_s_request_is_failed_with_a_hint(sandbox: Sandbox, azure_config: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from connector.sandbox.faults import FaultRule
+
+    configured(sandbox, azure_config)
+    sandbox.fail("astro", FaultRule("GET", "/Users", status=500, times=None))  # Entra's lookup before its write
+    rc, doc, _ = provision_json(capsys, azure_config, "--user", sandbox.seed_org.people[0].email)
+    (r,) = doc["results"]
+    assert rc == 1 and r["outcome"] == "failed" and "HTTP 500" in r["reason"]
+    assert "provision again later" in r["message"]
+
+
 def test_group_whose_members_do_not_land_is_failed_naming_them(
     sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

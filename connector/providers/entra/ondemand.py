@@ -119,6 +119,10 @@ SKIP_HINTS = {
     "SystemForCrossDomainIdentityManagementCredentialValidationUnauthorized":
         "Astro refuses the Secret Token Entra holds: run 'astro-scim apply --idp azure' (saves astro.token as it), "
         "then provision again",
+    # Astro answered Entra's request with an error of its own (a 5xx: its side failed; the reason quotes it).
+    "SystemForCrossDomainIdentityManagementServiceFailure":
+        "Astro answered Entra with an error: on a 5xx, provision again later ('astro-scim test-connection' shows "
+        "whether Astro answers)",
 }
 
 
