@@ -458,6 +458,30 @@ def test_an_outage_that_outlasts_the_retries_is_named_with_a_hint(
     assert hint and hint.startswith("the service kept") and "try again later" in hint
 
 
+def test_status_of_two_idps_with_one_unreadable_reports_the_other_and_exits_3(
+        sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Okta answers 500 to every read. status stopped at Okta with exit 3 and nothing about Entra (JSON idps []):
+    an admin could not tell Entra's health, nor that it was not checked. Now Okta's place says it could not be
+    read, Entra is checked as ever, and the run still ends as the remote error."""
+    from connector.sandbox.faults import FaultRule
+
+    config = sb.write_config(tmp_path / "astro-scim.yaml")
+    console_step(sb)
+    applied(sb, config, "all")
+    sb.fail("okta", FaultRule("GET", ".", status=500, times=None))
+    capsys.readouterr()
+    rc = main(["status", "-c", str(config), "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 3 and doc["exit_code"] == 3 and doc["ok"] is False and "HTTP 500" in doc["error"]["message"]
+    okta, azure = doc["idps"]
+    assert okta["idp"] == "okta" and okta["ok"] is False
+    (check,) = okta["checks"]
+    assert check["ok"] is False and check["detail"].startswith("not checked: okta GET") and check["hint"]
+    assert azure["idp"] == "azure" and azure["ok"] is True and len(azure["checks"]) > 3
+    rc, out = run(capsys, "status", "-c", str(config))
+    assert rc == 3 and "FAIL read the IdP: not checked" in out and "azure\n" in out and "Traceback" not in out
+
+
 def test_okta_attribute_mismatch_is_repaired_by_a_profile_push_never_by_deactivating(
         sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = okta_configured(sb, tmp_path)
