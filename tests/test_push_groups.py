@@ -236,6 +236,32 @@ def test_a_re_push_astro_refuses_names_the_integration_token_not_push_now(
     assert team_members(sandbox, team) == expected_members(sandbox, team)
 
 
+@pytest.mark.parametrize("broken", ["never_enabled", "app_deactivated"])
+def test_push_groups_through_an_app_okta_cannot_push_with_changes_nothing_and_says_why(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str], broken: str
+) -> None:
+    """Provisioning never enabled (the console step not done): each mapping create failed with Okta's 400 and the
+    hint was to re-run push-groups, which fails the same way. A deactivated app: Okta accepts mapping writes and
+    pushes nothing. Now: nothing written, exit 1, the step that unblocks it."""
+    import json
+
+    if broken == "app_deactivated":
+        configured(sandbox, sandbox_config)
+        with httpx.Client(base_url=str(sandbox.okta_url),
+                          headers={"Authorization": f"SSWS {sandbox.okta_token}"}) as okta:
+            okta.post(f"/api/v1/apps/{app_id(sandbox)}/lifecycle/deactivate").raise_for_status()
+    other = next(t.name for t in sandbox.seed_org.teams if t.name not in (*sandbox.default_team_names(), "Astro Users"))
+    sandbox.logs["okta"].clear()
+    capsys.readouterr()
+    assert push(sandbox_config, other, "--yes", "--format", "json") == 1
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert doc["error"]["type"] == "ManualStepRequired" and "nothing was changed" in doc["error"]["message"]
+    assert "astro-scim apply --idp okta" in doc["error"]["hint"]
+    assert ("INACTIVE" if broken == "app_deactivated" else "provisioning is not enabled") in doc["error"]["message"]
+    assert sandbox.logs["okta"].writes() == [] and "Traceback" not in captured.err
+
+
 def test_unknown_group_exits_2(sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert push(sandbox_config, "Data Enginering") == 2
     err = capsys.readouterr().err

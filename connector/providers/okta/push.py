@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import shlex
 from collections.abc import Awaitable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from connector.errors import ConfigError, ConnectorError, RemoteError
+from connector.errors import ConfigError, ConnectorError, ManualStepRequired, RemoteError
 from connector.providers.base import PushReport, PushState
 from connector.providers.okta import plan as P
 from connector.providers.okta.astro_check import AstroReader, poll
@@ -82,6 +82,7 @@ class OktaGroupPush(OktaOrg):
             report = PushReport(states, manual_steps=PUSH_NOW_STEPS)
             if not yes or not report.pending:
                 return report
+            await self._require_pushing(c, app)
             report.acted = True
             pending = report.pending
             pushed = _Tally(count, len(pending))
@@ -100,6 +101,21 @@ class OktaGroupPush(OktaOrg):
                 report.manual_steps = f"{steps}; then re-run 'astro-scim push-groups --yes'"
         return report
 
+
+    async def _require_pushing(self, c: OktaClient, app: dict[str, Any]) -> None:
+        """Refuse to act (nothing changed) when Okta cannot push through the app: its mapping writes would fail
+        one by one (400 "Group Push is not enabled"), or be accepted and push nothing, and no re-run fixes that."""
+        app_id, label = str(app["id"]), str(app.get("label") or app["id"])
+        if app.get("status") != "ACTIVE":
+            raise ManualStepRequired(
+                f"okta: app {label!r} is {app.get('status') or 'not active'}: Okta pushes nothing through it; "
+                "nothing was changed", hint="run 'astro-scim apply --idp okta' (activates it), then push-groups again")
+        enabled, _, _ = await self._provisioning(c, app_id)
+        if not enabled:
+            raise ManualStepRequired(
+                f"okta: provisioning is not enabled for app {label!r}: Okta pushes no group until it is; nothing "
+                "was changed", hint="do the Admin Console step 'astro-scim plan' lists (Provisioning > Configure API "
+                                    "Integration), then 'astro-scim apply --idp okta', then push-groups again")
 
     async def _push_state(self, c: OktaClient, astro: AstroReader, app_id: str, group: P.OktaGroup,
                           app_users: dict[str, str]) -> PushState:
