@@ -163,9 +163,18 @@ class OktaGroupPush(OktaOrg):
             try:
                 await self._reactivate(c, app_id, s.mapping_id)
             except RemoteError as exc:
-                # Okta no longer pushes the group: say so, and how to undo it, rather than fail the whole run.
                 s.verified = False
-                s.left_state = f"the push mapping for {s.name!r} was left INACTIVE"
+                # What it is left in is read back, not assumed: when the INACTIVE step failed too, the mapping
+                # may never have left the state it had (ERROR, ACTIVE): nothing stranded, a failed request.
+                now = await self._mapping_status(c, app_id, s.mapping_id)
+                if not_deactivated is not None and now is not None and now != "INACTIVE":
+                    s.failure = str(exc)
+                    s.result = f"failed: {exc} (the push mapping is still {now}: neither write went through)"
+                    return
+                # Okta no longer pushes the group: say so, and how to undo it, rather than fail the whole run.
+                s.left_state = (f"the push mapping for {s.name!r} was left INACTIVE" if now is not None else
+                                f"the push mapping for {s.name!r} may have been left INACTIVE (it could not be "
+                                "read back)")
                 s.result = (f"{s.left_state}: re-activate it in the Admin Console or with: astro-scim push-groups "
                             f"{shlex.quote(s.name)} --yes (after {exc})")
                 return
@@ -200,6 +209,14 @@ class OktaGroupPush(OktaOrg):
             s.result += (f"; Okta's push was refused by Astro ({error}): Astro refuses the token in the app's API "
                          "integration")
 
+
+    async def _mapping_status(self, c: OktaClient, app_id: str, mapping_id: str) -> str | None:
+        """The mapping's status as Okta holds it now; None when it cannot be read."""
+        try:
+            mapping = await c.get(f"/api/v1/apps/{app_id}/group-push/mappings/{mapping_id}")
+        except RemoteError:
+            return None
+        return str((mapping or {}).get("status") or "") or None
 
     async def _reactivate(self, c: OktaClient, app_id: str, mapping_id: str) -> None:
         """Set the mapping ACTIVE again (retried by the policy); when that fails, read it back (the answer may have
