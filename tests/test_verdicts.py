@@ -286,6 +286,22 @@ def test_okta_wrong_astro_token_in_the_integration_is_the_connection(sb: Sandbox
     assert_clean(config, capsys)
 
 
+def test_okta_status_lines_for_errors_astro_refused_name_the_token_not_a_re_push(
+        sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every app user and push mapping in ERROR with Astro's 401: their lines' hints said to re-assign the users
+    and to run push-groups, which meet the same 401 (only the setup line named the token). Now they name it."""
+    config = sb.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
+    console_step(sb, token="a-wrong-astro-token")
+    run(capsys, "apply", "-c", str(config), "--yes")
+    capsys.readouterr()
+    assert main(["status", "-c", str(config), "--format", "json"]) == 1
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["idps"][0]["checks"]}
+    for name in ("app users in ERROR", "push mappings in ERROR"):
+        assert checks[name]["ok"] is False, checks[name]
+        assert "Provisioning > Integration > Edit: API token" in checks[name]["hint"], checks[name]
+        assert "push-groups" not in checks[name]["hint"] and "re-assign" not in checks[name]["hint"]
+
+
 def test_okta_status_is_not_healthy_with_users_in_scope_and_none_provisioned(
         sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = sb.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
