@@ -277,6 +277,76 @@ def test_group_is_verified_with_the_members_of_each_call(sandbox: Sandbox, azure
     assert {g["verification"]["astro_id"] for g in groups} == {team["id"]}
 
 
+def test_a_call_failing_mid_group_reports_what_the_other_calls_did_and_exits_3(
+    sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """12 members, 3 calls; the second fails on every retry (Graph 500). It stopped the run with results [] and
+    summary 0: the 5 + group the first call had provisioned went unreported, unverified and out of the audit
+    trail. Now each call stands alone: the others are shown and read back, the failed one is a failed result
+    naming its members, and the run ends as a remote error (exit 3) with the command to run again."""
+    import httpx
+
+    from connector.sandbox.faults import FaultRule
+
+    configured(sandbox, azure_config, "--pause")
+    with httpx.Client(base_url=str(sandbox.graph_url),
+                      headers={"Authorization": f"Bearer {sandbox.graph_token}"}) as graph:
+        (group,) = graph.get("/groups", params={"$filter": f"displayName eq '{ASSIGNED_TEAM}'"}).json()["value"]
+        members = graph.get(f"/groups/{group['id']}/members").json()["value"]
+    assert len(members) == 12
+    rule = sandbox.fail("graph", FaultRule("POST", "provisionOnDemand$", body=members[5]["id"], status=500,
+                                           times=None))
+    rc, doc, err = provision_json(capsys, azure_config, "--group", ASSIGNED_TEAM)
+    assert rc == 3 and doc["ok"] is False and doc["error"]["type"] == "RemoteError", err
+    assert "1 provisionOnDemand call(s) failed" in doc["error"]["message"] and "HTTP 500" in doc["error"]["message"]
+    assert f"astro-scim provision --group '{ASSIGNED_TEAM}'" in doc["error"]["hint"]
+    failed = [r for r in doc["results"] if r["outcome"] == "failed"]
+    done = [r for r in doc["results"] if r["outcome"] == "provisioned"]
+    (f,) = failed
+    assert f["error_code"] == "RequestFailed" and f["subject"] == ASSIGNED_TEAM
+    assert f["verification"]["status"] == "not_checked" and "request failed" in f["verification"]["detail"]
+    assert len(done) == 2 + 5 + 2  # the first and third calls: their group and members, read back in Astro
+    assert doc["summary"] == {"results": 10, "provisioned": 9, "not_provisioned": 1, "failed": 1,
+                              "not_verified": 0}
+    assert "Traceback" not in err and "error: azure: 1 provisionOnDemand call(s) failed" in err
+    assert len(sandbox.astro.users(azure_org(sandbox))) == 7
+    rule.times = 0  # Graph recovers: the hint's command does the rest
+    rc, doc, _ = provision_json(capsys, azure_config, "--group", ASSIGNED_TEAM)
+    assert rc == 0 and doc["summary"]["provisioned"] == doc["summary"]["results"] == 15
+    assert len(sandbox.astro.users(azure_org(sandbox))) == 12
+
+
+def test_a_secret_token_astro_refuses_is_failed_with_the_fix(sandbox: Sandbox, azure_config: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Entra's saved Secret Token revoked in Astro: Entra's answer is a failure with Astro's 401. It was printed
+    bare (no hint in the text nor the JSON message); it now says what to run."""
+    import httpx
+
+    configured(sandbox, azure_config)
+    assert sandbox.graph is not None
+    sp = next(s for s in sandbox.graph.service_principals() if s["displayName"] == "Astro")["id"]
+    with httpx.Client(base_url=str(sandbox.graph_url),
+                      headers={"Authorization": f"Bearer {sandbox.graph_token}"}) as graph:
+        graph.put(f"/servicePrincipals/{sp}/synchronization/secrets",
+                  json={"value": [{"key": "SecretToken", "value": "revoked-astro-token"}]}).raise_for_status()
+    rc, doc, err = provision_json(capsys, azure_config, "--user", sandbox.seed_org.people[0].email)
+    (r,) = doc["results"]
+    assert rc == 1 and r["outcome"] == "failed" and "401" in r["reason"]
+    assert "run 'astro-scim apply --idp azure'" in r["message"] and "revoked-astro-token" not in err
+
+
+def test_astro_failing_entra_s_request_is_failed_with_a_hint(sandbox: Sandbox, azure_config: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from connector.sandbox.faults import FaultRule
+
+    configured(sandbox, azure_config)
+    sandbox.fail("astro", FaultRule("GET", "/Users", status=500, times=None))  # Entra's lookup before its write
+    rc, doc, _ = provision_json(capsys, azure_config, "--user", sandbox.seed_org.people[0].email)
+    (r,) = doc["results"]
+    assert rc == 1 and r["outcome"] == "failed" and "HTTP 500" in r["reason"]
+    assert "provision again later" in r["message"]
+
+
 def test_group_whose_members_do_not_land_is_failed_naming_them(
     sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

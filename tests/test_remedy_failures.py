@@ -176,6 +176,26 @@ def test_push_groups_whose_reactivation_fails_says_the_mapping_was_left_inactive
     assert mapping_status(sandbox, team) == "ACTIVE"
 
 
+def test_a_re_push_whose_writes_all_fail_does_not_claim_the_mapping_was_left_inactive(
+    sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every PATCH of the mapping answers 500 before Okta acts: the mapping never left ERROR. It said "was left
+    INACTIVE: re-activate it", a state it had assumed, not read back. Now it reads it: a failed request, the
+    mapping still ERROR, exit 3; and a mapping that did go INACTIVE is still reported as such (test above)."""
+    team = sandbox.default_team_names()[0]
+    assert sandbox.okta is not None
+    app_id = str(sandbox.okta.app_by_label("Astro")["id"])
+    sandbox.okta.set_push_error(app_id, team, "Error while pushing: 503")
+    rule = sandbox.fail("okta", FaultRule("PATCH", r"/group-push/mappings/", status=500, times=None))
+    rc, out = run(capsys, "push-groups", "-c", str(okta_applied), team, "--yes")
+    assert rule.hits > 1 and mapping_status(sandbox, team) == "ERROR"
+    assert rc == 3, out
+    assert "left INACTIVE" not in out and "the push mapping is still ERROR" in out
+    entry = [e for e in trail_of(okta_applied) if e["command"] == "push-groups"][-1]
+    (change,) = entry["changes"]
+    assert change["outcome"] == "failed" and "still ERROR" in change["message"]
+
+
 def test_drift_fix_whose_repush_leaves_the_mapping_inactive_does_not_count_it_fixed(
     sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -65,3 +65,45 @@ def test_okta_status_reads_astro_back(sb: Sandbox, tmp_path: Path, capsys: pytes
     (tmp_path / "astro-okta.token").write_text("revoked\n", encoding="utf-8")
     rc, out = status(config, capsys)
     assert rc == 1 and "FAIL users in scope: could not compare with Astro" in out
+
+
+def _delete_team(sb: Sandbox, idp: str, team: str) -> None:
+    """A Team deleted in Astro behind the IdP's back (an admin's click): the IdP's push mapping stays ACTIVE, its
+    job Succeeded."""
+    import httpx
+
+    org = sb.astro_orgs[idp]
+    with httpx.Client(base_url=org.scim_url, headers={"Authorization": f"Bearer {org.token}"}) as scim:
+        found = scim.get("/Groups", params={"filter": f'displayName eq "{team}"'}).raise_for_status().json()
+        (group,) = found["Resources"]
+        scim.delete(f"/Groups/{group['id']}").raise_for_status()
+
+
+@pytest.mark.parametrize("idp", ["okta", "azure"])
+def test_status_is_unhealthy_when_a_team_the_idp_provisions_is_gone_from_astro(
+        idp: str, sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It said healthy (exit 0) with a pushed or assigned group's Team deleted in Astro: every IdP-side line (push
+    mapping ACTIVE, no ERROR, job Succeeded) and the users line were true, and nothing read the Teams back."""
+    import json
+
+    from applied import applied
+
+    config = sb.write_config(tmp_path / "astro-scim.yaml", idps=(idp,))
+    applied(sb, config, idp, console_step=idp == "okta")
+    team = sb.default_team_names()[0]
+    rc, out = status(config, capsys)
+    assert rc == 0 and "ok   Teams:" in out, out
+    _delete_team(sb, idp, team)
+    rc, out = status(config, capsys)
+    assert rc == 1, out
+    assert f"in Astro; no Team in Astro for: {team}" in out and "FAIL Teams:" in out
+    assert "--fix --yes" in out
+    capsys.readouterr()
+    assert main(["status", "-c", str(config), "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    (teams,) = [c for c in doc["idps"][0]["checks"] if c["name"] == "Teams"]
+    assert teams["ok"] is False and team in teams["detail"] and teams["hint"]
+    assert doc["ok"] is False and doc["exit_code"] == 1
+    assert main(["drift", "-c", str(config), "--fix", "--yes"]) == 0  # the hint's repair for every one
+    rc, out = status(config, capsys)
+    assert rc == 0 and "ok   Teams:" in out, out

@@ -286,6 +286,22 @@ def test_okta_wrong_astro_token_in_the_integration_is_the_connection(sb: Sandbox
     assert_clean(config, capsys)
 
 
+def test_okta_status_lines_for_errors_astro_refused_name_the_token_not_a_re_push(
+        sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every app user and push mapping in ERROR with Astro's 401: their lines' hints said to re-assign the users
+    and to run push-groups, which meet the same 401 (only the setup line named the token). Now they name it."""
+    config = sb.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
+    console_step(sb, token="a-wrong-astro-token")
+    run(capsys, "apply", "-c", str(config), "--yes")
+    capsys.readouterr()
+    assert main(["status", "-c", str(config), "--format", "json"]) == 1
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["idps"][0]["checks"]}
+    for name in ("app users in ERROR", "push mappings in ERROR"):
+        assert checks[name]["ok"] is False, checks[name]
+        assert "Provisioning > Integration > Edit: API token" in checks[name]["hint"], checks[name]
+        assert "push-groups" not in checks[name]["hint"] and "re-assign" not in checks[name]["hint"]
+
+
 def test_okta_status_is_not_healthy_with_users_in_scope_and_none_provisioned(
         sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = sb.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
@@ -405,6 +421,81 @@ def test_test_connection_says_which_direction_failed(sb: Sandbox, tmp_path: Path
     rc, out = run(capsys, "test-connection", "-c", str(config))
     assert rc == 1 and "FAIL Entra -> Astro" in out and "ok   Astro SCIM (validateCredentials)" in out, out
     assert "revoked-astro-token" not in out
+
+
+@pytest.mark.parametrize("inject", [okta_app_deactivated, okta_feature_off], ids=lambda f: f.__name__)
+def test_okta_test_connection_does_not_call_the_direction_ok_while_provisioning_is_off(
+        sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], inject: Callable[[Sandbox], None]) -> None:
+    """Okta cannot test the token its integration holds; the verdict is read from Astro's 401s on its pushes and
+    app users. With the app deactivated (or To App off) nothing is sent, so no 401 can show: it said "ok" for a
+    setup that provisions nothing. Now "not verified" with the fix, as information (the connections it can test
+    do work, and provisioning off is also the state before apply: test-connection keeps exit 0 for it)."""
+    config = okta_configured(sb, tmp_path)
+    inject(sb)
+    capsys.readouterr()
+    rc = main(["test-connection", "-c", str(config), "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    (check,) = [c for c in doc["idps"][0]["checks"] if c["name"].startswith("Okta -> Astro")]
+    assert check["ok"] is None and check["detail"].startswith("not verified: provisioning is off")
+    assert "astro-scim apply --idp okta" in check["hint"]
+    assert rc == doc["exit_code"] == 0
+    rc, out = run(capsys, "test-connection", "-c", str(config))
+    assert "ok   Okta -> Astro" not in out and "info Okta -> Astro" in out and "not verified" in out, out
+    rc, out = run(capsys, "status", "-c", str(config))
+    assert rc == 1, out  # status, the health verdict, fails it
+    by_apply(sb, config, capsys)
+    rc, out = run(capsys, "test-connection", "-c", str(config))
+    assert rc == 0 and "ok   Okta -> Astro" in out, out
+
+
+@pytest.mark.parametrize(("idp", "service", "status"), [
+    ("okta", "okta", 500), ("azure", "graph", 503), ("okta", "astro", 500), ("azure", "astro", 429)])
+def test_an_outage_that_outlasts_the_retries_is_named_with_a_hint(
+        sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], idp: str, service: str,
+        status: int) -> None:
+    """Every read answers 5xx (or 429) on every retry. The error named the endpoint and status but had no hint:
+    the admin could not tell an outage on the service's side from a mistake in the setup."""
+    from connector.sandbox.faults import FaultRule
+
+    config = okta_configured(sb, tmp_path) if idp == "okta" else azure_configured(sb, tmp_path)
+    sb.fail(service, FaultRule("GET", ".", status=status, times=None))
+    capsys.readouterr()
+    rc = main(["status", "-c", str(config), "--format", "json"])
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    if service == "astro":  # the read-back line fails: no verdict of health
+        (check,) = [c for c in doc["idps"][0]["checks"] if c["name"] == "users in scope"]
+        assert rc == 1 and check["ok"] is False and f"HTTP {status}" in check["detail"]
+        hint = check["hint"]
+    else:  # the IdP cannot be read: a remote error
+        assert rc == 3 and doc["exit_code"] == 3 and f"HTTP {status}" in doc["error"]["message"]
+        hint = doc["error"]["hint"]
+        assert "hint: the service kept" in captured.err and "Traceback" not in captured.err
+    assert hint and hint.startswith("the service kept") and "try again later" in hint
+
+
+def test_status_of_two_idps_with_one_unreadable_reports_the_other_and_exits_3(
+        sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Okta answers 500 to every read. status stopped at Okta with exit 3 and nothing about Entra (JSON idps []):
+    an admin could not tell Entra's health, nor that it was not checked. Now Okta's place says it could not be
+    read, Entra is checked as ever, and the run still ends as the remote error."""
+    from connector.sandbox.faults import FaultRule
+
+    config = sb.write_config(tmp_path / "astro-scim.yaml")
+    console_step(sb)
+    applied(sb, config, "all")
+    sb.fail("okta", FaultRule("GET", ".", status=500, times=None))
+    capsys.readouterr()
+    rc = main(["status", "-c", str(config), "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 3 and doc["exit_code"] == 3 and doc["ok"] is False and "HTTP 500" in doc["error"]["message"]
+    okta, azure = doc["idps"]
+    assert okta["idp"] == "okta" and okta["ok"] is False
+    (check,) = okta["checks"]
+    assert check["ok"] is False and check["detail"].startswith("not checked: okta GET") and check["hint"]
+    assert azure["idp"] == "azure" and azure["ok"] is True and len(azure["checks"]) > 3
+    rc, out = run(capsys, "status", "-c", str(config))
+    assert rc == 3 and "FAIL read the IdP: not checked" in out and "azure\n" in out and "Traceback" not in out
 
 
 def test_okta_attribute_mismatch_is_repaired_by_a_profile_push_never_by_deactivating(

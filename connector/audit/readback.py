@@ -143,6 +143,10 @@ def _active(value: Any) -> bool:
 
 def _unchecked(r: OnDemandOutcome) -> Verification | None:
     """The verdict of a subject that needs no read of Astro, or None when it needs one."""
+    if r.request_error:
+        return Verification(FAILED, NOT_CHECKED, "the provisionOnDemand request failed, Entra did not answer for "
+                            "it: nothing to read back in Astro", hint="run the same command again (what is already "
+                            "in Astro is answered RedundantExport), or 'astro-scim drift' to see what is missing")
     if r.failed:
         return Verification(FAILED, NOT_CHECKED, "Entra reports a failure: nothing to read back in Astro")
     if not r.ok:

@@ -341,7 +341,7 @@ def _repush(remedies: Remedies, change: Change) -> Outcome:
             ("unlinked and pushed again: " if group_ids else "") + (state.result or "pushed")
     except ConnectorError as exc:
         return Outcome(change, False, str(exc))
-    return Outcome(change, state.verified is not False, text)
+    return Outcome(change, state.verified is not False and not state.unread, text)
 
 
 def _on_demand(on_demand: ProvisionOnDemand | None, provider: AuditTarget | None, changes: list[Change],

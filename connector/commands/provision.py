@@ -6,6 +6,7 @@ when Astro holds what the mapping gives for it."""
 from __future__ import annotations
 
 import argparse
+import shlex
 from typing import Any
 
 from connector import output
@@ -34,6 +35,11 @@ STYLE = {readback.VERIFIED: "green", readback.FAILED: "red", readback.NOT_VERIFI
          readback.NOT_PROVISIONED: "yellow"}
 TRAIL = {readback.VERIFIED: "verified", readback.FAILED: "failed", readback.NOT_VERIFIED: "not verified",
          readback.NOT_PROVISIONED: "not provisioned"}
+
+
+def _again(args: argparse.Namespace) -> str:
+    subject = f"--user {shlex.quote(args.user)}" if args.user is not None else f"--group {shlex.quote(args.group)}"
+    return f"astro-scim provision {subject}"
 
 
 def _line(r: OnDemandOutcome, v: Verification) -> str:
@@ -91,6 +97,13 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
     parts = [f"{n} {TRAIL[k]}" for k, n in counts.items() if n]
     clean = verified == len(results)
     output.say(f"{len(results)} result(s): " + ", ".join(parts), style="bold green" if clean else "bold red")
+    unsent = [r for r in results if r.request_error]
+    if unsent:
+        # A call failed after retries, the others went through (shown and read back above): a remote error.
+        done = f"; {verified} of {len(results)} result(s) verified in Astro" if len(results) > len(unsent) else ""
+        raise RemoteError(f"azure: {len(unsent)} provisionOnDemand call(s) failed{done}: {unsent[0].request_error}",
+                          hint=f"run the same command again for what is left: {_again(args)} (Entra answers "
+                               "RedundantExport for what is already in Astro)")
     unread = [v for v in checks if v.error is not None]
     if unread:
         # Entra's word alone is no verdict: Astro could not be read, so the run ends as a remote error (exit 3).

@@ -46,7 +46,8 @@ def _group_json(g: PushState, acted: bool) -> dict[str, Any]:
     return {"name": g.name, "group_id": g.group_id, "mapping_id": g.mapping_id, "status": g.status,
             "error": g.error, "expected_members": len(g.expected),
             "astro_members": None if before is None else len(before),
-            "astro_members_after": None if not acted or not g.action or g.in_astro is None else len(g.in_astro),
+            "astro_members_after": None if not acted or not g.action or g.in_astro is None or g.unread
+            else len(g.in_astro),
             "action": g.action, "action_text": g.describe_action() if g.action else None, "reason": g.reason,
             "outcome": outcome, "result": g.result or None}
 
@@ -107,7 +108,7 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
                 report = provider.push_groups(names, yes=True, progress=stage.update)
             _fill(doc, report)
         _trail(report)
-        if any(g.action == "repush" for g in report.groups):
+        if any(g.action == "repush" and not g.relink for g in report.groups):
             output.warn("note: Okta has no API for Push now; re-pushing uses the workaround of setting the push "
                         "mapping INACTIVE and then ACTIVE again, and checks the result in Astro")
         for g in report.groups:
@@ -126,6 +127,12 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
         # A request failed (the others' outcomes are shown and in the audit trail above).
         raise RemoteError("; ".join(f"{g.name}: {g.failure}" for g in errored), service="okta",
                           hint="re-run 'astro-scim push-groups --yes' for the groups that failed")
+    if unread := [g for g in report.groups if g.unread]:
+        # Done in Okta, but no read-back: no verdict without evidence (exit 3, as provision's).
+        raise RemoteError(f"okta: {len(unread)} group(s) pushed but not verified, Astro could not be read: "
+                          f"{unread[0].unread}",
+                          hint="once Astro answers ('astro-scim test-connection'), 'astro-scim push-groups' (without "
+                               "--yes) reads each Team back and changes nothing")
     if report.failed:
         names_text = ", ".join(g.name for g in report.failed)
         raise VerificationFailed(

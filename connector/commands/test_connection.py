@@ -10,7 +10,7 @@ from typing import Any
 from connector import output
 from connector.config.arg import load_config_arg
 from connector.config.load import AstroConfig, ProjectConfig
-from connector.errors import EXIT_FINDINGS, EXIT_OK, ConnectorError
+from connector.errors import EXIT_FINDINGS, EXIT_OK, ConnectorError, RemoteError
 from connector.providers import registry
 from connector.providers.base import Check, Health
 
@@ -63,14 +63,22 @@ def run_checks(args: argparse.Namespace, checks: Callable[[Health, ProjectConfig
 def _run_checks(args: argparse.Namespace, checks: Callable[[Health, ProjectConfig], list[Check]], command: str,
                 results: list[tuple[str, list[Check]]]) -> int:
     cfg = load_config_arg(args.config)
+    unread: RemoteError | None = None
     for provider in registry.health(cfg, args.idp):
         try:
             found = checks(provider, cfg)
+        except RemoteError as exc:
+            # This IdP could not be read (after retries): say so in its place and go on with the others, whose
+            # verdicts stand; the run still ends as the remote error (exit 3), never healthy.
+            found = [Check("read the IdP", False, f"not checked: {exc}", exc.hint)]
+            unread = unread or exc
         finally:
             provider.close()
         results.append((provider.name, found))
         if args.format == "text":
             show_checks(provider.name, found)
+    if unread is not None:
+        raise unread
     document = checks_document(command, results)
     if args.format == "json":
         output.raw(json.dumps(document, indent=2))

@@ -17,6 +17,7 @@ A provider class declares the capabilities it implements by the Protocols below;
 
 from __future__ import annotations
 
+import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from connector.config.load import AstroConfig
 from connector.errors import ConnectorError, ManualStepRequired, UsageError, WrittenButFailing
 from connector.plan.model import Action, Change, Plan, state_digests
 from connector.support.progress import Count
-from connector.views import IdpGroup, IdpUser, IdpView, SetupGap
+from connector.views import AstroTeam, IdpGroup, IdpUser, IdpView, SetupGap
 
 Progress = Callable[[Change], None]
 T = TypeVar("T")
@@ -96,9 +97,12 @@ def setup_checks(gaps: Sequence[SetupGap]) -> list[Check]:
                   f"{g.subject}: {g.message}", g.remedy) for g in gaps]
 
 
-def direction_check(name: str, audit: SetupAudit, *, unknown: str) -> Check:
+def direction_check(name: str, audit: SetupAudit, *, unknown: str, inferred: bool = False) -> Check:
     """test-connection's verdict on the IdP -> Astro direction (the token the IdP holds), from the setup audit.
-    `unknown` is what to say when nothing shows either way (Okta cannot be asked to test its token)."""
+    `unknown` is what to say when nothing shows either way (Okta cannot be asked to test its token). `inferred`:
+    the verdict is read from the IdP's provisioning errors (Okta), so with provisioning off (an app deactivated,
+    To App features off) their absence proves nothing: the IdP sends nothing to Astro to fail on. That is "not
+    verified" (information, as provisioning not enabled yet is: the state before `apply`), never "ok"."""
     try:
         gaps = audit.setup_gaps()
     except ConnectorError as exc:  # e.g. a configured group the IdP does not have: a failed check, not a crash
@@ -108,6 +112,10 @@ def direction_check(name: str, audit: SetupAudit, *, unknown: str) -> Check:
     broken = [g for g in gaps if g.kind == "connection_broken"]
     if broken:
         return Check(name, False, broken[0].message, broken[0].remedy)
+    off = [g for g in gaps if g.kind == "provisioning_off"]
+    if inferred and off:
+        return Check(name, None, f"not verified: provisioning is off ({off[0].subject}: {off[0].message}); the "
+                                  "token is only tested by what the IdP sends to Astro", off[0].remedy)
     return Check(name, True, unknown)
 
 
@@ -133,26 +141,46 @@ async def astro_token_check(astro: AstroConfig) -> Check:
     return Check("Astro SCIM token", True, f"{astro.scim_url} accepts it ({filtering})")
 
 
-def users_in_astro_check(view: IdPView, astro: AstroConfig) -> Check:
+def in_astro_checks(view: IdPView, astro: AstroConfig) -> list[Check]:
     """`status`'s read-back: the in-scope users the IdP should have provisioned (its view) against Astro's active
-    accounts. The IdP's own records (a job "successful", app users marked provisioned) are not proof: a wrong
-    token on either side, or a deleted account, leaves them unchanged."""
+    accounts, and the groups it should have provisioned as Teams against Astro's Teams. The IdP's own records (a
+    job "successful", app users marked provisioned, a push mapping ACTIVE) are not proof: a wrong token on either
+    side, or a deleted account or Team, leaves them unchanged."""
     from connector.astro.reader import read_astro
 
     try:
         idp_view, in_astro_view = view.read_view(), read_astro(astro)
     except ConnectorError as exc:
-        return Check("users in scope", False, f"could not compare with Astro: {exc}", exc.hint)
+        return [Check("users in scope", False, f"could not compare with Astro: {exc}", exc.hint)]
     in_astro = {u.user_name.casefold() for u in in_astro_view.users if u.active}
     in_scope = [u for u in idp_view.users if u.active]
     missing = [u.user_name for u in in_scope if u.user_name.casefold() not in in_astro]
     detail = f"{len(in_scope)} in scope, {len(in_scope) - len(missing)} active in Astro"
     if missing:
-        shown = ", ".join(missing[:5]) + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else "")
-        return Check("users in scope", False, f"{detail}; not in Astro: {shown}",
-                     f"see 'astro-scim drift --idp {view.name}' for why"
-                     + ("; 'astro-scim provision --user' provisions one now" if view.name == "azure" else ""))
-    return Check("users in scope", None if not in_scope else True, detail)
+        users = Check("users in scope", False, f"{detail}; not in Astro: {_shown(missing)}",
+                      f"see 'astro-scim drift --idp {view.name}' for why"
+                      + ("; 'astro-scim provision --user' provisions one now" if view.name == "azure" else ""))
+    else:
+        users = Check("users in scope", None if not in_scope else True, detail)
+    return [users, _teams_check(view.name, idp_view.groups, in_astro_view.teams)]
+
+
+def _shown(names: Sequence[str]) -> str:
+    return ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
+
+
+def _teams_check(idp: str, groups: Sequence[IdpGroup], teams: Sequence[AstroTeam]) -> Check:
+    """The groups the IdP provisions as Teams (Okta: pushed; Entra: assigned) against Astro's Teams, by name: a
+    Team deleted in Astro leaves the IdP's push mapping ACTIVE or its job Succeeded, so only Astro can say."""
+    have = {t.name.casefold() for t in teams}
+    missing = [g.name for g in groups if g.name.casefold() not in have]
+    detail = f"{len(groups)} group(s) provisioned as Teams, {len(groups) - len(missing)} in Astro"
+    if not missing:
+        return Check("Teams", None if not groups else True, detail)
+    fix = (f"push it again with: astro-scim push-groups {shlex.quote(missing[0])} --yes" if idp == "okta"
+           else f"provision it now with: astro-scim provision --group {shlex.quote(missing[0])}")
+    return Check("Teams", False, f"{detail}; no Team in Astro for: {_shown(missing)}",
+                 f"{fix}; or, for every one: astro-scim drift --idp {idp} --fix --yes")
 
 
 class IdPView(Closable, Protocol):
@@ -183,6 +211,11 @@ class PushOutcome(Protocol):
     @property
     def failed_halfway(self) -> bool:
         """A request failed (or a step was left halfway): `result` says what, without a "pushed" preamble."""
+        ...
+
+    @property
+    def unread(self) -> str:
+        """Done, but Astro could not be read back to verify it: the error ("" otherwise)."""
         ...
 
 
@@ -218,6 +251,7 @@ class OnDemandOutcome(Protocol):
     status: str
     reason: str
     expected: IdpUser | IdpGroup | None  # what Astro should hold for it by the mapping, for the read-back
+    request_error: str  # the provisionOnDemand request failed: no answer from Entra for it ("" otherwise)
 
     @property
     def failed(self) -> bool: ...
@@ -254,12 +288,19 @@ class PushState:
     in_astro_before: set[str] | None = None  # the Team's members before acting (in_astro is then re-read)
     left_state: str = ""  # acting failed halfway and could not be undone: the state it left (result: how to undo)
     failure: str = ""  # acting failed on a request (nothing left halfway): the error
+    unread: str = ""  # acted, but Astro could not be read back (verified stays None): the error
+    refused: bool = False  # not in Astro after acting, and Okta records Astro's 401 for the push
+    # The mapping targets a Team that is gone from Astro: act by unlinking it and pushing again (a new Team).
+    relink: bool = False
 
     @property
     def failed_halfway(self) -> bool:
         return bool(self.left_state or self.failure)
 
     def describe_action(self) -> str:
+        if self.relink:
+            return ("re-push: unlink the push mapping (it targets the deleted Team; deleteTargetGroup=false) and push "
+                    "the group again, which creates the Team (Push now cannot)")
         return {
             "create": "create the push mapping (push as a Team)",
             "activate": "activate the push mapping",

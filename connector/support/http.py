@@ -252,6 +252,7 @@ async def retry_async(
             else:
                 failures += 1
                 if failures >= policy.attempts:
+                    _give_up_hint(exc, f"through {failures} attempts")
                     raise
             hinted = exc.retry_after if isinstance(exc, RemoteError) else None
             if _throttled(exc):
@@ -265,11 +266,25 @@ async def retry_async(
                 if isinstance(exc, RemoteError) and exc.hint is None and hinted is not None:
                     exc.hint = (f"the service asked to wait {hinted:.0f}s, past the {policy.budget:.0f}s this tool "
                                 "waits per call; try again later")
+                _give_up_hint(exc, f"for {spent:.0f}s of retries")
                 log.info("%s failed (%s); no retry: %.1fs spent, %.1fs more would pass the %.0fs budget",
                          what, exc, spent, delay, policy.budget)
                 raise
             log.info("%s failed (%s); retry in %.2fs", what, exc, delay)
             await clk.asleep(delay)
+
+
+def _give_up_hint(exc: BaseException, how_long: str) -> None:
+    """The hint of a call given up on, when the error has none: a service that kept answering 5xx or 429 is an
+    outage or someone else's load on its side, which no setting here fixes; say so rather than nothing."""
+    if not isinstance(exc, RemoteError) or exc.hint is not None or exc.status is None:
+        return
+    if exc.status == THROTTLED:
+        exc.hint = (f"the service kept answering 429 (rate limited) {how_long}: other clients may be using its rate "
+                    "limit; try again later")
+    elif exc.status >= 500:
+        exc.hint = (f"the service kept failing (HTTP {exc.status}) {how_long}: a fault on its side, not in your "
+                    "setup; try again later, and check the service's status page if it lasts")
 
 
 class RateBudget:

@@ -85,6 +85,9 @@ class OnDemandResult:
     # What Astro should hold for this subject, by the mapping (expected.py, as drift computes it): set by the
     # provider for the subjects it sent, None when it cannot tell. The command reads Astro back against it.
     expected: IdpUser | IdpGroup | None = None
+    # The provisionOnDemand request itself failed (after retries): Entra gave no answer for the subject. The
+    # error, for the command to report it (exit 3) after the subjects the other calls did provision.
+    request_error: str = ""
 
     @property
     def failed(self) -> bool:
@@ -112,6 +115,14 @@ class OnDemandResult:
 SKIP_HINTS = {
     "NotEffectivelyEntitled": "not in scope: assign the user (or a group it is a direct member of) to the app",
     "RedundantExport": "already in sync",
+    # Astro answered Entra's request with 401: the Secret Token Entra saved is wrong or revoked, for every subject.
+    "SystemForCrossDomainIdentityManagementCredentialValidationUnauthorized":
+        "Astro refuses the Secret Token Entra holds: run 'astro-scim apply --idp azure' (saves astro.token as it), "
+        "then provision again",
+    # Astro answered Entra's request with an error of its own (a 5xx: its side failed; the reason quotes it).
+    "SystemForCrossDomainIdentityManagementServiceFailure":
+        "Astro answered Entra with an error: on a 5xx, provision again later ('astro-scim test-connection' shows "
+        "whether Astro answers)",
 }
 
 

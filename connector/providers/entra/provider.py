@@ -27,9 +27,9 @@ from connector.providers.base import (
     BaseProvider,
     Check,
     direction_check,
+    in_astro_checks,
     not_set_up,
     setup_checks,
-    users_in_astro_check,
 )
 from connector.providers.entra import schema as azure_schema
 from connector.providers.entra.app import MASK_CHARS, load_azure_mapping
@@ -228,7 +228,7 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         checks = setup_checks(gaps)
         if not_set_up(gaps):
             return checks
-        return [*checks, *super().status(), users_in_astro_check(self, self.astro)]
+        return [*checks, *super().status(), *in_astro_checks(self, self.astro)]
 
     def _secrets_change(self, state: AzureState) -> Change | None:
         url, saved = self.astro.scim_url, state.saved

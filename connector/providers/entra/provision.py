@@ -54,11 +54,22 @@ class EntraOnDemand(EntraApp):
             if progress is not None:
                 progress(calls, known)
 
+        async def call(subject: dict[str, Any], label: str, object_type: str, what: str) -> list[OnDemandResult]:
+            """One call; a request that fails (after retries) is its subjects' failed result, so that what the
+            other calls provisioned is still reported and read back. Nothing done yet: raised as ever."""
+            try:
+                return await self._on_demand_call(sp_id, job_id, rule, subject, label, object_type)
+            except RemoteError as exc:
+                if not results:
+                    raise
+                return [OnDemandResult(label, object_type, "", "failure", "RequestFailed",
+                                       f"the call for {what} got no answer from Entra: {exc}", request_error=str(exc))]
+
         for u in users:
             person = await self.tenant.find_user(u, select)
             uid = str(person["id"])
-            got = await self._on_demand_call(sp_id, job_id, rule, user_subject(uid),
-                                             str(person.get("userPrincipalName") or u), "User")
+            upn = str(person.get("userPrincipalName") or u)
+            got = await call(user_subject(uid), upn, "User", f"user {upn}")
             expect(got, {uid: idp_user(person, user_maps)}, None)
             results.extend(got)
             called()
@@ -70,8 +81,9 @@ class EntraOnDemand(EntraApp):
             chunks = member_chunks([str(m["id"]) for m in members])
             known += len(chunks)
             for chunk in chunks:
-                got = await self._on_demand_call(sp_id, job_id, rule, group_subject(gid, chunk),
-                                                 str(grp.get("displayName") or g), "Group")
+                names = [(mu.user_name if (mu := mapped[m]) is not None else m) for m in chunk]
+                what = "the group" + (f" and member(s) {', '.join(names)}" if names else "")
+                got = await call(group_subject(gid, chunk), str(grp.get("displayName") or g), "Group", what)
                 expect(got, {m: mapped[m] for m in chunk}, (gid, partial(idp_group, grp, group_maps)))
                 results.extend(got)
                 called()

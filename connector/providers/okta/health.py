@@ -10,7 +10,14 @@ from connector.errors import ConnectorError
 from connector.providers.base import Check, astro_token_check
 from connector.providers.okta import plan as P
 from connector.providers.okta.client import OktaClient
-from connector.providers.okta.org import OUT_OF_SCOPE_APP_USER, OktaOrg, app_user_error, app_user_name
+from connector.providers.okta.org import (
+    OUT_OF_SCOPE_APP_USER,
+    OktaOrg,
+    app_user_error,
+    app_user_name,
+    integration_token_steps,
+    refused_by_astro,
+)
 
 
 class OktaHealth(OktaOrg):
@@ -84,6 +91,10 @@ class OktaHealth(OktaOrg):
             c.pages(f"/api/v1/apps/{app_id}/users", {"limit": 500}), self._push_mappings(c, app_id)
         )
         in_error = [u for u in app_users if u.get("syncState") == "ERROR"]
+        # Astro's 401 on every error: the token in the app's integration, which neither a re-assignment nor a
+        # re-push gets past (the setup line says so too).
+        token_fix = (f"{integration_token_steps(str(app.get('label') or app_id), self.astro.organization_id)}; "
+                     "then 'astro-scim drift --fix --yes' re-pushes users and groups")
         provisioned = sum(1 for u in app_users if u.get("externalId"))
         # Users in scope that Okta has not provisioned (no Astro id recorded) are not in Astro: not healthy.
         pending = [u for u in app_users if u.get("status") not in OUT_OF_SCOPE_APP_USER and not u.get("externalId")]
@@ -94,17 +105,25 @@ class OktaHealth(OktaOrg):
             "see 'astro-scim drift' for why (provisioning off, the token Okta holds for Astro, errors)"
             if pending else None,
         ))
+        push_errors = [m for m in mappings if m.get("status") == "ERROR" or m.get("errorSummary")]
+        push_refused = bool(push_errors) and all(refused_by_astro(str(m.get("errorSummary") or ""))
+                                                 for m in push_errors)
+        # Okta's app-user errors seldom quote Astro's answer: every user failed and none reached Astro while the
+        # pushes show the 401 is the same cause (the setup audit's connection_broken).
+        users_refused = bool(in_error) and (
+            all(refused_by_astro(app_user_error(u)) for u in in_error)
+            or (push_refused and len(in_error) == len(app_users) and not provisioned))
         if in_error:
             shown = "; ".join(f"{app_user_name(u)}: {app_user_error(u)}" for u in in_error[:5])
             more = f" (+{len(in_error) - 5} more)" if len(in_error) > 5 else ""
             checks.append(Check(
                 "app users in ERROR", False, f"{len(in_error)}: {shown}{more}",
+                token_fix if users_refused else
                 "resolve the task in Okta (Dashboard > Tasks) or remove and re-assign the user "
                 "('astro-scim drift --fix --yes' can re-assign)",
             ))
         else:
             checks.append(Check("app users in ERROR", True, "none"))
-        push_errors = [m for m in mappings if m.get("status") == "ERROR" or m.get("errorSummary")]
         names = await self._group_names(c, [str(m.get("sourceGroupId")) for m in mappings])
         active = sum(1 for m in mappings if m.get("status") == "ACTIVE")
         checks.append(Check("push mappings", None, f"{len(mappings)} ({active} ACTIVE)"))
@@ -114,7 +133,7 @@ class OktaHealth(OktaOrg):
                 for m in push_errors[:5]
             )
             checks.append(Check("push mappings in ERROR", False, shown,
-                                "run 'astro-scim push-groups' to re-push and verify"))
+                                token_fix if push_refused else "run 'astro-scim push-groups' to re-push and verify"))
         else:
             checks.append(Check("push mappings in ERROR", True, "none"))
         return checks

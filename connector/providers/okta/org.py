@@ -308,6 +308,18 @@ class OktaOrg:
         await retry_async(attempt, what=f"okta delete push mapping {mapping_id}", policy=c.policy)
 
 
+def refused_by_astro(error: str) -> bool:
+    """Whether an Okta provisioning error is Astro refusing Okta's token (what Okta shows of the SCIM answer)."""
+    return "401" in error or "unauthorized" in error.casefold()
+
+
+def integration_token_steps(label: str, organization_id: str) -> str:
+    """Where to fix the token Okta holds for Astro (Okta has no API for it)."""
+    return (f"Okta Admin Console > Applications > {label} > Provisioning > Integration > Edit: API token = a valid "
+            f"Astro Organization API token (Organization Owner) of organization {organization_id}; Test API "
+            "Credentials, Save")
+
+
 def app_user_name(app_user: dict[str, Any]) -> str:
     return str((app_user.get("credentials") or {}).get("userName") or app_user.get("id") or "")
 

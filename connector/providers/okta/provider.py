@@ -19,14 +19,19 @@ from connector.providers.base import (
     Check,
     Progress,
     direction_check,
+    in_astro_checks,
     not_set_up,
     setup_checks,
-    users_in_astro_check,
 )
 from connector.providers.okta import plan as P
 from connector.providers.okta.client import OktaClient
 from connector.providers.okta.health import OktaHealth
-from connector.providers.okta.org import OUT_OF_SCOPE_APP_USER, app_user_name
+from connector.providers.okta.org import (
+    OUT_OF_SCOPE_APP_USER,
+    app_user_name,
+    integration_token_steps,
+    refused_by_astro,
+)
 from connector.providers.okta.reads import iter_pages
 from connector.providers.okta.remedies import OktaRemedies
 from connector.providers.okta.view import OktaView
@@ -184,7 +189,7 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
             gaps.append(sso)
         if not state.enabled:
             return gaps
-        refused = [m for m in state.mappings if _refused(str(m.get("errorSummary") or ""))]
+        refused = [m for m in state.mappings if refused_by_astro(str(m.get("errorSummary") or ""))]
         in_scope: list[dict[str, Any]] = []
         async with aclosing(iter_pages(c, f"/api/v1/apps/{state.app_id}/users", {"limit": 500})) as pages:
             async for page in pages:
@@ -205,9 +210,8 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
             gaps.append(SetupGap(
                 "connection_broken", label,
                 f"Astro refuses the token Okta holds for it ({seen}; none of them reached Astro)",
-                f"Okta Admin Console > Applications > {label} > Provisioning > Integration > Edit: API token = a valid "
-                f"Astro Organization API token (Organization Owner) of organization {self.astro.organization_id}; "
-                "Test API Credentials, Save. Then 'astro-scim drift --fix --yes' re-pushes users and groups.",
+                f"{integration_token_steps(label, self.astro.organization_id)}. Then 'astro-scim drift --fix --yes' "
+                "re-pushes users and groups.",
                 explains=tuple([app_user_name(u) for u in errors]
                                + [names.get(str(m.get("sourceGroupId")), str(m.get("sourceGroupId")))
                                   for m in refused]),
@@ -226,7 +230,8 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
             return checks  # the other direction cannot be judged without reading Okta
         checks.append(direction_check(
             "Okta -> Astro (the token in the app's API integration)", self,
-            unknown="no app user or push mapping in ERROR with Astro's 401 (Okta has no API to test it directly)"))
+            unknown="no app user or push mapping in ERROR with Astro's 401 (Okta has no API to test it directly)",
+            inferred=True))
         return checks
 
     def status(self) -> list[Check]:
@@ -236,7 +241,7 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
         checks = setup_checks(gaps)
         if not_set_up(gaps):
             return checks
-        return [*checks, *super().status(), users_in_astro_check(self, self.astro)]
+        return [*checks, *super().status(), *in_astro_checks(self, self.astro)]
 
     def _existing(self, state: OktaState) -> int:
         return len(state.mappings)  # only push mappings are ever deleted (--prune)
@@ -348,7 +353,3 @@ class OktaProvider(OktaHealth, OktaView, OktaRemedies, BaseProvider[OktaClient, 
             await self._ensure_push(c, app_id, gid, str(change.data.get("group_name") or change.key))
 
 
-
-def _refused(error: str) -> bool:
-    """Whether an Okta provisioning error is Astro refusing Okta's token (what Okta shows of the SCIM answer)."""
-    return "401" in error or "unauthorized" in error.casefold()

@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 import shlex
 from collections.abc import Awaitable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from connector.errors import ConfigError, ConnectorError, RemoteError
+from connector.errors import ConfigError, ConnectorError, ManualStepRequired, RemoteError
 from connector.providers.base import PushReport, PushState
 from connector.providers.okta import plan as P
 from connector.providers.okta.astro_check import AstroReader, poll
 from connector.providers.okta.client import OktaClient
-from connector.providers.okta.org import OktaOrg
+from connector.providers.okta.org import OktaOrg, integration_token_steps, refused_by_astro
 from connector.support.progress import Count
 
 PUSH_NOW_STEPS = (
@@ -82,6 +82,7 @@ class OktaGroupPush(OktaOrg):
             report = PushReport(states, manual_steps=PUSH_NOW_STEPS)
             if not yes or not report.pending:
                 return report
+            await self._require_pushing(c, app)
             report.acted = True
             pending = report.pending
             pushed = _Tally(count, len(pending))
@@ -95,8 +96,26 @@ class OktaGroupPush(OktaOrg):
                     s.result = f"failed: {outcome}"
                 elif isinstance(outcome, BaseException):
                     raise outcome
+            if any(s.refused for s in pending):  # Push now would meet the same 401: the token is the fix
+                steps = integration_token_steps(str(app.get("label") or app_id), self.astro.organization_id)
+                report.manual_steps = f"{steps}; then re-run 'astro-scim push-groups --yes'"
         return report
 
+
+    async def _require_pushing(self, c: OktaClient, app: dict[str, Any]) -> None:
+        """Refuse to act (nothing changed) when Okta cannot push through the app: its mapping writes would fail
+        one by one (400 "Group Push is not enabled"), or be accepted and push nothing, and no re-run fixes that."""
+        app_id, label = str(app["id"]), str(app.get("label") or app["id"])
+        if app.get("status") != "ACTIVE":
+            raise ManualStepRequired(
+                f"okta: app {label!r} is {app.get('status') or 'not active'}: Okta pushes nothing through it; "
+                "nothing was changed", hint="run 'astro-scim apply --idp okta' (activates it), then push-groups again")
+        enabled, _, _ = await self._provisioning(c, app_id)
+        if not enabled:
+            raise ManualStepRequired(
+                f"okta: provisioning is not enabled for app {label!r}: Okta pushes no group until it is; nothing "
+                "was changed", hint="do the Admin Console step 'astro-scim plan' lists (Provisioning > Configure API "
+                                    "Integration), then 'astro-scim apply --idp okta', then push-groups again")
 
     async def _push_state(self, c: OktaClient, astro: AstroReader, app_id: str, group: P.OktaGroup,
                           app_users: dict[str, str]) -> PushState:
@@ -116,7 +135,20 @@ class OktaGroupPush(OktaOrg):
 
     async def _push_one(self, c: OktaClient, astro: AstroReader, app_id: str, s: PushState) -> None:
         s.in_astro_before = s.in_astro
-        if s.action == "create" or (s.action == "activate" and s.mapping_id is None):
+        if s.relink and s.mapping_id:
+            # The Team is gone from Astro: the mapping still targets it, so re-activating (or Push now) only
+            # answers Astro's 404. Unlink it (the drift remedy's relink: deleteTargetGroup=false) and push afresh.
+            for mapping in await self._push_mappings(c, app_id, source_group_id=s.group_id):
+                await self._delete_push(c, app_id, str(mapping["id"]))
+            try:
+                await self._ensure_push(c, app_id, s.group_id, s.name)
+            except RemoteError as exc:
+                s.verified = False
+                s.left_state = f"the push mapping for {s.name!r} was deleted and not re-created"
+                s.result = (f"{s.left_state}: push the group again in the Admin Console (Push Groups) or with: "
+                            f"astro-scim push-groups {shlex.quote(s.name)} --yes (after {exc})")
+                return
+        elif s.action == "create" or (s.action == "activate" and s.mapping_id is None):
             await self._ensure_push(c, app_id, s.group_id, s.name)
         elif s.action == "activate" and s.mapping_id:
             await self._set_push_status(c, app_id, s.mapping_id, "ACTIVE")
@@ -131,9 +163,18 @@ class OktaGroupPush(OktaOrg):
             try:
                 await self._reactivate(c, app_id, s.mapping_id)
             except RemoteError as exc:
-                # Okta no longer pushes the group: say so, and how to undo it, rather than fail the whole run.
                 s.verified = False
-                s.left_state = f"the push mapping for {s.name!r} was left INACTIVE"
+                # What it is left in is read back, not assumed: when the INACTIVE step failed too, the mapping
+                # may never have left the state it had (ERROR, ACTIVE): nothing stranded, a failed request.
+                now = await self._mapping_status(c, app_id, s.mapping_id)
+                if not_deactivated is not None and now is not None and now != "INACTIVE":
+                    s.failure = str(exc)
+                    s.result = f"failed: {exc} (the push mapping is still {now}: neither write went through)"
+                    return
+                # Okta no longer pushes the group: say so, and how to undo it, rather than fail the whole run.
+                s.left_state = (f"the push mapping for {s.name!r} was left INACTIVE" if now is not None else
+                                f"the push mapping for {s.name!r} may have been left INACTIVE (it could not be "
+                                "read back)")
                 s.result = (f"{s.left_state}: re-activate it in the Admin Console or with: astro-scim push-groups "
                             f"{shlex.quote(s.name)} --yes (after {exc})")
                 return
@@ -144,12 +185,38 @@ class OktaGroupPush(OktaOrg):
             s.in_astro = await astro.team_members(s.name)
             return s.in_astro is not None and s.in_astro == s.expected
 
-        s.verified = await poll(matches, timeout=VERIFY_TIMEOUT)
+        try:
+            s.verified = await poll(matches, timeout=VERIFY_TIMEOUT)
+        except ConnectorError as exc:
+            # Okta acted; only the evidence is missing. Not verified, never "failed" (nothing says it failed) nor
+            # a count of members no one read: the state before acting stands.
+            s.verified, s.unread, s.in_astro = None, str(exc), s.in_astro_before
+            s.result = f"done in Okta, not verified: Astro could not be read back: {exc}"
+            return
         if s.verified:
             s.result = f"verified in Astro: Team {s.name!r} has the {len(s.expected)} expected member(s)"
-        else:
-            s.result = "still out of sync in Astro: " + difference(s.expected, s.in_astro)
+            return
+        s.result = "still out of sync in Astro: " + difference(s.expected, s.in_astro)
+        # Why: Okta records Astro's answer on the mapping. A 401 is the token in the app's integration, which no
+        # re-push (nor Push now) gets past.
+        try:
+            mappings = await self._push_mappings(c, app_id, source_group_id=s.group_id)
+        except ConnectorError:
+            return  # the verdict stands (not in Astro); only the reason is unknown
+        error = str((mappings[0] if mappings else {}).get("errorSummary") or "")
+        if refused_by_astro(error):
+            s.refused = True
+            s.result += (f"; Okta's push was refused by Astro ({error}): Astro refuses the token in the app's API "
+                         "integration")
 
+
+    async def _mapping_status(self, c: OktaClient, app_id: str, mapping_id: str) -> str | None:
+        """The mapping's status as Okta holds it now; None when it cannot be read."""
+        try:
+            mapping = await c.get(f"/api/v1/apps/{app_id}/group-push/mappings/{mapping_id}")
+        except RemoteError:
+            return None
+        return str((mapping or {}).get("status") or "") or None
 
     async def _reactivate(self, c: OktaClient, app_id: str, mapping_id: str) -> None:
         """Set the mapping ACTIVE again (retried by the policy); when that fails, read it back (the answer may have
@@ -203,3 +270,7 @@ def decide(s: PushState) -> None:
         s.action, s.reason = "repush", "out of sync with Astro: " + difference(s.expected, s.in_astro)
     else:
         s.action, s.reason = None, f"in sync ({len(s.expected)} member(s))"
+    # A mapping whose Team is gone from Astro: activating or re-pushing it targets the deleted Team.
+    s.relink = s.action is not None and s.mapping_id is not None and s.in_astro is None
+    if s.relink and "does not exist" not in s.reason:
+        s.reason += "; its Team does not exist in Astro"
