@@ -12,6 +12,7 @@ from connector.mapping.expr import entra as entra_expr
 from connector.mapping.expr import okta as okta_expr
 from connector.mapping.load import LoadResult, load
 from connector.mapping.model import AttributeMapping, Finding, MappingFile, Severity
+from connector.support.suggest import closest
 
 # Findings that mean "could not read what you pointed at": the CLI exits 2 on these, 1 on the rest.
 UNREADABLE = frozenset({"unreadable", "no-files"})
@@ -150,6 +151,9 @@ class _Checker:
                      issue.message, issue.hint)
         is_user_name = section == "users" and scim_paths.canonical(e.target) == "userName"
         okta = self.m.idp == "okta"
+        if okta and section == "users" and not is_user_name and not any(
+                i.severity is ERROR for i in scim_paths.check_path(e.target, "User")):
+            self.okta_app_attribute(e, target_loc)
         if e.from_sign_on:
             if not okta:
                 self.add(ERROR, self.r.entry_loc(e, "from_sign_on"), "from-sign-on-okta-only",
@@ -180,6 +184,24 @@ class _Checker:
                 self.okta_source(section, e)
             else:
                 self.entra_source(section, e)
+
+    def okta_app_attribute(self, e: AttributeMapping, loc: Location) -> None:
+        """Okta maps a profile expression onto an app user attribute, and plan knows those of Okta's SCIM app
+        template only (connector.mapping.idp_attributes): any other target would pass here and then be refused by
+        plan and apply."""
+        if idp_attributes.okta_app_user_attribute(e.target) is not None:
+            return
+        why = idp_attributes.OKTA_SENDS_ITSELF.get(scim_paths.canonical(e.target).lower())
+        # Compared without the enterprise URN: its 60 shared characters make every extension path look alike.
+        short = {p.removeprefix(idp_attributes.ENTERPRISE + ":"): p
+                 for p in idp_attributes.SCIM_TO_OKTA_APPUSER if p != "userName"}
+        near = closest(e.target.removeprefix(idp_attributes.ENTERPRISE + ":"), list(short), 0.8)
+        guess = short[near] if near else None
+        self.add(ERROR, loc, "okta-no-app-attribute",
+                 f"Okta has no app user attribute for {e.target}" + (f": {why}" if why else ""),
+                 "remove this mapping" if why else f"did you mean {guess}?" if guess else
+                 "map an attribute of Okta's SCIM app, e.g. name.givenName, name.familyName, "
+                 'emails[type eq "work"].value, displayName, profileUrl')
 
     def expression_error(self, e: AttributeMapping, exc: ExpressionError) -> None:
         assert e.source is not None
