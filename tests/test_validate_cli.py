@@ -74,6 +74,9 @@ CASES = [
     ("read-only-target.yaml", 1, 6, 13, "id is read-only"),
     ("members-under-users.yaml", 1, 5, 13, "members is a Group attribute: put it under groups:"),
     ("wrong-object-okta.yaml", 1, 6, 13, "group.name: user mappings cannot read the group"),
+    ("okta-group-mapping-not-applied.yaml", 1, 7, 13, "Okta Group Push sends the group's name as displayName "
+                                                      "and its members, nothing else: this mapping would not be "
+                                                      "applied (hint: write source: group.name"),
     ("multi-valued-target.yaml", 1, 5, 13, "emails is multi-valued; select one entry with a filter"),
     ("comparison-outside-function.yaml", 1, 7, 13, "a comparison ('=') is only allowed inside a function"),
     ("warn-unknown-source-attribute.yaml", 0, 6, 13,

@@ -20,6 +20,8 @@ UNREADABLE = frozenset({"unreadable", "no-files"})
 ERROR = Severity.ERROR
 WARNING = Severity.WARNING
 RESOURCE = {"users": "User", "groups": "Group"}
+# The only group mappings Okta honours: Group Push sends the Okta group's name and its members (see okta_group).
+OKTA_GROUP_SOURCES = {"displayName": "group.name", "members": "group.members"}
 
 
 def find_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Finding]]:
@@ -203,6 +205,22 @@ class _Checker:
                  "map an attribute of Okta's SCIM app, e.g. name.givenName, name.familyName, "
                  'emails[type eq "work"].value, displayName, profileUrl')
 
+    def okta_group(self, e: AttributeMapping, loc: Location) -> None:
+        """Okta has no group profile mappings: Group Push sends the group's name and members as they are, and the
+        Okta provider never reads the groups section. Anything else there would validate and then be ignored."""
+        assert e.source is not None
+        target = scim_paths.canonical(e.target, "Group")
+        want = OKTA_GROUP_SOURCES.get(target)
+        if want is None and any(i.severity is ERROR for i in scim_paths.check_path(e.target, "Group")):
+            return  # the path itself is reported
+        if want is not None and "".join(e.source.split()) == want:
+            return
+        if any(p.root != "group" for p in okta_expr.attributes(okta_expr.parse(e.source))):
+            return  # reported as wrong-object
+        self.add(ERROR, loc, "okta-group-mapping",
+                 "Okta Group Push sends the group's name as displayName and its members, nothing else: this "
+                 "mapping would not be applied", f"write source: {want}" if want else "remove this mapping")
+
     def expression_error(self, e: AttributeMapping, exc: ExpressionError) -> None:
         assert e.source is not None
         loc = self.inner(self.r.entry_loc(e, "source"), e.source, exc.column)
@@ -217,6 +235,8 @@ class _Checker:
             self.expression_error(e, exc)
             return
         loc = self.r.entry_loc(e, "source")
+        if section == "groups":
+            self.okta_group(e, loc)
         for p in okta_expr.attributes(expr):
             at = self.inner(loc, e.source, p.column)
             kind = "users" if p.root == "user" else "groups" if p.root == "group" else None
