@@ -78,6 +78,11 @@ CASES = [
                                                       "and its members, nothing else: this mapping would not be "
                                                       "applied (hint: write source: group.name"),
     ("multi-valued-target.yaml", 1, 5, 13, "emails is multi-valued; select one entry with a filter"),
+    ("target-filter-not-eq.yaml", 1, 6, 13, "a target's filter names the entry to write: only eq conditions "
+                                            "joined by and (hint: e.g. emails[type eq \"work\"].value)"),
+    ("target-filter-or.yaml", 1, 6, 13, "a target's filter names the entry to write: only eq conditions"),
+    ("target-multi-valued-sub-without-filter.yaml", 1, 6, 13, "emails is multi-valued; select one entry with a "
+                                                              "filter (hint: e.g. emails[type eq \"work\"].value)"),
     ("comparison-outside-function.yaml", 1, 7, 13, "a comparison ('=') is only allowed inside a function"),
     ("warn-unknown-source-attribute.yaml", 0, 6, 13,
      "warning: user.displayname is not in Okta's standard user profile (hint: did you mean user.displayName?)"),
