@@ -78,6 +78,9 @@ CASES = [
                                                       "and its members, nothing else: this mapping would not be "
                                                       "applied (hint: write source: group.name"),
     ("multi-valued-target.yaml", 1, 5, 13, "emails is multi-valued; select one entry with a filter"),
+    ("entra-target-spelling.yaml", 1, 6, 13, "Entra names a target attribute by its text: 'emails[type  EQ "
+                                             "\"work\"].value' is another attribute than Entra's emails[type eq "
+                                             "\"work\"].value (hint: write emails[type eq \"work\"].value)"),
     ("target-filter-not-eq.yaml", 1, 6, 13, "a target's filter names the entry to write: only eq conditions "
                                             "joined by and (hint: e.g. emails[type eq \"work\"].value)"),
     ("target-filter-or.yaml", 1, 6, 13, "a target's filter names the entry to write: only eq conditions"),

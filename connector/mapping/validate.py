@@ -153,6 +153,14 @@ class _Checker:
                      issue.message, issue.hint)
         is_user_name = section == "users" and scim_paths.canonical(e.target) == "userName"
         okta = self.m.idp == "okta"
+        if not okta and not any(i.severity is ERROR for i in scim_paths.check_path(e.target, RESOURCE[section])):
+            spelled = scim_paths.canonical(e.target, RESOURCE[section])
+            if spelled.lower() != e.target.lower():
+                # Entra's schema keys attributes by name (case aside): apply would define a second attribute and
+                # drop the template's mapping to the one Astro reads.
+                self.add(ERROR, target_loc, "entra-target-spelling",
+                         f"Entra names a target attribute by its text: {e.target!r} is another attribute than "
+                         f"Entra's {spelled}", f"write {spelled}")
         if okta and section == "users" and not is_user_name and not any(
                 i.severity is ERROR for i in scim_paths.check_path(e.target, "User")):
             self.okta_app_attribute(e, target_loc)
