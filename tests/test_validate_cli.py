@@ -306,3 +306,16 @@ def test_a_group_both_assigned_and_pushed_in_okta_is_a_warning_at_its_line(
     assert main(["validate", str(config)]) == 0  # a warning, not an error (plan notes it too)
     out = capsys.readouterr().out
     assert f"{config}:8:" in out and "both assignment and Group Push: Data Engineering" in out, out
+
+
+def test_a_config_naming_the_other_idps_mapping_fails_validate_at_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """okta.mapping naming an `idp: azure` file was '1 project config and 2 mapping files OK', and plan then
+    refused it; also when the file was given on the command line as well (checked once, still matched)."""
+    config = _project(tmp_path, str(SHIPPED / "azure.yaml"), str(SHIPPED / "okta.yaml"))
+    for extra in ([], [str(SHIPPED / "azure.yaml")]):
+        assert main(["validate", str(config), *extra]) == 1
+        out = capsys.readouterr().out
+        assert f"{config}:7:12: error: okta.mapping names a mapping for azure ({SHIPPED / 'azure.yaml'}), " \
+               "not okta (hint: point okta.mapping at a file with 'idp: okta')" in out, out
+        assert f"{config}:11:12: error: azure.mapping names a mapping for okta" in out, out
