@@ -22,6 +22,8 @@ CASES = [
     ("yaml-syntax.yaml", 1, 6, 11, "invalid YAML: did not find expected ',' or ']' (while parsing a flow sequence "
                                    "that starts at line 5, column 13)"),
     ("yaml-unclosed-quote.yaml", 1, 7, 1, "a quoted scalar that starts at line 5, column 13"),
+    ("okta-elvis-unquoted.yaml", 1, 6, 31, "invalid YAML: mapping values are not allowed in this context (hint: "
+                                           "quote a value that contains ': '"),
     ("tabs.yaml", 1, 4, 1, "hint: YAML does not allow tabs for indentation; use spaces"),
     ("duplicate-key.yaml", 1, 7, 5, "duplicate key 'source' in users.1"),
     ("unknown-key.yaml", 1, 6, 5, "unknown key 'sorce' in users[1] (hint: did you mean 'source'?)"),
@@ -319,3 +321,28 @@ def test_a_config_naming_the_other_idps_mapping_fails_validate_at_its_line(
         assert f"{config}:7:12: error: okta.mapping names a mapping for azure ({SHIPPED / 'azure.yaml'}), " \
                "not okta (hint: point okta.mapping at a file with 'idp: okta')" in out, out
         assert f"{config}:11:12: error: azure.mapping names a mapping for okta" in out, out
+
+
+def test_yaml_merge_keys_are_read_as_pyyaml_reads_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`<<: *anchor` was 'could not determine a constructor for the tag merge': a file yaml.safe_load reads was
+    refused. The entry's own keys win over merged ones, and are no duplicates of them."""
+    from connector.mapping.load import load_mapping
+    from connector.mapping.model import ApplyOn
+
+    path = tmp_path / "okta.yaml"
+    path.write_text("idp: okta\nusers:\n  - target: userName\n    from_sign_on: true\n"
+                    "  - &given\n    target: name.givenName\n    source: user.firstName\n    apply_on: create_only\n"
+                    "  - <<: *given\n    target: name.familyName\n    source: user.lastName\n"
+                    "  - <<: [*given]\n    target: displayName\n    source: user.displayName\n"
+                    "    apply_on: create_and_update\n")
+    assert main(["validate", "--strict", str(path)]) == 0, capsys.readouterr().out
+    mapping, findings = load_mapping(path)
+    assert mapping is not None and findings == []
+    assert [(m.target, m.source, m.apply_on) for m in mapping.users[1:]] == [
+        ("name.givenName", "user.firstName", ApplyOn.CREATE_ONLY),
+        ("name.familyName", "user.lastName", ApplyOn.CREATE_ONLY),
+        ("displayName", "user.displayName", ApplyOn.CREATE_AND_UPDATE)]
+    capsys.readouterr()
+    path.write_text("idp: okta\nusers:\n  - target: userName\n    from_sign_on: true\n  - <<: 3\n")
+    assert main(["validate", str(path)]) == 1
+    assert f"{path}:5:9: error: '<<' merges a mapping" in capsys.readouterr().out

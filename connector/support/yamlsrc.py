@@ -74,19 +74,45 @@ def _construct(doc: Document, node: yaml.Node, path: PathKey, loader: Any, budge
     doc.locations[path] = _mark(doc.file, node)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
+        # Merge keys first (`<<: *defaults`, YAML 1.1 as PyYAML reads it): the mapping's own keys then override
+        # them, and a key both merged and written is no duplicate.
         for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                _merge(doc, value_node, path, loader, budget, out)
+        own: set[Any] = set()
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                continue
             key = loader.construct_object(key_node, deep=True)
             if isinstance(key, list | dict):
                 raise ConfigError("a mapping key must be a plain value", location=_mark(doc.file, key_node))
             child = (*path, key if isinstance(key, str | int) else str(key))
-            if key in out:
+            if key in own:
                 doc.duplicates.append((child, _mark(doc.file, key_node)))
+            own.add(key)
             doc.key_locations[child] = _mark(doc.file, key_node)
             out[key] = _construct(doc, value_node, child, loader, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_construct(doc, item, (*path, i), loader, budget) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
+
+
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _merge(doc: Document, node: yaml.Node, path: PathKey, loader: Any, budget: _Budget, out: dict[Any, Any]) -> None:
+    """`<<: *a` or `<<: [*a, *b]`: the keys of the mapping(s), the first one named winning."""
+    sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    for src in reversed(sources):  # later ones first, so that the first named overwrites them
+        if not isinstance(src, yaml.MappingNode):
+            raise ConfigError("'<<' merges a mapping (or a list of mappings) into this one",
+                              location=_mark(doc.file, src), hint="write '<<: *name' with an anchor on a mapping")
+        where = doc.locations.get(path)
+        merged = _construct(doc, src, path, loader, budget)
+        if where is not None:
+            doc.locations[path] = where
+        out.update(merged)
 
 
 def _yaml_error(file: str, exc: yaml.YAMLError, text: str) -> ConfigError:
@@ -96,6 +122,9 @@ def _yaml_error(file: str, exc: yaml.YAMLError, text: str) -> ConfigError:
     lines = text.splitlines()
     if mark is not None and mark.line < len(lines) and "\t" in lines[mark.line]:
         hint = "YAML does not allow tabs for indentation; use spaces"
+    elif "mapping values are not allowed" in str(problem):
+        # An unquoted value holding ': ', as Okta's elvis (a ?: b) and ternary (c ? a : b) do.
+        hint = "quote a value that contains ': ', e.g. source: 'user.nickName ?: user.firstName'"
     loc = Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file)
     # Say where an unfinished construct began (an unclosed quote or bracket is reported at the end of the file).
     context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
