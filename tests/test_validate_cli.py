@@ -92,6 +92,9 @@ CASES = [
     ("warn-unknown-source-attribute.yaml", 0, 6, 13,
      "warning: user.displayname is not in Okta's standard user profile (hint: did you mean user.displayName?)"),
     ("warn-undocumented-target.yaml", 0, 6, 13, "warning: Astro does not document 'title'"),
+    ("warn-okta-other-app-object.yaml", 0, 6, 13, "warning: profile.displayName reads the app user of an app "
+                                                  "named 'profile' (hint: fine if profile is an app's instance name "
+                                                  "in your Okta org; the Okta user's own is user.displayName)"),
 ]
 
 
@@ -128,7 +131,7 @@ def test_a_folder_reports_every_finding_of_every_file(capsys: pytest.CaptureFixt
     assert main(["validate", str(BROKEN)]) == 1
     out = capsys.readouterr().out
     errors = sum(1 for c in CASES if c[1])
-    assert out.strip().splitlines()[-1] == f"{errors} errors, 2 warnings in {len(CASES)} mapping files"
+    assert out.strip().splitlines()[-1] == f"{errors} errors, 3 warnings in {len(CASES)} mapping files"
     for name, _, line, column, _ in CASES:
         assert f"{BROKEN / name}:{line}:{column}: " in out
 

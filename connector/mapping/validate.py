@@ -254,6 +254,12 @@ class _Checker:
             elif section == "groups" and p.root in ("user", "appuser"):
                 self.add(ERROR, at, "wrong-object", f"{p.root}.{p.name}: group mappings read group.* attributes",
                          "e.g. group.name")
+            elif p.root not in okta_expr.ROOTS:
+                # Okta reads it as another app's user profile (zendesk.firstName); a stray word parses the same.
+                self.add(WARNING, at, "okta-other-app-object",
+                         f"{p.root}.{p.name} reads the app user of an app named '{p.root}'",
+                         f"fine if {p.root} is an app's instance name in your Okta org; the Okta user's own is "
+                         f"user.{p.name}")
             elif kind and not idp_attributes.is_standard("okta", kind, p.name):
                 guess = idp_attributes.suggest("okta", kind, p.name)
                 self.add(WARNING, at, "unknown-source-attribute",
