@@ -138,7 +138,7 @@ def test_a_folder_reports_every_finding_of_every_file(capsys: pytest.CaptureFixt
 
 def test_missing_path_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
-    assert "no such file or folder" in capsys.readouterr().out
+    assert f"{tmp_path / 'nope.yaml'}: error: no such file or folder (hint: " in capsys.readouterr().out
     assert main(["validate", str(tmp_path)]) == 2  # a folder without mapping files
     assert "no *.yaml or *.yml files in folder" in capsys.readouterr().out
 

@@ -39,7 +39,9 @@ def find_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Finding]]:
         elif p.exists() or p.is_symlink():
             files.append(p)
         else:
-            problems.append(Finding(ERROR, Location(str(raw)), "unreadable", "no such file or folder"))
+            problems.append(Finding(ERROR, Location(str(raw)), "unreadable", "no such file or folder",
+                                    f"check the path (relative to {Path.cwd()})" if not p.is_absolute() else
+                                    "check the path"))
     seen: set[Path] = set()
     unique = []
     for f in files:
