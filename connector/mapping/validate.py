@@ -20,6 +20,7 @@ UNREADABLE = frozenset({"unreadable", "no-files"})
 ERROR = Severity.ERROR
 WARNING = Severity.WARNING
 RESOURCE = {"users": "User", "groups": "Group"}
+ENTRA_MANAGER = f"{idp_attributes.ENTERPRISE}:manager"
 # The only group mappings Okta honours: Group Push sends the Okta group's name and its members (see okta_group).
 OKTA_GROUP_SOURCES = {"displayName": "group.name", "members": "group.members"}
 
@@ -150,7 +151,14 @@ class _Checker:
 
     def entry(self, section: str, e: AttributeMapping) -> None:
         target_loc = self.r.entry_loc(e, "target")
-        for issue in scim_paths.check_path(e.target, RESOURCE[section]):
+        issues = scim_paths.check_path(e.target, RESOURCE[section])
+        if self.m.idp == "azure" and [i.code for i in issues] == ["scim-complex-target"] and \
+                scim_paths.canonical(e.target).lower() == ENTRA_MANAGER.lower():
+            # Entra's default mapping: the manager reference goes to the complex attribute itself (Entra writes
+            # its value), so that is no mistake here; Astro still does not document it.
+            issues = [scim_paths.PathIssue(WARNING, "astro-undocumented",
+                                           f"Astro does not document {ENTRA_MANAGER!r}; it may ignore it")]
+        for issue in issues:
             self.add(issue.severity, self.inner(target_loc, e.target, issue.column), issue.code,
                      issue.message, issue.hint)
         is_user_name = section == "users" and scim_paths.canonical(e.target) == "userName"
