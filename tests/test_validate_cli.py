@@ -359,3 +359,18 @@ def test_entra_default_mappings_have_no_errors(capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert " error: " not in out and "Astro does not document 'urn:ietf:params:scim:schemas:extension:" \
         "enterprise:2.0:User:manager'" in out, out
+
+
+def test_a_folder_leaves_hidden_yaml_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`astro-scim validate .` at a repository's root failed on .github/workflows/*.yml and
+    .pre-commit-config.yaml ("missing 'idp'"); hidden files and folders are now left out of a folder, and still
+    checked when named."""
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    (tmp_path / ".github" / "workflows" / "ci.yml").write_text("on: push\njobs: {}\n")
+    (tmp_path / ".pre-commit-config.yaml").write_text("repos: []\n")
+    (tmp_path / "mappings").mkdir()
+    (tmp_path / "mappings" / "OKTA.YAML").write_text((SHIPPED / "okta.yaml").read_text())
+    assert main(["validate", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == "1 mapping file OK"
+    assert main(["validate", str(tmp_path / ".pre-commit-config.yaml")]) == 1
+    capsys.readouterr()

@@ -32,7 +32,10 @@ def find_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Finding]]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix in (".yaml", ".yml") and f.is_file())
+            # Hidden files and folders are left out (.github/workflows/*.yml, .pre-commit-config.yaml: a folder such
+            # as the repository's root holds YAML that is no mapping); named on the command line, they are checked.
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in (".yaml", ".yml") and f.is_file()
+                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
             if not found:
                 problems.append(Finding(ERROR, Location(str(raw)), "no-files", "no *.yaml or *.yml files in folder",
                                         "point at a mapping file or a folder that holds some"))
