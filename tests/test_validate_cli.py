@@ -374,3 +374,15 @@ def test_a_folder_leaves_hidden_yaml_out(tmp_path: Path, capsys: pytest.CaptureF
     assert capsys.readouterr().out.strip() == "1 mapping file OK"
     assert main(["validate", str(tmp_path / ".pre-commit-config.yaml")]) == 1
     capsys.readouterr()
+
+
+def test_a_folder_named_as_the_configs_mapping_is_called_a_folder(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """okta.mapping: mappings/ (a folder) was 'mapping file ... does not exist', which sends one looking for a
+    typo in a path that is there."""
+    (tmp_path / "mappings").mkdir()
+    config = _project(tmp_path, "mappings")
+    assert main(["validate", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert f"{config}:7:12: error: mapping file {tmp_path / 'mappings'} is a folder, not a file (hint: name the " \
+           "mapping file itself, e.g. mappings/okta.yaml)" in out, out

@@ -110,6 +110,11 @@ def run(args: argparse.Namespace) -> int:
             if mapping.resolve() in seen:
                 continue
             seen.add(mapping.resolve())
+            if mapping.is_dir():
+                findings.append(Finding(Severity.ERROR, where, "mapping-not-found",
+                                        f"mapping file {mapping} is a folder, not a file",
+                                        f"name the mapping file itself, e.g. mappings/{idp}.yaml"))
+                continue
             if not mapping.is_file():
                 findings.append(Finding(Severity.ERROR, where, "mapping-not-found",
                                         f"mapping file {mapping} does not exist",
