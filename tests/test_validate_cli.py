@@ -386,3 +386,12 @@ def test_a_folder_named_as_the_configs_mapping_is_called_a_folder(tmp_path: Path
     out = capsys.readouterr().out
     assert f"{config}:7:12: error: mapping file {tmp_path / 'mappings'} is a folder, not a file (hint: name the " \
            "mapping file itself, e.g. mappings/okta.yaml)" in out, out
+
+
+def test_every_finding_carries_a_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    """The project's rule for bad input: a place and a hint. Path syntax, read-only and unknown SCIM attributes,
+    expression syntax and YAML syntax errors came without one."""
+    assert main(["validate", "--format", "json", str(BROKEN)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    bare = [(Path(f["file"]).name, f["message"]) for f in report["findings"] if not f["hint"]]
+    assert bare == []

@@ -224,7 +224,8 @@ class _Loader:
 
         from_sign_on = item.get("from_sign_on", False)
         if not isinstance(from_sign_on, bool):
-            bad("from_sign_on", f"'from_sign_on' must be true or false, not {_type_name(from_sign_on)}")
+            bad("from_sign_on", f"'from_sign_on' must be true or false, not {_type_name(from_sign_on)}",
+                "write from_sign_on: true, without quotes")
             misspelt.add("source")  # the user meant from_sign_on; a missing source is not news
             from_sign_on = False
         source = item.get("source")
@@ -308,7 +309,7 @@ def load(path: str | Path) -> LoadResult:
         if exc.hint and "tab" in exc.hint:
             code = "tabs"
         result.findings.append(Finding(Severity.ERROR, exc.location or Location(file), code, exc.message,
-                                       exc.hint))
+                                       exc.hint or "check the quotes, brackets and indentation up to this place"))
         return result
     except RecursionError:  # an alias that contains itself (a: &x [*x]) or absurd nesting
         result.findings.append(Finding(Severity.ERROR, Location(file, 1, 1), "yaml-syntax",

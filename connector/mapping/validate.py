@@ -21,6 +21,12 @@ ERROR = Severity.ERROR
 WARNING = Severity.WARNING
 RESOURCE = {"users": "User", "groups": "Group"}
 ENTRA_MANAGER = f"{idp_attributes.ENTERPRISE}:manager"
+# For the SCIM path findings that come without a hint of their own.
+_PATH_HINTS = {
+    "scim-path-syntax": 'a SCIM path reads attribute, attribute.sub or attribute[type eq "work"].sub',
+    "scim-read-only": "remove this mapping: the SCIM service sets it",
+    "scim-unknown-attribute": "see RFC 7643 section 4 for the User, Group and enterprise User attributes",
+}
 # The only group mappings Okta honours: Group Push sends the Okta group's name and its members (see okta_group).
 OKTA_GROUP_SOURCES = {"displayName": "group.name", "members": "group.members"}
 
@@ -163,7 +169,7 @@ class _Checker:
                                            f"Astro does not document {ENTRA_MANAGER!r}; it may ignore it")]
         for issue in issues:
             self.add(issue.severity, self.inner(target_loc, e.target, issue.column), issue.code,
-                     issue.message, issue.hint)
+                     issue.message, issue.hint or _PATH_HINTS.get(issue.code))
         is_user_name = section == "users" and scim_paths.canonical(e.target) == "userName"
         okta = self.m.idp == "okta"
         if not okta and not any(i.severity is ERROR for i in scim_paths.check_path(e.target, RESOURCE[section])):
@@ -246,7 +252,9 @@ class _Checker:
         assert e.source is not None
         loc = self.inner(self.r.entry_loc(e, "source"), e.source, exc.column)
         self.add(ERROR, loc, _expression_code(exc.message),
-                 f"invalid {self.idp_label} expression for {e.target}: {exc.message}", exc.hint)
+                 f"invalid {self.idp_label} expression for {e.target}: {exc.message}", exc.hint or (
+                     'Okta expressions: user.attribute, "text", String.fn(...), +, a ? b : c, a ?: b'
+                     if self.m.idp == "okta" else 'Entra expressions: [attribute], "text", Function(argument, ...)'))
 
     def okta_source(self, section: str, e: AttributeMapping) -> None:
         assert e.source is not None
