@@ -76,6 +76,8 @@ CASES = [
     ("read-only-target.yaml", 1, 6, 13, "id is read-only"),
     ("members-under-users.yaml", 1, 5, 13, "members is a Group attribute: put it under groups:"),
     ("wrong-object-okta.yaml", 1, 6, 13, "group.name: user mappings cannot read the group"),
+    ("okta-group-create-only.yaml", 1, 8, 15, "apply_on: create_only has no effect on an Okta group: Group Push "
+                                              "sends the name and members on every push"),
     ("okta-group-mapping-not-applied.yaml", 1, 7, 13, "Okta Group Push sends the group's name as displayName "
                                                       "and its members, nothing else: this mapping would not be "
                                                       "applied (hint: write source: group.name"),

@@ -11,7 +11,7 @@ from connector.mapping import idp_attributes, scim_paths
 from connector.mapping.expr import entra as entra_expr
 from connector.mapping.expr import okta as okta_expr
 from connector.mapping.load import LoadResult, load
-from connector.mapping.model import AttributeMapping, Finding, MappingFile, Severity
+from connector.mapping.model import ApplyOn, AttributeMapping, Finding, MappingFile, Severity
 from connector.support.suggest import closest
 
 # Findings that mean "could not read what you pointed at": the CLI exits 2 on these, 1 on the rest.
@@ -241,6 +241,10 @@ class _Checker:
         if want is None and any(i.severity is ERROR for i in scim_paths.check_path(e.target, "Group")):
             return  # the path itself is reported
         if want is not None and "".join(e.source.split()) == want:
+            if e.apply_on is ApplyOn.CREATE_ONLY:
+                self.add(ERROR, self.r.entry_loc(e, "apply_on"), "okta-group-mapping",
+                         "apply_on: create_only has no effect on an Okta group: Group Push sends the name and "
+                         "members on every push", "remove apply_on from Okta group mappings")
             return
         if any(p.root != "group" for p in okta_expr.attributes(okta_expr.parse(e.source))):
             return  # reported as wrong-object
