@@ -397,3 +397,15 @@ def test_every_finding_carries_a_hint(capsys: pytest.CaptureFixture[str]) -> Non
     report = json.loads(capsys.readouterr().out)
     bare = [(Path(f["file"]).name, f["message"]) for f in report["findings"] if not f["hint"]]
     assert bare == []
+
+
+def test_a_project_config_with_a_misspelt_section_is_told_so(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A config whose only section is misspelt ('okat:') is no project config to validate, so it was read as a
+    mapping: 'allowed keys: idp, users, groups' sent one to rewrite it as one."""
+    path = tmp_path / "astro-scim.yaml"
+    path.write_text("okat:\n  org_url: https://acme.okta.com\n  token: env:OKTA_API_TOKEN\n")
+    assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:1:1: error: unknown top-level key 'okat' (hint: did you mean 'okta'? (a project config's " \
+           "section)" in out, out

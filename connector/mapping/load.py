@@ -21,6 +21,8 @@ IDPS = ("okta", "azure")
 TOP_KEYS = ("idp", "users", "groups")
 ENTRY_KEYS = ("target", "source", "apply_on", "matching", "default", "from_sign_on")
 SECTIONS = ("users", "groups")
+# A project config's sections (connector.access.model._PROJECT_KEYS): a file with none of them is read as a mapping.
+PROJECT_SECTIONS = ("astro", "okta", "azure", "access")
 
 # Names people reach for, from the IdPs' own vocabularies.
 _KEY_ALIASES = {
@@ -130,8 +132,12 @@ class _Loader:
                 guess = did_you_mean(str(key), TOP_KEYS, _KEY_ALIASES)
                 if guess in SECTIONS and guess not in data:
                     self.r.incomplete.add(guess)
+                # A project config whose sections are all misspelt is read as a mapping: say which file it is.
+                section = None if guess or "idp" in data else did_you_mean(str(key), PROJECT_SECTIONS)
                 self.add("unknown-key", f"unknown top-level key '{key}'", doc.loc((str(key),), key=True),
-                         f"did you mean '{guess}'?" if guess else "allowed keys: " + ", ".join(TOP_KEYS))
+                         f"did you mean '{guess}'?" if guess else
+                         f"did you mean '{section}'? (a project config's section)" if section else
+                         "allowed keys: " + ", ".join(TOP_KEYS))
         idp = self._idp(data)
         if idp is None:
             return None
