@@ -409,3 +409,25 @@ def test_a_project_config_with_a_misspelt_section_is_told_so(tmp_path: Path,
     out = capsys.readouterr().out
     assert f"{path}:1:1: error: unknown top-level key 'okat' (hint: did you mean 'okta'? (a project config's " \
            "section)" in out, out
+
+
+@pytest.mark.parametrize(("text", "where", "wanted"), [
+    ("idp: okta\nusers: 5\n", ":2:8:", "'users' must be a list of mappings, not a number (hint: "),
+    ("idp: okta\nusers:\n  - target: 5\n    source: user.x\n", ":3:13:", "'target' must be a SCIM attribute path "
+                                                                    "string, not a number (hint: "),
+    ("idp: okta\nusers:\n  - target: ''\n    source: user.x\n", ":3:13:", "'target' is empty (hint: "),
+    ("idp: okta\nusers:\n  - target: title\n    source: [user.x]\n", ":4:13:", "not a list (hint: "),
+    ("idp: okta\nusers:\n  - target: title\n    source: user.title\n    apply_on: 3\n", ":5:15:",
+     "not 3 (hint: "),
+    ("idp: azure\nusers:\n  - target: title\n    source: '[jobTitle]'\n    default: [a]\n", ":5:14:",
+     "'default' must be a string, not a list (hint: "),
+    ("idp: okta\nusers: []\n---\nidp: azure\n", ":3:1:", "(hint: one mapping per file"),
+])
+def test_wrong_types_carry_a_hint(tmp_path: Path, text: str, where: str, wanted: str,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Wrong types had no hint, and an empty target was 'must be a ... string, not a string'."""
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert any(line.startswith(f"{path}{where}") and wanted in line for line in out.splitlines()), out

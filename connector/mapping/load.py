@@ -180,7 +180,7 @@ class _Loader:
             return []
         if not isinstance(items, list):
             self.add("wrong-type", f"'{section}' must be a list of mappings, not {_type_name(items)}",
-                     doc.loc((section,)))
+                     doc.loc((section,)), f"write '{section}:' then one '- target: ...' entry per line")
             return []
         out: list[AttributeMapping] = []
         for i, item in enumerate(items):
@@ -219,8 +219,9 @@ class _Loader:
             return None
         if not isinstance(target, str) or not target.strip():
             self.r.incomplete.add(section)
-            self.add("wrong-type", f"'target' must be a SCIM attribute path string, not {_type_name(target)}",
-                     doc.loc((*path, "target")))
+            self.add("wrong-type", "'target' is empty" if isinstance(target, str) else
+                     f"'target' must be a SCIM attribute path string, not {_type_name(target)}",
+                     doc.loc((*path, "target")), "e.g. target: name.givenName")
             return None
 
         def bad(key: str, message: str, hint: str | None = None) -> None:
@@ -240,7 +241,8 @@ class _Loader:
                 bad("source", "'source' is empty", "write the IdP expression, e.g. user.firstName or [givenName]")
             else:
                 bad("source", f"'source' must be an expression string, not {_type_name(source)}",
-                    f'quote it: source: "{source}"' if isinstance(source, int | float | bool) else None)
+                    f'quote it: source: "{source}"' if isinstance(source, int | float | bool) else
+                    "quote an expression that starts with [ or {: source: \"[givenName]\"")
             source = None
         elif isinstance(source, str) and not source.strip():
             bad("source", "'source' is an empty string", "write the IdP expression, e.g. user.firstName")
@@ -265,7 +267,8 @@ class _Loader:
                                       "createonly": "create_only"})
                 ok = False
                 self.add("bad-apply-on", f"apply_on must be one of {', '.join(values)}, not {raw_apply!r}",
-                         doc.loc((*path, "apply_on")), f"did you mean {guess}?" if guess else None)
+                         doc.loc((*path, "apply_on")), f"did you mean {guess}?" if guess else
+                         "create_and_update (the default) or create_only")
         matching = item.get("matching", 0)
         if matching is None:
             matching = 0
@@ -278,7 +281,8 @@ class _Loader:
         if default is not None:
             if isinstance(default, bool) or not isinstance(default, str | int | float):
                 bad("default", f"'default' must be a string, not {_type_name(default)}",
-                    f'quote it: default: "{default}"' if isinstance(default, bool) else None)
+                    f'quote it: default: "{default}"' if isinstance(default, bool) else
+                    "one value, used when the source is empty")
                 default = None
             else:
                 default = str(default)
