@@ -422,6 +422,7 @@ def test_a_project_config_with_a_misspelt_section_is_told_so(tmp_path: Path,
     ("idp: azure\nusers:\n  - target: title\n    source: '[jobTitle]'\n    default: [a]\n", ":5:14:",
      "'default' must be a string, not a list (hint: "),
     ("idp: okta\nusers: []\n---\nidp: azure\n", ":3:1:", "(hint: one mapping per file"),
+    ("idp: okta\nusers:\n  - target: !foo userName\n", ":3:13:", "(hint: remove the !tag"),
 ])
 def test_wrong_types_carry_a_hint(tmp_path: Path, text: str, where: str, wanted: str,
                                   capsys: pytest.CaptureFixture[str]) -> None:

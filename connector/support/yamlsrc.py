@@ -122,6 +122,8 @@ def _yaml_error(file: str, exc: yaml.YAMLError, text: str) -> ConfigError:
     lines = text.splitlines()
     if mark is not None and mark.line < len(lines) and "\t" in lines[mark.line]:
         hint = "YAML does not allow tabs for indentation; use spaces"
+    elif "could not determine a constructor for the tag" in str(problem):
+        hint = "remove the !tag: these files hold plain YAML values (quote a value that starts with !)"
     elif "found another document" in str(problem):
         hint = "one mapping per file: remove the '---' and what follows, or move it to a file of its own"
     elif "mapping values are not allowed" in str(problem):
