@@ -432,3 +432,14 @@ def test_wrong_types_carry_a_hint(tmp_path: Path, text: str, where: str, wanted:
     assert main(["validate", str(path)]) == 1
     out = capsys.readouterr().out
     assert any(line.startswith(f"{path}{where}") and wanted in line for line in out.splitlines()), out
+
+
+def test_a_finding_in_an_aliased_entry_points_at_the_alias(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An alias (`- *u`) repeating the userName entry was reported at the anchor's own line ('more than one
+    userName mapping (first at line 4)' at line 4), so the duplicate could not be found."""
+    path = tmp_path / "azure.yaml"
+    path.write_text('idp: azure\nusers:\n  - &u\n    target: userName\n    source: "[userPrincipalName]"\n'
+                    '    matching: 1\n  - *u\n')
+    assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:7:5: error: more than one userName mapping (first at line 4)" in out, out
