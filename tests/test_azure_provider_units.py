@@ -476,3 +476,15 @@ def test_a_groups_section_without_members_keeps_the_members_mapping() -> None:
     assert ("Group mappings not in the mapping file", ("externalId",)) in [(d.key, d.removed) for d in diffs]
     group_om = azure_schema.object_mapping(azure_schema.find_rule(merged), "Group")
     assert group_om is not None and "members" in [a["targetAttributeName"] for a in group_om["attributeMappings"]]
+
+
+def test_a_value_entra_draws_anew_each_time_is_not_expected() -> None:
+    """Guid(), Now() and RandomString() give another value at every evaluation: expected from one, Astro held
+    another, and drift reported every user's attribute as a mismatch, on every run."""
+    from connector.providers.entra.expected import expected_values
+
+    items = [AttributeMapping("externalId", "Guid()"), AttributeMapping("title", 'Join(" ", "at", Now())'),
+             AttributeMapping("nickName", 'RandomString(6, 1, 1, 0, 1, "")'),
+             AttributeMapping("displayName", "[displayName]")]
+    expected = expected_values(compile_mappings(items), {"displayName": "Ada"})
+    assert expected == {"displayName": "Ada"}

@@ -252,3 +252,12 @@ def test_source_tree_rejects_junk() -> None:
         E.from_source_tree({"type": "Function", "name": "Nope", "parameters": []})
     with pytest.raises(E.ExpressionError):
         E.from_source_tree({"type": "Weird"})
+
+
+@pytest.mark.parametrize("text", ['"say ""hi"""', 'Append([mail], "say ""hi""")'])
+def test_a_doubled_quote_is_told_to_use_a_backslash(text: str) -> None:
+    """Okta (and VB) double a quote inside a string; Entra escapes it with a backslash. The hint said to combine
+    values with Join or Append, or nothing."""
+    with pytest.raises(E.ExpressionError) as err:
+        E.parse(text)
+    assert err.value.hint is not None and '\\"' in err.value.hint, err.value.hint

@@ -67,3 +67,13 @@ def test_suggest() -> None:
     assert A.suggest("okta", "users", "firstname") == "firstName"
     assert A.suggest("azure", "users", "userPrincipleName") == "userPrincipalName"
     assert A.suggest("azure", "users", "zzzz") is None
+
+
+def test_okta_app_attribute_ignores_case_as_validate_does() -> None:
+    """validate calls `Emails[Type eq "Work"].Value` a spelling of the work email (a warning, and a duplicate of
+    emails[type eq "work"].value); plan must find the same app attribute for it, not refuse it."""
+    from connector.mapping.idp_attributes import okta_app_user_attribute
+
+    assert okta_app_user_attribute('Emails[Type eq "Work"].Value') == "email"
+    assert okta_app_user_attribute('emails[ type  EQ "work" ].value') == "email"
+    assert okta_app_user_attribute("externalId") is None

@@ -202,3 +202,22 @@ def test_entra_string_booleans_match_boolean_filters() -> None:
     user = {"roles": [{"value": "a", "primary": "False"}, {"value": "b", "primary": "True"}]}
     assert S.get_value(user, "roles[primary eq true].value") == "b"
     assert S.get_value(user, 'roles[primary eq "True"].value') == "b"
+
+
+@pytest.mark.parametrize("target", [
+    'emails[type eq "work"].value', 'emails[primary eq true].value', 'emails[type eq "work" and primary eq true].value',
+    'phoneNumbers[type eq "mobile"].value', 'addresses[type eq "work"].locality', "name.givenName", "displayName",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+    # validate accepted these, and what apply writes through them cannot be read back through them (drift forever):
+    'emails[type sw "work"].value', 'emails[type eq "work" or type eq "home"].value', 'emails[type ne "home"].value',
+    'emails[value pr].type', "emails.value",
+])
+def test_a_target_validate_accepts_reads_back_what_is_written_through_it(target: str) -> None:
+    """A target is written into a user that lacks it (the IdP creates the entry) and read back by the audit:
+    validate must refuse a target for which those two disagree."""
+    written: dict[str, Any] = {"schemas": [S.CORE_USER]}
+    S.set_value(written, target, "a@example.com")
+    round_trips = S.get_value(written, target) == "a@example.com" and \
+        isinstance(written.get("emails", []), list)
+    accepted = not any(i.severity is Severity.ERROR for i in S.check_path(target))
+    assert not accepted or round_trips, written

@@ -22,6 +22,8 @@ CASES = [
     ("yaml-syntax.yaml", 1, 6, 11, "invalid YAML: did not find expected ',' or ']' (while parsing a flow sequence "
                                    "that starts at line 5, column 13)"),
     ("yaml-unclosed-quote.yaml", 1, 7, 1, "a quoted scalar that starts at line 5, column 13"),
+    ("okta-elvis-unquoted.yaml", 1, 6, 31, "invalid YAML: mapping values are not allowed in this context (hint: "
+                                           "quote a value that contains ': '"),
     ("tabs.yaml", 1, 4, 1, "hint: YAML does not allow tabs for indentation; use spaces"),
     ("duplicate-key.yaml", 1, 7, 5, "duplicate key 'source' in users.1"),
     ("unknown-key.yaml", 1, 6, 5, "unknown key 'sorce' in users[1] (hint: did you mean 'source'?)"),
@@ -74,11 +76,27 @@ CASES = [
     ("read-only-target.yaml", 1, 6, 13, "id is read-only"),
     ("members-under-users.yaml", 1, 5, 13, "members is a Group attribute: put it under groups:"),
     ("wrong-object-okta.yaml", 1, 6, 13, "group.name: user mappings cannot read the group"),
+    ("okta-group-create-only.yaml", 1, 8, 15, "apply_on: create_only has no effect on an Okta group: Group Push "
+                                              "sends the name and members on every push"),
+    ("okta-group-mapping-not-applied.yaml", 1, 7, 13, "Okta Group Push sends the group's name as displayName "
+                                                      "and its members, nothing else: this mapping would not be "
+                                                      "applied (hint: write source: group.name"),
     ("multi-valued-target.yaml", 1, 5, 13, "emails is multi-valued; select one entry with a filter"),
+    ("entra-target-spelling.yaml", 1, 6, 13, "Entra names a target attribute by its text: 'emails[type  EQ "
+                                             "\"work\"].value' is another attribute than Entra's emails[type eq "
+                                             "\"work\"].value (hint: write emails[type eq \"work\"].value)"),
+    ("target-filter-not-eq.yaml", 1, 6, 13, "a target's filter names the entry to write: only eq conditions "
+                                            "joined by and (hint: e.g. emails[type eq \"work\"].value)"),
+    ("target-filter-or.yaml", 1, 6, 13, "a target's filter names the entry to write: only eq conditions"),
+    ("target-multi-valued-sub-without-filter.yaml", 1, 6, 13, "emails is multi-valued; select one entry with a "
+                                                              "filter (hint: e.g. emails[type eq \"work\"].value)"),
     ("comparison-outside-function.yaml", 1, 7, 13, "a comparison ('=') is only allowed inside a function"),
     ("warn-unknown-source-attribute.yaml", 0, 6, 13,
      "warning: user.displayname is not in Okta's standard user profile (hint: did you mean user.displayName?)"),
     ("warn-undocumented-target.yaml", 0, 6, 13, "warning: Astro does not document 'title'"),
+    ("warn-okta-other-app-object.yaml", 0, 6, 13, "warning: profile.displayName reads the app user of an app "
+                                                  "named 'profile' (hint: fine if profile is an app's instance name "
+                                                  "in your Okta org; the Okta user's own is user.displayName)"),
 ]
 
 
@@ -115,14 +133,14 @@ def test_a_folder_reports_every_finding_of_every_file(capsys: pytest.CaptureFixt
     assert main(["validate", str(BROKEN)]) == 1
     out = capsys.readouterr().out
     errors = sum(1 for c in CASES if c[1])
-    assert out.strip().splitlines()[-1] == f"{errors} errors, 2 warnings in {len(CASES)} mapping files"
+    assert out.strip().splitlines()[-1] == f"{errors} errors, 3 warnings in {len(CASES)} mapping files"
     for name, _, line, column, _ in CASES:
         assert f"{BROKEN / name}:{line}:{column}: " in out
 
 
 def test_missing_path_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
-    assert "no such file or folder" in capsys.readouterr().out
+    assert f"{tmp_path / 'nope.yaml'}: error: no such file or folder (hint: " in capsys.readouterr().out
     assert main(["validate", str(tmp_path)]) == 2  # a folder without mapping files
     assert "no *.yaml or *.yml files in folder" in capsys.readouterr().out
 
@@ -295,3 +313,133 @@ def test_a_group_both_assigned_and_pushed_in_okta_is_a_warning_at_its_line(
     assert main(["validate", str(config)]) == 0  # a warning, not an error (plan notes it too)
     out = capsys.readouterr().out
     assert f"{config}:8:" in out and "both assignment and Group Push: Data Engineering" in out, out
+
+
+def test_a_config_naming_the_other_idps_mapping_fails_validate_at_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """okta.mapping naming an `idp: azure` file was '1 project config and 2 mapping files OK', and plan then
+    refused it; also when the file was given on the command line as well (checked once, still matched)."""
+    config = _project(tmp_path, str(SHIPPED / "azure.yaml"), str(SHIPPED / "okta.yaml"))
+    for extra in ([], [str(SHIPPED / "azure.yaml")]):
+        assert main(["validate", str(config), *extra]) == 1
+        out = capsys.readouterr().out
+        assert f"{config}:7:12: error: okta.mapping names a mapping for azure ({SHIPPED / 'azure.yaml'}), " \
+               "not okta (hint: point okta.mapping at a file with 'idp: okta')" in out, out
+        assert f"{config}:11:12: error: azure.mapping names a mapping for okta" in out, out
+
+
+def test_yaml_merge_keys_are_read_as_pyyaml_reads_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`<<: *anchor` was 'could not determine a constructor for the tag merge': a file yaml.safe_load reads was
+    refused. The entry's own keys win over merged ones, and are no duplicates of them."""
+    from connector.mapping.load import load_mapping
+    from connector.mapping.model import ApplyOn
+
+    path = tmp_path / "okta.yaml"
+    path.write_text("idp: okta\nusers:\n  - target: userName\n    from_sign_on: true\n"
+                    "  - &given\n    target: name.givenName\n    source: user.firstName\n    apply_on: create_only\n"
+                    "  - <<: *given\n    target: name.familyName\n    source: user.lastName\n"
+                    "  - <<: [*given]\n    target: displayName\n    source: user.displayName\n"
+                    "    apply_on: create_and_update\n")
+    assert main(["validate", "--strict", str(path)]) == 0, capsys.readouterr().out
+    mapping, findings = load_mapping(path)
+    assert mapping is not None and findings == []
+    assert [(m.target, m.source, m.apply_on) for m in mapping.users[1:]] == [
+        ("name.givenName", "user.firstName", ApplyOn.CREATE_ONLY),
+        ("name.familyName", "user.lastName", ApplyOn.CREATE_ONLY),
+        ("displayName", "user.displayName", ApplyOn.CREATE_AND_UPDATE)]
+    capsys.readouterr()
+    path.write_text("idp: okta\nusers:\n  - target: userName\n    from_sign_on: true\n  - <<: 3\n")
+    assert main(["validate", str(path)]) == 1
+    assert f"{path}:5:9: error: '<<' merges a mapping" in capsys.readouterr().out
+
+
+def test_entra_default_mappings_have_no_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    """Entra's own defaults, enterprise manager from [manager] included (Entra sends the reference as the
+    attribute's value): 'manager is complex' failed a mapping copied from the portal."""
+    path = Path(__file__).parent / "fixtures" / "mappings" / "entra-defaults.yaml"
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert " error: " not in out and "Astro does not document 'urn:ietf:params:scim:schemas:extension:" \
+        "enterprise:2.0:User:manager'" in out, out
+
+
+def test_a_folder_leaves_hidden_yaml_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`astro-scim validate .` at a repository's root failed on .github/workflows/*.yml and
+    .pre-commit-config.yaml ("missing 'idp'"); hidden files and folders are now left out of a folder, and still
+    checked when named."""
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    (tmp_path / ".github" / "workflows" / "ci.yml").write_text("on: push\njobs: {}\n")
+    (tmp_path / ".pre-commit-config.yaml").write_text("repos: []\n")
+    (tmp_path / "mappings").mkdir()
+    (tmp_path / "mappings" / "OKTA.YAML").write_text((SHIPPED / "okta.yaml").read_text())
+    assert main(["validate", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == "1 mapping file OK"
+    assert main(["validate", str(tmp_path / ".pre-commit-config.yaml")]) == 1
+    capsys.readouterr()
+
+
+def test_a_folder_named_as_the_configs_mapping_is_called_a_folder(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """okta.mapping: mappings/ (a folder) was 'mapping file ... does not exist', which sends one looking for a
+    typo in a path that is there."""
+    (tmp_path / "mappings").mkdir()
+    config = _project(tmp_path, "mappings")
+    assert main(["validate", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert f"{config}:7:12: error: mapping file {tmp_path / 'mappings'} is a folder, not a file (hint: name the " \
+           "mapping file itself, e.g. mappings/okta.yaml)" in out, out
+
+
+def test_every_finding_carries_a_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    """The project's rule for bad input: a place and a hint. Path syntax, read-only and unknown SCIM attributes,
+    expression syntax and YAML syntax errors came without one."""
+    assert main(["validate", "--format", "json", str(BROKEN)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    bare = [(Path(f["file"]).name, f["message"]) for f in report["findings"] if not f["hint"]]
+    assert bare == []
+
+
+def test_a_project_config_with_a_misspelt_section_is_told_so(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A config whose only section is misspelt ('okat:') is no project config to validate, so it was read as a
+    mapping: 'allowed keys: idp, users, groups' sent one to rewrite it as one."""
+    path = tmp_path / "astro-scim.yaml"
+    path.write_text("okat:\n  org_url: https://acme.okta.com\n  token: env:OKTA_API_TOKEN\n")
+    assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:1:1: error: unknown top-level key 'okat' (hint: did you mean 'okta'? (a project config's " \
+           "section)" in out, out
+
+
+@pytest.mark.parametrize(("text", "where", "wanted"), [
+    ("idp: okta\nusers: 5\n", ":2:8:", "'users' must be a list of mappings, not a number (hint: "),
+    ("idp: okta\nusers:\n  - target: 5\n    source: user.x\n", ":3:13:", "'target' must be a SCIM attribute path "
+                                                                    "string, not a number (hint: "),
+    ("idp: okta\nusers:\n  - target: ''\n    source: user.x\n", ":3:13:", "'target' is empty (hint: "),
+    ("idp: okta\nusers:\n  - target: title\n    source: [user.x]\n", ":4:13:", "not a list (hint: "),
+    ("idp: okta\nusers:\n  - target: title\n    source: user.title\n    apply_on: 3\n", ":5:15:",
+     "not 3 (hint: "),
+    ("idp: azure\nusers:\n  - target: title\n    source: '[jobTitle]'\n    default: [a]\n", ":5:14:",
+     "'default' must be a string, not a list (hint: "),
+    ("idp: okta\nusers: []\n---\nidp: azure\n", ":3:1:", "(hint: one mapping per file"),
+    ("idp: okta\nusers:\n  - target: !foo userName\n", ":3:13:", "(hint: remove the !tag"),
+])
+def test_wrong_types_carry_a_hint(tmp_path: Path, text: str, where: str, wanted: str,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Wrong types had no hint, and an empty target was 'must be a ... string, not a string'."""
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert any(line.startswith(f"{path}{where}") and wanted in line for line in out.splitlines()), out
+
+
+def test_a_finding_in_an_aliased_entry_points_at_the_alias(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An alias (`- *u`) repeating the userName entry was reported at the anchor's own line ('more than one
+    userName mapping (first at line 4)' at line 4), so the duplicate could not be found."""
+    path = tmp_path / "azure.yaml"
+    path.write_text('idp: azure\nusers:\n  - &u\n    target: userName\n    source: "[userPrincipalName]"\n'
+                    '    matching: 1\n  - *u\n')
+    assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:7:5: error: more than one userName mapping (first at line 4)" in out, out

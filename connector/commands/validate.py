@@ -62,8 +62,9 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _referenced_mappings(path: Path) -> list[tuple[Path, Location]]:
-    """The mapping files a project config names (okta.mapping, azure.mapping), each with where it is named."""
+def _referenced_mappings(path: Path) -> list[tuple[str, Path, Location]]:
+    """The mapping files a project config names (okta.mapping, azure.mapping): the IdP, the file, and where it is
+    named."""
     from connector.config.load import load_config
     from connector.support import yamlsrc
 
@@ -71,8 +72,24 @@ def _referenced_mappings(path: Path) -> list[tuple[Path, Location]]:
         doc, cfg = yamlsrc.load(path), load_config(path)
     except ConfigError:
         return []  # validate_project_file has reported it
-    return [(section.mapping, doc.loc((idp, "mapping"))) for idp, section in (("okta", cfg.okta), ("azure", cfg.azure))
+    return [(idp, section.mapping, doc.loc((idp, "mapping")))
+            for idp, section in (("okta", cfg.okta), ("azure", cfg.azure))
             if section is not None and section.mapping is not None]
+
+
+def _other_idp(idp: str, mapping: Path, where: Location) -> Finding | None:
+    """okta.mapping naming an `idp: azure` file (or the reverse): plan refuses it, so validate must too."""
+    from connector.mapping.load import load_mapping
+
+    try:
+        loaded, _ = load_mapping(mapping)
+    except ConfigError:
+        return None  # unreadable: validate_file reports it
+    if loaded is None or loaded.idp == idp:
+        return None
+    return Finding(Severity.ERROR, where, "mapping-wrong-idp",
+                   f"{idp}.mapping names a mapping for {loaded.idp} ({mapping}), not {idp}",
+                   f"point {idp}.mapping at a file with 'idp: {idp}'")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,10 +104,17 @@ def run(args: argparse.Namespace) -> int:
             continue
         projects += 1
         findings.extend(project)
-        for mapping, where in _referenced_mappings(Path(path)):
+        for idp, mapping, where in _referenced_mappings(Path(path)):
+            if mapping.is_file() and (wrong := _other_idp(idp, mapping, where)) is not None:
+                findings.append(wrong)
             if mapping.resolve() in seen:
                 continue
             seen.add(mapping.resolve())
+            if mapping.is_dir():
+                findings.append(Finding(Severity.ERROR, where, "mapping-not-found",
+                                        f"mapping file {mapping} is a folder, not a file",
+                                        f"name the mapping file itself, e.g. mappings/{idp}.yaml"))
+                continue
             if not mapping.is_file():
                 findings.append(Finding(Severity.ERROR, where, "mapping-not-found",
                                         f"mapping file {mapping} does not exist",

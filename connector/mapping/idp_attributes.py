@@ -136,8 +136,17 @@ def okta_app_user_attribute(target: str) -> str | None:
         return SCIM_TO_OKTA_APPUSER[target]
     from connector.mapping.scim_paths import canonical
 
-    wanted = canonical(target)
+    # Case-insensitive, filter values included: RFC 7643 makes `type` caseExact false, and validate's duplicate
+    # check compares targets the same way (`Emails[Type eq "Work"].Value` is the template's `email`).
+    wanted = canonical(target).lower()
     for path, attr in SCIM_TO_OKTA_APPUSER.items():
-        if canonical(path) == wanted:
+        if canonical(path).lower() == wanted:
             return attr
     return None
+
+
+# SCIM paths Okta fills itself, never from a profile mapping: a mapping for them is refused with this reason.
+OKTA_SENDS_ITSELF: dict[str, str] = {
+    "externalid": "Okta sends externalId itself (the Okta user id)",
+    "active": "Okta sends active itself (from the user's status and assignment)",
+}

@@ -21,6 +21,8 @@ IDPS = ("okta", "azure")
 TOP_KEYS = ("idp", "users", "groups")
 ENTRY_KEYS = ("target", "source", "apply_on", "matching", "default", "from_sign_on")
 SECTIONS = ("users", "groups")
+# A project config's sections (connector.access.model._PROJECT_KEYS): a file with none of them is read as a mapping.
+PROJECT_SECTIONS = ("astro", "okta", "azure", "access")
 
 # Names people reach for, from the IdPs' own vocabularies.
 _KEY_ALIASES = {
@@ -130,8 +132,12 @@ class _Loader:
                 guess = did_you_mean(str(key), TOP_KEYS, _KEY_ALIASES)
                 if guess in SECTIONS and guess not in data:
                     self.r.incomplete.add(guess)
+                # A project config whose sections are all misspelt is read as a mapping: say which file it is.
+                section = None if guess or "idp" in data else did_you_mean(str(key), PROJECT_SECTIONS)
                 self.add("unknown-key", f"unknown top-level key '{key}'", doc.loc((str(key),), key=True),
-                         f"did you mean '{guess}'?" if guess else "allowed keys: " + ", ".join(TOP_KEYS))
+                         f"did you mean '{guess}'?" if guess else
+                         f"did you mean '{section}'? (a project config's section)" if section else
+                         "allowed keys: " + ", ".join(TOP_KEYS))
         idp = self._idp(data)
         if idp is None:
             return None
@@ -174,7 +180,7 @@ class _Loader:
             return []
         if not isinstance(items, list):
             self.add("wrong-type", f"'{section}' must be a list of mappings, not {_type_name(items)}",
-                     doc.loc((section,)))
+                     doc.loc((section,)), f"write '{section}:' then one '- target: ...' entry per line")
             return []
         out: list[AttributeMapping] = []
         for i, item in enumerate(items):
@@ -213,8 +219,9 @@ class _Loader:
             return None
         if not isinstance(target, str) or not target.strip():
             self.r.incomplete.add(section)
-            self.add("wrong-type", f"'target' must be a SCIM attribute path string, not {_type_name(target)}",
-                     doc.loc((*path, "target")))
+            self.add("wrong-type", "'target' is empty" if isinstance(target, str) else
+                     f"'target' must be a SCIM attribute path string, not {_type_name(target)}",
+                     doc.loc((*path, "target")), "e.g. target: name.givenName")
             return None
 
         def bad(key: str, message: str, hint: str | None = None) -> None:
@@ -224,7 +231,8 @@ class _Loader:
 
         from_sign_on = item.get("from_sign_on", False)
         if not isinstance(from_sign_on, bool):
-            bad("from_sign_on", f"'from_sign_on' must be true or false, not {_type_name(from_sign_on)}")
+            bad("from_sign_on", f"'from_sign_on' must be true or false, not {_type_name(from_sign_on)}",
+                "write from_sign_on: true, without quotes")
             misspelt.add("source")  # the user meant from_sign_on; a missing source is not news
             from_sign_on = False
         source = item.get("source")
@@ -233,7 +241,8 @@ class _Loader:
                 bad("source", "'source' is empty", "write the IdP expression, e.g. user.firstName or [givenName]")
             else:
                 bad("source", f"'source' must be an expression string, not {_type_name(source)}",
-                    f'quote it: source: "{source}"' if isinstance(source, int | float | bool) else None)
+                    f'quote it: source: "{source}"' if isinstance(source, int | float | bool) else
+                    "quote an expression that starts with [ or {: source: \"[givenName]\"")
             source = None
         elif isinstance(source, str) and not source.strip():
             bad("source", "'source' is an empty string", "write the IdP expression, e.g. user.firstName")
@@ -258,7 +267,8 @@ class _Loader:
                                       "createonly": "create_only"})
                 ok = False
                 self.add("bad-apply-on", f"apply_on must be one of {', '.join(values)}, not {raw_apply!r}",
-                         doc.loc((*path, "apply_on")), f"did you mean {guess}?" if guess else None)
+                         doc.loc((*path, "apply_on")), f"did you mean {guess}?" if guess else
+                         "create_and_update (the default) or create_only")
         matching = item.get("matching", 0)
         if matching is None:
             matching = 0
@@ -271,7 +281,8 @@ class _Loader:
         if default is not None:
             if isinstance(default, bool) or not isinstance(default, str | int | float):
                 bad("default", f"'default' must be a string, not {_type_name(default)}",
-                    f'quote it: default: "{default}"' if isinstance(default, bool) else None)
+                    f'quote it: default: "{default}"' if isinstance(default, bool) else
+                    "one value, used when the source is empty")
                 default = None
             else:
                 default = str(default)
@@ -308,7 +319,7 @@ def load(path: str | Path) -> LoadResult:
         if exc.hint and "tab" in exc.hint:
             code = "tabs"
         result.findings.append(Finding(Severity.ERROR, exc.location or Location(file), code, exc.message,
-                                       exc.hint))
+                                       exc.hint or "check the quotes, brackets and indentation up to this place"))
         return result
     except RecursionError:  # an alias that contains itself (a: &x [*x]) or absurd nesting
         result.findings.append(Finding(Severity.ERROR, Location(file, 1, 1), "yaml-syntax",

@@ -530,6 +530,13 @@ def resolve(text: str, resource: str = "User") -> Resolved:
             issues.append(PathIssue(err, "scim-filter-on-single", f"{attr.name} is not multi-valued; a "
                                     "[filter] only applies to multi-valued attributes"))
             return res
+        if path.join != "and" or any(c.op != "eq" for c in path.filter):
+            # The IdP creates the entry a target names when the user has none (Entra's unmatched filter, Okta's
+            # template): only `eq` conditions say what to write. With sw/co/pr/ne/or the entry written lacks
+            # what the filter reads back, so every audit after apply would report the value as drift.
+            issues.append(PathIssue(err, "scim-filter-not-writable", "a target's filter names the entry to "
+                                    "write: only eq conditions joined by and",
+                                    f"e.g. {_suggest(resource, attr.name)}"))
         for cond in path.filter:
             sub_attr = _find(attr.sub, cond.attr)
             if sub_attr is None:
@@ -547,6 +554,12 @@ def resolve(text: str, resource: str = "User") -> Resolved:
             issues.append(PathIssue(err, "scim-missing-sub-attribute",
                                     f"{text!r} selects a whole {attr.name} entry; say which sub-attribute to set",
                                     f"e.g. {path.format()}.value"))
+    if path.sub is not None and attr.multi and attr.sub and not path.filter and attr.name not in _WHOLE_MULTI:
+        # emails.value reads every entry's value, but written it is no entry at all (Entra writes an object where
+        # SCIM has a list): name the entry.
+        issues.append(PathIssue(err, "scim-multi-valued-target", f"{attr.name} is multi-valued; select one "
+                                "entry with a filter", f"e.g. {_suggest(resource, attr.name)}"))
+        return res
     if path.sub is not None:
         if not attr.sub:
             issues.append(PathIssue(err, "scim-not-complex", f"{attr.name} is a simple attribute; it has no "

@@ -11,7 +11,8 @@ from connector.mapping import idp_attributes, scim_paths
 from connector.mapping.expr import entra as entra_expr
 from connector.mapping.expr import okta as okta_expr
 from connector.mapping.load import LoadResult, load
-from connector.mapping.model import AttributeMapping, Finding, MappingFile, Severity
+from connector.mapping.model import ApplyOn, AttributeMapping, Finding, MappingFile, Severity
+from connector.support.suggest import closest
 
 # Findings that mean "could not read what you pointed at": the CLI exits 2 on these, 1 on the rest.
 UNREADABLE = frozenset({"unreadable", "no-files"})
@@ -19,6 +20,15 @@ UNREADABLE = frozenset({"unreadable", "no-files"})
 ERROR = Severity.ERROR
 WARNING = Severity.WARNING
 RESOURCE = {"users": "User", "groups": "Group"}
+ENTRA_MANAGER = f"{idp_attributes.ENTERPRISE}:manager"
+# For the SCIM path findings that come without a hint of their own.
+_PATH_HINTS = {
+    "scim-path-syntax": 'a SCIM path reads attribute, attribute.sub or attribute[type eq "work"].sub',
+    "scim-read-only": "remove this mapping: the SCIM service sets it",
+    "scim-unknown-attribute": "see RFC 7643 section 4 for the User, Group and enterprise User attributes",
+}
+# The only group mappings Okta honours: Group Push sends the Okta group's name and its members (see okta_group).
+OKTA_GROUP_SOURCES = {"displayName": "group.name", "members": "group.members"}
 
 
 def find_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Finding]]:
@@ -28,7 +38,10 @@ def find_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Finding]]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix in (".yaml", ".yml") and f.is_file())
+            # Hidden files and folders are left out (.github/workflows/*.yml, .pre-commit-config.yaml: a folder such
+            # as the repository's root holds YAML that is no mapping); named on the command line, they are checked.
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in (".yaml", ".yml") and f.is_file()
+                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
             if not found:
                 problems.append(Finding(ERROR, Location(str(raw)), "no-files", "no *.yaml or *.yml files in folder",
                                         "point at a mapping file or a folder that holds some"))
@@ -36,7 +49,9 @@ def find_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Finding]]:
         elif p.exists() or p.is_symlink():
             files.append(p)
         else:
-            problems.append(Finding(ERROR, Location(str(raw)), "unreadable", "no such file or folder"))
+            problems.append(Finding(ERROR, Location(str(raw)), "unreadable", "no such file or folder",
+                                    f"check the path (relative to {Path.cwd()})" if not p.is_absolute() else
+                                    "check the path"))
     seen: set[Path] = set()
     unique = []
     for f in files:
@@ -145,11 +160,29 @@ class _Checker:
 
     def entry(self, section: str, e: AttributeMapping) -> None:
         target_loc = self.r.entry_loc(e, "target")
-        for issue in scim_paths.check_path(e.target, RESOURCE[section]):
+        issues = scim_paths.check_path(e.target, RESOURCE[section])
+        if self.m.idp == "azure" and [i.code for i in issues] == ["scim-complex-target"] and \
+                scim_paths.canonical(e.target).lower() == ENTRA_MANAGER.lower():
+            # Entra's default mapping: the manager reference goes to the complex attribute itself (Entra writes
+            # its value), so that is no mistake here; Astro still does not document it.
+            issues = [scim_paths.PathIssue(WARNING, "astro-undocumented",
+                                           f"Astro does not document {ENTRA_MANAGER!r}; it may ignore it")]
+        for issue in issues:
             self.add(issue.severity, self.inner(target_loc, e.target, issue.column), issue.code,
-                     issue.message, issue.hint)
+                     issue.message, issue.hint or _PATH_HINTS.get(issue.code))
         is_user_name = section == "users" and scim_paths.canonical(e.target) == "userName"
         okta = self.m.idp == "okta"
+        if not okta and not any(i.severity is ERROR for i in scim_paths.check_path(e.target, RESOURCE[section])):
+            spelled = scim_paths.canonical(e.target, RESOURCE[section])
+            if spelled.lower() != e.target.lower():
+                # Entra's schema keys attributes by name (case aside): apply would define a second attribute and
+                # drop the template's mapping to the one Astro reads.
+                self.add(ERROR, target_loc, "entra-target-spelling",
+                         f"Entra names a target attribute by its text: {e.target!r} is another attribute than "
+                         f"Entra's {spelled}", f"write {spelled}")
+        if okta and section == "users" and not is_user_name and not any(
+                i.severity is ERROR for i in scim_paths.check_path(e.target, "User")):
+            self.okta_app_attribute(e, target_loc)
         if e.from_sign_on:
             if not okta:
                 self.add(ERROR, self.r.entry_loc(e, "from_sign_on"), "from-sign-on-okta-only",
@@ -181,11 +214,51 @@ class _Checker:
             else:
                 self.entra_source(section, e)
 
+    def okta_app_attribute(self, e: AttributeMapping, loc: Location) -> None:
+        """Okta maps a profile expression onto an app user attribute, and plan knows those of Okta's SCIM app
+        template only (connector.mapping.idp_attributes): any other target would pass here and then be refused by
+        plan and apply."""
+        if idp_attributes.okta_app_user_attribute(e.target) is not None:
+            return
+        why = idp_attributes.OKTA_SENDS_ITSELF.get(scim_paths.canonical(e.target).lower())
+        # Compared without the enterprise URN: its 60 shared characters make every extension path look alike.
+        short = {p.removeprefix(idp_attributes.ENTERPRISE + ":"): p
+                 for p in idp_attributes.SCIM_TO_OKTA_APPUSER if p != "userName"}
+        near = closest(e.target.removeprefix(idp_attributes.ENTERPRISE + ":"), list(short), 0.8)
+        guess = short[near] if near else None
+        self.add(ERROR, loc, "okta-no-app-attribute",
+                 f"Okta has no app user attribute for {e.target}" + (f": {why}" if why else ""),
+                 "remove this mapping" if why else f"did you mean {guess}?" if guess else
+                 "map an attribute of Okta's SCIM app, e.g. name.givenName, name.familyName, "
+                 'emails[type eq "work"].value, displayName, profileUrl')
+
+    def okta_group(self, e: AttributeMapping, loc: Location) -> None:
+        """Okta has no group profile mappings: Group Push sends the group's name and members as they are, and the
+        Okta provider never reads the groups section. Anything else there would validate and then be ignored."""
+        assert e.source is not None
+        target = scim_paths.canonical(e.target, "Group")
+        want = OKTA_GROUP_SOURCES.get(target)
+        if want is None and any(i.severity is ERROR for i in scim_paths.check_path(e.target, "Group")):
+            return  # the path itself is reported
+        if want is not None and "".join(e.source.split()) == want:
+            if e.apply_on is ApplyOn.CREATE_ONLY:
+                self.add(ERROR, self.r.entry_loc(e, "apply_on"), "okta-group-mapping",
+                         "apply_on: create_only has no effect on an Okta group: Group Push sends the name and "
+                         "members on every push", "remove apply_on from Okta group mappings")
+            return
+        if any(p.root != "group" for p in okta_expr.attributes(okta_expr.parse(e.source))):
+            return  # reported as wrong-object
+        self.add(ERROR, loc, "okta-group-mapping",
+                 "Okta Group Push sends the group's name as displayName and its members, nothing else: this "
+                 "mapping would not be applied", f"write source: {want}" if want else "remove this mapping")
+
     def expression_error(self, e: AttributeMapping, exc: ExpressionError) -> None:
         assert e.source is not None
         loc = self.inner(self.r.entry_loc(e, "source"), e.source, exc.column)
         self.add(ERROR, loc, _expression_code(exc.message),
-                 f"invalid {self.idp_label} expression for {e.target}: {exc.message}", exc.hint)
+                 f"invalid {self.idp_label} expression for {e.target}: {exc.message}", exc.hint or (
+                     'Okta expressions: user.attribute, "text", String.fn(...), +, a ? b : c, a ?: b'
+                     if self.m.idp == "okta" else 'Entra expressions: [attribute], "text", Function(argument, ...)'))
 
     def okta_source(self, section: str, e: AttributeMapping) -> None:
         assert e.source is not None
@@ -195,6 +268,8 @@ class _Checker:
             self.expression_error(e, exc)
             return
         loc = self.r.entry_loc(e, "source")
+        if section == "groups":
+            self.okta_group(e, loc)
         for p in okta_expr.attributes(expr):
             at = self.inner(loc, e.source, p.column)
             kind = "users" if p.root == "user" else "groups" if p.root == "group" else None
@@ -204,6 +279,12 @@ class _Checker:
             elif section == "groups" and p.root in ("user", "appuser"):
                 self.add(ERROR, at, "wrong-object", f"{p.root}.{p.name}: group mappings read group.* attributes",
                          "e.g. group.name")
+            elif p.root not in okta_expr.ROOTS:
+                # Okta reads it as another app's user profile (zendesk.firstName); a stray word parses the same.
+                self.add(WARNING, at, "okta-other-app-object",
+                         f"{p.root}.{p.name} reads the app user of an app named '{p.root}'",
+                         f"fine if {p.root} is an app's instance name in your Okta org; the Okta user's own is "
+                         f"user.{p.name}")
             elif kind and not idp_attributes.is_standard("okta", kind, p.name):
                 guess = idp_attributes.suggest("okta", kind, p.name)
                 self.add(WARNING, at, "unknown-source-attribute",

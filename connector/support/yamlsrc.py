@@ -3,6 +3,7 @@ errors can point at `file:line:col`. Duplicate keys are reported instead of sile
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,27 +67,82 @@ class _Budget:
                 hint="YAML aliases (*name) multiply what they point at; write the values out instead",
             )
         if depth > MAX_DEPTH:
-            raise ConfigError(f"the document nests deeper than {MAX_DEPTH} levels", location=_mark(self.file, node))
+            raise ConfigError(f"the document nests deeper than {MAX_DEPTH} levels", location=_mark(self.file, node),
+                              hint="an alias inside what its anchor names (&x [*x]) repeats forever; else flatten "
+                                   "the nesting")
 
 
-def _construct(doc: Document, node: yaml.Node, path: PathKey, loader: Any, budget: _Budget) -> Any:
+class _AliasMarking(yaml.SafeLoader):
+    """The pure-Python loader, for documents with aliases: each use of an alias is a copy of the node it names,
+    marked where the alias is written, so that a finding inside a repeated entry points at the repeat (the C
+    loader hands out the anchored node itself, with the anchor's place)."""
+
+    alias_uses: set[int]  # id() of the copies (the tree holds them, so the ids stay theirs)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if not self.check_event(yaml.AliasEvent):
+            return super().compose_node(parent, index)
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        named = super().compose_node(parent, index)
+        if named is None:
+            return None
+        use = copy.copy(named)
+        use.start_mark = event.start_mark
+        if not hasattr(self, "alias_uses"):
+            self.alias_uses = set()
+        self.alias_uses.add(id(use))
+        return use
+
+
+def _construct(doc: Document, node: yaml.Node, path: PathKey, loader: Any, budget: _Budget,
+               at: Location | None = None) -> Any:
+    """Python data for `node`, recording each path's place; `at` is the alias use every place under it is."""
     budget.spend(node, len(path))
-    doc.locations[path] = _mark(doc.file, node)
+    if at is None and id(node) in getattr(loader, "alias_uses", ()):
+        at = _mark(doc.file, node)
+    doc.locations[path] = at or _mark(doc.file, node)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
+        # Merge keys first (`<<: *defaults`, YAML 1.1 as PyYAML reads it): the mapping's own keys then override
+        # them, and a key both merged and written is no duplicate.
         for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                _merge(doc, value_node, path, loader, budget, out, at)
+        own: set[Any] = set()
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                continue
             key = loader.construct_object(key_node, deep=True)
             if isinstance(key, list | dict):
                 raise ConfigError("a mapping key must be a plain value", location=_mark(doc.file, key_node))
             child = (*path, key if isinstance(key, str | int) else str(key))
-            if key in out:
+            if key in own:
                 doc.duplicates.append((child, _mark(doc.file, key_node)))
-            doc.key_locations[child] = _mark(doc.file, key_node)
-            out[key] = _construct(doc, value_node, child, loader, budget)
+            own.add(key)
+            doc.key_locations[child] = at or _mark(doc.file, key_node)
+            out[key] = _construct(doc, value_node, child, loader, budget, at)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(doc, item, (*path, i), loader, budget) for i, item in enumerate(node.value)]
+        return [_construct(doc, item, (*path, i), loader, budget, at) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
+
+
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _merge(doc: Document, node: yaml.Node, path: PathKey, loader: Any, budget: _Budget, out: dict[Any, Any],
+           at: Location | None) -> None:
+    """`<<: *a` or `<<: [*a, *b]`: the keys of the mapping(s), the first one named winning."""
+    sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    for src in reversed(sources):  # later ones first, so that the first named overwrites them
+        if not isinstance(src, yaml.MappingNode):
+            raise ConfigError("'<<' merges a mapping (or a list of mappings) into this one",
+                              location=_mark(doc.file, src), hint="write '<<: *name' with an anchor on a mapping")
+        where = doc.locations.get(path)
+        merged = _construct(doc, src, path, loader, budget, at)
+        if where is not None:
+            doc.locations[path] = where
+        out.update(merged)
 
 
 def _yaml_error(file: str, exc: yaml.YAMLError, text: str) -> ConfigError:
@@ -96,6 +152,13 @@ def _yaml_error(file: str, exc: yaml.YAMLError, text: str) -> ConfigError:
     lines = text.splitlines()
     if mark is not None and mark.line < len(lines) and "\t" in lines[mark.line]:
         hint = "YAML does not allow tabs for indentation; use spaces"
+    elif "could not determine a constructor for the tag" in str(problem):
+        hint = "remove the !tag: these files hold plain YAML values (quote a value that starts with !)"
+    elif "found another document" in str(problem):
+        hint = "one mapping per file: remove the '---' and what follows, or move it to a file of its own"
+    elif "mapping values are not allowed" in str(problem):
+        # An unquoted value holding ': ', as Okta's elvis (a ?: b) and ternary (c ? a : b) do.
+        hint = "quote a value that contains ': ', e.g. source: 'user.nickName ?: user.firstName'"
     loc = Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file)
     # Say where an unfinished construct began (an unclosed quote or bracket is reported at the end of the file).
     context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
@@ -112,7 +175,7 @@ def parse(text: str, file: str) -> Document:
     if len(text) > MAX_BYTES:
         raise ConfigError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MB", location=Location(file),
                           hint="a config or mapping file is a few kB; is this the right file?")
-    loader = _Loader(text)
+    loader = _AliasMarking(text) if "*" in text else _Loader(text)  # "*": an alias, perhaps
     try:
         node = loader.get_single_node()
         if node is None:

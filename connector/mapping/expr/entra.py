@@ -293,8 +293,12 @@ def _lex(text: str) -> list[_Tok]:
 # ---------------------------------------------------------------------------------------------- parser
 
 
+_ESCAPE_HINT = 'Entra escapes a quote inside a string with a backslash: "say \\"hi\\"", not ""'
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
+        self.text = text
         self.toks = _lex(text)
         self.pos = 0
         self.depth = 0
@@ -306,6 +310,13 @@ class _Parser:
         tok = self.toks[self.pos]
         self.pos += 1
         return tok
+
+    def doubled_quote(self, tok: _Tok) -> bool:
+        """Is `tok` a string straight after another ("a""b"): a quote doubled as Okta and VB escape it?"""
+        i = next((k for k, t in enumerate(self.toks) if t is tok), -1)
+        if i < 1 or tok.kind != "string" or self.toks[i - 1].kind != "string":
+            return False
+        return tok.column >= 2 and self.text[tok.column - 2] == '"'  # the previous string's closing quote
 
     def top(self) -> Expr:
         if self.peek().kind == "end":
@@ -321,6 +332,7 @@ class _Parser:
             raise ExpressionError("unbalanced ')': no matching '('", tok.column)
         if tok.kind != "end":
             raise ExpressionError(f"unexpected {_describe(tok)} after the end of the expression", tok.column,
+                                  _ESCAPE_HINT if self.doubled_quote(tok) else
                                   "combine values with a function such as Join or Append")
         return expr
 
@@ -395,7 +407,8 @@ class _Parser:
                     break
                 if tok.kind == "end":
                     raise ExpressionError(f"unclosed '(' of {name}: missing ')'", open_tok.column)
-                raise ExpressionError(f"expected ',' or ')' in {name}(...), found {_describe(tok)}", tok.column)
+                raise ExpressionError(f"expected ',' or ')' in {name}(...), found {_describe(tok)}", tok.column,
+                                      _ESCAPE_HINT if self.doubled_quote(tok) else None)
         self.depth -= 1
         fn = Function(name, args, name_tok.column)
         _check_call(fn, spec)

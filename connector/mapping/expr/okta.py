@@ -857,6 +857,27 @@ def _eval(expr: Expr, env: _Env) -> Any:
     return fn([_eval(a, env) for a in expr.args], env, expr.column)
 
 
+# Functions whose value comes from what an Okta user's and app user's profiles do not hold: the user's groups,
+# linked, directory and Workday users, the internal id, the clock. Evaluated without it, they give a guess (no
+# group, null, now), not what Okta computed.
+_BEYOND_PROFILES = frozenset({
+    "isMemberOfGroupName", "isMemberOfGroup", "isMemberOfAnyGroup", "isMemberOfGroupNameStartsWith",
+    "isMemberOfGroupNameContains", "isMemberOfGroupNameRegex", "hasDirectoryUser", "hasWorkdayUser",
+    "findDirectoryUser", "findWorkdayUser", "getManagerUser", "getManagerAppUser", "getAssistantUser",
+    "getAssistantAppUser", "user.getLinkedObject", "user.getInternalProperty", "Time.now",
+})
+
+
+def profiles_suffice(expr: Expr) -> bool:
+    """Does `evaluate(expr, user_profile, app_user_profile)` give what Okta computes? Not when the expression
+    reads another object (group, app, org, another app's user) or calls a function of _BEYOND_PROFILES or one
+    without an offline evaluation: the drift audit leaves such a target uncompared rather than judge it from a
+    guess."""
+    if any(p.root not in ("user", "appuser") for p in attributes(expr)):
+        return False
+    return not any(c.qualified in _BEYOND_PROFILES or c.qualified not in _EVAL for c in calls(expr))
+
+
 def evaluate(
     expr: Expr,
     user: dict[str, Any],

@@ -54,13 +54,21 @@ class CompiledMapping:
             return None
 
 
+# Functions Entra draws anew at each evaluation: what the audit computes is not what Entra sent.
+_DRAWN = frozenset({"Guid", "Now", "RandomString"})
+
+
 def compile_mappings(items: list[AttributeMapping]) -> list[CompiledMapping]:
     out = []
     for m in items:
         try:
-            out.append(CompiledMapping(m.target, entra_expr.parse(m.source or "")))
+            expr = entra_expr.parse(m.source or "")
         except entra_expr.ExpressionError:
             continue  # `validate` reports it; the view just has no expectation for this attribute
+        if any(fn.name in _DRAWN for fn in entra_expr.calls(expr)):
+            log.info("azure: %s is not compared: its expression draws a new value at each evaluation", m.target)
+            continue
+        out.append(CompiledMapping(m.target, expr))
     return out
 
 

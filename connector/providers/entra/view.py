@@ -25,8 +25,17 @@ class EntraView(EntraApp):
         return [m.target for m in self.mapping.users]
 
     def _compiled(self) -> tuple[list[str], list[Any], list[Any]]:
+        from connector.mapping.model import ApplyOn
+
         mapping = self.mapping
-        return user_select(mapping), compile_mappings(mapping.users), compile_mappings(mapping.groups)
+        # A create_only (ObjectAddOnly) attribute keeps the value Entra sent at creation: the directory's value
+        # today is no measure of it, so it is not compared (userName and a group's displayName still name the
+        # object: they are kept).
+        def compared(items: list[Any], key: str) -> list[Any]:
+            return compile_mappings([m for m in items if m.apply_on is ApplyOn.CREATE_AND_UPDATE
+                                     or m.target.lower() == key.lower()])
+
+        return user_select(mapping), compared(mapping.users, "userName"), compared(mapping.groups, "displayName")
 
     async def _read_view(self, progress: Count | None = None) -> IdpView:
         # The mapping's expressions are parsed in a worker thread while the first requests travel (the parser's

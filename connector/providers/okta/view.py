@@ -51,10 +51,14 @@ class OktaView(OktaOrg):
 
     def _parsed_mappings(self) -> list[tuple[str, Any]]:
         from connector.mapping.expr import okta as okta_expr
+        from connector.mapping.model import ApplyOn
 
         mapping = self.mapping_file()
+        # A create_only (DONT_PUSH) attribute keeps the value Okta sent at creation: Okta's value today is no
+        # measure of it, so it is not compared.
         return [(m.target, okta_expr.parse(m.source))
-                for m in mapping.users if not m.from_sign_on and m.source is not None]
+                for m in mapping.users if not m.from_sign_on and m.source is not None
+                and m.apply_on is ApplyOn.CREATE_AND_UPDATE]
 
     async def _read_view(self, c: OktaClient, progress: Count | None = None) -> IdpView:
         # The mapping's parser (lark, its grammar) loads in a worker thread while the first requests travel: on
@@ -114,8 +118,10 @@ class OktaView(OktaOrg):
         for target, expr in parsed:
             if isinstance(expr, okta_expr.Path) and expr.root in ("user", "appuser"):
                 out.append((target, 1 if expr.root == "user" else 2, expr.name))
-            else:
+            elif okta_expr.profiles_suffice(expr):
                 out.append((target, 0, expr))
+            else:  # e.g. isMemberOfGroupName(...): evaluated without the user's groups it is a guess, not a verdict
+                log.info("okta: %s is not compared: its expression reads more than the user's profiles", target)
         return out
 
     @staticmethod
