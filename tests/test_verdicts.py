@@ -441,6 +441,9 @@ def test_okta_test_connection_does_not_call_the_direction_ok_while_provisioning_
     assert rc == doc["exit_code"] == 0
     rc, out = run(capsys, "test-connection", "-c", str(config))
     assert "ok   Okta -> Astro" not in out and "info Okta -> Astro" in out and "not verified" in out, out
+    shown = out.splitlines()
+    at = next(i for i, line in enumerate(shown) if "info Okta -> Astro" in line)
+    assert "hint:" in shown[at + 1] and "astro-scim apply --idp okta" in out, out  # its fix, shown with it
     rc, out = run(capsys, "status", "-c", str(config))
     assert rc == 1, out  # status, the health verdict, fails it
     by_apply(sb, config, capsys)

@@ -23,7 +23,7 @@ def show_checks(title: str, checks: list[Check]) -> bool:
     for c in checks:
         style = {True: "green", False: "red", None: "cyan"}[c.ok]
         output.say(f"  {MARK[c.ok]} {c.name}" + (f": {c.detail}" if c.detail else ""), style=style)
-        if c.hint and c.ok is False:
+        if c.hint and c.ok is not True:  # a failure's fix, or what an information line ("not verified") needs
             output.say(f"       hint: {c.hint}", style="dim")
     return all(c.ok is not False for c in checks)
 
