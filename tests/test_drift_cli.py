@@ -475,6 +475,31 @@ def test_two_idps_into_one_astro_org_never_take_the_others_accounts_for_orphans(
     assert len(sandbox.astro.users(org)) == people and all(u["active"] for u in sandbox.astro.users(org))
 
 
+def test_two_idps_into_one_astro_org_are_each_read_once_per_drift(
+        sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each IdP's audit needs the other's users (whose accounts are not its orphans): with both audited in one run,
+    the view read for the first one's own audit (Okta's) serves the second's, instead of a second whole read.
+    Entra, audited second, is still read twice: as Okta's sibling, then for its own audit."""
+    config = _one_org_for_both(sandbox, tmp_path)
+    assert sandbox.okta is not None
+    app = str(sandbox.okta.app_by_label("Astro")["id"])
+    sandbox.logs["okta"].clear()
+    sandbox.logs["graph"].clear()
+    rc, found = drift(config, capsys)
+    assert (rc, found) == (0, []), found
+
+    def view_reads() -> int:  # Okta's view: the app users with their users embedded (the setup audit reads others)
+        return sum(1 for e in sandbox.logs["okta"].entries
+                   if e.path == f"/api/v1/apps/{app}/users" and "expand=user" in e.query)
+
+    assert view_reads() == 1
+    members = [e for e in sandbox.logs["graph"].entries if e.method == "GET" and e.path.endswith("/members")]
+    assert members and len(members) == 2 * len({e.path for e in members}), members
+    sandbox.logs["okta"].clear()
+    rc, found = drift(config, capsys, "--idp", "azure")
+    assert (rc, found) == (0, []) and view_reads() == 1  # Entra alone: Okta read as its sibling, as before
+
+
 def test_an_account_the_idp_knows_but_never_provisioned_stays_an_orphan(
         sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # An Astro account made by hand for a name Okta knows (an admin's own, an invite): not Okta's deprovision, so
