@@ -193,6 +193,27 @@ def test_each_resource_kind_is_detected_repaired_and_then_clean(
     assert sandbox.graph.secrets(sp["id"])["SecretToken"] == sandbox.astro_orgs["azure"].token
 
 
+def test_scope_sync_all_is_planned_found_by_drift_and_set_back(sandbox: Sandbox, azure_config: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """The portal's Scope "Sync all users and groups" (secret SyncAll=true) sends every user of the tenant to Astro,
+    not the assigned groups: plan shows it, drift reports it, apply sets it back (plan and drift were silent)."""
+    configured(sandbox, azure_config)
+    assert sandbox.graph is not None
+    sp = sp_of(sandbox)
+    sandbox.graph.set_secrets(sp["id"], {"SyncAll": "True"})
+    capsys.readouterr()
+    assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 1
+    out = capsys.readouterr().out
+    assert "azure.secrets SyncAll: Scope 'Sync all users and groups'" in out
+    assert sandbox.astro_orgs["azure"].token not in out
+    assert cli("drift", "--idp", "azure", config=azure_config) == 1
+    assert "provisioning scope is 'Sync all users and groups'" in capsys.readouterr().out
+    applied(azure_config)
+    assert sandbox.graph.secrets(sp["id"])["SyncAll"] == "false"
+    assert sandbox.graph.secrets(sp["id"])["SecretToken"] == sandbox.astro_orgs["azure"].token
+    assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0
+
+
 def test_apply_pause_leaves_the_job_paused(sandbox: Sandbox, azure_config: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     applied(azure_config)

@@ -169,6 +169,13 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
             return SetupGap("group_not_provisioned", change.key, "in azure.assign_groups but not assigned to the "
                             "app: Entra provisions none of its members",
                             rerun(f"assigns it; by hand: {where} > Users and groups > Add user/group"))
+        if change.resource == "azure.secrets" and change.data.get("op") == "scope":
+            # Not the connection: what Entra sends (every user and group of the tenant, not the assigned groups).
+            return SetupGap("mapping_not_applied", label, "Entra's provisioning scope is 'Sync all users and "
+                            "groups': every user and group of the tenant is provisioned to Astro, not only the "
+                            "assigned groups",
+                            rerun(f"sets it back; by hand: {where} > Provisioning > Settings > Scope: Sync only "
+                                  "assigned users and groups"))
         if change.resource == "azure.secrets":
             return SetupGap("connection_broken", label, f"Entra's credentials for Astro are wrong: {change.detail}",
                             rerun(f"saves the Tenant URL {self.astro.scim_url} and astro.token; by hand: {where} > "
@@ -231,6 +238,21 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         return [*checks, *super().status(), *in_astro_checks(self, self.astro)]
 
     def _secrets_change(self, state: AzureState) -> Change | None:
+        change = self._credentials_change(state)
+        if not sync_all(state.saved):
+            return change
+        # The portal's Scope "Sync all users and groups": Entra sends every user and group of the tenant to Astro,
+        # not the assigned groups. Saving the secrets (which apply does with SyncAll=false) narrows it back.
+        scope = "Scope 'Sync all users and groups' (every user and group of the tenant goes to Astro) -> 'Sync " \
+                "only assigned users and groups'"
+        if change is not None:
+            change.detail += f"; {scope}"
+            return change
+        return Change(Action.UPDATE, "azure.secrets", "SyncAll", before=state.saved.get("SyncAll"), after="false",
+                      detail=f"{scope}; Entra saves its secrets all at once, so the Tenant URL and astro.token are "
+                             "saved with it", data={"op": "scope"})
+
+    def _credentials_change(self, state: AzureState) -> Change | None:
         url, saved = self.astro.scim_url, state.saved
         if not saved or not saved.get("BaseAddress"):
             return Change(Action.CREATE, "azure.secrets", "BaseAddress, SecretToken", after=url,
@@ -400,6 +422,11 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         if not ctx.validated:
             await self._validate(sp, job)  # never start a job into quarantine
         await self.tenant.start(str(sp["id"]), str(job["id"]))
+
+
+def sync_all(saved: dict[str, str]) -> bool:
+    """The saved scope is "Sync all users and groups" (SyncAll true; absent is Entra's default, assigned only)."""
+    return saved.get("SyncAll", "").strip().lower() == "true"
 
 
 _SECRET_KEYS = frozenset({
