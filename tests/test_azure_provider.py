@@ -214,6 +214,31 @@ def test_scope_sync_all_is_planned_found_by_drift_and_set_back(sandbox: Sandbox,
     assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0
 
 
+def test_a_removed_active_mapping_is_planned_back_and_restored(sandbox: Sandbox, azure_config: Path) -> None:
+    """The admin deleted the `active` mapping in the portal (Entra's deprovisioning): plan and apply put it back."""
+    configured(sandbox, azure_config)
+    assert sandbox.graph is not None
+    sp = sp_of(sandbox)
+    schema = sandbox.graph.schema(sp["id"])
+    for rule in schema["synchronizationRules"]:
+        for om in rule["objectMappings"]:
+            om["attributeMappings"] = [a for a in om["attributeMappings"] if a["targetAttributeName"] != "active"]
+    job_id = sandbox.graph.jobs(sp["id"])[0]["id"]
+    with graph_http(sandbox) as h:
+        h.put(f"/servicePrincipals/{sp['id']}/synchronization/jobs/{job_id}/schema", json=schema).raise_for_status()
+    p = AzureProvider(load_config(azure_config))
+    try:
+        plan = p.plan()
+        assert [(c.resource, c.key) for c in plan.changes] == [("azure.schema", "User active")]
+        assert p.apply(plan) == 1
+        assert not p.plan()
+    finally:
+        p.close()
+    users = next(om for rule in sandbox.graph.schema(sp["id"])["synchronizationRules"]
+                 for om in rule["objectMappings"] if om["sourceObjectName"] == "User")
+    assert "active" in {a["targetAttributeName"] for a in users["attributeMappings"]}
+
+
 def test_apply_pause_leaves_the_job_paused(sandbox: Sandbox, azure_config: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     applied(azure_config)
