@@ -674,3 +674,25 @@ def test_secrets_saved_whose_answer_is_lost_are_read_back_not_reported_unsaved(
     saved = sandbox.graph.state.sp_sync(sp_of(sandbox)["id"]).secrets  # type: ignore[union-attr]
     assert saved.get("BaseAddress") == sandbox.astro_orgs["azure"].scim_url
     assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0  # second plan empty
+
+
+@pytest.mark.parametrize("pause", [False, True], ids=["start", "pause"])
+def test_a_lost_start_or_pause_answer_is_read_back_not_resent_or_reported_failed(
+        sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str], pause: bool) -> None:
+    """Entra starts (or pauses) the job, then the connection drops before its answer, on every try: apply reads
+    the job back, finds it in the wanted state and reports the change done (it resent start six times, against
+    Graph's advice, then said 'stopped after 7 of 8 change(s)', exit 3, with the job running)."""
+    from connector.sandbox.faults import FaultRule
+
+    action = "pause" if pause else "start"
+    if pause:
+        configured(sandbox, azure_config)
+    rule = sandbox.fail("graph", FaultRule("POST", rf"/jobs/[^/]+/{action}$", status=0, after=True, times=None))
+    capsys.readouterr()
+    assert cli("apply", "--idp", "azure", "--yes", *(["--pause"] if pause else []), config=azure_config) == 0, \
+        capsys.readouterr()
+    assert rule.hits == 1
+    assert sandbox.graph is not None
+    [job] = sandbox.graph.jobs(sp_of(sandbox)["id"])
+    assert job["schedule"]["state"] == ("Paused" if pause else "Active")
+    assert cli("plan", "--idp", "azure", "--exit-code", *(["--pause"] if pause else []), config=azure_config) == 0
