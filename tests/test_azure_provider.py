@@ -248,6 +248,10 @@ def test_apply_pause_leaves_the_job_paused(sandbox: Sandbox, azure_config: Path,
     applied(azure_config, "--pause")
     assert sandbox.graph is not None
     assert sandbox.graph.jobs(sp_of(sandbox)["id"])[0]["schedule"]["state"] == "Paused"
+    # No provisioning to check while paused: the text says so, as the JSON's verification does ("not_verified").
+    out = capsys.readouterr().out
+    assert "azure: not verified: the job is left paused (--pause)" in out
+    assert "applied 1 change(s) (not verified)" in out
 
 
 def _flatten(node: Any, path: str = "") -> dict[str, Any]:
