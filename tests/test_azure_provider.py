@@ -77,6 +77,9 @@ def test_plan_on_fresh_tenant_lists_every_change_and_writes_nothing(sandbox: San
     assert resources(plan) == ["azure.app", "azure.assignment", "azure.assignment", "azure.assignment",
                                "azure.job", "azure.secrets", "azure.schema", "azure.job_state"]
     assert [c.key for c in plan.changes if c.resource == "azure.assignment"] == [ASSIGNED_TEAM, *teams]
+    # apply also removes the template's mappings the file does not name: the plan says so before showing the diff
+    [schema] = [c for c in plan.changes if c.resource == "azure.schema"]
+    assert "remove the template's mappings it does not name" in schema.detail
     assert sandbox.logs["graph"].writes() == []
     assert sandbox.logs["astro"].writes() == []
     assert sandbox.graph is not None and sandbox.graph.service_principals() == []

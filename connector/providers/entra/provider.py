@@ -280,7 +280,8 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         n = len(mapping.users) + len(mapping.groups)
         if state.schema is None:
             return [Change(Action.UPDATE, "azure.schema", "attribute mappings",
-                           detail=f"apply the {n} attribute mappings of {Path(mapping.file).name} "
+                           detail=f"apply the {n} attribute mappings of {Path(mapping.file).name} and remove "
+                                  "the template's mappings it does not name, except active and a Group's members "
                                   "(the diff is shown once the job exists)")]
         _merged, diffs = azure_schema.merge(state.schema, mapping)
         return [
