@@ -703,3 +703,28 @@ def test_a_lost_start_or_pause_answer_is_read_back_not_resent_or_reported_failed
     [job] = sandbox.graph.jobs(sp_of(sandbox)["id"])
     assert job["schedule"]["state"] == ("Paused" if pause else "Active")
     assert cli("plan", "--idp", "azure", "--exit-code", *(["--pause"] if pause else []), config=azure_config) == 0
+
+
+def test_a_job_quarantined_for_too_many_deletes_is_a_manual_step_not_started(
+        sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Entra's accidental-deletions prevention quarantined the job (reason TooManyDeletes): apply --yes used to
+    start it, which clears the quarantine and lets the held-back deletions through unreviewed. It is a manual step
+    now (exit 1, nothing started) until someone decides; then the plan is empty again."""
+    configured(sandbox, azure_config)
+    assert sandbox.graph is not None
+    sp = sp_of(sandbox)
+    sandbox.graph.quarantine(sp["id"], reason="TooManyDeletes", message="Too many deletes.")
+    capsys.readouterr()
+    sandbox.logs["graph"].clear()
+    assert cli("apply", "--idp", "azure", "--yes", config=azure_config) == 1
+    out = capsys.readouterr()
+    assert "! azure.job_state" in out.out and "TooManyDeletes" in out.out and "ForceDeletes" in out.err + out.out
+    assert not [w for w in sandbox.logs["graph"].writes() if w.path.endswith(("/start", "/restart"))]
+    assert sandbox.graph.jobs(sp["id"])[0]["status"]["code"] == "Quarantine"
+    assert cli("status", "--idp", "azure", config=azure_config) == 1
+    assert "'astro-scim apply' restarts the job" not in capsys.readouterr().out
+    with graph_http(sandbox) as h:  # the admin allows the deletions
+        job_id = sandbox.graph.jobs(sp["id"])[0]["id"]
+        h.post(f"/servicePrincipals/{sp['id']}/synchronization/jobs/{job_id}/restart",
+               json={"criteria": {"resetScope": "ForceDeletes, QuarantineState"}}).raise_for_status()
+    assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0

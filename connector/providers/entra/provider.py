@@ -39,6 +39,8 @@ from connector.providers.entra.tenant import NON_GALLERY_TEMPLATE, Tenant, is_gu
 from connector.providers.entra.view import EntraView
 from connector.views import SetupGap
 
+# The quarantine reason of Entra's accidental-deletions prevention (synchronizationQuarantine.reason).
+TOO_MANY_DELETES = "TooManyDeletes"
 # preferredSingleSignOnMode values that are federated SSO Astro can use (the seed's first prerequisite).
 SSO_MODES = frozenset({"saml", "oidc"})
 
@@ -309,10 +311,38 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
                           detail=f"start provisioning ({state or 'unknown'} -> Active)", data={"op": "start"})
         if code.lower() == "quarantine":
             reason = str((status.get("quarantine") or {}).get("reason") or "")
+            if reason.lower() == TOO_MANY_DELETES.lower():
+                return self._deletions_held_back(str(job["id"]))
             return Change(Action.RUN, "azure.job_state", str(job["id"]), before="Quarantine", after="Active",
                           detail=f"start the job to leave quarantine ({reason or 'no reason given'})",
                           data={"op": "start"})
         return None
+
+    def _deletions_held_back(self, job_id: str) -> Change:
+        """Entra's accidental-deletions prevention stopped the job (quarantine reason TooManyDeletes): starting it
+        would clear the quarantine, and the deletions would go through unreviewed. A decision for a person, not
+        apply: a manual step (apply stops there, exit 1) until the quarantine is gone."""
+        where = f"Entra admin center > Enterprise applications > {self.app_label} > Provisioning"
+        steps = "\n".join([
+            f"1. {where} > Provisioning logs: filter on the Delete and Disable actions to see what Entra held back.",
+            "2. If the deletions are wanted: allow them (the provisioning page's Allow deletes; Graph: POST "
+            f".../synchronization/jobs/{job_id}/restart with resetScope ForceDeletes).",
+            "3. If not: fix the assignments or the scope that removed those users, then Restart provisioning.",
+            "4. Re-run 'astro-scim apply --idp azure'.",
+        ])
+        return Change(Action.MANUAL, "azure.job_state", job_id, before="Quarantine",
+                      detail="Entra held back more deletions than its accidental-deletion threshold allows "
+                             "(quarantine TooManyDeletes): review them; apply does not start the job over them",
+                      data={"op": "review_deletes", "steps": steps})
+
+    async def _recheck_manual(self, t: Tenant, ctx: _Applying, change: Change) -> None:
+        if change.data.get("op") == "review_deletes":
+            job = await self.tenant.find_job(str((await self._sp(ctx))["id"]))
+            status = (job or {}).get("status") or {}
+            reason = str((status.get("quarantine") or {}).get("reason") or "")
+            if str(status.get("code") or "").lower() != "quarantine" or reason.lower() != TOO_MANY_DELETES.lower():
+                return  # someone reviewed the deletions since the plan was made
+        await super()._recheck_manual(t, ctx, change)
 
     # --- apply -------------------------------------------------------------------------------------------
 
