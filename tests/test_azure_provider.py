@@ -728,3 +728,21 @@ def test_a_job_quarantined_for_too_many_deletes_is_a_manual_step_not_started(
         h.post(f"/servicePrincipals/{sp['id']}/synchronization/jobs/{job_id}/restart",
                json={"criteria": {"resetScope": "ForceDeletes, QuarantineState"}}).raise_for_status()
     assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0
+
+
+def test_a_group_assigned_in_the_portal_but_not_configured_is_noted_by_plan(
+        sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A group someone assigned to the app in the portal, not in azure.assign_groups: Entra provisions its members
+    to Astro, apply never removes it, and plan said nothing. It says so now (a note: no change, exit 0)."""
+    configured(sandbox, azure_config)
+    assert sandbox.graph is not None
+    sp = sp_of(sandbox)
+    assigned = {a["principalDisplayName"] for a in sandbox.graph.assignments(sp["id"])}
+    extra = next(g for g in sandbox.graph.groups() if g["displayName"] not in assigned)
+    capsys.readouterr()
+    assert cli("plan", "--idp", "azure", config=azure_config) == 0
+    assert "not in azure.assign_groups" not in capsys.readouterr().err
+    sandbox.graph.assign(sp["id"], extra["id"])
+    assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0
+    err = capsys.readouterr().err
+    assert f"also assigned to the app, not in azure.assign_groups: {extra['displayName']} (group)" in err

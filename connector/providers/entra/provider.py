@@ -59,6 +59,8 @@ class AzureState:
     saved: dict[str, str]  # the job's saved secrets (SecretToken masked)
     token_refusal: str | None  # why Astro refuses the saved Secret Token, when Entra was asked
     schema: dict[str, Any] | None
+    # Assigned principals azure.assign_groups does not name ("display name (type)"): Entra provisions them too.
+    unconfigured: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -86,13 +88,18 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         if sp is None and self.az.app_id and not self.az.app_display_name:
             raise NotFound(f"no enterprise app with appId {self.az.app_id}",
                            hint="set azure.app.display_name instead to have it created")
-        assigned = {str(a.get("principalId")) for a in await t.assignments(sp_id)} if sp_id else set()
+        assignments = await t.assignments(sp_id) if sp_id else []
+        assigned = {str(a.get("principalId")) for a in assignments}
         groups = [await t.find_group(name) for name in self.az.assign_groups]
+        wanted = {str(g["id"]) for g in groups}
+        unconfigured = sorted({f"{a.get('principalDisplayName') or a.get('principalId')} "
+                               f"({str(a.get('principalType') or 'principal').lower()})"
+                               for a in assignments if str(a.get("principalId")) not in wanted})
         job = await t.find_job(sp_id) if sp_id else None
         saved = await t.read_secrets(sp_id) if sp_id else {}
         refusal = await self._token_refusal(t, sp_id, job, saved or {})
         schema = await self._current_schema(t, sp_id, job) if sp_id else None
-        return AzureState(mapping, sp, groups, assigned, job, saved or {}, refusal, schema)
+        return AzureState(mapping, sp, groups, assigned, job, saved or {}, refusal, schema, unconfigured)
 
     async def _token_refusal(self, t: Tenant, sp_id: str | None, job: Any, saved: dict[str, str]) -> str | None:
         """Ask Entra whether the SAVED token works, when nothing else decides (see the module docstring)."""
@@ -210,7 +217,14 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
 
     def _notes(self, state: AzureState) -> list[str]:
         gap = self._sso_gap(state.sp)
-        return [f"SSO: {gap.message}; {gap.remedy}"] if gap is not None else []
+        notes = [f"SSO: {gap.message}; {gap.remedy}"] if gap is not None else []
+        if state.unconfigured:
+            # apply never removes an assignment (someone made it in the portal): say what else Entra provisions.
+            notes.append(f"also assigned to the app, not in azure.assign_groups: {', '.join(state.unconfigured)}; "
+                         "Entra provisions them to Astro too, and apply leaves them: add them to "
+                         "azure.assign_groups, or remove them in Entra admin center > Enterprise applications > "
+                         f"{self.app_label} > Users and groups")
+        return notes
 
     async def _setup_gaps(self, t: Tenant) -> list[SetupGap]:
         gaps = await super()._setup_gaps(t)
