@@ -746,3 +746,29 @@ def test_a_group_assigned_in_the_portal_but_not_configured_is_noted_by_plan(
     assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0
     err = capsys.readouterr().err
     assert f"also assigned to the app, not in azure.assign_groups: {extra['displayName']} (group)" in err
+
+
+def test_group_provisioning_disabled_in_the_portal_is_planned_back_on(
+        sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Mappings > "Provision Microsoft Entra ID Groups" > Enabled: No makes Entra send no group to Astro: plan and
+    drift said nothing (only attribute mappings were compared). plan shows it, apply enables it, plan is empty."""
+    configured(sandbox, azure_config)
+    assert sandbox.graph is not None
+    sp = sp_of(sandbox)
+    schema = sandbox.graph.schema(sp["id"])
+    for rule in schema["synchronizationRules"]:
+        for om in rule["objectMappings"]:
+            if om["sourceObjectName"] == "Group":
+                om["enabled"] = False
+    job_id = sandbox.graph.jobs(sp["id"])[0]["id"]
+    with graph_http(sandbox) as h:
+        h.put(f"/servicePrincipals/{sp['id']}/synchronization/jobs/{job_id}/schema", json=schema).raise_for_status()
+    capsys.readouterr()
+    assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 1
+    assert "~ azure.schema Group provisioning: disabled -> enabled" in capsys.readouterr().out
+    assert cli("drift", "--idp", "azure", config=azure_config) == 1
+    applied(azure_config)
+    groups = next(om for rule in sandbox.graph.schema(sp["id"])["synchronizationRules"]
+                  for om in rule["objectMappings"] if om["sourceObjectName"] == "Group")
+    assert groups["enabled"] is True
+    assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0

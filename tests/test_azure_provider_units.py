@@ -210,6 +210,20 @@ def test_a_removed_active_mapping_is_put_back() -> None:
     assert azure_schema.merge(merged, seed_mapping())[1] == []  # idempotent
 
 
+def test_a_disabled_object_mapping_the_yaml_maps_is_enabled() -> None:
+    """The portal's "Provision Microsoft Entra ID Groups > Enabled: No": Entra sends no group to Astro whatever the
+    attribute mappings say; the merge saw only the attribute mappings and reported no change."""
+    schema = template_schema()
+    groups = azure_schema.object_mapping(azure_schema.find_rule(schema), "Group")
+    assert groups is not None
+    groups["enabled"] = False
+    merged, diffs = azure_schema.merge(schema, seed_mapping())
+    assert [(d.key, d.before, d.after) for d in diffs] == [("Group provisioning", "disabled", "enabled")]
+    assert merged == template_schema()
+    groups["enabled"] = False
+    assert azure_schema.merge(schema, seed_mapping(groups=[]))[1] == []  # not the file's: left alone
+
+
 def test_a_mapping_the_yaml_names_is_kept_and_an_object_without_yaml_mappings_is_left_alone() -> None:
     schema = _with_template_extras(template_schema())
     mapping = seed_mapping(groups=[])

@@ -1,6 +1,7 @@
 """Merge the YAML attribute mappings into an Entra synchronization schema (raw Graph JSON). Pure: no I/O.
 
-We own, per YAML target, an attributeMapping's `source`, `matchingPriority`, `flowType` and `defaultValue`, and
+We own that an object mapping the YAML gives mappings is enabled (the portal's Enabled: No sends none of its
+objects), and, per YAML target, an attributeMapping's `source`, `matchingPriority`, `flowType` and `defaultValue`, and
 which attributeMappings a User or Group object mapping has: the mapping file is the source of truth for what Entra
 sends. The non-gallery template maps ~20 user attributes (title, emails, addresses, phone numbers, the enterprise
 extension...) that Astro does not document; an Astro that keeps only what it documents refuses them (RFC 7644
@@ -147,6 +148,12 @@ def merge(schema: dict[str, Any], mapping: MappingFile) -> tuple[dict[str, Any],
         om = object_mapping(rule, obj_name)
         if om is None:
             raise _shape_error(f"the provisioning rule has no {obj_name} object mapping")
+        if om.get("enabled") is False:
+            # The portal's Mappings > "Provision Microsoft Entra ID Users/Groups" > Enabled: No. Entra then sends
+            # none of these objects to Astro, whatever their attribute mappings say: the mapping file has them.
+            om["enabled"] = True
+            diffs.append(MappingDiff(obj_name, "provisioning", "disabled", "enabled", (
+                f"the {obj_name} object mapping was disabled: Entra provisioned no {obj_name.lower()}s to Astro",)))
         attrs: list[dict[str, Any]] = om.setdefault("attributeMappings", [])
         index = {str(a.get("targetAttributeName", "")).lower(): a for a in attrs}
         for m in items:
