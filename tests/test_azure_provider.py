@@ -772,3 +772,29 @@ def test_group_provisioning_disabled_in_the_portal_is_planned_back_on(
                   for om in rule["objectMappings"] if om["sourceObjectName"] == "Group")
     assert groups["enabled"] is True
     assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0
+
+
+def test_a_long_replication_after_create_does_not_report_the_app_unmade_nor_fail_plan(
+        sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Entra replicates a new app for longer than apply's first wait: apply said 'stopped after 0 of 8' though it
+    had made the app, and every plan after it failed (exit 3, 404 on the app's synchronization jobs) until the
+    replication ended. Now the app counts as made, the job read waits for the replication like the creates do,
+    and a plan made while an app (made in the portal) still replicates works."""
+    assert sandbox.graph is not None
+    sandbox.graph.propagation_failures = 14  # more than wait_until_visible's 10 attempts
+    capsys.readouterr()
+    assert cli("apply", "--idp", "azure", "--yes", config=azure_config) == 0, capsys.readouterr()
+    assert "applied 8 change(s)" in capsys.readouterr().out
+    assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0
+    # an app someone just made in the portal, still replicating: plan reads it (and plans the rest)
+    sandbox.graph.propagation_failures = 5
+    with graph_http(sandbox) as h:
+        h.post("/applicationTemplates/8adf8e6e-67b2-4cf2-a259-e3dc5476c621/instantiate",
+               json={"displayName": "Astro Staging"}).raise_for_status()
+    staging = azure_config.with_name("staging.yaml")
+    staging.write_text(azure_config.read_text().replace("display_name: Astro", "display_name: Astro Staging"))
+    assert "display_name: Astro Staging" in staging.read_text()
+    capsys.readouterr()
+    assert cli("plan", "--idp", "azure", config=staging) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "+ azure.job scim" in out and "+ azure.app" not in out

@@ -391,7 +391,13 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         sp, created = await self.tenant.ensure_service_principal(self.app_label)
         ctx.sp, ctx.fresh_app = sp, created
         if created:
-            await self.tenant.wait_until_visible(str(sp["id"]))
+            try:
+                await self.tenant.wait_until_visible(str(sp["id"]))
+            except RemoteError as exc:
+                # The app exists: this change is done. The next ones retry Entra's propagation themselves (and
+                # stop, saying so, if it lasts), so a long replication does not report the app "not applied".
+                log.warning("azure: the new app %s is not visible to the synchronization service yet (%s); "
+                            "going on", sp["id"], exc.message)
 
     async def _apply_assignment(self, ctx: _Applying, change: Change) -> None:
         await self.tenant.assign(await self._sp(ctx), change.data["group_id"], fresh=ctx.fresh_app)

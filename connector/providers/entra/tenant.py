@@ -368,8 +368,16 @@ class Tenant:
         return _items(data, endpoint)
 
     async def jobs(self, sp_id: str) -> list[Json]:
-        return await self.reads.get_all(f"GET /servicePrincipals/{sp_id}/synchronization/jobs",
-                                        self.sync_path(sp_id, "/jobs"), permission="sync")
+        endpoint = f"GET /servicePrincipals/{sp_id}/synchronization/jobs"
+
+        async def read() -> list[Json]:
+            return await self.reads.get_all(endpoint, self.sync_path(sp_id, "/jobs"), permission="sync")
+
+        # The service principal was just read, so a 404 from its synchronization is Entra still replicating an
+        # app made moments ago (by an apply that stopped, or in the portal): wait for it as apply's creates do,
+        # instead of failing plan with "not found". 403 is not retried here: it is far more often a permission.
+        return await retry_async(read, what=endpoint, policy=PROPAGATION_POLICY,
+                                 retry_on=lambda e: isinstance(e, RemoteError) and e.status == 404)
 
     async def find_job(self, sp_id: str) -> Json | None:
         jobs = await self.jobs(sp_id)
