@@ -77,6 +77,9 @@ def test_plan_on_fresh_tenant_lists_every_change_and_writes_nothing(sandbox: San
     assert resources(plan) == ["azure.app", "azure.assignment", "azure.assignment", "azure.assignment",
                                "azure.job", "azure.secrets", "azure.schema", "azure.job_state"]
     assert [c.key for c in plan.changes if c.resource == "azure.assignment"] == [ASSIGNED_TEAM, *teams]
+    # apply also removes the template's mappings the file does not name: the plan says so before showing the diff
+    [schema] = [c for c in plan.changes if c.resource == "azure.schema"]
+    assert "remove the template's mappings it does not name" in schema.detail
     assert sandbox.logs["graph"].writes() == []
     assert sandbox.logs["astro"].writes() == []
     assert sandbox.graph is not None and sandbox.graph.service_principals() == []
@@ -193,6 +196,53 @@ def test_each_resource_kind_is_detected_repaired_and_then_clean(
     assert sandbox.graph.secrets(sp["id"])["SecretToken"] == sandbox.astro_orgs["azure"].token
 
 
+def test_scope_sync_all_is_planned_found_by_drift_and_set_back(sandbox: Sandbox, azure_config: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """The portal's Scope "Sync all users and groups" (secret SyncAll=true) sends every user of the tenant to Astro,
+    not the assigned groups: plan shows it, drift reports it, apply sets it back (plan and drift were silent)."""
+    configured(sandbox, azure_config)
+    assert sandbox.graph is not None
+    sp = sp_of(sandbox)
+    sandbox.graph.set_secrets(sp["id"], {"SyncAll": "True"})
+    capsys.readouterr()
+    assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 1
+    out = capsys.readouterr().out
+    assert "azure.secrets SyncAll: Scope 'Sync all users and groups'" in out
+    assert sandbox.astro_orgs["azure"].token not in out
+    assert cli("drift", "--idp", "azure", config=azure_config) == 1
+    out = capsys.readouterr().out  # the finding's text wraps in the table: its remedy line is whole
+    assert "mapping_not_applied" in out and "Scope: Sync only assigned users and groups" in out
+    applied(azure_config)
+    assert sandbox.graph.secrets(sp["id"])["SyncAll"] == "false"
+    assert sandbox.graph.secrets(sp["id"])["SecretToken"] == sandbox.astro_orgs["azure"].token
+    assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0
+
+
+def test_a_removed_active_mapping_is_planned_back_and_restored(sandbox: Sandbox, azure_config: Path) -> None:
+    """The admin deleted the `active` mapping in the portal (Entra's deprovisioning): plan and apply put it back."""
+    configured(sandbox, azure_config)
+    assert sandbox.graph is not None
+    sp = sp_of(sandbox)
+    schema = sandbox.graph.schema(sp["id"])
+    for rule in schema["synchronizationRules"]:
+        for om in rule["objectMappings"]:
+            om["attributeMappings"] = [a for a in om["attributeMappings"] if a["targetAttributeName"] != "active"]
+    job_id = sandbox.graph.jobs(sp["id"])[0]["id"]
+    with graph_http(sandbox) as h:
+        h.put(f"/servicePrincipals/{sp['id']}/synchronization/jobs/{job_id}/schema", json=schema).raise_for_status()
+    p = AzureProvider(load_config(azure_config))
+    try:
+        plan = p.plan()
+        assert [(c.resource, c.key) for c in plan.changes] == [("azure.schema", "User active")]
+        assert p.apply(plan) == 1
+        assert not p.plan()
+    finally:
+        p.close()
+    users = next(om for rule in sandbox.graph.schema(sp["id"])["synchronizationRules"]
+                 for om in rule["objectMappings"] if om["sourceObjectName"] == "User")
+    assert "active" in {a["targetAttributeName"] for a in users["attributeMappings"]}
+
+
 def test_apply_pause_leaves_the_job_paused(sandbox: Sandbox, azure_config: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     applied(azure_config)
@@ -202,6 +252,10 @@ def test_apply_pause_leaves_the_job_paused(sandbox: Sandbox, azure_config: Path,
     applied(azure_config, "--pause")
     assert sandbox.graph is not None
     assert sandbox.graph.jobs(sp_of(sandbox)["id"])[0]["schedule"]["state"] == "Paused"
+    # No provisioning to check while paused: the text says so, as the JSON's verification does ("not_verified").
+    out = capsys.readouterr().out
+    assert "azure: not verified: the job is left paused (--pause)" in out
+    assert "applied 1 change(s) (not verified)" in out
 
 
 def _flatten(node: Any, path: str = "") -> dict[str, Any]:
@@ -628,3 +682,120 @@ def test_secrets_saved_whose_answer_is_lost_are_read_back_not_reported_unsaved(
     saved = sandbox.graph.state.sp_sync(sp_of(sandbox)["id"]).secrets  # type: ignore[union-attr]
     assert saved.get("BaseAddress") == sandbox.astro_orgs["azure"].scim_url
     assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0  # second plan empty
+
+
+@pytest.mark.parametrize("pause", [False, True], ids=["start", "pause"])
+def test_a_lost_start_or_pause_answer_is_read_back_not_resent_or_reported_failed(
+        sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str], pause: bool) -> None:
+    """Entra starts (or pauses) the job, then the connection drops before its answer, on every try: apply reads
+    the job back, finds it in the wanted state and reports the change done (it resent start six times, against
+    Graph's advice, then said 'stopped after 7 of 8 change(s)', exit 3, with the job running)."""
+    from connector.sandbox.faults import FaultRule
+
+    action = "pause" if pause else "start"
+    if pause:
+        configured(sandbox, azure_config)
+    rule = sandbox.fail("graph", FaultRule("POST", rf"/jobs/[^/]+/{action}$", status=0, after=True, times=None))
+    capsys.readouterr()
+    assert cli("apply", "--idp", "azure", "--yes", *(["--pause"] if pause else []), config=azure_config) == 0, \
+        capsys.readouterr()
+    assert rule.hits == 1
+    assert sandbox.graph is not None
+    [job] = sandbox.graph.jobs(sp_of(sandbox)["id"])
+    assert job["schedule"]["state"] == ("Paused" if pause else "Active")
+    assert cli("plan", "--idp", "azure", "--exit-code", *(["--pause"] if pause else []), config=azure_config) == 0
+
+
+def test_a_job_quarantined_for_too_many_deletes_is_a_manual_step_not_started(
+        sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Entra's accidental-deletions prevention quarantined the job (reason TooManyDeletes): apply --yes used to
+    start it, which clears the quarantine and lets the held-back deletions through unreviewed. It is a manual step
+    now (exit 1, nothing started) until someone decides; then the plan is empty again."""
+    configured(sandbox, azure_config)
+    assert sandbox.graph is not None
+    sp = sp_of(sandbox)
+    sandbox.graph.quarantine(sp["id"], reason="TooManyDeletes", message="Too many deletes.")
+    capsys.readouterr()
+    sandbox.logs["graph"].clear()
+    assert cli("apply", "--idp", "azure", "--yes", config=azure_config) == 1
+    out = capsys.readouterr()
+    assert "! azure.job_state" in out.out and "TooManyDeletes" in out.out and "ForceDeletes" in out.err + out.out
+    assert not [w for w in sandbox.logs["graph"].writes() if w.path.endswith(("/start", "/restart"))]
+    assert sandbox.graph.jobs(sp["id"])[0]["status"]["code"] == "Quarantine"
+    assert cli("status", "--idp", "azure", config=azure_config) == 1
+    assert "'astro-scim apply' restarts the job" not in capsys.readouterr().out
+    with graph_http(sandbox) as h:  # the admin allows the deletions
+        job_id = sandbox.graph.jobs(sp["id"])[0]["id"]
+        h.post(f"/servicePrincipals/{sp['id']}/synchronization/jobs/{job_id}/restart",
+               json={"criteria": {"resetScope": "ForceDeletes, QuarantineState"}}).raise_for_status()
+    assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0
+
+
+def test_a_group_assigned_in_the_portal_but_not_configured_is_noted_by_plan(
+        sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A group someone assigned to the app in the portal, not in azure.assign_groups: Entra provisions its members
+    to Astro, apply never removes it, and plan said nothing. It says so now (a note: no change, exit 0)."""
+    configured(sandbox, azure_config)
+    assert sandbox.graph is not None
+    sp = sp_of(sandbox)
+    assigned = {a["principalDisplayName"] for a in sandbox.graph.assignments(sp["id"])}
+    extra = next(g for g in sandbox.graph.groups() if g["displayName"] not in assigned)
+    capsys.readouterr()
+    assert cli("plan", "--idp", "azure", config=azure_config) == 0
+    assert "not in azure.assign_groups" not in capsys.readouterr().err
+    sandbox.graph.assign(sp["id"], extra["id"])
+    assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0
+    err = capsys.readouterr().err
+    assert f"also assigned to the app, not in azure.assign_groups: {extra['displayName']} (group)" in err
+
+
+def test_group_provisioning_disabled_in_the_portal_is_planned_back_on(
+        sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Mappings > "Provision Microsoft Entra ID Groups" > Enabled: No makes Entra send no group to Astro: plan and
+    drift said nothing (only attribute mappings were compared). plan shows it, apply enables it, plan is empty."""
+    configured(sandbox, azure_config)
+    assert sandbox.graph is not None
+    sp = sp_of(sandbox)
+    schema = sandbox.graph.schema(sp["id"])
+    for rule in schema["synchronizationRules"]:
+        for om in rule["objectMappings"]:
+            if om["sourceObjectName"] == "Group":
+                om["enabled"] = False
+    job_id = sandbox.graph.jobs(sp["id"])[0]["id"]
+    with graph_http(sandbox) as h:
+        h.put(f"/servicePrincipals/{sp['id']}/synchronization/jobs/{job_id}/schema", json=schema).raise_for_status()
+    capsys.readouterr()
+    assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 1
+    assert "~ azure.schema Group provisioning: disabled -> enabled" in capsys.readouterr().out
+    assert cli("drift", "--idp", "azure", config=azure_config) == 1
+    applied(azure_config)
+    groups = next(om for rule in sandbox.graph.schema(sp["id"])["synchronizationRules"]
+                  for om in rule["objectMappings"] if om["sourceObjectName"] == "Group")
+    assert groups["enabled"] is True
+    assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0
+
+
+def test_a_long_replication_after_create_does_not_report_the_app_unmade_nor_fail_plan(
+        sandbox: Sandbox, azure_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Entra replicates a new app for longer than apply's first wait: apply said 'stopped after 0 of 8' though it
+    had made the app, and every plan after it failed (exit 3, 404 on the app's synchronization jobs) until the
+    replication ended. Now the app counts as made, the job read waits for the replication like the creates do,
+    and a plan made while an app (made in the portal) still replicates works."""
+    assert sandbox.graph is not None
+    sandbox.graph.propagation_failures = 14  # more than wait_until_visible's 10 attempts
+    capsys.readouterr()
+    assert cli("apply", "--idp", "azure", "--yes", config=azure_config) == 0, capsys.readouterr()
+    assert "applied 8 change(s)" in capsys.readouterr().out
+    assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0
+    # an app someone just made in the portal, still replicating: plan reads it (and plans the rest)
+    sandbox.graph.propagation_failures = 5
+    with graph_http(sandbox) as h:
+        h.post("/applicationTemplates/8adf8e6e-67b2-4cf2-a259-e3dc5476c621/instantiate",
+               json={"displayName": "Astro Staging"}).raise_for_status()
+    staging = azure_config.with_name("staging.yaml")
+    staging.write_text(azure_config.read_text().replace("display_name: Astro", "display_name: Astro Staging"))
+    assert "display_name: Astro Staging" in staging.read_text()
+    capsys.readouterr()
+    assert cli("plan", "--idp", "azure", config=staging) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "+ azure.job scim" in out and "+ azure.app" not in out

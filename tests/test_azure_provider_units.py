@@ -192,6 +192,38 @@ def test_template_mappings_the_yaml_does_not_name_are_removed_but_active_is_kept
     assert more == [] and again == merged  # idempotent: a second plan is empty
 
 
+def test_a_removed_active_mapping_is_put_back() -> None:
+    """`active` is how Entra deprovisions (active=false): removed in the portal and not in the mapping file, the
+    merge adds the template's back (it kept it only when present: unassigned users then stayed active in Astro)."""
+    schema = template_schema()
+    users = azure_schema.object_mapping(azure_schema.find_rule(schema), "User")
+    assert users is not None
+    users["attributeMappings"] = [a for a in users["attributeMappings"] if a["targetAttributeName"] != "active"]
+    merged, diffs = azure_schema.merge(schema, seed_mapping())
+    [diff] = diffs
+    assert (diff.key, diff.before, diff.after) == ("User active", None, azure_schema.ACTIVE_SOURCE)
+    assert "deprovisioning" in diff.describe()
+    merged_users = azure_schema.object_mapping(azure_schema.find_rule(merged), "User")
+    assert merged_users is not None
+    [active] = [a for a in merged_users["attributeMappings"] if a["targetAttributeName"] == "active"]
+    assert azure_schema.canonical(active["source"]) == azure_schema.canonical(ACTIVE_SOURCE)
+    assert azure_schema.merge(merged, seed_mapping())[1] == []  # idempotent
+
+
+def test_a_disabled_object_mapping_the_yaml_maps_is_enabled() -> None:
+    """The portal's "Provision Microsoft Entra ID Groups > Enabled: No": Entra sends no group to Astro whatever the
+    attribute mappings say; the merge saw only the attribute mappings and reported no change."""
+    schema = template_schema()
+    groups = azure_schema.object_mapping(azure_schema.find_rule(schema), "Group")
+    assert groups is not None
+    groups["enabled"] = False
+    merged, diffs = azure_schema.merge(schema, seed_mapping())
+    assert [(d.key, d.before, d.after) for d in diffs] == [("Group provisioning", "disabled", "enabled")]
+    assert merged == template_schema()
+    groups["enabled"] = False
+    assert azure_schema.merge(schema, seed_mapping(groups=[]))[1] == []  # not the file's: left alone
+
+
 def test_a_mapping_the_yaml_names_is_kept_and_an_object_without_yaml_mappings_is_left_alone() -> None:
     schema = _with_template_extras(template_schema())
     mapping = seed_mapping(groups=[])

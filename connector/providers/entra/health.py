@@ -103,8 +103,12 @@ class EntraHealth(EntraApp):
             err = q.get("error") or {}
             if err.get("code") or err.get("message"):
                 detail += f"; {err.get('code') or ''}: {' '.join(str(err.get('message') or '').split())}"
-            checks.append(Check("quarantine", False, detail,
-                                "fix the cause (often the Astro token), then 'astro-scim apply' restarts the job"))
+            hint = "fix the cause (often the Astro token), then 'astro-scim apply' restarts the job"
+            if str(q.get("reason") or "").lower() == "toomanydeletes":
+                # Accidental-deletions prevention: apply does not start the job over deletions nobody reviewed.
+                hint = ("Entra held back deletions over its threshold: review them in the provisioning logs, then "
+                        "allow them (Allow deletes) or fix the assignments; 'astro-scim plan' shows the steps")
+            checks.append(Check("quarantine", False, detail, hint))
         else:
             checks.append(Check("quarantine", True, f"not quarantined (status {code or 'unknown'})"))
         last = st.get("lastExecution") or {}

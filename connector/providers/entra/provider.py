@@ -39,6 +39,8 @@ from connector.providers.entra.tenant import NON_GALLERY_TEMPLATE, Tenant, is_gu
 from connector.providers.entra.view import EntraView
 from connector.views import SetupGap
 
+# The quarantine reason of Entra's accidental-deletions prevention (synchronizationQuarantine.reason).
+TOO_MANY_DELETES = "TooManyDeletes"
 # preferredSingleSignOnMode values that are federated SSO Astro can use (the seed's first prerequisite).
 SSO_MODES = frozenset({"saml", "oidc"})
 
@@ -57,6 +59,8 @@ class AzureState:
     saved: dict[str, str]  # the job's saved secrets (SecretToken masked)
     token_refusal: str | None  # why Astro refuses the saved Secret Token, when Entra was asked
     schema: dict[str, Any] | None
+    # Assigned principals azure.assign_groups does not name ("display name (type)"): Entra provisions them too.
+    unconfigured: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -84,13 +88,18 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         if sp is None and self.az.app_id and not self.az.app_display_name:
             raise NotFound(f"no enterprise app with appId {self.az.app_id}",
                            hint="set azure.app.display_name instead to have it created")
-        assigned = {str(a.get("principalId")) for a in await t.assignments(sp_id)} if sp_id else set()
+        assignments = await t.assignments(sp_id) if sp_id else []
+        assigned = {str(a.get("principalId")) for a in assignments}
         groups = [await t.find_group(name) for name in self.az.assign_groups]
+        wanted = {str(g["id"]) for g in groups}
+        unconfigured = sorted({f"{a.get('principalDisplayName') or a.get('principalId')} "
+                               f"({str(a.get('principalType') or 'principal').lower()})"
+                               for a in assignments if str(a.get("principalId")) not in wanted})
         job = await t.find_job(sp_id) if sp_id else None
         saved = await t.read_secrets(sp_id) if sp_id else {}
         refusal = await self._token_refusal(t, sp_id, job, saved or {})
         schema = await self._current_schema(t, sp_id, job) if sp_id else None
-        return AzureState(mapping, sp, groups, assigned, job, saved or {}, refusal, schema)
+        return AzureState(mapping, sp, groups, assigned, job, saved or {}, refusal, schema, unconfigured)
 
     async def _token_refusal(self, t: Tenant, sp_id: str | None, job: Any, saved: dict[str, str]) -> str | None:
         """Ask Entra whether the SAVED token works, when nothing else decides (see the module docstring)."""
@@ -169,6 +178,13 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
             return SetupGap("group_not_provisioned", change.key, "in azure.assign_groups but not assigned to the "
                             "app: Entra provisions none of its members",
                             rerun(f"assigns it; by hand: {where} > Users and groups > Add user/group"))
+        if change.resource == "azure.secrets" and change.data.get("op") == "scope":
+            # Not the connection: what Entra sends (every user and group of the tenant, not the assigned groups).
+            return SetupGap("mapping_not_applied", label, "Entra's provisioning scope is 'Sync all users and "
+                            "groups': every user and group of the tenant is provisioned to Astro, not only the "
+                            "assigned groups",
+                            rerun(f"sets it back; by hand: {where} > Provisioning > Settings > Scope: Sync only "
+                                  "assigned users and groups"))
         if change.resource == "azure.secrets":
             return SetupGap("connection_broken", label, f"Entra's credentials for Astro are wrong: {change.detail}",
                             rerun(f"saves the Tenant URL {self.astro.scim_url} and astro.token; by hand: {where} > "
@@ -201,7 +217,14 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
 
     def _notes(self, state: AzureState) -> list[str]:
         gap = self._sso_gap(state.sp)
-        return [f"SSO: {gap.message}; {gap.remedy}"] if gap is not None else []
+        notes = [f"SSO: {gap.message}; {gap.remedy}"] if gap is not None else []
+        if state.unconfigured:
+            # apply never removes an assignment (someone made it in the portal): say what else Entra provisions.
+            notes.append(f"also assigned to the app, not in azure.assign_groups: {', '.join(state.unconfigured)}; "
+                         "Entra provisions them to Astro too, and apply leaves them: add them to "
+                         "azure.assign_groups, or remove them in Entra admin center > Enterprise applications > "
+                         f"{self.app_label} > Users and groups")
+        return notes
 
     async def _setup_gaps(self, t: Tenant) -> list[SetupGap]:
         gaps = await super()._setup_gaps(t)
@@ -231,6 +254,21 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         return [*checks, *super().status(), *in_astro_checks(self, self.astro)]
 
     def _secrets_change(self, state: AzureState) -> Change | None:
+        change = self._credentials_change(state)
+        if not sync_all(state.saved):
+            return change
+        # The portal's Scope "Sync all users and groups": Entra sends every user and group of the tenant to Astro,
+        # not the assigned groups. Saving the secrets (which apply does with SyncAll=false) narrows it back.
+        scope = "Scope 'Sync all users and groups' (every user and group of the tenant goes to Astro) -> 'Sync " \
+                "only assigned users and groups'"
+        if change is not None:
+            change.detail += f"; {scope}"
+            return change
+        return Change(Action.UPDATE, "azure.secrets", "SyncAll", before=state.saved.get("SyncAll"), after="false",
+                      detail=f"{scope}; Entra saves its secrets all at once, so the Tenant URL and astro.token are "
+                             "saved with it", data={"op": "scope"})
+
+    def _credentials_change(self, state: AzureState) -> Change | None:
         url, saved = self.astro.scim_url, state.saved
         if not saved or not saved.get("BaseAddress"):
             return Change(Action.CREATE, "azure.secrets", "BaseAddress, SecretToken", after=url,
@@ -258,7 +296,8 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         n = len(mapping.users) + len(mapping.groups)
         if state.schema is None:
             return [Change(Action.UPDATE, "azure.schema", "attribute mappings",
-                           detail=f"apply the {n} attribute mappings of {Path(mapping.file).name} "
+                           detail=f"apply the {n} attribute mappings of {Path(mapping.file).name} and remove "
+                                  "the template's mappings it does not name, except active and a Group's members "
                                   "(the diff is shown once the job exists)")]
         _merged, diffs = azure_schema.merge(state.schema, mapping)
         return [
@@ -286,10 +325,38 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
                           detail=f"start provisioning ({state or 'unknown'} -> Active)", data={"op": "start"})
         if code.lower() == "quarantine":
             reason = str((status.get("quarantine") or {}).get("reason") or "")
+            if reason.lower() == TOO_MANY_DELETES.lower():
+                return self._deletions_held_back(str(job["id"]))
             return Change(Action.RUN, "azure.job_state", str(job["id"]), before="Quarantine", after="Active",
                           detail=f"start the job to leave quarantine ({reason or 'no reason given'})",
                           data={"op": "start"})
         return None
+
+    def _deletions_held_back(self, job_id: str) -> Change:
+        """Entra's accidental-deletions prevention stopped the job (quarantine reason TooManyDeletes): starting it
+        would clear the quarantine, and the deletions would go through unreviewed. A decision for a person, not
+        apply: a manual step (apply stops there, exit 1) until the quarantine is gone."""
+        where = f"Entra admin center > Enterprise applications > {self.app_label} > Provisioning"
+        steps = "\n".join([
+            f"1. {where} > Provisioning logs: filter on the Delete and Disable actions to see what Entra held back.",
+            "2. If the deletions are wanted: allow them (the provisioning page's Allow deletes; Graph: POST "
+            f".../synchronization/jobs/{job_id}/restart with resetScope ForceDeletes).",
+            "3. If not: fix the assignments or the scope that removed those users, then Restart provisioning.",
+            "4. Re-run 'astro-scim apply --idp azure'.",
+        ])
+        return Change(Action.MANUAL, "azure.job_state", job_id, before="Quarantine",
+                      detail="Entra held back more deletions than its accidental-deletion threshold allows "
+                             "(quarantine TooManyDeletes): review them; apply does not start the job over them",
+                      data={"op": "review_deletes", "steps": steps})
+
+    async def _recheck_manual(self, t: Tenant, ctx: _Applying, change: Change) -> None:
+        if change.data.get("op") == "review_deletes":
+            job = await self.tenant.find_job(str((await self._sp(ctx))["id"]))
+            status = (job or {}).get("status") or {}
+            reason = str((status.get("quarantine") or {}).get("reason") or "")
+            if str(status.get("code") or "").lower() != "quarantine" or reason.lower() != TOO_MANY_DELETES.lower():
+                return  # someone reviewed the deletions since the plan was made
+        await super()._recheck_manual(t, ctx, change)
 
     # --- apply -------------------------------------------------------------------------------------------
 
@@ -324,7 +391,13 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         sp, created = await self.tenant.ensure_service_principal(self.app_label)
         ctx.sp, ctx.fresh_app = sp, created
         if created:
-            await self.tenant.wait_until_visible(str(sp["id"]))
+            try:
+                await self.tenant.wait_until_visible(str(sp["id"]))
+            except RemoteError as exc:
+                # The app exists: this change is done. The next ones retry Entra's propagation themselves (and
+                # stop, saying so, if it lasts), so a long replication does not report the app "not applied".
+                log.warning("azure: the new app %s is not visible to the synchronization service yet (%s); "
+                            "going on", sp["id"], exc.message)
 
     async def _apply_assignment(self, ctx: _Applying, change: Change) -> None:
         await self.tenant.assign(await self._sp(ctx), change.data["group_id"], fresh=ctx.fresh_app)
@@ -400,6 +473,11 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         if not ctx.validated:
             await self._validate(sp, job)  # never start a job into quarantine
         await self.tenant.start(str(sp["id"]), str(job["id"]))
+
+
+def sync_all(saved: dict[str, str]) -> bool:
+    """The saved scope is "Sync all users and groups" (SyncAll true; absent is Entra's default, assigned only)."""
+    return saved.get("SyncAll", "").strip().lower() == "true"
 
 
 _SECRET_KEYS = frozenset({

@@ -1,12 +1,13 @@
 """Merge the YAML attribute mappings into an Entra synchronization schema (raw Graph JSON). Pure: no I/O.
 
-We own, per YAML target, an attributeMapping's `source`, `matchingPriority`, `flowType` and `defaultValue`, and
+We own that an object mapping the YAML gives mappings is enabled (the portal's Enabled: No sends none of its
+objects), and, per YAML target, an attributeMapping's `source`, `matchingPriority`, `flowType` and `defaultValue`, and
 which attributeMappings a User or Group object mapping has: the mapping file is the source of truth for what Entra
 sends. The non-gallery template maps ~20 user attributes (title, emails, addresses, phone numbers, the enterprise
 extension...) that Astro does not document; an Astro that keeps only what it documents refuses them (RFC 7644
 400), and every user's export fails. So a template mapping whose target the YAML does not name is removed, except
 `active` (KEPT): it is how Entra deprovisions (Switch([IsSoftDeleted], ...) sends active=false), which the mapping
-file does not spell out. An object the YAML gives no mappings (no `groups:`) is left as it is.
+file does not spell out; removed (the portal's Delete), the template's is put back. An object the YAML gives no mappings (no `groups:`) is left as it is.
 
 Everything else in the schema (directories and their attribute definitions, metadata, other rules, scoping
 filters, flowTypes, flowBehavior, unknown fields) is kept exactly as Graph returned it: the schema is replaced
@@ -147,17 +148,41 @@ def merge(schema: dict[str, Any], mapping: MappingFile) -> tuple[dict[str, Any],
         om = object_mapping(rule, obj_name)
         if om is None:
             raise _shape_error(f"the provisioning rule has no {obj_name} object mapping")
+        if om.get("enabled") is False:
+            # The portal's Mappings > "Provision Microsoft Entra ID Users/Groups" > Enabled: No. Entra then sends
+            # none of these objects to Astro, whatever their attribute mappings say: the mapping file has them.
+            om["enabled"] = True
+            diffs.append(MappingDiff(obj_name, "provisioning", "disabled", "enabled", (
+                f"the {obj_name} object mapping was disabled: Entra provisioned no {obj_name.lower()}s to Astro",)))
         attrs: list[dict[str, Any]] = om.setdefault("attributeMappings", [])
         index = {str(a.get("targetAttributeName", "")).lower(): a for a in attrs}
         for m in items:
             diff = _merge_one(merged, rule, om, attrs, index, obj_name, m)
             if diff is not None:
                 diffs.append(diff)
+        if obj_name == "User" and "active" not in index:
+            diffs.append(_restore_active(merged, rule, om, attrs, index))
         diffs += _prune(om, attrs, obj_name, {m.target.lower() for m in items})
     return merged, diffs
 
 
 UNNAMED = "mappings not in the mapping file"
+# The template's `active` mapping (entra-docs, use-scim-to-provision-users-and-groups): Entra deprovisions by
+# sending active=false, and only through this mapping ("ensure that you have a mapping for active", entra-docs
+# how-provisioning-works, Deprovisioning).
+ACTIVE_SOURCE = 'Switch([IsSoftDeleted], , "False", "True", "True", "False")'
+
+
+def _restore_active(schema: dict[str, Any], rule: dict[str, Any], om: dict[str, Any], attrs: list[dict[str, Any]],
+                    index: dict[str, dict[str, Any]]) -> MappingDiff:
+    """Put back the template's `active` mapping, which someone removed (the portal's Delete on it) and the mapping
+    file does not name: without it, users unassigned, disabled or deleted in Entra stay active in Astro."""
+    m = AttributeMapping(target="active", source=ACTIVE_SOURCE)
+    added = _merge_one(schema, rule, om, attrs, index, "User", m)  # absent from the index: always an addition
+    notes = added.changes if added is not None else ()
+    return MappingDiff("User", "active", None, canonical(desired_source(m)),
+                       (*notes, "Entra's deprovisioning: without it, users unassigned or disabled in Entra "
+                                       "stay active in Astro"))
 
 
 def _prune(om: dict[str, Any], attrs: list[dict[str, Any]], obj_name: str, owned: set[str]) -> list[MappingDiff]:

@@ -368,8 +368,16 @@ class Tenant:
         return _items(data, endpoint)
 
     async def jobs(self, sp_id: str) -> list[Json]:
-        return await self.reads.get_all(f"GET /servicePrincipals/{sp_id}/synchronization/jobs",
-                                        self.sync_path(sp_id, "/jobs"), permission="sync")
+        endpoint = f"GET /servicePrincipals/{sp_id}/synchronization/jobs"
+
+        async def read() -> list[Json]:
+            return await self.reads.get_all(endpoint, self.sync_path(sp_id, "/jobs"), permission="sync")
+
+        # The service principal was just read, so a 404 from its synchronization is Entra still replicating an
+        # app made moments ago (by an apply that stopped, or in the portal): wait for it as apply's creates do,
+        # instead of failing plan with "not found". 403 is not retried here: it is far more often a permission.
+        return await retry_async(read, what=endpoint, policy=PROPAGATION_POLICY,
+                                 retry_on=lambda e: isinstance(e, RemoteError) and e.status == 404)
 
     async def find_job(self, sp_id: str) -> Json | None:
         jobs = await self.jobs(sp_id)
@@ -469,14 +477,28 @@ class Tenant:
                              body=schema, permission="sync")
 
     async def start(self, sp_id: str, job_id: str) -> None:
-        builder = self.job_builder(sp_id, job_id).start
-        await self.graph.call(f"POST /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}/start",
-                              lambda: builder.post(), permission="sync")
+        await self._job_action(sp_id, job_id, "start", lambda job: job_running(job))
 
     async def pause(self, sp_id: str, job_id: str) -> None:
-        builder = self.job_builder(sp_id, job_id).pause
-        await self.graph.call(f"POST /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}/pause",
-                              lambda: builder.post(), permission="sync")
+        await self._job_action(sp_id, job_id, "pause", lambda job: job_state(job) == "paused")
+
+    async def _job_action(self, sp_id: str, job_id: str, action: str, done: Callable[[Json], bool]) -> None:
+        """POST start or pause, retried; before each retry the job is read back, and a job already in the wanted
+        state is done: an answer lost after Entra acted is not reported as a failure, and start is not sent again
+        to a running job (Graph's docs: do not call it repeatedly while the job runs)."""
+        builder = getattr(self.job_builder(sp_id, job_id), action)
+        endpoint = f"POST /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}/{action}"
+        sent = False
+
+        async def attempt() -> None:
+            nonlocal sent
+            if sent and done(job := await self.get_job(sp_id, job_id)):
+                log.info("azure: the %s answer was lost, but the job reads back %s: done", action, job_state(job))
+                return
+            sent = True
+            await self.graph.call(endpoint, lambda: builder.post(), permission="sync", retry=False)
+
+        await retry_async(attempt, what=endpoint, policy=self.graph.policy)
 
     async def provision_on_demand(self, sp_id: str, job_id: str, rule_id: str, subject: Json,
                                   *, retry_on: Callable[[BaseException], bool] | None = None) -> Json:
@@ -518,6 +540,17 @@ class Tenant:
         # Filter again locally: the service's filter support on nested properties has varied over time.
         return [e for e in entries
                 if not isinstance(e.get("servicePrincipal"), dict) or str(e["servicePrincipal"].get("id")) == sp_id]
+
+
+def job_state(job: Json) -> str:
+    """The job's schedule state, lower case (active, paused, disabled; "" when absent)."""
+    return str((job.get("schedule") or {}).get("state") or "").lower()
+
+
+def job_running(job: Json) -> bool:
+    """Started and not held in quarantine (what `start` brings a job to)."""
+    code = str((job.get("status") or {}).get("code") or "").lower()
+    return job_state(job) == "active" and code != "quarantine"
 
 
 def _items(page: Any, endpoint: str) -> list[Json]:
