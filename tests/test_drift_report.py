@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -242,3 +243,37 @@ def test_text_table_headings_are_never_folded_by_a_short_subject() -> None:
     text = render([result], "text", width=120)
     heading = next(line for line in text.splitlines() if "┃" in line and "detail" in line)
     assert [cell.strip() for cell in heading.strip("┃").split("┃")] == ["id", "kind", "subject", "detail"]
+
+
+# Names from Astro or the IdP that a report must survive: rich markup, a terminal escape (an OSC 8 link), a control
+# character XML 1.0 cannot hold, a lone surrogate (from a JSON "\ud800" escape: not encodable as UTF-8).
+HOSTILE = ["mark[/b]up@x.example", "[bold red]loud[/]@x.example", "esc\x1b]8;;http://evil\x1b\\link@x.example",
+           "ctl\x01\x7f\x85@x.example", "half\ud800@x.example"]
+
+
+@pytest.fixture
+def hostile() -> list[AuditResult]:
+    return [AuditResult("okta", "https://api.astronomer.io/scim/v2/clorg",
+                        [_f("okta", Kind.ORPHANED, name, f"active in Astro; displayName {name!s}") for name in HOSTILE],
+                        idp_users=1, astro_users=6, deviations=["odd \x1b[2J header"])]
+
+
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "json"])
+def test_a_hostile_name_is_shown_escaped_in_every_format_never_as_markup_or_control(
+        hostile: list[AuditResult], fmt: str) -> None:
+    out = render(hostile, fmt)  # a str cell was rich markup: "[/b]" stopped the text report with MarkupError
+    out.encode("utf-8")  # a lone surrogate written as is fails here (and on stdout)
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]", out)
+    for shown in ("mark[/b]up@x.example", "[bold red]loud[/]@x.example", r"esc\x1b]8;;http://evil\x1b\link",
+                  r"ctl\x01\x7f\x85@x.example", r"half\ud800@x.example"):
+        if fmt == "html":
+            assert html.escape(shown) in out.replace("<wbr>", "")
+        else:  # markdown escapes a backslash (rendered as one)
+            assert shown in (out.replace("\\\\", "\\") if fmt == "markdown" else out)
+    if fmt == "junit":
+        ET.fromstring(out.split("\n", 1)[1])  # well-formed: a raw \x01 is not
+
+
+def test_json_keeps_a_hostile_name_exact(hostile: list[AuditResult]) -> None:
+    doc = json.loads(render(hostile, "json"))
+    assert [f["subject"] for f in doc["idps"][0]["findings"]] == HOSTILE

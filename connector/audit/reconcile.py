@@ -178,7 +178,8 @@ class Finding:
 def finding_id(idp: str, kind: Kind, subject: str, key: str = "") -> str:
     """Hash of what identifies the problem (not of values that may change while it persists)."""
     text = "\x1f".join((idp, kind.value, subject.casefold(), key))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    # surrogatepass: a name read from JSON may hold a lone surrogate ("\ud800"), which strict UTF-8 refuses
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def _make(idp: str, kind: Kind, subject: str, detail: str, *, key: str = "",

@@ -26,6 +26,19 @@ FORMATS = ("text", "json", "markdown", "junit", "github", "html")
 REPORT_VERSION = 1
 
 
+# What a report must not carry as is: C0 and C1 control characters but tab and newline (an ESC in a userName
+# rewrites the reader's terminal; XML 1.0 has no way to hold most of them, so a JUnit report with one is not
+# well-formed), lone surrogates (not encodable: writing them fails) and the XML non-characters U+FFFE, U+FFFF.
+# Names and values come from Astro and the IdP; JSON keeps them exact (json escapes them), the other formats show
+# them as Python escapes (\x1b), as finding details already quote values.
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def printable(text: str) -> str:
+    """`text` with each character a report must not carry (see _UNPRINTABLE) written as its escape, e.g. \\x01."""
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def render(results: list[AuditResult], fmt: str, *, color: bool = False, width: int = 120,
            wrap: bool = False) -> str:
     """The report in `fmt`. Text: the findings table is `width` wide; plain lines wrap at it only with `wrap` (a
@@ -101,7 +114,7 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
         console.print(Text(head, style="bold"))
         for d in r.deviations:
             # information, not a warning: yellow is what warning findings are drawn in
-            console.print(Text(f"  tolerated: {d}", style="blue"))
+            console.print(Text(f"  tolerated: {printable(d)}", style="blue"))
         if r.remedies:
             console.print(Text(f"  fixed {len(r.fixed)} finding(s) with {len(r.remedies)} remedy action(s)",
                                style="green"))
@@ -116,7 +129,9 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
         table.add_column("detail", overflow="fold")
         for f in r.findings:
             style = "red" if f.severity is Severity.ERROR else "yellow"
-            table.add_row(f.id, Text(f.kind.value, style=style), f.subject, f.detail)
+            # Text, not str: a str cell is rich markup, and a userName such as "a[/b]" stopped the report (exit 70)
+            table.add_row(f.id, Text(f.kind.value, style=style), Text(printable(f.subject)),
+                          Text(printable(f.detail)))
         console.print(table, soft_wrap=False)  # a table is always laid out in `width`
         counts = ", ".join(f"{n} {k}" for k, n in summary(r.findings).items() if n)
         console.print(Text(f"  {len(r.findings)} finding(s): {counts}", style="bold red"))
@@ -231,7 +246,7 @@ def to_markdown(results: list[AuditResult]) -> str:
         for remedy, kinds in _remedies(r.findings):
             lines.append(f"- **{', '.join(kinds)}**: {_md(remedy)}")
         lines.append("")
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 # -- junit --------------------------------------------------------------------------------------------------
@@ -277,7 +292,7 @@ def to_junit(results: list[AuditResult]) -> str:
     root.set("tests", str(total_tests))
     root.set("failures", str(total_failures))
     ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    return printable('<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n")
 
 
 # -- github -------------------------------------------------------------------------------------------------
@@ -297,7 +312,7 @@ def to_github(results: list[AuditResult]) -> str:
     found = sum(len(r.findings) for r in results)
     lines.append(f"astro-scim drift: {found} finding(s) across {len(results)} IdP(s)" if found
                  else f"astro-scim drift: no drift across {len(results)} IdP(s)")
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines) + "\n")
 
 
 # -- html ---------------------------------------------------------------------------------------------------
@@ -575,4 +590,4 @@ def to_html(results: list[AuditResult]) -> str:
     for r in results:
         parts += _idp_section(r)
     parts.append("</main></body></html>")
-    return "\n".join(parts) + "\n"
+    return printable("\n".join(parts) + "\n")
