@@ -13,7 +13,7 @@ import pytest
 
 from connector import __version__
 from connector.audit.reconcile import AuditResult, Finding, Kind, finding_id, remedy_text
-from connector.audit.report import FORMATS, _inline_code, render
+from connector.audit.report import FORMATS, _inline_code, render, to_markdown
 from connector.mapping.model import Severity
 from connector.support.redact import register
 
@@ -277,3 +277,35 @@ def test_a_hostile_name_is_shown_escaped_in_every_format_never_as_markup_or_cont
 def test_json_keeps_a_hostile_name_exact(hostile: list[AuditResult]) -> None:
     doc = json.loads(render(hostile, "json"))
     assert [f["subject"] for f in doc["idps"][0]["findings"]] == HOSTILE
+
+
+def _many(n: int) -> list[AuditResult]:
+    findings = [_f("okta", Kind.USER_MISSING, f"user{i:05}@acme.example", "no Astro account (and from 1 Team: X)")
+                for i in range(n)]
+    findings += [_f("okta", Kind.ATTRIBUTE_MISMATCH, f"w{i}@acme.example", "title differs", Severity.WARNING)
+                 for i in range(12)]
+    return [AuditResult("okta", "https://api.astronomer.io/scim/v2/clorg", findings, idp_users=n, astro_users=0,
+                        deviations=[f"deviation {i}" for i in range(12)])]
+
+
+def test_github_annotates_no_more_than_github_shows_and_logs_and_counts_the_rest() -> None:
+    lines = render(_many(2000), "github").splitlines()
+    levels = [line.split(" ", 1)[0] for line in lines if line.startswith("::")]
+    # GitHub shows 10 of each level per step and drops the rest silently: 2,000 annotations read as 10 findings
+    assert levels.count("::error") == 10 and levels.count("::warning") == 10 and levels.count("::notice") == 10
+    more = next(line for line in lines if "more findings than annotations" in line)
+    assert "1990 error(s), 2 warning(s), 3 notice(s) not annotated" in more
+    logged = [line for line in lines if line.startswith(("error: ", "warning: ", "notice: "))]
+    assert len(logged) == 1990 + 2 + 3  # every finding is still in the log, once
+    assert any("user01999@acme.example" in line for line in logged)
+    assert lines[-1] == "astro-scim drift: 2012 finding(s) across 1 IdP(s)"
+
+
+def test_the_job_summary_stays_under_githubs_cap_and_says_what_it_left_out() -> None:
+    results = _many(12000)
+    full = render(results, "markdown")
+    assert len(full.encode()) > 1024 * 1024 and "not listed" not in full  # a file gets every finding
+    summary = to_markdown(results, max_bytes=1024 * 1024)
+    assert 900 * 1024 < len(summary.encode()) <= 1024 * 1024
+    listed = summary.count("| `")
+    assert f"**{12012 - listed} more finding(s) not listed** (of 12012" in summary

@@ -217,7 +217,25 @@ def _md(text: Any) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(results: list[AuditResult]) -> str:
+# GitHub refuses a job summary over 1 MiB per step (the whole summary is then lost, with an error annotation).
+SUMMARY_BYTES = 1024 * 1024
+
+
+def to_markdown(results: list[AuditResult], *, max_bytes: int | None = None) -> str:
+    """The markdown report; with `max_bytes` (a job summary) at most that many UTF-8 bytes: each IdP's findings
+    table then lists its first findings, and says how many more there are and where to see them all."""
+    text = _markdown(results, None)
+    rows = sum(len(r.findings) for r in results)
+    while max_bytes is not None and len(text.encode("utf-8")) > max_bytes and rows > 0:
+        # the rows' share of the bytes shrinks in proportion, then by a tenth, until it fits
+        rows = min(rows - 1, int(rows * max_bytes / len(text.encode("utf-8")) * 0.9))
+        text = _markdown(results, max(rows, 0))
+    return text
+
+
+def _markdown(results: list[AuditResult], max_rows: int | None) -> str:
+    """`max_rows`: findings listed in all (the first of each IdP's, in proportion), None: every one."""
+    total = sum(len(r.findings) for r in results)
     lines = ["# Astro SCIM drift report", "",
              f"astro-scim {__version__}, audited {_stamp(audited_at(results))}.", ""]
     status = "no drift" if all(r.clean for r in results) else f"{sum(len(r.findings) for r in results)} finding(s)"
@@ -240,8 +258,13 @@ def to_markdown(results: list[AuditResult]) -> str:
             lines += ["No drift.", ""]
             continue
         lines += ["| id | severity | kind | subject | detail |", "|---|---|---|---|---|"]
-        for f in r.findings:
+        listed = r.findings if max_rows is None else r.findings[:len(r.findings) * max_rows // max(total, 1)]
+        for f in listed:
             lines.append(f"| `{f.id}` | {f.severity.value} | {f.kind.value} | {_md(f.subject)} | {_md(f.detail)} |")
+        if len(listed) < len(r.findings):
+            lines += ["", f"**{len(r.findings) - len(listed)} more finding(s) not listed** (of {len(r.findings)}: "
+                      "a job summary holds at most 1 MiB); every one is in `--format json`, `markdown` or `html` "
+                      "written with `-o FILE`."]
         lines += ["", "### Remedies", ""]
         for remedy, kinds in _remedies(r.findings):
             lines.append(f"- **{', '.join(kinds)}**: {_md(remedy)}")
@@ -298,17 +321,43 @@ def to_junit(results: list[AuditResult]) -> str:
 # -- github -------------------------------------------------------------------------------------------------
 
 
+# GitHub shows at most 10 annotations of each level (error, warning, notice) per step and drops the rest without a
+# word (docs/problem-matchers.md in actions/toolkit: also 50 per job). Past that, a finding is a plain log line.
+ANNOTATIONS_PER_LEVEL = 10
+
+
 def to_github(results: list[AuditResult]) -> str:
-    """GitHub Actions workflow commands: one ::error / ::warning annotation per finding (the markdown report goes
-    to the job summary: commands/drift.py)."""
+    """GitHub Actions workflow commands: an ::error / ::warning annotation per finding while GitHub shows them (the
+    first ANNOTATIONS_PER_LEVEL of each level), each further finding a plain log line, and a notice that says how
+    many were not annotated (the markdown report goes to the job summary: commands/drift.py)."""
     lines: list[str] = [header_line(results)]  # a plain log line: not an annotation
+    shown = {"error": 0, "warning": 0, "notice": 0}
+    unshown = {"error": 0, "warning": 0, "notice": 0}
+    later: list[str] = []
+
+    def emit(level: str, message: str, title: str) -> None:
+        # the notice saying what was not annotated takes the last notice's place
+        room = ANNOTATIONS_PER_LEVEL - (1 if level == "notice" else 0)
+        if shown[level] < room:
+            shown[level] += 1
+            lines.append(github.annotation(level, message, title=title))
+        else:
+            unshown[level] += 1
+            later.append(f"{level}: {title}: " + message.replace("\r", " ").replace("\n", " "))
+
     for r in results:
         for d in r.deviations:
-            lines.append(github.annotation("notice", "tolerated: " + d, title=f"astro-scim drift {r.idp}"))
+            emit("notice", "tolerated: " + d, f"astro-scim drift {r.idp}")
         for f in r.findings:
-            level = "error" if f.severity is Severity.ERROR else "warning"
-            lines.append(github.annotation(level, f"{f.detail} [{f.id}]. Remedy: {f.remedy}",
-                                           title=f"drift {r.idp} {f.kind.value}: {f.subject}"))
+            emit("error" if f.severity is Severity.ERROR else "warning", f"{f.detail} [{f.id}]. Remedy: {f.remedy}",
+                 f"drift {r.idp} {f.kind.value}: {f.subject}")
+    if later:
+        counts = ", ".join(f"{n} {level}(s)" for level, n in unshown.items() if n)
+        lines.append(github.annotation(
+            "notice", f"{counts} not annotated: GitHub shows {ANNOTATIONS_PER_LEVEL} annotations of each level per "
+            "step; every finding is in this step's log, below.",
+            title="astro-scim drift: more findings than annotations"))
+        lines += later
     found = sum(len(r.findings) for r in results)
     lines.append(f"astro-scim drift: {found} finding(s) across {len(results)} IdP(s)" if found
                  else f"astro-scim drift: no drift across {len(results)} IdP(s)")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from connector import output
 from connector.audit.reconcile import AuditResult
-from connector.audit.report import render, to_markdown
+from connector.audit.report import SUMMARY_BYTES, render, to_markdown
 from connector.audit.run import DriftRun, FixOptions, drift
 from connector.config.arg import load_config_arg
 from connector.errors import EXIT_FINDINGS, EXIT_OK, ConnectorError, UsageError
@@ -81,7 +81,8 @@ def _emit(results: list[AuditResult], fmt: str, path: str | None) -> None:
     from connector.support.redact import redact
 
     if fmt == "github":  # in GitHub Actions the markdown report becomes the job summary too
-        github.append_summary(to_markdown(results))
+        # within GitHub's cap, with room for the masking and what else the step appends
+        github.append_summary(to_markdown(results, max_bytes=SUMMARY_BYTES - 16 * 1024))
 
     if path:
         text = render(results, fmt)
