@@ -510,3 +510,31 @@ def test_when_the_other_idp_of_the_org_cannot_be_read_no_account_is_judged_an_or
     found = [(f["kind"], f["subject"]) for idp in json.loads(out)["idps"] for f in idp["findings"]]
     assert rc == 0 and found == [], found
     assert "azure provisions into the same Astro organization and could not be read" in err, err
+
+
+def test_a_folder_as_the_report_file_is_refused_before_any_request(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # no config: the path is checked first (a folder was found only after the audit, which can take minutes)
+    assert main(["drift", "-c", str(tmp_path / "none.yaml"), "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write the report to {tmp_path}: it is a folder" in err and "none.yaml" not in err
+
+
+@pytest.mark.parametrize("fmt", ["junit", "html", "json"])
+def test_an_error_never_leaves_an_earlier_report_in_place(
+        sandbox: Sandbox, okta_applied: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str) -> None:
+    """A CI step uploads the report after a failed run too: the last clean one, left at the path, read as this
+    run's verdict. JSON gets the error document (as on stdout); the other formats leave no file."""
+    report = tmp_path / f"drift.{fmt}"
+    assert main(["drift", "-c", str(okta_applied), "--format", fmt, "-o", str(report)]) == 0
+    assert report.is_file()
+    (okta_applied.parent / "okta.token").write_text("revoked-token\n")
+    capsys.readouterr()
+    assert main(["drift", "-c", str(okta_applied), "--format", fmt, "-o", str(report)]) == 3
+    out = capsys.readouterr()
+    assert out.out == ""
+    if fmt == "json":
+        doc = json.loads(report.read_text())
+        assert doc["clean"] is False and doc["error"]["exit_code"] == 3 and doc["error"]["type"] == "AuthError"
+    else:
+        assert not report.exists() and f"removed the earlier report {report}" in out.err
