@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from connector.support.redact import redact
+from connector.support.redact import printable, redact
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -88,11 +88,11 @@ def say(text: str = "", *, style: str | None = None, markup: bool = False) -> No
     out = _human()
     width = terminal_width(sys.stderr if _machine else None)
     if width is None:  # not a terminal: the line as it is (no wrap at a guessed width)
-        out.print(redact(text), style=style, markup=markup)
+        out.print(printable(redact(text)), style=style, markup=markup)
         return
     # On a terminal, rich wraps at the width (long words folded, never cut), so no line runs past the edge.
     out.width = width
-    out.print(redact(text), style=style, markup=markup, soft_wrap=False)
+    out.print(printable(redact(text)), style=style, markup=markup, soft_wrap=False)
 
 
 def raw(text: str) -> None:
@@ -108,21 +108,22 @@ def note(text: str) -> None:
     if _quiet:
         return
     if _machine:
-        sys.stderr.write(redact(text).rstrip("\n") + "\n")
+        sys.stderr.write(printable(redact(text)).rstrip("\n") + "\n")
         return
-    raw(text)
+    raw(printable(text))
 
 
 def warn(text: str) -> None:
     if _quiet:
         return
-    err_console().print(redact(text), style="yellow", markup=False)
+    # printable: names from Astro or the IdP (a plan line's userName) may hold terminal escapes
+    err_console().print(printable(redact(text)), style="yellow", markup=False)
 
 
 def error(text: str, hint: str | None = None) -> None:
-    err_console().print("error: " + redact(text), style="bold red", markup=False)
+    err_console().print("error: " + printable(redact(text)), style="bold red", markup=False)
     if hint:
-        err_console().print("hint: " + redact(hint), style="dim", markup=False)
+        err_console().print("hint: " + printable(redact(hint)), style="dim", markup=False)
 
 
 def render(obj: Any) -> None:

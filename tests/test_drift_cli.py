@@ -538,3 +538,17 @@ def test_an_error_never_leaves_an_earlier_report_in_place(
         assert doc["clean"] is False and doc["error"]["exit_code"] == 3 and doc["error"]["type"] == "AuthError"
     else:
         assert not report.exists() and f"removed the earlier report {report}" in out.err
+
+
+def test_a_name_with_terminal_escapes_is_printed_escaped_in_the_report_and_the_fix_plan(
+        sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An Astro account named with an OSC 8 link and a [/b] (rich markup): the report's table crashed on the markup
+    (exit 70) and the --fix plan line wrote the escape sequence to the terminal as is."""
+    name = "eve\x1b]8;;http://evil\x1b\\[/b]@acme.example"
+    sandbox.astro.add_orphan(sandbox.astro_orgs["okta"].org_id, name, "Eve", "Orphan")
+    capsys.readouterr()
+    assert main(["drift", "-c", str(okta_applied), "--fix"]) == 1
+    out = capsys.readouterr()
+    assert "\x1b" not in out.out + out.err
+    shown = "eve\\x1b]8;;http://evil\\x1b\\[/b]@acme.example"
+    assert f"! remedy.manual {shown}" in out.out  # the plan line; the table may fold the subject

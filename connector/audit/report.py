@@ -20,23 +20,10 @@ from connector import __version__
 from connector.audit.reconcile import KIND_TITLES, AuditResult, Finding, Kind, summary
 from connector.mapping.model import Severity
 from connector.support import github
-from connector.support.redact import redact
+from connector.support.redact import printable, redact
 
 FORMATS = ("text", "json", "markdown", "junit", "github", "html")
 REPORT_VERSION = 1
-
-
-# What a report must not carry as is: C0 and C1 control characters but tab and newline (an ESC in a userName
-# rewrites the reader's terminal; XML 1.0 has no way to hold most of them, so a JUnit report with one is not
-# well-formed), lone surrogates (not encodable: writing them fails) and the XML non-characters U+FFFE, U+FFFF.
-# Names and values come from Astro and the IdP; JSON keeps them exact (json escapes them), the other formats show
-# them as Python escapes (\x1b), as finding details already quote values.
-_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-
-
-def printable(text: str) -> str:
-    """`text` with each character a report must not carry (see _UNPRINTABLE) written as its escape, e.g. \\x01."""
-    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def render(results: list[AuditResult], fmt: str, *, color: bool = False, width: int = 120,
