@@ -716,6 +716,9 @@ class AuditResult:
     # The watched names (audit_once's `watch`, folded) the IdP's view holds as users or groups: what is in its scope.
     in_scope: set[str] = field(default_factory=set)
     remedies: list[dict[str, Any]] = field(default_factory=list)  # what --fix did: change, ok, message
+    # `drift --fix` without --yes: the remedies it would carry out (each a change), and why --yes would refuse them
+    planned: list[dict[str, Any]] = field(default_factory=list)
+    refused_with_yes: str | None = None
     group_sizes: dict[str, int] = field(default_factory=dict)  # IdP group -> members (remedies pick a method)
     # What a report names the sides by: the IdP's organization (Okta's org host, Entra's tenant id; audit/run.py
     # sets it from the config, the view does not carry it) and when the reads began (UTC; None when built by hand).

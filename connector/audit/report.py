@@ -189,6 +189,8 @@ def to_json(results: list[AuditResult]) -> str:
                 **({"fixed": [f.to_json() for f in r.fixed],
                     "not_fixed": [{"finding": f.to_json(), "why": why} for f, why in r.not_fixed],
                     "remedies": r.remedies} if r.remedies else {}),
+                **({"planned": r.planned} if r.planned else {}),
+                **({"refused_with_yes": r.refused_with_yes} if r.refused_with_yes else {}),
             }
             for r in results
         ],
