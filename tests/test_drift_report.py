@@ -309,3 +309,10 @@ def test_the_job_summary_stays_under_githubs_cap_and_says_what_it_left_out() -> 
     assert 900 * 1024 < len(summary.encode()) <= 1024 * 1024
     listed = summary.count("| `")
     assert f"**{12012 - listed} more finding(s) not listed** (of 12012" in summary
+
+
+def test_text_on_a_terminal_honours_no_color(results: list[AuditResult], monkeypatch: pytest.MonkeyPatch) -> None:
+    colour = re.compile(r"\x1b\[[0-9;]*(3[0-9]|9[0-7])[0-9;]*m")  # a foreground colour (bold alone is no colour)
+    assert colour.search(render(results, "text", color=True))
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not colour.search(render(results, "text", color=True))  # it was red and yellow regardless

@@ -92,7 +92,8 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
     from rich.text import Text
 
     buf = io.StringIO()
-    console = Console(file=buf, width=width, force_terminal=color, no_color=not color, highlight=False,
+    # no_color None when colour is asked for: rich then honours NO_COLOR (https://no-color.org), as the console does
+    console = Console(file=buf, width=width, force_terminal=color, no_color=None if color else True, highlight=False,
                       soft_wrap=not wrap)
     console.print(Text(header_line(results), style="dim"))
     for r in results:
