@@ -316,3 +316,17 @@ def test_text_on_a_terminal_honours_no_color(results: list[AuditResult], monkeyp
     assert colour.search(render(results, "text", color=True))
     monkeypatch.setenv("NO_COLOR", "1")
     assert not colour.search(render(results, "text", color=True))  # it was red and yellow regardless
+
+
+def test_text_too_narrow_for_a_table_lists_one_finding_a_block(results: list[AuditResult]) -> None:
+    """At 40 columns the table left its detail column 3 wide ("de" / "ta" / "il", a word in 2-letter pieces)."""
+    text = render(results, "text", width=40, wrap=True)
+    assert not any(line[:1] in set("┏┃┡│└") for line in text.splitlines())  # no table
+    assert max(len(line) for line in text.splitlines()) <= 40
+    lines = [line.strip() for line in text.splitlines()]
+    for f in results[0].findings:  # id and kind, then the subject and the detail, each whole where they fit
+        at = lines.index(f"{f.id}  {f.kind.value}")
+        assert lines[at + 1] == f.subject or f.subject.startswith(lines[at + 1])
+    assert "bob@acme.example" in lines and "no Astro account" in lines
+    wide = render(results, "text", width=100)
+    assert any(line.startswith("┃ id") for line in wide.splitlines())  # wide enough: the table

@@ -14,13 +14,16 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector import __version__
 from connector.audit.reconcile import KIND_TITLES, AuditResult, Finding, Kind, summary
 from connector.mapping.model import Severity
 from connector.support import github
 from connector.support.redact import printable, redact
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 FORMATS = ("text", "json", "markdown", "junit", "github", "html")
 REPORT_VERSION = 1
@@ -88,7 +91,6 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
     """Only the table is fitted to `width`; a plain line wraps at it only with `wrap` (stdout is a terminal):
     in a pipe or a file a header or remedy broken mid-sentence at a guessed width defeats grep."""
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
     buf = io.StringIO()
@@ -109,24 +111,46 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
         if r.clean:
             console.print(Text("  no drift", style="green"))
             continue
-        table = Table(show_header=True, header_style="bold", expand=False)
         id_w, kind_w, subject_w = _finding_columns(r.findings, width)
-        table.add_column("id", no_wrap=True, width=id_w)
-        table.add_column("kind", overflow="fold", width=kind_w)
-        table.add_column("subject", overflow="fold", width=subject_w)
-        table.add_column("detail", overflow="fold")
-        for f in r.findings:
-            style = "red" if f.severity is Severity.ERROR else "yellow"
-            # Text, not str: a str cell is rich markup, and a userName such as "a[/b]" stopped the report (exit 70)
-            table.add_row(f.id, Text(f.kind.value, style=style), Text(printable(f.subject)),
-                          Text(printable(f.detail)))
-        console.print(table, soft_wrap=False)  # a table is always laid out in `width`
+        if width - _FRAME - id_w - kind_w - subject_w < _NARROW_DETAIL:
+            # Too narrow for a table (a split pane, a phone): at 40 columns the detail was folded 2 letters a line.
+            # One finding a block instead: id and kind, then subject and detail on lines of their own.
+            for f in r.findings:
+                style = "red" if f.severity is Severity.ERROR else "yellow"
+                console.print(Text.assemble("  ", f.id, "  ", (f.kind.value, style)))
+                console.print(Text("    " + printable(f.subject), style="bold"))
+                console.print(Text("    " + printable(f.detail)))
+        else:
+            _table(console, r.findings, id_w, kind_w, subject_w)
         counts = ", ".join(f"{n} {k}" for k, n in summary(r.findings).items() if n)
         console.print(Text(f"  {len(r.findings)} finding(s): {counts}", style="bold red"))
         console.print(Text("  remedies (Astro SCIM FAQ):", style="bold"))
         for remedy, kinds in _remedies(r.findings):
             console.print(Text(f"  - {', '.join(kinds)}: {remedy}"))
     return buf.getvalue()
+
+
+# Below this many columns for the detail (the table's floor: under ~50 columns), the findings are listed one block
+# each instead of as a table.
+_NARROW_DETAIL = 12
+_FRAME = 13  # a findings table's 5 borders and 4 x 2 of padding
+
+
+def _table(console: Console, findings: list[Finding], id_w: int, kind_w: int, subject_w: int) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_header=True, header_style="bold", expand=False)
+    table.add_column("id", no_wrap=True, width=id_w)
+    table.add_column("kind", overflow="fold", width=kind_w)
+    table.add_column("subject", overflow="fold", width=subject_w)
+    table.add_column("detail", overflow="fold")
+    for f in findings:
+        style = "red" if f.severity is Severity.ERROR else "yellow"
+        # Text, not str: a str cell is rich markup, and a userName such as "a[/b]" stopped the report (exit 70)
+        table.add_row(f.id, Text(f.kind.value, style=style), Text(printable(f.subject)),
+                      Text(printable(f.detail)))
+    console.print(table, soft_wrap=False)  # a table is always laid out in `width`
 
 
 def _finding_columns(findings: list[Finding], width: int) -> tuple[int, int, int]:
@@ -137,7 +161,7 @@ def _finding_columns(findings: list[Finding], width: int) -> tuple[int, int, int
     --fix and scripts refer to) is never broken; kind and subject are whole while they fit in their share,
     folded (never cut) past it; the detail wraps in what is left, at least a fifth of the width.
     """
-    frame = 13  # 5 borders and 4 x 2 of padding
+    frame = _FRAME
     # At least their headings: a one-word subject ("Astro") folded the heading into "subje" / "ct".
     id_w = max(len("id"), *(len(f.id) for f in findings))
     room = max(12, width - frame - id_w - max(12, width // 5))  # for kind and subject together
