@@ -97,10 +97,28 @@ def say(text: str = "", *, style: str | None = None, markup: bool = False) -> No
 
 def raw(text: str) -> None:
     """Write text to stdout as is (after masking): for JSON and other machine formats."""
-    sys.stdout.write(redact(text))
-    if not text.endswith("\n"):
-        sys.stdout.write("\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(redact(text))
+        if not text.endswith("\n"):
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away: cli.main's exit 141
+        raise
+    except OSError as exc:  # `> report.json` on a full disk (ENOSPC), a quota, an I/O error: not a crash (exit 70)
+        from connector.errors import UsageError
+
+        discard_stdout()
+        raise UsageError(f"cannot write to stdout: {exc.strerror or exc}",
+                         hint="free some space, or write the report elsewhere (-o FILE where the command has it)"
+                         ) from exc
+
+
+def discard_stdout() -> None:
+    """Point stdout at /dev/null: what a failed write left in its buffer would fail again at exit (exit 120)."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is no file (captured, embedded): nothing flushes at exit
+        pass
 
 
 def note(text: str) -> None:

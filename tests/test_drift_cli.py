@@ -552,3 +552,17 @@ def test_a_name_with_terminal_escapes_is_printed_escaped_in_the_report_and_the_f
     assert "\x1b" not in out.out + out.err
     shown = "eve\\x1b]8;;http://evil\\x1b\\[/b]@acme.example"
     assert f"! remedy.manual {shown}" in out.out  # the plan line; the table may fold the subject
+
+
+@pytest.mark.parametrize("argv", [["drift", "--format", "json"], ["drift", "--format", "junit"], ["drift"], ["plan"]])
+def test_stdout_on_a_full_disk_is_said_not_a_crash(okta_applied: Path, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> None:
+    """`astro-scim drift --format json > report.json` on a full disk: exit 70 with a crash log before."""
+    with open("/dev/full", "w", encoding="utf-8") as full:  # every write fails with ENOSPC, as on a full disk
+        try:
+            monkeypatch.setattr("sys.stdout", full)
+            rc = main([argv[0], "-c", str(okta_applied), *argv[1:]])
+        finally:
+            monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert rc == 2 and "No space left on device" in err and "unexpected" not in err, err
