@@ -330,3 +330,23 @@ def test_text_too_narrow_for_a_table_lists_one_finding_a_block(results: list[Aud
     assert "bob@acme.example" in lines and "no Astro account" in lines
     wide = render(results, "text", width=100)
     assert any(line.startswith("┃ id") for line in wide.splitlines())  # wide enough: the table
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+def test_after_a_fix_every_report_names_the_failed_remedies_and_what_was_not_fixed(fmt: str) -> None:
+    """The remedies that failed and the findings gone unfixed were only narrated during the run (and in JSON): a
+    report file (-o) or the job summary said 'fixed 1 finding' and nothing of the failure."""
+    done = _f("okta", Kind.USER_MISSING, "ada@acme.example", "no Astro account")
+    gone = _f("okta", Kind.ATTRIBUTE_MISMATCH, "bob@acme.example", "title differs")
+    left = _f("okta", Kind.TEAM_MISSING, "Analytics", "no Astro Team")
+    r = AuditResult("okta", "https://api.astronomer.io/scim/v2/clorg", [left], idp_users=2, astro_users=2,
+                    fixed=[done], not_fixed=[(gone, "it left the IdP's scope during the fix")],
+                    remedies=[{"resource": "remedy.okta.reassign_user", "key": "ada@acme.example", "ok": True,
+                               "message": "re-assigned"},
+                              {"resource": "remedy.okta.repush_group", "key": "Analytics", "ok": False,
+                               "message": "Okta answered 500"}])
+    out = render([r], fmt).replace("<wbr>", "")
+    assert "FAILED remedy.okta.repush_group Analytics: Okta answered 500" in out
+    assert ("not fixed: attribute_mismatch bob@acme.example: it left the IdP" + ("&#x27;" if fmt == "html" else "'")
+            + "s scope during the fix") in out
+    assert "remedy.okta.reassign_user" not in out  # what worked is counted, not listed

@@ -108,6 +108,8 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
         if r.remedies:
             console.print(Text(f"  fixed {len(r.fixed)} finding(s) with {len(r.remedies)} remedy action(s)",
                                style="green"))
+            for line in _fix_problems(r):  # a report file holds them too, not only the run's narration
+                console.print(Text("  " + printable(line), style="red"))
         if r.clean:
             console.print(Text("  no drift", style="green"))
             continue
@@ -151,6 +153,13 @@ def _table(console: Console, findings: list[Finding], id_w: int, kind_w: int, su
         table.add_row(f.id, Text(f.kind.value, style=style), Text(printable(f.subject)),
                       Text(printable(f.detail)))
     console.print(table, soft_wrap=False)  # a table is always laid out in `width`
+
+
+def _fix_problems(r: AuditResult) -> list[str]:
+    """After --fix --yes: each remedy that failed, and each finding that went away unfixed (with why)."""
+    failed = [f"FAILED {rem.get('resource')} {rem.get('key')}: {rem.get('message')}"
+              for rem in r.remedies if not rem.get("ok")]
+    return failed + [f"not fixed: {f.kind.value} {f.subject}: {why}" for f, why in r.not_fixed]
 
 
 def _finding_columns(findings: list[Finding], width: int) -> tuple[int, int, int]:
@@ -264,6 +273,12 @@ def _markdown(results: list[AuditResult], max_rows: int | None) -> str:
             lines.append(f"- tolerated: {_md(d)}")
         if r.deviations:
             lines.append("")
+        if r.remedies:
+            failed = sum(1 for rem in r.remedies if not rem.get("ok"))
+            lines += [f"**Fixed** {len(r.fixed)} finding(s) with {len(r.remedies)} remedy action(s)"
+                      + (f", {failed} of them failed" if failed else "") + ".", ""]
+            lines += [f"- {_md(line)}" for line in _fix_problems(r)]
+            lines += [""] if _fix_problems(r) else []
         lines += ["| check | findings |", "|---|---:|"]
         for kind, n in summary(r.findings).items():
             lines.append(f"| {KIND_TITLES[Kind(kind)]} (`{kind}`) | {n} |")
@@ -603,6 +618,7 @@ def _idp_section(r: AuditResult) -> list[str]:
     if r.remedies:
         parts.append(f'<p class="ok">Fixed {_plural(len(r.fixed), "finding")} with '
                      f'{_plural(len(r.remedies), "remedy action")}.</p>')
+        parts += [f'<p class="error">{_soft(line)}</p>' for line in _fix_problems(r)]
     if r.clean:
         parts.append('<p class="ok"><strong>No drift.</strong></p></section>')
         return parts
