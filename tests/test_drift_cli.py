@@ -566,3 +566,17 @@ def test_stdout_on_a_full_disk_is_said_not_a_crash(okta_applied: Path, capsys: p
             monkeypatch.undo()
     err = capsys.readouterr().err
     assert rc == 2 and "No space left on device" in err and "unexpected" not in err, err
+
+
+def test_github_format_says_why_an_error_left_no_report(okta_applied: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """In Actions the run page shows annotations and the job summary: a stopped audit left both empty."""
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    (okta_applied.parent / "okta.token").write_text("revoked-token\n")
+    capsys.readouterr()
+    assert main(["drift", "-c", str(okta_applied), "--format", "github"]) == 3
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("::error title=astro-scim drift stopped%3A no report::") and "token" in line
+    assert "**Stopped, no report:**" in summary.read_text() and "(exit 3)" in summary.read_text()

@@ -41,6 +41,12 @@ def run(args: argparse.Namespace) -> int:
                 _write(args.output, json.dumps(doc, indent=2) + "\n", quiet_failure=True)
         elif args.output and not _cannot_write(exc):
             _drop_stale(args.output)
+        elif args.format == "github" and not args.output:
+            # The run page shows annotations and the job summary, not the log: say there why no report came.
+            why = f"{exc}" + (f" ({exc.hint})" if exc.hint else "")
+            output.raw(github.annotation("error", why, title="astro-scim drift stopped: no report"))
+            github.append_summary(f"# Astro SCIM drift report\n\n**Stopped, no report:** {why} "
+                                  f"(exit {exc.exit_code})")
         elif args.format == "text" and not args.output and (unseen := done.unseen()):
             # Beside the error on stderr. Other formats (a file, markdown, JUnit, a job summary) are documents
             # read on their own: one holding only the IdPs done could read as "no drift", so none is written.
