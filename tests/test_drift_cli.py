@@ -580,3 +580,35 @@ def test_github_format_says_why_an_error_left_no_report(okta_applied: Path, tmp_
     (line,) = capsys.readouterr().out.splitlines()
     assert line.startswith("::error title=astro-scim drift stopped%3A no report::") and "token" in line
     assert "**Stopped, no report:**" in summary.read_text() and "(exit 3)" in summary.read_text()
+
+
+def test_an_interrupted_json_drift_still_prints_its_document(sandbox: Sandbox, okta_applied: Path,
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during the audit (SIGINT while Okta's users are read): exit 130 and, as every --format json command
+    does on the way out, the document: never clean, error Interrupted. stdout was empty."""
+    import os
+    import signal
+
+    import jsonschema
+
+    monkeypatch.setenv("ASTRO_SCIM_READ_IN_PROCESS", "1")
+    middleware = sandbox._middleware["okta"]
+    inner = middleware.app
+
+    def ctrl_c(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["PATH_INFO"].endswith("/users"):
+            os.kill(os.getpid(), signal.SIGINT)  # the main thread, waiting for this answer, is interrupted
+        return inner(environ, start_response)
+
+    middleware.app = ctrl_c
+    try:
+        capsys.readouterr()
+        rc = main(["drift", "-c", str(okta_applied), "--format", "json"])
+    finally:
+        middleware.app = inner
+    doc = json.loads(capsys.readouterr().out)
+    schema = json.loads((Path(__file__).parents[1] / "connector/data/output-schemas/drift.v1.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(doc)
+    assert rc == 130 and doc["clean"] is False and doc["error"]["type"] == "Interrupted"
+    assert doc["error"]["exit_code"] == 130

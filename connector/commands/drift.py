@@ -52,8 +52,17 @@ def run(args: argparse.Namespace) -> int:
             # read on their own: one holding only the IdPs done could read as "no drift", so none is written.
             _emit(unseen, args.format, None)
         raise
-    except BaseException:
+    except BaseException as exc:
         _record(done)  # interrupted (Ctrl-C) or a bug (exit 70): the remedies carried out still reach the trail
+        if isinstance(exc, KeyboardInterrupt) and args.format == "json" and not args.output:
+            # the document still comes (as every --format json command's does), never a clean one
+            from connector.audit.report import to_json
+            from connector.errors import EXIT_INTERRUPTED
+
+            doc = {**json.loads(to_json(done.results)), "clean": False}
+            doc["error"] = {"type": "Interrupted", "message": "interrupted", "hint": None,
+                            "exit_code": EXIT_INTERRUPTED}
+            output.raw(json.dumps(doc, indent=2))
         raise
 
 
