@@ -504,6 +504,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError):  # stdout is no file (captured, embedded): nothing will flush to the pipe
             pass
         return EXIT_PIPE_CLOSED
+    except OSError as exc:
+        import errno
+
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return _internal_error(exc)
+        # Output to a full disk (`astro-scim plan > plan.txt`): the data could not be written, said as such, as
+        # output.raw says it for reports; the write is what failed, not the tool (exit 70 and a crash log before).
+        output.discard_stdout()
+        output.error(f"cannot write the output: {exc.strerror}", "free some space, or write it elsewhere")
+        return EXIT_USAGE
     except Exception as exc:  # the promise: never a raw traceback
         return _internal_error(exc)
     finally:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from connector.support.redact import redact
+from connector.support.redact import printable, redact
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -88,19 +88,37 @@ def say(text: str = "", *, style: str | None = None, markup: bool = False) -> No
     out = _human()
     width = terminal_width(sys.stderr if _machine else None)
     if width is None:  # not a terminal: the line as it is (no wrap at a guessed width)
-        out.print(redact(text), style=style, markup=markup)
+        out.print(printable(redact(text)), style=style, markup=markup)
         return
     # On a terminal, rich wraps at the width (long words folded, never cut), so no line runs past the edge.
     out.width = width
-    out.print(redact(text), style=style, markup=markup, soft_wrap=False)
+    out.print(printable(redact(text)), style=style, markup=markup, soft_wrap=False)
 
 
 def raw(text: str) -> None:
     """Write text to stdout as is (after masking): for JSON and other machine formats."""
-    sys.stdout.write(redact(text))
-    if not text.endswith("\n"):
-        sys.stdout.write("\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(redact(text))
+        if not text.endswith("\n"):
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away: cli.main's exit 141
+        raise
+    except OSError as exc:  # `> report.json` on a full disk (ENOSPC), a quota, an I/O error: not a crash (exit 70)
+        from connector.errors import UsageError
+
+        discard_stdout()
+        raise UsageError(f"cannot write to stdout: {exc.strerror or exc}",
+                         hint="free some space, or write the report elsewhere (-o FILE where the command has it)"
+                         ) from exc
+
+
+def discard_stdout() -> None:
+    """Point stdout at /dev/null: what a failed write left in its buffer would fail again at exit (exit 120)."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is no file (captured, embedded): nothing flushes at exit
+        pass
 
 
 def note(text: str) -> None:
@@ -108,21 +126,22 @@ def note(text: str) -> None:
     if _quiet:
         return
     if _machine:
-        sys.stderr.write(redact(text).rstrip("\n") + "\n")
+        sys.stderr.write(printable(redact(text)).rstrip("\n") + "\n")
         return
-    raw(text)
+    raw(printable(text))
 
 
 def warn(text: str) -> None:
     if _quiet:
         return
-    err_console().print(redact(text), style="yellow", markup=False)
+    # printable: names from Astro or the IdP (a plan line's userName) may hold terminal escapes
+    err_console().print(printable(redact(text)), style="yellow", markup=False)
 
 
 def error(text: str, hint: str | None = None) -> None:
-    err_console().print("error: " + redact(text), style="bold red", markup=False)
+    err_console().print("error: " + printable(redact(text)), style="bold red", markup=False)
     if hint:
-        err_console().print("hint: " + redact(hint), style="dim", markup=False)
+        err_console().print("hint: " + printable(redact(hint)), style="dim", markup=False)
 
 
 def render(obj: Any) -> None:

@@ -535,3 +535,105 @@ def test_when_the_other_idp_of_the_org_cannot_be_read_no_account_is_judged_an_or
     found = [(f["kind"], f["subject"]) for idp in json.loads(out)["idps"] for f in idp["findings"]]
     assert rc == 0 and found == [], found
     assert "azure provisions into the same Astro organization and could not be read" in err, err
+
+
+def test_a_folder_as_the_report_file_is_refused_before_any_request(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # no config: the path is checked first (a folder was found only after the audit, which can take minutes)
+    assert main(["drift", "-c", str(tmp_path / "none.yaml"), "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write the report to {tmp_path}: it is a folder" in err and "none.yaml" not in err
+
+
+@pytest.mark.parametrize("fmt", ["junit", "html", "json"])
+def test_an_error_never_leaves_an_earlier_report_in_place(
+        sandbox: Sandbox, okta_applied: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str) -> None:
+    """A CI step uploads the report after a failed run too: the last clean one, left at the path, read as this
+    run's verdict. JSON gets the error document (as on stdout); the other formats leave no file."""
+    report = tmp_path / f"drift.{fmt}"
+    assert main(["drift", "-c", str(okta_applied), "--format", fmt, "-o", str(report)]) == 0
+    assert report.is_file()
+    (okta_applied.parent / "okta.token").write_text("revoked-token\n")
+    capsys.readouterr()
+    assert main(["drift", "-c", str(okta_applied), "--format", fmt, "-o", str(report)]) == 3
+    out = capsys.readouterr()
+    assert out.out == ""
+    if fmt == "json":
+        doc = json.loads(report.read_text())
+        assert doc["clean"] is False and doc["error"]["exit_code"] == 3 and doc["error"]["type"] == "AuthError"
+    else:
+        assert not report.exists() and f"removed the earlier report {report}" in out.err
+
+
+def test_a_name_with_terminal_escapes_is_printed_escaped_in_the_report_and_the_fix_plan(
+        sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An Astro account named with an OSC 8 link and a [/b] (rich markup): the report's table crashed on the markup
+    (exit 70) and the --fix plan line wrote the escape sequence to the terminal as is."""
+    name = "eve\x1b]8;;http://evil\x1b\\[/b]@acme.example"
+    sandbox.astro.add_orphan(sandbox.astro_orgs["okta"].org_id, name, "Eve", "Orphan")
+    capsys.readouterr()
+    assert main(["drift", "-c", str(okta_applied), "--fix"]) == 1
+    out = capsys.readouterr()
+    assert "\x1b" not in out.out + out.err
+    shown = "eve\\x1b]8;;http://evil\\x1b\\[/b]@acme.example"
+    assert f"! remedy.manual {shown}" in out.out  # the plan line; the table may fold the subject
+
+
+@pytest.mark.parametrize("argv", [["drift", "--format", "json"], ["drift", "--format", "junit"], ["drift"], ["plan"]])
+def test_stdout_on_a_full_disk_is_said_not_a_crash(okta_applied: Path, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> None:
+    """`astro-scim drift --format json > report.json` on a full disk: exit 70 with a crash log before."""
+    with open("/dev/full", "w", encoding="utf-8") as full:  # every write fails with ENOSPC, as on a full disk
+        try:
+            monkeypatch.setattr("sys.stdout", full)
+            rc = main([argv[0], "-c", str(okta_applied), *argv[1:]])
+        finally:
+            monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert rc == 2 and "No space left on device" in err and "unexpected" not in err, err
+
+
+def test_github_format_says_why_an_error_left_no_report(okta_applied: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """In Actions the run page shows annotations and the job summary: a stopped audit left both empty."""
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    (okta_applied.parent / "okta.token").write_text("revoked-token\n")
+    capsys.readouterr()
+    assert main(["drift", "-c", str(okta_applied), "--format", "github"]) == 3
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("::error title=astro-scim drift stopped%3A no report::") and "token" in line
+    assert "**Stopped, no report:**" in summary.read_text() and "(exit 3)" in summary.read_text()
+
+
+def test_an_interrupted_json_drift_still_prints_its_document(sandbox: Sandbox, okta_applied: Path,
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during the audit (SIGINT while Okta's users are read): exit 130 and, as every --format json command
+    does on the way out, the document: never clean, error Interrupted. stdout was empty."""
+    import os
+    import signal
+
+    import jsonschema
+
+    monkeypatch.setenv("ASTRO_SCIM_READ_IN_PROCESS", "1")
+    middleware = sandbox._middleware["okta"]
+    inner = middleware.app
+
+    def ctrl_c(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["PATH_INFO"].endswith("/users"):
+            os.kill(os.getpid(), signal.SIGINT)  # the main thread, waiting for this answer, is interrupted
+        return inner(environ, start_response)
+
+    middleware.app = ctrl_c
+    try:
+        capsys.readouterr()
+        rc = main(["drift", "-c", str(okta_applied), "--format", "json"])
+    finally:
+        middleware.app = inner
+    doc = json.loads(capsys.readouterr().out)
+    schema = json.loads((Path(__file__).parents[1] / "connector/data/output-schemas/drift.v1.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(doc)
+    assert rc == 130 and doc["clean"] is False and doc["error"]["type"] == "Interrupted"
+    assert doc["error"]["exit_code"] == 130

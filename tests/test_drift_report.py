@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -12,7 +13,7 @@ import pytest
 
 from connector import __version__
 from connector.audit.reconcile import AuditResult, Finding, Kind, finding_id, remedy_text
-from connector.audit.report import FORMATS, _inline_code, render
+from connector.audit.report import FORMATS, _inline_code, render, to_markdown
 from connector.mapping.model import Severity
 from connector.support.redact import register
 
@@ -242,3 +243,110 @@ def test_text_table_headings_are_never_folded_by_a_short_subject() -> None:
     text = render([result], "text", width=120)
     heading = next(line for line in text.splitlines() if "┃" in line and "detail" in line)
     assert [cell.strip() for cell in heading.strip("┃").split("┃")] == ["id", "kind", "subject", "detail"]
+
+
+# Names from Astro or the IdP that a report must survive: rich markup, a terminal escape (an OSC 8 link), a control
+# character XML 1.0 cannot hold, a lone surrogate (from a JSON "\ud800" escape: not encodable as UTF-8).
+HOSTILE = ["mark[/b]up@x.example", "[bold red]loud[/]@x.example", "esc\x1b]8;;http://evil\x1b\\link@x.example",
+           "ctl\x01\x7f\x85@x.example", "half\ud800@x.example"]
+
+
+@pytest.fixture
+def hostile() -> list[AuditResult]:
+    return [AuditResult("okta", "https://api.astronomer.io/scim/v2/clorg",
+                        [_f("okta", Kind.ORPHANED, name, f"active in Astro; displayName {name!s}") for name in HOSTILE],
+                        idp_users=1, astro_users=6, deviations=["odd \x1b[2J header"])]
+
+
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "json"])
+def test_a_hostile_name_is_shown_escaped_in_every_format_never_as_markup_or_control(
+        hostile: list[AuditResult], fmt: str) -> None:
+    out = render(hostile, fmt)  # a str cell was rich markup: "[/b]" stopped the text report with MarkupError
+    out.encode("utf-8")  # a lone surrogate written as is fails here (and on stdout)
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]", out)
+    for shown in ("mark[/b]up@x.example", "[bold red]loud[/]@x.example", r"esc\x1b]8;;http://evil\x1b\link",
+                  r"ctl\x01\x7f\x85@x.example", r"half\ud800@x.example"):
+        if fmt == "html":
+            assert html.escape(shown) in out.replace("<wbr>", "")
+        else:  # markdown escapes a backslash (rendered as one)
+            assert shown in (out.replace("\\\\", "\\") if fmt == "markdown" else out)
+    if fmt == "junit":
+        ET.fromstring(out.split("\n", 1)[1])  # well-formed: a raw \x01 is not
+
+
+def test_json_keeps_a_hostile_name_exact(hostile: list[AuditResult]) -> None:
+    doc = json.loads(render(hostile, "json"))
+    assert [f["subject"] for f in doc["idps"][0]["findings"]] == HOSTILE
+
+
+def _many(n: int) -> list[AuditResult]:
+    findings = [_f("okta", Kind.USER_MISSING, f"user{i:05}@acme.example", "no Astro account (and from 1 Team: X)")
+                for i in range(n)]
+    findings += [_f("okta", Kind.ATTRIBUTE_MISMATCH, f"w{i}@acme.example", "title differs", Severity.WARNING)
+                 for i in range(12)]
+    return [AuditResult("okta", "https://api.astronomer.io/scim/v2/clorg", findings, idp_users=n, astro_users=0,
+                        deviations=[f"deviation {i}" for i in range(12)])]
+
+
+def test_github_annotates_no_more_than_github_shows_and_logs_and_counts_the_rest() -> None:
+    lines = render(_many(2000), "github").splitlines()
+    levels = [line.split(" ", 1)[0] for line in lines if line.startswith("::")]
+    # GitHub shows 10 of each level per step and drops the rest silently: 2,000 annotations read as 10 findings
+    assert levels.count("::error") == 10 and levels.count("::warning") == 10 and levels.count("::notice") == 10
+    more = next(line for line in lines if "more findings than annotations" in line)
+    assert "1990 error(s), 2 warning(s), 3 notice(s) not annotated" in more
+    logged = [line for line in lines if line.startswith(("error: ", "warning: ", "notice: "))]
+    assert len(logged) == 1990 + 2 + 3  # every finding is still in the log, once
+    assert any("user01999@acme.example" in line for line in logged)
+    assert lines[-1] == "astro-scim drift: 2012 finding(s) across 1 IdP(s)"
+
+
+def test_the_job_summary_stays_under_githubs_cap_and_says_what_it_left_out() -> None:
+    results = _many(12000)
+    full = render(results, "markdown")
+    assert len(full.encode()) > 1024 * 1024 and "not listed" not in full  # a file gets every finding
+    summary = to_markdown(results, max_bytes=1024 * 1024)
+    assert 900 * 1024 < len(summary.encode()) <= 1024 * 1024
+    listed = summary.count("| `")
+    assert f"**{12012 - listed} more finding(s) not listed** (of 12012" in summary
+
+
+def test_text_on_a_terminal_honours_no_color(results: list[AuditResult], monkeypatch: pytest.MonkeyPatch) -> None:
+    colour = re.compile(r"\x1b\[[0-9;]*(3[0-9]|9[0-7])[0-9;]*m")  # a foreground colour (bold alone is no colour)
+    assert colour.search(render(results, "text", color=True))
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not colour.search(render(results, "text", color=True))  # it was red and yellow regardless
+
+
+def test_text_too_narrow_for_a_table_lists_one_finding_a_block(results: list[AuditResult]) -> None:
+    """At 40 columns the table left its detail column 3 wide ("de" / "ta" / "il", a word in 2-letter pieces)."""
+    text = render(results, "text", width=40, wrap=True)
+    assert not any(line[:1] in set("┏┃┡│└") for line in text.splitlines())  # no table
+    assert max(len(line) for line in text.splitlines()) <= 40
+    lines = [line.strip() for line in text.splitlines()]
+    for f in results[0].findings:  # id and kind, then the subject and the detail, each whole where they fit
+        at = lines.index(f"{f.id}  {f.kind.value}")
+        assert lines[at + 1] == f.subject or f.subject.startswith(lines[at + 1])
+    assert "bob@acme.example" in lines and "no Astro account" in lines
+    wide = render(results, "text", width=100)
+    assert any(line.startswith("┃ id") for line in wide.splitlines())  # wide enough: the table
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+def test_after_a_fix_every_report_names_the_failed_remedies_and_what_was_not_fixed(fmt: str) -> None:
+    """The remedies that failed and the findings gone unfixed were only narrated during the run (and in JSON): a
+    report file (-o) or the job summary said 'fixed 1 finding' and nothing of the failure."""
+    done = _f("okta", Kind.USER_MISSING, "ada@acme.example", "no Astro account")
+    gone = _f("okta", Kind.ATTRIBUTE_MISMATCH, "bob@acme.example", "title differs")
+    left = _f("okta", Kind.TEAM_MISSING, "Analytics", "no Astro Team")
+    r = AuditResult("okta", "https://api.astronomer.io/scim/v2/clorg", [left], idp_users=2, astro_users=2,
+                    fixed=[done], not_fixed=[(gone, "it left the IdP's scope during the fix")],
+                    remedies=[{"resource": "remedy.okta.reassign_user", "key": "ada@acme.example", "ok": True,
+                               "message": "re-assigned"},
+                              {"resource": "remedy.okta.repush_group", "key": "Analytics", "ok": False,
+                               "message": "Okta answered 500"}])
+    out = render([r], fmt).replace("<wbr>", "")
+    assert "FAILED remedy.okta.repush_group Analytics: Okta answered 500" in out
+    assert ("not fixed: attribute_mismatch bob@acme.example: it left the IdP" + ("&#x27;" if fmt == "html" else "'")
+            + "s scope during the fix") in out
+    assert "remedy.okta.reassign_user" not in out  # what worked is counted, not listed

@@ -281,6 +281,18 @@ def test_drift_json_findings_fix_and_error(sandbox: Sandbox, tmp_path: Path,
     org = sandbox.astro_orgs["okta"].org_id
     victim = sandbox.astro.users(org)[0]
     sandbox.astro.delete_user(org, victim["userName"])
+    for _ in range(2):
+        sandbox.astro.add_orphan(org, f"orphan{_}@acme.example", "O", "Rphan")
+    # --fix without --yes: the plan is in the document (it was only narrated on stderr), and why --yes would
+    # refuse it (2 deletions of 12 users: over 10%)
+    rc, doc = run_json(capsys, "drift", "drift", "-c", config, "--fix", "--delete-orphans")
+    (okta,) = doc["idps"]
+    assert rc == 1 and "remedies" not in okta and "fixed" not in okta
+    assert {("remedy.okta.reassign_user", victim["userName"]), ("remedy.astro.delete_user", "orphan0@acme.example"),
+            ("remedy.astro.delete_user", "orphan1@acme.example")} <= {(c["resource"], c["key"]) for c in okta["planned"]}
+    assert "safety" in okta["refused_with_yes"] or "limit" in okta["refused_with_yes"], okta["refused_with_yes"]
+    for i in range(2):
+        sandbox.astro.delete_user(org, f"orphan{i}@acme.example")
     rc, doc = run_json(capsys, "drift", "drift", "-c", config, "--fix", "--yes")
     (okta,) = doc["idps"]
     assert okta["remedies"] and okta["fixed"] and all(r["ok"] for r in okta["remedies"]), okta

@@ -175,6 +175,14 @@ def test_plan_out_into_a_missing_folder_is_a_usage_error(
     assert sandbox.logs["okta"].entries == []  # said before reading the org
 
 
+def test_plan_out_to_a_folder_is_a_usage_error_before_reading_the_org(
+    sandbox: Sandbox, sandbox_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", "-c", str(sandbox_config), "--idp", "okta", "--out", str(tmp_path)]) == 2
+    assert f"cannot write the plan to {tmp_path}: it is a folder" in capsys.readouterr().err
+    assert sandbox.logs["okta"].entries == []  # it used to read the whole org first
+
+
 def test_apply_file_takes_the_same_config_from_another_folder_and_names_a_different_one(
     sandbox: Sandbox, sandbox_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -178,7 +178,8 @@ class Finding:
 def finding_id(idp: str, kind: Kind, subject: str, key: str = "") -> str:
     """Hash of what identifies the problem (not of values that may change while it persists)."""
     text = "\x1f".join((idp, kind.value, subject.casefold(), key))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    # surrogatepass: a name read from JSON may hold a lone surrogate ("\ud800"), which strict UTF-8 refuses
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def _make(idp: str, kind: Kind, subject: str, detail: str, *, key: str = "",
@@ -715,6 +716,9 @@ class AuditResult:
     # The watched names (audit_once's `watch`, folded) the IdP's view holds as users or groups: what is in its scope.
     in_scope: set[str] = field(default_factory=set)
     remedies: list[dict[str, Any]] = field(default_factory=list)  # what --fix did: change, ok, message
+    # `drift --fix` without --yes: the remedies it would carry out (each a change), and why --yes would refuse them
+    planned: list[dict[str, Any]] = field(default_factory=list)
+    refused_with_yes: str | None = None
     group_sizes: dict[str, int] = field(default_factory=dict)  # IdP group -> members (remedies pick a method)
     # What a report names the sides by: the IdP's organization (Okta's org host, Entra's tenant id; audit/run.py
     # sets it from the config, the view does not carry it) and when the reads began (UTC; None when built by hand).

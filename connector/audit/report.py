@@ -14,13 +14,16 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector import __version__
 from connector.audit.reconcile import KIND_TITLES, AuditResult, Finding, Kind, summary
 from connector.mapping.model import Severity
 from connector.support import github
-from connector.support.redact import redact
+from connector.support.redact import printable, redact
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 FORMATS = ("text", "json", "markdown", "junit", "github", "html")
 REPORT_VERSION = 1
@@ -88,11 +91,11 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
     """Only the table is fitted to `width`; a plain line wraps at it only with `wrap` (stdout is a terminal):
     in a pipe or a file a header or remedy broken mid-sentence at a guessed width defeats grep."""
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
     buf = io.StringIO()
-    console = Console(file=buf, width=width, force_terminal=color, no_color=not color, highlight=False,
+    # no_color None when colour is asked for: rich then honours NO_COLOR (https://no-color.org), as the console does
+    console = Console(file=buf, width=width, force_terminal=color, no_color=None if color else True, highlight=False,
                       soft_wrap=not wrap)
     console.print(Text(header_line(results), style="dim"))
     for r in results:
@@ -101,29 +104,62 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
         console.print(Text(head, style="bold"))
         for d in r.deviations:
             # information, not a warning: yellow is what warning findings are drawn in
-            console.print(Text(f"  tolerated: {d}", style="blue"))
+            console.print(Text(f"  tolerated: {printable(d)}", style="blue"))
         if r.remedies:
             console.print(Text(f"  fixed {len(r.fixed)} finding(s) with {len(r.remedies)} remedy action(s)",
                                style="green"))
+            for line in _fix_problems(r):  # a report file holds them too, not only the run's narration
+                console.print(Text("  " + printable(line), style="red"))
         if r.clean:
             console.print(Text("  no drift", style="green"))
             continue
-        table = Table(show_header=True, header_style="bold", expand=False)
         id_w, kind_w, subject_w = _finding_columns(r.findings, width)
-        table.add_column("id", no_wrap=True, width=id_w)
-        table.add_column("kind", overflow="fold", width=kind_w)
-        table.add_column("subject", overflow="fold", width=subject_w)
-        table.add_column("detail", overflow="fold")
-        for f in r.findings:
-            style = "red" if f.severity is Severity.ERROR else "yellow"
-            table.add_row(f.id, Text(f.kind.value, style=style), f.subject, f.detail)
-        console.print(table, soft_wrap=False)  # a table is always laid out in `width`
+        if width - _FRAME - id_w - kind_w - subject_w < _NARROW_DETAIL:
+            # Too narrow for a table (a split pane, a phone): at 40 columns the detail was folded 2 letters a line.
+            # One finding a block instead: id and kind, then subject and detail on lines of their own.
+            for f in r.findings:
+                style = "red" if f.severity is Severity.ERROR else "yellow"
+                console.print(Text.assemble("  ", f.id, "  ", (f.kind.value, style)))
+                console.print(Text("    " + printable(f.subject), style="bold"))
+                console.print(Text("    " + printable(f.detail)))
+        else:
+            _table(console, r.findings, id_w, kind_w, subject_w)
         counts = ", ".join(f"{n} {k}" for k, n in summary(r.findings).items() if n)
         console.print(Text(f"  {len(r.findings)} finding(s): {counts}", style="bold red"))
         console.print(Text("  remedies (Astro SCIM FAQ):", style="bold"))
         for remedy, kinds in _remedies(r.findings):
             console.print(Text(f"  - {', '.join(kinds)}: {remedy}"))
     return buf.getvalue()
+
+
+# Below this many columns for the detail (the table's floor: under ~50 columns), the findings are listed one block
+# each instead of as a table.
+_NARROW_DETAIL = 12
+_FRAME = 13  # a findings table's 5 borders and 4 x 2 of padding
+
+
+def _table(console: Console, findings: list[Finding], id_w: int, kind_w: int, subject_w: int) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_header=True, header_style="bold", expand=False)
+    table.add_column("id", no_wrap=True, width=id_w)
+    table.add_column("kind", overflow="fold", width=kind_w)
+    table.add_column("subject", overflow="fold", width=subject_w)
+    table.add_column("detail", overflow="fold")
+    for f in findings:
+        style = "red" if f.severity is Severity.ERROR else "yellow"
+        # Text, not str: a str cell is rich markup, and a userName such as "a[/b]" stopped the report (exit 70)
+        table.add_row(f.id, Text(f.kind.value, style=style), Text(printable(f.subject)),
+                      Text(printable(f.detail)))
+    console.print(table, soft_wrap=False)  # a table is always laid out in `width`
+
+
+def _fix_problems(r: AuditResult) -> list[str]:
+    """After --fix --yes: each remedy that failed, and each finding that went away unfixed (with why)."""
+    failed = [f"FAILED {rem.get('resource')} {rem.get('key')}: {rem.get('message')}"
+              for rem in r.remedies if not rem.get("ok")]
+    return failed + [f"not fixed: {f.kind.value} {f.subject}: {why}" for f, why in r.not_fixed]
 
 
 def _finding_columns(findings: list[Finding], width: int) -> tuple[int, int, int]:
@@ -134,7 +170,7 @@ def _finding_columns(findings: list[Finding], width: int) -> tuple[int, int, int
     --fix and scripts refer to) is never broken; kind and subject are whole while they fit in their share,
     folded (never cut) past it; the detail wraps in what is left, at least a fifth of the width.
     """
-    frame = 13  # 5 borders and 4 x 2 of padding
+    frame = _FRAME
     # At least their headings: a one-word subject ("Astro") folded the heading into "subje" / "ct".
     id_w = max(len("id"), *(len(f.id) for f in findings))
     room = max(12, width - frame - id_w - max(12, width // 5))  # for kind and subject together
@@ -187,6 +223,8 @@ def to_json(results: list[AuditResult]) -> str:
                 **({"fixed": [f.to_json() for f in r.fixed],
                     "not_fixed": [{"finding": f.to_json(), "why": why} for f, why in r.not_fixed],
                     "remedies": r.remedies} if r.remedies else {}),
+                **({"planned": r.planned} if r.planned else {}),
+                **({"refused_with_yes": r.refused_with_yes} if r.refused_with_yes else {}),
             }
             for r in results
         ],
@@ -202,7 +240,25 @@ def _md(text: Any) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(results: list[AuditResult]) -> str:
+# GitHub refuses a job summary over 1 MiB per step (the whole summary is then lost, with an error annotation).
+SUMMARY_BYTES = 1024 * 1024
+
+
+def to_markdown(results: list[AuditResult], *, max_bytes: int | None = None) -> str:
+    """The markdown report; with `max_bytes` (a job summary) at most that many UTF-8 bytes: each IdP's findings
+    table then lists its first findings, and says how many more there are and where to see them all."""
+    text = _markdown(results, None)
+    rows = sum(len(r.findings) for r in results)
+    while max_bytes is not None and len(text.encode("utf-8")) > max_bytes and rows > 0:
+        # the rows' share of the bytes shrinks in proportion, then by a tenth, until it fits
+        rows = min(rows - 1, int(rows * max_bytes / len(text.encode("utf-8")) * 0.9))
+        text = _markdown(results, max(rows, 0))
+    return text
+
+
+def _markdown(results: list[AuditResult], max_rows: int | None) -> str:
+    """`max_rows`: findings listed in all (the first of each IdP's, in proportion), None: every one."""
+    total = sum(len(r.findings) for r in results)
     lines = ["# Astro SCIM drift report", "",
              f"astro-scim {__version__}, audited {_stamp(audited_at(results))}.", ""]
     status = "no drift" if all(r.clean for r in results) else f"{sum(len(r.findings) for r in results)} finding(s)"
@@ -217,6 +273,12 @@ def to_markdown(results: list[AuditResult]) -> str:
             lines.append(f"- tolerated: {_md(d)}")
         if r.deviations:
             lines.append("")
+        if r.remedies:
+            failed = sum(1 for rem in r.remedies if not rem.get("ok"))
+            lines += [f"**Fixed** {len(r.fixed)} finding(s) with {len(r.remedies)} remedy action(s)"
+                      + (f", {failed} of them failed" if failed else "") + ".", ""]
+            lines += [f"- {_md(line)}" for line in _fix_problems(r)]
+            lines += [""] if _fix_problems(r) else []
         lines += ["| check | findings |", "|---|---:|"]
         for kind, n in summary(r.findings).items():
             lines.append(f"| {KIND_TITLES[Kind(kind)]} (`{kind}`) | {n} |")
@@ -225,13 +287,18 @@ def to_markdown(results: list[AuditResult]) -> str:
             lines += ["No drift.", ""]
             continue
         lines += ["| id | severity | kind | subject | detail |", "|---|---|---|---|---|"]
-        for f in r.findings:
+        listed = r.findings if max_rows is None else r.findings[:len(r.findings) * max_rows // max(total, 1)]
+        for f in listed:
             lines.append(f"| `{f.id}` | {f.severity.value} | {f.kind.value} | {_md(f.subject)} | {_md(f.detail)} |")
+        if len(listed) < len(r.findings):
+            lines += ["", f"**{len(r.findings) - len(listed)} more finding(s) not listed** (of {len(r.findings)}: "
+                      "a job summary holds at most 1 MiB); every one is in `--format json`, `markdown` or `html` "
+                      "written with `-o FILE`."]
         lines += ["", "### Remedies", ""]
         for remedy, kinds in _remedies(r.findings):
             lines.append(f"- **{', '.join(kinds)}**: {_md(remedy)}")
         lines.append("")
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 # -- junit --------------------------------------------------------------------------------------------------
@@ -277,27 +344,53 @@ def to_junit(results: list[AuditResult]) -> str:
     root.set("tests", str(total_tests))
     root.set("failures", str(total_failures))
     ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    return printable('<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n")
 
 
 # -- github -------------------------------------------------------------------------------------------------
 
 
+# GitHub shows at most 10 annotations of each level (error, warning, notice) per step and drops the rest without a
+# word (docs/problem-matchers.md in actions/toolkit: also 50 per job). Past that, a finding is a plain log line.
+ANNOTATIONS_PER_LEVEL = 10
+
+
 def to_github(results: list[AuditResult]) -> str:
-    """GitHub Actions workflow commands: one ::error / ::warning annotation per finding (the markdown report goes
-    to the job summary: commands/drift.py)."""
+    """GitHub Actions workflow commands: an ::error / ::warning annotation per finding while GitHub shows them (the
+    first ANNOTATIONS_PER_LEVEL of each level), each further finding a plain log line, and a notice that says how
+    many were not annotated (the markdown report goes to the job summary: commands/drift.py)."""
     lines: list[str] = [header_line(results)]  # a plain log line: not an annotation
+    shown = {"error": 0, "warning": 0, "notice": 0}
+    unshown = {"error": 0, "warning": 0, "notice": 0}
+    later: list[str] = []
+
+    def emit(level: str, message: str, title: str) -> None:
+        # the notice saying what was not annotated takes the last notice's place
+        room = ANNOTATIONS_PER_LEVEL - (1 if level == "notice" else 0)
+        if shown[level] < room:
+            shown[level] += 1
+            lines.append(github.annotation(level, message, title=title))
+        else:
+            unshown[level] += 1
+            later.append(f"{level}: {title}: " + message.replace("\r", " ").replace("\n", " "))
+
     for r in results:
         for d in r.deviations:
-            lines.append(github.annotation("notice", "tolerated: " + d, title=f"astro-scim drift {r.idp}"))
+            emit("notice", "tolerated: " + d, f"astro-scim drift {r.idp}")
         for f in r.findings:
-            level = "error" if f.severity is Severity.ERROR else "warning"
-            lines.append(github.annotation(level, f"{f.detail} [{f.id}]. Remedy: {f.remedy}",
-                                           title=f"drift {r.idp} {f.kind.value}: {f.subject}"))
+            emit("error" if f.severity is Severity.ERROR else "warning", f"{f.detail} [{f.id}]. Remedy: {f.remedy}",
+                 f"drift {r.idp} {f.kind.value}: {f.subject}")
+    if later:
+        counts = ", ".join(f"{n} {level}(s)" for level, n in unshown.items() if n)
+        lines.append(github.annotation(
+            "notice", f"{counts} not annotated: GitHub shows {ANNOTATIONS_PER_LEVEL} annotations of each level per "
+            "step; every finding is in this step's log, below.",
+            title="astro-scim drift: more findings than annotations"))
+        lines += later
     found = sum(len(r.findings) for r in results)
     lines.append(f"astro-scim drift: {found} finding(s) across {len(results)} IdP(s)" if found
                  else f"astro-scim drift: no drift across {len(results)} IdP(s)")
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines) + "\n")
 
 
 # -- html ---------------------------------------------------------------------------------------------------
@@ -525,6 +618,7 @@ def _idp_section(r: AuditResult) -> list[str]:
     if r.remedies:
         parts.append(f'<p class="ok">Fixed {_plural(len(r.fixed), "finding")} with '
                      f'{_plural(len(r.remedies), "remedy action")}.</p>')
+        parts += [f'<p class="error">{_soft(line)}</p>' for line in _fix_problems(r)]
     if r.clean:
         parts.append('<p class="ok"><strong>No drift.</strong></p></section>')
         return parts
@@ -575,4 +669,4 @@ def to_html(results: list[AuditResult]) -> str:
     for r in results:
         parts += _idp_section(r)
     parts.append("</main></body></html>")
-    return "\n".join(parts) + "\n"
+    return printable("\n".join(parts) + "\n")

@@ -246,10 +246,12 @@ def fix(cfg: ProjectConfig, target: AuditTarget, astro: AstroConfig, result: Aud
     actionable = [c for c in plan.changes if c.action is not Action.MANUAL]
     if not options.yes:
         say(f"{result.idp}: {len(actionable)} remedy action(s) planned; nothing done (add --yes to act)")
+        result.planned = [c.to_json() for c in plan.changes]  # the JSON report's plan (text: shown above)
         try:
             check_limits(plan, astro_users=result.astro_users, safety=cfg.safety, force=options.force)
         except UnsafePlan as exc:  # the preview only warns; acting would refuse
             output.warn(f"note: with --yes this would be refused: {exc}")
+            result.refused_with_yes = str(exc)
         return result
     check_limits(plan, astro_users=result.astro_users, safety=cfg.safety, force=options.force)
     if not actionable:

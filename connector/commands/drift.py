@@ -12,7 +12,7 @@ from pathlib import Path
 
 from connector import output
 from connector.audit.reconcile import AuditResult
-from connector.audit.report import render, to_markdown
+from connector.audit.report import SUMMARY_BYTES, render, to_markdown
 from connector.audit.run import DriftRun, FixOptions, drift
 from connector.config.arg import load_config_arg
 from connector.errors import EXIT_FINDINGS, EXIT_OK, ConnectorError, UsageError
@@ -29,20 +29,40 @@ def run(args: argparse.Namespace) -> int:
         # What was audited before the error is reported with it (another IdP's findings, remedies already carried
         # out); the exit code stays the error's.
         _record(done)
-        if args.format == "json" and not args.output:  # the document still comes, saying what stopped the audit
+        if args.format == "json":  # the document still comes, saying what stopped the audit (stdout or the file)
             from connector.audit.report import to_json
 
             doc = {**json.loads(to_json(done.results)), "clean": False}  # an unfinished audit is never clean
             doc["error"] = {"type": type(exc).__name__, "message": str(exc), "hint": exc.hint,
                             "exit_code": exc.exit_code}
-            output.raw(json.dumps(doc, indent=2))
+            if not args.output:
+                output.raw(json.dumps(doc, indent=2))
+            elif not _cannot_write(exc):
+                _write(args.output, json.dumps(doc, indent=2) + "\n", quiet_failure=True)
+        elif args.output and not _cannot_write(exc):
+            _drop_stale(args.output)
+        elif args.format == "github" and not args.output:
+            # The run page shows annotations and the job summary, not the log: say there why no report came.
+            why = f"{exc}" + (f" ({exc.hint})" if exc.hint else "")
+            output.raw(github.annotation("error", why, title="astro-scim drift stopped: no report"))
+            github.append_summary(f"# Astro SCIM drift report\n\n**Stopped, no report:** {why} "
+                                  f"(exit {exc.exit_code})")
         elif args.format == "text" and not args.output and (unseen := done.unseen()):
             # Beside the error on stderr. Other formats (a file, markdown, JUnit, a job summary) are documents
             # read on their own: one holding only the IdPs done could read as "no drift", so none is written.
             _emit(unseen, args.format, None)
         raise
-    except BaseException:
+    except BaseException as exc:
         _record(done)  # interrupted (Ctrl-C) or a bug (exit 70): the remedies carried out still reach the trail
+        if isinstance(exc, KeyboardInterrupt) and args.format == "json" and not args.output:
+            # the document still comes (as every --format json command's does), never a clean one
+            from connector.audit.report import to_json
+            from connector.errors import EXIT_INTERRUPTED
+
+            doc = {**json.loads(to_json(done.results)), "clean": False}
+            doc["error"] = {"type": "Interrupted", "message": "interrupted", "hint": None,
+                            "exit_code": EXIT_INTERRUPTED}
+            output.raw(json.dumps(doc, indent=2))
         raise
 
 
@@ -51,8 +71,11 @@ def _run(args: argparse.Namespace, done: DriftRun) -> int:
         raise UsageError("--yes and --delete-orphans only apply with --fix", hint="astro-scim drift --fix --yes")
     if args.output and not Path(args.output).resolve().parent.is_dir():
         # checked before the audit, which can take a while, rather than failing to write its result
-        raise UsageError(f"cannot write the report to {args.output}: its folder does not exist",
-                         hint=f"create it first (mkdir -p {Path(args.output).parent})")
+        raise _CannotWrite(f"cannot write the report to {args.output}: its folder does not exist",
+                           hint=f"create it first (mkdir -p {Path(args.output).parent})")
+    if args.output and Path(args.output).is_dir():
+        raise _CannotWrite(f"cannot write the report to {args.output}: it is a folder",
+                           hint=f"name a file in it, e.g. -o {Path(args.output) / ('drift.' + args.format)}")
     cfg = load_config_arg(args.config)
     if args.fix:  # a read-only audit changes nothing: only --fix leaves a line in the audit trail
         trail.bind(cfg)
@@ -77,18 +100,46 @@ def _record(done: DriftRun) -> None:
             trail.record(result.idp, {**remedy, "outcome": "done" if remedy.get("ok") else "failed"})
 
 
-def _emit(results: list[AuditResult], fmt: str, path: str | None) -> None:
+class _CannotWrite(UsageError):
+    """The report file cannot be written (exit 2, as any UsageError): there is then nothing to put in its place."""
+
+
+def _cannot_write(exc: BaseException) -> bool:
+    return isinstance(exc, _CannotWrite)
+
+
+def _write(path: str, text: str, *, quiet_failure: bool = False) -> None:
     from connector.support.redact import redact
 
+    try:
+        Path(path).write_text(redact(text), encoding="utf-8")
+    except OSError as exc:
+        if quiet_failure:  # already on the way out with another error: that one is the news
+            output.warn(f"cannot write the report to {path}: {exc.strerror or exc}")
+            return
+        raise _CannotWrite(f"cannot write the report to {path}: {exc.strerror or exc}") from exc
+
+
+def _drop_stale(path: str) -> None:
+    """An error stopped the run before its report: a report left at `path` by an earlier run would be read as this
+    run's (a CI step uploading drift.xml after a failure would show the last clean audit), so it goes."""
+    target = Path(path)
+    if target.is_file():
+        try:
+            target.unlink()
+        except OSError as exc:
+            output.warn(f"could not remove the earlier report {path} ({exc.strerror or exc}): it is not this run's")
+            return
+        output.warn(f"removed the earlier report {path}: this run stopped before writing its own")
+
+
+def _emit(results: list[AuditResult], fmt: str, path: str | None) -> None:
     if fmt == "github":  # in GitHub Actions the markdown report becomes the job summary too
-        github.append_summary(to_markdown(results))
+        # within GitHub's cap, with room for the masking and what else the step appends
+        github.append_summary(to_markdown(results, max_bytes=SUMMARY_BYTES - 16 * 1024))
 
     if path:
-        text = render(results, fmt)
-        try:
-            Path(path).write_text(redact(text), encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot write the report to {path}: {exc.strerror or exc}") from exc
+        _write(path, render(results, fmt))
         found = sum(len(r.findings) for r in results)
         output.say(f"wrote the {fmt} report to {path}: " + (f"{found} finding(s)" if found else "no drift"))
         return

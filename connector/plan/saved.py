@@ -107,6 +107,8 @@ def check_writable(path: str | Path) -> Path:
     if not folder.is_dir():
         raise UsageError(f"cannot write the plan to {path}: its folder does not exist",
                          hint=f"create it first (mkdir -p {path.parent})")
+    if path.is_dir():  # else found only once every IdP was read
+        raise UsageError(f"cannot write the plan to {path}: it is a folder", hint=f"name a file: -out {path / 'plan.json'}")
     return folder
 
 

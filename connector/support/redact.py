@@ -60,3 +60,15 @@ class RedactingFilter(logging.Filter):
         record.msg = redact(message)
         record.args = None
         return True
+
+
+# What printed text must not carry as is: C0 and C1 control characters but tab and newline (an ESC in a userName
+# from Astro or the IdP rewrites the reader's terminal; XML 1.0 cannot hold most of them, so a JUnit report with
+# one is not well-formed), lone surrogates (not encodable: writing them fails) and the XML non-characters U+FFFE
+# and U+FFFF. JSON keeps values exact (json escapes them); reports and narration show them as Python escapes.
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def printable(text: str) -> str:
+    """`text` with each character printed text must not carry (see _UNPRINTABLE) as its escape, e.g. \\x01."""
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
