@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from applied import applied
+from okta_people import directly_assigned
 
 from connector.cli import main
 from connector.config.load import load_config
@@ -460,17 +461,6 @@ def _group_only_user(sb: Sandbox) -> tuple[str, str, str]:
     return login, str(sb.okta.user_by_login(login)["id"]), str(sb.okta.state.group_by_name(ASSIGNED_TEAM)["id"])
 
 
-def _direct_user(sb: Sandbox) -> tuple[str, str]:
-    """A user Okta grants the app by a direct assignment only: (login, user id)."""
-    login = "dana.direct@acme.example"
-    with httpx.Client(base_url=str(sb.okta_url), headers={"Authorization": f"SSWS {sb.okta_token}"}) as okta:
-        user = okta.post("/api/v1/users", params={"activate": "true"}, json={"profile": {
-            "firstName": "Dana", "lastName": "Direct", "email": login, "login": login}}).raise_for_status().json()
-        okta.post(f"/api/v1/apps/{app_id(sb)}/users", json={"id": user["id"], "scope": "USER",
-                                                            "credentials": {"userName": login}}).raise_for_status()
-    return login, str(user["id"])
-
-
 @pytest.mark.parametrize("assigned", ["through a group", "directly"])
 def test_a_reassign_interrupted_while_putting_the_user_back_puts_the_user_back(
         sandbox: Sandbox, sandbox_config: Path, assigned: str) -> None:
@@ -484,7 +474,8 @@ def test_a_reassign_interrupted_while_putting_the_user_back_puts_the_user_back(
 
     configured(sandbox, sandbox_config)
     if assigned == "directly":
-        login, uid = _direct_user(sandbox)
+        login = "dana.direct@acme.example"
+        uid = directly_assigned(sandbox, login)
         method, path = "POST", f"/api/v1/apps/{app_id(sandbox)}/users"
     else:
         login, uid, gid = _group_only_user(sandbox)

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from okta_people import directly_assigned
 
 from connector.cli import main
 from connector.sandbox.core import Sandbox
@@ -79,11 +80,7 @@ def directly_assigned_and_deleted_in_astro(sb: Sandbox) -> tuple[str, str]:
     assert sb.okta is not None
     app_id = str(sb.okta.app_by_label("Astro")["id"])
     login = "dana.direct@acme.example"
-    with httpx.Client(base_url=str(sb.okta_url), headers={"Authorization": f"SSWS {sb.okta_token}"}) as okta:
-        user = okta.post("/api/v1/users", params={"activate": "true"}, json={"profile": {
-            "firstName": "Dana", "lastName": "Direct", "email": login, "login": login}}).raise_for_status().json()
-        okta.post(f"/api/v1/apps/{app_id}/users", json={"id": user["id"], "scope": "USER",
-                                                        "credentials": {"userName": login}}).raise_for_status()
+    directly_assigned(sb, login)
     org = sb.astro_orgs["okta"].org_id
     assert login in {u["userName"] for u in sb.astro.users(org)}  # Okta provisioned the assignment
     sb.astro.delete_user(org, login)
