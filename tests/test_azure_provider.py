@@ -4,7 +4,7 @@ engine provisions into the sandbox's Astro SCIM server. User-facing behaviour go
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -218,18 +218,29 @@ def test_scope_sync_all_is_planned_found_by_drift_and_set_back(sandbox: Sandbox,
     assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 0
 
 
-def test_a_removed_active_mapping_is_planned_back_and_restored(sandbox: Sandbox, azure_config: Path) -> None:
-    """The admin deleted the `active` mapping in the portal (Entra's deprovisioning): plan and apply put it back."""
-    configured(sandbox, azure_config)
+def edited_in_the_portal(sandbox: Sandbox, edit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """The job's schema with `edit` made to each object mapping, saved as the portal saves it (Graph's PUT).
+    Returns the service principal."""
     assert sandbox.graph is not None
     sp = sp_of(sandbox)
     schema = sandbox.graph.schema(sp["id"])
     for rule in schema["synchronizationRules"]:
         for om in rule["objectMappings"]:
-            om["attributeMappings"] = [a for a in om["attributeMappings"] if a["targetAttributeName"] != "active"]
+            edit(om)
     job_id = sandbox.graph.jobs(sp["id"])[0]["id"]
     with graph_http(sandbox) as h:
         h.put(f"/servicePrincipals/{sp['id']}/synchronization/jobs/{job_id}/schema", json=schema).raise_for_status()
+    return sp
+
+
+def test_a_removed_active_mapping_is_planned_back_and_restored(sandbox: Sandbox, azure_config: Path) -> None:
+    """The admin deleted the `active` mapping in the portal (Entra's deprovisioning): plan and apply put it back."""
+    configured(sandbox, azure_config)
+    assert sandbox.graph is not None
+    def without_active(om: dict[str, Any]) -> None:
+        om["attributeMappings"] = [a for a in om["attributeMappings"] if a["targetAttributeName"] != "active"]
+
+    sp = edited_in_the_portal(sandbox, without_active)
     p = AzureProvider(load_config(azure_config))
     try:
         plan = p.plan()
@@ -755,15 +766,11 @@ def test_group_provisioning_disabled_in_the_portal_is_planned_back_on(
     drift said nothing (only attribute mappings were compared). plan shows it, apply enables it, plan is empty."""
     configured(sandbox, azure_config)
     assert sandbox.graph is not None
-    sp = sp_of(sandbox)
-    schema = sandbox.graph.schema(sp["id"])
-    for rule in schema["synchronizationRules"]:
-        for om in rule["objectMappings"]:
-            if om["sourceObjectName"] == "Group":
-                om["enabled"] = False
-    job_id = sandbox.graph.jobs(sp["id"])[0]["id"]
-    with graph_http(sandbox) as h:
-        h.put(f"/servicePrincipals/{sp['id']}/synchronization/jobs/{job_id}/schema", json=schema).raise_for_status()
+    def groups_off(om: dict[str, Any]) -> None:
+        if om["sourceObjectName"] == "Group":
+            om["enabled"] = False
+
+    sp = edited_in_the_portal(sandbox, groups_off)
     capsys.readouterr()
     assert cli("plan", "--idp", "azure", "--exit-code", config=azure_config) == 1
     assert "~ azure.schema Group provisioning: disabled -> enabled" in capsys.readouterr().out

@@ -12,6 +12,15 @@ from connector.sandbox.core import Sandbox
 from connector.support.packaged import default_mapping
 
 
+def _okta_config_with(sandbox: Sandbox, tmp_path: Path, mapping: Path) -> Path:
+    """The sandbox's Okta config with okta.mapping naming `mapping`."""
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
+    data = yaml.safe_load(config.read_text())
+    data["okta"]["mapping"] = str(mapping)
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
 @pytest.mark.parametrize(("expression", "words"), [
     ("String.toUpperCase(user.firstName", "unclosed"),
     ("user.firstName +", "expression"),
@@ -24,10 +33,7 @@ def test_plan_refuses_a_bad_okta_expression_before_calling_okta(sandbox: Sandbox
     lines[index] = lines[index].replace("user.firstName", expression.replace('"', '\\"'))
     mapping = tmp_path / "okta.yaml"
     mapping.write_text("\n".join(lines) + "\n")
-    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
-    data = yaml.safe_load(config.read_text())
-    data["okta"]["mapping"] = str(mapping)
-    config.write_text(yaml.safe_dump(data))
+    config = _okta_config_with(sandbox, tmp_path, mapping)
     sandbox.logs["okta"].clear()
     assert main(["plan", "--config", str(config), "--idp", "okta"]) == 2
     err = capsys.readouterr().err
@@ -63,10 +69,7 @@ def test_an_okta_target_plan_cannot_map_is_refused_by_validate_too(sandbox: Sand
     assert main(["validate", str(mapping)]) == 1
     out = capsys.readouterr().out
     assert f"{mapping}:{line}:13: error: Okta has no app user attribute for {target}" in out, out
-    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
-    data = yaml.safe_load(config.read_text())
-    data["okta"]["mapping"] = str(mapping)
-    config.write_text(yaml.safe_dump(data))
+    config = _okta_config_with(sandbox, tmp_path, mapping)
     sandbox.logs["okta"].clear()
     assert main(["plan", "--config", str(config), "--idp", "okta"]) == 2
     assert f"{mapping}:{line}:" in capsys.readouterr().err

@@ -219,17 +219,19 @@ class PushOutcome(Protocol):
         ...
 
 
+# A batch repair's report of one subject's end: its index in the batch, and what was done or the error that stopped it.
+RepairEnded = Callable[[int, "str | ConnectorError"], None]
+
+
 class Remedies(Closable, Protocol):
     """The Astro SCIM FAQ's fixes on the Okta side (drift --fix)."""
 
-    def reassign_users(self, logins: Sequence[str], done: Callable[[int, str | ConnectorError], None] | None = None
-                       ) -> list[str | ConnectorError]:
+    def reassign_users(self, logins: Sequence[str], done: RepairEnded | None = None) -> list[str | ConnectorError]:
         """Remove and re-assign each user in the IdP, side by side. Per login, in order: what was done, or the
         error that stopped it (the others still run); `done(i, result)` is called as each one ends."""
         ...
 
-    def update_users(self, logins: Sequence[str], done: Callable[[int, str | ConnectorError], None] | None = None
-                     ) -> list[str | ConnectorError]:
+    def update_users(self, logins: Sequence[str], done: RepairEnded | None = None) -> list[str | ConnectorError]:
         """Make the IdP push each user's mapped profile to Astro again, without unassigning; as reassign_users."""
         ...
 
