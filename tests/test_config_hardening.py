@@ -48,6 +48,25 @@ def test_an_alias_bomb_is_refused_without_expanding_it(tmp_path: Path) -> None:
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KB
 
 
+def test_a_star_that_is_no_alias_reads_as_without_it_and_an_alias_is_still_marked_where_used() -> None:
+    """A "*" in a comment or a quoted value (the sandbox's config names its *.token files) is no alias: the document
+    reads exactly as the same text without it; a real alias still gives each use its own place."""
+    from connector.support.yamlsrc import parse
+
+    plain = "okta:\n  org_url: https://acme.okta.com  # x\n  glob: 'a-b'\nlist:\n- 1\n- two\n"
+    starred = plain.replace("# x", "# tokens in *.token files").replace("'a-b'", "'*.b'")
+    a, b = parse(plain, "f.yaml"), parse(starred, "f.yaml")
+    assert b.data == {**a.data, "okta": {**a.data["okta"], "glob": "*.b"}}
+    assert b.locations == a.locations and b.key_locations == a.key_locations
+
+    aliased = parse("base: &b {x: 1}\nuse:\n  - *b\n  - *b\n", "f.yaml")
+    assert aliased.data["use"] == [{"x": 1}, {"x": 1}]
+    assert [aliased.locations[("use", i, "x")].line for i in (0, 1)] == [3, 4]
+    with pytest.raises(ConfigError) as err:  # C and pure loaders differ in wording: the pure one's is kept
+        parse("a: *nowhere\n", "f.yaml")
+    assert "nowhere" in err.value.message
+
+
 def test_deep_nesting_is_refused_with_its_line(tmp_path: Path) -> None:
     err = error(tmp_path, HEAD + "okta: " + "[" * 100 + "]" * 100 + "\n")
     assert "nests" in err.message

@@ -297,8 +297,11 @@ class _Loader:
 
 def load(path: str | Path) -> LoadResult:
     """Load a mapping file with full detail. Raises ConfigError only when the file cannot be read."""
-    file = str(path)
-    raw = yamlsrc.read_bytes(path)
+    return load_bytes(yamlsrc.read_bytes(path), str(path))
+
+
+def load_bytes(raw: bytes, file: str) -> LoadResult:
+    """`load` of a file's bytes already read."""
     result = LoadResult(file=file, mapping=None)
     if b"\x00" in raw:
         result.findings.append(Finding(Severity.ERROR, Location(file, 1, 1), "binary",

@@ -10,9 +10,10 @@ from connector.errors import ConfigError, ExpressionError, Location
 from connector.mapping import idp_attributes, scim_paths
 from connector.mapping.expr import entra as entra_expr
 from connector.mapping.expr import okta as okta_expr
-from connector.mapping.load import LoadResult, load
+from connector.mapping.load import LoadResult, load, load_bytes
 from connector.mapping.model import ApplyOn, AttributeMapping, Finding, MappingFile, Severity
 from connector.support.suggest import closest
+from connector.support.yamlsrc import read_bytes
 
 # Findings that mean "could not read what you pointed at": the CLI exits 2 on these, 1 on the rest.
 UNREADABLE = frozenset({"unreadable", "no-files"})
@@ -90,7 +91,7 @@ def checked_mapping(path: str | Path, *, named_at: Location | None = None) -> Ma
     never pushes a mapping validate rejects. The first error (of how many) becomes a ConfigError at its file:line;
     `named_at` is where the config names the file, for a file that cannot be used at all."""
     try:
-        result = load(path)
+        raw = read_bytes(path)
     except ConfigError as exc:
         if named_at is None or exc.location is None or exc.location.line:
             raise
@@ -99,6 +100,11 @@ def checked_mapping(path: str | Path, *, named_at: Location | None = None) -> Ma
         raise ConfigError(f"mapping file {path}: {exc.message}", location=named_at,
                           hint=exc.hint or "fix the path (a relative one is read from the config file's folder), "
                                            "or leave 'mapping' out to use the shipped default") from exc
+    key = (str(path), raw)
+    checked = _CHECKED.get(key)
+    if checked is not None:
+        return checked
+    result = load_bytes(raw, str(path))
     errors = [f for f in _findings(result) if f.severity is ERROR]
     if result.mapping is None or errors:
         first = errors[0] if errors else None
@@ -106,7 +112,17 @@ def checked_mapping(path: str | Path, *, named_at: Location | None = None) -> Ma
         raise ConfigError(f"mapping file {path} is not valid{detail}",
                           location=first.location if first else named_at,
                           hint=f"run 'astro-scim validate {path}' for every finding")
+    if len(_CHECKED) >= 16:
+        _CHECKED.clear()
+    _CHECKED[key] = result.mapping
     return result.mapping
+
+
+# Mappings that passed every check, by file name and content (~1.5 ms of parsing and path resolving each): one
+# process may plan, apply and verify with the same file (and the test suite runs ~1,300 commands in-process with
+# the shipped ones). A file that changes is a new key. The MappingFile is shared, so callers treat it as read-only
+# (none writes to one).
+_CHECKED: dict[tuple[str, bytes], MappingFile] = {}
 
 
 def _expression_code(message: str) -> str:
