@@ -310,8 +310,9 @@ class PushState:
 
     def describe_action(self) -> str:
         if self.relink:
-            return ("re-push: unlink the push mapping (it targets the deleted Team; deleteTargetGroup=false) and push "
-                    "the group again, which creates the Team (Push now cannot)")
+            return ("re-push (a Team renamed in Astro comes back under the group's name); if the Team was deleted, "
+                    "unlink the push mapping (it targets the deleted Team; deleteTargetGroup=false) and push the group "
+                    "again, which creates the Team (Push now cannot)")
         return {
             "create": "create the push mapping (push as a Team)",
             "activate": "activate the push mapping",
