@@ -289,7 +289,10 @@ def test_team_matches_by_external_id_and_reports_a_rename() -> None:
     team = w.team("Analytics")
     team.name, team.external_id = "Analytics (old)", "00g2"
     (f,) = audit(w.idp, w.astro)
-    assert (f.kind, f.attribute, f.actual) == (Kind.ATTRIBUTE_MISMATCH, "displayName", "Analytics (old)")
+    # Its own kind since the rename is fixed in Astro (the same Team), not by creating one of the group's name.
+    assert (f.kind, f.attribute, f.actual, f.astro_id) == (Kind.TEAM_RENAMED, "displayName", "Analytics (old)",
+                                                           team.id)
+    assert f"same Team (id {team.id}, known by its externalId, the group's id)" in f.detail
 
 
 def test_team_missing_does_not_also_list_its_members() -> None:

@@ -277,6 +277,14 @@ CASES: dict[str, Case] = {
         {"profile": {"name": "After"}},
         200,
     ),
+    "deleteGroup": lambda w: ("DELETE", f"/api/v1/groups/{_new_group(w, 'Doomed')}", None, 204),
+    "deleteGroup 404": lambda w: ("DELETE", "/api/v1/groups/00gnosuchgroup0000000", None, 404),
+    "deleteGroup 403": lambda w: (  # the APP_GROUP a push mapping targets: "can't remove ... used in a group push"
+        "DELETE",
+        f"/api/v1/groups/{w.call('GET', f'/api/v1/apps/{w.app_id}/group-push/mappings/{w.push_id}').get_json()['targetGroupId']}",
+        None,
+        403,
+    ),
     "listGroupUsers": lambda w: ("GET", f"/api/v1/groups/{w.gid(w.team)}/users?limit=2", None, 200),
     "assignUserToGroup": lambda w: (
         "PUT",

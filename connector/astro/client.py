@@ -368,6 +368,13 @@ class AstroScimClient:
             return False
         return True
 
+    async def rename_group(self, group_id: str, display_name: str) -> None:
+        """Give a Group (a Team) its name back: PATCH replace displayName, which keeps its id, members and roles."""
+        from scim2_models import Group, PatchOperation, Path
+
+        await self.patch_group(group_id, [_typed(PatchOperation, Group)(
+            op=PatchOperation.Op.replace_, path=Path[Group]("displayName"), value=display_name)])
+
     async def set_members(self, group_id: str, *, add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
         """Add and remove members of a Group by user id in one PATCH (the shapes Okta and Entra send)."""
         from scim2_models import Group, PatchOperation, Path

@@ -35,6 +35,7 @@ class Kind(str, Enum):
     DEACTIVATION_NOT_PROPAGATED = "deactivation_not_propagated"
     ATTRIBUTE_MISMATCH = "attribute_mismatch"
     TEAM_MISSING = "team_missing"
+    TEAM_RENAMED = "team_renamed"  # the IdP's Team, renamed in Astro (its id, or exactly its members, tell it)
     MEMBERSHIP_MISSING = "membership_missing"
     MEMBERSHIP_EXTRA = "membership_extra"
     IDP_ERROR = "idp_error"
@@ -56,6 +57,7 @@ KIND_TITLES: dict[Kind, str] = {
     Kind.DEACTIVATION_NOT_PROPAGATED: "deprovisioning reached Astro",
     Kind.ATTRIBUTE_MISMATCH: "attributes match the mapping",
     Kind.TEAM_MISSING: "groups present as Astro Teams",
+    Kind.TEAM_RENAMED: "Teams named as their groups",
     Kind.MEMBERSHIP_MISSING: "no Team member missing",
     Kind.MEMBERSHIP_EXTRA: "no extra Team member",
     Kind.IDP_ERROR: "no IdP-side provisioning errors",
@@ -110,11 +112,18 @@ _ENTRA_QUARANTINE = (
 
 
 _ROLES = "Re-apply the Team's role set from the config's access template (`astro-scim drift --fix --yes`)."
+_RENAMED = (
+    "Team renamed in Astro: the IdP still provisions into it (by its id), so rename it back rather than letting the "
+    f"IdP create a second Team of the group's name. {_FIX} renames it in Astro (SCIM PATCH replace displayName); "
+    "its members and roles stay. To rename the Team for good, rename the group in the IdP."
+)
 
 
 def remedy_text(idp: str, kind: Kind, *, issue_kind: str = "") -> str:
     if kind is Kind.IDP_ERROR and issue_kind.endswith("quarantine"):
         return _ENTRA_QUARANTINE
+    if kind is Kind.TEAM_RENAMED:
+        return _RENAMED
     if idp == "okta":
         return {
             Kind.USER_MISSING: _FAQ_OKTA_USER,
@@ -394,15 +403,48 @@ def prepare(astro: AstroView) -> Prepared:
     return Prepared(astro, _Index.of(astro.users))
 
 
-def _match_team(group: IdpGroup, teams: list[AstroTeam], claimed: set[str]) -> AstroTeam | None:
+def _match_team(group: IdpGroup, teams: list[AstroTeam], claimed: set[str]) -> tuple[AstroTeam, str] | None:
+    """The group's Team and how it was known: by the id the IdP recorded, by name, or by externalId."""
     by_id = {t.id: t for t in teams}
-    candidates: list[AstroTeam | None] = [by_id.get(group.scim_id) if group.scim_id else None]
-    candidates += [t for t in teams if t.name.casefold() == group.name.casefold()]
-    candidates += [t for t in teams if t.external_id and t.external_id == group.id]
-    for c in candidates:
+    candidates: list[tuple[AstroTeam | None, str]] = [(by_id.get(group.scim_id) if group.scim_id else None,
+                                                       "by the Team id the IdP recorded")]
+    candidates += [(t, "name") for t in teams if t.name.casefold() == group.name.casefold()]
+    candidates += [(t, "by its externalId, the group's id") for t in teams
+                   if t.external_id and t.external_id == group.id]
+    for c, how in candidates:
         if c is not None and c.id not in claimed:
-            return c
+            return c, how
     return None
+
+
+def _renamed_teams(groups: list[IdpGroup], teams: list[AstroTeam], matched: dict[str, AstroUser]
+                   ) -> dict[str, AstroTeam]:
+    """Group id -> its Team renamed in Astro, for the groups no Team matches by id, name or externalId: the one
+    Team no group names or claims whose members are exactly the group's members' accounts (none missing, none
+    extra, at least one). Okta's API does not say which Team a push mapping targets (it keeps that id to itself),
+    so the members are the evidence; two such Teams, or two groups for one, are no evidence (left team_missing)."""
+    names = {g.name.casefold() for g in groups}
+    taken = {t.id for t in teams if t.name.casefold() in names}
+    unmatched: list[IdpGroup] = []
+    for g in groups:
+        hit = _match_team(g, teams, set())
+        if hit is None:
+            unmatched.append(g)
+        else:
+            taken.add(hit[0].id)
+    free = [t for t in teams if t.id not in taken and t.members]
+    if not unmatched or not free:
+        return {}
+    found: dict[str, AstroTeam] = {}
+    for g in unmatched:
+        accounts = {matched[_fold(m)].id for m in g.members if _fold(m) in matched}
+        if not accounts or len(accounts) != len(g.members):
+            continue
+        same = [t for t in free if len(t.members) == len(accounts) and set(t.members) == accounts]
+        if len(same) == 1:
+            found[g.id] = same[0]
+    twice = {t.id for t in found.values() if sum(1 for o in found.values() if o.id == t.id) > 1}
+    return {gid: t for gid, t in found.items() if t.id not in twice}
 
 
 def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None,
@@ -494,22 +536,30 @@ def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None,
     # -- teams and memberships
     claimed_teams: set[str] = set()
     held: dict[str, list[str]] = {}  # active IdP user with a deactivated account -> Teams the account is not in
+    renamed = _renamed_teams(idp.groups, astro.teams, matched)
     for group in sorted(idp.groups, key=lambda g: g.name.casefold()):
         if group.error and group.name.casefold() not in explained:
             findings.append(_make(name, Kind.IDP_ERROR, group.name, f"{name} reports: {group.error}",
                                   key="group", team=group.name, idp_id=group.id, issue_kind=f"{name}.push_error"))
-        team = _match_team(group, astro.teams, claimed_teams)
-        if team is None:
+        hit = _match_team(group, astro.teams, claimed_teams)
+        if hit is None and group.id in renamed and renamed[group.id].id not in claimed_teams:
+            team = renamed[group.id]
+            hit = team, f"by its {len(team.members)} member(s), exactly the group's"
+        if hit is None:
             findings.append(_make(name, Kind.TEAM_MISSING, group.name,
                                   f"no Astro Team for this group ({len(group.members)} members in {name})",
                                   team=group.name, idp_id=group.id, idp_done=group.pushed))
             continue
+        team, how = hit
         claimed_teams.add(team.id)
         if team.name.casefold() != group.name.casefold():
+            # Renamed in Astro, not a Team to create: the IdP provisions into this one (Okta's push mapping and
+            # Entra's escrow hold its id), so a second Team of the group's name would be a duplicate.
             findings.append(_make(
-                name, Kind.ATTRIBUTE_MISMATCH, group.name, f"Team displayName is {team.name!r}",
-                key="displayName", severity=Severity.WARNING, attribute="displayName", expected=group.name,
-                actual=team.name, team=group.name, idp_id=group.id,
+                name, Kind.TEAM_RENAMED, group.name,
+                f"Team renamed in Astro: expected name {group.name!r}, found {team.name!r}, same Team (id {team.id}, "
+                f"known {how})", attribute="displayName", expected=group.name, actual=team.name,
+                team=group.name, astro_id=team.id, idp_id=group.id,
             ))
         findings.extend(_membership_findings(name, group, team, matched, idp_by_astro, index, active_idp, held,
                                              owner_keys))

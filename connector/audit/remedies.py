@@ -3,8 +3,11 @@
 The remedies are the Astro SCIM FAQ's:
 - Okta group out of sync (Team missing, member missing or extra, push error): Push now. Okta has no Push now API,
   so the provider re-pushes with the documented workaround (mapping INACTIVE then ACTIVE) and verifies in Astro.
-  A Team missing in Astro cannot come back that way (the mapping still targets the deleted Team's id, and Okta
+  A Team missing in Astro is re-pushed first (Okta sends the name with every push: a Team renamed in Astro comes
+  back); one still missing cannot come back that way (the mapping still targets the deleted Team's id, and Okta
   reports "not found"): the group is unlinked (deleteTargetGroup=false) and pushed again, which creates it.
+- Team renamed in Astro (either IdP): rename it back in Astro (SCIM PATCH replace displayName). The IdPs provision
+  into it by its id, so a Team created under the group's name would sit beside it, a duplicate.
 - Okta user missing in Astro (or in sync ERROR): remove and re-assign the user (the FAQ's fix).
 - Okta user in Astro with stale attributes: update the app user in Okta, which makes Okta push the mapped
   profile (a full PUT) with Update User Attributes on. Never remove and re-assign: that deactivates the account in
@@ -50,14 +53,15 @@ AZURE_GROUP = "remedy.azure.provision_group"
 ASTRO_DEACTIVATE = "remedy.astro.deactivate_user"
 ASTRO_REACTIVATE = "remedy.astro.reactivate_user"
 ASTRO_DELETE = "remedy.astro.delete_user"
+ASTRO_RENAME = "remedy.astro.rename_team"
 MANUAL = "remedy.manual"
 # More members than this and on-demand provisioning (5 members per call, 5 calls per 10 s) would take minutes.
 MAX_ON_DEMAND_GROUP_MEMBERS = 25
 
 # Execution order: clean-up in Astro, then users, then groups; manual steps are listed last.
-_STAGE = {ASTRO_DELETE: 0, ASTRO_DEACTIVATE: 0, ASTRO_REACTIVATE: 0, OKTA_REASSIGN: 1, OKTA_UPDATE: 1,
+_STAGE = {ASTRO_DELETE: 0, ASTRO_DEACTIVATE: 0, ASTRO_REACTIVATE: 0, ASTRO_RENAME: 0, OKTA_REASSIGN: 1, OKTA_UPDATE: 1,
           AZURE_USER: 1, OKTA_REPUSH: 2, AZURE_GROUP: 2, MANUAL: 3}
-_ASTRO_USER_CHANGES = (ASTRO_DELETE, ASTRO_DEACTIVATE, ASTRO_REACTIVATE)
+_ASTRO_CHANGES = (ASTRO_DELETE, ASTRO_DEACTIVATE, ASTRO_REACTIVATE, ASTRO_RENAME)
 
 
 class _Builder:
@@ -103,6 +107,14 @@ def plan_remedies(idp: str, findings: list[Finding], *, delete_orphans: bool = F
     for f in findings:
         if f.kind is Kind.TEAM_ROLES_MISMATCH:
             continue  # access templates: connector.access re-applies role sets itself
+        if f.kind is Kind.TEAM_RENAMED and f.team and f.astro_id:
+            # Both IdPs provision into the Team by its id (Okta's push mapping, Entra's escrow): the name is put
+            # back in Astro, never a Team created beside it. Before the groups' remedies (stage 0), which find
+            # the Team by its name.
+            b.add(Action.UPDATE, ASTRO_RENAME, f.team, f"rename the Team {f.actual!r} back to {f.team!r} (SCIM "
+                  "PATCH replace displayName; its members and roles stay)", f, astro_id=f.astro_id, name=f.team,
+                  before=f.actual, after=f.team)
+            continue
         if idp == "okta":
             _okta(b, f, delete_orphans)
         else:
@@ -155,7 +167,8 @@ def _okta(b: _Builder, f: Finding, delete_orphans: bool) -> None:
         b.add(Action.RUN, OKTA_UPDATE, f.user, "update the app user in Okta, which pushes its mapped profile to "
               "Astro (the account stays active)", f, login=f.user)
     elif f.kind is Kind.TEAM_MISSING and f.team:
-        relink = ("unlink the pushed group (deleteTargetGroup=false) and push it again, which creates the Team "
+        relink = ("re-push the group (a Team renamed in Astro comes back under its name); if the Team is gone, "
+                  "unlink the pushed group (deleteTargetGroup=false) and push it again, which creates the Team "
                   "(Push now cannot: the mapping still targets the missing Team)")
         b.add(Action.RUN, OKTA_REPUSH, f.team, relink, f, group=f.team,
               relink_group_ids=[f.idp_id] if f.idp_id else [])
@@ -263,7 +276,7 @@ def execute(plan: Plan, *, provider: AuditTarget | None, astro: AstroConfig, rep
         if report:
             report(o)
 
-    astro_changes = [c for c in plan.changes if c.resource in _ASTRO_USER_CHANGES]
+    astro_changes = [c for c in plan.changes if c.resource in _ASTRO_CHANGES]
     if astro_changes:
         for o in run_sync(astro, lambda scim: _astro_changes(scim, astro_changes), timeout=30.0, policy=policy):
             done(o)
@@ -337,8 +350,9 @@ def _repush(remedies: Remedies, change: Change) -> Outcome:
             state = remedies.relink_group(change.data["group"], group_ids=group_ids)
         else:
             state = remedies.repush_group(change.data["group"])
+        renamed_back = state.result.startswith("re-pushed")  # relink_group found the Team renamed, not gone
         text = state.result if state.failed_halfway else \
-            ("unlinked and pushed again: " if group_ids else "") + (state.result or "pushed")
+            ("unlinked and pushed again: " if group_ids and not renamed_back else "") + (state.result or "pushed")
     except ConnectorError as exc:
         return Outcome(change, False, str(exc))
     return Outcome(change, state.verified is not False and not state.unread, text)
@@ -412,14 +426,17 @@ async def _fix_team_members(scim: AstroScimClient, team: str, add_users: list[st
 
 
 async def _astro_changes(scim: AstroScimClient, changes: list[Change]) -> list[Outcome]:
-    """SCIM DELETE / PATCH active=false|true on Astro users, a few at a time; a 404 on delete means it is already
-    gone."""
+    """SCIM DELETE / PATCH active=false|true on Astro users, PATCH displayName on a renamed Team, a few at a time;
+    a 404 on delete means it is already gone."""
     sem = asyncio.Semaphore(4)
 
     async def one(c: Change) -> Outcome:
         user_id = str(c.data["astro_id"])
         try:
             async with sem:
+                if c.resource == ASTRO_RENAME:
+                    await scim.rename_group(user_id, str(c.data["name"]))
+                    return Outcome(c, True, f"renamed to {c.data['name']!r}")
                 if c.resource == ASTRO_DELETE:
                     return Outcome(c, True, "deleted" if await scim.delete_user(user_id) else "already gone")
                 if c.resource == ASTRO_REACTIVATE:

@@ -298,11 +298,11 @@ def fix(cfg: ProjectConfig, target: AuditTarget, astro: AstroConfig, result: Aud
 
 # Kinds about a user or group in the IdP's scope: one that went away because its subject left the scope (a failed
 # re-assign that left the user out of the app's group) was not fixed; the re-audit just no longer sees it.
-_IN_SCOPE_KINDS = frozenset({Kind.USER_MISSING, Kind.ATTRIBUTE_MISMATCH, Kind.TEAM_MISSING, Kind.MEMBERSHIP_MISSING,
-                             Kind.MEMBERSHIP_EXTRA, Kind.IDP_ERROR})
+_IN_SCOPE_KINDS = frozenset({Kind.USER_MISSING, Kind.ATTRIBUTE_MISMATCH, Kind.TEAM_MISSING, Kind.TEAM_RENAMED,
+                             Kind.MEMBERSHIP_MISSING, Kind.MEMBERSHIP_EXTRA, Kind.IDP_ERROR})
 
 
-_TEAM_KINDS = frozenset({Kind.TEAM_MISSING, Kind.MEMBERSHIP_MISSING, Kind.MEMBERSHIP_EXTRA})
+_TEAM_KINDS = frozenset({Kind.TEAM_MISSING, Kind.TEAM_RENAMED, Kind.MEMBERSHIP_MISSING, Kind.MEMBERSHIP_EXTRA})
 
 
 def _scope_name(f: Finding) -> str:

@@ -89,6 +89,15 @@ class SetupAudit(Closable, Protocol):
         ...
 
 
+def missing_group_hint(name: str, key: str, where: str, known: str) -> str:
+    """The fix for a configured group the IdP no longer has (deleted there, or misspelt here): drift, plan, status
+    and apply stop on it with this hint, never a verdict, since every check of that group would be a guess.
+    `key`: the config list (`okta.push_groups`); `where`: the IdP's console page that creates groups; `known`:
+    close names (`did you mean ...`) or some of the IdP's groups."""
+    return (f"if {name!r} was deleted in the IdP, re-create it ({where}) and run 'astro-scim apply', or drop it "
+            f"from {key} in the config; if it is misspelt, {known}")
+
+
 def setup_checks(gaps: Sequence[SetupGap]) -> list[Check]:
     """Setup gaps as status lines (`status` and `drift` say the same thing about the same state)."""
     if not gaps:
@@ -301,8 +310,9 @@ class PushState:
 
     def describe_action(self) -> str:
         if self.relink:
-            return ("re-push: unlink the push mapping (it targets the deleted Team; deleteTargetGroup=false) and push "
-                    "the group again, which creates the Team (Push now cannot)")
+            return ("re-push (a Team renamed in Astro comes back under the group's name); if the Team was deleted, "
+                    "unlink the push mapping (it targets the deleted Team; deleteTargetGroup=false) and push the group "
+                    "again, which creates the Team (Push now cannot)")
         return {
             "create": "create the push mapping (push as a Team)",
             "activate": "activate the push mapping",

@@ -28,6 +28,7 @@ from connector.providers.base import (
     Check,
     direction_check,
     in_astro_checks,
+    missing_group_hint,
     not_set_up,
     setup_checks,
 )
@@ -81,6 +82,23 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
 
     # --- plan --------------------------------------------------------------------------------------------
 
+    async def _configured_group(self, t: Tenant, index: int, name: str) -> dict[str, Any]:
+        """A group of azure.assign_groups; one the tenant lacks (deleted in Entra since apply, or misspelt) stops
+        plan, drift and status at its config line, with both fixes."""
+        try:
+            return await t.find_group(name)
+        except NotFound as exc:
+            if not exc.message.startswith("no Entra group"):  # several of that name: its own hint stands
+                raise
+            doc = self.cfg.document
+            known = exc.hint or "did you mean: " + ", ".join(repr(c) for c in exc.candidates) + "?"
+            raise NotFound(
+                f"no Entra group named {name!r} (azure.assign_groups)", candidates=exc.candidates,
+                location=doc.loc(("azure", "assign_groups", index)) if doc is not None else self.az.location,
+                hint=missing_group_hint(name, "azure.assign_groups", "Entra admin center > Groups > New group; "
+                                        "then assign it to the app", known),
+            ) from exc
+
     async def _populate(self, t: Tenant) -> AzureState:
         mapping = self.mapping
         sp = await self._find_sp()
@@ -90,7 +108,7 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
                            hint="set azure.app.display_name instead to have it created")
         assignments = await t.assignments(sp_id) if sp_id else []
         assigned = {str(a.get("principalId")) for a in assignments}
-        groups = [await t.find_group(name) for name in self.az.assign_groups]
+        groups = [await self._configured_group(t, index, name) for index, name in enumerate(self.az.assign_groups)]
         wanted = {str(g["id"]) for g in groups}
         unconfigured = sorted({f"{a.get('principalDisplayName') or a.get('principalId')} "
                                f"({str(a.get('principalType') or 'principal').lower()})"

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from connector.config.load import AstroConfig, OktaConfig, ProjectConfig
 from connector.errors import ConfigError, Location, NotFound, RemoteError
 from connector.mapping.model import MappingFile
+from connector.providers.base import missing_group_hint
 from connector.providers.okta import plan as P
 from connector.providers.okta.client import OktaClient
 from connector.support.http import retry_async
@@ -202,11 +203,15 @@ class OktaOrg:
                                 if g.get("type") != "APP_GROUP"})
                 close = close_names(name, known)
                 # Nothing close: still say what the org has, so the next try is not a guess either.
+                known_text = ("did you mean: " + ", ".join(repr(n) for n in close) + "?" if close else
+                              f"give the group's name exactly as in Okta (Directory > Groups); its groups: "
+                              f"{some_of(known)}")
                 raise NotFound(
                     f"Okta {c.org_url} has no group named {name!r}" + (f" (okta.{key})" if key else ""),
                     candidates=close, location=self._loc(key, index) if key else None,
-                    hint=None if close else (f"give the group's name exactly as in Okta (Directory > Groups); its "
-                                             f"groups: {some_of(known)}"),
+                    # A configured group: it may have been deleted in Okta since apply; both fixes are named.
+                    hint=missing_group_hint(name, f"okta.{key}", "Okta Admin Console > Directory > Groups > Add "
+                                            "group", known_text) if key else None if close else known_text,
                 )
         return [g for g in results if g is not None]
 

@@ -49,6 +49,18 @@ class OktaGroupPush(OktaOrg):
         async def run(c: OktaClient) -> PushState:
             app_id = str((await self._find_app(c))["id"])
             ids = list(group_ids or [g.id for g in await self._resolve_groups(c, [name], None)])
+            async with AstroReader(self.astro) as astro:
+                for group_id in ids:
+                    mappings = await self._push_mappings(c, app_id, source_group_id=group_id)
+                    if mappings and await self._renamed_back(c, astro, app_id, str(mappings[0]["id"]), name):
+                        # The Team was renamed, not deleted: it is back, nothing to unlink. Check it (and act on
+                        # its members if they still differ).
+                        state = (await self._push_groups(c, [name], True, from_config=False)).groups[0]
+                        if state.action is None:
+                            state.verified = True
+                            state.result = (f"re-pushed: the Team was back under its name, verified in Astro: Team "
+                                            f"{name!r} has the {len(state.expected)} expected member(s)")
+                        return state
             for group_id in ids:
                 for mapping in await self._push_mappings(c, app_id, source_group_id=group_id):
                     await self._delete_push(c, app_id, str(mapping["id"]))
@@ -133,9 +145,25 @@ class OktaGroupPush(OktaOrg):
         decide(state)
         return state
 
+    async def _renamed_back(self, c: OktaClient, astro: AstroReader, app_id: str, mapping_id: str,
+                            name: str) -> bool:
+        """Whether a re-push brought the group's Team back under its name. Okta's push mapping targets the Team by
+        the id Okta recorded (the mapping's targetGroupId stands for it) and sends the group's name with every push
+        (Okta SCIM 2.0 reference, "Update specific Group name": the rename op leads each group PATCH), so a Team
+        renamed in Astro is renamed back by a push; only a Team deleted in Astro needs the mapping unlinked and
+        pushed afresh, which creates a Team (unlinking a renamed one would leave it beside a duplicate)."""
+        try:
+            await self._set_push_status(c, app_id, mapping_id, "INACTIVE")
+            await self._reactivate(c, app_id, mapping_id)
+        except RemoteError:
+            return False  # the relink that follows deletes the mapping whatever state this left it in
+        return await astro.team_members(name) is not None
+
     async def _push_one(self, c: OktaClient, astro: AstroReader, app_id: str, s: PushState) -> None:
         s.in_astro_before = s.in_astro
-        if s.relink and s.mapping_id:
+        if s.relink and s.mapping_id and await self._renamed_back(c, astro, app_id, s.mapping_id, s.name):
+            s.relink = False  # re-pushed: the Team is back under the group's name (verified below)
+        elif s.relink and s.mapping_id:
             # The Team is gone from Astro: the mapping still targets it, so re-activating (or Push now) only
             # answers Astro's 404. Unlink it (the drift remedy's relink: deleteTargetGroup=false) and push afresh.
             for mapping in await self._push_mappings(c, app_id, source_group_id=s.group_id):

@@ -6,8 +6,9 @@
 
 Served under `/v1.0`: applicationTemplates/{id}/instantiate, applications, servicePrincipals (by id, by
 `(appId='...')`, filtered lists), synchronization (templates, secrets, jobs, validateCredentials, schema,
-start/pause/restart, provisionOnDemand), appRoleAssignedTo, users, groups, members, auditLogs/provisioning,
-organization. OData paging (`@odata.nextLink`, `$top` 1..999, opaque `$skiptoken`), `$filter`, `$select`.
+start/pause/restart, provisionOnDemand), appRoleAssignedTo, users, groups (DELETE: 204, its memberships and app
+role assignments go with it), members, auditLogs/provisioning, organization. OData paging (`@odata.nextLink`,
+`$top` 1..999, opaque `$skiptoken`), `$filter`, `$select`.
 Errors are OData error bodies with Graph's codes, so the SDK raises `ODataError` with `.error.code`.
 
 Behaviours kept from the real service on purpose (clients must cope with them):
@@ -205,7 +206,7 @@ URL_MAP = Map(
         _rule("/v1.0/users", "list_users", ["GET"], "users"),
         _rule("/v1.0/users/<user_id>", "user", ["GET"], "users"),
         _rule("/v1.0/groups", "list_groups", ["GET"], "groups"),
-        _rule("/v1.0/groups/<group_id>", "group", ["GET"], "groups"),
+        _rule("/v1.0/groups/<group_id>", "group", ["GET", "DELETE"], "groups"),
         _rule("/v1.0/groups/<group_id>/members", "members", ["GET"], "groups"),
         _rule("/v1.0/groups/<group_id>/members/<cast>", "members", ["GET"], "groups"),
         _rule("/v1.0/groups/<group_id>/transitiveMembers", "transitive", ["GET"], "groups"),
@@ -1149,6 +1150,9 @@ class GraphEmulator:
             group = self.state.groups.get(_object_id(group_id))
         if group is None:
             raise _not_found(group_id)
+        if request.method == "DELETE":  # Graph "Delete group": 204 No Content
+            self.state.delete_group(group["id"])
+            return self._no_content()
         return self._entity(request, group, "groups/$entity")
 
     def _member_ids(self, ids: Iterable[str], cast: str | None) -> list[str]:

@@ -274,6 +274,29 @@ class GraphState:
             self.members[group["id"]] = list(member_ids or [])
             return group
 
+    def delete_group(self, group_id: str) -> dict[str, Any] | None:
+        """DELETE /groups/{id}: the group, its memberships (as a member of other groups too) and its app role
+        assignments go with it (Graph: "Delete group"; a security group is deleted at once, a Microsoft 365
+        group sits in deletedItems, which Entra's provisioning treats as out of scope alike). The provisioning
+        engine's next cycle then finds the group, and members in scope only through it, out of scope."""
+        with self.lock:
+            group = self.groups.pop(group_id, None)
+            if group is None:
+                return None
+            ids = self.group_names.get(str(group.get("displayName") or "").lower())
+            if ids is not None and group_id in ids:
+                ids.remove(group_id)
+                if not ids:
+                    self.group_names.pop(str(group.get("displayName") or "").lower(), None)
+            self.members.pop(group_id, None)
+            for members in self.members.values():
+                if group_id in members:
+                    members.remove(group_id)
+            for assignments in self.assignments.values():
+                assignments[:] = [a for a in assignments if a["principalId"] != group_id]
+            self.member_bytes.clear()
+            return group
+
     def group_by_name(self, name: str) -> dict[str, Any] | None:
         ids = self.group_names.get(name.lower()) or []
         return self.groups.get(ids[0]) if ids else None

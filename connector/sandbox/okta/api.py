@@ -17,7 +17,9 @@ follows reference/okta-api.md:
 - features answer 400 E0000001 "Provisioning is not enabled for the app instance." until then;
 - group push mappings: create answers 201, PATCH changes status only, DELETE needs INACTIVE and
   deleteTargetGroup; a pushed group appears in Okta as an APP_GROUP (what `targetGroupId` names), as in a real
-  org, so list groups with `search=type eq "OKTA_GROUP"` to see only the org's own groups.
+  org, so list groups with `search=type eq "OKTA_GROUP"` to see only the org's own groups;
+- DELETE /groups/{id}: 204; 403 E0000006 for BUILT_IN and for an APP_GROUP a push mapping targets; the group's app
+  assignments (its users deprovisioned), memberships and push mappings go with it, the Team stays in the app.
 Sandbox decisions (no public source says otherwise): direct unassignment of a user assigned only through a
 group answers 400 E0000001; an app user whose provisioning failed keeps status STAGED with syncState ERROR,
 and the error text is available through `provisioning_errors()` (Okta shows it in the Admin Console only).
@@ -163,6 +165,7 @@ _ROUTES = Map(
         _rule("/api/v1/groups", "create_group", "POST"),
         _rule("/api/v1/groups/<gid>", "get_group", "GET"),
         _rule("/api/v1/groups/<gid>", "replace_group", "PUT"),
+        _rule("/api/v1/groups/<gid>", "delete_group", "DELETE"),
         _rule("/api/v1/groups/<gid>/users", "list_group_users", "GET"),
         _rule("/api/v1/groups/<gid>/users/<uid>", "add_group_member", "PUT"),
         _rule("/api/v1/groups/<gid>/users/<uid>", "remove_group_member", "DELETE"),
@@ -859,6 +862,38 @@ class OktaEmulator:
                     if pm["sourceGroupId"] == gid and pm["status"] == "ACTIVE" and not pm.get("_targetName"):
                         self.engine.rename(aid, pm)
         return self._json(self.shapes.group_json(group, self._base(request)))
+
+    def _ep_delete_group(self, request: Request, gid: str) -> Response:
+        """`DELETE /groups/{groupId}` (deleteGroup, spec 5.1.0): 204; 404 E0000007 for an unknown id; 403
+        E0000006 (the spec's ErrorAccessDenied) for a BUILT_IN group (Everyone: "managed by Okta and can't be
+        modified") and for an APP_GROUP a push mapping targets ("You can't remove groups of type APP_GROUP if they
+        are used in a group push mapping"). The group's app assignments go (its members assigned only through it
+        are unassigned, so deprovisioned as on any unassignment), then its memberships.
+
+        A pushed group's mapping goes with it: a mapping cannot outlive its source group. What Okta then does to
+        the group in the target app is not documented (reference/okta-api.md and Okta's Group Push help describe
+        only the unlink dialog, "Delete the group in the target app" or "Leave the group in the target app"), so
+        the emulator takes the conservative side: nothing is sent to Astro, the Team stays (as after an unlink
+        that leaves it), and the audit must find it."""
+        group = self._group(gid)
+        if group["type"] == "BUILT_IN":
+            raise OktaApiError(403, "E0000006", "You do not have permission to perform the requested action")
+        if group["type"] == "APP_GROUP" and any(
+            pm.get("targetGroupId") == gid for t in self.state.push.values() for pm in t.values()
+        ):
+            raise OktaApiError(403, "E0000006", "You do not have permission to perform the requested action")
+        for table in self.state.push.values():
+            for pm in [pm for pm in table.values() if pm["sourceGroupId"] == gid]:
+                table.remove(pm["id"])
+        for aid, assigned in self.state.app_groups.items():
+            if assigned.remove(gid) is not None:
+                for member in list(self.state.members.get(gid, Table()).values()):
+                    self.engine.unassign(aid, member["id"], group_id=gid)
+        for member in list(self.state.members.get(gid, Table()).values()):
+            self.state.remove_member(gid, member["id"])
+        self.state.members.pop(gid, None)
+        self.state.groups.remove(gid)
+        return Response(status=204)
 
     def _ep_list_group_users(self, request: Request, gid: str) -> Response:
         self._group(gid)
