@@ -28,11 +28,17 @@ def _text_line(f: Finding) -> str:
     return line
 
 
-def _github_line(f: Finding) -> str:
+def _github_add(capped: github.Capped, f: Finding) -> None:
     kind = "error" if f.severity is Severity.ERROR else "warning"
     message = f.message + (f" (hint: {f.hint})" if f.hint else "")
-    return github.annotation(kind, message, title=f"astro-scim {f.code}", file=f.location.file,
-                             line=f.location.line, column=f.location.column)
+    capped.add(kind, message, title=f"astro-scim {f.code}", file=f.location.file, line=f.location.line,
+               column=f.location.column)
+
+
+def _github_line(f: Finding) -> str:
+    capped = github.Capped("validate")
+    _github_add(capped, f)
+    return capped.lines()[0]
 
 
 def _markdown(findings: list[Finding], summary: str) -> str:
@@ -141,9 +147,12 @@ def run(args: argparse.Namespace) -> int:
             "findings": [_as_json(f) for f in findings],
         }, indent=2))
         return code
-    if args.format == "github":
+    if args.format == "github":  # within GitHub's cap of annotations per level, the rest as log lines, counted
+        capped = github.Capped("validate")
         for f in findings:
-            output.raw(_github_line(f))
+            _github_add(capped, f)
+        for line in capped.lines():
+            output.raw(line)
     else:
         for f in findings:
             output.raw(_text_line(f))
