@@ -3,6 +3,7 @@
     ConnectorError                 exit 2 unless a subclass says otherwise
     ├── UsageError                 bad flags or arguments (2)
     ├── ConfigError                a config/mapping file is wrong; carries file:line:col (2)
+    │   ├── ConfigErrors           every independent mistake of one project file, by line (2)
     │   ├── ExpressionError        a mapping expression does not parse or evaluate; carries its column (2)
     │   └── NotFound               an IdP object named in the config does not exist; carries candidates (2)
     ├── RemoteError                an API answered with an error, or could not be reached, after retries (3)
@@ -79,6 +80,21 @@ class ConfigError(ConnectorError):
 
     def __str__(self) -> str:
         return f"{self.location}: {self.message}" if self.location else self.message
+
+
+class ConfigErrors(ConfigError):
+    """Several independent mistakes in one project file, sorted by line: a run shows them all, so a CI job needs
+    one run to see N mistakes, not N. Each keeps its own file:line and hint; the message lists them."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = sorted(errors, key=lambda e: (e.location.line, e.location.column) if e.location else (0, 0))
+        lines = [f"{len(self.errors)} errors in {self._file()}:"]
+        for e in self.errors:
+            lines.append(f"  {e}" + (f" (hint: {e.hint})" if e.hint else ""))
+        super().__init__("\n".join(lines), hint="fix them all, then run again: every error found is listed")
+
+    def _file(self) -> str:
+        return next((e.location.file for e in self.errors if e.location), "the config file")
 
 
 class ExpressionError(ConfigError):

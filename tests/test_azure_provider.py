@@ -564,11 +564,12 @@ def test_a_misspelled_app_name_gets_the_closest_name_in_the_tenant(sandbox: Sand
     assert "did you mean 'Astro' (azure.app.display_name)?" in out
     assert cli("status", "--idp", "azure", config=typo) == 1  # not set up (as far as this config can tell)
     assert "did you mean 'Astro'" in capsys.readouterr().out
-    # Nothing close: the hint is to create it.
+    # Nothing close: an app not created yet (information, as before any apply), the hint is to create it.
     other = sandbox.write_config(tmp_path / "other.yaml", idps=("azure",), azure_app_name="Snowflake")
-    assert cli("test-connection", "--idp", "azure", config=other) == 1
+    assert cli("test-connection", "--idp", "azure", config=other) == 0
     out = capsys.readouterr().out
     assert "did you mean" not in out and "astro-scim apply --idp azure" in out
+    assert "info app 'Snowflake': not set up yet" in out
 
 
 def test_close_cancels_a_call_another_thread_still_waits_for(sandbox: Sandbox, azure_config: Path) -> None:
@@ -606,7 +607,7 @@ def test_test_connection_checks_our_astro_token_before_any_apply(
     """Our side's astro.token is tested straight against Astro, not only through Entra's validateCredentials
     (which needs the job `apply` creates)."""
     capsys.readouterr()
-    assert cli("test-connection", "--idp", "azure", config=azure_config) == 1  # no app yet
+    assert cli("test-connection", "--idp", "azure", config=azure_config) == 0  # no app yet: information
     out = capsys.readouterr().out
     assert f"ok   Astro SCIM token: {sandbox.astro_orgs['azure'].scim_url} accepts it" in out
     (azure_config.parent / "astro-azure.token").write_text("revoked\n", encoding="utf-8")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from connector.errors import ConfigError, Location
+from connector.errors import ConfigError, ConfigErrors, Location
 from connector.mapping.model import Finding, Severity
 
 if TYPE_CHECKING:
@@ -325,12 +325,10 @@ def require_templates(cfg: ProjectConfig) -> list[AccessTemplate]:
     """Templates, or ConfigError (exit 2) at the first mistake; commands refuse a broken section."""
     templates, findings = parse_access(cfg)
     errors = [f for f in findings if f.severity is Severity.ERROR]
-    if errors:
-        first = errors[0]
-        more = (
-            f" (and {len(errors) - 1} more; run 'astro-scim validate {cfg.file}')" if len(errors) > 1 else ""
-        )
-        raise ConfigError(first.message + more, location=first.location, hint=first.hint)
+    if len(errors) == 1:
+        raise ConfigError(errors[0].message, location=errors[0].location, hint=errors[0].hint)
+    if errors:  # every mistake of the section at once, each at its line
+        raise ConfigErrors([ConfigError(e.message, location=e.location, hint=e.hint) for e in errors])
     return templates
 
 
@@ -345,7 +343,7 @@ def validate_project_file(path: str | Path) -> list[Finding] | None:
 
     A project config is a YAML mapping with top-level astro/okta/azure/access keys and no `idp:` key.
     """
-    from connector.config.load import load_config
+    from connector.config.load import load_config_collecting
     from connector.support import yamlsrc
 
     try:
@@ -356,10 +354,23 @@ def validate_project_file(path: str | Path) -> list[Finding] | None:
     if not isinstance(data, dict) or "idp" in data or not (set(data) & (_PROJECT_KEYS - {"safety"})):
         return None
     try:
-        cfg = load_config(path)
-    except ConfigError as exc:
+        cfg, errors = load_config_collecting(path)
+    except ConfigError as exc:  # not a mapping of keys: nothing else could be checked (the hint says so)
         return [Finding(Severity.ERROR, exc.location or Location(str(path)), "config", exc.message, exc.hint)]
-    findings = validate_access(cfg)
+    # Every independent mistake of the file, each at its line (one run of a CI job shows them all).
+    findings = [Finding(Severity.ERROR, e.location or Location(str(path)), "config", e.message, e.hint)
+                for e in errors]
+    for idp in ("okta", "azure"):  # the Astro token source every IdP command needs (astro_for raises it later)
+        section = getattr(cfg, idp)
+        if section is not None and section.astro is None and "astro" not in data and not isinstance(
+                data[idp].get("astro"), dict):
+            findings.append(Finding(
+                Severity.ERROR, cfg.document.loc((idp,)) if cfg.document else Location(str(path)), "config",
+                f"no Astro SCIM endpoint configured for {idp}",
+                f"add an 'astro:' section (or {idp}.astro) with scim_url and token"))
+    if any(section in data and getattr(cfg, section) is None for section in ("okta", "azure")):
+        return findings  # an IdP section that is no mapping: its groups are unknown, the access checks would guess
+    findings += validate_access(cfg)
     if cfg.okta is not None:  # what plan notes too, here offline: Okta does not support one group for both
         pushed = {g.casefold() for g in cfg.okta.push_groups}
         both = [g for g in cfg.okta.assign_groups if g.casefold() in pushed]

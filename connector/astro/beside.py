@@ -12,6 +12,11 @@ tuples and strings, marshalled (~0.3 s to load and rebuild at 100,000 users and 
 - Errors: a ConnectorError in the child is the caller's, as it was raised (pickled: message, hint, endpoint,
   status, code; what the CLI shows). Anything else (a bug, a child killed) is not passed on: the read is done
   again in-process, so the caller meets it with its real traceback.
+- Never waited for forever: a child that says nothing (no progress, no answer) for longer than one Astro request
+  may take with all its retries (`silence_seconds`, from the client's HTTP timeout and the retry budget) is taken
+  for hung: it is killed and the read fails as a RemoteError naming the endpoint ("not verified", exit 3), never
+  read again in-process (a server that does not answer would hold that read too). The wait is on the injectable
+  clock (connector.support.clock), so a test's FakeClock passes it without real time.
 - Never left behind: `close` kills and reaps a child still running (the caller's error, Ctrl-C: the child ignores
   SIGINT, its parent decides); a child whose parent dies gets SIGKILL (Linux's parent-death signal).
 - Where fork is unavailable or unsafe (macOS, Windows), ASTRO_SCIM_READ_IN_PROCESS is set, or the clock is an
@@ -25,6 +30,7 @@ import logging
 import marshal
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
@@ -32,17 +38,50 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any
 
+from connector.astro.client import SERVICE, TIMEOUT_SECONDS
 from connector.astro.reader import Progress, read_astro
 from connector.config.load import AstroConfig
-from connector.errors import ConnectorError
+from connector.errors import ConnectorError, RemoteError
 from connector.support import clock
 from connector.support.clock import SystemClock
+from connector.support.http import DEFAULT_POLICY, RetryPolicy
 from connector.views import AstroTeam, AstroUser, AstroView, Compared
 
 log = logging.getLogger("connector.astro")
 
 IN_PROCESS_ENV = "ASTRO_SCIM_READ_IN_PROCESS"
 _HEADER = struct.Struct("!Q")
+# With an injected clock the wait for the child looks at its time between slices of this many real seconds.
+_SLICE_SECONDS = 0.05
+
+
+def silence_seconds(policy: RetryPolicy = DEFAULT_POLICY, timeout: float = TIMEOUT_SECONDS) -> float:
+    """How long the child may say nothing before it is taken for hung. It speaks after each page it reads, so
+    between two words lies at most one request: retried for up to the policy's budget, its last try running up to
+    the HTTP timeout; one more timeout of margin for its own work (decoding, sending the view). 270 s by default."""
+    return policy.budget + 2 * timeout
+
+
+class _Silent(Exception):
+    """The child said nothing for silence_seconds()."""
+
+
+def _await_word(fd: int, deadline: float) -> None:
+    """Return once `fd` is readable (a word from the child, or its end); _Silent past `deadline` (the clock's
+    monotonic seconds). On the real clock the kernel waits for either. An injected clock's time is not the
+    kernel's: the pipe is watched in short real slices, and after each quiet one the clock is told of the wait
+    (sleep(0): no time passes by it, a test's FakeClock.on_sleep may make it pass), so its deadline is checked
+    without this wait racing ahead of a child working in real time."""
+    c = clock.current()
+    real = isinstance(c, SystemClock)
+    while True:
+        remaining = deadline - c.monotonic()
+        if remaining <= 0:
+            raise _Silent
+        if select.select([fd], [], [], remaining if real else min(remaining, _SLICE_SECONDS))[0]:
+            return
+        if not real:
+            c.sleep(0)
 
 
 def fork_available() -> bool:
@@ -129,7 +168,8 @@ class AstroRead:
         if prfd >= 0:
             os.close(prfd)
             read._paths = os.fdopen(pwfd, "wb")
-        read.pid, read._answers = pid, os.fdopen(rfd, "rb")
+        # Unbuffered: whether a word waits is asked of the pipe itself (select), never hidden in a read-ahead buffer.
+        read.pid, read._answers = pid, os.fdopen(rfd, "rb", buffering=0)
         return read
 
     @property
@@ -153,10 +193,13 @@ class AstroRead:
             finally:
                 with contextlib.suppress(OSError):
                     paths.close()
+        silence = silence_seconds()
         try:
             while True:
                 try:
-                    message = _receive(answers)
+                    message = _receive(answers, silence)
+                except _Silent:
+                    raise self._hung(silence) from None
                 except (OSError, ValueError):  # closed under us (`close` from another thread)
                     message = None
                 if message is None:
@@ -182,6 +225,19 @@ class AstroRead:
             answers.close()
         self.close()
         return read_astro(self.astro, progress=progress, compare=self.compare)
+
+    def _hung(self, silence: float) -> RemoteError:
+        """The child said nothing for `silence` seconds: killed (a read that does not answer is never waited for),
+        and the read fails, unverified, naming the endpoint. Not read again here: Astro, not answering the child,
+        would hold that read as long."""
+        self.close()
+        log.info("astro: the reader process said nothing for %.0fs; stopped", silence)
+        return RemoteError(
+            f"not verified: the read of Astro got no answer for {silence:.0f}s (one request's HTTP timeouts and "
+            "retries take less); it was stopped", service=SERVICE, endpoint=self.astro.scim_url, code="timeout",
+            hint="check that this machine reaches the Astro SCIM URL (network, proxy: HTTPS_PROXY, firewall) and "
+                 "Astro's status, then run drift again; nothing was compared",
+        )
 
     def close(self) -> None:
         """End the child if it still runs and reap it, then close our end of the pipe (a thread blocked reading it
@@ -286,15 +342,35 @@ def _send(out: IO[bytes], message: tuple[Any, ...]) -> None:
         out.flush()
 
 
-def _receive(answers: IO[bytes]) -> tuple[Any, ...] | None:
+def _receive(answers: IO[bytes], silence: float | None = None) -> tuple[Any, ...] | None:
     """The next message, or None at the end of the pipe (a complete message or none: a child killed mid-write
-    leaves a partial one, read as the end)."""
-    head = answers.read(_HEADER.size + 1)
+    leaves a partial one, read as the end). With `silence`, _Silent when the pipe stays quiet that long (each
+    chunk that arrives starts the wait again: a large view comes in many)."""
+    head = _read(answers, _HEADER.size + 1, silence)
     if len(head) < _HEADER.size + 1:
         return None
     (size,) = _HEADER.unpack(head[:-1])
-    data = answers.read(size)
+    data = _read(answers, size, silence)
     if len(data) < size:
         return None
     message = marshal.loads(data) if head[-1:] == b"m" else pickle.loads(data)
     return message if isinstance(message, tuple) and message else None
+
+
+def _read(answers: IO[bytes], size: int, silence: float | None) -> bytes | bytearray:
+    """`size` bytes, fewer only at the end of the pipe. An unbuffered pipe answers what it holds (64 KiB at most
+    on Linux), so the bytes are gathered into one buffer (a view of 100,000 users is tens of MB: not copied
+    again); with `silence`, each wait for more is bounded (see _await_word)."""
+    if silence is None:
+        return answers.read(size) or b""
+    fd = answers.fileno()
+    buf = bytearray(size)
+    got = 0
+    while got < size:
+        _await_word(fd, clock.current().monotonic() + silence)
+        chunk = os.read(fd, size - got)
+        if not chunk:
+            return buf[:got]
+        buf[got:got + len(chunk)] = chunk
+        got += len(chunk)
+    return buf

@@ -350,9 +350,8 @@ def to_junit(results: list[AuditResult]) -> str:
 # -- github -------------------------------------------------------------------------------------------------
 
 
-# GitHub shows at most 10 annotations of each level (error, warning, notice) per step and drops the rest without a
-# word (docs/problem-matchers.md in actions/toolkit: also 50 per job). Past that, a finding is a plain log line.
-ANNOTATIONS_PER_LEVEL = 10
+# GitHub's cap of annotations per level and step, counted once for every command (support/github.Capped).
+ANNOTATIONS_PER_LEVEL = github.ANNOTATIONS_PER_LEVEL
 
 
 def to_github(results: list[AuditResult]) -> str:
@@ -360,33 +359,14 @@ def to_github(results: list[AuditResult]) -> str:
     first ANNOTATIONS_PER_LEVEL of each level), each further finding a plain log line, and a notice that says how
     many were not annotated (the markdown report goes to the job summary: commands/drift.py)."""
     lines: list[str] = [header_line(results)]  # a plain log line: not an annotation
-    shown = {"error": 0, "warning": 0, "notice": 0}
-    unshown = {"error": 0, "warning": 0, "notice": 0}
-    later: list[str] = []
-
-    def emit(level: str, message: str, title: str) -> None:
-        # the notice saying what was not annotated takes the last notice's place
-        room = ANNOTATIONS_PER_LEVEL - (1 if level == "notice" else 0)
-        if shown[level] < room:
-            shown[level] += 1
-            lines.append(github.annotation(level, message, title=title))
-        else:
-            unshown[level] += 1
-            later.append(f"{level}: {title}: " + message.replace("\r", " ").replace("\n", " "))
-
+    capped = github.Capped("drift")
     for r in results:
         for d in r.deviations:
-            emit("notice", "tolerated: " + d, f"astro-scim drift {r.idp}")
+            capped.add("notice", "tolerated: " + d, title=f"astro-scim drift {r.idp}")
         for f in r.findings:
-            emit("error" if f.severity is Severity.ERROR else "warning", f"{f.detail} [{f.id}]. Remedy: {f.remedy}",
-                 f"drift {r.idp} {f.kind.value}: {f.subject}")
-    if later:
-        counts = ", ".join(f"{n} {level}(s)" for level, n in unshown.items() if n)
-        lines.append(github.annotation(
-            "notice", f"{counts} not annotated: GitHub shows {ANNOTATIONS_PER_LEVEL} annotations of each level per "
-            "step; every finding is in this step's log, below.",
-            title="astro-scim drift: more findings than annotations"))
-        lines += later
+            capped.add("error" if f.severity is Severity.ERROR else "warning",
+                       f"{f.detail} [{f.id}]. Remedy: {f.remedy}", title=f"drift {r.idp} {f.kind.value}: {f.subject}")
+    lines += capped.lines()
     found = sum(len(r.findings) for r in results)
     lines.append(f"astro-scim drift: {found} finding(s) across {len(results)} IdP(s)" if found
                  else f"astro-scim drift: no drift across {len(results)} IdP(s)")

@@ -84,10 +84,32 @@ def _run(args: argparse.Namespace, done: DriftRun) -> int:
     _record(done)
     unseen = done.unseen()
     if unseen or not done.results:
-        _emit(unseen, args.format, args.output)  # only text on stdout is ever shown early: others get everything
+        try:
+            _emit(unseen, args.format, args.output)  # only text on stdout is ever shown early: others get everything
+        except _CannotWrite as exc:
+            if not _acted(done, exc):
+                raise  # nothing was done: the write failure is the news (exit 2)
     # A remedy that failed is never a clean run, even when no finding is left to show for it.
     failed = any(not remedy.get("ok") for r in done.results for remedy in r.remedies)
     return EXIT_OK if all(r.clean for r in done.results) and not failed else EXIT_FINDINGS
+
+
+def _acted(done: DriftRun, exc: _CannotWrite) -> bool:
+    """The report could not be written, but --fix --yes had already acted: its repairs stand whatever becomes of
+    the report, so exiting 2 (a usage error, as if nothing had happened) would hide them. Say what was done and
+    that the report is missing (path and OS error); the exit code stays the verdict's. False when nothing was
+    done."""
+    acted = [(r.idp, remedy) for r in done.results for remedy in r.remedies]
+    if not acted:
+        return False
+    output.error(str(exc), exc.hint or "the repairs below were made all the same; run drift again for the report")
+    ok = sum(1 for _, remedy in acted if remedy.get("ok"))
+    output.warn(f"the fix carried out {len(acted)} remedy action(s) before that ({ok} done, {len(acted) - ok} "
+                "failed); they stand:")
+    for idp, remedy in acted:
+        output.warn(f"  {idp}: {'done' if remedy.get('ok') else 'FAILED'} {remedy.get('resource')} "
+                    f"{remedy.get('key')}: {remedy.get('detail') or remedy.get('message')}")
+    return True
 
 
 def _record(done: DriftRun) -> None:

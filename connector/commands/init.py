@@ -415,8 +415,8 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
     else:
         connected = program(["test-connection", "--config", str(path)])
     if connected != EXIT_OK:
-        # Not init's failure: a fresh tenant has no app until apply creates it, and Okta's provisioning waits for
-        # its manual step. The checks above say which is which.
+        # Not init's failure: a credential or a group the checks above name (a fresh tenant's missing app and
+        # Okta's provisioning before its manual step are information, not failures).
         output.warn(f"test-connection: some checks did not pass (exit {connected}); see above. "
                     "'astro-scim plan' shows what apply would change")
     output.say("next: astro-scim plan, then astro-scim apply", style="bold")

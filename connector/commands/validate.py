@@ -28,11 +28,17 @@ def _text_line(f: Finding) -> str:
     return line
 
 
-def _github_line(f: Finding) -> str:
+def _github_add(capped: github.Capped, f: Finding) -> None:
     kind = "error" if f.severity is Severity.ERROR else "warning"
     message = f.message + (f" (hint: {f.hint})" if f.hint else "")
-    return github.annotation(kind, message, title=f"astro-scim {f.code}", file=f.location.file,
-                             line=f.location.line, column=f.location.column)
+    capped.add(kind, message, title=f"astro-scim {f.code}", file=f.location.file, line=f.location.line,
+               column=f.location.column)
+
+
+def _github_line(f: Finding) -> str:
+    capped = github.Capped("validate")
+    _github_add(capped, f)
+    return capped.lines()[0]
 
 
 def _markdown(findings: list[Finding], summary: str) -> str:
@@ -65,13 +71,13 @@ def _plural(n: int, word: str) -> str:
 def _referenced_mappings(path: Path) -> list[tuple[str, Path, Location]]:
     """The mapping files a project config names (okta.mapping, azure.mapping): the IdP, the file, and where it is
     named."""
-    from connector.config.load import load_config
+    from connector.config.load import load_config_collecting
     from connector.support import yamlsrc
 
-    try:
-        doc, cfg = yamlsrc.load(path), load_config(path)
+    try:  # the mappings are checked beside the config's own mistakes, which validate_project_file reports
+        doc, (cfg, _) = yamlsrc.load(path), load_config_collecting(path)
     except ConfigError:
-        return []  # validate_project_file has reported it
+        return []  # no mapping of keys: validate_project_file has reported it
     return [(idp, section.mapping, doc.loc((idp, "mapping")))
             for idp, section in (("okta", cfg.okta), ("azure", cfg.azure))
             if section is not None and section.mapping is not None]
@@ -123,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
             findings.extend(validate_file(mapping))
             files.append(mapping)
             mappings += 1
+    # Each file's findings by line (a project file's own and its mapping-not-found among them), files in turn.
+    order = {str(p): i for i, p in enumerate(files)}
+    findings.sort(key=lambda f: (order.get(f.location.file, len(order)), f.location.line, f.location.column))
     errors = sum(1 for f in findings if f.severity is Severity.ERROR)
     warnings = len(findings) - errors
     unreadable = any(f.code in UNREADABLE for f in findings)
@@ -141,9 +150,12 @@ def run(args: argparse.Namespace) -> int:
             "findings": [_as_json(f) for f in findings],
         }, indent=2))
         return code
-    if args.format == "github":
+    if args.format == "github":  # within GitHub's cap of annotations per level, the rest as log lines, counted
+        capped = github.Capped("validate")
         for f in findings:
-            output.raw(_github_line(f))
+            _github_add(capped, f)
+        for line in capped.lines():
+            output.raw(line)
     else:
         for f in findings:
             output.raw(_text_line(f))

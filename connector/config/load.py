@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from connector.errors import ConfigError, Location
+from connector.errors import ConfigError, ConfigErrors, Location
 from connector.support import yamlsrc
 from connector.support.secret import Secret
 from connector.support.suggest import closest
@@ -116,23 +117,53 @@ def _key_hint(key: str, allowed: set[str]) -> str:
     return f"did you mean '{guess}'?" if guess else "allowed keys: " + ", ".join(sorted(allowed))
 
 
-class _Section:
-    """Reads one mapping of the document with location-aware type checks and unknown-key detection."""
+T = TypeVar("T")
 
-    def __init__(self, doc: yamlsrc.Document, path: tuple[str | int, ...], allowed: set[str], base: Path) -> None:
-        self.doc, self.path, self.base = doc, path, base
+
+class _Errors:
+    """Every independent mistake of the project file, collected while it is read (a read that fails gives its
+    default and the reading goes on), so one run reports them all."""
+
+    def __init__(self) -> None:
+        self.found: list[ConfigError] = []
+
+    def add(self, error: ConfigError) -> None:
+        self.found.append(error)
+
+    def check(self, read: Callable[[], T], default: T) -> T:
+        try:
+            return read()
+        except ConfigError as exc:
+            self.found.append(exc)
+            return default
+
+
+class _Section:
+    """Reads one mapping of the document with location-aware type checks and unknown-key detection. A value of the
+    wrong type is recorded in `errors` and read as its default, so the other keys are still checked."""
+
+    def __init__(self, doc: yamlsrc.Document, path: tuple[str | int, ...], allowed: set[str], base: Path,
+                 errors: _Errors) -> None:
+        self.doc, self.path, self.base, self.errors = doc, path, base, errors
         node: Any = doc.data
         for p in path:
             node = node[p]
         if not isinstance(node, dict):
-            raise ConfigError(f"'{'.'.join(map(str, path))}' must be a mapping", location=doc.loc(path))
-        self.data: dict[str, Any] = node
-        for key in node:
-            if key not in allowed:
-                raise ConfigError(
+            raise ConfigError(f"'{'.'.join(map(str, path))}' must be a mapping", location=doc.loc(path),
+                              hint="indent its keys under it, one 'key: value' per line")
+        self.data: dict[str, Any] = {}
+        # Allowed keys an unknown one is probably a misspelling of: their absence is not reported again
+        self.misspelt: set[str] = set()
+        for key, value in node.items():
+            if key in allowed:
+                self.data[key] = value
+            else:
+                if (guess := closest(str(key), allowed)) is not None:
+                    self.misspelt.add(guess)
+                errors.add(ConfigError(
                     f"unknown key '{key}' in '{'.'.join(map(str, path))}'",
                     location=doc.loc((*path, key), key=True), hint=_key_hint(str(key), allowed),
-                )
+                ))
 
     def loc(self, key: str) -> Location:
         return self.doc.loc((*self.path, key))
@@ -140,26 +171,32 @@ class _Section:
     def text(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
         value = self.data.get(key)
         if value is None:
-            if required:
-                raise ConfigError(
-                    f"'{'.'.join(map(str, self.path))}.{key}' is required", location=self.doc.loc(self.path)
-                )
+            if required and key not in self.misspelt:  # a misspelt key is reported as such, once
+                self.errors.add(ConfigError(
+                    f"'{'.'.join(map(str, self.path))}.{key}' is required", location=self.doc.loc(self.path),
+                    hint=f"add '{key}:' under '{'.'.join(map(str, self.path))}'"))
             return default
         if not isinstance(value, str | int) or isinstance(value, bool):
-            raise ConfigError(f"'{key}' must be a string", location=self.loc(key))
+            self.errors.add(ConfigError(f"'{key}' must be a string", location=self.loc(key),
+                                        hint=f"write {key}: followed by one value, quoted if it holds ': ' or '#'"))
+            return default
         return str(value)
 
     def secret(self, key: str, *, multiline: bool = False) -> Secret | None:
         value = self.text(key)
-        return (Secret(value, location=self.loc(key), base_dir=self.base, multiline=multiline)
-                if value is not None else None)
+        if value is None:
+            return None
+        return self.errors.check(
+            lambda: Secret(value, location=self.loc(key), base_dir=self.base, multiline=multiline), None)
 
     def str_list(self, key: str) -> list[str]:
         value = self.data.get(key)
         if value is None:
             return []
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"'{key}' must be a list of strings", location=self.loc(key))
+            self.errors.add(ConfigError(f"'{key}' must be a list of strings", location=self.loc(key),
+                                        hint=f"write {key}: [Name One, Name Two], or one '- name' per line"))
+            return []
         return list(value)
 
     def path_value(self, key: str) -> Path | None:
@@ -169,96 +206,118 @@ class _Section:
         p = Path(value)
         return p if p.is_absolute() else self.base / p
 
+    def endpoint(self, key: str, url: str, what: str) -> str:
+        """`url` checked as an endpoint (connector.support.urls); a bad one is recorded and read as given."""
+        return self.errors.check(lambda: check_endpoint(url, what=what, location=self.loc(key)), url)
+
     def names(self, *keys: str) -> None:
         """Each of `keys`, when given, names something: a blank name would match nothing (or fall back to the
         default name, and plan would create a second app beside the one it should find)."""
         for key in keys:
             value = self.data.get(key)
             if isinstance(value, str) and not value.strip():
-                raise ConfigError(f"'{'.'.join(map(str, (*self.path, key)))}' is empty", location=self.loc(key),
-                                  hint="give the name, or leave the key out for the default")
+                self.errors.add(ConfigError(f"'{'.'.join(map(str, (*self.path, key)))}' is empty",
+                                            location=self.loc(key),
+                                            hint="give the name, or leave the key out for the default"))
 
     def sub(self, key: str, allowed: set[str]) -> _Section | None:
         if self.data.get(key) is None:
             return None
-        return _Section(self.doc, (*self.path, key), allowed, self.base)
+        return self.errors.check(lambda: _Section(self.doc, (*self.path, key), allowed, self.base, self.errors),
+                                 None)
 
 
 ASTRO_KEYS = ("scim_url", "token", "api_url", "organization_id", "team_wait_seconds", "page_size")
 
 
-def _astro(doc: yamlsrc.Document, base: Path, path: tuple[str, ...] = ("astro",)) -> AstroConfig:
-    s = _Section(doc, path, set(ASTRO_KEYS), base)
-    scim_url = check_endpoint(s.text("scim_url", required=True) or "", what="astro.scim_url", location=s.loc("scim_url"))
+def _astro(doc: yamlsrc.Document, base: Path, errors: _Errors, path: tuple[str, ...] = ("astro",)) -> AstroConfig:
+    s = _Section(doc, path, set(ASTRO_KEYS), base, errors)
+    given = s.text("scim_url", required=True)
+    scim_url = s.endpoint("scim_url", given, "astro.scim_url") if given is not None else ""
     token = s.secret("token") or Secret("env:ASTRO_API_TOKEN", location=s.loc("token"))
-    api_url = check_endpoint(
-        s.text("api_url", "https://api.astronomer.io/v1") or "", what="astro.api_url", location=s.loc("api_url")
-    )
+    api_url = s.endpoint("api_url", s.text("api_url", "https://api.astronomer.io/v1") or "", "astro.api_url")
     org_id = s.text("organization_id") or scim_url.rstrip("/").rsplit("/", 1)[-1]
     wait = s.data.get("team_wait_seconds", 60.0)
     if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
-        raise ConfigError("team_wait_seconds must be a number of seconds (>= 0)", location=s.loc("team_wait_seconds"))
+        errors.add(ConfigError("team_wait_seconds must be a number of seconds (>= 0)",
+                               location=s.loc("team_wait_seconds"), hint="60 waits a minute; 0 does not wait"))
+        wait = 60.0
     page_size = s.data.get("page_size")
     if page_size is not None and (isinstance(page_size, bool) or not isinstance(page_size, int)
                                   or not 1 <= page_size <= 1000):
-        raise ConfigError("page_size must be a whole number from 1 to 1000 (resources per SCIM list page)",
-                          location=s.loc("page_size"))
+        errors.add(ConfigError("page_size must be a whole number from 1 to 1000 (resources per SCIM list page)",
+                               location=s.loc("page_size"), hint="leave it out for what the server says it honours"))
+        page_size = None
     return AstroConfig(scim_url=scim_url, token=token, api_url=api_url, organization_id=org_id,
                        team_wait_seconds=float(wait), page_size=page_size)
 
 
-def _okta(doc: yamlsrc.Document, base: Path) -> OktaConfig:
+def _own_astro(doc: yamlsrc.Document, base: Path, errors: _Errors, s: _Section) -> AstroConfig | None:
+    """An IdP section's own `astro:` block (it overrides the top-level one)."""
+    if s.data.get("astro") is None:
+        return None
+    return errors.check(lambda: _astro(doc, base, errors, (*map(str, s.path), "astro")), None)
+
+
+def _okta(doc: yamlsrc.Document, base: Path, errors: _Errors) -> OktaConfig:
     s = _Section(
         doc,
         ("okta",),
         {"org_url", "token", "client_id", "private_key", "scopes", "app", "integration", "mapping",
          "assign_groups", "push_groups", "astro"},
         base,
+        errors,
     )
     org_url = s.text("org_url") or os.environ.get("OKTA_CLIENT_ORGURL")
-    if not org_url:
-        raise ConfigError("okta.org_url is required (or set OKTA_CLIENT_ORGURL)", location=doc.loc(("okta",)))
-    org_url = check_endpoint(org_url, what="okta.org_url", location=s.loc("org_url"))
+    if org_url:
+        org_url = s.endpoint("org_url", org_url, "okta.org_url")
+    elif "org_url" not in s.misspelt:
+        errors.add(ConfigError("okta.org_url is required (or set OKTA_CLIENT_ORGURL)", location=doc.loc(("okta",)),
+                               hint="add org_url: https://<your-org>.okta.com under okta:"))
     token = s.secret("token")
     private_key = s.secret("private_key", multiline=True)  # a PEM key is lines
     client_id = s.text("client_id")
-    if token is None and private_key is None:
+    if token is None and private_key is None and s.data.get("token") is None and s.data.get("private_key") is None:
         token = Secret("env:OKTA_CLIENT_TOKEN", location=doc.loc(("okta",)))
     if private_key is not None and not client_id:
-        raise ConfigError("okta.private_key needs okta.client_id (the OAuth service app)", location=s.loc("private_key"))
+        errors.add(ConfigError("okta.private_key needs okta.client_id (the OAuth service app)",
+                               location=s.loc("private_key"),
+                               hint="add client_id: the service app's client ID, or use token: env:NAME instead"))
     app = s.sub("app", {"label", "id"})
     if app is not None:
         app.names("label", "id")
     integration = s.text("integration", "oin") or "oin"
     if integration not in ("oin", "manual"):
-        raise ConfigError(
-            f"okta.integration must be 'oin' or 'manual', not {integration!r}", location=s.loc("integration")
-        )
+        errors.add(ConfigError(
+            f"okta.integration must be 'oin' or 'manual', not {integration!r}", location=s.loc("integration"),
+            hint="oin: Okta's Astro catalogue app; manual: a custom SCIM app"))
+    app_id = app.text("id") if app else None
     return OktaConfig(
-        org_url=org_url,
+        org_url=org_url or "",
         token=token,
         client_id=client_id,
         private_key=private_key,
         scopes=s.str_list("scopes"),
-        app_label=(app.text("label") if app else "Astro") if not (app and app.text("id")) else None,
-        app_id=app.text("id") if app else None,
+        app_label=(app.text("label") if app else "Astro") if not app_id else None,
+        app_id=app_id,
         integration=integration,
         mapping=s.path_value("mapping"),
         assign_groups=s.str_list("assign_groups"),
         push_groups=s.str_list("push_groups"),
-        astro=_astro(doc, base, ("okta", "astro")) if s.data.get("astro") is not None else None,
+        astro=_own_astro(doc, base, errors, s),
         location=doc.loc(("okta",)),
     )
 
 
-def _azure(doc: yamlsrc.Document, base: Path) -> AzureConfig:
+def _azure(doc: yamlsrc.Document, base: Path, errors: _Errors) -> AzureConfig:
     s = _Section(
         doc, ("azure",), {"tenant_id", "credential", "graph_url", "authority", "app", "mapping", "assign_groups",
-                          "astro"}, base
+                          "astro"}, base, errors
     )
     tenant = s.text("tenant_id") or os.environ.get("AZURE_TENANT_ID")
-    if not tenant:
-        raise ConfigError("azure.tenant_id is required (or set AZURE_TENANT_ID)", location=doc.loc(("azure",)))
+    if not tenant and "tenant_id" not in s.misspelt:
+        errors.add(ConfigError("azure.tenant_id is required (or set AZURE_TENANT_ID)", location=doc.loc(("azure",)),
+                               hint="add tenant_id: the directory (tenant) ID from the Entra admin center"))
     c = s.sub("credential", {"type", "client_id", "client_secret", "certificate_path", "token"})
     cred: AzureCredential
     if c is None:
@@ -269,13 +328,13 @@ def _azure(doc: yamlsrc.Document, base: Path) -> AzureConfig:
             cred = AzureCredential("default")
     else:
         kind = c.text("type")
-        if c.text("token") is not None:
+        if c.data.get("token") is not None:
             cred = AzureCredential(kind or "token", token=c.secret("token"))
-        elif c.text("client_secret") is not None:
+        elif c.data.get("client_secret") is not None:
             cred = AzureCredential(
                 kind or "secret", client_id=c.text("client_id", required=True), client_secret=c.secret("client_secret")
             )
-        elif c.text("certificate_path") is not None:
+        elif c.data.get("certificate_path") is not None:
             cred = AzureCredential(
                 kind or "certificate", client_id=c.text("client_id", required=True),
                 certificate_path=c.path_value("certificate_path"),
@@ -283,27 +342,28 @@ def _azure(doc: yamlsrc.Document, base: Path) -> AzureConfig:
         else:
             cred = AzureCredential(kind or "default", client_id=c.text("client_id"))
         if cred.kind not in ("secret", "certificate", "cli", "default", "workload", "token"):
-            raise ConfigError(
+            errors.add(ConfigError(
                 f"unknown azure.credential.type {cred.kind!r}",
                 location=c.loc("type"),
                 hint="use one of: secret, certificate, cli, default, workload, token",
-            )
+            ))
     app = s.sub("app", {"display_name", "app_id"})
     if app is not None:
         app.names("display_name", "app_id")
-    graph_url = check_endpoint(s.text("graph_url", DEFAULT_GRAPH_URL) or "", what="azure.graph_url",
-                               location=s.loc("graph_url"))
+    graph_url = s.endpoint("graph_url", s.text("graph_url", DEFAULT_GRAPH_URL) or "", "azure.graph_url")
     authority = s.text("authority")
+    app_id = app.text("app_id") if app else None
     return AzureConfig(
-        tenant_id=tenant,
+        tenant_id=tenant or "",
         credential=cred,
         graph_url=graph_url,
-        authority=_authority(authority, s.loc("authority")) if authority is not None else None,
-        app_display_name=(app.text("display_name") if app else "Astro") if not (app and app.text("app_id")) else None,
-        app_id=app.text("app_id") if app else None,
+        authority=(errors.check(lambda: _authority(authority, s.loc("authority")), None)
+                   if authority is not None else None),
+        app_display_name=(app.text("display_name") if app else "Astro") if not app_id else None,
+        app_id=app_id,
         mapping=s.path_value("mapping"),
         assign_groups=s.str_list("assign_groups"),
-        astro=_astro(doc, base, ("azure", "astro")) if s.data.get("astro") is not None else None,
+        astro=_own_astro(doc, base, errors, s),
         location=doc.loc(("azure",)),
     )
 
@@ -331,49 +391,77 @@ def _safety(s: _Section) -> SafetyConfig:
     deleted (5 read as 500%, .nan compares false with everything), so each is checked with its line."""
     fraction = s.data.get("max_delete_fraction", SafetyConfig.max_delete_fraction)
     if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction <= 1:
-        raise ConfigError(
+        s.errors.add(ConfigError(
             f"safety.max_delete_fraction must be a fraction from 0 to 1, not {fraction!r}",
             location=s.loc("max_delete_fraction"), hint="0.10 allows deleting at most 10% of the Astro accounts",
-        )
+        ))
+        fraction = SafetyConfig.max_delete_fraction
     count = s.data.get("max_delete_count", SafetyConfig.max_delete_count)
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise ConfigError(
+        s.errors.add(ConfigError(
             f"safety.max_delete_count must be a whole number >= 0, not {count!r}",
             location=s.loc("max_delete_count"), hint="25 allows deleting at most 25 Astro accounts per run",
-        )
+        ))
+        count = SafetyConfig.max_delete_count
     return SafetyConfig(max_delete_fraction=float(fraction), max_delete_count=count)
 
 
 def load_config(path: str | Path) -> ProjectConfig:
-    doc = yamlsrc.load(path)
-    if doc.duplicates:
-        key, loc = doc.duplicates[0]
-        raise ConfigError(f"duplicate key '{key[-1]}'", location=loc)
+    """The project file read and checked; every independent mistake is raised at once (ConfigErrors, sorted by
+    line; a lone one as itself). A file that is no YAML mapping (it does not parse, or is a list) stops there: no
+    key of it can be checked."""
+    cfg, errors = load_config_collecting(path)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ConfigErrors(errors)
+    return cfg
+
+
+def load_config_collecting(path: str | Path) -> tuple[ProjectConfig, list[ConfigError]]:
+    """The project file read as far as it can be, and every independent mistake in it (`validate` reports them
+    beside what else it checks). The config is only usable when the list is empty. YAML that does not parse, or is
+    not a mapping, is raised: nothing after it could be checked, and its message says so."""
+    try:
+        doc = yamlsrc.load(path)
+    except ConfigError as exc:
+        exc.hint = ((exc.hint + "; ") if exc.hint else "") + "nothing else in the file was checked: fix this first"
+        raise
     if not isinstance(doc.data, dict):
-        raise ConfigError("the config file must be a YAML mapping", location=doc.loc(()))
+        raise ConfigError("the config file must be a YAML mapping", location=doc.loc(()),
+                          hint="nothing else in the file was checked: it holds keys such as astro:, okta:, azure:")
+    errors = _Errors()
+    for key, loc in doc.duplicates:
+        errors.add(ConfigError(f"duplicate key '{key[-1]}'", location=loc,
+                               hint="YAML keeps only the last: remove one of them"))
     base = Path(path).resolve().parent
     allowed = {"astro", "okta", "azure", "safety", "access", "audit_log"}
     for key in doc.data:
         if key not in allowed:
-            raise ConfigError(
+            errors.add(ConfigError(
                 f"unknown top-level key '{key}'", location=doc.loc((key,), key=True),
                 hint=_key_hint(str(key), allowed),
-            )
+            ))
     cfg = ProjectConfig(file=str(path), document=doc)
     if doc.data.get("astro") is not None:
-        cfg.astro = _astro(doc, base)
+        cfg.astro = errors.check(lambda: _astro(doc, base, errors), None)
     if doc.data.get("okta") is not None:
-        cfg.okta = _okta(doc, base)
+        cfg.okta = errors.check(lambda: _okta(doc, base, errors), None)
     if doc.data.get("azure") is not None:
-        cfg.azure = _azure(doc, base)
+        cfg.azure = errors.check(lambda: _azure(doc, base, errors), None)
     if doc.data.get("safety") is not None:
-        cfg.safety = _safety(_Section(doc, ("safety",), {"max_delete_fraction", "max_delete_count"}, base))
+        safety = errors.check(
+            lambda: _Section(doc, ("safety",), {"max_delete_fraction", "max_delete_count"}, base, errors), None)
+        if safety is not None:
+            cfg.safety = _safety(safety)
     if doc.data.get("audit_log") is not None:
-        top = _Section(doc, (), allowed, base)
+        top = _Section(doc, (), set(doc.data), base, errors)  # its unknown keys are reported above
         cfg.audit_log_setting = top.path_value("audit_log")
     access = doc.data.get("access")
     if access is not None:
         if not isinstance(access, dict):
-            raise ConfigError("'access' must be a mapping of group name -> roles", location=doc.loc(("access",)))
-        cfg.access = access
-    return cfg
+            errors.add(ConfigError("'access' must be a mapping of group name -> roles", location=doc.loc(("access",)),
+                                   hint="one key per group, e.g. 'Data Engineering: {organization: ...}'"))
+        else:
+            cfg.access = access
+    return cfg, errors.found

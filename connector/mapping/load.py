@@ -321,8 +321,10 @@ def load_bytes(raw: bytes, file: str) -> LoadResult:
         code = "binary" if "binary" in exc.message else "yaml-syntax"
         if exc.hint and "tab" in exc.hint:
             code = "tabs"
+        # Nothing after a syntax error can be checked (no key is known): said, so a clean rest is not assumed.
         result.findings.append(Finding(Severity.ERROR, exc.location or Location(file), code, exc.message,
-                                       exc.hint or "check the quotes, brackets and indentation up to this place"))
+                                       (exc.hint or "check the quotes, brackets and indentation up to this place")
+                                       + "; nothing else in the file was checked: fix this first"))
         return result
     except RecursionError:  # an alias that contains itself (a: &x [*x]) or absurd nesting
         result.findings.append(Finding(Severity.ERROR, Location(file, 1, 1), "yaml-syntax",

@@ -42,7 +42,8 @@ class FaultRule:
 
     `status` is the answer (the emulator's own 5xx body for 5xx, else an empty body); 0 drops the connection
     without one. With `after=True` the request reaches the emulator first and only its answer is lost (the
-    change is made, the client never hears of it): a connection dropped after the server acted.
+    change is made, the client never hears of it): a connection dropped after the server acted. With `release`,
+    a server that never answers: the request is held (`held` set) until the test sets `release`, then dropped.
     """
 
     method: str
@@ -52,6 +53,8 @@ class FaultRule:
     times: int | None = 1
     after: bool = False
     hits: int = 0  # requests this rule failed so far
+    release: threading.Event | None = None
+    held: threading.Event = field(default_factory=threading.Event)
 
     def matches(self, method: str, path: str, body: bytes) -> bool:
         if self.times is not None and self.hits >= self.times:
@@ -175,6 +178,11 @@ class FaultMiddleware:
         cfg = self.config
         rule = None if path.startswith(ADMIN_PREFIX) else self._rule_for(environ, method, path)
         if rule is not None:
+            if rule.release is not None:  # no answer until the test lets go (its teardown: no thread left behind)
+                rule.held.set()
+                rule.release.wait()
+                self.log.add(LoggedRequest(method, path, query, 0))
+                return self._drop(environ)
             if rule.after:  # the emulator acts; its answer is lost on the way back
                 answer = self.app(environ, lambda *a, **k: (lambda data: None))
                 list(answer)

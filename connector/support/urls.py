@@ -64,7 +64,8 @@ def check_endpoint(url: str, *, what: str, location: Location | None = None) -> 
             hint="give the base URL alone; tokens are configured by reference (env:NAME, file:PATH), never in a URL",
         )
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{what} is not an http(s) URL: {url!r}", location=location)
+        raise ConfigError(f"{what} is not an http(s) URL: {url!r}", location=location,
+                          hint="write it as https://host[:port]/path")
     if parts.scheme != "https" and not is_loopback(url):
         raise ConfigError(
             f"{what} must use https (only loopback addresses may use http): {url}",

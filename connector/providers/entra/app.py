@@ -175,16 +175,20 @@ class EntraApp:
         """What to do about an app that is not in the tenant: the closest name there (among one page of apps
         whose name starts like it: a tenant can hold thousands), else create it."""
         create = "run 'astro-scim apply --idp azure' to create it"
+        match = await self._closest_app_name()
+        return f"did you mean {match!r} (azure.app.display_name)? Otherwise {create}" if match else create
+
+    async def _closest_app_name(self) -> str | None:
+        """The app name in the tenant closest to the configured one, if any is close (a misspelt name)."""
         name = self.az.app_display_name
         if not name:
-            return create
+            return None
         try:
             sps = await self.tenant.list_service_principals(
                 filter=f"startswith(displayName,{odata_quote(name[:3])})", top=999)
         except RemoteError:
-            return create
-        match = closest(name, [str(sp.get("displayName") or "") for sp in sps])
-        return f"did you mean {match!r} (azure.app.display_name)? Otherwise {create}" if match else create
+            return None
+        return closest(name, [str(sp.get("displayName") or "") for sp in sps])
 
     async def _require_job(self, sp: Any) -> Any:
         job = await self.tenant.find_job(str(sp["id"]))

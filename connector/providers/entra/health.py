@@ -37,8 +37,7 @@ class EntraHealth(EntraApp):
             checks.append(Check(f"app {self.app_label!r}", False, str(exc), exc.hint))
             return checks
         if sp is None:
-            checks.append(Check(f"app {self.app_label!r}", False, "not found in the tenant",
-                                await self._missing_app_hint()))
+            checks.append(await self._missing_app_check())
         else:
             checks.append(Check(f"app {self.app_label!r}", True, f"service principal {sp['id']}"))
 
@@ -65,11 +64,13 @@ class EntraHealth(EntraApp):
             group = await probe(f"group {name!r}", self.tenant.find_group(name))
             if group is not None:
                 checks[-1].detail = f"found ({group['id']})"
-        if sp is None:
-            return checks
-        if job is None:
-            checks.append(Check("Astro SCIM (validateCredentials)", False, "no provisioning job to test with",
-                                "run 'astro-scim apply --idp azure' first"))
+        if sp is None or job is None:
+            # Before apply (it creates the app and its job): Entra's own test has nothing to run on. Information, as
+            # Okta's provisioning not yet enabled is: not a failure, and never "ok" (nothing was verified).
+            missing = "no app" if sp is None else "the app has no provisioning job"
+            checks.append(Check("Astro SCIM (validateCredentials)", None,
+                                f"not verified: not set up yet ({missing} for Entra to test the Tenant URL and token "
+                                "with)", "run 'astro-scim apply --idp azure', then test-connection again"))
             return checks
         try:
             await self._validate(sp, job)
@@ -78,6 +79,22 @@ class EntraHealth(EntraApp):
         except RemoteError as exc:
             checks.append(Check("Astro SCIM (validateCredentials)", False, str(exc), exc.hint))
         return checks
+
+    async def _missing_app_check(self) -> Check:
+        """No app of the configured name: before the first apply (which creates it) that is the state to expect,
+        information with the next step; a name close to one in the tenant (a typo: apply would create a second
+        app) or a configured app id (apply creates none by id) is a failure."""
+        name = f"app {self.app_label!r}"
+        if self.az.app_id:
+            return Check(name, False, "not found in the tenant",
+                         "check azure.app.app_id: apply creates an app by its display name, never by id")
+        match = await self._closest_app_name()
+        if match is not None:
+            return Check(name, False, "not found in the tenant",
+                         f"did you mean {match!r} (azure.app.display_name)? Otherwise run 'astro-scim apply --idp "
+                         "azure' to create it")
+        return Check(name, None, "not set up yet: no enterprise app of that name in the tenant",
+                     "run 'astro-scim apply --idp azure': it creates the app from the non-gallery template")
 
     def status(self) -> list[Check]:
         return self._run(self._status())
