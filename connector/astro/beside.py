@@ -365,12 +365,14 @@ def _read(answers: IO[bytes], size: int, silence: float | None) -> bytes | bytea
         return answers.read(size) or b""
     fd = answers.fileno()
     buf = bytearray(size)
+    view = memoryview(buf)
     got = 0
     while got < size:
         _await_word(fd, clock.current().monotonic() + silence)
-        chunk = os.read(fd, size - got)
-        if not chunk:
+        # Into the buffer, not os.read(fd, size - got): that allocates what is still missing (tens of MB) for
+        # each chunk of at most 64 KiB.
+        n = answers.readinto(view[got:])
+        if not n:
             return buf[:got]
-        buf[got:got + len(chunk)] = chunk
-        got += len(chunk)
+        got += n
     return buf
