@@ -154,6 +154,27 @@ def test_a_secret_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> Non
 # -- URLs --------------------------------------------------------------------------------------------------------
 
 
+def test_a_secret_file_rotated_or_removed_between_reveals_is_read_again(tmp_path: Path) -> None:
+    """A file token is read once while the file stays as it was (clients reveal it per request); a rotated file
+    gives the new token, a removed one the error naming the file."""
+    import os
+
+    from connector.support.secret import Secret
+
+    token = tmp_path / "astro.token"
+    token.write_text("first-token-aaaa\n")
+    secret = Secret("file:astro.token", base_dir=tmp_path)
+    assert secret.reveal() == "first-token-aaaa"
+    token.write_text("second-token-bbb\n")  # same length, and perhaps within the file system's timestamp tick:
+    st = token.stat()
+    os.utime(token, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # as a rotation a second later
+    assert secret.reveal() == "second-token-bbb"
+    token.unlink()
+    with pytest.raises(ConfigError) as err:
+        secret.reveal()
+    assert "cannot read secret file" in err.value.message and "astro.token" in err.value.message
+
+
 def test_a_password_in_a_url_is_refused_and_never_echoed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, HEAD.replace("https://api.astronomer.io", f"https://admin:{CANARY}@api.astronomer.io"))
     assert main(["drift", "--idp", "okta", "--config", str(path)]) == 2
