@@ -574,6 +574,7 @@ def _service_app_config(sb: Sandbox, tmp_path: Path, key_pem: str, scopes: list[
 
 
 @functools.cache
+@functools.cache  # the docstring's promise: generated once per `which` in a process
 def _key_pair(which: int = 0) -> tuple[str, str]:
     """An RSA key pair, PEM (private, public); the same for the same `which` (generating one is ~0.1 s of CPU)."""
     from cryptography.hazmat.primitives import serialization
