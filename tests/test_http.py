@@ -150,6 +150,47 @@ def test_retry_after_zero_on_every_429_does_not_spin() -> None:
     assert clock.sleeps == [policy.min_throttle_delay] * 5
 
 
+def test_waits_a_user_would_notice_are_said_on_stderr_at_most_once_per_ten_seconds(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Twelve 429s asking for 2 s each: 24 s of silence, which looked hung. Said once the waits reach 5 s (at 4 s
+    # spent), then at most every 10 s (at 14 s): concurrent calls meet the same 429s and must not flood stderr.
+    op = Scripted([RemoteError("slow down", status=429, retry_after=2.0) for _ in range(12)])
+    assert run_retry(op, FakeClock()) == "ok"
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == "" and len(lines) == 2, err
+    assert all("test: rate limited (HTTP 429); retrying in 2s" in line and "at most 150s" in line for line in lines)
+    assert "(4s of retries so far" in lines[0] and "(14s of retries so far" in lines[1]
+
+    # One long wait is said at once; waits that stay short are not; --quiet says none.
+    assert run_retry(Scripted([RemoteError("down", status=503, retry_after=30.0)]), FakeClock()) == "ok"
+    assert "test: HTTP 503; retrying in 30s" in capsys.readouterr().err
+    assert run_retry(Scripted([RemoteError("slow", status=429, retry_after=1.0)] * 4), FakeClock()) == "ok"
+    assert capsys.readouterr().err == ""
+    from connector import output
+
+    was = output.set_quiet(True)
+    try:
+        assert run_retry(Scripted([RemoteError("down", status=503, retry_after=30.0)]), FakeClock()) == "ok"
+    finally:
+        output.set_quiet(was)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_throttled_drift_says_why_it_waits_and_still_ends_clean(
+        okta_applied: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    from connector.cli import main
+    from connector.sandbox.faults import FaultRule
+
+    # Eight 429s without a reset header: backed off at least 1 s each, past the 5 s a user notices.
+    rule = sandbox.fail("okta", FaultRule("GET", r"/api/v1/apps/[^/]+/users", status=429, times=8))
+    capsys.readouterr()
+    assert main(["drift", "-c", str(okta_applied)]) == 0
+    err = capsys.readouterr().err
+    assert rule.hits == 8
+    assert "okta GET /api/v1/apps/" in err and "rate limited (HTTP 429); retrying in" in err, err
+
+
 def test_what_is_not_transient_is_not_retried() -> None:
     clock = FakeClock()
     for error in (AuthError("no", status=401), RemoteError("bad", status=400), ValueError("bug")):

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from connector import output
 from connector.errors import AuthError, RemoteError
 from connector.support import clock as clocks
 from connector.support.clock import Clock
@@ -271,7 +272,38 @@ async def retry_async(
                          what, exc, spent, delay, policy.budget)
                 raise
             log.info("%s failed (%s); retry in %.2fs", what, exc, delay)
+            why = "rate limited (HTTP 429)" if _throttled(exc) else _failure(exc)
+            announce_wait(clk, f"{what}: {why}; retrying in {delay:.0f}s ({spent:.0f}s of retries so far, at most "
+                               f"{policy.budget:.0f}s)", delay, waited=spent)
             await clk.asleep(delay)
+
+
+# A wait a user notices (a command silent for seconds looks hung): said on stderr, unless --quiet. Concurrent calls
+# meet the same 429s, so at most one such line per NOTICE_EVERY seconds of the clock in use (a longer wait than
+# that is always said: it is news).
+NOTICE_AFTER = 5.0
+NOTICE_EVERY = 10.0
+_last_notice: tuple[int, float] | None = None  # (id of the clock, its monotonic time) of the last line
+
+
+def announce_wait(clk: Clock, text: str, delay: float, *, waited: float = 0.0) -> None:
+    """Tell the user the tool is waiting (`text`: why, and for how long) when this wait, or the call's waits so far
+    with it (`waited`), reach NOTICE_AFTER seconds."""
+    global _last_notice
+    if delay + waited < NOTICE_AFTER:
+        return
+    now = clk.monotonic()
+    last = _last_notice
+    if delay < NOTICE_EVERY and last is not None and last[0] == id(clk) and 0 <= now - last[1] < NOTICE_EVERY:
+        return
+    _last_notice = (id(clk), now)
+    output.warn(text)
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, RemoteError) and exc.status is not None:
+        return f"HTTP {exc.status}"
+    return "no answer" if isinstance(exc, RemoteError) else type(exc).__name__
 
 
 def _give_up_hint(exc: BaseException, how_long: str) -> None:
@@ -321,5 +353,7 @@ class RateBudget:
             delay = (self.reset_in or 0.0) - (self.clock.monotonic() - self.observed_at)
             if 0 < delay < 65:
                 log.info("rate limit nearly used (%d left); waiting %.1fs for the reset", self.remaining, delay)
+                announce_wait(self.clock, f"rate limit nearly used ({self.remaining} requests left in this window); "
+                                          f"waiting {delay:.0f}s for it to reset", delay)
                 await self.clock.asleep(delay)
             self.remaining = None
