@@ -371,7 +371,7 @@ def _read(answers: IO[bytes], size: int, silence: float | None) -> bytes | bytea
         _await_word(fd, clock.current().monotonic() + silence)
         # Into the buffer, not os.read(fd, size - got): that allocates what is still missing (tens of MB) for
         # each chunk of at most 64 KiB.
-        n = answers.readinto(view[got:])
+        n = os.readv(fd, [view[got:]])
         if not n:
             return buf[:got]
         got += n
