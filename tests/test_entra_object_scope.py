@@ -200,6 +200,8 @@ def test_plan_shows_apply_restores_and_drift_reports_what_limits_provisioning(
     assert limited["subject"] == key and not [f for f in findings if f["kind"] == "mapping_not_applied"], findings
     assert "astro-scim apply --idp azure" in limited["remedy"]
     assert f"Provision Microsoft Entra ID {obj}s" in limited["remedy"]
+    rc, out = run(capsys, "status", "-c", str(config), "--idp", "azure")
+    assert rc == 1 and "FAIL setup:" in out and key in out, out
     rc, out = run(capsys, "apply", "-c", str(config), "--idp", "azure", "--yes")
     assert rc == 0, out
     om = object_mapping(sandbox, obj)
