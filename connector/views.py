@@ -54,7 +54,8 @@ class SetupGap:
     whose own IdP errors this gap is the cause of: the audit reports the cause once instead of each symptom.
     """
 
-    kind: str  # not_set_up | provisioning_off | connection_broken | group_not_provisioned | sso_missing
+    kind: str  # not_set_up | provisioning_off | connection_broken | group_not_provisioned | mapping_not_applied
+    #            | provisioning_limited | sso_missing
     subject: str
     message: str
     remedy: str

@@ -29,6 +29,8 @@ class Kind(str, Enum):
     CONNECTION_BROKEN = "connection_broken"
     GROUP_NOT_PROVISIONED = "group_not_provisioned"
     MAPPING_NOT_APPLIED = "mapping_not_applied"
+    # Entra's object mapping disabled, scoped by a filter, or with a target object action unticked
+    PROVISIONING_LIMITED = "provisioning_limited"
     SSO_MISSING = "sso_missing"
     USER_MISSING = "user_missing"
     ORPHANED = "orphaned"
@@ -43,7 +45,8 @@ class Kind(str, Enum):
 
 
 SETUP_KINDS = frozenset({Kind.NOT_SET_UP, Kind.PROVISIONING_OFF, Kind.CONNECTION_BROKEN,
-                         Kind.GROUP_NOT_PROVISIONED, Kind.MAPPING_NOT_APPLIED, Kind.SSO_MISSING})
+                         Kind.GROUP_NOT_PROVISIONED, Kind.MAPPING_NOT_APPLIED, Kind.PROVISIONING_LIMITED,
+                         Kind.SSO_MISSING})
 
 KIND_TITLES: dict[Kind, str] = {
     Kind.NOT_SET_UP: "provisioning set up",
@@ -51,6 +54,7 @@ KIND_TITLES: dict[Kind, str] = {
     Kind.CONNECTION_BROKEN: "the connection to Astro works both ways",
     Kind.GROUP_NOT_PROVISIONED: "configured groups assigned or pushed",
     Kind.MAPPING_NOT_APPLIED: "the IdP's attribute mappings are the mapping file's",
+    Kind.PROVISIONING_LIMITED: "every assigned user and group provisioned, with every action",
     Kind.SSO_MISSING: "SSO set up for Astro (the seed's prerequisite)",
     Kind.USER_MISSING: "IdP users present in Astro",
     Kind.ORPHANED: "no orphaned Astro accounts",

@@ -31,7 +31,7 @@ VERIFY_SECONDS = 120.0  # Okta usually provisions within seconds; Entra's first 
 
 # Problems the IdP reports that waiting does not cure: apply's outcome is a failure.
 BLOCKING = frozenset({Kind.NOT_SET_UP, Kind.PROVISIONING_OFF, Kind.CONNECTION_BROKEN, Kind.GROUP_NOT_PROVISIONED,
-                      Kind.IDP_ERROR})
+                      Kind.PROVISIONING_LIMITED, Kind.IDP_ERROR})
 # What the IdP has not done yet: worth waiting for.
 PENDING = frozenset({Kind.USER_MISSING, Kind.TEAM_MISSING, Kind.MEMBERSHIP_MISSING})
 

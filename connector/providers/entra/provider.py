@@ -207,6 +207,16 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
             return SetupGap("connection_broken", label, f"Entra's credentials for Astro are wrong: {change.detail}",
                             rerun(f"saves the Tenant URL {self.astro.scim_url} and astro.token; by hand: {where} > "
                                   "Provisioning > Admin Credentials, then Test Connection"))
+        if change.resource == "azure.schema" and change.data.get("op") == "limits":
+            # Not how an attribute maps but whether Entra provisions (or deprovisions) the objects at all.
+            obj = change.key.split(" ", 1)[0]
+            page = f"Provision Microsoft Entra ID {obj}s"
+            return SetupGap("provisioning_limited", change.key, f"Entra's {obj} object mapping provisions less than "
+                            f"the setup: {change.detail}",
+                            rerun(f"enables the object mapping, removes its scoping filter and ticks Create, Update "
+                                  f"and Delete; by hand: {where} > Provisioning > Mappings > {page}: Enabled Yes, "
+                                  "Source Object Scope: no scoping filter, Target Object Actions: all three ticked. "
+                                  "To provision fewer users, assign fewer groups (azure.assign_groups)"))
         if change.resource == "azure.schema":
             return SetupGap("mapping_not_applied", change.key, f"the job's attribute mapping differs from the "
                             f"mapping file: {change.detail}", rerun("writes the attribute mappings"))
@@ -320,7 +330,8 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         _merged, diffs = azure_schema.merge(state.schema, mapping)
         return [
             Change(Action.CREATE if d.before is None else Action.UPDATE, "azure.schema", d.key,
-                   before=d.before, after=None if d.removed else d.after, detail=d.describe())
+                   before=d.before, after=None if d.removed else d.after, detail=d.describe(),
+                   data={"op": "limits"} if d.limits else {})
             for d in diffs
         ]
 

@@ -1,7 +1,11 @@
 """Merge the YAML attribute mappings into an Entra synchronization schema (raw Graph JSON). Pure: no I/O.
 
-We own that an object mapping the YAML gives mappings is enabled (the portal's Enabled: No sends none of its
-objects), and, per YAML target, an attributeMapping's `source`, `matchingPriority`, `flowType` and `defaultValue`, and
+We own, for each object mapping the YAML gives mappings, what Entra provisions of that object at all, as the seed
+sets it up: enabled (the portal's Enabled: No sends none of its objects), no scoping filter (`scope`, the portal's
+Source Object Scope: a clause added there silently stops the users it excludes from being provisioned; who is
+provisioned is decided by assignment, azure.assign_groups) and every target object action (`flowTypes` "Add,
+Update, Delete": with Delete unticked Entra never disables a leaver in Astro). These diffs are `limits`: drift
+reports them as provisioning_limited, not as a mapping difference. And, per YAML target, an attributeMapping's `source`, `matchingPriority`, `flowType` and `defaultValue`, and
 which attributeMappings a User or Group object mapping has: the mapping file is the source of truth for what Entra
 sends. The non-gallery template maps ~20 user attributes (title, emails, addresses, phone numbers, the enterprise
 extension...) that Astro does not document; an Astro that keeps only what it documents refuses them (RFC 7644
@@ -9,8 +13,8 @@ extension...) that Astro does not document; an Astro that keeps only what it doc
 `active` (KEPT): it is how Entra deprovisions (Switch([IsSoftDeleted], ...) sends active=false), which the mapping
 file does not spell out; removed (the portal's Delete), the template's is put back. An object the YAML gives no mappings (no `groups:`) is left as it is.
 
-Everything else in the schema (directories and their attribute definitions, metadata, other rules, scoping
-filters, flowTypes, flowBehavior, unknown fields) is kept exactly as Graph returned it: the schema is replaced
+Everything else in the schema (directories and their attribute definitions, metadata, other rules, the object
+mappings of objects the YAML does not map, flowBehavior, unknown fields) is kept exactly as Graph returned it: the schema is replaced
 whole by PUT, so anything we dropped would be deleted in the tenant.
 
 Expressions are compared by their canonical text (entra_expr.format), so a tree Graph wrote with other parameter
@@ -44,6 +48,9 @@ class MappingDiff:
     after: str  # "" when removed
     changes: tuple[str, ...] = ()  # other owned fields that change, e.g. "matching 0 -> 1"
     removed: tuple[str, ...] = ()  # the targets of template mappings the YAML does not name, removed
+    # What Entra provisions of the object at all (enabled, scoping filter, target object actions), not how an
+    # attribute maps: drift's provisioning_limited.
+    limits: bool = False
 
     @property
     def key(self) -> str:
@@ -148,12 +155,7 @@ def merge(schema: dict[str, Any], mapping: MappingFile) -> tuple[dict[str, Any],
         om = object_mapping(rule, obj_name)
         if om is None:
             raise _shape_error(f"the provisioning rule has no {obj_name} object mapping")
-        if om.get("enabled") is False:
-            # The portal's Mappings > "Provision Microsoft Entra ID Users/Groups" > Enabled: No. Entra then sends
-            # none of these objects to Astro, whatever their attribute mappings say: the mapping file has them.
-            om["enabled"] = True
-            diffs.append(MappingDiff(obj_name, "provisioning", "disabled", "enabled", (
-                f"the {obj_name} object mapping was disabled: Entra provisioned no {obj_name.lower()}s to Astro",)))
+        diffs += _object_limits(om, obj_name)
         attrs: list[dict[str, Any]] = om.setdefault("attributeMappings", [])
         index = {str(a.get("targetAttributeName", "")).lower(): a for a in attrs}
         for m in items:
@@ -164,6 +166,71 @@ def merge(schema: dict[str, Any], mapping: MappingFile) -> tuple[dict[str, Any],
             diffs.append(_restore_active(merged, rule, om, attrs, index))
         diffs += _prune(om, attrs, obj_name, {m.target.lower() for m in items})
     return merged, diffs
+
+
+# The portal's Target Object Actions (objectFlowTypes, a flags enum) and the seed's choice: all three.
+ACTIONS = {"Add": "Create", "Update": "Update", "Delete": "Delete"}
+ALL_FLOW_TYPES = "Add, Update, Delete"
+
+
+def flow_types(value: Any) -> set[str]:
+    """The actions an objectFlowTypes value holds ("Add, Update, Delete"); absent is the template's: all."""
+    if value is None:
+        return set(ACTIONS)
+    return {n.strip() for n in str(value).split(",") if n.strip() and n.strip() != "None"}
+
+
+def filter_clauses(scope: Any) -> list[list[dict[str, Any]]]:
+    """A scoping filter's groups of clauses (a group's clauses are ANDed, the groups ORed); [] = no filter."""
+    if not isinstance(scope, dict):
+        return []
+    out = []
+    for key in ("groups", "categoryFilterGroups", "inputFilterGroups"):
+        for g in scope.get(key) or []:
+            clauses = [c for c in (g.get("clauses") or []) if isinstance(c, dict)] if isinstance(g, dict) else []
+            if clauses:
+                out.append(clauses)
+    return out
+
+
+def describe_filter(groups: list[list[dict[str, Any]]]) -> str:
+    """`department EQUALS 'Sales' and ...` per group, the groups joined by `or`."""
+    def clause(c: dict[str, Any]) -> str:
+        values = (c.get("targetOperand") or {}).get("values") if isinstance(c.get("targetOperand"), dict) else None
+        shown = " " + ", ".join(repr(str(v)) for v in values) if values else ""
+        return f"{c.get('sourceOperandName')} {c.get('operatorName')}{shown}"
+
+    return " or ".join(" and ".join(clause(c) for c in g) for g in groups)
+
+
+def _object_limits(om: dict[str, Any], obj_name: str) -> list[MappingDiff]:
+    """Put back what the seed's setup has for the object mapping: enabled, no scoping filter, every action."""
+    diffs = []
+    what = f"{obj_name.lower()}s"
+    if om.get("enabled") is False:
+        # The portal's Mappings > "Provision Microsoft Entra ID Users/Groups" > Enabled: No. Entra then sends
+        # none of these objects to Astro, whatever their attribute mappings say: the mapping file has them.
+        om["enabled"] = True
+        diffs.append(MappingDiff(obj_name, "provisioning", "disabled", "enabled", (
+            f"the {obj_name} object mapping was disabled: Entra provisioned no {what} to Astro",), limits=True))
+    groups = filter_clauses(om.get("scope"))
+    if groups:
+        om["scope"] = None
+        diffs.append(MappingDiff(obj_name, "scoping filter", describe_filter(groups), "none", (
+            f"Entra provisioned only the assigned {what} the filter let through; the others were never created in "
+            "Astro, or were disabled there",), limits=True))
+    have = flow_types(om.get("flowTypes"))
+    if have != set(ACTIONS):
+        off = [ACTIONS[a] for a in ACTIONS if a not in have]
+        om["flowTypes"] = ALL_FLOW_TYPES
+        why = {"Create": f"new {what} were not created in Astro",
+               "Update": "changes were not sent to Astro",
+               "Delete": f"{what} leaving the scope were left active in Astro" if obj_name == "User"
+               else f"{what} leaving the scope were left in Astro"}
+        before = ", ".join(ACTIONS[a] for a in ACTIONS if a in have) or "none"
+        diffs.append(MappingDiff(obj_name, "target object actions", before, "Create, Update, Delete", (
+            f"{', '.join(off)} unticked: {'; '.join(why[o] for o in off)}",), limits=True))
+    return diffs
 
 
 UNNAMED = "mappings not in the mapping file"

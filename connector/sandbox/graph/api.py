@@ -64,7 +64,13 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from connector.sandbox.graph.engine import CredentialCheckFailed, EntraEngine
+from connector.sandbox.graph.engine import (
+    SCOPE_OPERATORS,
+    CredentialCheckFailed,
+    EntraEngine,
+    flow_types,
+    scope_clauses,
+)
 from connector.sandbox.graph.odata import (
     ODataQueryError,
     advanced_operator,
@@ -1005,6 +1011,15 @@ class GraphEmulator:
             for om in rule["objectMappings"]:
                 if not isinstance(om, dict) or not isinstance(om.get("attributeMappings", []), list):
                     raise GraphError(400, "BadRequest", "Each object mapping needs attributeMappings.")
+                if flow_types(om.get("flowTypes")) is None:
+                    # A flags enum (objectFlowTypes): a name it lacks fails as any enum value does.
+                    raise GraphError(400, "BadRequest", f"Requested value '{om.get('flowTypes')}' was not found.")
+                for clause in scope_clauses(om.get("scope")):
+                    op = clause.get("operatorName")
+                    if op not in SCOPE_OPERATORS:
+                        raise GraphError(400, "BadRequest",
+                                         f"The scoping filter operator '{op}' is not supported. Supported "
+                                         f"operators: {', '.join(sorted(SCOPE_OPERATORS))}.")
                 for am in om.get("attributeMappings", []):
                     if not isinstance(am, dict) or not am.get("targetAttributeName") \
                             or not isinstance(am.get("source"), dict):

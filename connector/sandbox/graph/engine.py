@@ -131,6 +131,23 @@ def _scim_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+FLOW_TYPES = ("None", "Add", "Update", "Delete")  # Graph's objectFlowTypes, a flags enum
+ALL_FLOWS = frozenset({"Add", "Update", "Delete"})
+
+
+def flow_types(value: Any) -> frozenset[str] | None:
+    """The members of an objectFlowTypes value ("Add, Update, Delete"); None when a name is not one of the enum's
+    (Graph refuses the schema). Absent is the template's: every action."""
+    if value is None:
+        return ALL_FLOWS
+    if not isinstance(value, str):
+        return None
+    names = {n.strip() for n in value.split(",") if n.strip()}
+    if not names <= set(FLOW_TYPES):
+        return None
+    return frozenset(names - {"None"})
+
+
 @dataclass
 class _Mapping:
     target: str
@@ -150,6 +167,10 @@ class _Rules:
     user_scope: Any = None
     group_scope: Any = None
     group_members: bool = False  # the group mapping maps `members`
+    # The object mappings' flowTypes (the portal's Target Object Actions): Add creates, Update changes objects
+    # already in the target, Delete disables (users) or deletes (groups) what leaves the scope.
+    user_flows: frozenset[str] = ALL_FLOWS
+    group_flows: frozenset[str] = ALL_FLOWS
 
 
 @dataclass
@@ -310,42 +331,59 @@ def compile_rules(schema: dict[str, Any]) -> _Rules | None:
                     boolean=target.lower() in booleans,
                 ))
             enabled = om.get("enabled", True) is not False
+            flows = flow_types(om.get("flowTypes")) or ALL_FLOWS  # a PUT with another value is refused
             if kind == "User":
                 out.users, out.users_enabled, out.user_scope = mappings, enabled, om.get("scope")
+                out.user_flows = flows
             else:
                 out.groups, out.groups_enabled, out.group_scope = mappings, enabled, om.get("scope")
+                out.group_flows = flows
         return out
     return None
 
 
+# The scoping-filter operators a clause may name (filterClause.operatorName, as Graph's schema/filterOperators
+# lists them; the portal shows them with spaces: "NOT EQUALS", "IS TRUE"). Others are refused when the schema is
+# PUT (connector/sandbox/graph/api.py), so the engine never meets one.
+SCOPE_OPERATORS = frozenset({"EQUALS", "NOT_EQUALS", "IS_TRUE", "IS_FALSE", "IS_NULL", "IS_NOT_NULL", "REGEX_MATCH",
+                             "NOT_REGEX_MATCH"})
+
+
+def scope_clauses(scope: Any) -> list[dict[str, Any]]:
+    """Every clause of a scoping filter (filter: groups, categoryFilterGroups, inputFilterGroups)."""
+    if not isinstance(scope, dict):
+        return []
+    return [c for key in ("groups", "categoryFilterGroups", "inputFilterGroups") for g in scope.get(key) or []
+            if isinstance(g, dict) for c in g.get("clauses") or [] if isinstance(c, dict)]
+
+
 def _clause_matches(clause: dict[str, Any], obj: dict[str, Any]) -> bool:
-    """A scoping filter clause (the operators Entra's portal offers that make sense offline)."""
+    """A scoping filter clause: the source attribute's value against the clause's operand values."""
+    import re
+
     from connector.mapping.expr.entra import Attribute, evaluate
 
     value = evaluate(Attribute(str(clause.get("sourceOperandName") or "")), obj)
     text = "" if value is None else ("True" if value is True else "False" if value is False else str(value))
     operand = clause.get("targetOperand") or {}
     values = [str(v) for v in operand.get("values") or []] if isinstance(operand, dict) else []
-    op = str(clause.get("operatorName") or "").upper()
+    op = str(clause.get("operatorName") or "")
     if op == "EQUALS":
         return text in values
-    if op == "NOT EQUALS":
+    if op == "NOT_EQUALS":
         return text not in values
-    if op == "IS TRUE":
+    if op == "IS_TRUE":
         return text.lower() == "true"
-    if op == "IS FALSE":
+    if op == "IS_FALSE":
         return text.lower() == "false"
-    if op == "IS NULL":
+    if op == "IS_NULL":
         return value in (None, "")
-    if op == "IS NOT NULL":
+    if op == "IS_NOT_NULL":
         return value not in (None, "")
-    if op == "INCLUDES":
-        return any(v.lower() in text.lower() for v in values)
-    if op == "REGEX MATCH":
-        import re
-
-        return any(re.search(v, text) for v in values)
-    return True  # operators we do not model do not exclude anyone
+    if op in ("REGEX_MATCH", "NOT_REGEX_MATCH"):
+        hit = any(re.search(v, text) for v in values)
+        return hit if op == "REGEX_MATCH" else not hit
+    return False  # not reached: the schema PUT refuses other operators
 
 
 def _in_filter_scope(scope: Any, obj: dict[str, Any]) -> bool:
@@ -535,6 +573,8 @@ class EntraEngine:
                 steps.append(_step("EntrySynchronizationSkipped", "export", "skipped",
                                    "The user is not active and does not exist in the target: nothing to do."))
                 return _Outcome("other", "skipped", steps=steps, reason="NotEffectivelyEntitled")
+            if "Add" not in rules.user_flows:
+                return _action_off(steps, "User", name, "Create")
             created = scim.checked("POST", "/Users", body=self._build_user(desired, rules.users))
             target_id = str((created or {}).get("id") or "")
             steps.append(_step("EntryExportAdd", "export", "success",
@@ -549,6 +589,8 @@ class EntraEngine:
             steps.append(_step("EntrySynchronizationSkip", "export", "skipped",
                                "The state of the user in both the source and target systems already match."))
             return _Outcome("other", "skipped", target_id=target_id, steps=steps, reason="RedundantExport")
+        if "Update" not in rules.user_flows:
+            return _action_off(steps, "User", name, "Update")  # no target id: the escrow keeps what was sent
         scim.checked("PATCH", f"/Users/{target_id}", body={"schemas": [PATCH_OP], "Operations": ops})
         disabling = any(op["path"] == "active" and _to_bool(op["value"]) is False for op in ops)
         action = "disable" if disabling and len(ops) == 1 else "update"
@@ -589,6 +631,9 @@ class EntraEngine:
         if current is None:
             from connector.mapping import scim_paths
 
+            if "Add" not in rules.group_flows:
+                return _action_off(steps, "Group", name, "Create")
+
             body: dict[str, Any] = {"schemas": [CORE_GROUP, AD_GROUP]}
             for target, value in desired.items():
                 scim_paths.set_value(body, target, value)
@@ -602,6 +647,9 @@ class EntraEngine:
         ops, changes = self._ops(desired, current, rules.groups)
         if not ops:
             return _Outcome("other", "skipped", target_id=target_id, steps=steps, reason="RedundantExport")
+        if "Update" not in rules.group_flows:
+            return _Outcome("other", "skipped", target_id=target_id, reason="ActionNotEnabled",
+                            steps=[*steps, _off_step("Group", name, "Update")])
         scim.checked("PATCH", f"/Groups/{target_id}", body={"schemas": [PATCH_OP], "Operations": ops})
         steps.append(_step("EntryExportUpdate", "export", "success",
                            f"Group '{name}' was updated in {TARGET_DIRECTORY}"))
@@ -685,7 +733,9 @@ class EntraEngine:
             self._run_one(sp_id, job, snap, cycle_id, counts, "User", user, lambda u=user, d=desired, e=escrow:
                           self._export_user(scim, rules, u, d, e), desired)
         for uid, escrow in list(job.escrows.items()):
-            if escrow.exported.get("__kind") == "Group" or uid in user_ids or not escrow.active:
+            # Delete unticked in Target Object Actions: Entra never disables a user who left the scope.
+            if escrow.exported.get("__kind") == "Group" or uid in user_ids or not escrow.active \
+                    or "Delete" not in rules.user_flows:
                 continue
             gone = snap.users.get(uid) or snap.deleted.get(uid)
             if gone is None:
@@ -704,7 +754,7 @@ class EntraEngine:
                 continue
             self._run_group(sp_id, job, snap, cycle_id, counts, scim, rules, group, desired, member_targets)
         for gid, escrow in list(job.escrows.items()):
-            if escrow.exported.get("__kind") != "Group" or gid in group_ids:
+            if escrow.exported.get("__kind") != "Group" or gid in group_ids or "Delete" not in rules.group_flows:
                 continue
             group = snap.groups.get(gid) or {"id": gid, "displayName": escrow.exported.get("displayName")}
             self._run_one(sp_id, job, snap, cycle_id, counts, "Group", group,
@@ -738,6 +788,11 @@ class EntraEngine:
         def work() -> _Outcome:
             escrow = job.escrows.get(gid)
             outcome = self._export_group(scim, rules, group, desired, escrow)
+            if not outcome.target_id:
+                return outcome  # not created (Create unticked)
+            if outcome.reason == "ActionNotEnabled" or (outcome.action != "create"
+                                                        and "Update" not in rules.group_flows):
+                return outcome  # Update unticked: neither its attributes nor its members change
             if escrow is None or escrow.target_id != outcome.target_id:
                 escrow = Escrow(target_id=outcome.target_id or "")
             escrow.exported = {**desired, "__kind": "Group"}
@@ -959,6 +1014,17 @@ class EntraEngine:
             finally:
                 scim.close()
         return _key_json(results), json.dumps(results)
+
+
+def _off_step(kind: str, name: str, action: str) -> dict[str, Any]:
+    return _step("EntrySynchronizationSkipped", "export", "skipped",
+                 f"The {kind} '{name}' was not exported: the {action} action is not enabled for {kind} objects "
+                 "(Target Object Actions).")
+
+
+def _action_off(steps: list[dict[str, Any]], kind: str, name: str, action: str) -> _Outcome:
+    """An export the object mapping's flowTypes do not allow: skipped, logged, nothing sent."""
+    return _Outcome("other", "skipped", reason="ActionNotEnabled", steps=[*steps, _off_step(kind, name, action)])
 
 
 def _step(name: str, kind: str, status: str, description: str) -> dict[str, Any]:
