@@ -130,3 +130,21 @@ def test_members_are_evidence_only_when_exactly_one_unnamed_team_has_exactly_the
     assert kinds(one) == [("team_renamed", "Data")]
     assert kinds(one, AstroTeam(id="t2", name="Copy", members=("a1", "a0"))) == [("team_missing", "Data")]
     assert kinds(AstroTeam(id="t3", name="Renamed", members=("a0",))) == [("team_missing", "Data")]
+
+
+def test_okta_a_team_another_idp_provisions_is_never_taken_for_a_renamed_one(
+        sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A Team with an externalId is not an Okta push group's (Okta pushes groups without one): another IdP's (an
+    Entra group sharing the organization) or another group's. With exactly the members of an Okta group whose
+    Team is gone, it is no evidence of a rename: --fix must not rename another IdP's Team."""
+    team = sandbox.default_team_names()[0]
+    before = teams(sandbox, "okta")
+    team_id, members = before[team]
+    with scim(sandbox, "okta") as c:
+        c.delete(f"/Groups/{team_id}").raise_for_status()
+        c.post("/Groups", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                "displayName": "Entra Data Team", "externalId": "5d0c2f1e-entra-object-id",
+                                "members": [{"value": m} for m in members]}).raise_for_status()
+    rc, found = drift(okta_applied, capsys)
+    kinds = [(f["kind"], f["subject"]) for f in found]
+    assert rc == 1 and ("team_missing", team) in kinds and ("team_renamed", team) not in kinds, found

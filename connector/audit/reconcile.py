@@ -437,7 +437,10 @@ def _renamed_teams(groups: list[IdpGroup], teams: _Teams, matched: dict[str, Ast
     """Group id -> its Team renamed in Astro, for the groups no Team matches by id, name or externalId: the one
     Team no group names or claims whose members are exactly the group's members' accounts (none missing, none
     extra, at least one). Okta's API does not say which Team a push mapping targets (it keeps that id to itself),
-    so the members are the evidence; two such Teams, or two groups for one, are no evidence (left team_missing)."""
+    so the members are the evidence; two such Teams, or two groups for one, are no evidence (left team_missing).
+    A Team with an externalId is never a candidate: Okta pushes groups without one, and an Entra group's Team
+    carries its group's id (matched above), so it is another IdP's (sharing the organization) or another group's,
+    and --fix would rename someone else's Team."""
     names = {g.name.casefold() for g in groups}
     taken = {t.id for t in teams.all if t.name.casefold() in names}
     unmatched: list[IdpGroup] = []
@@ -447,7 +450,7 @@ def _renamed_teams(groups: list[IdpGroup], teams: _Teams, matched: dict[str, Ast
             unmatched.append(g)
         else:
             taken.add(hit[0].id)
-    free = [t for t in teams.all if t.id not in taken and t.members]
+    free = [t for t in teams.all if t.id not in taken and t.members and not t.external_id]
     if not unmatched or not free:
         return {}
     found: dict[str, AstroTeam] = {}
