@@ -157,7 +157,14 @@ class OktaGroupPush(OktaOrg):
             await self._reactivate(c, app_id, mapping_id)
         except RemoteError:
             return False  # the relink that follows deletes the mapping whatever state this left it in
-        return await astro.team_members(name) is not None
+
+        async def back() -> bool:
+            return await astro.team_members(name) is not None
+
+        # Okta pushes asynchronously: a Team looked up at once may not be renamed back yet, and taking it for
+        # deleted would unlink the mapping and push afresh, the duplicate this check exists to avoid. So it is
+        # awaited as long as a push is verified; a deleted Team costs that wait before the relink.
+        return await poll(back, timeout=VERIFY_TIMEOUT, interval=1.0)
 
     async def _push_one(self, c: OktaClient, astro: AstroReader, app_id: str, s: PushState) -> None:
         s.in_astro_before = s.in_astro
