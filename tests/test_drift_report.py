@@ -13,7 +13,7 @@ import pytest
 
 from connector import __version__
 from connector.audit.reconcile import AuditResult, Finding, Kind, finding_id, remedy_text
-from connector.audit.report import FORMATS, _inline_code, render, to_markdown
+from connector.audit.report import FORMATS, _inline_code, render, terminal_per_kind, to_markdown
 from connector.mapping.model import Severity
 from connector.support.redact import redact, register
 
@@ -378,3 +378,30 @@ def test_html_cells_break_long_words_as_before() -> None:
     for text in texts:
         assert _soft(text) == _soft_per_piece(text), text
     assert "s3cret" not in _soft("tok=s3cret.token-value.")
+
+
+@pytest.mark.parametrize("width", [40, 160])
+def test_per_kind_lists_the_first_of_a_large_kind_and_counts_the_rest(width: int) -> None:
+    """A terminal's report (render's per_kind: terminal_per_kind) lists the first 50 of a kind with more than 100
+    and says how many it left out and where they all are; the totals and remedies stay whole."""
+    assert terminal_per_kind(True) == 50 and terminal_per_kind(False) is None
+    results = _many(300)  # 300 user_missing, 12 attribute_mismatch
+    text = render(results, "text", width=width, wrap=True, per_kind=50)
+    assert all(f"user{i:05}@acme.example" in text for i in range(50))
+    assert not any(f"user{i:05}@acme.example" in text for i in range(50, 300))
+    assert all(f"w{i}@acme.example" in text for i in range(12))  # a kind of 12: all of it
+    words = " ".join(text.split())  # lines wrapped at 40 columns, joined again
+    assert "not listed on this terminal: 250 of 300 user_missing (the first 50 of each are above)" in words
+    assert "every finding: write the report to a file or a pipe (-o drift.txt, | less), or --format json" in words
+    assert "312 finding(s): 300 user_missing, 12 attribute_mismatch" in words
+    assert "remedies (Astro SCIM FAQ)" in text
+    full = render(results, "text", width=width, wrap=True)  # a file or a pipe: every finding
+    assert all(f"user{i:05}@acme.example" in full for i in range(300)) and "not listed" not in full
+    hundred = render(_many(100), "text", width=width, wrap=True, per_kind=50)  # not more than twice 50: all
+    assert all(f"user{i:05}@acme.example" in hundred for i in range(100)) and "not listed" not in hundred
+
+
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "text"])
+def test_per_kind_never_shortens_another_format(fmt: str) -> None:
+    results = _many(300)
+    assert render(results, fmt, per_kind=50) == render(results, fmt)

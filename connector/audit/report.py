@@ -28,14 +28,16 @@ REPORT_VERSION = 1
 
 
 def render(results: list[AuditResult], fmt: str, *, color: bool = False, width: int = 120,
-           wrap: bool = False) -> str:
+           wrap: bool = False, per_kind: int | None = None) -> str:
     """The report in `fmt`. Text: the findings table is `width` wide; plain lines wrap at it only with `wrap` (a
-    terminal), else they are left whole, for grep and log files (README: Terminal width)."""
+    terminal), else they are left whole, for grep and log files (README: Terminal width); `per_kind` (a terminal:
+    terminal_per_kind) lists at most that many findings of a kind that has more than twice as many, and says how
+    many it left out. Every other format lists every finding."""
     renderers: dict[str, Callable[[list[AuditResult]], str]] = {
         "json": to_json, "markdown": to_markdown, "junit": to_junit, "github": to_github, "html": to_html,
     }
     if fmt == "text":
-        return to_text(results, color=color, width=width, wrap=wrap)
+        return to_text(results, color=color, width=width, wrap=wrap, per_kind=per_kind)
     return renderers[fmt](results)
 
 
@@ -86,7 +88,7 @@ def _totals(results: list[AuditResult]) -> dict[str, int]:
 
 
 def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120, wrap: bool = False,
-            via_rich: bool = False) -> str:
+            per_kind: int | None = None, via_rich: bool = False) -> str:
     """Only the table is fitted to `width`; a plain line wraps at it only with `wrap` (stdout is a terminal):
     in a pipe or a file a header or remedy broken mid-sentence at a guessed width defeats grep.
 
@@ -98,8 +100,8 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
     from connector.audit.report_text import Lines
 
     # no_color None when colour is asked for: rich then honours NO_COLOR (https://no-color.org), as the console does
-    console = Console(file=io.StringIO(), width=width, force_terminal=color, no_color=None if color else True, highlight=False,
-                      soft_wrap=not wrap)
+    console = Console(file=io.StringIO(), width=width, force_terminal=color, no_color=None if color else True,
+                      highlight=False, soft_wrap=not wrap)
     out = Lines(console, via_rich=via_rich)
     out.print((header_line(results), "dim"))
     for r in results:
@@ -116,11 +118,12 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
         if r.clean:
             out.print(("  no drift", "green"))
             continue
-        id_w, kind_w, subject_w = _finding_columns(r.findings, width)
+        listed, left_out = _listed(r.findings, per_kind)
+        id_w, kind_w, subject_w = _finding_columns(listed, width)
         if width - _FRAME - id_w - kind_w - subject_w < _NARROW_DETAIL:
             # Too narrow for a table (a split pane, a phone): at 40 columns the detail was folded 2 letters a line.
             # One finding a block instead: id and kind, then subject and detail on lines of their own.
-            for f in r.findings:
+            for f in listed:
                 style = "red" if f.severity is Severity.ERROR else "yellow"
                 out.print(("  " + f.id + "  ", ""), (f.kind.value, style))
                 out.print(("    " + printable(f.subject), "bold"))
@@ -128,13 +131,45 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
         else:
             # Text, not markup: a userName such as "a[/b]" stopped the report (exit 70) when a cell was rich markup
             out.table([(f.id, f.kind.value, "red" if f.severity is Severity.ERROR else "yellow", printable(f.subject),
-                        printable(f.detail)) for f in r.findings], id_w, kind_w, subject_w)
+                        printable(f.detail)) for f in listed], id_w, kind_w, subject_w)
+        if left_out and per_kind is not None:
+            out.print(("  not listed on this terminal: " + ", ".join(f"{n - per_kind:,} of {n:,} {kind}" for kind, n
+                                                                    in left_out.items())
+                       + f" (the first {per_kind} of each are above)", "bold"))
+            out.print(("  every finding: write the report to a file or a pipe (-o drift.txt, | less), or "
+                       "--format json", "bold"))
         counts = ", ".join(f"{n} {k}" for k, n in summary(r.findings).items() if n)
         out.print((f"  {len(r.findings)} finding(s): {counts}", "bold red"))
         out.print(("  remedies (Astro SCIM FAQ):", "bold"))
         for remedy, kinds in _remedies(r.findings):
             out.print((f"  - {', '.join(kinds)}: {remedy}", ""))
     return out.getvalue()
+
+
+# On a terminal, a kind with more than twice this many findings lists its first this many (README: Large drifts):
+# 20,000 users missing are ~50,000 lines (9.5 MB) that scroll the header and the totals' context out of reach.
+TERMINAL_PER_KIND = 50
+
+
+def terminal_per_kind(is_terminal: bool) -> int | None:
+    """What `render(per_kind=)` a text report gets: a limit on a terminal, none in a file or a pipe (grep)."""
+    return TERMINAL_PER_KIND if is_terminal else None
+
+
+def _listed(findings: list[Finding], per_kind: int | None) -> tuple[list[Finding], dict[str, int]]:
+    """The findings a text report lists, in their order, and the kinds it cuts short with their full counts."""
+    counts = summary(findings)
+    cut = {k: n for k, n in counts.items() if per_kind is not None and n > 2 * per_kind}
+    if not cut or per_kind is None:
+        return findings, {}
+    seen: dict[str, int] = {}
+    listed = []
+    for f in findings:
+        kind = f.kind.value
+        seen[kind] = seen.get(kind, 0) + 1
+        if kind not in cut or seen[kind] <= per_kind:
+            listed.append(f)
+    return listed, cut
 
 
 # Below this many columns for the detail (the table's floor: under ~50 columns), the findings are listed one block
