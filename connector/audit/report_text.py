@@ -47,9 +47,18 @@ def _one_cell(text: str) -> bool:
     then measures, folds and crops `text` as a Python string, by its length."""
     if text.isascii():
         return text.isprintable()
+    chars = set(text)
+    if chars <= _ONE_CELL:  # letters seen before (é, ñ, ø in most names): a set operation, no call per character
+        return True
     from rich.cells import get_character_cell_size
 
-    return all(get_character_cell_size(c) == 1 for c in set(text))
+    if all(get_character_cell_size(c) == 1 for c in chars):
+        _ONE_CELL.update(chars)
+        return True
+    return False
+
+
+_ONE_CELL: set[str] = set()  # non-ASCII characters rich gives one cell, as _one_cell met them
 
 
 def _ranges(text: str, width: int) -> list[tuple[int, int]]:
