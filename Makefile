@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/sandbox.py
 	$(BIN)/python benchmarks/engines.py --users 5000
 	$(BIN)/python benchmarks/drift_scale.py
+	$(BIN)/python benchmarks/report_scale.py --sizes 1000,20000
 	$(BIN)/python benchmarks/timing.py
 
 # The whole drift as a user runs it, at 20k and 100k users, against its honest bound and a naive reader (~30 min).

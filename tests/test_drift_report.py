@@ -13,9 +13,9 @@ import pytest
 
 from connector import __version__
 from connector.audit.reconcile import AuditResult, Finding, Kind, finding_id, remedy_text
-from connector.audit.report import FORMATS, _inline_code, render, to_markdown
+from connector.audit.report import FORMATS, _inline_code, render, terminal_per_kind, to_markdown
 from connector.mapping.model import Severity
-from connector.support.redact import register
+from connector.support.redact import redact, register
 
 
 def _f(idp: str, kind: Kind, subject: str, detail: str, severity: Severity = Severity.ERROR) -> Finding:
@@ -350,3 +350,58 @@ def test_after_a_fix_every_report_names_the_failed_remedies_and_what_was_not_fix
     assert ("not fixed: attribute_mismatch bob@acme.example: it left the IdP" + ("&#x27;" if fmt == "html" else "'")
             + "s scope during the fix") in out
     assert "remedy.okta.reassign_user" not in out  # what worked is counted, not listed
+
+
+def _soft_per_piece(text: str) -> str:
+    """_soft as it was before it escaped each long word whole: the word split after @ . / _ : -, each piece
+    escaped on its own, joined by <wbr>. The reference the faster one must equal."""
+    from connector.audit.report import _LONG_WORD, _SOFT_BREAK, _esc
+
+    text = redact(text)
+    out, end = [], 0
+    for word in _LONG_WORD.finditer(text):
+        out.append(_esc(text[end:word.start()]))
+        out.append("<wbr>".join(_esc(piece) for piece in _SOFT_BREAK.split(word.group())))
+        end = word.end()
+    out.append(_esc(text[end:]))
+    return "".join(out)
+
+
+def test_html_cells_break_long_words_as_before() -> None:
+    from report_corpus import findings
+
+    from connector.audit.report import _soft
+
+    register("s3cret.token-value")  # masked before any <wbr> could split it
+    texts = [t for f in findings(300) for t in (f.subject, f.detail)]
+    texts += ["a" * 15, "a&b" * 6, "x@y.z/" * 4 + " <b>'\"&</b> " + "https://h.example/a_b:c-d", "tok=s3cret.token-value."]
+    for text in texts:
+        assert _soft(text) == _soft_per_piece(text), text
+    assert "s3cret" not in _soft("tok=s3cret.token-value.")
+
+
+@pytest.mark.parametrize("width", [40, 160])
+def test_per_kind_lists_the_first_of_a_large_kind_and_counts_the_rest(width: int) -> None:
+    """A terminal's report (render's per_kind: terminal_per_kind) lists the first 50 of a kind with more than 100
+    and says how many it left out and where they all are; the totals and remedies stay whole."""
+    assert terminal_per_kind(True) == 50 and terminal_per_kind(False) is None
+    results = _many(300)  # 300 user_missing, 12 attribute_mismatch
+    text = render(results, "text", width=width, wrap=True, per_kind=50)
+    assert all(f"user{i:05}@acme.example" in text for i in range(50))
+    assert not any(f"user{i:05}@acme.example" in text for i in range(50, 300))
+    assert all(f"w{i}@acme.example" in text for i in range(12))  # a kind of 12: all of it
+    words = " ".join(text.split())  # lines wrapped at 40 columns, joined again
+    assert "not listed on this terminal: 250 of 300 user_missing (the first 50 of each are above)" in words
+    assert "every finding: write the report to a file or a pipe (-o drift.txt, | less), or --format json" in words
+    assert "312 finding(s): 300 user_missing, 12 attribute_mismatch" in words
+    assert "remedies (Astro SCIM FAQ)" in text
+    full = render(results, "text", width=width, wrap=True)  # a file or a pipe: every finding
+    assert all(f"user{i:05}@acme.example" in full for i in range(300)) and "not listed" not in full
+    hundred = render(_many(100), "text", width=width, wrap=True, per_kind=50)  # not more than twice 50: all
+    assert all(f"user{i:05}@acme.example" in hundred for i in range(100)) and "not listed" not in hundred
+
+
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "text"])
+def test_per_kind_never_shortens_another_format(fmt: str) -> None:
+    results = _many(300)
+    assert render(results, fmt, per_kind=50) == render(results, fmt)

@@ -188,3 +188,31 @@ def test_drift_text_on_a_terminal_wraps_plain_lines_too(drifted: Path, capsys: p
     header = whole.splitlines()[0]
     left = iter(wrapped.split())
     assert all(word in left for word in header.split())  # wrapped between words, nothing lost
+
+
+def test_a_terminal_lists_the_first_50_of_a_large_kind_and_a_pipe_lists_every_finding(
+        sandbox: Sandbox, drifted: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """105 more orphans (106 of a kind): a terminal lists the first 50 and says how many it left out and where they
+    all are; a pipe, a file (-o) and JSON hold every one (README: Large drifts)."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    org = sandbox.astro_orgs["okta"].org_id
+    for i in range(105):
+        sandbox.astro.add_orphan(org, f"left{i:03}@example.com", "Left", f"N{i}")
+    doc = json.loads(_run(capsys, "drift", "-c", str(drifted), "--idp", "okta", "--format", "json"))
+    orphans = [f["subject"] for f in doc["idps"][0]["findings"] if f["kind"] == "orphaned"]  # the report's order
+    assert len(orphans) == 106
+    left = [name for name in orphans if name.startswith("left")]  # the long one is folded in its cell
+    piped = _run(capsys, "drift", "-c", str(drifted), "--idp", "okta")
+    assert all(name in piped for name in left) and "not listed" not in piped
+    terminal = Terminal(200)
+    monkeypatch.setattr(sys, "stdout", terminal.stream)
+    main(["drift", "-c", str(drifted), "--idp", "okta"])
+    monkeypatch.undo()
+    shown = terminal.close()
+    first = orphans[:50]  # the first 50 in the report's order, and none after them
+    assert all(name in shown for name in first if name in left)
+    assert not any(name in shown for name in orphans[50:] if name in left)
+    assert "not listed on this terminal: 56 of 106 orphaned (the first 50 of each are above)" in shown
+    assert "every finding: write the report to a file or a pipe (-o drift.txt, | less), or --format json" in shown
+    total = len(doc["idps"][0]["findings"])
+    assert f"  {total} finding(s): " in shown and f"  {total} finding(s): " in piped  # the totals are whole

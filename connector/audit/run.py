@@ -21,7 +21,7 @@ from connector import output
 from connector.astro.beside import AstroRead
 from connector.audit.reconcile import AuditResult, Finding, Kind, Prepared, compared, fold, prepare, run_audit
 from connector.audit.remedies import Outcome, check_limits, execute, plan_remedies
-from connector.audit.report import render
+from connector.audit.report import render, terminal_per_kind
 from connector.config.load import AstroConfig, ProjectConfig
 from connector.errors import ConnectorError, NotFound, UnsafePlan
 from connector.plan.model import Action, Plan
@@ -386,8 +386,9 @@ def drift(cfg: ProjectConfig, idp: str, options: FixOptions, *, fmt: str, to_std
             result.idp_org = idp_org(cfg, name)
             if options.fix and result.findings:
                 if fmt == "text" and to_stdout:
+                    terminal = output.terminal_width() is not None
                     output.raw(render([result], "text", color=sys.stdout.isatty(), width=output.table_width(),
-                                      wrap=output.terminal_width() is not None))
+                                      wrap=terminal, per_kind=terminal_per_kind(terminal)))
                     run.shown.append((result, len(result.findings)))
                 result = fix(cfg, target, astro, result, options, machine_on_stdout, progress)
             run.results.append(result)

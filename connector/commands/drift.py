@@ -12,7 +12,7 @@ from pathlib import Path
 
 from connector import output
 from connector.audit.reconcile import AuditResult
-from connector.audit.report import SUMMARY_BYTES, render, to_markdown
+from connector.audit.report import SUMMARY_BYTES, render, terminal_per_kind, to_markdown
 from connector.audit.run import DriftRun, FixOptions, drift
 from connector.config.arg import load_config_arg
 from connector.errors import EXIT_FINDINGS, EXIT_OK, ConnectorError, UsageError
@@ -165,5 +165,6 @@ def _emit(results: list[AuditResult], fmt: str, path: str | None) -> None:
         found = sum(len(r.findings) for r in results)
         output.say(f"wrote the {fmt} report to {path}: " + (f"{found} finding(s)" if found else "no drift"))
         return
+    terminal = output.terminal_width() is not None  # a text report lists every finding in a file or a pipe
     output.raw(render(results, fmt, color=fmt == "text" and sys.stdout.isatty(), width=output.table_width(),
-                      wrap=output.terminal_width() is not None))
+                      wrap=terminal, per_kind=terminal_per_kind(terminal)))

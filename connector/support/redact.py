@@ -35,12 +35,16 @@ def register(value: str) -> None:
 
 # `scheme://user:password@host`: a password in a URL is masked even when it was never read through a Secret.
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]+):[^\s/@]+@")
+# Its part after the scheme: a search led by the literal "://" skips a long text's words at once, where the pattern
+# above tries a scheme at every word boundary (1.7 s for a 13 MB drift report of 20,000 findings). Every match of
+# _URL_PASSWORD holds one of this, so a text without one has no URL password.
+_URL_USERINFO = re.compile(r"://[^\s/:@]+:[^\s/@]+@")
 
 
 def redact(text: str) -> str:
     if not text:
         return text
-    if "@" in text and "://" in text:
+    if "@" in text and "://" in text and _URL_USERINFO.search(text):
         text = _URL_PASSWORD.sub(rf"\1:{MASK}@", text)
     values = _ordered  # replaced whole on register, never changed in place: safe to read without the lock
     for v in values:
