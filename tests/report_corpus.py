@@ -26,6 +26,8 @@ SETUP = [
     (Kind.MAPPING_NOT_APPLIED, "name.familyName",
      "the app maps user.lastName, the mapping file says user.lastName ?: user.login", Severity.WARNING),
     (Kind.SSO_MISSING, "Astro", "no SAML or OIDC app for Astro: users cannot sign in", Severity.ERROR),
+    (Kind.PROVISIONING_LIMITED, "User scoping filter",
+     "a scoping filter limits who is provisioned: department EQUALS 'Sales'", Severity.ERROR),
 ]
 HOSTILE = ["mark[/b]up@x.example", "[bold red]loud[/]@x.example", "esc\x1b]8;;http://evil\x1b\\link@x.example",
            "ctl\x01\x7f\x85@x.example", "half\ud800@x.example", "tab\there@x.example", "[link=http://e]x[/link]"]
