@@ -38,14 +38,19 @@ def push(config: Path, *args: str) -> int:
     return main(["push-groups", "-c", str(config), *args])
 
 
+def in_sync_and_nothing_written(sandbox: Sandbox, config: Path, capsys: pytest.CaptureFixture[str],
+                                *args: str) -> None:
+    """push-groups finds every group pushed and in sync, and writes nothing to Okta."""
+    sandbox.logs["okta"].clear()
+    assert push(config, *args) == 0
+    assert "every group is pushed and in sync with Astro" in capsys.readouterr().out
+    assert sandbox.logs["okta"].writes() == []
+
+
 def test_in_sync_groups_need_nothing(sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     configured(sandbox, sandbox_config)
     capsys.readouterr()
-    sandbox.logs["okta"].clear()
-    assert push(sandbox_config) == 0
-    out = capsys.readouterr().out
-    assert "every group is pushed and in sync with Astro" in out
-    assert sandbox.logs["okta"].writes() == []
+    in_sync_and_nothing_written(sandbox, sandbox_config, capsys)
 
 
 def test_repush_workaround_fixes_a_dropped_membership_and_verifies(
@@ -148,11 +153,7 @@ def test_a_team_deleted_in_astro_is_pushed_again_as_a_new_team_not_re_activated(
     assert g["astro_members_after"] == len(expected_members(sandbox, team))
     assert team_members(sandbox, team) == expected_members(sandbox, team)
     assert sandbox.okta.push_mapping(app_id(sandbox), team)["status"] == "ACTIVE"
-    # Run twice: in sync, nothing written.
-    sandbox.logs["okta"].clear()
-    assert push(sandbox_config, "--yes") == 0
-    assert "every group is pushed and in sync with Astro" in capsys.readouterr().out
-    assert sandbox.logs["okta"].writes() == []
+    in_sync_and_nothing_written(sandbox, sandbox_config, capsys, "--yes")  # run twice
 
 
 def test_a_relink_whose_new_mapping_fails_says_what_it_left_and_exits_3(

@@ -167,28 +167,35 @@ def _yaml_error(file: str, exc: yaml.YAMLError, text: str) -> ConfigError:
     return ConfigError(f"invalid YAML: {problem}", location=loc, hint=hint)
 
 
-def _composed(text: str) -> Any:
-    """A loader for `text`, its document composed: the C loader's, unless the document uses an alias.
+def _compose(text: str) -> tuple[Any, yaml.Node | None]:
+    """The loader for `text` and its document's root node: the C loader's, unless the document uses an alias.
 
     Only the pure-Python _AliasMarking loader marks each use of an alias where it is written, and it takes ~7x
     the C loader's time (3.5 vs 0.5 ms for a sandbox's config). Most files hold a "*" that is no alias (a comment
     naming *.token files, a quoted glob), so the document is composed in C first: an alias there is the anchored
     node met a second time (PyYAML hands out the same node object), found by a walk that visits each node once
     (no expansion, so an alias bomb costs no more than its text). A document with an alias, or one the C loader
-    refuses, is composed again by the pure loader, whose error messages the findings have always quoted."""
-    if "*" not in text:
-        return _Loader(text)
-    fast = _Loader(text)
+    refuses, is composed again by the pure loader, whose error messages the findings have always quoted. The
+    caller disposes of the loader; one that fails here is disposed of before the error goes on."""
+    loader: Any = _Loader(text)
     try:
-        root = fast.get_single_node()
-    except yaml.YAMLError:
-        fast.dispose()
-        return _AliasMarking(text)
-    if root is None or not _has_alias(root):
-        fast.get_single_node = lambda: root  # type: ignore[method-assign]  # composed already
-        return fast
-    fast.dispose()
-    return _AliasMarking(text)
+        try:
+            root = loader.get_single_node()
+        except yaml.YAMLError:
+            if "*" not in text:
+                raise
+            root = None
+            aliased = True
+        else:
+            aliased = root is not None and "*" in text and _has_alias(root)
+        if aliased:
+            loader.dispose()
+            loader = _AliasMarking(text)
+            root = loader.get_single_node()
+    except BaseException:
+        loader.dispose()
+        raise
+    return loader, root
 
 
 def _has_alias(root: yaml.Node) -> bool:
@@ -215,9 +222,9 @@ def parse(text: str, file: str) -> Document:
     if len(text) > MAX_BYTES:
         raise ConfigError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MB", location=Location(file),
                           hint="a config or mapping file is a few kB; is this the right file?")
-    loader = _composed(text)
+    loader: Any = None
     try:
-        node = loader.get_single_node()
+        loader, node = _compose(text)
         if node is None:
             doc.locations[()] = Location(file, 1, 1)
             return doc
@@ -228,7 +235,8 @@ def parse(text: str, file: str) -> Document:
         raise ConfigError(f"the document nests too deeply (more than {MAX_DEPTH} levels)",
                           location=Location(file)) from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return doc
 
 
