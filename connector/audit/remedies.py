@@ -350,9 +350,8 @@ def _repush(remedies: Remedies, change: Change) -> Outcome:
             state = remedies.relink_group(change.data["group"], group_ids=group_ids)
         else:
             state = remedies.repush_group(change.data["group"])
-        renamed_back = state.result.startswith("re-pushed")  # relink_group found the Team renamed, not gone
         text = state.result if state.failed_halfway else \
-            ("unlinked and pushed again: " if group_ids and not renamed_back else "") + (state.result or "pushed")
+            ("unlinked and pushed again: " if group_ids and not state.renamed_back else "") + (state.result or "pushed")
     except ConnectorError as exc:
         return Outcome(change, False, str(exc))
     return Outcome(change, state.verified is not False and not state.unread, text)

@@ -223,6 +223,11 @@ class PushOutcome(Protocol):
         ...
 
     @property
+    def renamed_back(self) -> bool:
+        """A relink found the Team missing by name only: the re-push brought it back, nothing was unlinked."""
+        ...
+
+    @property
     def unread(self) -> str:
         """Done, but Astro could not be read back to verify it: the error ("" otherwise)."""
         ...
@@ -303,6 +308,7 @@ class PushState:
     refused: bool = False  # not in Astro after acting, and Okta records Astro's 401 for the push
     # The mapping targets a Team that is gone from Astro: act by unlinking it and pushing again (a new Team).
     relink: bool = False
+    renamed_back: bool = False  # the Team was missing by name only: a re-push brought it back, nothing unlinked
 
     @property
     def failed_halfway(self) -> bool:

@@ -56,6 +56,7 @@ class OktaGroupPush(OktaOrg):
                         # The Team was renamed, not deleted: it is back, nothing to unlink. Check it (and act on
                         # its members if they still differ).
                         state = (await self._push_groups(c, [name], True, from_config=False)).groups[0]
+                        state.renamed_back = True
                         if state.action is None:
                             state.verified = True
                             state.result = (f"re-pushed: the Team was back under its name, verified in Astro: Team "
@@ -169,7 +170,7 @@ class OktaGroupPush(OktaOrg):
     async def _push_one(self, c: OktaClient, astro: AstroReader, app_id: str, s: PushState) -> None:
         s.in_astro_before = s.in_astro
         if s.relink and s.mapping_id and await self._renamed_back(c, astro, app_id, s.mapping_id, s.name):
-            s.relink = False  # re-pushed: the Team is back under the group's name (verified below)
+            s.relink, s.renamed_back = False, True  # re-pushed: the Team is back under its name (verified below)
         elif s.relink and s.mapping_id:
             # The Team is gone from Astro: the mapping still targets it, so re-activating (or Push now) only
             # answers Astro's 404. Unlink it (the drift remedy's relink: deleteTargetGroup=false) and push afresh.
