@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import operator
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -453,16 +454,19 @@ def _renamed_teams(groups: list[IdpGroup], teams: _Teams, matched: dict[str, Ast
     free = [t for t in teams.all if t.id not in taken and t.members and not t.external_id]
     if not unmatched or not free:
         return {}
+    by_members: dict[frozenset[str], list[AstroTeam]] = {}
+    for t in free:
+        by_members.setdefault(frozenset(t.members), []).append(t)
     found: dict[str, AstroTeam] = {}
     for g in unmatched:
-        accounts = {matched[_fold(m)].id for m in g.members if _fold(m) in matched}
+        accounts = frozenset(matched[_fold(m)].id for m in g.members if _fold(m) in matched)
         if not accounts or len(accounts) != len(g.members):
             continue
-        same = [t for t in free if len(t.members) == len(accounts) and set(t.members) == accounts]
+        same = by_members.get(accounts, [])
         if len(same) == 1:
             found[g.id] = same[0]
-    twice = {t.id for t in found.values() if sum(1 for o in found.values() if o.id == t.id) > 1}
-    return {gid: t for gid, t in found.items() if t.id not in twice}
+    claims = Counter(t.id for t in found.values())
+    return {gid: t for gid, t in found.items() if claims[t.id] == 1}
 
 
 def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None,

@@ -300,8 +300,8 @@ def _markdown(results: list[AuditResult], max_rows: int | None) -> str:
             failed = sum(1 for rem in r.remedies if not rem.get("ok"))
             lines += [f"**Fixed** {len(r.fixed)} finding(s) with {len(r.remedies)} remedy action(s)"
                       + (f", {failed} of them failed" if failed else "") + ".", ""]
-            lines += [f"- {_md(line)}" for line in _fix_problems(r)]
-            lines += [""] if _fix_problems(r) else []
+            problems = _fix_problems(r)
+            lines += [f"- {_md(line)}" for line in problems] + ([""] if problems else [])
         lines += ["| check | findings |", "|---|---:|"]
         for kind, n in summary(r.findings).items():
             lines.append(f"| {KIND_TITLES[Kind(kind)]} (`{kind}`) | {n} |")
@@ -373,14 +373,10 @@ def to_junit(results: list[AuditResult]) -> str:
 # -- github -------------------------------------------------------------------------------------------------
 
 
-# GitHub's cap of annotations per level and step, counted once for every command (support/github.Capped).
-ANNOTATIONS_PER_LEVEL = github.ANNOTATIONS_PER_LEVEL
-
-
 def to_github(results: list[AuditResult]) -> str:
     """GitHub Actions workflow commands: an ::error / ::warning annotation per finding while GitHub shows them (the
-    first ANNOTATIONS_PER_LEVEL of each level), each further finding a plain log line, and a notice that says how
-    many were not annotated (the markdown report goes to the job summary: commands/drift.py)."""
+    first github.ANNOTATIONS_PER_LEVEL of each level: support/github.Capped), each further finding a plain log
+    line, and a notice that says how many were not annotated (the markdown report goes to the job summary: commands/drift.py)."""
     lines: list[str] = [header_line(results)]  # a plain log line: not an annotation
     capped = github.Capped("drift")
     for r in results:

@@ -146,14 +146,16 @@ def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progr
                 if foreign is not None:
                     foreign |= theirs
         # An IdP may know, as inactive, users its view of the app leaves out (Okta unassigns whom it deactivates).
-        known = {u.user_name.casefold() for u in idp_view.users}
+        known = {fold(u.user_name) for u in idp_view.users}
         external = {u.user_name: u.external_id for u in astro_view.users if u.active
-                    and u.user_name.casefold() not in known and (foreign is None or fold(u.user_name) not in foreign)}
+                    and fold(u.user_name) not in known and (foreign is None or fold(u.user_name) not in foreign)}
         unknown = list(external)
-        del known  # a folded name per user (~18 MB at 100,000): not kept alive through reconcile, the audit's peak
         in_view = len(idp_view.users)  # what the reports count as the IdP's users: the read, not the lookups below
         if read_names is not None and not not_set_up(gaps):
-            read_names[view.name] = {fold(u.user_name) for u in idp_view.users}  # what _known_names reads of it
+            read_names[view.name] = known  # what _known_names reads of it
+        # A folded name per user (~18 MB at 100,000): not kept alive through reconcile, the audit's peak, unless
+        # the other IdP's audit reads it.
+        del known
         if unknown and foreign is not None and not not_set_up(gaps):
             idp_view.users.extend(view.inactive_users(unknown, external))
             # What neither this IdP's view nor its lookup knows may still be a user another IdP of the same

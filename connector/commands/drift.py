@@ -37,9 +37,9 @@ def run(args: argparse.Namespace) -> int:
                             "exit_code": exc.exit_code}
             if not args.output:
                 output.raw(json.dumps(doc, indent=2))
-            elif not _cannot_write(exc):
+            elif not isinstance(exc, _CannotWrite):
                 _write(args.output, json.dumps(doc, indent=2) + "\n", quiet_failure=True)
-        elif args.output and not _cannot_write(exc):
+        elif args.output and not isinstance(exc, _CannotWrite):
             _drop_stale(args.output)
         elif args.format == "github" and not args.output:
             # The run page shows annotations and the job summary, not the log: say there why no report came.
@@ -124,10 +124,6 @@ def _record(done: DriftRun) -> None:
 
 class _CannotWrite(UsageError):
     """The report file cannot be written (exit 2, as any UsageError): there is then nothing to put in its place."""
-
-
-def _cannot_write(exc: BaseException) -> bool:
-    return isinstance(exc, _CannotWrite)
 
 
 def _write(path: str, text: str, *, quiet_failure: bool = False) -> None:

@@ -122,7 +122,6 @@ class OktaReadClient(OktaClient):
         endpoint = f"GET {path.split('?', 1)[0]}"
         if self._session is None:
             raise RuntimeError("OktaReadClient used outside 'async with'")
-        observed = False  # the rate budget has seen this answer's headers
         try:
             sem = await self._slot()
             async with sem:
@@ -133,11 +132,10 @@ class OktaReadClient(OktaClient):
                         links = list(resp.headers.getall("Link", []))
                         headers = {k: v for k, v in resp.headers.items() if k.lower() != "link"}
                         status = resp.status
+                        # The rate budget sees the headers first: the next page's request, which may be asked
+                        # before this body is in, reads it.
+                        self.budget.observe(headers)
                         if isinstance(sent, PageWatch) and status == 200 and not sent.head.done():
-                            # The rate budget first (the next page's request reads it), then the next page may be
-                            # asked before this body is in.
-                            self.budget.observe(headers)
-                            observed = True
                             sent.head.set_result(links)
                         body = await resp.read()
                 except (TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -145,8 +143,6 @@ class OktaReadClient(OktaClient):
         finally:
             if sent is not None:
                 sent.set()
-        if not observed:
-            self.budget.observe(headers)
         log.info("okta GET %s -> %s", path, status)
         if status >= 400:
             data: Any = None
