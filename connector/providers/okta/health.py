@@ -97,7 +97,9 @@ class OktaHealth(OktaOrg):
                      "then 'astro-scim drift --fix --yes' re-pushes users and groups")
         provisioned = sum(1 for u in app_users if u.get("externalId"))
         # Users in scope that Okta has not provisioned (no Astro id recorded) are not in Astro: not healthy.
-        pending = [u for u in app_users if u.get("status") not in OUT_OF_SCOPE_APP_USER and not u.get("externalId")]
+        # In scope as the setup audit counts them (OktaProvider._runtime_gaps' connection_broken): the same users.
+        in_scope = [u for u in app_users if u.get("status") not in OUT_OF_SCOPE_APP_USER]
+        pending = [u for u in in_scope if not u.get("externalId")]
         checks.append(Check(
             "app users", None if not app_users else not pending,
             f"{len(app_users)} assigned, {provisioned} provisioned to Astro"
@@ -112,7 +114,7 @@ class OktaHealth(OktaOrg):
         # pushes show the 401 is the same cause (the setup audit's connection_broken).
         users_refused = bool(in_error) and (
             all(refused_by_astro(app_user_error(u)) for u in in_error)
-            or (push_refused and len(in_error) == len(app_users) and not provisioned))
+            or (push_refused and len(in_error) == len(in_scope) and not provisioned))
         if in_error:
             shown = "; ".join(f"{app_user_name(u)}: {app_user_error(u)}" for u in in_error[:5])
             more = f" (+{len(in_error) - 5} more)" if len(in_error) > 5 else ""

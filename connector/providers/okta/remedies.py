@@ -15,8 +15,9 @@ from connector.providers.okta.org import app_user_name
 from connector.providers.okta.push import OktaGroupPush
 
 # Users repaired side by side on one client, this many at a time (each is a chain of a few dependent requests):
-# one after the other, 300 users missing took 50 s against the sandbox with no latency (100 at 30 ms a request:
-# 42 s, side by side 23 s). The client's own concurrency limit and rate budget still pace the requests.
+# one after the other, 300 users missing took 49 s against the sandbox with no latency (100 at 30 ms a request:
+# 42 s, side by side 23 s; measured once each with a probe script in session 10, not a benchmark kept here). The
+# client's own concurrency limit and rate budget still pace the requests.
 AT_ONCE = 8
 
 
