@@ -93,7 +93,7 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
             doc = self.cfg.document
             known = exc.hint or "did you mean: " + ", ".join(repr(c) for c in exc.candidates) + "?"
             raise NotFound(
-                f"no Entra group named {name!r} (azure.assign_groups)", candidates=exc.candidates,
+                f"{exc.message} (azure.assign_groups)", candidates=exc.candidates,  # by name, or by id
                 location=doc.loc(("azure", "assign_groups", index)) if doc is not None else self.az.location,
                 hint=missing_group_hint(name, "azure.assign_groups", "Entra admin center > Groups > New group; "
                                         "then assign it to the app", known),
