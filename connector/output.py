@@ -183,6 +183,12 @@ class Document(dict[str, Any]):
         return exit_code
 
 
+def error_fields(exc: BaseException) -> dict[str, Any]:
+    """A JSON document's `error`: {type, message, hint, exit_code} for the exception a command ends with."""
+    code, kind = _error_code(exc)
+    return {"type": kind, "message": str(exc) or kind, "hint": getattr(exc, "hint", None), "exit_code": code}
+
+
 def _error_code(exc: BaseException) -> tuple[int, str]:
     from connector.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, ConnectorError
 
@@ -206,9 +212,9 @@ def json_document(name: str, command: str, enabled: bool, **fields: Any) -> Iter
     try:
         yield doc
     except BaseException as exc:
-        code, kind = _error_code(exc)
-        doc["ok"], doc["exit_code"] = False, code
-        doc["error"] = {"type": kind, "message": str(exc) or kind, "hint": getattr(exc, "hint", None)}
+        error = error_fields(exc)
+        doc["ok"], doc["exit_code"] = False, error.pop("exit_code")
+        doc["error"] = error
         raise
     finally:
         _machine = previous

@@ -30,15 +30,10 @@ def run(args: argparse.Namespace) -> int:
         # out); the exit code stays the error's.
         _record(done)
         if args.format == "json":  # the document still comes, saying what stopped the audit (stdout or the file)
-            from connector.audit.report import to_json
-
-            doc = {**json.loads(to_json(done.results)), "clean": False}  # an unfinished audit is never clean
-            doc["error"] = {"type": type(exc).__name__, "message": str(exc), "hint": exc.hint,
-                            "exit_code": exc.exit_code}
             if not args.output:
-                output.raw(json.dumps(doc, indent=2))
+                output.raw(_stopped_document(done, exc))
             elif not isinstance(exc, _CannotWrite):
-                _write(args.output, json.dumps(doc, indent=2) + "\n", quiet_failure=True)
+                _write(args.output, _stopped_document(done, exc) + "\n", quiet_failure=True)
         elif args.output and not isinstance(exc, _CannotWrite):
             _drop_stale(args.output)
         elif args.format == "github" and not args.output:
@@ -56,14 +51,16 @@ def run(args: argparse.Namespace) -> int:
         _record(done)  # interrupted (Ctrl-C) or a bug (exit 70): the remedies carried out still reach the trail
         if isinstance(exc, KeyboardInterrupt) and args.format == "json" and not args.output:
             # the document still comes (as every --format json command's does), never a clean one
-            from connector.audit.report import to_json
-            from connector.errors import EXIT_INTERRUPTED
-
-            doc = {**json.loads(to_json(done.results)), "clean": False}
-            doc["error"] = {"type": "Interrupted", "message": "interrupted", "hint": None,
-                            "exit_code": EXIT_INTERRUPTED}
-            output.raw(json.dumps(doc, indent=2))
+            output.raw(_stopped_document(done, exc))
         raise
+
+
+def _stopped_document(done: DriftRun, exc: BaseException) -> str:
+    """The JSON report of what was audited before `exc` stopped the run: never clean, its `error` saying why."""
+    from connector.audit.report import to_json
+
+    doc = {**json.loads(to_json(done.results)), "clean": False, "error": output.error_fields(exc)}
+    return json.dumps(doc, indent=2)
 
 
 def _run(args: argparse.Namespace, done: DriftRun) -> int:
