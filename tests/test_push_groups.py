@@ -38,6 +38,17 @@ def push(config: Path, *args: str) -> int:
     return main(["push-groups", "-c", str(config), *args])
 
 
+def configured_with_a_team_deleted_in_astro(sandbox: Sandbox, config: Path) -> str:
+    """Okta set up and its groups pushed, then the first Team deleted in Astro (by SCIM): its name."""
+    configured(sandbox, config)
+    team = sandbox.default_team_names()[0]
+    org = sandbox.astro_orgs["okta"]
+    group = sandbox.astro.find_group(org.org_id, team)
+    with httpx.Client(base_url=org.scim_url, headers={"Authorization": f"Bearer {org.token}"}) as scim:
+        scim.delete(f"/Groups/{group['id']}").raise_for_status()
+    return team
+
+
 def in_sync_and_nothing_written(sandbox: Sandbox, config: Path, capsys: pytest.CaptureFixture[str],
                                 *args: str) -> None:
     """push-groups finds every group pushed and in sync, and writes nothing to Okta."""
@@ -136,12 +147,7 @@ def test_a_team_deleted_in_astro_is_pushed_again_as_a_new_team_not_re_activated(
     mapping (deleteTargetGroup=false) and pushes the group again, as drift --fix's relink does, then verifies."""
     import json
 
-    configured(sandbox, sandbox_config)
-    team = sandbox.default_team_names()[0]
-    org = sandbox.astro_orgs["okta"]
-    group = sandbox.astro.find_group(org.org_id, team)
-    with httpx.Client(base_url=org.scim_url, headers={"Authorization": f"Bearer {org.token}"}) as scim:
-        scim.delete(f"/Groups/{group['id']}").raise_for_status()
+    team = configured_with_a_team_deleted_in_astro(sandbox, sandbox_config)
     if state == "ERROR":  # what Okta shows once it has tried to push to the deleted Team
         sandbox.okta.set_push_error(app_id(sandbox), team, "404 Not Found: Group not found")
     capsys.readouterr()
@@ -161,12 +167,7 @@ def test_a_relink_whose_new_mapping_fails_says_what_it_left_and_exits_3(
 ) -> None:
     from connector.sandbox.faults import FaultRule
 
-    configured(sandbox, sandbox_config)
-    team = sandbox.default_team_names()[0]
-    org = sandbox.astro_orgs["okta"]
-    group = sandbox.astro.find_group(org.org_id, team)
-    with httpx.Client(base_url=org.scim_url, headers={"Authorization": f"Bearer {org.token}"}) as scim:
-        scim.delete(f"/Groups/{group['id']}").raise_for_status()
+    team = configured_with_a_team_deleted_in_astro(sandbox, sandbox_config)
     sandbox.fail("okta", FaultRule("POST", r"/group-push/mappings$", status=500, times=None))
     capsys.readouterr()
     assert push(sandbox_config, team, "--yes") == 3
