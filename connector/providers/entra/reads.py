@@ -43,7 +43,7 @@ from connector.providers.entra.errors import (
     unreachable,
 )
 from connector.support.answers import invalid, list_of_objects, object_answer
-from connector.support.chain import PageWatch, cursor_chain
+from connector.support.chain import PageWatch, cursor_chain, handed_on
 from connector.support.http import (
     DEFAULT_POLICY,
     RetryPolicy,
@@ -110,16 +110,17 @@ def early_next_link(head: bytes) -> str | None:
     return link if isinstance(link, str) else None
 
 
-async def _read_head_first(resp: aiohttp.ClientResponse, head: asyncio.Future[bytes]) -> bytes:
-    """The body of `resp`, handing its first bytes to `head` as soon as they hold "value" (or HEAD_LIMIT)."""
+async def _read_head_first(resp: aiohttp.ClientResponse, watch: PageWatch[bytes]) -> bytes:
+    """The body of `resp`, handing its first bytes to the chain (`watch.head`) as soon as they hold "value" (or
+    HEAD_LIMIT), and reading on once the chain has acted on them (asked for the next page)."""
     first = bytearray()
-    while not head.done():
+    while not watch.head.done():
         chunk = await resp.content.readany()
         if not chunk:
             return bytes(first)
         first += chunk
         if b'"value"' in first or len(first) >= HEAD_LIMIT:
-            head.set_result(bytes(first))
+            await handed_on(watch, bytes(first))
     return bytes(first) + await resp.content.read()
 
 
@@ -204,7 +205,7 @@ class GraphReader:
             async with self._client().request(method, url, data=data, headers=headers, allow_redirects=False,
                                               trace_request_ctx=sent, proxy_headers=self._proxy_headers) as resp:
                 if isinstance(sent, PageWatch) and resp.status == 200:
-                    content = await _read_head_first(resp, sent.head)
+                    content = await _read_head_first(resp, sent)
                 else:
                     content = await resp.read()
                 answer = _Answer(resp.status, content, resp.reason,

@@ -31,7 +31,7 @@ from connector.errors import RemoteError
 from connector.providers.okta import answers
 from connector.providers.okta.client import OktaClient, RawResponse, next_link
 from connector.support.answers import list_of_objects
-from connector.support.chain import PageWatch, cursor_chain
+from connector.support.chain import PageWatch, cursor_chain, handed_on
 from connector.support.http import retry_async, sent_trace
 from connector.support.paging import PageGuard
 from connector.support.proxy import env_proxy
@@ -136,7 +136,7 @@ class OktaReadClient(OktaClient):
                         # before this body is in, reads it.
                         self.budget.observe(headers)
                         if isinstance(sent, PageWatch) and status == 200 and not sent.head.done():
-                            sent.head.set_result(links)
+                            await handed_on(sent, links)  # the next page is asked for before this body is read
                         body = await resp.read()
                 except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                     raise self.translate(ConnectionError(str(exc) or type(exc).__name__), "GET", path) from exc
