@@ -8,8 +8,6 @@ from pathlib import Path
 
 from connector.errors import ConfigError, ExpressionError, Location
 from connector.mapping import idp_attributes, scim_paths
-from connector.mapping.expr import entra as entra_expr
-from connector.mapping.expr import okta as okta_expr
 from connector.mapping.load import LoadResult, load, load_bytes
 from connector.mapping.model import ApplyOn, AttributeMapping, Finding, MappingFile, Severity
 from connector.support.suggest import closest
@@ -262,6 +260,8 @@ class _Checker:
                          "apply_on: create_only has no effect on an Okta group: Group Push sends the name and "
                          "members on every push", "remove apply_on from Okta group mappings")
             return
+        from connector.mapping.expr import okta as okta_expr
+
         if any(p.root != "group" for p in okta_expr.attributes(okta_expr.parse(e.source))):
             return  # reported as wrong-object
         self.add(ERROR, loc, "okta-group-mapping",
@@ -277,6 +277,10 @@ class _Checker:
                      if self.m.idp == "okta" else 'Entra expressions: [attribute], "text", Function(argument, ...)'))
 
     def okta_source(self, section: str, e: AttributeMapping) -> None:
+        # Each IdP's expression module is imported by its own mappings only: a command about one IdP does not
+        # build the other's parser (~5-10 ms of a drift's start-up each).
+        from connector.mapping.expr import okta as okta_expr
+
         assert e.source is not None
         try:
             expr = okta_expr.parse(e.source)
@@ -317,6 +321,8 @@ class _Checker:
                 self.add(WARNING, at, "function-context", f"{call.qualified}: {spec.note}")
 
     def entra_source(self, section: str, e: AttributeMapping) -> None:
+        from connector.mapping.expr import entra as entra_expr  # see okta_source
+
         assert e.source is not None
         try:
             expr = entra_expr.parse(e.source)
