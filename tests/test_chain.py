@@ -4,6 +4,7 @@ page's head and its rest arrive together, and that a chain that stops releases w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from contextlib import aclosing
 from typing import Any
 
@@ -65,3 +66,32 @@ def test_a_chain_that_stops_releases_the_page_it_asked_ahead() -> None:
     assert got == [1, 2] and left == 0
     assert watches["p2"].acted.is_set()
     assert events == ["ask p1", "ask p2", "read p1"]
+
+
+def test_a_chain_cancelled_while_its_request_is_written_releases_that_page() -> None:
+    """Cancelled before its first request is written (ask_ahead then drops the page: the chain never holds it),
+    the page's watch is released all the same, for whoever shares that request."""
+    watches: list[PageWatch[Any]] = []
+
+    async def fetch(url: str, watch: PageWatch[Any]) -> dict[str, Any]:
+        watches.append(watch)
+        await asyncio.Event().wait()  # the request is never written
+        raise AssertionError("unreachable")
+
+    async def read() -> None:
+        chain = cursor_chain("p1", fetch, early=lambda head: head, link=lambda page: page["next"],
+                             follow=lambda link: link, check=lambda link: link)
+        async with aclosing(chain) as pages:
+            async for _ in pages:
+                pass
+
+    async def run() -> None:
+        task = asyncio.ensure_future(read())
+        while not watches:
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    assert len(watches) == 1 and watches[0].acted.is_set()

@@ -5,6 +5,7 @@ token kept until it nears its expiry. Against the sandbox's Graph emulator over 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import replace
@@ -255,6 +256,62 @@ def test_identical_reads_in_flight_share_one_request(sandbox: Sandbox, sandbox_c
     assert shared == 1 and sandbox.logs["graph"].count("GET", "/v1.0/groups") == 2
     assert first == second and first is not second  # each caller decoded its own copy
     assert quit_ and len(answer["value"]) == len(first["value"])
+
+
+PEOPLE_IN_PAGES = {"$select": ["id"], "$top": 5}
+
+
+def test_a_chain_page_another_caller_shares_is_never_held_for_the_chain(sandbox: Sandbox,
+                                                                         sandbox_config: Path) -> None:
+    """A chain's page holds its rest until the chain has asked for the next one (chain.PageWatch); a caller that
+    shares the request (GraphReader._shared_get) gets the answer without waiting for that chain, even when the
+    chain's own consumer is that caller: it holds page 1 and reads the same collection again (its page 2 joins the
+    outer chain's page 2, asked ahead), which waited for itself before."""
+    azure = _azure(sandbox_config)
+    everyone = len(sandbox.seed_org.people)
+
+    async def nested() -> tuple[int, int]:
+        reader = GraphReader(azure, GraphCredential(azure))
+        try:
+            pages = reader.iter_pages("GET /users", "/users", PEOPLE_IN_PAGES, permission="users")
+            first = await anext(pages)
+            again = await asyncio.wait_for(
+                reader.get_all("GET /users", "/users", PEOPLE_IN_PAGES, permission="users"), 10)
+            rest = [item async for page in pages for item in page]
+            return len(again), len(first) + len(rest)
+        finally:
+            await reader.aclose()
+
+    assert asyncio.run(nested()) == (everyone, everyone)
+
+
+def test_a_chain_cancelled_before_its_request_is_written_releases_whoever_shares_it(
+        sandbox: Sandbox, sandbox_config: Path) -> None:
+    """The chain's first request is joined by another caller, then the chain is cancelled while it waits for the
+    request to be written: the page never reaches the chain (nothing of it would release the request), yet the other
+    caller gets its answer."""
+    azure = _azure(sandbox_config)
+
+    async def cancelled_chain() -> int:
+        reader = GraphReader(azure, GraphCredential(azure))
+        url = reader.url("/users", PEOPLE_IN_PAGES)
+        try:
+            chain = asyncio.ensure_future(reader.get_all("GET /users", "/users", PEOPLE_IN_PAGES,
+                                                         permission="users"))
+            while url not in reader._inflight:  # the chain's request is made (not yet written)
+                await asyncio.sleep(0)
+            other = asyncio.ensure_future(reader.get_page("GET /users", "/users", PEOPLE_IN_PAGES,
+                                                          permission="users"))
+            while reader._inflight[url].waiters < 2:  # the other caller has joined it
+                await asyncio.sleep(0)
+            chain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await chain
+            return len(await asyncio.wait_for(other, 10))
+        finally:
+            await reader.aclose()
+
+    assert asyncio.run(cancelled_chain()) == 5
 
 
 def test_a_request_every_caller_left_is_not_joined_by_the_next_one(sandbox: Sandbox, sandbox_config: Path) -> None:

@@ -28,10 +28,12 @@ class PageWatch(asyncio.Event, Generic[H]):
     the chain then waits for the whole answer).
 
     `acted` is set once the chain has done what the head allows (asked for the next page, or found no early link
-    to ask): a fetch that sets `head` waits for it (`handed_on`) before it reads and decodes the rest. Without the
-    wait, the rest of a page that came in with its head (over a short path it does: one read holds both) was read
-    and decoded in the same turn of the loop, before the chain could look at the head: Graph's 300 KB pages of
-    999 members, ~2 ms a link (0.2 s of a 100,000-user chain) between a page's head and the next request."""
+    to ask), or has given the page up: a fetch may wait for it (`handed_on`) before it reads and decodes the rest.
+    Without the wait, the rest of a page that came in with its head (over a short path it does: one read holds
+    both) was read and decoded in the same turn of the loop, before the chain could look at the head: Graph's
+    300 KB pages of 999 members, ~2 ms a link (0.2 s of a 100,000-user chain) between a page's head and the next
+    request. A fetch that waits must not hold back anyone else: GraphReader releases a request another caller
+    joins (its _Flight.released)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -69,7 +71,13 @@ async def cursor_chain(
 
     async def ask(url: str) -> Asked:
         watch: PageWatch[H] = PageWatch()
-        return await ask_ahead(lambda sent: fetch(url, watch), sent=watch), watch
+        try:
+            return await ask_ahead(lambda sent: fetch(url, watch), sent=watch), watch
+        except BaseException:
+            # Cancelled (or failed) before the request was written: ask_ahead dropped the page, the chain never
+            # holds it, so nothing else would release a caller sharing its request (see _drop).
+            watch.acted.set()
+            raise
 
     try:
         next_url: str | None = url

@@ -138,6 +138,15 @@ class _Flight:
 
     task: asyncio.Future[_Answer]
     waiters: int = 0
+    # The first caller's watch when it is a chain's page: the request's rest is read only once that chain has
+    # acted on its head (connector.support.chain.PageWatch), unless another caller joins (`released`).
+    watch: PageWatch[bytes] | None = None
+
+    def released(self) -> None:
+        """Another caller waits too: the answer is read at once, never held for the first caller's chain (whose
+        consumer may be that very caller, reading the same collection: it would wait for itself)."""
+        if self.watch is not None:
+            self.watch.acted.set()
 
 
 class GraphReader:
@@ -224,7 +233,8 @@ class GraphReader:
         asked ahead that is not wanted) is cancelled."""
         flight = self._inflight.get(url)
         if flight is None or flight.task.done():  # answered: a retry asks again, it never gets the same answer
-            flight = self._inflight[url] = _Flight(asyncio.ensure_future(self._exchange("GET", url, None, sent)))
+            flight = self._inflight[url] = _Flight(asyncio.ensure_future(self._exchange("GET", url, None, sent)),
+                                                   watch=sent if isinstance(sent, PageWatch) else None)
 
             def landed(task: asyncio.Future[_Answer], flight: _Flight = flight) -> None:
                 # Answered (or failed): no later caller joins it, and its bytes go with its last waiter.
@@ -233,8 +243,10 @@ class GraphReader:
                 retrieved(task)  # its error is each caller's (awaited below), or nobody's news
 
             flight.task.add_done_callback(landed)
-        elif sent is not None:
-            sent.set()  # joined a request already on its way
+        else:
+            flight.released()
+            if sent is not None:
+                sent.set()  # joined a request already on its way
         flight.waiters += 1
         try:
             return await asyncio.shield(flight.task)  # a caller cancelled stops waiting, not the others

@@ -31,7 +31,7 @@ from connector.errors import RemoteError
 from connector.providers.okta import answers
 from connector.providers.okta.client import OktaClient, RawResponse, next_link
 from connector.support.answers import list_of_objects
-from connector.support.chain import PageWatch, cursor_chain, handed_on
+from connector.support.chain import PageWatch, cursor_chain
 from connector.support.http import retry_async, sent_trace
 from connector.support.paging import PageGuard
 from connector.support.proxy import env_proxy
@@ -135,8 +135,11 @@ class OktaReadClient(OktaClient):
                         # The rate budget sees the headers first: the next page's request, which may be asked
                         # before this body is in, reads it.
                         self.budget.observe(headers)
+                        # The next page's link, for the chain to ask before this body is in. Not held for the
+                        # chain (chain.handed_on, Graph's way): this fetch decodes nothing (iter_pages does, after
+                        # the chain asks), and it holds one of the client's concurrency slots while it waits.
                         if isinstance(sent, PageWatch) and status == 200 and not sent.head.done():
-                            await handed_on(sent, links)  # the next page is asked for before this body is read
+                            sent.head.set_result(links)
                         body = await resp.read()
                 except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                     raise self.translate(ConnectionError(str(exc) or type(exc).__name__), "GET", path) from exc
