@@ -45,6 +45,21 @@ def test_the_next_page_is_asked_before_the_rest_of_this_one_is_read() -> None:
     assert events == ["ask p1", "ask p2", "read p1", "ask p3", "read p2", "read p3"]
 
 
+def test_a_page_the_chain_never_acts_on_is_read_after_the_hold(monkeypatch: Any) -> None:
+    """A fetch holds its page's rest for the chain at most HOLD_SECONDS: a page whose chain never acts (a path
+    that forgot to) is read late, never held for ever."""
+    import connector.support.chain as chain
+
+    monkeypatch.setattr(chain, "HOLD_SECONDS", 0.001)
+
+    async def alone() -> str:
+        watch: PageWatch[str] = PageWatch()
+        await handed_on(watch, "p2")
+        return watch.head.result()
+
+    assert asyncio.run(asyncio.wait_for(alone(), 5)) == "p2"
+
+
 def test_a_chain_that_stops_releases_the_page_it_asked_ahead() -> None:
     """A reader that stops after the first page: the page asked ahead no longer waits for the chain (a request
     another caller shares reads on for that caller), and nothing is left running."""
@@ -59,7 +74,8 @@ def test_a_chain_that_stops_releases_the_page_it_asked_ahead() -> None:
 
     async def run() -> tuple[list[int], int]:
         got = await first_only()
-        await asyncio.sleep(0)  # the cancelled task's last step
+        for _ in range(10):  # the cancelled tasks' last steps (the page's, its hold's)
+            await asyncio.sleep(0)
         return got, len([t for t in asyncio.all_tasks() if t is not asyncio.current_task()])
 
     got, left = asyncio.run(run())
@@ -87,8 +103,11 @@ def test_a_chain_cancelled_while_its_request_is_written_releases_that_page() -> 
 
     async def run() -> None:
         task = asyncio.ensure_future(read())
-        while not watches:
+        for _ in range(1000):  # a few turns of the loop: the chain asks for its first page at once
+            if watches or task.done():
+                break
             await asyncio.sleep(0)
+        assert watches, task
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -285,11 +285,11 @@ def test_a_chain_page_another_caller_shares_is_never_held_for_the_chain(sandbox:
     assert asyncio.run(nested()) == (everyone, everyone)
 
 
-def test_a_chain_cancelled_before_its_request_is_written_releases_whoever_shares_it(
+def test_a_caller_sharing_a_chains_request_is_answered_when_the_chain_is_cancelled(
         sandbox: Sandbox, sandbox_config: Path) -> None:
     """The chain's first request is joined by another caller, then the chain is cancelled while it waits for the
-    request to be written: the page never reaches the chain (nothing of it would release the request), yet the other
-    caller gets its answer."""
+    request to be written (the page never reaches the chain): the other caller gets its answer. What releases it is
+    the join itself (_Flight.released); the chain's own release of a page it was asking for is test_chain's."""
     azure = _azure(sandbox_config)
 
     async def cancelled_chain() -> int:
@@ -298,12 +298,18 @@ def test_a_chain_cancelled_before_its_request_is_written_releases_whoever_shares
         try:
             chain = asyncio.ensure_future(reader.get_all("GET /users", "/users", PEOPLE_IN_PAGES,
                                                          permission="users"))
-            while url not in reader._inflight:  # the chain's request is made (not yet written)
+            for _ in range(1000):  # a few turns of the loop: the chain's request is made (not yet written)
+                if url in reader._inflight or chain.done():
+                    break
                 await asyncio.sleep(0)
+            assert url in reader._inflight, chain
             other = asyncio.ensure_future(reader.get_page("GET /users", "/users", PEOPLE_IN_PAGES,
                                                           permission="users"))
-            while reader._inflight[url].waiters < 2:  # the other caller has joined it
+            for _ in range(1000):  # the other caller joins it
+                if reader._inflight[url].waiters == 2 or other.done():
+                    break
                 await asyncio.sleep(0)
+            assert reader._inflight[url].waiters == 2, other
             chain.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await chain

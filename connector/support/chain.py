@@ -12,6 +12,7 @@ holds must be the same, else the early request is dropped and the right one aske
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
@@ -41,11 +42,21 @@ class PageWatch(asyncio.Event, Generic[H]):
         self.acted = asyncio.Event()
 
 
+# How long a fetch holds the rest of its page for the chain at most. The chain acts within a turn or two of the
+# loop (~0.3 ms); it is later only while its consumer still works on the page before (a few ms for 999 members).
+# Past this the fetch reads on as it would without the chain: a path that never sets `acted` costs a delay, never
+# a hang, and a page is not held half-read (its connection and its request's timeout running) by a slow consumer.
+HOLD_SECONDS = 0.05
+
+
 async def handed_on(watch: PageWatch[H], head: H) -> None:
-    """Give `head` to the chain watching this page, and return once the chain has acted on it."""
+    """Give `head` to the chain watching this page, and return once the chain has acted on it (HOLD_SECONDS at
+    most)."""
     if not watch.head.done():
         watch.head.set_result(head)
-    await watch.acted.wait()
+    if not watch.acted.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(watch.acted.wait(), HOLD_SECONDS)
 
 
 Asked = tuple["asyncio.Future[Any]", PageWatch[Any]]
