@@ -124,6 +124,24 @@ def test_an_unreadable_secret_reference_names_the_variable_not_inits_scratch_fil
     assert "OKTA_API_TOKEN" in text and ".astro-scim-init." not in text, text
 
 
+def test_several_bad_answers_are_all_named_by_their_key_not_by_inits_scratch_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two answers the config refuses at once (http to hosts that are not loopback): both are said, each by its
+    key, and no file:line of the draft init loaded them from (deleted, never the user's)."""
+    monkeypatch.setenv("OKTA_API_TOKEN", "x")
+    monkeypatch.setenv("ASTRO_API_TOKEN", "y")
+    config = tmp_path / "astro-scim.yaml"
+    assert init(config, "--okta-org-url", "http://okta.example.com", "--okta-token-ref", "env:OKTA_API_TOKEN",
+                "--astro-scim-url", "http://astro.example.com/scim/v2/org1",
+                "--astro-token-ref", "env:ASTRO_API_TOKEN") == 2
+    err = capsys.readouterr().err
+    assert "2 problems in the answers" in err, err
+    assert "okta.org_url must use https" in err and "astro.scim_url must use https" in err
+    assert ".astro-scim-init." not in err and str(tmp_path) not in err, err
+    assert not config.exists()
+
+
 def test_init_refuses_a_literal_secret_and_names_the_flag(
     sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -31,7 +31,7 @@ import yaml
 
 from connector import output
 from connector.config.load import ProjectConfig, load_config
-from connector.errors import EXIT_OK, ConfigError, ConnectorError, RemoteError, UsageError
+from connector.errors import EXIT_OK, ConfigError, ConfigErrors, ConnectorError, RemoteError, UsageError
 from connector.providers import registry
 from connector.providers.base import Discovery
 from connector.support.packaged import default_mapping
@@ -162,6 +162,10 @@ def _load_draft(doc: dict[str, Any], folder: Path) -> ProjectConfig:
             yaml.safe_dump(doc, f, sort_keys=False, allow_unicode=True)
         try:
             cfg = load_config(name)
+        except ConfigErrors as exc:  # each as below: named by its key, never by the draft's file and line
+            lines = [f"{len(exc.errors)} problems in the answers:"]
+            lines += [f"  {e.message}" + (f" (hint: {e.hint})" if e.hint else "") for e in exc.errors]
+            raise UsageError("\n".join(lines), hint=exc.hint) from exc
         except ConfigError as exc:  # its file:line is the draft's, which is gone: the message names the key
             raise UsageError(exc.message, hint=exc.hint) from exc
         cfg.document = None
