@@ -127,6 +127,20 @@ def test_the_engine_provisions_only_the_users_a_scoping_filter_lets_through(
     assert gone is not None and gone["active"] is False  # the filter took it out of scope: disabled
 
 
+def test_graph_accepts_every_operator_microsoft_documents_for_scoping_filters(
+        sandbox: Sandbox, azure_applied: Path) -> None:
+    """The fourteen of entra-docs' "Scoping users or groups to be provisioned with scoping filters"; a scoping
+    filter an admin wrote with any of them is rehearsed, not refused."""
+    from connector.sandbox.graph.engine import SCOPE_OPERATORS
+
+    assert len(SCOPE_OPERATORS) == 14
+    for operator in sorted(SCOPE_OPERATORS):
+        answer = edit_object_mapping(sandbox, "User",
+                                     lambda om, op=operator: om.update(scope=scope(("department", op, ["x"]))))
+        assert answer.status_code == 204, (operator, answer.text)
+        assert object_mapping(sandbox, "User")["scope"]["groups"][0]["clauses"][0]["operatorName"] == operator
+
+
 @pytest.mark.parametrize("operator", ["GREATER_THAN", "IS MEMBER OF", "EQUALS_ANY", "NOT EQUALS"])
 def test_graph_refuses_a_scoping_clause_with_an_operator_it_does_not_support(
         sandbox: Sandbox, azure_applied: Path, operator: str) -> None:
@@ -281,6 +295,25 @@ def test_a_user_entra_deactivated_when_they_left_the_scope_is_no_orphan(
     ("REGEX_MATCH", ["^Sa"], {"department": "Data"}, False),
     ("NOT_REGEX_MATCH", ["^Sa"], {"department": "Data"}, True),
     ("NOT_REGEX_MATCH", ["^Sa"], {"department": "Sales"}, False),
+    # "Scoping filters will return false if the value is null / empty" (entra-docs), the negations included
+    ("NOT_EQUALS", ["Sales"], {"department": None}, False),
+    ("NOT_REGEX_MATCH", ["^Sa"], {}, False),
+    ("EQUALS", [""], {"department": ""}, False),
+    ("IS_NULL", [], {"department": ""}, True),
+    # the other documented operators
+    ("EQUALS", ["sales"], {"department": "Sales"}, False),  # case-sensitive
+    ("Includes", ["ale"], {"department": "Sales"}, True),
+    ("Includes", ["ALE"], {"department": "Sales"}, False),
+    ("ENDS_WITH", ["les"], {"department": "Sales"}, True),
+    ("ENDS_WITH", ["Sal"], {"department": "Sales"}, False),
+    ("&", ["Sales, Data"], {"department": "Sales"}, True),
+    ("&", ["Data"], {"department": "Sales"}, False),
+    ("!&", ["Data"], {"department": "Sales"}, True),
+    ("!&", ["Sales, Data"], {"department": "Sales"}, False),
+    ("Greater_Than", ["10"], {"department": "11"}, True),
+    ("Greater_Than", ["11"], {"department": "11"}, False),
+    ("Greater_Than_OR_EQUALS", ["11"], {"department": "11"}, True),
+    ("Greater_Than", ["9"], {"department": "ten"}, False),  # integers only
 ])
 def test_each_scoping_operator(operator: str, values: list[str], obj: dict[str, Any], expected: bool) -> None:
     from connector.sandbox.graph.engine import _in_filter_scope

@@ -342,11 +342,15 @@ def compile_rules(schema: dict[str, Any]) -> _Rules | None:
     return None
 
 
-# The scoping-filter operators a clause may name (filterClause.operatorName, as Graph's schema/filterOperators
-# lists them; the portal shows them with spaces: "NOT EQUALS", "IS TRUE"). Others are refused when the schema is
-# PUT (connector/sandbox/graph/api.py), so the engine never meets one.
-SCOPE_OPERATORS = frozenset({"EQUALS", "NOT_EQUALS", "IS_TRUE", "IS_FALSE", "IS_NULL", "IS_NOT_NULL", "REGEX_MATCH",
-                             "NOT_REGEX_MATCH"})
+# The scoping-filter operators a clause may name (filterClause.operatorName), as Microsoft documents them for the
+# portal's Source Object Scope (entra-docs, define-conditional-rules-for-provisioning-user-accounts: "The following
+# operators are supported", fourteen). Graph's reference shows one API name only (EQUALS, in the filterOperators
+# example); the others are named as the portal's names are written with an underscore for each space (ENDS_WITH,
+# Greater_Than and Includes are written so there already). Others are refused when the schema is PUT
+# (connector/sandbox/graph/api.py), so the engine never meets one.
+SCOPE_OPERATORS = frozenset({"&", "!&", "ENDS_WITH", "EQUALS", "Greater_Than", "Greater_Than_OR_EQUALS", "Includes",
+                             "IS_FALSE", "IS_NOT_NULL", "IS_NULL", "IS_TRUE", "NOT_EQUALS", "NOT_REGEX_MATCH",
+                             "REGEX_MATCH"})
 
 
 def scope_clauses(scope: Any) -> list[dict[str, Any]]:
@@ -357,8 +361,17 @@ def scope_clauses(scope: Any) -> list[dict[str, Any]]:
             if isinstance(g, dict) for c in g.get("clauses") or [] if isinstance(c, dict)]
 
 
+def _integer(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
 def _clause_matches(clause: dict[str, Any], obj: dict[str, Any]) -> bool:
-    """A scoping filter clause: the source attribute's value against the clause's operand values."""
+    """A scoping filter clause: the source attribute's value against the clause's operand values, as the
+    documentation says each operator reads (case-sensitive; "scoping filters return false if the value is null /
+    empty", which IS NULL exists to ask; Greater_Than compares integers)."""
     import re
 
     from connector.mapping.expr.entra import Attribute, evaluate
@@ -368,18 +381,34 @@ def _clause_matches(clause: dict[str, Any], obj: dict[str, Any]) -> bool:
     operand = clause.get("targetOperand") or {}
     values = [str(v) for v in operand.get("values") or []] if isinstance(operand, dict) else []
     op = str(clause.get("operatorName") or "")
-    if op == "EQUALS":
-        return text in values
-    if op == "NOT_EQUALS":
-        return text not in values
+    if op == "IS_NULL":
+        return text == ""
+    if text == "":
+        return False  # every other operator, NOT EQUALS and NOT REGEX MATCH included
+    if op == "IS_NOT_NULL":
+        return True
     if op == "IS_TRUE":
         return text.lower() == "true"
     if op == "IS_FALSE":
         return text.lower() == "false"
-    if op == "IS_NULL":
-        return value in (None, "")
-    if op == "IS_NOT_NULL":
-        return value not in (None, "")
+    if op == "EQUALS":
+        return text in values
+    if op == "NOT_EQUALS":
+        return text not in values
+    if op == "&":  # the attribute's value is found in the given string
+        return any(text in v for v in values)
+    if op == "!&":
+        return not any(text in v for v in values)
+    if op == "Includes":  # the attribute's value contains the given string
+        return any(v in text for v in values)
+    if op == "ENDS_WITH":
+        return any(text.endswith(v) for v in values)
+    if op in ("Greater_Than", "Greater_Than_OR_EQUALS"):
+        number = _integer(text)
+        bounds = [b for b in (_integer(v) for v in values) if b is not None]
+        if number is None or not bounds:
+            return False
+        return any(number > b if op == "Greater_Than" else number >= b for b in bounds)
     if op in ("REGEX_MATCH", "NOT_REGEX_MATCH"):
         hit = any(re.search(v, text) for v in values)
         return hit if op == "REGEX_MATCH" else not hit
