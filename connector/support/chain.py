@@ -12,7 +12,6 @@ holds must be the same, else the early request is dropped and the right one aske
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
@@ -45,18 +44,25 @@ class PageWatch(asyncio.Event, Generic[H]):
 # How long a fetch holds the rest of its page for the chain at most. The chain acts within a turn or two of the
 # loop (~0.3 ms); it is later only while its consumer still works on the page before (a few ms for 999 members).
 # Past this the fetch reads on as it would without the chain: a path that never sets `acted` costs a delay, never
-# a hang, and a page is not held half-read (its connection and its request's timeout running) by a slow consumer.
-HOLD_SECONDS = 0.05
+# a hang, and a page is not held half-read (its connection and its request's timeout running) by a consumer that
+# stopped reading. Generous, so that a busy machine never turns a page the chain drops into one read for nothing.
+HOLD_SECONDS = 0.5
 
 
 async def handed_on(watch: PageWatch[H], head: H) -> None:
     """Give `head` to the chain watching this page, and return once the chain has acted on it (HOLD_SECONDS at
-    most)."""
+    most: then `acted` is set here, which only says "read on")."""
     if not watch.head.done():
         watch.head.set_result(head)
-    if not watch.acted.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(watch.acted.wait(), HOLD_SECONDS)
+    if watch.acted.is_set():
+        return
+    # A timer, not asyncio.wait_for: the wait stays in this task (wait_for runs it in a task of its own, which a
+    # cancelled fetch then leaves behind, answered, for a turn of the loop).
+    timer = asyncio.get_running_loop().call_later(HOLD_SECONDS, watch.acted.set)
+    try:
+        await watch.acted.wait()
+    finally:
+        timer.cancel()
 
 
 Asked = tuple["asyncio.Future[Any]", PageWatch[Any]]
