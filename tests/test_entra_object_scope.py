@@ -141,6 +141,19 @@ def test_graph_accepts_every_operator_microsoft_documents_for_scoping_filters(
         assert object_mapping(sandbox, "User")["scope"]["groups"][0]["clauses"][0]["operatorName"] == operator
 
 
+@pytest.mark.parametrize("pattern", ["(?<dom>x)", "([", "\\p{L}+"])
+def test_graph_refuses_a_scoping_pattern_that_is_not_a_regular_expression(
+        sandbox: Sandbox, azure_applied: Path, pattern: str) -> None:
+    """Refused when the schema is saved, 400 naming the pattern: the provisioning cycle never meets one (it
+    stopped there with the job's status left stale)."""
+    answer = edit_object_mapping(sandbox, "User",
+                                 lambda om: om.update(scope=scope(("department", "REGEX_MATCH", [pattern]))))
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "BadRequest" and pattern in error["message"] and "regular expression" in error["message"]
+    assert object_mapping(sandbox, "User")["scope"] is None  # nothing saved
+
+
 @pytest.mark.parametrize("operator", ["GREATER_THAN", "IS MEMBER OF", "EQUALS_ANY", "NOT EQUALS"])
 def test_graph_refuses_a_scoping_clause_with_an_operator_it_does_not_support(
         sandbox: Sandbox, azure_applied: Path, operator: str) -> None:
@@ -314,6 +327,16 @@ def test_a_user_entra_deactivated_when_they_left_the_scope_is_no_orphan(
     ("Greater_Than", ["11"], {"department": "11"}, False),
     ("Greater_Than_OR_EQUALS", ["11"], {"department": "11"}, True),
     ("Greater_Than", ["9"], {"department": "ten"}, False),  # integers only
+    ("Greater_Than", ["9"], {"department": "1_1"}, False),  # digits, as the documentation's [0,1,2,...]
+    ("Greater_Than", ["9"], {"department": " 11"}, False),
+    # "Filtering is not supported for multi-valued attributes": only whether there is a value
+    ("Includes", ["a@x"], {"department": ["a@x.com"]}, False),
+    ("NOT_EQUALS", ["Sales"], {"department": []}, False),
+    ("IS_NOT_NULL", [], {"department": []}, False),
+    ("IS_NULL", [], {"department": []}, True),
+    ("IS_NOT_NULL", [], {"department": ["Sales"]}, True),
+    ("EQUALS", "Sales", {"department": "Sales"}, True),  # a lone string value is one value, not its characters
+    ("EQUALS", "Sales", {"department": "S"}, False),
 ])
 def test_each_scoping_operator(operator: str, values: list[str], obj: dict[str, Any], expected: bool) -> None:
     from connector.sandbox.graph.engine import _in_filter_scope

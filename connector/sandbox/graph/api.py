@@ -69,6 +69,7 @@ from connector.sandbox.graph.engine import (
     CredentialCheckFailed,
     EntraEngine,
     flow_types,
+    operand_values,
     scope_clauses,
 )
 from connector.sandbox.graph.odata import (
@@ -1020,6 +1021,14 @@ class GraphEmulator:
                         raise GraphError(400, "BadRequest",
                                          f"The scoping filter operator '{op}' is not supported. Supported "
                                          f"operators: {', '.join(sorted(SCOPE_OPERATORS))}.")
+                    if op in ("REGEX_MATCH", "NOT_REGEX_MATCH"):
+                        for pattern in operand_values(clause):
+                            try:
+                                re.compile(pattern)
+                            except re.error as exc:  # refused here: a cycle must never meet it
+                                raise GraphError(400, "BadRequest", f"The scoping filter pattern '{pattern}' of "
+                                                 f"{clause.get('sourceOperandName')} is not a valid regular "
+                                                 f"expression: {exc}.") from exc
                 for am in om.get("attributeMappings", []):
                     if not isinstance(am, dict) or not am.get("targetAttributeName") \
                             or not isinstance(am.get("source"), dict):

@@ -362,10 +362,18 @@ def scope_clauses(scope: Any) -> list[dict[str, Any]]:
 
 
 def _integer(text: str) -> int | None:
-    try:
-        return int(text)
-    except ValueError:
-        return None
+    """An integer as the documentation says Greater_Than compares them ("[0,1,2,...]"): digits only (int() also
+    reads " 11 ", "1_1" and "-1")."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def operand_values(clause: dict[str, Any]) -> list[str]:
+    """The clause's targetOperand values as strings (a lone string is one value, not its characters)."""
+    operand = clause.get("targetOperand") or {}
+    values = operand.get("values") if isinstance(operand, dict) else None
+    if isinstance(values, str):
+        return [values]
+    return [str(v) for v in values or []] if isinstance(values, list) else []
 
 
 def _clause_matches(clause: dict[str, Any], obj: dict[str, Any]) -> bool:
@@ -377,10 +385,12 @@ def _clause_matches(clause: dict[str, Any], obj: dict[str, Any]) -> bool:
     from connector.mapping.expr.entra import Attribute, evaluate
 
     value = evaluate(Attribute(str(clause.get("sourceOperandName") or "")), obj)
-    text = "" if value is None else ("True" if value is True else "False" if value is False else str(value))
-    operand = clause.get("targetOperand") or {}
-    values = [str(v) for v in operand.get("values") or []] if isinstance(operand, dict) else []
     op = str(clause.get("operatorName") or "")
+    if isinstance(value, list):
+        # "Filtering is not supported for multi-valued attributes": only whether there is a value is told.
+        return not value if op == "IS_NULL" else bool(value) if op == "IS_NOT_NULL" else False
+    text = "" if value is None else ("True" if value is True else "False" if value is False else str(value))
+    values = operand_values(clause)
     if op == "IS_NULL":
         return text == ""
     if text == "":
