@@ -358,6 +358,7 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
     doc["idps"] = answers.idps
     folder = path.resolve().parent
     cfg = _load_draft(_document(answers), folder)  # every answer checked before anything is written
+    cfg.file = str(path)  # what a hint names is the file about to be written, never the draft (deleted)
 
     output.say("looking at what the IdPs already hold", style="bold")
     found: dict[str, Discovery] = {}
