@@ -54,7 +54,10 @@ def reading_probe(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[list[s
         config = sb.write_config(tmp_path_factory.mktemp("reads") / "astro-scim.yaml", idps=("azure",))
         applied(sb, config, "azure")
         steps: list[list[str] | str] = [[c[0], "-c", str(config), "--idp", "azure", *c[1:]] for c in READING]
-        return modules_loaded_each([*steps, "import msgraph_core"], SDKS, cwd=ROOT)
+        # And the Okta expression parser: an Entra command reads no Okta mapping (validate imports each IdP's
+        # expression module for its own mappings only).
+        return modules_loaded_each([*steps, "import msgraph_core"], (*SDKS, "connector.mapping.expr.okta"),
+                                   cwd=ROOT)
 
 
 @pytest.mark.xdist_group("entra-reads-probe")
