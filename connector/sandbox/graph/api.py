@@ -1025,10 +1025,14 @@ class GraphEmulator:
                         for pattern in operand_values(clause):
                             try:
                                 re.compile(pattern)
-                            except re.error as exc:  # refused here: a cycle must never meet it
+                            except re.error as exc:
+                                # Refused here, so the cycle never meets it. Entra reads .NET regular expressions,
+                                # this emulator Python's: a .NET-only pattern ((?<name>...), \p{L}) may be valid
+                                # there, and the message says it is this sandbox that cannot read it.
                                 raise GraphError(400, "BadRequest", f"The scoping filter pattern '{pattern}' of "
-                                                 f"{clause.get('sourceOperandName')} is not a valid regular "
-                                                 f"expression: {exc}.") from exc
+                                                 f"{clause.get('sourceOperandName')} is not a regular expression "
+                                                 f"this sandbox can evaluate (Python's re: {exc}; Entra itself reads "
+                                                 f".NET regular expressions).") from exc
                 for am in om.get("attributeMappings", []):
                     if not isinstance(am, dict) or not am.get("targetAttributeName") \
                             or not isinstance(am.get("source"), dict):
