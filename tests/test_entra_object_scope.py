@@ -141,7 +141,14 @@ def test_graph_accepts_every_operator_microsoft_documents_for_scoping_filters(
         assert object_mapping(sandbox, "User")["scope"]["groups"][0]["clauses"][0]["operatorName"] == operator
 
 
-@pytest.mark.parametrize("pattern", ["(?<dom>x)", "([", "\\p{L}+"])
+def test_graph_accepts_a_dotnet_named_group_in_a_scoping_pattern(sandbox: Sandbox, azure_applied: Path) -> None:
+    """Entra evaluates .NET patterns: (?<name>...) is saved (Python's re spells it (?P<name>...))."""
+    answer = edit_object_mapping(sandbox, "User",
+                                 lambda om: om.update(scope=scope(("department", "REGEX_MATCH", ["(?<d>Fac)"]))))
+    assert answer.status_code == 204, answer.text
+
+
+@pytest.mark.parametrize("pattern", ["([", "\\p{L}+"])
 def test_graph_refuses_a_scoping_pattern_that_is_not_a_regular_expression(
         sandbox: Sandbox, azure_applied: Path, pattern: str) -> None:
     """Refused when the schema is saved, 400 naming the pattern and saying it is the sandbox's limit (Entra reads
@@ -328,6 +335,8 @@ def test_a_user_entra_deactivated_when_they_left_the_scope_is_no_orphan(
     ("Greater_Than", ["11"], {"department": "11"}, False),
     ("Greater_Than_OR_EQUALS", ["11"], {"department": "11"}, True),
     ("Greater_Than", ["9"], {"department": "ten"}, False),  # integers only
+    ("REGEX_MATCH", ["^(?<first>Sa)les$"], {"department": "Sales"}, True),  # .NET's named group
+    ("REGEX_MATCH", ["(?<!Wholes)ales"], {"department": "Wholesales"}, False),  # a lookbehind stays one
     ("Greater_Than", ["9"], {"department": "1_1"}, False),  # digits, as the documentation's [0,1,2,...]
     ("Greater_Than", ["9"], {"department": " 11"}, False),
     # "Filtering is not supported for multi-valued attributes": only whether there is a value

@@ -70,6 +70,7 @@ from connector.sandbox.graph.engine import (
     EntraEngine,
     flow_types,
     operand_values,
+    python_pattern,
     scope_clauses,
 )
 from connector.sandbox.graph.odata import (
@@ -1024,7 +1025,7 @@ class GraphEmulator:
                     if op in ("REGEX_MATCH", "NOT_REGEX_MATCH"):
                         for pattern in operand_values(clause):
                             try:
-                                re.compile(pattern)
+                                re.compile(python_pattern(pattern))
                             except re.error as exc:
                                 # Refused here, so the cycle never meets it. Entra reads .NET regular expressions,
                                 # this emulator Python's: a .NET-only pattern ((?<name>...), \p{L}) may be valid

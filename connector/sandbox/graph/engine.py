@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import re
 import threading
 import time
 import uuid
@@ -367,6 +368,17 @@ def _integer(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() else None
 
 
+# .NET's named group, (?<name>...), which Python's re writes (?P<name>...); (?<= and (?<! are lookbehinds in both.
+_NET_NAMED_GROUP = re.compile(r"\(\?<(?![=!])")
+
+
+def python_pattern(pattern: str) -> str:
+    """A scoping filter's REGEX MATCH pattern (.NET's syntax: Entra evaluates it) as Python's re reads it, where
+    they differ in spelling only (named groups). What Python cannot read at all (\\p{L}) stays as it is: the
+    schema PUT refuses it."""
+    return _NET_NAMED_GROUP.sub("(?P<", pattern)
+
+
 def operand_values(clause: dict[str, Any]) -> list[str]:
     """The clause's targetOperand values as strings (a lone string is one value, not its characters)."""
     operand = clause.get("targetOperand") or {}
@@ -380,8 +392,6 @@ def _clause_matches(clause: dict[str, Any], obj: dict[str, Any]) -> bool:
     """A scoping filter clause: the source attribute's value against the clause's operand values, as the
     documentation says each operator reads (case-sensitive; "scoping filters return false if the value is null /
     empty", which IS NULL exists to ask; Greater_Than compares integers)."""
-    import re
-
     from connector.mapping.expr.entra import Attribute, evaluate
 
     value = evaluate(Attribute(str(clause.get("sourceOperandName") or "")), obj)
@@ -420,7 +430,7 @@ def _clause_matches(clause: dict[str, Any], obj: dict[str, Any]) -> bool:
             return False
         return any(number > b if op == "Greater_Than" else number >= b for b in bounds)
     if op in ("REGEX_MATCH", "NOT_REGEX_MATCH"):
-        hit = any(re.search(v, text) for v in values)
+        hit = any(re.search(python_pattern(v), text) for v in values)
         return hit if op == "REGEX_MATCH" else not hit
     return False  # not reached: the schema PUT refuses other operators
 
