@@ -88,10 +88,12 @@ class ConfigErrors(ConfigError):
 
     def __init__(self, errors: list[ConfigError]) -> None:
         self.errors = sorted(errors, key=lambda e: (e.location.line, e.location.column) if e.location else (0, 0))
-        lines = [f"{len(self.errors)} errors in {self._file()}:"]
-        for e in self.errors:
-            lines.append(f"  {e}" + (f" (hint: {e.hint})" if e.hint else ""))
+        lines = [f"{len(self.errors)} errors in {self._file()}:", *self.listed()]
         super().__init__("\n".join(lines), hint="fix them all, then run again: every error found is listed")
+
+    def listed(self, *, located: bool = True) -> list[str]:
+        """A line per error with its hint; without its file:line when not `located` (a file the user never saw)."""
+        return [f"  {e if located else e.message}" + (f" (hint: {e.hint})" if e.hint else "") for e in self.errors]
 
     def _file(self) -> str:
         return next((e.location.file for e in self.errors if e.location), "the config file")

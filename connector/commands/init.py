@@ -163,8 +163,7 @@ def _load_draft(doc: dict[str, Any], folder: Path) -> ProjectConfig:
         try:
             cfg = load_config(name)
         except ConfigErrors as exc:  # each as below: named by its key, never by the draft's file and line
-            lines = [f"{len(exc.errors)} problems in the answers:"]
-            lines += [f"  {e.message}" + (f" (hint: {e.hint})" if e.hint else "") for e in exc.errors]
+            lines = [f"{len(exc.errors)} problems in the answers:", *exc.listed(located=False)]
             raise UsageError("\n".join(lines), hint=exc.hint) from exc
         except ConfigError as exc:  # its file:line is the draft's, which is gone: the message names the key
             raise UsageError(exc.message, hint=exc.hint) from exc
