@@ -62,13 +62,28 @@ _ONE_CELL: set[str] = set()  # non-ASCII characters rich gives one cell, as _one
 
 
 def _ranges(text: str, width: int) -> list[tuple[int, int]]:
-    """Where rich's word wrap (rich/_wrap.divide_line, then Text.divide) splits one-cell `text` into lines of
-    `width`: (start, end) of each line, each cut to `width` (rich drops the trailing spaces past it)."""
-    return [(a, min(b, a + width)) for a, b in _divide(text, width, len, _chunks)]
-
-
-def _chunks(word: str, width: int) -> list[str]:
-    return [word[i:i + width] for i in range(0, len(word), width)]  # chop_cells of one-cell characters
+    """Where rich's word wrap (rich/_wrap.divide_line, then Text.divide, as _divide) splits one-cell `text` into
+    lines of `width`: (start, end) of each line, each cut to `width` (Text.rstrip_end and truncate: rich drops the
+    trailing spaces past it), without a call per word (a report of 20,000 findings wraps some 30,000 cells)."""
+    ranges: list[tuple[int, int]] = []
+    begin = pos = offset = 0  # where the line being filled starts, where the word starts, the line's cells so far
+    for word in _WORD.findall(text):
+        size = len(word)
+        length = len(word.rstrip())
+        if width - offset >= length:
+            offset += size
+        elif length > width:  # folded: a line from each `width` characters of it, the last one continued
+            if pos:
+                ranges.append((begin, min(pos, begin + width)))
+            folds = range(pos, pos + size, width)
+            ranges += [(i, i + width) for i in folds[:-1]]
+            begin, offset = folds[-1], pos + size - folds[-1]
+        elif offset and pos:
+            ranges.append((begin, min(pos, begin + width)))
+            begin, offset = pos, size
+        pos += size
+    ranges.append((begin, min(len(text), begin + width)))
+    return ranges
 
 
 def _divide(text: str, width: int, measure: Callable[[str], int],
@@ -99,27 +114,8 @@ def _divide(text: str, width: int, measure: Callable[[str], int],
 
 
 def _one_cell_lines(text: str, width: int) -> list[str]:
-    """_divide for text of one-cell characters, each line cut to `width` (Text.rstrip_end and truncate): the same
-    lines, without a call per word (a report of 20,000 findings wraps some 30,000 cells)."""
-    lines: list[str] = []
-    begin = pos = offset = 0  # where the line being filled starts, where the word starts, the line's cells so far
-    for word in _WORD.findall(text):
-        size = len(word)
-        length = len(word.rstrip())
-        if width - offset >= length:
-            offset += size
-        elif length > width:  # folded: a line from each `width` characters of it, the last one continued
-            if pos:
-                lines.append(text[begin:pos][:width])
-            folds = range(pos, pos + size, width)
-            lines += [text[i:i + width] for i in folds[:-1]]
-            begin, offset = folds[-1], pos + size - folds[-1]
-        elif offset and pos:
-            lines.append(text[begin:pos][:width])
-            begin, offset = pos, size
-        pos += size
-    lines.append(text[begin:][:width])
-    return lines
+    """The lines of one-cell `text` wrapped as rich wraps it at `width` (see _ranges)."""
+    return [text[a:b] for a, b in _ranges(text, width)]
 
 
 def _wrapped(text: str, width: int) -> list[str] | None:
