@@ -172,6 +172,19 @@ def test_graph_refuses_a_scoping_clause_with_an_operator_it_does_not_support(
     assert object_mapping(sandbox, "User")["scope"] is None  # nothing saved
 
 
+def test_flow_types_none_is_no_action_not_every_action() -> None:
+    """objectFlowTypes "None" (every Target Object Action unticked) leaves the engine nothing to do; it was read
+    as the template's every action."""
+    from connector.sandbox.graph.engine import compile_rules
+    from connector.sandbox.graph.template import build_schema
+
+    schema = build_schema("scim")
+    for om in schema["synchronizationRules"][0]["objectMappings"]:
+        om["flowTypes"] = "None"
+    rules = compile_rules(schema)
+    assert rules is not None and rules.user_flows == frozenset() and rules.group_flows == frozenset()
+
+
 def test_graph_refuses_flow_types_outside_its_enum(sandbox: Sandbox, azure_applied: Path) -> None:
     answer = edit_object_mapping(sandbox, "User", lambda om: om.update(flowTypes="Add, Disable"))
     assert answer.status_code == 400 and "Requested value 'Add, Disable' was not found." in answer.text

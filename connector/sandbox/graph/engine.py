@@ -332,7 +332,9 @@ def compile_rules(schema: dict[str, Any]) -> _Rules | None:
                     boolean=target.lower() in booleans,
                 ))
             enabled = om.get("enabled", True) is not False
-            flows = flow_types(om.get("flowTypes")) or ALL_FLOWS  # a PUT with another value is refused
+            flows = flow_types(om.get("flowTypes"))  # "None": no action at all (an empty set, not "all")
+            if flows is None:  # not reached: a PUT with another value is refused
+                flows = ALL_FLOWS
             if kind == "User":
                 out.users, out.users_enabled, out.user_scope = mappings, enabled, om.get("scope")
                 out.user_flows = flows
