@@ -72,12 +72,14 @@ def _referenced_mappings(path: Path) -> list[tuple[str, Path, Location]]:
     """The mapping files a project config names (okta.mapping, azure.mapping): the IdP, the file, and where it is
     named."""
     from connector.config.load import load_config_collecting
-    from connector.support import yamlsrc
 
     try:  # the mappings are checked beside the config's own mistakes, which validate_project_file reports
-        doc, (cfg, _) = yamlsrc.load(path), load_config_collecting(path)
+        cfg, _ = load_config_collecting(path)
     except ConfigError:
         return []  # no mapping of keys: validate_project_file has reported it
+    doc = cfg.document  # the file as the loader parsed it (not parsed again)
+    if doc is None:
+        return []
     return [(idp, section.mapping, doc.loc((idp, "mapping")))
             for idp, section in (("okta", cfg.okta), ("azure", cfg.azure))
             if section is not None and section.mapping is not None]
