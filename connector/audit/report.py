@@ -158,9 +158,10 @@ def terminal_per_kind(is_terminal: bool) -> int | None:
 
 def _listed(findings: list[Finding], per_kind: int | None) -> tuple[list[Finding], dict[str, int]]:
     """The findings a text report lists, in their order, and the kinds it cuts short with their full counts."""
-    counts = summary(findings)
-    cut = {k: n for k, n in counts.items() if per_kind is not None and n > 2 * per_kind}
-    if not cut or per_kind is None:
+    if per_kind is None:
+        return findings, {}
+    cut = {k: n for k, n in summary(findings).items() if n > 2 * per_kind}
+    if not cut:
         return findings, {}
     seen: dict[str, int] = {}
     listed = []

@@ -388,9 +388,7 @@ def drift(cfg: ProjectConfig, idp: str, options: FixOptions, *, fmt: str, to_std
             result.idp_org = idp_org(cfg, name)
             if options.fix and result.findings:
                 if fmt == "text" and to_stdout:
-                    terminal = output.terminal_width() is not None
-                    output.raw(render([result], "text", color=sys.stdout.isatty(), width=output.table_width(),
-                                      wrap=terminal, per_kind=terminal_per_kind(terminal)))
+                    print_report([result], "text")
                     run.shown.append((result, len(result.findings)))
                 result = fix(cfg, target, astro, result, options, machine_on_stdout, progress)
             run.results.append(result)
@@ -406,3 +404,11 @@ def drift(cfg: ProjectConfig, idp: str, options: FixOptions, *, fmt: str, to_std
 
         audit_team_roles(cfg, run.results, fix=options.fix, yes=options.yes, say=narrator(machine_on_stdout))
     return run
+
+
+def print_report(results: list[AuditResult], fmt: str) -> None:
+    """The report on stdout as its reader gets it: on a terminal the text wraps at its width and lists the first
+    findings of a large kind (terminal_per_kind); in a file or a pipe every finding, lines whole (for grep)."""
+    terminal = output.terminal_width() is not None
+    output.raw(render(results, fmt, color=fmt == "text" and sys.stdout.isatty(), width=output.table_width(),
+                      wrap=terminal, per_kind=terminal_per_kind(terminal)))

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from connector import output
 from connector.audit.reconcile import AuditResult
-from connector.audit.report import SUMMARY_BYTES, render, terminal_per_kind, to_markdown
-from connector.audit.run import DriftRun, FixOptions, drift
+from connector.audit.report import SUMMARY_BYTES, render, to_markdown
+from connector.audit.run import DriftRun, FixOptions, drift, print_report
 from connector.config.arg import load_config_arg
 from connector.errors import EXIT_FINDINGS, EXIT_OK, ConnectorError, UsageError
 from connector.plan import trail
@@ -158,6 +157,4 @@ def _emit(results: list[AuditResult], fmt: str, path: str | None) -> None:
         found = sum(len(r.findings) for r in results)
         output.say(f"wrote the {fmt} report to {path}: " + (f"{found} finding(s)" if found else "no drift"))
         return
-    terminal = output.terminal_width() is not None  # a text report lists every finding in a file or a pipe
-    output.raw(render(results, fmt, color=fmt == "text" and sys.stdout.isatty(), width=output.table_width(),
-                      wrap=terminal, per_kind=terminal_per_kind(terminal)))
+    print_report(results, fmt)
