@@ -257,12 +257,16 @@ class GraphState:
             self._user_list = None
             self._forget_json(user_id)
             self.deleted_users[user_id] = user
-            for members in self.members.values():
-                if user_id in members:
-                    members.remove(user_id)
-            for assignments in self.assignments.values():
-                assignments[:] = [a for a in assignments if a["principalId"] != user_id]
+            self._drop_principal(user_id)
             return user
+
+    def _drop_principal(self, principal_id: str) -> None:
+        """A deleted user or group out of every group's members and every app's role assignments."""
+        for members in self.members.values():
+            if principal_id in members:
+                members.remove(principal_id)
+        for assignments in self.assignments.values():
+            assignments[:] = [a for a in assignments if a["principalId"] != principal_id]
 
     # -- groups ----------------------------------------------------------------------------------------
 
@@ -289,12 +293,8 @@ class GraphState:
                 if not ids:
                     self.group_names.pop(str(group.get("displayName") or "").lower(), None)
             self.members.pop(group_id, None)
-            for members in self.members.values():
-                if group_id in members:
-                    members.remove(group_id)
-            for assignments in self.assignments.values():
-                assignments[:] = [a for a in assignments if a["principalId"] != group_id]
-            self.member_bytes.clear()
+            self._drop_principal(group_id)
+            self._forget_json(group_id)  # its JSON as another group's member (the others' stays cached)
             return group
 
     def group_by_name(self, name: str) -> dict[str, Any] | None:
