@@ -252,11 +252,11 @@ def _astro(doc: yamlsrc.Document, base: Path, errors: _Errors, path: tuple[str, 
                        team_wait_seconds=float(wait), page_size=page_size)
 
 
-def _own_astro(doc: yamlsrc.Document, base: Path, errors: _Errors, s: _Section) -> AstroConfig | None:
+def _own_astro(s: _Section) -> AstroConfig | None:
     """An IdP section's own `astro:` block (it overrides the top-level one)."""
     if s.data.get("astro") is None:
         return None
-    return errors.check(lambda: _astro(doc, base, errors, (*map(str, s.path), "astro")), None)
+    return s.errors.check(lambda: _astro(s.doc, s.base, s.errors, (*map(str, s.path), "astro")), None)
 
 
 def _okta(doc: yamlsrc.Document, base: Path, errors: _Errors) -> OktaConfig:
@@ -304,7 +304,7 @@ def _okta(doc: yamlsrc.Document, base: Path, errors: _Errors) -> OktaConfig:
         mapping=s.path_value("mapping"),
         assign_groups=s.str_list("assign_groups"),
         push_groups=s.str_list("push_groups"),
-        astro=_own_astro(doc, base, errors, s),
+        astro=_own_astro(s),
         location=doc.loc(("okta",)),
     )
 
@@ -363,7 +363,7 @@ def _azure(doc: yamlsrc.Document, base: Path, errors: _Errors) -> AzureConfig:
         app_id=app_id,
         mapping=s.path_value("mapping"),
         assign_groups=s.str_list("assign_groups"),
-        astro=_own_astro(doc, base, errors, s),
+        astro=_own_astro(s),
         location=doc.loc(("azure",)),
     )
 
