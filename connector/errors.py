@@ -91,6 +91,14 @@ class ConfigErrors(ConfigError):
         lines = [f"{len(self.errors)} errors in {self._file()}:", *self.listed()]
         super().__init__("\n".join(lines), hint="fix them all, then run again: every error found is listed")
 
+    @staticmethod
+    def raise_all(errors: list[ConfigError]) -> None:
+        """Raise the mistakes found: a lone one as itself, several at once (sorted by line); nothing when none."""
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise ConfigErrors(errors)
+
     def listed(self, *, located: bool = True) -> list[str]:
         """A line per error with its hint; without its file:line when not `located` (a file the user never saw)."""
         return [f"  {e if located else e.message}" + (f" (hint: {e.hint})" if e.hint else "") for e in self.errors]

@@ -324,11 +324,9 @@ def validate_access(cfg: ProjectConfig) -> list[Finding]:
 def require_templates(cfg: ProjectConfig) -> list[AccessTemplate]:
     """Templates, or ConfigError (exit 2) at the first mistake; commands refuse a broken section."""
     templates, findings = parse_access(cfg)
-    errors = [f for f in findings if f.severity is Severity.ERROR]
-    if len(errors) == 1:
-        raise ConfigError(errors[0].message, location=errors[0].location, hint=errors[0].hint)
-    if errors:  # every mistake of the section at once, each at its line
-        raise ConfigErrors([ConfigError(e.message, location=e.location, hint=e.hint) for e in errors])
+    # every mistake of the section at once, each at its line
+    ConfigErrors.raise_all([ConfigError(f.message, location=f.location, hint=f.hint) for f in findings
+                            if f.severity is Severity.ERROR])
     return templates
 
 

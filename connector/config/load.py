@@ -411,10 +411,7 @@ def load_config(path: str | Path) -> ProjectConfig:
     line; a lone one as itself). A file that is no YAML mapping (it does not parse, or is a list) stops there: no
     key of it can be checked."""
     cfg, errors = load_config_collecting(path)
-    if len(errors) == 1:
-        raise errors[0]
-    if errors:
-        raise ConfigErrors(errors)
+    ConfigErrors.raise_all(errors)
     return cfg
 
 
