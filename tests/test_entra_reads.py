@@ -151,6 +151,44 @@ def test_the_next_page_is_asked_from_the_first_bytes_of_this_one(sandbox_config:
     assert ids == ["u1", "u2", "u3"]
 
 
+def test_a_page_in_whole_is_read_only_once_the_chain_has_acted_on_its_head(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over loopback a page's head and its rest come in together: `_read_head_first` hands the head to the chain
+    and leaves the rest unread (the connection's buffer holding it) until the chain has acted (PageWatch.acted),
+    so the next request is written before this page is decoded. Without the hold the fetch reads the buffered rest
+    within a turn or two of the loop."""
+    import aiohttp
+    from hostile import Trickling
+
+    import connector.support.chain as chain
+    from connector.providers.entra.reads import _read_head_first
+    from connector.support.chain import PageWatch
+
+    monkeypatch.setattr(chain, "HOLD_SECONDS", 60.0)  # the hold must not end on its own while the test looks
+    body = json.dumps({"@odata.nextLink": "https://graph.example/v1.0/users?$skiptoken=2",
+                       "value": [{"id": f"u{i}"} for i in range(200)]}).encode()
+
+    async def read(url: str) -> tuple[bytes, bool, bytes]:
+        async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            watch: PageWatch[bytes] = PageWatch()
+            task = asyncio.ensure_future(_read_head_first(resp, watch))
+            head = await watch.head
+            deadline = time.monotonic() + 10
+            while not resp.content.is_eof() and time.monotonic() < deadline:
+                await asyncio.sleep(0)  # the rest comes into the buffer (loopback: already there, or nearly)
+            assert resp.content.is_eof(), "the page's rest never came in"
+            for _ in range(10):
+                await asyncio.sleep(0)
+            held = not task.done()
+            watch.acted.set()
+            return head, held, await task
+
+    with Trickling(lambda base, target: ([("Content-Type", "application/json")], [body]), release_on="-") as srv:
+        head, held, whole = asyncio.run(read(f"{srv.url}/v1.0/users"))
+    assert b'"value"' in head
+    assert held, "the rest of the page was read before the chain acted on its head"
+    assert whole == body
+
+
 def test_a_head_that_names_another_next_link_than_the_page_is_not_followed(sandbox_config: Path) -> None:
     """A page whose first bytes name one next link and whose whole JSON another (a duplicate key: the last wins):
     the early request for the first is made (the server holds the rest of the page until it comes), then
