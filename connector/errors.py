@@ -119,6 +119,12 @@ class ExpressionError(ConfigError):
         return f"column {self.column}: {self.message}"
 
 
+class Ambiguous(ConfigError):
+    """A name the config gives that several objects have (Entra groups, enterprise apps, Astro Workspaces): the
+    hint names their ids, which the config can give instead. Not a NotFound: nothing is missing, and "did you
+    mean" would be no help."""
+
+
 class NotFound(ConfigError):
     def __init__(
         self,

@@ -434,6 +434,22 @@ def test_unknown_group_is_not_found_with_candidates(sandbox: Sandbox, tmp_path: 
     assert "no Entra group named 'Astro User'" in err and "did you mean: 'Astro Users'" in err
 
 
+def test_a_group_name_several_entra_groups_have_stops_at_its_config_line_with_their_ids(
+        sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two Entra groups named alike (Entra allows it): plan stops at the name's line in azure.assign_groups with
+    both ids to give instead; never "did you mean" or "re-create it", which are for a group that is missing."""
+    assert sandbox.graph is not None
+    twin = sandbox.graph.state.add_group({"displayName": "Astro Users", "securityEnabled": True})
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
+    assert cli("plan", "--idp", "azure", config=config) == 2
+    err = capsys.readouterr().err
+    first = err.splitlines()[0]
+    line = next(i for i, text in enumerate(config.read_text().splitlines(), 1) if "Astro Users" in text)
+    assert f"{config}:{line}" in first and "2 Entra groups are named 'Astro Users' (azure.assign_groups)" in first
+    assert twin["id"] in err and "use the group's object id instead" in err
+    assert "did you mean" not in err and "re-create" not in err and "Traceback" not in err
+
+
 def test_status_reports_quarantine_and_failed_entries(sandbox: Sandbox, azure_config: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert sandbox.graph is not None

@@ -22,6 +22,7 @@ from connector.access import model as access
 from connector.access.model import AccessTemplate, RoleSet
 from connector.astro.platform import SERVICE, AstroPlatform
 from connector.errors import (
+    Ambiguous,
     AuthError,
     ConfigError,
     NotFound,
@@ -79,7 +80,7 @@ class _Catalogue:
         if len(named) == 1:
             return named[0]
         if len(named) > 1:
-            raise ConfigError(
+            raise Ambiguous(
                 f"{len(named)} Astro Workspaces are named {ref!r}",
                 location=location,
                 hint="name the Workspace by its id instead",
@@ -109,7 +110,7 @@ class _Catalogue:
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
-            raise ConfigError(
+            raise Ambiguous(
                 f"{len(found)} Deployments are named {ref!r}",
                 location=location,
                 hint="name the Deployment by its id instead",

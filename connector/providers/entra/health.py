@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any
 
-from connector.errors import AuthError, NotFound, RemoteError
+from connector.errors import Ambiguous, AuthError, NotFound, RemoteError
 from connector.providers.base import Check, astro_token_check
 from connector.providers.entra.app import NEVER, EntraApp, log_line, log_status
 
@@ -48,7 +48,7 @@ class EntraHealth(EntraApp):
                 return result
             except AuthError as exc:
                 checks.append(Check(name, False, str(exc), exc.hint))
-            except NotFound as exc:
+            except (NotFound, Ambiguous) as exc:
                 checks.append(Check(name, False, str(exc), exc.hint))
             except RemoteError as exc:
                 checks.append(Check(name, False, str(exc), exc.hint))

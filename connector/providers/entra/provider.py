@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connector.errors import NotFound, RemoteError, WrittenButFailing
+from connector.errors import Ambiguous, NotFound, RemoteError, WrittenButFailing
 from connector.mapping.model import MappingFile
 from connector.plan.model import Action, Change, Plan
 from connector.providers.base import (
@@ -84,17 +84,19 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
 
     async def _configured_group(self, t: Tenant, index: int, name: str) -> dict[str, Any]:
         """A group of azure.assign_groups; one the tenant lacks (deleted in Entra since apply, or misspelt) stops
-        plan, drift and status at its config line, with both fixes."""
+        plan, drift and status at its config line, with both fixes; so does a name several groups have, with
+        their ids."""
+        doc = self.cfg.document
+        where = doc.loc(("azure", "assign_groups", index)) if doc is not None else self.az.location
         try:
             return await t.find_group(name)
+        except Ambiguous as exc:
+            raise Ambiguous(f"{exc.message} (azure.assign_groups)", location=where, hint=exc.hint) from exc
         except NotFound as exc:
-            if not exc.message.startswith("no Entra group"):  # several of that name: its own hint stands
-                raise
-            doc = self.cfg.document
             known = exc.hint or "did you mean: " + ", ".join(repr(c) for c in exc.candidates) + "?"
             raise NotFound(
                 f"{exc.message} (azure.assign_groups)", candidates=exc.candidates,  # by name, or by id
-                location=doc.loc(("azure", "assign_groups", index)) if doc is not None else self.az.location,
+                location=where,
                 hint=missing_group_hint(name, "azure.assign_groups", "Entra admin center > Groups > New group; "
                                         "then assign it to the app", known),
             ) from exc

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from connector.errors import NotFound, RemoteError
+from connector.errors import Ambiguous, NotFound, RemoteError
 from connector.providers.entra.client import GraphClient
 from connector.providers.entra.reads import GraphReader, collection_page, segment
 from connector.support import clock as clocks
@@ -140,7 +140,7 @@ class Tenant:
             if survivor is not None:
                 return survivor
             ids = ", ".join(str(sp.get("id")) for sp in sps)
-            raise NotFound(
+            raise Ambiguous(
                 f"{len(sps)} enterprise apps are named {display_name!r} ({ids})",
                 hint="set azure.app.app_id to the one to manage",
             )
@@ -300,7 +300,7 @@ class Tenant:
             "$filter": f"displayName eq {odata_quote(name_or_id)}", "$select": select}, permission="groups")
         found = [g for g in groups if g.get("displayName") == name_or_id] or groups
         if len(found) > 1:
-            raise NotFound(
+            raise Ambiguous(
                 f"{len(found)} Entra groups are named {name_or_id!r}",
                 hint="use the group's object id instead: " + ", ".join(str(g.get("id")) for g in found),
             )
