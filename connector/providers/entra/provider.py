@@ -76,6 +76,9 @@ class _Applying:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# The not_set_up gap of a missing app begins with this (its job missing is another gap); _setup_gaps then looks
+# for a close name, which a misspelt azure.app.display_name has.
+NO_APP = "no enterprise app"
 
 class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, AzureState, _Applying]):
     """ConfigProvider, Health, IdPView and ProvisionOnDemand for Entra ID."""
@@ -189,7 +192,7 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
             return f"run 'astro-scim apply --idp azure' ({what})"
 
         if change.resource in ("azure.app", "azure.job"):
-            what = "no enterprise app" if change.resource == "azure.app" else "the app has no provisioning job"
+            what = NO_APP if change.resource == "azure.app" else "the app has no provisioning job"
             # The message says what is missing; the kind already says "not set up" wherever it is shown.
             return SetupGap("not_set_up", label, f"{what} {label!r}" if change.resource == "azure.app" else what,
                             "run 'astro-scim apply --idp azure' (creates the app, assigns the groups, "
@@ -258,7 +261,7 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
 
     async def _setup_gaps(self, t: Tenant) -> list[SetupGap]:
         gaps = await super()._setup_gaps(t)
-        if not_set_up(gaps) and gaps[0].message.startswith("no enterprise app"):
+        if not_set_up(gaps) and gaps[0].message.startswith(NO_APP):  # _gap's message: the app, not its job
             hint = await self._missing_app_hint()
             if hint.startswith("did you mean"):  # a misspelled name, not a missing app
                 gaps[0].remedy = hint
