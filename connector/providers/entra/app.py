@@ -45,6 +45,14 @@ def load_azure_mapping(path: Path | None, named_at: Location | None = None) -> M
     return mapping
 
 
+
+CREATE_APP = "run 'astro-scim apply --idp azure' to create it"
+
+
+def misspelt_app_hint(match: str) -> str:
+    """The fix when the tenant has no app of the configured name but one close to it (apply would make another)."""
+    return f"did you mean {match!r} (azure.app.display_name)? Otherwise {CREATE_APP}"
+
 class EntraApp:
     name = "azure"
 
@@ -174,9 +182,8 @@ class EntraApp:
     async def _missing_app_hint(self) -> str:
         """What to do about an app that is not in the tenant: the closest name there (among one page of apps
         whose name starts like it: a tenant can hold thousands), else create it."""
-        create = "run 'astro-scim apply --idp azure' to create it"
         match = await self._closest_app_name()
-        return f"did you mean {match!r} (azure.app.display_name)? Otherwise {create}" if match else create
+        return misspelt_app_hint(match) if match else CREATE_APP
 
     async def _closest_app_name(self) -> str | None:
         """The app name in the tenant closest to the configured one, if any is close (a misspelt name)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from connector.errors import Ambiguous, AuthError, NotFound, RemoteError
 from connector.providers.base import Check, astro_token_check
-from connector.providers.entra.app import NEVER, EntraApp, log_line, log_status
+from connector.providers.entra.app import NEVER, EntraApp, log_line, log_status, misspelt_app_hint
 
 
 class EntraHealth(EntraApp):
@@ -90,9 +90,7 @@ class EntraHealth(EntraApp):
                          "check azure.app.app_id: apply creates an app by its display name, never by id")
         match = await self._closest_app_name()
         if match is not None:
-            return Check(name, False, "not found in the tenant",
-                         f"did you mean {match!r} (azure.app.display_name)? Otherwise run 'astro-scim apply --idp "
-                         "azure' to create it")
+            return Check(name, False, "not found in the tenant", misspelt_app_hint(match))
         return Check(name, None, "not set up yet: no enterprise app of that name in the tenant",
                      "run 'astro-scim apply --idp azure': it creates the app from the non-gallery template")
 

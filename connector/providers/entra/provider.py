@@ -33,7 +33,7 @@ from connector.providers.base import (
     setup_checks,
 )
 from connector.providers.entra import schema as azure_schema
-from connector.providers.entra.app import MASK_CHARS, load_azure_mapping
+from connector.providers.entra.app import MASK_CHARS, load_azure_mapping, misspelt_app_hint
 from connector.providers.entra.health import EntraHealth
 from connector.providers.entra.provision import EntraOnDemand
 from connector.providers.entra.tenant import NON_GALLERY_TEMPLATE, Tenant, is_guid
@@ -262,9 +262,9 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
     async def _setup_gaps(self, t: Tenant) -> list[SetupGap]:
         gaps = await super()._setup_gaps(t)
         if not_set_up(gaps) and gaps[0].message.startswith(NO_APP):  # _gap's message: the app, not its job
-            hint = await self._missing_app_hint()
-            if hint.startswith("did you mean"):  # a misspelled name, not a missing app
-                gaps[0].remedy = hint
+            match = await self._closest_app_name()
+            if match is not None:  # a misspelt name, not a missing app
+                gaps[0].remedy = misspelt_app_hint(match)
         return gaps
 
     def test_connection(self) -> list[Check]:
