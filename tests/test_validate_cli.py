@@ -186,12 +186,15 @@ def test_github_escapes_newlines_and_separators(tmp_path: Path, capsys: pytest.C
     assert main(["validate", "--format", "github", str(path)]) == 1
     line = capsys.readouterr().out.splitlines()[0]
     assert "file=" + str(path).replace(":", "%3A").replace(",", "%2C") + "," in line
-    from connector.commands.validate import _github_line
+    from connector.commands.validate import _github_add
     from connector.errors import Location
     from connector.mapping.model import Finding, Severity
+    from connector.support import github
 
     finding = Finding(Severity.WARNING, Location("f.yaml", 2, 3), "c", "two\nlines 100%", "h")
-    assert _github_line(finding) == "::warning file=f.yaml,line=2,col=3,title=astro-scim c::two%0Alines 100%25 (hint: h)"
+    capped = github.Capped("validate")
+    _github_add(capped, finding)
+    assert capped.lines() == ["::warning file=f.yaml,line=2,col=3,title=astro-scim c::two%0Alines 100%25 (hint: h)"]
 
 
 @pytest.mark.parametrize("junk", [

@@ -35,12 +35,6 @@ def _github_add(capped: github.Capped, f: Finding) -> None:
                column=f.location.column)
 
 
-def _github_line(f: Finding) -> str:
-    capped = github.Capped("validate")
-    _github_add(capped, f)
-    return capped.lines()[0]
-
-
 def _markdown(findings: list[Finding], summary: str) -> str:
     """The job summary: the verdict line, then a table of the findings."""
     lines = ["### astro-scim validate", "", summary]
