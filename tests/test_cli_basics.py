@@ -46,6 +46,18 @@ def test_missing_config_is_exit_2_with_hint(tmp_path: Path, capsys: pytest.Captu
     assert "not found" in err and "hint" in err and "Traceback" not in err
 
 
+def test_a_config_that_cannot_be_read_is_not_said_to_be_partly_checked(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder given as the config: one line that says so. "Nothing else in the file was checked" is for YAML
+    that does not parse (there is a rest that was not looked at), not for a file that could not be read."""
+    assert main(["plan", "--config", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {tmp_path}: is a directory, expected a YAML file\n"
+    (tmp_path / "c.yaml").write_text("astro: [\n")
+    assert main(["plan", "--config", str(tmp_path / "c.yaml")]) == 2
+    assert "nothing else in the file was checked: fix this first" in capsys.readouterr().err
+
+
 def test_broken_config_reports_file_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("astro:\n  scim_url: ftp://x\n")

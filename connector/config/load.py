@@ -419,8 +419,9 @@ def load_config_collecting(path: str | Path) -> tuple[ProjectConfig, list[Config
     """The project file read as far as it can be, and every independent mistake in it (`validate` reports them
     beside what else it checks). The config is only usable when the list is empty. YAML that does not parse, or is
     not a mapping, is raised: nothing after it could be checked, and its message says so."""
+    raw = yamlsrc.read_bytes(path)  # missing or unreadable: its own error (there is nothing else to check)
     try:
-        doc = yamlsrc.load(path)
+        doc = yamlsrc.decode(raw, path)
     except ConfigError as exc:
         exc.hint = ((exc.hint + "; ") if exc.hint else "") + "nothing else in the file was checked: fix this first"
         raise

@@ -254,7 +254,11 @@ def read_bytes(path: str | Path) -> bytes:
 
 def load(path: str | Path) -> Document:
     """Read and parse a YAML file; unreadable or undecodable files become ConfigError."""
-    raw = read_bytes(path)
+    return decode(read_bytes(path), path)
+
+
+def decode(raw: bytes, path: str | Path) -> Document:
+    """Parse a YAML file's bytes (read_bytes); not UTF-8 becomes ConfigError, as does what parse refuses."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
