@@ -699,8 +699,7 @@ class EntraEngine:
         if not ops:
             return _Outcome("other", "skipped", target_id=target_id, steps=steps, reason="RedundantExport")
         if "Update" not in rules.group_flows:
-            return _Outcome("other", "skipped", target_id=target_id, reason="ActionNotEnabled",
-                            steps=[*steps, _off_step("Group", name, "Update")])
+            return _action_off(steps, "Group", name, "Update", target_id)
         scim.checked("PATCH", f"/Groups/{target_id}", body={"schemas": [PATCH_OP], "Operations": ops})
         steps.append(_step("EntryExportUpdate", "export", "success",
                            f"Group '{name}' was updated in {TARGET_DIRECTORY}"))
@@ -1073,9 +1072,11 @@ def _off_step(kind: str, name: str, action: str) -> dict[str, Any]:
                  "(Target Object Actions).")
 
 
-def _action_off(steps: list[dict[str, Any]], kind: str, name: str, action: str) -> _Outcome:
+def _action_off(steps: list[dict[str, Any]], kind: str, name: str, action: str,
+                target_id: str | None = None) -> _Outcome:
     """An export the object mapping's flowTypes do not allow: skipped, logged, nothing sent."""
-    return _Outcome("other", "skipped", reason="ActionNotEnabled", steps=[*steps, _off_step(kind, name, action)])
+    return _Outcome("other", "skipped", target_id=target_id, reason="ActionNotEnabled",
+                    steps=[*steps, _off_step(kind, name, action)])
 
 
 def _step(name: str, kind: str, status: str, description: str) -> dict[str, Any]:
