@@ -9,8 +9,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-# IdPView.inactive_users looks up at most this many Astro accounts the view does not hold (one request each): more
-# than this is a mass orphaning, reported as orphans.
+# The audit (audit/run.py) asks IdPView.inactive_users about at most this many Astro accounts the view does not hold
+# (one request each). The accounts past it are reported orphans not verified (Finding.unverified): each may be a
+# deprovision that did not reach Astro, so no remedy deletes it.
 MAX_INACTIVE_LOOKUPS = 200
 
 

@@ -170,6 +170,9 @@ class Finding:
     # mapping's lastPush), so nothing is in flight: waiting will not bring it (audit/verify.py).
     idp_done: bool = False
     issue_kind: str = ""  # idp_error: the IdP's own kind (okta.app_user_error, entra.quarantine, ...)
+    # orphaned: the IdP was not asked about the account (past views.MAX_INACTIVE_LOOKUPS), so it may be a
+    # deprovision that did not reach Astro: never deleted.
+    unverified: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -186,6 +189,8 @@ class Finding:
             out["teams"] = list(self.teams)
         if self.issue_kind:
             out["issue_kind"] = self.issue_kind
+        if self.unverified:
+            out["unverified"] = True
         return out
 
 
@@ -470,13 +475,15 @@ def _renamed_teams(groups: list[IdpGroup], teams: _Teams, matched: dict[str, Ast
 
 
 def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None,
-          foreign: Collection[str] | None = frozenset(), *, no_orphans: bool = False) -> list[Finding]:
+          foreign: Collection[str] | None = frozenset(), *, no_orphans: bool = False,
+          unverified: Collection[str] = frozenset()) -> list[Finding]:
     """Every unmet setup expectation and every difference between the IdP's view and Astro's, sorted by kind
     then subject. An IdP that is not set up yet has only that finding: the rest would be its consequences.
     `prepared`: `prepare(astro)`, made earlier (used only if it was made of this very view). `foreign`: folded
     userNames another IdP provisioning into the same Astro organization knows: their accounts are that IdP's,
     never this one's orphans. `no_orphans`: whose accounts they are cannot be told (another IdP of the organization
-    could not be read): none is reported an orphan."""
+    could not be read): none is reported an orphan. `unverified`: folded userNames the IdP was not asked about (past
+    views.MAX_INACTIVE_LOOKUPS): their orphan findings say so and are `unverified` (no remedy deletes them)."""
     name = idp.idp
     findings: list[Finding] = _setup_findings(idp)
     if any(f.kind is Kind.NOT_SET_UP for f in findings):
@@ -550,6 +557,15 @@ def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None,
     # -- orphans: active Astro accounts no IdP user accounts for
     for astro_user in [] if no_orphans else astro.users:
         if astro_user.id in claimed or not astro_user.active or (foreign and _fold(astro_user.user_name) in foreign):
+            continue
+        if unverified and _fold(astro_user.user_name) in unverified:
+            findings.append(_make(name, Kind.ORPHANED, astro_user.user_name,
+                                  f"active in Astro, unknown to {name}'s app; not looked up in {name} (more such "
+                                  "accounts than one audit looks up), so it may be a user "
+                                  f"{name} deprovisioned: not verified, never deleted by --delete-orphans",
+                                  remedy=f"look the user up in {name}: deactivated or out of the app's scope, "
+                                  "deactivate the account in Astro; unknown there, delete it",
+                                  user=astro_user.user_name, astro_id=astro_user.id, unverified=True))
             continue
         findings.append(_make(name, Kind.ORPHANED, astro_user.user_name,
                               f"active in Astro, unknown to {name}", user=astro_user.user_name,
@@ -814,9 +830,10 @@ class AuditResult:
 
 def run_audit(idp: IdpView, astro: AstroView, seconds: float = 0.0, *, at: datetime | None = None,
               prepared: Prepared | None = None, foreign: Collection[str] | None = frozenset(),
-              no_orphans: bool = False) -> AuditResult:
+              no_orphans: bool = False, unverified: Collection[str] = frozenset()) -> AuditResult:
     return AuditResult(
-        idp=idp.idp, scim_url=astro.scim_url, findings=audit(idp, astro, prepared, foreign, no_orphans=no_orphans),
+        idp=idp.idp, scim_url=astro.scim_url,
+        findings=audit(idp, astro, prepared, foreign, no_orphans=no_orphans, unverified=unverified),
         idp_users=len(idp.users),
         idp_groups=len(idp.groups), astro_users=len(astro.users), astro_teams=len(astro.teams),
         deviations=list(astro.deviations), seconds=seconds,

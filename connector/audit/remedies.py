@@ -123,7 +123,9 @@ def plan_remedies(idp: str, findings: list[Finding], *, delete_orphans: bool = F
 
 
 def _orphan(b: _Builder, f: Finding, delete_orphans: bool) -> None:
-    if delete_orphans and f.astro_id:
+    if f.unverified:  # never asked about in the IdP: a deprovision that did not reach Astro looks the same
+        b.add(Action.MANUAL, MANUAL, f.subject, f"not verified as an orphan, so not deleted: {f.remedy}", f)
+    elif delete_orphans and f.astro_id:
         b.add(Action.DELETE, ASTRO_DELETE, f.subject, "delete the Astro account (SCIM DELETE /Users/{id})", f,
               astro_id=f.astro_id)
     else:

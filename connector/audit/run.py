@@ -31,7 +31,7 @@ from connector.providers.base import AuditTarget, IdPView, SetupAudit, not_set_u
 from connector.support import clock
 from connector.support.gcpause import collection_paused
 from connector.support.progress import Progress, Silent, Stage
-from connector.views import AstroView, IdpView
+from connector.views import MAX_INACTIVE_LOOKUPS, AstroView, IdpView
 
 # After remedies, IdPs provision asynchronously (Okta's engine, Entra's cycle): re-audit until what was fixed
 # stays fixed, or this long has passed.
@@ -149,7 +149,8 @@ def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progr
         known = {fold(u.user_name) for u in idp_view.users}
         external = {u.user_name: u.external_id for u in astro_view.users if u.active
                     and fold(u.user_name) not in known and (foreign is None or fold(u.user_name) not in foreign)}
-        unknown = list(external)
+        # Past the lookups' bound the accounts are not asked about: orphans not verified (no remedy deletes them).
+        unknown, unasked = list(external)[:MAX_INACTIVE_LOOKUPS], list(external)[MAX_INACTIVE_LOOKUPS:]
         in_view = len(idp_view.users)  # what the reports count as the IdP's users: the read, not the lookups below
         if read_names is not None and not not_set_up(gaps):
             read_names[view.name] = known  # what _known_names reads of it
@@ -167,7 +168,7 @@ def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progr
                     foreign |= {fold(u.user_name) for u in other.inactive_users(unknown, external)}
         with progress.stage(f"reconcile {view.name}", total=len(idp_view.users), unit="users") as stage:
             result = run_audit(idp_view, astro_view, time.perf_counter() - started, at=at, prepared=prepared,
-                               foreign=foreign, no_orphans=foreign is None)
+                               foreign=foreign, no_orphans=foreign is None, unverified={fold(n) for n in unasked})
             result.idp_users = in_view
             stage.update(len(idp_view.users))
     if watch:

@@ -11,7 +11,7 @@ from connector.errors import NotFound, RemoteError
 from connector.providers.entra.app import EntraApp, log_error, log_status, log_subject
 from connector.providers.entra.expected import compile_mappings, idp_group, idp_user, user_select
 from connector.support.progress import Count
-from connector.views import MAX_INACTIVE_LOOKUPS, IdpIssue, IdpUser, IdpView
+from connector.views import IdpIssue, IdpUser, IdpView
 
 
 class EntraView(EntraApp):
@@ -133,9 +133,9 @@ class EntraView(EntraApp):
         this, an account still active for such a user would look like one Entra never knew (an orphan, deleted by
         --delete-orphans) instead of a deprovision that did not reach Astro (deactivated by --fix). A name Entra
         knows for an account it did not create stays an orphan. Looked up by userPrincipalName (the default
-        userName mapping), 8 at a time, at most MAX_INACTIVE_LOOKUPS."""
+        userName mapping), 8 at a time; the audit asks about at most MAX_INACTIVE_LOOKUPS (connector.views)."""
         ids = dict(external_ids or {})
-        return self._run(self._inactive_users(list(user_names)[:MAX_INACTIVE_LOOKUPS], ids))
+        return self._run(self._inactive_users(list(user_names), ids))
 
     async def _inactive_users(self, user_names: list[str], external_ids: dict[str, str | None]) -> list[IdpUser]:
         gate = asyncio.Semaphore(8)

@@ -20,7 +20,7 @@ from connector.providers.okta.org import (
 )
 from connector.providers.okta.reads import iter_pages, read_client
 from connector.support.progress import Count
-from connector.views import MAX_INACTIVE_LOOKUPS, IdpGroup, IdpIssue, IdpUser, IdpView
+from connector.views import IdpGroup, IdpIssue, IdpUser, IdpView
 
 T = TypeVar("T")
 
@@ -181,10 +181,10 @@ class OktaView(OktaOrg):
         that did not reach Astro (deactivated by --fix). An active Okta user whose name matches an account Okta
         did not create (an admin's own, an invite) stays an orphan: --fix alone never deactivates it. Looked up
         by login (the Astro app's default username format; Okta also matches a login's short name, so the answer
-        must be that very login), concurrently, at most MAX_INACTIVE_LOOKUPS.
+        must be that very login), concurrently; the audit asks about at most MAX_INACTIVE_LOOKUPS (connector.views).
         """
         ids = dict(external_ids or {})
-        return self._reads(lambda c: self._inactive_users(c, list(user_names)[:MAX_INACTIVE_LOOKUPS], ids))
+        return self._reads(lambda c: self._inactive_users(c, list(user_names), ids))
 
     async def _inactive_users(self, c: OktaClient, user_names: list[str], external_ids: dict[str, str | None]
                               ) -> list[IdpUser]:
