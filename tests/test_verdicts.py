@@ -355,6 +355,24 @@ def test_apply_waits_bounded_and_fails_when_nothing_reached_astro(
     assert rc == 4 and "none of" in out and "reached Astro" in out, out
 
 
+def test_an_account_that_is_not_the_idps_is_no_sign_that_provisioning_works(
+        sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every real Astro organization holds its owner's account before SCIM is set up (or another IdP's users):
+    apply counted the organization's accounts, so with Entra's cycles never beginning it said "partly verified"
+    and exited 0. It counts the IdP's users in scope that reached Astro: none, exit 4."""
+    assert sb.graph is not None
+    config = sb.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
+    org = sb.astro_orgs["azure"]
+    owner = httpx.post(f"{org.scim_url}/Users", headers={"Authorization": f"Bearer {org.token}"},
+                       json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                             "userName": "owner@acme.example", "active": True})
+    assert owner.status_code == 201
+    sb.graph.hold_cycles = True
+    rc, out = run(capsys, "apply", "-c", str(config), "--yes", "--wait", "0")
+    assert rc == 4 and "provisioning not verified: none of 6 user(s) in scope reached Astro" in out, out
+    assert "partly verified" not in out
+
+
 @pytest.mark.parametrize("what", ["push_error", "user_error"])
 def test_okta_errors_the_idp_reports_fail_apply_until_repaired(sb: Sandbox, tmp_path: Path, what: str,
                                                                capsys: pytest.CaptureFixture[str]) -> None:

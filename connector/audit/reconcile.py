@@ -794,7 +794,10 @@ class AuditResult:
     findings: list[Finding]
     idp_users: int = 0
     idp_groups: int = 0
-    astro_users: int = 0
+    astro_users: int = 0  # every account of the organization, the IdP's or not (an owner, an invite, another IdP's)
+    # The IdP's active users, and how many of them have an Astro account: what apply's verification counts.
+    active_users: int = 0
+    users_in_astro: int = 0
     astro_teams: int = 0
     deviations: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -831,9 +834,11 @@ class AuditResult:
 def run_audit(idp: IdpView, astro: AstroView, seconds: float = 0.0, *, at: datetime | None = None,
               prepared: Prepared | None = None, foreign: Collection[str] | None = frozenset(),
               no_orphans: bool = False, unverified: Collection[str] = frozenset()) -> AuditResult:
+    findings = audit(idp, astro, prepared, foreign, no_orphans=no_orphans, unverified=unverified)
+    active = sum(1 for u in idp.users if u.active)
     return AuditResult(
-        idp=idp.idp, scim_url=astro.scim_url,
-        findings=audit(idp, astro, prepared, foreign, no_orphans=no_orphans, unverified=unverified),
+        idp=idp.idp, scim_url=astro.scim_url, findings=findings,
+        active_users=active, users_in_astro=active - sum(1 for f in findings if f.kind is Kind.USER_MISSING),
         idp_users=len(idp.users),
         idp_groups=len(idp.groups), astro_users=len(astro.users), astro_teams=len(astro.teams),
         deviations=list(astro.deviations), seconds=seconds,

@@ -63,7 +63,8 @@ class Verdict:
 
     @property
     def nothing_reached(self) -> bool:
-        return self.result.idp_users > 0 and self.result.astro_users == 0
+        # The IdP's own users, not the organization's: an owner's or another IdP's account is no sign of provisioning
+        return self.result.active_users > 0 and self.result.users_in_astro == 0
 
     @property
     def ok(self) -> bool:
@@ -82,10 +83,11 @@ class Verdict:
             more = f" (+{len(self.blocking) - 1} more)" if len(self.blocking) > 1 else ""
             return f"{self.idp}: provisioning FAILED: {first.kind.value} {first.subject}: {first.detail}{more}"
         if self.nothing_reached:
-            return (f"{self.idp}: provisioning not verified: none of {r.idp_users} user(s) in scope reached Astro "
+            return (f"{self.idp}: provisioning not verified: none of {r.active_users} user(s) in scope reached Astro "
                     f"after {self.seconds:.0f}s")
         if self.pending:
-            return (f"{self.idp}: partly verified: {r.astro_users} user(s) in Astro; {counted(self.pending)} still "
+            return (f"{self.idp}: partly verified: {r.users_in_astro} of {r.active_users} user(s) in scope in Astro; "
+                    f"{counted(self.pending)} still "
                     f"pending after {self.seconds:.0f}s (the IdP is still provisioning them: run 'astro-scim drift' "
                     "later)")
         return (f"{self.idp}: verified: {r.idp_users} user(s) and {r.idp_groups} group(s) in scope, all in Astro")
