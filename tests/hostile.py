@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import http.server
+import io
 import json
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -22,6 +24,7 @@ from typing import Any
 import httpx
 from werkzeug.wrappers import Request, Response
 
+from connector.sandbox.core import Sandbox
 from connector.sandbox.server import ServedApp
 
 _HOP = {"content-length", "transfer-encoding", "connection", "content-encoding", "keep-alive"}
@@ -208,3 +211,35 @@ class Trickling:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class FirstComer:
+    """WSGI wrapper in front of an emulator: a request of `method` whose path matches `pattern` (re.search) is
+    sent twice, an identical copy first (another run's create or delete, a moment earlier), then the request
+    itself."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], method: str, pattern: str) -> None:
+        self.app, self.method, self.pattern = app, method, re.compile(pattern)
+        self.statuses: list[str] = []  # what the copies got
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ["REQUEST_METHOD"] == self.method and self.pattern.search(environ["PATH_INFO"]):
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+
+            def record(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                self.statuses.append(status)
+                return lambda data: None
+
+            for _ in self.app({**environ, "wsgi.input": io.BytesIO(body)}, record):
+                pass
+            environ["wsgi.input"] = io.BytesIO(body)
+        return self.app(environ, start_response)
+
+
+def first_comer(sb: Sandbox, service: str, method: str, pattern: str) -> FirstComer:
+    """Put a FirstComer in front of `service`'s emulator. The fault middleware (which logs every request) stays
+    outermost: the log shows the runs' requests only."""
+    mw = sb._middleware[service]
+    wrapper = FirstComer(mw.app, method, pattern)
+    mw.app = wrapper
+    return wrapper

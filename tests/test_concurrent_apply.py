@@ -6,56 +6,25 @@ pass on the test's virtual clock. The races are forced, not hoped for, so each t
 - a barrier inside the Graph emulator's instantiate holds every run until all three are creating, and answers
   none until all three apps are stored: every run created an app and sees the other two, so two must remove
   theirs (docs/design.md, "Concurrent apply");
-- `_FirstComer` sends each create of a job, an assignment or a push mapping twice, the copy first, as another run
-  that got there a moment earlier: every create of the runs meets the IdP's "already exists" answer.
+- `FirstComer` (hostile.py) sends each create of a job, an assignment or a push mapping twice, the copy first, as
+  another run that got there a moment earlier: every create of the runs meets the IdP's "already exists" answer.
 Without the rule every trial leaves three apps; without the read-back after "already exists" every run fails.
 """
 
 from __future__ import annotations
 
-import io
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hostile import first_comer as copies_first
 
 from connector.cli import main
 from connector.sandbox.core import Sandbox
 
 RUNS = 3
-
-
-class _FirstComer:
-    """WSGI wrapper in front of an emulator: a request of `method` whose path ends with one of `suffixes` is sent
-    twice, an identical copy first (another run's create, a moment earlier), then the request itself."""
-
-    def __init__(self, app: Callable[..., Iterable[bytes]], method: str, suffixes: tuple[str, ...]) -> None:
-        self.app, self.method, self.suffixes = app, method, suffixes
-        self.statuses: list[str] = []  # what the copies got
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ["REQUEST_METHOD"] == self.method and environ["PATH_INFO"].endswith(self.suffixes):
-            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-
-            def record(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-                self.statuses.append(status)
-                return lambda data: None
-
-            for _ in self.app({**environ, "wsgi.input": io.BytesIO(body)}, record):
-                pass
-            environ["wsgi.input"] = io.BytesIO(body)
-        return self.app(environ, start_response)
-
-
-def _first_comer(sb: Sandbox, service: str, method: str, *suffixes: str) -> _FirstComer:
-    # The fault middleware (which logs every request) stays outermost: the log shows the runs' requests only.
-    mw = sb._middleware[service]
-    wrapper = _FirstComer(mw.app, method, suffixes)
-    mw.app = wrapper
-    return wrapper
 
 
 def _gate_instantiate(sb: Sandbox, runs: int) -> None:
@@ -126,7 +95,7 @@ def test_concurrent_applies_make_one_app(first_comer: bool, tmp_path: Path,
 
     with Sandbox(users=2, groups=1, seed=3) as sb:
         _gate_instantiate(sb, RUNS)
-        copies = _first_comer(sb, "graph", "POST", "/synchronization/jobs", "/appRoleAssignedTo") if first_comer \
+        copies = copies_first(sb, "graph", "POST", r"(/synchronization/jobs|/appRoleAssignedTo)$") if first_comer \
             else None
         config = sb.write_config(tmp_path / "race" / "astro-scim.yaml", idps=("azure",))
         codes = _apply_at_once(config, RUNS)
@@ -153,7 +122,7 @@ def test_concurrent_okta_applies_all_exit_0_with_one_push_mapping_per_group(
     back and goes on, instead of exiting 3. With first_comer every run's POST meets it."""
     with Sandbox(users=4, groups=2, seed=3) as sb:
         assert sb.okta is not None
-        copies = _first_comer(sb, "okta", "POST", "/group-push/mappings") if first_comer else None
+        copies = copies_first(sb, "okta", "POST", r"/group-push/mappings$") if first_comer else None
         config = sb.write_config(tmp_path / "astro-scim.yaml", idps=("okta",))
         app_id = str(sb.okta.app_by_label("Astro")["id"])
         org = sb.astro_orgs["okta"]

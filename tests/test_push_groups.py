@@ -162,6 +162,28 @@ def test_a_team_deleted_in_astro_is_pushed_again_as_a_new_team_not_re_activated(
     in_sync_and_nothing_written(sandbox, sandbox_config, capsys, "--yes")  # run twice
 
 
+def test_a_relink_whose_mapping_another_run_deleted_first_is_done_not_failed(
+    sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The relink reads the mapping, deactivates it, then deletes it; another run (a concurrent push-groups or
+    drift --fix) deleting it in between made the DELETE a 404, and the re-push "failed" (exit 3) though the end
+    state was right. A 404 there is the mapping gone, as the relink wants. And a group named twice is pushed once."""
+    import json
+
+    from hostile import first_comer
+
+    team = configured_with_a_team_deleted_in_astro(sandbox, sandbox_config)
+    copies = first_comer(sandbox, "okta", "DELETE", r"/group-push/mappings/[^/]+$")
+    capsys.readouterr()
+    assert push(sandbox_config, team, team, "--yes", "--format", "json") == 0, capsys.readouterr().err
+    doc = json.loads(capsys.readouterr().out)
+    assert [g["name"] for g in doc["groups"]] == [team] and doc["groups"][0]["outcome"] == "verified"
+    assert copies.statuses and all(s.startswith("204") for s in copies.statuses)  # the other run's delete won
+    assert team_members(sandbox, team) == expected_members(sandbox, team)
+    assert sandbox.okta.push_mapping(app_id(sandbox), team)["status"] == "ACTIVE"
+    in_sync_and_nothing_written(sandbox, sandbox_config, capsys, "--yes")
+
+
 def test_a_relink_whose_new_mapping_fails_says_what_it_left_and_exits_3(
     sandbox: Sandbox, sandbox_config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

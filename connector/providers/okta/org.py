@@ -308,7 +308,12 @@ class OktaOrg:
             if current.get("status") != "INACTIVE":  # Okta deletes only inactive mappings
                 await self._set_push_status(c, app_id, mapping_id, "INACTIVE", retry=False)
             # deleteTargetGroup=false keeps the Team in Astro. The SDK returns a 2-tuple on error here (unpacked).
-            await c.call_once("DELETE", path, lambda s: s.delete_group_push_mapping(app_id, mapping_id, False))
+            try:
+                await c.call_once("DELETE", path, lambda s: s.delete_group_push_mapping(app_id, mapping_id, False))
+            except RemoteError as exc:
+                if exc.status != 404:
+                    raise
+                # Deleted since the read above (a concurrent push-groups or drift --fix): what we came to do.
 
         await retry_async(attempt, what=f"okta delete push mapping {mapping_id}", policy=c.policy)
 

@@ -30,8 +30,9 @@ class OktaGroupPush(OktaOrg):
 
     def push_groups(self, names: list[str] | None, yes: bool, progress: Count | None = None) -> PushReport:
         """Inspect the groups' push state against Astro; with `yes`, create/activate/re-push and verify."""
-        return self._call(lambda c: self._push_groups(c, names or list(self.okta.push_groups), yes,
-                                                     from_config=not names, progress=progress))
+        # A name given twice is one group: pushed twice at once, the two re-links raced each other.
+        unique = list(dict.fromkeys(names or self.okta.push_groups))
+        return self._call(lambda c: self._push_groups(c, unique, yes, from_config=not names, progress=progress))
 
     def repush_group(self, name: str) -> PushState:
         """The drift fixer's remedy: re-push one group (the INACTIVE/ACTIVE workaround) and verify it in Astro."""
