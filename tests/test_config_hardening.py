@@ -292,3 +292,18 @@ def test_a_librarys_warning_is_masked_without_verbose(capsys: pytest.CaptureFixt
         logging.getLogger("azure.identity").warning("get_token failed: Received %r", f"secret={CANARY}")
     err = capsys.readouterr().err
     assert "get_token failed" in err and CANARY not in err
+
+
+@pytest.mark.parametrize("section", ["okta", "azure"])
+def test_a_group_listed_twice_is_refused_at_its_second_line(tmp_path: Path, section: str) -> None:
+    """One group in the IdP, twice in the list: plan listed its change twice and apply counted it twice (Okta's
+    push-groups raced itself over it). The second mention is the error, naming the first's line."""
+    idp = ("okta:\n  org_url: https://acme.okta.com\n  token: env:OKTA_API_TOKEN\n" if section == "okta" else
+           "azure:\n  tenant_id: 11111111-2222-3333-4444-555555555555\n"
+           "  credential: {client_id: a, client_secret: env:AZURE_CLIENT_SECRET}\n")
+    err = error(tmp_path, HEAD + idp + "  assign_groups:\n    - Data Engineering\n    - Analytics\n"
+                "    - Data Engineering\n")
+    assert err.message == f"'Data Engineering' is listed twice in '{section}.assign_groups' (first at line " \
+                          f"{len((HEAD + idp).splitlines()) + 2})"
+    assert err.location is not None and err.location.line == len((HEAD + idp).splitlines()) + 4
+    assert err.hint == "remove one of them"

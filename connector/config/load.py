@@ -197,6 +197,15 @@ class _Section:
             self.errors.add(ConfigError(f"'{key}' must be a list of strings", location=self.loc(key),
                                         hint=f"write {key}: [Name One, Name Two], or one '- name' per line"))
             return []
+        first: dict[str, int] = {}
+        for i, item in enumerate(value):
+            if item in first:  # one object in the IdP: apply counted it twice, push-groups raced itself over it
+                at = self.doc.loc((*self.path, key, first[item]))
+                self.errors.add(ConfigError(
+                    f"'{item}' is listed twice in '{'.'.join(map(str, self.path))}.{key}'"
+                    + (f" (first at line {at.line})" if at.line else ""),
+                    location=self.doc.loc((*self.path, key, i)), hint="remove one of them"))
+            first.setdefault(item, i)
         return list(value)
 
     def path_value(self, key: str) -> Path | None:

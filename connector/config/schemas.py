@@ -1,7 +1,7 @@
 """JSON Schemas for editors (YAML language servers, IDEs), generated from the same constants the loaders use.
 
-    python -m connector.schemas            # rewrite schemas/*.json
-    python -m connector.schemas --check    # exit 1 when the files on disk are stale (CI)
+    python -m connector.config.schemas            # rewrite schemas/*.json
+    python -m connector.config.schemas --check    # exit 1 when the files on disk are stale (CI)
 
 mapping.schema.json is built from connector.mapping.load's key lists and ApplyOn; config.schema.json mirrors
 connector.config's sections (tests/test_mapping_schemas.py feeds every property through load_config, so a key
@@ -42,7 +42,9 @@ def _secret(description: str, **extra: Any) -> dict[str, Any]:
 
 
 def _strings(description: str) -> dict[str, Any]:
-    return {"type": "array", "items": {"type": "string", "minLength": 1}, "description": description}
+    """A list of names, each once (the loader refuses a name listed twice: one object in the IdP)."""
+    return {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True,
+            "description": description}
 
 
 def _object(description: str, properties: dict[str, Any], required: Sequence[str] = (), *,
@@ -250,10 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args == ["--check"]:
         names = stale()
         for name in names:
-            print(f"schemas/{name} is stale: run python -m connector.schemas")
+            print(f"schemas/{name} is stale: run python -m connector.config.schemas")
         return 1 if names else 0
     if args:
-        print("usage: python -m connector.schemas [--check]")
+        print("usage: python -m connector.config.schemas [--check]")
         return 2
     for path in write():
         print(f"wrote {path}")
