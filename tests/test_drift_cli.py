@@ -476,6 +476,46 @@ def test_two_idps_into_one_astro_org_never_take_the_others_accounts_for_orphans(
     assert len(sandbox.astro.users(org)) == people and all(u["active"] for u in sandbox.astro.users(org))
 
 
+def test_okta_never_takes_entras_team_for_its_own_renamed_one(sandbox: Sandbox, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """One Astro organization for both: Okta pushes 'Data Engineering', Entra assigns 'Analytics' with the same
+    people. Okta's Team deleted in Astro, Okta's audit took Entra's Team (no externalId with the seed's mappings,
+    the same members) for its own renamed one, and --fix renamed Entra's Team: the two IdPs then renamed it back and
+    forth, and Okta's Team never came back. A Team named as another IdP's group is never a candidate."""
+    import httpx
+    import yaml
+    from applied import applied
+
+    assert sandbox.graph is not None
+    de = [sandbox.seed_org.person(k).email for k in sandbox.seed_org.team("Data Engineering").member_keys]
+    an = [sandbox.seed_org.person(k).email for k in sandbox.seed_org.team("Analytics").member_keys]
+    for upn in set(an) - set(de):
+        sandbox.graph.remove_member("Analytics", upn)
+    for upn in set(de) - set(an):
+        sandbox.graph.add_member("Analytics", upn)
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta", "azure"))
+    data = yaml.safe_load(config.read_text())
+    data["astro"] = data["okta"].pop("astro")
+    data["azure"].pop("astro")
+    data["okta"].update(assign_groups=[ASSIGNED_TEAM], push_groups=["Data Engineering"])
+    data["azure"].update(assign_groups=[ASSIGNED_TEAM, "Analytics"])
+    config.write_text(yaml.safe_dump(data))
+    applied(sandbox, config, "okta", console_step=True, only=True)
+    applied(sandbox, config, "azure", only=True)
+    org = sandbox.astro_orgs["okta"]
+    team = sandbox.astro.find_group(org.org_id, "Data Engineering")
+    with httpx.Client(base_url=org.scim_url, headers={"Authorization": f"Bearer {org.token}"}) as c:
+        assert c.delete(f"/Groups/{team['id']}").status_code == 204
+
+    rc, found = drift(config, capsys, "--idp", "okta")
+    assert (rc, found) == (1, [("team_missing", "Data Engineering")]), found
+    rc, out = fix(config, capsys, "--idp", "okta")
+    assert rc == 0, out
+    assert {g["displayName"] for g in sandbox.astro.groups(org.org_id)} >= {"Data Engineering", "Analytics"}
+    rc, found = drift(config, capsys)
+    assert (rc, found) == (0, []), found
+
+
 def test_two_idps_into_one_astro_org_are_each_read_once_per_drift(
         sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Each IdP's audit needs the other's users (whose accounts are not its orphans): with both audited in one run,

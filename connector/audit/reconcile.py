@@ -439,15 +439,17 @@ class _Teams:
         return None
 
 
-def _renamed_teams(groups: list[IdpGroup], teams: _Teams, matched: dict[str, AstroUser]) -> dict[str, AstroTeam]:
+def _renamed_teams(groups: list[IdpGroup], teams: _Teams, matched: dict[str, AstroUser],
+                   foreign_teams: Collection[str] = frozenset()) -> dict[str, AstroTeam]:
     """Group id -> its Team renamed in Astro, for the groups no Team matches by id, name or externalId: the one
     Team no group names or claims whose members are exactly the group's members' accounts (none missing, none
     extra, at least one). Okta's API does not say which Team a push mapping targets (it keeps that id to itself),
     so the members are the evidence; two such Teams, or two groups for one, are no evidence (left team_missing).
-    A Team with an externalId is never a candidate: Okta pushes groups without one, and an Entra group's Team
-    carries its group's id (matched above), so it is another IdP's (sharing the organization) or another group's,
-    and --fix would rename someone else's Team."""
-    names = {g.name.casefold() for g in groups}
+    A Team with an externalId is never a candidate: Okta pushes groups without one, so it is another IdP's (sharing
+    the organization) or another group's, and --fix would rename someone else's Team. Nor is a Team named as a
+    group of another IdP of the organization (`foreign_teams`): Entra's Teams carry no externalId with the seed's
+    mappings, and Okta's audit took one with the same members for its deleted Team."""
+    names = {g.name.casefold() for g in groups} | set(foreign_teams)
     taken = {t.id for t in teams.all if t.name.casefold() in names}
     unmatched: list[IdpGroup] = []
     for g in groups:
@@ -476,14 +478,17 @@ def _renamed_teams(groups: list[IdpGroup], teams: _Teams, matched: dict[str, Ast
 
 def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None,
           foreign: Collection[str] | None = frozenset(), *, no_orphans: bool = False,
-          unverified: Collection[str] = frozenset()) -> list[Finding]:
+          unverified: Collection[str] = frozenset(), foreign_teams: Collection[str] | None = frozenset()
+          ) -> list[Finding]:
     """Every unmet setup expectation and every difference between the IdP's view and Astro's, sorted by kind
     then subject. An IdP that is not set up yet has only that finding: the rest would be its consequences.
     `prepared`: `prepare(astro)`, made earlier (used only if it was made of this very view). `foreign`: folded
     userNames another IdP provisioning into the same Astro organization knows: their accounts are that IdP's,
     never this one's orphans. `no_orphans`: whose accounts they are cannot be told (another IdP of the organization
     could not be read): none is reported an orphan. `unverified`: folded userNames the IdP was not asked about (past
-    views.MAX_INACTIVE_LOOKUPS): their orphan findings say so and are `unverified` (no remedy deletes them)."""
+    views.MAX_INACTIVE_LOOKUPS): their orphan findings say so and are `unverified` (no remedy deletes them).
+    `foreign_teams`: the casefolded group names of the other IdPs of the organization (their Teams, never taken for
+    this IdP's renamed Team); None when one could not be read (no Team is then judged renamed)."""
     name = idp.idp
     findings: list[Finding] = _setup_findings(idp)
     if any(f.kind is Kind.NOT_SET_UP for f in findings):
@@ -575,7 +580,7 @@ def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None,
     claimed_teams: set[str] = set()
     held: dict[str, list[str]] = {}  # active IdP user with a deactivated account -> Teams the account is not in
     team_index = _Teams(astro.teams)
-    renamed = _renamed_teams(idp.groups, team_index, matched)
+    renamed = {} if foreign_teams is None else _renamed_teams(idp.groups, team_index, matched, foreign_teams)
     for group in sorted(idp.groups, key=lambda g: g.name.casefold()):
         if group.error and group.name.casefold() not in explained:
             findings.append(_make(name, Kind.IDP_ERROR, group.name, f"{name} reports: {group.error}",
@@ -833,8 +838,10 @@ class AuditResult:
 
 def run_audit(idp: IdpView, astro: AstroView, seconds: float = 0.0, *, at: datetime | None = None,
               prepared: Prepared | None = None, foreign: Collection[str] | None = frozenset(),
-              no_orphans: bool = False, unverified: Collection[str] = frozenset()) -> AuditResult:
-    findings = audit(idp, astro, prepared, foreign, no_orphans=no_orphans, unverified=unverified)
+              no_orphans: bool = False, unverified: Collection[str] = frozenset(),
+              foreign_teams: Collection[str] | None = frozenset()) -> AuditResult:
+    findings = audit(idp, astro, prepared, foreign, no_orphans=no_orphans, unverified=unverified,
+                     foreign_teams=foreign_teams)
     active = sum(1 for u in idp.users if u.active)
     return AuditResult(
         idp=idp.idp, scim_url=astro.scim_url, findings=findings,

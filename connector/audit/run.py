@@ -70,7 +70,7 @@ class DriftRun:
 
 def audit_once(view: IdPView, astro: AstroConfig, *, setup: SetupAudit | None = None,
                progress: Progress | None = None, watch: Collection[str] = (),
-               others: Sequence[IdPView] = (), read_names: dict[str, set[str]] | None = None) -> AuditResult:
+               others: Sequence[IdPView] = (), read_names: dict[str, Known] | None = None) -> AuditResult:
     """Read the IdP's setup, the IdP's view and Astro side by side (independent reads, threads), then reconcile.
 
     The three reads run at once (Entra's two interleave on its provider's one event loop). An IdP that is not set
@@ -79,7 +79,7 @@ def audit_once(view: IdPView, astro: AstroConfig, *, setup: SetupAudit | None = 
     whose presence in the IdP's view (its scope) the result's `in_scope` records. `others`: the views of the other
     IdPs provisioning into the same Astro organization (AuditTarget.others): an account one of them knows is
     theirs, never an orphan of this IdP (read beside the rest, only for the accounts this IdP does not know).
-    `read_names`: the folded userNames each IdP's view held, by IdP, shared by the audits of one `drift` run: an IdP
+    `read_names`: what each IdP's view held (Known), by IdP, shared by the audits of one `drift` run: an IdP
     audited already is not read again as another's sibling, and this one's are added when others will ask.
     """
     progress = progress or Silent()
@@ -101,7 +101,7 @@ def audit_once(view: IdPView, astro: AstroConfig, *, setup: SetupAudit | None = 
 
 def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progress: Progress, started: float,
            at: datetime, watch: set[str], others: Sequence[IdPView] = (),
-           read_names: dict[str, set[str]] | None = None) -> AuditResult:
+           read_names: dict[str, Known] | None = None) -> AuditResult:
     def read_idp() -> IdpView:
         with progress.stage(f"read {view.name} users", unit="users") as users:
             return view.read_view(progress=users.update)
@@ -135,16 +135,18 @@ def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progr
             idp_view.setup = gaps
             astro_view, prepared = astro_future.result()
             foreign: set[str] | None = set()  # None: another IdP of this organization could not be read
+            foreign_teams: set[str] | None = set()  # their groups' names (casefolded): their Teams
             for other, future in zip(others, other_futures, strict=True):
                 try:
                     theirs = future.result()
                 except ConnectorError as exc:
                     output.warn(f"note: {other.name} provisions into the same Astro organization and could not be "
                                 f"read ({exc}): no account is judged an orphan or a deprovision in this audit")
-                    foreign = None
+                    foreign = foreign_teams = None
                     continue
-                if foreign is not None:
-                    foreign |= theirs
+                if foreign is not None and foreign_teams is not None:
+                    foreign |= theirs.users
+                    foreign_teams |= theirs.teams
         # An IdP may know, as inactive, users its view of the app leaves out (Okta unassigns whom it deactivates).
         known = {fold(u.user_name) for u in idp_view.users}
         external = {u.user_name: u.external_id for u in astro_view.users if u.active
@@ -153,7 +155,7 @@ def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progr
         unknown, unasked = list(external)[:MAX_INACTIVE_LOOKUPS], list(external)[MAX_INACTIVE_LOOKUPS:]
         in_view = len(idp_view.users)  # what the reports count as the IdP's users: the read, not the lookups below
         if read_names is not None and not not_set_up(gaps):
-            read_names[view.name] = known  # what _known_names reads of it
+            read_names[view.name] = Known(known, {g.name.casefold() for g in idp_view.groups})  # as _known_names
         # A folded name per user (~18 MB at 100,000): not kept alive through reconcile, the audit's peak, unless
         # the other IdP's audit reads it.
         del known
@@ -168,7 +170,8 @@ def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progr
                     foreign |= {fold(u.user_name) for u in other.inactive_users(unknown, external)}
         with progress.stage(f"reconcile {view.name}", total=len(idp_view.users), unit="users") as stage:
             result = run_audit(idp_view, astro_view, time.perf_counter() - started, at=at, prepared=prepared,
-                               foreign=foreign, no_orphans=foreign is None, unverified={fold(n) for n in unasked})
+                               foreign=foreign, no_orphans=foreign is None, unverified={fold(n) for n in unasked},
+                               foreign_teams=foreign_teams)
             result.idp_users = in_view
             stage.update(len(idp_view.users))
     if watch:
@@ -189,19 +192,32 @@ def _stopping(read: AstroRead) -> Iterator[None]:
         raise
 
 
-def _done(value: set[str]) -> Future[set[str]]:
-    future: Future[set[str]] = Future()
+@dataclass(frozen=True)
+class Known:
+    """What an IdP's view holds, folded: the userNames of every user (active or not) and the names of its groups
+    (casefolded, as Teams are matched): the accounts and Teams that IdP provisions."""
+
+    users: set[str]
+    teams: set[str]
+
+    @staticmethod
+    def of(view: IdpView) -> Known:
+        return Known({fold(u.user_name) for u in view.users}, {g.name.casefold() for g in view.groups})
+
+
+def _done(value: Known) -> Future[Known]:
+    future: Future[Known] = Future()
     future.set_result(value)
     return future
 
 
-def _known_names(view: IdPView) -> set[str]:
-    """The folded userNames of every user `view` holds (active or not): those its IdP provisions. An IdP whose app
-    is not there yet provisions no one; any other error is this audit's (it cannot tell an orphan then)."""
+def _known_names(view: IdPView) -> Known:
+    """What another IdP of the organization provisions (Known). An IdP whose app is not there yet provisions no
+    one; any other error is this audit's (it cannot tell an orphan, or whose a Team is, then)."""
     try:
-        return {fold(u.user_name) for u in view.read_view().users}
+        return Known.of(view.read_view())
     except NotFound:
-        return set()  # any other error: the caller's note, and no orphan judged
+        return Known(set(), set())  # any other error: the caller's note, and no orphan judged
 
 
 def settle(target: AuditTarget, astro: AstroConfig, targeted: set[str], *, timeout: float = SETTLE_SECONDS,
@@ -378,7 +394,7 @@ def drift(cfg: ProjectConfig, idp: str, options: FixOptions, *, fmt: str, to_std
     # that need its users, instead of a whole read again (at 100,000 users, seconds). The one audited later is
     # still read as the earlier one's sibling, then for its own audit.
     shared = len(selected) > 1 and any(registry.sharing_astro(cfg, name) for name in selected)
-    read_names: dict[str, set[str]] | None = {} if shared else None
+    read_names: dict[str, Known] | None = {} if shared else None
     for name in selected:
         astro = cfg.astro_for(name)
         target = registry.audit_target(cfg, name)
