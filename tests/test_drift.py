@@ -346,3 +346,25 @@ def test_summary_and_json() -> None:
 )
 def test_value_normalisation(path: str, expected: Any, actual: Any, same: bool) -> None:
     assert same_value(expected, actual, path) is same, (normalise(expected, path), normalise(actual, path))
+
+
+def test_user_names_match_as_scim_compares_them_nfc_and_lowercase() -> None:
+    """userName is caseExact false (RFC 7643 §4.1.1): compared in NFC, lowercased, as the sandbox's Astro (and
+    scim2-models) compare it. casefold() made "goldwaßer" and "goldwasser", two accounts Astro holds apart, one key:
+    Chen's drift was measured against another person's account, and neither missing nor orphan was reported."""
+    w = World.clean()
+    chen, other = "chen.goldwasser@acme.example", "chen.goldwa\u00dfer@acme.example"
+    w.idp.users.append(IdpUser("00u5", chen, True, _expected("Chen", "Goldwasser", chen)))
+    w.astro.users.append(_astro_user("a5", other, "Chen", "Impostor"))  # another person's account
+    found = audit(w.idp, w.astro)
+    assert sorted((f.kind.value, f.subject) for f in found) == [("orphaned", other), ("user_missing", chen)], found
+    assert len({f.id for f in found}) == 2
+    assert finding_id("okta", Kind.ORPHANED, other) != finding_id("okta", Kind.ORPHANED, chen)
+
+    # The same name typed decomposed (e + U+0301) in the IdP and composed in Astro: one account, no finding.
+    w = World.clean()
+    composed, decomposed = "jos\u00e9@acme.example", "jose\u0301@acme.example"
+    w.idp.users.append(IdpUser("00u4", decomposed, True, _expected("Jose", "Diaz", decomposed)))
+    w.astro.users.append(_astro_user("a4", composed, "Jose", "Diaz", external_id="00u4",
+                                     emails=[{"value": decomposed, "type": "work", "primary": True}]))
+    assert audit(w.idp, w.astro) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import operator
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
@@ -196,7 +197,7 @@ class Finding:
 
 def finding_id(idp: str, kind: Kind, subject: str, key: str = "") -> str:
     """Hash of what identifies the problem (not of values that may change while it persists)."""
-    text = "\x1f".join((idp, kind.value, subject.casefold(), key))
+    text = "\x1f".join((idp, kind.value, _fold(subject), key))  # two subjects SCIM tells apart: two ids
     # surrogatepass: a name read from JSON may hold a lone surrogate ("\ud800"), which strict UTF-8 refuses
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
@@ -232,9 +233,9 @@ def _root(path: str) -> str:
 
 
 def normalise(value: Any, path: str) -> Any:
-    """A comparable form: absent, None, "" and [] are the same; strings trimmed and case-folded unless caseExact;
-    "True"/"False" strings (Entra without the aadOptscim062020 flag) are booleans; a list of complex values
-    (emails) becomes the set of its `value`s; a one-element list is its element."""
+    """A comparable form: absent, None, "" and [] are the same; strings trimmed, in NFC and lowercased unless
+    caseExact (as SCIM compares them: _fold); "True"/"False" strings (Entra without the aadOptscim062020 flag) are
+    booleans; a list of complex values (emails) becomes the set of its `value`s; a one-element list is its element."""
     if value is None:
         return None
     root = _root(path)
@@ -246,7 +247,9 @@ def normalise(value: Any, path: str) -> Any:
             return None
         if root in _BOOLEAN_PATHS and text.casefold() in ("true", "false"):
             return text.casefold() == "true"
-        return text if root in _CASE_EXACT else text.casefold()
+        if not text.isascii():
+            text = unicodedata.normalize("NFC", text)
+        return text if root in _CASE_EXACT else text.lower()
     if isinstance(value, list | tuple | set):
         items = []
         for item in value:
@@ -354,14 +357,18 @@ def _getter(path: str) -> Callable[[dict[str, Any]], Any]:
 
 
 def fold(text: str) -> str:
-    """A userName as reconcile matches it (casefolded)."""
+    """A userName as reconcile matches it: as SCIM servers compare it (see _fold)."""
     return _fold(text)
 
 
 def _fold(text: str) -> str:
-    """text.casefold(), as `text` itself when that is already folded (userNames mostly are): the indexes and sets
+    """`text` in Unicode NFC, lowercased: the key SCIM compares a userName by (caseExact false, RFC 7643 §4.1.1;
+    scim2-models' comparison_key, so the sandbox's Astro refuses a second account of that key). Not casefold():
+    it made "goldwaßer" and "goldwasser", two accounts Astro holds apart, one key, so one person's drift was
+    measured against another's account; and without NFC, a name typed decomposed (é as e + U+0301) was another
+    key than Astro's. `text` itself when that is already the key (userNames mostly are): the indexes and sets
     below hold a key per user, and a new string per key was ~75 bytes x 4 x 100,000 users of duplicates."""
-    folded = text.casefold()
+    folded = text.lower() if text.isascii() else unicodedata.normalize("NFC", text).lower()
     return text if folded == text else folded
 
 
@@ -497,7 +504,7 @@ def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None,
     index = prepared.index if prepared is not None and prepared.astro is astro else _Index.of(astro.users)
     at = {path: i for i, path in enumerate(astro.compared)}  # a path -> its place in each AstroUser.values
     claimed: set[str] = set()
-    matched: dict[str, AstroUser] = {}  # IdP userName (casefolded) -> Astro user
+    matched: dict[str, AstroUser] = {}  # IdP userName (folded: _fold) -> Astro user
     idp_by_astro: dict[str, IdpUser] = {}
     owner_keys: dict[str, str] = {}  # Astro id -> the folded userName of the IdP user that claimed it
     users = idp.users
@@ -711,7 +718,7 @@ def _attribute_findings(idp: str, user: IdpUser, astro_user: AstroUser, at: dict
 def _with_teams(f: Finding, held: dict[str, list[str]]) -> Finding:
     """The `active` finding of a user whose deactivated account is also out of Teams it belongs in (Entra takes a
     disabled user out of its groups): it names those Teams, as `user_missing` does, so the remedy restores both."""
-    teams = held.get((f.user or "").casefold()) if f.attribute == "active" else None
+    teams = held.get(_fold(f.user or "")) if f.attribute == "active" else None
     if f.kind is not Kind.ATTRIBUTE_MISMATCH or not teams:
         return f
     names = tuple(sorted(teams, key=str.casefold))
@@ -733,7 +740,7 @@ def _membership_findings(
     """`owner_keys`: Astro id -> the folded userName of the IdP user that claimed it (idp_by_astro's)."""
     out: list[Finding] = []
     # An assigned group holds everyone (100,000 members): one pass over its members, one over the Team's.
-    wanted = {m.casefold() for m in group.members}
+    wanted = {_fold(m) for m in group.members}
     # Members that should be in the Team and whose Astro account is live; a missing or deactivated account is
     # reported once, on the user (a deactivated one lists the Teams it is missing from: `held`).
     expected: set[str] = set()
@@ -769,7 +776,7 @@ def _membership_findings(
         if owner_key not in wanted:
             extra.append((member_id, _make(idp, Kind.MEMBERSHIP_EXTRA, group.name,
                                            f"{owner.user_name} is in the Team but not in the {idp} group",
-                                           key=owner.user_name.casefold(), team=group.name, user=owner.user_name,
+                                           key=_fold(owner.user_name), team=group.name, user=owner.user_name,
                                            astro_id=member_id, idp_id=group.id)))
     extra.sort(key=lambda pair: pair[0])
     out += [finding for _, finding in extra]

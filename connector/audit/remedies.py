@@ -38,7 +38,7 @@ from typing import Any
 
 from connector.astro.client import SERVICE as ASTRO_SCIM
 from connector.astro.client import AstroScimClient, run_sync
-from connector.audit.reconcile import Finding, Kind
+from connector.audit.reconcile import Finding, Kind, fold
 from connector.config.load import AstroConfig, SafetyConfig
 from connector.errors import ConnectorError, RemoteError
 from connector.plan.model import Action, Change, Plan
@@ -72,7 +72,7 @@ class _Builder:
     def add(self, action: Action, resource: str, key: str, detail: str, finding: Finding, **data: Any) -> Change:
         """One change per (resource, subject); a second finding for the same subject joins the first (its lists
         merged into the first's data: a detail built from them is the caller's to rebuild). Returns the change."""
-        slot = (resource, key.casefold())
+        slot = (resource, fold(key))  # two accounts SCIM tells apart are two changes
         existing = self._by_key.get(slot)
         if existing is not None:
             existing.data["findings"].append(finding.id)
@@ -89,7 +89,7 @@ class _Builder:
         return change
 
     def has(self, resource: str, key: str) -> bool:
-        return (resource, key.casefold()) in self._by_key
+        return (resource, fold(key)) in self._by_key
 
     def done(self) -> Plan:
         self.plan.changes.sort(key=lambda c: (_STAGE[c.resource], c.key.casefold()))

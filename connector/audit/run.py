@@ -163,8 +163,8 @@ def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progr
             idp_view.users.extend(view.inactive_users(unknown, external))
             # What neither this IdP's view nor its lookup knows may still be a user another IdP of the same
             # organization deprovisioned: its account, not an orphan of this one.
-            left = {u.user_name.casefold() for u in idp_view.users}
-            unknown = [n for n in unknown if n.casefold() not in left]
+            left = {fold(u.user_name) for u in idp_view.users}
+            unknown = [n for n in unknown if fold(n) not in left]
             for other in others:
                 if unknown:
                     foreign |= {fold(u.user_name) for u in other.inactive_users(unknown, external)}
