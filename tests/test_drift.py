@@ -368,3 +368,21 @@ def test_user_names_match_as_scim_compares_them_nfc_and_lowercase() -> None:
     w.astro.users.append(_astro_user("a4", composed, "Jose", "Diaz", external_id="00u4",
                                      emails=[{"value": decomposed, "type": "work", "primary": True}]))
     assert audit(w.idp, w.astro) == []
+
+
+def test_an_orphan_the_re_audit_could_not_judge_is_not_counted_fixed() -> None:
+    """--fix's re-audit with the organization's other IdP unreadable judges no account: an orphan gone from its
+    findings is not verified gone, so it is listed not fixed, with why (the re-audit itself is not clean)."""
+    from connector.audit.reconcile import AuditResult
+    from connector.audit.run import judge
+
+    w = World.clean()
+    w.astro.users.append(_astro_user("a9", "eve.orphan@acme.example", "Eve", "Orphan"))
+    (orphan,) = audit(w.idp, w.astro)
+    after = AuditResult("okta", w.astro.scim_url, [], not_verified=["orphaned accounts and deprovisions not "
+                                                                     "reported: azure could not be read"])
+    fixed, not_fixed = judge([orphan], after, failed=set())
+    assert fixed == [] and [(f.id, why) for f, why in not_fixed] == [
+        (orphan.id, "the re-audit could not judge it (orphaned accounts and deprovisions not reported: azure could "
+                    "not be read)")]
+    assert not after.clean

@@ -573,9 +573,27 @@ def test_when_the_other_idp_of_the_org_cannot_be_read_no_account_is_judged_an_or
     capsys.readouterr()
     rc = main(["drift", "-c", str(config), "--idp", "okta", "--format", "json"])
     out, err = capsys.readouterr()
-    found = [(f["kind"], f["subject"]) for idp in json.loads(out)["idps"] for f in idp["findings"]]
-    assert rc == 0 and found == [], found
+    doc = json.loads(out)
+    found = [(f["kind"], f["subject"]) for idp in doc["idps"] for f in idp["findings"]]
+    assert found == [], found
     assert "azure provisions into the same Astro organization and could not be read" in err, err
+    # Not "no drift": Eve's account is an orphan the audit could not judge. Never clean, never exit 0.
+    assert rc == 3 and doc["clean"] is False and doc["idps"][0]["clean"] is False
+    (note,) = doc["idps"][0]["not_verified"]
+    assert note.startswith("orphaned accounts and deprovisions not reported: azure provisions into the same")
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parents[1] / "connector/data/output-schemas/drift.v1.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(doc)
+    capsys.readouterr()
+    assert main(["drift", "-c", str(config), "--idp", "okta"]) == 3
+    out = capsys.readouterr().out
+    assert "not verified: orphaned accounts and deprovisions not reported" in out and "no drift" not in out
+    for fmt, needle in (("markdown", "no finding, but not verified"), ("github", "::error"),
+                        ("junit", 'errors="1"'), ("html", "No finding, but not verified")):
+        assert main(["drift", "-c", str(config), "--idp", "okta", "--format", fmt]) == 3
+        out = capsys.readouterr().out
+        assert needle in out and "No drift" not in out and "no drift" not in out, (fmt, out[-800:])
 
 
 def test_a_folder_as_the_report_file_is_refused_before_any_request(

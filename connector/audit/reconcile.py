@@ -828,10 +828,13 @@ class AuditResult:
     # sets it from the config, the view does not carry it) and when the reads began (UTC; None when built by hand).
     idp_org: str = ""
     audited_at: datetime | None = None
+    # What this audit could not judge, and why (another IdP of the organization unreadable: whose accounts are
+    # orphans or deprovisions cannot be told). Never clean while one is left: no finding is not "no drift".
+    not_verified: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return not self.findings
+        return not self.findings and not self.not_verified
 
     @property
     def astro_org(self) -> str:

@@ -115,8 +115,11 @@ def to_text(results: list[AuditResult], *, color: bool = False, width: int = 120
             out.print((f"  fixed {len(r.fixed)} finding(s) with {len(r.remedies)} remedy action(s)", "green"))
             for line in _fix_problems(r):  # a report file holds them too, not only the run's narration
                 out.print(("  " + printable(line), "red"))
-        if r.clean:
-            out.print(("  no drift", "green"))
+        for note in r.not_verified:
+            out.print((f"  not verified: {printable(note)}", "yellow"))
+        if not r.findings:
+            if r.clean:
+                out.print(("  no drift", "green"))
             continue
         listed, left_out = _listed(r.findings, per_kind)
         id_w, kind_w, subject_w = _finding_columns(listed, width)
@@ -244,6 +247,7 @@ def to_json(results: list[AuditResult]) -> str:
                 "deviations": r.deviations,
                 "seconds": round(r.seconds, 3),
                 "findings": [f.to_json() for f in r.findings],
+                **({"not_verified": r.not_verified} if r.not_verified else {}),
                 **({"fixed": [f.to_json() for f in r.fixed],
                     "not_fixed": [{"finding": f.to_json(), "why": why} for f, why in r.not_fixed],
                     "remedies": r.remedies} if r.remedies else {}),
@@ -285,7 +289,8 @@ def _markdown(results: list[AuditResult], max_rows: int | None) -> str:
     total = sum(len(r.findings) for r in results)
     lines = ["# Astro SCIM drift report", "",
              f"astro-scim {__version__}, audited {_stamp(audited_at(results))}.", ""]
-    status = "no drift" if all(r.clean for r in results) else f"{sum(len(r.findings) for r in results)} finding(s)"
+    status = ("no drift" if all(r.clean for r in results) else f"{total} finding(s)" if total
+              else "no finding, but not verified")
     lines += [f"**Result:** {status}", ""]
     for r in results:
         lines += [f"## {r.idp}", ""]
@@ -307,8 +312,9 @@ def _markdown(results: list[AuditResult], max_rows: int | None) -> str:
         for kind, n in summary(r.findings).items():
             lines.append(f"| {KIND_TITLES[Kind(kind)]} (`{kind}`) | {n} |")
         lines.append("")
-        if r.clean:
-            lines += ["No drift.", ""]
+        lines += [f"**Not verified:** {_md(note)}" for note in r.not_verified] + ([""] if r.not_verified else [])
+        if not r.findings:
+            lines += ["No drift." if r.clean else "No finding, but not verified (above).", ""]
             continue
         lines += ["| id | severity | kind | subject | detail |", "|---|---|---|---|---|"]
         listed = r.findings if max_rows is None else r.findings[:len(r.findings) * max_rows // max(total, 1)]
@@ -357,12 +363,16 @@ def to_junit(results: list[AuditResult]) -> str:
                 failure.text = f"{f.detail}\nremedy: {f.remedy}"
                 tests += 1
                 failures += 1
+        for note in r.not_verified:
+            case = ET.SubElement(suite, "testcase", classname=f"drift.{r.idp}.not_verified", name=note)
+            ET.SubElement(case, "error", message=note, type="not_verified").text = note
+            tests += 1
         if r.deviations:
             out = ET.SubElement(suite, "system-out")
             out.text = "\n".join(f"tolerated: {d}" for d in r.deviations)
         suite.set("tests", str(tests))
         suite.set("failures", str(failures))
-        suite.set("errors", "0")
+        suite.set("errors", str(len(r.not_verified)))
         total_tests += tests
         total_failures += failures
     root.set("tests", str(total_tests))
@@ -383,13 +393,16 @@ def to_github(results: list[AuditResult]) -> str:
     for r in results:
         for d in r.deviations:
             capped.add("notice", "tolerated: " + d, title=f"astro-scim drift {r.idp}")
+        for note in r.not_verified:
+            capped.add("error", f"not verified: {note}", title=f"astro-scim drift {r.idp}")
         for f in r.findings:
             capped.add("error" if f.severity is Severity.ERROR else "warning",
                        f"{f.detail} [{f.id}]. Remedy: {f.remedy}", title=f"drift {r.idp} {f.kind.value}: {f.subject}")
     lines += capped.lines()
     found = sum(len(r.findings) for r in results)
     lines.append(f"astro-scim drift: {found} finding(s) across {len(results)} IdP(s)" if found
-                 else f"astro-scim drift: no drift across {len(results)} IdP(s)")
+                 else f"astro-scim drift: no drift across {len(results)} IdP(s)" if all(r.clean for r in results)
+                 else f"astro-scim drift: no finding, but not verified across {len(results)} IdP(s)")
     return printable("\n".join(lines) + "\n")
 
 
@@ -625,8 +638,10 @@ def _idp_section(r: AuditResult) -> list[str]:
         parts.append(f'<p class="ok">Fixed {_plural(len(r.fixed), "finding")} with '
                      f'{_plural(len(r.remedies), "remedy action")}.</p>')
         parts += [f'<p class="error">{_soft(line)}</p>' for line in _fix_problems(r)]
-    if r.clean:
-        parts.append('<p class="ok"><strong>No drift.</strong></p></section>')
+    parts += [f'<p class="warning"><strong>Not verified:</strong> {_soft(note)}</p>' for note in r.not_verified]
+    if not r.findings:
+        parts.append('<p class="ok"><strong>No drift.</strong></p></section>' if r.clean else
+                     '<p class="warning"><strong>No finding, but not verified</strong> (above).</p></section>')
         return parts
     groups = _remedy_groups(r.findings)
     parts.append(f"<p><strong>{_plural(len(r.findings), 'finding')}</strong> {_badges(_by_severity(r.findings))}, "
@@ -650,9 +665,10 @@ def to_html(results: list[AuditResult]) -> str:
     counts = _by_severity(found)
     notices = sum(len(r.deviations) for r in results)
     at = audited_at(results)
-    verdict_class = "ok" if not found else min(counts, key=_rank)
+    unverified = any(r.not_verified for r in results)
+    verdict_class = min(counts, key=_rank) if found else "warning" if unverified else "ok"
     verdict = (f"<strong>{_plural(len(found), 'finding')}</strong> ({_describe(counts)})" if found
-               else "<strong>No drift</strong>")
+               else "<strong>No finding, but not verified</strong>" if unverified else "<strong>No drift</strong>")
     verdict += f" across {_plural(len(results), 'IdP')}" + (f"; {_plural(notices, 'notice')}." if notices else ".")
     when = f'<time datetime="{_iso(at)}">{_stamp(at)}</time>' if at else _stamp(at)
     meta = [f"<dt>Audited</dt><dd>{when}</dd>", f"<dt>Tool</dt><dd>astro-scim {e(__version__)}</dd>"]

@@ -136,12 +136,14 @@ def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progr
             astro_view, prepared = astro_future.result()
             foreign: set[str] | None = set()  # None: another IdP of this organization could not be read
             foreign_teams: set[str] | None = set()  # their groups' names (casefolded): their Teams
+            unjudged: list[str] = []
             for other, future in zip(others, other_futures, strict=True):
                 try:
                     theirs = future.result()
                 except ConnectorError as exc:
-                    output.warn(f"note: {other.name} provisions into the same Astro organization and could not be "
-                                f"read ({exc}): no account is judged an orphan or a deprovision in this audit")
+                    why = f"{other.name} provisions into the same Astro organization and could not be read ({exc})"
+                    output.warn(f"note: {why}: no account is judged an orphan or a deprovision in this audit")
+                    unjudged.append(f"orphaned accounts and deprovisions not reported: {why}")
                     foreign = foreign_teams = None
                     continue
                 if foreign is not None and foreign_teams is not None:
@@ -173,6 +175,7 @@ def _audit(view: IdPView, astro_read: AstroRead, setup: SetupAudit | None, progr
                                foreign=foreign, no_orphans=foreign is None, unverified={fold(n) for n in unasked},
                                foreign_teams=foreign_teams)
             result.idp_users = in_view
+            result.not_verified = unjudged
             stage.update(len(idp_view.users))
     if watch:
         # Active users only: the kinds judged by scope (user_missing, attribute and membership findings) are about
@@ -352,6 +355,10 @@ def judge(before: list[Finding], after: AuditResult, failed: set[str]
         if f.id in left:
             continue
         why = ["its remedy failed"] if f.id in failed else []
+        if after.not_verified and f.kind in (Kind.ORPHANED, Kind.DEACTIVATION_NOT_PROPAGATED):
+            # Gone because the re-audit judged no account (another IdP of the organization unreadable): not
+            # verified fixed (the re-audit is not clean either: its not_verified says why).
+            why.append("the re-audit could not judge it (" + "; ".join(after.not_verified) + ")")
         other = now.get(f.subject.casefold())
         gone = _in_scope_kind(f) and _scope_name(f).casefold() not in after.in_scope
         if other is not None:

@@ -14,7 +14,7 @@ from connector.audit.reconcile import AuditResult
 from connector.audit.report import SUMMARY_BYTES, render, to_markdown
 from connector.audit.run import DriftRun, FixOptions, drift, print_report
 from connector.config.arg import load_config_arg
-from connector.errors import EXIT_FINDINGS, EXIT_OK, ConnectorError, UsageError
+from connector.errors import EXIT_FINDINGS, EXIT_OK, EXIT_REMOTE, ConnectorError, UsageError
 from connector.plan import trail
 from connector.support import github
 
@@ -87,7 +87,11 @@ def _run(args: argparse.Namespace, done: DriftRun) -> int:
                 raise  # nothing was done: the write failure is the news (exit 2)
     # A remedy that failed is never a clean run, even when no finding is left to show for it.
     failed = any(not remedy.get("ok") for r in done.results for remedy in r.remedies)
-    return EXIT_OK if all(r.clean for r in done.results) and not failed else EXIT_FINDINGS
+    if all(r.clean for r in done.results) and not failed:
+        return EXIT_OK
+    if failed or any(r.findings for r in done.results):
+        return EXIT_FINDINGS
+    return EXIT_REMOTE  # no finding, but a read failed: what it would have judged is not verified
 
 
 def _acted(done: DriftRun, exc: _CannotWrite) -> bool:
