@@ -386,3 +386,19 @@ def test_an_orphan_the_re_audit_could_not_judge_is_not_counted_fixed() -> None:
         (orphan.id, "the re-audit could not judge it (orphaned accounts and deprovisions not reported: azure could "
                     "not be read)")]
     assert not after.clean
+
+
+def test_a_run_whose_remedy_failed_is_never_clean_even_with_no_finding_left() -> None:
+    """A remedy failed while its finding went away all the same: drift exited 1, but its JSON said clean: true
+    and its text "no drift". Every report now says what the exit code says."""
+    import json
+
+    from connector.audit.reconcile import AuditResult
+    from connector.audit.report import to_json, to_text
+
+    r = AuditResult("okta", "http://127.0.0.1/scim/v2/org", [],
+                    remedies=[{"change": "remedy.astro.deactivate_user ada", "ok": False, "message": "HTTP 500"}])
+    assert not r.clean
+    doc = json.loads(to_json([r]))
+    assert doc["clean"] is False and doc["idps"][0]["clean"] is False
+    assert "no drift" not in to_text([r])

@@ -589,8 +589,8 @@ def test_when_the_other_idp_of_the_org_cannot_be_read_no_account_is_judged_an_or
     assert main(["drift", "-c", str(config), "--idp", "okta"]) == 3
     out = capsys.readouterr().out
     assert "not verified: orphaned accounts and deprovisions not reported" in out and "no drift" not in out
-    for fmt, needle in (("markdown", "no finding, but not verified"), ("github", "::error"),
-                        ("junit", 'errors="1"'), ("html", "No finding, but not verified")):
+    for fmt, needle in (("markdown", "no finding left, but not clean"), ("github", "::error"),
+                        ("junit", 'errors="1"'), ("html", "No finding left, but not clean")):
         assert main(["drift", "-c", str(config), "--idp", "okta", "--format", fmt]) == 3
         out = capsys.readouterr().out
         assert needle in out and "No drift" not in out and "no drift" not in out, (fmt, out[-800:])

@@ -834,7 +834,9 @@ class AuditResult:
 
     @property
     def clean(self) -> bool:
-        return not self.findings and not self.not_verified
+        """No finding, nothing left unverified, and no remedy of --fix --yes that failed (its finding may have gone
+        all the same: the run is still not clean, as its exit code says)."""
+        return not self.findings and not self.not_verified and all(rem.get("ok") for rem in self.remedies)
 
     @property
     def astro_org(self) -> str:

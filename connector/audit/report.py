@@ -290,7 +290,7 @@ def _markdown(results: list[AuditResult], max_rows: int | None) -> str:
     lines = ["# Astro SCIM drift report", "",
              f"astro-scim {__version__}, audited {_stamp(audited_at(results))}.", ""]
     status = ("no drift" if all(r.clean for r in results) else f"{total} finding(s)" if total
-              else "no finding, but not verified")
+              else "no finding left, but not clean")
     lines += [f"**Result:** {status}", ""]
     for r in results:
         lines += [f"## {r.idp}", ""]
@@ -314,7 +314,7 @@ def _markdown(results: list[AuditResult], max_rows: int | None) -> str:
         lines.append("")
         lines += [f"**Not verified:** {_md(note)}" for note in r.not_verified] + ([""] if r.not_verified else [])
         if not r.findings:
-            lines += ["No drift." if r.clean else "No finding, but not verified (above).", ""]
+            lines += ["No drift." if r.clean else "No finding left, but not clean (above).", ""]
             continue
         lines += ["| id | severity | kind | subject | detail |", "|---|---|---|---|---|"]
         listed = r.findings if max_rows is None else r.findings[:len(r.findings) * max_rows // max(total, 1)]
@@ -402,7 +402,7 @@ def to_github(results: list[AuditResult]) -> str:
     found = sum(len(r.findings) for r in results)
     lines.append(f"astro-scim drift: {found} finding(s) across {len(results)} IdP(s)" if found
                  else f"astro-scim drift: no drift across {len(results)} IdP(s)" if all(r.clean for r in results)
-                 else f"astro-scim drift: no finding, but not verified across {len(results)} IdP(s)")
+                 else f"astro-scim drift: no finding left, but not clean across {len(results)} IdP(s)")
     return printable("\n".join(lines) + "\n")
 
 
@@ -641,7 +641,7 @@ def _idp_section(r: AuditResult) -> list[str]:
     parts += [f'<p class="warning"><strong>Not verified:</strong> {_soft(note)}</p>' for note in r.not_verified]
     if not r.findings:
         parts.append('<p class="ok"><strong>No drift.</strong></p></section>' if r.clean else
-                     '<p class="warning"><strong>No finding, but not verified</strong> (above).</p></section>')
+                     '<p class="warning"><strong>No finding left, but not clean</strong> (above).</p></section>')
         return parts
     groups = _remedy_groups(r.findings)
     parts.append(f"<p><strong>{_plural(len(r.findings), 'finding')}</strong> {_badges(_by_severity(r.findings))}, "
@@ -665,10 +665,10 @@ def to_html(results: list[AuditResult]) -> str:
     counts = _by_severity(found)
     notices = sum(len(r.deviations) for r in results)
     at = audited_at(results)
-    unverified = any(r.not_verified for r in results)
-    verdict_class = min(counts, key=_rank) if found else "warning" if unverified else "ok"
+    verdict_class = min(counts, key=_rank) if found else "ok" if all(r.clean for r in results) else "warning"
     verdict = (f"<strong>{_plural(len(found), 'finding')}</strong> ({_describe(counts)})" if found
-               else "<strong>No finding, but not verified</strong>" if unverified else "<strong>No drift</strong>")
+               else "<strong>No finding left, but not clean</strong>" if not all(r.clean for r in results)
+               else "<strong>No drift</strong>")
     verdict += f" across {_plural(len(results), 'IdP')}" + (f"; {_plural(notices, 'notice')}." if notices else ".")
     when = f'<time datetime="{_iso(at)}">{_stamp(at)}</time>' if at else _stamp(at)
     meta = [f"<dt>Audited</dt><dd>{when}</dd>", f"<dt>Tool</dt><dd>astro-scim {e(__version__)}</dd>"]
