@@ -78,6 +78,9 @@ class _Page:
 _NO_DATA: dict[str, Any] = {}
 
 
+# Teams read by id to tell whether a Team list leaves members out (complete_members).
+PROBED_TEAMS = 3
+
 class _Reader:
     """One read of an organization, over `scim` (whose requests, retries, errors and deviations it uses)."""
 
@@ -238,11 +241,13 @@ class _Reader:
                                   endpoint=self.url(path), code="invalid_body")
             return full
 
-        probe = await one(groups[0])
-        if not probe.get("members"):
-            return teams  # the first Team is empty: nothing says members are being left out
+        # A few Teams read by id say whether members are left out: one alone, when empty, read every Team as empty
+        # (false membership findings). All of them empty: most likely Teams with no members yet.
+        probes = await asyncio.gather(*(one(g) for g in groups[:PROBED_TEAMS]))
+        if not any(p.get("members") for p in probes):
+            return teams
         self._deviate(f"{endpoint} lists Teams without their members; each Team was read by id")
-        full = [probe, *await asyncio.gather(*(one(g) for g in groups[1:]))]
+        full = [*probes, *await asyncio.gather(*(one(g) for g in groups[PROBED_TEAMS:]))]
         return [_team(group, self.url(f"{endpoint}/{group['id']}"), 1) for group in full]
 
     async def _fill_gaps(self, endpoint: str, pages: list[_Page], total: int, step: int,
