@@ -43,3 +43,15 @@ def test_the_fraction_limit_is_taken_in_decimal() -> None:
     with pytest.raises(UnsafePlan, match="over the safety limit of 29"):
         Plan("astro", [*plan.changes, Change(Action.DELETE, "astro.user", "u29")]).check_safety(
             existing=50, max_fraction=0.58, max_count=100, force=False)
+
+
+def test_values_read_from_the_idp_are_masked_in_the_json_plan_and_the_saved_one() -> None:
+    """`before` is what the IdP holds: a Tenant URL with a password typed in the portal was printed by
+    `plan --format json` and written by `plan --out`, though the text plan (its detail) masked it."""
+    change = Change(Action.UPDATE, "azure.secrets", "BaseAddress",
+                    before={"BaseAddress": "https://admin:hunter2@scim.example/v2", "list": ["https://u:pw@h/x"]},
+                    after="https://api.astronomer.io/scim/v2/org")
+    for doc in (change.to_json(), change.to_record()):
+        text = str(doc)
+        assert "hunter2" not in text and ":pw@" not in text
+        assert doc["after"] == "https://api.astronomer.io/scim/v2/org"

@@ -48,8 +48,10 @@ class Change:
             "action": self.action.value,
             "resource": self.resource,
             "key": self.key,
-            "before": self.before,
-            "after": self.after,
+            # Values read from the IdP may hold what was never registered as a secret (a Tenant URL with a password
+            # typed in the portal): masked as the text is. Apply reads `data`, never these.
+            "before": _masked(self.before),
+            "after": _masked(self.after),
             "detail": redact(self.detail),
         }
         if self.action is Action.MANUAL and self.data.get("steps"):
@@ -67,6 +69,17 @@ class Change:
         return cls(Action(record["action"]), str(record["resource"]), str(record["key"]), record.get("before"),
                    record.get("after"), str(record.get("detail") or ""), dict(record.get("data") or {}))
 
+
+
+def _masked(value: Any) -> Any:
+    """`value` with every string in it redacted (connector.support.redact)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    return value
 
 @dataclass
 class Plan:
