@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -188,3 +189,28 @@ def test_attributes_are_listed() -> None:
     assert [(p.root, p.name) for p in O.attributes(expr)] == [("user", "firstName"), ("appuser", "x"),
                                                              ("group", "name")]
     assert [c.qualified for c in O.calls(expr)] == ["String.toLowerCase"]
+
+
+def test_expressions_past_the_stack_are_errors_not_crashes(tmp_path: Any) -> None:
+    """63 nested calls, or 1,000 `+` terms in a row, overflowed Python's stack in the parser or in a reader of the
+    tree: validate exited 70 with a crash log. Now each is a finding at its line; the bounds leave real mappings
+    (a few levels, a few terms) far inside."""
+    from connector.cli import main
+
+    deep = "user.firstName"
+    for _ in range(63):
+        deep = f"String.toUpperCase({deep})"
+    long = " + ".join(["user.firstName"] * 1000)
+    for source, message in ((deep, "nested too deeply (more than 32 levels)"),
+                            (long, "too long: more than 100 operators or levels in a row")):
+        with pytest.raises(O.ExpressionError, match=re.escape(message)):
+            O.parse(source)
+        path = tmp_path / "m.yaml"
+        path.write_text(f"idp: okta\nusers:\n  - target: userName\n    from_sign_on: true\n"
+                        f"  - target: displayName\n    source: '{source}'\n")
+        assert main(["validate", str(path)]) == 1
+    fine = "user.firstName"
+    for _ in range(31):
+        fine = f"String.toUpperCase({fine})"
+    assert len(O.attributes(O.parse(fine))) == 1
+    assert len(O.attributes(O.parse(" + ".join(["user.firstName"] * 99)))) == 99

@@ -301,6 +301,13 @@ def _lex(text: str) -> list[_Tok]:
 _KEYWORD_OPS = {"and": "&&", "or": "||", "not": "!"}
 
 
+# Bounds that keep every reader of a tree (recursive: checks, evaluation, formatting) far inside Python's stack: a
+# nested call costs ~15 frames of the parser, and 63 of them overflowed it (exit 70). Real mappings are a few
+# levels deep and join a few values.
+MAX_NESTING = 32
+MAX_TREE_DEPTH = 100
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.toks = _lex(text)
@@ -339,12 +346,18 @@ class _Parser:
         if tok.kind != "end":
             raise ExpressionError(f"unexpected {_describe(tok)} after a complete expression", tok.column,
                                   "join values with + (e.g. user.firstName + \" \" + user.lastName)")
+        if _depth(expr) > MAX_TREE_DEPTH:
+            # A chain of 1,000 `a + b + ...` parses in a loop, but every reader of the tree (checks, evaluation,
+            # formatting) recurses once per operator: past Python's stack, a crash (exit 70) instead of an error.
+            raise ExpressionError(f"expression too long: more than {MAX_TREE_DEPTH} operators or levels in a row", 1,
+                                  "a mapping expression joins a few values; split the logic")
         return expr
 
     def expr(self) -> Expr:
         self.depth += 1
-        if self.depth > 64:
-            raise ExpressionError("expression nested too deeply", self.peek().column)
+        if self.depth > MAX_NESTING:
+            raise ExpressionError(f"expression nested too deeply (more than {MAX_NESTING} levels)",
+                                  self.peek().column, "a mapping expression is a few calls deep; split the logic")
         cond = self.or_()
         tok = self.peek()
         if self.at_op("?:"):
@@ -610,10 +623,24 @@ def _children(expr: Expr) -> list[Expr]:
 
 
 def _walk(expr: Expr) -> list[Expr]:
-    out = [expr]
-    for child in _children(expr):
-        out.extend(_walk(child))
+    """Every node, parent before children, in source order (a loop: see _depth)."""
+    out: list[Expr] = []
+    todo = [expr]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        todo.extend(reversed(_children(node)))
     return out
+
+
+def _depth(expr: Expr) -> int:
+    """The tree's depth, counted without recursion (the tree may be deeper than Python's stack)."""
+    deepest, todo = 0, [(expr, 1)]
+    while todo:
+        node, d = todo.pop()
+        deepest = max(deepest, d)
+        todo.extend((child, d + 1) for child in _children(node))
+    return deepest
 
 
 def attributes(expr: Expr) -> list[Path]:
