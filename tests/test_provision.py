@@ -442,3 +442,70 @@ def test_provision_for_okta_says_what_to_run_instead(sandbox_config: Path, capsy
     assert "provision is for Entra ID" in err and "push-groups" in err and "drift --fix" in err, err
     rc, doc, _ = provision_json(capsys, sandbox_config, "--idp", "okta", "--user", "ada@acme.example")  # its schema
     assert rc == 2 and doc["idp"] == "okta" and "push-groups" in doc["error"]["hint"]
+
+
+_MAPPING_HEAD = """idp: azure
+users:
+  - target: userName
+    source: "[userPrincipalName]"
+    matching: 1
+  - target: displayName
+    source: "[displayName]"
+"""
+_GROUPS = """groups:
+  - target: displayName
+    source: "{name}"
+    matching: 1
+  - target: members
+    source: "[members]"
+"""
+
+
+def _own_mapping(sb: Sandbox, tmp_path: Path, text: str) -> Path:
+    config = sb.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
+    (tmp_path / "azure.yaml").write_text(text)
+    data = yaml.safe_load(config.read_text())
+    data["azure"]["mapping"] = str(tmp_path / "azure.yaml")
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
+def test_a_team_named_from_another_group_attribute_is_expected_by_that_attribute(
+        sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Group mappings were evaluated on the assignment's {id, displayName} only: with displayName from
+    Append("Entra-", [mailNickname]) drift reported every Team renamed to "Entra-", --fix renamed them so, and
+    provision found no Team "Entra-". The group is read with what its mappings read."""
+    config = _own_mapping(sandbox, tmp_path, _MAPPING_HEAD + _GROUPS.format(
+        name='Append(\\"Entra-\\", [mailNickname])'))
+    assert main(["validate", str(tmp_path / "azure.yaml")]) == 0
+    apply_once(sandbox, config, "azure")
+    teams = sorted(g["displayName"] for g in sandbox.astro.groups(azure_org(sandbox)))
+    assert teams == ["Entra-analytics", "Entra-astrousers", "Entra-dataengineering"]
+    capsys.readouterr()
+    assert main(["drift", "-c", str(config), "--format", "json"]) == 0, capsys.readouterr().out[-2000:]
+    capsys.readouterr()
+    assert main(["drift", "-c", str(config), "--fix", "--yes"]) == 0
+    assert sorted(g["displayName"] for g in sandbox.astro.groups(azure_org(sandbox))) == teams
+    capsys.readouterr()
+    assert main(["provision", "-c", str(config), "--group", "Analytics"]) == 0
+    assert "verified: Team 'Entra-analytics' in Astro holds" in capsys.readouterr().out
+
+
+def test_provision_does_not_expect_a_create_only_attribute_entra_leaves_as_it_was(
+        sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """apply_on: create_only (ObjectAddOnly) is sent at creation only: a later change in Entra is not sent, and
+    drift does not compare it. provision compared it and failed ("Astro disagrees") with a hint to drift --fix,
+    which had nothing to fix."""
+    assert sandbox.graph is not None
+    config = _own_mapping(sandbox, tmp_path, _MAPPING_HEAD + "    apply_on: create_only\n"
+                          + "  - target: name.givenName\n    source: \"[givenName]\"\n"
+                          + _GROUPS.format(name="[displayName]"))
+    assert main(["apply", "-c", str(config), "--yes", "--pause"]) == 0
+    person = sandbox.seed_org.people[3]
+    assert main(["provision", "-c", str(config), "--user", person.email]) == 0
+    st = sandbox.graph.state
+    st.change_user(st.user_by_upn(person.email), {"displayName": "Renamed Person", "givenName": "Renamed"})
+    capsys.readouterr()
+    assert main(["provision", "-c", str(config), "--user", person.email]) == 0, capsys.readouterr().out
+    account = sandbox.astro.find_user(azure_org(sandbox), person.email)
+    assert account["name"]["givenName"] == "Renamed" and account["displayName"] != "Renamed Person"

@@ -20,11 +20,25 @@ VIRTUAL_ATTRIBUTES = frozenset({"issoftdeleted", "objectid", "appRoleAssignments
                                 "objectguid"})
 
 
+# A group's identity; its mappings' attributes are added (group_select).
+BASE_GROUP_SELECT = ("id", "displayName")
+
+
 def user_select(mapping: MappingFile) -> list[str]:
     """$select for users: the base set plus every attribute the user mappings read."""
-    names: list[str] = list(BASE_USER_SELECT)
+    return _select(BASE_USER_SELECT, mapping.users)
+
+
+def group_select(mapping: MappingFile) -> list[str]:
+    """$select for a group: its id and name plus every attribute the group mappings read (a Team named
+    Append("Entra-", [mailNickname]) is evaluated on the group's mailNickname, never on a missing one)."""
+    return _select(BASE_GROUP_SELECT, mapping.groups)
+
+
+def _select(base: tuple[str, ...], items: list[AttributeMapping]) -> list[str]:
+    names: list[str] = list(base)
     seen = {n.lower() for n in names}
-    for m in mapping.users:
+    for m in items:
         try:
             attrs = entra_expr.attributes(entra_expr.parse(m.source or ""))
         except entra_expr.ExpressionError:
@@ -56,6 +70,19 @@ class CompiledMapping:
 
 # Functions Entra draws anew at each evaluation: what the audit computes is not what Entra sent.
 _DRAWN = frozenset({"Guid", "Now", "RandomString"})
+
+
+def compared_mappings(mapping: MappingFile) -> tuple[list[CompiledMapping], list[CompiledMapping]]:
+    """The user and group mappings whose values Astro must hold now (drift's expectation, and provision's read-back):
+    a create_only (ObjectAddOnly) attribute keeps the value Entra sent at creation, so the directory's value today is
+    no measure of it and it is left out; userName and a group's displayName still name the object: kept."""
+    from connector.mapping.model import ApplyOn
+
+    def compared(items: list[AttributeMapping], key: str) -> list[CompiledMapping]:
+        return compile_mappings([m for m in items if m.apply_on is ApplyOn.CREATE_AND_UPDATE
+                                 or m.target.lower() == key.lower()])
+
+    return compared(mapping.users, "userName"), compared(mapping.groups, "displayName")
 
 
 def compile_mappings(items: list[AttributeMapping]) -> list[CompiledMapping]:

@@ -15,7 +15,13 @@ from typing import Any
 from connector.errors import RemoteError
 from connector.providers.entra import schema as azure_schema
 from connector.providers.entra.app import EntraApp
-from connector.providers.entra.expected import compile_mappings, idp_group, idp_user, user_select
+from connector.providers.entra.expected import (
+    compared_mappings,
+    group_select,
+    idp_group,
+    idp_user,
+    user_select,
+)
 from connector.providers.entra.ondemand import (
     OnDemandResult,
     group_subject,
@@ -44,7 +50,8 @@ class EntraOnDemand(EntraApp):
         # The users' profiles are read with every attribute the mapping reads, so that each result can say what
         # Astro should now hold (the same records drift expects).
         select = user_select(self.mapping)
-        user_maps, group_maps = compile_mappings(self.mapping.users), compile_mappings(self.mapping.groups)
+        # What drift compares: a create_only attribute Entra's Update keeps as it was is not "Astro disagrees".
+        user_maps, group_maps = compared_mappings(self.mapping)
         results: list[OnDemandResult] = []
         calls, known = 0, len(users)  # a group's calls are known once its members are read
 
@@ -74,7 +81,7 @@ class EntraOnDemand(EntraApp):
             results.extend(got)
             called()
         for g in groups:
-            grp = await self.tenant.find_group(g)
+            grp = await self.tenant.find_group(g, group_select(self.mapping))
             gid = str(grp["id"])
             members = await self.tenant.group_members(gid, select)
             mapped = {str(m["id"]): idp_user(m, user_maps) for m in members}

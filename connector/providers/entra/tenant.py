@@ -289,9 +289,10 @@ class Tenant:
                                            permission="groups")
         return [str(g["displayName"]) for g in groups if g.get("displayName")]
 
-    async def find_group(self, name_or_id: str) -> Json:
-        """A group by display name (exact) or object id; NotFound with close names otherwise."""
-        select = ["id", "displayName"]
+    async def find_group(self, name_or_id: str, select: list[str] | None = None) -> Json:
+        """A group by display name (exact) or object id, with `select` (its id and name without); NotFound with
+        close names otherwise."""
+        select = select or ["id", "displayName"]
         if is_guid(name_or_id):
             return await self._get_by_id(f"GET /groups/{name_or_id}", f"/groups/{segment(name_or_id)}",
                                          {"$select": select}, permission="groups",
@@ -323,6 +324,10 @@ class Tenant:
             raise NotFound(f"no Entra user with userPrincipalName {upn_or_id!r}",
                            hint="give the userPrincipalName (e.g. ada@contoso.com) or the object id")
         return users[0]
+
+    async def get_group(self, group_id: str, select: list[str]) -> Json:
+        return await self._get_by_id(f"GET /groups/{group_id}", f"/groups/{segment(group_id)}", {"$select": select},
+                                     permission="groups", missing=f"no Entra group with id {group_id}")
 
     async def get_user(self, user_id: str, select: list[str]) -> Json:
         return await self._get_by_id(f"GET /users/{user_id}", f"/users/{segment(user_id)}", {"$select": select},

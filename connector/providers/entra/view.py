@@ -9,7 +9,13 @@ from typing import Any
 
 from connector.errors import NotFound, RemoteError
 from connector.providers.entra.app import EntraApp, log_error, log_status, log_subject
-from connector.providers.entra.expected import compile_mappings, idp_group, idp_user, user_select
+from connector.providers.entra.expected import (
+    compared_mappings,
+    group_select,
+    idp_group,
+    idp_user,
+    user_select,
+)
 from connector.support.progress import Count
 from connector.views import IdpIssue, IdpUser, IdpView
 
@@ -24,18 +30,10 @@ class EntraView(EntraApp):
         """Every SCIM path an IdpUser's `expected` may hold (its keys are these targets): what the Astro read keeps."""
         return [m.target for m in self.mapping.users]
 
-    def _compiled(self) -> tuple[list[str], list[Any], list[Any]]:
-        from connector.mapping.model import ApplyOn
-
+    def _compiled(self) -> tuple[list[str], list[str], list[Any], list[Any]]:
+        """The users' and the groups' $select, and the mappings compared (create_only ones are not)."""
         mapping = self.mapping
-        # A create_only (ObjectAddOnly) attribute keeps the value Entra sent at creation: the directory's value
-        # today is no measure of it, so it is not compared (userName and a group's displayName still name the
-        # object: they are kept).
-        def compared(items: list[Any], key: str) -> list[Any]:
-            return compile_mappings([m for m in items if m.apply_on is ApplyOn.CREATE_AND_UPDATE
-                                     or m.target.lower() == key.lower()])
-
-        return user_select(mapping), compared(mapping.users, "userName"), compared(mapping.groups, "displayName")
+        return (user_select(mapping), group_select(mapping), *compared_mappings(mapping))
 
     async def _read_view(self, progress: Count | None = None) -> IdpView:
         # The mapping's expressions are parsed in a worker thread while the first requests travel (the parser's
@@ -47,6 +45,7 @@ class EntraView(EntraApp):
         # The job's state and the provisioning log are a chain of their own beside the members' pages.
         issues = asyncio.ensure_future(self._issues(sp))
         direct: asyncio.Future[list[dict[str, Any] | None]] | None = None
+        group_objects: asyncio.Future[list[dict[str, Any]]] | None = None
         sem = asyncio.Semaphore(8)
         mapped: dict[str, Any] = {}  # user id -> IdpUser | None, each profile evaluated once, in first-seen order
 
@@ -66,6 +65,17 @@ class EntraView(EntraApp):
                         progress(len(mapped), None)
             return names
 
+        group_gate = asyncio.Semaphore(8)
+
+        async def group_of(a: Any) -> dict[str, Any]:
+            # The group itself, with what its mappings read: the assignment holds only a copy of its name.
+            gid = str(a.get("principalId"))
+            async with group_gate:
+                try:
+                    return await self.tenant.get_group(gid, group_fields)
+                except NotFound:  # deleted since it was assigned: the assignment's copy of its name is all there is
+                    return {"id": gid, "displayName": a.get("principalDisplayName")}
+
         async def direct_user(a: Any) -> dict[str, Any] | None:
             async with sem:
                 try:
@@ -75,27 +85,26 @@ class EntraView(EntraApp):
 
         try:
             assignments = await self.tenant.assignments(sp_id)
-            select, user_maps, group_maps = await compiled
+            select, group_fields, user_maps, group_maps = await compiled
             group_assignments = [a for a in assignments if str(a.get("principalType") or "").lower() == "group"]
             user_assignments = [a for a in assignments if str(a.get("principalType") or "").lower() == "user"]
             # Each assigned group is a chain of its own; a group assigned twice (two roles) is read once.
             first = {str(a.get("principalId")): a for a in reversed(group_assignments)}
             groups = [a for a in group_assignments if first[str(a.get("principalId"))] is a]
             direct = asyncio.ensure_future(asyncio.gather(*(direct_user(a) for a in user_assignments)))
+            group_objects = asyncio.ensure_future(asyncio.gather(*(group_of(a) for a in groups)))
             group_names = await asyncio.gather(*(members_of(a) for a in groups))
             for profile in await direct:
                 if profile:
                     user_of(profile)
-            for a, names in zip(groups, group_names, strict=True):
-                gid = str(a.get("principalId"))
-                view.groups.append(idp_group({"id": gid, "displayName": a.get("principalDisplayName")}, group_maps,
-                                             names))
+            for group, names in zip(await group_objects, group_names, strict=True):
+                view.groups.append(idp_group(group, group_maps, names))
             view.users.extend(u for u in mapped.values() if u is not None)
             if progress is not None:
                 progress(len(view.users), len(view.users))
             view.issues.extend(await issues)
         finally:
-            for task in (issues, direct):
+            for task in (issues, direct, group_objects):
                 if task is not None and not task.done():
                     task.cancel()
         return view
