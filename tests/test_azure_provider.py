@@ -463,6 +463,33 @@ def test_status_reports_quarantine_and_failed_entries(sandbox: Sandbox, azure_co
     assert "FAIL quarantine: EncounteredQuarantineException" in out
 
 
+def test_status_and_drift_agree_on_a_failure_entra_has_since_exported(sandbox: Sandbox, azure_config: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A user's export failed, then a later cycle exported it: drift calls the failure history (no finding) but
+    status failed on it (exit 1), against the README's "healthy only when the last cycle succeeded"."""
+    import copy
+
+    assert sandbox.graph is not None
+    configured(sandbox, azure_config)
+    st = sandbox.graph.state
+    done = next(e for e in st.provisioning_logs if (e.get("sourceIdentity") or {}).get("identityType") == "User")
+    old = copy.deepcopy(done)
+    old["id"], old["activityDateTime"] = "old-failure", "2020-01-01T00:00:00Z"
+    old["provisioningStatusInfo"] = {"status": "failure", "errorInformation": {
+        "errorCode": "SystemForCrossDomainIdentityManagementServiceFailure", "reason": "Astro answered 500"}}
+    st.add_log(old)
+    capsys.readouterr()
+    assert cli("status", "--idp", "azure", config=azure_config) == 0
+    out = capsys.readouterr().out
+    assert "ok   provisioning log: no failure left in the last" in out and "(1 failure(s) since exported)" in out
+    assert cli("drift", "--idp", "azure", config=azure_config) == 0
+    # The same failure as the user's newest entry is current: both say so.
+    old["activityDateTime"] = "2999-01-01T00:00:00Z"
+    capsys.readouterr()
+    assert cli("status", "--idp", "azure", config=azure_config) == 1
+    assert "FAIL provisioning log: 1 recent failure(s)" in capsys.readouterr().out
+
+
 def test_failed_credentials_stop_apply_before_the_job_starts(sandbox: Sandbox, azure_config: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     (azure_config.parent / "astro-azure.token").write_text("wrong-astro-token-123\n")

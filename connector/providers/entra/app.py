@@ -241,6 +241,23 @@ def log_subject(entry: dict[str, Any]) -> str:
     return str(entry.get("id") or "")
 
 
+def current_failures(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The failures among provisioning log `entries` (newest first) that are each object's newest entry: a failure
+    Entra has since exported (a later cycle, or provision on demand by `drift --fix`) is history. What drift
+    reports and what status counts (they disagreed: status failed on a failure drift called history)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for e in entries:
+        source = e.get("sourceIdentity") or {}
+        key = (str(source.get("identityType") or ""), str(source.get("id") or log_subject(e)))
+        if key in seen:
+            continue
+        seen.add(key)
+        if log_status(e) == "failure":
+            out.append(e)
+    return out
+
+
 def log_line(entry: dict[str, Any]) -> str:
     action = entry.get("provisioningAction") or "action?"
     return f"{log_subject(entry)} ({action}) {log_error(entry)}"

@@ -8,7 +8,14 @@ from typing import Any
 
 from connector.errors import Ambiguous, AuthError, NotFound, RemoteError
 from connector.providers.base import Check, astro_token_check
-from connector.providers.entra.app import NEVER, EntraApp, log_line, log_status, misspelt_app_hint
+from connector.providers.entra.app import (
+    NEVER,
+    EntraApp,
+    current_failures,
+    log_line,
+    log_status,
+    misspelt_app_hint,
+)
 
 
 class EntraHealth(EntraApp):
@@ -146,12 +153,15 @@ class EntraHealth(EntraApp):
         except RemoteError as exc:
             checks.append(Check("provisioning log", False, str(exc), exc.hint))
             return checks
-        failed = [e for e in entries if log_status(e) == "failure"]
+        failed = current_failures(entries)
+        history = sum(1 for e in entries if log_status(e) == "failure") - len(failed)
+        since = f" ({history} failure(s) since exported)" if history else ""
         if failed:
             shown = "; ".join(log_line(e) for e in failed[:3])
-            checks.append(Check("provisioning log", False, f"{len(failed)} recent failure(s): {shown}",
+            checks.append(Check("provisioning log", False, f"{len(failed)} recent failure(s): {shown}{since}",
                                 "fix the cause, then 'astro-scim provision --user/--group' retries one subject"))
         else:
-            checks.append(Check("provisioning log", True, f"no failures in the last {len(entries)} entries"))
+            checks.append(Check("provisioning log", True,
+                                f"no failure left in the last {len(entries)} entries{since}"))
         return checks
 

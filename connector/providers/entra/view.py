@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from connector.errors import NotFound, RemoteError
-from connector.providers.entra.app import EntraApp, log_error, log_status, log_subject
+from connector.providers.entra.app import EntraApp, current_failures, log_error, log_subject
 from connector.providers.entra.expected import (
     compared_mappings,
     group_select,
@@ -119,17 +119,8 @@ class EntraView(EntraApp):
                 reason = (st.get("quarantine") or {}).get("reason") or "Unknown"
                 issues.append(IdpIssue("entra.quarantine", self.app_label,
                                        f"provisioning job {job['id']} is in quarantine ({reason})"))
-        seen: set[tuple[str, str]] = set()
-        for e in await self.tenant.provisioning_log(str(sp["id"]), top=50):  # newest first
-            # An object's newest entry is its state: a failure Entra has since exported (a later cycle, or
-            # provision on demand by `drift --fix`) is history, not drift.
-            source = e.get("sourceIdentity") or {}
-            key = (str(source.get("identityType") or ""), str(source.get("id") or log_subject(e)))
-            if key in seen:
-                continue
-            seen.add(key)
-            if log_status(e) == "failure":
-                issues.append(IdpIssue("entra.failed_export", log_subject(e), log_error(e)))
+        for e in current_failures(await self.tenant.provisioning_log(str(sp["id"]), top=50)):
+            issues.append(IdpIssue("entra.failed_export", log_subject(e), log_error(e)))
         return issues
 
 
