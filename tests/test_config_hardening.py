@@ -307,3 +307,27 @@ def test_a_group_listed_twice_is_refused_at_its_second_line(tmp_path: Path, sect
                           f"{len((HEAD + idp).splitlines()) + 2})"
     assert err.location is not None and err.location.line == len((HEAD + idp).splitlines()) + 4
     assert err.hint == "remove one of them"
+
+
+def test_a_blank_group_name_or_one_with_a_control_character_is_refused_at_its_line(tmp_path: Path) -> None:
+    """`push_groups: ["", "x\\ny"]` validated clean: a blank name matches no group (the only word was a warning
+    naming an empty group), and a newline is no group's name (the runbook showed it on two lines)."""
+    text = HEAD + ("okta:\n  org_url: https://acme.okta.com\n  token: env:OKTA_API_TOKEN\n"
+                   "  assign_groups: ['  ']\n  push_groups: ['Data', \"x\\ny\"]\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    listed = str(err.value)
+    assert "astro-scim.yaml:7:19: an empty name in 'okta.assign_groups'" in listed
+    assert "astro-scim.yaml:8:25: 'x\\ny' holds a control character in 'okta.push_groups'" in listed
+    assert "both assignment and Group Push" not in listed
+
+
+@pytest.mark.parametrize("flag", ["--assign-group", "--push-group"])
+def test_init_refuses_a_blank_group_flag_before_reading_or_writing(tmp_path: Path, flag: str,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """init wrote `- ''` and then said the file did not validate: the flag is refused first, naming it."""
+    config = tmp_path / "astro-scim.yaml"
+    assert main(["init", "--non-interactive", "--idp", "okta", "-c", str(config), flag, "Astro Users",
+                 flag, " "]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {flag}: an empty name\n")
+    assert not config.exists()

@@ -371,7 +371,7 @@ def validate_project_file(path: str | Path) -> list[Finding] | None:
     findings += validate_access(cfg)
     if cfg.okta is not None:  # what plan notes too, here offline: Okta does not support one group for both
         pushed = {g.casefold() for g in cfg.okta.push_groups}
-        both = [g for g in cfg.okta.assign_groups if g.casefold() in pushed]
+        both = [g for g in cfg.okta.assign_groups if g.strip() and g.casefold() in pushed]  # blank: its own error
         if both:
             loc = cfg.document.loc(("okta", "push_groups")) if cfg.document is not None else None
             findings.append(Finding(

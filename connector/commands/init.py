@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from connector import output
-from connector.config.load import ProjectConfig, load_config
+from connector.config.load import NAME_HINT, ProjectConfig, bad_name, load_config
 from connector.errors import EXIT_OK, ConfigError, ConfigErrors, ConnectorError, RemoteError, UsageError
 from connector.providers import registry
 from connector.providers.base import Discovery
@@ -352,6 +352,10 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
     if not path.resolve().parent.is_dir():
         raise UsageError(f"cannot write {path}: its folder does not exist", hint=f"mkdir -p {path.parent}")
     _check_mappings_folder(path.resolve().parent / "mappings")  # before any question or read
+    for flag, names in (("--assign-group", args.assign_group), ("--push-group", args.push_group)):
+        for name in names or []:  # refused before anything is read or written, as the config would refuse it
+            if (problem := bad_name(name)) is not None:
+                raise UsageError(f"{flag}: {problem}", hint=NAME_HINT)
     interactive = not args.non_interactive and sys.stdin.isatty()
     answers = _answers(args, _asker(interactive))
     doc["idps"] = answers.idps

@@ -120,6 +120,20 @@ def _key_hint(key: str, allowed: set[str]) -> str:
 T = TypeVar("T")
 
 
+
+NAME_HINT = "give each group's name as the IdP shows it, on one line"
+
+
+def bad_name(name: str) -> str | None:
+    """What is wrong with a group's name, or None. A blank name matches no group (or every one, to a search); a
+    control character (a newline from a YAML block scalar, a tab) is no group's name either, and the rendered
+    runbooks showed it on two lines."""
+    if not name.strip():
+        return "an empty name"
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
+        return f"{name!r} holds a control character"
+    return None
+
 class _Errors:
     """Every independent mistake of the project file, collected while it is read (a read that fails gives its
     default and the reading goes on), so one run reports them all."""
@@ -198,11 +212,16 @@ class _Section:
                                         hint=f"write {key}: [Name One, Name Two], or one '- name' per line"))
             return []
         first: dict[str, int] = {}
+        where = f"'{'.'.join(map(str, self.path))}.{key}'"
         for i, item in enumerate(value):
+            if (problem := bad_name(item)) is not None:
+                self.errors.add(ConfigError(f"{problem} in {where}", location=self.doc.loc((*self.path, key, i)),
+                                            hint=NAME_HINT))
+                continue
             if item in first:  # one object in the IdP: apply counted it twice, push-groups raced itself over it
                 at = self.doc.loc((*self.path, key, first[item]))
                 self.errors.add(ConfigError(
-                    f"'{item}' is listed twice in '{'.'.join(map(str, self.path))}.{key}'"
+                    f"'{item}' is listed twice in {where}"
                     + (f" (first at line {at.line})" if at.line else ""),
                     location=self.doc.loc((*self.path, key, i)), hint="remove one of them"))
             first.setdefault(item, i)
