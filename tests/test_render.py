@@ -558,3 +558,15 @@ def test_okta_app_by_id(tmp_path: Path) -> None:
     assert blocks(doc, "data", "okta_app")["astro"] == {"id": "${var.app_id}"}
     assert variables(doc)["app_id"]["default"] == "0oa1b2c3d4E5F6g7h8i9"
     assert "APP=0oa1b2c3d4E5F6g7h8i9" in (ok / "runbook-okta.md").read_text()
+
+
+def test_names_that_slug_alike_get_suffixes_no_other_name_holds() -> None:
+    """"Data Eng", "Data-Eng" and "Data Eng 2" slug to DATA_ENG, DATA_ENG, DATA_ENG_2: the second took _2, the
+    third's own slug, so astro.tf declared `astro_team_roles.data_eng_2` twice (terraform validate failed) and two
+    groups shared one ${OKTA_GROUP_ID_...} in the group-push body (the wrong group's id pushed)."""
+    from connector.render.generate import _groups, distinct
+
+    assert distinct(["DATA_ENG", "DATA_ENG", "DATA_ENG_2", "B", "DATA_ENG"]) == [
+        "DATA_ENG", "DATA_ENG_3", "DATA_ENG_2", "B", "DATA_ENG_4"]
+    envs = [g.env for g in _groups(["Data Eng", "Data-Eng", "Data Eng 2"], "OKTA_GROUP_ID")]
+    assert len(set(envs)) == 3 and envs[2] == "OKTA_GROUP_ID_DATA_ENG_2"

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from connector import __version__
 from connector.access.model import looks_like_id, require_templates
-from connector.render.generate import Value, env_name, hcl, render_text, secret_value
+from connector.render.generate import Value, distinct, env_name, hcl, render_text, secret_value
 
 if TYPE_CHECKING:
     from connector.config.load import ProjectConfig
@@ -37,15 +37,12 @@ def render_files(idp: str, cfg: ProjectConfig | None, *, command: str = "") -> d
         {w.ref for t in templates for w in t.workspaces if not looks_like_id(w.ref)}
         | {str(d.workspace) for d in named if not looks_like_id(str(d.workspace))}
     )
-    slugs: dict[str, int] = {}
     rows = []
-    for t in templates:
-        slug = env_name(t.group).lower()
-        slugs[slug] = slugs.get(slug, 0) + 1
+    for t, slug in zip(templates, distinct([env_name(t.group).lower() for t in templates]), strict=True):
         rows.append(
             {
                 "group": t.group,
-                "slug": slug if slugs[slug] == 1 else f"{slug}_{slugs[slug]}",
+                "slug": slug,
                 "organization_role": t.organization_role,
                 "workspaces": [{"expr": workspace_expr(w.ref), "role": w.role} for w in t.workspaces],
                 "deployments": [{"expr": deployment_expr(d.ref), "role": d.role} for d in t.deployments],

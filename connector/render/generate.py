@@ -99,6 +99,22 @@ def env_name(text: str) -> str:
     return slug if slug and not slug[0].isdigit() else f"G_{slug}"
 
 
+def distinct(keys: list[str]) -> list[str]:
+    """`keys` made distinct: a key seen before gets the first free `_2`, `_3`... suffix, never one another key holds
+    ("Data Eng", "Data-Eng", "Data Eng 2" slug to DATA_ENG, DATA_ENG, DATA_ENG_2: the second must not take _2)."""
+    taken = set(keys)
+    out: list[str] = []
+    used: set[str] = set()
+    for key in keys:
+        name, n = key, 1
+        while name in used or (name != key and name in taken):
+            n += 1
+            name = f"{key}_{n}"
+        used.add(name)
+        out.append(name)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- filters
 
 
@@ -336,13 +352,8 @@ def _okta_org(org_url: str | None) -> tuple[str | None, str | None]:
 
 def _groups(names: list[str], prefix: str) -> list[Group]:
     """Groups with distinct `${PREFIX_NAME}` references, even when two names slug alike ("Data-Eng", "Data Eng")."""
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        env = f"{prefix}_{env_name(name)}"
-        seen[env] = seen.get(env, 0) + 1
-        out.append(Group(name, env if seen[env] == 1 else f"{env}_{seen[env]}"))
-    return out
+    envs = distinct([f"{prefix}_{env_name(name)}" for name in names])
+    return [Group(name, env) for name, env in zip(names, envs, strict=True)]
 
 
 def build_context(
