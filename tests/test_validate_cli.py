@@ -57,7 +57,8 @@ CASES = [
     ("binary.yaml", 1, 1, 1, "file is binary, not YAML"),
     ("not-utf8.yaml", 1, 6, 38, "file is not UTF-8 text (byte 0xe9)"),
     ("idp-missing.yaml", 1, 1, 1, "missing 'idp'"),
-    ("idp-unknown.yaml", 1, 1, 6, "unknown idp 'entra' (hint: did you mean 'azure'?)"),
+    ("idp-unknown.yaml", 1, 1, 6, "unknown idp 'entra' (hint: did you mean 'azure'? (the expressions and targets were "
+                          "not checked: they depend on the IdP))"),
     ("list-instead-of-mapping.yaml", 1, 1, 1, "must be a YAML mapping with idp, users and groups, not a list"),
     ("users-not-a-list.yaml", 1, 3, 3, "'users' must be a list of mappings"),
     ("entry-not-a-mapping.yaml", 1, 3, 5, "users[0] must be a mapping with target and source, not a string"),
@@ -446,3 +447,15 @@ def test_a_finding_in_an_aliased_entry_points_at_the_alias(tmp_path: Path, capsy
     assert main(["validate", str(path)]) == 1
     out = capsys.readouterr().out
     assert f"{path}:7:5: error: more than one userName mapping (first at line 4)" in out, out
+
+
+def test_an_unknown_idp_still_reports_the_entries_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`idp: Okta` stopped every other check: a CI user fixed one mistake a run. The entries' shape (keys, types)
+    is the same for either IdP and is reported beside it; the hint says what could not be checked."""
+    path = tmp_path / "m.yaml"
+    path.write_text("idp: Okta\nusers:\n  - target: userName\n    from_sign_on: \"yes\"\n  - name.familyName\n")
+    assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "unknown idp 'Okta' (hint: did you mean 'okta'? (the expressions and targets were not checked" in out
+    assert "'from_sign_on' must be true or false" in out and "users[1] must be a mapping" in out
+    assert "3 errors" in out

@@ -101,6 +101,11 @@ def _utf8_error_location(file: str, raw: bytes, offset: int) -> Location:
     return Location(file, line, column)
 
 
+
+# Without its IdP a mapping's expressions and targets cannot be read (Okta EL or Entra's language, which profile
+# attributes exist): only the entries' shape was checked, and the hint says so.
+_UNCHECKED = " (the expressions and targets were not checked: they depend on the IdP)"
+
 class _Loader:
     def __init__(self, result: LoadResult) -> None:
         self.r = result
@@ -139,11 +144,12 @@ class _Loader:
                          f"did you mean '{section}'? (a project config's section)" if section else
                          "allowed keys: " + ", ".join(TOP_KEYS))
         idp = self._idp(data)
+        # The entries' shape (keys, types) is the same for either IdP: checked, and reported, whatever `idp` says.
+        sections = {section: self._section(data, section) for section in SECTIONS}
         if idp is None:
             return None
         mapping = MappingFile(idp=idp, file=self.r.file, location=doc.loc(()))
-        for section in SECTIONS:
-            entries = self._section(data, section)
+        for section, entries in sections.items():
             setattr(mapping, section, entries)
         return mapping
 
@@ -152,18 +158,18 @@ class _Loader:
         assert doc is not None
         if "idp" not in data:
             self.add("missing-idp", "missing 'idp': say which identity provider this mapping is for",
-                     doc.loc(()), "add 'idp: okta' or 'idp: azure' at the top")
+                     doc.loc(()), "add 'idp: okta' or 'idp: azure' at the top" + _UNCHECKED)
             return None
         value = data["idp"]
         if not isinstance(value, str):
             self.add("wrong-type", f"'idp' must be a string, not {_type_name(value)}", doc.loc(("idp",)),
-                     "use okta or azure")
+                     "use okta or azure" + _UNCHECKED)
             return None
         if value in IDPS:
             return value
         guess = _IDP_ALIASES.get(value.lower().replace(" ", "_").replace("-", "_")) or did_you_mean(value, IDPS)
         self.add("unknown-idp", f"unknown idp '{value}'", doc.loc(("idp",)),
-                 f"did you mean '{guess}'?" if guess else "use okta or azure")
+                 (f"did you mean '{guess}'?" if guess else "use okta or azure") + _UNCHECKED)
         return None
 
     def _section(self, data: dict[str, Any], section: str) -> list[AttributeMapping]:
