@@ -154,9 +154,12 @@ def oneline(value: Any) -> str:
     return re.sub(r"[\x00-\x1f\x7f]+", " ", str(value)).strip()
 
 
-def code(value: Any) -> str:
-    """A Markdown code span that is safe inside a table cell (pipes escaped, backticks fenced)."""
-    text = oneline(value).replace("|", "\\|")
+def code(value: Any, *, in_table: bool = False) -> str:
+    """A Markdown code span (backticks fenced). Pipes are escaped only in a table cell (`cell_code`): elsewhere
+    GitHub shows the backslash inside a code span, a name Okta or Entra does not hold."""
+    text = oneline(value)
+    if in_table:
+        text = text.replace("|", "\\|")
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
@@ -168,6 +171,11 @@ def sh(value: Value) -> str:
     if value.known:
         return shlex.quote(oneline(value.text))
     return f'"{oneline(value.text)}"'
+
+
+def cell_code(value: Any) -> str:
+    """A Markdown code span for a table cell (pipes escaped)."""
+    return code(value, in_table=True)
 
 
 def cell(value: Any) -> str:
@@ -194,7 +202,7 @@ def environment(directory: str | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(tojson=tojson, hcl=hcl, oneline=oneline, code=code, cell=cell, env_name=env_name, sh=sh)
+    env.filters.update(tojson=tojson, hcl=hcl, oneline=oneline, code=code, cell_code=cell_code, cell=cell, env_name=env_name, sh=sh)
     return env
 
 
