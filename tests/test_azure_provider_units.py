@@ -520,3 +520,18 @@ def test_a_value_entra_draws_anew_each_time_is_not_expected() -> None:
              AttributeMapping("displayName", "[displayName]")]
     expected = expected_values(compile_mappings(items), {"displayName": "Ada"})
     assert expected == {"displayName": "Ada"}
+
+
+def test_a_user_the_username_mapping_gives_nothing_is_not_expected_under_another_name() -> None:
+    """`userName <- [mail]` and a user without mail: Entra cannot export the user (no userName). The view fell back
+    to the userPrincipalName and reported the user missing under it, which no fix could bring."""
+    from connector.mapping.model import AttributeMapping
+    from connector.providers.entra.expected import compile_mappings, idp_user
+
+    by_mail = compile_mappings([AttributeMapping(target="userName", source="[mail]")])
+    profile = {"id": "u1", "userPrincipalName": "nomail@acme.onmicrosoft.com", "accountEnabled": True}
+    assert idp_user(profile, by_mail) is None
+    mailed = idp_user({**profile, "mail": "ada@acme.example"}, by_mail)
+    assert mailed is not None and mailed.user_name == "ada@acme.example"
+    no_mapping = idp_user(profile, compile_mappings([AttributeMapping(target="displayName", source="[mail]")]))
+    assert no_mapping is not None and no_mapping.user_name == "nomail@acme.onmicrosoft.com"

@@ -116,6 +116,10 @@ def idp_user(profile: dict[str, Any], compiled: list[CompiledMapping]) -> IdpUse
     expected = expected_values(compiled, profile)
     user_name = next((v for k, v in expected.items() if k.lower() == "username"), None)
     if user_name is None:
+        if any(c.target.lower() == "username" for c in compiled):
+            # The mapping gives this user no userName (`[mail]` and no mail): Entra cannot send it (its export
+            # fails, which its provisioning log reports), so Astro is not expected to hold it under another name.
+            return None
         user_name = profile.get("userPrincipalName")
     if not user_name:
         return None
