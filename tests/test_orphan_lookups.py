@@ -65,3 +65,30 @@ def test_accounts_past_the_lookup_bound_are_orphans_not_verified_and_never_delet
     assert all(a is not None and a["active"] is False for a in accounts.values())
     rc, doc = _drift(okta_applied, capsys)
     assert rc == 0 and _findings(doc) == []
+
+
+def test_an_account_okta_made_under_another_app_username_is_okta_s_deprovision_not_an_orphan(
+        sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The app username is not the login (a per-assignment name, an email prefix): once Okta deactivated the user,
+    the lookup by the account's userName found no such login and the account Okta made (its externalId is the Okta
+    user's id) was reported orphaned and deleted by --delete-orphans. Its externalId is looked up first."""
+    import httpx
+
+    assert sandbox.okta is not None
+    app = str(sandbox.okta.app_by_label("Astro")["id"])
+    login = sandbox.seed_org.people[5].email
+    uid = sandbox.okta.state.user(login)["id"]
+    short = login.split("@")[0]
+    with httpx.Client(base_url=str(sandbox.okta_url), headers={"Authorization": f"SSWS {sandbox.okta_token}"}) as c:
+        assert c.post(f"/api/v1/apps/{app}/users/{uid}", json={"credentials": {"userName": short}}).status_code == 200
+    org = sandbox.astro_orgs["okta"].org_id
+    account = sandbox.astro.find_user(org, short)
+    assert account is not None and account["externalId"] == uid
+    rc, doc = _drift(okta_applied, capsys)
+    assert (rc, _findings(doc)) == (0, [])
+    sandbox.okta.deactivate_user_silently(login)
+    rc, doc = _drift(okta_applied, capsys)
+    assert [(f["kind"], f["subject"]) for f in _findings(doc)] == [("deactivation_not_propagated", short)]
+    rc, doc = _drift(okta_applied, capsys, "--fix", "--yes", "--delete-orphans")
+    account = sandbox.astro.find_user(org, short)
+    assert account is not None and account["active"] is False, "Okta's own account was deleted"

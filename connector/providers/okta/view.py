@@ -180,23 +180,35 @@ class OktaView(OktaOrg):
         look like an account Okta never knew (an orphan, deleted by --delete-orphans) instead of a deactivation
         that did not reach Astro (deactivated by --fix). An active Okta user whose name matches an account Okta
         did not create (an admin's own, an invite) stays an orphan: --fix alone never deactivates it. Looked up
-        by login (the Astro app's default username format; Okta also matches a login's short name, so the answer
-        must be that very login), concurrently; the audit asks about at most MAX_INACTIVE_LOOKUPS (connector.views).
+        by the account's externalId first (Okta's own account, whatever app username it was given), then by login
+        (the Astro app's default username format; Okta also matches a login's short name, so the answer must be that
+        very login), concurrently; the audit asks about at most MAX_INACTIVE_LOOKUPS (connector.views).
         """
         ids = dict(external_ids or {})
         return self._reads(lambda c: self._inactive_users(c, list(user_names), ids))
 
     async def _inactive_users(self, c: OktaClient, user_names: list[str], external_ids: dict[str, str | None]
                               ) -> list[IdpUser]:
-        async def one(login: str) -> IdpUser | None:
+        async def get(key: str) -> dict[str, Any] | None:
             try:
-                user = await c.get(f"/api/v1/users/{quote(login, safe='@')}")
+                user = await c.get(f"/api/v1/users/{quote(key, safe='@')}")
             except RemoteError as exc:
                 if exc.status == 404:
-                    return None  # not an Okta user at all: a real orphan
+                    return None
                 raise
-            if not isinstance(user, dict):
-                return None
+            return user if isinstance(user, dict) else None
+
+        async def one(login: str) -> IdpUser | None:
+            ext = external_ids.get(login)
+            if ext and ext.casefold() != login.casefold():
+                # The account's externalId names the Okta user who owns it: Okta's own account (an app username
+                # that is not the login: a per-assignment name, an email prefix), whatever its userName says.
+                owner = await get(ext)
+                if owner is not None and str(owner.get("id")) == ext:
+                    return IdpUser(id=ext, user_name=login, active=False)
+            user = await get(login)
+            if user is None:
+                return None  # not an Okta user at all: a real orphan
             found = str((user.get("profile") or {}).get("login") or "")
             if found.casefold() != login.casefold():
                 return None  # another person, found by the short name
