@@ -402,3 +402,17 @@ def test_a_run_whose_remedy_failed_is_never_clean_even_with_no_finding_left() ->
     doc = json.loads(to_json([r]))
     assert doc["clean"] is False and doc["idps"][0]["clean"] is False
     assert "no drift" not in to_text([r])
+
+
+def test_an_inactive_users_error_is_not_a_finding_to_re_assign_them_for() -> None:
+    """A suspended Okta user whose app user shows syncState ERROR: the idp_error's remedy re-assigned the person
+    (out of "Astro Users" and back), though Okta provisions no suspended user. The deprovision is the finding."""
+    from connector.audit.remedies import plan_remedies
+
+    w = World.clean()
+    ada = w.idp_user(ADA)
+    ada.active, ada.error = False, "Automatic provisioning of user ada to app Astro failed: ..."
+    found = audit(w.idp, w.astro)
+    assert [(f.kind, f.subject) for f in found if f.subject == ADA] == [(Kind.DEACTIVATION_NOT_PROPAGATED, ADA)]
+    assert [c.resource for c in plan_remedies("okta", found).changes
+            if c.key == ADA] == ["remedy.astro.deactivate_user"]

@@ -534,7 +534,10 @@ def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None,
     plans: dict[tuple[str, ...], _Plan] = {}  # per key set of the expected values: how to compare them at once
     for user, key in zip(users, folds, strict=True):
         astro_user = matched.get(key)
-        if user.error and key not in explained:
+        # A user the IdP holds inactive (suspended, deactivated, out of scope) is not provisioned, whatever error
+        # its app user still shows: the deprovision is the finding (its remedy deactivates in Astro); an idp_error
+        # here had --fix re-assign a deliberately suspended person.
+        if user.error and key not in explained and user.active:
             findings.append(_make(name, Kind.IDP_ERROR, user.user_name, f"{name} reports: {user.error}",
                                   key="user", user=user.user_name, idp_id=user.id, issue_kind=f"{name}.user_error"))
         if not user.active:
