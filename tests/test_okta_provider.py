@@ -719,3 +719,15 @@ def test_oauth_refusals_are_clear_auth_errors(sandbox: Sandbox, tmp_path: Path, 
     assert words in err and "Traceback" not in err
     hint = next(line for line in err.splitlines() if line.startswith("hint:"))
     assert ("okta.private_key" if case == "wrong key" else "okta.scopes") in hint  # names what to fix
+
+
+@pytest.mark.parametrize(("error", "refused"), [
+    ("Error while pushing: 401 Unauthorized", True), ("status code 401", True), ("HTTP 401: bad token", True),
+    ("Unauthorised access", True), ("409 Conflict: user4012@acme.example already a member", False),
+    ("could not push 'Room 401-B': 500", False), ("4010 items", False)])
+def test_astro_refusing_the_token_is_a_401_not_a_401_inside_a_name(error: str, refused: bool) -> None:
+    """A push error naming user4012@... was taken for Astro refusing Okta's token: connection_broken, the real
+    idp_error hidden, and --fix pointed at the token instead of re-pushing."""
+    from connector.providers.okta.org import refused_by_astro
+
+    assert refused_by_astro(error) is refused

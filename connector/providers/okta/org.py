@@ -12,6 +12,7 @@ import asyncio
 import difflib
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
@@ -318,9 +319,15 @@ class OktaOrg:
         await retry_async(attempt, what=f"okta delete push mapping {mapping_id}", policy=c.policy)
 
 
+# HTTP 401 as Okta quotes Astro's answer ("401 Unauthorized", "status code 401"): a number on its own, not a part
+# of a name in the message (user4012@..., "Room 401-B") or of another number.
+_STATUS_401 = re.compile(r"(?<![\w@.-])401(?![\w@.-])")
+_UNAUTHORIZED = re.compile(r"\bunauthori[sz]ed\b", re.IGNORECASE)
+
+
 def refused_by_astro(error: str) -> bool:
     """Whether an Okta provisioning error is Astro refusing Okta's token (what Okta shows of the SCIM answer)."""
-    return "401" in error or "unauthorized" in error.casefold()
+    return _STATUS_401.search(error) is not None or _UNAUTHORIZED.search(error) is not None
 
 
 def integration_token_steps(label: str, organization_id: str) -> str:
