@@ -230,6 +230,21 @@ def test_a_group_both_idps_provision_gets_roles_in_both_organizations(
     assert sandbox.astro_platform.team_roles(azure_org, de) == FULL
 
 
+def test_status_judges_each_organizations_team_on_its_own(sandbox: Sandbox, tmp_path: Path) -> None:
+    """One group, a Team in each IdP's organization: a role changed by hand in one was reported for both (status
+    keyed the plan's changes by group name only, under two identical check names)."""
+    de = teams(sandbox)[0]
+    path = config(sandbox, tmp_path, {de: FULL}, idps=("okta", "azure"))
+    okta_org, azure_org = push_teams(sandbox, "okta"), push_teams(sandbox, "azure")
+    assert main(["apply", "--idp", "astro", "-c", str(path), "--yes"]) == 0
+    for changed, idp in ((azure_org, "azure"), (okta_org, "okta")):
+        assert main(["apply", "--idp", "astro", "-c", str(path), "--yes"]) == 0
+        sandbox.astro_platform.set_team_roles(changed, de, organization="ORGANIZATION_OWNER")
+        checks = {c.name: c.ok for c in AstroAccessProvider(load_config(path)).status()}
+        other = "okta" if idp == "azure" else "azure"
+        assert checks == {f"Team roles: {de} [{idp}]": False, f"Team roles: {de} [{other}]": True}, checks
+
+
 # -- failures ----------------------------------------------------------------------------------------------
 
 

@@ -399,18 +399,22 @@ class AstroAccessProvider:
 
     async def _status(self, http: AstroPlatform) -> list[Check]:
         plan = await self._plan(http)
-        pending = {c.data["group"]: c for c in plan.changes}
+        # By organization and IdP as well: a group both IdPs provision has a Team in each organization, and one's
+        # mismatch was reported for both (the later change overwrote the earlier).
+        pending = {(c.data["org"], c.data["idp"], c.data["group"]): c for c in plan.changes}
+        several = len(self.orgs) > 1
         checks = []
         for org in self.orgs.values():
             for target in org.targets:
                 group = target.template.group
-                change = pending.get(group)
+                name = f"Team roles: {group}" + (f" [{target.idp}]" if several else "")
+                change = pending.get((org.key, target.idp, group))
                 if change is None:
-                    checks.append(Check(f"Team roles: {group}", True, "match the access template"))
+                    checks.append(Check(name, True, "match the access template"))
                 elif change.data.get("team_id") is None:
                     checks.append(
                         Check(
-                            f"Team roles: {group}",
+                            name,
                             None,
                             f"Team not in Astro yet ({target.idp} pushes it)",
                             "run 'astro-scim apply' to push it and set its roles",
@@ -419,7 +423,7 @@ class AstroAccessProvider:
                 else:
                     checks.append(
                         Check(
-                            f"Team roles: {group}",
+                            name,
                             False,
                             change.detail,
                             "run 'astro-scim apply --idp astro' to set them",
