@@ -245,6 +245,53 @@ def test_status_judges_each_organizations_team_on_its_own(sandbox: Sandbox, tmp_
         assert checks == {f"Team roles: {de} [{idp}]": False, f"Team roles: {de} [{other}]": True}, checks
 
 
+def test_a_group_name_with_a_comma_is_one_team(sandbox: Sandbox, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """The platform emulator split `names=` on commas: "R&D, Europe" was looked for as "R&D" and " Europe", so
+    plan said "not in Astro yet" and apply waited for a Team that was there (exit 3)."""
+    name = "R&D, Europe"
+    org = sandbox.astro_orgs["okta"]
+    made = httpx.post(f"{org.scim_url}/Groups", headers={"Authorization": f"Bearer {org.token}"},
+                      json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name})
+    assert made.status_code == 201
+    path = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta",), okta_push_groups=[name])
+    data = yaml.safe_load(path.read_text())
+    data["access"] = {name: {"organization": "ORGANIZATION_OWNER"}}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["apply", "--idp", "astro", "-c", str(path), "--yes"]) == 0
+    assert sandbox.astro_platform.team_roles(org.org_id, name)["organization"] == "ORGANIZATION_OWNER"
+    assert plan_changes(path, capsys) == []
+
+
+def test_a_deployment_named_by_its_workspaces_id_needs_no_second_grant(sandbox: Sandbox, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`deployments: {<workspace id>/prod: ...}` under `workspaces: {analytics: ...}`, the same Workspace by name:
+    validate said the Deployment's Workspace had no role (the hint's fix then failed plan: the Workspace twice)."""
+    de = teams(sandbox)[0]
+    org_id = push_teams(sandbox)
+    ws_id = sandbox.astro_platform.workspace_id(org_id, "analytics")
+    path = config(sandbox, tmp_path, {de: {"workspaces": {"analytics": "WORKSPACE_MEMBER"},
+                                           "deployments": {f"{ws_id}/prod": "DEPLOYMENT_ADMIN"}}})
+    assert main(["validate", str(path)]) == 0, capsys.readouterr().out
+    assert main(["apply", "--idp", "astro", "-c", str(path), "--yes"]) == 0
+    assert plan_changes(path, capsys) == []
+
+
+def test_drift_fix_without_yes_lists_the_team_role_sets_it_would_apply(sandbox: Sandbox, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`drift --fix --format json` lists under `planned` what --yes would do; a Team role set was only narrated."""
+    de = teams(sandbox)[0]
+    path = config(sandbox, tmp_path, {de: FULL})
+    org_id = push_teams(sandbox)
+    assert main(["apply", "--idp", "astro", "-c", str(path), "--yes"]) == 0
+    sandbox.astro_platform.set_team_roles(org_id, de, organization="ORGANIZATION_OWNER")
+    capsys.readouterr()
+    assert main(["drift", "--idp", "okta", "-c", str(path), "--fix", "--format", "json"]) == 1
+    (idp,) = json.loads(capsys.readouterr().out)["idps"]
+    assert [f["kind"] for f in idp["findings"] if f["kind"] == "team_roles_mismatch"] == ["team_roles_mismatch"]
+    assert [c["key"] for c in idp["planned"] if c["resource"].startswith("astro.team_roles")] == [de]
+
+
 # -- failures ----------------------------------------------------------------------------------------------
 
 

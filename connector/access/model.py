@@ -239,7 +239,9 @@ class _Reader:
         by_id = any(looks_like_id(ref) for ref in granted)
         ok = True
         for d in tpl.deployments:
-            if d.workspace is not None and d.workspace not in granted and not by_id:
+            # A Deployment named "<workspace id>/<name>" under a Workspace granted by name: plan resolves both.
+            if d.workspace is not None and d.workspace not in granted and not by_id \
+                    and not looks_like_id(d.workspace):
                 self.error(
                     d.location,
                     "access-hierarchy",

@@ -79,6 +79,8 @@ def audit_team_roles(
                     if change.data.get("group") in targets:
                         say("  " + change.describe())
             if not yes:
+                # What --yes would carry out, in the JSON as every other remedy's is (README: `planned`).
+                result.planned.extend(c.to_json() for c in plan.changes if c.data.get("group") in targets)
                 if say is not None:
                     say(f"{result.idp}: {len(found)} Team role set(s) to re-apply; nothing done "
                         "(add --yes to act)")

@@ -375,8 +375,9 @@ class AstroPlatform:
 
     @staticmethod
     def _multi(request: Request, name: str) -> set[str] | None:
-        # Arrays arrive as repeated parameters (names=a&names=b); a comma-separated value is accepted too.
-        values = [v for raw in request.args.getlist(name) for v in raw.split(",") if v]
+        # Arrays arrive as repeated parameters (names=a&names=b), each value whole: a Team named "R&D, Europe" is
+        # one name (split on the comma, it was never found, and apply waited for a Team that was there).
+        values = [v for v in request.args.getlist(name) if v]
         return set(values) if values else None
 
     def _teams(self, request: Request, org_id: str) -> dict[str, Any]:
