@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector.errors import ConfigError, ConfigErrors, Location
 from connector.mapping.model import Finding, Severity
+from connector.support.suggest import closest
 
 if TYPE_CHECKING:
     from connector.config.load import ProjectConfig
@@ -144,6 +145,13 @@ class _Reader:
                     hint=f"use {DEPLOYMENT_ADMIN} or a custom Deployment role name",
                 )
                 return None
+            if value != DEPLOYMENT_ADMIN and closest(value.upper(), [DEPLOYMENT_ADMIN], cutoff=0.9) is not None:
+                # Any other name may be a custom role (Astro checks it at apply), but one this close to the
+                # built-in one is most likely a typo: said offline, before apply fails on it.
+                self.findings.append(Finding(
+                    Severity.WARNING, location, "access-role",
+                    f"deployment role {value!r} is not {DEPLOYMENT_ADMIN}; unless Astro has a custom Deployment "
+                    "role of that name, apply fails on it", f"did you mean {DEPLOYMENT_ADMIN}?"))
         return value
 
     def mapping(self, value: Any, location: Location, what: str) -> dict[Any, Any] | None:
