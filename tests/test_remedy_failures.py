@@ -98,6 +98,29 @@ def test_reassign_of_a_direct_assignment_puts_the_user_back(
     assert rc == 0 and "no drift" in out, out
 
 
+def test_reassign_of_a_user_assigned_directly_and_through_a_group_goes_through_the_group_too(
+    sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Assigned directly and through "Astro Users": Okta turns the DELETE into the group's assignment (scope GROUP)
+    and provisions nothing anew, yet the remedy said "removed and re-assigned" (ok); the user stayed missing and
+    the Team's re-push went to ERROR. The user leaves and re-joins the group, then is assigned directly again."""
+    assert sandbox.okta is not None
+    app = str(sandbox.okta.app_by_label("Astro")["id"])
+    login = sandbox.seed_org.people[6].email
+    uid = sandbox.okta.state.user(login)["id"]
+    with httpx.Client(base_url=str(sandbox.okta_url), headers={"Authorization": f"SSWS {sandbox.okta_token}"}) as c:
+        assert c.post(f"/api/v1/apps/{app}/users", json={"id": uid, "scope": "USER"}).status_code == 200
+    org = sandbox.astro_orgs["okta"].org_id
+    sandbox.astro.delete_user(org, login)
+    rc, out = run(capsys, "drift", "-c", str(okta_applied), "--fix", "--yes")
+    assert rc == 0 and f"re-assigned {login} (left and re-joined {ASSIGNED_TEAM}" in out, out
+    assert "assigned directly again" in out
+    assert sandbox.astro.find_user(org, login) is not None
+    assert sandbox.okta.app_user(app, login)["scope"] == "USER"
+    rc, out = run(capsys, "drift", "-c", str(okta_applied))
+    assert rc == 0 and "no drift" in out, out
+
+
 def test_reassign_of_a_direct_assignment_whose_assign_fails_says_the_user_was_left_unassigned(
     sandbox: Sandbox, okta_applied: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -137,6 +137,14 @@ class OktaRemedies(OktaGroupPush):
             # the user is assigned again before the interruption goes on.
             await self._assign_after_interruption(c, app_id, uid, body, login, undo)
             raise
+        if await self._assigned(c, app_id, uid) is True:
+            # Assigned through a group as well: Okta turned the assignment into the group's (scope GROUP) and
+            # provisioned nothing anew, which "removed and re-assigned" claimed. Through the groups, then directly.
+            try:
+                text = await self._reassign_through_groups(c, app, uid, login, memo)
+            finally:
+                await self._assign(c, app_id, uid, body)
+            return f"{text}; assigned directly again"
         try:
             await self._assign(c, app_id, uid, body)
         except RemoteError as exc:
