@@ -342,26 +342,18 @@ def test_a_deployment_role_a_letter_off_the_built_in_one_is_warned_offline(tmp_p
                                                                           warned: bool) -> None:
     """Any name may be a custom Deployment role, so DEPLOYMENT_ADMN passed validate and plan and failed only at
     apply (HTTP 400, no file:line). One this close to DEPLOYMENT_ADMIN is a warning at its line."""
-    from connector.cli import main
-
-    path = tmp_path / "astro-scim.yaml"
-    path.write_text(f"""astro:
-  scim_url: https://api.astronomer.io/scim/v2/clorg0123456789
-  token: env:ASTRO_API_TOKEN
-okta:
-  org_url: https://acme.okta.com
-  token: env:OKTA_API_TOKEN
-  push_groups: [Data Engineering]
-access:
-  Data Engineering:
-    workspaces: {{analytics: WORKSPACE_MEMBER}}
-    deployments: {{analytics/prod: {role}}}
-""")
+    path = write(tmp_path, f"""\
+        Data Engineering:
+          workspaces: {{analytics: WORKSPACE_MEMBER}}
+          deployments: {{analytics/prod: {role}}}
+        """)
     import contextlib
     import io
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         main(["validate", str(path)])
-    assert (f"{path}:11:35: warning: deployment role {role!r} is not DEPLOYMENT_ADMIN" in out.getvalue()) is warned, \
+    line, text = next((i, t) for i, t in enumerate(path.read_text().splitlines(), 1) if "deployments" in t)
+    col = text.index(role) + 1
+    assert (f"{path}:{line}:{col}: warning: deployment role {role!r} is not DEPLOYMENT_ADMIN" in out.getvalue()) is warned, \
         out.getvalue()
