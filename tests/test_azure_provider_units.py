@@ -535,3 +535,12 @@ def test_a_user_the_username_mapping_gives_nothing_is_not_expected_under_another
     assert mailed is not None and mailed.user_name == "ada@acme.example"
     no_mapping = idp_user(profile, compile_mappings([AttributeMapping(target="displayName", source="[mail]")]))
     assert no_mapping is not None and no_mapping.user_name == "nomail@acme.onmicrosoft.com"
+
+
+def test_the_scim_job_is_picked_whatever_order_graph_lists_the_jobs_in() -> None:
+    """test-connection took the first job listed; every other command the SCIM one (tenant.pick_job)."""
+    from connector.providers.entra.tenant import pick_job
+
+    other, scim = {"id": "Other.1.t", "templateId": "Other"}, {"id": "scim.2.t", "templateId": "scim"}
+    assert pick_job([other, scim]) is scim and pick_job([scim, other]) is scim
+    assert pick_job([other]) is other and pick_job([]) is None

@@ -16,6 +16,7 @@ from connector.providers.entra.app import (
     log_status,
     misspelt_app_hint,
 )
+from connector.providers.entra.tenant import pick_job
 
 
 class EntraHealth(EntraApp):
@@ -64,7 +65,7 @@ class EntraHealth(EntraApp):
         job = None
         if sp is not None:
             jobs = await probe("permission Synchronization.ReadWrite.All", self.tenant.jobs(str(sp["id"])))
-            job = next(iter(jobs or []), None)
+            job = pick_job(jobs or [])  # the SCIM job, as every other command picks it: not the first listed
             await probe("permission AppRoleAssignment.ReadWrite.All", self.tenant.assignments(str(sp["id"])))
             await probe("permission AuditLog.Read.All", self.tenant.provisioning_log(str(sp["id"]), top=1))
         for name in self.az.assign_groups:

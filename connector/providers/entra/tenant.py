@@ -91,6 +91,14 @@ def _config(query: Any = None, *, no_retry: bool = False) -> Any:
 SP_SELECT = ["id", "appId", "displayName", "appRoles", "preferredSingleSignOnMode"]
 
 
+
+def pick_job(jobs: list[Json]) -> Json | None:
+    """The app's SCIM provisioning job among its synchronization jobs (templateId scim), else the first."""
+    for job in jobs:
+        if str(job.get("templateId") or "").lower() == JOB_TEMPLATE or str(job.get("id", "")).startswith("scim."):
+            return job
+    return jobs[0] if jobs else None
+
 class Tenant:
     def __init__(self, graph: GraphClient, reads: GraphReader) -> None:
         self.graph = graph  # writes, through the SDK
@@ -385,11 +393,7 @@ class Tenant:
                                  retry_on=lambda e: isinstance(e, RemoteError) and e.status == 404)
 
     async def find_job(self, sp_id: str) -> Json | None:
-        jobs = await self.jobs(sp_id)
-        for job in jobs:
-            if str(job.get("templateId") or "").lower() == JOB_TEMPLATE or str(job.get("id", "")).startswith("scim."):
-                return job
-        return jobs[0] if jobs else None
+        return pick_job(await self.jobs(sp_id))
 
     async def get_job(self, sp_id: str, job_id: str) -> Json:
         endpoint = f"GET /servicePrincipals/{sp_id}/synchronization/jobs/{job_id}"
