@@ -47,6 +47,7 @@ class Recorder:
     lock: threading.Lock = field(default_factory=threading.Lock)
     refuse_or: bool = False
     dangling_member: str | None = None
+    page_cap: int | None = None  # a server that sends at most this many Users a page, whatever `count` asked
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if self.refuse_or and " or " in dict(parse_qsl(environ.get("QUERY_STRING", ""))).get("filter", ""):
@@ -60,11 +61,22 @@ class Recorder:
             with self.lock:
                 self.bodies.append((environ["REQUEST_METHOD"], environ["PATH_INFO"], json.loads(raw) if raw else None))
         if self.dangling_member and environ["REQUEST_METHOD"] == "GET" and "/Groups" in environ["PATH_INFO"]:
-            return self._with_dangling_member(environ, start_response)
+            return self._rewritten(environ, start_response, self._add_dangling_member)
+        if self.page_cap and environ["REQUEST_METHOD"] == "GET" and environ["PATH_INFO"].endswith("/Users"):
+            return self._rewritten(environ, start_response, self._cap_page)
         result: Iterable[bytes] = self.app(environ, start_response)
         return result
 
-    def _with_dangling_member(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    def _add_dangling_member(self, body: dict[str, Any]) -> None:
+        for group in body.get("Resources", [body] if "id" in body else []):
+            group.setdefault("members", []).append({"value": self.dangling_member})
+
+    def _cap_page(self, body: dict[str, Any]) -> None:
+        body["Resources"] = body.get("Resources", [])[:self.page_cap]
+        body["itemsPerPage"] = len(body["Resources"])
+
+    def _rewritten(self, environ: dict[str, Any], start_response: Callable[..., Any],
+                   change: Callable[[dict[str, Any]], None]) -> list[bytes]:
         answer: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], Any]:
@@ -72,8 +84,7 @@ class Recorder:
             return lambda _: None
 
         body = json.loads(b"".join(self.app(environ, capture)) or b"{}")
-        for group in body.get("Resources", [body] if "id" in body else []):
-            group.setdefault("members", []).append({"value": self.dangling_member})
+        change(body)
         raw = json.dumps(body).encode()
         headers = [(k, v) for k, v in answer["headers"] if k.lower() != "content-length"]
         start_response(answer["status"], [*headers, ("Content-Length", str(len(raw)))])
@@ -329,3 +340,16 @@ def test_only_the_astro_package_talks_to_astro() -> None:
     # The SCIM engine is built by the client alone: every Astro SCIM request has its retries and error mapping.
     assert engine_users <= {"astro/client.py", "astro/engine.py", "astro/reader.py"}, engine_users
     assert "AiohttpSCIMClient(" not in (CONNECTOR / "astro" / "reader.py").read_text()
+
+
+def test_users_a_server_sends_fewer_of_a_page_than_asked_are_read_from_its_next_pages(astro: Astro) -> None:
+    """`find_users` asks for up to FILTER_CHUNK users a query; a server that honours a smaller count (RFC 7644
+    3.4.2.4 lets it) left the rest unread, and callers took them for users Astro does not have."""
+    names = [f"user{i:03d}@acme.example" for i in range(FILTER_CHUNK)]
+    for name in names:
+        astro.user(name)
+    astro.recorder.page_cap = 20
+    found = run_sync(astro.config(), lambda scim: scim.find_users(names))
+    assert sorted(found) == names
+    starts = sorted(int(q.get("startIndex", 1)) for q in astro.lists("Users"))
+    assert starts == [1, 21, 41]

@@ -240,23 +240,40 @@ class AstroScimClient:
     # -- reads --------------------------------------------------------------------------------------------------
 
     async def _search(self, model: Any, path: str, filter_: str, count: int | None = None) -> list[dict[str, Any]]:
-        """The Resources of one filtered list query, as JSON (scim2-client builds and checks the request)."""
+        """The Resources of one filtered list query, as JSON (scim2-client builds and checks the request), every
+        page of them: a server may answer fewer than `count` a page (RFC 7644 3.4.2.4), and what it did not send
+        was taken for users Astro does not have."""
         from scim2_models import ListResponse, ScimFilter, SearchRequest
 
         _typed(ListResponse, model)  # the class scim2-client parametrizes to read the answer, kept (see _typed)
-        request: SearchRequest[Any] = SearchRequest(filter=ScimFilter[model](filter_), count=count)
-        # Payload checks off (the JSON is what callers read; a vendor resource that does not validate must not
-        # fail a verification), so the expected status is given: without it an Error body would come back as data.
-        answer = await self.call(path, lambda: self.engine.query(model, query_parameters=request,
-                                                                 check_response_payload=False,
-                                                                 expected_status_codes=[200]))
-        resources = answer.get("Resources") if isinstance(answer, dict) else None
-        if not isinstance(resources, list):
-            if isinstance(answer, dict) and answer.get("totalResults") == 0:
-                return []  # an empty ListResponse may leave Resources out (RFC 7644 3.4.2)
-            raise RemoteError("answered with something other than a ListResponse", service=SERVICE,
-                              endpoint=self.url(path), code="invalid_body")
-        return [r for r in resources if isinstance(r, dict)]
+
+        async def page(start: int | None) -> tuple[list[dict[str, Any]], Any]:
+            request: SearchRequest[Any] = SearchRequest(filter=ScimFilter[model](filter_), count=count,
+                                                        start_index=start)
+            # Payload checks off (the JSON is what callers read; a vendor resource that does not validate must not
+            # fail a verification), so the expected status is given: without it an Error body would come back as
+            # data.
+            answer = await self.call(path, lambda: self.engine.query(model, query_parameters=request,
+                                                                     check_response_payload=False,
+                                                                     expected_status_codes=[200]))
+            resources = answer.get("Resources") if isinstance(answer, dict) else None
+            total = answer.get("totalResults") if isinstance(answer, dict) else None
+            if not isinstance(resources, list):
+                if total == 0:
+                    return [], 0  # an empty ListResponse may leave Resources out (RFC 7644 3.4.2)
+                raise RemoteError("answered with something other than a ListResponse", service=SERVICE,
+                                  endpoint=self.url(path), code="invalid_body")
+            return [r for r in resources if isinstance(r, dict)], total
+
+        found, total = await page(None)
+        while isinstance(total, int) and not isinstance(total, bool) and len(found) < total:
+            more, _ = await page(len(found) + 1)
+            if not more:
+                raise RemoteError(f"said {total} resources match and sent {len(found)}", service=SERVICE,
+                                  endpoint=self.url(path), code="inconsistent_paging",
+                                  hint="the data may have changed while it was read: run the command again")
+            found += more
+        return found
 
     async def service_provider_config(self) -> dict[str, Any]:
         data = await self.get_json("/ServiceProviderConfig")
