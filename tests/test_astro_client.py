@@ -353,3 +353,45 @@ def test_users_a_server_sends_fewer_of_a_page_than_asked_are_read_from_its_next_
     assert sorted(found) == names
     starts = sorted(int(q.get("startIndex", 1)) for q in astro.lists("Users"))
     assert starts == [1, 21, 41]
+
+
+def test_the_platform_api_reads_every_page_a_server_caps_and_does_not_retry_a_non_object() -> None:
+    """A server that sends 50 Teams a page asked for 100: list_all stopped at the first short page (50 of 150,
+    the rest taken for Teams Astro does not have). An answer that is JSON but no object was retried six times
+    as a network failure, its error without a status."""
+    from werkzeug.wrappers import Request, Response
+
+    seen: list[str] = []
+
+    @Request.application
+    def app(request: Request) -> Response:
+        seen.append(request.path)
+        if request.path.endswith("/odd"):
+            return Response("[1, 2]", content_type="application/json")
+        offset, limit = int(request.args.get("offset", 0)), min(int(request.args.get("limit", 100)), 50)
+        items = [{"id": f"t{i}", "name": f"T{i}"} for i in range(offset, min(offset + limit, 150))]
+        return Response(json.dumps({"teams": items, "totalCount": 150}), content_type="application/json")
+
+    @dataclass
+    class Org:
+        key: tuple[str, str]
+        base: str
+        astro: AstroConfig
+
+    served = ServedApp("platform", app).start()
+    try:
+        org = Org((served.url, "org"), served.url + "/organizations/org",
+                  AstroConfig(scim_url="", token=Secret.from_value(TOKEN)))
+
+        async def go() -> tuple[list[dict[str, Any]], RemoteError]:
+            async with AstroPlatform([org], RetryPolicy(attempts=6)) as api:
+                teams = await api.list_all(org, "/teams", "teams")
+                with pytest.raises(RemoteError) as caught:
+                    await api.get(org, "/odd")
+                return teams, caught.value
+
+        teams, err = asyncio.run(go())
+    finally:
+        served.stop()
+    assert [t["id"] for t in teams] == [f"t{i}" for i in range(150)]
+    assert (err.status, err.code) == (200, "invalid_body") and seen.count("/organizations/org/odd") == 1

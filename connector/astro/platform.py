@@ -85,8 +85,9 @@ class AstroPlatform:
                 raise RemoteError(
                     "the answer is not JSON", service=SERVICE, endpoint=where, status=resp.status_code
                 ) from cause
-            if not isinstance(data, dict):
-                raise RemoteError("the answer is not a JSON object", service=SERVICE, endpoint=where)
+            if not isinstance(data, dict):  # a status and a code: an answer of the wrong shape is not retried
+                raise RemoteError("the answer is not a JSON object", service=SERVICE, endpoint=where,
+                                  status=resp.status_code, code="invalid_body")
             return data
 
         return await retry_async(once, what=where, policy=self.policy)
@@ -111,7 +112,10 @@ class AstroPlatform:
             out.extend(i for i in items if isinstance(i, dict) and i.get("id"))
             offset += len(items)
             total = page.get("totalCount")
-            if not items or len(items) < PAGE or (isinstance(total, int) and offset >= total):
+            # totalCount decides when it is given: a server may send fewer than `limit` a page (it read 50 of
+            # 150 Teams when a short page meant the last).
+            if not items or (offset >= total if isinstance(total, int) and not isinstance(total, bool)
+                             else len(items) < PAGE):
                 return out
 
     async def teams_named(self, org: PlatformOrg, names: list[str]) -> dict[str, list[dict[str, Any]]]:
