@@ -264,3 +264,28 @@ def test_a_plan_holding_a_secret_value_is_never_written(sandbox_config: Path, tm
     with pytest.raises(ConnectorError, match="would contain a secret value") as caught:
         saved.write(tmp_path / "plan.json", load_config(sandbox_config), {"idp": "okta"}, [("okta", plan)])
     assert canary not in str(caught.value) and not (tmp_path / "plan.json").exists()
+
+
+def test_a_plan_whose_mapping_sits_beside_the_configs_folder_applies_from_another_checkout(
+        sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`mapping: ../mappings/azure.yaml`: the input was named by its absolute path (unresolved), so the same tree
+    planned in one checkout and applied from another was refused ("the plan was made from another config"), and
+    the plan file held the runner's paths."""
+    import shutil
+
+    def checkout(root: Path) -> Path:
+        config = sandbox.write_config(root / "deploy" / "astro-scim.yaml", idps=("azure",))
+        (root / "mappings").mkdir(parents=True)
+        shutil.copy(Path(__file__).resolve().parents[1] / "mappings" / "azure.yaml", root / "mappings" / "azure.yaml")
+        data = yaml.safe_load(config.read_text())
+        data["azure"]["mapping"] = "../mappings/azure.yaml"
+        config.write_text(yaml.safe_dump(data))
+        return config
+
+    first, second = checkout(tmp_path / "job1"), checkout(tmp_path / "job2")
+    plan = tmp_path / "plan.json"
+    assert main(["plan", "-c", str(first), "--idp", "azure", "-out", str(plan)]) == 0
+    inputs = json.loads(plan.read_text())["config"]["inputs"]
+    assert "../mappings/azure.yaml" in inputs and not any(str(tmp_path) in k for k in inputs)
+    capsys.readouterr()
+    assert main(["apply", "-c", str(second), "--no-wait", str(plan)]) == 0, capsys.readouterr().err

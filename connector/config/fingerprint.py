@@ -28,10 +28,10 @@ def _file_digest(path: Path) -> str:
 
 
 def _label(path: Path, base: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(base))
-    except ValueError:
-        return str(path)
+    """`path` relative to the config's folder, `..` included: a mapping beside that folder (../mappings/x.yaml)
+    was named by its absolute path, so the same tree planned in one checkout and applied in another was refused,
+    and the plan file held the runner's paths."""
+    return os.path.relpath(path.resolve(), base)
 
 
 def config_inputs(cfg: ProjectConfig) -> dict[str, str]:
