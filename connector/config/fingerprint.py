@@ -28,10 +28,17 @@ def _file_digest(path: Path) -> str:
 
 
 def _label(path: Path, base: Path) -> str:
-    """`path` relative to the config's folder, `..` included: a mapping beside that folder (../mappings/x.yaml)
-    was named by its absolute path, so the same tree planned in one checkout and applied in another was refused,
-    and the plan file held the runner's paths."""
-    return os.path.relpath(path.resolve(), base)
+    """`path` as the same in every checkout names it: relative to the config's folder when inside it or written
+    relative to it (`../mappings/x.yaml`: named by its absolute path, the same tree planned in one checkout and
+    applied from another was refused, and the plan file held the runner's paths); else as written (absolute)."""
+    try:
+        return str(path.resolve().relative_to(base))
+    except ValueError:
+        pass
+    try:  # the loader joined a relative path to `base`: that text is the config's own
+        return os.path.normpath(path.relative_to(base))
+    except ValueError:
+        return str(path)
 
 
 def config_inputs(cfg: ProjectConfig) -> dict[str, str]:
