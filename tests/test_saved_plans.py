@@ -289,3 +289,26 @@ def test_a_plan_whose_mapping_sits_beside_the_configs_folder_applies_from_anothe
     assert "../mappings/azure.yaml" in inputs and not any(str(tmp_path) in k for k in inputs)
     capsys.readouterr()
     assert main(["apply", "-c", str(second), "--no-wait", str(plan)]) == 0, capsys.readouterr().err
+
+
+def test_a_secret_token_graph_echoes_is_not_digested_into_the_plan_file(
+        sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Graph masks the saved SecretToken, but the provider handles one echoed in clear: its unsalted digest went
+    into the plan file's state, so a guessed token could be checked offline against it. The digest holds only
+    whether it is astro.token."""
+    from connector.plan.model import digest
+    from connector.sandbox.graph import api as graph_api
+
+    assert sandbox.graph is not None
+    config = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("azure",))
+    assert main(["apply", "-c", str(config), "--idp", "azure", "--yes", "--no-wait"]) == 0
+    monkeypatch.setattr(graph_api.GraphEmulator, "_masked_secrets", lambda self, sp_id: [
+        {"key": k, "value": v} for k, v in self.state.sp_sync(sp_id).secrets.items()])
+    plan = tmp_path / "plan.json"
+    assert main(["plan", "-c", str(config), "--idp", "azure", "-out", str(plan)]) == 0
+    recorded = json.loads(plan.read_text())["plans"][0]["state"]["azure.secrets"]
+    (sp,) = [s for s in sandbox.graph.service_principals() if s["displayName"] == "Astro"]
+    saved = sandbox.graph.secrets(sp["id"])
+    token = sandbox.astro_orgs["azure"].token
+    assert recorded != digest([{**saved, "SecretToken": token}, None])
+    assert recorded == digest([{**saved, "SecretToken": "astro.token"}, None])
