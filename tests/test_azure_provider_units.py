@@ -544,3 +544,18 @@ def test_the_scim_job_is_picked_whatever_order_graph_lists_the_jobs_in() -> None
     other, scim = {"id": "Other.1.t", "templateId": "Other"}, {"id": "scim.2.t", "templateId": "scim"}
     assert pick_job([other, scim]) is scim and pick_job([scim, other]) is scim
     assert pick_job([other]) is other and pick_job([]) is None
+
+
+def test_a_groups_members_mapping_deleted_in_the_portal_is_put_back() -> None:
+    """The mapping file's groups need not name `members` (KEPT): deleted in the portal, Entra stops sending
+    memberships, and the merge put back only a User's `active`: no diff, an empty plan, nothing said."""
+    schema = template_schema()
+    group = azure_schema.object_mapping(azure_schema.find_rule(schema), "Group")
+    assert group is not None
+    group["attributeMappings"] = [a for a in group["attributeMappings"] if a["targetAttributeName"] != "members"]
+    mapping = seed_mapping(groups=[AttributeMapping("displayName", "[displayName]", matching=1)])
+    merged, diffs = azure_schema.merge(schema, mapping)
+    assert [(d.key, d.before, d.after) for d in diffs] == [("Group members", None, "[members]")]
+    assert "Entra stops sending who is in each Team" in diffs[0].changes[-1]
+    _, again = azure_schema.merge(merged, mapping)
+    assert again == []

@@ -162,8 +162,8 @@ def merge(schema: dict[str, Any], mapping: MappingFile) -> tuple[dict[str, Any],
             diff = _merge_one(merged, rule, om, attrs, index, obj_name, m)
             if diff is not None:
                 diffs.append(diff)
-        if obj_name == "User" and "active" not in index:
-            diffs.append(_restore_active(merged, rule, om, attrs, index))
+        for target in sorted(KEPT.get(obj_name, frozenset()) - set(index)):
+            diffs.append(_restore_kept(merged, rule, om, attrs, index, obj_name, target))
         diffs += _prune(om, attrs, obj_name, {m.target.lower() for m in items})
     return merged, diffs
 
@@ -238,18 +238,24 @@ UNNAMED = "mappings not in the mapping file"
 # sending active=false, and only through this mapping ("ensure that you have a mapping for active", entra-docs
 # how-provisioning-works, Deprovisioning).
 ACTIVE_SOURCE = 'Switch([IsSoftDeleted], , "False", "True", "True", "False")'
+# Each KEPT mapping as the template has it, and what is lost without it.
+KEPT_SOURCES: dict[tuple[str, str], tuple[str, str]] = {
+    ("User", "active"): (ACTIVE_SOURCE, "Entra's deprovisioning: without it, users unassigned or disabled in Entra "
+                                        "stay active in Astro"),
+    ("Group", "members"): ("[members]", "Entra's memberships: without it, Entra stops sending who is in each Team, "
+                                        "and nothing else says so"),
+}
 
 
-def _restore_active(schema: dict[str, Any], rule: dict[str, Any], om: dict[str, Any], attrs: list[dict[str, Any]],
-                    index: dict[str, dict[str, Any]]) -> MappingDiff:
-    """Put back the template's `active` mapping, which someone removed (the portal's Delete on it) and the mapping
-    file does not name: without it, users unassigned, disabled or deleted in Entra stay active in Astro."""
-    m = AttributeMapping(target="active", source=ACTIVE_SOURCE)
-    added = _merge_one(schema, rule, om, attrs, index, "User", m)  # absent from the index: always an addition
+def _restore_kept(schema: dict[str, Any], rule: dict[str, Any], om: dict[str, Any], attrs: list[dict[str, Any]],
+                  index: dict[str, dict[str, Any]], obj_name: str, target: str) -> MappingDiff:
+    """Put back a template mapping the mapping file may leave unnamed (KEPT), which someone removed (the portal's
+    Delete on it): a User's `active`, a Group's `members`."""
+    source, why = KEPT_SOURCES[(obj_name, target)]
+    m = AttributeMapping(target=target, source=source)
+    added = _merge_one(schema, rule, om, attrs, index, obj_name, m)  # absent from the index: always an addition
     notes = added.changes if added is not None else ()
-    return MappingDiff("User", "active", None, canonical(desired_source(m)),
-                       (*notes, "Entra's deprovisioning: without it, users unassigned or disabled in Entra "
-                                       "stay active in Astro"))
+    return MappingDiff(obj_name, target, None, canonical(desired_source(m)), (*notes, why))
 
 
 def _prune(om: dict[str, Any], attrs: list[dict[str, Any]], obj_name: str, owned: set[str]) -> list[MappingDiff]:
