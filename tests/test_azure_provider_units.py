@@ -559,3 +559,28 @@ def test_a_groups_members_mapping_deleted_in_the_portal_is_put_back() -> None:
     assert "Entra stops sending who is in each Team" in diffs[0].changes[-1]
     _, again = azure_schema.merge(merged, mapping)
     assert again == []
+
+
+def test_a_number_constant_in_a_tree_graph_returns_without_its_text_is_no_change() -> None:
+    """Graph may answer a source tree without its expression text; a tree does not say whether a constant was
+    written 1 or "1", so `Left([givenName], 1)` read back as Left([givenName], "1") was a change on every plan."""
+    mapping = seed_mapping()
+    mapping.users.append(AttributeMapping("nickName", "Left([givenName], 1)"))
+    mapping.users.append(AttributeMapping("title", 'IIF(InStr([department], "x", , vbTextCompare) > 0, "a", "b")'))
+    merged, _ = azure_schema.merge(template_schema(), mapping)
+    user = azure_schema.object_mapping(azure_schema.find_rule(merged), "User")
+    assert user is not None
+
+    def bare(tree: Any) -> Any:
+        out = {k: v for k, v in tree.items() if k != "expression"}
+        out["parameters"] = [{**p, "value": bare(p["value"])} for p in tree.get("parameters") or []]
+        return out
+
+    for a in user["attributeMappings"]:
+        if a["targetAttributeName"] in ("nickName", "title"):
+            a["source"] = bare(a["source"])
+    _, diffs = azure_schema.merge(merged, mapping)
+    assert diffs == []
+    mapping.users[-2] = AttributeMapping("nickName", "Left([givenName], 2)")  # a real change still is one
+    _, diffs = azure_schema.merge(merged, mapping)
+    assert [d.key for d in diffs] == ["User nickName"]

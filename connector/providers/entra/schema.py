@@ -106,6 +106,24 @@ def canonical(source: Any) -> str:
         return str(source.get("expression") or source.get("name") or "")
 
 
+def _as_read(source: dict[str, Any], like: Any) -> dict[str, Any]:
+    """`source` without its expression text when `like` (what Graph returned) has none: a tree alone does not say
+    how a constant was written (1 or "1", vbTextCompare or "vbTextCompare"), so the two are compared alike, and
+    Left([givenName], 1) was not a change on every plan."""
+    if isinstance(like, dict) and isinstance(like.get("expression"), str) and like["expression"].strip():
+        return source
+
+    def bare(tree: Any) -> Any:
+        if not isinstance(tree, dict):
+            return tree
+        out = {k: v for k, v in tree.items() if k != "expression"}
+        out["parameters"] = [{**p, "value": bare(p.get("value"))} if isinstance(p, dict) else p
+                             for p in tree.get("parameters") or []]
+        return out
+
+    return bare(source)  # type: ignore[no-any-return]
+
+
 def desired_source(m: AttributeMapping) -> dict[str, Any]:
     return entra_expr.to_source_tree(entra_expr.parse(m.source or ""))
 
@@ -308,6 +326,8 @@ def _merge_one(
 
     changes: list[str] = []
     before = canonical(existing.get("source"))
+    if before != after and before == canonical(_as_read(want_source, existing.get("source"))):
+        after = before  # the same tree, read without its text as Graph's was (see _as_read)
     if before != after:
         existing["source"] = want_source
     have_match = int(existing.get("matchingPriority") or 0)
