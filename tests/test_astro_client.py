@@ -24,7 +24,7 @@ from connector.config.load import AstroConfig
 from connector.errors import EXIT_REMOTE, AuthError, RemoteError
 from connector.providers.okta.astro_check import AstroReader
 from connector.sandbox.astro.scim import AstroScim
-from connector.sandbox.faults import FaultConfig, FaultMiddleware, RequestLog
+from connector.sandbox.faults import FaultConfig, FaultMiddleware, FaultRule, RequestLog
 from connector.sandbox.server import ServedApp
 from connector.support.http import RetryPolicy
 from connector.support.secret import Secret
@@ -395,3 +395,35 @@ def test_the_platform_api_reads_every_page_a_server_caps_and_does_not_retry_a_no
         served.stop()
     assert [t["id"] for t in teams] == [f"t{i}" for i in range(150)]
     assert (err.status, err.code) == (200, "invalid_body") and seen.count("/organizations/org/odd") == 1
+
+
+def test_a_delete_whose_answer_was_lost_is_this_runs_delete_not_already_gone(astro: Astro) -> None:
+    """The DELETE reached Astro and its answer was lost; the retry met 404, and delete_user said "already gone"
+    (the remedy's outcome and the audit trail then denied this run's own delete)."""
+    uid = astro.user("gone@acme.example")
+    astro.faults.fail(FaultRule("DELETE", "/Users/", status=0, after=True))
+    assert run_sync(astro.config(), lambda scim: scim.delete_user(uid), policy=FAST) is True
+    assert run_sync(astro.config(), lambda scim: scim.delete_user(uid), policy=FAST) is False  # now it was gone
+
+
+def test_an_error_says_how_many_requests_were_made_not_the_policys_most() -> None:
+    """A 503 whose Retry-After is past the retry budget is given up after one request; the message said "after 3
+    attempts" (the policy's most)."""
+    from werkzeug.wrappers import Request, Response
+
+    seen: list[str] = []
+
+    @Request.application
+    def app(request: Request) -> Response:
+        seen.append(request.path)
+        return Response('{"detail": "maintenance"}', status=503, headers={"Retry-After": "600"},
+                        content_type="application/scim+json")
+
+    served = ServedApp("astro-503", app).start()
+    try:
+        config = AstroConfig(scim_url=served.url + "/scim/v2", token=Secret.from_value(TOKEN))
+        with pytest.raises(RemoteError) as caught:
+            run_sync(config, lambda scim: scim.service_provider_config(), policy=FAST)
+    finally:
+        served.stop()
+    assert len(seen) == 1 and "attempts" not in caught.value.message, caught.value.message

@@ -174,11 +174,19 @@ class AstroScimClient:
         return await self._retried(attempt, f"{method} {path}")
 
     async def _retried(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
+        tries = 0
+
+        async def counted() -> T:
+            nonlocal tries
+            tries += 1
+            return await attempt()
+
         try:
-            return await retry_async(attempt, what=what, policy=self.policy)
+            return await retry_async(counted, what=what, policy=self.policy)
         except RemoteError as exc:
-            if self.policy.attempts > 1 and is_retryable(exc, self.policy) and exc.status != 429:  # 429s: by time
-                exc.message += f" (after {self.policy.attempts} attempts)"
+            # How many were made, not the policy's most: a Retry-After past the budget ends it after one.
+            if tries > 1 and is_retryable(exc, self.policy) and exc.status != 429:  # 429s: by time
+                exc.message += f" (after {tries} attempts)"
             raise
 
     def _media_type_deviation(self, ctype: str) -> None:
@@ -373,16 +381,23 @@ class AstroScimClient:
             op=PatchOperation.Op.replace_, path=Path[model]("active"), value=active)])
 
     async def delete_user(self, user_id: str) -> bool:
-        """DELETE /Users/{id}; False when it was already gone (404), which is the wanted end state."""
+        """DELETE /Users/{id}; False when it was already gone (404 to the first request), which is the wanted end
+        state. A 404 to a retry is this run's delete, whose answer was lost: True."""
         from scim2_models import EnterpriseUser, User
 
+        sent = 0
+
+        def send() -> Any:
+            nonlocal sent
+            sent += 1
+            return self.engine.delete(User[EnterpriseUser], user_id)
+
         try:
-            await self.call(f"/Users/{user_id}", lambda: self.engine.delete(User[EnterpriseUser], user_id),
-                            method="DELETE")
+            await self.call(f"/Users/{user_id}", send, method="DELETE")
         except RemoteError as exc:
             if exc.status != 404:
                 raise
-            return False
+            return sent > 1
         return True
 
     async def rename_group(self, group_id: str, display_name: str) -> None:
