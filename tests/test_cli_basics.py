@@ -218,3 +218,11 @@ def test_quiet_holds_for_commands_run_inside_another(capsys: pytest.CaptureFixtu
     assert capsys.readouterr() == ("", "")
     assert main(["status"]) == 0
     assert "after the inner command" in capsys.readouterr().out
+
+
+def test_a_negative_wait_is_refused_before_the_config_is_read(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`apply FILE --wait -1` re-read every IdP (a saved plan's check) before refusing the option."""
+    assert main(["apply", "--wait", "-1", "--config", str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --wait takes a number of seconds >= 0") and "nope.yaml" not in err

@@ -234,11 +234,11 @@ def _provider_entry(doc: output.Document, name: str) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace, doc: output.Document) -> int:
+    if args.wait is not None and args.wait < 0:  # before anything is read (a saved plan reads every IdP again)
+        raise UsageError("--wait takes a number of seconds >= 0", hint="--wait 60, or --no-wait")
     cfg = load_config_arg(args.config)
     trail.bind(cfg)
     saved = _saved_plans(args, cfg)  # apply FILE: sets --idp/--prune/--pause from the file, before they are read
-    if args.wait is not None and args.wait < 0:
-        raise UsageError("--wait takes a number of seconds >= 0", hint="--wait 60, or --no-wait")
     # With several IdPs, one that stops (a manual step) or fails verification does not stop the others.
     several = args.idp == "all" and len(cfg.idps()) > 1
     total = 0
