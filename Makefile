@@ -81,7 +81,8 @@ image: $(STAMP)
 	  mmdebstrap --variant=apt --include=python3,python3-venv,ca-certificates,passwd bookworm build/image/base.tar \
 	  && podman import build/image/base.tar $(DEBIAN_BASE) && rm build/image/base.tar; fi
 	podman build --isolation chroot --build-arg BASE=$(or $(IMAGE_BASE),$(DEBIAN_BASE)) \
-	  -t $(IMAGE):$$($(BIN)/python -c 'import connector; print(connector.__version__)') -f build/image/Containerfile build/image
+	  -t $(IMAGE):$$($(BIN)/python -c 'import connector; print(connector.__version__)') -t $(IMAGE):latest \
+	  -f build/image/Containerfile build/image
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

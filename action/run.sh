@@ -47,9 +47,17 @@ config=(--config "${INPUT_CONFIG:-astro-scim.yaml}" --idp "${INPUT_IDP:-all}")
 case "$command" in
   # --format github prints ::error/::warning annotations and, with GITHUB_STEP_SUMMARY set, appends the markdown
   # report to the job summary.
-  # paths: separated by spaces or one per line (a YAML block); read stops at NUL only, so every line counts
+  # paths: one per line (a YAML block: a path may hold spaces), or on one line separated by spaces
   validate) paths=()
-            read -r -d '' -a paths <<< "${INPUT_PATHS:-mappings/}" || true
+            given="${INPUT_PATHS:-mappings/}"
+            if [[ "$given" == *$'\n'* ]]; then
+              while IFS= read -r line || [ -n "$line" ]; do
+                line="${line%$'\r'}"
+                [ -n "${line//[[:space:]]/}" ] && paths+=("$line")
+              done <<< "$given"
+            else
+              read -r -a paths <<< "$given"
+            fi
             args=(validate --format github "${paths[@]}") ;;
   drift) args=(drift --format github "${config[@]}") ;;
   plan) args=(plan --exit-code "${config[@]}") ;;

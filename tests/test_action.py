@@ -92,6 +92,18 @@ def test_paths_one_per_line_are_all_validated(tmp_path: Path) -> None:
     assert "exit-code=1" in files["output.txt"]
 
 
+def test_a_path_with_spaces_is_one_path_on_its_line(tmp_path: Path) -> None:
+    """One path a line (a YAML block) is one path, spaces and all: `read -a` split "my maps/okta.yaml" in two."""
+    (tmp_path / "my maps").mkdir()
+    (tmp_path / "my maps" / "okta.yaml").write_text((ROOT / "mappings" / "okta.yaml").read_text())
+    (tmp_path / "bad.yaml").write_text("idp: okta\nusers: []\n")
+    proc, files = run_action(tmp_path, paths="my maps/okta.yaml\r\n\nbad.yaml\n")
+    assert proc.returncode == 1 and "file=bad.yaml" in proc.stdout, proc.stdout
+    assert "file=my," not in proc.stdout and "my maps" not in proc.stdout  # read, and clean
+    proc, _ = run_action(tmp_path, paths="bad.yaml my")  # on one line, spaces separate
+    assert "file=bad.yaml" in proc.stdout and "file=my," in proc.stdout
+
+
 STAND_IN_PYTHON = """#!/usr/bin/env bash
 # A stand-in for `python3 -m venv DIR`: a venv whose pip records what it is asked to install and whose astro-scim
 # prints which venv ran it.

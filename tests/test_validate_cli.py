@@ -252,7 +252,9 @@ def test_pre_commit_hook_runs_validate_on_mapping_files(capsys: pytest.CaptureFi
     assert hook["language"] == "python"
     pattern = re.compile(hook["files"])
     assert pattern.search("mappings/okta.yaml") and pattern.search("mappings/x.yml")
-    assert not pattern.search("astro-scim.yaml")
+    # The project config too (it validated nothing when only the config was edited), wherever it sits.
+    assert pattern.search("astro-scim.yaml") and pattern.search("deploy/astro-scim.yml")
+    assert not pattern.search("other.yaml") and not pattern.search("my-astro-scim.yaml")
     program, *args = shlex.split(hook["entry"])
     assert program == "astro-scim"  # the console script pyproject.toml installs
     files = sorted(str(p.relative_to(ROOT)) for p in SHIPPED.iterdir() if pattern.search(str(p.relative_to(ROOT))))
