@@ -283,3 +283,15 @@ def test_license_is_apache_2_and_declared() -> None:
     assert PYPROJECT["project"]["license-files"] == ["LICENSE"]
     text = (ROOT / "LICENSE").read_text()
     assert text.lstrip().startswith("Apache License") and "Version 2.0, January 2004" in text
+
+
+def test_the_install_line_for_a_missing_extra_is_pipxs_under_pipx(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Installed with pipx, `pip install '...[okta]'` went to another environment and the command kept failing."""
+    import sys
+
+    from connector.support.extras import pip_line
+
+    monkeypatch.setattr(sys, "prefix", "/home/ada/.local/share/pipx/venvs/astro-scim-connector")
+    assert pip_line("okta") == "pipx install --force 'astro-scim-connector[okta]'"
+    monkeypatch.setattr(sys, "prefix", "/work/venv")
+    assert pip_line("okta") == "pip install 'astro-scim-connector[okta]'"

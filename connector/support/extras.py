@@ -11,6 +11,8 @@ SDK missing from a broken install) into the same error instead of a crash report
 from __future__ import annotations
 
 import importlib.util
+import sys
+from pathlib import Path
 
 from connector.errors import UsageError
 
@@ -26,6 +28,10 @@ WHAT = {"okta": "the Okta SDK", "entra": "the Microsoft Graph SDK", "sandbox": "
 
 
 def pip_line(extras: str) -> str:
+    """The install line for `extras` in the environment this runs from: pipx's own venv is out of reach of a plain
+    `pip install` (it installed into another environment, and the command kept failing)."""
+    if "pipx" in Path(sys.prefix).parts:
+        return f"pipx install --force '{DISTRIBUTION}[{extras}]'"
     return f"pip install '{DISTRIBUTION}[{extras}]'"
 
 
