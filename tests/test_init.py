@@ -249,5 +249,9 @@ def test_init_with_an_unreachable_idp_says_so_and_fills_no_groups(
     assert found["error"] is not None and found["app_hint"] is None
     assert {g["why"] for g in found["groups"]} == {"not_read"} and all(g["groups"] == [] for g in found["groups"])
     # flags still give groups: they are written
-    assert init(config, *flags, "--force", "--assign-group", ASSIGNED_TEAM) == 3
+    capsys.readouterr()
+    push = ["--push-group", "Data Engineering"] if idp == "okta" else []
+    assert init(config, *flags, "--force", "--assign-group", ASSIGNED_TEAM, *push) == 3
     assert yaml.safe_load(config.read_text())[idp]["assign_groups"] == [ASSIGNED_TEAM]
+    # and no TODO comment is written, so the hint does not point at one
+    assert "TODO" not in config.read_text() and "TODO" not in capsys.readouterr().err

@@ -308,13 +308,15 @@ def _placeholders(text: str, answers: Answers, unread: dict[str, ConnectorError]
     return text
 
 
-def _unread_error(errors: dict[str, ConnectorError], path: Path) -> ConnectorError:
+def _unread_error(errors: dict[str, ConnectorError], path: Path, todo: bool) -> ConnectorError:
     """init's own error for the IdPs it could not read: the first read's class (its exit code: 3 for a remote
     error), naming each."""
     idp, first = next(iter(errors.items()))
     message = "; ".join(f"could not read {_NAMES[i]}: {e}" for i, e in errors.items())
+    # The groups given as flags leave no TODO comment to point at.
+    by_hand = f"or fill them in {path} by hand (see its TODO comment)" if todo else f"or check them in {path}"
     hint = (f"{first.hint + '; then ' if first.hint else ''}re-run 'astro-scim init --force' to fill in the groups "
-            f"from the IdP, or fill them in {path} by hand (see its TODO comment)")
+            f"from the IdP, {by_hand}")
     text = f"{message} ({path} was written without what the read would have given)"
     if isinstance(first, RemoteError):  # built as the base class: a subclass may take other arguments
         return RemoteError(text, service=first.service, endpoint=first.endpoint, status=first.status,
@@ -324,13 +326,16 @@ def _unread_error(errors: dict[str, ConnectorError], path: Path) -> ConnectorErr
     return error
 
 
-def _write(path: Path, doc: dict[str, Any], answers: Answers, unread: dict[str, ConnectorError]) -> None:
-    text = _placeholders(HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), answers, unread)
+def _write(path: Path, doc: dict[str, Any], answers: Answers, unread: dict[str, ConnectorError]) -> bool:
+    """Write the config; whether it holds a TODO comment (groups left for the user to fill in)."""
+    plain = HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    text = _placeholders(plain, answers, unread)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     os.chmod(tmp, 0o644)  # mkstemp's 0600 is for secrets; the config holds references only
     os.replace(tmp, path)
+    return text != plain
 
 
 def run(args: argparse.Namespace) -> int:
@@ -388,7 +393,7 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
                         for idp in answers.idps]
 
     doc["mappings"] = _copy_mappings(folder, answers.idps)
-    _write(path, _document(answers), answers, errors)
+    todo = _write(path, _document(answers), answers, errors)
     doc["written"] = True
     output.say(f"wrote {path}", style="bold green")
 
@@ -413,7 +418,7 @@ def _run(args: argparse.Namespace, doc: output.Document) -> int:
         # test-connection would only meet the same unreachable IdP again (after its retries).
         output.say(f"skipped test-connection: could not read {', '.join(_NAMES[i] for i in errors)}",
                    style="yellow")
-        raise _unread_error(errors, path)
+        raise _unread_error(errors, path, todo)
     output.say(f"astro-scim test-connection --config {path}", style="bold")
     if machine:
         connected, checks = _nested(program, ["test-connection", "--config", str(path)])
