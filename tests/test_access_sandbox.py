@@ -292,6 +292,34 @@ def test_drift_fix_without_yes_lists_the_team_role_sets_it_would_apply(sandbox: 
     assert [c["key"] for c in idp["planned"] if c["resource"].startswith("astro.team_roles")] == [de]
 
 
+def test_a_role_astro_refuses_at_apply_is_named_at_its_config_line(sandbox: Sandbox, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Any Deployment role name may be a custom role, so only Astro can refuse one: apply exited 3 with the
+    endpoint's HTTP 400 and no file:line. It names the grant's line (exit 2, a configuration error)."""
+    de = teams(sandbox)[0]
+    path = config(sandbox, tmp_path, {de: {"workspaces": {"analytics": "WORKSPACE_MEMBER"},
+                                           "deployments": {"analytics/prod": "DEPLOYMENT_OPS"}}})
+    push_teams(sandbox)
+    capsys.readouterr()
+    assert main(["apply", "--idp", "astro", "-c", str(path), "--yes"]) == 2
+    err = capsys.readouterr().err
+    line = line_of(path, "DEPLOYMENT_OPS")
+    assert f"{path}:{line}:" in err and f"Astro refuses the role set of {de!r}" in err, err
+    assert "DEPLOYMENT_OPS" in err and "Traceback" not in err
+    # drift --fix --yes: a remedy that failed, with why, in the JSON (it aborted the whole run)
+    data = yaml.safe_load(path.read_text())
+    data["access"][de]["deployments"] = {"analytics/prod": "DEPLOYMENT_ADMIN"}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["apply", "--idp", "astro", "-c", str(path), "--yes"]) == 0
+    data["access"][de]["deployments"] = {"analytics/prod": "DEPLOYMENT_OPS"}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    capsys.readouterr()
+    assert main(["drift", "--idp", "okta", "-c", str(path), "--fix", "--yes", "--format", "json"]) == 1
+    (idp,) = json.loads(capsys.readouterr().out)["idps"]
+    (remedy,) = [r for r in idp["remedies"] if r["resource"].startswith("astro.team_roles")]
+    assert remedy["ok"] is False and "Astro refuses the role set" in remedy["message"]
+
+
 # -- failures ----------------------------------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from connector.access import model as access
-from connector.access.model import AccessTemplate, RoleSet
+from connector.access.model import AccessTemplate, DeploymentGrant, RoleSet, WorkspaceGrant
 from connector.astro.platform import SERVICE, AstroPlatform
 from connector.errors import (
     Ambiguous,
@@ -333,7 +333,20 @@ class AstroAccessProvider:
     async def _set(self, http: AstroPlatform, change: Change, team_id: str) -> None:
         group = str(change.data["group"])
         body = change.data["body"]
-        answer = await http.post_roles(self._org_of(change), team_id, body)
+        try:
+            answer = await http.post_roles(self._org_of(change), team_id, body)
+        except RemoteError as exc:
+            if exc.status != 400:
+                raise
+            # A role Astro does not know (a custom Deployment role name is only checked here): the template's
+            # line, not the endpoint alone.
+            tpl = next((t for t in self.templates if t.group == group), None)
+            grants: list[DeploymentGrant | WorkspaceGrant] = [*tpl.deployments, *tpl.workspaces] if tpl else []
+            named = next((g for g in grants if g.role in exc.message), None)  # the role Astro names, if it does
+            raise ConfigError(f"Astro refuses the role set of {group!r}: {exc.message}",
+                              location=named.location if named else tpl.location if tpl is not None else None,
+                              hint=f"check the role names under access: {group}: (the organization's, the "
+                                   "Workspaces' and the Deployments', custom roles included)") from exc
         if RoleSet.from_api(answer) != RoleSet.from_api(body):
             raise VerificationFailed(
                 f"Astro answered a different role set for Team {group!r} than was sent",

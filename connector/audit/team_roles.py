@@ -12,6 +12,7 @@ from connector.access.model import require_templates
 from connector.access.provider import AstroAccessProvider
 from connector.audit import reconcile as drift
 from connector.config.load import ProjectConfig
+from connector.errors import ConfigError
 from connector.plan.model import Plan
 
 
@@ -86,7 +87,13 @@ def audit_team_roles(
                         "(add --yes to act)")
                 continue
             plan.changes = [c for c in plan.changes if c.data.get("group") in targets]
-            provider.apply(plan)
+            refused = ""
+            try:
+                provider.apply(plan)
+            except ConfigError as exc:  # a role Astro refuses (its line named): a remedy that failed, not the run
+                refused = str(exc)
+                if say is not None:
+                    say(f"{result.idp}: {refused}")
             left = {f.subject for f in team_role_findings(result.idp, provider.plan())}
             fixed = [f for f in found if f.subject not in left]
             result.findings = [f for f in result.findings if f not in fixed]
@@ -97,7 +104,7 @@ def audit_team_roles(
                     {
                         **c.to_json(),
                         "ok": ok,
-                        "message": "role set re-applied" if ok else "roles still differ",
+                        "message": "role set re-applied" if ok else refused or "roles still differ",
                     }
                 )
             if say is not None:
