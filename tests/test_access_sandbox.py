@@ -320,6 +320,23 @@ def test_a_role_astro_refuses_at_apply_is_named_at_its_config_line(sandbox: Sand
     assert remedy["ok"] is False and "Astro refuses the role set" in remedy["message"]
 
 
+def test_a_group_both_idps_bring_into_one_shared_organization_is_one_team_to_set(
+        sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One top-level `astro:` for both IdPs, the group pushed by Okta and assigned in Entra: plan listed two
+    identical changes, apply POSTed the roles twice and counted two."""
+    de = teams(sandbox)[0]
+    path = sandbox.write_config(tmp_path / "astro-scim.yaml", idps=("okta", "azure"))
+    data = yaml.safe_load(path.read_text())
+    astro = data["okta"].pop("astro")
+    data["azure"].pop("astro")
+    path.write_text(yaml.safe_dump({"astro": astro, **data, "access": {de: FULL}}, sort_keys=False))
+    org_id = push_teams(sandbox, "okta")
+    assert [c["key"] for c in plan_changes(path, capsys)] == [de]
+    assert main(["apply", "--idp", "astro", "-c", str(path), "--yes"]) == 0
+    assert sandbox.astro_platform.team_roles(org_id, de) == FULL
+    assert plan_changes(path, capsys) == []
+
+
 # -- failures ----------------------------------------------------------------------------------------------
 
 

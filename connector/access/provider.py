@@ -156,7 +156,10 @@ class AstroAccessProvider:
                 org = self.orgs.setdefault(key, _Org(key, astro, []))
                 if idp not in org.idps:
                     org.idps.append(idp)
-                org.targets.append(_Target(tpl, idp))
+                # One Team per group in an organization, whichever IdPs bring it (both, in a shared one): one
+                # target, so plan and apply set its roles once (they were listed, POSTed and counted twice).
+                if not any(t.template.group == tpl.group for t in org.targets):
+                    org.targets.append(_Target(tpl, idp))
 
     # -- Provider protocol ----------------------------------------------------------------------------------
 
