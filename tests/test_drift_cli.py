@@ -594,6 +594,46 @@ def test_when_the_other_idp_of_the_org_cannot_be_read_no_account_is_judged_an_or
         assert main(["drift", "-c", str(config), "--idp", "okta", "--format", fmt]) == 3
         out = capsys.readouterr().out
         assert needle in out and "No drift" not in out and "no drift" not in out, (fmt, out[-800:])
+    # -o: the line that says what was written says it too; JUnit's root counts the error (what CI reads first)
+    report = tmp_path / "drift.xml"
+    assert main(["drift", "-c", str(config), "--idp", "okta", "--format", "junit", "-o", str(report)]) == 3
+    said = capsys.readouterr()
+    said_all = said.out + said.err
+    assert f"wrote the junit report to {report}: no finding left, but not clean" in said_all
+    assert "no drift" not in said_all
+    assert '<testsuites name="astro-scim drift" tests=' in report.read_text() and 'errors="1">' in report.read_text()
+
+
+@pytest.mark.parametrize("fmt", ["json", "junit"])
+def test_an_interrupted_drift_leaves_no_earlier_report_in_its_file(
+        sandbox: Sandbox, okta_applied: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str) -> None:
+    """Ctrl-C (or a CI cancel) with -o: the file an earlier run wrote stayed, read as this run's verdict. JSON gets
+    the interrupted document; another format's earlier report goes."""
+    import os
+    import signal
+
+    report = tmp_path / f"drift.{fmt}"
+    report.write_text('{"clean": true, "stale": "from an earlier run"}' if fmt == "json" else "<testsuites/>")
+    middleware = sandbox._middleware["okta"]
+    inner = middleware.app
+
+    def ctrl_c(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["PATH_INFO"].endswith("/users"):
+            os.kill(os.getpid(), signal.SIGINT)
+        return inner(environ, start_response)
+
+    middleware.app = ctrl_c
+    try:
+        rc = main(["drift", "-c", str(okta_applied), "--format", fmt, "-o", str(report)])
+    finally:
+        middleware.app = inner
+    capsys.readouterr()
+    assert rc == 130
+    if fmt == "json":
+        doc = json.loads(report.read_text())
+        assert doc["clean"] is False and doc["error"]["type"] == "Interrupted" and "stale" not in doc
+    else:
+        assert not report.exists()
 
 
 def test_a_folder_as_the_report_file_is_refused_before_any_request(

@@ -48,9 +48,16 @@ def run(args: argparse.Namespace) -> int:
         raise
     except BaseException as exc:
         _record(done)  # interrupted (Ctrl-C) or a bug (exit 70): the remedies carried out still reach the trail
-        if isinstance(exc, KeyboardInterrupt) and args.format == "json" and not args.output:
-            # the document still comes (as every --format json command's does), never a clean one
-            output.raw(_stopped_document(done, exc))
+        if isinstance(exc, KeyboardInterrupt):
+            # the document still comes (as every --format json command's does), never a clean one; with -o, in
+            # the file, and another format's earlier report goes (a CI step uploading it after a cancel showed
+            # the last clean audit)
+            if args.format == "json" and not args.output:
+                output.raw(_stopped_document(done, exc))
+            elif args.format == "json":
+                _write(args.output, _stopped_document(done, exc) + "\n", quiet_failure=True)
+            elif args.output:
+                _drop_stale(args.output)
         raise
 
 
@@ -159,6 +166,8 @@ def _emit(results: list[AuditResult], fmt: str, path: str | None) -> None:
     if path:
         _write(path, render(results, fmt))
         found = sum(len(r.findings) for r in results)
-        output.say(f"wrote the {fmt} report to {path}: " + (f"{found} finding(s)" if found else "no drift"))
+        verdict = (f"{found} finding(s)" if found else "no drift" if all(r.clean for r in results)
+                   else "no finding left, but not clean")  # as the reports themselves say it
+        output.say(f"wrote the {fmt} report to {path}: {verdict}")
         return
     print_report(results, fmt)
