@@ -79,7 +79,7 @@ def test_github_annotations_are_one_line_each_and_escaped(results: list[AuditRes
 def test_markdown_tables_escape_pipes(results: list[AuditResult]) -> None:
     text = render(results, "markdown")
     assert "# Astro SCIM drift report" in text and "**Result:** 3 finding(s)" in text
-    row = next(line for line in text.splitlines() if "R&D" in line and line.startswith("| `"))
+    row = next(line for line in text.splitlines() if "R&amp;D" in line and line.startswith("| `"))
     assert row.count("|") - row.count("\\|") == 6  # 5 columns: the pipe in the subject is escaped
     assert "remove and re-assign the user in Okta" in text
 
@@ -268,8 +268,8 @@ def test_a_hostile_name_is_shown_escaped_in_every_format_never_as_markup_or_cont
                   r"ctl\x01\x7f\x85@x.example", r"half\ud800@x.example"):
         if fmt == "html":
             assert html.escape(shown) in out.replace("<wbr>", "")
-        else:  # markdown escapes a backslash (rendered as one)
-            assert shown in (out.replace("\\\\", "\\") if fmt == "markdown" else out)
+        else:  # markdown escapes what could be markup (rendered as the character itself)
+            assert shown in (html.unescape(re.sub(r"\\([\\|*\[\]~])", r"\1", out)) if fmt == "markdown" else out)
     if fmt == "junit":
         ET.fromstring(out.split("\n", 1)[1])  # well-formed: a raw \x01 is not
 
@@ -405,3 +405,18 @@ def test_per_kind_lists_the_first_of_a_large_kind_and_counts_the_rest(width: int
 def test_per_kind_never_shortens_another_format(fmt: str) -> None:
     results = _many(300)
     assert render(results, fmt, per_kind=50) == render(results, fmt)
+
+
+def test_a_name_in_the_markdown_report_never_becomes_html_or_a_link() -> None:
+    """A user or group name such as `<img src=...>` or `[reset your SSO here](https://...)` was live markup in the
+    markdown report and in a GitHub job summary (its escaping covered `\\` and `|` only)."""
+    from markdown_it import MarkdownIt
+
+    names = ["<img src=https://evil.example/p.gif>", "[reset your SSO here](https://evil.example/login)",
+             "a`b` <b>c</b> *d* ~~e~~ x&y"]
+    found = [_f("okta", Kind.ORPHANED, name, f"active in Astro, unknown to okta: {name}") for name in names]
+    rendered = MarkdownIt("commonmark").enable("table").enable("strikethrough").render(
+        render([AuditResult("okta", "https://api.astronomer.io/scim/v2/clorg", found)], "markdown"))
+    assert "<img" not in rendered and "evil.example/login\"" not in rendered and "<b>c" not in rendered
+    assert "<em>d" not in rendered and "<s>e" not in rendered
+    assert "&lt;img src=https://evil.example/p.gif&gt;" in rendered and "[reset your SSO here]" in rendered

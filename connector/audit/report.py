@@ -264,8 +264,16 @@ def to_json(results: list[AuditResult]) -> str:
 # -- markdown -----------------------------------------------------------------------------------------------
 
 
+# The Markdown that could make markup of a name, backslash-escaped (links and images need `[`, emphasis `*` or
+# `~`), and the HTML specials as entities: a user or group name such as `<img src=...>` or `[reset your
+# SSO](https://...)` was live markup in the report and in a GitHub job summary. `_` inside a word emphasizes
+# nothing, and backticks show what they enclose literally: left as they are.
+_MD_ESCAPE = str.maketrans({**{c: "\\" + c for c in "\\|*[]~"}, "<": "&lt;", ">": "&gt;", "&": "&amp;",
+                            "\n": " ", "\r": " "})
+
+
 def _md(text: Any) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return str(text).translate(_MD_ESCAPE)
 
 
 # GitHub refuses a job summary over 1 MiB per step (the whole summary is then lost, with an error annotation).
