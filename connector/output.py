@@ -185,8 +185,21 @@ class Document(dict[str, Any]):
 
 def error_fields(exc: BaseException) -> dict[str, Any]:
     """A JSON document's `error`: {type, message, hint, exit_code} for the exception a command ends with."""
-    code, kind = _error_code(exc)
-    return {"type": kind, "message": str(exc) or kind, "hint": getattr(exc, "hint", None), "exit_code": code}
+    shown = _as_shown(exc)
+    code, kind = _error_code(shown)
+    return {"type": kind, "message": str(shown) or kind, "hint": getattr(shown, "hint", None), "exit_code": code}
+
+
+def _as_shown(exc: BaseException) -> BaseException:
+    """The error as the CLI shows it: a module of an extra that is not installed is its pip line (exit 2), not an
+    internal error (the document said 70 where the process exited 2)."""
+    if isinstance(exc, ModuleNotFoundError):
+        from connector.support import extras
+
+        missing = extras.from_import_error(exc, "", None)
+        if missing is not None:
+            return missing
+    return exc
 
 
 def _error_code(exc: BaseException) -> tuple[int, str]:

@@ -436,3 +436,39 @@ def test_init_json_non_interactive_against_the_sandbox_and_without_non_interacti
     assert any("Okta API token" in name for name in checks)
     text = json.dumps(doc)
     assert sandbox.okta_token not in text and sandbox.astro_orgs["okta"].token not in text  # references only
+
+
+def test_an_interrupted_status_still_prints_its_document(sandbox: Sandbox, okta_applied: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C during `status --format json` left stdout empty (only a config or remote error printed the document),
+    and checks.v1.json had no exit code 130 to give it."""
+    import os
+    import signal
+
+    middleware = sandbox._middleware["okta"]
+    inner = middleware.app
+    sent: list[bool] = []
+
+    def ctrl_c(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["PATH_INFO"].endswith("/users") and not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+        return inner(environ, start_response)
+
+    middleware.app = ctrl_c
+    try:
+        rc = main(["status", "-c", str(okta_applied), "--format", "json"])
+    finally:
+        middleware.app = inner
+    doc = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator(schema("checks")).validate(doc)
+    assert rc == 130 and doc["ok"] is False and doc["exit_code"] == 130 and doc["error"]["type"] == "Interrupted"
+
+
+def test_a_missing_extras_error_document_says_the_exit_code_the_process_gives() -> None:
+    """A module of an extra found missing mid-run: the process exits 2 with its pip line; the JSON document said
+    exit_code 70, InternalError."""
+    from connector import output
+
+    fields = output.error_fields(ModuleNotFoundError("No module named 'okta'", name="okta"))
+    assert fields["exit_code"] == 2 and fields["type"] == "UsageError" and "pip" in (fields["hint"] or "")

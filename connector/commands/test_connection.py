@@ -50,12 +50,11 @@ def run_checks(args: argparse.Namespace, checks: Callable[[Health, ProjectConfig
     results: list[tuple[str, list[Check]]] = []
     try:
         return _run_checks(args, checks, command, results)
-    except ConnectorError as exc:
+    except (ConnectorError, KeyboardInterrupt) as exc:
         if args.format == "json":  # the document still comes: the checks made so far, and what stopped them
             document = checks_document(command, results)
-            document["ok"], document["exit_code"] = False, exc.exit_code
-            document["error"] = {"type": type(exc).__name__, "message": str(exc), "hint": exc.hint,
-                                 "exit_code": exc.exit_code}
+            document["error"] = output.error_fields(exc)  # Ctrl-C too: stdout holds one document however it ends
+            document["ok"], document["exit_code"] = False, document["error"]["exit_code"]
             output.raw(json.dumps(document, indent=2))
         raise
 
