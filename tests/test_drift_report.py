@@ -248,7 +248,7 @@ def test_text_table_headings_are_never_folded_by_a_short_subject() -> None:
 # Names from Astro or the IdP that a report must survive: rich markup, a terminal escape (an OSC 8 link), a control
 # character XML 1.0 cannot hold, a lone surrogate (from a JSON "\ud800" escape: not encodable as UTF-8).
 HOSTILE = ["mark[/b]up@x.example", "[bold red]loud[/]@x.example", "esc\x1b]8;;http://evil\x1b\\link@x.example",
-           "ctl\x01\x7f\x85@x.example", "half\ud800@x.example"]
+           "ctl\x01\x7f\x85@x.example", "half\ud800@x.example", "\u202emoc.elpmaxe@nimda"]
 
 
 @pytest.fixture
@@ -263,9 +263,10 @@ def test_a_hostile_name_is_shown_escaped_in_every_format_never_as_markup_or_cont
         hostile: list[AuditResult], fmt: str) -> None:
     out = render(hostile, fmt)  # a str cell was rich markup: "[/b]" stopped the text report with MarkupError
     out.encode("utf-8")  # a lone surrogate written as is fails here (and on stdout)
-    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]", out)
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e]", out)
     for shown in ("mark[/b]up@x.example", "[bold red]loud[/]@x.example", r"esc\x1b]8;;http://evil\x1b\link",
-                  r"ctl\x01\x7f\x85@x.example", r"half\ud800@x.example"):
+                  r"ctl\x01\x7f\x85@x.example", r"half\ud800@x.example",
+                  r"\u202emoc.elpmaxe@nimda"):  # a bidi override shows another user's address: escaped
         if fmt == "html":
             assert html.escape(shown) in out.replace("<wbr>", "")
         else:  # markdown escapes what could be markup (rendered as the character itself)

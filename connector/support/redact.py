@@ -69,8 +69,11 @@ class RedactingFilter(logging.Filter):
 # What printed text must not carry as is: C0 and C1 control characters but tab and newline (an ESC in a userName
 # from Astro or the IdP rewrites the reader's terminal; XML 1.0 cannot hold most of them, so a JUnit report with
 # one is not well-formed), lone surrogates (not encodable: writing them fails) and the XML non-characters U+FFFE
-# and U+FFFF. JSON keeps values exact (json escapes them); reports and narration show them as Python escapes.
-_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# and U+FFFF, and the invisible controls that reorder or hide text (bidi embeddings, overrides and isolates, the
+# marks, a zero-width space: "\u202emoc.elpmaxe@nimda" shows as another user's address). JSON keeps values exact
+# (json escapes them); reports and narration show them as Python escapes.
+_UNPRINTABLE = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u061c\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def printable(text: str) -> str:
