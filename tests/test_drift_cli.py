@@ -766,3 +766,40 @@ def test_an_interrupted_json_drift_still_prints_its_document(sandbox: Sandbox, o
     jsonschema.Draft202012Validator(schema).validate(doc)
     assert rc == 130 and doc["clean"] is False and doc["error"]["type"] == "Interrupted"
     assert doc["error"]["exit_code"] == 130
+
+
+def test_a_missing_team_too_big_for_on_demand_is_said_not_done(sandbox: Sandbox, azure_applied: Path,
+                                                               capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group over the on-demand limit whose Team is missing: nothing was run and the remedy said "done" with an
+    empty message, on every --fix. It says it was not done and why (the limit lowered so a seed group is over)."""
+    from connector.audit import remedies
+
+    monkeypatch.setattr(remedies, "MAX_ON_DEMAND_GROUP_MEMBERS", 2)
+    name = sandbox.default_team_names()[0]
+    assert scim(sandbox, "azure").delete(f"/Groups/{_team(sandbox, 'azure', name)['id']}").status_code == 204
+    rc, out = fix(azure_applied, capsys)
+    assert rc == 1 and f"FAILED > remedy.azure.provision_group {name}" in out, out
+    assert "not done: the group is too big for on-demand provisioning" in out and "done > remedy.azure" not in out
+
+
+def test_a_team_renamed_only_in_case_gets_its_members_fixed(sandbox: Sandbox, azure_applied: Path,
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reconcile matches Teams ignoring case ("ANALYTICS" is the "Analytics" Team), but the member fix looked the
+    Team up by its exact name and failed, on every --fix ("no Team named 'Analytics' after provisioning")."""
+    from connector.audit import remedies
+
+    monkeypatch.setattr(remedies, "MAX_ON_DEMAND_GROUP_MEMBERS", 2)  # the member fix, not Entra's on-demand call
+    name = sandbox.default_team_names()[1]
+    org = sandbox.astro_orgs["azure"].org_id
+    team_id = _team(sandbox, "azure", name)["id"]
+    renamed = scim(sandbox, "azure").patch(f"/Groups/{team_id}", json={
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "displayName", "value": name.upper()}]})
+    assert renamed.status_code in (200, 204)
+    sandbox.astro.drop_membership(org, name.upper(), _member_of(sandbox, name))
+    rc, out = fix(azure_applied, capsys)
+    assert rc == 0 and "FAILED" not in out, out
+    rc, found = drift(azure_applied, capsys)
+    assert (rc, found) == (0, []), found

@@ -296,13 +296,19 @@ class AstroScimClient:
     async def find_user(self, user_name: str) -> dict[str, Any] | None:
         return (await self.find_users([user_name])).get(user_name.casefold())
 
-    async def find_group(self, display_name: str) -> dict[str, Any] | None:
-        """The Group (Team) with exactly this displayName, members included, or None."""
+    async def find_group(self, display_name: str, *, any_case: bool = False) -> dict[str, Any] | None:
+        """The Group (Team) with exactly this displayName, members included, or None. `any_case`: else the one
+        whose name differs only in case (as reconcile matches Teams), when it is the only one."""
         from scim2_models import Group
 
-        for group in await self._search(Group, "/Groups", f"displayName eq {scim_filter_value(display_name)}"):
+        found = await self._search(Group, "/Groups", f"displayName eq {scim_filter_value(display_name)}")
+        for group in found:
             if group.get("displayName") == display_name:
                 return group
+        if any_case:
+            alike = [g for g in found if str(g.get("displayName", "")).casefold() == display_name.casefold()]
+            if len(alike) == 1:
+                return alike[0]
         return None
 
     async def user_names(self, ids: Iterable[str]) -> dict[str, str]:

@@ -381,6 +381,14 @@ def _on_demand(on_demand: ProvisionOnDemand | None, provider: AuditTarget | None
             failed = [r for r in results if r.failed]
             ok = not failed
             texts.append(_summarise(results) or "provisioned on demand")
+        if kind == "groups" and not c.data.get("on_demand", True) \
+                and not (c.data.get("add_users") or c.data.get("remove_ids")):
+            # Too big for on-demand and no member to patch (the Team missing, or its name): nothing here can do
+            # it, and an empty "done" said otherwise.
+            out.append(Outcome(c, False, "not done: the group is too big for on-demand provisioning and Astro has "
+                                         "no member of it to patch; Entra's next cycle provisions it (or, in the "
+                                         "Entra admin center, the app's Provisioning > Restart provisioning)"))
+            continue
         if kind == "groups" and ok and (c.data.get("add_users") or c.data.get("remove_ids")):
             try:
                 fix = partial(_fix_team_members, team=c.data["team"], add_users=c.data.get("add_users", []),
@@ -406,10 +414,9 @@ def _summarise(results: Sequence[OnDemandOutcome]) -> str:
 
 async def _fix_team_members(scim: AstroScimClient, team: str, add_users: list[str], remove_ids: list[str]) -> str:
     """Make the named members right in the Astro Team (after on-demand provisioning, which may skip it)."""
-    group = await scim.find_group(team)
+    group = await scim.find_group(team, any_case=True)  # reconcile matched it so ("ANALYTICS" for "Analytics")
     if group is None:
-        raise RemoteError(f"no Team named {team!r} after provisioning", service=ASTRO_SCIM,
-                          endpoint=scim.url("/Groups"))
+        raise RemoteError(f"no Team named {team!r} in Astro", service=ASTRO_SCIM, endpoint=scim.url("/Groups"))
     members = {m.get("value") for m in group.get("members") or [] if isinstance(m, dict)}
     users = await scim.find_users(add_users)
     missing = [u for u in add_users if u.casefold() not in users]
