@@ -803,3 +803,24 @@ def test_a_team_renamed_only_in_case_gets_its_members_fixed(sandbox: Sandbox, az
     assert rc == 0 and "FAILED" not in out, out
     rc, found = drift(azure_applied, capsys)
     assert (rc, found) == (0, []), found
+
+
+def test_a_missing_users_team_is_fixed_through_its_group_by_id_when_another_group_has_its_name(
+        sandbox: Sandbox, azure_applied: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """azure.assign_groups by id, and another (unassigned) group of the same name in the tenant: a missing user's
+    Team remedy named its group by display name, the lookup was ambiguous, and the remedy failed on every run."""
+    import yaml
+
+    assert sandbox.graph is not None
+    st = sandbox.graph.state
+    data = yaml.safe_load(azure_applied.read_text())
+    data["azure"]["assign_groups"] = [st.group_by_name(n)["id"] for n in data["azure"]["assign_groups"]]
+    azure_applied.write_text(yaml.safe_dump(data))
+    name = sandbox.default_team_names()[0]
+    st.add_group({"displayName": name, "mailNickname": "twin", "securityEnabled": True, "mailEnabled": False})
+    login = _member_of(sandbox, name)
+    sandbox.astro.delete_user(sandbox.astro_orgs["azure"].org_id, login)
+    rc, out = fix(azure_applied, capsys)
+    assert rc == 0 and "FAILED" not in out and "are named" not in out, out
+    rc, found = drift(azure_applied, capsys)
+    assert (rc, found) == (0, []), found

@@ -167,6 +167,8 @@ class Finding:
     astro_id: str | None = None  # SCIM id of the Astro user concerned
     idp_id: str | None = None  # IdP object id of the user or group concerned
     teams: tuple[str, ...] = ()  # user_missing: the Teams the user should be in
+    # ... and their IdP groups' ids, in the same order: a remedy names the group by id (a name may be two groups')
+    team_ids: tuple[str, ...] = ()
     # user_missing / team_missing: the IdP reports it provisioned (Okta: the app user's externalId, the push
     # mapping's lastPush), so nothing is in flight: waiting will not bring it (audit/verify.py).
     idp_done: bool = False
@@ -527,7 +529,7 @@ def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None,
 
     # userName -> the groups naming it, for the users missing from Astro: made at the first one (a list per user
     # of the assigned group, ~15 MB at 100,000 users, that a clean audit never reads).
-    teams_of: dict[str, list[str]] | None = None
+    teams_of: dict[str, list[tuple[str, str]]] | None = None
 
     # -- users
     active_idp: set[str] = set()
@@ -554,11 +556,13 @@ def audit(idp: IdpView, astro: AstroView, prepared: Prepared | None = None,
                 teams_of = {}
                 for group in idp.groups:
                     for member in group.members:
-                        teams_of.setdefault(_fold(member), []).append(group.name)
-            teams = tuple(sorted(teams_of.get(key, [])))
+                        teams_of.setdefault(_fold(member), []).append((group.name, group.id))
+            named = sorted(teams_of.get(key, []))
+            teams, team_ids = tuple(n for n, _ in named), tuple(i for _, i in named)
             also = f" (and from {len(teams)} Team{'s' * (len(teams) != 1)}: {', '.join(teams)})" if teams else ""
             findings.append(_make(name, Kind.USER_MISSING, user.user_name, f"no Astro account{also}",
-                                  user=user.user_name, idp_id=user.id, teams=teams, idp_done=user.scim_id is not None))
+                                  user=user.user_name, idp_id=user.id, teams=teams, team_ids=team_ids,
+                                  idp_done=user.scim_id is not None))
             continue
         if astro_user.active and astro_user.values is not None:
             keys = tuple(user.expected)

@@ -211,8 +211,10 @@ def _azure(b: _Builder, f: Finding, delete_orphans: bool, sizes: dict[str, int])
         b.add(Action.RUN, AZURE_USER, f.subject, user_detail, f, subject=f.idp_id or f.subject)
     elif f.kind in (Kind.USER_MISSING, Kind.ATTRIBUTE_MISMATCH) and f.user:
         b.add(Action.RUN, AZURE_USER, f.user, user_detail, f, subject=f.idp_id or f.user)
-        for team in f.teams:  # the finding's idp_id is the user's: name the group
-            _azure_group(b, f, team, sizes, add_users=[f.user])
+        for team, gid in zip(f.teams, f.team_ids or (None,) * len(f.teams), strict=True):
+            # the finding's idp_id is the user's: the group by its own id (by name, a same-named group in the
+            # tenant made the lookup ambiguous and the remedy failed)
+            _azure_group(b, f, team, sizes, subject=gid, add_users=[f.user])
     elif f.kind is Kind.MEMBERSHIP_MISSING and f.team and f.user:
         _azure_group(b, f, f.team, sizes, subject=f.idp_id, add_users=[f.user])
     elif f.kind is Kind.MEMBERSHIP_EXTRA and f.team and f.astro_id:
