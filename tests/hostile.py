@@ -243,3 +243,29 @@ def first_comer(sb: Sandbox, service: str, method: str, pattern: str) -> FirstCo
     wrapper = FirstComer(mw.app, method, pattern)
     mw.app = wrapper
     return wrapper
+
+
+@contextmanager
+def ctrl_c_at(sb: Sandbox, service: str, suffix: str, *, once: bool = True) -> Iterator[list[bool]]:
+    """Ctrl-C (SIGINT to this process) while `service`'s emulator answers a request whose path ends with
+    `suffix`: at the first such request, or at each (`once=False`). Yields the list of what was sent: clear it to
+    arm a `once` again."""
+    import os
+    import signal
+
+    mw = sb._middleware[service]
+    inner = mw.app
+    sent: list[bool] = []
+
+    def ctrl_c(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ["PATH_INFO"].endswith(suffix) and not (once and sent):
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)  # the main thread, whatever it runs, is interrupted
+        result: Iterable[bytes] = inner(environ, start_response)
+        return result
+
+    mw.app = ctrl_c
+    try:
+        yield sent
+    finally:
+        mw.app = inner

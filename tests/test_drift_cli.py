@@ -609,24 +609,12 @@ def test_an_interrupted_drift_leaves_no_earlier_report_in_its_file(
         sandbox: Sandbox, okta_applied: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str) -> None:
     """Ctrl-C (or a CI cancel) with -o: the file an earlier run wrote stayed, read as this run's verdict. JSON gets
     the interrupted document; another format's earlier report goes."""
-    import os
-    import signal
+    from hostile import ctrl_c_at
 
     report = tmp_path / f"drift.{fmt}"
     report.write_text('{"clean": true, "stale": "from an earlier run"}' if fmt == "json" else "<testsuites/>")
-    middleware = sandbox._middleware["okta"]
-    inner = middleware.app
-
-    def ctrl_c(environ: dict[str, Any], start_response: Any) -> Any:
-        if environ["PATH_INFO"].endswith("/users"):
-            os.kill(os.getpid(), signal.SIGINT)
-        return inner(environ, start_response)
-
-    middleware.app = ctrl_c
-    try:
+    with ctrl_c_at(sandbox, "okta", "/users", once=False):
         rc = main(["drift", "-c", str(okta_applied), "--format", fmt, "-o", str(report)])
-    finally:
-        middleware.app = inner
     capsys.readouterr()
     assert rc == 130
     if fmt == "json":
@@ -711,27 +699,13 @@ def test_one_ctrl_c_while_an_event_loop_runs_on_the_main_thread_always_interrupt
     """asyncio.run's own SIGINT handler only cancels its task and raises when the task ends cancelled: one Ctrl-C
     during status's Okta reads was swallowed about one time in four (status went on, exit 0). The CLI's handler
     raises KeyboardInterrupt wherever the main thread is."""
-    import os
-    import signal
+    from hostile import ctrl_c_at
 
-    middleware = sandbox._middleware["okta"]
-    inner = middleware.app
-    sent: list[bool] = []
-
-    def ctrl_c(environ: dict[str, Any], start_response: Any) -> Any:
-        if environ["PATH_INFO"].endswith("/users") and not sent:
-            sent.append(True)
-            os.kill(os.getpid(), signal.SIGINT)  # once: the main thread runs the status' event loop
-        return inner(environ, start_response)
-
-    middleware.app = ctrl_c
     codes = []
-    try:
+    with ctrl_c_at(sandbox, "okta", "/users") as sent:  # once a run: the main thread runs the status' event loop
         for _ in range(12):
             sent.clear()
             codes.append(main(["status", "-c", str(okta_applied)]))
-    finally:
-        middleware.app = inner
     capsys.readouterr()
     assert codes == [130] * 12
 

@@ -442,24 +442,10 @@ def test_an_interrupted_status_still_prints_its_document(sandbox: Sandbox, okta_
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     """Ctrl-C during `status --format json` left stdout empty (only a config or remote error printed the document),
     and checks.v1.json had no exit code 130 to give it."""
-    import os
-    import signal
+    from hostile import ctrl_c_at
 
-    middleware = sandbox._middleware["okta"]
-    inner = middleware.app
-    sent: list[bool] = []
-
-    def ctrl_c(environ: dict[str, Any], start_response: Any) -> Any:
-        if environ["PATH_INFO"].endswith("/users") and not sent:
-            sent.append(True)
-            os.kill(os.getpid(), signal.SIGINT)
-        return inner(environ, start_response)
-
-    middleware.app = ctrl_c
-    try:
+    with ctrl_c_at(sandbox, "okta", "/users"):
         rc = main(["status", "-c", str(okta_applied), "--format", "json"])
-    finally:
-        middleware.app = inner
     doc = json.loads(capsys.readouterr().out)
     jsonschema.Draft202012Validator(schema("checks")).validate(doc)
     assert rc == 130 and doc["ok"] is False and doc["exit_code"] == 130 and doc["error"]["type"] == "Interrupted"
