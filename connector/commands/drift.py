@@ -6,7 +6,9 @@ Exit 0 when there is no drift (left), 1 when there is, 2 for a refused plan (Uns
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 from pathlib import Path
 
 from connector import output
@@ -136,9 +138,15 @@ class _CannotWrite(UsageError):
 def _write(path: str, text: str, *, quiet_failure: bool = False) -> None:
     from connector.support.redact import redact
 
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.writing")
     try:
-        Path(path).write_text(redact(text), encoding="utf-8")
+        # Whole or not at all: a report cut short (a second Ctrl-C while it was written) is no report.
+        tmp.write_text(redact(text), encoding="utf-8")
+        os.replace(tmp, target)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
         if quiet_failure:  # already on the way out with another error: that one is the news
             output.warn(f"cannot write the report to {path}: {exc.strerror or exc}")
             return
