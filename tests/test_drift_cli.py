@@ -714,27 +714,15 @@ def test_an_interrupted_json_drift_still_prints_its_document(sandbox: Sandbox, o
                                                               capsys: pytest.CaptureFixture[str],
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C during the audit (SIGINT while Okta's users are read): exit 130 and, as every --format json command
-    does on the way out, the document: never clean, error Interrupted. stdout was empty."""
-    import os
-    import signal
-
+    does on the way out, the document: never clean, error Interrupted. stdout was empty. One Ctrl-C: a second
+    one, while the document is printed, cuts it short (as it would for a user pressing it twice)."""
     import jsonschema
+    from hostile import ctrl_c_at
 
     monkeypatch.setenv("ASTRO_SCIM_READ_IN_PROCESS", "1")
-    middleware = sandbox._middleware["okta"]
-    inner = middleware.app
-
-    def ctrl_c(environ: dict[str, Any], start_response: Any) -> Any:
-        if environ["PATH_INFO"].endswith("/users"):
-            os.kill(os.getpid(), signal.SIGINT)  # the main thread, waiting for this answer, is interrupted
-        return inner(environ, start_response)
-
-    middleware.app = ctrl_c
-    try:
-        capsys.readouterr()
+    capsys.readouterr()
+    with ctrl_c_at(sandbox, "okta", "/users"):
         rc = main(["drift", "-c", str(okta_applied), "--format", "json"])
-    finally:
-        middleware.app = inner
     doc = json.loads(capsys.readouterr().out)
     schema = json.loads((Path(__file__).parents[1] / "connector/data/output-schemas/drift.v1.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(doc)
