@@ -25,13 +25,20 @@ else
   venv="$temp/astro-scim-${extras:-core}${INPUT_VERSION:+-$INPUT_VERSION}"
   if [ ! -x "$venv/bin/astro-scim" ]; then
     # The Python setup-python installed (its python-path output), without making it the job's python.
-    "${INPUT_PYTHON:-python3}" -m venv "$venv"
     if [ -n "${INPUT_VERSION:-}" ]; then
       spec=("astro-scim-connector${extras:+[$extras]}==${INPUT_VERSION}")
     else  # this action's own copy, with the dependency versions its CI tested together
       spec=(-c "${GITHUB_ACTION_PATH:?}/constraints.txt" "${GITHUB_ACTION_PATH}${extras:+[$extras]}")
     fi
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "${spec[@]}"
+    # A failed install is no finding: exit 2 with an annotation and the exit-code output (set -e exited 1 with
+    # neither, read as "findings" by a workflow reading the step's result), and no half-made venv left to reuse.
+    if ! "${INPUT_PYTHON:-python3}" -m venv "$venv" \
+        || ! "$venv/bin/pip" install --quiet --disable-pip-version-check "${spec[@]}"; then
+      rm -rf "$venv"
+      echo "::error title=astro-scim::could not install ${spec[*]} (see the pip output above)"
+      if [ -n "${GITHUB_OUTPUT:-}" ]; then echo "exit-code=2" >> "$GITHUB_OUTPUT"; fi
+      exit 2
+    fi
   fi
   tool="$venv/bin/astro-scim"
   # Later steps can call astro-scim too: only it goes on their PATH (not the venv's python and pip, which would

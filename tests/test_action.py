@@ -140,6 +140,20 @@ def test_the_install_takes_a_venv_per_set_of_extras_and_puts_only_astro_scim_on_
     assert (pinned / "pip.log").read_text().split()[-1] == "astro-scim-connector==1.2.3", proc.stderr
 
 
+def test_a_failed_install_is_exit_2_with_an_annotation_and_no_half_made_venv(tmp_path: Path) -> None:
+    """pip failing (an index down, a version that does not exist) ended the step under `set -e`: exit 1, read as
+    "findings", no exit-code output, and a venv without astro-scim left where the next step would look."""
+    python = tmp_path / "python-stand-in"
+    python.write_text(STAND_IN_PYTHON.replace('echo "pip $*" >> "%s/pip.log"', 'echo "pip $*" >> "%s/pip.log"; '
+                                                                               'exit 1'))
+    python.chmod(0o755)
+    proc, files = run_action(tmp_path, extra_env={"INPUT_PYTHON": str(python)}, use_installed="false",
+                             version="9.9.9")
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "::error title=astro-scim::could not install astro-scim-connector==9.9.9" in proc.stdout
+    assert "exit-code=2" in files["output.txt"] and not (tmp_path / "astro-scim-core-9.9.9").exists()
+
+
 def test_findings_can_be_reported_without_failing_the_step(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("idp: okta\nusers: []\n")
     proc, files = run_action(tmp_path, paths="bad.yaml", fail_on_findings="false")
