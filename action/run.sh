@@ -80,7 +80,12 @@ else  # text output: shown in the log and, fenced, in the job summary
   code=$?
   printf '%s\n' "$out"
   if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
-    printf '### astro-scim %s (exit %s)\n\n```\n%s\n```\n' "$command" "$code" "$out" >> "$GITHUB_STEP_SUMMARY"
+    # A fence longer than any run of backticks in the output (a name may hold ```): the block cannot end early.
+    longest=$(printf '%s' "$out" | { grep -o '`\+' || true; } | awk '{ if (length($0) > m) m = length($0) } END { print m + 0 }')
+    fence='```'
+    while [ "${#fence}" -le "$longest" ]; do fence="$fence\`"; done
+    printf '### astro-scim %s (exit %s)\n\n%s\n%s\n%s\n' "$command" "$code" "$fence" "$out" "$fence" \
+      >> "$GITHUB_STEP_SUMMARY"
   fi
 fi
 set -e

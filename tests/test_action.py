@@ -154,6 +154,22 @@ def test_a_failed_install_is_exit_2_with_an_annotation_and_no_half_made_venv(tmp
     assert "exit-code=2" in files["output.txt"] and not (tmp_path / "astro-scim-core-9.9.9").exists()
 
 
+def test_the_job_summarys_code_block_holds_output_with_backticks(tmp_path: Path) -> None:
+    """status/plan output goes into the job summary in a ``` block; output holding ``` (a group name may) ended the
+    block early and the rest was read as Markdown."""
+    import os
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "astro-scim").write_text("#!/usr/bin/env bash\necho 'group ````odd```` name'\necho '<b>x</b>'\n")
+    (fake / "astro-scim").chmod(0o755)
+    proc, files = run_action(tmp_path, command="status",
+                             extra_env={"PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"})
+    assert proc.returncode == 0, proc.stderr
+    summary = files["summary.md"]
+    assert "\n`````\ngroup ````odd```` name\n<b>x</b>\n`````\n" in summary, summary
+
+
 def test_findings_can_be_reported_without_failing_the_step(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("idp: okta\nusers: []\n")
     proc, files = run_action(tmp_path, paths="bad.yaml", fail_on_findings="false")
