@@ -96,7 +96,7 @@ def test_the_next_page_is_asked_for_before_this_one_is_handed_on(sandbox: Sandbo
     azure = _azure(sandbox_config)
     sandbox.logs["graph"].clear()
 
-    async def first_page() -> tuple[int, int, int]:
+    async def first_page() -> tuple[int, int]:
         reader = GraphReader(azure, GraphCredential(azure))
         try:
             pages = reader.iter_pages("GET /users", "/users", {"$select": ["id"], "$top": 5}, permission="users")
@@ -106,15 +106,16 @@ def test_the_next_page_is_asked_for_before_this_one_is_handed_on(sandbox: Sandbo
                 # the server sees it while this loop waits here; page 2's answer waits for the reader to be asked
                 # for it, connector.support.chain.PageWatch).
                 assert second_asked.wait(timeout=10)
-            asked = sandbox.logs["graph"].count("GET", "/v1.0/users")
             rest = [item async for page in pages for item in page]
-            return len(items), asked, len(rest)
+            return len(items), len(rest)
         finally:
             await reader.aclose()
 
-    first, asked, rest = asyncio.run(first_page())
-    assert first == 5 and asked == 2
-    assert first + rest == len(sandbox.seed_org.people)
+    first, rest = asyncio.run(first_page())
+    assert first == 5 and first + rest == len(sandbox.seed_org.people)
+    # each page asked once (counted once all are in: the log records a request when its answer is done, and page
+    # 2's could still be on its way when page 1 was handed on)
+    assert sandbox.logs["graph"].count("GET", "/v1.0/users") == -(-len(sandbox.seed_org.people) // 5)
 
 
 def _read_users(azure: AzureConfig, top: int = 5) -> list[str]:
