@@ -245,7 +245,8 @@ class _Reader:
             done += 1
             if self.progress:
                 # A word per Team read: the Astro read beside the audit (beside.py) is taken for hung after a
-                # silence, and 2,000 Teams read by id, 8 at a time, are minutes of it.
+                # silence, which Teams read by id, 8 at a time, outlasted (40 Teams at 0.25 s a read against a
+                # 1 s bound, a helper's reproduction).
                 self.progress("Teams", done, len(groups))
             return full
 

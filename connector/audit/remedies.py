@@ -383,15 +383,15 @@ def _on_demand(on_demand: ProvisionOnDemand | None, provider: AuditTarget | None
             failed = [r for r in results if r.failed]
             ok = not failed
             texts.append(_summarise(results) or "provisioned on demand")
-        if kind == "groups" and not c.data.get("on_demand", True) \
-                and not (c.data.get("add_users") or c.data.get("remove_ids")):
+        member_work = bool(c.data.get("add_users") or c.data.get("remove_ids"))
+        if kind == "groups" and not c.data.get("on_demand", True) and not member_work:
             # Too big for on-demand and no member to patch (the Team missing, or its name): nothing here can do
             # it, and an empty "done" said otherwise.
             out.append(Outcome(c, False, "not done: the group is too big for on-demand provisioning and Astro has "
                                          "no member of it to patch; Entra's next cycle provisions it (or, in the "
                                          "Entra admin center, the app's Provisioning > Restart provisioning)"))
             continue
-        if kind == "groups" and ok and (c.data.get("add_users") or c.data.get("remove_ids")):
+        if kind == "groups" and ok and member_work:
             try:
                 fix = partial(_fix_team_members, team=c.data["team"], add_users=c.data.get("add_users", []),
                               remove_ids=c.data.get("remove_ids", []))

@@ -31,6 +31,11 @@ NEVER = "0001-01-01"  # Graph's "not yet" timestamp prefix
 MASK_CHARS = frozenset("*")
 
 
+def unmasked(value: str) -> bool:
+    """Whether a saved secret's value came back in clear (Graph masks them: only MASK_CHARS), not empty."""
+    return bool(value) and not set(value) <= MASK_CHARS
+
+
 def load_azure_mapping(path: Path | None, named_at: Location | None = None) -> MappingFile:
     """The azure mapping file, checked: structural errors and unparsable expressions stop here with file:line;
     `named_at` is where the config names it (for a file that cannot be read at all)."""

@@ -33,7 +33,7 @@ from connector.providers.base import (
     setup_checks,
 )
 from connector.providers.entra import schema as azure_schema
-from connector.providers.entra.app import MASK_CHARS, load_azure_mapping, misspelt_app_hint
+from connector.providers.entra.app import load_azure_mapping, misspelt_app_hint, unmasked
 from connector.providers.entra.health import EntraHealth
 from connector.providers.entra.provision import EntraOnDemand
 from connector.providers.entra.tenant import NON_GALLERY_TEMPLATE, Tenant, is_guid
@@ -129,7 +129,7 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         if not saved.get("BaseAddress") or saved["BaseAddress"].rstrip("/") != self.astro.scim_url.rstrip("/"):
             return None
         token = saved.get("SecretToken", "")
-        if (token and not set(token) <= MASK_CHARS) or job is None:
+        if unmasked(token) or job is None:
             return None
         try:
             await t.validate_credentials(str(sp_id), str(job["id"]), None)
@@ -187,7 +187,7 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         whether it is astro.token (an unsalted digest of the token in the plan file let a guess be checked
         offline); a masked one is kept (it says nothing)."""
         token = saved.get("SecretToken", "")
-        if token and not set(token) <= MASK_CHARS:
+        if unmasked(token):
             return {**saved, "SecretToken": "astro.token" if token == self.astro.token.reveal() else "another"}
         return saved
 
@@ -319,7 +319,7 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
             return Change(Action.UPDATE, "azure.secrets", "BaseAddress, SecretToken", before=saved["BaseAddress"],
                           after=url, detail=f"Tenant URL {saved['BaseAddress']} -> {url}; Secret Token = astro.token")
         token = saved.get("SecretToken", "")
-        if token and not set(token) <= MASK_CHARS:
+        if unmasked(token):
             # The service echoed a real value: compare it (never print it).
             if token != self.astro.token.reveal():
                 return Change(Action.UPDATE, "azure.secrets", "SecretToken",
@@ -455,7 +455,7 @@ class AzureProvider(EntraHealth, EntraView, EntraOnDemand, BaseProvider[Tenant, 
         saved = await self.tenant.read_secrets(str(sp["id"])) or {}
         # PUT replaces every secret: keep settings we do not own (e.g. notification e-mail), not masked values.
         keep = {k: v for k, v in saved.items()
-                if k not in values and v and not set(v) <= MASK_CHARS and k in _SECRET_KEYS}
+                if k not in values and unmasked(v) and k in _SECRET_KEYS}
         job = ctx.job or await self.tenant.find_job(str(sp["id"]))
         if job is not None:
             # Test the new credentials before saving them (validateCredentials takes them in its body and saves
